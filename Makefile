@@ -1,0 +1,194 @@
+# kiln - one Makefile for the whole tree.
+#
+#   make               build everything (MODE=default: -O2 -g, asserts on)
+#   make run           install missing packages, build, start server + local pool
+#   make test          install missing packages, build, run every check suite
+#   make test-reference REF=DIR   reference-vector checks on DIR/*.safetensors
+#   make asan | lint | format-check | bench | fuzz | deps | clean
+#
+# Sources are found by wildcard, so adding a file needs no edit here:
+#   common/*.c                       -> libkiln_common.a   (no MPI/ZeroMQ/MHD)
+#   worker/{nn,models,data,jobs}/*.c, worker/*.c except main.c -> libkiln_worker.a
+#   server/*.c except main.c         -> libkiln_server.a
+#   server/cli/*.c                   -> kiln (the CLI)
+#   tests/unit/check_<name>.c        -> one suite, suite_<name>(), in kiln-tests
+
+MODE ?= default
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
+BUILD := build/$(MODE)
+SHARED ?= ../shared
+REF ?= $(SHARED)/reference
+
+CC := gcc
+MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+# The OpenMP flavour of OpenBLAS shares one thread pool with our own OpenMP
+# loops; the pthread flavour would spin its own threads against ours.
+OPENBLAS_PC := /usr/lib/$(MULTIARCH)/openblas-openmp/pkgconfig
+PKG_CONFIG := PKG_CONFIG_PATH=$(OPENBLAS_PC) pkg-config
+PKGS := openblas jansson libmicrohttpd libzmq sqlite3 libcurl uuid zlib libsodium ompi-c check
+
+WARN := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wpointer-arith -Wcast-qual -Wformat=2 -Wvla -Wdouble-promotion -Wundef
+STD := -std=c11 -D_POSIX_C_SOURCE=200809L
+ARCH ?= -march=native
+
+ifeq ($(MODE),default)
+  OPT := -O2 -g
+else ifeq ($(MODE),release)
+  OPT := -O2 -g -DNDEBUG
+else ifeq ($(MODE),debug)
+  OPT := -O0 -g3
+else ifeq ($(MODE),asan)
+  OPT := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else ifeq ($(MODE),tsan)
+  OPT := -O1 -g -fsanitize=thread
+else
+  $(error unknown MODE=$(MODE): use default, release, debug, asan or tsan)
+endif
+
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+BLAS_RPATH = -Wl,-rpath,$(shell $(PKG_CONFIG) --variable=libdir openblas 2>/dev/null)
+
+CPPFLAGS := -I. -MMD -MP
+CFLAGS := $(STD) $(WARN) $(OPT) $(ARCH) -fopenmp
+# The kernels are the hot loops: let gcc vectorise harder and fuse multiply-adds.
+NN_CFLAGS := -O3 -ffp-contract=fast
+LDFLAGS := $(OPT) -fopenmp
+LDLIBS = $(PKG_LIBS) $(BLAS_RPATH) -lm -lpthread
+
+COMMON_SRC := $(sort $(wildcard common/*.c))
+WORKER_SRC := $(sort $(wildcard worker/nn/*.c worker/models/*.c worker/data/*.c worker/jobs/*.c) \
+                     $(filter-out worker/main.c,$(wildcard worker/*.c)))
+SERVER_SRC := $(sort $(filter-out server/main.c,$(wildcard server/*.c)))
+CLI_SRC := $(sort $(wildcard server/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/unit/*.c))
+SUITES := $(patsubst tests/unit/check_%.c,%,$(filter tests/unit/check_%.c,$(TEST_SRC)))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCHES := $(patsubst bench/%.c,$(BIN)/%,$(BENCH_SRC))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIB_COMMON := $(BUILD)/libkiln_common.a
+LIB_WORKER := $(BUILD)/libkiln_worker.a
+LIB_SERVER := $(BUILD)/libkiln_server.a
+BIN := $(BUILD)/bin
+PROGRAMS := $(BIN)/kiln-server $(BIN)/kiln-worker $(BIN)/kiln
+TESTS := $(BIN)/kiln-tests
+
+.PHONY: all build run test test-unit test-reference test-integration asan lint format format-check \
+        bench fuzz deps clean check-deps
+
+all: build
+build: $(PROGRAMS) $(TESTS) $(BENCHES)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/worker/nn/%.o: worker/nn/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(NN_CFLAGS) -c $< -o $@
+
+$(LIB_COMMON): $(call obj,$(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(LIB_WORKER): $(call obj,$(WORKER_SRC))
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(LIB_SERVER): $(call obj,$(SERVER_SRC))
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BIN)/kiln-worker: $(call obj,worker/main.c) $(LIB_WORKER) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BIN)/kiln-server: $(call obj,server/main.c) $(LIB_SERVER) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BIN)/kiln: $(call obj,$(CLI_SRC)) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# The test runner registers every suite found under tests/unit/.
+$(BUILD)/gen/suites.inc: $(TEST_SRC) Makefile
+	@mkdir -p $(dir $@)
+	@{ for s in $(SUITES); do echo "SUITE($$s)"; done; } > $@.tmp && mv $@.tmp $@
+$(call obj,tests/run_tests.c): $(BUILD)/gen/suites.inc
+$(call obj,tests/run_tests.c): CPPFLAGS += -I$(BUILD)/gen
+$(TESTS): $(call obj,tests/run_tests.c $(TEST_SRC)) $(LIB_SERVER) $(LIB_WORKER) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# Each bench/<name>.c is one program linked against the engine.
+$(BIN)/bench_%: $(call obj,bench/bench_%.c) $(LIB_WORKER) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# ---- set-up -----------------------------------------------------------------
+# Every Debian package the build, the tests and `make run` need.
+DEB_PACKAGES := build-essential pkg-config check libsubunit-dev libopenblas-openmp-dev \
+  libjansson-dev libmicrohttpd-dev libzmq3-dev libopenmpi-dev openmpi-bin libsqlite3-dev \
+  sqlite3 libcurl4-openssl-dev curl uuid-dev zlib1g-dev libsodium-dev dataset-fashion-mnist \
+  iproute2 procps psmisc
+# Only for `make bench`, `make fuzz`, `make lint`, `make format-check`.
+DEB_EXTRA := python3-torch python3-numpy wrk clang-14 libclang-rt-14-dev cppcheck clang-tidy \
+  clang-format
+
+deps:
+	@./tests/deps.sh $(DEB_PACKAGES)
+deps-extra:
+	@./tests/deps.sh $(DEB_PACKAGES) $(DEB_EXTRA)
+
+# ---- the two front-door commands ---------------------------------------------
+run: deps
+	@$(MAKE) --no-print-directory MODE=release build
+	@./deploy/run-local.sh build/release/bin
+
+test: deps
+	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory test-unit test-integration
+
+test-unit: $(TESTS)
+	KILN_REF=$(REF) OMP_NUM_THREADS=2 $(TESTS)
+
+test-reference: $(TESTS)
+	KILN_REF=$(REF) CK_RUN_SUITE=reference $(TESTS)
+
+test-integration: $(PROGRAMS)
+	@./tests/integration/run.sh $(BIN)
+
+# ---- quality ----------------------------------------------------------------
+asan: deps
+	@$(MAKE) --no-print-directory MODE=asan build
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:fast_unwind_on_malloc=0:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1 KILN_REF=$(REF) OMP_NUM_THREADS=2 build/asan/bin/kiln-tests
+
+C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common worker server tests -name '*.[ch]')
+lint:
+	@./tests/lint.sh
+format-check:
+	clang-format --dry-run --Werror $(C_FILES)
+format:
+	clang-format -i $(C_FILES)
+
+bench: deps-extra
+	@$(MAKE) --no-print-directory MODE=release build
+	@./bench/run.sh build/release/bin
+
+fuzz: deps-extra
+	@./tests/fuzz/run.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,99 @@
+/* modelcfg.h - model configurations: parse, validate, params and MACs.
+ *
+ * A model config is the JSON object of shared/reference/README.md ("Model
+ * config JSON"): ViT (ceit/deit with stem/ffn/head switches), ResNet-CIFAR
+ * (preset {depth, widths} or explicit {stem, stages}) and MobileNetV2
+ * (preset {width_mult} or explicit {stem, blocks, last}). This module turns
+ * it into a model_cfg with every default filled and every derived size
+ * computed, and counts parameters and multiply-accumulates from the config
+ * alone, so that the server can show them without building the model.
+ *
+ * MAC counting rule (ALGORITHMS.md; DMCP's counter): every conv contributes
+ * (kh*kw*IC/groups + bias)*Ho*Wo*OC, every linear (IN + bias)*OUT per row it
+ * is applied to, attention adds its two matmuls (q k^T and att v); norms,
+ * activations and pools count nothing. Pure C + jansson; thread-safe.
+ */
+#ifndef KILN_MODELCFG_H
+#define KILN_MODELCFG_H
+
+#include <jansson.h>
+
+#include "common/fielderr.h"
+
+#define MC_MAX_STAGES 8
+#define MC_MAX_STAGE_BLOCKS 64
+#define MC_MAX_MB_BLOCKS 64
+#define MC_MAX_DEPTH 64
+
+typedef enum { MC_CEIT = 0, MC_DEIT, MC_RESNET_CIFAR, MC_MOBILENETV2 } mc_arch;
+typedef enum { MC_STEM_PATCHIFY = 0, MC_STEM_I2T } mc_stem;
+typedef enum { MC_FFN_MLP = 0, MC_FFN_LEFF } mc_ffn;
+typedef enum { MC_HEAD_CLS = 0, MC_HEAD_LCA } mc_head;
+
+typedef struct mc_stage {
+    int width;                     /* output (residual) width of the stage */
+    int n_blocks;
+    int mids[MC_MAX_STAGE_BLOCKS]; /* inner width of each BasicBlock */
+} mc_stage;
+
+typedef struct mc_mbblock {
+    int hidden, out, stride;       /* expansion width (== cin: no expansion conv) */
+} mc_mbblock;
+
+typedef struct model_cfg {
+    mc_arch arch;
+    int image_size, in_channels, num_classes;
+
+    /* ViT: arch ceit or deit (the name only; the switches set the structure) */
+    int embed_dim, depth, num_heads, patch_size;
+    double mlp_ratio;              /* default 4 */
+    int hidden;                    /* derived: floor(embed_dim * mlp_ratio) */
+    mc_stem stem;
+    int stem_channels, stem_kernel, stem_stride, stem_pool; /* i2t only: defaults -, 3, 1, 1 */
+    mc_ffn ffn;
+    int leff_kernel;               /* default 3 */
+    mc_head head;
+    int grid;                      /* derived: token grid side; tokens = grid*grid + 1 */
+    int stem_fm;                   /* derived: i2t feature-map side after conv (and pool) */
+
+    /* ResNet-CIFAR: both forms are expanded into stem_width + stages */
+    int preset;                    /* 1 if given as {depth, widths} / {width_mult} */
+    int resnet_depth;              /* preset form only */
+    int stem_width;
+    int n_stages;
+    mc_stage stages[MC_MAX_STAGES];
+
+    /* MobileNetV2: both forms are expanded into mb_stem + blocks + last */
+    double width_mult;             /* preset form only */
+    int cifar;                     /* default 1: stride-1 stem and second setting */
+    int mb_stem;
+    int n_blocks;
+    mc_mbblock blocks[MC_MAX_MB_BLOCKS];
+    int last;
+} model_cfg;
+
+/* Parses and validates a model config. Field paths in fe are prefixed with
+ * `path` (e.g. "model"). Returns 0, or ERR_INVALID with fe filled: unknown
+ * fields, wrong types, out-of-range values, heads not dividing embed_dim, a
+ * token grid that does not come out square and whole, and so on. */
+int modelcfg_parse(model_cfg *c, const json_t *j, const char *path, field_errors *fe);
+
+/* The canonical JSON of c: every default filled, in the form it was given
+ * (preset or explicit). New reference. */
+json_t *modelcfg_to_json(const model_cfg *c);
+
+/* The explicit-width JSON form (ResNet {stem, stages}, MobileNetV2 {stem,
+ * blocks, last}); for ViT the same as modelcfg_to_json. New reference. */
+json_t *modelcfg_to_explicit_json(const model_cfg *c);
+
+/* Number of trainable parameters (buffers excluded). */
+long modelcfg_params(const model_cfg *c);
+
+/* Multiply-accumulates of one forward pass of one image, by the rule above. */
+double modelcfg_macs(const model_cfg *c);
+
+/* MobileNetV2 preset widths, as torchvision / reference models.py compute them:
+ * c(v) = max(8, floor(v*w + 4) / 8 * 8). Fills mb_stem, blocks, last. */
+void modelcfg_mbv2_preset(model_cfg *c, double width_mult, int cifar);
+
+#endif

@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "run-local: not built yet" >&2
+exit 1

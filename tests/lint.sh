@@ -1,0 +1,24 @@
+#!/bin/sh
+# lint.sh - static checks: layering rules, cppcheck, clang-tidy.
+set -eu
+cd "$(dirname "$0")/.."
+status=0
+# Layering: common/ never includes MPI, ZeroMQ or libmicrohttpd; each is used
+# from as few files as possible.
+if grep -lE '#include *[<"](mpi|zmq|microhttpd)\.h' common/*.[ch] 2>/dev/null; then
+    echo "lint: common/ must not include mpi.h, zmq.h or microhttpd.h" >&2
+    status=1
+fi
+for pair in "mpi.h:worker/dist.c" "microhttpd.h:server/http.c" "sqlite3.h:server/store.c"; do
+    hdr=${pair%%:*}
+    allowed=${pair#*:}
+    bad=$(grep -lE "#include *[<\"]$hdr" $(git ls-files '*.c' '*.h') 2>/dev/null | grep -v "^$allowed\$" || true)
+    if [ -n "$bad" ]; then
+        echo "lint: only $allowed may include $hdr, not: $bad" >&2
+        status=1
+    fi
+done
+cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+    --suppress=missingIncludeSystem --inline-suppr -I. -D__GNUC__ \
+    common worker server || status=1
+exit $status

@@ -1,0 +1,93 @@
+/* testutil.c - helpers shared by the check suites (see testutil.h). */
+#include "tests/unit/testutil.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/rng.h"
+#include "common/xalloc.h"
+
+const char *tu_ref_dir(void)
+{
+    const char *d = getenv("KILN_REF");
+    return (d != NULL && d[0] != '\0') ? d : "../shared/reference";
+}
+
+st_file *tu_open_ref(const char *file)
+{
+    char path[1024];
+    errbuf eb;
+    st_file *f = NULL;
+    snprintf(path, sizeof path, "%s/%s", tu_ref_dir(), file);
+    int rc = st_open(&f, path, &eb);
+    ck_assert_msg(rc == 0, "cannot open reference %s: %s", path, eb.msg);
+    return f;
+}
+
+float *tu_tensor(const st_file *f, const char *name, size_t *numel)
+{
+    const st_tensor *t = st_find(f, name);
+    ck_assert_msg(t != NULL, "reference tensor '%s' is missing", name);
+    float *p = xmallocarray(t->numel ? t->numel : 1, sizeof(float));
+    errbuf eb;
+    int rc = st_read_f32(f, name, p, t->numel, &eb);
+    ck_assert_msg(rc == 0, "%s", eb.msg);
+    if (numel != NULL)
+        *numel = t->numel;
+    return p;
+}
+
+double tu_max_abs(const float *a, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs((double)a[i]));
+    return m;
+}
+
+double tu_rel_err(const float *c, const float *r, size_t n)
+{
+    double d = 0;
+    for (size_t i = 0; i < n; i++)
+        d = fmax(d, fabs((double)c[i] - (double)r[i]));
+    double m = tu_max_abs(r, n);
+    return m > 0 ? d / m : d;
+}
+
+void tu_nchw_to_nhwc(float *dst, const float *src, int B, int C, int H, int W)
+{
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            for (int h = 0; h < H; h++)
+                for (int w = 0; w < W; w++)
+                    dst[(((size_t)b * H + h) * W + w) * C + c] =
+                        src[(((size_t)b * C + c) * H + h) * W + w];
+}
+
+void tu_nhwc_to_nchw(float *dst, const float *src, int B, int C, int H, int W)
+{
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            for (int h = 0; h < H; h++)
+                for (int w = 0; w < W; w++)
+                    dst[(((size_t)b * C + c) * H + h) * W + w] =
+                        src[(((size_t)b * H + h) * W + w) * C + c];
+}
+
+void tu_fill_uniform(float *a, size_t n, float lo, float hi, unsigned long long seed)
+{
+    rng r;
+    rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++)
+        a[i] = lo + (hi - lo) * rng_uniform(&r);
+}
+
+double tu_dot(const float *a, const float *b, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)a[i] * (double)b[i];
+    return s;
+}

@@ -1,0 +1,42 @@
+/* testutil.h - helpers shared by the check suites.
+ *
+ * Reference files are read from $KILN_REF (default ../shared/reference),
+ * never copied into the project. Comparison follows the reference README:
+ * max|c - r| <= tol * max|r| per tensor. Layout helpers convert PyTorch's
+ * NCHW tensors to the engine's channels-last layout and back.
+ * Single-threaded test code; allocation failures abort.
+ */
+#ifndef KILN_TESTUTIL_H
+#define KILN_TESTUTIL_H
+
+#include <stddef.h>
+
+#include "common/safetensors.h"
+
+/* The reference folder: $KILN_REF or "../shared/reference". */
+const char *tu_ref_dir(void);
+
+/* Opens <ref dir>/<file>; fails the current test if it cannot. */
+st_file *tu_open_ref(const char *file);
+
+/* A malloc'd float32 copy of tensor `name`; *numel receives its size.
+ * Fails the current test if the tensor is missing. */
+float *tu_tensor(const st_file *f, const char *name, size_t *numel);
+
+/* max |a[i]| */
+double tu_max_abs(const float *a, size_t n);
+
+/* max |c - r| / max |r| (max |c - r| if r is all zero). */
+double tu_rel_err(const float *c, const float *r, size_t n);
+
+/* Layout conversions for a (B, C, H, W) tensor. */
+void tu_nchw_to_nhwc(float *dst, const float *src, int B, int C, int H, int W);
+void tu_nhwc_to_nchw(float *dst, const float *src, int B, int C, int H, int W);
+
+/* Fills a with uniform values in [lo, hi) from a fixed-seed generator. */
+void tu_fill_uniform(float *a, size_t n, float lo, float hi, unsigned long long seed);
+
+/* sum_i a[i] * b[i] in double. */
+double tu_dot(const float *a, const float *b, size_t n);
+
+#endif
