@@ -16,21 +16,24 @@
 /* 2^n for an integer-valued float n in [-126, 127], built from the exponent bits. */
 static inline float vmath_pow2i(float n)
 {
-    int32_t bits = ((int32_t)n + 127) << 23;
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;
 }
 
 /* exp(x - lo) for x <= 0 and |lo| tiny beside 1 (a correction term), within about 2 ulp.
- * Below -87.3, where the result would be denormal, it returns 0; NaN propagates. Only
- * non-positive arguments occur here (softmax after its max, e^(-x^2/2)), which keeps the
- * loop free of overflow handling. The polynomial is a relative minimax fit of degree 6
- * on [-ln2/2, ln2/2] (max error 1.9e-9), after Cody-Waite reduction x = n ln2 + r. */
+ * Only non-positive arguments occur here (softmax after its max, e^(-x^2/2)), which keeps
+ * the loop free of overflow handling; x > 0 is outside the contract and is clamped to 0.
+ * Below -87.3, where the result would be denormal, it returns 0; NaN propagates. The
+ * clamps also bring NaN into range, since converting NaN to an int is undefined. The
+ * polynomial is a relative minimax fit of degree 6 on [-ln2/2, ln2/2] (max error 1.9e-9),
+ * after Cody-Waite reduction x = n ln2 + r. */
 static inline float vmath_exp_neg(float x, float lo)
 {
     const float lim = -87.33f;
-    float xc = x < lim ? lim : x;
+    float xc = x >= lim ? x : lim;
+    xc = xc <= 0.0f ? xc : 0.0f;
     /* n = round(x / ln2) by the 1.5*2^23 trick (round to nearest even). */
     const float shifter = 12582912.0f;
     float n = (xc * 1.44269504f + shifter) - shifter;
@@ -45,7 +48,7 @@ static inline float vmath_exp_neg(float x, float lo)
     p = p * r + 1.0000000365e+00f;
     p = p * r + 1.0000000006e+00f;
     float y = p * vmath_pow2i(n);
-    return x < lim ? 0.0f : y;
+    return x < lim ? 0.0f : (x != x ? x : y); /* x != x: NaN */
 }
 
 /* The standard normal CDF Phi(x) = 0.5 erfc(-x/sqrt(2)) and density e^(-x^2/2)/sqrt(2 pi),
