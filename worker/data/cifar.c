@@ -99,8 +99,8 @@ int dataset_load_cifar(dataset *d, const char *const *paths, int n_paths, int ci
         return err_set(eb, ERR_INVALID, "no CIFAR files given");
     /* Size every file first, so a bad one fails before the big allocation. */
     for (int i = 0; i < n_paths; i++) {
-        FILE *f;
-        long records;
+        FILE *f = NULL;
+        long records = 0;
         rc = cifar_open(&f, &records, paths[i], rec, eb);
         if (rc != 0)
             return rc;
@@ -115,7 +115,7 @@ int dataset_load_cifar(dataset *d, const char *const *paths, int n_paths, int ci
     long at = 0;
     for (int i = 0; i < n_paths; i++) {
         FILE *f = NULL;
-        long records;
+        long records = 0;
         rc = cifar_open(&f, &records, paths[i], rec, eb);
         if (rc != 0)
             goto out;

@@ -84,7 +84,7 @@ static int idx_header(gzFile f, const char *path, uint32_t magic, int ndim, uint
                       errbuf *eb)
 {
     unsigned char h[16];
-    size_t want = 4 + 4 * (size_t)ndim, got;
+    size_t want = 4 + 4 * (size_t)ndim, got = 0;
     int rc = idx_read(f, path, h, want, &got, eb);
     if (rc != 0)
         return rc;
@@ -109,7 +109,7 @@ static int idx_payload(gzFile f, const char *path, const char *what, size_t len,
     size_t have = 0;
     int rc;
     for (;;) {
-        size_t got;
+        size_t got = 0;
         rc = idx_read(f, path, buf + have, cap - have, &got, eb);
         if (rc != 0)
             goto out;
@@ -125,7 +125,7 @@ static int idx_payload(gzFile f, const char *path, const char *what, size_t len,
         goto out;
     }
     unsigned char extra[64];
-    size_t got;
+    size_t got = 0;
     rc = idx_read(f, path, extra, sizeof extra, &got, eb);
     if (rc != 0)
         goto out;
@@ -146,11 +146,11 @@ out:
 static int idx_images(const char *path, uint32_t *n, uint32_t *rows, uint32_t *cols,
                       uint8_t **pixels, errbuf *eb)
 {
-    gzFile f;
+    gzFile f = NULL;
     int rc = idx_open(&f, path, eb);
     if (rc != 0)
         return rc;
-    uint32_t dims[3];
+    uint32_t dims[3] = {0, 0, 0};
     rc = idx_header(f, path, IDX_MAGIC_IMAGES, 3, dims, eb);
     if (rc != 0)
         goto out;
@@ -177,11 +177,11 @@ out:
 
 static int idx_labels(const char *path, uint32_t *n, uint8_t **labels, errbuf *eb)
 {
-    gzFile f;
+    gzFile f = NULL;
     int rc = idx_open(&f, path, eb);
     if (rc != 0)
         return rc;
-    uint32_t dims[1];
+    uint32_t dims[1] = {0};
     rc = idx_header(f, path, IDX_MAGIC_LABELS, 1, dims, eb);
     if (rc != 0)
         goto out;
