@@ -4,6 +4,7 @@
  * over their grad.* tensors), MAC counts against hand arithmetic and against
  * tests/tools/count_macs.py, an independent count with PyTorch forward hooks.
  */
+#include "common/err.h"
 #include "common/modelcfg.h"
 #include "common/safetensors.h"
 #include "tests/unit/testutil.h"
