@@ -43,7 +43,7 @@ typedef enum { OPT_SGD = 0, OPT_ADAMW } optim_kind;
 typedef enum { SCHED_COSINE = 0, SCHED_CONSTANT } sched_kind;
 
 typedef struct optim_spec {
-    optim_kind optimizer;  /* default adamw */
+    optim_kind optimizer;  /* default by model family: adamw (ViT), sgd (CNN) */
     double lr;             /* peak learning rate */
     double weight_decay;   /* not applied to biases, norms, pos_embed, cls_token (1-D tensors) */
     double momentum;       /* sgd: default 0.9 */
@@ -83,9 +83,11 @@ typedef struct job_spec {
 /* Parses and validates `in`. On success returns 0, fills *out and, if
  * canonical is not NULL, stores in it a new reference to the spec with every
  * default filled (what the server stores and shows, and what a worker is
- * assigned). On failure returns ERR_INVALID with every problem in fe, or
- * ERR_UNSUPPORTED (with fe naming "type") for a job type this build cannot
- * run yet. Release *out with jobspec_free. */
+ * assigned; parsing it again gives the same canonical JSON). On failure
+ * returns ERR_INVALID with every problem in fe, or ERR_UNSUPPORTED (with fe
+ * naming "type") for a job type this build cannot run yet; *canonical is
+ * then NULL. fe (may be NULL) is reset first. Release *out with
+ * jobspec_free, also after a failure. */
 int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_errors *fe);
 
 /* Frees what jobspec_parse allocated inside s (not s itself). */
