@@ -15,8 +15,9 @@
 #include <stddef.h>
 #include <string.h>
 
-#define BN_CBLK  256 /* channels per pass */
-#define BN_PARTS 4   /* fixed row parts of every reduction */
+#define BN_CBLK    256       /* channels per pass */
+#define BN_PARTS   4         /* fixed row parts of every reduction */
+#define BN_PAR_MIN (1 << 14) /* fewer elements than this run on one thread */
 
 typedef enum { BN_SUM_STATS, BN_SUM_GRAD } bn_sum_mode;
 
@@ -28,7 +29,7 @@ static void bn_sums(double *s1, double *s2, bn_sum_mode mode, const float *x, co
                     const float *ctr, int N, int C, int c0, int n)
 {
     double part[BN_PARTS][2][BN_CBLK];
-    int P = N < BN_PARTS ? 1 : BN_PARTS;
+    int P = (size_t)N * n >= BN_PAR_MIN ? BN_PARTS : 1;
 #pragma omp parallel for schedule(static) if (P > 1)
     for (int q = 0; q < P; q++) {
         double *a1 = part[q][0], *a2 = part[q][1];
@@ -65,16 +66,17 @@ static void bn_sums(double *s1, double *s2, bn_sum_mode mode, const float *x, co
     }
 }
 
-/* out[:, c0:c0+n] = (inp - ctr) * scale + shift, all indexed from c0. */
-static void bn_apply(float *out, const float *inp, const float *ctr, const float *scale,
-                     const float *shift, int N, int C, int c0, int n)
+/* out[:, c0:c0+n] = (inp - ctr - lo) * scale + shift, all indexed from c0;
+ * lo is the part of a double centre that a float ctr cannot hold. */
+static void bn_apply(float *out, const float *inp, const float *ctr, const float *lo,
+                     const float *scale, const float *shift, int N, int C, int c0, int n)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * n >= BN_PAR_MIN)
     for (int r = 0; r < N; r++) {
         const float *xr = inp + (size_t)r * C + c0;
         float *o = out + (size_t)r * C + c0;
         for (int c = 0; c < n; c++)
-            o[c] = (xr[c] - ctr[c]) * scale[c] + shift[c];
+            o[c] = (xr[c] - ctr[c] - lo[c]) * scale[c] + shift[c];
     }
 }
 
@@ -90,7 +92,7 @@ void nn_batchnorm_forward_train(float *out, float *mean, float *rstd, float *run
     for (int c0 = 0; c0 < C; c0 += BN_CBLK) {
         int n = C - c0 < BN_CBLK ? C - c0 : BN_CBLK;
         double s1[BN_CBLK], s2[BN_CBLK];
-        float scale[BN_CBLK];
+        float scale[BN_CBLK], lo[BN_CBLK];
         const float *shift0 = inp + c0; /* the first row */
         bn_sums(s1, s2, BN_SUM_STATS, inp, NULL, shift0, N, C, c0, n);
         for (int c = 0; c < n; c++) {
@@ -101,6 +103,7 @@ void nn_batchnorm_forward_train(float *out, float *mean, float *rstd, float *run
             double mu = (double)shift0[c] + dm;
             double rs = 1.0 / sqrt(var + (double)eps);
             mean[c0 + c] = (float)mu;
+            lo[c] = (float)(mu - (double)mean[c0 + c]);
             rstd[c0 + c] = (float)rs;
             scale[c] = (float)(rs * (double)w[c0 + c]);
             if (run_mean != NULL) {
@@ -115,7 +118,7 @@ void nn_batchnorm_forward_train(float *out, float *mean, float *rstd, float *run
                 }
             }
         }
-        bn_apply(out, inp, mean + c0, scale, b + c0, N, C, c0, n);
+        bn_apply(out, inp, mean + c0, lo, scale, b + c0, N, C, c0, n);
     }
 }
 
@@ -147,7 +150,7 @@ void nn_batchnorm_backward_train(float *dinp, float *dw, float *db, const float 
         if (dinp == NULL)
             continue;
         const float *mu = mean + c0;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * n >= BN_PAR_MIN)
         for (int r = 0; r < N; r++) {
             const float *xr = inp + (size_t)r * C + c0;
             const float *gr = dout + (size_t)r * C + c0;
@@ -166,10 +169,12 @@ void nn_batchnorm_forward_eval(float *out, const float *inp, const float *w, con
     NN_ASSERT(N >= 1 && C >= 1);
     for (int c0 = 0; c0 < C; c0 += BN_CBLK) {
         int n = C - c0 < BN_CBLK ? C - c0 : BN_CBLK;
-        float scale[BN_CBLK];
-        for (int c = 0; c < n; c++)
+        float scale[BN_CBLK], lo[BN_CBLK];
+        for (int c = 0; c < n; c++) {
             scale[c] = (float)((double)w[c0 + c] / sqrt((double)run_var[c0 + c] + (double)eps));
-        bn_apply(out, inp, run_mean + c0, scale, b + c0, N, C, c0, n);
+            lo[c] = 0.0f;
+        }
+        bn_apply(out, inp, run_mean + c0, lo, scale, b + c0, N, C, c0, n);
     }
 }
 
@@ -199,7 +204,7 @@ void nn_batchnorm_backward_eval(float *dinp, float *dw, float *db, const float *
         }
         if (dinp == NULL)
             continue;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * n >= BN_PAR_MIN)
         for (int r = 0; r < N; r++) {
             const float *gr = dout + (size_t)r * C + c0;
             float *dx = dinp + (size_t)r * C + c0;

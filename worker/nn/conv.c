@@ -26,6 +26,7 @@
 #define CONV_CHUNK_ROWS 1024        /* row chunk of the parallel row-wise GEMMs */
 #define CONV_COL_FLOATS (64 * 1024) /* target im2col chunk: 256 KB, stays in L2 */
 #define CONV_COLSUM_BLK 256         /* channels per pass of the bias-gradient sum */
+#define CONV_PAR_MIN    (1 << 14)   /* less work than this runs on one thread */
 
 typedef enum { CONV_1X1, CONV_DEPTHWISE, CONV_IM2COL } conv_algo;
 
@@ -158,7 +159,7 @@ static void reduce_dw_reordered(float *dw, const float *parts, int nparts, size_
                                 const nn_conv2d_dims *d, int ICg)
 {
     int khw = d->kh * d->kw;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)d->OC * ICg * khw * nparts >= CONV_PAR_MIN)
     for (int o = 0; o < d->OC; o++)
         for (int c = 0; c < ICg; c++)
             for (int t = 0; t < khw; t++) {
@@ -269,7 +270,7 @@ static void conv1x1_backward(float *dinp, float *dw, const float *dout, const fl
         nn_gemm(1, 0, OC, IC, (int)(r1 - r0), 1.0f, dout + r0 * OC, OC, inp + r0 * IC, IC, 0.0f,
                 parts + q * psize, IC);
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (psize * P >= CONV_PAR_MIN)
     for (size_t i = 0; i < psize; i++) {
         float s = 0.0f;
         for (int q = 0; q < P; q++)
@@ -290,12 +291,12 @@ static void dw_reorder(float *wr, const float *w, const nn_conv2d_dims *d)
 }
 
 static void dw_forward(float *out, const float *inp, const float *b, const nn_conv2d_dims *d,
-                       const float *wr)
+                       const conv_plan *p, const float *wr)
 {
     int C = d->IC, H = d->H, W = d->W, Ho = d->Ho, Wo = d->Wo, s = d->stride, pad = d->pad;
     int kh = d->kh, kw = d->kw;
     int nrows = d->B * Ho;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (p->rows * C * kh * kw >= CONV_PAR_MIN)
     for (int row = 0; row < nrows; row++) {
         int bi = row / Ho, ho = row % Ho;
         for (int wo = 0; wo < Wo; wo++) {
@@ -324,12 +325,12 @@ static void dw_forward(float *out, const float *inp, const float *b, const nn_co
 
 /* dinp gathered per input row, so rows are owned by one thread each. */
 static void dw_backward_input(float *dinp, const float *dout, const nn_conv2d_dims *d,
-                              const float *wr)
+                              const conv_plan *p, const float *wr)
 {
     int C = d->IC, H = d->H, W = d->W, Ho = d->Ho, Wo = d->Wo, s = d->stride, pad = d->pad;
     int kh = d->kh, kw = d->kw;
     int nrows = d->B * H;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (p->rows * C * kh * kw >= CONV_PAR_MIN)
     for (int row = 0; row < nrows; row++) {
         int bi = row / H, hi = row % H;
         for (int wi = 0; wi < W; wi++) {
@@ -578,7 +579,7 @@ void nn_conv2d_forward(float *out, const float *inp, const float *w, const float
         break;
     case CONV_DEPTHWISE:
         dw_reorder(scratch + p.off_wr, w, d);
-        dw_forward(out, inp, b, d, scratch + p.off_wr);
+        dw_forward(out, inp, b, d, &p, scratch + p.off_wr);
         break;
     case CONV_IM2COL:
         reorder_weights(scratch + p.off_wr, w, d, p.ICg);
@@ -604,7 +605,7 @@ void nn_conv2d_backward(float *dinp, float *dw, float *db, const float *dout, co
     case CONV_DEPTHWISE:
         dw_reorder(scratch + p.off_wr, w, d);
         if (dinp != NULL)
-            dw_backward_input(dinp, dout, d, scratch + p.off_wr);
+            dw_backward_input(dinp, dout, d, &p, scratch + p.off_wr);
         if (dw != NULL)
             dw_backward_weight(dw, dout, inp, d, &p, scratch);
         break;

@@ -10,6 +10,8 @@
 
 #include "worker/nn/tensor.h"
 
+#define POOL_PAR_MIN (1 << 14) /* fewer elements than this run on one thread */
+
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
@@ -31,7 +33,7 @@ void nn_maxpool2d_forward(float *out, int *argmax, const float *inp, int B, int 
     int Ho = nn_maxpool_out_size(H, k, stride, pad);
     int Wo = nn_maxpool_out_size(W, k, stride, pad);
     int nrows = B * Ho;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)nrows * Wo * C * k * k >= POOL_PAR_MIN)
     for (int row = 0; row < nrows; row++) {
         int b = row / Ho, ho = row % Ho;
         for (int wo = 0; wo < Wo; wo++) {
@@ -75,7 +77,7 @@ void nn_maxpool2d_backward(float *dinp, const float *dout, const int *argmax, in
     NN_ASSERT(dinp != NULL && dout != NULL && argmax != NULL);
     size_t per = (size_t)Ho * Wo * C;
     /* An image's outputs only point into that image, so images never collide. */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (per * B >= POOL_PAR_MIN)
     for (int b = 0; b < B; b++) {
         const float *g = dout + (size_t)b * per;
         const int *a = argmax + (size_t)b * per;
@@ -87,7 +89,7 @@ void nn_maxpool2d_backward(float *dinp, const float *dout, const int *argmax, in
 void nn_avgpool_forward(float *out, const float *inp, int B, int S, int C)
 {
     NN_ASSERT(out != NULL && inp != NULL && B >= 1 && S >= 1 && C >= 1);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)B * S * C >= POOL_PAR_MIN)
     for (int b = 0; b < B; b++) {
         float *o = out + (size_t)b * C;
         const float *x = inp + (size_t)b * S * C;
@@ -105,7 +107,7 @@ void nn_avgpool_backward(float *dinp, const float *dout, int B, int S, int C)
 {
     NN_ASSERT(dinp != NULL && dout != NULL && B >= 1 && S >= 1 && C >= 1);
     float inv = 1.0f / (float)S;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)B * S * C >= POOL_PAR_MIN)
     for (int b = 0; b < B; b++) {
         const float *g = dout + (size_t)b * C;
         float *dx = dinp + (size_t)b * S * C;
