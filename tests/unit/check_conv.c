@@ -150,13 +150,23 @@ static const conv_case naive_cases[] = {
     {2, 6, 6, 8, 12, 3, 2, 1, 4, 0, "im2col groups 4 s2"},
     {2, 5, 5, 3, 6, 3, 1, 1, 3, 1, "depth multiplier 2 (im2col groups)"},
     {1, 5, 7, 3, 5, 3, 1, 1, 1, 1, "im2col batch 1"},
-    {2, 8, 8, 16, 32, 1, 2, 0, 1, 0, "1x1 stride 2 (im2col)"},
+    {2, 8, 8, 16, 30, 1, 2, 0, 1, 0, "1x1 stride 2 (im2col)"},
     {2, 3, 3, 2, 3, 1, 1, 1, 1, 1, "1x1 padded (im2col)"},
     {2, 3, 3, 2, 2, 5, 1, 2, 1, 1, "kernel larger than input"},
     {2, 7, 8, 3, 4, 2, 3, 1, 1, 0, "stride above kernel"},
-    {4, 12, 12, 64, 64, 3, 1, 1, 1, 0, "im2col several chunks"},
-    {8, 16, 16, 16, 16, 3, 1, 1, 1, 1, "im2col parts"},
+    {4, 12, 12, 64, 60, 3, 1, 1, 1, 0, "im2col several chunks"},
+    {8, 16, 16, 16, 20, 3, 1, 1, 1, 1, "im2col parts"},
     {4, 28, 28, 1, 8, 3, 1, 1, 1, 0, "im2col single channel"},
+    {2, 32, 32, 3, 16, 3, 1, 1, 1, 0, "direct stem 3->16"},
+    {2, 28, 28, 1, 32, 3, 1, 1, 1, 0, "direct stem 1->32"},
+    {8, 16, 16, 16, 16, 3, 1, 1, 1, 1, "direct parts, dinp direct"},
+    {4, 12, 12, 64, 64, 3, 1, 1, 1, 0, "direct 64->64 P=4"},
+    {2, 16, 16, 16, 32, 3, 2, 1, 1, 1, "direct s2 (dinp by im2col)"},
+    {2, 8, 8, 16, 32, 1, 2, 0, 1, 0, "direct 1x1 s2"},
+    {2, 10, 10, 16, 16, 5, 1, 2, 1, 1, "direct 5x5"},
+    {2, 9, 9, 16, 32, 3, 1, 0, 1, 1, "direct no pad, P=7"},
+    {1, 8, 8, 128, 48, 3, 1, 1, 1, 1, "direct wide input, OC 48"},
+    {2, 14, 14, 32, 96, 2, 2, 0, 1, 1, "direct patchify"},
 };
 
 START_TEST(matches_naive_double)
@@ -245,6 +255,8 @@ static const conv_case fd_cases[] = {
     {1, 4, 4, 4, 6, 3, 1, 1, 2, 1, "groups 2"},
     {1, 6, 6, 2, 3, 5, 2, 2, 1, 0, "5x5 s2"},
     {2, 5, 5, 3, 2, 1, 2, 0, 1, 1, "1x1 stride 2"},
+    {2, 4, 4, 16, 16, 3, 1, 1, 1, 1, "direct"},
+    {1, 8, 8, 3, 16, 3, 2, 1, 1, 1, "direct s2"},
 };
 
 START_TEST(finite_differences)
@@ -293,7 +305,9 @@ START_TEST(accumulates_skips_and_is_thread_independent)
         {4, 16, 16, 24, 40, 1, 1, 0, 1, 1, "1x1"},
         {4, 28, 28, 8, 24, 2, 2, 0, 1, 1, "patchify"},
         {4, 16, 16, 48, 48, 3, 2, 1, 48, 1, "depthwise"},
-        {8, 16, 16, 16, 16, 3, 1, 1, 1, 1, "im2col parts"},
+        {8, 16, 16, 16, 20, 3, 1, 1, 1, 1, "im2col parts"},
+        {8, 16, 16, 16, 16, 3, 1, 1, 1, 1, "direct"},
+        {8, 16, 16, 16, 32, 3, 2, 1, 1, 1, "direct s2"},
     };
     int old = nn_get_threads();
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
