@@ -1,11 +1,11 @@
 /* check_safetensors.c - the safetensors reader and writer. */
+#include "common/safetensors.h"
+#include "tests/unit/testutil.h"
+
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "common/safetensors.h"
-#include "tests/unit/testutil.h"
 
 Suite *suite_safetensors(void);
 
