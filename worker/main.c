@@ -304,6 +304,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "kiln-worker: cannot start MPI\n");
         return EXIT_JOB_FAILED;
     }
+    if (d.world > 1)
+        log_info("rank %d of %d on host %s (local rank %d of %d), %d threads", d.rank, d.world,
+                 d.host, d.local_rank, d.local_size, d.threads);
     int code;
     if (strcmp(argv[1], "run") == 0)
         code = cmd_run(argc - 1, argv + 1, &d);
