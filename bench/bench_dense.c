@@ -26,8 +26,8 @@
 #include <string.h>
 #include <time.h>
 
-#define ROUNDS        7
-#define ROUND_SECONDS 0.04
+#define ROUNDS        15
+#define ROUND_SECONDS 0.02
 
 static double now_s(void)
 {
