@@ -22,23 +22,16 @@ static inline float vmath_pow2i(float n)
     return f;
 }
 
-/* exp(x - lo) for x <= 0 and |lo| tiny beside 1 (a correction term), within about 2 ulp.
- * Only non-positive arguments occur here (softmax after its max, e^(-x^2/2)), which keeps
- * the loop free of overflow handling; x > 0 is outside the contract and is clamped to 0.
- * Below -87.3, where the result would be denormal, it returns 0; NaN propagates. The
- * clamps also bring NaN into range, since converting NaN to an int is undefined. The
- * polynomial is a relative minimax fit of degree 6 on [-ln2/2, ln2/2] (max error 1.9e-9),
- * after Cody-Waite reduction x = n ln2 + r. */
-static inline float vmath_exp_neg(float x, float lo)
+/* exp(x - lo) for x in [-87.33, 0] exactly (no range checks) and |lo| tiny beside 1 (a
+ * correction term), within about 2 ulp: Cody-Waite reduction x = n ln2 + r, then a
+ * relative minimax polynomial of degree 6 on [-ln2/2, ln2/2] (max error 1.9e-9). */
+static inline float vmath_exp_core(float x, float lo)
 {
-    const float lim = -87.33f;
-    float xc = x >= lim ? x : lim;
-    xc = xc <= 0.0f ? xc : 0.0f;
     /* n = round(x / ln2) by the 1.5*2^23 trick (round to nearest even). */
     const float shifter = 12582912.0f;
-    float n = (xc * 1.44269504f + shifter) - shifter;
-    float r = xc - n * 0.693359375f; /* ln2 high part: 9 bits, so n*hi is exact */
-    r = r - n * -2.12194440e-4f;     /* ln2 - high part */
+    float n = (x * 1.44269504f + shifter) - shifter;
+    float r = x - n * 0.693359375f; /* ln2 high part: 9 bits, so n*hi is exact */
+    r = r - n * -2.12194440e-4f;    /* ln2 - high part */
     r = r - lo;
     float p = 1.3836742503e-03f;
     p = p * r + 8.3748986834e-03f;
@@ -47,8 +40,20 @@ static inline float vmath_exp_neg(float x, float lo)
     p = p * r + 4.9999992032e-01f;
     p = p * r + 1.0000000365e+00f;
     p = p * r + 1.0000000006e+00f;
-    float y = p * vmath_pow2i(n);
-    return x < lim ? 0.0f : (x != x ? x : y); /* x != x: NaN */
+    return p * vmath_pow2i(n);
+}
+
+#define VMATH_EXP_MIN (-87.33f) /* below this e^x is denormal: flushed to 0 */
+
+/* exp(x - lo) for x <= 0 (softmax after its max, e^(-x^2/2)); x > 0 is outside the
+ * contract and is clamped to 0. Below VMATH_EXP_MIN it returns 0; NaN propagates. The
+ * clamps also bring NaN into range, since converting NaN to an int is undefined. */
+static inline float vmath_exp_neg(float x, float lo)
+{
+    float xc = x >= VMATH_EXP_MIN ? x : VMATH_EXP_MIN;
+    xc = xc <= 0.0f ? xc : 0.0f;
+    float y = vmath_exp_core(xc, lo);
+    return x < VMATH_EXP_MIN ? 0.0f : (x != x ? x : y); /* x != x: NaN */
 }
 
 /* The standard normal CDF Phi(x) = 0.5 erfc(-x/sqrt(2)) and density e^(-x^2/2)/sqrt(2 pi),
@@ -56,28 +61,30 @@ static inline float vmath_exp_neg(float x, float lo)
  *
  * With z = |x|/sqrt(2): erfc(z) = e^(-z^2) R(z), R(z) = t P(t), t = 1/(1 + a z), a = 0.36,
  * where P is a degree-9 relative minimax fit on t in [0, 1] (max error 3.5e-8; P(0) = a /
- * sqrt(pi) so large z is covered too). e^(-x^2/2) is computed from x^2 split exactly into
- * hi + lo with an FMA, because rounding x^2 alone would cost 2e-5 relative at |x| = 13.
- * For x >= 0, Phi = 1 - erfc/2; for x < 0, Phi = erfc/2 with no cancellation, so
- * GELU(x) = x Phi(x) keeps its relative accuracy far into the negative tail. */
+ * sqrt(pi) so large z is covered too); the coefficients below are those of P/2. e^(-x^2/2)
+ * is computed from x^2 split exactly into hi + lo with an FMA, because rounding x^2 alone
+ * would cost 2e-5 relative at |x| = 13. For x >= 0, Phi = 1 - erfc/2; for x < 0,
+ * Phi = erfc/2 with no cancellation, so GELU(x) = x Phi(x) keeps its relative accuracy far
+ * into the negative tail. NaN propagates through t; no other special case costs a lane. */
 static inline void vmath_normal(float x, float *cdf, float *pdf)
 {
     float sq = x * x;
     float sq_lo = fmaf(x, x, -sq);
-    float e = vmath_exp_neg(-0.5f * sq, 0.5f * sq_lo); /* e^(-x^2/2) */
-    float z = (x < 0.0f ? -x : x) * 0.707106781f;
-    float t = 1.0f / (1.0f + 0.36f * z);
-    float p = 3.7662029937e-02f;
-    p = p * t + -1.4196783483e-01f;
-    p = p * t + 1.4342282534e-01f;
-    p = p * t + -2.8634314461e-02f;
-    p = p * t + 1.0651537840e-01f;
-    p = p * t + 1.2292536637e-01f;
-    p = p * t + 1.6391655835e-01f;
-    p = p * t + 1.8994404587e-01f;
-    p = p * t + 2.0310772301e-01f;
-    p = p * t + 2.0310825723e-01f;
-    float half_erfc = 0.5f * e * (t * p);
+    float s = -0.5f * sq;
+    float e = vmath_exp_core(s >= VMATH_EXP_MIN ? s : VMATH_EXP_MIN, 0.5f * sq_lo);
+    e = s < VMATH_EXP_MIN ? 0.0f : e; /* e^(-x^2/2) */
+    float t = 1.0f / (1.0f + (0.36f * 0.707106781f) * fabsf(x));
+    float p = 0.5f * 3.7662029937e-02f;
+    p = p * t + 0.5f * -1.4196783483e-01f;
+    p = p * t + 0.5f * 1.4342282534e-01f;
+    p = p * t + 0.5f * -2.8634314461e-02f;
+    p = p * t + 0.5f * 1.0651537840e-01f;
+    p = p * t + 0.5f * 1.2292536637e-01f;
+    p = p * t + 0.5f * 1.6391655835e-01f;
+    p = p * t + 0.5f * 1.8994404587e-01f;
+    p = p * t + 0.5f * 2.0310772301e-01f;
+    p = p * t + 0.5f * 2.0310825723e-01f;
+    float half_erfc = e * (t * p);
     *cdf = x < 0.0f ? half_erfc : 1.0f - half_erfc;
     *pdf = e * 0.398942280f;
 }
