@@ -17,8 +17,8 @@ static double row_logsumexp(const float *z, int K)
     double m = (double)z[0];
     for (int k = 1; k < K; k++)
         m = (double)z[k] > m ? (double)z[k] : m;
-    double s = 0.0;
-    for (int k = 0; k < K; k++)
+    double s = exp((double)z[0] - m); /* K >= 1 terms, the largest exp(0) = 1 */
+    for (int k = 1; k < K; k++)
         s += exp((double)z[k] - m);
     return m + log(s);
 }
