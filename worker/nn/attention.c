@@ -181,14 +181,15 @@ static int attn_threads(const attn_dims *d)
     return nt < d->threads ? nt : d->threads;
 }
 
-/* Row-wise softmax of scale * s[i, :T], in place over the padded rows of s (Tp apart; the
- * padded columns become 0), and copied to the att rows (T apart). Whole vectors only: the
- * last vector's padding lanes are masked in registers (storing -inf there first would stall
- * the next vector load on store forwarding). */
+/* Row-wise softmax of scale * s[i, :T] (rows Tp apart, overwritten with the unnormalised
+ * exponentials) into the att rows (T apart). The score rows are walked in whole vectors:
+ * the last vector's padding lanes are masked in registers (storing -inf there first would
+ * stall the next vector load on store forwarding). */
 static void softmax_rows(float *att, float *s, int TQ, int T, int Tp, float scale)
 {
+    int tv = T / VL * VL;
     for (int i = 0; i < TQ; i++) {
-        float *si = s + (long)i * Tp;
+        float *si = s + (long)i * Tp, *ai = att + (long)i * T;
         v16 mv = vec_set1(-INFINITY);
         for (int j = 0; j < Tp; j += VL)
             mv = vec_max(mv, vec_select(vec_lanes() < T - j, vec_ld(si + j), mv));
@@ -200,9 +201,10 @@ static void softmax_rows(float *att, float *s, int TQ, int T, int Tp, float scal
         for (int j = VL; j < Tp; j += VL)
             sv += vec_ld(si + j);
         float inv = 1.0f / vec_hsum(sv);
-        for (int j = 0; j < Tp; j += VL)
-            vec_st(si + j, vec_ld(si + j) * inv);
-        memcpy(att + (long)i * T, si, (size_t)T * sizeof(float));
+        for (int j = 0; j < tv; j += VL)
+            vec_st(ai + j, vec_ld(si + j) * inv);
+        for (int j = tv; j < T; j++)
+            ai[j] = si[j] * inv;
     }
 }
 
@@ -224,10 +226,10 @@ static void attn_forward_unit(float *out, float *att, const float *qkv, const at
     softmax_rows(a, s, d->TQ, d->T, d->Tp, (float)(1.0 / sqrt((double)d->HS)));
     /* o (TQ, HS) = att (TQ, T) . v (T, HS) */
     if (d->direct) {
-        tile_mm(o, d->C, s, d->Tp, 1, v, (int)ld, d->TQ, d->HS, d->T, 0);
+        tile_mm(o, d->C, a, d->T, 1, v, (int)ld, d->TQ, d->HS, d->T, 0);
     } else {
         pack_rows(vp, d->HSp, v, ld, d->T, d->HS);
-        tile_mm(op, d->HSp, s, d->Tp, 1, vp, d->HSp, d->TQ, d->HSp, d->T, 0);
+        tile_mm(op, d->HSp, a, d->T, 1, vp, d->HSp, d->TQ, d->HSp, d->T, 0);
         unpack_rows(o, d->C, op, d->HSp, d->TQ, d->HS, 0);
     }
 }
