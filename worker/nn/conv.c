@@ -31,6 +31,7 @@
 #define CONV_CHUNK_ROWS 1024        /* row chunk of the parallel row-wise GEMMs */
 #define CONV_COL_FLOATS (64 * 1024) /* target im2col chunk: 256 KB, stays in L2 */
 #define CONV_COLSUM_BLK 256         /* channels per pass of the bias-gradient sum */
+#define DW_MAX_TAPS     64          /* depthwise kernels up to 8x8; larger ones use im2col */
 #define CONV_PAR_MIN    (1 << 14)   /* less work than this runs on one thread */
 
 typedef enum { CONV_1X1, CONV_DEPTHWISE, CONV_DIRECT, CONV_IM2COL } conv_algo;
@@ -84,7 +85,7 @@ static void conv_plan_make(conv_plan *p, const nn_conv2d_dims *d)
     p->K = d->kh * d->kw * p->ICg;
     p->rows = (size_t)d->B * d->Ho * d->Wo;
     int k = d->kh;
-    if (d->groups == d->IC && d->groups == d->OC)
+    if (d->groups == d->IC && d->groups == d->OC && d->kh * d->kw <= DW_MAX_TAPS)
         p->algo = CONV_DEPTHWISE;
     else if (k == 1 && d->kw == 1 && d->stride == 1 && d->pad == 0 && d->groups == 1)
         p->algo = CONV_1X1;
@@ -317,6 +318,26 @@ static void conv1x1_backward(float *dinp, float *dw, const float *dout, const fl
 
 /* ---- depthwise -------------------------------------------------------------- */
 
+/* Channels are processed in blocks of 16 held in one vector (gcc's vector
+ * extension: one AVX-512 register here, emulated elsewhere), whose running
+ * sums stay in registers while the taps or pixels stream past. A tail of
+ * fewer than 16 channels takes the same loops with a scalar lane count. */
+typedef float dw_vec __attribute__((vector_size(64)));
+#define DW_BLK    16
+#define DW_INLINE static inline __attribute__((always_inline))
+
+DW_INLINE dw_vec dw_ld(const float *p)
+{
+    dw_vec v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+DW_INLINE void dw_st(float *p, dw_vec v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
 /* wr (kh, kw, C) from w (C, 1, kh, kw): one tap of every channel is a row. */
 static void dw_reorder(float *wr, const float *w, const nn_conv2d_dims *d)
 {
@@ -326,35 +347,78 @@ static void dw_reorder(float *wr, const float *w, const nn_conv2d_dims *d)
             wr[(size_t)t * d->IC + c] = w[(size_t)c * khw + t];
 }
 
+/* The taps of output (ho, wo) that fall inside the image: input pixel
+ * offsets src[] and tap indices tap[]; returns their count. */
+DW_INLINE int dw_taps_fwd(int *src, int *tap, int ho, int wo, const nn_conv2d_dims *d)
+{
+    int n = 0;
+    for (int i = 0; i < d->kh; i++) {
+        int hi = ho * d->stride - d->pad + i;
+        if (hi < 0 || hi >= d->H)
+            continue;
+        for (int j = 0; j < d->kw; j++) {
+            int wi = wo * d->stride - d->pad + j;
+            if (wi < 0 || wi >= d->W)
+                continue;
+            src[n] = hi * d->W + wi;
+            tap[n++] = i * d->kw + j;
+        }
+    }
+    return n;
+}
+
+/* The outputs whose taps read input (hi, wi): output offsets and tap indices. */
+DW_INLINE int dw_taps_bwd(int *dst, int *tap, int hi, int wi, const nn_conv2d_dims *d)
+{
+    int n = 0, s = d->stride;
+    for (int i = 0; i < d->kh; i++) {
+        int t = hi + d->pad - i;
+        if (t < 0 || t % s != 0 || t / s >= d->Ho)
+            continue;
+        for (int j = 0; j < d->kw; j++) {
+            int u = wi + d->pad - j;
+            if (u < 0 || u % s != 0 || u / s >= d->Wo)
+                continue;
+            dst[n] = (t / s) * d->Wo + u / s;
+            tap[n++] = i * d->kw + j;
+        }
+    }
+    return n;
+}
+
+/* o (C) = b + sum over the n listed taps of x[off[t]] * w[tap[t]]; acc_init
+ * instead of b when accumulating (o already holds the start value). */
+DW_INLINE void dw_taps_dot(float *o, const float *x, const float *wr, const float *b,
+                           const int *off, const int *tap, int n, int C, int accumulate)
+{
+    int c0 = 0;
+    for (; c0 + DW_BLK <= C; c0 += DW_BLK) {
+        dw_vec acc = accumulate ? dw_ld(o + c0) : (b != NULL ? dw_ld(b + c0) : (dw_vec){0});
+        for (int t = 0; t < n; t++)
+            acc += dw_ld(x + (size_t)off[t] * C + c0) * dw_ld(wr + (size_t)tap[t] * C + c0);
+        dw_st(o + c0, acc);
+    }
+    for (int c = c0; c < C; c++) {
+        float acc = accumulate ? o[c] : (b != NULL ? b[c] : 0.0f);
+        for (int t = 0; t < n; t++)
+            acc += x[(size_t)off[t] * C + c] * wr[(size_t)tap[t] * C + c];
+        o[c] = acc;
+    }
+}
+
 static void dw_forward(float *out, const float *inp, const float *b, const nn_conv2d_dims *d,
                        const conv_plan *p, const float *wr)
 {
-    int C = d->IC, H = d->H, W = d->W, Ho = d->Ho, Wo = d->Wo, s = d->stride, pad = d->pad;
-    int kh = d->kh, kw = d->kw;
+    int C = d->IC, Ho = d->Ho, Wo = d->Wo;
     int nrows = d->B * Ho;
-#pragma omp parallel for schedule(static) if (p->rows * C * kh * kw >= CONV_PAR_MIN)
+#pragma omp parallel for schedule(static) if (p->rows * C * d->kh * d->kw >= CONV_PAR_MIN)
     for (int row = 0; row < nrows; row++) {
         int bi = row / Ho, ho = row % Ho;
+        int src[DW_MAX_TAPS], tap[DW_MAX_TAPS];
+        const float *img = inp + (size_t)bi * d->H * d->W * C;
         for (int wo = 0; wo < Wo; wo++) {
-            float *o = out + ((size_t)row * Wo + wo) * C;
-            if (b != NULL)
-                memcpy(o, b, (size_t)C * sizeof(float));
-            else
-                memset(o, 0, (size_t)C * sizeof(float));
-            for (int i = 0; i < kh; i++) {
-                int hi = ho * s - pad + i;
-                if (hi < 0 || hi >= H)
-                    continue;
-                for (int j = 0; j < kw; j++) {
-                    int wi = wo * s - pad + j;
-                    if (wi < 0 || wi >= W)
-                        continue;
-                    const float *x = inp + (((size_t)bi * H + hi) * W + wi) * C;
-                    const float *wt = wr + (size_t)(i * kw + j) * C;
-                    for (int c = 0; c < C; c++)
-                        o[c] += x[c] * wt[c];
-                }
-            }
+            int n = dw_taps_fwd(src, tap, ho, wo, d);
+            dw_taps_dot(out + ((size_t)row * Wo + wo) * C, img, wr, b, src, tap, n, C, 0);
         }
     }
 }
@@ -363,30 +427,48 @@ static void dw_forward(float *out, const float *inp, const float *b, const nn_co
 static void dw_backward_input(float *dinp, const float *dout, const nn_conv2d_dims *d,
                               const conv_plan *p, const float *wr)
 {
-    int C = d->IC, H = d->H, W = d->W, Ho = d->Ho, Wo = d->Wo, s = d->stride, pad = d->pad;
-    int kh = d->kh, kw = d->kw;
+    int C = d->IC, H = d->H, W = d->W;
     int nrows = d->B * H;
-#pragma omp parallel for schedule(static) if (p->rows * C * kh * kw >= CONV_PAR_MIN)
+#pragma omp parallel for schedule(static) if (p->rows * C * d->kh * d->kw >= CONV_PAR_MIN)
     for (int row = 0; row < nrows; row++) {
         int bi = row / H, hi = row % H;
+        int dst[DW_MAX_TAPS], tap[DW_MAX_TAPS];
+        const float *gimg = dout + (size_t)bi * d->Ho * d->Wo * C;
         for (int wi = 0; wi < W; wi++) {
-            float *g = dinp + ((size_t)row * W + wi) * C;
-            for (int i = 0; i < kh; i++) {
-                int t = hi + pad - i;
-                if (t < 0 || t % s != 0 || t / s >= Ho)
-                    continue;
-                int ho = t / s;
-                for (int j = 0; j < kw; j++) {
-                    int u = wi + pad - j;
-                    if (u < 0 || u % s != 0 || u / s >= Wo)
-                        continue;
-                    const float *go = dout + (((size_t)bi * Ho + ho) * Wo + u / s) * C;
-                    const float *wt = wr + (size_t)(i * kw + j) * C;
-                    for (int c = 0; c < C; c++)
-                        g[c] += go[c] * wt[c];
-                }
-            }
+            int n = dw_taps_bwd(dst, tap, hi, wi, d);
+            dw_taps_dot(dinp + ((size_t)row * W + wi) * C, gimg, wr, NULL, dst, tap, n, C, 1);
         }
+    }
+}
+
+/* pt (C) += sum over output row gr (Wo, C) of dout * the input row xr under
+ * tap column j: output wo reads input column wo*s - pad + j. */
+static void dw_weight_row(float *pt, const float *gr, const float *xr, int j,
+                          const nn_conv2d_dims *d)
+{
+    int C = d->IC, s = d->stride, c0 = 0;
+    /* the outputs whose input column lies inside the image */
+    int lo = d->pad - j > 0 ? (d->pad - j + s - 1) / s : 0;
+    int hi = (d->W - 1 + d->pad - j) / s + 1;
+    if (hi > d->Wo)
+        hi = d->Wo;
+    if (hi <= lo)
+        return;
+    const float *xl = xr + ((size_t)lo * s - (size_t)d->pad + (size_t)j) * C; /* column of lo */
+    const float *gl = gr + (size_t)lo * C;
+    int n = hi - lo;
+    size_t xs = (size_t)s * C;
+    for (; c0 + DW_BLK <= C; c0 += DW_BLK) {
+        dw_vec acc = dw_ld(pt + c0);
+        for (int q = 0; q < n; q++)
+            acc += dw_ld(gl + (size_t)q * C + c0) * dw_ld(xl + q * xs + c0);
+        dw_st(pt + c0, acc);
+    }
+    for (int c = c0; c < C; c++) {
+        float acc = pt[c];
+        for (int q = 0; q < n; q++)
+            acc += gl[(size_t)q * C + c] * xl[q * xs + c];
+        pt[c] = acc;
     }
 }
 
@@ -394,27 +476,19 @@ static void dw_backward_input(float *dinp, const float *dout, const nn_conv2d_di
 static void dw_weight_part(float *part, const float *dout, const float *inp, int r0, int r1,
                            const nn_conv2d_dims *d)
 {
-    int C = d->IC, H = d->H, W = d->W, Ho = d->Ho, Wo = d->Wo, s = d->stride, pad = d->pad;
-    int kh = d->kh, kw = d->kw;
+    int C = d->IC, H = d->H, Ho = d->Ho, Wo = d->Wo, kh = d->kh, kw = d->kw;
     memset(part, 0, (size_t)kh * kw * C * sizeof(float));
     for (int row = r0; row < r1; row++) {
         int bi = row / Ho, ho = row % Ho;
+        const float *img = inp + (size_t)bi * H * d->W * C;
+        const float *gr = dout + (size_t)row * Wo * C;
         for (int i = 0; i < kh; i++) {
-            int hi = ho * s - pad + i;
+            int hi = ho * d->stride - d->pad + i;
             if (hi < 0 || hi >= H)
                 continue;
-            for (int j = 0; j < kw; j++) {
-                float *acc = part + (size_t)(i * kw + j) * C;
-                for (int wo = 0; wo < Wo; wo++) {
-                    int wi = wo * s - pad + j;
-                    if (wi < 0 || wi >= W)
-                        continue;
-                    const float *x = inp + (((size_t)bi * H + hi) * W + wi) * C;
-                    const float *go = dout + ((size_t)row * Wo + wo) * C;
-                    for (int c = 0; c < C; c++)
-                        acc[c] += go[c] * x[c];
-                }
-            }
+            const float *xr = img + (size_t)hi * d->W * C;
+            for (int j = 0; j < kw; j++)
+                dw_weight_row(part + (size_t)(i * kw + j) * C, gr, xr, j, d);
         }
     }
 }
