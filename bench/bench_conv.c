@@ -19,7 +19,7 @@
 
 typedef struct layer {
     const char *model;
-    char name[32];
+    char name[64];
     int H, IC, OC, k, s, p, g, n; /* square input side H; n = times in the model */
 } layer;
 
@@ -56,7 +56,7 @@ static void add_mbv2(const char *model, double w)
 {
     static const int set[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 1},  {6, 32, 3, 2}, {6, 64, 4, 2},
                                   {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
-    char nm[32];
+    char nm[64];
     int cin = mb_c(32, w), H = 32;
     add(model, "stem 3x3", 32, 3, cin, 3, 1, 1, 1);
     for (int i = 0; i < 7; i++)
