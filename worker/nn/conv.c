@@ -47,7 +47,7 @@ typedef struct conv_plan {
     int chunk;                 /* im2col: output rows per col chunk */
     int dinp_direct;           /* direct: the input gradient runs directly too */
     size_t off_wr, off_col;    /* im2col: reordered weights, col chunks */
-    size_t off_wt, off_wf;     /* direct: HWIO weights, flipped weights */
+    size_t off_wt, off_wf;     /* direct: HWIO weights; direct, depthwise: flipped weights */
     size_t off_xpad, off_gpad; /* direct: per-part padded input and dout images */
     size_t off_dw, off_db;     /* per-part partials of dw and db */
     size_t total;              /* floats of scratch */
@@ -107,6 +107,8 @@ static void conv_plan_make(conv_plan *p, const nn_conv2d_dims *d)
     case CONV_DEPTHWISE:
         p->parts = parts_for(p->rows, (size_t)d->B * d->Ho);
         p->off_wr = at;
+        at += (size_t)d->kh * d->kw * d->IC;
+        p->off_wf = at; /* flipped taps for the stride-1 input gradient */
         at += (size_t)d->kh * d->kw * d->IC;
         p->off_dw = at;
         at += (size_t)p->parts * d->kh * d->kw * d->IC;
@@ -406,10 +408,103 @@ DW_INLINE void dw_taps_dot(float *o, const float *x, const float *wr, const floa
     }
 }
 
+/* The 3x3 kernels below take whole 16-channel blocks. */
+static int dw3_fast(const nn_conv2d_dims *d)
+{
+    return d->kh == 3 && d->kw == 3 && d->IC % DW_BLK == 0 && d->pad <= 2;
+}
+
+/* Geometry of a 3x3 depthwise correlation: input (Hi, Wi, C) -> output
+ * (Ho, Wo, C), stride s, zero padding pad. The forward pass is one; with
+ * flipped taps and padding 2 - pad, so is the stride-1 input gradient. */
+typedef struct dw3_geom {
+    int Hi, Wi, Ho, Wo, C, s, pad;
+} dw3_geom;
+
+/* Output (ho, wo) of image `in`, c-block [c0, c0+16), taps read where inside. */
+DW_INLINE dw_vec dw3_px_edge(const float *in, const float *wr, dw_vec acc, int ho, int wo, int c0,
+                             const dw3_geom *g)
+{
+    for (int i = 0; i < 3; i++) {
+        int hi = ho * g->s - g->pad + i;
+        if (hi < 0 || hi >= g->Hi)
+            continue;
+        for (int j = 0; j < 3; j++) {
+            int wi = wo * g->s - g->pad + j;
+            if (wi >= 0 && wi < g->Wi)
+                acc += dw_ld(in + ((size_t)hi * g->Wi + wi) * g->C + c0) *
+                       dw_ld(wr + (size_t)(i * 3 + j) * g->C + c0);
+        }
+    }
+    return acc;
+}
+
+/* One output row `ho` of a 3x3 depthwise correlation (C % 16 == 0): the nine
+ * tap weights of a 16-channel block stay in registers across the row, and
+ * interior pixels run without bounds checks. out is overwritten (b, which
+ * may be NULL, is added) or accumulated into. */
+static void dw3_row(float *orow, const float *in, const float *wr, const float *b, int ho,
+                    const dw3_geom *g, int accumulate)
+{
+    int C = g->C, s = g->s;
+    const float *xr[3];
+    for (int i = 0; i < 3; i++) {
+        int hi = ho * s - g->pad + i;
+        xr[i] = hi >= 0 && hi < g->Hi ? in + (size_t)hi * g->Wi * C : NULL;
+    }
+    /* interior: every tap column inside, wo*s - pad >= 0 and wo*s - pad + 2 < Wi */
+    int lo = (g->pad + s - 1) / s, hi = g->Wi - 3 + g->pad >= 0 ? (g->Wi - 3 + g->pad) / s + 1 : 0;
+    if (hi > g->Wo)
+        hi = g->Wo;
+    if (lo > hi)
+        lo = hi;
+    for (int c0 = 0; c0 < C; c0 += DW_BLK) {
+        dw_vec w[9];
+        for (int t = 0; t < 9; t++)
+            w[t] = dw_ld(wr + (size_t)t * C + c0);
+        dw_vec bias = b != NULL ? dw_ld(b + c0) : (dw_vec){0};
+        for (int wo = 0; wo < g->Wo; wo++) {
+            float *o = orow + (size_t)wo * C + c0;
+            dw_vec acc = accumulate ? dw_ld(o) : bias;
+            if (wo < lo || wo >= hi) {
+                dw_st(o, dw3_px_edge(in, wr, acc, ho, wo, c0, g));
+                continue;
+            }
+            size_t wi = (size_t)(wo * s - g->pad) * C + c0;
+            for (int i = 0; i < 3; i++) {
+                if (xr[i] == NULL)
+                    continue;
+                const float *x = xr[i] + wi;
+                acc += dw_ld(x) * w[3 * i] + dw_ld(x + C) * w[3 * i + 1] +
+                       dw_ld(x + 2 * (size_t)C) * w[3 * i + 2];
+            }
+            dw_st(o, acc);
+        }
+    }
+}
+
+/* out (B, Ho, Wo, C) = or += the 3x3 depthwise correlation of in (B, Hi, Wi, C). */
+static void dw3_conv(float *out, const float *in, const float *wr, const float *b, int B,
+                     const dw3_geom *g, int accumulate)
+{
+    int nrows = B * g->Ho;
+#pragma omp parallel for schedule(static) if ((size_t)nrows * g->Wo * g->C * 9 >= CONV_PAR_MIN)
+    for (int row = 0; row < nrows; row++) {
+        int bi = row / g->Ho, ho = row % g->Ho;
+        dw3_row(out + (size_t)row * g->Wo * g->C, in + (size_t)bi * g->Hi * g->Wi * g->C, wr, b, ho,
+                g, accumulate);
+    }
+}
+
 static void dw_forward(float *out, const float *inp, const float *b, const nn_conv2d_dims *d,
                        const conv_plan *p, const float *wr)
 {
     int C = d->IC, Ho = d->Ho, Wo = d->Wo;
+    if (dw3_fast(d)) {
+        dw3_geom g = {d->H, d->W, Ho, Wo, C, d->stride, d->pad};
+        dw3_conv(out, inp, wr, b, d->B, &g, 0);
+        return;
+    }
     int nrows = d->B * Ho;
 #pragma omp parallel for schedule(static) if (p->rows * C * d->kh * d->kw >= CONV_PAR_MIN)
     for (int row = 0; row < nrows; row++) {
@@ -787,8 +882,18 @@ void nn_conv2d_backward(float *dinp, float *dw, float *db, const float *dout, co
         break;
     case CONV_DEPTHWISE:
         dw_reorder(scratch + p.off_wr, w, d);
-        if (dinp != NULL)
+        if (dinp != NULL && dw3_fast(d) && d->stride == 1) {
+            /* the stride-1 input gradient is a correlation of dout with the
+             * flipped taps and padding 2 - pad */
+            float *wf = scratch + p.off_wf;
+            for (int t = 0; t < 9; t++)
+                memcpy(wf + (size_t)t * d->IC, scratch + p.off_wr + (size_t)(8 - t) * d->IC,
+                       (size_t)d->IC * sizeof(float));
+            dw3_geom g = {d->Ho, d->Wo, d->H, d->W, d->IC, 1, 2 - d->pad};
+            dw3_conv(dinp, dout, wf, NULL, d->B, &g, 1);
+        } else if (dinp != NULL) {
             dw_backward_input(dinp, dout, d, &p, scratch + p.off_wr);
+        }
         if (dw != NULL)
             dw_backward_weight(dw, dout, inp, d, &p, scratch);
         break;
