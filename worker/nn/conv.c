@@ -7,7 +7,10 @@
  *                 kernels over zero-padded images (conv_direct.c), about
  *                 twice as fast as im2col + GEMM for ResNet's narrow layers;
  *                 the input gradient of a strided conv uses im2col's path.
- *   CONV_DEPTHWISE groups == IC == OC: direct loops vectorised over C.
+ *   CONV_DEPTHWISE groups == IC == OC: direct loops vectorised over blocks
+ *                 of 16 channels; 3x3 kernels keep their taps in registers,
+ *                 and a stride-1 input gradient is the same correlation
+ *                 with flipped taps.
  *   CONV_IM2COL   everything else: im2col of a chunk of output rows into
  *                 (rows, kh*kw*ICg) with the weights reordered to
  *                 (OC, kh, kw, ICg), then one GEMM per group.
@@ -16,7 +19,7 @@
  * serially inside an OpenMP region). Reductions (dw, db) get one partial
  * per part in scratch and are summed in part order, so results do not
  * depend on the thread count. Kernels never allocate; scratch is sized by
- * nn_conv2d_scratch_floats. Depends on gemm.h and OpenMP only.
+ * nn_conv2d_scratch_floats. Depends on gemm.h, conv_direct.h and OpenMP.
  */
 #include "worker/nn/conv.h"
 
