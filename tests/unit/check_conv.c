@@ -314,6 +314,8 @@ START_TEST(accumulates_skips_and_is_thread_independent)
         {8, 16, 16, 16, 20, 3, 1, 1, 1, 1, "im2col parts"},
         {8, 16, 16, 16, 16, 3, 1, 1, 1, 1, "direct"},
         {8, 16, 16, 16, 32, 3, 2, 1, 1, 1, "direct s2"},
+        {4, 4, 4, 64, 320, 1, 1, 0, 1, 0, "1x1 wide weights (threaded BLAS)"},
+        {4, 16, 16, 32, 32, 3, 1, 1, 32, 1, "depthwise 3x3 fast"},
     };
     int old = nn_get_threads();
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
