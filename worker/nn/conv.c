@@ -571,6 +571,40 @@ static void dw_weight_row(float *pt, const float *gr, const float *xr, int j,
 }
 
 /* part (kh, kw, C) = sum over output rows [r0, r1) of dout * the input under each tap. */
+/* Kernel row i of a 3x3 depthwise weight gradient (C % 16 == 0): pt (3, C)
+ * += sum over output row gr of dout * the input row xr under each of the
+ * three tap columns, the three sums of a channel block in registers. */
+static void dw3_weight_row(float *pt, const float *gr, const float *xr, const nn_conv2d_dims *d)
+{
+    int C = d->IC, s = d->stride, pad = d->pad, W = d->W, Wo = d->Wo;
+    int lo = (pad + s - 1) / s, hi = W - 3 + pad >= 0 ? (W - 3 + pad) / s + 1 : 0;
+    if (hi > Wo)
+        hi = Wo;
+    if (lo > hi)
+        lo = hi;
+    for (int c0 = 0; c0 < C; c0 += DW_BLK) {
+        dw_vec a[3];
+        for (int j = 0; j < 3; j++)
+            a[j] = dw_ld(pt + (size_t)j * C + c0);
+        for (int wo = 0; wo < Wo; wo++) {
+            dw_vec g = dw_ld(gr + (size_t)wo * C + c0);
+            int wi = wo * s - pad;
+            if (wo >= lo && wo < hi) {
+                const float *x = xr + (size_t)wi * C + c0;
+                a[0] += g * dw_ld(x);
+                a[1] += g * dw_ld(x + C);
+                a[2] += g * dw_ld(x + 2 * (size_t)C);
+                continue;
+            }
+            for (int j = 0; j < 3; j++)
+                if (wi + j >= 0 && wi + j < W)
+                    a[j] += g * dw_ld(xr + (size_t)(wi + j) * C + c0);
+        }
+        for (int j = 0; j < 3; j++)
+            dw_st(pt + (size_t)j * C + c0, a[j]);
+    }
+}
+
 static void dw_weight_part(float *part, const float *dout, const float *inp, int r0, int r1,
                            const nn_conv2d_dims *d)
 {
@@ -585,6 +619,10 @@ static void dw_weight_part(float *part, const float *dout, const float *inp, int
             if (hi < 0 || hi >= H)
                 continue;
             const float *xr = img + (size_t)hi * d->W * C;
+            if (dw3_fast(d)) {
+                dw3_weight_row(part + (size_t)i * 3 * C, gr, xr, d);
+                continue;
+            }
             for (int j = 0; j < kw; j++)
                 dw_weight_row(part + (size_t)(i * kw + j) * C, gr, xr, j, d);
         }
