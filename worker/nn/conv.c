@@ -102,7 +102,7 @@ static void conv_plan_make(conv_plan *p, const nn_conv2d_dims *d)
     switch (p->algo) {
     case CONV_1X1:
         p->parts = parts_for(p->rows, p->rows);
-        /* Partials only pay when the rows dwarf the weights; else one threaded GEMM. */
+        /* Per-part partials while OC * parts <= rows; else one threaded GEMM. */
         p->dw_parts = (size_t)d->OC * p->parts <= p->rows && p->parts > 1 ? p->parts : 0;
         p->off_dw = at;
         at += (size_t)p->dw_parts * wsz;
