@@ -8,7 +8,7 @@
  *                 twice as fast as im2col + GEMM for ResNet's narrow layers;
  *                 the input gradient of a strided conv uses im2col's path.
  *   CONV_DEPTHWISE groups == IC == OC: direct loops vectorised over blocks
- *                 of 16 channels; 3x3 kernels keep their taps in registers,
+ *                 of DW_BLK channels; 3x3 kernels keep their taps in registers,
  *                 and a stride-1 input gradient is the same correlation
  *                 with flipped taps.
  *   CONV_IM2COL   everything else: im2col of a chunk of output rows into
@@ -323,12 +323,18 @@ static void conv1x1_backward(float *dinp, float *dw, const float *dout, const fl
 
 /* ---- depthwise -------------------------------------------------------------- */
 
-/* Channels are processed in blocks of 16 held in one vector (gcc's vector
- * extension: one AVX-512 register here, emulated elsewhere), whose running
- * sums stay in registers while the taps or pixels stream past. A tail of
- * fewer than 16 channels takes the same loops with a scalar lane count. */
-typedef float dw_vec __attribute__((vector_size(64)));
-#define DW_BLK    16
+/* Channels are processed in blocks of DW_BLK held in one vector (gcc's
+ * vector extension, as wide as the widest SIMD register compiled in: 16
+ * floats with AVX-512), whose running sums stay in registers while the taps
+ * or pixels stream past. A tail of fewer channels runs scalar loops. */
+#if defined(__AVX512F__)
+#define DW_BLK 16
+#elif defined(__AVX__)
+#define DW_BLK 8
+#else
+#define DW_BLK 4
+#endif
+typedef float dw_vec __attribute__((vector_size(DW_BLK * sizeof(float))));
 #define DW_INLINE static inline __attribute__((always_inline))
 
 DW_INLINE dw_vec dw_ld(const float *p)
@@ -411,7 +417,7 @@ DW_INLINE void dw_taps_dot(float *o, const float *x, const float *wr, const floa
     }
 }
 
-/* The 3x3 kernels below take whole 16-channel blocks. */
+/* The 3x3 kernels below take whole DW_BLK-channel blocks. */
 static int dw3_fast(const nn_conv2d_dims *d)
 {
     return d->kh == 3 && d->kw == 3 && d->IC % DW_BLK == 0 && d->pad <= 2;
@@ -443,7 +449,7 @@ DW_INLINE dw_vec dw3_px_edge(const float *in, const float *wr, dw_vec acc, int h
 }
 
 /* One output row `ho` of a 3x3 depthwise correlation (C % 16 == 0): the nine
- * tap weights of a 16-channel block stay in registers across the row, and
+ * tap weights of a channel block stay in registers across the row, and
  * interior pixels run without bounds checks. out is overwritten (b, which
  * may be NULL, is added) or accumulated into. */
 static void dw3_row(float *orow, const float *in, const float *wr, const float *b, int ho,
