@@ -144,6 +144,11 @@ static const conv_case naive_cases[] = {
     {3, 9, 5, 20, 20, 5, 2, 2, 20, 1, "depthwise 5x5 non-square"},
     {4, 16, 16, 48, 48, 3, 1, 1, 48, 1, "depthwise parts"},
     {1, 7, 7, 384, 384, 3, 1, 1, 384, 1, "depthwise wide batch 1"},
+    {2, 9, 7, 32, 32, 3, 2, 1, 32, 1, "depthwise 3x3 fast s2 odd"},
+    {2, 6, 6, 16, 16, 3, 1, 0, 16, 0, "depthwise 3x3 fast no pad"},
+    {1, 5, 5, 16, 16, 3, 1, 2, 16, 1, "depthwise 3x3 fast pad 2"},
+    {2, 4, 3, 16, 16, 3, 1, 1, 16, 1, "depthwise 3x3 fast narrow"},
+    {2, 7, 7, 24, 24, 3, 1, 1, 24, 1, "depthwise 3x3 channels not /16"},
     {2, 9, 9, 3, 4, 3, 2, 1, 1, 1, "im2col 3x3 s2"},
     {2, 16, 16, 3, 8, 7, 2, 3, 1, 0, "im2col 7x7 s2"},
     {2, 7, 5, 6, 4, 3, 1, 1, 2, 1, "im2col groups 2"},
@@ -251,6 +256,7 @@ static const conv_case fd_cases[] = {
     {2, 4, 4, 3, 4, 2, 2, 0, 1, 1, "patchify"},
     {2, 5, 5, 4, 4, 3, 2, 1, 4, 1, "depthwise s2"},
     {1, 4, 4, 3, 3, 3, 1, 1, 3, 0, "depthwise batch 1"},
+    {2, 5, 5, 16, 16, 3, 1, 1, 16, 1, "depthwise 3x3 fast"},
     {2, 5, 4, 3, 4, 3, 2, 1, 1, 1, "3x3 s2 non-square"},
     {1, 4, 4, 4, 6, 3, 1, 1, 2, 1, "groups 2"},
     {1, 6, 6, 2, 3, 5, 2, 2, 1, 0, "5x5 s2"},
@@ -308,6 +314,8 @@ START_TEST(accumulates_skips_and_is_thread_independent)
         {8, 16, 16, 16, 20, 3, 1, 1, 1, 1, "im2col parts"},
         {8, 16, 16, 16, 16, 3, 1, 1, 1, 1, "direct"},
         {8, 16, 16, 16, 32, 3, 2, 1, 1, 1, "direct s2"},
+        {4, 4, 4, 64, 320, 1, 1, 0, 1, 0, "1x1 wide weights (threaded BLAS)"},
+        {4, 16, 16, 32, 32, 3, 1, 1, 32, 1, "depthwise 3x3 fast"},
     };
     int old = nn_get_threads();
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {

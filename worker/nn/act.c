@@ -20,7 +20,7 @@ void nn_gelu_forward(float *out, const float *inp, size_t n)
 {
     NN_ASSERT(out != NULL && inp != NULL);
     long len = (long)n;
-#pragma omp parallel for simd schedule(static) if (n >= GELU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= GELU_PAR_MIN)
     for (long i = 0; i < len; i++) {
         float cdf, pdf;
         vmath_normal(inp[i], &cdf, &pdf);
@@ -33,7 +33,7 @@ void nn_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n
     NN_ASSERT(dinp != NULL && dout != NULL && inp != NULL);
     long len = (long)n;
     /* d/dx x Phi(x) = Phi(x) + x phi(x). */
-#pragma omp parallel for simd schedule(static) if (n >= GELU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= GELU_PAR_MIN)
     for (long i = 0; i < len; i++) {
         float cdf, pdf;
         float x = inp[i];
@@ -46,7 +46,7 @@ void nn_relu_forward(float *out, const float *inp, size_t n)
 {
     NN_ASSERT(out != NULL && inp != NULL);
     long len = (long)n;
-#pragma omp parallel for simd schedule(static) if (n >= ACT_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= ACT_PAR_MIN)
     for (long i = 0; i < len; i++)
         out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
@@ -55,7 +55,7 @@ void nn_relu_backward(float *dinp, const float *dout, const float *out, size_t n
 {
     NN_ASSERT(dinp != NULL && dout != NULL && out != NULL);
     long len = (long)n;
-#pragma omp parallel for simd schedule(static) if (n >= ACT_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= ACT_PAR_MIN)
     for (long i = 0; i < len; i++)
         dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
 }
@@ -64,7 +64,7 @@ void nn_relu6_forward(float *out, const float *inp, size_t n)
 {
     NN_ASSERT(out != NULL && inp != NULL);
     long len = (long)n;
-#pragma omp parallel for simd schedule(static) if (n >= ACT_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= ACT_PAR_MIN)
     for (long i = 0; i < len; i++) {
         float x = inp[i] > 0.0f ? inp[i] : 0.0f;
         out[i] = x < 6.0f ? x : 6.0f;
@@ -75,7 +75,7 @@ void nn_relu6_backward(float *dinp, const float *dout, const float *out, size_t 
 {
     NN_ASSERT(dinp != NULL && dout != NULL && out != NULL);
     long len = (long)n;
-#pragma omp parallel for simd schedule(static) if (n >= ACT_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= ACT_PAR_MIN)
     for (long i = 0; i < len; i++)
         dinp[i] += (out[i] > 0.0f && out[i] < 6.0f) ? dout[i] : 0.0f;
 }
@@ -84,7 +84,7 @@ void nn_add_forward(float *out, const float *a, const float *b, size_t n)
 {
     NN_ASSERT(out != NULL && a != NULL && b != NULL);
     long len = (long)n;
-#pragma omp parallel for simd schedule(static) if (n >= ACT_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= ACT_PAR_MIN)
     for (long i = 0; i < len; i++)
         out[i] = a[i] + b[i];
 }
@@ -93,7 +93,7 @@ void nn_accumulate(float *dst, const float *src, size_t n)
 {
     NN_ASSERT(dst != NULL && src != NULL);
     long len = (long)n;
-#pragma omp parallel for simd schedule(static) if (n >= ACT_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= ACT_PAR_MIN)
     for (long i = 0; i < len; i++)
         dst[i] += src[i];
 }
@@ -102,7 +102,7 @@ void nn_axpy(float *dst, float s, const float *src, size_t n)
 {
     NN_ASSERT(dst != NULL && src != NULL);
     long len = (long)n;
-#pragma omp parallel for simd schedule(static) if (n >= ACT_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= ACT_PAR_MIN)
     for (long i = 0; i < len; i++)
         dst[i] += s * src[i];
 }

@@ -4,16 +4,18 @@
  * OpenMP threads; each unit writes only its own slices of out, att and dqkv, so there are
  * no races and no reductions across threads, and every value is computed the same way
  * whatever the thread count. With T ~ 50 and HS ~ 32 a unit's products are too small for
- * BLAS calls to pay (bench/bench_dense.c measures both), so they run through one register-
- * tiled kernel (tile_mm) written with GCC vector extensions: 16-float vectors that gcc
- * lowers to AVX-512, AVX2 or SSE. tile_mm needs its B operand and its output in rows that
- * are whole vectors: K^T and V^T are transposed into zero-padded per-thread scratch, and
- * when HS is not a multiple of 16 the head slices are packed into padded scratch too.
- * Depends on vmath.h (exp) and OpenMP; thread-safe (no state).
+ * BLAS calls to pay (bench/bench_dense.c times one sgemm per product and unit against this
+ * code), so they run through one register-tiled kernel, tile_mm, written with the 16-float
+ * vectors of vec.h. tile_mm needs its B operand and its output in rows of whole vectors: K^T
+ * and V^T are transposed into zero-padded per-thread scratch (T rounded up to Tp), and when
+ * HS is not a multiple of 16 the head slices are packed into padded scratch too. The
+ * softmax runs on the padded score rows, also in whole vectors, with vmath.h's exp.
+ * Depends on vec.h, vmath.h and OpenMP; thread-safe (no state).
  */
 #include "worker/nn/attention.h"
 
 #include "worker/nn/tensor.h"
+#include "worker/nn/vec.h"
 #include "worker/nn/vmath.h"
 
 #include <math.h>
@@ -24,96 +26,72 @@
 #define ATTN_MAX_THREADS 16
 /* Below this many multiply-adds in total a call runs on the calling thread only. */
 #define ATTN_PAR_MIN (1 << 15)
-#define VL           16 /* floats per vector */
-
-typedef float v16 __attribute__((vector_size(VL * sizeof(float))));
-
-static inline v16 ld16(const float *p)
-{
-    v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline void st16(float *p, v16 v)
-{
-    memcpy(p, &v, sizeof v);
-}
+#define VL           VEC_LEN
+/* Query rows per register tile in tile_mm. */
+#define TILE_ROWS 4
 
 static inline int round_up(int x, int m)
 {
     return (x + m - 1) / m * m;
 }
 
+/* Writes (or, with acc, adds) `rows` of a tile's accumulator rows to C. */
+static inline void tile_store(float *c, int ldc, const v16 *r, int rows, int acc)
+{
+    for (int i = 0; i < rows; i++) {
+        float *ci = c + (long)i * ldc;
+        vec_st(ci, acc ? vec_ld(ci) + r[i] : r[i]);
+    }
+}
+
 /* C (M, N) (+)= A (M, K) . B (K, N), with A[i, k] = A[i*sar + k*sac] (so A may be a
  * transposed view), B rows ldb apart, C rows ldc apart, N a multiple of VL. `acc` selects
- * C += over C =. Tiles of 4 rows x 32 columns keep 8 accumulators in registers. */
+ * C += over C =. Register tiles of TILE_ROWS rows x 32 columns (2 x TILE_ROWS accumulators;
+ * x 16 for an odd vector at the end). A last tile with fewer rows repeats its last row and
+ * stores only the real ones: a full tile runs at full speed, where 1-row tiles would be
+ * bound by the FMA latency. */
 static void tile_mm(float *C, int ldc, const float *A, long sar, long sac, const float *B, int ldb,
                     int M, int N, int K, int acc)
 {
-    int i = 0;
-    for (; i + 4 <= M; i += 4) {
-        const float *a0 = A + i * sar, *a1 = a0 + sar, *a2 = a1 + sar, *a3 = a2 + sar;
+    for (int i = 0; i < M; i += TILE_ROWS) {
+        int rows = M - i < TILE_ROWS ? M - i : TILE_ROWS;
+        const float *a[TILE_ROWS];
+        for (int q = 0; q < TILE_ROWS; q++)
+            a[q] = A + (i + (q < rows ? q : rows - 1)) * sar;
+        float *c = C + (long)i * ldc;
         int j = 0;
         for (; j + 2 * VL <= N; j += 2 * VL) {
-            v16 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0};
-            v16 c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
-            for (int k = 0; k < K; k++) {
-                v16 b0 = ld16(B + (long)k * ldb + j), b1 = ld16(B + (long)k * ldb + j + VL);
-                float x0 = a0[k * sac], x1 = a1[k * sac], x2 = a2[k * sac], x3 = a3[k * sac];
-                c00 += x0 * b0;
-                c01 += x0 * b1;
-                c10 += x1 * b0;
-                c11 += x1 * b1;
-                c20 += x2 * b0;
-                c21 += x2 * b1;
-                c30 += x3 * b0;
-                c31 += x3 * b1;
+            v16 r0[TILE_ROWS] = {{0}}, r1[TILE_ROWS] = {{0}};
+            const float *b = B + j;
+            for (int k = 0; k < K; k++, b += ldb) {
+                v16 b0 = vec_ld(b), b1 = vec_ld(b + VL);
+                VEC_KEEP(b0);
+                VEC_KEEP(b1);
+                for (int q = 0; q < TILE_ROWS; q++) {
+                    float x = a[q][k * sac];
+                    r0[q] += x * b0;
+                    r1[q] += x * b1;
+                }
             }
-            float *c = C + (long)i * ldc + j;
-            if (acc) {
-                c00 += ld16(c), c01 += ld16(c + VL);
-                c10 += ld16(c + ldc), c11 += ld16(c + ldc + VL);
-                c20 += ld16(c + 2 * ldc), c21 += ld16(c + 2 * ldc + VL);
-                c30 += ld16(c + 3 * ldc), c31 += ld16(c + 3 * ldc + VL);
-            }
-            st16(c, c00), st16(c + VL, c01);
-            st16(c + ldc, c10), st16(c + ldc + VL, c11);
-            st16(c + 2 * ldc, c20), st16(c + 2 * ldc + VL, c21);
-            st16(c + 3 * ldc, c30), st16(c + 3 * ldc + VL, c31);
+            tile_store(c + j, ldc, r0, rows, acc);
+            tile_store(c + j + VL, ldc, r1, rows, acc);
         }
-        for (; j < N; j += VL) {
-            v16 c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
-            for (int k = 0; k < K; k++) {
-                v16 b0 = ld16(B + (long)k * ldb + j);
-                c0 += a0[k * sac] * b0;
-                c1 += a1[k * sac] * b0;
-                c2 += a2[k * sac] * b0;
-                c3 += a3[k * sac] * b0;
+        if (j < N) {
+            v16 r0[TILE_ROWS] = {{0}};
+            const float *b = B + j;
+            for (int k = 0; k < K; k++, b += ldb) {
+                v16 b0 = vec_ld(b);
+                for (int q = 0; q < TILE_ROWS; q++)
+                    r0[q] += a[q][k * sac] * b0;
             }
-            float *c = C + (long)i * ldc + j;
-            if (acc) {
-                c0 += ld16(c), c1 += ld16(c + ldc);
-                c2 += ld16(c + 2 * ldc), c3 += ld16(c + 3 * ldc);
-            }
-            st16(c, c0), st16(c + ldc, c1), st16(c + 2 * ldc, c2), st16(c + 3 * ldc, c3);
-        }
-    }
-    for (; i < M; i++) {
-        const float *a0 = A + i * sar;
-        for (int j = 0; j < N; j += VL) {
-            v16 c0 = {0};
-            for (int k = 0; k < K; k++)
-                c0 += a0[k * sac] * ld16(B + (long)k * ldb + j);
-            float *c = C + (long)i * ldc + j;
-            if (acc)
-                c0 += ld16(c);
-            st16(c, c0);
+            tile_store(c + j, ldc, r0, rows, acc);
         }
     }
 }
 
-/* dst (cols, rows_p) = src (rows, cols)^T, src rows lds apart, columns rows..rows_p zero. */
+/* dst (cols, rows_p) = src (rows, cols)^T, src rows lds apart, columns rows..rows_p zero.
+ * Column by column (measured faster than row by row, and than 16 x 16 shuffle blocks as gcc
+ * compiles them). */
 static void pack_transposed(float *dst, int rows_p, const float *src, long lds, int rows, int cols)
 {
     for (int c = 0; c < cols; c++) {
@@ -203,27 +181,28 @@ static int attn_threads(const attn_dims *d)
     return nt < d->threads ? nt : d->threads;
 }
 
-/* Row-wise softmax of scale * s[i, :T] (rows Tp apart) into att rows (T apart). */
-static void softmax_rows(float *att, const float *s, int TQ, int T, int Tp, float scale)
+/* Row-wise softmax of scale * s[i, :T], in place over the padded rows of s (Tp apart; the
+ * padded columns become 0), and copied to the att rows (T apart). Whole vectors only: the
+ * last vector's padding lanes are masked in registers (storing -inf there first would stall
+ * the next vector load on store forwarding). */
+static void softmax_rows(float *att, float *s, int TQ, int T, int Tp, float scale)
 {
     for (int i = 0; i < TQ; i++) {
-        const float *si = s + (long)i * Tp;
-        float *ai = att + (long)i * T;
-        float m = -INFINITY;
-#pragma omp simd reduction(max : m)
-        for (int j = 0; j < T; j++)
-            m = si[j] > m ? si[j] : m;
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < T; j++) {
-            float e = vmath_exp((si[j] - m) * scale);
-            ai[j] = e;
-            sum += e;
-        }
-        float inv = 1.0f / sum;
+        float *si = s + (long)i * Tp;
+        v16 mv = vec_set1(-INFINITY);
+        for (int j = 0; j < Tp; j += VL)
+            mv = vec_max(mv, vec_select(vec_lanes() < T - j, vec_ld(si + j), mv));
+        float m = vec_hmax(mv);
 #pragma omp simd
-        for (int j = 0; j < T; j++)
-            ai[j] *= inv;
+        for (int j = 0; j < Tp; j++)
+            si[j] = j < T ? vmath_exp_neg((si[j] - m) * scale, 0.0f) : 0.0f;
+        v16 sv = vec_ld(si);
+        for (int j = VL; j < Tp; j += VL)
+            sv += vec_ld(si + j);
+        float inv = 1.0f / vec_hsum(sv);
+        for (int j = 0; j < Tp; j += VL)
+            vec_st(si + j, vec_ld(si + j) * inv);
+        memcpy(att + (long)i * T, si, (size_t)T * sizeof(float));
     }
 }
 
@@ -245,10 +224,10 @@ static void attn_forward_unit(float *out, float *att, const float *qkv, const at
     softmax_rows(a, s, d->TQ, d->T, d->Tp, (float)(1.0 / sqrt((double)d->HS)));
     /* o (TQ, HS) = att (TQ, T) . v (T, HS) */
     if (d->direct) {
-        tile_mm(o, d->C, a, d->T, 1, v, (int)ld, d->TQ, d->HS, d->T, 0);
+        tile_mm(o, d->C, s, d->Tp, 1, v, (int)ld, d->TQ, d->HS, d->T, 0);
     } else {
         pack_rows(vp, d->HSp, v, ld, d->T, d->HS);
-        tile_mm(op, d->HSp, a, d->T, 1, vp, d->HSp, d->TQ, d->HSp, d->T, 0);
+        tile_mm(op, d->HSp, s, d->Tp, 1, vp, d->HSp, d->TQ, d->HSp, d->T, 0);
         unpack_rows(o, d->C, op, d->HSp, d->TQ, d->HS, 0);
     }
 }
@@ -268,18 +247,23 @@ void nn_attention_forward(float *out, float *att, const float *qkv, int B, int T
     }
 }
 
-/* ds[i, j] = scale * p[i, j] * (dp[i, j] - sum_j' p[i, j'] dp[i, j']), in place over dp. */
+/* ds[i, j] = scale * p[i, j] * (dp[i, j] - sum_j' p[i, j'] dp[i, j']), in place over dp
+ * (rows Tp apart; only the first T columns are meaningful). */
 static void softmax_backward_rows(float *dp, const float *att, int TQ, int T, int Tp, float scale)
 {
+    int tv = T / VL * VL;
     for (int i = 0; i < TQ; i++) {
         float *g = dp + (long)i * Tp;
         const float *p = att + (long)i * T;
-        float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-        for (int j = 0; j < T; j++)
+        v16 acc = {0};
+        for (int j = 0; j < tv; j += VL)
+            acc += vec_ld(p + j) * vec_ld(g + j);
+        float dot = vec_hsum(acc);
+        for (int j = tv; j < T; j++)
             dot += p[j] * g[j];
-#pragma omp simd
-        for (int j = 0; j < T; j++)
+        for (int j = 0; j < tv; j += VL)
+            vec_st(g + j, scale * vec_ld(p + j) * (vec_ld(g + j) - dot));
+        for (int j = tv; j < T; j++)
             g[j] = scale * p[j] * (g[j] - dot);
     }
 }

@@ -20,7 +20,8 @@
 /* Number of query rows: T for NN_ATTN_ALL_QUERIES, else 1. */
 int nn_attention_queries(int T, int query);
 
-/* Floats of scratch the forward and backward need. */
+/* Floats of scratch the forward and backward need: one slice per thread for up to 16
+ * threads (the kernels never use more), so it does not depend on the thread count. */
 size_t nn_attention_scratch_floats(int B, int T, int C, int NH, int query);
 
 /* out (B, TQ, C); att (B, NH, TQ, T) receives the softmax probabilities,

@@ -24,7 +24,7 @@ void nn_dropout_forward(float *out, float *mask, const float *inp, size_t n, flo
             mask[i] = rng_uniform(r) >= p ? keep : 0.0f;
     }
     long len = (long)n;
-#pragma omp parallel for simd schedule(static) if (n >= DROP_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= DROP_PAR_MIN)
     for (long i = 0; i < len; i++)
         out[i] = inp[i] * mask[i];
 }
@@ -33,7 +33,7 @@ void nn_dropout_backward(float *dinp, const float *dout, const float *mask, size
 {
     NN_ASSERT(dinp != NULL && dout != NULL && mask != NULL);
     long len = (long)n;
-#pragma omp parallel for simd schedule(static) if (n >= DROP_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= DROP_PAR_MIN)
     for (long i = 0; i < len; i++)
         dinp[i] += dout[i] * mask[i];
 }

@@ -3,20 +3,24 @@
  * The three products go through nn_gemm (gemm.h). The forward writes the bias
  * into every output row first and lets the GEMM accumulate (beta = 1), which
  * saves BLAS its separate pass zeroing C. The bias gradient is a column sum of
- * dout: threads own disjoint column ranges and sum their rows in order in
- * double, so the result does not depend on the thread count.
+ * dout: threads own disjoint column ranges and sum their rows in order (float
+ * over short blocks, then double), so the result does not depend on the thread
+ * count.
  * Depends on gemm.h and OpenMP; thread-safe (no state).
  */
 #include "worker/nn/linear.h"
 
 #include "worker/nn/gemm.h"
 #include "worker/nn/tensor.h"
+#include "worker/nn/vec.h"
 
 #include <omp.h>
 #include <string.h>
 
-/* Columns of db summed per block (its double accumulators live on the stack). */
-#define LIN_DB_BLOCK 64
+/* Columns of db summed per block (accumulators on the stack), a multiple of VEC_LEN. */
+#define LIN_DB_BLOCK 128
+/* Rows summed in float before the partial sums are added into double. */
+#define LIN_ROW_BLOCK 16
 /* Below this many outputs a loop runs on the calling thread only. */
 #define LIN_PAR_MIN (1 << 14)
 
@@ -39,19 +43,32 @@ void nn_linear_forward(float *out, const float *inp, const float *w, const float
     nn_gemm(0, 1, N, OUT, IN, 1.0f, inp, IN, w, IN, beta, out, OUT);
 }
 
-/* db[c] += sum_i dout[i, c] for c in [c0, c1), rows summed in order. */
+/* db[c] += sum_i dout[i, c] for c in [c0, c1): the rows in order, in float over blocks of
+ * LIN_ROW_BLOCK rows (vector lanes are columns, so this is per column), then in double. */
 static void bias_grad_cols(float *db, const float *dout, int N, int OUT, int c0, int c1)
 {
     for (int cb = c0; cb < c1; cb += LIN_DB_BLOCK) {
-        int w = c1 - cb < LIN_DB_BLOCK ? c1 - cb : LIN_DB_BLOCK;
+        int nc = c1 - cb < LIN_DB_BLOCK ? c1 - cb : LIN_DB_BLOCK;
+        int full = nc / VEC_LEN; /* whole vectors; a tail of < VEC_LEN columns is scalar */
         double acc[LIN_DB_BLOCK] = {0};
-        for (int i = 0; i < N; i++) {
-            const float *row = dout + (size_t)i * OUT + cb;
-#pragma omp simd
-            for (int c = 0; c < w; c++)
-                acc[c] += (double)row[c];
+        for (int i0 = 0; i0 < N; i0 += LIN_ROW_BLOCK) {
+            int i1 = i0 + LIN_ROW_BLOCK < N ? i0 + LIN_ROW_BLOCK : N;
+            v16 part[LIN_DB_BLOCK / VEC_LEN] = {{0}};
+            float tail[VEC_LEN] = {0};
+            for (int i = i0; i < i1; i++) {
+                const float *row = dout + (size_t)i * OUT + cb;
+                for (int k = 0; k < full; k++)
+                    part[k] += vec_ld(row + k * VEC_LEN);
+                for (int c = full * VEC_LEN; c < nc; c++)
+                    tail[c - full * VEC_LEN] += row[c];
+            }
+            for (int k = 0; k < full; k++)
+                for (int l = 0; l < VEC_LEN; l++)
+                    acc[k * VEC_LEN + l] += (double)part[k][l];
+            for (int c = full * VEC_LEN; c < nc; c++)
+                acc[c] += (double)tail[c - full * VEC_LEN];
         }
-        for (int c = 0; c < w; c++)
+        for (int c = 0; c < nc; c++)
             db[cb + c] += (float)acc[c];
     }
 }

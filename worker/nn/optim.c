@@ -29,13 +29,13 @@ void nn_sgd_step(float *p, float *buf, const float *grad, size_t n, const nn_sgd
     NN_ASSERT(!nesterov || (mom > 0.0f && o->dampening == 0.0f));
     long len = (long)n;
     if (mom == 0.0f) {
-#pragma omp parallel for simd schedule(static) if (n >= OPT_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= OPT_PAR_MIN)
         for (long i = 0; i < len; i++)
             p[i] -= lr * (grad[i] + wd * p[i]);
         return;
     }
     NN_ASSERT(buf != NULL);
-#pragma omp parallel for simd schedule(static) if (n >= OPT_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= OPT_PAR_MIN)
     for (long i = 0; i < len; i++) {
         float g = grad[i] + wd * p[i];
         float b = first_step ? g : mom * buf[i] + damp * g;
@@ -57,7 +57,7 @@ void nn_adamw_step(float *p, float *m, float *v, const float *grad, size_t n,
     const float step = (float)(lr / bc1);
     const float bc2_sqrt = (float)sqrt(bc2);
     long len = (long)n;
-#pragma omp parallel for simd schedule(static) if (n >= OPT_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= OPT_PAR_MIN)
     for (long i = 0; i < len; i++) {
         float g = grad[i];
         float mi = b1 * m[i] + c1 * g;
@@ -115,7 +115,7 @@ double nn_clip_grad_norm(float *g, size_t n, double max_norm)
     if (coef < 1.0) {
         float s = (float)coef;
         long len = (long)n;
-#pragma omp parallel for simd schedule(static) if (n >= OPT_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= OPT_PAR_MIN)
         for (long i = 0; i < len; i++)
             g[i] *= s;
     }

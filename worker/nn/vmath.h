@@ -16,21 +16,24 @@
 /* 2^n for an integer-valued float n in [-126, 127], built from the exponent bits. */
 static inline float vmath_pow2i(float n)
 {
-    int32_t bits = ((int32_t)n + 127) << 23;
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;
 }
 
-/* exp(x - lo) for x in [-87.3, 88.7] and |lo| tiny beside 1 (a correction term), within
- * about 2 ulp. Below -87.3 (where the result would be denormal) it returns 0, above 88.7
- * +inf; NaN propagates. The polynomial is a relative minimax fit of degree 6 on
- * [-ln2/2, ln2/2] (max error 1.9e-9), after Cody-Waite reduction x = n ln2 + r. */
-static inline float vmath_exp_lo(float x, float lo)
+/* exp(x - lo) for x <= 0 and |lo| tiny beside 1 (a correction term), within about 2 ulp.
+ * Only non-positive arguments occur here (softmax after its max, e^(-x^2/2)), which keeps
+ * the loop free of overflow handling; x > 0 is outside the contract and is clamped to 0.
+ * Below -87.3, where the result would be denormal, it returns 0; NaN propagates. The
+ * clamps also bring NaN into range, since converting NaN to an int is undefined. The
+ * polynomial is a relative minimax fit of degree 6 on [-ln2/2, ln2/2] (max error 1.9e-9),
+ * after Cody-Waite reduction x = n ln2 + r. */
+static inline float vmath_exp_neg(float x, float lo)
 {
-    const float lo_lim = -87.33f, hi_lim = 88.72f;
-    float xc = x < lo_lim ? lo_lim : x;
-    xc = xc > hi_lim ? hi_lim : xc;
+    const float lim = -87.33f;
+    float xc = x >= lim ? x : lim;
+    xc = xc <= 0.0f ? xc : 0.0f;
     /* n = round(x / ln2) by the 1.5*2^23 trick (round to nearest even). */
     const float shifter = 12582912.0f;
     float n = (xc * 1.44269504f + shifter) - shifter;
@@ -44,16 +47,8 @@ static inline float vmath_exp_lo(float x, float lo)
     p = p * r + 4.9999992032e-01f;
     p = p * r + 1.0000000365e+00f;
     p = p * r + 1.0000000006e+00f;
-    /* n can reach 128 at the top of the range: split the scale so 2^n never overflows early. */
-    float half = n > 0.0f ? 1.0f : 0.0f;
-    float y = p * vmath_pow2i(n - half) * (half + 1.0f);
-    y = x < lo_lim ? 0.0f : y;
-    return x > hi_lim ? INFINITY : y;
-}
-
-static inline float vmath_exp(float x)
-{
-    return vmath_exp_lo(x, 0.0f);
+    float y = p * vmath_pow2i(n);
+    return x < lim ? 0.0f : (x != x ? x : y); /* x != x: NaN */
 }
 
 /* The standard normal CDF Phi(x) = 0.5 erfc(-x/sqrt(2)) and density e^(-x^2/2)/sqrt(2 pi),
@@ -69,7 +64,7 @@ static inline void vmath_normal(float x, float *cdf, float *pdf)
 {
     float sq = x * x;
     float sq_lo = fmaf(x, x, -sq);
-    float e = vmath_exp_lo(-0.5f * sq, 0.5f * sq_lo); /* e^(-x^2/2) */
+    float e = vmath_exp_neg(-0.5f * sq, 0.5f * sq_lo); /* e^(-x^2/2) */
     float z = (x < 0.0f ? -x : x) * 0.707106781f;
     float t = 1.0f / (1.0f + 0.36f * z);
     float p = 3.7662029937e-02f;
