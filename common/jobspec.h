@@ -83,9 +83,11 @@ typedef struct job_spec {
 /* Parses and validates `in`. On success returns 0, fills *out and, if
  * canonical is not NULL, stores in it a new reference to the spec with every
  * default filled (what the server stores and shows, and what a worker is
- * assigned). On failure returns ERR_INVALID with every problem in fe, or
- * ERR_UNSUPPORTED (with fe naming "type") for a job type this build cannot
- * run yet. Release *out with jobspec_free. */
+ * assigned; parsing it again gives the same canonical JSON). On failure
+ * returns ERR_INVALID with every problem in fe, or ERR_UNSUPPORTED (with fe
+ * naming "type") for a job type this build cannot run yet; *canonical is
+ * then NULL. fe (may be NULL) is reset first. Release *out with
+ * jobspec_free, also after a failure. */
 int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_errors *fe);
 
 /* Frees what jobspec_parse allocated inside s (not s itself). */

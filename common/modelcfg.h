@@ -92,6 +92,9 @@ long modelcfg_params(const model_cfg *c);
 /* Multiply-accumulates of one forward pass of one image, by the rule above. */
 double modelcfg_macs(const model_cfg *c);
 
+/* The arch's name as the config spells it ("ceit", "resnet_cifar", ...). */
+const char *modelcfg_arch_name(mc_arch a);
+
 /* MobileNetV2 preset widths, as torchvision / reference models.py compute them:
  * c(v) = max(8, floor(v*w + 4) / 8 * 8). Fills mb_stem, blocks, last. */
 void modelcfg_mbv2_preset(model_cfg *c, double width_mult, int cifar);

@@ -1,0 +1,379 @@
+/* jobspec.c - the job spec: parse, validate, fill defaults (see jobspec.h).
+ *
+ * One pass over the input collects every problem as a field path + reason.
+ * Defaults that depend on other fields are resolved here and nowhere else:
+ * the model's image_size / in_channels / num_classes come from the dataset,
+ * the optimiser recipe from the model family (train_anchor.py), the augment
+ * padding from the dataset. The canonical JSON is written from the parsed
+ * struct, so it holds every default. Owns only job_spec.prune/adapt.
+ * Pure C + jansson; no global state, thread-safe.
+ */
+#include "common/jobspec.h"
+
+#include "common/err.h"
+#include "common/jsonfield.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const TYPE_NAMES[] = {"train", "prune", "adapt"};
+static const char *const DATASET_NAMES[] = {"fashion-mnist", "mnist", "cifar10", "cifar100",
+                                            "synthetic"};
+static const char *const OPTIM_NAMES[] = {"sgd", "adamw"};
+static const char *const SCHED_NAMES[] = {"cosine", "constant"};
+
+#define MAX_PRIORITY      100
+#define MAX_RANKS         64
+#define MAX_BATCH         65536
+#define MAX_EPOCHS        10000
+#define MAX_SYNTH_SAMPLES 1000000
+#define MAX_STEPS         1000000000000LL
+
+/* Which optimiser recipe a model gets by default (train_anchor.py). */
+typedef enum { FAMILY_UNKNOWN = 0, FAMILY_VIT, FAMILY_CNN } model_family;
+
+/* Image side, channels and classes a dataset delivers. */
+typedef struct ds_dims {
+    int size, channels, classes;
+} ds_dims;
+
+const char *jobspec_type_name(job_type t)
+{
+    return (unsigned)t < 3 ? TYPE_NAMES[t] : "unknown";
+}
+
+const char *jobspec_dataset_name(dataset_kind d)
+{
+    return (unsigned)d < 5 ? DATASET_NAMES[d] : "unknown";
+}
+
+void jobspec_free(job_spec *s)
+{
+    if (s == NULL)
+        return;
+    json_decref(s->prune);
+    json_decref(s->adapt);
+    s->prune = NULL;
+    s->adapt = NULL;
+}
+
+/* An integer field of the (raw, not yet validated) model object, or def. */
+static int raw_model_int(const json_t *model, const char *key, int def)
+{
+    const json_t *v = json_is_object(model) ? json_object_get(model, key) : NULL;
+    if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= INT_MAX)
+        return (int)json_integer_value(v);
+    return def;
+}
+
+static model_family raw_model_family(const json_t *model)
+{
+    const json_t *a = json_is_object(model) ? json_object_get(model, "arch") : NULL;
+    const char *s = json_string_value(a);
+    if (s == NULL)
+        return FAMILY_UNKNOWN;
+    if (strcmp(s, "ceit") == 0 || strcmp(s, "deit") == 0)
+        return FAMILY_VIT;
+    if (strcmp(s, "resnet_cifar") == 0 || strcmp(s, "mobilenetv2") == 0)
+        return FAMILY_CNN;
+    return FAMILY_UNKNOWN;
+}
+
+/* ---- data --------------------------------------------------------------- */
+
+static void parse_synthetic(data_spec *d, jf_obj *data, const json_t *model)
+{
+    jf_obj s;
+    jf_child(&s, data, "synthetic");
+    /* The generated images follow the model when the sizes are not given. */
+    jf_int(&s, "train", &d->synth_train, 1024, 1, MAX_SYNTH_SAMPLES);
+    jf_int(&s, "test", &d->synth_test, 256, 1, MAX_SYNTH_SAMPLES);
+    jf_int(&s, "classes", &d->synth_classes, raw_model_int(model, "num_classes", 10), 2, 100000);
+    jf_int(&s, "channels", &d->synth_channels, raw_model_int(model, "in_channels", 1), 1, 64);
+    jf_int(&s, "size", &d->synth_size, raw_model_int(model, "image_size", 28), 1, 4096);
+    data->n_err += jf_finish(&s);
+}
+
+static void parse_data(job_spec *out, jf_obj *o, const json_t *model, ds_dims *dims)
+{
+    data_spec *d = &out->data;
+    jf_obj j;
+    jf_child(&j, o, "data");
+    int ds;
+    jf_enum(&j, "dataset", &ds, DS_FASHION_MNIST, DATASET_NAMES, 5);
+    d->dataset = (dataset_kind)ds;
+
+    if (d->dataset == DS_SYNTHETIC) {
+        if (jf_get(&j, "root") != NULL)
+            jf_err(&j, "root", "is not used by the synthetic dataset");
+    } else if (jf_str(&j, "root", d->root, sizeof d->root,
+                      d->dataset == DS_FASHION_MNIST ? JOBSPEC_DEFAULT_FMNIST_ROOT : NULL) ==
+                   JF_ABSENT &&
+               d->dataset != DS_FASHION_MNIST) {
+        jf_err(&j, "root", "is required for %s (the folder of its files)", DATASET_NAMES[ds]);
+    }
+
+    int pad = d->dataset == DS_SYNTHETIC                                ? 0
+              : (d->dataset == DS_CIFAR10 || d->dataset == DS_CIFAR100) ? 4
+                                                                        : 2;
+    jf_obj aug;
+    jf_child(&aug, &j, "augment");
+    jf_int(&aug, "crop_padding", &d->crop_padding, pad, 0, 64);
+    jf_bool(&aug, "hflip", &d->hflip, 1);
+    j.n_err += jf_finish(&aug);
+
+    jf_num(&j, "val_fraction", &d->val_fraction, 0.0, 0.0, 0.5, JF_HI_OPEN);
+    jf_int(&j, "train_limit", &d->train_limit, 0, 0, INT_MAX);
+    jf_int(&j, "test_limit", &d->test_limit, 0, 0, INT_MAX);
+
+    if (d->dataset == DS_SYNTHETIC) {
+        parse_synthetic(d, &j, model);
+        *dims = (ds_dims){d->synth_size, d->synth_channels, d->synth_classes};
+    } else {
+        if (jf_get(&j, "synthetic") != NULL)
+            jf_err(&j, "synthetic", "is only for the synthetic dataset");
+        static const ds_dims table[] = {{28, 1, 10}, {28, 1, 10}, {32, 3, 10}, {32, 3, 100}};
+        *dims = table[d->dataset];
+    }
+    o->n_err += jf_finish(&j);
+}
+
+/* ---- model -------------------------------------------------------------- */
+
+/* Fills the model's image_size / in_channels / num_classes from the dataset
+ * where absent and reports where they disagree; then parses the model. */
+static void parse_model(job_spec *out, jf_obj *o, const json_t *model, const ds_dims *dims)
+{
+    if (model == NULL) {
+        jf_err(o, "model", "is required");
+        return;
+    }
+    if (!json_is_object(model)) {
+        jf_err(o, "model", "must be an object");
+        return;
+    }
+    json_t *m = json_deep_copy(model);
+    const char *keys[3] = {"image_size", "in_channels", "num_classes"};
+    const int want[3] = {dims->size, dims->channels, dims->classes};
+    const char *ds = DATASET_NAMES[out->data.dataset];
+    for (int i = 0; i < 3; i++) {
+        const json_t *v = json_object_get(m, keys[i]);
+        if (v == NULL) {
+            json_object_set_new(m, keys[i], json_integer(want[i]));
+        } else if (json_is_integer(v) && json_integer_value(v) != want[i]) {
+            char field[64];
+            snprintf(field, sizeof field, "model.%s", keys[i]);
+            if (out->data.dataset == DS_SYNTHETIC)
+                fe_add(o->fe, field, "must be %d, as data.synthetic gives", want[i]);
+            else
+                fe_add(o->fe, field, "must be %d for %s", want[i], ds);
+            o->n_err++;
+        }
+    }
+    if (modelcfg_parse(&out->model, m, "model", o->fe) != 0)
+        o->n_err++;
+    json_decref(m);
+}
+
+/* ---- optim -------------------------------------------------------------- */
+
+static void parse_optim(job_spec *out, jf_obj *o, model_family fam)
+{
+    optim_spec *op = &out->optim;
+    int vit = fam != FAMILY_CNN;
+    jf_obj j;
+    jf_child(&j, o, "optim");
+
+    int kind;
+    jf_enum(&j, "optimizer", &kind, vit ? OPT_ADAMW : OPT_SGD, OPTIM_NAMES, 2);
+    op->optimizer = (optim_kind)kind;
+    jf_num(&j, "lr", &op->lr, vit ? 1e-3 : 0.1, 0.0, 10.0, JF_LO_OPEN);
+    jf_num(&j, "weight_decay", &op->weight_decay, vit ? 0.05 : 5e-4, 0.0, 1.0, 0);
+
+    const char *sgd_only[] = {"momentum", "nesterov"}, *adamw_only[] = {"betas", "eps"};
+    if (op->optimizer == OPT_SGD) {
+        jf_num(&j, "momentum", &op->momentum, 0.9, 0.0, 1.0, JF_HI_OPEN);
+        if (jf_bool(&j, "nesterov", &op->nesterov, 1) != JF_BAD && op->nesterov &&
+            op->momentum == 0.0)
+            jf_err(&j, "nesterov", "needs momentum > 0");
+        for (int i = 0; i < 2; i++)
+            if (jf_get(&j, adamw_only[i]) != NULL)
+                jf_err(&j, adamw_only[i], "is only for optimizer \"adamw\"");
+    } else {
+        double betas[2] = {0.9, 0.999};
+        jf_num_array(&j, "betas", betas, 2, 0.0, 1.0, JF_HI_OPEN);
+        op->beta1 = betas[0];
+        op->beta2 = betas[1];
+        jf_num(&j, "eps", &op->eps, 1e-8, 0.0, 1.0, JF_LO_OPEN);
+        for (int i = 0; i < 2; i++)
+            if (jf_get(&j, sgd_only[i]) != NULL)
+                jf_err(&j, sgd_only[i], "is only for optimizer \"sgd\"");
+    }
+
+    jf_int(&j, "batch_size", &op->batch_size, 128, 1, MAX_BATCH);
+    int epochs_ok = jf_int(&j, "epochs", &op->epochs, 10, 1, MAX_EPOCHS) != JF_BAD;
+    /* The recipe's warm-up, shortened so that a short run still has a decay. */
+    double warm = fmin(vit ? 2.0 : 1.0, (double)(op->epochs - 1));
+    if (jf_num(&j, "warmup_epochs", &op->warmup_epochs, warm, 0.0, HUGE_VAL, 0) == JF_SET &&
+        epochs_ok && op->warmup_epochs >= op->epochs)
+        jf_err(&j, "warmup_epochs", "must be < epochs (%d)", op->epochs);
+    int sched;
+    jf_enum(&j, "schedule", &sched, SCHED_COSINE, SCHED_NAMES, 2);
+    op->schedule = (sched_kind)sched;
+    double min_lr = fmin(vit ? 1e-5 : 0.0, op->lr);
+    if (jf_num(&j, "min_lr", &op->min_lr, min_lr, 0.0, HUGE_VAL, 0) == JF_SET &&
+        op->min_lr > op->lr)
+        jf_err(&j, "min_lr", "must be <= lr (%g)", op->lr);
+    jf_num(&j, "label_smoothing", &op->label_smoothing, vit ? 0.1 : 0.0, 0.0, 1.0, JF_HI_OPEN);
+    if (jf_num(&j, "drop_path", &op->drop_path, 0.0, 0.0, 1.0, JF_HI_OPEN) == JF_SET &&
+        fam == FAMILY_CNN && op->drop_path > 0.0)
+        jf_err(&j, "drop_path", "is only for ViT models (ceit, deit)");
+    jf_num(&j, "grad_clip", &op->grad_clip, 0.0, 0.0, HUGE_VAL, 0);
+    long long steps;
+    jf_long(&j, "max_steps", &steps, 0, 0, MAX_STEPS);
+    op->max_steps = (long)steps;
+    o->n_err += jf_finish(&j);
+}
+
+/* ---- the rest ----------------------------------------------------------- */
+
+static void parse_small_objects(job_spec *out, jf_obj *o)
+{
+    jf_obj r, c, t;
+    jf_child(&r, o, "resources");
+    jf_int(&r, "ranks", &out->ranks, 1, 1, MAX_RANKS);
+    o->n_err += jf_finish(&r);
+
+    jf_child(&c, o, "checkpoint");
+    long long every;
+    jf_long(&c, "every_steps", &every, 0, 0, MAX_STEPS);
+    out->ckpt_every_steps = (long)every;
+    jf_int(&c, "keep_last", &out->ckpt_keep_last, 3, 1, 1000);
+    o->n_err += jf_finish(&c);
+
+    jf_child(&t, o, "retry");
+    jf_int(&t, "max_restarts", &out->max_restarts, 3, 0, 100);
+    o->n_err += jf_finish(&t);
+}
+
+static json_t *canonical_json(const job_spec *s)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "name", json_string(s->name));
+    json_object_set_new(j, "type", json_string(TYPE_NAMES[s->type]));
+    json_object_set_new(j, "priority", json_integer(s->priority));
+    if (s->idempotency_key[0])
+        json_object_set_new(j, "idempotency_key", json_string(s->idempotency_key));
+    json_object_set_new(j, "model", modelcfg_to_json(&s->model));
+
+    const data_spec *d = &s->data;
+    json_t *data = json_object();
+    json_object_set_new(data, "dataset", json_string(DATASET_NAMES[d->dataset]));
+    if (d->dataset != DS_SYNTHETIC)
+        json_object_set_new(data, "root", json_string(d->root));
+    json_object_set_new(data, "augment",
+                        json_pack("{sisb}", "crop_padding", d->crop_padding, "hflip", d->hflip));
+    json_object_set_new(data, "val_fraction", jf_number_json(d->val_fraction));
+    json_object_set_new(data, "train_limit", json_integer(d->train_limit));
+    json_object_set_new(data, "test_limit", json_integer(d->test_limit));
+    if (d->dataset == DS_SYNTHETIC)
+        json_object_set_new(data, "synthetic",
+                            json_pack("{sisisisisi}", "train", d->synth_train, "test",
+                                      d->synth_test, "classes", d->synth_classes, "channels",
+                                      d->synth_channels, "size", d->synth_size));
+    json_object_set_new(j, "data", data);
+
+    const optim_spec *op = &s->optim;
+    json_t *o = json_object();
+    json_object_set_new(o, "optimizer", json_string(OPTIM_NAMES[op->optimizer]));
+    json_object_set_new(o, "lr", jf_number_json(op->lr));
+    json_object_set_new(o, "weight_decay", jf_number_json(op->weight_decay));
+    if (op->optimizer == OPT_SGD) {
+        json_object_set_new(o, "momentum", jf_number_json(op->momentum));
+        json_object_set_new(o, "nesterov", json_boolean(op->nesterov));
+    } else {
+        json_object_set_new(
+            o, "betas", json_pack("[oo]", jf_number_json(op->beta1), jf_number_json(op->beta2)));
+        json_object_set_new(o, "eps", jf_number_json(op->eps));
+    }
+    json_object_set_new(o, "batch_size", json_integer(op->batch_size));
+    json_object_set_new(o, "epochs", json_integer(op->epochs));
+    json_object_set_new(o, "warmup_epochs", jf_number_json(op->warmup_epochs));
+    json_object_set_new(o, "schedule", json_string(SCHED_NAMES[op->schedule]));
+    json_object_set_new(o, "min_lr", jf_number_json(op->min_lr));
+    json_object_set_new(o, "label_smoothing", jf_number_json(op->label_smoothing));
+    json_object_set_new(o, "drop_path", jf_number_json(op->drop_path));
+    json_object_set_new(o, "grad_clip", jf_number_json(op->grad_clip));
+    json_object_set_new(o, "max_steps", json_integer(op->max_steps));
+    json_object_set_new(j, "optim", o);
+
+    json_object_set_new(j, "resources", json_pack("{si}", "ranks", s->ranks));
+    json_object_set_new(j, "checkpoint",
+                        json_pack("{sIsi}", "every_steps", (json_int_t)s->ckpt_every_steps,
+                                  "keep_last", s->ckpt_keep_last));
+    json_object_set_new(j, "retry", json_pack("{si}", "max_restarts", s->max_restarts));
+    if (s->init_from[0])
+        json_object_set_new(j, "init_from", json_string(s->init_from));
+    json_object_set_new(j, "seed", json_integer((json_int_t)s->seed));
+    return j;
+}
+
+int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_errors *fe)
+{
+    memset(out, 0, sizeof *out);
+    if (canonical != NULL)
+        *canonical = NULL;
+    if (fe != NULL)
+        fe_init(fe);
+    jf_obj o;
+    if (in == NULL || !json_is_object(in)) {
+        fe_add(fe, "", "the job spec must be a JSON object");
+        return ERR_INVALID;
+    }
+    jf_open(&o, in, "", fe);
+
+    int type;
+    jf_enum(&o, "type", &type, JOB_TRAIN, TYPE_NAMES, 3);
+    out->type = (job_type)type;
+    if (out->type != JOB_TRAIN) {
+        /* Their own parts of the spec are defined with their implementations. */
+        if (fe != NULL)
+            fe_init(fe);
+        fe_add(fe, "type", "%s jobs are not available yet", TYPE_NAMES[type]);
+        return ERR_UNSUPPORTED;
+    }
+    for (int i = 1; i < 3; i++)
+        if (jf_get(&o, TYPE_NAMES[i]) != NULL)
+            jf_err(&o, TYPE_NAMES[i], "is only for type \"%s\"", TYPE_NAMES[i]);
+
+    int name_rc = jf_str(&o, "name", out->name, sizeof out->name, NULL);
+    jf_int(&o, "priority", &out->priority, 50, 0, MAX_PRIORITY);
+    jf_str(&o, "idempotency_key", out->idempotency_key, sizeof out->idempotency_key, NULL);
+    jf_str(&o, "init_from", out->init_from, sizeof out->init_from, NULL);
+    long long seed;
+    jf_long(&o, "seed", &seed, 0, 0, LLONG_MAX);
+    out->seed = (uint64_t)seed;
+    parse_small_objects(out, &o);
+
+    const json_t *model = jf_get(&o, "model");
+    ds_dims dims;
+    parse_data(out, &o, model, &dims);
+    parse_model(out, &o, model, &dims);
+    parse_optim(out, &o, raw_model_family(model));
+    if (out->optim.batch_size > 0 && out->ranks > 0 && out->optim.batch_size % out->ranks != 0)
+        jf_err(&o, "optim.batch_size", "must be divisible by resources.ranks (%d)", out->ranks);
+
+    if (jf_finish(&o) != 0)
+        return ERR_INVALID;
+
+    if (name_rc == JF_ABSENT)
+        snprintf(out->name, sizeof out->name, "%s-%s", modelcfg_arch_name(out->model.arch),
+                 TYPE_NAMES[out->type]);
+    out->params = (double)modelcfg_params(&out->model);
+    out->mflops = modelcfg_macs(&out->model) / 1e6;
+    if (canonical != NULL)
+        *canonical = canonical_json(out);
+    return 0;
+}

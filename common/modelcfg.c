@@ -1,0 +1,610 @@
+/* modelcfg.c - model configs: parse, validate, defaults, params and MACs.
+ *
+ * Owns nothing beyond the model_cfg the caller passes in; the JSON it reads
+ * is borrowed and the JSON it returns is new. The counts follow the module
+ * structure of shared/reference/torch/models.py tensor by tensor, so that
+ * modelcfg_params equals sum(p.numel() for p in model.parameters()).
+ * Pure C + jansson; no global state, thread-safe.
+ */
+#include "common/modelcfg.h"
+
+#include "common/err.h"
+#include "common/jsonfield.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *const ARCH_NAMES[] = {"ceit", "deit", "resnet_cifar", "mobilenetv2"};
+static const char *const STEM_NAMES[] = {"patchify", "i2t"}; /* mc_stem order */
+static const char *const FFN_NAMES[] = {"mlp", "leff"};      /* mc_ffn order */
+static const char *const HEAD_NAMES[] = {"cls", "lca"};      /* mc_head order */
+
+#define MAX_WIDTH       8192  /* any channel count */
+#define MAX_HIDDEN      65536 /* an MBv2 expansion width */
+#define MAX_KERNEL      15
+#define MAX_IMAGE       4096
+#define MAX_IN_CHANNELS 64
+#define MAX_CLASSES     100000
+
+/* Output side of a square conv / pool: floor((h + 2p - k)/s) + 1. */
+static int conv_out(int h, int k, int s, int p)
+{
+    return (h + 2 * p - k) / s + 1;
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+static void parse_stem(model_cfg *c, jf_obj *o)
+{
+    jf_obj s;
+    jf_child(&s, o, "stem");
+    int type;
+    jf_enum(&s, "type", &type, c->arch == MC_CEIT ? MC_STEM_I2T : MC_STEM_PATCHIFY, STEM_NAMES, 2);
+    c->stem = (mc_stem)type;
+    if (c->stem == MC_STEM_I2T) {
+        jf_int(&s, "channels", &c->stem_channels, 32, 1, MAX_WIDTH);
+        if (jf_int(&s, "kernel", &c->stem_kernel, 3, 1, MAX_KERNEL) == JF_SET &&
+            c->stem_kernel % 2 == 0) {
+            jf_err(&s, "kernel", "must be odd (padding k/2 keeps the size)");
+            c->stem_kernel = 3;
+        }
+        if (jf_int(&s, "stride", &c->stem_stride, 1, 1, 16) == JF_SET && c->image_size > 0 &&
+            c->image_size % c->stem_stride != 0) {
+            jf_err(&s, "stride", "must divide image_size (%d)", c->image_size);
+            c->stem_stride = 0;
+        }
+        jf_bool(&s, "pool", &c->stem_pool, 1);
+    }
+    o->n_err += jf_finish(&s);
+}
+
+static void parse_ffn(model_cfg *c, jf_obj *o)
+{
+    jf_obj f;
+    jf_child(&f, o, "ffn");
+    int type;
+    jf_enum(&f, "type", &type, c->arch == MC_CEIT ? MC_FFN_LEFF : MC_FFN_MLP, FFN_NAMES, 2);
+    c->ffn = (mc_ffn)type;
+    if (c->ffn == MC_FFN_LEFF &&
+        jf_int(&f, "kernel", &c->leff_kernel, 3, 1, MAX_KERNEL) == JF_SET &&
+        c->leff_kernel % 2 == 0) {
+        jf_err(&f, "kernel", "must be odd (padding k/2 keeps the token grid)");
+        c->leff_kernel = 3;
+    }
+    o->n_err += jf_finish(&f);
+}
+
+static void parse_vit(model_cfg *c, jf_obj *o)
+{
+    int ok_dim = jf_int_req(o, "embed_dim", &c->embed_dim, 1, MAX_WIDTH) == JF_SET;
+    jf_int_req(o, "depth", &c->depth, 1, MC_MAX_DEPTH);
+    if (jf_int_req(o, "num_heads", &c->num_heads, 1, MAX_WIDTH) == JF_SET && ok_dim &&
+        c->embed_dim % c->num_heads != 0)
+        jf_err(o, "num_heads", "must divide embed_dim (%d)", c->embed_dim);
+    if (jf_num(o, "mlp_ratio", &c->mlp_ratio, 4.0, 0.0, 64.0, JF_LO_OPEN) != JF_BAD && ok_dim) {
+        /* int(dim * mlp_ratio) in models.py */
+        c->hidden = (int)floor(c->embed_dim * c->mlp_ratio);
+        if (c->hidden < 1)
+            jf_err(o, "mlp_ratio", "gives an MLP width of 0 for embed_dim %d", c->embed_dim);
+    }
+    int ok_patch = jf_int_req(o, "patch_size", &c->patch_size, 1, MAX_IMAGE) == JF_SET;
+    parse_stem(c, o);
+    parse_ffn(c, o);
+    int head;
+    jf_enum(o, "head", &head, c->arch == MC_CEIT ? MC_HEAD_LCA : MC_HEAD_CLS, HEAD_NAMES, 2);
+    c->head = (mc_head)head;
+
+    /* The token grid, as models.py derives it; it must come out whole. */
+    if (c->image_size <= 0 || !ok_patch)
+        return;
+    int fm = c->image_size;
+    if (c->stem == MC_STEM_I2T) {
+        if (c->stem_stride <= 0)
+            return;
+        fm = c->image_size / c->stem_stride;
+        if (c->stem_pool)
+            fm = conv_out(fm, 3, 2, 1);
+        c->stem_fm = fm;
+        if (fm % c->patch_size != 0) {
+            jf_err(o, "patch_size", "must divide the stem's %dx%d feature map (image_size %d%s)",
+                   fm, fm, c->image_size, c->stem_pool ? ", halved by the pool" : "");
+            return;
+        }
+    } else if (fm % c->patch_size != 0) {
+        jf_err(o, "patch_size", "must divide image_size (%d)", c->image_size);
+        return;
+    }
+    c->grid = fm / c->patch_size;
+}
+
+static void resnet_preset_fill(model_cfg *c, int depth, const int *widths, int n_widths)
+{
+    int n = (depth - 2) / 6;
+    c->resnet_depth = depth;
+    c->stem_width = widths[0];
+    c->n_stages = n_widths;
+    for (int i = 0; i < n_widths; i++) {
+        c->stages[i].width = widths[i];
+        c->stages[i].n_blocks = n;
+        for (int b = 0; b < n; b++)
+            c->stages[i].mids[b] = widths[i];
+    }
+}
+
+static void parse_resnet_stage(model_cfg *c, int i, const json_t *v, const char *base, jf_obj *o)
+{
+    char path[JF_PATH_MAX];
+    jf_index_path(path, sizeof path, base, i);
+    jf_obj s;
+    if (jf_open(&s, v, path, o->fe) == JF_BAD) {
+        o->n_err++;
+        return;
+    }
+    mc_stage *st = &c->stages[i];
+    jf_int_req(&s, "width", &st->width, 1, MAX_WIDTH);
+    if (jf_int_array(&s, "mids", st->mids, &st->n_blocks, MC_MAX_STAGE_BLOCKS, 1, MAX_WIDTH) ==
+        JF_ABSENT)
+        jf_err(&s, "mids", "is required");
+    o->n_err += jf_finish(&s);
+}
+
+static void parse_resnet(model_cfg *c, jf_obj *o)
+{
+    const json_t *stages = jf_get(o, "stages");
+    int explicit_form = stages != NULL || jf_get(o, "stem") != NULL;
+    c->preset = !explicit_form;
+    if (explicit_form) {
+        if (jf_get(o, "depth") != NULL)
+            jf_err(o, "depth", "cannot be combined with the explicit form (stem, stages)");
+        if (jf_get(o, "widths") != NULL)
+            jf_err(o, "widths", "cannot be combined with the explicit form (stem, stages)");
+        jf_int_req(o, "stem", &c->stem_width, 1, MAX_WIDTH);
+        if (stages == NULL) {
+            jf_err(o, "stages", "is required with stem");
+            return;
+        }
+        size_t n = json_array_size(stages);
+        if (!json_is_array(stages) || n == 0 || n > MC_MAX_STAGES) {
+            jf_err(o, "stages", "must be an array of 1 to %d stage objects", MC_MAX_STAGES);
+            return;
+        }
+        char base[JF_PATH_MAX];
+        jf_path(base, sizeof base, o, "stages");
+        c->n_stages = (int)n;
+        for (size_t i = 0; i < n; i++)
+            parse_resnet_stage(c, (int)i, json_array_get(stages, i), base, o);
+        return;
+    }
+    int depth, widths[MC_MAX_STAGES], n_widths;
+    if (jf_int(o, "depth", &depth, 20, 8, 6 * MC_MAX_STAGE_BLOCKS + 2) == JF_SET &&
+        (depth - 2) % 6 != 0) {
+        jf_err(o, "depth", "must be 6n+2 (8, 14, 20, 26, 32, 44, 56, 110, ...)");
+        return;
+    }
+    int rc = jf_int_array(o, "widths", widths, &n_widths, MC_MAX_STAGES, 1, MAX_WIDTH);
+    if (rc == JF_BAD)
+        return;
+    if (rc == JF_ABSENT) {
+        n_widths = 3;
+        widths[0] = 16;
+        widths[1] = 32;
+        widths[2] = 64;
+    }
+    resnet_preset_fill(c, depth, widths, n_widths);
+}
+
+/* c(v) of models.py mbv2_blocks: max(8, int(v * w + 4) // 8 * 8). */
+static int mbv2_width(int v, double width_mult)
+{
+    int r = (int)((double)v * width_mult + 4.0) / 8 * 8;
+    return r < 8 ? 8 : r;
+}
+
+void modelcfg_mbv2_preset(model_cfg *c, double width_mult, int cifar)
+{
+    /* (expand t, out c, repeats n, stride s): MBV2_SETTINGS of models.py */
+    static const int settings[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
+                                       {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
+    c->width_mult = width_mult;
+    c->cifar = cifar;
+    c->mb_stem = mbv2_width(32, width_mult);
+    c->n_blocks = 0;
+    int cin = c->mb_stem;
+    for (int i = 0; i < 7; i++) {
+        int t = settings[i][0], ch = mbv2_width(settings[i][1], width_mult), n = settings[i][2];
+        int s = (cifar && i == 1) ? 1 : settings[i][3];
+        for (int j = 0; j < n; j++) {
+            mc_mbblock *b = &c->blocks[c->n_blocks++];
+            b->hidden = cin * t;
+            b->out = ch;
+            b->stride = j == 0 ? s : 1;
+            cin = ch;
+        }
+    }
+    c->last = width_mult > 1.0 ? mbv2_width(1280, width_mult) : 1280;
+}
+
+static void parse_mbv2_block(model_cfg *c, int i, const json_t *v, const char *base, jf_obj *o)
+{
+    char path[JF_PATH_MAX];
+    jf_index_path(path, sizeof path, base, i);
+    jf_obj b;
+    if (jf_open(&b, v, path, o->fe) == JF_BAD) {
+        o->n_err++;
+        return;
+    }
+    mc_mbblock *mb = &c->blocks[i];
+    jf_int_req(&b, "hidden", &mb->hidden, 1, MAX_HIDDEN);
+    jf_int_req(&b, "out", &mb->out, 1, MAX_WIDTH);
+    jf_int(&b, "stride", &mb->stride, 1, 1, 2);
+    o->n_err += jf_finish(&b);
+}
+
+static void parse_mbv2(model_cfg *c, jf_obj *o)
+{
+    jf_bool(o, "cifar", &c->cifar, 1);
+    const json_t *blocks = jf_get(o, "blocks");
+    int explicit_form = blocks != NULL || jf_get(o, "stem") != NULL || jf_get(o, "last") != NULL;
+    c->preset = !explicit_form;
+    if (!explicit_form) {
+        double w;
+        if (jf_num(o, "width_mult", &w, 1.0, 0.0, 4.0, JF_LO_OPEN) != JF_BAD)
+            modelcfg_mbv2_preset(c, w, c->cifar);
+        return;
+    }
+    if (jf_get(o, "width_mult") != NULL)
+        jf_err(o, "width_mult", "cannot be combined with the explicit form (stem, blocks, last)");
+    jf_int_req(o, "stem", &c->mb_stem, 1, MAX_WIDTH);
+    jf_int_req(o, "last", &c->last, 1, MAX_HIDDEN);
+    size_t n = json_array_size(blocks);
+    if (blocks == NULL) {
+        jf_err(o, "blocks", "is required with stem and last");
+        return;
+    }
+    if (!json_is_array(blocks) || n == 0 || n > MC_MAX_MB_BLOCKS) {
+        jf_err(o, "blocks", "must be an array of 1 to %d block objects", MC_MAX_MB_BLOCKS);
+        return;
+    }
+    char base[JF_PATH_MAX];
+    jf_path(base, sizeof base, o, "blocks");
+    c->n_blocks = (int)n;
+    for (size_t i = 0; i < n; i++)
+        parse_mbv2_block(c, (int)i, json_array_get(blocks, i), base, o);
+}
+
+int modelcfg_parse(model_cfg *c, const json_t *j, const char *path, field_errors *fe)
+{
+    memset(c, 0, sizeof *c);
+    jf_obj o;
+    if (j == NULL) {
+        jf_open(&o, NULL, path, fe);
+        jf_err(&o, NULL, "is required");
+        return ERR_INVALID;
+    }
+    if (jf_open(&o, j, path, fe) == JF_BAD)
+        return ERR_INVALID;
+    int arch;
+    int arch_rc = jf_enum(&o, "arch", &arch, 0, ARCH_NAMES, 4);
+    if (arch_rc == JF_ABSENT)
+        jf_err(&o, "arch", "is required");
+    c->arch = (mc_arch)arch;
+    jf_int_req(&o, "image_size", &c->image_size, 1, MAX_IMAGE);
+    jf_int_req(&o, "in_channels", &c->in_channels, 1, MAX_IN_CHANNELS);
+    jf_int_req(&o, "num_classes", &c->num_classes, 2, MAX_CLASSES);
+    if (arch_rc != JF_SET) /* without an arch the other fields mean nothing */
+        return ERR_INVALID;
+    switch (c->arch) {
+    case MC_CEIT:
+    case MC_DEIT:
+        parse_vit(c, &o);
+        break;
+    case MC_RESNET_CIFAR:
+        parse_resnet(c, &o);
+        break;
+    case MC_MOBILENETV2:
+        parse_mbv2(c, &o);
+        break;
+    }
+    return jf_finish(&o) ? ERR_INVALID : 0;
+}
+
+/* ---- JSON out ----------------------------------------------------------- */
+
+static json_t *common_json(const model_cfg *c)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "arch", json_string(ARCH_NAMES[c->arch]));
+    json_object_set_new(j, "image_size", json_integer(c->image_size));
+    json_object_set_new(j, "in_channels", json_integer(c->in_channels));
+    json_object_set_new(j, "num_classes", json_integer(c->num_classes));
+    return j;
+}
+
+static json_t *int_array_json(const int *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_integer(v[i]));
+    return a;
+}
+
+static void vit_json(json_t *j, const model_cfg *c)
+{
+    json_object_set_new(j, "embed_dim", json_integer(c->embed_dim));
+    json_object_set_new(j, "depth", json_integer(c->depth));
+    json_object_set_new(j, "num_heads", json_integer(c->num_heads));
+    json_object_set_new(j, "mlp_ratio", jf_number_json(c->mlp_ratio));
+    json_object_set_new(j, "patch_size", json_integer(c->patch_size));
+    json_t *stem = json_object();
+    json_object_set_new(stem, "type", json_string(STEM_NAMES[c->stem]));
+    if (c->stem == MC_STEM_I2T) {
+        json_object_set_new(stem, "channels", json_integer(c->stem_channels));
+        json_object_set_new(stem, "kernel", json_integer(c->stem_kernel));
+        json_object_set_new(stem, "stride", json_integer(c->stem_stride));
+        json_object_set_new(stem, "pool", json_boolean(c->stem_pool));
+    }
+    json_object_set_new(j, "stem", stem);
+    json_t *ffn = json_object();
+    json_object_set_new(ffn, "type", json_string(FFN_NAMES[c->ffn]));
+    if (c->ffn == MC_FFN_LEFF)
+        json_object_set_new(ffn, "kernel", json_integer(c->leff_kernel));
+    json_object_set_new(j, "ffn", ffn);
+    json_object_set_new(j, "head", json_string(HEAD_NAMES[c->head]));
+}
+
+static void resnet_explicit_json(json_t *j, const model_cfg *c)
+{
+    json_object_set_new(j, "stem", json_integer(c->stem_width));
+    json_t *stages = json_array();
+    for (int i = 0; i < c->n_stages; i++) {
+        json_t *s = json_object();
+        json_object_set_new(s, "width", json_integer(c->stages[i].width));
+        json_object_set_new(s, "mids", int_array_json(c->stages[i].mids, c->stages[i].n_blocks));
+        json_array_append_new(stages, s);
+    }
+    json_object_set_new(j, "stages", stages);
+}
+
+static void mbv2_explicit_json(json_t *j, const model_cfg *c)
+{
+    json_object_set_new(j, "cifar", json_boolean(c->cifar));
+    json_object_set_new(j, "stem", json_integer(c->mb_stem));
+    json_t *blocks = json_array();
+    for (int i = 0; i < c->n_blocks; i++) {
+        json_t *b = json_object();
+        json_object_set_new(b, "hidden", json_integer(c->blocks[i].hidden));
+        json_object_set_new(b, "out", json_integer(c->blocks[i].out));
+        json_object_set_new(b, "stride", json_integer(c->blocks[i].stride));
+        json_array_append_new(blocks, b);
+    }
+    json_object_set_new(j, "blocks", blocks);
+    json_object_set_new(j, "last", json_integer(c->last));
+}
+
+static json_t *to_json(const model_cfg *c, int explicit_form)
+{
+    json_t *j = common_json(c);
+    switch (c->arch) {
+    case MC_CEIT:
+    case MC_DEIT:
+        vit_json(j, c);
+        break;
+    case MC_RESNET_CIFAR:
+        if (c->preset && !explicit_form) {
+            int widths[MC_MAX_STAGES];
+            for (int i = 0; i < c->n_stages; i++)
+                widths[i] = c->stages[i].width;
+            json_object_set_new(j, "depth", json_integer(c->resnet_depth));
+            json_object_set_new(j, "widths", int_array_json(widths, c->n_stages));
+        } else {
+            resnet_explicit_json(j, c);
+        }
+        break;
+    case MC_MOBILENETV2:
+        if (c->preset && !explicit_form) {
+            json_object_set_new(j, "width_mult", jf_number_json(c->width_mult));
+            json_object_set_new(j, "cifar", json_boolean(c->cifar));
+        } else {
+            mbv2_explicit_json(j, c);
+        }
+        break;
+    }
+    return j;
+}
+
+json_t *modelcfg_to_json(const model_cfg *c)
+{
+    return to_json(c, 0);
+}
+
+json_t *modelcfg_to_explicit_json(const model_cfg *c)
+{
+    return to_json(c, 1);
+}
+
+/* ---- parameters --------------------------------------------------------- */
+
+/* A conv's weights (OIHW) plus its bias. */
+static long conv_params(long k, long ic, long oc, long groups, int bias)
+{
+    return k * k * (ic / groups) * oc + (bias ? oc : 0);
+}
+
+static long vit_params(const model_cfg *c)
+{
+    long C = c->embed_dim, h = c->hidden, p = c->patch_size, L = c->depth;
+    long n = (long)c->grid * c->grid;
+    long total = 0;
+    if (c->stem == MC_STEM_I2T) {
+        long S = c->stem_channels;
+        total += conv_params(c->stem_kernel, c->in_channels, S, 1, 0) + 2 * S; /* conv + bn */
+        total += conv_params(p, S, C, 1, 1);                                   /* i2t.proj */
+    } else {
+        total += conv_params(p, c->in_channels, C, 1, 1); /* patch_embed.proj */
+    }
+    total += C + (n + 1) * C; /* cls_token, pos_embed */
+    long attn = 3 * C * C + 3 * C + C * C + C;
+    long mlp = C * h + h + h * C + C;
+    long ffn = mlp;
+    if (c->ffn == MC_FFN_LEFF) {
+        long k = c->leff_kernel;
+        ffn = conv_params(1, C, h, 1, 1) + 2 * h + conv_params(k, h, h, h, 1) + 2 * h +
+              conv_params(1, h, C, 1, 1) + 2 * C;
+    }
+    total += L * (2 * C + attn + 2 * C + ffn); /* norm1, attn, norm2, ffn */
+    if (c->head == MC_HEAD_LCA)
+        total += L * C + 2 * C + attn + 2 * C + mlp;      /* pos_layer_embed, LCABlock */
+    total += 2 * C + C * c->num_classes + c->num_classes; /* norm, head */
+    return total;
+}
+
+static long resnet_params(const model_cfg *c)
+{
+    long total = conv_params(3, c->in_channels, c->stem_width, 1, 0) + 2L * c->stem_width;
+    long cin = c->stem_width;
+    for (int i = 0; i < c->n_stages; i++) {
+        long w = c->stages[i].width;
+        for (int b = 0; b < c->stages[i].n_blocks; b++) {
+            long mid = c->stages[i].mids[b];
+            int stride = (i > 0 && b == 0) ? 2 : 1;
+            total +=
+                conv_params(3, cin, mid, 1, 0) + 2 * mid + conv_params(3, mid, w, 1, 0) + 2 * w;
+            if (stride != 1 || cin != w)
+                total += conv_params(1, cin, w, 1, 0) + 2 * w;
+            cin = w;
+        }
+    }
+    return total + cin * c->num_classes + c->num_classes;
+}
+
+static long mbv2_params(const model_cfg *c)
+{
+    long total = conv_params(3, c->in_channels, c->mb_stem, 1, 0) + 2L * c->mb_stem;
+    long cin = c->mb_stem;
+    for (int i = 0; i < c->n_blocks; i++) {
+        long hid = c->blocks[i].hidden, out = c->blocks[i].out;
+        if (hid != cin)
+            total += conv_params(1, cin, hid, 1, 0) + 2 * hid;
+        total += conv_params(3, hid, hid, hid, 0) + 2 * hid;
+        total += conv_params(1, hid, out, 1, 0) + 2 * out;
+        cin = out;
+    }
+    total += conv_params(1, cin, c->last, 1, 0) + 2L * c->last;
+    return total + (long)c->last * c->num_classes + c->num_classes;
+}
+
+long modelcfg_params(const model_cfg *c)
+{
+    switch (c->arch) {
+    case MC_CEIT:
+    case MC_DEIT:
+        return vit_params(c);
+    case MC_RESNET_CIFAR:
+        return resnet_params(c);
+    case MC_MOBILENETV2:
+        return mbv2_params(c);
+    }
+    return 0;
+}
+
+/* ---- MACs --------------------------------------------------------------- */
+
+/* (k*k*ic/groups + bias) * ho*ho * oc */
+static double conv_macs(long k, long ic, long groups, int bias, long ho, long oc)
+{
+    return (double)(k * k * (ic / groups) + (bias ? 1 : 0)) * (double)(ho * ho) * (double)oc;
+}
+
+/* (in + bias) * out per row */
+static double linear_macs(long in, long out, long rows)
+{
+    return (double)(in + 1) * (double)out * (double)rows;
+}
+
+static double vit_macs(const model_cfg *c)
+{
+    long C = c->embed_dim, h = c->hidden, p = c->patch_size, L = c->depth, g = c->grid;
+    long n = g * g, t = n + 1;
+    double total = 0;
+    if (c->stem == MC_STEM_I2T) {
+        long k = c->stem_kernel;
+        long ho = conv_out(c->image_size, (int)k, c->stem_stride, (int)k / 2);
+        total += conv_macs(k, c->in_channels, 1, 0, ho, c->stem_channels);
+        total += conv_macs(p, c->stem_channels, 1, 1, g, C);
+    } else {
+        total += conv_macs(p, c->in_channels, 1, 1, g, C);
+    }
+    /* per block: qkv, q k^T and att v over all t tokens, proj, then the FFN */
+    double block =
+        linear_macs(C, 3 * C, t) + 2.0 * (double)t * (double)t * (double)C + linear_macs(C, C, t);
+    if (c->ffn == MC_FFN_LEFF) /* on the n patch tokens, as convs over the grid */
+        block += conv_macs(1, C, 1, 1, g, h) + conv_macs(c->leff_kernel, h, h, 1, g, h) +
+                 conv_macs(1, h, 1, 1, g, C);
+    else
+        block += linear_macs(C, h, t) + linear_macs(h, C, t);
+    total += (double)L * block;
+    if (c->head == MC_HEAD_LCA) {
+        /* q from the last class token, k and v from all L; then one token on */
+        total += linear_macs(C, C, 1) + linear_macs(C, 2 * C, L) + 2.0 * (double)L * (double)C;
+        total += linear_macs(C, C, 1) + linear_macs(C, h, 1) + linear_macs(h, C, 1);
+    }
+    return total + linear_macs(C, c->num_classes, 1);
+}
+
+static double resnet_macs(const model_cfg *c)
+{
+    long hw = c->image_size;
+    double total = conv_macs(3, c->in_channels, 1, 0, hw, c->stem_width);
+    long cin = c->stem_width;
+    for (int i = 0; i < c->n_stages; i++) {
+        long w = c->stages[i].width;
+        for (int b = 0; b < c->stages[i].n_blocks; b++) {
+            long mid = c->stages[i].mids[b];
+            int stride = (i > 0 && b == 0) ? 2 : 1;
+            long ho = conv_out((int)hw, 3, stride, 1);
+            total += conv_macs(3, cin, 1, 0, ho, mid) + conv_macs(3, mid, 1, 0, ho, w);
+            if (stride != 1 || cin != w)
+                total += conv_macs(1, cin, 1, 0, conv_out((int)hw, 1, stride, 0), w);
+            hw = ho;
+            cin = w;
+        }
+    }
+    return total + linear_macs(cin, c->num_classes, 1);
+}
+
+static double mbv2_macs(const model_cfg *c)
+{
+    long hw = conv_out(c->image_size, 3, c->cifar ? 1 : 2, 1);
+    double total = conv_macs(3, c->in_channels, 1, 0, hw, c->mb_stem);
+    long cin = c->mb_stem;
+    for (int i = 0; i < c->n_blocks; i++) {
+        long hid = c->blocks[i].hidden, out = c->blocks[i].out;
+        if (hid != cin)
+            total += conv_macs(1, cin, 1, 0, hw, hid);
+        long ho = conv_out((int)hw, 3, c->blocks[i].stride, 1);
+        total += conv_macs(3, hid, hid, 0, ho, hid) + conv_macs(1, hid, 1, 0, ho, out);
+        hw = ho;
+        cin = out;
+    }
+    total += conv_macs(1, cin, 1, 0, hw, c->last);
+    return total + linear_macs(c->last, c->num_classes, 1);
+}
+
+double modelcfg_macs(const model_cfg *c)
+{
+    switch (c->arch) {
+    case MC_CEIT:
+    case MC_DEIT:
+        return vit_macs(c);
+    case MC_RESNET_CIFAR:
+        return resnet_macs(c);
+    case MC_MOBILENETV2:
+        return mbv2_macs(c);
+    }
+    return 0;
+}
+
+const char *modelcfg_arch_name(mc_arch a)
+{
+    return (unsigned)a < sizeof ARCH_NAMES / sizeof ARCH_NAMES[0] ? ARCH_NAMES[a] : "unknown";
+}

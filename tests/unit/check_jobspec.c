@@ -1,0 +1,532 @@
+/* check_jobspec.c - the job spec: defaults, every validation rule, the
+ * canonical round trip and the golden examples in api/examples/.
+ *
+ * The examples are read from $KILN_SRC/api/examples (default: the current
+ * directory, which is the tree root under `make test-unit`).
+ */
+#include "common/err.h"
+#include "common/jobspec.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+Suite *suite_jobspec(void);
+
+static json_t *load(const char *text)
+{
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    ck_assert_msg(j != NULL, "bad test JSON: %s: %s", je.text, text);
+    return j;
+}
+
+static int has_err(const field_errors *fe, const char *field, const char *reason)
+{
+    for (int i = 0; i < fe->n; i++)
+        if (strcmp(fe->e[i].field, field) == 0 &&
+            (reason == NULL || strstr(fe->e[i].reason, reason) != NULL))
+            return 1;
+    return 0;
+}
+
+/* Parses text, expecting success; returns the canonical JSON. */
+static json_t *parse_ok(job_spec *s, const char *text)
+{
+    json_t *in = load(text), *canon = NULL;
+    field_errors fe;
+    int rc = jobspec_parse(s, &canon, in, &fe);
+    char buf[2048];
+    fe_format(&fe, buf, sizeof buf);
+    ck_assert_msg(rc == 0, "spec rejected (%d): %s\n%s", rc, buf, text);
+    ck_assert_ptr_nonnull(canon);
+    json_decref(in);
+    return canon;
+}
+
+/* Expects exactly one problem, at field, with reason containing `reason`. */
+static void expect_one(const char *text, const char *field, const char *reason)
+{
+    json_t *in = load(text), *canon = NULL;
+    job_spec s;
+    field_errors fe;
+    int rc = jobspec_parse(&s, &canon, in, &fe);
+    char buf[2048];
+    fe_format(&fe, buf, sizeof buf);
+    ck_assert_msg(rc == ERR_INVALID, "accepted (%d): %s", rc, text);
+    ck_assert_ptr_null(canon);
+    ck_assert_msg(fe.n == 1 && has_err(&fe, field, reason), "want only %s (%s), got: %s\n%s", field,
+                  reason, buf, text);
+    jobspec_free(&s);
+    json_decref(in);
+}
+
+/* canonical -> text (as stored) -> parse -> canonical gives the identical text. */
+static void check_round_trip(const json_t *canon)
+{
+    char *a = json_dumps(canon, JSON_COMPACT);
+    json_t *stored = load(a), *again = NULL;
+    job_spec s;
+    field_errors fe;
+    int rc = jobspec_parse(&s, &again, stored, &fe);
+    char buf[2048];
+    fe_format(&fe, buf, sizeof buf);
+    ck_assert_msg(rc == 0, "canonical spec rejected: %s\n%s", buf, a);
+    char *b = json_dumps(again, JSON_COMPACT);
+    ck_assert_str_eq(a, b);
+    ck_assert(json_equal(canon, again));
+    free(a);
+    free(b);
+    json_decref(stored);
+    json_decref(again);
+    jobspec_free(&s);
+}
+
+#define DEIT_C "{\"arch\":\"deit\",\"embed_dim\":96,\"depth\":6,\"num_heads\":3,\"patch_size\":4}"
+#define RESNET "{\"arch\":\"resnet_cifar\"}"
+
+/* ---- defaults ----------------------------------------------------------- */
+
+START_TEST(vit_defaults)
+{
+    job_spec s;
+    json_t *canon = parse_ok(&s, "{\"model\":" DEIT_C "}");
+    /* Every default of a ViT job on the default dataset, as stored. */
+    json_t *want = load(
+        "{\"name\":\"deit-train\",\"type\":\"train\",\"priority\":50,"
+        "\"model\":{\"arch\":\"deit\",\"image_size\":28,\"in_channels\":1,\"num_classes\":10,"
+        "\"embed_dim\":96,\"depth\":6,\"num_heads\":3,\"mlp_ratio\":4,\"patch_size\":4,"
+        "\"stem\":{\"type\":\"patchify\"},\"ffn\":{\"type\":\"mlp\"},\"head\":\"cls\"},"
+        "\"data\":{\"dataset\":\"fashion-mnist\",\"root\":\"/usr/share/datasets/fashion-mnist\","
+        "\"augment\":{\"crop_padding\":2,\"hflip\":true},\"val_fraction\":0,\"train_limit\":0,"
+        "\"test_limit\":0},"
+        "\"optim\":{\"optimizer\":\"adamw\",\"lr\":0.001,\"weight_decay\":0.05,"
+        "\"betas\":[0.9,0.999],\"eps\":1e-8,\"batch_size\":128,\"epochs\":10,"
+        "\"warmup_epochs\":2,\"schedule\":\"cosine\",\"min_lr\":1e-5,\"label_smoothing\":0.1,"
+        "\"drop_path\":0,\"grad_clip\":0,\"max_steps\":0},"
+        "\"resources\":{\"ranks\":1},\"checkpoint\":{\"every_steps\":0,\"keep_last\":3},"
+        "\"retry\":{\"max_restarts\":3},\"seed\":0}");
+    char *got = json_dumps(canon, JSON_COMPACT);
+    ck_assert_msg(json_equal(canon, want), "canonical: %s", got);
+    free(got);
+    ck_assert_str_eq(s.name, "deit-train");
+    ck_assert_int_eq(s.type, JOB_TRAIN);
+    ck_assert_int_eq(s.optim.optimizer, OPT_ADAMW);
+    ck_assert(s.optim.beta1 == 0.9 && s.optim.beta2 == 0.999 && s.optim.eps == 1e-8);
+    ck_assert_int_eq(s.ranks, 1);
+    ck_assert_int_eq(s.model.image_size, 28);
+    /* config C DeiT: count_macs.py gives 678,730 params and 36,397,738 MACs */
+    ck_assert(s.params == 678730.0);
+    ck_assert(s.mflops == 36397738.0 / 1e6);
+    ck_assert_ptr_null(s.prune);
+    check_round_trip(canon);
+    json_decref(canon);
+    json_decref(want);
+    jobspec_free(&s);
+}
+END_TEST
+
+START_TEST(cnn_defaults)
+{
+    job_spec s;
+    json_t *canon = parse_ok(&s, "{\"model\":" RESNET "}");
+    json_t *want = load("{\"optimizer\":\"sgd\",\"lr\":0.1,\"weight_decay\":0.0005,"
+                        "\"momentum\":0.9,\"nesterov\":true,\"batch_size\":128,\"epochs\":10,"
+                        "\"warmup_epochs\":1,\"schedule\":\"cosine\",\"min_lr\":0,"
+                        "\"label_smoothing\":0,\"drop_path\":0,\"grad_clip\":0,"
+                        "\"max_steps\":0}");
+    ck_assert(json_equal(json_object_get(canon, "optim"), want));
+    ck_assert_str_eq(s.name, "resnet_cifar-train");
+    ck_assert_int_eq(s.optim.nesterov, 1);
+    /* ResNet-20 with a 1-channel stem on 28x28 (count_macs.py) */
+    ck_assert(s.params == 272186.0);
+    ck_assert(s.mflops == 31021962.0 / 1e6);
+    json_t *m = json_object_get(canon, "model");
+    ck_assert_int_eq(json_integer_value(json_object_get(m, "depth")), 20);
+    check_round_trip(canon);
+    json_decref(canon);
+    json_decref(want);
+    jobspec_free(&s);
+
+    /* MobileNetV2 on CIFAR-100: padding 4, 3 channels, 100 classes, SGD */
+    canon = parse_ok(&s, "{\"model\":{\"arch\":\"mobilenetv2\",\"width_mult\":0.5},"
+                         "\"data\":{\"dataset\":\"cifar100\",\"root\":\"/d/c100\"}}");
+    ck_assert_int_eq(s.data.crop_padding, 4);
+    ck_assert_int_eq(s.model.in_channels, 3);
+    ck_assert_int_eq(s.model.image_size, 32);
+    ck_assert_int_eq(s.model.num_classes, 100);
+    ck_assert_str_eq(s.data.root, "/d/c100");
+    ck_assert_int_eq(s.optim.optimizer, OPT_SGD);
+    check_round_trip(canon);
+    json_decref(canon);
+    jobspec_free(&s);
+}
+END_TEST
+
+START_TEST(dependent_defaults)
+{
+    job_spec s;
+    json_t *canon;
+    /* the recipe's warm-up is shortened for runs shorter than it */
+    canon = parse_ok(&s, "{\"model\":" DEIT_C ",\"optim\":{\"epochs\":1}}");
+    ck_assert(s.optim.warmup_epochs == 0.0);
+    json_decref(canon);
+    canon = parse_ok(&s, "{\"model\":" DEIT_C ",\"optim\":{\"epochs\":2}}");
+    ck_assert(s.optim.warmup_epochs == 1.0);
+    json_decref(canon);
+    /* the cosine floor never exceeds a small peak */
+    canon = parse_ok(&s, "{\"model\":" DEIT_C ",\"optim\":{\"lr\":1e-6}}");
+    ck_assert(s.optim.min_lr == 1e-6);
+    json_decref(canon);
+    /* family recipe with the other optimizer: momentum/nesterov are sgd's */
+    canon = parse_ok(&s, "{\"model\":" DEIT_C ",\"optim\":{\"optimizer\":\"sgd\"}}");
+    ck_assert(s.optim.lr == 1e-3 && s.optim.momentum == 0.9 && s.optim.nesterov == 1);
+    ck_assert_ptr_null(json_object_get(json_object_get(canon, "optim"), "betas"));
+    check_round_trip(canon);
+    json_decref(canon);
+    /* mnist: 28x28x1, padding 2 */
+    canon = parse_ok(&s, "{\"model\":" RESNET ",\"data\":{\"dataset\":\"mnist\",\"root\":\"/m\"}}");
+    ck_assert_int_eq(s.data.crop_padding, 2);
+    ck_assert_int_eq(s.model.image_size, 28);
+    json_decref(canon);
+    /* optional strings appear in the canonical form only when given */
+    canon = parse_ok(&s, "{\"model\":" RESNET ",\"idempotency_key\":\"k-1\","
+                         "\"init_from\":\"job-42\",\"seed\":9007199254740993,\"name\":\"x y\"}");
+    ck_assert_str_eq(s.idempotency_key, "k-1");
+    ck_assert_str_eq(s.init_from, "job-42");
+    ck_assert_str_eq(s.name, "x y");
+    ck_assert(s.seed == 9007199254740993ULL);
+    ck_assert_str_eq(json_string_value(json_object_get(canon, "init_from")), "job-42");
+    check_round_trip(canon);
+    json_decref(canon);
+}
+END_TEST
+
+START_TEST(synthetic_dataset)
+{
+    job_spec s;
+    json_t *canon;
+    /* the generated data follow the model ... */
+    canon = parse_ok(&s, "{\"model\":{\"arch\":\"resnet_cifar\",\"image_size\":16,"
+                         "\"in_channels\":3,\"num_classes\":4},"
+                         "\"data\":{\"dataset\":\"synthetic\"}}");
+    ck_assert_int_eq(s.data.synth_size, 16);
+    ck_assert_int_eq(s.data.synth_channels, 3);
+    ck_assert_int_eq(s.data.synth_classes, 4);
+    ck_assert_int_eq(s.data.synth_train, 1024);
+    ck_assert_int_eq(s.data.synth_test, 256);
+    ck_assert_int_eq(s.data.crop_padding, 0);
+    ck_assert_ptr_null(json_object_get(json_object_get(canon, "data"), "root"));
+    check_round_trip(canon);
+    json_decref(canon);
+    /* ... and the model follows the generated data */
+    canon = parse_ok(&s, "{\"model\":" RESNET ",\"data\":{\"dataset\":\"synthetic\","
+                         "\"synthetic\":{\"train\":64,\"test\":32,\"classes\":3,"
+                         "\"channels\":2,\"size\":12}}}");
+    ck_assert_int_eq(s.model.image_size, 12);
+    ck_assert_int_eq(s.model.in_channels, 2);
+    ck_assert_int_eq(s.model.num_classes, 3);
+    check_round_trip(canon);
+    json_decref(canon);
+    expect_one("{\"model\":{\"arch\":\"resnet_cifar\",\"image_size\":16},"
+               "\"data\":{\"dataset\":\"synthetic\",\"synthetic\":{\"size\":12}}}",
+               "model.image_size", "must be 12");
+    expect_one("{\"model\":" RESNET ",\"data\":{\"dataset\":\"synthetic\",\"root\":\"/x\"}}",
+               "data.root", "not used");
+    expect_one("{\"model\":" RESNET ",\"data\":{\"synthetic\":{\"train\":5}}}", "data.synthetic",
+               "only for the synthetic");
+    expect_one("{\"model\":" RESNET ",\"data\":{\"dataset\":\"synthetic\","
+               "\"synthetic\":{\"train\":0}}}",
+               "data.synthetic.train", ">= 1");
+}
+END_TEST
+
+/* ---- validation --------------------------------------------------------- */
+
+START_TEST(each_field_validated)
+{
+    static const struct {
+        const char *spec, *field, *reason;
+    } cases[] = {
+        {"{\"model\":" RESNET ",\"name\":\"\"}", "name", "1 to 127"},
+        {"{\"model\":" RESNET ",\"name\":\"a\\nb\"}", "name", "control"},
+        {"{\"model\":" RESNET ",\"name\":7}", "name", "must be a string"},
+        {"{\"model\":" RESNET ",\"type\":\"serve\"}", "type", "one of"},
+        {"{\"model\":" RESNET ",\"priority\":-1}", "priority", ">= 0"},
+        {"{\"model\":" RESNET ",\"priority\":101}", "priority", "<= 100"},
+        {"{\"model\":" RESNET ",\"priority\":\"high\"}", "priority", "integer"},
+        {"{\"model\":" RESNET ",\"idempotency_key\":5}", "idempotency_key", "string"},
+        {"{\"model\":" RESNET ",\"seed\":-1}", "seed", ">= 0"},
+        {"{\"model\":" RESNET ",\"seed\":1.5}", "seed", "integer"},
+        {"{\"model\":" RESNET ",\"resources\":{\"ranks\":0}}", "resources.ranks", ">= 1"},
+        {"{\"model\":" RESNET ",\"resources\":{\"ranks\":65}}", "resources.ranks", "<= 64"},
+        {"{\"model\":" RESNET ",\"resources\":{\"gpus\":1}}", "resources.gpus", "unknown"},
+        {"{\"model\":" RESNET ",\"resources\":2}", "resources", "must be an object"},
+        {"{\"model\":" RESNET ",\"checkpoint\":{\"every_steps\":-1}}", "checkpoint.every_steps",
+         ">= 0"},
+        {"{\"model\":" RESNET ",\"checkpoint\":{\"keep_last\":0}}", "checkpoint.keep_last", ">= 1"},
+        {"{\"model\":" RESNET ",\"retry\":{\"max_restarts\":101}}", "retry.max_restarts", "<= 100"},
+        {"{\"model\":" RESNET ",\"data\":{\"dataset\":\"imagenet\"}}", "data.dataset", "one of"},
+        {"{\"model\":" RESNET ",\"data\":{\"val_fraction\":0.5}}", "data.val_fraction", "< 0.5"},
+        {"{\"model\":" RESNET ",\"data\":{\"val_fraction\":-0.1}}", "data.val_fraction", ">= 0"},
+        {"{\"model\":" RESNET ",\"data\":{\"train_limit\":-1}}", "data.train_limit", ">= 0"},
+        {"{\"model\":" RESNET ",\"data\":{\"test_limit\":\"all\"}}", "data.test_limit", "integer"},
+        {"{\"model\":" RESNET ",\"data\":{\"augment\":{\"crop_padding\":65}}}",
+         "data.augment.crop_padding", "<= 64"},
+        {"{\"model\":" RESNET ",\"data\":{\"augment\":{\"hflip\":\"yes\"}}}", "data.augment.hflip",
+         "true or false"},
+        {"{\"model\":" RESNET ",\"data\":{\"augment\":{\"mixup\":0.2}}}", "data.augment.mixup",
+         "unknown"},
+        {"{\"model\":" RESNET ",\"data\":{\"dataset\":\"mnist\"}}", "data.root", "required"},
+        {"{\"model\":" RESNET ",\"data\":{\"root\":\"\"}}", "data.root", "1 to 511"},
+        {"{\"model\":" RESNET ",\"optim\":{\"lr\":0}}", "optim.lr", "must be > 0"},
+        {"{\"model\":" RESNET ",\"optim\":{\"lr\":11}}", "optim.lr", "<= 10"},
+        {"{\"model\":" RESNET ",\"optim\":{\"weight_decay\":-1}}", "optim.weight_decay", ">= 0"},
+        {"{\"model\":" RESNET ",\"optim\":{\"momentum\":1}}", "optim.momentum", "< 1"},
+        {"{\"model\":" RESNET ",\"optim\":{\"momentum\":0}}", "optim.nesterov", "momentum > 0"},
+        {"{\"model\":" RESNET ",\"optim\":{\"optimizer\":\"adam\"}}", "optim.optimizer",
+         "\"sgd\", \"adamw\""},
+        {"{\"model\":" DEIT_C ",\"optim\":{\"betas\":[0.9]}}", "optim.betas", "2 numbers"},
+        {"{\"model\":" DEIT_C ",\"optim\":{\"betas\":[0.9,1.0]}}", "optim.betas[1]", "< 1"},
+        {"{\"model\":" DEIT_C ",\"optim\":{\"betas\":[\"a\",0.9]}}", "optim.betas[0]", "number"},
+        {"{\"model\":" DEIT_C ",\"optim\":{\"eps\":0}}", "optim.eps", "> 0"},
+        {"{\"model\":" DEIT_C ",\"optim\":{\"momentum\":0.9}}", "optim.momentum", "\"sgd\""},
+        {"{\"model\":" RESNET ",\"optim\":{\"eps\":1e-8}}", "optim.eps", "\"adamw\""},
+        {"{\"model\":" RESNET ",\"optim\":{\"batch_size\":0}}", "optim.batch_size", ">= 1"},
+        {"{\"model\":" RESNET ",\"optim\":{\"batch_size\":65537}}", "optim.batch_size", "<= 65536"},
+        {"{\"model\":" RESNET ",\"optim\":{\"epochs\":0}}", "optim.epochs", ">= 1"},
+        {"{\"model\":" RESNET ",\"optim\":{\"epochs\":10001}}", "optim.epochs", "<= 10000"},
+        {"{\"model\":" RESNET ",\"optim\":{\"epochs\":3,\"warmup_epochs\":3}}",
+         "optim.warmup_epochs", "< epochs (3)"},
+        {"{\"model\":" RESNET ",\"optim\":{\"warmup_epochs\":-1}}", "optim.warmup_epochs", ">= 0"},
+        {"{\"model\":" RESNET ",\"optim\":{\"schedule\":\"step\"}}", "optim.schedule", "one of"},
+        {"{\"model\":" RESNET ",\"optim\":{\"min_lr\":0.2}}", "optim.min_lr", "<= lr (0.1)"},
+        {"{\"model\":" RESNET ",\"optim\":{\"label_smoothing\":1}}", "optim.label_smoothing",
+         "< 1"},
+        {"{\"model\":" DEIT_C ",\"optim\":{\"drop_path\":1}}", "optim.drop_path", "< 1"},
+        {"{\"model\":" RESNET ",\"optim\":{\"drop_path\":0.1}}", "optim.drop_path", "ViT"},
+        {"{\"model\":" RESNET ",\"optim\":{\"grad_clip\":-1}}", "optim.grad_clip", ">= 0"},
+        {"{\"model\":" RESNET ",\"optim\":{\"max_steps\":-5}}", "optim.max_steps", ">= 0"},
+        {"{\"model\":" RESNET ",\"optim\":{\"momentun\":0.9}}", "optim.momentun", "unknown"},
+        {"{\"model\":" RESNET ",\"optim\":{\"batch_size\":100},\"resources\":{\"ranks\":8}}",
+         "optim.batch_size", "divisible by resources.ranks (8)"},
+        {"{\"model\":" RESNET ",\"prune\":{\"method\":\"dmcp\"}}", "prune", "only for type"},
+        {"{\"model\":" RESNET ",\"adapt\":{}}", "adapt", "only for type"},
+        {"{\"model\":" RESNET ",\"epochs\":5}", "epochs", "unknown field"},
+        {"{\"data\":{}}", "model", "is required"},
+        {"{\"model\":\"resnet20\"}", "model", "must be an object"},
+        {"{\"model\":{\"arch\":\"resnet_cifar\",\"in_channels\":3}}", "model.in_channels",
+         "must be 1 for fashion-mnist"},
+        {"{\"model\":{\"arch\":\"resnet_cifar\",\"num_classes\":100},\"data\":{\"dataset\":"
+         "\"cifar10\",\"root\":\"/c\"}}",
+         "model.num_classes", "must be 10 for cifar10"},
+        {"{\"model\":{\"arch\":\"resnet_cifar\",\"image_size\":\"32\"}}", "model.image_size",
+         "integer"},
+        {"{\"model\":{\"arch\":\"deit\",\"embed_dim\":96,\"depth\":6,\"num_heads\":5,"
+         "\"patch_size\":4}}",
+         "model.num_heads", "must divide embed_dim (96)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_one(cases[i].spec, cases[i].field, cases[i].reason);
+}
+END_TEST
+
+START_TEST(collects_every_problem)
+{
+    json_t *in = load("{\"name\":\"\",\"priority\":500,\"bogus\":1,"
+                      "\"model\":{\"arch\":\"deit\",\"embed_dim\":96,\"depth\":6,"
+                      "\"num_heads\":5,\"patch_size\":4,\"in_channels\":3},"
+                      "\"data\":{\"val_fraction\":0.9,\"augment\":{\"hflip\":1}},"
+                      "\"optim\":{\"lr\":-1,\"epochs\":0,\"label_smoothing\":2},"
+                      "\"resources\":{\"ranks\":100},\"seed\":-3}");
+    job_spec s;
+    json_t *canon = NULL;
+    field_errors fe;
+    ck_assert_int_eq(jobspec_parse(&s, &canon, in, &fe), ERR_INVALID);
+    ck_assert_ptr_null(canon);
+    static const char *const want[] = {"name",
+                                       "priority",
+                                       "bogus",
+                                       "model.num_heads",
+                                       "model.in_channels",
+                                       "data.val_fraction",
+                                       "data.augment.hflip",
+                                       "optim.lr",
+                                       "optim.epochs",
+                                       "optim.label_smoothing",
+                                       "resources.ranks",
+                                       "seed"};
+    char buf[2048];
+    fe_format(&fe, buf, sizeof buf);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(has_err(&fe, want[i], NULL), "%s not reported: %s", want[i], buf);
+    ck_assert_msg(fe.n == (int)(sizeof want / sizeof want[0]), "%d problems: %s", fe.n, buf);
+    jobspec_free(&s);
+    json_decref(in);
+}
+END_TEST
+
+START_TEST(unsupported_types)
+{
+    static const char *const types[] = {"prune", "adapt"};
+    for (int i = 0; i < 2; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "{\"type\":\"%s\",\"model\":" RESNET ",\"%s\":{}}", types[i],
+                 types[i]);
+        json_t *in = load(text), *canon = NULL;
+        job_spec s;
+        field_errors fe;
+        ck_assert_int_eq(jobspec_parse(&s, &canon, in, &fe), ERR_UNSUPPORTED);
+        ck_assert_ptr_null(canon);
+        ck_assert_int_eq(fe.n, 1);
+        ck_assert_str_eq(fe.e[0].field, "type");
+        char want[64];
+        snprintf(want, sizeof want, "%s jobs are not available yet", types[i]);
+        ck_assert_str_eq(fe.e[0].reason, want);
+        jobspec_free(&s);
+        json_decref(in);
+    }
+}
+END_TEST
+
+START_TEST(not_an_object)
+{
+    job_spec s;
+    field_errors fe;
+    json_t *canon = NULL, *a = json_array();
+    ck_assert_int_eq(jobspec_parse(&s, &canon, a, &fe), ERR_INVALID);
+    ck_assert_int_eq(fe.n, 1);
+    ck_assert(has_err(&fe, "", "JSON object"));
+    ck_assert_int_eq(jobspec_parse(&s, NULL, NULL, NULL), ERR_INVALID);
+    json_decref(a);
+    jobspec_free(&s);
+    jobspec_free(NULL);
+    ck_assert_str_eq(jobspec_type_name(JOB_ADAPT), "adapt");
+    ck_assert_str_eq(jobspec_dataset_name(DS_CIFAR100), "cifar100");
+}
+END_TEST
+
+/* ---- golden examples ---------------------------------------------------- */
+
+static const char *src_dir(void)
+{
+    const char *d = getenv("KILN_SRC");
+    return (d != NULL && d[0] != '\0') ? d : ".";
+}
+
+static json_t *load_file(const char *path)
+{
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    ck_assert_msg(j != NULL, "%s:%d: %s", path, je.line, je.text);
+    return j;
+}
+
+/* Params and MACs of the examples' models, printed by
+ * `/usr/bin/python3 tests/tools/count_macs.py`. */
+static const struct {
+    const char *file;
+    double params, macs;
+} EXAMPLES[] = {
+    {"train-ceit-fmnist.json", 835658, 38039818},
+    {"train-deit-fmnist.json", 678730, 36397738},
+    {"train-resnet20-fmnist.json", 272186, 31021962},
+    {"train-mobilenetv2-cifar10.json", 700490, 27969034},
+};
+
+START_TEST(golden_valid_examples)
+{
+    char path[1024];
+    for (size_t i = 0; i < sizeof EXAMPLES / sizeof EXAMPLES[0]; i++) {
+        snprintf(path, sizeof path, "%s/api/examples/%s", src_dir(), EXAMPLES[i].file);
+        json_t *in = load_file(path), *canon = NULL;
+        job_spec s;
+        field_errors fe;
+        int rc = jobspec_parse(&s, &canon, in, &fe);
+        char buf[2048];
+        fe_format(&fe, buf, sizeof buf);
+        ck_assert_msg(rc == 0, "%s rejected: %s", path, buf);
+        ck_assert_msg(s.params == EXAMPLES[i].params, "%s: params %.0f", path, s.params);
+        ck_assert_msg(s.mflops == EXAMPLES[i].macs / 1e6, "%s: MFLOPs %.6f", path, s.mflops);
+        /* every field given in the example is kept as given */
+        const char *key;
+        json_t *v;
+        json_object_foreach(in, key, v)
+        {
+            json_t *c = json_object_get(canon, key);
+            ck_assert_msg(c != NULL, "%s: %s dropped", path, key);
+            if (!json_is_object(v))
+                ck_assert_msg(json_equal(v, c), "%s: %s changed", path, key);
+        }
+        check_round_trip(canon);
+        json_decref(canon);
+        json_decref(in);
+        jobspec_free(&s);
+    }
+}
+END_TEST
+
+START_TEST(golden_invalid_examples)
+{
+    char dir[1024], path[1100];
+    snprintf(dir, sizeof dir, "%s/api/examples/invalid", src_dir());
+    DIR *d = opendir(dir);
+    ck_assert_msg(d != NULL, "cannot open %s", dir);
+    int seen = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%.*s.expect", dir, (int)(n - 5), de->d_name);
+        json_t *expect = load_file(path);
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        json_t *in = load_file(path), *canon = NULL;
+        job_spec s;
+        field_errors fe;
+        int rc = jobspec_parse(&s, &canon, in, &fe);
+        char buf[2048];
+        fe_format(&fe, buf, sizeof buf);
+        const char *code = json_string_value(json_object_get(expect, "code"));
+        ck_assert_ptr_nonnull(code);
+        int want_rc = strcmp(code, "ERR_UNSUPPORTED") == 0 ? ERR_UNSUPPORTED : ERR_INVALID;
+        ck_assert_msg(rc == want_rc, "%s: rc %d, want %s (%s)", path, rc, code, buf);
+        const json_t *fields = json_object_get(expect, "fields");
+        ck_assert_msg(json_array_size(fields) == (size_t)fe.n, "%s: got %s", path, buf);
+        for (size_t i = 0; i < json_array_size(fields); i++) {
+            const char *f = json_string_value(json_array_get(fields, i));
+            ck_assert_msg(has_err(&fe, f, NULL), "%s: %s not reported; got %s", path, f, buf);
+        }
+        json_decref(expect);
+        json_decref(in);
+        jobspec_free(&s);
+        seen++;
+    }
+    closedir(d);
+    ck_assert_int_ge(seen, 10);
+}
+END_TEST
+
+Suite *suite_jobspec(void)
+{
+    Suite *s = suite_create("jobspec");
+    TCase *tc = tcase_create("defaults");
+    tcase_add_test(tc, vit_defaults);
+    tcase_add_test(tc, cnn_defaults);
+    tcase_add_test(tc, dependent_defaults);
+    tcase_add_test(tc, synthetic_dataset);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("validation");
+    tcase_add_test(tc, each_field_validated);
+    tcase_add_test(tc, collects_every_problem);
+    tcase_add_test(tc, unsupported_types);
+    tcase_add_test(tc, not_an_object);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("golden");
+    tcase_add_test(tc, golden_valid_examples);
+    tcase_add_test(tc, golden_invalid_examples);
+    suite_add_tcase(s, tc);
+    return s;
+}
