@@ -66,7 +66,7 @@ CLI_SRC := $(sort $(wildcard server/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/unit/*.c))
 SUITES := $(patsubst tests/unit/check_%.c,%,$(filter tests/unit/check_%.c,$(TEST_SRC)))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
-BENCHES := $(patsubst bench/%.c,$(BIN)/%,$(BENCH_SRC))
+BENCHES = $(patsubst bench/%.c,$(BIN)/%,$(BENCH_SRC))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 

@@ -11,41 +11,64 @@
  * Evaluation (shuffle off) walks the dataset in order; rank r takes the
  * contiguous shard [r*n/world, (r+1)*n/world), nothing dropped.
  *
+ * Random streams, with T = LOADER_STREAM_TAG: the permutation of epoch e is
+ * rng_shuffle of the identity with rng_derive(seed ^ T, e, LOADER_PERM_STREAM);
+ * the sample at position p of that permutation is augmented with
+ * rng_derive(seed ^ T, e, p) through augment_draw (augment.h). The tag keeps
+ * these streams apart from other users of the job seed.
+ *
  * Batches come out as floats (b, H, W, C), normalised with the dataset's
  * mean/std, with int32 labels. A background thread prepares the next batch
- * while the caller computes on the current one. One loader per thread.
+ * while the caller computes on the current one (two buffers; it waits on a
+ * condition variable, never spins). One loader per thread: the functions
+ * below must all be called from the thread that owns the loader.
  */
 #ifndef KILN_DATA_LOADER_H
 #define KILN_DATA_LOADER_H
 
-#include <stdint.h>
-
 #include "worker/data/dataset.h"
 
+#include <stdint.h>
+
+#define LOADER_STREAM_TAG  0x6b696c6e44415441ULL /* "kilnDATA" */
+#define LOADER_PERM_STREAM UINT64_MAX            /* never a sample position */
+
 typedef struct loader_opts {
-    int batch;             /* per-rank batch size */
-    int rank, world;       /* this rank and the number of ranks (1 for local runs) */
+    int batch;       /* per-rank batch size */
+    int rank, world; /* this rank and the number of ranks (1 for local runs) */
     uint64_t seed;
-    int train;             /* 1: shuffled, augmented, drop last; 0: in order, sharded, no augment */
-    int crop_padding;      /* train only: random crop after padding (0 = off) */
-    int hflip;             /* train only */
+    int train;        /* 1: shuffled, augmented, drop last; 0: in order, sharded, no augment */
+    int crop_padding; /* train only: random crop after padding (0 = off) */
+    int hflip;        /* train only */
 } loader_opts;
 
 typedef struct loader loader;
 
-/* Borrows ds, which must outlive the loader. */
+/* Borrows ds, which must outlive the loader; copies o. Starts the prefetch
+ * thread, which stays idle until loader_start_epoch. Requires batch >= 1,
+ * 0 <= rank < world, crop_padding >= 0 and 1 <= ds->C <= 3 (asserted).
+ * Never returns NULL (out of memory or no thread aborts, as xmalloc). */
 loader *loader_new(const dataset *ds, const loader_opts *o);
-void loader_free(loader *l); /* NULL is a no-op; joins the thread */
 
-/* Batches this rank gets per epoch. */
+/* Stops and joins the prefetch thread (waiting at most for the batch it is
+ * preparing) and frees everything; fine mid-epoch. NULL is a no-op. */
+void loader_free(loader *l);
+
+/* Batches this rank gets per epoch: train floor(n / (batch * world)) (the
+ * same on every rank), eval ceil(shard / batch) (shards differ by at most
+ * one sample, so the count can differ by one between ranks). */
 long loader_batches_per_epoch(const loader *l);
 
-/* Starts epoch `epoch`, skipping its first `skip` batches (for resuming). */
+/* Starts epoch `epoch` (>= 0), skipping its first `skip` batches (for
+ * resuming; clamped to [0, batches per epoch]). Batches the thread prepared
+ * for an earlier epoch are dropped. May be called at any time, also in the
+ * middle of an epoch. */
 void loader_start_epoch(loader *l, int epoch, long skip);
 
 /* Fills x (batch, H, W, C) and y (batch) with the next batch and returns
  * its size (< batch only for the last eval shard batch), or 0 at the end of
- * the epoch. The buffers must hold o->batch samples. */
+ * the epoch. The buffers must hold o->batch samples. loader_start_epoch must
+ * have been called first (asserted). */
 int loader_next(loader *l, float *x, int32_t *y);
 
 #endif

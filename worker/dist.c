@@ -1,0 +1,187 @@
+/* dist.c - MPI process group for data-parallel jobs (see dist.h).
+ *
+ * The only file of kiln that includes mpi.h. Open MPI 4.1 is MPI 3.1: counts
+ * are int, so every buffer is moved in chunks of at most INT_MAX elements.
+ */
+#include "worker/dist.h"
+
+#include <limits.h>
+#include <mpi.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "worker/nn/gemm.h"
+
+static int use_mpi;
+static int my_rank, my_world = 1;
+static size_t max_chunk = INT_MAX;
+
+#define MPI_CHECK(call)                                                                           \
+    do {                                                                                          \
+        int rc_ = (call);                                                                         \
+        if (rc_ != MPI_SUCCESS)                                                                   \
+            mpi_fail(#call, rc_, __FILE__, __LINE__);                                            \
+    } while (0)
+
+static void mpi_fail(const char *what, int rc, const char *file, int line)
+{
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, text, &len);
+    log_error("rank %d: %s failed at %s:%d: %s; aborting the job", my_rank, what, file, line,
+              text);
+    MPI_Abort(MPI_COMM_WORLD, 70);
+    abort();
+}
+
+static int launched_by_mpirun(void)
+{
+    return getenv("OMPI_COMM_WORLD_SIZE") != NULL || getenv("PMI_SIZE") != NULL ||
+           getenv("PMIX_RANK") != NULL;
+}
+
+int dist_init(int *argc, char ***argv, dist_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->world = 1;
+    info->local_size = 1;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    info->cores = cores > 0 ? (int)cores : 1;
+    gethostname(info->host, sizeof info->host - 1);
+    if (launched_by_mpirun()) {
+        int provided;
+        if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+            return ERR_INTERNAL;
+        use_mpi = 1;
+        MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+        MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &my_rank));
+        MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &my_world));
+        MPI_Comm local;
+        MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, my_rank,
+                                      MPI_INFO_NULL, &local));
+        MPI_CHECK(MPI_Comm_rank(local, &info->local_rank));
+        MPI_CHECK(MPI_Comm_size(local, &info->local_size));
+        MPI_Comm_free(&local);
+        info->rank = my_rank;
+        info->world = my_world;
+    }
+    int threads = info->cores / info->local_size;
+    if (threads < 1)
+        threads = 1;
+    const char *env = getenv("KILN_THREADS");
+    if (env != NULL && atoi(env) > 0)
+        threads = atoi(env);
+    info->threads = threads;
+    nn_set_threads(threads);
+    return 0;
+}
+
+void dist_finalize(void)
+{
+    if (use_mpi)
+        MPI_Finalize();
+    use_mpi = 0;
+}
+
+void dist_abort(int code)
+{
+    if (use_mpi)
+        MPI_Abort(MPI_COMM_WORLD, code);
+    exit(code);
+}
+
+int dist_rank(void)
+{
+    return my_rank;
+}
+
+int dist_world(void)
+{
+    return my_world;
+}
+
+void dist_set_max_chunk(size_t elements)
+{
+    max_chunk = elements > 0 && elements <= INT_MAX ? elements : INT_MAX;
+}
+
+void dist_bcast(void *buf, size_t bytes, int root)
+{
+    if (!use_mpi || my_world == 1)
+        return;
+    unsigned char *p = buf;
+    while (bytes > 0) {
+        size_t n = bytes < max_chunk ? bytes : max_chunk;
+        MPI_CHECK(MPI_Bcast(p, (int)n, MPI_BYTE, root, MPI_COMM_WORLD));
+        p += n;
+        bytes -= n;
+    }
+}
+
+void dist_bcast_blob(void **buf, size_t *len, int root)
+{
+    if (!use_mpi || my_world == 1)
+        return;
+    uint64_t n = my_rank == root ? (uint64_t)*len : 0;
+    dist_bcast(&n, sizeof n, root);
+    if (my_rank != root) {
+        *buf = xmalloc((size_t)n + 1);
+        *len = (size_t)n;
+    }
+    dist_bcast(*buf, (size_t)n, root);
+}
+
+static void allreduce(void *buf, size_t n, size_t size, MPI_Datatype type)
+{
+    if (!use_mpi || my_world == 1)
+        return;
+    unsigned char *p = buf;
+    while (n > 0) {
+        size_t k = n < max_chunk ? n : max_chunk;
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p, (int)k, type, MPI_SUM, MPI_COMM_WORLD));
+        p += k * size;
+        n -= k;
+    }
+}
+
+void dist_allreduce_sum_f32(float *buf, size_t n)
+{
+    allreduce(buf, n, sizeof(float), MPI_FLOAT);
+}
+
+void dist_allreduce_sum_f64(double *buf, size_t n)
+{
+    allreduce(buf, n, sizeof(double), MPI_DOUBLE);
+}
+
+void dist_allreduce_mean_f32(float *buf, size_t n)
+{
+    if (!use_mpi || my_world == 1)
+        return;
+    dist_allreduce_sum_f32(buf, n);
+    float s = 1.0f / (float)my_world;
+    for (size_t i = 0; i < n; i++)
+        buf[i] *= s;
+}
+
+int dist_any(int flag)
+{
+    if (!use_mpi || my_world == 1)
+        return flag != 0;
+    int v = flag != 0, out = 0;
+    MPI_CHECK(MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD));
+    return out;
+}
+
+void dist_barrier(void)
+{
+    if (use_mpi && my_world > 1)
+        MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+}

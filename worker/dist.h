@@ -1,0 +1,60 @@
+/* dist.h - the process group of a data-parallel job (the only MPI user).
+ *
+ * Under mpirun every rank calls dist_init; run standalone (no mpirun in the
+ * environment) the group is a single rank and nothing touches MPI, so
+ * `kiln-worker run` works on a machine without a launcher. MPI runs with
+ * MPI_ERRORS_RETURN; a failed collective logs the error and aborts the whole
+ * job (MPI_Abort), so a dead rank ends the attempt instead of hanging it.
+ * Collectives must be called by every rank in the same order; the functions
+ * are not thread-safe (call them from the training thread only).
+ */
+#ifndef KILN_WORKER_DIST_H
+#define KILN_WORKER_DIST_H
+
+#include <stddef.h>
+
+typedef struct dist_info {
+    int rank, world;              /* this rank, number of ranks */
+    int local_rank, local_size;   /* position and count on this host */
+    int cores;                    /* online CPUs of this host */
+    int threads;                  /* BLAS/OpenMP threads for this rank: cores / local_size */
+    char host[64];
+} dist_info;
+
+/* Starts MPI if launched by mpirun (else a 1-rank group), fills *info and
+ * sets this rank's thread count (cores on the host / ranks on the host,
+ * at least 1; overridden by KILN_THREADS). Returns 0 or a negative ERR_*. */
+int dist_init(int *argc, char ***argv, dist_info *info);
+
+/* Ends MPI cleanly (a no-op for a 1-rank group). */
+void dist_finalize(void);
+
+/* Aborts every rank of the job with `code` (exit() for a 1-rank group). */
+void dist_abort(int code) __attribute__((noreturn));
+
+int dist_rank(void);
+int dist_world(void);
+
+/* Broadcasts `bytes` bytes from rank `root` (chunked above INT_MAX). */
+void dist_bcast(void *buf, size_t bytes, int root);
+
+/* Broadcasts a malloc'd byte string of any length from root: on root *buf and
+ * *len are inputs; elsewhere they receive a new malloc'd copy. */
+void dist_bcast_blob(void **buf, size_t *len, int root);
+
+/* In-place elementwise sum over all ranks (chunked above INT_MAX elements). */
+void dist_allreduce_sum_f32(float *buf, size_t n);
+void dist_allreduce_sum_f64(double *buf, size_t n);
+
+/* In-place elementwise mean over all ranks. */
+void dist_allreduce_mean_f32(float *buf, size_t n);
+
+/* Logical OR of a flag over all ranks. */
+int dist_any(int flag);
+
+void dist_barrier(void);
+
+/* Largest chunk (elements) one MPI call carries; tests lower it to exercise chunking. */
+void dist_set_max_chunk(size_t elements);
+
+#endif

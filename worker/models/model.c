@@ -1,0 +1,22 @@
+/* model.c - model_build: a model config to a finalised net (see model.h). */
+#include "worker/models/model.h"
+
+int model_build(net *m, const model_cfg *c, int max_batch, uint64_t seed, const model_opts *opts,
+                errbuf *eb)
+{
+    float drop_path = opts != NULL ? opts->drop_path : 0.0f;
+    int x = net_input(m, c->image_size, c->image_size, c->in_channels, 0);
+    int logits;
+    switch (c->arch) {
+    case MC_CEIT:
+    case MC_DEIT: logits = vit_build(m, c, x, drop_path); break;
+    case MC_RESNET_CIFAR: logits = resnet_build(m, c, x); break;
+    case MC_MOBILENETV2: logits = mobilenetv2_build(m, c, x); break;
+    default: return err_set(eb, ERR_INVALID, "unknown architecture %d", (int)c->arch);
+    }
+    if (logits < 0)
+        return err_set(eb, ERR_INVALID, "model config does not describe a buildable network "
+                                        "(token grid not square or not whole)");
+    net_finalize(m, logits, max_batch, seed);
+    return 0;
+}

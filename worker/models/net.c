@@ -1,0 +1,561 @@
+/* net.c - building a net: the tensor table, the node program, liveness and
+ * memory planning, parameter initialisation (see net.h). The forward and
+ * backward interpreters live in net_run.c.
+ */
+#include "worker/models/net.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xalloc.h"
+#include "worker/nn/attention.h"
+#include "worker/nn/conv.h"
+#include "worker/nn/pool.h"
+
+void net_init(net *m)
+{
+    memset(m, 0, sizeof *m);
+    m->input = -1;
+    m->output = -1;
+    m->bn_momentum = -1.0f;
+    m->training = 1;
+}
+
+void net_deinit(net *m)
+{
+    free(m->tensors);
+    free(m->nodes);
+    free(m->acts);
+    free(m->params);
+    free(m->grads);
+    free(m->opt_m);
+    free(m->opt_v);
+    free(m->buffers);
+    free(m->counters);
+    free(m->acts_mem);
+    free(m->dacts_mem);
+    free(m->aux_mem);
+    free(m->scratch);
+    free(m->dtouched);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- tensors --------------------------------------------------------------- */
+
+static int default_decay(const char *name, net_kind kind, int ndim)
+{
+    if (kind != NET_PARAM || ndim <= 1)
+        return 0;
+    return strcmp(name, "pos_embed") != 0 && strcmp(name, "cls_token") != 0;
+}
+
+int net_tensor_add(net *m, const char *name, net_kind kind, int ndim, const int *shape,
+                   net_init_rule init, float init_a)
+{
+    assert(strlen(name) < NET_NAME_MAX);
+    assert(ndim >= 0 && ndim <= 4);
+    assert(net_tensor_find(m, name) < 0);
+    if (m->n_tensors == m->cap_tensors) {
+        m->cap_tensors = m->cap_tensors ? 2 * m->cap_tensors : 64;
+        m->tensors = xrealloc(m->tensors, (size_t)m->cap_tensors * sizeof(net_tensor));
+    }
+    net_tensor *t = &m->tensors[m->n_tensors];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    t->n = 1;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = shape[i];
+        t->n *= (size_t)shape[i];
+    }
+    t->kind = kind;
+    t->init = init;
+    t->init_a = init_a;
+    t->decay = default_decay(name, kind, ndim);
+    switch (kind) {
+    case NET_PARAM:
+        t->off = m->n_params;
+        m->n_params += t->n;
+        break;
+    case NET_BUFFER:
+        t->off = m->n_buffers;
+        m->n_buffers += t->n;
+        break;
+    case NET_COUNTER:
+        t->off = m->n_counters;
+        m->n_counters += t->n;
+        break;
+    }
+    return m->n_tensors++;
+}
+
+int net_tensor_find(const net *m, const char *name)
+{
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static int add_param(net *m, const char *prefix, const char *leaf, int ndim, const int *shape,
+                     net_init_rule init, float a)
+{
+    char name[NET_NAME_MAX];
+    if (prefix[0] != '\0')
+        snprintf(name, sizeof name, "%s.%s", prefix, leaf);
+    else
+        snprintf(name, sizeof name, "%s", leaf);
+    return net_tensor_add(m, name, NET_PARAM, ndim, shape, init, a);
+}
+
+static int add_buffer(net *m, const char *prefix, const char *leaf, net_kind kind, int ndim,
+                      const int *shape, net_init_rule init)
+{
+    char name[NET_NAME_MAX];
+    if (prefix[0] != '\0')
+        snprintf(name, sizeof name, "%s.%s", prefix, leaf);
+    else
+        snprintf(name, sizeof name, "%s", leaf);
+    return net_tensor_add(m, name, kind, ndim, shape, init, 0.0f);
+}
+
+/* ---- program --------------------------------------------------------------- */
+
+static int new_act(net *m, int H, int W, int C, int producer)
+{
+    if (m->n_acts == m->cap_acts) {
+        m->cap_acts = m->cap_acts ? 2 * m->cap_acts : 64;
+        m->acts = xrealloc(m->acts, (size_t)m->cap_acts * sizeof(net_act));
+    }
+    net_act *a = &m->acts[m->n_acts];
+    memset(a, 0, sizeof *a);
+    a->H = H;
+    a->W = W;
+    a->C = C;
+    a->per_sample = (size_t)H * W * C;
+    a->producer = producer;
+    return m->n_acts++;
+}
+
+/* Appends a node with inputs xs and a fresh output (H, W, C); returns the node index. */
+static int new_node(net *m, net_op op, const int *xs, int n_in, int H, int W, int C)
+{
+    assert(n_in >= 0 && n_in <= NET_MAX_IN);
+    if (m->n_nodes == m->cap_nodes) {
+        m->cap_nodes = m->cap_nodes ? 2 * m->cap_nodes : 64;
+        m->nodes = xrealloc(m->nodes, (size_t)m->cap_nodes * sizeof(net_node));
+    }
+    int id = m->n_nodes++;
+    net_node *n = &m->nodes[id];
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->n_in = n_in;
+    for (int i = 0; i < n_in; i++) {
+        assert(xs[i] >= 0 && xs[i] < m->n_acts);
+        n->in[i] = xs[i];
+    }
+    for (int i = 0; i < 5; i++)
+        n->t[i] = -1;
+    n->query = NN_ATTN_ALL_QUERIES;
+    n->out = new_act(m, H, W, C, id);
+    return id;
+}
+
+static const net_act *act(const net *m, int x)
+{
+    assert(x >= 0 && x < m->n_acts);
+    return &m->acts[x];
+}
+
+int net_input(net *m, int H, int W, int C, int requires_grad)
+{
+    assert(m->input < 0);
+    int id = new_node(m, NET_OP_INPUT, NULL, 0, H, W, C);
+    m->input = m->nodes[id].out;
+    m->acts[m->input].needs_grad = requires_grad;
+    return m->input;
+}
+
+int net_conv(net *m, const char *prefix, int x, int OC, int k, int stride, int pad, int groups,
+             int bias)
+{
+    const net_act *a = act(m, x);
+    assert(groups >= 1 && a->C % groups == 0 && OC % groups == 0);
+    int Ho = (a->H + 2 * pad - k) / stride + 1, Wo = (a->W + 2 * pad - k) / stride + 1;
+    assert(Ho >= 1 && Wo >= 1);
+    float bound = 1.0f / sqrtf((float)(a->C / groups * k * k));
+    int id = new_node(m, NET_OP_CONV, &x, 1, Ho, Wo, OC);
+    net_node *n = &m->nodes[id];
+    n->k = k;
+    n->stride = stride;
+    n->pad = pad;
+    n->groups = groups;
+    int ws[4] = {OC, a->C / groups, k, k};
+    n->t[0] = add_param(m, prefix, "weight", 4, ws, NET_INIT_UNIFORM, bound);
+    if (bias)
+        n->t[1] = add_param(m, prefix, "bias", 1, &OC, NET_INIT_UNIFORM, bound);
+    return n->out;
+}
+
+int net_bn(net *m, const char *prefix, int x, float eps, float momentum)
+{
+    const net_act *a = act(m, x);
+    int C = a->C;
+    int id = new_node(m, NET_OP_BN, &x, 1, a->H, a->W, C);
+    net_node *n = &m->nodes[id];
+    n->eps = eps;
+    n->momentum = momentum;
+    n->t[0] = add_param(m, prefix, "weight", 1, &C, NET_INIT_ONE, 0);
+    n->t[1] = add_param(m, prefix, "bias", 1, &C, NET_INIT_ZERO, 0);
+    n->t[2] = add_buffer(m, prefix, "running_mean", NET_BUFFER, 1, &C, NET_INIT_ZERO);
+    n->t[3] = add_buffer(m, prefix, "running_var", NET_BUFFER, 1, &C, NET_INIT_ONE);
+    n->t[4] = add_buffer(m, prefix, "num_batches_tracked", NET_COUNTER, 0, NULL, NET_INIT_ZERO);
+    n->aux_fixed = 2 * (size_t)C; /* mean, rstd */
+    return n->out;
+}
+
+static int unary(net *m, net_op op, int x)
+{
+    const net_act *a = act(m, x);
+    return m->nodes[new_node(m, op, &x, 1, a->H, a->W, a->C)].out;
+}
+
+int net_relu(net *m, int x)
+{
+    return unary(m, NET_OP_RELU, x);
+}
+
+int net_relu6(net *m, int x)
+{
+    return unary(m, NET_OP_RELU6, x);
+}
+
+int net_gelu(net *m, int x)
+{
+    return unary(m, NET_OP_GELU, x);
+}
+
+int net_maxpool(net *m, int x, int k, int stride, int pad)
+{
+    const net_act *a = act(m, x);
+    int Ho = nn_maxpool_out_size(a->H, k, stride, pad);
+    int Wo = nn_maxpool_out_size(a->W, k, stride, pad);
+    int id = new_node(m, NET_OP_MAXPOOL, &x, 1, Ho, Wo, a->C);
+    net_node *n = &m->nodes[id];
+    n->k = k;
+    n->stride = stride;
+    n->pad = pad;
+    n->aux_per_sample = (size_t)Ho * Wo * a->C; /* argmax indices, stored as int */
+    return n->out;
+}
+
+int net_avgpool(net *m, int x)
+{
+    const net_act *a = act(m, x);
+    return m->nodes[new_node(m, NET_OP_AVGPOOL, &x, 1, 1, 1, a->C)].out;
+}
+
+int net_linear(net *m, const char *prefix, int x, int OUT, int bias, net_init_rule init, float init_a)
+{
+    const net_act *a = act(m, x);
+    int id = new_node(m, NET_OP_LINEAR, &x, 1, a->H, a->W, OUT);
+    net_node *n = &m->nodes[id];
+    int ws[2] = {OUT, a->C};
+    if (init == NET_INIT_UNIFORM && init_a <= 0) {
+        float bound = 1.0f / sqrtf((float)a->C);
+        n->t[0] = add_param(m, prefix, "weight", 2, ws, NET_INIT_UNIFORM, bound);
+        if (bias)
+            n->t[1] = add_param(m, prefix, "bias", 1, &OUT, NET_INIT_UNIFORM, bound);
+    } else {
+        n->t[0] = add_param(m, prefix, "weight", 2, ws, init, init_a);
+        if (bias)
+            n->t[1] = add_param(m, prefix, "bias", 1, &OUT, NET_INIT_ZERO, 0);
+    }
+    return n->out;
+}
+
+int net_layernorm(net *m, const char *prefix, int x, float eps)
+{
+    const net_act *a = act(m, x);
+    int C = a->C;
+    int id = new_node(m, NET_OP_LN, &x, 1, a->H, a->W, C);
+    net_node *n = &m->nodes[id];
+    n->eps = eps;
+    n->t[0] = add_param(m, prefix, "weight", 1, &C, NET_INIT_ONE, 0);
+    n->t[1] = add_param(m, prefix, "bias", 1, &C, NET_INIT_ZERO, 0);
+    n->aux_per_sample = 2 * (size_t)a->H * a->W; /* mean, rstd per row */
+    return n->out;
+}
+
+int net_add(net *m, int a, int b)
+{
+    const net_act *x = act(m, a), *y = act(m, b);
+    assert(x->per_sample == y->per_sample && x->C == y->C);
+    int xs[2] = {a, b};
+    return m->nodes[new_node(m, NET_OP_ADD, xs, 2, x->H, x->W, x->C)].out;
+}
+
+int net_attention(net *m, int qkv, int heads, int query)
+{
+    const net_act *a = act(m, qkv);
+    int T = a->H * a->W, C = a->C / 3;
+    assert(a->C % 3 == 0 && C % heads == 0);
+    assert(query == NN_ATTN_ALL_QUERIES || (query >= 0 && query < T));
+    int TQ = nn_attention_queries(T, query);
+    int id = new_node(m, NET_OP_ATTN, &qkv, 1, TQ, 1, C);
+    net_node *n = &m->nodes[id];
+    n->heads = heads;
+    n->query = query;
+    n->aux_per_sample = (size_t)heads * TQ * T;
+    return n->out;
+}
+
+int net_tokens(net *m, int x, int cls_tensor, int pos_tensor)
+{
+    const net_act *a = act(m, x);
+    int T = 1 + a->H * a->W;
+    assert(m->tensors[cls_tensor].n == (size_t)a->C);
+    assert(m->tensors[pos_tensor].n == (size_t)T * a->C);
+    int id = new_node(m, NET_OP_TOKENS, &x, 1, T, 1, a->C);
+    m->nodes[id].t[0] = cls_tensor;
+    m->nodes[id].t[1] = pos_tensor;
+    return m->nodes[id].out;
+}
+
+int net_slice(net *m, int x, int start, int H, int W)
+{
+    const net_act *a = act(m, x);
+    int T = a->H * a->W;
+    assert(start >= 0 && H >= 1 && W >= 1 && start + H * W <= T);
+    int id = new_node(m, NET_OP_SLICE, &x, 1, H, W, a->C);
+    m->nodes[id].start = start;
+    m->nodes[id].count = H * W;
+    return m->nodes[id].out;
+}
+
+int net_join_cls(net *m, int cls_src, int patches)
+{
+    const net_act *c = act(m, cls_src), *p = act(m, patches);
+    assert(c->C == p->C);
+    int xs[2] = {cls_src, patches};
+    return m->nodes[new_node(m, NET_OP_JOIN_CLS, xs, 2, 1 + p->H * p->W, 1, p->C)].out;
+}
+
+int net_stack(net *m, const int *xs, int n_in, int pos_tensor)
+{
+    assert(n_in >= 1 && n_in <= NET_MAX_IN);
+    int C = act(m, xs[0])->C;
+    for (int i = 1; i < n_in; i++)
+        assert(act(m, xs[i])->C == C);
+    int id = new_node(m, NET_OP_STACK, xs, n_in, n_in, 1, C);
+    if (pos_tensor >= 0)
+        assert(m->tensors[pos_tensor].n == (size_t)n_in * C);
+    m->nodes[id].t[0] = pos_tensor;
+    return m->nodes[id].out;
+}
+
+int net_droppath(net *m, int x, float p)
+{
+    int out = unary(m, NET_OP_DROPPATH, x);
+    net_node *n = &m->nodes[m->n_nodes - 1];
+    n->p = p;
+    n->aux_per_sample = 1;
+    return out;
+}
+
+int net_chscale(net *m, int x, float *s, float *ds)
+{
+    int out = unary(m, NET_OP_CHSCALE, x);
+    net_node *n = &m->nodes[m->n_nodes - 1];
+    n->ext = s;
+    n->dext = ds;
+    return out;
+}
+
+int net_scaleadd(net *m, int a, int b, float *q, float *dq)
+{
+    const net_act *x = act(m, a), *y = act(m, b);
+    assert(x->per_sample == y->per_sample && x->C == y->C);
+    int xs[2] = {a, b};
+    int id = new_node(m, NET_OP_SCALEADD, xs, 2, x->H, x->W, x->C);
+    m->nodes[id].ext = q;
+    m->nodes[id].dext = dq;
+    return m->nodes[id].out;
+}
+
+/* ---- finalising -------------------------------------------------------------- */
+
+static size_t round16(size_t n)
+{
+    return (n + 15) / 16 * 16;
+}
+
+static size_t node_scratch(const net *m, const net_node *n, int B)
+{
+    const net_act *x = n->n_in > 0 ? &m->acts[n->in[0]] : NULL;
+    const net_act *y = &m->acts[n->out];
+    if (n->op == NET_OP_CONV) {
+        nn_conv2d_dims d;
+        nn_conv2d_dims_init(&d, B, x->H, x->W, x->C, y->C, n->k, n->stride, n->pad, n->groups);
+        return nn_conv2d_scratch_floats(&d);
+    }
+    if (n->op == NET_OP_ATTN)
+        return nn_attention_scratch_floats(B, x->H * x->W, y->C, n->heads, n->query);
+    return 0;
+}
+
+void net_finalize(net *m, int out, int max_batch, uint64_t seed)
+{
+    assert(m->input >= 0 && out >= 0 && out < m->n_acts && max_batch >= 1);
+    m->output = out;
+    m->max_batch = max_batch;
+    /* Liveness: nodes whose output reaches `out`, walking inputs backwards. */
+    unsigned char *reach = xcalloc((size_t)m->n_acts, 1);
+    reach[out] = 1;
+    for (int i = m->n_nodes - 1; i >= 0; i--) {
+        net_node *n = &m->nodes[i];
+        n->live = reach[n->out];
+        if (n->live)
+            for (int j = 0; j < n->n_in; j++)
+                reach[n->in[j]] = 1;
+    }
+    free(reach);
+    /* Gradients: every live activation except an input that does not ask for one. */
+    for (int i = 0; i < m->n_acts; i++) {
+        net_act *a = &m->acts[i];
+        if (m->nodes[a->producer].op != NET_OP_INPUT)
+            a->needs_grad = m->nodes[a->producer].live;
+    }
+    /* Memory plan. */
+    size_t acts_floats = 0, aux_floats = 0, scratch = 0;
+    for (int i = 0; i < m->n_acts; i++) {
+        m->acts[i].off = acts_floats;
+        acts_floats += round16(m->acts[i].per_sample * (size_t)max_batch);
+    }
+    for (int i = 0; i < m->n_nodes; i++) {
+        net_node *n = &m->nodes[i];
+        n->aux_off = aux_floats;
+        aux_floats += round16(n->aux_fixed + n->aux_per_sample * (size_t)max_batch);
+        size_t s = node_scratch(m, n, max_batch);
+        if (s > scratch)
+            scratch = s;
+    }
+    m->acts_floats = acts_floats;
+    m->aux_floats = aux_floats;
+    m->scratch_floats = scratch;
+    size_t np = m->n_params ? m->n_params : 1;
+    m->params = xaligned(np * sizeof(float));
+    m->grads = xaligned(np * sizeof(float));
+    m->opt_m = xaligned(np * sizeof(float));
+    m->opt_v = xaligned(np * sizeof(float));
+    memset(m->grads, 0, np * sizeof(float));
+    memset(m->opt_m, 0, np * sizeof(float));
+    memset(m->opt_v, 0, np * sizeof(float));
+    m->buffers = xaligned((m->n_buffers ? m->n_buffers : 1) * sizeof(float));
+    m->counters = xcalloc(m->n_counters ? m->n_counters : 1, sizeof(int64_t));
+    m->acts_mem = xaligned((acts_floats ? acts_floats : 1) * sizeof(float));
+    m->dacts_mem = xaligned((acts_floats ? acts_floats : 1) * sizeof(float));
+    m->aux_mem = xaligned((aux_floats ? aux_floats : 1) * sizeof(float));
+    m->scratch = xaligned((scratch ? scratch : 1) * sizeof(float));
+    m->dtouched = xcalloc((size_t)m->n_acts, 1);
+    net_init_params(m, seed);
+}
+
+void net_init_params(net *m, uint64_t seed)
+{
+    rng r;
+    rng_seed(&r, seed);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const net_tensor *t = &m->tensors[i];
+        if (t->kind == NET_COUNTER) {
+            for (size_t j = 0; j < t->n; j++)
+                m->counters[t->off + j] = 0;
+            continue;
+        }
+        float *p = t->kind == NET_PARAM ? m->params + t->off : m->buffers + t->off;
+        for (size_t j = 0; j < t->n; j++) {
+            switch (t->init) {
+            case NET_INIT_ZERO: p[j] = 0.0f; break;
+            case NET_INIT_ONE: p[j] = 1.0f; break;
+            case NET_INIT_UNIFORM: p[j] = t->init_a * (2.0f * rng_uniform(&r) - 1.0f); break;
+            case NET_INIT_TRUNC_NORMAL: p[j] = rng_trunc_normal(&r, t->init_a); break;
+            case NET_INIT_NORMAL: p[j] = t->init_a * rng_normal(&r); break;
+            }
+        }
+    }
+    rng_derive(&m->rng, seed, 0x64726f70ULL, 0); /* drop-path stream */
+}
+
+/* ---- accessors ----------------------------------------------------------------- */
+
+float *net_tensor_data(const net *m, int id)
+{
+    const net_tensor *t = &m->tensors[id];
+    assert(t->kind != NET_COUNTER);
+    return t->kind == NET_PARAM ? m->params + t->off : m->buffers + t->off;
+}
+
+float *net_tensor_grad(const net *m, int id)
+{
+    const net_tensor *t = &m->tensors[id];
+    assert(t->kind == NET_PARAM);
+    return m->grads + t->off;
+}
+
+void net_zero_grad(net *m)
+{
+    memset(m->grads, 0, (m->n_params ? m->n_params : 1) * sizeof(float));
+}
+
+void net_set_training(net *m, int training)
+{
+    m->training = training;
+}
+
+float *net_act_data(const net *m, int x)
+{
+    return m->acts_mem + m->acts[x].off;
+}
+
+float *net_act_grad(const net *m, int x)
+{
+    return m->dacts_mem + m->acts[x].off;
+}
+
+float *net_out(const net *m)
+{
+    return net_act_data(m, m->output);
+}
+
+size_t net_out_size(const net *m)
+{
+    return m->acts[m->output].per_sample;
+}
+
+double net_macs(const net *m)
+{
+    double macs = 0;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const net_node *n = &m->nodes[i];
+        if (!n->live)
+            continue;
+        const net_act *x = n->n_in ? &m->acts[n->in[0]] : NULL, *y = &m->acts[n->out];
+        int has_bias = n->t[1] >= 0;
+        switch (n->op) {
+        case NET_OP_CONV:
+            macs += ((double)n->k * n->k * x->C / n->groups + has_bias) * y->H * y->W * y->C;
+            break;
+        case NET_OP_LINEAR: macs += ((double)x->C + has_bias) * y->C * y->H * y->W; break;
+        case NET_OP_ATTN: {
+            int T = x->H * x->W, TQ = y->H * y->W;
+            macs += 2.0 * TQ * T * y->C;
+            break;
+        }
+        default: break;
+        }
+    }
+    return macs;
+}

@@ -1,0 +1,378 @@
+/* net_run.c - the forward and backward interpreters of a net (see net.h).
+ *
+ * Forward runs every node in program order (in eval mode only the live
+ * ones); backward runs the live nodes in reverse. Activation gradients are
+ * zeroed lazily: the first time a consumer is about to accumulate into an
+ * input's gradient in a pass, that gradient is cleared, so memory is only
+ * touched right before it is used.
+ */
+#include <assert.h>
+#include <string.h>
+
+#include "worker/models/net.h"
+#include "worker/nn/act.h"
+#include "worker/nn/attention.h"
+#include "worker/nn/conv.h"
+#include "worker/nn/dropout.h"
+#include "worker/nn/linear.h"
+#include "worker/nn/norm.h"
+#include "worker/nn/pool.h"
+
+static float *A(const net *m, int x)
+{
+    return m->acts_mem + m->acts[x].off;
+}
+
+static float *AUX(const net *m, const net_node *n)
+{
+    return m->aux_mem + n->aux_off;
+}
+
+static float *P(const net *m, int t)
+{
+    return t < 0 ? NULL : net_tensor_data(m, t);
+}
+
+static float *G(const net *m, int t)
+{
+    return t < 0 ? NULL : net_tensor_grad(m, t);
+}
+
+/* The gradient of activation x, zeroed on first use in this pass; NULL if x
+ * needs none. */
+static float *dA(net *m, int x, int B)
+{
+    const net_act *a = &m->acts[x];
+    if (!a->needs_grad)
+        return NULL;
+    float *d = m->dacts_mem + a->off;
+    if (!m->dtouched[x]) {
+        memset(d, 0, (size_t)B * a->per_sample * sizeof(float));
+        m->dtouched[x] = 1;
+    }
+    return d;
+}
+
+static void conv_dims(const net *m, const net_node *n, int B, nn_conv2d_dims *d)
+{
+    const net_act *x = &m->acts[n->in[0]], *y = &m->acts[n->out];
+    nn_conv2d_dims_init(d, B, x->H, x->W, x->C, y->C, n->k, n->stride, n->pad, n->groups);
+}
+
+static float bn_momentum(const net *m, const net_node *n)
+{
+    return m->bn_momentum >= 0 ? m->bn_momentum : n->momentum;
+}
+
+static void forward_node(net *m, net_node *n, const float *xin, int B)
+{
+    const net_act *x = n->n_in ? &m->acts[n->in[0]] : NULL;
+    const net_act *y = &m->acts[n->out];
+    float *out = A(m, n->out);
+    const float *in = n->n_in ? A(m, n->in[0]) : NULL;
+    size_t ny = (size_t)B * y->per_sample;
+    int rows = B * y->H * y->W;
+    switch (n->op) {
+    case NET_OP_INPUT: memcpy(out, xin, ny * sizeof(float)); break;
+    case NET_OP_CONV: {
+        nn_conv2d_dims d;
+        conv_dims(m, n, B, &d);
+        nn_conv2d_forward(out, in, P(m, n->t[0]), P(m, n->t[1]), &d, m->scratch);
+        break;
+    }
+    case NET_OP_BN: {
+        float *mean = AUX(m, n), *rstd = mean + y->C;
+        if (m->training) {
+            nn_batchnorm_forward_train(out, mean, rstd, P(m, n->t[2]), P(m, n->t[3]), in,
+                                       P(m, n->t[0]), P(m, n->t[1]), rows, y->C, n->eps,
+                                       bn_momentum(m, n));
+            m->counters[m->tensors[n->t[4]].off] += 1;
+        } else {
+            nn_batchnorm_forward_eval(out, in, P(m, n->t[0]), P(m, n->t[1]), P(m, n->t[2]),
+                                      P(m, n->t[3]), rows, y->C, n->eps);
+        }
+        break;
+    }
+    case NET_OP_RELU: nn_relu_forward(out, in, ny); break;
+    case NET_OP_RELU6: nn_relu6_forward(out, in, ny); break;
+    case NET_OP_GELU: nn_gelu_forward(out, in, ny); break;
+    case NET_OP_MAXPOOL:
+        nn_maxpool2d_forward(out, (int *)AUX(m, n), in, B, x->H, x->W, x->C, n->k, n->stride,
+                             n->pad);
+        break;
+    case NET_OP_AVGPOOL: nn_avgpool_forward(out, in, B, x->H * x->W, x->C); break;
+    case NET_OP_LINEAR:
+        nn_linear_forward(out, in, P(m, n->t[0]), P(m, n->t[1]), rows, x->C, y->C);
+        break;
+    case NET_OP_LN: {
+        float *mean = AUX(m, n), *rstd = mean + rows;
+        nn_layernorm_forward(out, mean, rstd, in, P(m, n->t[0]), P(m, n->t[1]), rows, y->C,
+                             n->eps);
+        break;
+    }
+    case NET_OP_ADD: nn_add_forward(out, in, A(m, n->in[1]), ny); break;
+    case NET_OP_ATTN:
+        nn_attention_forward(out, AUX(m, n), in, B, x->H * x->W, y->C, n->heads, n->query,
+                             m->scratch);
+        break;
+    case NET_OP_TOKENS: {
+        const float *cls = P(m, n->t[0]), *pos = P(m, n->t[1]);
+        int C = y->C, T = y->H;
+        for (int b = 0; b < B; b++) {
+            float *o = out + (size_t)b * T * C;
+            const float *src = in + (size_t)b * (T - 1) * C;
+            for (int c = 0; c < C; c++)
+                o[c] = cls[c] + pos[c];
+            for (size_t i = 0; i < (size_t)(T - 1) * C; i++)
+                o[C + i] = src[i] + pos[C + i];
+        }
+        break;
+    }
+    case NET_OP_SLICE: {
+        size_t C = (size_t)y->C, T = (size_t)x->H * x->W;
+        for (int b = 0; b < B; b++)
+            memcpy(out + (size_t)b * n->count * C, in + ((size_t)b * T + n->start) * C,
+                   (size_t)n->count * C * sizeof(float));
+        break;
+    }
+    case NET_OP_JOIN_CLS: {
+        const net_act *p = &m->acts[n->in[1]];
+        const float *patches = A(m, n->in[1]);
+        size_t C = (size_t)y->C, T0 = (size_t)x->H * x->W, np = (size_t)p->H * p->W;
+        for (int b = 0; b < B; b++) {
+            float *o = out + (size_t)b * (1 + np) * C;
+            memcpy(o, in + (size_t)b * T0 * C, C * sizeof(float));
+            memcpy(o + C, patches + (size_t)b * np * C, np * C * sizeof(float));
+        }
+        break;
+    }
+    case NET_OP_STACK: {
+        const float *pos = P(m, n->t[0]);
+        size_t C = (size_t)y->C, L = (size_t)n->n_in;
+        for (size_t l = 0; l < L; l++) {
+            const net_act *xi = &m->acts[n->in[l]];
+            const float *src = A(m, n->in[l]);
+            size_t Ti = (size_t)xi->H * xi->W;
+            for (int b = 0; b < B; b++) {
+                float *o = out + ((size_t)b * L + l) * C;
+                const float *s = src + (size_t)b * Ti * C;
+                for (size_t c = 0; c < C; c++)
+                    o[c] = s[c] + (pos ? pos[l * C + c] : 0.0f);
+            }
+        }
+        break;
+    }
+    case NET_OP_DROPPATH:
+        if (m->training && n->p > 0)
+            nn_droppath_forward(out, AUX(m, n), in, B, y->per_sample, n->p, &m->rng);
+        else
+            memcpy(out, in, ny * sizeof(float));
+        break;
+    case NET_OP_CHSCALE: {
+        size_t C = (size_t)y->C, R = ny / C;
+        for (size_t r = 0; r < R; r++)
+            for (size_t c = 0; c < C; c++)
+                out[r * C + c] = in[r * C + c] * n->ext[c];
+        break;
+    }
+    case NET_OP_SCALEADD: {
+        const float *b2 = A(m, n->in[1]);
+        float q = n->ext[0];
+        for (size_t i = 0; i < ny; i++)
+            out[i] = in[i] + q * b2[i];
+        break;
+    }
+    case NET_OP_COUNT: assert(0); break;
+    }
+}
+
+void net_forward(net *m, const float *x, int B)
+{
+    assert(m->params != NULL && "net_finalize first");
+    assert(B >= 1 && B <= m->max_batch);
+    m->batch = B;
+    for (int i = 0; i < m->n_nodes; i++) {
+        net_node *n = &m->nodes[i];
+        if (n->live || m->training)
+            forward_node(m, n, x, B);
+    }
+}
+
+static void backward_node(net *m, net_node *n, int B)
+{
+    const net_act *x = n->n_in ? &m->acts[n->in[0]] : NULL;
+    const net_act *y = &m->acts[n->out];
+    const float *dout = m->dacts_mem + y->off;
+    const float *out = A(m, n->out);
+    const float *in = n->n_in ? A(m, n->in[0]) : NULL;
+    size_t ny = (size_t)B * y->per_sample;
+    int rows = B * y->H * y->W;
+    float *din = n->n_in ? dA(m, n->in[0], B) : NULL;
+    switch (n->op) {
+    case NET_OP_INPUT: break;
+    case NET_OP_CONV: {
+        nn_conv2d_dims d;
+        conv_dims(m, n, B, &d);
+        nn_conv2d_backward(din, G(m, n->t[0]), G(m, n->t[1]), dout, in, P(m, n->t[0]), &d,
+                           m->scratch);
+        break;
+    }
+    case NET_OP_BN: {
+        const float *mean = AUX(m, n), *rstd = mean + y->C;
+        if (m->training)
+            nn_batchnorm_backward_train(din, G(m, n->t[0]), G(m, n->t[1]), dout, in,
+                                        P(m, n->t[0]), mean, rstd, rows, y->C);
+        else
+            nn_batchnorm_backward_eval(din, G(m, n->t[0]), G(m, n->t[1]), dout, in,
+                                       P(m, n->t[0]), P(m, n->t[2]), P(m, n->t[3]), rows, y->C,
+                                       n->eps);
+        break;
+    }
+    case NET_OP_RELU:
+        if (din)
+            nn_relu_backward(din, dout, out, ny);
+        break;
+    case NET_OP_RELU6:
+        if (din)
+            nn_relu6_backward(din, dout, out, ny);
+        break;
+    case NET_OP_GELU:
+        if (din)
+            nn_gelu_backward(din, dout, in, ny);
+        break;
+    case NET_OP_MAXPOOL:
+        if (din)
+            nn_maxpool2d_backward(din, dout, (const int *)AUX(m, n), B, y->H, y->W, y->C);
+        break;
+    case NET_OP_AVGPOOL:
+        if (din)
+            nn_avgpool_backward(din, dout, B, x->H * x->W, x->C);
+        break;
+    case NET_OP_LINEAR:
+        nn_linear_backward(din, G(m, n->t[0]), G(m, n->t[1]), dout, in, P(m, n->t[0]), rows,
+                           x->C, y->C);
+        break;
+    case NET_OP_LN: {
+        const float *mean = AUX(m, n), *rstd = mean + rows;
+        nn_layernorm_backward(din, G(m, n->t[0]), G(m, n->t[1]), dout, in, P(m, n->t[0]), mean,
+                              rstd, rows, y->C);
+        break;
+    }
+    case NET_OP_ADD: {
+        float *din1 = dA(m, n->in[1], B);
+        if (din)
+            nn_accumulate(din, dout, ny);
+        if (din1)
+            nn_accumulate(din1, dout, ny);
+        break;
+    }
+    case NET_OP_ATTN:
+        if (din)
+            nn_attention_backward(din, dout, in, AUX(m, n), B, x->H * x->W, y->C, n->heads,
+                                  n->query, m->scratch);
+        break;
+    case NET_OP_TOKENS: {
+        float *dcls = G(m, n->t[0]), *dpos = G(m, n->t[1]);
+        size_t C = (size_t)y->C, T = (size_t)y->H;
+        for (int b = 0; b < B; b++) {
+            const float *g = dout + (size_t)b * T * C;
+            for (size_t c = 0; c < C; c++)
+                dcls[c] += g[c];
+            for (size_t i = 0; i < T * C; i++)
+                dpos[i] += g[i];
+            if (din)
+                nn_accumulate(din + (size_t)b * (T - 1) * C, g + C, (T - 1) * C);
+        }
+        break;
+    }
+    case NET_OP_SLICE: {
+        size_t C = (size_t)y->C, T = (size_t)x->H * x->W;
+        if (din)
+            for (int b = 0; b < B; b++)
+                nn_accumulate(din + ((size_t)b * T + n->start) * C,
+                              dout + (size_t)b * n->count * C, (size_t)n->count * C);
+        break;
+    }
+    case NET_OP_JOIN_CLS: {
+        const net_act *p = &m->acts[n->in[1]];
+        float *dp = dA(m, n->in[1], B);
+        size_t C = (size_t)y->C, T0 = (size_t)x->H * x->W, np = (size_t)p->H * p->W;
+        for (int b = 0; b < B; b++) {
+            const float *g = dout + (size_t)b * (1 + np) * C;
+            if (din)
+                nn_accumulate(din + (size_t)b * T0 * C, g, C);
+            if (dp)
+                nn_accumulate(dp + (size_t)b * np * C, g + C, np * C);
+        }
+        break;
+    }
+    case NET_OP_STACK: {
+        float *dpos = G(m, n->t[0]);
+        size_t C = (size_t)y->C, L = (size_t)n->n_in;
+        for (size_t l = 0; l < L; l++) {
+            const net_act *xi = &m->acts[n->in[l]];
+            float *di = dA(m, n->in[l], B);
+            size_t Ti = (size_t)xi->H * xi->W;
+            for (int b = 0; b < B; b++) {
+                const float *g = dout + ((size_t)b * L + l) * C;
+                if (di)
+                    nn_accumulate(di + (size_t)b * Ti * C, g, C);
+                if (dpos)
+                    nn_accumulate(dpos + l * C, g, C);
+            }
+        }
+        break;
+    }
+    case NET_OP_DROPPATH:
+        if (din) {
+            if (m->training && n->p > 0)
+                nn_droppath_backward(din, dout, AUX(m, n), B, y->per_sample);
+            else
+                nn_accumulate(din, dout, ny);
+        }
+        break;
+    case NET_OP_CHSCALE: {
+        size_t C = (size_t)y->C, R = ny / C;
+        for (size_t r = 0; r < R; r++)
+            for (size_t c = 0; c < C; c++) {
+                if (din)
+                    din[r * C + c] += dout[r * C + c] * n->ext[c];
+                if (n->dext)
+                    n->dext[c] += dout[r * C + c] * in[r * C + c];
+            }
+        break;
+    }
+    case NET_OP_SCALEADD: {
+        const float *b2 = A(m, n->in[1]);
+        float *din1 = dA(m, n->in[1], B);
+        float q = n->ext[0];
+        double dq = 0;
+        for (size_t i = 0; i < ny; i++) {
+            if (din)
+                din[i] += dout[i];
+            if (din1)
+                din1[i] += q * dout[i];
+            dq += (double)dout[i] * (double)b2[i];
+        }
+        if (n->dext)
+            n->dext[0] += (float)dq;
+        break;
+    }
+    case NET_OP_COUNT: assert(0); break;
+    }
+}
+
+void net_backward(net *m, const float *dout)
+{
+    int B = m->batch;
+    assert(B >= 1);
+    memset(m->dtouched, 0, (size_t)m->n_acts);
+    float *d = dA(m, m->output, B);
+    assert(d != NULL);
+    nn_accumulate(d, dout, (size_t)B * m->acts[m->output].per_sample);
+    for (int i = m->n_nodes - 1; i >= 0; i--) {
+        net_node *n = &m->nodes[i];
+        if (n->live && n->op != NET_OP_INPUT)
+            backward_node(m, n, B);
+    }
+}
