@@ -1,4 +1,5 @@
 /* handlers_jobs.c - submit, list, get, cancel and delete jobs (see handlers.h). */
+#include "common/jobspec.h"
 #include "common/log.h"
 #include "server/files.h"
 #include "server/handlers.h"
@@ -9,6 +10,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+int app_parse_spec(const json_t *in, json_t **canonical, spec_info *info, field_errors *fe)
+{
+    job_spec js;
+    memset(info, 0, sizeof *info);
+    int rc = jobspec_parse(&js, canonical, in, fe);
+    if (rc == 0) {
+        snprintf(info->name, sizeof info->name, "%s", js.name);
+        snprintf(info->type, sizeof info->type, "%s", jobspec_type_name(js.type));
+        info->priority = js.priority;
+        info->ranks = js.ranks;
+        info->max_restarts = js.max_restarts;
+        info->keep_last = js.ckpt_keep_last;
+        info->params = js.params;
+        info->mflops = js.mflops;
+        snprintf(info->idem_key, sizeof info->idem_key, "%s", js.idempotency_key);
+    }
+    jobspec_free(&js);
+    return rc;
+}
 
 void job_dir(const app *a, const char *id, char *buf, size_t len)
 {
@@ -84,7 +105,8 @@ int jobs_create(app *a, http_request *req, http_response *resp)
     const char *dry = http_query(req, "dry_run");
     if (dry != NULL && !flag_true(dry) && strcmp(dry, "false") != 0 && strcmp(dry, "0") != 0)
         return api_error_field(resp, req, 400, "dry_run", "must be true or false");
-    int rc = a->parse_spec(req->json, &canon, &info, &fe);
+    spec_parse_fn parse = a->parse_spec != NULL ? a->parse_spec : app_parse_spec;
+    int rc = parse(req->json, &canon, &info, &fe);
     if (rc == ERR_UNSUPPORTED) {
         const char *t = json_string_value(json_object_get(req->json, "type"));
         return api_error(resp, req, 501, &fe,

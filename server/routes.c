@@ -175,17 +175,12 @@ static void run(app *a, const route *r, http_request *req, http_response *resp)
             return;
         }
         json_error_t je;
-        json_t *j = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &je);
+        json_t *j = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
         if (j == NULL) {
             char reason[256];
             snprintf(reason, sizeof reason, "invalid JSON at line %d, column %d: %s", je.line,
                      je.column, je.text);
             api_error_field(resp, req, 400, "body", reason);
-            return;
-        }
-        if (!json_is_object(j)) {
-            json_decref(j);
-            api_error_field(resp, req, 400, "body", "must be a JSON object");
             return;
         }
         req->json = j;

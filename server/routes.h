@@ -19,7 +19,7 @@
 typedef int (*route_fn)(app *a, http_request *req, http_response *resp);
 
 enum {
-    ROUTE_JSON_BODY = 1 << 0, /* the body must be a JSON object (req->json) */
+    ROUTE_JSON_BODY = 1 << 0, /* the body must be JSON (req->json; the handler checks its shape) */
 };
 
 typedef struct route {
