@@ -127,7 +127,7 @@ $(BIN)/kiln: $(call obj,$(CLI_SRC)) $(LIB_COMMON)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(TESTPOOL): $(call obj,tests/pool/testpool.c) $(LIB_WORKER) $(LIB_COMMON)
+$(TESTPOOL): $(call obj,tests/pool/testpool.c tests/unit/fakepool.c) $(LIB_WORKER) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@

@@ -146,7 +146,7 @@ static enum MHD_Result send_response(struct MHD_Connection *c, http_response *re
         if (r != NULL)
             resp->fd = -1; /* MHD closes it */
     } else if (resp->json != NULL) {
-        char *text = json_dumps(resp->json, JSON_COMPACT);
+        char *text = json_dumps(resp->json, JSON_COMPACT | JSON_REAL_PRECISION(16));
         size_t n = text != NULL ? strlen(text) : 0;
         r = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_COPY);
         free(text);
