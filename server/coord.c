@@ -198,6 +198,7 @@ static void on_hello(coord *c, const char *pool_id, const msg *m, int64_t now_ms
     p->ready = 0;
     p->seen_ms = now_ms;
     p->connected_at = store_now();
+    p->cancel_ms = -1;
     clear_job(p);
     log_info("pool %s: hello (%d ranks, %d cores, version %s)", p->id, p->ranks, p->cores,
              p->version);
@@ -477,7 +478,8 @@ out:
     free(index);
 }
 
-static void reconcile(coord *c, int64_t now_ms)
+/* force: send cancels now, even if one went out less than a heartbeat ago. */
+static void reconcile(coord *c, int64_t now_ms, int force)
 {
     store_active *act;
     int n;
@@ -497,7 +499,8 @@ static void reconcile(coord *c, int64_t now_ms)
             }
             continue;
         }
-        if (act[i].state == JS_CANCELLING && now_ms - p->cancel_ms >= c->o.heartbeat_ms) {
+        if (act[i].state == JS_CANCELLING &&
+            (force || p->cancel_ms < 0 || now_ms - p->cancel_ms >= c->o.heartbeat_ms)) {
             send_simple(c, p, MSG_CANCEL, act[i].job_id, act[i].attempt, 0, now_ms);
             p->cancel_ms = now_ms;
         }
@@ -532,7 +535,7 @@ int coord_tick(coord *c, int64_t now_ms)
             send_simple(c, p, MSG_HEARTBEAT, NULL, 0, 0, now_ms);
     }
     if (c->wake || now_ms - c->last_reconcile_ms >= c->o.heartbeat_ms) {
-        reconcile(c, now_ms);
+        reconcile(c, now_ms, c->wake);
         c->last_reconcile_ms = now_ms;
     }
     if (c->wake || now_ms - c->last_sched_ms >= 1000) {
