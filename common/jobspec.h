@@ -43,7 +43,7 @@ typedef enum { OPT_SGD = 0, OPT_ADAMW } optim_kind;
 typedef enum { SCHED_COSINE = 0, SCHED_CONSTANT } sched_kind;
 
 typedef struct optim_spec {
-    optim_kind optimizer;  /* default adamw */
+    optim_kind optimizer;  /* default by model family: adamw (ViT), sgd (CNN) */
     double lr;             /* peak learning rate */
     double weight_decay;   /* not applied to biases, norms, pos_embed, cls_token (1-D tensors) */
     double momentum;       /* sgd: default 0.9 */

@@ -470,7 +470,7 @@ END_TEST
 
 START_TEST(golden_invalid_examples)
 {
-    char dir[1024], path[1100];
+    char dir[512], path[1024];
     snprintf(dir, sizeof dir, "%s/api/examples/invalid", src_dir());
     DIR *d = opendir(dir);
     ck_assert_msg(d != NULL, "cannot open %s", dir);
