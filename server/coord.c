@@ -348,8 +348,21 @@ static int flush_locked(coord *c, int64_t now_ms)
         for (int l = j + 1; l < k && !later; l++)
             later = strcmp(in[l].pool_id, in[j].pool_id) == 0 &&
                     strcmp(in[l].m->job_id, m->job_id) == 0 && in[l].m->attempt == m->attempt;
-        if (p != NULL && !later)
-            send_simple(c, p, MSG_ACK, m->job_id, m->attempt, out[j].ack_seq, now_ms);
+        if (p != NULL && !later) {
+            /* gap: some message of this batch came after a missing one;
+             * the pool should send again from ack_seq + 1 now. */
+            int gap = 0;
+            for (int l = 0; l <= j; l++)
+                gap |= out[l].outcome == APPLY_GAP && strcmp(in[l].pool_id, in[j].pool_id) == 0 &&
+                       strcmp(in[l].m->job_id, m->job_id) == 0 && in[l].m->attempt == m->attempt;
+            msg ack;
+            msg_init(&ack, MSG_ACK);
+            msg_set_job(&ack, m->job_id, m->attempt, out[j].ack_seq);
+            if (gap)
+                msg_set(&ack, "gap", json_true());
+            send_to(c, p, &ack, now_ms);
+            msg_deinit(&ack);
+        }
         if (out[j].outcome == APPLY_STALE || out[j].outcome == APPLY_GAP ||
             out[j].outcome == APPLY_BAD)
             for (int b = 0; b < m->n_blobs; b++)

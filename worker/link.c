@@ -4,7 +4,8 @@
  * cancels); the link thread also holds it while it sends (zmq_send with
  * ZMQ_DONTWAIT only copies). The outbox is a FIFO of job messages: sent
  * entries stay until acked; after a reconnect or a stall all are marked
- * unsent (go-back-N; the server drops what it already applied). When memory
+ * unsent (go-back-N; the server drops what it already applied); at most
+ * LINK_WINDOW of them are in flight. When memory
  * is full, new messages go to the spill file, and while it holds any, every
  * new message goes there too, so the order is kept.
  */
@@ -27,12 +28,14 @@
 #define LINK_SEQ_SLOTS          8
 #define LINK_CANCEL_SLOTS       16
 #define LINK_BATCH_POINTS       256
+#define LINK_WINDOW             512 /* job messages in flight (sent, not acked) at most */
 
 typedef struct entry {
     msg m;
     size_t bytes;
-    int sent; /* sent on the current connection */
-    int64_t sent_ms;
+    int sent;        /* sent on the current connection */
+    int resent;      /* sent more than once (no round-trip sample then: Karn) */
+    int64_t sent_ms; /* last send; 0 = never sent (may still take metric points) */
     struct entry *next;
 } entry;
 
@@ -80,6 +83,10 @@ struct pool_link {
     int hello_sent, ready_sent, welcomed;
     int hb_ms, liveness;
     int64_t last_recv, last_send, reconnect_at;
+    int64_t last_ack;    /* last ack of any kind, or the last go-back */
+    int64_t last_goback; /* last time every unacked message was marked for resending */
+    int resend_wait;     /* the resend timeout now: rto, doubled after each resend */
+    int srtt;            /* smoothed ack round trip, ms (0 = no sample yet) */
     int backoff_ms;
 };
 
@@ -307,7 +314,7 @@ int link_metric(pool_link *l, const char *job_id, int attempt, const json_t *poi
     pthread_mutex_lock(&l->mu);
     /* Join the newest unsent metric message of this attempt, if there is one. */
     entry *t = l->tail;
-    if (l->n_spill == 0 && t != NULL && !t->sent && t->m.type == MSG_METRIC &&
+    if (l->n_spill == 0 && t != NULL && t->sent_ms == 0 && t->m.type == MSG_METRIC &&
         same_job(&t->m, job_id, attempt)) {
         json_t *pts = msg_get(&t->m, "points");
         if (json_array_size(pts) < LINK_BATCH_POINTS) {
@@ -571,6 +578,7 @@ static int connect_sock(pool_link *l, int64_t t)
         return -1;
     }
     l->last_recv = t;
+    l->last_ack = t;
     l->last_send = 0;
     return 0;
 }
@@ -592,6 +600,15 @@ static void send_hello(pool_link *l)
     msg_deinit(&m);
 }
 
+/* Marks every unacked message for sending again (go-back-N). */
+static void go_back(pool_link *l, int64_t t)
+{
+    for (entry *e = l->head; e != NULL; e = e->next)
+        e->sent = 0;
+    l->last_goback = t;
+    l->last_ack = t;
+}
+
 static void on_ack(pool_link *l, const msg *m)
 {
     entry **pp = &l->head, *prev = NULL;
@@ -604,6 +621,14 @@ static void on_ack(pool_link *l, const msg *m)
             l->n_mem--;
             l->bytes_mem -= e->bytes;
             l->stats.acked++;
+            int64_t t = now_ms();
+            /* Karn: only a message sent once gives a round-trip sample, and
+             * only a sample brings a backed-off timeout down again. */
+            if (!e->resent && e->sent_ms > 0) {
+                int sample = (int)(t - e->sent_ms);
+                l->srtt = l->srtt == 0 ? sample : (7 * l->srtt + sample) / 8;
+                l->resend_wait = 4 * l->srtt > l->o.resend_ms ? 4 * l->srtt : l->o.resend_ms;
+            }
             msg_deinit(&e->m);
             free(e);
             continue;
@@ -611,6 +636,13 @@ static void on_ack(pool_link *l, const msg *m)
         prev = e;
         pp = &e->next;
     }
+    int64_t t = now_ms();
+    l->last_ack = t;
+    /* The server saw a gap (a message it never got, e.g. dropped while it
+     * did not know this pool): go back now, but at most once per round trip. */
+    if (json_is_true(msg_get(m, "gap")) &&
+        t - l->last_goback >= (l->srtt * 2 > 50 ? l->srtt * 2 : 50))
+        go_back(l, t);
     if (l->cur_end_seq > 0 && m->seq >= l->cur_end_seq && m->attempt == l->cur_attempt &&
         strcmp(m->job_id, l->cur_job) == 0) {
         l->cur_job[0] = '\0';
@@ -739,17 +771,26 @@ static void send_due(pool_link *l, int64_t t)
         }
         append_mem(l, &m);
     }
-    /* Acks stalled: go back and send every unacked message again. */
-    if (l->head != NULL && l->head->sent && t - l->head->sent_ms >= l->o.resend_ms)
-        for (entry *e = l->head; e != NULL; e = e->next)
-            e->sent = 0;
-    for (entry *e = l->head; e != NULL; e = e->next) {
+    /* Acks stopped: go back and send every unacked message again. Only when
+     * no ack at all came for resend_wait (at least resend_ms and 4 smoothed
+     * round trips), doubling after each resend: a server that still acks is
+     * busy, not missing messages (a missing one is reported as a gap), and
+     * must not be buried under copies of what it is working on. */
+    if (l->head != NULL && l->head->sent && t - l->head->sent_ms >= l->resend_wait &&
+        t - l->last_ack >= l->resend_wait) {
+        go_back(l, t);
+        l->resend_wait = l->resend_wait * 2 > 60000 ? 60000 : l->resend_wait * 2;
+    }
+    int k = 0;
+    for (entry *e = l->head; e != NULL && k < LINK_WINDOW; e = e->next, k++) {
         if (e->sent)
             continue;
         if (send_msg(l, &e->m) < 0)
             break;
-        if (e->sent_ms > 0)
+        if (e->sent_ms > 0) {
             l->stats.resent++;
+            e->resent = 1;
+        }
         e->sent = 1;
         e->sent_ms = t;
         l->stats.sent++;
@@ -861,6 +902,7 @@ int link_new(pool_link **out, const char *endpoint, const link_pool_info *info,
     l->hb_ms = l->o.heartbeat_ms;
     l->liveness = l->o.liveness;
     l->backoff_ms = l->o.reconnect_min_ms;
+    l->resend_wait = l->o.resend_ms;
     int rc = spill_open(l, eb);
     if (rc < 0)
         goto fail;

@@ -6,7 +6,8 @@
  * cancel, and sends the job messages the training thread queues. Every job
  * message gets the next seq of its (job, attempt) and stays in the outbox
  * until the server acks it; unacked messages are sent again after a
- * reconnect (exponential back-off) or when acks stall. The outbox is bounded
+ * reconnect (exponential back-off) or when acks stall (no ack for
+ * resend_ms, then doubling). The outbox is bounded
  * in memory; past the bound, messages are spilled to a file and read back
  * in order, never dropped. Consecutive metric points of one job that are
  * still unsent travel as one message.
@@ -62,7 +63,8 @@ typedef struct link_options {
     int liveness;            /* silent intervals before reconnecting; default 5 */
     int reconnect_min_ms;    /* back-off: default 100, doubling ... */
     int reconnect_max_ms;    /* ... up to this; default 5000 */
-    int resend_ms;           /* resend unacked messages after this long; default 2000 */
+    int resend_ms;           /* resend unacked messages after no ack for this long (or 4
+                              * round trips if longer), doubling; default 2000 */
     size_t outbox_max_msgs;  /* in memory; default 4096 */
     size_t outbox_max_bytes; /* in memory; default 64 MiB */
     const char *spill_dir;   /* for the spill file; default $TMPDIR or /tmp */

@@ -288,21 +288,25 @@ START_TEST(priorities_over_two_pools)
     fakepool *b = fakepool_start(&fo);
     for (int i = 0; i < 6; i++)
         wait_state(ids[i], JS_SUCCEEDED, 5000);
-    /* order of starts (by started_at) must be priority desc, FIFO within */
+    /* order of assignment (the seq of each job's SCHEDULED event) must be
+     * priority desc, FIFO within a priority */
     double started[6];
     for (int i = 0; i < 6; i++) {
         json_t *j = job(ids[i]);
-        const char *t = json_string_value(json_object_get(j, "started_at"));
-        int h, m;
-        double s;
-        ck_assert_int_eq(sscanf(t + 11, "%d:%d:%lfZ", &h, &m, &s), 3);
-        started[i] = h * 3600.0 + m * 60.0 + s;
+        json_t *ev = json_object_get(j, "events");
+        started[i] = -1;
+        for (size_t e = 0; e < json_array_size(ev); e++)
+            if (strcmp(json_string_value(json_object_get(json_array_get(ev, e), "to")),
+                       "STARTING") == 0)
+                started[i] =
+                    (double)json_integer_value(json_object_get(json_array_get(ev, e), "seq"));
+        ck_assert(started[i] > 0);
         json_decref(j);
     }
     static const int expect[6] = {1, 3, 2, 5, 4, 0};
     for (int k = 1; k < 6; k++)
         ck_assert_msg(started[expect[k - 1]] <= started[expect[k]],
-                      "job %d (prio %d) started after job %d (prio %d)", expect[k - 1],
+                      "job %d (prio %d) was scheduled after job %d (prio %d)", expect[k - 1],
                       prio[expect[k - 1]], expect[k], prio[expect[k]]);
     ck_assert_int_eq(fakepool_started_count(a) + fakepool_started_count(b), 6);
     ck_assert_int_ge(fakepool_started_count(a), 1);
@@ -390,8 +394,8 @@ END_TEST
 
 START_TEST(resends_are_applied_once)
 {
-    /* resend_ms = 1: the link sends every unacked message again and again;
-     * the server must apply each exactly once. */
+    /* resend_ms = 2: whenever the server is slower than that, the link sends
+     * unacked messages again; the server must apply each exactly once. */
     inproc_broker(100, 5);
     char id[STORE_ID_MAX];
     store_job_new j = {.name = "r", .type = "train", .priority = 1, .ranks = 1, .spec_json = "{}"};
@@ -403,7 +407,7 @@ START_TEST(resends_are_applied_once)
     link_options lo;
     link_options_default(&lo);
     lo.zmq_context = ZCTX;
-    lo.resend_ms = 1;
+    lo.resend_ms = 2;
     link_pool_info info = {.pool_id = "resender", .ranks = 1, .cores = 1, .version = "t"};
     pool_link *l;
     ck_assert_int_eq(link_new(&l, EP, &info, &lo, &eb), 0);
@@ -414,10 +418,18 @@ START_TEST(resends_are_applied_once)
         json_decref(p);
         link_log(l, id, 1, "info", "x"); /* one message per point: no batching */
     }
-    ck_assert_int_eq(link_flush(l, 5000), 0);
+    int frc = link_flush(l, 20000);
     link_stats st;
     link_get_stats(l, &st);
-    ck_assert_uint_gt(st.resent, 0);
+    json_t *jj = job(id);
+    char *dump = json_dumps(json_object_get(jj, "attempts"), 0);
+    ck_assert_msg(frc == 0,
+                  "flush: queued %zu sent %llu resent %llu acked %llu reconnects %llu; %s %s",
+                  st.queued, (unsigned long long)st.sent, (unsigned long long)st.resent,
+                  (unsigned long long)st.acked, (unsigned long long)st.reconnects, dump,
+                  json_string_value(json_object_get(jj, "state")));
+    free(dump);
+    json_decref(jj);
     ck_assert_int_eq(metrics_gap_free(id), 1000);
     steps_once(id, "loss", 1, 1000);
     json_t *logs;
@@ -425,6 +437,94 @@ START_TEST(resends_are_applied_once)
     ck_assert_int_eq(json_array_size(json_object_get(logs, "lines")), 1000);
     json_decref(logs);
     link_free(l);
+}
+END_TEST
+
+/* Receives one message on a raw ROUTER within ms; 1 if one came. */
+static int raw_recv(void *router, int ms, msg *m)
+{
+    zmq_pollitem_t it = {router, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&it, 1, ms) <= 0)
+        return 0;
+    char id[64], hdr[65536];
+    int n = zmq_recv(router, id, sizeof id, 0);
+    ck_assert_int_gt(n, 0);
+    n = zmq_recv(router, hdr, sizeof hdr, 0);
+    ck_assert_int_gt(n, 0);
+    errbuf eb;
+    ck_assert_int_eq(msg_decode(m, hdr, (size_t)n, &eb), 0);
+    int more;
+    size_t ml = sizeof more;
+    zmq_getsockopt(router, ZMQ_RCVMORE, &more, &ml);
+    ck_assert_int_eq(more, 0);
+    return 1;
+}
+
+static void raw_send(void *router, const char *to, msg *m)
+{
+    size_t len;
+    char *text = msg_encode(m, &len);
+    ck_assert_int_ge(zmq_send(router, to, strlen(to), ZMQ_SNDMORE), 0);
+    ck_assert_int_ge(zmq_send(router, text, len, 0), 0);
+    free(text);
+}
+
+START_TEST(link_resends_until_acked)
+{
+    /* A raw ROUTER plays the server: it never acks at first, so the link
+     * must resend, backing off; once acked, the resends stop. */
+    void *router = zmq_socket(ZCTX, ZMQ_ROUTER);
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://kiln-raw-%d", (int)getpid());
+    ck_assert_int_eq(zmq_bind(router, ep), 0);
+    link_options lo;
+    link_options_default(&lo);
+    lo.zmq_context = ZCTX;
+    lo.resend_ms = 30;
+    link_pool_info info = {.pool_id = "raw", .ranks = 1, .cores = 1, .version = "t"};
+    pool_link *l;
+    errbuf eb;
+    ck_assert_int_eq(link_new(&l, ep, &info, &lo, &eb), 0);
+    msg m;
+    ck_assert(raw_recv(router, 2000, &m));
+    ck_assert_int_eq(m.type, MSG_HELLO);
+    ck_assert_str_eq(msg_str(&m, "pool_id", ""), "raw");
+    msg_deinit(&m);
+    msg w;
+    msg_init(&w, MSG_WELCOME);
+    msg_set(&w, "heartbeat_ms", json_integer(1000));
+    msg_set(&w, "liveness", json_integer(5));
+    raw_send(router, "raw", &w);
+    msg_deinit(&w);
+    link_started(l, "jx", 1, 10);
+    int copies = 0;
+    for (int i = 0; i < 100 && raw_recv(router, 500, &m); i++) {
+        if (m.type == MSG_STARTED) {
+            ck_assert_uint_eq(m.seq, 1);
+            copies++;
+        }
+        msg_deinit(&m);
+        if (copies == 4)
+            break;
+    }
+    /* first send + resends after 30, 60, 120 ms of silence */
+    ck_assert_int_eq(copies, 4);
+    link_stats st;
+    link_get_stats(l, &st);
+    ck_assert_uint_ge(st.resent, 3);
+    msg a;
+    msg_init(&a, MSG_ACK);
+    msg_set_job(&a, "jx", 1, 1);
+    raw_send(router, "raw", &a);
+    msg_deinit(&a);
+    ck_assert_int_eq(link_flush(l, 1000), 0);
+    /* nothing more but heartbeats */
+    while (raw_recv(router, 300, &m)) {
+        ck_assert_int_eq(m.type, MSG_HEARTBEAT);
+        msg_deinit(&m);
+    }
+    link_free(l);
+    zmq_close(router);
 }
 END_TEST
 
@@ -441,6 +541,7 @@ Suite *suite_link(void)
     tcase_add_test(tc, ranks_must_fit);
     tcase_add_test(tc, spill_then_deliver_in_order);
     tcase_add_test(tc, resends_are_applied_once);
+    tcase_add_test(tc, link_resends_until_acked);
     suite_add_tcase(s, tc);
     return s;
 }

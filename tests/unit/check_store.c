@@ -183,7 +183,7 @@ START_TEST(list_pages_filters)
 {
     char ids[7][STORE_ID_MAX];
     for (int i = 0; i < 7; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "%s-%d", i % 2 ? "odd" : "even", i);
         create(ids[i], name, 10, 1);
     }
