@@ -302,12 +302,11 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
         flags |= MHD_USE_EPOLL_INTERNAL_THREAD;
         break;
     }
-    h->d =
-        MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_EXTERNAL_LOGGER,
-                         mhd_log, h, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-                         MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_END);
+    h->d = MHD_start_daemon(
+        flags, (uint16_t)o->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        (unsigned)1, MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_END);
     if (h->d == NULL) {
         free(h);
         return err_set(eb, ERR_IO, "http: cannot listen on %s:%d (in use, or not permitted)",
