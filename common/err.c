@@ -8,22 +8,38 @@
 const char *err_str(int code)
 {
     switch (code) {
-    case ERR_OK: return "ok";
-    case ERR_IO: return "I/O error";
-    case ERR_FORMAT: return "malformed input";
-    case ERR_INVALID: return "invalid argument";
-    case ERR_NOT_FOUND: return "not found";
-    case ERR_EXISTS: return "already exists";
-    case ERR_STATE: return "not allowed in this state";
-    case ERR_BUSY: return "busy";
-    case ERR_TOO_LARGE: return "too large";
-    case ERR_UNSUPPORTED: return "not supported";
-    case ERR_CANCELLED: return "cancelled";
-    case ERR_TIMEOUT: return "timed out";
-    case ERR_PEER: return "peer failure";
-    case ERR_AUTH: return "not authorised";
-    case ERR_INTERNAL: return "internal error";
-    default: return "unknown error";
+    case ERR_OK:
+        return "ok";
+    case ERR_IO:
+        return "I/O error";
+    case ERR_FORMAT:
+        return "malformed input";
+    case ERR_INVALID:
+        return "invalid argument";
+    case ERR_NOT_FOUND:
+        return "not found";
+    case ERR_EXISTS:
+        return "already exists";
+    case ERR_STATE:
+        return "not allowed in this state";
+    case ERR_BUSY:
+        return "busy";
+    case ERR_TOO_LARGE:
+        return "too large";
+    case ERR_UNSUPPORTED:
+        return "not supported";
+    case ERR_CANCELLED:
+        return "cancelled";
+    case ERR_TIMEOUT:
+        return "timed out";
+    case ERR_PEER:
+        return "peer failure";
+    case ERR_AUTH:
+        return "not authorised";
+    case ERR_INTERNAL:
+        return "internal error";
+    default:
+        return "unknown error";
     }
 }
 

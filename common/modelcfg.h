@@ -16,14 +16,14 @@
 #ifndef KILN_MODELCFG_H
 #define KILN_MODELCFG_H
 
-#include <jansson.h>
-
 #include "common/fielderr.h"
 
-#define MC_MAX_STAGES 8
+#include <jansson.h>
+
+#define MC_MAX_STAGES       8
 #define MC_MAX_STAGE_BLOCKS 64
-#define MC_MAX_MB_BLOCKS 64
-#define MC_MAX_DEPTH 64
+#define MC_MAX_MB_BLOCKS    64
+#define MC_MAX_DEPTH        64
 
 typedef enum { MC_CEIT = 0, MC_DEIT, MC_RESNET_CIFAR, MC_MOBILENETV2 } mc_arch;
 typedef enum { MC_STEM_PATCHIFY = 0, MC_STEM_I2T } mc_stem;
@@ -31,13 +31,13 @@ typedef enum { MC_FFN_MLP = 0, MC_FFN_LEFF } mc_ffn;
 typedef enum { MC_HEAD_CLS = 0, MC_HEAD_LCA } mc_head;
 
 typedef struct mc_stage {
-    int width;                     /* output (residual) width of the stage */
+    int width; /* output (residual) width of the stage */
     int n_blocks;
     int mids[MC_MAX_STAGE_BLOCKS]; /* inner width of each BasicBlock */
 } mc_stage;
 
 typedef struct mc_mbblock {
-    int hidden, out, stride;       /* expansion width (== cin: no expansion conv) */
+    int hidden, out, stride; /* expansion width (== cin: no expansion conv) */
 } mc_mbblock;
 
 typedef struct model_cfg {
@@ -46,26 +46,26 @@ typedef struct model_cfg {
 
     /* ViT: arch ceit or deit (the name only; the switches set the structure) */
     int embed_dim, depth, num_heads, patch_size;
-    double mlp_ratio;              /* default 4 */
-    int hidden;                    /* derived: floor(embed_dim * mlp_ratio) */
+    double mlp_ratio; /* default 4 */
+    int hidden;       /* derived: floor(embed_dim * mlp_ratio) */
     mc_stem stem;
     int stem_channels, stem_kernel, stem_stride, stem_pool; /* i2t only: defaults -, 3, 1, 1 */
     mc_ffn ffn;
-    int leff_kernel;               /* default 3 */
+    int leff_kernel; /* default 3 */
     mc_head head;
-    int grid;                      /* derived: token grid side; tokens = grid*grid + 1 */
-    int stem_fm;                   /* derived: i2t feature-map side after conv (and pool) */
+    int grid;    /* derived: token grid side; tokens = grid*grid + 1 */
+    int stem_fm; /* derived: i2t feature-map side after conv (and pool) */
 
     /* ResNet-CIFAR: both forms are expanded into stem_width + stages */
-    int preset;                    /* 1 if given as {depth, widths} / {width_mult} */
-    int resnet_depth;              /* preset form only */
+    int preset;       /* 1 if given as {depth, widths} / {width_mult} */
+    int resnet_depth; /* preset form only */
     int stem_width;
     int n_stages;
     mc_stage stages[MC_MAX_STAGES];
 
     /* MobileNetV2: both forms are expanded into mb_stem + blocks + last */
-    double width_mult;             /* preset form only */
-    int cifar;                     /* default 1: stride-1 stem and second setting */
+    double width_mult; /* preset form only */
+    int cifar;         /* default 1: stride-1 stem and second setting */
     int mb_stem;
     int n_blocks;
     mc_mbblock blocks[MC_MAX_MB_BLOCKS];

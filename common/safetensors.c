@@ -7,6 +7,8 @@
  */
 #include "common/safetensors.h"
 
+#include "common/xalloc.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -19,18 +21,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/xalloc.h"
-
 #define ST_MAX_TENSORS 1000000
-#define ST_MAX_NUMEL ((size_t)1 << 40)
+#define ST_MAX_NUMEL   ((size_t)1 << 40)
 
 struct st_file {
     unsigned char *base; /* whole file image */
     size_t len;
-    int mapped;          /* 1: munmap base, 0: free base */
+    int mapped; /* 1: munmap base, 0: free base */
     int n;
     st_tensor *t;
-    char **names;        /* owned copies of the tensor names */
+    char **names; /* owned copies of the tensor names */
     int n_meta;
     char **meta_keys, **meta_vals;
 };
@@ -43,9 +43,12 @@ static size_t dtype_size(st_dtype d)
 static const char *dtype_name(st_dtype d)
 {
     switch (d) {
-    case ST_F32: return "F32";
-    case ST_F64: return "F64";
-    default: return "I64";
+    case ST_F32:
+        return "F32";
+    case ST_F64:
+        return "F64";
+    default:
+        return "I64";
     }
 }
 
@@ -95,8 +98,7 @@ static int parse_entry(st_tensor *t, json_t *v, const unsigned char *data, size_
     {
         if (strcmp(key, "dtype") != 0 && strcmp(key, "shape") != 0 &&
             strcmp(key, "data_offsets") != 0)
-            return err_set(eb, ERR_FORMAT, "tensor '%s': unknown header field '%s'", t->name,
-                           key);
+            return err_set(eb, ERR_FORMAT, "tensor '%s': unknown header field '%s'", t->name, key);
     }
     const json_t *jd = json_object_get(v, "dtype");
     if (!json_is_string(jd))
@@ -187,7 +189,8 @@ static int st_parse(st_file *f, errbuf *eb)
         return err_set(eb, ERR_FORMAT, "header length %llu is past the end of the %zu-byte file",
                        (unsigned long long)hlen, f->len);
     json_error_t jerr;
-    json_t *root = json_loadb((const char *)f->base + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root =
+        json_loadb((const char *)f->base + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL)
         return err_set(eb, ERR_FORMAT, "header is not valid JSON: %s (at byte %d)", jerr.text,
                        jerr.position);
@@ -363,8 +366,8 @@ int st_read_f32(const st_file *f, const char *name, float *dst, size_t numel, er
     if (t == NULL)
         return err_set(eb, ERR_NOT_FOUND, "tensor '%s' is missing", name);
     if (t->numel != numel)
-        return err_set(eb, ERR_FORMAT, "tensor '%s' has %zu elements, expected %zu", name,
-                       t->numel, numel);
+        return err_set(eb, ERR_FORMAT, "tensor '%s' has %zu elements, expected %zu", name, t->numel,
+                       numel);
     if (t->dtype == ST_F32) {
         memcpy(dst, t->data, numel * sizeof(float));
     } else if (t->dtype == ST_F64) {
@@ -387,8 +390,8 @@ int st_read_i64(const st_file *f, const char *name, int64_t *dst, size_t numel, 
     if (t == NULL)
         return err_set(eb, ERR_NOT_FOUND, "tensor '%s' is missing", name);
     if (t->numel != numel)
-        return err_set(eb, ERR_FORMAT, "tensor '%s' has %zu elements, expected %zu", name,
-                       t->numel, numel);
+        return err_set(eb, ERR_FORMAT, "tensor '%s' has %zu elements, expected %zu", name, t->numel,
+                       numel);
     if (t->dtype != ST_I64)
         return err_set(eb, ERR_FORMAT, "tensor '%s' is %s, expected I64", name,
                        dtype_name(t->dtype));
@@ -471,8 +474,7 @@ int st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim, cons
     return 0;
 }
 
-int st_writer_add_f32(st_writer *w, const char *name, int ndim, const int *shape,
-                      const float *data)
+int st_writer_add_f32(st_writer *w, const char *name, int ndim, const int *shape, const float *data)
 {
     int64_t s[ST_MAX_DIMS];
     if (ndim < 0 || ndim > ST_MAX_DIMS)
@@ -494,9 +496,8 @@ static char *writer_header(const st_writer *w, size_t *hlen)
         json_t *shape = json_array();
         for (int d = 0; d < t->ndim; d++)
             json_array_append_new(shape, json_integer(t->shape[d]));
-        json_t *e = json_pack("{s:s, s:o, s:[I, I]}", "dtype", dtype_name(t->dtype), "shape",
-                              shape, "data_offsets", (json_int_t)off,
-                              (json_int_t)(off + t->nbytes));
+        json_t *e = json_pack("{s:s, s:o, s:[I, I]}", "dtype", dtype_name(t->dtype), "shape", shape,
+                              "data_offsets", (json_int_t)off, (json_int_t)(off + t->nbytes));
         json_object_set_new(root, w->t[i].name, e);
         off += t->nbytes;
     }

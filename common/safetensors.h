@@ -18,24 +18,24 @@
 #ifndef KILN_SAFETENSORS_H
 #define KILN_SAFETENSORS_H
 
+#include "common/err.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/err.h"
-
 #define ST_MAX_HEADER (64u << 20) /* bytes of JSON header accepted */
-#define ST_MAX_DIMS 8
+#define ST_MAX_DIMS   8
 
 typedef enum { ST_F32 = 0, ST_F64 = 1, ST_I64 = 2 } st_dtype;
 
 typedef struct st_tensor {
-    const char *name;      /* borrowed from the st_file */
+    const char *name; /* borrowed from the st_file */
     st_dtype dtype;
-    int ndim;              /* 0 for a scalar */
+    int ndim; /* 0 for a scalar */
     int64_t shape[ST_MAX_DIMS];
-    size_t numel;          /* prod(shape); 1 for a scalar */
+    size_t numel; /* prod(shape); 1 for a scalar */
     size_t nbytes;
-    const void *data;      /* may be unaligned for files opened from memory: copy with memcpy */
+    const void *data; /* may be unaligned for files opened from memory: copy with memcpy */
 } st_tensor;
 
 typedef struct st_file st_file;

@@ -10,13 +10,13 @@
 
 #include <stddef.h>
 
-#define xmalloc(size)          xmalloc_at((size), __FILE__, __LINE__)
-#define xcalloc(n, size)       xcalloc_at((n), (size), __FILE__, __LINE__)
-#define xrealloc(p, size)      xrealloc_at((p), (size), __FILE__, __LINE__)
-#define xmallocarray(n, size)  xmallocarray_at((n), (size), __FILE__, __LINE__)
-#define xstrdup(s)             xstrdup_at((s), __FILE__, __LINE__)
+#define xmalloc(size)         xmalloc_at((size), __FILE__, __LINE__)
+#define xcalloc(n, size)      xcalloc_at((n), (size), __FILE__, __LINE__)
+#define xrealloc(p, size)     xrealloc_at((p), (size), __FILE__, __LINE__)
+#define xmallocarray(n, size) xmallocarray_at((n), (size), __FILE__, __LINE__)
+#define xstrdup(s)            xstrdup_at((s), __FILE__, __LINE__)
 /* 64-byte aligned, for float buffers the kernels vectorise over; free with free(). */
-#define xaligned(size)         xaligned_at((size), __FILE__, __LINE__)
+#define xaligned(size) xaligned_at((size), __FILE__, __LINE__)
 
 void *xmalloc_at(size_t size, const char *file, int line);
 void *xcalloc_at(size_t n, size_t size, const char *file, int line);

@@ -5,6 +5,11 @@
  */
 #include "worker/dist.h"
 
+#include "common/err.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "worker/nn/gemm.h"
+
 #include <limits.h>
 #include <mpi.h>
 #include <omp.h>
@@ -14,20 +19,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/err.h"
-#include "common/log.h"
-#include "common/xalloc.h"
-#include "worker/nn/gemm.h"
-
 static int use_mpi;
 static int my_rank, my_world = 1;
 static size_t max_chunk = INT_MAX;
 
-#define MPI_CHECK(call)                                                                           \
-    do {                                                                                          \
-        int rc_ = (call);                                                                         \
-        if (rc_ != MPI_SUCCESS)                                                                   \
-            mpi_fail(#call, rc_, __FILE__, __LINE__);                                            \
+#define MPI_CHECK(call)                                                                            \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        if (rc_ != MPI_SUCCESS)                                                                    \
+            mpi_fail(#call, rc_, __FILE__, __LINE__);                                              \
     } while (0)
 
 static void mpi_fail(const char *what, int rc, const char *file, int line)
@@ -35,8 +35,7 @@ static void mpi_fail(const char *what, int rc, const char *file, int line)
     char text[MPI_MAX_ERROR_STRING];
     int len = 0;
     MPI_Error_string(rc, text, &len);
-    log_error("rank %d: %s failed at %s:%d: %s; aborting the job", my_rank, what, file, line,
-              text);
+    log_error("rank %d: %s failed at %s:%d: %s; aborting the job", my_rank, what, file, line, text);
     MPI_Abort(MPI_COMM_WORLD, 70);
     abort();
 }
@@ -64,8 +63,8 @@ int dist_init(int *argc, char ***argv, dist_info *info)
         MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &my_rank));
         MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &my_world));
         MPI_Comm local;
-        MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, my_rank,
-                                      MPI_INFO_NULL, &local));
+        MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, my_rank, MPI_INFO_NULL,
+                                      &local));
         MPI_CHECK(MPI_Comm_rank(local, &info->local_rank));
         MPI_CHECK(MPI_Comm_size(local, &info->local_size));
         MPI_Comm_free(&local);

@@ -14,10 +14,10 @@
 #include <stddef.h>
 
 typedef struct dist_info {
-    int rank, world;              /* this rank, number of ranks */
-    int local_rank, local_size;   /* position and count on this host */
-    int cores;                    /* online CPUs of this host */
-    int threads;                  /* BLAS/OpenMP threads for this rank: cores / local_size */
+    int rank, world;            /* this rank, number of ranks */
+    int local_rank, local_size; /* position and count on this host */
+    int cores;                  /* online CPUs of this host */
+    int threads;                /* BLAS/OpenMP threads for this rank: cores / local_size */
     char host[64];
 } dist_info;
 

@@ -1,8 +1,320 @@
-/* worker/main.c - placeholder until its issue lands. */
-#include <stdio.h>
+/* main.c - kiln-worker: run a job locally, evaluate weights, or join a pool.
+ *
+ *   kiln-worker run JOB.json [--out DIR] [--metrics FILE] [--resume CKPT] [--no-progress]
+ *   kiln-worker eval [--model CFG] --weights FILE [--data SPEC] [--batch N]
+ *   mpirun -np N kiln-worker --connect tcp://HOST:PORT [--pool-id ID]
+ *
+ * `run` and `eval` work with or without mpirun; under mpirun every rank
+ * takes part (data-parallel). Only main() turns errors into exit codes:
+ * 0 success, 1 job failed, 2 bad usage or bad input, 3 cancelled.
+ */
+#include "common/jobspec.h"
+#include "common/log.h"
+#include "common/safetensors.h"
+#include "common/xalloc.h"
+#include "worker/dist.h"
+#include "worker/jobs/checkpoint.h"
+#include "worker/jobs/report.h"
+#include "worker/jobs/train.h"
+#include "worker/models/model.h"
+#include "worker/pool.h"
 
-int main(void)
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define EXIT_JOB_FAILED 1
+#define EXIT_USAGE      2
+#define EXIT_CANCELLED  3
+
+static void usage(FILE *to)
 {
-    fprintf(stderr, "not built yet\n");
-    return 1;
+    fprintf(to, "usage:\n"
+                "  kiln-worker run JOB.json [--out DIR] [--metrics FILE] [--resume CKPT] "
+                "[--no-progress]\n"
+                "  kiln-worker eval [--model CFG] --weights FILE [--data SPEC] [--batch N]\n"
+                "  mpirun -np N kiln-worker --connect tcp://HOST:PORT [--pool-id ID]\n"
+                "CFG and SPEC are JSON files or inline JSON text.\n");
+}
+
+/* Reads JSON from a file, or parses `arg` itself when it starts with '{'. */
+static json_t *load_json_arg(const char *arg, const char *what)
+{
+    json_error_t jerr;
+    json_t *j = arg[0] == '{' ? json_loads(arg, 0, &jerr) : json_load_file(arg, 0, &jerr);
+    if (j == NULL)
+        fprintf(stderr, "kiln-worker: %s %s: %s (line %d, column %d)\n", what, arg, jerr.text,
+                jerr.line, jerr.column);
+    return j;
+}
+
+static void print_field_errors(const char *what, const field_errors *fe)
+{
+    fprintf(stderr, "kiln-worker: %s is invalid:\n", what);
+    for (int i = 0; i < fe->n; i++)
+        fprintf(stderr, "  %s: %s\n", fe->e[i].field, fe->e[i].reason);
+    if (fe->dropped)
+        fprintf(stderr, "  (and %d more)\n", fe->dropped);
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    return (mkdir(buf, 0755) != 0 && errno != EEXIST) ? -1 : 0;
+}
+
+static int cmd_run(int argc, char **argv, const dist_info *d)
+{
+    static const struct option opts[] = {
+        {"out", required_argument, NULL, 'o'},    {"metrics", required_argument, NULL, 'm'},
+        {"resume", required_argument, NULL, 'r'}, {"no-progress", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    const char *out_dir = NULL, *metrics_path = NULL, *resume = NULL;
+    int progress = isatty(STDOUT_FILENO), c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:m:r:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            out_dir = optarg;
+            break;
+        case 'm':
+            metrics_path = optarg;
+            break;
+        case 'r':
+            resume = optarg;
+            break;
+        case 'q':
+            progress = 0;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *job_path = argv[optind];
+    json_t *j = load_json_arg(job_path, "job spec");
+    if (j == NULL)
+        return EXIT_USAGE;
+    job_spec spec;
+    field_errors fe;
+    fe_init(&fe);
+    json_t *canonical = NULL;
+    int rc = jobspec_parse(&spec, &canonical, j, &fe);
+    json_decref(j);
+    if (rc != 0) {
+        print_field_errors(job_path, &fe);
+        return EXIT_USAGE;
+    }
+    json_decref(canonical);
+    if (spec.type != JOB_TRAIN) {
+        fprintf(stderr, "kiln-worker: job type '%s' cannot run here yet\n",
+                jobspec_type_name(spec.type));
+        jobspec_free(&spec);
+        return EXIT_USAGE;
+    }
+    char dir[1024], weights[1100];
+    snprintf(dir, sizeof dir, "%s", out_dir ? out_dir : "runs");
+    if (out_dir == NULL) {
+        size_t used = strlen(dir);
+        snprintf(dir + used, sizeof dir - used, "/%s", spec.name);
+    }
+    if (d->rank == 0 && mkdir_p(dir) != 0) {
+        fprintf(stderr, "kiln-worker: cannot create %s: %s\n", dir, strerror(errno));
+        jobspec_free(&spec);
+        return EXIT_USAGE;
+    }
+    snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
+    FILE *mf = NULL;
+    if (metrics_path != NULL && d->rank == 0) {
+        mf = fopen(metrics_path, "w");
+        if (mf == NULL) {
+            fprintf(stderr, "kiln-worker: cannot write %s: %s\n", metrics_path, strerror(errno));
+            jobspec_free(&spec);
+            return EXIT_USAGE;
+        }
+    }
+    report r;
+    report_init(&r, mf, progress && d->rank == 0);
+    job_sink sink = report_sink(&r);
+    train_env env = {.dist = d,
+                     .work_dir = dir,
+                     .resume_path = resume,
+                     .init_weights = spec.init_from[0] ? spec.init_from : NULL,
+                     .weights_out = weights,
+                     .sink = d->rank == 0 ? &sink : NULL};
+    train_result res;
+    errbuf eb = {{0}};
+    rc = train_run(&spec, &env, &res, &eb);
+    report_finish(&r);
+    if (mf != NULL)
+        fclose(mf);
+    int exit_code = 0;
+    if (rc == 0) {
+        if (d->rank == 0)
+            printf("{\"event\":\"finished\",\"test_top1\":%.6f,\"test_loss\":%.6f,"
+                   "\"steps\":%ld,\"seconds\":%.1f,\"images_per_s\":%.1f,\"weights\":\"%s\"}\n",
+                   res.test_top1, res.test_loss, res.steps, res.seconds, res.images_per_s, weights);
+    } else if (rc == ERR_CANCELLED) {
+        log_warn("%s", eb.msg);
+        exit_code = EXIT_CANCELLED;
+    } else {
+        log_error("job failed: %s", eb.msg);
+        exit_code =
+            (rc == ERR_INVALID || rc == ERR_FORMAT || rc == ERR_IO) ? EXIT_USAGE : EXIT_JOB_FAILED;
+    }
+    jobspec_free(&spec);
+    return exit_code;
+}
+
+static int cmd_eval(int argc, char **argv, const dist_info *d)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, 'm'}, {"weights", required_argument, NULL, 'w'},
+        {"data", required_argument, NULL, 'd'},  {"batch", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+    const char *model_arg = NULL, *weights = NULL, *data_arg = NULL;
+    int batch = 256, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:w:d:b:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            model_arg = optarg;
+            break;
+        case 'w':
+            weights = optarg;
+            break;
+        case 'd':
+            data_arg = optarg;
+            break;
+        case 'b':
+            batch = atoi(optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (weights == NULL || optind != argc || batch < 1) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    json_t *model = NULL;
+    if (model_arg != NULL) {
+        model = load_json_arg(model_arg, "model config");
+    } else {
+        /* the model config travels with the weights */
+        st_file *f;
+        errbuf eb;
+        if (st_open(&f, weights, &eb) != 0) {
+            fprintf(stderr, "kiln-worker: %s\n", eb.msg);
+            return EXIT_USAGE;
+        }
+        const char *meta = st_meta(f, "model");
+        if (meta == NULL)
+            fprintf(stderr, "kiln-worker: %s has no model metadata; pass --model\n", weights);
+        else
+            model = load_json_arg(meta, "model metadata of the weights");
+        st_close(f);
+    }
+    if (model == NULL)
+        return EXIT_USAGE;
+    json_t *data = data_arg ? load_json_arg(data_arg, "data spec") : json_object();
+    if (data == NULL) {
+        json_decref(model);
+        return EXIT_USAGE;
+    }
+    /* Validate through the job-spec parser, so defaults and checks are the same. */
+    json_t *j = json_pack("{s:s, s:o, s:o, s:{s:i}}", "type", "train", "model", model, "data", data,
+                          "optim", "batch_size", 1);
+    job_spec spec;
+    field_errors fe;
+    fe_init(&fe);
+    int rc = jobspec_parse(&spec, NULL, j, &fe);
+    json_decref(j);
+    if (rc != 0) {
+        print_field_errors("model/data", &fe);
+        return EXIT_USAGE;
+    }
+    dataset train, test;
+    errbuf eb = {{0}};
+    spec.data.train_limit = 1; /* only the test split is used */
+    if ((rc = dataset_load(&train, &test, &spec.data, &eb)) != 0) {
+        fprintf(stderr, "kiln-worker: %s\n", eb.msg);
+        jobspec_free(&spec);
+        return EXIT_USAGE;
+    }
+    net m;
+    net_init(&m);
+    int code = 0;
+    if ((rc = model_build(&m, &spec.model, batch, 0, NULL, &eb)) != 0 ||
+        (rc = ckpt_load_weights(weights, &m, &eb)) != 0) {
+        fprintf(stderr, "kiln-worker: %s\n", eb.msg);
+        code = EXIT_USAGE;
+    } else {
+        eval_result e;
+        train_evaluate(&m, &test, batch, d, &e);
+        if (d->rank == 0)
+            printf("{\"top1\":%.6f,\"loss\":%.6f,\"n\":%ld,\"dataset\":\"%s\"}\n", e.top1, e.loss,
+                   e.n, test.name);
+    }
+    net_deinit(&m);
+    dataset_free(&train);
+    dataset_free(&test);
+    jobspec_free(&spec);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    log_init("kiln-worker", LOG_INFO);
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    dist_info d;
+    if (dist_init(&argc, &argv, &d) != 0) {
+        fprintf(stderr, "kiln-worker: cannot start MPI\n");
+        return EXIT_JOB_FAILED;
+    }
+    int code;
+    if (strcmp(argv[1], "run") == 0)
+        code = cmd_run(argc - 1, argv + 1, &d);
+    else if (strcmp(argv[1], "eval") == 0)
+        code = cmd_eval(argc - 1, argv + 1, &d);
+    else if (strncmp(argv[1], "--connect", 9) == 0)
+        code = pool_main(argc, argv, &d);
+    else {
+        usage(stderr);
+        code = EXIT_USAGE;
+    }
+    dist_finalize();
+    return code;
 }

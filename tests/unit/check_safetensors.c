@@ -1,11 +1,11 @@
 /* check_safetensors.c - the safetensors reader and writer. */
+#include "common/safetensors.h"
+#include "tests/unit/testutil.h"
+
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "common/safetensors.h"
-#include "tests/unit/testutil.h"
 
 Suite *suite_safetensors(void);
 
@@ -81,15 +81,12 @@ static void expect_bad(const char *header, size_t data_len, const char *needle)
 START_TEST(rejects_hostile_files)
 {
     /* truncation: the data ends before the last tensor does */
-    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8,
-               "truncated");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8, "truncated");
     /* offsets out of range, reversed, or disagreeing with shape x dtype */
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[100,104]}}", 8,
                "past the data");
-    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}", 8,
-               "begin");
-    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 16,
-               "need 12");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}", 8, "begin");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 16, "need 12");
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}", 8,
                "non-negative");
     /* overlapping tensors */
@@ -103,8 +100,7 @@ START_TEST(rejects_hostile_files)
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],"
                "\"data_offsets\":[0,4]}}",
                8, "dims");
-    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 8,
-               "shape[0]");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 8, "shape[0]");
     /* wrong dtypes */
     expect_bad("{\"a\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[0,2]}}", 8,
                "unsupported dtype");

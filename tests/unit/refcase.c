@@ -1,14 +1,14 @@
 /* refcase.c - PyTorch reference cases and their checks (see refcase.h). */
 #include "tests/unit/refcase.h"
 
+#include "common/xalloc.h"
+#include "tests/unit/testutil.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "common/xalloc.h"
-#include "tests/unit/testutil.h"
 
 static void full_name(char *buf, size_t len, const ref_case *c, const char *suffix)
 {
@@ -114,8 +114,8 @@ static int is_exact_zero(const ref_case *c, const char *suffix)
     return 0;
 }
 
-double ref_check(const ref_case *c, const char *suffix, const float *computed, size_t n,
-                 double tol, int nhwc)
+double ref_check(const ref_case *c, const char *suffix, const float *computed, size_t n, double tol,
+                 int nhwc)
 {
     char name[512];
     full_name(name, sizeof name, c, suffix);

@@ -12,21 +12,21 @@
 #ifndef KILN_REFCASE_H
 #define KILN_REFCASE_H
 
+#include "common/safetensors.h"
+
 #include <jansson.h>
 #include <stddef.h>
 
-#include "common/safetensors.h"
-
 /* Tolerances of the layers file (reference README). */
-#define REF_TOL_FWD 1e-5
-#define REF_TOL_GRAD 3e-5
+#define REF_TOL_FWD   1e-5
+#define REF_TOL_GRAD  3e-5
 #define REF_TOL_STATE 1e-5
 
 typedef struct ref_case {
     const st_file *f;
-    const char *name;      /* the case name, e.g. "conv2d_1x1" */
-    json_t *attrs;         /* borrowed: the case's attribute object */
-    double grad_scale;     /* G: the largest max|r| over the case's gradient tensors */
+    const char *name;  /* the case name, e.g. "conv2d_1x1" */
+    json_t *attrs;     /* borrowed: the case's attribute object */
+    double grad_scale; /* G: the largest max|r| over the case's gradient tensors */
 } ref_case;
 
 /* Fills c for case `name` of file f (attrs parsed from the metadata; owned by
@@ -53,8 +53,8 @@ int *ref_get_labels(const ref_case *c, const char *suffix, size_t *numel);
  * prints the result line, and fails the test on a mismatch. If `nhwc` is
  * set the computed tensor is channels-last and is compared against a 4-D
  * NCHW reference. Returns the measured error. */
-double ref_check(const ref_case *c, const char *suffix, const float *computed, size_t n,
-                 double tol, int nhwc);
+double ref_check(const ref_case *c, const char *suffix, const float *computed, size_t n, double tol,
+                 int nhwc);
 
 /* Integer attribute `key` of the case (fails the test if missing). */
 int ref_attr_int(const ref_case *c, const char *key);

@@ -1,13 +1,13 @@
 /* testutil.c - helpers shared by the check suites (see testutil.h). */
 #include "tests/unit/testutil.h"
 
+#include "common/rng.h"
+#include "common/xalloc.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-#include "common/rng.h"
-#include "common/xalloc.h"
 
 const char *tu_ref_dir(void)
 {

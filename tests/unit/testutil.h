@@ -9,9 +9,9 @@
 #ifndef KILN_TESTUTIL_H
 #define KILN_TESTUTIL_H
 
-#include <stddef.h>
-
 #include "common/safetensors.h"
+
+#include <stddef.h>
 
 /* The reference folder: $KILN_REF or "../shared/reference". */
 const char *tu_ref_dir(void);

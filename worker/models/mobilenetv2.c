@@ -8,9 +8,9 @@
  * indices follow torchvision, shifting down by one without expansion.
  * PyTorch's default initialisation.
  */
-#include <stdio.h>
-
 #include "worker/models/model.h"
+
+#include <stdio.h>
 
 static int conv_bn(net *m, const char *conv, const char *bn, int x, int OC, int k, int stride,
                    int groups)

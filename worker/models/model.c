@@ -9,14 +9,22 @@ int model_build(net *m, const model_cfg *c, int max_batch, uint64_t seed, const 
     int logits;
     switch (c->arch) {
     case MC_CEIT:
-    case MC_DEIT: logits = vit_build(m, c, x, drop_path); break;
-    case MC_RESNET_CIFAR: logits = resnet_build(m, c, x); break;
-    case MC_MOBILENETV2: logits = mobilenetv2_build(m, c, x); break;
-    default: return err_set(eb, ERR_INVALID, "unknown architecture %d", (int)c->arch);
+    case MC_DEIT:
+        logits = vit_build(m, c, x, drop_path);
+        break;
+    case MC_RESNET_CIFAR:
+        logits = resnet_build(m, c, x);
+        break;
+    case MC_MOBILENETV2:
+        logits = mobilenetv2_build(m, c, x);
+        break;
+    default:
+        return err_set(eb, ERR_INVALID, "unknown architecture %d", (int)c->arch);
     }
     if (logits < 0)
-        return err_set(eb, ERR_INVALID, "model config does not describe a buildable network "
-                                        "(token grid not square or not whole)");
+        return err_set(eb, ERR_INVALID,
+                       "model config does not describe a buildable network "
+                       "(token grid not square or not whole)");
     net_finalize(m, logits, max_batch, seed);
     return 0;
 }

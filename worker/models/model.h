@@ -11,18 +11,18 @@
 #ifndef KILN_MODELS_MODEL_H
 #define KILN_MODELS_MODEL_H
 
-#include <stdint.h>
-
 #include "common/err.h"
 #include "common/modelcfg.h"
 #include "worker/models/net.h"
 
-#define MODEL_BN_EPS 1e-5f
+#include <stdint.h>
+
+#define MODEL_BN_EPS      1e-5f
 #define MODEL_BN_MOMENTUM 0.1f
-#define MODEL_LN_EPS 1e-6f
+#define MODEL_LN_EPS      1e-6f
 
 typedef struct model_opts {
-    float drop_path;       /* ViT stochastic depth of the last block (block i gets rate*i/(depth-1)) */
+    float drop_path; /* ViT stochastic depth of the last block (block i gets rate*i/(depth-1)) */
 } model_opts;
 
 /* Builds the network of c into m (freshly net_init'ed), finalises it for
@@ -42,8 +42,8 @@ int mobilenetv2_build(net *m, const model_cfg *c, int x);
  * if the shapes do not fit (LeFF patch tokens not forming a square grid). */
 typedef struct vit_params {
     int heads;
-    int hidden;            /* MLP / LeFF hidden width */
-    int leff;              /* ffn is LeFF (else MLP) */
+    int hidden; /* MLP / LeFF hidden width */
+    int leff;   /* ffn is LeFF (else MLP) */
     int leff_kernel;
     float ln_eps, bn_eps, bn_momentum;
 } vit_params;

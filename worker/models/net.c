@@ -4,16 +4,26 @@
  */
 #include "worker/models/net.h"
 
+#include "common/xalloc.h"
+#include "worker/nn/attention.h"
+#include "worker/nn/conv.h"
+#include "worker/nn/pool.h"
+
 #include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/xalloc.h"
-#include "worker/nn/attention.h"
-#include "worker/nn/conv.h"
-#include "worker/nn/pool.h"
+/* Building a net checks its shapes in every build mode: a model builder
+ * asking for an impossible shape is a bug, and it is cheap to catch here. */
+#define NET_CHECK(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "net: %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);          \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
 
 void net_init(net *m)
 {
@@ -55,9 +65,9 @@ static int default_decay(const char *name, net_kind kind, int ndim)
 int net_tensor_add(net *m, const char *name, net_kind kind, int ndim, const int *shape,
                    net_init_rule init, float init_a)
 {
-    assert(strlen(name) < NET_NAME_MAX);
-    assert(ndim >= 0 && ndim <= 4);
-    assert(net_tensor_find(m, name) < 0);
+    NET_CHECK(strlen(name) < NET_NAME_MAX);
+    NET_CHECK(ndim >= 0 && ndim <= 4);
+    NET_CHECK(net_tensor_find(m, name) < 0);
     if (m->n_tensors == m->cap_tensors) {
         m->cap_tensors = m->cap_tensors ? 2 * m->cap_tensors : 64;
         m->tensors = xrealloc(m->tensors, (size_t)m->cap_tensors * sizeof(net_tensor));
@@ -143,7 +153,7 @@ static int new_act(net *m, int H, int W, int C, int producer)
 /* Appends a node with inputs xs and a fresh output (H, W, C); returns the node index. */
 static int new_node(net *m, net_op op, const int *xs, int n_in, int H, int W, int C)
 {
-    assert(n_in >= 0 && n_in <= NET_MAX_IN);
+    NET_CHECK(n_in >= 0 && n_in <= NET_MAX_IN);
     if (m->n_nodes == m->cap_nodes) {
         m->cap_nodes = m->cap_nodes ? 2 * m->cap_nodes : 64;
         m->nodes = xrealloc(m->nodes, (size_t)m->cap_nodes * sizeof(net_node));
@@ -154,7 +164,7 @@ static int new_node(net *m, net_op op, const int *xs, int n_in, int H, int W, in
     n->op = op;
     n->n_in = n_in;
     for (int i = 0; i < n_in; i++) {
-        assert(xs[i] >= 0 && xs[i] < m->n_acts);
+        NET_CHECK(xs[i] >= 0 && xs[i] < m->n_acts);
         n->in[i] = xs[i];
     }
     for (int i = 0; i < 5; i++)
@@ -166,13 +176,13 @@ static int new_node(net *m, net_op op, const int *xs, int n_in, int H, int W, in
 
 static const net_act *act(const net *m, int x)
 {
-    assert(x >= 0 && x < m->n_acts);
+    NET_CHECK(x >= 0 && x < m->n_acts);
     return &m->acts[x];
 }
 
 int net_input(net *m, int H, int W, int C, int requires_grad)
 {
-    assert(m->input < 0);
+    NET_CHECK(m->input < 0);
     int id = new_node(m, NET_OP_INPUT, NULL, 0, H, W, C);
     m->input = m->nodes[id].out;
     m->acts[m->input].needs_grad = requires_grad;
@@ -183,9 +193,9 @@ int net_conv(net *m, const char *prefix, int x, int OC, int k, int stride, int p
              int bias)
 {
     const net_act *a = act(m, x);
-    assert(groups >= 1 && a->C % groups == 0 && OC % groups == 0);
+    NET_CHECK(groups >= 1 && a->C % groups == 0 && OC % groups == 0);
     int Ho = (a->H + 2 * pad - k) / stride + 1, Wo = (a->W + 2 * pad - k) / stride + 1;
-    assert(Ho >= 1 && Wo >= 1);
+    NET_CHECK(Ho >= 1 && Wo >= 1);
     float bound = 1.0f / sqrtf((float)(a->C / groups * k * k));
     int id = new_node(m, NET_OP_CONV, &x, 1, Ho, Wo, OC);
     net_node *n = &m->nodes[id];
@@ -258,7 +268,8 @@ int net_avgpool(net *m, int x)
     return m->nodes[new_node(m, NET_OP_AVGPOOL, &x, 1, 1, 1, a->C)].out;
 }
 
-int net_linear(net *m, const char *prefix, int x, int OUT, int bias, net_init_rule init, float init_a)
+int net_linear(net *m, const char *prefix, int x, int OUT, int bias, net_init_rule init,
+               float init_a)
 {
     const net_act *a = act(m, x);
     int id = new_node(m, NET_OP_LINEAR, &x, 1, a->H, a->W, OUT);
@@ -293,7 +304,7 @@ int net_layernorm(net *m, const char *prefix, int x, float eps)
 int net_add(net *m, int a, int b)
 {
     const net_act *x = act(m, a), *y = act(m, b);
-    assert(x->per_sample == y->per_sample && x->C == y->C);
+    NET_CHECK(x->per_sample == y->per_sample && x->C == y->C);
     int xs[2] = {a, b};
     return m->nodes[new_node(m, NET_OP_ADD, xs, 2, x->H, x->W, x->C)].out;
 }
@@ -302,8 +313,8 @@ int net_attention(net *m, int qkv, int heads, int query)
 {
     const net_act *a = act(m, qkv);
     int T = a->H * a->W, C = a->C / 3;
-    assert(a->C % 3 == 0 && C % heads == 0);
-    assert(query == NN_ATTN_ALL_QUERIES || (query >= 0 && query < T));
+    NET_CHECK(a->C % 3 == 0 && C % heads == 0);
+    NET_CHECK(query == NN_ATTN_ALL_QUERIES || (query >= 0 && query < T));
     int TQ = nn_attention_queries(T, query);
     int id = new_node(m, NET_OP_ATTN, &qkv, 1, TQ, 1, C);
     net_node *n = &m->nodes[id];
@@ -317,8 +328,8 @@ int net_tokens(net *m, int x, int cls_tensor, int pos_tensor)
 {
     const net_act *a = act(m, x);
     int T = 1 + a->H * a->W;
-    assert(m->tensors[cls_tensor].n == (size_t)a->C);
-    assert(m->tensors[pos_tensor].n == (size_t)T * a->C);
+    NET_CHECK(m->tensors[cls_tensor].n == (size_t)a->C);
+    NET_CHECK(m->tensors[pos_tensor].n == (size_t)T * a->C);
     int id = new_node(m, NET_OP_TOKENS, &x, 1, T, 1, a->C);
     m->nodes[id].t[0] = cls_tensor;
     m->nodes[id].t[1] = pos_tensor;
@@ -329,7 +340,7 @@ int net_slice(net *m, int x, int start, int H, int W)
 {
     const net_act *a = act(m, x);
     int T = a->H * a->W;
-    assert(start >= 0 && H >= 1 && W >= 1 && start + H * W <= T);
+    NET_CHECK(start >= 0 && H >= 1 && W >= 1 && start + H * W <= T);
     int id = new_node(m, NET_OP_SLICE, &x, 1, H, W, a->C);
     m->nodes[id].start = start;
     m->nodes[id].count = H * W;
@@ -339,20 +350,20 @@ int net_slice(net *m, int x, int start, int H, int W)
 int net_join_cls(net *m, int cls_src, int patches)
 {
     const net_act *c = act(m, cls_src), *p = act(m, patches);
-    assert(c->C == p->C);
+    NET_CHECK(c->C == p->C);
     int xs[2] = {cls_src, patches};
     return m->nodes[new_node(m, NET_OP_JOIN_CLS, xs, 2, 1 + p->H * p->W, 1, p->C)].out;
 }
 
 int net_stack(net *m, const int *xs, int n_in, int pos_tensor)
 {
-    assert(n_in >= 1 && n_in <= NET_MAX_IN);
+    NET_CHECK(n_in >= 1 && n_in <= NET_MAX_IN);
     int C = act(m, xs[0])->C;
     for (int i = 1; i < n_in; i++)
-        assert(act(m, xs[i])->C == C);
+        NET_CHECK(act(m, xs[i])->C == C);
     int id = new_node(m, NET_OP_STACK, xs, n_in, n_in, 1, C);
     if (pos_tensor >= 0)
-        assert(m->tensors[pos_tensor].n == (size_t)n_in * C);
+        NET_CHECK(m->tensors[pos_tensor].n == (size_t)n_in * C);
     m->nodes[id].t[0] = pos_tensor;
     return m->nodes[id].out;
 }
@@ -378,7 +389,7 @@ int net_chscale(net *m, int x, float *s, float *ds)
 int net_scaleadd(net *m, int a, int b, float *q, float *dq)
 {
     const net_act *x = act(m, a), *y = act(m, b);
-    assert(x->per_sample == y->per_sample && x->C == y->C);
+    NET_CHECK(x->per_sample == y->per_sample && x->C == y->C);
     int xs[2] = {a, b};
     int id = new_node(m, NET_OP_SCALEADD, xs, 2, x->H, x->W, x->C);
     m->nodes[id].ext = q;
@@ -409,7 +420,7 @@ static size_t node_scratch(const net *m, const net_node *n, int B)
 
 void net_finalize(net *m, int out, int max_batch, uint64_t seed)
 {
-    assert(m->input >= 0 && out >= 0 && out < m->n_acts && max_batch >= 1);
+    NET_CHECK(m->input >= 0 && out >= 0 && out < m->n_acts && max_batch >= 1);
     m->output = out;
     m->max_batch = max_batch;
     /* Liveness: nodes whose output reaches `out`, walking inputs backwards. */
@@ -461,6 +472,8 @@ void net_finalize(net *m, int out, int max_batch, uint64_t seed)
     m->aux_mem = xaligned((aux_floats ? aux_floats : 1) * sizeof(float));
     m->scratch = xaligned((scratch ? scratch : 1) * sizeof(float));
     m->dtouched = xcalloc((size_t)m->n_acts, 1);
+    const char *prof = getenv("KILN_PROFILE");
+    m->profile = prof != NULL && prof[0] == '1';
     net_init_params(m, seed);
 }
 
@@ -478,11 +491,21 @@ void net_init_params(net *m, uint64_t seed)
         float *p = t->kind == NET_PARAM ? m->params + t->off : m->buffers + t->off;
         for (size_t j = 0; j < t->n; j++) {
             switch (t->init) {
-            case NET_INIT_ZERO: p[j] = 0.0f; break;
-            case NET_INIT_ONE: p[j] = 1.0f; break;
-            case NET_INIT_UNIFORM: p[j] = t->init_a * (2.0f * rng_uniform(&r) - 1.0f); break;
-            case NET_INIT_TRUNC_NORMAL: p[j] = rng_trunc_normal(&r, t->init_a); break;
-            case NET_INIT_NORMAL: p[j] = t->init_a * rng_normal(&r); break;
+            case NET_INIT_ZERO:
+                p[j] = 0.0f;
+                break;
+            case NET_INIT_ONE:
+                p[j] = 1.0f;
+                break;
+            case NET_INIT_UNIFORM:
+                p[j] = t->init_a * (2.0f * rng_uniform(&r) - 1.0f);
+                break;
+            case NET_INIT_TRUNC_NORMAL:
+                p[j] = rng_trunc_normal(&r, t->init_a);
+                break;
+            case NET_INIT_NORMAL:
+                p[j] = t->init_a * rng_normal(&r);
+                break;
             }
         }
     }
@@ -494,14 +517,14 @@ void net_init_params(net *m, uint64_t seed)
 float *net_tensor_data(const net *m, int id)
 {
     const net_tensor *t = &m->tensors[id];
-    assert(t->kind != NET_COUNTER);
+    NET_CHECK(t->kind != NET_COUNTER);
     return t->kind == NET_PARAM ? m->params + t->off : m->buffers + t->off;
 }
 
 float *net_tensor_grad(const net *m, int id)
 {
     const net_tensor *t = &m->tensors[id];
-    assert(t->kind == NET_PARAM);
+    NET_CHECK(t->kind == NET_PARAM);
     return m->grads + t->off;
 }
 
@@ -548,13 +571,16 @@ double net_macs(const net *m)
         case NET_OP_CONV:
             macs += ((double)n->k * n->k * x->C / n->groups + has_bias) * y->H * y->W * y->C;
             break;
-        case NET_OP_LINEAR: macs += ((double)x->C + has_bias) * y->C * y->H * y->W; break;
+        case NET_OP_LINEAR:
+            macs += ((double)x->C + has_bias) * y->C * y->H * y->W;
+            break;
         case NET_OP_ATTN: {
             int T = x->H * x->W, TQ = y->H * y->W;
             macs += 2.0 * TQ * T * y->C;
             break;
         }
-        default: break;
+        default:
+            break;
         }
     }
     return macs;

@@ -27,13 +27,13 @@
 #ifndef KILN_MODELS_NET_H
 #define KILN_MODELS_NET_H
 
+#include "common/rng.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/rng.h"
-
 #define NET_NAME_MAX 96
-#define NET_MAX_IN 64
+#define NET_MAX_IN   64
 
 typedef enum { NET_PARAM = 0, NET_BUFFER, NET_COUNTER } net_kind;
 
@@ -49,13 +49,13 @@ typedef struct net_tensor {
     char name[NET_NAME_MAX]; /* PyTorch state_dict key */
     int ndim;
     int shape[4];
-    size_t n;                /* elements */
-    size_t off;              /* offset into params/grads/opt_* (PARAM), buffers (BUFFER) or counters */
+    size_t n;   /* elements */
+    size_t off; /* offset into params/grads/opt_* (PARAM), buffers (BUFFER) or counters */
     net_kind kind;
-    int decay;               /* weight decay applies: PARAM, ndim > 1, not pos_embed/cls_token */
+    int decay; /* weight decay applies: PARAM, ndim > 1, not pos_embed/cls_token */
     net_init_rule init;
-    float init_a;            /* bound or std of the init rule */
-    float init_b;            /* constant for buffers (running_var starts at 1) */
+    float init_a; /* bound or std of the init rule */
+    float init_b; /* constant for buffers (running_var starts at 1) */
 } net_tensor;
 
 typedef enum {
@@ -66,8 +66,8 @@ typedef enum {
     NET_OP_RELU6,
     NET_OP_GELU,
     NET_OP_MAXPOOL,
-    NET_OP_AVGPOOL,  /* global: (B, H, W, C) -> (B, 1, 1, C) */
-    NET_OP_LINEAR,   /* over the last dim of every row */
+    NET_OP_AVGPOOL, /* global: (B, H, W, C) -> (B, 1, 1, C) */
+    NET_OP_LINEAR,  /* over the last dim of every row */
     NET_OP_LN,
     NET_OP_ADD,
     NET_OP_ATTN,     /* qkv (B, T, 3C) -> (B, TQ, C) */
@@ -83,21 +83,21 @@ typedef enum {
 
 /* An activation: (B, H, W, C) channels-last; a token sequence has H = T, W = 1. */
 typedef struct net_act {
-    int H, W, C;             /* per-sample shape */
-    size_t per_sample;       /* H*W*C */
-    size_t off;              /* into acts/dacts, sized for max_batch */
-    int producer;            /* node index */
-    int needs_grad;          /* a gradient must be computed for it */
+    int H, W, C;       /* per-sample shape */
+    size_t per_sample; /* H*W*C */
+    size_t off;        /* into acts/dacts, sized for max_batch */
+    int producer;      /* node index */
+    int needs_grad;    /* a gradient must be computed for it */
 } net_act;
 
 typedef struct net_node {
     net_op op;
-    int live;                /* reaches the output: runs backward, and forward in eval */
+    int live; /* reaches the output: runs backward, and forward in eval */
     int n_in;
     int in[NET_MAX_IN];
     int out;
-    int t[5];                /* tensor ids: weight, bias, running_mean, running_var, counter; -1 none */
-    size_t aux_off;          /* into aux (floats), sized for max_batch */
+    int t[5];       /* tensor ids: weight, bias, running_mean, running_var, counter; -1 none */
+    size_t aux_off; /* into aux (floats), sized for max_batch */
     size_t aux_fixed, aux_per_sample;
     /* attributes */
     int k, stride, pad, groups; /* conv / maxpool */
@@ -118,20 +118,23 @@ typedef struct net {
     net_node *nodes;
     int n_acts, cap_acts;
     net_act *acts;
-    int input, output;       /* act ids */
+    int input, output; /* act ids */
     /* memory (after net_finalize) */
     int max_batch;
     float *params, *grads, *opt_m, *opt_v; /* n_params each, same offsets */
-    float *buffers;          /* n_buffers */
-    int64_t *counters;       /* n_counters */
+    float *buffers;                        /* n_buffers */
+    int64_t *counters;                     /* n_counters */
     float *acts_mem, *dacts_mem, *aux_mem, *scratch;
     size_t acts_floats, aux_floats, scratch_floats;
     unsigned char *dtouched; /* per act: gradient zeroed in this backward pass */
     /* run state */
-    int training;            /* 1: batch-stat BN, drop path on */
-    int batch;               /* B of the last forward */
-    float bn_momentum;       /* if >= 0, overrides every BN's momentum (BN recalibration) */
-    rng rng;                 /* drop path */
+    int training;      /* 1: batch-stat BN, drop path on */
+    int batch;         /* B of the last forward */
+    float bn_momentum; /* if >= 0, overrides every BN's momentum (BN recalibration) */
+    rng rng;           /* drop path */
+    /* profile: seconds per op kind, forward [0] and backward [1] (KILN_PROFILE=1) */
+    int profile;
+    double prof[NET_OP_COUNT][2];
 } net;
 
 /* ---- building ------------------------------------------------------------ */
@@ -165,7 +168,8 @@ int net_maxpool(net *m, int x, int k, int stride, int pad);
 int net_avgpool(net *m, int x);
 /* Linear `prefix`.weight (OUT, C) [+ bias] over every row; init: torch default
  * (uniform 1/sqrt(C)) unless init/init_a given (vit uses trunc-normal 0.02, bias 0). */
-int net_linear(net *m, const char *prefix, int x, int OUT, int bias, net_init_rule init, float init_a);
+int net_linear(net *m, const char *prefix, int x, int OUT, int bias, net_init_rule init,
+               float init_a);
 int net_layernorm(net *m, const char *prefix, int x, float eps);
 int net_add(net *m, int a, int b);
 int net_attention(net *m, int qkv, int heads, int query);
@@ -210,6 +214,9 @@ void net_zero_grad(net *m);
 /* Pointer to a tensor's data (params, buffers) and, for params, its gradient. */
 float *net_tensor_data(const net *m, int id);
 float *net_tensor_grad(const net *m, int id);
+
+/* Prints the time spent per op kind since finalize (KILN_PROFILE=1 enables it). */
+void net_profile_print(const net *m, void *file);
 
 /* Multiply-accumulates of a forward pass per sample, counted from the program
  * (same rule as common/modelcfg.h). */

@@ -6,9 +6,6 @@
  * input's gradient in a pass, that gradient is cleared, so memory is only
  * touched right before it is used.
  */
-#include <assert.h>
-#include <string.h>
-
 #include "worker/models/net.h"
 #include "worker/nn/act.h"
 #include "worker/nn/attention.h"
@@ -17,6 +14,11 @@
 #include "worker/nn/linear.h"
 #include "worker/nn/norm.h"
 #include "worker/nn/pool.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 static float *A(const net *m, int x)
 {
@@ -73,7 +75,9 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
     size_t ny = (size_t)B * y->per_sample;
     int rows = B * y->H * y->W;
     switch (n->op) {
-    case NET_OP_INPUT: memcpy(out, xin, ny * sizeof(float)); break;
+    case NET_OP_INPUT:
+        memcpy(out, xin, ny * sizeof(float));
+        break;
     case NET_OP_CONV: {
         nn_conv2d_dims d;
         conv_dims(m, n, B, &d);
@@ -93,24 +97,33 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
         }
         break;
     }
-    case NET_OP_RELU: nn_relu_forward(out, in, ny); break;
-    case NET_OP_RELU6: nn_relu6_forward(out, in, ny); break;
-    case NET_OP_GELU: nn_gelu_forward(out, in, ny); break;
+    case NET_OP_RELU:
+        nn_relu_forward(out, in, ny);
+        break;
+    case NET_OP_RELU6:
+        nn_relu6_forward(out, in, ny);
+        break;
+    case NET_OP_GELU:
+        nn_gelu_forward(out, in, ny);
+        break;
     case NET_OP_MAXPOOL:
         nn_maxpool2d_forward(out, (int *)AUX(m, n), in, B, x->H, x->W, x->C, n->k, n->stride,
                              n->pad);
         break;
-    case NET_OP_AVGPOOL: nn_avgpool_forward(out, in, B, x->H * x->W, x->C); break;
+    case NET_OP_AVGPOOL:
+        nn_avgpool_forward(out, in, B, x->H * x->W, x->C);
+        break;
     case NET_OP_LINEAR:
         nn_linear_forward(out, in, P(m, n->t[0]), P(m, n->t[1]), rows, x->C, y->C);
         break;
     case NET_OP_LN: {
         float *mean = AUX(m, n), *rstd = mean + rows;
-        nn_layernorm_forward(out, mean, rstd, in, P(m, n->t[0]), P(m, n->t[1]), rows, y->C,
-                             n->eps);
+        nn_layernorm_forward(out, mean, rstd, in, P(m, n->t[0]), P(m, n->t[1]), rows, y->C, n->eps);
         break;
     }
-    case NET_OP_ADD: nn_add_forward(out, in, A(m, n->in[1]), ny); break;
+    case NET_OP_ADD:
+        nn_add_forward(out, in, A(m, n->in[1]), ny);
+        break;
     case NET_OP_ATTN:
         nn_attention_forward(out, AUX(m, n), in, B, x->H * x->W, y->C, n->heads, n->query,
                              m->scratch);
@@ -182,7 +195,36 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
             out[i] = in[i] + q * b2[i];
         break;
     }
-    case NET_OP_COUNT: assert(0); break;
+    case NET_OP_COUNT:
+        assert(0);
+        break;
+    }
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static const char *const OP_NAMES[NET_OP_COUNT] = {
+    "input",    "conv",   "batchnorm", "relu",    "relu6",     "gelu",   "maxpool",
+    "avgpool",  "linear", "layernorm", "add",     "attention", "tokens", "slice",
+    "join_cls", "stack",  "droppath",  "chscale", "scaleadd"};
+
+void net_profile_print(const net *m, void *file)
+{
+    FILE *f = file;
+    double total = 0;
+    for (int i = 0; i < NET_OP_COUNT; i++)
+        total += m->prof[i][0] + m->prof[i][1];
+    fprintf(f, "%-10s %10s %10s %7s\n", "op", "fwd s", "bwd s", "share");
+    for (int i = 0; i < NET_OP_COUNT; i++) {
+        if (m->prof[i][0] + m->prof[i][1] == 0)
+            continue;
+        fprintf(f, "%-10s %10.3f %10.3f %6.1f%%\n", OP_NAMES[i], m->prof[i][0], m->prof[i][1],
+                100 * (m->prof[i][0] + m->prof[i][1]) / total);
     }
 }
 
@@ -193,8 +235,15 @@ void net_forward(net *m, const float *x, int B)
     m->batch = B;
     for (int i = 0; i < m->n_nodes; i++) {
         net_node *n = &m->nodes[i];
-        if (n->live || m->training)
+        if (!n->live && !m->training)
+            continue;
+        if (m->profile) {
+            double t = now_s();
             forward_node(m, n, x, B);
+            m->prof[n->op][0] += now_s() - t;
+        } else {
+            forward_node(m, n, x, B);
+        }
     }
 }
 
@@ -209,7 +258,8 @@ static void backward_node(net *m, net_node *n, int B)
     int rows = B * y->H * y->W;
     float *din = n->n_in ? dA(m, n->in[0], B) : NULL;
     switch (n->op) {
-    case NET_OP_INPUT: break;
+    case NET_OP_INPUT:
+        break;
     case NET_OP_CONV: {
         nn_conv2d_dims d;
         conv_dims(m, n, B, &d);
@@ -220,12 +270,11 @@ static void backward_node(net *m, net_node *n, int B)
     case NET_OP_BN: {
         const float *mean = AUX(m, n), *rstd = mean + y->C;
         if (m->training)
-            nn_batchnorm_backward_train(din, G(m, n->t[0]), G(m, n->t[1]), dout, in,
-                                        P(m, n->t[0]), mean, rstd, rows, y->C);
+            nn_batchnorm_backward_train(din, G(m, n->t[0]), G(m, n->t[1]), dout, in, P(m, n->t[0]),
+                                        mean, rstd, rows, y->C);
         else
-            nn_batchnorm_backward_eval(din, G(m, n->t[0]), G(m, n->t[1]), dout, in,
-                                       P(m, n->t[0]), P(m, n->t[2]), P(m, n->t[3]), rows, y->C,
-                                       n->eps);
+            nn_batchnorm_backward_eval(din, G(m, n->t[0]), G(m, n->t[1]), dout, in, P(m, n->t[0]),
+                                       P(m, n->t[2]), P(m, n->t[3]), rows, y->C, n->eps);
         break;
     }
     case NET_OP_RELU:
@@ -249,8 +298,8 @@ static void backward_node(net *m, net_node *n, int B)
             nn_avgpool_backward(din, dout, B, x->H * x->W, x->C);
         break;
     case NET_OP_LINEAR:
-        nn_linear_backward(din, G(m, n->t[0]), G(m, n->t[1]), dout, in, P(m, n->t[0]), rows,
-                           x->C, y->C);
+        nn_linear_backward(din, G(m, n->t[0]), G(m, n->t[1]), dout, in, P(m, n->t[0]), rows, x->C,
+                           y->C);
         break;
     case NET_OP_LN: {
         const float *mean = AUX(m, n), *rstd = mean + rows;
@@ -289,8 +338,8 @@ static void backward_node(net *m, net_node *n, int B)
         size_t C = (size_t)y->C, T = (size_t)x->H * x->W;
         if (din)
             for (int b = 0; b < B; b++)
-                nn_accumulate(din + ((size_t)b * T + n->start) * C,
-                              dout + (size_t)b * n->count * C, (size_t)n->count * C);
+                nn_accumulate(din + ((size_t)b * T + n->start) * C, dout + (size_t)b * n->count * C,
+                              (size_t)n->count * C);
         break;
     }
     case NET_OP_JOIN_CLS: {
@@ -358,7 +407,9 @@ static void backward_node(net *m, net_node *n, int B)
             n->dext[0] += (float)dq;
         break;
     }
-    case NET_OP_COUNT: assert(0); break;
+    case NET_OP_COUNT:
+        assert(0);
+        break;
     }
 }
 
@@ -372,7 +423,14 @@ void net_backward(net *m, const float *dout)
     nn_accumulate(d, dout, (size_t)B * m->acts[m->output].per_sample);
     for (int i = m->n_nodes - 1; i >= 0; i--) {
         net_node *n = &m->nodes[i];
-        if (n->live && n->op != NET_OP_INPUT)
+        if (!n->live || n->op == NET_OP_INPUT)
+            continue;
+        if (m->profile) {
+            double t = now_s();
             backward_node(m, n, B);
+            m->prof[n->op][1] += now_s() - t;
+        } else {
+            backward_node(m, n, B);
+        }
     }
 }

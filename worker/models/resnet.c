@@ -8,9 +8,9 @@
  * or adapted network is the same builder with other numbers. PyTorch's
  * default initialisation.
  */
-#include <stdio.h>
-
 #include "worker/models/model.h"
+
+#include <stdio.h>
 
 static int conv_bn(net *m, const char *block, const char *conv, const char *bn, int x, int OC,
                    int k, int stride, int pad)
@@ -37,8 +37,8 @@ int resnet_build(net *m, const model_cfg *c, int x)
             y = conv_bn(m, block, "conv2", "bn2", y, s->width, 3, 1, 1);
             int shortcut = t;
             if (stride != 1 || cin != s->width)
-                shortcut = conv_bn(m, block, "downsample.0", "downsample.1", t, s->width, 1,
-                                   stride, 0);
+                shortcut =
+                    conv_bn(m, block, "downsample.0", "downsample.1", t, s->width, 1, stride, 0);
             t = net_relu(m, net_add(m, y, shortcut));
             cin = s->width;
         }

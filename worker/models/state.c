@@ -29,8 +29,7 @@ int net_load_state(net *m, const st_file *f, const char *const *ignore, errbuf *
         const net_tensor *t = &m->tensors[i];
         const st_tensor *s = st_find(f, t->name);
         if (s == NULL)
-            return err_set(eb, ERR_FORMAT, "tensor '%s' is missing from the weights file",
-                           t->name);
+            return err_set(eb, ERR_FORMAT, "tensor '%s' is missing from the weights file", t->name);
         int same = s->ndim == t->ndim;
         for (int d = 0; same && d < t->ndim; d++)
             same = s->shape[d] == t->shape[d];
@@ -41,8 +40,8 @@ int net_load_state(net *m, const st_file *f, const char *const *ignore, errbuf *
                 ws[d] = t->shape[d];
             shape_str(got, sizeof got, s->ndim, s->shape);
             shape_str(want, sizeof want, t->ndim, ws);
-            return err_set(eb, ERR_FORMAT, "tensor '%s' has shape %s, the model needs %s",
-                           t->name, got, want);
+            return err_set(eb, ERR_FORMAT, "tensor '%s' has shape %s, the model needs %s", t->name,
+                           got, want);
         }
         int rc;
         if (t->kind == NET_COUNTER)

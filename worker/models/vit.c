@@ -9,10 +9,10 @@
  * bias, LayerNorm (1, 0), cls_token and pos_embed trunc-normal(0.02),
  * pos_layer_embed zero, convolutions PyTorch's default uniform.
  */
-#include <stdio.h>
-
 #include "worker/models/model.h"
 #include "worker/nn/attention.h"
+
+#include <stdio.h>
 
 #define VIT_LINEAR_STD 0.02f
 
@@ -83,8 +83,7 @@ int vit_leff(net *m, const char *prefix, int x, const vit_params *p)
     return net_join_cls(m, x, t);
 }
 
-int vit_block(net *m, const char *prefix, int x, const vit_params *p, float drop_path,
-              int cls_only)
+int vit_block(net *m, const char *prefix, int x, const vit_params *p, float drop_path, int cls_only)
 {
     char name[NET_NAME_MAX];
     join(name, sizeof name, prefix, "norm1");
@@ -133,14 +132,14 @@ int vit_build(net *m, const model_cfg *c, int x, float drop_path)
 {
     int D = c->embed_dim, n = c->grid * c->grid;
     int one_d[3] = {1, 1, D}, pos_shape[3] = {1, 1 + n, D}, layer_shape[3] = {1, c->depth, D};
-    int cls = net_tensor_add(m, "cls_token", NET_PARAM, 3, one_d, NET_INIT_TRUNC_NORMAL,
-                             VIT_LINEAR_STD);
+    int cls =
+        net_tensor_add(m, "cls_token", NET_PARAM, 3, one_d, NET_INIT_TRUNC_NORMAL, VIT_LINEAR_STD);
     int pos = net_tensor_add(m, "pos_embed", NET_PARAM, 3, pos_shape, NET_INIT_TRUNC_NORMAL,
                              VIT_LINEAR_STD);
     int pos_layer = -1;
     if (c->head == MC_HEAD_LCA)
-        pos_layer = net_tensor_add(m, "pos_layer_embed", NET_PARAM, 3, layer_shape,
-                                   NET_INIT_ZERO, 0);
+        pos_layer =
+            net_tensor_add(m, "pos_layer_embed", NET_PARAM, 3, layer_shape, NET_INIT_ZERO, 0);
     int t;
     if (c->stem == MC_STEM_I2T) {
         t = net_conv(m, "i2t.backbone.conv", x, c->stem_channels, c->stem_kernel, c->stem_stride,

@@ -14,14 +14,14 @@
 #include <stddef.h>
 
 typedef struct nn_conv2d_dims {
-    int B, H, W, IC;           /* input (B, H, W, IC) */
+    int B, H, W, IC; /* input (B, H, W, IC) */
     int OC, kh, kw, stride, pad, groups;
-    int Ho, Wo;                /* output (B, Ho, Wo, OC); set by nn_conv2d_dims_init */
+    int Ho, Wo; /* output (B, Ho, Wo, OC); set by nn_conv2d_dims_init */
 } nn_conv2d_dims;
 
 /* Fills d and derives Ho, Wo. Asserts groups divides IC and OC and Ho, Wo >= 1. */
-void nn_conv2d_dims_init(nn_conv2d_dims *d, int B, int H, int W, int IC, int OC, int k,
-                         int stride, int pad, int groups);
+void nn_conv2d_dims_init(nn_conv2d_dims *d, int B, int H, int W, int IC, int OC, int k, int stride,
+                         int pad, int groups);
 
 /* Floats of scratch that forward and backward need for these dims (0 allowed). */
 size_t nn_conv2d_scratch_floats(const nn_conv2d_dims *d);

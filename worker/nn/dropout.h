@@ -8,9 +8,9 @@
 #ifndef KILN_NN_DROPOUT_H
 #define KILN_NN_DROPOUT_H
 
-#include <stddef.h>
-
 #include "common/rng.h"
+
+#include <stddef.h>
 
 /* Elementwise: mask (n) receives 0 or 1/(1-p); out = inp * mask. 0 <= p < 1. */
 void nn_dropout_forward(float *out, float *mask, const float *inp, size_t n, float p, rng *r);

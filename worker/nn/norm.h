@@ -35,8 +35,7 @@ void nn_batchnorm_backward_eval(float *dinp, float *dw, float *db, const float *
 /* LayerNorm over the last dim: out (N, C); mean, rstd (N) saved for backward. */
 void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                           const float *b, int N, int C, float eps);
-void nn_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
-                           const float *inp, const float *w, const float *mean, const float *rstd,
-                           int N, int C);
+void nn_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                           const float *w, const float *mean, const float *rstd, int N, int C);
 
 #endif

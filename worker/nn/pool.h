@@ -14,8 +14,8 @@ int nn_maxpool_out_size(int H, int k, int stride, int pad);
  * of the chosen element, for the backward pass. */
 void nn_maxpool2d_forward(float *out, int *argmax, const float *inp, int B, int H, int W, int C,
                           int k, int stride, int pad);
-void nn_maxpool2d_backward(float *dinp, const float *dout, const int *argmax, int B, int Ho,
-                           int Wo, int C);
+void nn_maxpool2d_backward(float *dinp, const float *dout, const int *argmax, int B, int Ho, int Wo,
+                           int C);
 
 /* out (B, C) = mean over the S = H*W positions of inp (B, S, C). */
 void nn_avgpool_forward(float *out, const float *inp, int B, int S, int C);

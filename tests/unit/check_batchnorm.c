@@ -1,0 +1,333 @@
+/* check_batchnorm.c - batch normalisation, training and eval mode.
+ *
+ * Forward and running statistics against a naive double implementation of
+ * PyTorch's rules (biased variance to normalise, unbiased for running_var,
+ * momentum, momentum 1, NULL running stats); every gradient of both modes
+ * against central finite differences of sum(y * dy); and the contract
+ * (backward accumulates, thread count does not matter).
+ */
+#include "common/xalloc.h"
+#include "tests/unit/testutil.h"
+#include "worker/nn/gemm.h"
+#include "worker/nn/norm.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+Suite *suite_batchnorm(void);
+
+typedef struct bn_bufs {
+    int N, C;
+    float *x, *w, *b, *dy, *y, *mean, *rstd, *rm, *rv;
+} bn_bufs;
+
+static void bn_init(bn_bufs *t, int N, int C, float offset, unsigned long long seed)
+{
+    size_t n = (size_t)N * C;
+    t->N = N;
+    t->C = C;
+    t->x = xmallocarray(n, sizeof(float));
+    t->dy = xmallocarray(n, sizeof(float));
+    t->y = xmallocarray(n, sizeof(float));
+    t->w = xmallocarray((size_t)C, sizeof(float));
+    t->b = xmallocarray((size_t)C, sizeof(float));
+    t->mean = xmallocarray((size_t)C, sizeof(float));
+    t->rstd = xmallocarray((size_t)C, sizeof(float));
+    t->rm = xmallocarray((size_t)C, sizeof(float));
+    t->rv = xmallocarray((size_t)C, sizeof(float));
+    tu_fill_uniform(t->x, n, -2, 2, seed);
+    /* per-channel offsets and scales, so that every channel has its own stats */
+    for (size_t i = 0; i < n; i++)
+        t->x[i] = t->x[i] * (1.0f + 0.1f * (float)(i % (size_t)C)) + offset;
+    tu_fill_uniform(t->dy, n, -1, 1, seed + 1);
+    tu_fill_uniform(t->w, (size_t)C, 0.5f, 1.5f, seed + 2);
+    tu_fill_uniform(t->b, (size_t)C, -1, 1, seed + 3);
+    tu_fill_uniform(t->rm, (size_t)C, -1, 1, seed + 4);
+    tu_fill_uniform(t->rv, (size_t)C, 0.5f, 2, seed + 5);
+}
+
+static void bn_free(bn_bufs *t)
+{
+    free(t->x);
+    free(t->dy);
+    free(t->y);
+    free(t->w);
+    free(t->b);
+    free(t->mean);
+    free(t->rstd);
+    free(t->rm);
+    free(t->rv);
+}
+
+/* Per-channel batch mean and biased variance in double (two passes). */
+static void naive_stats(double *mu, double *var, const float *x, int N, int C)
+{
+    for (int c = 0; c < C; c++) {
+        double s = 0;
+        for (int r = 0; r < N; r++)
+            s += (double)x[(size_t)r * C + c];
+        mu[c] = s / N;
+        double q = 0;
+        for (int r = 0; r < N; r++) {
+            double d = (double)x[(size_t)r * C + c] - mu[c];
+            q += d * d;
+        }
+        var[c] = q / N;
+    }
+}
+
+static double rel(double c, double r)
+{
+    return fabs(c - r) / fmax(fabs(r), 1e-30);
+}
+
+/* Forward, saved stats and running stats against the naive rules. */
+static void check_train_forward(int N, int C, float offset, float momentum)
+{
+    const float eps = 1e-5f;
+    bn_bufs t;
+    bn_init(&t, N, C, offset, 11u + (unsigned)N);
+    double *mu = xmallocarray((size_t)C, sizeof(double));
+    double *var = xmallocarray((size_t)C, sizeof(double));
+    float *rm0 = xmallocarray((size_t)C, sizeof(float)),
+          *rv0 = xmallocarray((size_t)C, sizeof(float));
+    memcpy(rm0, t.rm, (size_t)C * sizeof(float));
+    memcpy(rv0, t.rv, (size_t)C * sizeof(float));
+    naive_stats(mu, var, t.x, N, C);
+    nn_batchnorm_forward_train(t.y, t.mean, t.rstd, t.rm, t.rv, t.x, t.w, t.b, N, C, eps, momentum);
+    double ey = 0, es = 0, er = 0, ymax = 0;
+    for (int c = 0; c < C; c++) {
+        double rs = 1.0 / sqrt(var[c] + (double)eps);
+        /* the saved mean is a float: allow its rounding, else 2e-6 of the std */
+        es = fmax(es, fmax(fabs((double)t.mean[c] - mu[c]) - 6e-8 * fabs(mu[c]), 0.0) * rs);
+        es = fmax(es, rel((double)t.rstd[c], rs));
+        double m = (double)momentum;
+        double erm = (1 - m) * (double)rm0[c] + m * mu[c];
+        double erv = (1 - m) * (double)rv0[c] + m * var[c] * N / (N - 1);
+        er = fmax(er, fabs((double)t.rm[c] - erm) / fmax(1.0, fabs(erm)));
+        er = fmax(er, rel((double)t.rv[c], erv));
+        for (int r = 0; r < N; r++) {
+            size_t i = (size_t)r * C + c;
+            double ry = ((double)t.x[i] - mu[c]) * rs * (double)t.w[c] + (double)t.b[c];
+            ey = fmax(ey, fabs((double)t.y[i] - ry));
+            ymax = fmax(ymax, fabs(ry));
+        }
+    }
+    ey /= ymax;
+    printf("  bn train N=%d C=%d offset %g momentum %g: y %.1e stats %.1e running %.1e\n", N, C,
+           (double)offset, (double)momentum, ey, es, er);
+    ck_assert_msg(ey < 2e-6, "bn forward rel err %.3e", ey);
+    ck_assert_msg(es < 2e-6, "bn saved mean/rstd err %.3e", es);
+    ck_assert_msg(er < 2e-6, "bn running stats err %.3e", er);
+    free(mu);
+    free(var);
+    free(rm0);
+    free(rv0);
+    bn_free(&t);
+}
+
+START_TEST(train_forward_and_running_stats)
+{
+    check_train_forward(100, 3, 0.0f, 0.1f);
+    check_train_forward(2, 5, 0.0f, 0.1f);       /* smallest batch with unbiased var */
+    check_train_forward(4096, 300, 0.0f, 0.3f);  /* several channel blocks, parts */
+    check_train_forward(3000, 7, 1000.0f, 0.1f); /* large mean: no cancellation */
+    check_train_forward(50, 4, 0.0f, 1.0f);      /* momentum 1 */
+}
+END_TEST
+
+/* Momentum 1 stores the batch statistics exactly, whatever was there (even
+ * NaN); NULL running stats leave the output unchanged. */
+START_TEST(momentum_one_and_null_stats)
+{
+    bn_bufs t;
+    bn_init(&t, 40, 6, 0.0f, 5);
+    for (int c = 0; c < 6; c++) {
+        t.rm[c] = NAN;
+        t.rv[c] = NAN;
+    }
+    nn_batchnorm_forward_train(t.y, t.mean, t.rstd, t.rm, t.rv, t.x, t.w, t.b, 40, 6, 1e-5f, 1.0f);
+    double *mu = xmallocarray(6, sizeof(double)), *var = xmallocarray(6, sizeof(double));
+    naive_stats(mu, var, t.x, 40, 6);
+    for (int c = 0; c < 6; c++) {
+        ck_assert_msg(t.rm[c] == t.mean[c], "momentum 1: running_mean is not the batch mean");
+        ck_assert_msg(rel((double)t.rv[c], var[c] * 40 / 39) < 1e-6,
+                      "momentum 1: running_var is not the unbiased batch variance");
+    }
+    float *y2 = xmallocarray(240, sizeof(float));
+    nn_batchnorm_forward_train(y2, t.mean, t.rstd, NULL, NULL, t.x, t.w, t.b, 40, 6, 1e-5f, 0.1f);
+    ck_assert(memcmp(y2, t.y, 240 * sizeof(float)) == 0);
+    free(y2);
+    free(mu);
+    free(var);
+    bn_free(&t);
+}
+END_TEST
+
+START_TEST(eval_forward)
+{
+    bn_bufs t;
+    bn_init(&t, 30, 5, 0.5f, 9);
+    const float eps = 1e-3f;
+    float rm0[5], rv0[5];
+    memcpy(rm0, t.rm, sizeof rm0);
+    memcpy(rv0, t.rv, sizeof rv0);
+    nn_batchnorm_forward_eval(t.y, t.x, t.w, t.b, t.rm, t.rv, 30, 5, eps);
+    double e = 0;
+    for (int r = 0; r < 30; r++)
+        for (int c = 0; c < 5; c++) {
+            size_t i = (size_t)r * 5 + c;
+            double ry = ((double)t.x[i] - (double)t.rm[c]) / sqrt((double)t.rv[c] + (double)eps) *
+                            (double)t.w[c] +
+                        (double)t.b[c];
+            e = fmax(e, fabs(ry - (double)t.y[i]));
+        }
+    ck_assert_msg(e < 1e-5, "bn eval forward err %.3e", e);
+    ck_assert(memcmp(rm0, t.rm, sizeof rm0) == 0 && memcmp(rv0, t.rv, sizeof rv0) == 0);
+    bn_free(&t);
+}
+END_TEST
+
+/* ---- finite differences ------------------------------------------------------ */
+
+static double loss_of(bn_bufs *t, int train, float eps)
+{
+    if (train)
+        nn_batchnorm_forward_train(t->y, t->mean, t->rstd, NULL, NULL, t->x, t->w, t->b, t->N, t->C,
+                                   eps, 0.1f);
+    else
+        nn_batchnorm_forward_eval(t->y, t->x, t->w, t->b, t->rm, t->rv, t->N, t->C, eps);
+    return tu_dot(t->y, t->dy, (size_t)t->N * t->C);
+}
+
+/* max |fd - g| / max |g| over every element of v. */
+static double fd_err(bn_bufs *t, int train, float eps, float *v, size_t n, const float *g)
+{
+    const float h = 1e-2f;
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        float keep = v[i];
+        v[i] = keep + h;
+        double lp = loss_of(t, train, eps);
+        v[i] = keep - h;
+        double lm = loss_of(t, train, eps);
+        v[i] = keep + 2 * h;
+        double lpp = loss_of(t, train, eps);
+        v[i] = keep - 2 * h;
+        double lmm = loss_of(t, train, eps);
+        v[i] = keep;
+        /* fourth-order central difference: truncation error O(h^4) */
+        double fd = (8.0 * (lp - lm) - (lpp - lmm)) / (12.0 * (double)h);
+        d = fmax(d, fabs(fd - (double)g[i]));
+        m = fmax(m, fabs((double)g[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
+START_TEST(gradients_finite_differences)
+{
+    static const int shapes[][2] = {{12, 3}, {3, 4}, {40, 5}};
+    for (int mode = 0; mode < 2; mode++)
+        for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+            int N = shapes[k][0], C = shapes[k][1], train = mode == 0;
+            const float eps = 1e-5f;
+            bn_bufs t;
+            bn_init(&t, N, C, 0.3f, 100u + k);
+            size_t n = (size_t)N * C;
+            float *dx = xcalloc(n, sizeof(float)), *dw = xcalloc((size_t)C, sizeof(float));
+            float *db = xcalloc((size_t)C, sizeof(float));
+            if (train) {
+                nn_batchnorm_forward_train(t.y, t.mean, t.rstd, NULL, NULL, t.x, t.w, t.b, N, C,
+                                           eps, 0.1f);
+                nn_batchnorm_backward_train(dx, dw, db, t.dy, t.x, t.w, t.mean, t.rstd, N, C);
+            } else {
+                nn_batchnorm_backward_eval(dx, dw, db, t.dy, t.x, t.w, t.rm, t.rv, N, C, eps);
+            }
+            double ex = fd_err(&t, train, eps, t.x, n, dx);
+            double ew = fd_err(&t, train, eps, t.w, (size_t)C, dw);
+            double eb = fd_err(&t, train, eps, t.b, (size_t)C, db);
+            printf("  bn fd %s N=%d C=%d: dx %.1e dw %.1e db %.1e\n", train ? "train" : "eval", N,
+                   C, ex, ew, eb);
+            ck_assert_msg(ex < 1e-3 && ew < 1e-3 && eb < 1e-3,
+                          "bn %s N=%d C=%d: gradients vs finite differences dx %.2e dw %.2e db "
+                          "%.2e",
+                          train ? "train" : "eval", N, C, ex, ew, eb);
+            free(dx);
+            free(dw);
+            free(db);
+            bn_free(&t);
+        }
+}
+END_TEST
+
+/* Backward twice = 2x once (both modes); NULL skips; thread count does not matter. */
+START_TEST(accumulates_and_thread_independent)
+{
+    const int N = 8192, C = 40;
+    size_t n = (size_t)N * C;
+    bn_bufs t;
+    bn_init(&t, N, C, 0.0f, 77);
+    int old = nn_get_threads();
+    for (int train = 0; train < 2; train++) {
+        float *dx1 = xcalloc(n, sizeof(float)), *dx2 = xcalloc(n, sizeof(float));
+        float *dw1 = xcalloc((size_t)C, sizeof(float)), *dw2 = xcalloc((size_t)C, sizeof(float));
+        float *db1 = xcalloc((size_t)C, sizeof(float)), *db2 = xcalloc((size_t)C, sizeof(float));
+        float *y1 = xmallocarray(n, sizeof(float));
+        nn_set_threads(1);
+        if (train) {
+            nn_batchnorm_forward_train(y1, t.mean, t.rstd, NULL, NULL, t.x, t.w, t.b, N, C, 1e-5f,
+                                       0.1f);
+            nn_batchnorm_backward_train(dx1, dw1, db1, t.dy, t.x, t.w, t.mean, t.rstd, N, C);
+        } else {
+            nn_batchnorm_forward_eval(y1, t.x, t.w, t.b, t.rm, t.rv, N, C, 1e-5f);
+            nn_batchnorm_backward_eval(dx1, dw1, db1, t.dy, t.x, t.w, t.rm, t.rv, N, C, 1e-5f);
+        }
+        nn_set_threads(2);
+        if (train) {
+            nn_batchnorm_forward_train(t.y, t.mean, t.rstd, NULL, NULL, t.x, t.w, t.b, N, C, 1e-5f,
+                                       0.1f);
+            nn_batchnorm_backward_train(dx2, dw2, db2, t.dy, t.x, t.w, t.mean, t.rstd, N, C);
+            nn_batchnorm_backward_train(dx2, NULL, NULL, t.dy, t.x, t.w, t.mean, t.rstd, N, C);
+            nn_batchnorm_backward_train(NULL, dw2, db2, t.dy, t.x, t.w, t.mean, t.rstd, N, C);
+        } else {
+            nn_batchnorm_forward_eval(t.y, t.x, t.w, t.b, t.rm, t.rv, N, C, 1e-5f);
+            nn_batchnorm_backward_eval(dx2, dw2, db2, t.dy, t.x, t.w, t.rm, t.rv, N, C, 1e-5f);
+            nn_batchnorm_backward_eval(dx2, NULL, NULL, t.dy, t.x, t.w, t.rm, t.rv, N, C, 1e-5f);
+            nn_batchnorm_backward_eval(NULL, dw2, db2, t.dy, t.x, t.w, t.rm, t.rv, N, C, 1e-5f);
+        }
+        ck_assert_msg(memcmp(y1, t.y, n * sizeof(float)) == 0,
+                      "bn forward differs between 1 and 2 threads");
+        /* one pass from zero is bitwise the same, so twice is exactly 2x */
+        for (size_t i = 0; i < n; i++)
+            ck_assert_msg(dx2[i] == 2.0f * dx1[i], "bn dinp: not 2x after two passes");
+        for (int c = 0; c < C; c++)
+            ck_assert_msg(dw2[c] == 2.0f * dw1[c] && db2[c] == 2.0f * db1[c],
+                          "bn dw/db: not 2x after two passes");
+        free(dx1);
+        free(dx2);
+        free(dw1);
+        free(dw2);
+        free(db1);
+        free(db2);
+        free(y1);
+    }
+    nn_set_threads(old);
+    bn_free(&t);
+}
+END_TEST
+
+Suite *suite_batchnorm(void)
+{
+    Suite *s = suite_create("batchnorm");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, train_forward_and_running_stats);
+    tcase_add_test(tc, momentum_one_and_null_stats);
+    tcase_add_test(tc, eval_forward);
+    tcase_add_test(tc, gradients_finite_differences);
+    tcase_add_test(tc, accumulates_and_thread_independent);
+    suite_add_tcase(s, tc);
+    return s;
+}

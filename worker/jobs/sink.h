@@ -1,0 +1,26 @@
+/* sink.h - where a running job reports to: the terminal, a file or a server.
+ *
+ * A job calls the sink of rank 0 only (other ranks pass NULL). Each callback
+ * may be NULL. Implementations: jobs/report.c (JSON lines on stdout or in a
+ * file, a progress bar on a terminal) and the pool link (worker/link.c), which
+ * forwards everything to kiln-server. Callbacks run on the training thread
+ * and must not block on the network.
+ */
+#ifndef KILN_JOBS_SINK_H
+#define KILN_JOBS_SINK_H
+
+typedef struct job_sink {
+    void *ctx;
+    /* One metric point: `name` = value at global step `step`, epoch (fractional). */
+    void (*metric)(void *ctx, const char *name, double value, long step, double epoch);
+    /* A log line ("info", "warn", "error"). */
+    void (*log)(void *ctx, const char *level, const char *msg);
+    /* Progress: step of total, latest training loss, throughput. */
+    void (*progress)(void *ctx, long step, long total, double loss, double images_per_s);
+    /* A checkpoint was written to `path` (complete, fsync'd) at `step`. */
+    void (*checkpoint)(void *ctx, const char *path, long step);
+    /* Non-zero when the job should stop at the next step boundary. */
+    int (*cancel_requested)(void *ctx);
+} job_sink;
+
+#endif

@@ -1,0 +1,422 @@
+/* train.c - the train job (see train.h). */
+#include "worker/jobs/train.h"
+
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "worker/data/loader.h"
+#include "worker/jobs/checkpoint.h"
+#include "worker/models/model.h"
+#include "worker/models/state.h"
+#include "worker/nn/loss.h"
+#include "worker/nn/optim.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TRAIN_LOG_EVERY 10 /* steps between training-metric points */
+#define TRAIN_MAX_KEEP  64
+
+/* A run of consecutive parameters with the same weight decay: one optimizer call. */
+typedef struct param_run {
+    size_t off, n;
+    float wd;
+} param_run;
+
+typedef struct trainer {
+    const job_spec *spec;
+    const train_env *env;
+    dist_info one; /* used when env->dist is NULL */
+    const dist_info *d;
+    int b; /* per-rank batch */
+    int K; /* classes */
+    net m;
+    dataset train, test, val;
+    loader *ld;
+    float *x, *probs, *dlogits;
+    int32_t *y;
+    nn_schedule sched;
+    long steps_per_epoch, total_steps;
+    param_run *runs;
+    int n_runs;
+    char *model_json, *spec_json;
+    char kept[TRAIN_MAX_KEEP][1024]; /* checkpoint paths, oldest first */
+    int n_kept;
+} trainer;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static const job_sink *rank0_sink(const trainer *t)
+{
+    return t->d->rank == 0 ? t->env->sink : NULL;
+}
+
+static void emit(const trainer *t, const char *name, double v, long step)
+{
+    const job_sink *s = rank0_sink(t);
+    if (s != NULL && s->metric != NULL)
+        s->metric(s->ctx, name, v, step, (double)step / (double)t->steps_per_epoch);
+}
+
+static void say(const trainer *t, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void say(const trainer *t, const char *level, const char *fmt, ...)
+{
+    const job_sink *s = rank0_sink(t);
+    if (s == NULL || s->log == NULL)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    s->log(s->ctx, level, msg);
+}
+
+static void build_runs(trainer *t)
+{
+    const net *m = &t->m;
+    float wd = (float)t->spec->optim.weight_decay;
+    t->runs = xcalloc((size_t)m->n_tensors + 1, sizeof(param_run));
+    for (int i = 0; i < m->n_tensors; i++) {
+        const net_tensor *x = &m->tensors[i];
+        if (x->kind != NET_PARAM)
+            continue;
+        float w = x->decay ? wd : 0.0f;
+        param_run *last = t->n_runs ? &t->runs[t->n_runs - 1] : NULL;
+        if (last != NULL && last->wd == w && last->off + last->n == x->off)
+            last->n += x->n;
+        else
+            t->runs[t->n_runs++] = (param_run){x->off, x->n, w};
+    }
+}
+
+static void optimizer_step(trainer *t, double lr, long step)
+{
+    const optim_spec *o = &t->spec->optim;
+    net *m = &t->m;
+    for (int i = 0; i < t->n_runs; i++) {
+        const param_run *r = &t->runs[i];
+        if (o->optimizer == OPT_ADAMW) {
+            nn_adamw_params p = {(float)lr, (float)o->beta1, (float)o->beta2, (float)o->eps, r->wd};
+            nn_adamw_step(m->params + r->off, m->opt_m + r->off, m->opt_v + r->off,
+                          m->grads + r->off, r->n, &p, step + 1);
+        } else {
+            nn_sgd_params p = {(float)lr, (float)o->momentum, 0.0f, r->wd, o->nesterov};
+            nn_sgd_step(m->params + r->off, m->opt_m + r->off, m->grads + r->off, r->n, &p,
+                        step == 0);
+        }
+    }
+}
+
+/* Running statistics differ per rank (per-rank batch statistics): average them. */
+static void sync_bn(trainer *t)
+{
+    if (t->d->world > 1 && t->m.n_buffers > 0)
+        dist_allreduce_mean_f32(t->m.buffers, t->m.n_buffers);
+}
+
+void train_evaluate(net *m, const dataset *ds, int batch, const dist_info *d, eval_result *out)
+{
+    int rank = d ? d->rank : 0, world = d ? d->world : 1;
+    if (batch > m->max_batch)
+        batch = m->max_batch;
+    loader_opts lo = {.batch = batch, .rank = rank, .world = world, .seed = 0, .train = 0};
+    loader *ld = loader_new(ds, &lo);
+    int K = (int)net_out_size(m);
+    float *x = xmallocarray((size_t)batch * ds->H * ds->W * ds->C, sizeof(float));
+    int32_t *y = xmallocarray((size_t)batch, sizeof(int32_t));
+    float *probs = xmallocarray((size_t)batch * K, sizeof(float));
+    int was_training = m->training;
+    net_set_training(m, 0);
+    loader_start_epoch(ld, 0, 0);
+    double sums[3] = {0, 0, 0}; /* correct, loss * n, n */
+    int n;
+    while ((n = loader_next(ld, x, y)) > 0) {
+        net_forward(m, x, n);
+        int correct = 0;
+        float loss = nn_crossentropy_forward(probs, &correct, net_out(m), y, n, K, 0.0f);
+        sums[0] += correct;
+        sums[1] += (double)loss * n;
+        sums[2] += n;
+    }
+    if (world > 1)
+        dist_allreduce_sum_f64(sums, 3);
+    net_set_training(m, was_training);
+    out->n = (long)sums[2];
+    out->top1 = sums[2] > 0 ? sums[0] / sums[2] : 0;
+    out->loss = sums[2] > 0 ? sums[1] / sums[2] : 0;
+    free(probs);
+    free(y);
+    free(x);
+    loader_free(ld);
+}
+
+static int save_checkpoint(trainer *t, long step, errbuf *eb)
+{
+    sync_bn(t);
+    if (t->d->rank != 0 || t->env->work_dir == NULL)
+        return 0;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/ckpt-%08ld.safetensors", t->env->work_dir, step);
+    ckpt_info info = {.step = step, .dp_rng = t->m.rng};
+    int rc = ckpt_save(path, &t->m, &info, t->model_json, t->spec_json, eb);
+    if (rc != 0)
+        return rc;
+    if (t->n_kept > 0 && strcmp(t->kept[t->n_kept - 1], path) == 0)
+        return 0; /* the same step again (e.g. the end of an epoch that was also a cancel) */
+    int keep = t->spec->ckpt_keep_last > 0 ? t->spec->ckpt_keep_last : 1;
+    if (keep > TRAIN_MAX_KEEP)
+        keep = TRAIN_MAX_KEEP;
+    if (t->n_kept == keep) {
+        unlink(t->kept[0]);
+        memmove(t->kept[0], t->kept[1], (size_t)(keep - 1) * sizeof t->kept[0]);
+        t->n_kept--;
+    }
+    snprintf(t->kept[t->n_kept++], sizeof t->kept[0], "%s", path);
+    const job_sink *s = rank0_sink(t);
+    if (s != NULL && s->checkpoint != NULL)
+        s->checkpoint(s->ctx, path, step);
+    return 0;
+}
+
+static int cancel_now(const trainer *t)
+{
+    int flag = 0;
+    const job_sink *s = rank0_sink(t);
+    if (s != NULL && s->cancel_requested != NULL)
+        flag = s->cancel_requested(s->ctx) != 0;
+    if (t->d->world > 1)
+        dist_bcast(&flag, sizeof flag, 0);
+    return flag;
+}
+
+static int setup(trainer *t, const job_spec *spec, const train_env *env, errbuf *eb)
+{
+    t->spec = spec;
+    t->env = env;
+    if (env->dist != NULL) {
+        t->d = env->dist;
+    } else {
+        t->one.world = 1;
+        t->one.local_size = 1;
+        t->d = &t->one;
+    }
+    if (spec->optim.batch_size % t->d->world != 0)
+        return err_set(eb, ERR_INVALID, "optim.batch_size %d is not divisible by %d ranks",
+                       spec->optim.batch_size, t->d->world);
+    t->b = spec->optim.batch_size / t->d->world;
+    int rc = dataset_load(&t->train, &t->test, &spec->data, eb);
+    if (rc != 0)
+        return rc;
+    if (spec->data.val_fraction > 0) {
+        int nval = dataset_val_count(&t->train, spec->data.val_fraction);
+        if (nval > 0)
+            dataset_split_tail(&t->train, &t->val, nval);
+    }
+    const model_cfg *c = &spec->model;
+    if (t->train.H != c->image_size || t->train.W != c->image_size ||
+        t->train.C != c->in_channels || t->train.num_classes != c->num_classes)
+        return err_set(eb, ERR_INVALID,
+                       "dataset %s is %dx%dx%d with %d classes; the model expects %dx%dx%d with "
+                       "%d classes",
+                       t->train.name, t->train.H, t->train.W, t->train.C, t->train.num_classes,
+                       c->image_size, c->image_size, c->in_channels, c->num_classes);
+    t->K = c->num_classes;
+    model_opts mo = {.drop_path = (float)spec->optim.drop_path};
+    net_init(&t->m);
+    if ((rc = model_build(&t->m, c, t->b, spec->seed, &mo, eb)) != 0)
+        return rc;
+    /* Every rank starts from rank 0's parameters (equal already for equal
+     * seeds; the broadcast makes it a guarantee). */
+    if (t->d->world > 1)
+        dist_bcast(t->m.params, t->m.n_params * sizeof(float), 0);
+    loader_opts lo = {.batch = t->b,
+                      .rank = t->d->rank,
+                      .world = t->d->world,
+                      .seed = spec->seed,
+                      .train = 1,
+                      .crop_padding = spec->data.crop_padding,
+                      .hflip = spec->data.hflip};
+    t->ld = loader_new(&t->train, &lo);
+    t->steps_per_epoch = loader_batches_per_epoch(t->ld);
+    if (t->steps_per_epoch < 1)
+        return err_set(eb, ERR_INVALID,
+                       "the training set (%d samples) holds no full global batch of %d", t->train.n,
+                       spec->optim.batch_size);
+    t->total_steps = t->steps_per_epoch * spec->optim.epochs;
+    if (spec->optim.max_steps > 0 && spec->optim.max_steps < t->total_steps)
+        t->total_steps = spec->optim.max_steps;
+    t->sched.base_lr = spec->optim.lr;
+    t->sched.min_lr = spec->optim.min_lr;
+    t->sched.warmup_steps = lround(spec->optim.warmup_epochs * (double)t->steps_per_epoch);
+    t->sched.total_steps = t->steps_per_epoch * spec->optim.epochs;
+    t->sched.cosine = spec->optim.schedule == SCHED_COSINE;
+    size_t px = (size_t)t->b * c->image_size * c->image_size * c->in_channels;
+    t->x = xmallocarray(px, sizeof(float));
+    t->y = xmallocarray((size_t)t->b, sizeof(int32_t));
+    t->probs = xmallocarray((size_t)t->b * t->K, sizeof(float));
+    t->dlogits = xmallocarray((size_t)t->b * t->K, sizeof(float));
+    build_runs(t);
+    json_t *mj = modelcfg_to_json(c);
+    t->model_json = json_dumps(mj, JSON_COMPACT);
+    json_decref(mj);
+    return 0;
+}
+
+static void teardown(trainer *t)
+{
+    loader_free(t->ld);
+    net_deinit(&t->m);
+    dataset_free(&t->train);
+    dataset_free(&t->test);
+    dataset_free(&t->val);
+    free(t->x);
+    free(t->y);
+    free(t->probs);
+    free(t->dlogits);
+    free(t->runs);
+    free(t->model_json);
+    free(t->spec_json);
+}
+
+/* One optimizer step on the next batch; returns the local mean loss. */
+static float train_step(trainer *t, long step, int *correct)
+{
+    net *m = &t->m;
+    int n = loader_next(t->ld, t->x, t->y);
+    if (n != t->b) {
+        /* The sampler yields full batches for exactly steps_per_epoch steps;
+         * anything else is a broken invariant. */
+        log_error("loader returned %d samples at step %ld, expected %d", n, step, t->b);
+        abort();
+    }
+    float ls = (float)t->spec->optim.label_smoothing;
+    net_zero_grad(m);
+    net_forward(m, t->x, n);
+    float loss = nn_crossentropy_forward(t->probs, correct, net_out(m), t->y, n, t->K, ls);
+    memset(t->dlogits, 0, (size_t)n * t->K * sizeof(float));
+    nn_crossentropy_backward(t->dlogits, t->probs, t->y, n, t->K, ls, 1.0f);
+    net_backward(m, t->dlogits);
+    if (t->d->world > 1)
+        dist_allreduce_mean_f32(m->grads, m->n_params);
+    if (t->spec->optim.grad_clip > 0)
+        nn_clip_grad_norm(m->grads, m->n_params, t->spec->optim.grad_clip);
+    optimizer_step(t, nn_schedule_lr(&t->sched, step), step);
+    return loss;
+}
+
+static void evaluate_epoch(trainer *t, long step, train_result *res)
+{
+    sync_bn(t);
+    eval_result e;
+    train_evaluate(&t->m, &t->test, t->b, t->d, &e);
+    res->test_top1 = e.top1;
+    res->test_loss = e.loss;
+    emit(t, "test/top1", e.top1, step);
+    emit(t, "test/loss", e.loss, step);
+    if (t->val.n > 0) {
+        eval_result v;
+        train_evaluate(&t->m, &t->val, t->b, t->d, &v);
+        res->val_top1 = v.top1;
+        emit(t, "val/top1", v.top1, step);
+    }
+    say(t, "info", "epoch %.2f: test top-1 %.4f, test loss %.4f",
+        (double)step / (double)t->steps_per_epoch, e.top1, e.loss);
+}
+
+int train_run(const job_spec *spec, const train_env *env, train_result *res, errbuf *eb)
+{
+    trainer t;
+    memset(&t, 0, sizeof t);
+    memset(res, 0, sizeof *res);
+    res->val_top1 = -1;
+    double t0 = now_s();
+    int rc = setup(&t, spec, env, eb);
+    if (rc != 0)
+        goto out;
+    long step = 0;
+    if (env->resume_path != NULL) {
+        ckpt_info info;
+        if ((rc = ckpt_load(env->resume_path, &t.m, &info, eb)) != 0)
+            goto out;
+        step = info.step;
+        t.m.rng = info.dp_rng;
+        say(&t, "info", "resumed from %s at step %ld", env->resume_path, step);
+    } else if (env->init_weights != NULL) {
+        if ((rc = ckpt_load_weights(env->init_weights, &t.m, eb)) != 0)
+            goto out;
+        if (t.d->world > 1)
+            dist_bcast(t.m.params, t.m.n_params * sizeof(float), 0);
+    }
+    say(&t, "info", "training %s: %zu params, %ld steps of %d images (%d per rank x %d ranks)",
+        spec->name, t.m.n_params, t.total_steps, spec->optim.batch_size, t.b, t.d->world);
+    double loss_sum = 0, correct_sum = 0, seen = 0, t_log = now_s();
+    long step0 = step, log_from = step;
+    while (step < t.total_steps) {
+        int epoch = (int)(step / t.steps_per_epoch);
+        loader_start_epoch(t.ld, epoch, step % t.steps_per_epoch);
+        long epoch_end = (long)(epoch + 1) * t.steps_per_epoch;
+        if (epoch_end > t.total_steps)
+            epoch_end = t.total_steps;
+        while (step < epoch_end) {
+            if (cancel_now(&t)) {
+                res->cancelled = 1;
+                rc = save_checkpoint(&t, step, eb);
+                if (rc == 0)
+                    rc = err_set(eb, ERR_CANCELLED, "cancelled at step %ld", step);
+                goto done;
+            }
+            int correct = 0;
+            float loss = train_step(&t, step, &correct);
+            step++;
+            loss_sum += (double)loss;
+            correct_sum += correct;
+            seen += t.b;
+            if (step % TRAIN_LOG_EVERY == 0 || step == epoch_end) {
+                double v[3] = {loss_sum, correct_sum, seen};
+                if (t.d->world > 1)
+                    dist_allreduce_sum_f64(v, 3);
+                double now = now_s(), n_steps = (double)(step - log_from);
+                res->last_train_loss = v[0] / (n_steps * t.d->world);
+                emit(&t, "train/loss", res->last_train_loss, step);
+                emit(&t, "train/acc", v[1] / v[2], step);
+                emit(&t, "lr", nn_schedule_lr(&t.sched, step - 1), step);
+                emit(&t, "throughput", v[2] / (now - t_log), step);
+                loss_sum = correct_sum = seen = 0;
+                t_log = now;
+                log_from = step;
+            }
+            const job_sink *s = rank0_sink(&t);
+            if (s != NULL && s->progress != NULL)
+                s->progress(s->ctx, step, t.total_steps, (double)loss,
+                            (double)(step - step0) * spec->optim.batch_size / (now_s() - t0));
+            if (spec->ckpt_every_steps > 0 && step % spec->ckpt_every_steps == 0 &&
+                step < t.total_steps && (rc = save_checkpoint(&t, step, eb)) != 0)
+                goto done;
+        }
+        evaluate_epoch(&t, step, res);
+        if ((rc = save_checkpoint(&t, step, eb)) != 0)
+            goto done;
+    }
+    if (env->weights_out != NULL && t.d->rank == 0)
+        rc = net_save_state(&t.m, env->weights_out, t.model_json, eb);
+done:
+    res->steps = step;
+    res->seconds = now_s() - t0;
+    res->images_per_s =
+        res->seconds > 0 ? (double)(step - step0) * spec->optim.batch_size / res->seconds : 0;
+out:
+    teardown(&t);
+    return rc;
+}

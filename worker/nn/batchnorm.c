@@ -1,0 +1,215 @@
+/* batchnorm.c - batch normalisation over channels-last rows (see norm.h).
+ *
+ * Each channel is normalised over all N rows. Per-channel sums are taken in
+ * double over a fixed number of row parts, combined in part order, so the
+ * result does not depend on the thread count; the batch variance is taken
+ * around a shift (the first row) so that a large mean does not cancel it.
+ * Channels are processed in blocks of BN_CBLK, which bounds the stack
+ * space of the partial sums. Pure: no allocation, no I/O. LayerNorm, also
+ * declared in norm.h, lives in layernorm.c.
+ */
+#include "worker/nn/norm.h"
+#include "worker/nn/tensor.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#define BN_CBLK    256       /* channels per pass */
+#define BN_PARTS   4         /* fixed row parts of every reduction */
+#define BN_PAR_MIN (1 << 14) /* fewer elements than this run on one thread */
+
+typedef enum { BN_SUM_STATS, BN_SUM_GRAD } bn_sum_mode;
+
+/* For channels [c0, c0+n):
+ *   BN_SUM_STATS: s1 = sum(x - ctr), s2 = sum((x - ctr)^2)
+ *   BN_SUM_GRAD:  s1 = sum(g),       s2 = sum(g * (x - ctr))
+ * over the N rows of x (and g), in double. ctr is indexed from c0. */
+static void bn_sums(double *s1, double *s2, bn_sum_mode mode, const float *x, const float *g,
+                    const float *ctr, int N, int C, int c0, int n)
+{
+    double part[BN_PARTS][2][BN_CBLK];
+    int P = (size_t)N * n >= BN_PAR_MIN ? BN_PARTS : 1;
+#pragma omp parallel for schedule(static) if (P > 1)
+    for (int q = 0; q < P; q++) {
+        double *a1 = part[q][0], *a2 = part[q][1];
+        for (int c = 0; c < n; c++) {
+            a1[c] = 0.0;
+            a2[c] = 0.0;
+        }
+        int r0 = (int)((long)N * q / P), r1 = (int)((long)N * (q + 1) / P);
+        for (int r = r0; r < r1; r++) {
+            const float *xr = x + (size_t)r * C + c0;
+            if (mode == BN_SUM_STATS) {
+                for (int c = 0; c < n; c++) {
+                    double v = (double)xr[c] - (double)ctr[c];
+                    a1[c] += v;
+                    a2[c] += v * v;
+                }
+            } else {
+                const float *gr = g + (size_t)r * C + c0;
+                for (int c = 0; c < n; c++) {
+                    double gv = (double)gr[c];
+                    a1[c] += gv;
+                    a2[c] += gv * ((double)xr[c] - (double)ctr[c]);
+                }
+            }
+        }
+    }
+    for (int c = 0; c < n; c++) {
+        s1[c] = 0.0;
+        s2[c] = 0.0;
+        for (int q = 0; q < P; q++) {
+            s1[c] += part[q][0][c];
+            s2[c] += part[q][1][c];
+        }
+    }
+}
+
+/* out[:, c0:c0+n] = (inp - ctr - lo) * scale + shift, all indexed from c0;
+ * lo is the part of a double centre that a float ctr cannot hold. */
+static void bn_apply(float *out, const float *inp, const float *ctr, const float *lo,
+                     const float *scale, const float *shift, int N, int C, int c0, int n)
+{
+#pragma omp parallel for schedule(static) if ((size_t)N * n >= BN_PAR_MIN)
+    for (int r = 0; r < N; r++) {
+        const float *xr = inp + (size_t)r * C + c0;
+        float *o = out + (size_t)r * C + c0;
+        for (int c = 0; c < n; c++)
+            o[c] = (xr[c] - ctr[c] - lo[c]) * scale[c] + shift[c];
+    }
+}
+
+void nn_batchnorm_forward_train(float *out, float *mean, float *rstd, float *run_mean,
+                                float *run_var, const float *inp, const float *w, const float *b,
+                                int N, int C, float eps, float momentum)
+{
+    NN_ASSERT(out != NULL && mean != NULL && rstd != NULL && inp != NULL && w != NULL && b != NULL);
+    NN_ASSERT(N >= 1 && C >= 1 && eps >= 0.0f);
+    NN_ASSERT((run_mean == NULL) == (run_var == NULL));
+    /* PyTorch refuses a single value per channel: the unbiased variance is undefined. */
+    NN_ASSERT(N >= 2 || run_var == NULL);
+    for (int c0 = 0; c0 < C; c0 += BN_CBLK) {
+        int n = C - c0 < BN_CBLK ? C - c0 : BN_CBLK;
+        double s1[BN_CBLK], s2[BN_CBLK];
+        float scale[BN_CBLK], lo[BN_CBLK];
+        const float *shift0 = inp + c0; /* the first row */
+        bn_sums(s1, s2, BN_SUM_STATS, inp, NULL, shift0, N, C, c0, n);
+        for (int c = 0; c < n; c++) {
+            double dm = s1[c] / N;
+            double var = s2[c] / N - dm * dm;
+            if (var < 0.0)
+                var = 0.0;
+            double mu = (double)shift0[c] + dm;
+            double rs = 1.0 / sqrt(var + (double)eps);
+            mean[c0 + c] = (float)mu;
+            lo[c] = (float)(mu - (double)mean[c0 + c]);
+            rstd[c0 + c] = (float)rs;
+            scale[c] = (float)(rs * (double)w[c0 + c]);
+            if (run_mean != NULL) {
+                double uvar = var * N / (N - 1);
+                if (momentum == 1.0f) {
+                    run_mean[c0 + c] = (float)mu;
+                    run_var[c0 + c] = (float)uvar;
+                } else {
+                    double m = (double)momentum;
+                    run_mean[c0 + c] = (float)((1.0 - m) * (double)run_mean[c0 + c] + m * mu);
+                    run_var[c0 + c] = (float)((1.0 - m) * (double)run_var[c0 + c] + m * uvar);
+                }
+            }
+        }
+        bn_apply(out, inp, mean + c0, lo, scale, b + c0, N, C, c0, n);
+    }
+}
+
+/* dinp += k * (dout - sg/N - xc * rstd^2 * sgx/N) with k = w*rstd, all per channel;
+ * xc = x - mean. Written with a per-channel scale a and offset so one FMA chain. */
+void nn_batchnorm_backward_train(float *dinp, float *dw, float *db, const float *dout,
+                                 const float *inp, const float *w, const float *mean,
+                                 const float *rstd, int N, int C)
+{
+    NN_ASSERT(dout != NULL && inp != NULL && w != NULL && mean != NULL && rstd != NULL);
+    NN_ASSERT(N >= 1 && C >= 1);
+    for (int c0 = 0; c0 < C; c0 += BN_CBLK) {
+        int n = C - c0 < BN_CBLK ? C - c0 : BN_CBLK;
+        double sg[BN_CBLK], sgx[BN_CBLK];
+        float k[BN_CBLK], a[BN_CBLK], off[BN_CBLK];
+        bn_sums(sg, sgx, BN_SUM_GRAD, inp, dout, mean + c0, N, C, c0, n);
+        for (int c = 0; c < n; c++) {
+            double rs = (double)rstd[c0 + c];
+            if (db != NULL)
+                db[c0 + c] += (float)sg[c];
+            if (dw != NULL)
+                dw[c0 + c] += (float)(sgx[c] * rs);
+            double kk = (double)w[c0 + c] * rs;
+            k[c] = (float)kk;
+            /* dinp = k*dout - k*rs^2*sgx/N * (x - mean) - k*sg/N */
+            a[c] = (float)(kk * rs * rs * sgx[c] / N);
+            off[c] = (float)(kk * sg[c] / N);
+        }
+        if (dinp == NULL)
+            continue;
+        const float *mu = mean + c0;
+#pragma omp parallel for schedule(static) if ((size_t)N * n >= BN_PAR_MIN)
+        for (int r = 0; r < N; r++) {
+            const float *xr = inp + (size_t)r * C + c0;
+            const float *gr = dout + (size_t)r * C + c0;
+            float *dx = dinp + (size_t)r * C + c0;
+            for (int c = 0; c < n; c++)
+                dx[c] += k[c] * gr[c] - a[c] * (xr[c] - mu[c]) - off[c];
+        }
+    }
+}
+
+void nn_batchnorm_forward_eval(float *out, const float *inp, const float *w, const float *b,
+                               const float *run_mean, const float *run_var, int N, int C, float eps)
+{
+    NN_ASSERT(out != NULL && inp != NULL && w != NULL && b != NULL && run_mean != NULL &&
+              run_var != NULL);
+    NN_ASSERT(N >= 1 && C >= 1);
+    for (int c0 = 0; c0 < C; c0 += BN_CBLK) {
+        int n = C - c0 < BN_CBLK ? C - c0 : BN_CBLK;
+        float scale[BN_CBLK], lo[BN_CBLK];
+        for (int c = 0; c < n; c++) {
+            scale[c] = (float)((double)w[c0 + c] / sqrt((double)run_var[c0 + c] + (double)eps));
+            lo[c] = 0.0f;
+        }
+        bn_apply(out, inp, run_mean + c0, lo, scale, b + c0, N, C, c0, n);
+    }
+}
+
+void nn_batchnorm_backward_eval(float *dinp, float *dw, float *db, const float *dout,
+                                const float *inp, const float *w, const float *run_mean,
+                                const float *run_var, int N, int C, float eps)
+{
+    NN_ASSERT(dout != NULL && inp != NULL && w != NULL && run_mean != NULL && run_var != NULL);
+    NN_ASSERT(N >= 1 && C >= 1);
+    for (int c0 = 0; c0 < C; c0 += BN_CBLK) {
+        int n = C - c0 < BN_CBLK ? C - c0 : BN_CBLK;
+        double rs[BN_CBLK];
+        float k[BN_CBLK];
+        for (int c = 0; c < n; c++) {
+            rs[c] = 1.0 / sqrt((double)run_var[c0 + c] + (double)eps);
+            k[c] = (float)((double)w[c0 + c] * rs[c]);
+        }
+        if (dw != NULL || db != NULL) {
+            double sg[BN_CBLK], sgx[BN_CBLK];
+            bn_sums(sg, sgx, BN_SUM_GRAD, inp, dout, run_mean + c0, N, C, c0, n);
+            for (int c = 0; c < n; c++) {
+                if (db != NULL)
+                    db[c0 + c] += (float)sg[c];
+                if (dw != NULL)
+                    dw[c0 + c] += (float)(sgx[c] * rs[c]);
+            }
+        }
+        if (dinp == NULL)
+            continue;
+#pragma omp parallel for schedule(static) if ((size_t)N * n >= BN_PAR_MIN)
+        for (int r = 0; r < N; r++) {
+            const float *gr = dout + (size_t)r * C + c0;
+            float *dx = dinp + (size_t)r * C + c0;
+            for (int c = 0; c < n; c++)
+                dx[c] += k[c] * gr[c];
+        }
+    }
+}
