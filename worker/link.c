@@ -614,7 +614,10 @@ static void on_ack(pool_link *l, const msg *m)
     entry **pp = &l->head, *prev = NULL;
     while (*pp != NULL) {
         entry *e = *pp;
-        if (same_job(&e->m, m->job_id, m->attempt) && e->m.seq <= m->seq) {
+        int same = same_job(&e->m, m->job_id, m->attempt);
+        if (same && e->m.seq > m->seq)
+            break; /* a job's messages are in seq order: nothing further is acked */
+        if (same) {
             *pp = e->next;
             if (l->tail == e)
                 l->tail = prev;
