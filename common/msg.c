@@ -341,6 +341,9 @@ int msg_decode(msg *m, const void *header, size_t len, errbuf *eb)
             return rc;
         snprintf(m->job_id, sizeof m->job_id, "%s",
                  json_string_value(json_object_get(b, "job_id")));
+        if (!msg_name_ok(m->job_id)) /* it names folders on the server */
+            return err_set(eb, ERR_INVALID, "field 'job_id': '%.40s' is not [A-Za-z0-9._-]",
+                           m->job_id);
         m->attempt = (int)json_integer_value(json_object_get(b, "attempt"));
     }
     if (msg_is_job_message(m->type)) {

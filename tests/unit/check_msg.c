@@ -77,6 +77,12 @@ START_TEST(job_message_fields)
     ck_assert_int_eq(roundtrip(&m, &b, &eb), ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(eb.msg, "seq"));
     msg_deinit(&b);
+    /* a job id that could climb out of the data dir */
+    json_object_set_new(m.body, "seq", json_integer(1));
+    json_object_set_new(m.body, "job_id", json_string("../../etc"));
+    ck_assert_int_eq(roundtrip(&m, &b, &eb), ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(eb.msg, "job_id"));
+    msg_deinit(&b);
     /* no job_id */
     json_object_set_new(m.body, "seq", json_integer(1));
     json_object_del(m.body, "job_id");
