@@ -382,7 +382,10 @@ static int flush_locked(coord *c, int64_t now_ms)
         }
         size_t u;
         json_t *path;
-        json_array_foreach(out[j].unlink, u, path) unlink_rel(c, json_string_value(path));
+        json_array_foreach(out[j].unlink, u, path)
+        {
+            unlink_rel(c, json_string_value(path));
+        }
         json_decref(out[j].unlink);
     }
     for (int i = 0; i < n; i++)

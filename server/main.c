@@ -139,6 +139,7 @@ int main(int argc, char **argv)
 {
     log_init("kiln-server", LOG_INFO);
     config cfg;
+    memset(&cfg, 0, sizeof cfg);
     if (parse_args(argc, argv, &cfg) < 0)
         return 2;
     if (sodium_init() < 0) {

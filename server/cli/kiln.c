@@ -239,9 +239,11 @@ static int cmd_list(int argc, char **argv)
         size_t i;
         json_t *j;
         json_array_foreach(every, i, j)
+        {
             printf("%-22s %-20.20s %-6s %4lld %-11s %5.1f%%  %s\n", str(j, "id"), str(j, "name"),
                    str(j, "type"), (long long)json_integer_value(json_object_get(j, "priority")),
                    str(j, "state"), 100.0 * progress(j), str(j, "reason"));
+        }
         if (token[0])
             printf("(more: kiln list --all)\n");
     }
@@ -428,7 +430,9 @@ static int cmd_logs(int argc, char **argv)
         size_t i;
         json_t *l;
         json_array_foreach(lines, i, l)
+        {
             printf("%s %-5s %s\n", str(l, "time"), str(l, "level"), str(l, "text"));
+        }
         size_t n = json_array_size(lines);
         after = (long long)json_integer_value(json_object_get(o, "next_seq"));
         json_decref(o);
