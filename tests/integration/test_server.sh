@@ -75,6 +75,13 @@ EOF
 sed 's/"max_steps": 40/"max_steps": 100000/; s/it-small/it-long/' "$work/job.json" >"$work/long.json"
 sed 's/"ranks": 2/"ranks": 64/; s/it-small/it-huge/' "$work/job.json" >"$work/huge.json"
 
+# a refused connection or a bad URL: one clear line, exit 1
+err=$("$bin/kiln" --url http://127.0.0.1:1 list 2>&1) && fail "kiln against a closed port succeeded"
+[ "$(echo "$err" | wc -l)" -eq 1 ] || fail "more than one line: $err"
+case "$err" in *"cannot connect to http://127.0.0.1:1"*) ;; *) fail "refused: $err" ;; esac
+err=$("$bin/kiln" --url localhost:8080 list 2>&1) && fail "kiln with a bad URL succeeded"
+case "$err" in *"not a server URL"*) ;; *) fail "bad URL: $err" ;; esac
+
 # 400 names the field
 out=$(curl -s -w ' %{http_code}' -H 'Content-Type: application/json' \
     -d '{"model": {"arch": "resnet_cifar"}, "optim": {"lr": -1}}' "$url/api/v1/jobs")
