@@ -798,7 +798,9 @@ static void send_due(pool_link *l, int64_t t)
         e->sent_ms = t;
         l->stats.sent++;
     }
-    int idle = l->cur_job[0] == '\0' || l->cur_end_seq > 0;
+    /* Idle only once the last job's end message is acked: a ready must never
+     * overtake it (the server would take the job for lost). */
+    int idle = l->cur_job[0] == '\0';
     if (l->waiting && idle && l->n_pend == 0 && !l->ready_sent && send_simple(l, MSG_READY) == 0)
         l->ready_sent = 1;
     if (t - l->last_send >= l->hb_ms)

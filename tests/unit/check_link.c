@@ -440,6 +440,41 @@ START_TEST(resends_are_applied_once)
 }
 END_TEST
 
+START_TEST(ready_never_overtakes_finished)
+{
+    /* A burst far past the in-flight window, then finished and at once a
+     * wait for the next job: the ready must not reach the server before the
+     * finished does (it would take the job for lost). */
+    inproc_broker(100, 5);
+    char id[STORE_ID_MAX];
+    submit(id, 50, 1, 0, 10);
+    link_options lo;
+    link_options_default(&lo);
+    lo.zmq_context = ZCTX;
+    link_pool_info info = {.pool_id = "burst", .ranks = 1, .cores = 1, .version = "t"};
+    pool_link *l;
+    errbuf eb;
+    ck_assert_int_eq(link_new(&l, EP, &info, &lo, &eb), 0);
+    link_assignment a;
+    ck_assert_int_eq(link_wait_assign(l, 3000, &a), 0);
+    ck_assert_str_eq(a.job_id, id);
+    link_started(l, a.job_id, a.attempt, 1500);
+    for (int s = 1; s <= 1500; s++) {
+        json_t *p = json_pack("{s:i,s:f}", "step", s, "loss", 1.0);
+        link_metric(l, a.job_id, a.attempt, p);
+        json_decref(p);
+        link_log(l, a.job_id, a.attempt, "info", "x");
+    }
+    ck_assert_int_eq(link_finished(l, a.job_id, a.attempt, 0, NULL, NULL, 0, &eb), 0);
+    link_assignment next;
+    ck_assert_int_eq(link_wait_assign(l, 300, &next), ERR_TIMEOUT);
+    wait_state(id, JS_SUCCEEDED, 5000);
+    ck_assert_int_eq(metrics_gap_free(id), 1500);
+    link_assignment_free(&a);
+    link_free(l);
+}
+END_TEST
+
 /* Receives one message on a raw ROUTER within ms; 1 if one came. */
 static int raw_recv(void *router, int ms, msg *m)
 {
@@ -542,6 +577,7 @@ Suite *suite_link(void)
     tcase_add_test(tc, spill_then_deliver_in_order);
     tcase_add_test(tc, resends_are_applied_once);
     tcase_add_test(tc, link_resends_until_acked);
+    tcase_add_test(tc, ready_never_overtakes_finished);
     suite_add_tcase(s, tc);
     return s;
 }
