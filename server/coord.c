@@ -451,13 +451,36 @@ void coord_receive(coord *c, const char *pool_id, msg *m, int64_t now_ms)
 
 /* ---- ticks: liveness, cancels, reconciliation, scheduling ------------------------- */
 
+/* Says in a queued job's message why it waits, when no pool could take it. */
+static void note_waiting(coord *c, const store_queued *j, int n_alive, int max_ranks)
+{
+    char text[256];
+    if (n_alive == 0)
+        snprintf(text, sizeof text,
+                 "waiting for a worker pool: none is connected (start one with mpirun -np N "
+                 "kiln-worker --connect <the server's pool endpoint>)");
+    else if (j->ranks > max_ranks)
+        snprintf(text, sizeof text,
+                 "waiting for a pool with at least %d ranks: the largest connected pool has %d",
+                 j->ranks, max_ranks);
+    else
+        snprintf(text, sizeof text, "waiting for a free pool");
+    errbuf eb;
+    if (store_job_note(c->st, j->id, text, &eb) < 0)
+        log_warn("job %s: %s", j->id, eb.msg);
+}
+
 static void schedule(coord *c, int64_t now_ms)
 {
     sched_pool *free_pools = xcalloc((size_t)c->n_pools + 1, sizeof *free_pools);
     int *index = xcalloc((size_t)c->n_pools + 1, sizeof *index);
-    int nf = 0;
+    int nf = 0, n_alive = 0, max_ranks = 0;
     for (int i = 0; i < c->n_pools; i++) {
         pool *p = &c->pools[i];
+        if (p->alive) {
+            n_alive++;
+            max_ranks = p->ranks > max_ranks ? p->ranks : max_ranks;
+        }
         if (p->alive && p->ready && p->job[0] == '\0') {
             free_pools[nf].id = p->id;
             free_pools[nf].ranks = p->ranks;
@@ -467,13 +490,15 @@ static void schedule(coord *c, int64_t now_ms)
     store_queued *q = NULL;
     int nq = 0;
     errbuf eb;
-    if (nf == 0 || store_queue(c->st, &q, &nq, &eb) < 0 || nq == 0)
+    if (store_queue(c->st, &q, &nq, &eb) < 0 || nq == 0)
         goto out;
-    sched_pick *picks = xcalloc((size_t)nf, sizeof *picks);
+    sched_pick *picks = xcalloc((size_t)nf + 1, sizeof *picks);
+    char *picked = xcalloc((size_t)nq, 1);
     int np = sched_plan(q, nq, free_pools, nf, picks);
     for (int i = 0; i < np; i++) {
         pool *p = &c->pools[index[picks[i].pool]];
         const char *id = q[picks[i].job].id;
+        picked[picks[i].job] = 1;
         store_assignment a;
         int rc = store_attempt_start(c->st, id, p->id, &a, &eb);
         if (rc < 0) {
@@ -487,7 +512,11 @@ static void schedule(coord *c, int64_t now_ms)
             lose_attempt(c, id, a.attempt, "the stored spec could not be read");
         free(a.spec_json);
     }
+    for (int j = 0; j < nq; j++)
+        if (!picked[j])
+            note_waiting(c, &q[j], n_alive, max_ranks);
     free(picks);
+    free(picked);
 out:
     free(q);
     free(free_pools);

@@ -95,6 +95,7 @@ enum {
     Q_EVENT_INSERT,
     Q_JOB_LIST,
     Q_JOB_COUNT,
+    Q_JOB_NOTE,
     Q_QUEUE,
     Q_ATTEMPT_INSERT,
     Q_ATTEMPT_GET,
@@ -152,6 +153,8 @@ static const char *const sql_text[Q__COUNT] = {
                    " AND (?3 IS NULL OR instr(name,?3)>0 OR instr(id,?3)>0)"
                    " AND seq<?4 ORDER BY seq DESC LIMIT ?5",
     [Q_JOB_COUNT] = "SELECT count(*) FROM jobs",
+    [Q_JOB_NOTE] = "UPDATE jobs SET message=?2, updated_at=?3 WHERE id=?1 AND state='QUEUED'"
+                   " AND message<>?2",
     [Q_QUEUE] = "SELECT id,priority,ranks,seq FROM jobs WHERE state IN ('QUEUED','RESTARTING')"
                 " ORDER BY priority DESC, seq ASC",
     [Q_ATTEMPT_INSERT] = "INSERT INTO attempts(job_id,attempt,pool_id,active,started_at)"
@@ -811,6 +814,19 @@ int store_job_count(store *s, int64_t *n, errbuf *eb)
         *n = sqlite3_column_int64(q, 0);
     else
         rc = db_err(s, eb, "count jobs");
+    done(q);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int store_job_note(store *s, const char *id, const char *message, errbuf *eb)
+{
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = st(s, Q_JOB_NOTE);
+    bind_text(q, 1, id);
+    bind_text(q, 2, message);
+    sqlite3_bind_double(q, 3, store_now());
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_err(s, eb, "note job");
     done(q);
     pthread_mutex_unlock(&s->mu);
     return rc;

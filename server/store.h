@@ -117,6 +117,11 @@ int store_job_count(store *s, int64_t *n, errbuf *eb);
 int store_transition(store *s, const char *id, unsigned from_mask, job_state to, const char *reason,
                      const char *message, job_state *was, errbuf *eb);
 
+/* store_job_note replaces the message of a QUEUED job (why it waits) without
+ * a transition or an event; nothing happens if the job is not QUEUED or the
+ * message is the same. Returns 0 or ERR_IO. */
+int store_job_note(store *s, const char *id, const char *message, errbuf *eb);
+
 /* store_job_delete deletes a terminal job and all its rows. Returns 0,
  * ERR_NOT_FOUND, or ERR_STATE if the job is not terminal. The caller removes
  * its files afterwards. */

@@ -427,6 +427,32 @@ START_TEST(server_restart_reconciles)
 }
 END_TEST
 
+START_TEST(queued_jobs_say_why_they_wait)
+{
+    char big[STORE_ID_MAX], small[STORE_ID_MAX];
+    submit(big, 50, 4, 0);
+    submit(small, 10, 1, 0);
+    coord_tick(C, 1);
+    json_t *j;
+    errbuf eb;
+    ck_assert_int_eq(store_job_get(S, big, &j, &eb), 0);
+    ck_assert_ptr_nonnull(
+        strstr(json_string_value(json_object_get(j, "message")), "none is connected"));
+    json_decref(j);
+    hello("p1", 2, NULL, 0, 2);
+    simple("p1", MSG_READY, 2);
+    coord_tick(C, 3);
+    ck_assert_int_eq(state_of(small), JS_STARTING);
+    ck_assert_int_eq(store_job_get(S, big, &j, &eb), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "message")),
+                     "waiting for a pool with at least 4 ranks: the largest connected pool has 2");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "QUEUED");
+    /* a note is not a transition: no event */
+    ck_assert_int_eq(json_array_size(json_object_get(j, "events")), 1);
+    json_decref(j);
+}
+END_TEST
+
 Suite *suite_coord(void)
 {
     Suite *s = suite_create("coord");
@@ -443,6 +469,7 @@ Suite *suite_coord(void)
     tcase_add_test(tc, cancel_is_sent_until_done);
     tcase_add_test(tc, priority_order_two_pools);
     tcase_add_test(tc, server_restart_reconciles);
+    tcase_add_test(tc, queued_jobs_say_why_they_wait);
     suite_add_tcase(s, tc);
     return s;
 }
