@@ -186,6 +186,10 @@ int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb)
     zmq_setsockopt(b->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(b->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(b->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    /* A frame larger than this (a checkpoint or artifact of over 1 GiB) drops
+     * the connection rather than the server's memory. */
+    int64_t maxmsg = (int64_t)1 << 30;
+    zmq_setsockopt(b->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (zmq_bind(b->sock, o->endpoint) != 0) {
         rc = err_set(eb, ERR_IO, "broker: cannot bind %s: %s", o->endpoint, zmq_strerror(errno));
         goto fail;
