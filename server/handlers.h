@@ -6,7 +6,7 @@
  * thread-safe (the store and the broker hooks are).
  *   handlers_jobs.c: submit, list, get, cancel, delete
  *   handlers_data.c: metrics, logs, artifacts (with Range), events
- *   handlers_misc.c: workers, healthz, readyz, openapi, dashboard
+ *   handlers_misc.c: workers, healthz, readyz, Prometheus metrics, openapi, dashboard
  */
 #ifndef KILN_HANDLERS_H
 #define KILN_HANDLERS_H
@@ -28,6 +28,7 @@ int jobs_artifact(app *a, http_request *req, http_response *resp);
 int workers_list(app *a, http_request *req, http_response *resp);
 int health_live(app *a, http_request *req, http_response *resp);
 int health_ready(app *a, http_request *req, http_response *resp);
+int prometheus_metrics(app *a, http_request *req, http_response *resp);
 int docs_openapi_yaml(app *a, http_request *req, http_response *resp);
 int docs_openapi_json(app *a, http_request *req, http_response *resp);
 int dashboard_index(app *a, http_request *req, http_response *resp);

@@ -24,6 +24,7 @@ static const route table[] = {
     {"GET", "/openapi.json", docs_openapi_json, 0},
     {"GET", "/healthz", health_live, 0},
     {"GET", "/readyz", health_ready, 0},
+    {"GET", "/metrics", prometheus_metrics, 0},
     {"GET", "/", dashboard_index, 0},
 };
 

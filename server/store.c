@@ -96,6 +96,7 @@ enum {
     Q_JOB_LIST,
     Q_JOB_COUNT,
     Q_JOB_NOTE,
+    Q_JOB_COUNTS,
     Q_QUEUE,
     Q_ATTEMPT_INSERT,
     Q_ATTEMPT_GET,
@@ -153,6 +154,7 @@ static const char *const sql_text[Q__COUNT] = {
                    " AND (?3 IS NULL OR instr(name,?3)>0 OR instr(id,?3)>0)"
                    " AND seq<?4 ORDER BY seq DESC LIMIT ?5",
     [Q_JOB_COUNT] = "SELECT count(*) FROM jobs",
+    [Q_JOB_COUNTS] = "SELECT state, count(*) FROM jobs GROUP BY state",
     [Q_JOB_NOTE] = "UPDATE jobs SET message=?2, updated_at=?3 WHERE id=?1 AND state='QUEUED'"
                    " AND message<>?2",
     [Q_QUEUE] = "SELECT id,priority,ranks,seq FROM jobs WHERE state IN ('QUEUED','RESTARTING')"
@@ -802,6 +804,23 @@ int store_job_list(store *s, const store_list_query *lq, json_t **items, int64_t
         json_decref(a);
     else
         *items = a;
+    return rc;
+}
+
+int store_job_counts(store *s, int64_t counts[JS__COUNT], errbuf *eb)
+{
+    memset(counts, 0, sizeof(int64_t) * JS__COUNT);
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = st(s, Q_JOB_COUNTS);
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        int k = store_state_parse(col_text(q, 0));
+        if (k >= 0)
+            counts[k] = sqlite3_column_int64(q, 1);
+    }
+    int rc = step == SQLITE_DONE ? 0 : db_err(s, eb, "count jobs by state");
+    done(q);
+    pthread_mutex_unlock(&s->mu);
     return rc;
 }
 

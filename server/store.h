@@ -106,6 +106,9 @@ typedef struct store_list_query {
  * *next is the cursor for the next page, 0 when this page is the last. */
 int store_job_list(store *s, const store_list_query *q, json_t **items, int64_t *next, errbuf *eb);
 
+/* store_job_counts fills counts[s] with the number of jobs in each state. */
+int store_job_counts(store *s, int64_t counts[JS__COUNT], errbuf *eb);
+
 /* store_job_count counts jobs (all states). */
 int store_job_count(store *s, int64_t *n, errbuf *eb);
 

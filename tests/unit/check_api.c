@@ -650,6 +650,13 @@ START_TEST(health_and_dashboard)
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "ready");
     httpc_free(&r);
+    submit(SMALL_JOB);
+    url(u, sizeof u, "/metrics");
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "kiln_jobs{state=\"QUEUED\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "kiln_broker_up 1\n"));
+    httpc_free(&r);
     url(u, sizeof u, "/");
     httpc_get(u, &r);
     ck_assert_int_eq(r.status, 200);
