@@ -66,6 +66,8 @@ SERVER_SRC := $(sort $(filter-out server/main.c,$(wildcard server/*.c)))
 CLI_SRC := $(sort $(wildcard server/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/unit/*.c))
 SUITES := $(patsubst tests/unit/check_%.c,%,$(filter tests/unit/check_%.c,$(TEST_SRC)))
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+TOOLS = $(patsubst tests/tools/%.c,$(BIN)/%,$(TOOL_SRC))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCHES = $(patsubst bench/%.c,$(BIN)/%,$(BENCH_SRC))
 
@@ -84,7 +86,7 @@ TESTPOOL := $(BIN)/kiln-testpool
         bench fuzz deps clean check-deps
 
 all: build
-build: $(PROGRAMS) $(TESTS) $(BENCHES) $(TESTPOOL)
+build: $(PROGRAMS) $(TESTS) $(BENCHES) $(TOOLS) $(TESTPOOL)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -149,6 +151,12 @@ $(BIN)/bench_%: $(call obj,bench/bench_%.c) $(LIB_WORKER) $(LIB_COMMON)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# Each tests/tools/<name>.c is a small program the integration tests use.
+$(BIN)/%: $(call obj,tests/tools/%.c) $(LIB_WORKER) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 # ---- set-up -----------------------------------------------------------------
 # Every Debian package the build, the tests and `make run` need.
 DEB_PACKAGES := build-essential pkg-config check libsubunit-dev libopenblas-openmp-dev \
@@ -180,7 +188,7 @@ test-unit: $(TESTS)
 test-reference: $(TESTS)
 	KILN_REF=$(REF) CK_RUN_SUITE=reference $(TESTS)
 
-test-integration: $(PROGRAMS)
+test-integration: $(PROGRAMS) $(TOOLS)
 	@./tests/integration/run.sh $(BIN)
 
 # ---- quality ----------------------------------------------------------------
