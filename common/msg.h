@@ -17,14 +17,14 @@
 #include <stdint.h>
 
 typedef enum {
-    MSG_HELLO = 0,  /* pool -> server: pool_id, ranks, hosts, cores, version, current */
-    MSG_WELCOME,    /* server -> pool: heartbeat_ms, liveness */
-    MSG_HEARTBEAT,  /* both ways */
-    MSG_READY,      /* pool -> server: idle, asks for work */
-    MSG_ASSIGN,     /* server -> pool: job_id, attempt, spec, resume_step (+ checkpoint blob) */
-    MSG_STARTED,    /* pool -> server, job message: total_steps */
-    MSG_METRIC,     /* pool -> server, job message: points [{step, name: value...}] */
-    MSG_LOG,        /* pool -> server, job message: lines [{level, text, time}] */
+    MSG_HELLO = 0, /* pool -> server: pool_id, ranks, hosts, cores, version, current */
+    MSG_WELCOME,   /* server -> pool: heartbeat_ms, liveness */
+    MSG_HEARTBEAT, /* both ways */
+    MSG_READY,     /* pool -> server: idle, asks for work */
+    MSG_ASSIGN,    /* server -> pool: job_id, attempt, spec, resume_step (+ checkpoint blob) */
+    MSG_STARTED,   /* pool -> server, job message: total_steps */
+    MSG_METRIC,    /* pool -> server, job message: points [{step, epoch?, time?, name: value...}] */
+    MSG_LOG,       /* pool -> server, job message: lines [{level, text, time}] */
     MSG_CHECKPOINT, /* pool -> server, job message: step (+ safetensors blob) */
     MSG_FINISHED,   /* pool -> server, job message: status, result, artifacts (+ one blob each) */
     MSG_FAILED,     /* pool -> server, job message: reason, message */

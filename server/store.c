@@ -66,7 +66,7 @@ static const char *const migrations[] = {
     "CREATE INDEX events_job ON events(job_id, seq);"
     "CREATE TABLE metrics("
     " job_id TEXT NOT NULL, seq INTEGER NOT NULL, attempt INTEGER NOT NULL,"
-    " name TEXT NOT NULL, step INTEGER NOT NULL, value REAL, time REAL NOT NULL,"
+    " name TEXT NOT NULL, step INTEGER NOT NULL, epoch REAL, value REAL, time REAL NOT NULL,"
     " PRIMARY KEY(job_id, seq)) WITHOUT ROWID;"
     "CREATE TABLE logs("
     " job_id TEXT NOT NULL, seq INTEGER NOT NULL, attempt INTEGER NOT NULL,"
@@ -172,8 +172,8 @@ static const char *const sql_text[Q__COUNT] = {
                        " updated_at=?6 WHERE id=?1",
     [Q_JOB_TOTAL] = "UPDATE jobs SET total_steps=?2 WHERE id=?1",
     [Q_JOB_RESULT] = "UPDATE jobs SET result=?2 WHERE id=?1",
-    [Q_METRIC_INSERT] = "INSERT INTO metrics(job_id,seq,attempt,name,step,value,time)"
-                        " VALUES(?1,?2,?3,?4,?5,?6,?7)",
+    [Q_METRIC_INSERT] = "INSERT INTO metrics(job_id,seq,attempt,name,step,value,time,epoch)"
+                        " VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
     [Q_LOG_INSERT] =
         "INSERT INTO logs(job_id,seq,attempt,time,level,text) VALUES(?1,?2,?3,?4,?5,?6)",
     [Q_CKPT_INSERT] = "INSERT OR REPLACE INTO checkpoints(job_id,step,attempt,path,size,time)"
@@ -189,7 +189,7 @@ static const char *const sql_text[Q__COUNT] = {
     [Q_ARTIFACT_LIST] = "SELECT name,size FROM artifacts WHERE job_id=?1 ORDER BY name",
     [Q_ACTIVE] = "SELECT id,attempt,pool_id,state FROM jobs"
                  " WHERE state IN ('STARTING','RUNNING','CANCELLING') ORDER BY seq",
-    [Q_METRICS] = "SELECT seq,name,step,value,time FROM metrics WHERE job_id=?1 AND seq>?2"
+    [Q_METRICS] = "SELECT seq,name,step,value,time,epoch FROM metrics WHERE job_id=?1 AND seq>?2"
                   " AND (?3 IS NULL OR instr(?3, ','||name||',')>0) ORDER BY seq LIMIT ?4",
     [Q_LOGS_AFTER] = "SELECT seq,attempt,time,level,text FROM logs WHERE job_id=?1 AND seq>?2"
                      " ORDER BY seq LIMIT ?3",
@@ -1121,13 +1121,14 @@ static int apply_metric(store *s, const msg *m, job_row *r, errbuf *eb)
         int64_t step = json_integer_value(json_object_get(p, "step"));
         json_t *tv = json_object_get(p, "time");
         double t = json_is_number(tv) ? json_number_value(tv) : now;
+        json_t *ev = json_object_get(p, "epoch");
         if (step > r->step)
             r->step = step;
         const char *k;
         json_t *v;
         json_object_foreach(p, k, v)
         {
-            if (strcmp(k, "step") == 0 || strcmp(k, "time") == 0)
+            if (strcmp(k, "step") == 0 || strcmp(k, "time") == 0 || strcmp(k, "epoch") == 0)
                 continue;
             double val = json_number_value(v);
             r->metric_seq++;
@@ -1138,6 +1139,10 @@ static int apply_metric(store *s, const msg *m, job_row *r, errbuf *eb)
             sqlite3_bind_int64(q, 5, step);
             sqlite3_bind_double(q, 6, val);
             sqlite3_bind_double(q, 7, t);
+            if (json_is_number(ev))
+                sqlite3_bind_double(q, 8, json_number_value(ev));
+            else
+                sqlite3_bind_null(q, 8);
             if (sqlite3_step(q) != SQLITE_DONE)
                 rc = db_err(s, eb, "insert metric");
             done(q);
@@ -1440,8 +1445,8 @@ static int job_exists(store *s, const char *id, errbuf *eb)
 
 typedef struct mrow {
     int64_t seq, step;
-    double value, time;
-    int is_null;
+    double value, time, epoch;
+    int is_null, has_epoch;
     int name; /* index into the names seen */
 } mrow;
 
@@ -1453,6 +1458,7 @@ static json_t *mrow_json(const mrow *r, const char *name)
     json_object_set_new(o, "step", json_integer(r->step));
     json_object_set_new(o, "value", r->is_null ? json_null() : json_real(r->value));
     json_object_set_new(o, "time", json_real(r->time));
+    json_object_set_new(o, "epoch", r->has_epoch ? json_real(r->epoch) : json_null());
     return o;
 }
 
@@ -1525,6 +1531,8 @@ int store_metrics(store *s, const char *id, const store_metric_query *mq, json_t
         r->is_null = sqlite3_column_type(q, 3) == SQLITE_NULL;
         r->value = sqlite3_column_double(q, 3);
         r->time = sqlite3_column_double(q, 4);
+        r->has_epoch = sqlite3_column_type(q, 5) != SQLITE_NULL;
+        r->epoch = sqlite3_column_double(q, 5);
     }
     if (step != SQLITE_DONE)
         rc = db_err(s, eb, "read metrics");

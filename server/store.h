@@ -219,7 +219,7 @@ typedef struct store_metric_query {
 } store_metric_query;
 
 /* store_metrics reads metric points of a job: {"job_id", "points": [{seq,
- * name, step, value, time}], "next_seq", "downsampled"}. next_seq is the seq
+ * name, step, value, time, epoch}], "next_seq", "downsampled"}. next_seq is the seq
  * of the last row scanned (pass it as after_seq to continue), or after_seq
  * when nothing new. With max_points, each name's rows are cut into
  * max_points/4 buckets and each bucket keeps its first, last, min and max.

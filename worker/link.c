@@ -332,6 +332,26 @@ int link_metric(pool_link *l, const char *job_id, int attempt, const json_t *poi
     return rc;
 }
 
+int link_metric_value(pool_link *l, const char *job_id, int attempt, const char *name, double value,
+                      long step, double epoch)
+{
+    if (name == NULL || name[0] == '\0' || strlen(name) >= 64 || strcmp(name, "step") == 0 ||
+        strcmp(name, "time") == 0 || strcmp(name, "epoch") == 0 || step < 0) {
+        log_error("link: bad metric name '%s' or step %ld", name != NULL ? name : "NULL", step);
+        return ERR_INVALID;
+    }
+    json_t *p = json_pack("{s:I,s:f}", "step", (json_int_t)step, name, value);
+    if (p == NULL) {
+        log_error("link: metric %s: %g is not a finite number", name, value);
+        return ERR_INVALID;
+    }
+    if (epoch >= 0)
+        json_object_set_new(p, "epoch", json_real(epoch));
+    int rc = link_metric(l, job_id, attempt, p);
+    json_decref(p);
+    return rc;
+}
+
 int link_log(pool_link *l, const char *job_id, int attempt, const char *level, const char *text)
 {
     if (!job_args_ok(job_id, attempt) || text == NULL)
@@ -359,6 +379,49 @@ int link_checkpoint(pool_link *l, const char *job_id, int attempt, long step, co
     return enqueue(l, &m, job_id, attempt);
 }
 
+/* Reads a whole file into a malloc'd buffer; 0 or ERR_IO. */
+static int read_file(const char *path, void **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return ERR_IO;
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) == 0)
+        size = ftell(f);
+    int rc = ERR_IO;
+    if (size >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+        *data = xmalloc((size_t)size + 1);
+        if (fread(*data, 1, (size_t)size, f) == (size_t)size) {
+            *len = (size_t)size;
+            rc = 0;
+        } else {
+            free(*data);
+            *data = NULL;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int link_checkpoint_file(pool_link *l, const char *job_id, int attempt, long step, const char *path)
+{
+    if (!job_args_ok(job_id, attempt) || step < 0 || path == NULL)
+        return ERR_INVALID;
+    void *data;
+    size_t len;
+    if (read_file(path, &data, &len) < 0) {
+        log_error("link: cannot read checkpoint %s: %s", path, strerror(errno));
+        return ERR_IO;
+    }
+    msg m;
+    msg_init(&m, MSG_CHECKPOINT);
+    msg_set(&m, "step", json_integer(step));
+    msg_take_blob(&m, data, len);
+    return enqueue(l, &m, job_id, attempt);
+}
+
 int link_finished(pool_link *l, const char *job_id, int attempt, int cancelled,
                   const json_t *result, const link_artifact *arts, int n_arts, errbuf *eb)
 {
@@ -383,22 +446,14 @@ int link_finished(pool_link *l, const char *job_id, int attempt, int cancelled,
         if (arts[i].bytes != NULL || arts[i].path == NULL) {
             msg_add_blob(&m, arts[i].bytes, arts[i].bytes != NULL ? arts[i].len : 0);
         } else {
-            FILE *f = fopen(arts[i].path, "rb");
-            long size = -1;
-            if (f != NULL && fseek(f, 0, SEEK_END) == 0)
-                size = ftell(f);
-            void *data = size >= 0 ? xmalloc((size_t)size + 1) : NULL;
-            if (size < 0 || fseek(f, 0, SEEK_SET) != 0 ||
-                fread(data, 1, (size_t)size, f) != (size_t)size) {
+            void *data;
+            size_t size;
+            if (read_file(arts[i].path, &data, &size) < 0) {
                 rc = err_set(eb, ERR_IO, "link: cannot read artifact %s from %s: %s", arts[i].name,
                              arts[i].path, strerror(errno));
-                free(data);
-                if (f != NULL)
-                    fclose(f);
                 break;
             }
-            fclose(f);
-            msg_take_blob(&m, data, (size_t)size);
+            msg_take_blob(&m, data, size);
         }
         json_array_append_new(list, json_pack("{s:s,s:I}", "name", arts[i].name, "size",
                                               (json_int_t)m.blobs[m.n_blobs - 1].len));

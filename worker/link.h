@@ -119,12 +119,23 @@ int link_started(pool_link *l, const char *job_id, int attempt, long total_steps
  * optional "time" (Unix seconds) is kept, else the server stamps it. */
 int link_metric(pool_link *l, const char *job_id, int attempt, const json_t *point);
 
+/* metric_value: one named value at `step` (and fractional epoch, < 0 = none),
+ * the shape of job_sink.metric; the same as link_metric with
+ * {"step": step, "epoch": epoch, name: value}. */
+int link_metric_value(pool_link *l, const char *job_id, int attempt, const char *name, double value,
+                      long step, double epoch);
+
 /* log: one line; level "debug" | "info" | "warn" | "error". */
 int link_log(pool_link *l, const char *job_id, int attempt, const char *level, const char *text);
 
 /* checkpoint: the safetensors bytes of the state at `step` (copied). */
 int link_checkpoint(pool_link *l, const char *job_id, int attempt, long step, const void *bytes,
                     size_t len);
+
+/* checkpoint_file: the same, from a complete checkpoint file at path (read
+ * now). ERR_IO if it cannot be read (the log names it). */
+int link_checkpoint_file(pool_link *l, const char *job_id, int attempt, long step,
+                         const char *path);
 
 /* An artifact: bytes (copied) or, when bytes is NULL, the file at path (read
  * now). name: [A-Za-z0-9._-], e.g. "model.safetensors". */

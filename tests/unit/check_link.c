@@ -475,6 +475,70 @@ START_TEST(ready_never_overtakes_finished)
 }
 END_TEST
 
+START_TEST(sink_style_calls)
+{
+    /* What the engine's job_sink maps to: one value per call with its epoch,
+     * a checkpoint file, an artifact by path. */
+    inproc_broker(100, 5);
+    char id[STORE_ID_MAX];
+    submit(id, 50, 1, 0, 10);
+    link_options lo;
+    link_options_default(&lo);
+    lo.zmq_context = ZCTX;
+    link_pool_info info = {.pool_id = "sink", .ranks = 1, .cores = 1, .version = "t"};
+    pool_link *l;
+    errbuf eb;
+    ck_assert_int_eq(link_new(&l, EP, &info, &lo, &eb), 0);
+    link_assignment a;
+    ck_assert_int_eq(link_wait_assign(l, 3000, &a), 0);
+    link_started(l, a.job_id, a.attempt, 10);
+    for (int s = 1; s <= 10; s++) {
+        ck_assert_int_eq(
+            link_metric_value(l, a.job_id, a.attempt, "train_loss", 1.0 / s, s, s / 5.0), 0);
+        ck_assert_int_eq(link_metric_value(l, a.job_id, a.attempt, "lr", 0.1, s, -1), 0);
+    }
+    ck_assert_int_eq(link_metric_value(l, a.job_id, a.attempt, "epoch", 1, 1, -1), ERR_INVALID);
+    char ck[128], art[128];
+    snprintf(ck, sizeof ck, "%s/ck.safetensors", DIR_);
+    snprintf(art, sizeof art, "%s/final.safetensors", DIR_);
+    FILE *f = fopen(ck, "wb");
+    fputs("checkpoint-bytes", f);
+    fclose(f);
+    f = fopen(art, "wb");
+    fputs("model-bytes", f);
+    fclose(f);
+    ck_assert_int_eq(link_checkpoint_file(l, a.job_id, a.attempt, 10, ck), 0);
+    ck_assert_int_eq(link_checkpoint_file(l, a.job_id, a.attempt, 10, "/nonexistent"), ERR_IO);
+    link_artifact arts[1] = {{.name = "model.safetensors", .path = art}};
+    link_artifact bad[1] = {{.name = "model.safetensors", .path = "/nonexistent"}};
+    ck_assert_int_eq(link_finished(l, a.job_id, a.attempt, 0, NULL, bad, 1, &eb), ERR_IO);
+    ck_assert_ptr_nonnull(strstr(eb.msg, "/nonexistent"));
+    ck_assert_int_eq(link_finished(l, a.job_id, a.attempt, 0, NULL, arts, 1, &eb), 0);
+    ck_assert_int_eq(link_flush(l, 3000), 0);
+    wait_state(id, JS_SUCCEEDED, 3000);
+    store_metric_query q = {.after_seq = 0, .limit = 100, .names = "train_loss"};
+    json_t *o;
+    ck_assert_int_eq(store_metrics(S, id, &q, &o, &eb), 0);
+    json_t *last = json_array_get(json_object_get(o, "points"), 9);
+    ck_assert(json_real_value(json_object_get(last, "epoch")) == 2.0);
+    ck_assert_int_eq(json_integer_value(json_object_get(last, "step")), 10);
+    json_decref(o);
+    char rel[256], path[512];
+    int64_t size;
+    ck_assert_int_eq(store_artifact(S, id, "model.safetensors", rel, sizeof rel, &size, &eb), 0);
+    ck_assert_int_eq(size, 11);
+    snprintf(path, sizeof path, "%s/jobs/%s/checkpoints/a1-step-10.safetensors", DIR_, id);
+    f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    char buf[32] = "";
+    ck_assert_uint_eq(fread(buf, 1, sizeof buf, f), 16);
+    fclose(f);
+    ck_assert_str_eq(buf, "checkpoint-bytes");
+    link_assignment_free(&a);
+    link_free(l);
+}
+END_TEST
+
 /* Receives one message on a raw ROUTER within ms; 1 if one came. */
 static int raw_recv(void *router, int ms, msg *m)
 {
@@ -578,6 +642,7 @@ Suite *suite_link(void)
     tcase_add_test(tc, resends_are_applied_once);
     tcase_add_test(tc, link_resends_until_acked);
     tcase_add_test(tc, ready_never_overtakes_finished);
+    tcase_add_test(tc, sink_style_calls);
     suite_add_tcase(s, tc);
     return s;
 }
