@@ -6,6 +6,7 @@
  */
 #include "server/broker.h"
 #include "tests/unit/fakepool.h"
+#include "worker/linksink.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -491,12 +492,16 @@ START_TEST(sink_style_calls)
     ck_assert_int_eq(link_new(&l, EP, &info, &lo, &eb), 0);
     link_assignment a;
     ck_assert_int_eq(link_wait_assign(l, 3000, &a), 0);
-    link_started(l, a.job_id, a.attempt, 10);
+    linksink ls;
+    job_sink sink;
+    linksink_init(&ls, l, a.job_id, a.attempt, &sink);
+    sink.started(sink.ctx, 10);
     for (int s = 1; s <= 10; s++) {
-        ck_assert_int_eq(
-            link_metric_value(l, a.job_id, a.attempt, "train_loss", 1.0 / s, s, s / 5.0), 0);
+        sink.metric(sink.ctx, "train_loss", 1.0 / s, s, s / 5.0);
         ck_assert_int_eq(link_metric_value(l, a.job_id, a.attempt, "lr", 0.1, s, -1), 0);
     }
+    sink.log(sink.ctx, "info", "epoch 2 done");
+    ck_assert_int_eq(sink.cancel_requested(sink.ctx), 0);
     ck_assert_int_eq(link_metric_value(l, a.job_id, a.attempt, "epoch", 1, 1, -1), ERR_INVALID);
     char ck[128], art[128];
     snprintf(ck, sizeof ck, "%s/ck.safetensors", DIR_);
@@ -507,7 +512,7 @@ START_TEST(sink_style_calls)
     f = fopen(art, "wb");
     fputs("model-bytes", f);
     fclose(f);
-    ck_assert_int_eq(link_checkpoint_file(l, a.job_id, a.attempt, 10, ck), 0);
+    sink.checkpoint(sink.ctx, ck, 10);
     ck_assert_int_eq(link_checkpoint_file(l, a.job_id, a.attempt, 10, "/nonexistent"), ERR_IO);
     link_artifact arts[1] = {{.name = "model.safetensors", .path = art}};
     link_artifact bad[1] = {{.name = "model.safetensors", .path = "/nonexistent"}};
