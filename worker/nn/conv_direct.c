@@ -171,7 +171,9 @@ static void conv_image(float *out, const float *xpad, const float *wt, const flo
                     CONV_CASE(1, 2)
 #undef CONV_CASE
                 default:
+                    /* every (P, NB) conv_p can choose has a case; see dw */
                     NN_ASSERT(0);
+                    conv_tile(o, x, w, bb, accumulate, g, P, NB);
                 }
             }
 }
@@ -259,6 +261,7 @@ void convd_dw_image(float *dwt, const float *xpad, const float *dout, const nn_c
                     DW_CASE(16, 1)
                     DW_CASE(12, 1)
                     DW_CASE(12, 2)
+                    DW_CASE(9, 2)
                     DW_CASE(6, 4)
                     DW_CASE(9, 1)
                     DW_CASE(6, 1)
@@ -279,7 +282,10 @@ void convd_dw_image(float *dwt, const float *xpad, const float *dout, const nn_c
                     DW_CASE(1, 4)
 #undef DW_CASE
                 default:
+                    /* every (R, NB) chosen above has a case; this generic
+                     * instance (sums in memory, slow) is only a safety net */
                     NN_ASSERT(0);
+                    dw_tile(dd, x, g, ti, d, Wp, R, NB);
                 }
             }
 }
