@@ -171,7 +171,9 @@ static void conv_image(float *out, const float *xpad, const float *wt, const flo
                     CONV_CASE(1, 2)
 #undef CONV_CASE
                 default:
+                    /* every (P, NB) conv_p can choose has a case; see dw */
                     NN_ASSERT(0);
+                    conv_tile(o, x, w, bb, accumulate, g, P, NB);
                 }
             }
 }
@@ -181,9 +183,9 @@ static void conv_image(float *out, const float *xpad, const float *wt, const flo
 ALWAYS_INLINE void dw_tile(float *dwt, const float *xpad, const float *dout, int tap_i,
                            const nn_conv2d_dims *d, int Wp, const int R, const int NB)
 {
-    __m512 acc[16][4];
+    __m512 acc[24][4];
     const int IC = d->IC, OC = d->OC, s = d->stride, Wo = d->Wo;
-#pragma GCC unroll 16
+#pragma GCC unroll 24
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int n = 0; n < NB; n++)
@@ -197,7 +199,7 @@ ALWAYS_INLINE void dw_tile(float *dwt, const float *xpad, const float *dout, int
             for (int n = 0; n < NB; n++)
                 gv[n] = _mm512_loadu_ps(gr + (size_t)wo * OC + 16 * n);
             const float *xx = xr + (size_t)wo * s * IC;
-#pragma GCC unroll 16
+#pragma GCC unroll 24
             for (int r = 0; r < R; r++) {
                 __m512 xv = _mm512_set1_ps(xx[r]);
 #pragma GCC unroll 4
@@ -206,7 +208,7 @@ ALWAYS_INLINE void dw_tile(float *dwt, const float *xpad, const float *dout, int
             }
         }
     }
-#pragma GCC unroll 16
+#pragma GCC unroll 24
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int n = 0; n < NB; n++)
@@ -235,10 +237,12 @@ void convd_dw_image(float *dwt, const float *xpad, const float *dout, const nn_c
      * kw*IC: a 3-channel stem gets 9-wide tiles instead of 3-wide ones. */
     int KC = d->kw * IC;
     int NB = OC % 64 == 0 ? 4 : (OC % 32 == 0 ? 2 : 1);
-    static const int rs[] = {16, 12, 9, 8, 6, 4, 3, 2, 1};
+    /* up to 24 accumulators: with NB dout vectors and a broadcast, at most
+     * 29 of the 32 vector registers */
+    static const int rs[] = {24, 16, 12, 9, 8, 6, 4, 3, 2, 1};
     int R = 1;
-    for (int i = 0; i < 9; i++)
-        if (rs[i] * NB <= 16 && KC % rs[i] == 0) {
+    for (int i = 0; i < 10; i++)
+        if (rs[i] * NB <= 24 && KC % rs[i] == 0) {
             R = rs[i];
             break;
         }
@@ -253,8 +257,12 @@ void convd_dw_image(float *dwt, const float *xpad, const float *dout, const nn_c
     case RR * 8 + NN:                                                                              \
         dw_tile(dd, x, g, ti, d, Wp, RR, NN);                                                      \
         break;
+                    DW_CASE(24, 1)
                     DW_CASE(16, 1)
                     DW_CASE(12, 1)
+                    DW_CASE(12, 2)
+                    DW_CASE(9, 2)
+                    DW_CASE(6, 4)
                     DW_CASE(9, 1)
                     DW_CASE(6, 1)
                     DW_CASE(6, 2)
@@ -274,7 +282,10 @@ void convd_dw_image(float *dwt, const float *xpad, const float *dout, const nn_c
                     DW_CASE(1, 4)
 #undef DW_CASE
                 default:
+                    /* every (R, NB) chosen above has a case; this generic
+                     * instance (sums in memory, slow) is only a safety net */
                     NN_ASSERT(0);
+                    dw_tile(dd, x, g, ti, d, Wp, R, NB);
                 }
             }
 }
