@@ -137,18 +137,14 @@ void dist_bcast_idle(void *buf, size_t bytes, int root, int poll_ms)
     }
     MPI_Request req;
     MPI_CHECK(MPI_Ibcast(buf, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD, &req));
-    if (my_rank == root) {
-        MPI_CHECK(MPI_Wait(&req, MPI_STATUS_IGNORE));
-        return;
-    }
     struct timespec ts = {poll_ms / 1000, (long)(poll_ms % 1000) * 1000000L};
-    for (;;) {
-        int done = 0;
-        MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
-        if (done)
-            return;
+    int done = 0;
+    MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+    while (!done && my_rank != root) {
         nanosleep(&ts, NULL);
+        MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
     }
+    MPI_CHECK(MPI_Wait(&req, MPI_STATUS_IGNORE)); /* a no-op once the test succeeded */
 }
 
 void dist_allgather(const void *mine, void *out, size_t bytes)

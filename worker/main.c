@@ -264,7 +264,7 @@ static int cmd_eval(int argc, char **argv, const dist_info *d)
     dataset train, test;
     errbuf eb = {{0}};
     spec.data.train_limit = 1; /* only the test split is used */
-    if ((rc = dataset_load(&train, &test, &spec.data, &eb)) != 0) {
+    if (dataset_load(&train, &test, &spec.data, &eb) != 0) {
         fprintf(stderr, "kiln-worker: %s\n", eb.msg);
         jobspec_free(&spec);
         return EXIT_USAGE;
@@ -272,8 +272,8 @@ static int cmd_eval(int argc, char **argv, const dist_info *d)
     net m;
     net_init(&m);
     int code = 0;
-    if ((rc = model_build(&m, &spec.model, batch, 0, NULL, &eb)) != 0 ||
-        (rc = ckpt_load_weights(weights, &m, &eb)) != 0) {
+    if (model_build(&m, &spec.model, batch, 0, NULL, &eb) != 0 ||
+        ckpt_load_weights(weights, &m, &eb) != 0) {
         fprintf(stderr, "kiln-worker: %s\n", eb.msg);
         code = EXIT_USAGE;
     } else {
