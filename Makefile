@@ -26,7 +26,8 @@ MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 # loops; the pthread flavour would spin its own threads against ours.
 OPENBLAS_PC := /usr/lib/$(MULTIARCH)/openblas-openmp/pkgconfig
 PKG_CONFIG := PKG_CONFIG_PATH=$(OPENBLAS_PC) pkg-config
-PKGS := openblas jansson libmicrohttpd libzmq sqlite3 libcurl uuid zlib libsodium ompi-c check
+PKGS := openblas jansson libmicrohttpd libzmq sqlite3 libcurl uuid zlib libsodium ompi-c check \
+        yaml-0.1
 
 WARN := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wpointer-arith -Wcast-qual -Wformat=2 -Wvla -Wdouble-promotion -Wundef
@@ -78,12 +79,14 @@ LIB_SERVER := $(BUILD)/libkiln_server.a
 BIN := $(BUILD)/bin
 PROGRAMS := $(BIN)/kiln-server $(BIN)/kiln-worker $(BIN)/kiln
 TESTS := $(BIN)/kiln-tests
+# A pool that speaks the protocol without the engine: a test double for tests/ and bench/.
+TESTPOOL := $(BIN)/kiln-testpool
 
 .PHONY: all build run test test-unit test-reference test-integration asan lint format format-check \
         bench fuzz deps clean check-deps
 
 all: build
-build: $(PROGRAMS) $(TESTS) $(BENCHES) $(TOOLS)
+build: $(PROGRAMS) $(TESTS) $(BENCHES) $(TOOLS) $(TESTPOOL)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -101,7 +104,15 @@ $(LIB_COMMON): $(call obj,$(COMMON_SRC))
 $(LIB_WORKER): $(call obj,$(WORKER_SRC))
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
-$(LIB_SERVER): $(call obj,$(SERVER_SRC))
+# The documents kiln-server serves as they are (api/openapi.yaml, the dashboard)
+# are compiled in, so the binary needs no files beside it.
+EMBED_SRC := api/openapi.yaml server/dashboard/index.html
+$(BUILD)/gen/embed.c: $(EMBED_SRC) server/embed.sh
+	@mkdir -p $(dir $@)
+	$(Q)sh server/embed.sh $(EMBED_SRC) > $@.tmp && mv $@.tmp $@
+$(BUILD)/gen/embed.o: $(BUILD)/gen/embed.c
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+$(LIB_SERVER): $(call obj,$(SERVER_SRC)) $(BUILD)/gen/embed.o
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
@@ -114,6 +125,11 @@ $(BIN)/kiln-server: $(call obj,server/main.c) $(LIB_SERVER) $(LIB_COMMON)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BIN)/kiln: $(call obj,$(CLI_SRC)) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(TESTPOOL): $(call obj,tests/pool/testpool.c tests/unit/fakepool.c) $(LIB_WORKER) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
@@ -145,7 +161,8 @@ $(BIN)/%: $(call obj,tests/tools/%.c) $(LIB_WORKER) $(LIB_COMMON)
 # Every Debian package the build, the tests and `make run` need.
 DEB_PACKAGES := build-essential pkg-config check libsubunit-dev libopenblas-openmp-dev \
   libjansson-dev libmicrohttpd-dev libzmq3-dev libopenmpi-dev openmpi-bin libsqlite3-dev \
-  sqlite3 libcurl4-openssl-dev curl uuid-dev zlib1g-dev libsodium-dev dataset-fashion-mnist \
+  sqlite3 libcurl4-openssl-dev curl uuid-dev zlib1g-dev libsodium-dev libyaml-dev \
+  dataset-fashion-mnist \
   iproute2 procps psmisc
 # Only for `make bench`, `make fuzz`, `make lint`, `make format-check`.
 DEB_EXTRA := python3-torch python3-numpy wrk clang-14 libclang-rt-14-dev cppcheck clang-tidy \

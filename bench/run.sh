@@ -35,3 +35,7 @@ if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
 else
     echo "(no torch in /usr/bin/python3: PyTorch side skipped; install python3-torch)"
 fi
+
+echo
+echo "== service: HTTP and metric ingestion (bench/server.sh)"
+sh "$here/server.sh" "$bindir"

@@ -512,7 +512,8 @@ long modelcfg_params(const model_cfg *c)
 /* (k*k*ic/groups + bias) * ho*ho * oc */
 static double conv_macs(long k, long ic, long groups, int bias, long ho, long oc)
 {
-    return (double)(k * k * (ic / groups) + (bias ? 1 : 0)) * (double)(ho * ho) * (double)oc;
+    long per_output = k * k * (ic / groups) + (bias ? 1 : 0); /* groups divides ic exactly */
+    return (double)per_output * (double)(ho * ho) * (double)oc;
 }
 
 /* (in + bias) * out per row */

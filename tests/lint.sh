@@ -21,4 +21,15 @@ done
 cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
     --suppress=missingIncludeSystem --inline-suppr -I. -D__GNUC__ \
     common worker server || status=1
+# clang-tidy (.clang-tidy) on the product sources, two files at a time.
+flags="-std=c11 -D_POSIX_C_SOURCE=200809L -I. -fopenmp $(PKG_CONFIG_PATH=/usr/lib/$(gcc -print-multiarch)/openblas-openmp/pkgconfig \
+    pkg-config --cflags openblas jansson libmicrohttpd libzmq sqlite3 libcurl uuid zlib libsodium ompi-c check yaml-0.1)"
+git ls-files 'common/*.c' 'worker/*.c' 'server/*.c' |
+    xargs -P 2 -I{} sh -c "clang-tidy -quiet {} -- $flags 2>/dev/null || echo 'lint: clang-tidy: {}' >&2" \
+    2> /tmp/kiln-tidy.$$ || true
+if [ -s /tmp/kiln-tidy.$$ ]; then
+    cat /tmp/kiln-tidy.$$ >&2
+    status=1
+fi
+rm -f /tmp/kiln-tidy.$$
 exit $status

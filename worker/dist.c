@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int use_mpi;
@@ -122,6 +123,41 @@ void dist_bcast(void *buf, size_t bytes, int root)
         p += n;
         bytes -= n;
     }
+}
+
+void dist_bcast_idle(void *buf, size_t bytes, int root, int poll_ms)
+{
+    if (!use_mpi || my_world == 1)
+        return;
+    /* Small control messages only. Every rank must use the non-blocking
+     * form: a blocking and a non-blocking broadcast do not match. */
+    if (bytes > (size_t)INT_MAX) {
+        log_error("dist_bcast_idle: %zu bytes is too many for a control message", bytes);
+        MPI_Abort(MPI_COMM_WORLD, 70);
+    }
+    MPI_Request req;
+    MPI_CHECK(MPI_Ibcast(buf, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD, &req));
+    struct timespec ts = {poll_ms / 1000, (long)(poll_ms % 1000) * 1000000L};
+    int done = 0;
+    MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+    while (!done && my_rank != root) {
+        nanosleep(&ts, NULL);
+        MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+    }
+    MPI_CHECK(MPI_Wait(&req, MPI_STATUS_IGNORE)); /* a no-op once the test succeeded */
+}
+
+void dist_allgather(const void *mine, void *out, size_t bytes)
+{
+    if (!use_mpi || my_world == 1) {
+        memcpy(out, mine, bytes);
+        return;
+    }
+    if (bytes > (size_t)INT_MAX) {
+        log_error("dist_allgather: %zu bytes per rank is too many", bytes);
+        MPI_Abort(MPI_COMM_WORLD, 70);
+    }
+    MPI_CHECK(MPI_Allgather(mine, (int)bytes, MPI_BYTE, out, (int)bytes, MPI_BYTE, MPI_COMM_WORLD));
 }
 
 void dist_bcast_blob(void **buf, size_t *len, int root)

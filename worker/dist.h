@@ -42,6 +42,14 @@ void dist_bcast(void *buf, size_t bytes, int root);
  * *len are inputs; elsewhere they receive a new malloc'd copy. */
 void dist_bcast_blob(void **buf, size_t *len, int root);
 
+/* Like dist_bcast, but waits politely: the non-root ranks poll the
+ * broadcast every `poll_ms` milliseconds instead of spinning a core, for
+ * the long idle waits of a pool between jobs. */
+void dist_bcast_idle(void *buf, size_t bytes, int root, int poll_ms);
+
+/* Gathers `bytes` bytes from every rank into out (world * bytes, rank order). */
+void dist_allgather(const void *mine, void *out, size_t bytes);
+
 /* In-place elementwise sum over all ranks (chunked above INT_MAX elements). */
 void dist_allreduce_sum_f32(float *buf, size_t n);
 void dist_allreduce_sum_f64(double *buf, size_t n);

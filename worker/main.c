@@ -14,6 +14,7 @@
 #include "common/xalloc.h"
 #include "worker/dist.h"
 #include "worker/jobs/checkpoint.h"
+#include "worker/jobs/job.h"
 #include "worker/jobs/report.h"
 #include "worker/jobs/train.h"
 #include "worker/models/model.h"
@@ -127,13 +128,7 @@ static int cmd_run(int argc, char **argv, const dist_info *d)
         return EXIT_USAGE;
     }
     json_decref(canonical);
-    if (spec.type != JOB_TRAIN) {
-        fprintf(stderr, "kiln-worker: job type '%s' cannot run here yet\n",
-                jobspec_type_name(spec.type));
-        jobspec_free(&spec);
-        return EXIT_USAGE;
-    }
-    char dir[1024], weights[1100];
+    char dir[1024];
     snprintf(dir, sizeof dir, "%s", out_dir ? out_dir : "runs");
     if (out_dir == NULL) {
         size_t used = strlen(dir);
@@ -144,7 +139,6 @@ static int cmd_run(int argc, char **argv, const dist_info *d)
         jobspec_free(&spec);
         return EXIT_USAGE;
     }
-    snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
     FILE *mf = NULL;
     if (metrics_path != NULL && d->rank == 0) {
         mf = fopen(metrics_path, "w");
@@ -157,32 +151,40 @@ static int cmd_run(int argc, char **argv, const dist_info *d)
     report r;
     report_init(&r, mf, progress && d->rank == 0);
     job_sink sink = report_sink(&r);
-    train_env env = {.dist = d,
-                     .work_dir = dir,
-                     .resume_path = resume,
-                     .init_weights = spec.init_from[0] ? spec.init_from : NULL,
-                     .weights_out = weights,
-                     .sink = d->rank == 0 ? &sink : NULL};
-    train_result res;
+    job_env env = {.dist = d,
+                   .out_dir = dir,
+                   .resume_path = resume,
+                   .init_weights = spec.init_from[0] ? spec.init_from : NULL,
+                   .sink = d->rank == 0 ? &sink : NULL};
+    job_result res;
     errbuf eb = {{0}};
-    rc = train_run(&spec, &env, &res, &eb);
+    rc = job_run(&spec, &env, &res, &eb);
     report_finish(&r);
     if (mf != NULL)
         fclose(mf);
     int exit_code = 0;
     if (rc == 0) {
-        if (d->rank == 0)
-            printf("{\"event\":\"finished\",\"test_top1\":%.6f,\"test_loss\":%.6f,"
-                   "\"steps\":%ld,\"seconds\":%.1f,\"images_per_s\":%.1f,\"weights\":\"%s\"}\n",
-                   res.test_top1, res.test_loss, res.steps, res.seconds, res.images_per_s, weights);
+        if (d->rank == 0) {
+            json_object_set_new(res.summary, "event", json_string("finished"));
+            json_object_set_new(res.summary, "out_dir", json_string(dir));
+            json_t *arts = json_array();
+            for (int i = 0; i < res.n_artifacts; i++)
+                json_array_append_new(arts, json_string(res.artifacts[i]));
+            json_object_set_new(res.summary, "artifacts", arts);
+            char *text = json_dumps(res.summary, JSON_COMPACT | JSON_REAL_PRECISION(6));
+            printf("%s\n", text);
+            free(text);
+        }
     } else if (rc == ERR_CANCELLED) {
         log_warn("%s", eb.msg);
         exit_code = EXIT_CANCELLED;
     } else {
         log_error("job failed: %s", eb.msg);
-        exit_code =
-            (rc == ERR_INVALID || rc == ERR_FORMAT || rc == ERR_IO) ? EXIT_USAGE : EXIT_JOB_FAILED;
+        exit_code = (rc == ERR_INVALID || rc == ERR_FORMAT || rc == ERR_IO || rc == ERR_UNSUPPORTED)
+                        ? EXIT_USAGE
+                        : EXIT_JOB_FAILED;
     }
+    job_result_free(&res);
     jobspec_free(&spec);
     return exit_code;
 }
@@ -262,7 +264,7 @@ static int cmd_eval(int argc, char **argv, const dist_info *d)
     dataset train, test;
     errbuf eb = {{0}};
     spec.data.train_limit = 1; /* only the test split is used */
-    if ((rc = dataset_load(&train, &test, &spec.data, &eb)) != 0) {
+    if (dataset_load(&train, &test, &spec.data, &eb) != 0) {
         fprintf(stderr, "kiln-worker: %s\n", eb.msg);
         jobspec_free(&spec);
         return EXIT_USAGE;
@@ -270,8 +272,8 @@ static int cmd_eval(int argc, char **argv, const dist_info *d)
     net m;
     net_init(&m);
     int code = 0;
-    if ((rc = model_build(&m, &spec.model, batch, 0, NULL, &eb)) != 0 ||
-        (rc = ckpt_load_weights(weights, &m, &eb)) != 0) {
+    if (model_build(&m, &spec.model, batch, 0, NULL, &eb) != 0 ||
+        ckpt_load_weights(weights, &m, &eb) != 0) {
         fprintf(stderr, "kiln-worker: %s\n", eb.msg);
         code = EXIT_USAGE;
     } else {

@@ -1,13 +1,356 @@
-/* pool.c - pool mode (see pool.h). Lands with the ZeroMQ link (worker/link.c). */
+/* pool.c - kiln-worker's pool mode (see pool.h).
+ *
+ * Rank 0 owns the link to the server and a signal thread; every rank loops:
+ * rank 0 waits for an assignment and broadcasts a command (run or quit),
+ * then the job spec and the checkpoint to resume from; every rank runs the
+ * job with job_run; rank 0 reports the outcome (finished, cancelled or
+ * failed with a reason) and the artifacts. Ranks other than 0 wait for the
+ * next command with a polling broadcast, so an idle pool does not spin.
+ *
+ * SIGINT/SIGTERM stop the pool: a running job stops at the next step with a
+ * checkpoint that is sent to the server before the pool leaves, so the
+ * server can resume the job elsewhere.
+ */
 #include "worker/pool.h"
 
+#include "common/jobspec.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "worker/jobs/job.h"
+#include "worker/link.h"
+#include "worker/linksink.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KILN_VERSION      "0.1.0"
+#define POOL_IDLE_POLL_MS 20
+#define POOL_FLUSH_MS     10000
+
+enum { CMD_QUIT = 0, CMD_RUN = 1 };
+
+typedef struct pool {
+    const dist_info *d;
+    pool_link *link; /* rank 0 */
+    char work_root[512];
+    volatile sig_atomic_t stop; /* a signal asked the pool to leave */
+    pthread_t sig_thread;
+    sigset_t sigs;
+} pool;
+
+/* The signal thread: turns SIGINT/SIGTERM into a stop request. */
+static void *signal_main(void *arg)
+{
+    pool *p = arg;
+    int sig;
+    while (sigwait(&p->sigs, &sig) == 0) {
+        if (sig == SIGUSR2)
+            break; /* the pool is shutting the thread down */
+        p->stop = 1;
+        if (p->link != NULL)
+            link_interrupt(p->link);
+    }
+    return NULL;
+}
+
+/* The job's cancel check: the server's cancel, or a stop signal. */
+typedef struct pool_sink {
+    job_sink inner;
+    pool *p;
+} pool_sink;
+
+static int ps_cancel(void *ctx)
+{
+    pool_sink *ps = ctx;
+    return ps->p->stop || ps->inner.cancel_requested(ps->inner.ctx);
+}
+
+static void ps_started(void *ctx, long total)
+{
+    pool_sink *ps = ctx;
+    ps->inner.started(ps->inner.ctx, total);
+}
+
+static void ps_metric(void *ctx, const char *name, double value, long step, double epoch)
+{
+    pool_sink *ps = ctx;
+    ps->inner.metric(ps->inner.ctx, name, value, step, epoch);
+}
+
+static void ps_log(void *ctx, const char *level, const char *text)
+{
+    pool_sink *ps = ctx;
+    log_msg(strcmp(level, "error") == 0 ? LOG_ERROR : LOG_INFO, "%s", text);
+    ps->inner.log(ps->inner.ctx, level, text);
+}
+
+static void ps_checkpoint(void *ctx, const char *path, long step)
+{
+    pool_sink *ps = ctx;
+    ps->inner.checkpoint(ps->inner.ctx, path, step);
+}
+
+static job_sink pool_sink_wrap(pool_sink *ps)
+{
+    job_sink s = {.ctx = ps,
+                  .started = ps_started,
+                  .metric = ps_metric,
+                  .log = ps_log,
+                  .checkpoint = ps_checkpoint,
+                  .cancel_requested = ps_cancel};
+    return s;
+}
+
+static const char *failure_reason(int rc)
+{
+    switch (rc) {
+    case ERR_INVALID:
+    case ERR_FORMAT:
+    case ERR_IO:
+        return "INVALID_DATA";
+    case ERR_UNSUPPORTED:
+        return "UNSUPPORTED";
+    default:
+        return "INTERNAL";
+    }
+}
+
+static void remove_tree(const char *dir)
+{
+    char cmd[1200];
+    if (strchr(dir, '\'') != NULL)
+        return;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        log_warn("could not remove %s", dir);
+}
+
+/* Rank 0's report of a job's outcome to the server. */
+static void report_outcome(pool *p, const link_assignment *a, int rc, const job_result *res,
+                           const char *out_dir, const errbuf *eb)
+{
+    if (rc == 0 || (rc == ERR_CANCELLED && !p->stop)) {
+        link_artifact arts[JOB_MAX_ARTIFACTS];
+        char paths[JOB_MAX_ARTIFACTS][1100];
+        int n = rc == 0 ? res->n_artifacts : 0;
+        for (int i = 0; i < n; i++) {
+            snprintf(paths[i], sizeof paths[i], "%s/%s", out_dir, res->artifacts[i]);
+            arts[i] = (link_artifact){.name = res->artifacts[i], .path = paths[i]};
+        }
+        errbuf feb = {{0}};
+        if (link_finished(p->link, a->job_id, a->attempt, rc == ERR_CANCELLED, res->summary, arts,
+                          n, &feb) != 0)
+            link_failed(p->link, a->job_id, a->attempt, "INTERNAL", feb.msg);
+    } else if (rc == ERR_CANCELLED) {
+        /* Stopped by a signal: the checkpoint is on its way; the server sees
+         * the pool leave and resumes the job elsewhere. */
+        log_warn("job %s stopped: the pool is shutting down", a->job_id);
+    } else {
+        link_failed(p->link, a->job_id, a->attempt, failure_reason(rc), eb->msg);
+    }
+}
+
+/* Every rank: run one assigned job. spec_text and the checkpoint bytes are
+ * the same on every rank (broadcast by rank 0). */
+static void run_job(pool *p, const link_assignment *a, const char *spec_text, const void *ckpt,
+                    size_t ckpt_len, const char *job_id, int attempt)
+{
+    const dist_info *d = p->d;
+    char dir[1024], resume[1100];
+    snprintf(dir, sizeof dir, "%s/%s-%d", p->work_root, job_id, attempt);
+    errbuf eb = {{0}};
+    int rc = 0;
+    job_result res;
+    memset(&res, 0, sizeof res);
+    job_spec spec;
+    memset(&spec, 0, sizeof spec);
+    field_errors fe;
+    fe_init(&fe);
+    json_t *j = json_loads(spec_text, 0, NULL);
+    if (j == NULL || jobspec_parse(&spec, NULL, j, &fe) != 0) {
+        fe_format(&fe, eb.msg, sizeof eb.msg);
+        if (d->rank == 0)
+            link_failed(p->link, job_id, attempt, "INVALID_SPEC", eb.msg);
+        json_decref(j);
+        jobspec_free(&spec);
+        return;
+    }
+    json_decref(j);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        rc = err_set(&eb, ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+    } else if (ckpt_len > 0) {
+        snprintf(resume, sizeof resume, "%s/resume.safetensors", dir);
+        FILE *f = fopen(resume, "wb");
+        if (f == NULL || fwrite(ckpt, 1, ckpt_len, f) != ckpt_len || fclose(f) != 0)
+            rc = err_set(&eb, ERR_IO, "%s: cannot write the checkpoint to resume from", resume);
+    }
+    /* The job runs only if every rank is ready for it. */
+    if (dist_any(rc != 0)) {
+        if (d->rank == 0)
+            link_failed(p->link, job_id, attempt, "INTERNAL",
+                        rc ? eb.msg : "a rank could not prepare the job");
+        jobspec_free(&spec);
+        remove_tree(dir);
+        return;
+    }
+    linksink ls;
+    job_sink inner, sink;
+    pool_sink ps;
+    if (d->rank == 0) {
+        linksink_init(&ls, p->link, job_id, attempt, &inner);
+        ps = (pool_sink){.inner = inner, .p = p};
+        sink = pool_sink_wrap(&ps);
+        log_info("job %s attempt %d: %s%s", job_id, attempt, spec.name,
+                 ckpt_len ? " (resuming from a checkpoint)" : "");
+    }
+    job_env env = {.dist = d,
+                   .out_dir = dir,
+                   .resume_path = ckpt_len > 0 ? resume : NULL,
+                   .sink = d->rank == 0 ? &sink : NULL};
+    rc = job_run(&spec, &env, &res, &eb);
+    if (d->rank == 0) {
+        report_outcome(p, a, rc, &res, dir, &eb);
+        log_info("job %s attempt %d: %s", job_id, attempt,
+                 rc == 0 ? "finished" : (rc == ERR_CANCELLED ? "stopped" : eb.msg));
+    }
+    job_result_free(&res);
+    jobspec_free(&spec);
+    if (d->rank == 0 && link_flush(p->link, POOL_FLUSH_MS) != 0)
+        log_warn("job %s: not every message was acknowledged yet", job_id);
+    dist_barrier();
+    remove_tree(dir);
+}
+
+static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *pool_id,
+                      size_t plen, char *work, size_t wlen)
+{
+    static const struct option opts[] = {{"connect", required_argument, NULL, 'c'},
+                                         {"pool-id", required_argument, NULL, 'p'},
+                                         {"work-dir", required_argument, NULL, 'w'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    optind = 1;
+    endpoint[0] = pool_id[0] = work[0] = '\0';
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            snprintf(endpoint, elen, "%s", optarg);
+            break;
+        case 'p':
+            snprintf(pool_id, plen, "%s", optarg);
+            break;
+        case 'w':
+            snprintf(work, wlen, "%s", optarg);
+            break;
+        default:
+            return -1;
+        }
+    }
+    return endpoint[0] != '\0' && optind == argc ? 0 : -1;
+}
 
 int pool_main(int argc, char **argv, const dist_info *d)
 {
-    (void)argc;
-    (void)argv;
-    (void)d;
-    fprintf(stderr, "kiln-worker: pool mode is not in this build yet\n");
-    return 2;
+    char endpoint[512], pool_id[128], work[512];
+    if (parse_args(argc, argv, endpoint, sizeof endpoint, pool_id, sizeof pool_id, work,
+                   sizeof work) != 0) {
+        fprintf(stderr, "usage: mpirun -np N kiln-worker --connect tcp://HOST:PORT "
+                        "[--pool-id ID] [--work-dir DIR]\n");
+        return 2;
+    }
+    pool p;
+    memset(&p, 0, sizeof p);
+    p.d = d;
+    if (work[0] == '\0') {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(work, sizeof work, "%s/kiln-pool-%ld", tmp ? tmp : "/tmp", (long)getpid());
+    }
+    snprintf(p.work_root, sizeof p.work_root, "%s", work);
+    if (mkdir(work, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "kiln-worker: cannot create %s: %s\n", work, strerror(errno));
+        return 2;
+    }
+    /* Signals go to the signal thread only (threads started later inherit the mask). */
+    sigemptyset(&p.sigs);
+    sigaddset(&p.sigs, SIGINT);
+    sigaddset(&p.sigs, SIGTERM);
+    sigaddset(&p.sigs, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &p.sigs, NULL);
+
+    /* Who is in the pool: host names and cores, one entry per host. */
+    char host[64] = {0};
+    snprintf(host, sizeof host, "%s", d->host);
+    char *hosts = xcalloc((size_t)d->world, sizeof host);
+    dist_allgather(host, hosts, sizeof host);
+    double cores = d->local_rank == 0 ? d->cores : 0;
+    dist_allreduce_sum_f64(&cores, 1);
+    int rc = 0;
+    if (d->rank == 0) {
+        const char **names = xcalloc((size_t)d->world, sizeof(char *));
+        for (int i = 0; i < d->world; i++)
+            names[i] = hosts + (size_t)i * sizeof host;
+        link_pool_info info = {.pool_id = pool_id[0] ? pool_id : NULL,
+                               .ranks = d->world,
+                               .hosts = names,
+                               .n_hosts = d->world,
+                               .cores = (int)cores,
+                               .version = KILN_VERSION};
+        errbuf eb = {{0}};
+        rc = link_new(&p.link, endpoint, &info, NULL, &eb);
+        free(names);
+        if (rc != 0)
+            fprintf(stderr, "kiln-worker: %s\n", eb.msg);
+        else
+            log_info("pool %s: %d rank(s), joining %s", link_pool_id(p.link), d->world, endpoint);
+    }
+    pthread_create(&p.sig_thread, NULL, signal_main, &p);
+    int started = !dist_any(rc != 0);
+    while (started) {
+        int cmd = CMD_QUIT, attempt = 0;
+        link_assignment a;
+        memset(&a, 0, sizeof a);
+        char job_id[MSG_ID_MAX] = {0};
+        if (d->rank == 0 && !p.stop && link_wait_assign(p.link, -1, &a) == 0) {
+            cmd = CMD_RUN;
+            attempt = a.attempt;
+            snprintf(job_id, sizeof job_id, "%s", a.job_id);
+        }
+        dist_bcast_idle(&cmd, sizeof cmd, 0, POOL_IDLE_POLL_MS);
+        if (cmd != CMD_RUN)
+            break;
+        dist_bcast(job_id, sizeof job_id, 0);
+        dist_bcast(&attempt, sizeof attempt, 0);
+        void *spec_text = NULL, *ckpt = a.checkpoint;
+        size_t spec_len = 0, ckpt_len = a.checkpoint_len;
+        if (d->rank == 0) {
+            spec_text = json_dumps(a.spec, JSON_COMPACT);
+            spec_len = strlen(spec_text) + 1;
+        }
+        dist_bcast_blob(&spec_text, &spec_len, 0);
+        dist_bcast_blob(&ckpt, &ckpt_len, 0);
+        run_job(&p, &a, spec_text, ckpt, ckpt_len, job_id, attempt);
+        free(spec_text);
+        if (d->rank != 0)
+            free(ckpt);
+        link_assignment_free(&a);
+    }
+    if (p.link != NULL) {
+        link_flush(p.link, POOL_FLUSH_MS);
+        link_free(p.link);
+        p.link = NULL;
+    }
+    pthread_kill(p.sig_thread, SIGUSR2);
+    pthread_join(p.sig_thread, NULL);
+    free(hosts);
+    remove_tree(work);
+    log_info("pool stopped");
+    return started ? 0 : 1;
 }

@@ -266,7 +266,7 @@ END_TEST
 /* Backward twice = 2x once (both modes); NULL skips; thread count does not matter. */
 START_TEST(accumulates_and_thread_independent)
 {
-    const int N = 8192, C = 40;
+    const int N = 2048, C = 40;
     size_t n = (size_t)N * C;
     bn_bufs t;
     bn_init(&t, N, C, 0.0f, 77);
@@ -301,8 +301,10 @@ START_TEST(accumulates_and_thread_independent)
         ck_assert_msg(memcmp(y1, t.y, n * sizeof(float)) == 0,
                       "bn forward differs between 1 and 2 threads");
         /* one pass from zero is bitwise the same, so twice is exactly 2x */
+        size_t bad = 0;
         for (size_t i = 0; i < n; i++)
-            ck_assert_msg(dx2[i] == 2.0f * dx1[i], "bn dinp: not 2x after two passes");
+            bad += dx2[i] != 2.0f * dx1[i];
+        ck_assert_msg(bad == 0, "bn dinp: %zu values not 2x after two passes", bad);
         for (int c = 0; c < C; c++)
             ck_assert_msg(dw2[c] == 2.0f * dw1[c] && db2[c] == 2.0f * db1[c],
                           "bn dw/db: not 2x after two passes");
@@ -323,6 +325,7 @@ Suite *suite_batchnorm(void)
 {
     Suite *s = suite_create("batchnorm");
     TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, train_forward_and_running_stats);
     tcase_add_test(tc, momentum_one_and_null_stats);
     tcase_add_test(tc, eval_forward);

@@ -144,6 +144,11 @@ static const conv_case naive_cases[] = {
     {3, 9, 5, 20, 20, 5, 2, 2, 20, 1, "depthwise 5x5 non-square"},
     {4, 16, 16, 48, 48, 3, 1, 1, 48, 1, "depthwise parts"},
     {1, 7, 7, 384, 384, 3, 1, 1, 384, 1, "depthwise wide batch 1"},
+    {2, 9, 7, 32, 32, 3, 2, 1, 32, 1, "depthwise 3x3 fast s2 odd"},
+    {2, 6, 6, 16, 16, 3, 1, 0, 16, 0, "depthwise 3x3 fast no pad"},
+    {1, 5, 5, 16, 16, 3, 1, 2, 16, 1, "depthwise 3x3 fast pad 2"},
+    {2, 4, 3, 16, 16, 3, 1, 1, 16, 1, "depthwise 3x3 fast narrow"},
+    {2, 7, 7, 24, 24, 3, 1, 1, 24, 1, "depthwise 3x3 channels not /16"},
     {2, 9, 9, 3, 4, 3, 2, 1, 1, 1, "im2col 3x3 s2"},
     {2, 16, 16, 3, 8, 7, 2, 3, 1, 0, "im2col 7x7 s2"},
     {2, 7, 5, 6, 4, 3, 1, 1, 2, 1, "im2col groups 2"},
@@ -158,6 +163,7 @@ static const conv_case naive_cases[] = {
     {8, 16, 16, 16, 20, 3, 1, 1, 1, 1, "im2col parts"},
     {4, 28, 28, 1, 8, 3, 1, 1, 1, 0, "im2col single channel"},
     {2, 32, 32, 3, 16, 3, 1, 1, 1, 0, "direct stem 3->16"},
+    {2, 32, 32, 3, 32, 3, 1, 1, 1, 0, "direct stem 3->32"},
     {2, 28, 28, 1, 32, 3, 1, 1, 1, 0, "direct stem 1->32"},
     {8, 16, 16, 16, 16, 3, 1, 1, 1, 1, "direct parts, dinp direct"},
     {4, 12, 12, 64, 64, 3, 1, 1, 1, 0, "direct 64->64 P=4"},
@@ -217,6 +223,46 @@ START_TEST(matches_naive_double)
 }
 END_TEST
 
+/* Every channel combination the direct kernels dispatch on (tile widths by
+ * IC and OC, stride 1 and 2), each against the naive convolution. */
+START_TEST(direct_dispatch_sweep)
+{
+    static const int ics[] = {1, 2, 3, 4, 5, 6, 8, 12, 16, 24, 32, 48, 64};
+    static const int ocs[] = {16, 32, 48, 64, 96};
+    int n = 0;
+    for (size_t a = 0; a < sizeof ics / sizeof ics[0]; a++)
+        for (size_t o = 0; o < sizeof ocs / sizeof ocs[0]; o++)
+            for (int s = 1; s <= 2; s++) {
+                conv_case c = {2, 8 * s, 8 * s, ics[a], ocs[o], 3, s, 1, 1, 1, "sweep"};
+                conv_bufs t;
+                bufs_init(&t, &c, 300u + (unsigned)n);
+                double *ry = xcalloc(t.nout, sizeof(double));
+                double *rdx = xcalloc(t.nin, sizeof(double));
+                double *rdw = xcalloc(t.nw, sizeof(double));
+                double *rdb = xcalloc((size_t)c.OC, sizeof(double));
+                naive_forward(ry, t.x, t.w, t.b, &t.d);
+                naive_backward(rdx, rdw, rdb, t.dy, t.x, t.w, &t.d);
+                float *dx = xcalloc(t.nin, sizeof(float)), *dw = xcalloc(t.nw, sizeof(float));
+                nn_conv2d_forward(t.y, t.x, t.w, t.b, &t.d, t.scratch);
+                nn_conv2d_backward(dx, dw, NULL, t.dy, t.x, t.w, &t.d, t.scratch);
+                double ey = rel_err_d(t.y, ry, t.nout), ex = rel_err_d(dx, rdx, t.nin);
+                double ew = rel_err_d(dw, rdw, t.nw);
+                ck_assert_msg(ey < 2e-6 && ex < 2e-6 && ew < 2e-6,
+                              "direct sweep IC %d OC %d s%d: y %.2e dx %.2e dw %.2e", c.IC, c.OC, s,
+                              ey, ex, ew);
+                free(ry);
+                free(rdx);
+                free(rdw);
+                free(rdb);
+                free(dx);
+                free(dw);
+                bufs_free(&t);
+                n++;
+            }
+    printf("  conv direct sweep: %d channel/stride combinations agree with the naive conv\n", n);
+}
+END_TEST
+
 /* ---- finite differences ------------------------------------------------------ */
 
 static double loss_of(conv_bufs *t)
@@ -251,6 +297,7 @@ static const conv_case fd_cases[] = {
     {2, 4, 4, 3, 4, 2, 2, 0, 1, 1, "patchify"},
     {2, 5, 5, 4, 4, 3, 2, 1, 4, 1, "depthwise s2"},
     {1, 4, 4, 3, 3, 3, 1, 1, 3, 0, "depthwise batch 1"},
+    {2, 5, 5, 16, 16, 3, 1, 1, 16, 1, "depthwise 3x3 fast"},
     {2, 5, 4, 3, 4, 3, 2, 1, 1, 1, "3x3 s2 non-square"},
     {1, 4, 4, 4, 6, 3, 1, 1, 2, 1, "groups 2"},
     {1, 6, 6, 2, 3, 5, 2, 2, 1, 0, "5x5 s2"},
@@ -308,6 +355,8 @@ START_TEST(accumulates_skips_and_is_thread_independent)
         {8, 16, 16, 16, 20, 3, 1, 1, 1, 1, "im2col parts"},
         {8, 16, 16, 16, 16, 3, 1, 1, 1, 1, "direct"},
         {8, 16, 16, 16, 32, 3, 2, 1, 1, 1, "direct s2"},
+        {4, 4, 4, 64, 320, 1, 1, 0, 1, 0, "1x1 wide weights (threaded BLAS)"},
+        {4, 16, 16, 32, 32, 3, 1, 1, 32, 1, "depthwise 3x3 fast"},
     };
     int old = nn_get_threads();
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -376,6 +425,7 @@ Suite *suite_conv(void)
     tcase_add_loop_test(tc, matches_naive_double, 0,
                         (int)(sizeof naive_cases / sizeof naive_cases[0]));
     tcase_add_loop_test(tc, finite_differences, 0, (int)(sizeof fd_cases / sizeof fd_cases[0]));
+    tcase_add_test(tc, direct_dispatch_sweep);
     tcase_add_test(tc, accumulates_skips_and_is_thread_independent);
     tcase_add_test(tc, output_size_and_scratch);
     suite_add_tcase(s, tc);

@@ -234,6 +234,7 @@ Suite *suite_pool(void)
 {
     Suite *s = suite_create("pool");
     TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, maxpool_forward_backward, 0, (int)(sizeof pcases / sizeof pcases[0]));
     tcase_add_test(tc, maxpool_ties_inf_nan);
     tcase_add_test(tc, maxpool_thread_independent);

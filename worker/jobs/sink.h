@@ -11,6 +11,8 @@
 
 typedef struct job_sink {
     void *ctx;
+    /* The job is set up and will take `total_steps` optimizer steps in all. */
+    void (*started)(void *ctx, long total_steps);
     /* One metric point: `name` = value at global step `step`, epoch (fractional). */
     void (*metric)(void *ctx, const char *name, double value, long step, double epoch);
     /* A log line ("info", "warn", "error"). */

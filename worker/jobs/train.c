@@ -359,6 +359,9 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
         if (t.d->world > 1)
             dist_bcast(t.m.params, t.m.n_params * sizeof(float), 0);
     }
+    const job_sink *s0 = rank0_sink(&t);
+    if (s0 != NULL && s0->started != NULL)
+        s0->started(s0->ctx, t.total_steps);
     say(&t, "info", "training %s: %zu params, %ld steps of %d images (%d per rank x %d ranks)",
         spec->name, t.m.n_params, t.total_steps, spec->optim.batch_size, t.b, t.d->world);
     double loss_sum = 0, correct_sum = 0, seen = 0, t_log = now_s();

@@ -48,6 +48,7 @@ void net_deinit(net *m)
     free(m->acts_mem);
     free(m->dacts_mem);
     free(m->aux_mem);
+    free(m->iaux_mem);
     free(m->scratch);
     free(m->dtouched);
     memset(m, 0, sizeof *m);
@@ -196,7 +197,8 @@ int net_conv(net *m, const char *prefix, int x, int OC, int k, int stride, int p
     NET_CHECK(groups >= 1 && a->C % groups == 0 && OC % groups == 0);
     int Ho = (a->H + 2 * pad - k) / stride + 1, Wo = (a->W + 2 * pad - k) / stride + 1;
     NET_CHECK(Ho >= 1 && Wo >= 1);
-    float bound = 1.0f / sqrtf((float)(a->C / groups * k * k));
+    int fan_in = a->C / groups * k * k;
+    float bound = 1.0f / sqrtf((float)fan_in);
     int id = new_node(m, NET_OP_CONV, &x, 1, Ho, Wo, OC);
     net_node *n = &m->nodes[id];
     n->k = k;
@@ -258,7 +260,7 @@ int net_maxpool(net *m, int x, int k, int stride, int pad)
     n->k = k;
     n->stride = stride;
     n->pad = pad;
-    n->aux_per_sample = (size_t)Ho * Wo * a->C; /* argmax indices, stored as int */
+    n->iaux_per_sample = (size_t)Ho * Wo * a->C; /* argmax indices */
     return n->out;
 }
 
@@ -406,7 +408,9 @@ static size_t round16(size_t n)
 
 static size_t node_scratch(const net *m, const net_node *n, int B)
 {
-    const net_act *x = n->n_in > 0 ? &m->acts[n->in[0]] : NULL;
+    if (n->n_in == 0)
+        return 0;
+    const net_act *x = &m->acts[n->in[0]];
     const net_act *y = &m->acts[n->out];
     if (n->op == NET_OP_CONV) {
         nn_conv2d_dims d;
@@ -441,7 +445,7 @@ void net_finalize(net *m, int out, int max_batch, uint64_t seed)
             a->needs_grad = m->nodes[a->producer].live;
     }
     /* Memory plan. */
-    size_t acts_floats = 0, aux_floats = 0, scratch = 0;
+    size_t acts_floats = 0, aux_floats = 0, iaux_ints = 0, scratch = 0;
     for (int i = 0; i < m->n_acts; i++) {
         m->acts[i].off = acts_floats;
         acts_floats += round16(m->acts[i].per_sample * (size_t)max_batch);
@@ -450,12 +454,15 @@ void net_finalize(net *m, int out, int max_batch, uint64_t seed)
         net_node *n = &m->nodes[i];
         n->aux_off = aux_floats;
         aux_floats += round16(n->aux_fixed + n->aux_per_sample * (size_t)max_batch);
+        n->iaux_off = iaux_ints;
+        iaux_ints += round16(n->iaux_per_sample * (size_t)max_batch);
         size_t s = node_scratch(m, n, max_batch);
         if (s > scratch)
             scratch = s;
     }
     m->acts_floats = acts_floats;
     m->aux_floats = aux_floats;
+    m->iaux_ints = iaux_ints;
     m->scratch_floats = scratch;
     size_t np = m->n_params ? m->n_params : 1;
     m->params = xaligned(np * sizeof(float));
@@ -470,6 +477,7 @@ void net_finalize(net *m, int out, int max_batch, uint64_t seed)
     m->acts_mem = xaligned((acts_floats ? acts_floats : 1) * sizeof(float));
     m->dacts_mem = xaligned((acts_floats ? acts_floats : 1) * sizeof(float));
     m->aux_mem = xaligned((aux_floats ? aux_floats : 1) * sizeof(float));
+    m->iaux_mem = xaligned((iaux_ints ? iaux_ints : 1) * sizeof(int));
     m->scratch = xaligned((scratch ? scratch : 1) * sizeof(float));
     m->dtouched = xcalloc((size_t)m->n_acts, 1);
     const char *prof = getenv("KILN_PROFILE");
@@ -563,9 +571,9 @@ double net_macs(const net *m)
     double macs = 0;
     for (int i = 0; i < m->n_nodes; i++) {
         const net_node *n = &m->nodes[i];
-        if (!n->live)
+        if (!n->live || n->n_in == 0)
             continue;
-        const net_act *x = n->n_in ? &m->acts[n->in[0]] : NULL, *y = &m->acts[n->out];
+        const net_act *x = &m->acts[n->in[0]], *y = &m->acts[n->out];
         int has_bias = n->t[1] >= 0;
         switch (n->op) {
         case NET_OP_CONV:

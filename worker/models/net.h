@@ -99,6 +99,8 @@ typedef struct net_node {
     int t[5];       /* tensor ids: weight, bias, running_mean, running_var, counter; -1 none */
     size_t aux_off; /* into aux (floats), sized for max_batch */
     size_t aux_fixed, aux_per_sample;
+    size_t iaux_off;        /* into iaux (ints: max-pool argmax), sized for max_batch */
+    size_t iaux_per_sample;
     /* attributes */
     int k, stride, pad, groups; /* conv / maxpool */
     int heads, query;           /* attention */
@@ -125,7 +127,8 @@ typedef struct net {
     float *buffers;                        /* n_buffers */
     int64_t *counters;                     /* n_counters */
     float *acts_mem, *dacts_mem, *aux_mem, *scratch;
-    size_t acts_floats, aux_floats, scratch_floats;
+    int *iaux_mem;
+    size_t acts_floats, aux_floats, iaux_ints, scratch_floats;
     unsigned char *dtouched; /* per act: gradient zeroed in this backward pass */
     /* run state */
     int training;      /* 1: batch-stat BN, drop path on */

@@ -30,6 +30,11 @@ static float *AUX(const net *m, const net_node *n)
     return m->aux_mem + n->aux_off;
 }
 
+static int *IAUX(const net *m, const net_node *n)
+{
+    return m->iaux_mem + n->iaux_off;
+}
+
 static float *P(const net *m, int t)
 {
     return t < 0 ? NULL : net_tensor_data(m, t);
@@ -47,6 +52,7 @@ static float *dA(net *m, int x, int B)
     const net_act *a = &m->acts[x];
     if (!a->needs_grad)
         return NULL;
+    assert(m->dacts_mem != NULL);
     float *d = m->dacts_mem + a->off;
     if (!m->dtouched[x]) {
         memset(d, 0, (size_t)B * a->per_sample * sizeof(float));
@@ -68,15 +74,19 @@ static float bn_momentum(const net *m, const net_node *n)
 
 static void forward_node(net *m, net_node *n, const float *xin, int B)
 {
-    const net_act *x = n->n_in ? &m->acts[n->in[0]] : NULL;
     const net_act *y = &m->acts[n->out];
     float *out = A(m, n->out);
-    const float *in = n->n_in ? A(m, n->in[0]) : NULL;
     size_t ny = (size_t)B * y->per_sample;
+    if (n->op == NET_OP_INPUT) {
+        memcpy(out, xin, ny * sizeof(float));
+        return;
+    }
+    assert(n->n_in > 0);
+    const net_act *x = &m->acts[n->in[0]];
+    const float *in = A(m, n->in[0]);
     int rows = B * y->H * y->W;
     switch (n->op) {
     case NET_OP_INPUT:
-        memcpy(out, xin, ny * sizeof(float));
         break;
     case NET_OP_CONV: {
         nn_conv2d_dims d;
@@ -107,7 +117,7 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
         nn_gelu_forward(out, in, ny);
         break;
     case NET_OP_MAXPOOL:
-        nn_maxpool2d_forward(out, (int *)AUX(m, n), in, B, x->H, x->W, x->C, n->k, n->stride,
+        nn_maxpool2d_forward(out, IAUX(m, n), in, B, x->H, x->W, x->C, n->k, n->stride,
                              n->pad);
         break;
     case NET_OP_AVGPOOL:
@@ -249,14 +259,15 @@ void net_forward(net *m, const float *x, int B)
 
 static void backward_node(net *m, net_node *n, int B)
 {
-    const net_act *x = n->n_in ? &m->acts[n->in[0]] : NULL;
+    assert(n->op != NET_OP_INPUT && n->n_in > 0);
+    const net_act *x = &m->acts[n->in[0]];
     const net_act *y = &m->acts[n->out];
     const float *dout = m->dacts_mem + y->off;
     const float *out = A(m, n->out);
-    const float *in = n->n_in ? A(m, n->in[0]) : NULL;
+    const float *in = A(m, n->in[0]);
     size_t ny = (size_t)B * y->per_sample;
     int rows = B * y->H * y->W;
-    float *din = n->n_in ? dA(m, n->in[0], B) : NULL;
+    float *din = dA(m, n->in[0], B);
     switch (n->op) {
     case NET_OP_INPUT:
         break;
@@ -291,7 +302,7 @@ static void backward_node(net *m, net_node *n, int B)
         break;
     case NET_OP_MAXPOOL:
         if (din)
-            nn_maxpool2d_backward(din, dout, (const int *)AUX(m, n), B, y->H, y->W, y->C);
+            nn_maxpool2d_backward(din, dout, IAUX(m, n), B, y->H, y->W, y->C);
         break;
     case NET_OP_AVGPOOL:
         if (din)

@@ -92,7 +92,7 @@ void nn_batchnorm_forward_train(float *out, float *mean, float *rstd, float *run
     for (int c0 = 0; c0 < C; c0 += BN_CBLK) {
         int n = C - c0 < BN_CBLK ? C - c0 : BN_CBLK;
         double s1[BN_CBLK], s2[BN_CBLK];
-        float scale[BN_CBLK], lo[BN_CBLK];
+        float scale[BN_CBLK] = {0}, lo[BN_CBLK] = {0};
         const float *shift0 = inp + c0; /* the first row */
         bn_sums(s1, s2, BN_SUM_STATS, inp, NULL, shift0, N, C, c0, n);
         for (int c = 0; c < n; c++) {
@@ -169,7 +169,7 @@ void nn_batchnorm_forward_eval(float *out, const float *inp, const float *w, con
     NN_ASSERT(N >= 1 && C >= 1);
     for (int c0 = 0; c0 < C; c0 += BN_CBLK) {
         int n = C - c0 < BN_CBLK ? C - c0 : BN_CBLK;
-        float scale[BN_CBLK], lo[BN_CBLK];
+        float scale[BN_CBLK] = {0}, lo[BN_CBLK] = {0};
         for (int c = 0; c < n; c++) {
             scale[c] = (float)((double)w[c0 + c] / sqrt((double)run_var[c0 + c] + (double)eps));
             lo[c] = 0.0f;

@@ -171,24 +171,27 @@ static void conv_image(float *out, const float *xpad, const float *wt, const flo
                     CONV_CASE(1, 2)
 #undef CONV_CASE
                 default:
+                    /* every (P, NB) conv_p can choose has a case; see dw */
                     NN_ASSERT(0);
+                    conv_tile(o, x, w, bb, accumulate, g, P, NB);
                 }
             }
 }
 
-/* dwt[tap, c0:c0+R, ocb:ocb+16*NB] += sum over all pixels of x * dout. */
-ALWAYS_INLINE void dw_tile(float *dwt, const float *xpad, const float *dout, int tap_i, int tap_j,
+/* dwt[tap, c0:c0+R, ocb:ocb+16*NB] += sum over all pixels of x * dout; the R
+ * inputs are consecutive floats from the tap's pixel onwards. */
+ALWAYS_INLINE void dw_tile(float *dwt, const float *xpad, const float *dout, int tap_i,
                            const nn_conv2d_dims *d, int Wp, const int R, const int NB)
 {
-    __m512 acc[16][4];
+    __m512 acc[24][4];
     const int IC = d->IC, OC = d->OC, s = d->stride, Wo = d->Wo;
-#pragma GCC unroll 16
+#pragma GCC unroll 24
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int n = 0; n < NB; n++)
             acc[r][n] = _mm512_loadu_ps(dwt + (size_t)r * OC + 16 * n);
     for (int ho = 0; ho < d->Ho; ho++) {
-        const float *xr = xpad + ((size_t)(ho * s + tap_i) * Wp + tap_j) * IC;
+        const float *xr = xpad + (size_t)(ho * s + tap_i) * Wp * IC;
         const float *gr = dout + (size_t)ho * Wo * OC;
         for (int wo = 0; wo < Wo; wo++) {
             __m512 gv[4];
@@ -196,7 +199,7 @@ ALWAYS_INLINE void dw_tile(float *dwt, const float *xpad, const float *dout, int
             for (int n = 0; n < NB; n++)
                 gv[n] = _mm512_loadu_ps(gr + (size_t)wo * OC + 16 * n);
             const float *xx = xr + (size_t)wo * s * IC;
-#pragma GCC unroll 16
+#pragma GCC unroll 24
             for (int r = 0; r < R; r++) {
                 __m512 xv = _mm512_set1_ps(xx[r]);
 #pragma GCC unroll 4
@@ -205,7 +208,7 @@ ALWAYS_INLINE void dw_tile(float *dwt, const float *xpad, const float *dout, int
             }
         }
     }
-#pragma GCC unroll 16
+#pragma GCC unroll 24
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int n = 0; n < NB; n++)
@@ -229,46 +232,62 @@ void convd_dinp_image(float *dinp, const float *gpad, const float *wf, const nn_
 void convd_dw_image(float *dwt, const float *xpad, const float *dout, const nn_conv2d_dims *d)
 {
     int IC = d->IC, OC = d->OC, Wp = d->W + 2 * d->pad;
+    /* For one kernel row, the (tap column, channel) pairs are contiguous both
+     * in a pixel's input run and in dwt, so they form one axis of length
+     * kw*IC: a 3-channel stem gets 9-wide tiles instead of 3-wide ones. */
+    int KC = d->kw * IC;
     int NB = OC % 64 == 0 ? 4 : (OC % 32 == 0 ? 2 : 1);
-    static const int rs[] = {16, 8, 4, 3, 2, 1};
+    /* up to 24 accumulators: with NB dout vectors and a broadcast, at most
+     * 29 of the 32 vector registers */
+    static const int rs[] = {24, 16, 12, 9, 8, 6, 4, 3, 2, 1};
     int R = 1;
-    for (int i = 0; i < 6; i++)
-        if (rs[i] * NB <= 16 && IC % rs[i] == 0) {
+    for (int i = 0; i < 10; i++)
+        if (rs[i] * NB <= 24 && KC % rs[i] == 0) {
             R = rs[i];
             break;
         }
     for (int ti = 0; ti < d->kh; ti++)
-        for (int tj = 0; tj < d->kw; tj++)
-            for (int c0 = 0; c0 < IC; c0 += R)
-                for (int ocb = 0; ocb < OC; ocb += 16 * NB) {
-                    float *dd = dwt + ((size_t)(ti * d->kw + tj) * IC + c0) * OC + ocb;
-                    const float *x = xpad + c0;
-                    const float *g = dout + ocb;
-                    switch (R * 8 + NB) {
+        for (int c0 = 0; c0 < KC; c0 += R)
+            for (int ocb = 0; ocb < OC; ocb += 16 * NB) {
+                float *dd = dwt + ((size_t)ti * KC + c0) * OC + ocb;
+                const float *x = xpad + c0;
+                const float *g = dout + ocb;
+                switch (R * 8 + NB) {
 #define DW_CASE(RR, NN)                                                                            \
     case RR * 8 + NN:                                                                              \
-        dw_tile(dd, x, g, ti, tj, d, Wp, RR, NN);                                                  \
+        dw_tile(dd, x, g, ti, d, Wp, RR, NN);                                                      \
         break;
-                        DW_CASE(16, 1)
-                        DW_CASE(8, 1)
-                        DW_CASE(4, 1)
-                        DW_CASE(3, 1)
-                        DW_CASE(2, 1)
-                        DW_CASE(1, 1)
-                        DW_CASE(8, 2)
-                        DW_CASE(4, 2)
-                        DW_CASE(3, 2)
-                        DW_CASE(2, 2)
-                        DW_CASE(1, 2)
-                        DW_CASE(4, 4)
-                        DW_CASE(3, 4)
-                        DW_CASE(2, 4)
-                        DW_CASE(1, 4)
+                    DW_CASE(24, 1)
+                    DW_CASE(16, 1)
+                    DW_CASE(12, 1)
+                    DW_CASE(12, 2)
+                    DW_CASE(9, 2)
+                    DW_CASE(6, 4)
+                    DW_CASE(9, 1)
+                    DW_CASE(6, 1)
+                    DW_CASE(6, 2)
+                    DW_CASE(8, 1)
+                    DW_CASE(4, 1)
+                    DW_CASE(3, 1)
+                    DW_CASE(2, 1)
+                    DW_CASE(1, 1)
+                    DW_CASE(8, 2)
+                    DW_CASE(4, 2)
+                    DW_CASE(3, 2)
+                    DW_CASE(2, 2)
+                    DW_CASE(1, 2)
+                    DW_CASE(4, 4)
+                    DW_CASE(3, 4)
+                    DW_CASE(2, 4)
+                    DW_CASE(1, 4)
 #undef DW_CASE
-                    default:
-                        NN_ASSERT(0);
-                    }
+                default:
+                    /* every (R, NB) chosen above has a case; this generic
+                     * instance (sums in memory, slow) is only a safety net */
+                    NN_ASSERT(0);
+                    dw_tile(dd, x, g, ti, d, Wp, R, NB);
                 }
+            }
 }
 
 #else /* !CONVD_ENABLED: never called, convd_supported() is false */

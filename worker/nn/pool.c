@@ -59,11 +59,12 @@ void nn_maxpool2d_forward(float *out, int *argmax, const float *inp, int B, int 
                         break;
                     int base = (int)((((size_t)b * H + hi) * W + wi) * C);
                     const float *x = inp + base;
+                    /* branch-free selects, so that the loop vectorises */
                     for (int c = 0; c < C; c++) {
-                        if (x[c] > o[c] || isnan(x[c])) {
-                            o[c] = x[c];
-                            a[c] = base + c;
-                        }
+                        float v = x[c], m = o[c];
+                        int take = (v > m) | (v != v);
+                        o[c] = take ? v : m;
+                        a[c] = take ? base + c : a[c];
                     }
                 }
             }

@@ -1,0 +1,270 @@
+/* broker.c - the ROUTER socket and its thread (see broker.h). The only ZeroMQ file of the server.
+ *
+ * The thread polls the socket and a wake pipe; it reads up to a batch of
+ * messages at a time, hands each to the coordinator and flushes the batch
+ * (one store transaction, then the acks), and ticks the coordinator.
+ */
+#include "broker.h"
+
+#include "common/log.h"
+#include "common/msg.h"
+#include "common/xalloc.h"
+#include "server/coord.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define BROKER_READ_BATCH 256
+
+struct broker {
+    void *ctx;
+    int own_ctx;
+    void *sock;
+    char endpoint[256];
+    coord *co;
+    int wake_fd[2];
+    pthread_t thread;
+    atomic_int stop;
+    atomic_int running;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* coord_send_fn: identity frame, header frame, blob frames. */
+static void send_frames(void *ctx, const char *pool_id, const msg *m)
+{
+    broker *b = ctx;
+    size_t len;
+    char *hdr = msg_encode(m, &len);
+    int more = m->n_blobs > 0 ? ZMQ_SNDMORE : 0;
+    int rc = zmq_send(b->sock, pool_id, strlen(pool_id), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (rc >= 0)
+        rc = zmq_send(b->sock, hdr, len, more | ZMQ_DONTWAIT);
+    for (int i = 0; rc >= 0 && i < m->n_blobs; i++)
+        rc = zmq_send(b->sock, m->blobs[i].data, m->blobs[i].len,
+                      (i + 1 < m->n_blobs ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+    if (rc < 0)
+        log_debug("broker: %s to pool %s not sent: %s", msg_type_name(m->type), pool_id,
+                  zmq_strerror(errno));
+    free(hdr);
+}
+
+static int id_printable(const char *s, size_t n)
+{
+    if (n == 0 || n >= MSG_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x21 || s[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+/* Reads one multipart message; 1 if one was read, 0 if none is waiting. */
+static int read_one(broker *b, int64_t t)
+{
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    if (zmq_msg_recv(&part, b->sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&part);
+        return 0;
+    }
+    char id[MSG_ID_MAX] = "";
+    int nframes = 0, bad = 0;
+    msg m;
+    memset(&m, 0, sizeof m);
+    int decoded = 0;
+    errbuf eb = {""};
+    for (;;) {
+        size_t n = zmq_msg_size(&part);
+        const char *data = zmq_msg_data(&part);
+        if (nframes == 0) {
+            if (id_printable(data, n))
+                memcpy(id, data, n), id[n] = '\0';
+            else
+                bad = 1;
+        } else if (nframes == 1 && !bad) {
+            if (msg_decode(&m, data, n, &eb) == 0)
+                decoded = 1;
+            else
+                bad = 1;
+        } else if (!bad) {
+            if (msg_add_blob(&m, data, n) < 0) {
+                err_set(&eb, ERR_TOO_LARGE, "more than %d binary frames", MSG_MAX_BLOBS);
+                bad = 1;
+            }
+        }
+        nframes++;
+        int more = zmq_msg_more(&part);
+        zmq_msg_close(&part);
+        if (!more)
+            break;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, b->sock, 0) < 0) {
+            zmq_msg_close(&part);
+            bad = 1;
+            break;
+        }
+    }
+    if (!bad && decoded && msg_check_blobs(&m, &eb) < 0)
+        bad = 1;
+    if (!bad && nframes < 2)
+        bad = 1, err_set(&eb, ERR_FORMAT, "no header frame");
+    if (bad)
+        log_warn("broker: message from %s dropped: %s", id[0] ? id : "(bad id)", eb.msg);
+    else
+        coord_receive(b->co, id, &m, t);
+    msg_deinit(&m);
+    return 1;
+}
+
+static void *run(void *arg)
+{
+    broker *b = arg;
+    int64_t next_tick = 0;
+    while (!atomic_load(&b->stop)) {
+        int64_t t = now_ms();
+        long timeout = next_tick > t ? (long)(next_tick - t) : 0;
+        zmq_pollitem_t items[2] = {{b->sock, 0, ZMQ_POLLIN, 0},
+                                   {NULL, b->wake_fd[0], ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 2, timeout) < 0 && errno != EINTR) {
+            log_error("broker: poll failed: %s", zmq_strerror(errno));
+            break;
+        }
+        if (items[1].revents & ZMQ_POLLIN) {
+            char buf[64];
+            while (read(b->wake_fd[0], buf, sizeof buf) > 0)
+                ;
+            coord_wake(b->co);
+            next_tick = 0;
+        }
+        t = now_ms();
+        if (items[0].revents & ZMQ_POLLIN) {
+            for (int i = 0; i < BROKER_READ_BATCH && read_one(b, t); i++)
+                ;
+            coord_flush(b->co, t);
+        }
+        if (t >= next_tick)
+            next_tick = t + coord_tick(b->co, t);
+    }
+    coord_flush(b->co, now_ms());
+    return NULL;
+}
+
+int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb)
+{
+    *out = NULL;
+    broker *b = xcalloc(1, sizeof *b);
+    b->wake_fd[0] = b->wake_fd[1] = -1;
+    int rc = 0;
+    b->ctx = o->zmq_context;
+    if (b->ctx == NULL) {
+        b->ctx = zmq_ctx_new();
+        b->own_ctx = 1;
+    }
+    b->sock = zmq_socket(b->ctx, ZMQ_ROUTER);
+    if (b->sock == NULL) {
+        rc = err_set(eb, ERR_INTERNAL, "broker: cannot make a ROUTER socket: %s",
+                     zmq_strerror(errno));
+        goto fail;
+    }
+    int one = 1, zero = 0, hwm = 100000;
+    zmq_setsockopt(b->sock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    zmq_setsockopt(b->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(b->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(b->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(b->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    /* A frame larger than this (a checkpoint or artifact of over 1 GiB) drops
+     * the connection rather than the server's memory. */
+    int64_t maxmsg = (int64_t)1 << 30;
+    zmq_setsockopt(b->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (zmq_bind(b->sock, o->endpoint) != 0) {
+        rc = err_set(eb, ERR_IO, "broker: cannot bind %s: %s", o->endpoint, zmq_strerror(errno));
+        goto fail;
+    }
+    size_t elen = sizeof b->endpoint;
+    if (zmq_getsockopt(b->sock, ZMQ_LAST_ENDPOINT, b->endpoint, &elen) != 0)
+        snprintf(b->endpoint, sizeof b->endpoint, "%s", o->endpoint);
+    if (pipe(b->wake_fd) != 0) {
+        rc = err_set(eb, ERR_IO, "broker: pipe: %s", strerror(errno));
+        goto fail;
+    }
+    fcntl(b->wake_fd[0], F_SETFL, O_NONBLOCK);
+    fcntl(b->wake_fd[1], F_SETFL, O_NONBLOCK);
+    coord_options co = {
+        .heartbeat_ms = o->heartbeat_ms, .liveness = o->liveness, .data_dir = o->data_dir};
+    b->co = coord_new(st, &co, send_frames, b, now_ms());
+    atomic_store(&b->running, 1);
+    if (pthread_create(&b->thread, NULL, run, b) != 0) {
+        rc = err_set(eb, ERR_INTERNAL, "broker: cannot start its thread");
+        goto fail;
+    }
+    *out = b;
+    return 0;
+fail:
+    coord_free(b->co);
+    if (b->sock != NULL)
+        zmq_close(b->sock);
+    if (b->own_ctx)
+        zmq_ctx_term(b->ctx);
+    if (b->wake_fd[0] >= 0) {
+        close(b->wake_fd[0]);
+        close(b->wake_fd[1]);
+    }
+    free(b);
+    return rc;
+}
+
+const char *broker_endpoint(const broker *b)
+{
+    return b->endpoint;
+}
+
+void broker_wake(void *ctx)
+{
+    broker *b = ctx;
+    char c = 1;
+    if (write(b->wake_fd[1], &c, 1) < 0 && errno != EAGAIN)
+        log_warn("broker: cannot wake the broker thread: %s", strerror(errno));
+}
+
+json_t *broker_workers(void *ctx)
+{
+    broker *b = ctx;
+    return coord_workers(b->co, now_ms());
+}
+
+int broker_ready(void *ctx)
+{
+    broker *b = ctx;
+    return b != NULL && atomic_load(&b->running);
+}
+
+void broker_stop(broker *b)
+{
+    if (b == NULL)
+        return;
+    atomic_store(&b->stop, 1);
+    broker_wake(b);
+    pthread_join(b->thread, NULL);
+    atomic_store(&b->running, 0);
+    coord_free(b->co);
+    zmq_close(b->sock);
+    if (b->own_ctx)
+        zmq_ctx_term(b->ctx);
+    close(b->wake_fd[0]);
+    close(b->wake_fd[1]);
+    free(b);
+}

@@ -1,0 +1,43 @@
+/* broker.h - the server's ZeroMQ side: one ROUTER socket on its own thread.
+ *
+ * broker.c is the only file of the server that includes zmq.h. Its thread
+ * owns the socket: it receives frames (identity, header, blobs), decodes
+ * them (common/msg) and feeds them to the coordinator (server/coord), which
+ * answers through a callback that this thread turns back into frames. Other
+ * threads only call broker_wake, broker_workers and broker_ready, which are
+ * thread-safe.
+ */
+#ifndef KILN_BROKER_H
+#define KILN_BROKER_H
+
+#include "common/err.h"
+#include "server/store.h"
+
+#include <jansson.h>
+
+typedef struct broker broker;
+
+typedef struct broker_options {
+    const char *endpoint; /* e.g. "tcp://127.0.0.1:5555", "tcp://127.0.0.1:*", "inproc://x" */
+    int heartbeat_ms;     /* default 1000 */
+    int liveness;         /* default 5 */
+    const char *data_dir; /* where checkpoints and artifacts go */
+    void *zmq_context;    /* NULL: the broker makes its own (an inproc peer must share one) */
+} broker_options;
+
+/* broker_start binds the socket and starts the thread. Returns 0, or ERR_IO
+ * (bind failed; eb names the endpoint and the reason). */
+int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb);
+
+/* The endpoint actually bound (a wildcard port resolved), e.g. tcp://127.0.0.1:40123. */
+const char *broker_endpoint(const broker *b);
+
+/* broker_stop stops the thread, closes the socket and frees b; NULL is a no-op. */
+void broker_stop(broker *b);
+
+/* Hooks for the HTTP side (ctx = broker *): */
+void broker_wake(void *ctx);       /* schedule and deliver cancels now */
+json_t *broker_workers(void *ctx); /* GET /workers (new reference) */
+int broker_ready(void *ctx);       /* 1 while bound and running */
+
+#endif

@@ -1,0 +1,623 @@
+/* coord.c - pools, exactly-once application of job messages, scheduling (see coord.h).
+ *
+ * One mutex guards everything; it is taken by each public function, so
+ * coord_workers (HTTP threads) sees a consistent pool table.
+ */
+#include "coord.h"
+
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "server/files.h"
+#include "server/scheduler.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define COORD_BATCH_MAX 256
+
+typedef struct pool {
+    char id[MSG_ID_MAX];
+    int ranks, cores;
+    json_t *hosts;
+    char version[64];
+    int alive;
+    int ready;                /* said ready since its last job ended */
+    int64_t seen_ms, sent_ms; /* last message from / to it */
+    double connected_at;      /* wall clock of the last hello */
+    char job[MSG_ID_MAX];     /* the attempt the server has on this pool, or "" */
+    int attempt;
+    int64_t cancel_ms; /* last cancel sent */
+} pool;
+
+typedef struct pending {
+    msg m;
+    char pool_id[MSG_ID_MAX];
+} pending;
+
+struct coord {
+    store *st;
+    coord_options o;
+    char data_dir[512];
+    coord_send_fn send;
+    void *ctx;
+    pthread_mutex_t mu;
+    pool *pools;
+    int n_pools, cap_pools;
+    pending *pend;
+    int n_pend;
+    int64_t start_ms;
+    int wake;
+    int64_t last_sched_ms, last_reconcile_ms;
+};
+
+coord *coord_new(store *st, const coord_options *o, coord_send_fn send, void *ctx, int64_t start_ms)
+{
+    coord *c = xcalloc(1, sizeof *c);
+    c->st = st;
+    c->o = *o;
+    if (c->o.heartbeat_ms <= 0)
+        c->o.heartbeat_ms = 1000;
+    if (c->o.liveness <= 0)
+        c->o.liveness = 5;
+    snprintf(c->data_dir, sizeof c->data_dir, "%s", o->data_dir != NULL ? o->data_dir : ".");
+    c->o.data_dir = c->data_dir;
+    c->send = send;
+    c->ctx = ctx;
+    pthread_mutex_init(&c->mu, NULL);
+    c->pend = xcalloc(COORD_BATCH_MAX, sizeof *c->pend);
+    c->start_ms = start_ms;
+    c->wake = 1;
+    return c;
+}
+
+void coord_free(coord *c)
+{
+    if (c == NULL)
+        return;
+    for (int i = 0; i < c->n_pend; i++)
+        msg_deinit(&c->pend[i].m);
+    free(c->pend);
+    for (int i = 0; i < c->n_pools; i++)
+        json_decref(c->pools[i].hosts);
+    free(c->pools);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+void coord_wake(coord *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->wake = 1;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static pool *find_pool(coord *c, const char *id)
+{
+    for (int i = 0; i < c->n_pools; i++)
+        if (strcmp(c->pools[i].id, id) == 0)
+            return &c->pools[i];
+    return NULL;
+}
+
+static void send_to(coord *c, pool *p, const msg *m, int64_t now_ms)
+{
+    c->send(c->ctx, p->id, m);
+    p->sent_ms = now_ms;
+}
+
+static void send_simple(coord *c, pool *p, msg_type t, const char *job, int attempt, uint64_t seq,
+                        int64_t now_ms)
+{
+    msg m;
+    msg_init(&m, t);
+    if (job != NULL)
+        msg_set_job(&m, job, attempt, seq);
+    send_to(c, p, &m, now_ms);
+    msg_deinit(&m);
+}
+
+static void clear_job(pool *p)
+{
+    p->job[0] = '\0';
+    p->attempt = 0;
+}
+
+/* Ends the attempt the server has on pool p, e.g. because the pool died. */
+static void lose_attempt(coord *c, const char *job, int attempt, const char *why)
+{
+    errbuf eb;
+    int rc = store_attempt_lost(c->st, job, attempt, "WORKER_LOST", why, &eb);
+    if (rc == 0)
+        log_warn("job %s attempt %d: WORKER_LOST: %s", job, attempt, why);
+    else if (rc != ERR_STATE)
+        log_error("job %s attempt %d: cannot record the lost attempt: %s", job, attempt, eb.msg);
+    c->wake = 1;
+}
+
+/* Sends the assign of (job, attempt) to p: the spec, and the newest
+ * checkpoint if there is one. */
+static int send_assign(coord *c, pool *p, const store_assignment *a, int64_t now_ms)
+{
+    json_error_t je;
+    json_t *spec = json_loads(a->spec_json, 0, &je);
+    if (spec == NULL) {
+        log_error("job %s: stored spec is not JSON: %s", a->job_id, je.text);
+        return ERR_FORMAT;
+    }
+    msg m;
+    msg_init(&m, MSG_ASSIGN);
+    msg_set_job(&m, a->job_id, a->attempt, 0);
+    msg_set(&m, "spec", spec);
+    if (a->ckpt_path[0] != '\0') {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/%s", c->data_dir, a->ckpt_path);
+        void *data;
+        size_t len;
+        errbuf eb;
+        if (files_read(path, &data, &len, &eb) == 0) {
+            msg_take_blob(&m, data, len);
+            msg_set(&m, "resume_step", json_integer(a->ckpt_step));
+        } else {
+            log_warn("job %s: cannot read checkpoint to resume from (%s); attempt %d starts "
+                     "fresh",
+                     a->job_id, eb.msg, a->attempt);
+        }
+    }
+    send_to(c, p, &m, now_ms);
+    msg_deinit(&m);
+    snprintf(p->job, sizeof p->job, "%s", a->job_id);
+    p->attempt = a->attempt;
+    p->ready = 0;
+    return 0;
+}
+
+/* ---- control messages -------------------------------------------------------- */
+
+static void on_hello(coord *c, const char *pool_id, const msg *m, int64_t now_ms)
+{
+    pool *p = find_pool(c, pool_id);
+    if (p == NULL) {
+        if (c->n_pools == c->cap_pools) {
+            c->cap_pools = c->cap_pools ? 2 * c->cap_pools : 8;
+            c->pools = xrealloc(c->pools, (size_t)c->cap_pools * sizeof *c->pools);
+        }
+        p = &c->pools[c->n_pools++];
+        memset(p, 0, sizeof *p);
+        snprintf(p->id, sizeof p->id, "%s", pool_id);
+    }
+    p->ranks = (int)msg_int(m, "ranks", 1);
+    p->cores = (int)msg_int(m, "cores", 1);
+    json_decref(p->hosts);
+    p->hosts = json_incref(msg_get(m, "hosts"));
+    snprintf(p->version, sizeof p->version, "%s", msg_str(m, "version", "?"));
+    p->alive = 1;
+    p->ready = 0;
+    p->seen_ms = now_ms;
+    p->connected_at = store_now();
+    p->cancel_ms = -1;
+    clear_job(p);
+    log_info("pool %s: hello (%d ranks, %d cores, version %s)", p->id, p->ranks, p->cores,
+             p->version);
+
+    msg w;
+    msg_init(&w, MSG_WELCOME);
+    msg_set(&w, "heartbeat_ms", json_integer(c->o.heartbeat_ms));
+    msg_set(&w, "liveness", json_integer(c->o.liveness));
+    send_to(c, p, &w, now_ms);
+    msg_deinit(&w);
+
+    /* Reconcile what the pool runs with what the store says it runs. */
+    json_t *cur = msg_get(m, "current");
+    const char *cur_job = json_string_value(json_object_get(cur, "job_id"));
+    int cur_attempt = (int)json_integer_value(json_object_get(cur, "attempt"));
+    int cur_known = 0;
+    store_active *act;
+    int n;
+    errbuf eb;
+    if (store_active_list(c->st, &act, &n, &eb) < 0) {
+        log_error("pool %s: cannot reconcile: %s", p->id, eb.msg);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        if (strcmp(act[i].pool_id, p->id) != 0)
+            continue;
+        int same =
+            cur_job != NULL && strcmp(cur_job, act[i].job_id) == 0 && cur_attempt == act[i].attempt;
+        if (same) {
+            cur_known = 1;
+            snprintf(p->job, sizeof p->job, "%s", act[i].job_id);
+            p->attempt = act[i].attempt;
+            log_info("pool %s: still runs job %s attempt %d", p->id, p->job, p->attempt);
+        } else if (act[i].state == JS_STARTING) {
+            /* The assign may have been lost with the old connection: it is
+             * sent again when the pool says ready. */
+            snprintf(p->job, sizeof p->job, "%s", act[i].job_id);
+            p->attempt = act[i].attempt;
+        } else {
+            char why[256];
+            snprintf(why, sizeof why, "pool %s reconnected without attempt %d", p->id,
+                     act[i].attempt);
+            lose_attempt(c, act[i].job_id, act[i].attempt, why);
+        }
+    }
+    free(act);
+    if (cur_job != NULL && !cur_known) {
+        log_warn("pool %s: runs job %s attempt %d, which the server no longer has on it: "
+                 "cancelling it",
+                 p->id, cur_job, cur_attempt);
+        send_simple(c, p, MSG_CANCEL, cur_job, cur_attempt, 0, now_ms);
+    }
+}
+
+static void on_ready(coord *c, pool *p, int64_t now_ms)
+{
+    p->ready = 1;
+    c->wake = 1;
+    if (p->job[0] == '\0')
+        return;
+    job_state st;
+    int attempt;
+    errbuf eb;
+    if (store_job_state(c->st, p->job, &st, &attempt, NULL, &eb) == 0 && attempt == p->attempt) {
+        if (st == JS_STARTING) {
+            store_assignment a;
+            if (store_assignment_get(c->st, p->job, p->attempt, &a, &eb) == 0) {
+                log_info("pool %s: ready while job %s attempt %d is starting: assigning it again",
+                         p->id, p->job, p->attempt);
+                send_assign(c, p, &a, now_ms);
+                free(a.spec_json);
+                return;
+            }
+        } else if (JS_ON_POOL & JS_BIT(st)) {
+            char why[256];
+            snprintf(why, sizeof why, "pool %s reported idle while running attempt %d", p->id,
+                     p->attempt);
+            lose_attempt(c, p->job, p->attempt, why);
+        }
+    }
+    clear_job(p);
+}
+
+/* ---- job messages ------------------------------------------------------------- */
+
+/* Writes the blobs of m to their files; fills rel[] (relative paths). */
+static int write_blobs(coord *c, const msg *m, char rel[][300], errbuf *eb)
+{
+    for (int i = 0; i < m->n_blobs; i++) {
+        if (m->type == MSG_CHECKPOINT)
+            snprintf(rel[i], 300, "jobs/%s/checkpoints/a%d-step-%lld.safetensors", m->job_id,
+                     m->attempt, msg_int(m, "step", 0));
+        else
+            snprintf(rel[i], 300, "jobs/%s/artifacts/a%d/%s", m->job_id, m->attempt,
+                     json_string_value(json_object_get(
+                         json_array_get(msg_get(m, "artifacts"), (size_t)i), "name")));
+        char path[1100];
+        snprintf(path, sizeof path, "%s/%s", c->data_dir, rel[i]);
+        int rc = files_write_atomic(path, m->blobs[i].data, m->blobs[i].len, eb);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void unlink_rel(coord *c, const char *rel)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/%s", c->data_dir, rel);
+    unlink(path);
+}
+
+static int flush_locked(coord *c, int64_t now_ms)
+{
+    int n = c->n_pend;
+    if (n == 0)
+        return 0;
+    store_apply_in *in = xcalloc((size_t)n, sizeof *in);
+    store_apply_out *out = xcalloc((size_t)n, sizeof *out);
+    char(*rel)[MSG_MAX_BLOBS][300] = xcalloc((size_t)n, sizeof *rel);
+    int k = 0, applied = 0;
+    errbuf eb;
+    for (int i = 0; i < n; i++) {
+        pending *pe = &c->pend[i];
+        if (write_blobs(c, &pe->m, rel[i], &eb) < 0) {
+            /* No ack: the pool sends it again. */
+            log_error("job %s: cannot store the files of %s seq %llu: %s", pe->m.job_id,
+                      msg_type_name(pe->m.type), (unsigned long long)pe->m.seq, eb.msg);
+            continue;
+        }
+        in[k].m = &pe->m;
+        in[k].pool_id = pe->pool_id;
+        for (int b = 0; b < pe->m.n_blobs; b++)
+            in[k].blob_paths[b] = rel[i][b];
+        k++;
+    }
+    int rc = k > 0 ? store_apply_batch(c->st, in, out, k, &eb) : 0;
+    if (rc < 0)
+        log_error("cannot apply %d pool messages (they will be sent again): %s", k, eb.msg);
+    for (int j = 0; rc == 0 && j < k; j++) {
+        const msg *m = in[j].m;
+        pool *p = find_pool(c, in[j].pool_id);
+        if (out[j].outcome == APPLY_OK)
+            applied++;
+        /* One ack per (pool, job, attempt): the last one of the batch. */
+        int later = 0;
+        for (int l = j + 1; l < k && !later; l++)
+            later = strcmp(in[l].pool_id, in[j].pool_id) == 0 &&
+                    strcmp(in[l].m->job_id, m->job_id) == 0 && in[l].m->attempt == m->attempt;
+        if (p != NULL && !later) {
+            /* gap: some message of this batch came after a missing one;
+             * the pool should send again from ack_seq + 1 now. */
+            int gap = 0;
+            for (int l = 0; l <= j; l++)
+                gap |= out[l].outcome == APPLY_GAP && strcmp(in[l].pool_id, in[j].pool_id) == 0 &&
+                       strcmp(in[l].m->job_id, m->job_id) == 0 && in[l].m->attempt == m->attempt;
+            msg ack;
+            msg_init(&ack, MSG_ACK);
+            msg_set_job(&ack, m->job_id, m->attempt, out[j].ack_seq);
+            if (gap)
+                msg_set(&ack, "gap", json_true());
+            send_to(c, p, &ack, now_ms);
+            msg_deinit(&ack);
+        }
+        if (out[j].outcome == APPLY_STALE || out[j].outcome == APPLY_GAP ||
+            out[j].outcome == APPLY_BAD)
+            for (int b = 0; b < m->n_blobs; b++)
+                unlink_rel(c, in[j].blob_paths[b]);
+        if (out[j].outcome == APPLY_STALE && p != NULL && m->type != MSG_FINISHED &&
+            m->type != MSG_FAILED && !later) {
+            log_warn("pool %s: message for job %s attempt %d, which is not active: cancelling",
+                     p->id, m->job_id, m->attempt);
+            send_simple(c, p, MSG_CANCEL, m->job_id, m->attempt, 0, now_ms);
+        }
+        if (out[j].ended) {
+            if (p != NULL && strcmp(p->job, m->job_id) == 0 && p->attempt == m->attempt)
+                clear_job(p);
+            log_info("job %s attempt %d: %s", m->job_id, m->attempt,
+                     m->type == MSG_FINISHED ? msg_str(m, "status", "") : "failed");
+            c->wake = 1;
+        }
+        size_t u;
+        json_t *path;
+        json_array_foreach(out[j].unlink, u, path)
+        {
+            unlink_rel(c, json_string_value(path));
+        }
+        json_decref(out[j].unlink);
+    }
+    for (int i = 0; i < n; i++)
+        msg_deinit(&c->pend[i].m);
+    c->n_pend = 0;
+    free(in);
+    free(out);
+    free(rel);
+    return applied;
+}
+
+int coord_flush(coord *c, int64_t now_ms)
+{
+    pthread_mutex_lock(&c->mu);
+    int n = flush_locked(c, now_ms);
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+void coord_receive(coord *c, const char *pool_id, msg *m, int64_t now_ms)
+{
+    pthread_mutex_lock(&c->mu);
+    pool *p = find_pool(c, pool_id);
+    if (p != NULL) {
+        p->seen_ms = now_ms;
+        if (!p->alive && m->type != MSG_HELLO) {
+            /* A pool we gave up on speaks again without hello: make it
+             * introduce itself (its jobs were already ended). */
+            log_info("pool %s: message from a pool marked lost; waiting for its hello", pool_id);
+        }
+    }
+    if (msg_is_job_message(m->type)) {
+        if (p == NULL || !p->alive) {
+            /* Not applied and not acked: the pool resends after its hello. */
+            pthread_mutex_unlock(&c->mu);
+            return;
+        }
+        pending *pe = &c->pend[c->n_pend++];
+        pe->m = *m;
+        memset(m, 0, sizeof *m);
+        snprintf(pe->pool_id, sizeof pe->pool_id, "%s", pool_id);
+        if (c->n_pend == COORD_BATCH_MAX)
+            flush_locked(c, now_ms);
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    flush_locked(c, now_ms);
+    switch (m->type) {
+    case MSG_HELLO:
+        on_hello(c, pool_id, m, now_ms);
+        break;
+    case MSG_HEARTBEAT:
+        break;
+    case MSG_READY:
+        if (p != NULL && p->alive)
+            on_ready(c, p, now_ms);
+        break;
+    default:
+        log_warn("pool %s: unexpected %s message dropped", pool_id, msg_type_name(m->type));
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- ticks: liveness, cancels, reconciliation, scheduling ------------------------- */
+
+/* Says in a queued job's message why it waits, when no pool could take it. */
+static void note_waiting(coord *c, const store_queued *j, int n_alive, int max_ranks)
+{
+    char text[256];
+    if (n_alive == 0)
+        snprintf(text, sizeof text,
+                 "waiting for a worker pool: none is connected (start one with mpirun -np N "
+                 "kiln-worker --connect <the server's pool endpoint>)");
+    else if (j->ranks > max_ranks)
+        snprintf(text, sizeof text,
+                 "waiting for a pool with at least %d ranks: the largest connected pool has %d",
+                 j->ranks, max_ranks);
+    else
+        snprintf(text, sizeof text, "waiting for a free pool");
+    errbuf eb;
+    if (store_job_note(c->st, j->id, text, &eb) < 0)
+        log_warn("job %s: %s", j->id, eb.msg);
+}
+
+static void schedule(coord *c, int64_t now_ms)
+{
+    sched_pool *free_pools = xcalloc((size_t)c->n_pools + 1, sizeof *free_pools);
+    int *index = xcalloc((size_t)c->n_pools + 1, sizeof *index);
+    int nf = 0, n_alive = 0, max_ranks = 0;
+    for (int i = 0; i < c->n_pools; i++) {
+        pool *p = &c->pools[i];
+        if (p->alive) {
+            n_alive++;
+            max_ranks = p->ranks > max_ranks ? p->ranks : max_ranks;
+        }
+        if (p->alive && p->ready && p->job[0] == '\0') {
+            free_pools[nf].id = p->id;
+            free_pools[nf].ranks = p->ranks;
+            index[nf++] = i;
+        }
+    }
+    store_queued *q = NULL;
+    int nq = 0;
+    errbuf eb;
+    if (store_queue(c->st, &q, &nq, &eb) < 0 || nq == 0)
+        goto out;
+    sched_pick *picks = xcalloc((size_t)nf + 1, sizeof *picks);
+    char *picked = xcalloc((size_t)nq, 1);
+    int np = sched_plan(q, nq, free_pools, nf, picks);
+    for (int i = 0; i < np; i++) {
+        pool *p = &c->pools[index[picks[i].pool]];
+        const char *id = q[picks[i].job].id;
+        picked[picks[i].job] = 1;
+        store_assignment a;
+        int rc = store_attempt_start(c->st, id, p->id, &a, &eb);
+        if (rc < 0) {
+            if (rc != ERR_STATE)
+                log_error("job %s: cannot start an attempt: %s", id, eb.msg);
+            continue;
+        }
+        log_info("job %s attempt %d -> pool %s (%d ranks)%s", id, a.attempt, p->id, p->ranks,
+                 a.ckpt_path[0] ? ", resuming from a checkpoint" : "");
+        if (send_assign(c, p, &a, now_ms) < 0)
+            lose_attempt(c, id, a.attempt, "the stored spec could not be read");
+        free(a.spec_json);
+    }
+    for (int j = 0; j < nq; j++)
+        if (!picked[j])
+            note_waiting(c, &q[j], n_alive, max_ranks);
+    free(picks);
+    free(picked);
+out:
+    free(q);
+    free(free_pools);
+    free(index);
+}
+
+/* force: send cancels now, even if one went out less than a heartbeat ago. */
+static void reconcile(coord *c, int64_t now_ms, int force)
+{
+    store_active *act;
+    int n;
+    errbuf eb;
+    if (store_active_list(c->st, &act, &n, &eb) < 0) {
+        log_error("cannot read active jobs: %s", eb.msg);
+        return;
+    }
+    int64_t window = (int64_t)c->o.heartbeat_ms * c->o.liveness;
+    for (int i = 0; i < n; i++) {
+        pool *p = find_pool(c, act[i].pool_id);
+        if (p == NULL || !p->alive) {
+            if (now_ms - c->start_ms > window) {
+                char why[256];
+                snprintf(why, sizeof why, "pool %s is not connected", act[i].pool_id);
+                lose_attempt(c, act[i].job_id, act[i].attempt, why);
+            }
+            continue;
+        }
+        if (act[i].state == JS_CANCELLING &&
+            (force || p->cancel_ms < 0 || now_ms - p->cancel_ms >= c->o.heartbeat_ms)) {
+            send_simple(c, p, MSG_CANCEL, act[i].job_id, act[i].attempt, 0, now_ms);
+            p->cancel_ms = now_ms;
+        }
+    }
+    free(act);
+}
+
+int coord_tick(coord *c, int64_t now_ms)
+{
+    pthread_mutex_lock(&c->mu);
+    flush_locked(c, now_ms);
+    int64_t window = (int64_t)c->o.heartbeat_ms * c->o.liveness;
+    for (int i = 0; i < c->n_pools; i++) {
+        pool *p = &c->pools[i];
+        if (!p->alive)
+            continue;
+        if (now_ms - p->seen_ms > window) {
+            p->alive = 0;
+            p->ready = 0;
+            log_warn("pool %s: lost (nothing received for %lld ms)", p->id,
+                     (long long)(now_ms - p->seen_ms));
+            if (p->job[0] != '\0') {
+                char why[256];
+                snprintf(why, sizeof why, "pool %s sent nothing for %lld ms (%d heartbeats)", p->id,
+                         (long long)(now_ms - p->seen_ms), c->o.liveness);
+                lose_attempt(c, p->job, p->attempt, why);
+                clear_job(p);
+            }
+            continue;
+        }
+        if (now_ms - p->sent_ms >= c->o.heartbeat_ms)
+            send_simple(c, p, MSG_HEARTBEAT, NULL, 0, 0, now_ms);
+    }
+    if (c->wake || now_ms - c->last_reconcile_ms >= c->o.heartbeat_ms) {
+        reconcile(c, now_ms, c->wake);
+        c->last_reconcile_ms = now_ms;
+    }
+    if (c->wake || now_ms - c->last_sched_ms >= 1000) {
+        c->wake = 0;
+        schedule(c, now_ms);
+        c->last_sched_ms = now_ms;
+    }
+    pthread_mutex_unlock(&c->mu);
+    int next = c->o.heartbeat_ms / 4;
+    return next < 10 ? 10 : (next > 100 ? 100 : next);
+}
+
+json_t *coord_workers(coord *c, int64_t now_ms)
+{
+    json_t *a = json_array();
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < c->n_pools; i++) {
+        const pool *p = &c->pools[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_string(p->id));
+        json_object_set_new(o, "state",
+                            json_string(!p->alive ? "lost" : (p->job[0] ? "busy" : "idle")));
+        json_object_set_new(o, "ranks", json_integer(p->ranks));
+        json_object_set_new(o, "hosts", p->hosts ? json_incref(p->hosts) : json_array());
+        json_object_set_new(o, "cores", json_integer(p->cores));
+        json_object_set_new(o, "version", json_string(p->version));
+        json_object_set_new(o, "last_heartbeat_age_s",
+                            json_real((double)(now_ms - p->seen_ms) / 1000.0));
+        char t[32];
+        store_time_iso(p->connected_at, t);
+        json_object_set_new(o, "connected_at", json_string(t));
+        json_object_set_new(o, "current_job",
+                            p->job[0]
+                                ? json_pack("{s:s,s:i}", "job_id", p->job, "attempt", p->attempt)
+                                : json_null());
+        json_array_append_new(a, o);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return a;
+}

@@ -1,0 +1,152 @@
+/* files.c - atomic file writes and folder helpers (see files.h). */
+#define _XOPEN_SOURCE 700
+#include "files.h"
+
+#include "common/xalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int files_mkdirs(const char *path, errbuf *eb)
+{
+    char buf[1024];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf)
+        return err_set(eb, ERR_INVALID, "path '%.100s' is empty or too long", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return err_set(eb, ERR_IO, "cannot create folder %s: %s", buf, strerror(errno));
+        buf[i] = c;
+    }
+    return 0;
+}
+
+static void fsync_dir(const char *path)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+int files_write_atomic(const char *path, const void *data, size_t len, errbuf *eb)
+{
+    static atomic_uint counter;
+    char parent[1024];
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (slash != NULL && slash != parent) {
+        *slash = '\0';
+        int rc = files_mkdirs(parent, eb);
+        if (rc < 0)
+            return rc;
+    }
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return err_set(eb, ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    const unsigned char *p = data;
+    size_t left = len;
+    int rc = 0;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            rc = err_set(eb, ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+            goto out;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        rc = err_set(eb, ERR_IO, "cannot fsync %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+out:
+    close(fd);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = err_set(eb, ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    if (rc < 0)
+        unlink(tmp);
+    else
+        fsync_dir(path);
+    return rc;
+}
+
+int files_read(const char *path, void **data, size_t *len, errbuf *eb)
+{
+    *data = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(eb, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, "cannot open %s: %s", path,
+                       strerror(errno));
+    struct stat sb;
+    int rc = 0;
+    if (fstat(fd, &sb) != 0) {
+        rc = err_set(eb, ERR_IO, "cannot stat %s: %s", path, strerror(errno));
+        goto out;
+    }
+    size_t n = (size_t)sb.st_size, got = 0;
+    unsigned char *buf = xmalloc(n + 1);
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            free(buf);
+            rc = err_set(eb, ERR_IO, "cannot read %s: %s", path,
+                         r == 0 ? "file shrank" : strerror(errno));
+            goto out;
+        }
+        got += (size_t)r;
+    }
+    *data = buf;
+    *len = n;
+out:
+    close(fd);
+    return rc;
+}
+
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+int files_remove_tree(const char *path, errbuf *eb)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0)
+        return errno == ENOENT ? 0
+                               : err_set(eb, ERR_IO, "cannot stat %s: %s", path, strerror(errno));
+    if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return err_set(eb, ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    return 0;
+}

@@ -1,0 +1,29 @@
+/* files.h - the server's files under the data dir: atomic writes, job folders.
+ *
+ * A file that the store will reference is written to a temporary name in
+ * the same folder, fsync'd, renamed into place, and the folder fsync'd, so
+ * that after a crash it is either complete or absent. Paths are plain
+ * strings; no dependency beyond libc. Thread-safe (no shared state).
+ */
+#ifndef KILN_FILES_H
+#define KILN_FILES_H
+
+#include "common/err.h"
+
+#include <stddef.h>
+
+/* files_mkdirs creates path and its missing parents (mode 0755). */
+int files_mkdirs(const char *path, errbuf *eb);
+
+/* files_write_atomic writes len bytes to path (parents created) as
+ * described above. Returns 0 or ERR_IO naming the path. */
+int files_write_atomic(const char *path, const void *data, size_t len, errbuf *eb);
+
+/* files_read reads a whole file into a malloc'd buffer. ERR_IO/ERR_NOT_FOUND. */
+int files_read(const char *path, void **data, size_t *len, errbuf *eb);
+
+/* files_remove_tree removes path and everything below it; a missing path is
+ * not an error. Returns 0 or ERR_IO. */
+int files_remove_tree(const char *path, errbuf *eb);
+
+#endif

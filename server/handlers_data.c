@@ -1,0 +1,208 @@
+/* handlers_data.c - a job's metrics, logs and artifacts (see handlers.h). */
+#include "common/log.h"
+#include "common/msg.h"
+#include "server/handlers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int lookup_failed(http_response *resp, http_request *req, int rc, const errbuf *eb)
+{
+    if (rc == ERR_NOT_FOUND)
+        return api_error(resp, req, 404, NULL, "%s", eb->msg);
+    log_error("%s %s: %s", req->method, req->path, eb->msg);
+    return api_error(resp, req, 500, NULL, "the job store failed: %s", eb->msg);
+}
+
+/* names=a,b,c: metric names as the pool sends them. */
+static int names_ok(const char *s)
+{
+    if (strlen(s) > 1024)
+        return 0;
+    for (const char *p = s; *p != '\0'; p++)
+        if (*p == '\'' || *p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+            return 0;
+    return 1;
+}
+
+int jobs_metrics(app *a, http_request *req, http_response *resp)
+{
+    long long after, limit, maxp;
+    if (query_int(req, resp, "after_seq", 0, INT64_MAX, 0, &after) != 0 ||
+        query_int(req, resp, "limit", 1, 100000, 1000, &limit) != 0 ||
+        query_int(req, resp, "max_points", 0, 100000, 0, &maxp) != 0)
+        return resp->status;
+    if (maxp > 0 && maxp < 4)
+        return api_error_field(resp, req, 400, "max_points",
+                               "must be 0 (no downsampling) or at least 4 (first, last, min and "
+                               "max of a bucket)");
+    const char *names = http_query(req, "names");
+    if (names != NULL && !names_ok(names))
+        return api_error_field(resp, req, 400, "names",
+                               "a comma-separated list of metric names, at most 1024 bytes");
+    store_metric_query q = {
+        .after_seq = after, .limit = (int)limit, .names = names, .max_points = (int)maxp};
+    json_t *out;
+    errbuf eb;
+    int rc = store_metrics(a->st, req->params[0], &q, &out, &eb);
+    if (rc < 0)
+        return lookup_failed(resp, req, rc, &eb);
+    return api_json(resp, 200, out);
+}
+
+int jobs_logs(app *a, http_request *req, http_response *resp)
+{
+    long long after, limit, tail;
+    if (query_int(req, resp, "after_seq", 0, INT64_MAX, 0, &after) != 0 ||
+        query_int(req, resp, "limit", 1, 10000, 1000, &limit) != 0 ||
+        query_int(req, resp, "tail", 0, 10000, 0, &tail) != 0)
+        return resp->status;
+    const char *follow = http_query(req, "follow");
+    if (follow != NULL && strcmp(follow, "true") == 0)
+        return api_error(resp, req, 501, NULL,
+                         "follow=true (Server-Sent Events) is not implemented yet; poll with "
+                         "after_seq=<next_seq>");
+    json_t *out;
+    errbuf eb;
+    int rc = store_logs(a->st, req->params[0], after, (int)limit, (int)tail, &out, &eb);
+    if (rc < 0)
+        return lookup_failed(resp, req, rc, &eb);
+    return api_json(resp, 200, out);
+}
+
+int jobs_events(app *a, http_request *req, http_response *resp)
+{
+    long long after, limit;
+    if (query_int(req, resp, "after_seq", 0, INT64_MAX, 0, &after) != 0 ||
+        query_int(req, resp, "limit", 1, 10000, 1000, &limit) != 0)
+        return resp->status;
+    json_t *ev;
+    errbuf eb;
+    int rc = store_events(a->st, req->params[0], after, (int)limit, &ev, &eb);
+    if (rc < 0)
+        return lookup_failed(resp, req, rc, &eb);
+    json_int_t next = after;
+    if (json_array_size(ev) > 0)
+        next =
+            json_integer_value(json_object_get(json_array_get(ev, json_array_size(ev) - 1), "seq"));
+    return api_json(
+        resp, 200,
+        json_pack("{s:s,s:o,s:I}", "job_id", req->params[0], "events", ev, "next_seq", next));
+}
+
+int jobs_artifacts(app *a, http_request *req, http_response *resp)
+{
+    json_t *arts;
+    errbuf eb;
+    int rc = store_artifacts(a->st, req->params[0], &arts, &eb);
+    if (rc < 0)
+        return lookup_failed(resp, req, rc, &eb);
+    size_t i;
+    json_t *x;
+    json_array_foreach(arts, i, x)
+    {
+        char url[256];
+        snprintf(url, sizeof url, "/api/v1/jobs/%s/artifacts/%s", req->params[0],
+                 json_string_value(json_object_get(x, "name")));
+        json_object_set_new(x, "url", json_string(url));
+    }
+    return api_json(resp, 200, json_pack("{s:s,s:o}", "job_id", req->params[0], "artifacts", arts));
+}
+
+/* Parses a single "bytes=a-b" / "bytes=a-" / "bytes=-n" range against size.
+ * Returns 1 with [*off, *off + *len) set, 0 to ignore the header (serve the
+ * whole file: malformed or several ranges), -1 when unsatisfiable. */
+static int parse_range(const char *h, int64_t size, int64_t *off, int64_t *len)
+{
+    if (strncmp(h, "bytes=", 6) != 0 || strchr(h, ',') != NULL)
+        return 0;
+    const char *p = h + 6;
+    char *end;
+    if (*p == '-') {
+        long long n = strtoll(p + 1, &end, 10);
+        if (p[1] == '\0' || *end != '\0' || n < 0)
+            return 0;
+        if (n == 0 || size == 0)
+            return -1;
+        if (n > size)
+            n = size;
+        *off = size - n;
+        *len = n;
+        return 1;
+    }
+    long long a = strtoll(p, &end, 10);
+    if (end == p || *end != '-' || a < 0)
+        return 0;
+    p = end + 1;
+    long long b = size - 1;
+    if (*p != '\0') {
+        b = strtoll(p, &end, 10);
+        if (*end != '\0' || b < a)
+            return 0;
+    }
+    if (a >= size)
+        return -1;
+    if (b >= size)
+        b = size - 1;
+    *off = a;
+    *len = b - a + 1;
+    return 1;
+}
+
+int jobs_artifact(app *a, http_request *req, http_response *resp)
+{
+    const char *id = req->params[0], *name = req->params[1];
+    if (!msg_name_ok(name))
+        return api_error(resp, req, 404, NULL, "job %s has no artifact '%.80s'", id, name);
+    char rel[512], path[1100];
+    int64_t size;
+    errbuf eb;
+    int rc = store_artifact(a->st, id, name, rel, sizeof rel, &size, &eb);
+    if (rc < 0)
+        return lookup_failed(resp, req, rc, &eb);
+    snprintf(path, sizeof path, "%s/%s", a->data_dir, rel);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        log_error("artifact %s of job %s: cannot open %s: %s", name, id, path, strerror(e));
+        return api_error(resp, req, 500, NULL,
+                         "artifact '%s' of job %s is recorded but its file "
+                         "cannot be read: %s",
+                         name, id, strerror(e));
+    }
+    size = (int64_t)sb.st_size;
+    int64_t off = 0, len = size;
+    const char *range = http_header(req, "Range");
+    int r = range != NULL ? parse_range(range, size, &off, &len) : 0;
+    char buf[160];
+    if (r < 0) {
+        close(fd);
+        snprintf(buf, sizeof buf, "bytes */%" PRId64, size);
+        api_error_field(resp, req, 416, "Range", "no byte of the range is in the file");
+        http_response_header(resp, "Content-Range", buf);
+        return 416;
+    }
+    resp->status = r > 0 ? 206 : 200;
+    resp->fd = fd;
+    resp->offset = off;
+    resp->length = len;
+    resp->content_type = "application/octet-stream";
+    http_response_header(resp, "Accept-Ranges", "bytes");
+    snprintf(buf, sizeof buf, "attachment; filename=\"%s\"", name);
+    http_response_header(resp, "Content-Disposition", buf);
+    if (r > 0) {
+        snprintf(buf, sizeof buf, "bytes %" PRId64 "-%" PRId64 "/%" PRId64, off, off + len - 1,
+                 size);
+        http_response_header(resp, "Content-Range", buf);
+    }
+    return resp->status;
+}

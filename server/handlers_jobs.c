@@ -1,0 +1,322 @@
+/* handlers_jobs.c - submit, list, get, cancel and delete jobs (see handlers.h). */
+#include "common/jobspec.h"
+#include "common/log.h"
+#include "server/files.h"
+#include "server/handlers.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int app_parse_spec(const json_t *in, json_t **canonical, spec_info *info, field_errors *fe)
+{
+    job_spec js;
+    memset(info, 0, sizeof *info);
+    int rc = jobspec_parse(&js, canonical, in, fe);
+    if (rc == 0) {
+        snprintf(info->name, sizeof info->name, "%s", js.name);
+        snprintf(info->type, sizeof info->type, "%s", jobspec_type_name(js.type));
+        info->priority = js.priority;
+        info->ranks = js.ranks;
+        info->max_restarts = js.max_restarts;
+        info->keep_last = js.ckpt_keep_last;
+        info->params = js.params;
+        info->mflops = js.mflops;
+        snprintf(info->idem_key, sizeof info->idem_key, "%s", js.idempotency_key);
+    }
+    jobspec_free(&js);
+    return rc;
+}
+
+void job_dir(const app *a, const char *id, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/jobs/%s", a->data_dir, id);
+}
+
+int query_int(http_request *req, http_response *resp, const char *key, long long lo, long long hi,
+              long long dflt, long long *out)
+{
+    const char *v = http_query(req, key);
+    *out = dflt;
+    if (v == NULL)
+        return 0;
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    char reason[160];
+    if (v[0] == '\0' || *end != '\0') {
+        snprintf(reason, sizeof reason, "must be an integer, got '%.40s'", v);
+        return api_error_field(resp, req, 400, key, reason);
+    }
+    if (x < lo || x > hi) {
+        snprintf(reason, sizeof reason, "must be in %lld..%lld, got %lld", lo, hi, x);
+        return api_error_field(resp, req, 400, key, reason);
+    }
+    *out = x;
+    return 0;
+}
+
+/* Job ids are what store.c makes; anything else cannot name a job. */
+static int id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n >= STORE_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)id[i]) && id[i] != '-' && id[i] != '_')
+            return 0;
+    return 1;
+}
+
+static int not_found(http_response *resp, http_request *req, const char *id)
+{
+    return api_error(resp, req, 404, NULL, "no job '%.80s'", id);
+}
+
+static int store_failure(http_response *resp, http_request *req, int rc, const errbuf *eb)
+{
+    log_error("%s %s: %s (%s)", req->method, req->path, eb->msg, err_str(rc));
+    return api_error(resp, req, rc == ERR_BUSY ? 503 : 500, NULL, "the job store failed: %s",
+                     eb->msg);
+}
+
+static void hash_hex(const char *text, char out[65])
+{
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, (const unsigned char *)text, strlen(text));
+    for (size_t i = 0; i < sizeof h; i++)
+        snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+static int flag_true(const char *v)
+{
+    return v != NULL && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || v[0] == '\0');
+}
+
+int jobs_create(app *a, http_request *req, http_response *resp)
+{
+    field_errors fe;
+    fe_init(&fe);
+    spec_info info;
+    memset(&info, 0, sizeof info);
+    json_t *canon = NULL;
+    const char *dry = http_query(req, "dry_run");
+    if (dry != NULL && !flag_true(dry) && strcmp(dry, "false") != 0 && strcmp(dry, "0") != 0)
+        return api_error_field(resp, req, 400, "dry_run", "must be true or false");
+    spec_parse_fn parse = a->parse_spec != NULL ? a->parse_spec : app_parse_spec;
+    int rc = parse(req->json, &canon, &info, &fe);
+    if (rc == ERR_UNSUPPORTED) {
+        const char *t = json_string_value(json_object_get(req->json, "type"));
+        return api_error(resp, req, 501, &fe,
+                         "job type '%s' is valid but not implemented in this build yet; only "
+                         "train jobs can run",
+                         t != NULL ? t : "?");
+    }
+    if (rc < 0) {
+        char text[768];
+        fe_format(&fe, text, sizeof text);
+        return api_error(resp, req, 400, &fe, "the job spec is invalid: %s", text);
+    }
+    const char *hkey = http_header(req, "Idempotency-Key");
+    if (hkey != NULL && hkey[0] != '\0') {
+        if (strlen(hkey) >= sizeof info.idem_key) {
+            json_decref(canon);
+            return api_error_field(resp, req, 400, "Idempotency-Key", "longer than 127 bytes");
+        }
+        if (info.idem_key[0] != '\0' && strcmp(info.idem_key, hkey) != 0) {
+            json_decref(canon);
+            return api_error_field(resp, req, 400, "idempotency_key",
+                                   "differs from the Idempotency-Key header");
+        }
+        snprintf(info.idem_key, sizeof info.idem_key, "%s", hkey);
+    }
+    if (flag_true(dry)) {
+        json_t *out = json_pack("{s:b,s:o,s:I,s:f}", "valid", 1, "spec", canon, "params",
+                                (json_int_t)info.params, "mflops", info.mflops);
+        return api_json(resp, 200, out);
+    }
+    char *text = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(canon);
+    char hash[65];
+    hash_hex(text, hash);
+    store_job_new nj = {.name = info.name,
+                        .type = info.type,
+                        .priority = info.priority,
+                        .ranks = info.ranks,
+                        .max_restarts = info.max_restarts,
+                        .keep_last = info.keep_last,
+                        .spec_json = text,
+                        .params = info.params,
+                        .mflops = info.mflops,
+                        .idem_key = info.idem_key,
+                        .body_hash = hash};
+    char id[STORE_ID_MAX];
+    errbuf eb;
+    rc = store_job_create(a->st, &nj, id, &eb);
+    free(text);
+    if (rc == ERR_EXISTS)
+        return api_error_field(resp, req, 409, "idempotency_key", eb.msg);
+    if (rc < 0)
+        return store_failure(resp, req, rc, &eb);
+    json_t *job;
+    int grc = store_job_get(a->st, id, &job, &eb);
+    if (grc < 0)
+        return store_failure(resp, req, grc, &eb);
+    char loc[128];
+    snprintf(loc, sizeof loc, "/api/v1/jobs/%s", id);
+    http_response_header(resp, "Location", loc);
+    if (rc == 1) /* the same request again: the job it made */
+        return api_json(resp, 200, job);
+    log_info("job %s submitted: %s '%s', priority %d, %d ranks", id, info.type, info.name,
+             info.priority, info.ranks);
+    if (a->wake != NULL)
+        a->wake(a->broker_ctx);
+    return api_json(resp, 201, job);
+}
+
+/* Page tokens are opaque to clients: "p" + the hex cursor. */
+static void token_make(int64_t cursor, char out[32])
+{
+    snprintf(out, 32, "p%" PRIx64, (uint64_t)cursor);
+}
+
+static int token_parse(const char *t, int64_t *cursor)
+{
+    if (t[0] != 'p' || t[1] == '\0' || strlen(t) > 17)
+        return -1;
+    char *end;
+    unsigned long long v = strtoull(t + 1, &end, 16);
+    if (*end != '\0' || v == 0 || v > INT64_MAX)
+        return -1;
+    *cursor = (int64_t)v;
+    return 0;
+}
+
+int jobs_list(app *a, http_request *req, http_response *resp)
+{
+    store_list_query q = {.state = -1};
+    long long ps;
+    if (query_int(req, resp, "page_size", 1, 1000, 50, &ps) != 0)
+        return resp->status;
+    q.page_size = (int)ps;
+    const char *state = http_query(req, "state");
+    if (state != NULL) {
+        q.state = store_state_parse(state);
+        if (q.state < 0)
+            return api_error_field(resp, req, 400, "state",
+                                   "must be one of QUEUED, STARTING, RUNNING, RESTARTING, "
+                                   "CANCELLING, SUCCEEDED, FAILED, CANCELLED");
+    }
+    const char *type = http_query(req, "type");
+    if (type != NULL) {
+        if (strcmp(type, "train") != 0 && strcmp(type, "prune") != 0 && strcmp(type, "adapt") != 0)
+            return api_error_field(resp, req, 400, "type", "must be train, prune or adapt");
+        q.type = type;
+    }
+    q.q = http_query(req, "q");
+    const char *tok = http_query(req, "page_token");
+    if (tok != NULL && tok[0] != '\0' && token_parse(tok, &q.before) != 0)
+        return api_error_field(resp, req, 400, "page_token",
+                               "not a token this server gave out (use next_page_token)");
+    json_t *items;
+    int64_t next;
+    errbuf eb;
+    int rc = store_job_list(a->st, &q, &items, &next, &eb);
+    if (rc < 0)
+        return store_failure(resp, req, rc, &eb);
+    json_t *out = json_pack("{s:o}", "jobs", items);
+    if (next > 0) {
+        char t[32];
+        token_make(next, t);
+        json_object_set_new(out, "next_page_token", json_string(t));
+    } else {
+        json_object_set_new(out, "next_page_token", json_null());
+    }
+    return api_json(resp, 200, out);
+}
+
+int jobs_get(app *a, http_request *req, http_response *resp)
+{
+    const char *id = req->params[0];
+    if (!id_ok(id))
+        return not_found(resp, req, id);
+    json_t *job;
+    errbuf eb;
+    int rc = store_job_get(a->st, id, &job, &eb);
+    if (rc == ERR_NOT_FOUND)
+        return not_found(resp, req, id);
+    if (rc < 0)
+        return store_failure(resp, req, rc, &eb);
+    return api_json(resp, 200, job);
+}
+
+int jobs_cancel(app *a, http_request *req, http_response *resp)
+{
+    const char *id = req->params[0];
+    if (!id_ok(id))
+        return not_found(resp, req, id);
+    errbuf eb;
+    int rc = 0;
+    /* A compare-and-set can lose a race with the broker (the job just
+     * started or ended): read again and retry a few times. */
+    for (int tries = 0; tries < 5; tries++) {
+        job_state st;
+        rc = store_job_state(a->st, id, &st, NULL, NULL, &eb);
+        if (rc == ERR_NOT_FOUND)
+            return not_found(resp, req, id);
+        if (rc < 0)
+            return store_failure(resp, req, rc, &eb);
+        if (JS_TERMINAL & JS_BIT(st))
+            return api_error(resp, req, 409, NULL,
+                             "job %s is already %s; only queued or running jobs can be cancelled",
+                             id, store_state_name(st));
+        if (st == JS_CANCELLING) {
+            rc = 0;
+            break;
+        }
+        if (JS_RUNNABLE & JS_BIT(st))
+            rc = store_transition(a->st, id, JS_BIT(st), JS_CANCELLED, "USER_CANCELLED",
+                                  st == JS_QUEUED ? "cancelled before it started"
+                                                  : "cancelled while waiting to restart",
+                                  NULL, &eb);
+        else
+            rc = store_transition(a->st, id, JS_BIT(st), JS_CANCELLING, "USER_CANCELLED",
+                                  "cancel requested; the pool stops at its next step", NULL, &eb);
+        if (rc != ERR_STATE)
+            break;
+    }
+    if (rc < 0)
+        return store_failure(resp, req, rc, &eb);
+    if (a->wake != NULL)
+        a->wake(a->broker_ctx);
+    log_info("job %s: cancel requested", id);
+    json_t *job;
+    rc = store_job_get(a->st, id, &job, &eb);
+    if (rc < 0)
+        return store_failure(resp, req, rc, &eb);
+    return api_json(resp, 202, job);
+}
+
+int jobs_delete(app *a, http_request *req, http_response *resp)
+{
+    const char *id = req->params[0];
+    if (!id_ok(id))
+        return not_found(resp, req, id);
+    errbuf eb;
+    int rc = store_job_delete(a->st, id, &eb);
+    if (rc == ERR_NOT_FOUND)
+        return not_found(resp, req, id);
+    if (rc == ERR_STATE)
+        return api_error(resp, req, 409, NULL, "%s; cancel it first", eb.msg);
+    if (rc < 0)
+        return store_failure(resp, req, rc, &eb);
+    char dir[1024];
+    job_dir(a, id, dir, sizeof dir);
+    if (files_remove_tree(dir, &eb) < 0)
+        log_warn("job %s deleted, but its files were not all removed: %s", id, eb.msg);
+    log_info("job %s deleted", id);
+    resp->status = 204;
+    return 204;
+}

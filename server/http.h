@@ -1,0 +1,113 @@
+/* http.h - the HTTP server adapter: libmicrohttpd in, plain structs out.
+ *
+ * http.c is the only file that includes microhttpd.h. It turns each request
+ * into an http_request {method, path, query, headers, body, len} (the body
+ * buffered per connection, up to a size limit) and hands it to one dispatch
+ * function, which fills an http_response {status, JSON or bytes or a file
+ * range, headers}. Everything above this layer (routes.c, handlers_*.c) is
+ * plain C that never sees a socket, so it is tested by calling it directly.
+ * Threads: the dispatch function is called from MHD's threads (how many
+ * depends on the mode) and must be thread-safe.
+ */
+#ifndef KILN_HTTP_H
+#define KILN_HTTP_H
+
+#include "common/err.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HTTP_MAX_KV     64
+#define HTTP_MAX_PARAMS 4
+
+typedef struct http_kv {
+    const char *key;   /* borrowed, valid during the dispatch call */
+    const char *value; /* borrowed; "" for a query key without '=' */
+} http_kv;
+
+typedef struct http_request {
+    const char *method; /* "GET", "POST", ... ("HEAD" is passed as is) */
+    const char *path;   /* decoded path, without the query string */
+    http_kv query[HTTP_MAX_KV];
+    int n_query;
+    http_kv headers[HTTP_MAX_KV];
+    int n_headers;
+    const char *body; /* NUL-terminated copy of the upload, or NULL */
+    size_t len;
+    int too_large; /* the body went over the limit: answer 413 */
+    char request_id[24];
+    /* Filled by the router: */
+    const char *params[HTTP_MAX_PARAMS]; /* path parameters ({id}, {name}), in order */
+    int n_params;
+    char param_buf[HTTP_MAX_PARAMS][256]; /* storage of params[] */
+    json_t *json; /* the parsed JSON body, for routes that take one (borrowed) */
+} http_request;
+
+#define HTTP_MAX_RESP_HEADERS 8
+
+typedef struct http_response {
+    int status;
+    json_t *json; /* body as JSON (owned), or NULL */
+    char *body;   /* raw body (owned, malloc'd), used when json is NULL */
+    size_t len;
+    const char *content_type; /* static string; default application/json */
+    int fd;                   /* >= 0: serve [offset, offset+length) of this file (owned) */
+    int64_t offset, length;
+    int n_headers;
+    char *hkey[HTTP_MAX_RESP_HEADERS], *hval[HTTP_MAX_RESP_HEADERS]; /* owned */
+} http_response;
+
+/* The query value of key (first occurrence), or NULL. */
+const char *http_query(const http_request *r, const char *key);
+
+/* The header value, name compared case-insensitively, or NULL. */
+const char *http_header(const http_request *r, const char *name);
+
+/* http_response_init sets status 500, no body, fd -1. */
+void http_response_init(http_response *resp);
+
+/* http_response_free releases body, json, headers and fd. */
+void http_response_free(http_response *resp);
+
+/* Adds a header (both strings copied); past HTTP_MAX_RESP_HEADERS it is dropped. */
+void http_response_header(http_response *resp, const char *name, const char *value);
+
+/* Sets a raw body (copied) with its content type (a static string). */
+void http_response_bytes(http_response *resp, int status, const char *content_type,
+                         const void *data, size_t len);
+
+/* dispatch fills resp for req; called once per request. */
+typedef void (*http_dispatch_fn)(void *ctx, http_request *req, http_response *resp);
+
+typedef enum {
+    HTTP_MODE_EPOLL = 0,     /* one internal thread, epoll */
+    HTTP_MODE_POOL,          /* epoll, a pool of `threads` threads */
+    HTTP_MODE_PER_CONNECTION /* one thread per connection (poll) */
+} http_mode;
+
+typedef struct http_options {
+    const char *address; /* IPv4 address to bind, e.g. "127.0.0.1" or "0.0.0.0" */
+    int port;            /* 0 = any free port (read it back with http_port) */
+    size_t body_limit;   /* bodies larger than this get 413 */
+    http_mode mode;
+    int threads; /* HTTP_MODE_POOL only */
+} http_options;
+
+typedef struct http_server http_server;
+
+/* http_start starts serving. Returns 0, or ERR_IO (bind failed, eb says why)
+ * or ERR_INVALID (bad address). */
+int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, void *ctx,
+               errbuf *eb);
+
+/* The port actually bound. */
+int http_port(const http_server *h);
+
+/* http_stop stops the daemon (waits for its threads) and frees h; NULL ok. */
+void http_stop(http_server *h);
+
+/* Parses a mode name ("epoll", "pool", "per-connection"); -1 if unknown. */
+int http_mode_parse(const char *s);
+
+#endif

@@ -1,0 +1,714 @@
+/* check_api.c - the REST API end to end: a real server on 127.0.0.1:0 and libcurl.
+ *
+ * The fixture runs what kiln-server's main runs (store on a file, broker on
+ * tcp loopback, HTTP on a free port); jobs run on tests/unit/fakepool.c (a
+ * scripted test double of a pool). api/openapi.yaml is checked against what
+ * is served, route by route, and api/examples/invalid/ against the 400s.
+ */
+#include "server/app.h"
+#include "server/broker.h"
+#include "server/embed.h"
+#include "server/http.h"
+#include "server/routes.h"
+#include "server/yamljson.h"
+#include "tests/unit/fakepool.h"
+#include "tests/unit/httpc.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+Suite *suite_api(void);
+
+#define BODY_LIMIT 8192
+
+static store *S;
+static broker *B;
+static http_server *H;
+static app A;
+static char DIR_[64];
+static char BASE[64];
+static fakepool *POOL;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void start_server(http_mode mode)
+{
+    errbuf eb;
+    snprintf(DIR_, sizeof DIR_, "/tmp/kiln-api-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(DIR_));
+    char db[128];
+    snprintf(db, sizeof db, "%s/kiln.db", DIR_);
+    ck_assert_int_eq(store_open(&S, db, &eb), 0);
+    broker_options bo = {
+        .endpoint = "tcp://127.0.0.1:*", .heartbeat_ms = 100, .liveness = 5, .data_dir = DIR_};
+    ck_assert_int_eq(broker_start(&B, S, &bo, &eb), 0);
+    memset(&A, 0, sizeof A);
+    A.st = S;
+    snprintf(A.data_dir, sizeof A.data_dir, "%s", DIR_);
+    A.body_limit = BODY_LIMIT;
+    A.wake = broker_wake;
+    A.workers = broker_workers;
+    A.broker_ready = broker_ready;
+    A.broker_ctx = B;
+    A.openapi_yaml = (const char *)embed_openapi_yaml;
+    A.openapi_len = embed_openapi_yaml_len;
+    ck_assert_int_eq(yamljson_parse(A.openapi_yaml, A.openapi_len, &A.openapi_json, &eb), 0);
+    A.dashboard_html = (const char *)embed_index_html;
+    A.dashboard_len = embed_index_html_len;
+    http_options ho = {
+        .address = "127.0.0.1", .port = 0, .body_limit = BODY_LIMIT, .mode = mode, .threads = 2};
+    ck_assert_msg(http_start(&H, &ho, routes_dispatch, &A, &eb) == 0, "%s", eb.msg);
+    ck_assert_int_gt(http_port(H), 0);
+    snprintf(BASE, sizeof BASE, "http://127.0.0.1:%d", http_port(H));
+    POOL = NULL;
+}
+
+static void setup(void)
+{
+    start_server(HTTP_MODE_POOL);
+}
+
+static void teardown(void)
+{
+    fakepool_stop(POOL);
+    http_stop(H);
+    broker_stop(B);
+    store_close(S);
+    json_decref(A.openapi_json);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", DIR_);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static void start_pool(int step_ms)
+{
+    fakepool_options fo = {.endpoint = broker_endpoint(B),
+                           .pool_id = "api-pool",
+                           .ranks = 2,
+                           .step_ms = step_ms,
+                           .ckpt_every = 10};
+    POOL = fakepool_start(&fo);
+    ck_assert_ptr_nonnull(POOL);
+}
+
+static void url(char *buf, size_t len, const char *path)
+{
+    snprintf(buf, len, "%s%s", BASE, path);
+}
+
+/* Checks the documented error shape and returns error.code. */
+static const char *error_code(const httpc_resp *r)
+{
+    json_t *e = json_object_get(r->json, "error");
+    ck_assert_msg(json_is_object(e), "no error object in: %s", r->body);
+    ck_assert(json_is_string(json_object_get(e, "code")));
+    ck_assert(json_is_string(json_object_get(e, "message")));
+    ck_assert(json_is_array(json_object_get(e, "details")));
+    ck_assert(json_string_length(json_object_get(e, "request_id")) > 0);
+    return json_string_value(json_object_get(e, "code"));
+}
+
+static const char *SMALL_JOB =
+    "{\"name\":\"small\",\"model\":{\"arch\":\"resnet_cifar\",\"depth\":20,\"widths\":[16,32,"
+    "64]},\"data\":{\"dataset\":\"fashion-mnist\"},\"optim\":{\"epochs\":1,\"max_steps\":30}}";
+
+/* Submits a spec; returns the new id (static buffer). */
+static const char *submit(const char *spec)
+{
+    static char id[STORE_ID_MAX];
+    char u[128];
+    url(u, sizeof u, "/api/v1/jobs");
+    httpc_resp r;
+    ck_assert_int_eq(httpc_post_json(u, spec, &r), 0);
+    ck_assert_msg(r.status == 201, "submit: %ld %s", r.status, r.body);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r.json, "id")));
+    httpc_free(&r);
+    return id;
+}
+
+static const char *state_via_http(const char *id, char *buf, size_t len)
+{
+    char u[160];
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s", BASE, id);
+    httpc_resp r;
+    ck_assert_int_eq(httpc_get(u, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    snprintf(buf, len, "%s", json_string_value(json_object_get(r.json, "state")));
+    httpc_free(&r);
+    return buf;
+}
+
+static void wait_http_state(const char *id, const char *want, int ms)
+{
+    char st[32] = "";
+    for (int t = 0; t < ms; t += 10) {
+        if (strcmp(state_via_http(id, st, sizeof st), want) == 0)
+            return;
+        sleep_ms(10);
+    }
+    ck_abort_msg("job %s is %s, expected %s", id, st, want);
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    ck_assert_uint_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+static const char *api_dir(void)
+{
+    const char *d = getenv("KILN_API_DIR");
+    return d != NULL ? d : "api";
+}
+
+/* ---- the document matches the server ------------------------------------------- */
+
+START_TEST(openapi_routes_answer_as_documented)
+{
+    const char *queued = submit(SMALL_JOB);
+    char id[STORE_ID_MAX];
+    snprintf(id, sizeof id, "%s", queued);
+    json_t *paths = json_object_get(A.openapi_json, "paths");
+    ck_assert(json_object_size(paths) > 10);
+    const char *path;
+    json_t *item;
+    int checked = 0;
+    json_object_foreach(paths, path, item)
+    {
+        const char *method;
+        json_t *op;
+        json_object_foreach(item, method, op)
+        {
+            if (strcmp(method, "parameters") == 0)
+                continue;
+            /* the route exists in the table */
+            char upper[16];
+            size_t k;
+            for (k = 0; method[k] && k < sizeof upper - 1; k++)
+                upper[k] = (char)(method[k] - 32);
+            upper[k] = '\0';
+            int found = 0;
+            for (int i = 0; i < routes_count(); i++)
+                found |= strcmp(routes_get(i)->method, upper) == 0 &&
+                         strcmp(routes_get(i)->pattern, path) == 0;
+            ck_assert_msg(found, "documented %s %s is not in the route table", upper, path);
+            /* and answers with a documented status */
+            char p[256] = "", *o = p;
+            for (const char *s = path; *s;) {
+                if (strncmp(s, "{id}", 4) == 0) {
+                    o += sprintf(o, "%s", id);
+                    s += 4;
+                } else if (strncmp(s, "{name}", 6) == 0) {
+                    o += sprintf(o, "model.safetensors");
+                    s += 6;
+                } else {
+                    *o++ = *s++;
+                }
+            }
+            *o = '\0';
+            char u[400];
+            url(u, sizeof u, p);
+            httpc_resp r;
+            if (strcmp(upper, "POST") == 0 && strcmp(path, "/api/v1/jobs") == 0)
+                httpc_post_json(u, SMALL_JOB, &r);
+            else
+                ck_assert_int_eq(httpc_do(upper, u, NULL, NULL, 0, &r), 0);
+            char code[8];
+            snprintf(code, sizeof code, "%ld", r.status);
+            json_t *responses = json_object_get(op, "responses");
+            ck_assert_msg(json_object_get(responses, code) != NULL,
+                          "%s %s answered %ld, not documented", upper, path, r.status);
+            if (r.status >= 400 && r.json != NULL && json_object_get(r.json, "error"))
+                error_code(&r);
+            httpc_free(&r);
+            checked++;
+        }
+    }
+    /* every route of the table is documented */
+    for (int i = 0; i < routes_count(); i++) {
+        const route *rt = routes_get(i);
+        char lower[16];
+        size_t k;
+        for (k = 0; rt->method[k] && k < sizeof lower - 1; k++)
+            lower[k] = (char)(rt->method[k] + 32);
+        lower[k] = '\0';
+        ck_assert_msg(json_object_get(json_object_get(paths, rt->pattern), lower) != NULL,
+                      "route %s %s is not in api/openapi.yaml", rt->method, rt->pattern);
+    }
+    ck_assert_int_eq(checked, routes_count());
+    /* the document itself is served, as YAML and as JSON */
+    char u[128];
+    httpc_resp r;
+    url(u, sizeof u, "/api/v1/openapi.yaml");
+    httpc_get(u, &r);
+    ck_assert_uint_eq(r.len, embed_openapi_yaml_len);
+    httpc_free(&r);
+    url(u, sizeof u, "/openapi.json");
+    httpc_get(u, &r);
+    ck_assert(json_equal(r.json, A.openapi_json));
+    httpc_free(&r);
+}
+END_TEST
+
+START_TEST(invalid_examples_name_the_fields)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/examples/invalid", api_dir());
+    DIR *d = opendir(dir);
+    ck_assert_msg(d != NULL, "cannot open %s (run from the repository root or set KILN_API_DIR)",
+                  dir);
+    struct dirent *de;
+    int n = 0;
+    char u[128];
+    url(u, sizeof u, "/api/v1/jobs");
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
+            continue;
+        char path[800], exp[800];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        snprintf(exp, sizeof exp, "%s/%.*s.expect", dir, (int)(len - 5), de->d_name);
+        char *body = read_text(path);
+        char *etext = read_text(exp);
+        json_t *expect = json_loads(etext, 0, NULL);
+        ck_assert_ptr_nonnull(expect);
+        httpc_resp r;
+        ck_assert_int_eq(httpc_post_json(u, body, &r), 0);
+        const char *ecode = json_string_value(json_object_get(expect, "code"));
+        long want = strcmp(ecode, "ERR_UNSUPPORTED") == 0 ? 501 : 400;
+        ck_assert_msg(r.status == want, "%s: %ld (want %ld): %s", de->d_name, r.status, want,
+                      r.body);
+        ck_assert_str_eq(error_code(&r), want == 400 ? "INVALID_ARGUMENT" : "UNIMPLEMENTED");
+        json_t *details = json_object_get(json_object_get(r.json, "error"), "details");
+        json_t *fields = json_object_get(expect, "fields");
+        ck_assert_msg(json_array_size(details) == json_array_size(fields), "%s: details %s",
+                      de->d_name, r.body);
+        size_t i;
+        json_t *f;
+        json_array_foreach(fields, i, f)
+        {
+            int found = 0;
+            size_t j;
+            json_t *dt;
+            json_array_foreach(details, j, dt) found |=
+                strcmp(json_string_value(json_object_get(dt, "field")), json_string_value(f)) == 0;
+            ck_assert_msg(found, "%s: field '%s' not named in %s", de->d_name, json_string_value(f),
+                          r.body);
+        }
+        httpc_free(&r);
+        json_decref(expect);
+        free(body);
+        free(etext);
+        n++;
+    }
+    closedir(d);
+    ck_assert_int_gt(n, 5);
+    /* nothing was stored */
+    int64_t count;
+    errbuf eb;
+    ck_assert_int_eq(store_job_count(S, &count, &eb), 0);
+    ck_assert_int_eq(count, 0);
+}
+END_TEST
+
+START_TEST(submit_defaults_dry_run_idempotency)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/examples/train-resnet20-fmnist.json", api_dir());
+    char *spec = read_text(path);
+    char u[400];
+    url(u, sizeof u, "/api/v1/jobs?dry_run=true");
+    httpc_resp r;
+    ck_assert_int_eq(httpc_post_json(u, spec, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(json_is_true(json_object_get(r.json, "valid")));
+    ck_assert_int_gt(json_integer_value(json_object_get(r.json, "params")), 1000);
+    httpc_free(&r);
+    int64_t count;
+    errbuf eb;
+    store_job_count(S, &count, &eb);
+    ck_assert_int_eq(count, 0);
+
+    url(u, sizeof u, "/api/v1/jobs");
+    ck_assert_int_eq(httpc_post_json(u, spec, &r), 0);
+    ck_assert_int_eq(r.status, 201);
+    char loc[160];
+    ck_assert_ptr_nonnull(httpc_header(&r, "Location", loc, sizeof loc));
+    const char *id = json_string_value(json_object_get(r.json, "id"));
+    char want[160];
+    snprintf(want, sizeof want, "/api/v1/jobs/%s", id);
+    ck_assert_str_eq(loc, want);
+    json_t *s = json_object_get(r.json, "spec");
+    /* defaults filled and shown */
+    ck_assert(json_is_number(json_object_get(json_object_get(s, "optim"), "lr")));
+    ck_assert(json_is_object(json_object_get(s, "resources")));
+    ck_assert_int_eq(json_integer_value(json_object_get(r.json, "priority")), 60);
+    ck_assert_int_eq(json_integer_value(json_object_get(r.json, "max_restarts")), 2);
+    ck_assert(json_real_value(json_object_get(r.json, "mflops")) > 1.0);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "state")), "QUEUED");
+    httpc_free(&r);
+    url(u, sizeof u, loc);
+    ck_assert_int_eq(httpc_get(u, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    httpc_free(&r);
+
+    /* the same Idempotency-Key and body: the same job; another body: 409 */
+    static const char *const h[] = {"Content-Type: application/json", "Idempotency-Key: k-1", NULL};
+    url(u, sizeof u, "/api/v1/jobs");
+    ck_assert_int_eq(httpc_do("POST", u, h, spec, strlen(spec), &r), 0);
+    ck_assert_int_eq(r.status, 201);
+    char first[STORE_ID_MAX];
+    snprintf(first, sizeof first, "%s", json_string_value(json_object_get(r.json, "id")));
+    httpc_free(&r);
+    ck_assert_int_eq(httpc_do("POST", u, h, spec, strlen(spec), &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "id")), first);
+    httpc_free(&r);
+    ck_assert_int_eq(httpc_do("POST", u, h, SMALL_JOB, strlen(SMALL_JOB), &r), 0);
+    ck_assert_int_eq(r.status, 409);
+    ck_assert_str_eq(error_code(&r), "CONFLICT");
+    httpc_free(&r);
+    free(spec);
+}
+END_TEST
+
+START_TEST(error_shapes)
+{
+    char u[200];
+    httpc_resp r;
+    url(u, sizeof u, "/api/v1/nope");
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 404);
+    ck_assert_str_eq(error_code(&r), "NOT_FOUND");
+    httpc_free(&r);
+    url(u, sizeof u, "/api/v1/jobs");
+    httpc_do("PUT", u, NULL, "{}", 2, &r);
+    ck_assert_int_eq(r.status, 405);
+    ck_assert_str_eq(error_code(&r), "METHOD_NOT_ALLOWED");
+    char allow[64];
+    ck_assert_ptr_nonnull(httpc_header(&r, "Allow", allow, sizeof allow));
+    ck_assert_str_eq(allow, "POST, GET");
+    httpc_free(&r);
+    /* over the body limit: 413, with and without a Content-Length */
+    char *big = malloc(BODY_LIMIT * 2);
+    memset(big, ' ', BODY_LIMIT * 2);
+    big[0] = '{';
+    big[BODY_LIMIT * 2 - 1] = '}';
+    httpc_do("POST", u, (const char *const[]){"Content-Type: application/json", NULL}, big,
+             BODY_LIMIT * 2, &r);
+    ck_assert_int_eq(r.status, 413);
+    ck_assert_str_eq(error_code(&r), "PAYLOAD_TOO_LARGE");
+    httpc_free(&r);
+    httpc_do(
+        "POST", u,
+        (const char *const[]){"Content-Type: application/json", "Transfer-Encoding: chunked", NULL},
+        big, BODY_LIMIT * 2, &r);
+    ck_assert_int_eq(r.status, 413);
+    httpc_free(&r);
+    free(big);
+    httpc_do("POST", u, (const char *const[]){"Content-Type: text/plain", NULL}, "{}", 2, &r);
+    ck_assert_int_eq(r.status, 415);
+    httpc_free(&r);
+    httpc_post_json(u, "{\"name\": ", &r);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_str_eq(
+        json_string_value(json_object_get(
+            json_array_get(json_object_get(json_object_get(r.json, "error"), "details"), 0),
+            "field")),
+        "body");
+    httpc_free(&r);
+    url(u, sizeof u, "/api/v1/jobs?page_size=0");
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"field\":\"page_size\""));
+    httpc_free(&r);
+    url(u, sizeof u, "/api/v1/jobs?state=DONE");
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 400);
+    httpc_free(&r);
+    url(u, sizeof u, "/api/v1/jobs/jdoesnotexist");
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 404);
+    char rid[64];
+    ck_assert_ptr_nonnull(httpc_header(&r, "X-Request-Id", rid, sizeof rid));
+    ck_assert_str_eq(
+        rid, json_string_value(json_object_get(json_object_get(r.json, "error"), "request_id")));
+    httpc_free(&r);
+    url(u, sizeof u, "/api/v1/jobs/jdoesnotexist/metrics?max_points=2");
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 400);
+    httpc_free(&r);
+}
+END_TEST
+
+START_TEST(list_pages)
+{
+    char ids[5][STORE_ID_MAX];
+    for (int i = 0; i < 5; i++)
+        snprintf(ids[i], sizeof ids[i], "%s", submit(SMALL_JOB));
+    char u[256], tok[64] = "";
+    int seen = 0, pages = 0;
+    do {
+        if (tok[0])
+            snprintf(u, sizeof u, "%s/api/v1/jobs?page_size=2&page_token=%s", BASE, tok);
+        else
+            snprintf(u, sizeof u, "%s/api/v1/jobs?page_size=2", BASE);
+        httpc_resp r;
+        ck_assert_int_eq(httpc_get(u, &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        json_t *jobs = json_object_get(r.json, "jobs");
+        for (size_t i = 0; i < json_array_size(jobs); i++, seen++)
+            ck_assert_str_eq(json_string_value(json_object_get(json_array_get(jobs, i), "id")),
+                             ids[4 - seen]);
+        json_t *nt = json_object_get(r.json, "next_page_token");
+        snprintf(tok, sizeof tok, "%s", json_is_string(nt) ? json_string_value(nt) : "");
+        httpc_free(&r);
+        pages++;
+    } while (tok[0] && pages < 10);
+    ck_assert_int_eq(seen, 5);
+    ck_assert_int_eq(pages, 3);
+    httpc_resp r;
+    snprintf(u, sizeof u, "%s/api/v1/jobs?page_token=garbage", BASE);
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 400);
+    httpc_free(&r);
+    snprintf(u, sizeof u, "%s/api/v1/jobs?state=QUEUED&type=train&q=small", BASE);
+    httpc_get(u, &r);
+    ck_assert_int_eq(json_array_size(json_object_get(r.json, "jobs")), 5);
+    httpc_free(&r);
+}
+END_TEST
+
+START_TEST(run_metrics_artifact_range_delete)
+{
+    start_pool(1);
+    char id[STORE_ID_MAX];
+    snprintf(id, sizeof id, "%s", submit(SMALL_JOB));
+    wait_http_state(id, "SUCCEEDED", 5000);
+    char u[256];
+    httpc_resp r;
+    /* metrics through after_seq, 7 at a time: seq 1..60 each once */
+    long after = 0, n = 0;
+    for (int guard = 0; guard < 100; guard++) {
+        snprintf(u, sizeof u, "%s/api/v1/jobs/%s/metrics?after_seq=%ld&limit=7", BASE, id, after);
+        ck_assert_int_eq(httpc_get(u, &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        json_t *pts = json_object_get(r.json, "points");
+        for (size_t i = 0; i < json_array_size(pts); i++)
+            ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(pts, i), "seq")),
+                             ++n);
+        long next = (long)json_integer_value(json_object_get(r.json, "next_seq"));
+        size_t got = json_array_size(pts);
+        httpc_free(&r);
+        if (got == 0)
+            break;
+        after = next;
+    }
+    ck_assert_int_eq(n, 60);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/metrics?names=train_loss&max_points=8", BASE, id);
+    httpc_get(u, &r);
+    ck_assert_uint_le(json_array_size(json_object_get(r.json, "points")), 8);
+    ck_assert(json_is_true(json_object_get(r.json, "downsampled")));
+    httpc_free(&r);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/logs?tail=5", BASE, id);
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_ge(json_array_size(json_object_get(r.json, "lines")), 1);
+    httpc_free(&r);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/events", BASE, id);
+    httpc_get(u, &r);
+    json_t *ev = json_object_get(r.json, "events");
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(ev, json_array_size(ev) - 1), "to")),
+        "SUCCEEDED");
+    httpc_free(&r);
+
+    /* the artifact: whole, and byte ranges */
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/artifacts", BASE, id);
+    httpc_get(u, &r);
+    json_t *a0 = json_array_get(json_object_get(r.json, "artifacts"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(a0, "name")), "model.safetensors");
+    long size = (long)json_integer_value(json_object_get(a0, "size"));
+    httpc_free(&r);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/artifacts/model.safetensors", BASE, id);
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq((long)r.len, size);
+    char *whole = malloc(r.len);
+    memcpy(whole, r.body, r.len);
+    httpc_free(&r);
+    httpc_do("GET", u, (const char *const[]){"Range: bytes=10-19", NULL}, NULL, 0, &r);
+    ck_assert_int_eq(r.status, 206);
+    ck_assert_int_eq(r.len, 10);
+    ck_assert_mem_eq(r.body, whole + 10, 10);
+    char cr[64], want[64];
+    snprintf(want, sizeof want, "bytes 10-19/%ld", size);
+    ck_assert_str_eq(httpc_header(&r, "Content-Range", cr, sizeof cr), want);
+    httpc_free(&r);
+    httpc_do("GET", u, (const char *const[]){"Range: bytes=-5", NULL}, NULL, 0, &r);
+    ck_assert_int_eq(r.status, 206);
+    ck_assert_mem_eq(r.body, whole + size - 5, 5);
+    httpc_free(&r);
+    httpc_do("GET", u, (const char *const[]){"Range: bytes=99999999-", NULL}, NULL, 0, &r);
+    ck_assert_int_eq(r.status, 416);
+    httpc_free(&r);
+    free(whole);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/artifacts/nothing.bin", BASE, id);
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 404);
+    httpc_free(&r);
+
+    snprintf(u, sizeof u, "%s/api/v1/workers", BASE);
+    httpc_get(u, &r);
+    json_t *w0 = json_array_get(json_object_get(r.json, "workers"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(w0, "id")), "api-pool");
+    httpc_free(&r);
+
+    /* delete: the job and its files go */
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s", BASE, id);
+    httpc_do("DELETE", u, NULL, NULL, 0, &r);
+    ck_assert_int_eq(r.status, 204);
+    httpc_free(&r);
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 404);
+    httpc_free(&r);
+    char jd[256];
+    snprintf(jd, sizeof jd, "%s/jobs/%s", DIR_, id);
+    ck_assert_int_ne(access(jd, F_OK), 0);
+}
+END_TEST
+
+START_TEST(cancel_queued_and_running)
+{
+    char u[256];
+    httpc_resp r;
+    /* queued (no pool yet): CANCELLED at once; again: 409 */
+    char q[STORE_ID_MAX];
+    snprintf(q, sizeof q, "%s", submit(SMALL_JOB));
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/cancel", BASE, q);
+    httpc_do("POST", u, NULL, NULL, 0, &r);
+    ck_assert_int_eq(r.status, 202);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "state")), "CANCELLED");
+    httpc_free(&r);
+    httpc_do("POST", u, NULL, NULL, 0, &r);
+    ck_assert_int_eq(r.status, 409);
+    httpc_free(&r);
+    /* running: CANCELLING, then CANCELLED once the pool stopped */
+    const char *longjob =
+        "{\"name\":\"long\",\"model\":{\"arch\":\"resnet_cifar\",\"depth\":20,\"widths\":[16,32,"
+        "64]},\"data\":{\"dataset\":\"fashion-mnist\"},\"optim\":{\"epochs\":1,\"max_steps\":"
+        "100000}}";
+    char id[STORE_ID_MAX];
+    snprintf(id, sizeof id, "%s", submit(longjob));
+    start_pool(5);
+    wait_http_state(id, "RUNNING", 3000);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s", BASE, id);
+    httpc_do("DELETE", u, NULL, NULL, 0, &r);
+    ck_assert_int_eq(r.status, 409);
+    httpc_free(&r);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/cancel", BASE, id);
+    httpc_do("POST", u, NULL, NULL, 0, &r);
+    ck_assert_int_eq(r.status, 202);
+    const char *st = json_string_value(json_object_get(r.json, "state"));
+    ck_assert(strcmp(st, "CANCELLING") == 0 || strcmp(st, "CANCELLED") == 0);
+    httpc_free(&r);
+    wait_http_state(id, "CANCELLED", 2000);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s", BASE, id);
+    httpc_get(u, &r);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "reason")), "USER_CANCELLED");
+    httpc_free(&r);
+}
+END_TEST
+
+START_TEST(health_and_dashboard)
+{
+    char u[128];
+    httpc_resp r;
+    url(u, sizeof u, "/healthz");
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 200);
+    httpc_free(&r);
+    url(u, sizeof u, "/readyz");
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "ready");
+    httpc_free(&r);
+    submit(SMALL_JOB);
+    url(u, sizeof u, "/metrics");
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "kiln_jobs{state=\"QUEUED\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "kiln_broker_up 1\n"));
+    httpc_free(&r);
+    url(u, sizeof u, "/");
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "/api/v1/jobs"));
+    httpc_free(&r);
+    /* HEAD is served like GET, without a body */
+    httpc_do("HEAD", u, NULL, NULL, 0, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.len, 0);
+    httpc_free(&r);
+}
+END_TEST
+
+START_TEST(every_threading_mode_serves)
+{
+    /* the fixture runs the pool mode; the other two here */
+    static const http_mode modes[2] = {HTTP_MODE_EPOLL, HTTP_MODE_PER_CONNECTION};
+    for (int i = 0; i < 2; i++) {
+        http_server *h;
+        errbuf eb;
+        http_options ho = {.address = "127.0.0.1", .port = 0, .body_limit = 1024, .mode = modes[i]};
+        ck_assert_int_eq(http_start(&h, &ho, routes_dispatch, &A, &eb), 0);
+        char u[128];
+        snprintf(u, sizeof u, "http://127.0.0.1:%d/healthz", http_port(h));
+        httpc_resp r;
+        ck_assert_int_eq(httpc_get(u, &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        httpc_free(&r);
+        http_stop(h);
+    }
+    errbuf eb;
+    http_server *h;
+    http_options bad = {.address = "not-an-ip", .port = 0, .body_limit = 1024};
+    ck_assert_int_eq(http_start(&h, &bad, routes_dispatch, &A, &eb), ERR_INVALID);
+}
+END_TEST
+
+Suite *suite_api(void)
+{
+    Suite *s = suite_create("api");
+    TCase *tc = tcase_create("http");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, openapi_routes_answer_as_documented);
+    tcase_add_test(tc, invalid_examples_name_the_fields);
+    tcase_add_test(tc, submit_defaults_dry_run_idempotency);
+    tcase_add_test(tc, error_shapes);
+    tcase_add_test(tc, list_pages);
+    tcase_add_test(tc, run_metrics_artifact_range_delete);
+    tcase_add_test(tc, cancel_queued_and_running);
+    tcase_add_test(tc, health_and_dashboard);
+    tcase_add_test(tc, every_threading_mode_serves);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,475 @@
+/* check_coord.c - the scheduler (pure) and the coordinator driven without sockets. */
+#include "server/coord.h"
+#include "server/scheduler.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+Suite *suite_coord(void);
+
+/* ---- scheduler ---------------------------------------------------------------- */
+
+static store_queued qj(const char *id, int prio, int ranks, int order)
+{
+    store_queued j;
+    memset(&j, 0, sizeof j);
+    snprintf(j.id, sizeof j.id, "%s", id);
+    j.priority = prio;
+    j.ranks = ranks;
+    j.order = order;
+    return j;
+}
+
+START_TEST(sched_best_fit_and_skip)
+{
+    /* queue order is already priority/FIFO */
+    store_queued q[4] = {qj("big", 90, 8, 1), qj("a", 90, 2, 2), qj("b", 50, 1, 3),
+                         qj("c", 10, 1, 4)};
+    sched_pool p[2] = {{"p4", 4}, {"p2", 2}};
+    sched_pick out[2];
+    int n = sched_plan(q, 4, p, 2, out);
+    /* big fits nowhere and is passed over; a takes the smallest pool that fits (p2); b the other */
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(out[0].job, 1);
+    ck_assert_int_eq(out[0].pool, 1);
+    ck_assert_int_eq(out[1].job, 2);
+    ck_assert_int_eq(out[1].pool, 0);
+    ck_assert_int_eq(sched_plan(q, 4, p, 0, out), 0);
+    ck_assert_int_eq(sched_plan(q, 0, p, 2, out), 0);
+    /* one pool: the first job that fits, in queue order */
+    sched_pool one = {"p1", 1};
+    n = sched_plan(q, 4, &one, 1, out);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(out[0].job, 2);
+}
+END_TEST
+
+/* ---- coordinator with a recording send function ---------------------------------- */
+
+typedef struct sent {
+    char pool[64];
+    msg m;
+} sent;
+
+static sent outq[256];
+static int n_out;
+static store *S;
+static coord *C;
+static char dir[64];
+
+static void record(void *ctx, const char *pool_id, const msg *m)
+{
+    (void)ctx;
+    ck_assert_int_lt(n_out, 256);
+    sent *s = &outq[n_out++];
+    snprintf(s->pool, sizeof s->pool, "%s", pool_id);
+    /* keep a decoded copy, as the pool would see it */
+    size_t len;
+    char *text = msg_encode(m, &len);
+    errbuf eb;
+    ck_assert_int_eq(msg_decode(&s->m, text, len, &eb), 0);
+    free(text);
+    for (int i = 0; i < m->n_blobs; i++)
+        msg_add_blob(&s->m, m->blobs[i].data, m->blobs[i].len);
+}
+
+static void clear_out(void)
+{
+    for (int i = 0; i < n_out; i++)
+        msg_deinit(&outq[i].m);
+    n_out = 0;
+}
+
+/* The last message of type t sent to pool, or NULL. */
+static msg *last_sent(const char *pool, msg_type t)
+{
+    for (int i = n_out - 1; i >= 0; i--)
+        if (outq[i].m.type == t && strcmp(outq[i].pool, pool) == 0)
+            return &outq[i].m;
+    return NULL;
+}
+
+static void setup(void)
+{
+    errbuf eb;
+    ck_assert_int_eq(store_open(&S, ":memory:", &eb), 0);
+    snprintf(dir, sizeof dir, "/tmp/kiln-coord-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    coord_options o = {.heartbeat_ms = 100, .liveness = 3, .data_dir = dir};
+    C = coord_new(S, &o, record, NULL, 0);
+    n_out = 0;
+}
+
+static void teardown(void)
+{
+    coord_free(C);
+    store_close(S);
+    clear_out();
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static void submit(char id[STORE_ID_MAX], int prio, int ranks, int max_restarts)
+{
+    store_job_new j = {.name = "t",
+                       .type = "train",
+                       .priority = prio,
+                       .ranks = ranks,
+                       .max_restarts = max_restarts,
+                       .keep_last = 2,
+                       .spec_json = "{\"x\":1}"};
+    errbuf eb;
+    ck_assert_int_eq(store_job_create(S, &j, id, &eb), 0);
+}
+
+static void hello(const char *pool, int ranks, const char *cur_job, int cur_attempt, int64_t t)
+{
+    msg m;
+    msg_init(&m, MSG_HELLO);
+    msg_set(&m, "pool_id", json_string(pool));
+    msg_set(&m, "ranks", json_integer(ranks));
+    msg_set(&m, "cores", json_integer(2));
+    msg_set(&m, "version", json_string("t"));
+    msg_set(&m, "hosts", json_array());
+    msg_set(&m, "current",
+            cur_job ? json_pack("{s:s,s:i}", "job_id", cur_job, "attempt", cur_attempt)
+                    : json_null());
+    coord_receive(C, pool, &m, t);
+    msg_deinit(&m);
+}
+
+static void simple(const char *pool, msg_type t, int64_t now)
+{
+    msg m;
+    msg_init(&m, t);
+    coord_receive(C, pool, &m, now);
+    msg_deinit(&m);
+}
+
+static void job_msg(const char *pool, msg_type t, const char *job, int attempt, uint64_t seq,
+                    int64_t now)
+{
+    msg m;
+    msg_init(&m, t);
+    msg_set_job(&m, job, attempt, seq);
+    if (t == MSG_METRIC)
+        msg_set(&m, "points", json_pack("[{s:I,s:f}]", "step", (json_int_t)seq, "loss", 1.0));
+    if (t == MSG_FINISHED)
+        msg_set(&m, "status", json_string("succeeded"));
+    coord_receive(C, pool, &m, now);
+    msg_deinit(&m);
+}
+
+static job_state state_of(const char *id)
+{
+    job_state st;
+    errbuf eb;
+    ck_assert_int_eq(store_job_state(S, id, &st, NULL, NULL, &eb), 0);
+    return st;
+}
+
+START_TEST(hello_ready_assign_ack)
+{
+    char id[STORE_ID_MAX];
+    submit(id, 50, 2, 1);
+    hello("p1", 2, NULL, 0, 10);
+    ck_assert_ptr_nonnull(last_sent("p1", MSG_WELCOME));
+    ck_assert_int_eq(msg_int(last_sent("p1", MSG_WELCOME), "heartbeat_ms", 0), 100);
+    coord_tick(C, 20);
+    ck_assert_ptr_null(last_sent("p1", MSG_ASSIGN)); /* not ready yet */
+    simple("p1", MSG_READY, 30);
+    coord_tick(C, 40);
+    msg *a = last_sent("p1", MSG_ASSIGN);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_str_eq(a->job_id, id);
+    ck_assert_int_eq(a->attempt, 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(msg_get(a, "spec"), "x")), 1);
+    ck_assert_int_eq(state_of(id), JS_STARTING);
+
+    job_msg("p1", MSG_STARTED, id, 1, 1, 50);
+    job_msg("p1", MSG_METRIC, id, 1, 2, 50);
+    job_msg("p1", MSG_METRIC, id, 1, 2, 50); /* duplicate in the same batch */
+    job_msg("p1", MSG_METRIC, id, 1, 3, 50);
+    ck_assert_int_eq(coord_flush(C, 55), 3);
+    ck_assert_int_eq(state_of(id), JS_RUNNING);
+    /* one cumulative ack for the batch */
+    int acks = 0;
+    for (int i = 0; i < n_out; i++)
+        acks += outq[i].m.type == MSG_ACK;
+    ck_assert_int_eq(acks, 1);
+    ck_assert_uint_eq(last_sent("p1", MSG_ACK)->seq, 3);
+    /* a resend of seq 2 after a reconnect is acked again, not applied again */
+    job_msg("p1", MSG_METRIC, id, 1, 2, 60);
+    ck_assert_int_eq(coord_flush(C, 60), 0);
+    ck_assert_uint_eq(last_sent("p1", MSG_ACK)->seq, 3);
+    json_t *j;
+    errbuf eb;
+    ck_assert_int_eq(store_job_get(S, id, &j, &eb), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "metric_count")), 2);
+    json_decref(j);
+    json_t *w = coord_workers(C, 60);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(w, 0), "state")), "busy");
+    json_decref(w);
+}
+END_TEST
+
+START_TEST(artifacts_written_before_reference)
+{
+    char id[STORE_ID_MAX];
+    submit(id, 50, 1, 0);
+    hello("p1", 1, NULL, 0, 0);
+    simple("p1", MSG_READY, 0);
+    coord_tick(C, 1);
+    job_msg("p1", MSG_STARTED, id, 1, 1, 2);
+    msg m;
+    msg_init(&m, MSG_FINISHED);
+    msg_set_job(&m, id, 1, 2);
+    msg_set(&m, "status", json_string("succeeded"));
+    msg_set(&m, "artifacts", json_pack("[{s:s,s:i}]", "name", "model.safetensors", "size", 5));
+    msg_add_blob(&m, "12345", 5);
+    coord_receive(C, "p1", &m, 3);
+    msg_deinit(&m);
+    coord_flush(C, 3);
+    ck_assert_int_eq(state_of(id), JS_SUCCEEDED);
+    char rel[256], path[512];
+    int64_t size;
+    errbuf eb;
+    ck_assert_int_eq(store_artifact(S, id, "model.safetensors", rel, sizeof rel, &size, &eb), 0);
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    char buf[8] = "";
+    ck_assert_uint_eq(fread(buf, 1, 8, f), 5);
+    fclose(f);
+    ck_assert_mem_eq(buf, "12345", 5);
+    /* the pool is free again once it says ready */
+    json_t *w = coord_workers(C, 4);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(w, 0), "state")), "idle");
+    json_decref(w);
+}
+END_TEST
+
+START_TEST(lost_pool_restarts_then_fails)
+{
+    char id[STORE_ID_MAX];
+    submit(id, 50, 1, 1);
+    hello("p1", 1, NULL, 0, 0);
+    simple("p1", MSG_READY, 0);
+    coord_tick(C, 1);
+    job_msg("p1", MSG_STARTED, id, 1, 1, 2);
+    coord_flush(C, 2);
+    /* silent past 3 x 100 ms */
+    coord_tick(C, 250);
+    ck_assert_int_eq(state_of(id), JS_RUNNING);
+    coord_tick(C, 400);
+    ck_assert_int_eq(state_of(id), JS_RESTARTING);
+    json_t *j;
+    errbuf eb;
+    ck_assert_int_eq(store_job_get(S, id, &j, &eb), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "reason")), "WORKER_LOST");
+    json_decref(j);
+    json_t *w = coord_workers(C, 400);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(w, 0), "state")), "lost");
+    json_decref(w);
+    /* a second pool takes it: attempt 2; it dies too: no restarts left */
+    hello("p2", 1, NULL, 0, 410);
+    simple("p2", MSG_READY, 410);
+    coord_tick(C, 420);
+    ck_assert_int_eq(last_sent("p2", MSG_ASSIGN)->attempt, 2);
+    /* a late message of attempt 1 from p1 (reconnected) is stale: acked, and p1 told to cancel */
+    hello("p1", 1, id, 1, 430);
+    ck_assert_ptr_nonnull(last_sent("p1", MSG_CANCEL));
+    job_msg("p1", MSG_METRIC, id, 1, 2, 431);
+    coord_flush(C, 431);
+    ck_assert_uint_eq(last_sent("p1", MSG_ACK)->seq, 2);
+    coord_tick(C, 900);
+    ck_assert_int_eq(state_of(id), JS_FAILED);
+    ck_assert_int_eq(store_job_get(S, id, &j, &eb), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "reason")), "BACKOFF_LIMIT_EXCEEDED");
+    json_decref(j);
+}
+END_TEST
+
+START_TEST(reconnect_keeps_running_job)
+{
+    char id[STORE_ID_MAX];
+    submit(id, 50, 1, 0);
+    hello("p1", 1, NULL, 0, 0);
+    simple("p1", MSG_READY, 0);
+    coord_tick(C, 1);
+    job_msg("p1", MSG_STARTED, id, 1, 1, 2);
+    coord_flush(C, 2);
+    /* the connection drops and comes back within the window: the job goes on */
+    hello("p1", 1, id, 1, 50);
+    coord_tick(C, 60);
+    ck_assert_int_eq(state_of(id), JS_RUNNING);
+    ck_assert_ptr_null(last_sent("p1", MSG_CANCEL));
+    /* a pool that comes back WITHOUT the job: the attempt is lost */
+    hello("p1", 1, NULL, 0, 70);
+    ck_assert_int_eq(state_of(id), JS_FAILED);
+}
+END_TEST
+
+START_TEST(assign_sent_again_when_lost)
+{
+    char id[STORE_ID_MAX];
+    submit(id, 50, 1, 0);
+    hello("p1", 1, NULL, 0, 0);
+    simple("p1", MSG_READY, 0);
+    coord_tick(C, 1);
+    ck_assert_ptr_nonnull(last_sent("p1", MSG_ASSIGN));
+    clear_out();
+    /* the pool never got it: it reconnects idle and says ready */
+    hello("p1", 1, NULL, 0, 20);
+    simple("p1", MSG_READY, 20);
+    msg *a = last_sent("p1", MSG_ASSIGN);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(a->attempt, 1);
+    ck_assert_int_eq(state_of(id), JS_STARTING);
+}
+END_TEST
+
+START_TEST(cancel_is_sent_until_done)
+{
+    char id[STORE_ID_MAX];
+    submit(id, 50, 1, 0);
+    hello("p1", 1, NULL, 0, 0);
+    simple("p1", MSG_READY, 0);
+    coord_tick(C, 1);
+    job_msg("p1", MSG_STARTED, id, 1, 1, 2);
+    errbuf eb;
+    ck_assert_int_eq(
+        store_transition(S, id, JS_ON_POOL, JS_CANCELLING, "USER_CANCELLED", "t", NULL, &eb), 0);
+    coord_wake(C);
+    coord_tick(C, 5);
+    msg *c = last_sent("p1", MSG_CANCEL);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_str_eq(c->job_id, id);
+    clear_out();
+    simple("p1", MSG_HEARTBEAT, 100);
+    coord_tick(C, 110);
+    ck_assert_ptr_nonnull(last_sent("p1", MSG_CANCEL));
+    msg m;
+    msg_init(&m, MSG_FINISHED);
+    msg_set_job(&m, id, 1, 2);
+    msg_set(&m, "status", json_string("cancelled"));
+    coord_receive(C, "p1", &m, 120);
+    msg_deinit(&m);
+    coord_flush(C, 120);
+    ck_assert_int_eq(state_of(id), JS_CANCELLED);
+}
+END_TEST
+
+START_TEST(priority_order_two_pools)
+{
+    char lo[STORE_ID_MAX], hi[STORE_ID_MAX], mid[STORE_ID_MAX], hi2[STORE_ID_MAX];
+    submit(lo, 10, 1, 0);
+    submit(hi, 90, 1, 0);
+    submit(mid, 50, 1, 0);
+    submit(hi2, 90, 1, 0);
+    hello("p1", 1, NULL, 0, 0);
+    hello("p2", 1, NULL, 0, 0);
+    simple("p1", MSG_READY, 0);
+    simple("p2", MSG_READY, 0);
+    coord_tick(C, 1);
+    ck_assert_str_eq(last_sent("p1", MSG_ASSIGN)->job_id, hi);
+    ck_assert_str_eq(last_sent("p2", MSG_ASSIGN)->job_id, hi2);
+    ck_assert_int_eq(state_of(mid), JS_QUEUED);
+    /* p2 finishes first and gets the next by priority */
+    job_msg("p2", MSG_STARTED, hi2, 1, 1, 2);
+    job_msg("p2", MSG_FINISHED, hi2, 1, 2, 2);
+    simple("p2", MSG_READY, 3);
+    coord_tick(C, 4);
+    ck_assert_str_eq(last_sent("p2", MSG_ASSIGN)->job_id, mid);
+    ck_assert_int_eq(state_of(lo), JS_QUEUED);
+}
+END_TEST
+
+START_TEST(server_restart_reconciles)
+{
+    char id[STORE_ID_MAX];
+    submit(id, 50, 1, 1);
+    hello("p1", 1, NULL, 0, 0);
+    simple("p1", MSG_READY, 0);
+    coord_tick(C, 1);
+    job_msg("p1", MSG_STARTED, id, 1, 1, 2);
+    coord_flush(C, 2);
+    /* a new coordinator on the same store (the server restarted) */
+    coord_free(C);
+    coord_options o = {.heartbeat_ms = 100, .liveness = 3, .data_dir = dir};
+    C = coord_new(S, &o, record, NULL, 1000);
+    coord_tick(C, 1100); /* within the window: waits for the pool */
+    ck_assert_int_eq(state_of(id), JS_RUNNING);
+    hello("p1", 1, id, 1, 1150);
+    job_msg("p1", MSG_METRIC, id, 1, 2, 1160);
+    coord_flush(C, 1160);
+    coord_tick(C, 1400);
+    ck_assert_int_eq(state_of(id), JS_RUNNING);
+    /* a job whose pool never comes back ends WORKER_LOST after the window */
+    char other[STORE_ID_MAX];
+    submit(other, 50, 1, 0);
+    hello("p9", 1, NULL, 0, 1400);
+    simple("p9", MSG_READY, 1400);
+    coord_tick(C, 1401);
+    coord_free(C);
+    C = coord_new(S, &o, record, NULL, 2000);
+    hello("p1", 1, id, 1, 2000);
+    coord_tick(C, 2100);
+    ck_assert_int_eq(state_of(other), JS_STARTING);
+    simple("p1", MSG_HEARTBEAT, 2350);
+    coord_tick(C, 2400);
+    ck_assert_int_eq(state_of(other), JS_FAILED);
+    ck_assert_int_eq(state_of(id), JS_RUNNING);
+}
+END_TEST
+
+START_TEST(queued_jobs_say_why_they_wait)
+{
+    char big[STORE_ID_MAX], small[STORE_ID_MAX];
+    submit(big, 50, 4, 0);
+    submit(small, 10, 1, 0);
+    coord_tick(C, 1);
+    json_t *j;
+    errbuf eb;
+    ck_assert_int_eq(store_job_get(S, big, &j, &eb), 0);
+    ck_assert_ptr_nonnull(
+        strstr(json_string_value(json_object_get(j, "message")), "none is connected"));
+    json_decref(j);
+    hello("p1", 2, NULL, 0, 2);
+    simple("p1", MSG_READY, 2);
+    coord_tick(C, 3);
+    ck_assert_int_eq(state_of(small), JS_STARTING);
+    ck_assert_int_eq(store_job_get(S, big, &j, &eb), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "message")),
+                     "waiting for a pool with at least 4 ranks: the largest connected pool has 2");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "QUEUED");
+    /* a note is not a transition: no event */
+    ck_assert_int_eq(json_array_size(json_object_get(j, "events")), 1);
+    json_decref(j);
+}
+END_TEST
+
+Suite *suite_coord(void)
+{
+    Suite *s = suite_create("coord");
+    TCase *tc = tcase_create("scheduler");
+    tcase_add_test(tc, sched_best_fit_and_skip);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("coord");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, hello_ready_assign_ack);
+    tcase_add_test(tc, artifacts_written_before_reference);
+    tcase_add_test(tc, lost_pool_restarts_then_fails);
+    tcase_add_test(tc, reconnect_keeps_running_job);
+    tcase_add_test(tc, assign_sent_again_when_lost);
+    tcase_add_test(tc, cancel_is_sent_until_done);
+    tcase_add_test(tc, priority_order_two_pools);
+    tcase_add_test(tc, server_restart_reconciles);
+    tcase_add_test(tc, queued_jobs_say_why_they_wait);
+    suite_add_tcase(s, tc);
+    return s;
+}

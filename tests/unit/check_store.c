@@ -1,0 +1,584 @@
+/* check_store.c - the SQLite job store (server/store.c) on :memory:. */
+#include "server/store.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+Suite *suite_store(void);
+
+static store *S;
+
+static void setup(void)
+{
+    errbuf eb;
+    ck_assert_int_eq(store_open(&S, ":memory:", &eb), 0);
+}
+
+static void teardown(void)
+{
+    store_close(S);
+    S = NULL;
+}
+
+static void create(char id[STORE_ID_MAX], const char *name, int priority, int ranks)
+{
+    errbuf eb;
+    store_job_new j = {.name = name,
+                       .type = "train",
+                       .priority = priority,
+                       .ranks = ranks,
+                       .max_restarts = 1,
+                       .keep_last = 2,
+                       .spec_json = "{\"name\":\"x\"}",
+                       .params = 1000,
+                       .mflops = 1.5};
+    ck_assert_int_eq(store_job_create(S, &j, id, &eb), 0);
+}
+
+static job_state state_of(const char *id)
+{
+    job_state st;
+    errbuf eb;
+    ck_assert_int_eq(store_job_state(S, id, &st, NULL, NULL, &eb), 0);
+    return st;
+}
+
+/* Applies one job message from pool p; returns the outcome. */
+static store_apply_outcome apply(msg *m, const char *pool, uint64_t *ack, const char *path)
+{
+    store_apply_in in = {.m = m, .pool_id = pool};
+    for (int i = 0; i < m->n_blobs; i++)
+        in.blob_paths[i] = path;
+    store_apply_out out;
+    errbuf eb;
+    ck_assert_int_eq(store_apply_batch(S, &in, &out, 1, &eb), 0);
+    if (ack != NULL)
+        *ack = out.ack_seq;
+    json_decref(out.unlink);
+    return out.outcome;
+}
+
+static void metric_msg(msg *m, const char *id, int attempt, uint64_t seq, int step, double loss)
+{
+    msg_init(m, MSG_METRIC);
+    msg_set_job(m, id, attempt, seq);
+    msg_set(m, "points", json_pack("[{s:i,s:f,s:f}]", "step", step, "loss", loss, "acc", 0.5));
+}
+
+START_TEST(open_and_version)
+{
+    ck_assert_int_eq(store_schema_version(S), STORE_SCHEMA_VERSION);
+    errbuf eb;
+    ck_assert_int_eq(store_writable(S, &eb), 0);
+}
+END_TEST
+
+START_TEST(newer_schema_refused)
+{
+    char dir[] = "/tmp/kiln-store-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/kiln.db", dir);
+    store *s2;
+    errbuf eb;
+    ck_assert_int_eq(store_open(&s2, path, &eb), 0);
+    store_close(s2);
+    /* reopening an up-to-date file is fine and keeps the version */
+    ck_assert_int_eq(store_open(&s2, path, &eb), 0);
+    ck_assert_int_eq(store_schema_version(s2), STORE_SCHEMA_VERSION);
+    store_close(s2);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "sqlite3 %s 'PRAGMA user_version=99'", path);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(store_open(&s2, path, &eb), ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(eb.msg, "99"));
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+START_TEST(create_get)
+{
+    char id[STORE_ID_MAX];
+    create(id, "first", 50, 2);
+    ck_assert_int_eq(id[0], 'j');
+    json_t *j;
+    errbuf eb;
+    ck_assert_int_eq(store_job_get(S, id, &j, &eb), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "QUEUED");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "reason")), "SUBMITTED");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "name")), "first");
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "ranks")), 2);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "spec"), "name")), "x");
+    json_t *ev = json_object_get(j, "events");
+    ck_assert_int_eq(json_array_size(ev), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(ev, 0), "to")), "QUEUED");
+    json_decref(j);
+    ck_assert_int_eq(store_job_get(S, "jnope", &j, &eb), ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(eb.msg, "jnope"));
+}
+END_TEST
+
+START_TEST(idempotency)
+{
+    errbuf eb;
+    char a[STORE_ID_MAX], b[STORE_ID_MAX];
+    store_job_new j = {.name = "n",
+                       .type = "train",
+                       .priority = 1,
+                       .ranks = 1,
+                       .spec_json = "{}",
+                       .idem_key = "k1",
+                       .body_hash = "h1"};
+    ck_assert_int_eq(store_job_create(S, &j, a, &eb), 0);
+    ck_assert_int_eq(store_job_create(S, &j, b, &eb), 1);
+    ck_assert_str_eq(a, b);
+    j.body_hash = "h2";
+    ck_assert_int_eq(store_job_create(S, &j, b, &eb), ERR_EXISTS);
+    ck_assert_ptr_nonnull(strstr(eb.msg, "k1"));
+    int64_t n;
+    ck_assert_int_eq(store_job_count(S, &n, &eb), 0);
+    ck_assert_int_eq(n, 1);
+}
+END_TEST
+
+START_TEST(transitions_cas)
+{
+    char id[STORE_ID_MAX];
+    create(id, "t", 50, 1);
+    errbuf eb;
+    job_state was;
+    /* QUEUED -> RUNNING is not in from_mask {STARTING}: refused, nothing changes */
+    ck_assert_int_eq(store_transition(S, id, JS_BIT(JS_STARTING), JS_RUNNING, "X", "y", &was, &eb),
+                     ERR_STATE);
+    ck_assert_int_eq(was, JS_QUEUED);
+    ck_assert_ptr_nonnull(strstr(eb.msg, "QUEUED"));
+    ck_assert_int_eq(store_transition(S, id, JS_BIT(JS_QUEUED), JS_CANCELLED, "USER_CANCELLED",
+                                      "by test", &was, &eb),
+                     0);
+    ck_assert_int_eq(state_of(id), JS_CANCELLED);
+    /* a second cancel finds CANCELLED */
+    ck_assert_int_eq(store_transition(S, id, JS_BIT(JS_QUEUED), JS_CANCELLED, "USER_CANCELLED",
+                                      "again", &was, &eb),
+                     ERR_STATE);
+    ck_assert_int_eq(was, JS_CANCELLED);
+    json_t *ev;
+    ck_assert_int_eq(store_events(S, id, 0, 100, &ev, &eb), 0);
+    ck_assert_int_eq(json_array_size(ev), 2);
+    json_t *e = json_array_get(ev, 1);
+    ck_assert_str_eq(json_string_value(json_object_get(e, "from")), "QUEUED");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "reason")), "USER_CANCELLED");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "message")), "by test");
+    json_decref(ev);
+    ck_assert(store_transition_legal(JS_RUNNING, JS_RESTARTING));
+    ck_assert(!store_transition_legal(JS_SUCCEEDED, JS_RUNNING));
+    ck_assert(!store_transition_legal(JS_QUEUED, JS_RUNNING));
+}
+END_TEST
+
+START_TEST(list_pages_filters)
+{
+    char ids[7][STORE_ID_MAX];
+    for (int i = 0; i < 7; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s-%d", i % 2 ? "odd" : "even", i);
+        create(ids[i], name, 10, 1);
+    }
+    errbuf eb;
+    store_transition(S, ids[3], JS_BIT(JS_QUEUED), JS_CANCELLED, "USER_CANCELLED", "x", NULL, &eb);
+    store_list_query q = {.state = -1, .page_size = 3};
+    json_t *items;
+    int64_t next;
+    int seen = 0;
+    char prev[STORE_ID_MAX] = "";
+    for (int page = 0; page < 5; page++) {
+        ck_assert_int_eq(store_job_list(S, &q, &items, &next, &eb), 0);
+        for (size_t i = 0; i < json_array_size(items); i++) {
+            const char *id = json_string_value(json_object_get(json_array_get(items, i), "id"));
+            /* newest first: ids[6] .. ids[0] */
+            ck_assert_str_eq(id, ids[6 - seen]);
+            if (prev[0])
+                ck_assert_int_ne(strcmp(prev, id), 0);
+            snprintf(prev, sizeof prev, "%s", id);
+            seen++;
+        }
+        json_decref(items);
+        if (next == 0)
+            break;
+        q.before = next;
+    }
+    ck_assert_int_eq(seen, 7);
+    store_list_query f = {.state = JS_CANCELLED, .page_size = 10};
+    ck_assert_int_eq(store_job_list(S, &f, &items, &next, &eb), 0);
+    ck_assert_int_eq(json_array_size(items), 1);
+    ck_assert_int_eq(next, 0);
+    json_decref(items);
+    store_list_query g = {.state = -1, .q = "odd", .page_size = 10};
+    ck_assert_int_eq(store_job_list(S, &g, &items, &next, &eb), 0);
+    ck_assert_int_eq(json_array_size(items), 3);
+    json_decref(items);
+    store_list_query h = {.state = -1, .type = "prune", .page_size = 10};
+    ck_assert_int_eq(store_job_list(S, &h, &items, &next, &eb), 0);
+    ck_assert_int_eq(json_array_size(items), 0);
+    json_decref(items);
+}
+END_TEST
+
+START_TEST(queue_order)
+{
+    char a[STORE_ID_MAX], b[STORE_ID_MAX], c[STORE_ID_MAX], d[STORE_ID_MAX];
+    create(a, "a", 10, 1);
+    create(b, "b", 90, 1);
+    create(c, "c", 10, 2);
+    create(d, "d", 90, 4);
+    store_queued *q;
+    int n;
+    errbuf eb;
+    ck_assert_int_eq(store_queue(S, &q, &n, &eb), 0);
+    ck_assert_int_eq(n, 4);
+    ck_assert_str_eq(q[0].id, b);
+    ck_assert_str_eq(q[1].id, d);
+    ck_assert_str_eq(q[2].id, a);
+    ck_assert_str_eq(q[3].id, c);
+    ck_assert_int_eq(q[1].ranks, 4);
+    free(q);
+}
+END_TEST
+
+/* Starts attempt 1 of a fresh job on pool p1 and returns its id. */
+static void running_job(char id[STORE_ID_MAX])
+{
+    create(id, "r", 50, 1);
+    store_assignment a;
+    errbuf eb;
+    ck_assert_int_eq(store_attempt_start(S, id, "p1", &a, &eb), 0);
+    ck_assert_int_eq(a.attempt, 1);
+    ck_assert_str_eq(a.spec_json, "{\"name\":\"x\"}");
+    ck_assert_str_eq(a.ckpt_path, "");
+    free(a.spec_json);
+    ck_assert_int_eq(state_of(id), JS_STARTING);
+    msg m;
+    msg_init(&m, MSG_STARTED);
+    msg_set_job(&m, id, 1, 1);
+    msg_set(&m, "total_steps", json_integer(100));
+    ck_assert_int_eq(apply(&m, "p1", NULL, NULL), APPLY_OK);
+    msg_deinit(&m);
+    ck_assert_int_eq(state_of(id), JS_RUNNING);
+}
+
+START_TEST(apply_dedup_gap_stale)
+{
+    char id[STORE_ID_MAX];
+    running_job(id);
+    msg m;
+    uint64_t ack;
+    metric_msg(&m, id, 1, 2, 10, 1.0);
+    ck_assert_int_eq(apply(&m, "p1", &ack, NULL), APPLY_OK);
+    ck_assert_uint_eq(ack, 2);
+    /* the same message again: not applied, acked again */
+    ck_assert_int_eq(apply(&m, "p1", &ack, NULL), APPLY_DUP);
+    ck_assert_uint_eq(ack, 2);
+    msg_deinit(&m);
+    /* seq 4 before 3: a gap, not applied; the ack repeats 2 */
+    metric_msg(&m, id, 1, 4, 30, 3.0);
+    ck_assert_int_eq(apply(&m, "p1", &ack, NULL), APPLY_GAP);
+    ck_assert_uint_eq(ack, 2);
+    msg_deinit(&m);
+    metric_msg(&m, id, 1, 3, 20, 2.0);
+    ck_assert_int_eq(apply(&m, "p1", &ack, NULL), APPLY_OK);
+    msg_deinit(&m);
+    metric_msg(&m, id, 1, 4, 30, 3.0);
+    ck_assert_int_eq(apply(&m, "p1", &ack, NULL), APPLY_OK);
+    ck_assert_uint_eq(ack, 4);
+    msg_deinit(&m);
+    /* another attempt number, or another pool: stale, acked, dropped */
+    metric_msg(&m, id, 2, 5, 40, 4.0);
+    ck_assert_int_eq(apply(&m, "p1", &ack, NULL), APPLY_STALE);
+    ck_assert_uint_eq(ack, 5);
+    msg_deinit(&m);
+    metric_msg(&m, id, 1, 5, 40, 4.0);
+    ck_assert_int_eq(apply(&m, "p2", &ack, NULL), APPLY_STALE);
+    msg_deinit(&m);
+    /* 3 metric messages of 2 values each: seq 1..6, each once, in order */
+    store_metric_query mq = {.after_seq = 0, .limit = 1000};
+    json_t *o;
+    errbuf eb;
+    ck_assert_int_eq(store_metrics(S, id, &mq, &o, &eb), 0);
+    json_t *pts = json_object_get(o, "points");
+    ck_assert_int_eq(json_array_size(pts), 6);
+    for (size_t i = 0; i < 6; i++)
+        ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(pts, i), "seq")),
+                         (json_int_t)i + 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "next_seq")), 6);
+    json_decref(o);
+    /* after_seq is exclusive; names filters */
+    mq.after_seq = 4;
+    mq.names = "loss";
+    ck_assert_int_eq(store_metrics(S, id, &mq, &o, &eb), 0);
+    pts = json_object_get(o, "points");
+    ck_assert_int_eq(json_array_size(pts), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(pts, 0), "name")), "loss");
+    ck_assert(json_real_value(json_object_get(json_array_get(pts, 0), "value")) == 3.0);
+    json_decref(o);
+    json_t *j;
+    ck_assert_int_eq(store_job_get(S, id, &j, &eb), 0);
+    json_t *prog = json_object_get(j, "progress");
+    ck_assert_int_eq(json_integer_value(json_object_get(prog, "step")), 30);
+    ck_assert_int_eq(json_integer_value(json_object_get(prog, "total_steps")), 100);
+    json_t *lat = json_object_get(json_object_get(j, "latest_metrics"), "loss");
+    ck_assert(json_real_value(json_object_get(lat, "value")) == 3.0);
+    json_decref(j);
+}
+END_TEST
+
+START_TEST(downsampling)
+{
+    char id[STORE_ID_MAX];
+    running_job(id);
+    /* 100 points of one series with a spike (min) at step 37 */
+    for (int i = 0; i < 100; i++) {
+        msg m;
+        msg_init(&m, MSG_METRIC);
+        msg_set_job(&m, id, 1, (uint64_t)i + 2);
+        double v = i == 37 ? -5.0 : (i == 62 ? 9.0 : (double)(i % 7));
+        msg_set(&m, "points", json_pack("[{s:i,s:f}]", "step", i, "loss", v));
+        ck_assert_int_eq(apply(&m, "p1", NULL, NULL), APPLY_OK);
+        msg_deinit(&m);
+    }
+    store_metric_query mq = {.after_seq = 0, .limit = 1000, .max_points = 20};
+    json_t *o;
+    errbuf eb;
+    ck_assert_int_eq(store_metrics(S, id, &mq, &o, &eb), 0);
+    json_t *pts = json_object_get(o, "points");
+    size_t n = json_array_size(pts);
+    ck_assert_uint_le(n, 20);
+    ck_assert_uint_ge(n, 10);
+    ck_assert(json_is_true(json_object_get(o, "downsampled")));
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "next_seq")), 100);
+    int has_min = 0, has_max = 0;
+    int64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *p = json_array_get(pts, i);
+        int64_t seq = json_integer_value(json_object_get(p, "seq"));
+        ck_assert_int_gt(seq, prev);
+        prev = seq;
+        double v = json_real_value(json_object_get(p, "value"));
+        has_min |= v == -5.0;
+        has_max |= v == 9.0;
+    }
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(pts, 0), "seq")), 1);
+    ck_assert_int_eq(prev, 100);
+    ck_assert(has_min && has_max);
+    json_decref(o);
+}
+END_TEST
+
+START_TEST(finish_with_artifacts)
+{
+    char id[STORE_ID_MAX];
+    running_job(id);
+    msg m;
+    msg_init(&m, MSG_CHECKPOINT);
+    msg_set_job(&m, id, 1, 2);
+    msg_set(&m, "step", json_integer(50));
+    msg_add_blob(&m, "abc", 3);
+    ck_assert_int_eq(apply(&m, "p1", NULL, "jobs/x/checkpoints/step-50.safetensors"), APPLY_OK);
+    msg_deinit(&m);
+    msg_init(&m, MSG_FINISHED);
+    msg_set_job(&m, id, 1, 3);
+    msg_set(&m, "status", json_string("succeeded"));
+    msg_set(&m, "result", json_pack("{s:f}", "test_acc", 0.75));
+    msg_set(&m, "artifacts", json_pack("[{s:s,s:i}]", "name", "model.safetensors", "size", 4));
+    msg_add_blob(&m, "wxyz", 4);
+    ck_assert_int_eq(apply(&m, "p1", NULL, "jobs/x/artifacts/model.safetensors"), APPLY_OK);
+    msg_deinit(&m);
+    ck_assert_int_eq(state_of(id), JS_SUCCEEDED);
+    char path[256];
+    int64_t size;
+    errbuf eb;
+    ck_assert_int_eq(store_artifact(S, id, "model.safetensors", path, sizeof path, &size, &eb), 0);
+    ck_assert_str_eq(path, "jobs/x/artifacts/model.safetensors");
+    ck_assert_int_eq(size, 4);
+    ck_assert_int_eq(store_artifact(S, id, "nope", path, sizeof path, &size, &eb), ERR_NOT_FOUND);
+    json_t *j;
+    ck_assert_int_eq(store_job_get(S, id, &j, &eb), 0);
+    ck_assert(json_real_value(json_object_get(json_object_get(j, "result"), "test_acc")) == 0.75);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "reason")), "COMPLETED");
+    json_t *att = json_array_get(json_object_get(j, "attempts"), 0);
+    ck_assert(json_is_false(json_object_get(att, "active")));
+    json_decref(j);
+    /* a message after the end is stale */
+    metric_msg(&m, id, 1, 4, 60, 1.0);
+    ck_assert_int_eq(apply(&m, "p1", NULL, NULL), APPLY_STALE);
+    msg_deinit(&m);
+    ck_assert_int_eq(store_job_delete(S, id, &eb), 0);
+    ck_assert_int_eq(store_job_get(S, id, &j, &eb), ERR_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(checkpoint_keep_last)
+{
+    char id[STORE_ID_MAX];
+    running_job(id); /* keep_last = 2 */
+    for (int i = 0; i < 3; i++) {
+        msg m;
+        msg_init(&m, MSG_CHECKPOINT);
+        msg_set_job(&m, id, 1, (uint64_t)i + 2);
+        msg_set(&m, "step", json_integer(10 * (i + 1)));
+        msg_add_blob(&m, "abc", 3);
+        char path[64];
+        snprintf(path, sizeof path, "ck-%d", 10 * (i + 1));
+        store_apply_in in = {.m = &m, .pool_id = "p1", .blob_paths = {path}};
+        store_apply_out out;
+        errbuf eb;
+        ck_assert_int_eq(store_apply_batch(S, &in, &out, 1, &eb), 0);
+        ck_assert_int_eq(out.outcome, APPLY_OK);
+        if (i < 2) {
+            ck_assert_ptr_null(out.unlink);
+        } else {
+            ck_assert_int_eq(json_array_size(out.unlink), 1);
+            ck_assert_str_eq(json_string_value(json_array_get(out.unlink, 0)), "ck-10");
+        }
+        json_decref(out.unlink);
+        msg_deinit(&m);
+    }
+}
+END_TEST
+
+START_TEST(failure_and_retry)
+{
+    char id[STORE_ID_MAX];
+    running_job(id); /* max_restarts = 1 */
+    msg m;
+    msg_init(&m, MSG_FAILED);
+    msg_set_job(&m, id, 1, 2);
+    msg_set(&m, "reason", json_string("RANK_FAILED"));
+    msg_set(&m, "message", json_string("rank 1 exited with signal 9"));
+    ck_assert_int_eq(apply(&m, "p1", NULL, NULL), APPLY_OK);
+    msg_deinit(&m);
+    ck_assert_int_eq(state_of(id), JS_RESTARTING);
+    store_queued *q;
+    int n;
+    errbuf eb;
+    ck_assert_int_eq(store_queue(S, &q, &n, &eb), 0);
+    ck_assert_int_eq(n, 1);
+    free(q);
+    store_assignment a;
+    ck_assert_int_eq(store_attempt_start(S, id, "p2", &a, &eb), 0);
+    ck_assert_int_eq(a.attempt, 2);
+    free(a.spec_json);
+    /* the pool dies: no restarts left */
+    ck_assert_int_eq(store_attempt_lost(S, id, 1, "WORKER_LOST", "gone", &eb), ERR_STATE);
+    ck_assert_int_eq(
+        store_attempt_lost(S, id, 2, "WORKER_LOST", "pool p2 missed 5 heartbeats", &eb), 0);
+    json_t *j;
+    ck_assert_int_eq(store_job_get(S, id, &j, &eb), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "FAILED");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "reason")), "BACKOFF_LIMIT_EXCEEDED");
+    ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(j, "message")), "WORKER_LOST"));
+    json_decref(j);
+}
+END_TEST
+
+START_TEST(invalid_data_is_final)
+{
+    char id[STORE_ID_MAX];
+    running_job(id);
+    msg m;
+    msg_init(&m, MSG_FAILED);
+    msg_set_job(&m, id, 1, 2);
+    msg_set(&m, "reason", json_string("INVALID_DATA"));
+    msg_set(&m, "message", json_string("cannot open /nope/train-images-idx3-ubyte"));
+    ck_assert_int_eq(apply(&m, "p1", NULL, NULL), APPLY_OK);
+    msg_deinit(&m);
+    ck_assert_int_eq(state_of(id), JS_FAILED);
+}
+END_TEST
+
+START_TEST(cancel_running)
+{
+    char id[STORE_ID_MAX];
+    running_job(id);
+    errbuf eb;
+    ck_assert_int_eq(
+        store_transition(S, id, JS_ON_POOL, JS_CANCELLING, "USER_CANCELLED", "asked", NULL, &eb),
+        0);
+    store_active *act;
+    int n;
+    ck_assert_int_eq(store_active_list(S, &act, &n, &eb), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(act[0].pool_id, "p1");
+    ck_assert_int_eq(act[0].state, JS_CANCELLING);
+    free(act);
+    /* metrics still count while cancelling */
+    msg m;
+    metric_msg(&m, id, 1, 2, 5, 1.0);
+    ck_assert_int_eq(apply(&m, "p1", NULL, NULL), APPLY_OK);
+    msg_deinit(&m);
+    msg_init(&m, MSG_FINISHED);
+    msg_set_job(&m, id, 1, 3);
+    msg_set(&m, "status", json_string("cancelled"));
+    ck_assert_int_eq(apply(&m, "p1", NULL, NULL), APPLY_OK);
+    msg_deinit(&m);
+    ck_assert_int_eq(state_of(id), JS_CANCELLED);
+    /* delete refuses non-terminal jobs */
+    char other[STORE_ID_MAX];
+    create(other, "q", 1, 1);
+    ck_assert_int_eq(store_job_delete(S, other, &eb), ERR_STATE);
+    ck_assert_int_eq(store_job_delete(S, id, &eb), 0);
+}
+END_TEST
+
+START_TEST(logs_tail)
+{
+    char id[STORE_ID_MAX];
+    running_job(id);
+    msg m;
+    msg_init(&m, MSG_LOG);
+    msg_set_job(&m, id, 1, 2);
+    msg_set(&m, "lines",
+            json_pack("[{s:s},{s:s,s:s},{s:s}]", "text", "one", "text", "two", "level", "warn",
+                      "text", "three"));
+    ck_assert_int_eq(apply(&m, "p1", NULL, NULL), APPLY_OK);
+    msg_deinit(&m);
+    json_t *o;
+    errbuf eb;
+    ck_assert_int_eq(store_logs(S, id, 0, 100, 2, &o, &eb), 0);
+    json_t *lines = json_object_get(o, "lines");
+    ck_assert_int_eq(json_array_size(lines), 2);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(lines, 0), "text")), "two");
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(lines, 0), "level")), "warn");
+    json_decref(o);
+    ck_assert_int_eq(store_logs(S, id, 1, 100, 0, &o, &eb), 0);
+    ck_assert_int_eq(json_array_size(json_object_get(o, "lines")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "next_seq")), 3);
+    json_decref(o);
+}
+END_TEST
+
+Suite *suite_store(void)
+{
+    Suite *s = suite_create("store");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, open_and_version);
+    tcase_add_test(tc, newer_schema_refused);
+    tcase_add_test(tc, create_get);
+    tcase_add_test(tc, idempotency);
+    tcase_add_test(tc, transitions_cas);
+    tcase_add_test(tc, list_pages_filters);
+    tcase_add_test(tc, queue_order);
+    tcase_add_test(tc, apply_dedup_gap_stale);
+    tcase_add_test(tc, downsampling);
+    tcase_add_test(tc, finish_with_artifacts);
+    tcase_add_test(tc, checkpoint_keep_last);
+    tcase_add_test(tc, failure_and_retry);
+    tcase_add_test(tc, invalid_data_is_final);
+    tcase_add_test(tc, cancel_running);
+    tcase_add_test(tc, logs_tail);
+    suite_add_tcase(s, tc);
+    return s;
+}

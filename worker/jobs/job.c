@@ -1,0 +1,55 @@
+/* job.c - job dispatch (see job.h). */
+#include "worker/jobs/job.h"
+
+#include "worker/jobs/train.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void job_result_add_artifact(job_result *res, const char *name)
+{
+    if (res->n_artifacts < JOB_MAX_ARTIFACTS)
+        snprintf(res->artifacts[res->n_artifacts++], sizeof res->artifacts[0], "%s", name);
+}
+
+void job_result_free(job_result *res)
+{
+    json_decref(res->summary);
+    memset(res, 0, sizeof *res);
+}
+
+static int run_train(const job_spec *spec, const job_env *env, job_result *res, errbuf *eb)
+{
+    char weights[1100];
+    snprintf(weights, sizeof weights, "%s/model.safetensors", env->out_dir);
+    train_env te = {.dist = env->dist,
+                    .work_dir = env->out_dir,
+                    .resume_path = env->resume_path,
+                    .init_weights = env->init_weights,
+                    .weights_out = weights,
+                    .sink = env->sink};
+    train_result tr;
+    int rc = train_run(spec, &te, &tr, eb);
+    res->cancelled = tr.cancelled;
+    res->summary = json_pack("{s:f, s:f, s:I, s:f, s:f}", "test_top1", tr.test_top1, "test_loss",
+                             tr.test_loss, "steps", (json_int_t)tr.steps, "seconds", tr.seconds,
+                             "images_per_s", tr.images_per_s);
+    if (tr.val_top1 >= 0)
+        json_object_set_new(res->summary, "val_top1", json_real(tr.val_top1));
+    if (rc == 0)
+        job_result_add_artifact(res, "model.safetensors");
+    return rc;
+}
+
+int job_run(const job_spec *spec, const job_env *env, job_result *res, errbuf *eb)
+{
+    memset(res, 0, sizeof *res);
+    switch (spec->type) {
+    case JOB_TRAIN:
+        return run_train(spec, env, res, eb);
+    default:
+        res->summary = json_object();
+        return err_set(eb, ERR_UNSUPPORTED, "%s jobs are not available in this build",
+                       jobspec_type_name(spec->type));
+    }
+}
