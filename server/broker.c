@@ -34,6 +34,7 @@ struct broker {
     pthread_t thread;
     atomic_int stop;
     atomic_int running;
+    server_stats *stats;
 };
 
 static int64_t now_ms(void)
@@ -56,9 +57,16 @@ static void send_frames(void *ctx, const char *pool_id, const msg *m)
     for (int i = 0; rc >= 0 && i < m->n_blobs; i++)
         rc = zmq_send(b->sock, m->blobs[i].data, m->blobs[i].len,
                       (i + 1 < m->n_blobs ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
-    if (rc < 0)
+    if (rc < 0) {
         log_debug("broker: %s to pool %s not sent: %s", msg_type_name(m->type), pool_id,
                   zmq_strerror(errno));
+        stats_zmq_error(b->stats, 1);
+    } else {
+        size_t bytes = len;
+        for (int i = 0; i < m->n_blobs; i++)
+            bytes += m->blobs[i].len;
+        stats_zmq(b->stats, 1, m->type, bytes);
+    }
     free(hdr);
 }
 
@@ -86,9 +94,11 @@ static int read_one(broker *b, int64_t t)
     msg m;
     memset(&m, 0, sizeof m);
     int decoded = 0;
+    size_t bytes = 0;
     errbuf eb = {""};
     for (;;) {
         size_t n = zmq_msg_size(&part);
+        bytes += n;
         const char *data = zmq_msg_data(&part);
         if (nframes == 0) {
             if (id_printable(data, n))
@@ -122,10 +132,14 @@ static int read_one(broker *b, int64_t t)
         bad = 1;
     if (!bad && nframes < 2)
         bad = 1, err_set(&eb, ERR_FORMAT, "no header frame");
-    if (bad)
+    if (bad) {
         log_warn("broker: message from %s dropped: %s", id[0] ? id : "(bad id)", eb.msg);
-    else
+        stats_zmq(b->stats, 0, decoded ? (int)m.type : -1, bytes);
+        stats_zmq_error(b->stats, 0);
+    } else {
+        stats_zmq(b->stats, 0, m.type, bytes);
         coord_receive(b->co, id, &m, t);
+    }
     msg_deinit(&m);
     return 1;
 }
@@ -168,6 +182,7 @@ int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb)
     *out = NULL;
     broker *b = xcalloc(1, sizeof *b);
     b->wake_fd[0] = b->wake_fd[1] = -1;
+    b->stats = o->stats;
     int rc = 0;
     b->ctx = o->zmq_context;
     if (b->ctx == NULL) {

@@ -11,6 +11,7 @@
 #define KILN_BROKER_H
 
 #include "common/err.h"
+#include "server/stats.h"
 #include "server/store.h"
 
 #include <jansson.h>
@@ -23,6 +24,7 @@ typedef struct broker_options {
     int liveness;         /* default 5 */
     const char *data_dir; /* where checkpoints and artifacts go */
     void *zmq_context;    /* NULL: the broker makes its own (an inproc peer must share one) */
+    server_stats *stats;  /* messages in and out are counted here; may be NULL */
 } broker_options;
 
 /* broker_start binds the socket and starts the thread. Returns 0, or ERR_IO
