@@ -512,8 +512,11 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = '\0';
     /* A client that went away (an event stream closed, a download stopped)
-     * is routine, not a warning. */
-    if (strstr(buf, "no longer available") != NULL || strstr(buf, "onnection reset") != NULL)
+     * or was refused by a limit is routine, not a warning: under a flood of
+     * them the log would become the attack. */
+    if (strstr(buf, "no longer available") != NULL || strstr(buf, "onnection reset") != NULL ||
+        strstr(buf, "forcibly closed") != NULL || strstr(buf, "connection closure") != NULL ||
+        strstr(buf, "connection limit") != NULL || strstr(buf, "limit on the number") != NULL)
         log_debug("http: %s", buf);
     else
         log_warn("http: %s", buf);
