@@ -3,7 +3,8 @@
 # (-fsanitize=fuzzer,address,undefined) and runs each for FUZZ_SECONDS
 # (default 60). Targets: jobspec, safetensors, idx, cifar, msg (bodies in
 # tests/unit/fuzztargets.c). Each run starts from the seed corpus in
-# tests/fuzz/corpus/<target>/ plus the crash regressions, grows a working
+# tests/fuzz/corpus/<target>/ plus the crash regressions (and the keywords
+# in tests/fuzz/dict/<target>.dict when there is one), grows a working
 # corpus under build/fuzz/corpus/<target>/ (not committed), and writes any
 # crashing input to build/fuzz/crashes/<target>/. A crash makes the script
 # exit 1: fix the bug, then copy the input into tests/fuzz/regressions/
@@ -41,9 +42,11 @@ for t in $targets; do
     mkdir -p "$out/corpus/$t" "$out/crashes/$t"
     echo "== fuzz $t for ${secs}s"
     log="$out/$t.log"
+    dict=""
+    [ -f "$here/dict/$t.dict" ] && dict="-dict=$here/dict/$t.dict"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
         "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
-        -print_final_stats=1 -artifact_prefix="$out/crashes/$t/" \
+        -print_final_stats=1 -artifact_prefix="$out/crashes/$t/" $dict \
         "$out/corpus/$t" "$here/corpus/$t" "$here/regressions/$t" >"$log" 2>&1
     rc=$?
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
