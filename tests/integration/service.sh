@@ -1,6 +1,7 @@
 # service.sh - helpers for the tests that run kiln-server with real pools
 # (sourced after lib.sh; POSIX sh + curl + jq). Servers bind 127.0.0.1 on
-# free ports; every wait is bounded.
+# free ports; every wait is bounded. The helpers' own variables start with
+# an underscore (sh has no locals): callers keep i, k, n, ... to themselves.
 #
 #   start_server [HTTP_PORT BROKER_ENDPOINT [extra server flags...]]
 #                               starts kiln-server on $TMP/data; sets SERVER,
@@ -53,10 +54,10 @@ start_server() {
     "$KILN_BIN/kiln-server" --http "127.0.0.1:$hp" --broker "$be" --data-dir "$TMP/data" \
         --port-file "$TMP/ports" "$@" >>"$TMP/server.log" 2>&1 &
     SERVER=$!
-    i=0
+    _n=0
     while [ ! -s "$TMP/ports" ]; do
-        i=$((i + 1))
-        [ "$i" -gt 200 ] && die "kiln-server did not start"
+        _n=$((_n + 1))
+        [ "$_n" -gt 200 ] && die "kiln-server did not start"
         kill -0 "$SERVER" 2>/dev/null || die "kiln-server exited at start"
         sleep 0.05
     done
@@ -85,14 +86,14 @@ pool_pid() { # ID: the mpirun pid of the newest pool started with that id
 }
 
 kill9_pool() { # MPIRUN_PID: kill -9, then wait until its ranks are gone (bounded)
-    kids=$(pgrep -P "$1" 2>/dev/null)
+    _kids=$(pgrep -P "$1" 2>/dev/null)
     kill -9 "$1" 2>/dev/null
     wait "$1" 2>/dev/null
-    i=0
-    for k in $kids; do
-        while kill -0 "$k" 2>/dev/null; do
-            i=$((i + 1))
-            [ "$i" -gt 200 ] && { kill -9 "$k" 2>/dev/null; break; }
+    _n=0
+    for _kid in $_kids; do
+        while kill -0 "$_kid" 2>/dev/null; do
+            _n=$((_n + 1))
+            [ "$_n" -gt 200 ] && { kill -9 "$_kid" 2>/dev/null; break; }
             sleep 0.05
         done
     done
@@ -122,45 +123,45 @@ submit() { # FILE -> prints the id
 }
 
 wait_state() { # ID STATE SECONDS
-    i=0
+    _n=0
     while :; do
-        st=$(jq_job "$1" .state 2>/dev/null)
-        [ "$st" = "$2" ] && return 0
-        i=$((i + 1))
-        [ "$i" -gt $(($3 * 10)) ] && die "job $1 is $st after $3 s, expected $2"
+        _st=$(jq_job "$1" .state 2>/dev/null)
+        [ "$_st" = "$2" ] && return 0
+        _n=$((_n + 1))
+        [ "$_n" -gt $(($3 * 10)) ] && die "job $1 is $_st after $3 s, expected $2"
         sleep 0.1
     done
 }
 
 wait_terminal() { # ID SECONDS
-    i=0
+    _n=0
     while :; do
-        st=$(jq_job "$1" .state 2>/dev/null)
-        case "$st" in SUCCEEDED | FAILED | CANCELLED) return 0 ;; esac
-        i=$((i + 1))
-        [ "$i" -gt $(($2 * 10)) ] && die "job $1 is still $st after $2 s"
+        _st=$(jq_job "$1" .state 2>/dev/null)
+        case "$_st" in SUCCEEDED | FAILED | CANCELLED) return 0 ;; esac
+        _n=$((_n + 1))
+        [ "$_n" -gt $(($2 * 10)) ] && die "job $1 is still $_st after $2 s"
         sleep 0.1
     done
 }
 
 metric_rows() { # ID: "seq name step value", every point once, by seq
-    after=0
+    _after=0
     while :; do
-        page=$(curl -s --max-time 10 "$URL/api/v1/jobs/$1/metrics?after_seq=$after&limit=500")
-        n=$(echo "$page" | $JQ '.points | length')
-        [ "$n" -gt 0 ] || break
-        echo "$page" | $JQ -r '.points[] | "\(.seq) \(.name) \(.step) \(.value)"'
-        after=$(echo "$page" | $JQ .next_seq)
+        _page=$(curl -s --max-time 10 "$URL/api/v1/jobs/$1/metrics?after_seq=$_after&limit=500")
+        _n=$(echo "$_page" | $JQ '.points | length')
+        [ "$_n" -gt 0 ] || break
+        echo "$_page" | $JQ -r '.points[] | "\(.seq) \(.name) \(.step) \(.value)"'
+        _after=$(echo "$_page" | $JQ .next_seq)
     done
 }
 
 check_gap_free() { # ID
     metric_rows "$1" >"$TMP/rows-$1"
-    count=$(jq_job "$1" .metric_count)
-    awk -v want="$count" 'NR != $1 { print "seq " $1 " at row " NR; bad = 1; exit }
+    _count=$(jq_job "$1" .metric_count)
+    awk -v want="$_count" 'NR != $1 { print "seq " $1 " at row " NR; bad = 1; exit }
         END { if (!bad && NR != want) { print NR " rows, metric_count " want; bad = 1 }
               exit bad }' "$TMP/rows-$1" || die "job $1: metric seqs are not 1..n"
-    [ "$count" -gt 0 ] || die "job $1 has no metrics"
+    [ "$_count" -gt 0 ] || die "job $1 has no metrics"
 }
 
 prom() { # SAMPLE (name{labels} exactly as exposed)
