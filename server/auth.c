@@ -32,6 +32,8 @@ const char *auth_scope_name(unsigned scope)
         return "submit";
     case AUTH_ADMIN:
         return "admin";
+    case AUTH_POOL:
+        return "pool";
     default:
         return "?";
     }
@@ -49,16 +51,18 @@ int auth_scopes_parse(const char *text, unsigned *mask, errbuf *eb)
         else if (n == 6 && strncmp(p, "submit", 6) == 0)
             *mask |= AUTH_SUBMIT;
         else if (n == 5 && strncmp(p, "admin", 5) == 0)
-            *mask |= AUTH_ADMIN | AUTH_READ | AUTH_SUBMIT;
+            *mask |= AUTH_ADMIN | AUTH_READ | AUTH_SUBMIT | AUTH_POOL;
+        else if (n == 4 && strncmp(p, "pool", 4) == 0)
+            *mask |= AUTH_POOL;
         else
-            return err_set(eb, ERR_INVALID, "unknown scope '%.*s' (read, submit or admin)",
+            return err_set(eb, ERR_INVALID, "unknown scope '%.*s' (read, submit, admin or pool)",
                            (int)(n > 32 ? 32 : n), p);
         p += n;
         if (*p == ',')
             p++;
     }
     if (*mask == 0)
-        return err_set(eb, ERR_INVALID, "no scope given (read, submit or admin)");
+        return err_set(eb, ERR_INVALID, "no scope given (read, submit, admin or pool)");
     return 0;
 }
 

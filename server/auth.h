@@ -1,8 +1,9 @@
 /* auth.h - bearer tokens: the tokens file, hashing, scopes, constant-time checks.
  *
  * A tokens file has one token per line: `<name> <scopes> sha256:<64 hex>`,
- * scopes a comma-separated subset of read, submit, admin (admin implies the
- * other two); blank lines and lines starting with '#' are skipped. Only the
+ * scopes a comma-separated subset of read, submit, admin, pool (admin
+ * implies the others; pool lets a worker pool join over ZeroMQ); blank lines
+ * and lines starting with '#' are skipped. Only the
  * SHA-256 of a token is kept, in the file and in memory. Tokens are random
  * (auth_token_new: 32 bytes from libsodium), so a fast hash is the right
  * one: a slow password hash would only make every request a CPU cost an
@@ -22,7 +23,8 @@
 enum {
     AUTH_READ = 1u << 0,   /* GET the API, /metrics */
     AUTH_SUBMIT = 1u << 1, /* submit and cancel jobs */
-    AUTH_ADMIN = 1u << 2,  /* delete jobs; implies read and submit */
+    AUTH_ADMIN = 1u << 2,  /* delete jobs; implies all the others */
+    AUTH_POOL = 1u << 3,   /* join as a worker pool (the ZeroMQ socket) */
 };
 
 #define AUTH_NAME_MAX  64 /* token names, including the NUL */
@@ -60,11 +62,11 @@ void auth_hash(const char *token, char out[72]);
 /* auth_token_new writes a new random token, "kiln_" + 43 base64url chars. */
 void auth_token_new(char out[64]);
 
-/* auth_scopes_parse parses "read,submit" into a mask (admin expanded).
+/* auth_scopes_parse parses "read,submit" into a mask (admin expanded to all).
  * Returns 0, or ERR_INVALID naming the unknown scope. */
 int auth_scopes_parse(const char *text, unsigned *mask, errbuf *eb);
 
-/* auth_scope_name: "read" | "submit" | "admin" for one AUTH_* bit. */
+/* auth_scope_name: "read" | "submit" | "admin" | "pool" for one AUTH_* bit. */
 const char *auth_scope_name(unsigned scope);
 
 #endif

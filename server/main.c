@@ -42,7 +42,8 @@ static void usage(FILE *f)
             "  --http-mode MODE       epoll | pool | per-connection (default pool)\n"
             "  --http-threads N       threads of the pool mode (default 2)\n"
             "  --port-file FILE       write the HTTP port and broker endpoint there once ready\n"
-            "  --tokens FILE          bearer tokens, one '<name> <scopes> sha256:<hex>' a line;\n"
+            "  --tokens FILE          bearer tokens, one '<name> <scopes> sha256:<hex>' a line\n"
+            "                         (scopes read, submit, admin; pool for worker pools);\n"
             "                         without it every route is open and only loopback\n"
             "                         addresses are bound\n"
             "  --conn-limit N         HTTP connections at once (default 512)\n"
@@ -56,7 +57,7 @@ static void usage(FILE *f)
             "usage: kiln-server hash-token [TOKEN]     the sha256: hash of TOKEN (or stdin)\n"
             "       kiln-server new-token NAME SCOPES  a new random token and its tokens-file "
             "line\n"
-            "                                          (SCOPES: read,submit,admin)\n");
+            "                                          (SCOPES: read,submit,admin,pool)\n");
 }
 
 typedef struct config {
@@ -295,7 +296,8 @@ int main(int argc, char **argv)
             log_error("%s", eb.msg);
             goto out;
         }
-        log_info("%d access token(s) loaded from %s; the API needs 'Authorization: Bearer <token>'",
+        log_info("%d access token(s) loaded from %s; the API needs 'Authorization: Bearer "
+                 "<token>' and pools a token with the pool scope (kiln-worker --token)",
                  auth_count(tokens), cfg.tokens);
     } else {
         /* Every route is open: nothing but this machine may reach it. */
@@ -329,7 +331,8 @@ int main(int argc, char **argv)
                          .heartbeat_ms = cfg.heartbeat_ms,
                          .liveness = cfg.liveness,
                          .data_dir = cfg.data_dir,
-                         .stats = stats};
+                         .stats = stats,
+                         .auth = tokens};
     if (broker_start(&br, st, &bo, &eb) < 0) {
         log_error("%s", eb.msg);
         goto out;

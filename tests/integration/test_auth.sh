@@ -12,7 +12,7 @@ SRV="$KILN_BIN/kiln-server"
 CLI="$KILN_BIN/kiln"
 
 # tokens: one per scope, made by the server's own subcommand
-for spec in "viewer read" "ci submit,read" "root admin"; do
+for spec in "viewer read" "ci submit,read" "root admin" "gpu-pool pool"; do
     set -- $spec
     "$SRV" new-token "$1" "$2" >"$TMP/new-$1" || die "new-token $1 $2"
     sed -n 2p "$TMP/new-$1" >>"$TMP/tokens"
@@ -20,6 +20,7 @@ done
 tok_read=$(sed -n 1p "$TMP/new-viewer")
 tok_submit=$(sed -n 1p "$TMP/new-ci")
 tok_admin=$(sed -n 1p "$TMP/new-root")
+tok_pool=$(sed -n 1p "$TMP/new-gpu-pool")
 case "$tok_read" in kiln_*) ;; *) die "new-token printed '$tok_read'" ;; esac
 grep -q "$tok_read" "$TMP/tokens" && die "the tokens file holds a token in clear"
 # hash-token gives the same hash as the file, from argv and from stdin
@@ -35,7 +36,7 @@ echo "x read sha256:nothex" >"$TMP/bad-tokens"
 grep -q "bad-tokens line 1" "$TMP/bad.log" || die "bad tokens file: $(cat "$TMP/bad.log")"
 
 start_server 0 'tcp://127.0.0.1:*' --tokens "$TMP/tokens"
-grep -q "3 access token(s) loaded" "$TMP/server.log" || die "the server did not say it loaded tokens"
+grep -q "4 access token(s) loaded" "$TMP/server.log" || die "the server did not say it loaded tokens"
 cat >"$TMP/job.json" <<'EOF'
 {"name": "auth", "model": {"arch": "resnet_cifar", "depth": 8, "widths": [8, 16, 32]},
  "data": {"dataset": "synthetic"}, "optim": {"epochs": 1}, "resources": {"ranks": 1}}
@@ -62,6 +63,31 @@ KILN_URL=$URL KILN_TOKEN=$tok_submit "$CLI" cancel "$id" >/dev/null || die "subm
 [ "$(code -X DELETE -H "Authorization: Bearer $tok_admin" "$URL/api/v1/jobs/$id")" = 204 ] ||
     die "admin could not delete"
 ok "tokens: hashed in the file, 401 without, 403 without the scope, CLI --token and KILN_TOKEN"
+
+# pools: without a token, or with one lacking the pool scope, they cannot
+# join; with a pool token they join and run jobs
+workers() { curl -s -H "Authorization: Bearer $tok_read" "$URL/api/v1/workers" | $JQ -r '[.workers[].id] | join(",")'; }
+"$KILN_BIN/kiln-testpool" --connect "$EP" --pool-id no-token --heartbeat-ms 200 \
+    >>"$TMP/pool-no-token.log" 2>&1 &
+POOLS="$POOLS $!"
+"$KILN_BIN/kiln-testpool" --connect "$EP" --pool-id read-token --token "$tok_read" \
+    --heartbeat-ms 200 >>"$TMP/pool-read-token.log" 2>&1 &
+POOLS="$POOLS $!"
+sleep 1.5
+[ -z "$(workers)" ] || die "pools joined without a pool token: $(workers)"
+grep -q "pool 'read-token' from .* refused: its token lacks the pool scope" "$TMP/server.log" ||
+    die "no log line for the pool with a read token"
+grep -q "needs a pool token" "$TMP/pool-no-token.log" || die "the pool without a token does not say why"
+KILN_TOKEN=$tok_pool "$KILN_BIN/kiln-testpool" --connect "$EP" --pool-id good --ranks 1 \
+    --heartbeat-ms 200 >>"$TMP/pool-good.log" 2>&1 &
+POOLS="$POOLS $!"
+id=$(KILN_URL=$URL KILN_TOKEN=$tok_submit "$CLI" submit -q "$TMP/job.json") || die "submit"
+i=0
+until [ "$(curl -s -H "Authorization: Bearer $tok_read" "$URL/api/v1/jobs/$id" | $JQ -r .state)" = SUCCEEDED ]; do
+    i=$((i + 1)); [ "$i" -gt 100 ] && die "the job did not run on the pool with a pool token"; sleep 0.1
+done
+[ "$(workers)" = good ] || die "workers: $(workers)"
+ok "pools: refused without a token and with a read token, joined with a pool token and ran a job"
 kill9_server
 
 # no tokens: asked for 0.0.0.0, it binds loopback only and says so

@@ -231,7 +231,7 @@ START_TEST(auth_file_hash_and_check)
     ck_assert_int_eq(auth_check(a, "", &sc, NULL), 0);
     auth_free(a);
     ck_assert_int_eq(auth_scopes_parse("admin", &sc, &eb), 0);
-    ck_assert_uint_eq(sc, AUTH_READ | AUTH_SUBMIT | AUTH_ADMIN);
+    ck_assert_uint_eq(sc, AUTH_READ | AUTH_SUBMIT | AUTH_ADMIN | AUTH_POOL);
     ck_assert_int_eq(auth_scopes_parse("read,write", &sc, &eb), ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(eb.msg, "'write'"));
 
