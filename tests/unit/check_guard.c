@@ -4,6 +4,7 @@
  * the Prometheus counters. A real server on 127.0.0.1:0; jobs run on the
  * scripted fakepool (a test double). Every loop is bounded in count and time.
  */
+#include "common/msg.h"
 #include "server/app.h"
 #include "server/auth.h"
 #include "server/broker.h"
@@ -457,6 +458,63 @@ START_TEST(body_limit_and_keepalive_reuse)
 }
 END_TEST
 
+START_TEST(artifact_names_stay_in_the_job_folder)
+{
+    start_pool(1);
+    char id[STORE_ID_MAX];
+    submit(NULL, id);
+    wait_state(id, "SUCCEEDED", 5000);
+    /* a secret next to the job folders, and the path tricks that would reach it */
+    char secret[128];
+    snprintf(secret, sizeof secret, "%s/jobs/secret.txt", DIR_);
+    FILE *f = fopen(secret, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("do not serve me", f);
+    fclose(f);
+    static const char *const tricks[] = {
+        "..%2Fsecret.txt",
+        "..%2F..%2Fkiln.db",
+        "%2e%2e%2fsecret.txt",
+        ".secret",
+        "..",
+        "a%2F..%2F..%2Fsecret.txt",
+        "%00model.safetensors",
+        "model.safetensors%2F..%2F..%2F..%2Fsecret.txt",
+    };
+    for (size_t i = 0; i < sizeof tricks / sizeof tricks[0]; i++) {
+        char p[256];
+        snprintf(p, sizeof p, "/api/v1/jobs/%s/artifacts/%s", id, tricks[i]);
+        httpc_resp r;
+        long st = req_tok("GET", p, NULL, NULL, &r);
+        ck_assert_msg(st == 404, "%s answered %ld", tricks[i], st);
+        ck_assert_ptr_null(strstr(r.body, "do not serve me"));
+        httpc_free(&r);
+    }
+    /* the real one is served */
+    char p[256];
+    snprintf(p, sizeof p, "/api/v1/jobs/%s/artifacts/model.safetensors", id);
+    httpc_resp r;
+    ck_assert_int_eq(req_tok("GET", p, NULL, NULL, &r), 200);
+    httpc_free(&r);
+    /* a pool cannot name an artifact (or a job) outside the folder either */
+    static const char *const bad_msgs[] = {
+        "{\"type\":\"finished\",\"job_id\":\"j1\",\"attempt\":1,\"seq\":1,\"status\":"
+        "\"succeeded\",\"artifacts\":[{\"name\":\"../../kiln.db\",\"size\":1}]}",
+        "{\"type\":\"finished\",\"job_id\":\"j1\",\"attempt\":1,\"seq\":1,\"status\":"
+        "\"succeeded\",\"artifacts\":[{\"name\":\".hidden\",\"size\":1}]}",
+        "{\"type\":\"checkpoint\",\"job_id\":\"../x\",\"attempt\":1,\"seq\":1,\"step\":1}",
+        "{\"type\":\"checkpoint\",\"job_id\":\"..\",\"attempt\":1,\"seq\":1,\"step\":1}",
+    };
+    for (size_t i = 0; i < sizeof bad_msgs / sizeof bad_msgs[0]; i++) {
+        msg m;
+        errbuf eb;
+        ck_assert_int_eq(msg_decode(&m, bad_msgs[i], strlen(bad_msgs[i]), &eb), ERR_INVALID);
+        ck_assert_ptr_nonnull(strstr(eb.msg, "field '"));
+        msg_deinit(&m);
+    }
+}
+END_TEST
+
 /* ---- event streams ------------------------------------------------------------------ */
 
 /* Splits an event-stream body into events: ids[] and the raw text of each
@@ -707,6 +765,7 @@ Suite *suite_guard(void)
     tcase_add_test(ev, sse_replays_from_last_event_id);
     tcase_add_test(ev, sse_live_keepalive_and_disconnect);
     tcase_add_test(ev, prometheus_counters);
+    tcase_add_test(ev, artifact_names_stay_in_the_job_folder);
     suite_add_tcase(s, ev);
     return s;
 }
