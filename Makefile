@@ -163,7 +163,7 @@ DEB_PACKAGES := build-essential pkg-config check libsubunit-dev libopenblas-open
   libjansson-dev libmicrohttpd-dev libzmq3-dev libopenmpi-dev openmpi-bin libsqlite3-dev \
   sqlite3 libcurl4-openssl-dev curl uuid-dev zlib1g-dev libsodium-dev libyaml-dev \
   dataset-fashion-mnist \
-  iproute2 procps psmisc
+  iproute2 procps psmisc jq
 # Only for `make bench`, `make fuzz`, `make lint`, `make format-check`.
 DEB_EXTRA := python3-torch python3-numpy wrk clang-14 libclang-rt-14-dev cppcheck clang-tidy \
   clang-format

@@ -228,8 +228,12 @@ static int st_parse(st_file *f, errbuf *eb)
         f->names[f->n] = xstrdup(key);
         t->name = f->names[f->n];
         size_t begin = 0;
-        if ((rc = parse_entry(t, val, data, data_len, &begin, eb)) != 0)
+        if ((rc = parse_entry(t, val, data, data_len, &begin, eb)) != 0) {
+            /* Not counted in f->n yet, so st_close would not free it. */
+            free(f->names[f->n]);
+            f->names[f->n] = NULL;
             goto out;
+        }
         spans[f->n] = (span){begin, begin + t->nbytes, f->n};
         f->n++;
     }

@@ -10,6 +10,9 @@
 
 #include "common/err.h"
 #include "common/fielderr.h"
+#include "server/auth.h"
+#include "server/sse.h"
+#include "server/stats.h"
 #include "server/store.h"
 
 #include <jansson.h>
@@ -49,6 +52,11 @@ typedef struct app {
     json_t *openapi_json; /* the same document as JSON, or NULL */
     const char *dashboard_html;
     size_t dashboard_len;
+    /* Auth, counters and event streams; each may be NULL (no tokens: every
+     * route is open; no stats: nothing counted; no hub: streams answer 503). */
+    const auth *auth;
+    server_stats *stats;
+    sse_hub *sse;
 } app;
 
 /* The spec parser of this build (common/jobspec), adapted to spec_info. */

@@ -34,6 +34,9 @@ struct broker {
     pthread_t thread;
     atomic_int stop;
     atomic_int running;
+    server_stats *stats;
+    const auth *auth;
+    void *zap; /* REP socket answering ZAP requests, when auth */
 };
 
 static int64_t now_ms(void)
@@ -56,9 +59,16 @@ static void send_frames(void *ctx, const char *pool_id, const msg *m)
     for (int i = 0; rc >= 0 && i < m->n_blobs; i++)
         rc = zmq_send(b->sock, m->blobs[i].data, m->blobs[i].len,
                       (i + 1 < m->n_blobs ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
-    if (rc < 0)
+    if (rc < 0) {
         log_debug("broker: %s to pool %s not sent: %s", msg_type_name(m->type), pool_id,
                   zmq_strerror(errno));
+        stats_zmq_error(b->stats, 1);
+    } else {
+        size_t bytes = len;
+        for (int i = 0; i < m->n_blobs; i++)
+            bytes += m->blobs[i].len;
+        stats_zmq(b->stats, 1, m->type, bytes);
+    }
     free(hdr);
 }
 
@@ -86,9 +96,11 @@ static int read_one(broker *b, int64_t t)
     msg m;
     memset(&m, 0, sizeof m);
     int decoded = 0;
+    size_t bytes = 0;
     errbuf eb = {""};
     for (;;) {
         size_t n = zmq_msg_size(&part);
+        bytes += n;
         const char *data = zmq_msg_data(&part);
         if (nframes == 0) {
             if (id_printable(data, n))
@@ -122,12 +134,65 @@ static int read_one(broker *b, int64_t t)
         bad = 1;
     if (!bad && nframes < 2)
         bad = 1, err_set(&eb, ERR_FORMAT, "no header frame");
-    if (bad)
+    if (bad) {
         log_warn("broker: message from %s dropped: %s", id[0] ? id : "(bad id)", eb.msg);
-    else
+        stats_zmq(b->stats, 0, decoded ? (int)m.type : -1, bytes);
+        stats_zmq_error(b->stats, 0);
+    } else {
+        stats_zmq(b->stats, 0, m.type, bytes);
         coord_receive(b->co, id, &m, t);
+    }
     msg_deinit(&m);
     return 1;
+}
+
+/* Answers one ZAP request (RFC 27): version, request id, domain, address,
+ * routing id, mechanism, then the credentials. A PLAIN password that is a
+ * token with the pool scope is accepted. */
+static void zap_answer(broker *b)
+{
+    char f[8][320];
+    size_t len[8];
+    int n = 0, more = 1;
+    while (more && n < 8) {
+        int r = zmq_recv(b->zap, f[n], sizeof f[n] - 1, ZMQ_DONTWAIT);
+        if (r < 0)
+            return;
+        len[n] = (size_t)r < sizeof f[n] - 1 ? (size_t)r : sizeof f[n] - 1;
+        f[n][len[n]] = '\0';
+        n++;
+        int m = 0;
+        size_t ml = sizeof m;
+        zmq_getsockopt(b->zap, ZMQ_RCVMORE, &m, &ml);
+        more = m;
+    }
+    while (more) { /* drop extra frames */
+        char sink[64];
+        zmq_recv(b->zap, sink, sizeof sink, 0);
+        int m = 0;
+        size_t ml = sizeof m;
+        zmq_getsockopt(b->zap, ZMQ_RCVMORE, &m, &ml);
+        more = m;
+    }
+    const char *status = "400", *text = "a pool token is needed";
+    unsigned scopes = 0;
+    char name[AUTH_NAME_MAX] = "";
+    if (n >= 8 && strcmp(f[5], "PLAIN") == 0 && len[7] < sizeof f[7] - 1 &&
+        auth_check(b->auth, f[7], &scopes, name) && (scopes & AUTH_POOL)) {
+        status = "200";
+        text = "OK";
+    } else {
+        log_warn("broker: pool '%.64s' from %.64s refused: %s", n >= 7 ? f[6] : "?",
+                 n >= 4 ? f[3] : "?",
+                 n >= 8 && scopes != 0 ? "its token lacks the pool scope" : "no valid pool token");
+        stats_zmq_error(b->stats, 0);
+    }
+    zmq_send(b->zap, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(b->zap, f[1], n >= 2 ? len[1] : 0, ZMQ_SNDMORE);
+    zmq_send(b->zap, status, 3, ZMQ_SNDMORE);
+    zmq_send(b->zap, text, strlen(text), ZMQ_SNDMORE);
+    zmq_send(b->zap, name, strlen(name), ZMQ_SNDMORE);
+    zmq_send(b->zap, "", 0, 0);
 }
 
 static void *run(void *arg)
@@ -137,9 +202,10 @@ static void *run(void *arg)
     while (!atomic_load(&b->stop)) {
         int64_t t = now_ms();
         long timeout = next_tick > t ? (long)(next_tick - t) : 0;
-        zmq_pollitem_t items[2] = {{b->sock, 0, ZMQ_POLLIN, 0},
-                                   {NULL, b->wake_fd[0], ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, 2, timeout) < 0 && errno != EINTR) {
+        zmq_pollitem_t items[3] = {{b->sock, 0, ZMQ_POLLIN, 0},
+                                   {NULL, b->wake_fd[0], ZMQ_POLLIN, 0},
+                                   {b->zap, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, b->zap != NULL ? 3 : 2, timeout) < 0 && errno != EINTR) {
             log_error("broker: poll failed: %s", zmq_strerror(errno));
             break;
         }
@@ -150,6 +216,8 @@ static void *run(void *arg)
             coord_wake(b->co);
             next_tick = 0;
         }
+        if (b->zap != NULL && (items[2].revents & ZMQ_POLLIN))
+            zap_answer(b);
         t = now_ms();
         if (items[0].revents & ZMQ_POLLIN) {
             for (int i = 0; i < BROKER_READ_BATCH && read_one(b, t); i++)
@@ -168,6 +236,8 @@ int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb)
     *out = NULL;
     broker *b = xcalloc(1, sizeof *b);
     b->wake_fd[0] = b->wake_fd[1] = -1;
+    b->stats = o->stats;
+    b->auth = o->auth;
     int rc = 0;
     b->ctx = o->zmq_context;
     if (b->ctx == NULL) {
@@ -190,6 +260,18 @@ int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb)
      * the connection rather than the server's memory. */
     int64_t maxmsg = (int64_t)1 << 30;
     zmq_setsockopt(b->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (b->auth != NULL) {
+        /* The ZAP handler must be bound before the first handshake. */
+        b->zap = zmq_socket(b->ctx, ZMQ_REP);
+        if (b->zap == NULL || zmq_bind(b->zap, "inproc://zeromq.zap.01") != 0) {
+            rc = err_set(eb, ERR_IO, "broker: cannot start the ZAP handler: %s",
+                         zmq_strerror(errno));
+            goto fail;
+        }
+        zmq_setsockopt(b->zap, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt(b->sock, ZMQ_PLAIN_SERVER, &one, sizeof one);
+        zmq_setsockopt(b->sock, ZMQ_ZAP_DOMAIN, "kiln", 4);
+    }
     if (zmq_bind(b->sock, o->endpoint) != 0) {
         rc = err_set(eb, ERR_IO, "broker: cannot bind %s: %s", o->endpoint, zmq_strerror(errno));
         goto fail;
@@ -217,6 +299,8 @@ fail:
     coord_free(b->co);
     if (b->sock != NULL)
         zmq_close(b->sock);
+    if (b->zap != NULL)
+        zmq_close(b->zap);
     if (b->own_ctx)
         zmq_ctx_term(b->ctx);
     if (b->wake_fd[0] >= 0) {
@@ -262,6 +346,8 @@ void broker_stop(broker *b)
     atomic_store(&b->running, 0);
     coord_free(b->co);
     zmq_close(b->sock);
+    if (b->zap != NULL)
+        zmq_close(b->zap);
     if (b->own_ctx)
         zmq_ctx_term(b->ctx);
     close(b->wake_fd[0]);

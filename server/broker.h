@@ -5,12 +5,16 @@
  * them (common/msg) and feeds them to the coordinator (server/coord), which
  * answers through a callback that this thread turns back into frames. Other
  * threads only call broker_wake, broker_workers and broker_ready, which are
- * thread-safe.
+ * thread-safe. With tokens, the socket is a ZeroMQ PLAIN server and this
+ * thread also answers its ZAP requests (inproc://zeromq.zap.01 of the
+ * broker's context): a pool joins only with a token that has the pool scope.
  */
 #ifndef KILN_BROKER_H
 #define KILN_BROKER_H
 
 #include "common/err.h"
+#include "server/auth.h"
+#include "server/stats.h"
 #include "server/store.h"
 
 #include <jansson.h>
@@ -23,6 +27,9 @@ typedef struct broker_options {
     int liveness;         /* default 5 */
     const char *data_dir; /* where checkpoints and artifacts go */
     void *zmq_context;    /* NULL: the broker makes its own (an inproc peer must share one) */
+    server_stats *stats;  /* messages in and out are counted here; may be NULL */
+    const auth *auth;     /* tokens: pools must join with a pool-scope token as their
+                           * ZeroMQ PLAIN password; NULL = no check (loopback only) */
 } broker_options;
 
 /* broker_start binds the socket and starts the thread. Returns 0, or ERR_IO

@@ -5,7 +5,7 @@
  * Handlers never touch sockets or MHD: tests call them directly. They are
  * thread-safe (the store and the broker hooks are).
  *   handlers_jobs.c: submit, list, get, cancel, delete
- *   handlers_data.c: metrics, logs, artifacts (with Range), events
+ *   handlers_data.c: metrics, logs, artifacts (with Range), event streams
  *   handlers_misc.c: workers, healthz, readyz, Prometheus metrics, openapi, dashboard
  */
 #ifndef KILN_HANDLERS_H
@@ -25,6 +25,7 @@ int jobs_events(app *a, http_request *req, http_response *resp);
 int jobs_artifacts(app *a, http_request *req, http_response *resp);
 int jobs_artifact(app *a, http_request *req, http_response *resp);
 
+int events_all(app *a, http_request *req, http_response *resp);
 int workers_list(app *a, http_request *req, http_response *resp);
 int health_live(app *a, http_request *req, http_response *resp);
 int health_ready(app *a, http_request *req, http_response *resp);

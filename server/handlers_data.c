@@ -20,6 +20,34 @@ static int lookup_failed(http_response *resp, http_request *req, int rc, const e
     return api_error(resp, req, 500, NULL, "the job store failed: %s", eb->msg);
 }
 
+/* Opens an event stream; the cursor comes from the Last-Event-ID header or,
+ * for clients that cannot set headers, the last_event_id query parameter. */
+static int open_stream(app *a, http_request *req, http_response *resp, sse_kind kind,
+                       const char *job)
+{
+    errbuf eb;
+    if (job != NULL) {
+        job_state st;
+        int rc = store_job_state(a->st, job, &st, NULL, NULL, &eb);
+        if (rc < 0)
+            return lookup_failed(resp, req, rc, &eb);
+    }
+    if (a->sse == NULL)
+        return api_error(resp, req, 503, NULL, "this server has no event streams");
+    const char *last = http_header(req, "Last-Event-ID");
+    if (last == NULL)
+        last = http_query(req, "last_event_id");
+    int rc = sse_open(a->sse, kind, job, last, resp, &eb);
+    if (rc == ERR_INVALID)
+        return api_error_field(resp, req, 400, "Last-Event-ID", eb.msg);
+    if (rc == ERR_BUSY) {
+        api_error(resp, req, 503, NULL, "%s; try again later", eb.msg);
+        http_response_header(resp, "Retry-After", "5");
+        return 503;
+    }
+    return resp->status;
+}
+
 /* names=a,b,c: metric names as the pool sends them. */
 static int names_ok(const char *s)
 {
@@ -64,10 +92,10 @@ int jobs_logs(app *a, http_request *req, http_response *resp)
         query_int(req, resp, "tail", 0, 10000, 0, &tail) != 0)
         return resp->status;
     const char *follow = http_query(req, "follow");
+    if (follow != NULL && strcmp(follow, "true") != 0 && strcmp(follow, "false") != 0)
+        return api_error_field(resp, req, 400, "follow", "must be true or false");
     if (follow != NULL && strcmp(follow, "true") == 0)
-        return api_error(resp, req, 501, NULL,
-                         "follow=true (Server-Sent Events) is not implemented yet; poll with "
-                         "after_seq=<next_seq>");
+        return open_stream(a, req, resp, SSE_LOGS, req->params[0]);
     json_t *out;
     errbuf eb;
     int rc = store_logs(a->st, req->params[0], after, (int)limit, (int)tail, &out, &eb);
@@ -78,22 +106,12 @@ int jobs_logs(app *a, http_request *req, http_response *resp)
 
 int jobs_events(app *a, http_request *req, http_response *resp)
 {
-    long long after, limit;
-    if (query_int(req, resp, "after_seq", 0, INT64_MAX, 0, &after) != 0 ||
-        query_int(req, resp, "limit", 1, 10000, 1000, &limit) != 0)
-        return resp->status;
-    json_t *ev;
-    errbuf eb;
-    int rc = store_events(a->st, req->params[0], after, (int)limit, &ev, &eb);
-    if (rc < 0)
-        return lookup_failed(resp, req, rc, &eb);
-    json_int_t next = after;
-    if (json_array_size(ev) > 0)
-        next =
-            json_integer_value(json_object_get(json_array_get(ev, json_array_size(ev) - 1), "seq"));
-    return api_json(
-        resp, 200,
-        json_pack("{s:s,s:o,s:I}", "job_id", req->params[0], "events", ev, "next_seq", next));
+    return open_stream(a, req, resp, SSE_JOB, req->params[0]);
+}
+
+int events_all(app *a, http_request *req, http_response *resp)
+{
+    return open_stream(a, req, resp, SSE_ALL, NULL);
 }
 
 int jobs_artifacts(app *a, http_request *req, http_response *resp)

@@ -2,7 +2,6 @@
 #include "common/xalloc.h"
 #include "server/handlers.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,71 +33,77 @@ int health_ready(app *a, http_request *req, http_response *resp)
                     json_pack("{s:s,s:o}", "status", ok ? "ready" : "not ready", "checks", checks));
 }
 
-/* Appends printf output to a growing buffer. */
-static void addf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void addf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(*buf + *len, *cap - *len, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && (size_t)n < *cap - *len) {
-            *len += (size_t)n;
-            return;
-        }
-        *cap = *cap * 2 + (size_t)(n > 0 ? n : 0);
-        *buf = xrealloc(*buf, *cap);
-    }
-}
-
 int prometheus_metrics(app *a, http_request *req, http_response *resp)
 {
     int64_t counts[JS__COUNT];
     errbuf eb;
-    if (store_job_counts(a->st, counts, &eb) < 0)
+    json_t *attempts = NULL;
+    if (store_job_counts(a->st, counts, &eb) < 0 || store_attempt_counts(a->st, &attempts, &eb) < 0)
         return api_error(resp, req, 500, NULL, "the job store failed: %s", eb.msg);
-    size_t len = 0, cap = 2048;
-    char *buf = xmalloc(cap);
-    buf[0] = '\0';
-    addf(&buf, &len, &cap,
-         "# HELP kiln_jobs Jobs in the store, by state.\n"
-         "# TYPE kiln_jobs gauge\n");
+    stats_buf b;
+    stats_buf_init(&b);
+    stats_printf(&b, "# HELP kiln_jobs Jobs in the store, by state.\n# TYPE kiln_jobs gauge\n");
     for (int s = 0; s < JS__COUNT; s++)
-        addf(&buf, &len, &cap, "kiln_jobs{state=\"%s\"} %lld\n", store_state_name((job_state)s),
-             (long long)counts[s]);
+        stats_printf(&b, "kiln_jobs{state=\"%s\"} %lld\n", store_state_name((job_state)s),
+                     (long long)counts[s]);
+    stats_printf(&b,
+                 "# HELP kiln_queue_depth Jobs waiting for a pool (QUEUED and RESTARTING).\n"
+                 "# TYPE kiln_queue_depth gauge\nkiln_queue_depth %lld\n",
+                 (long long)(counts[JS_QUEUED] + counts[JS_RESTARTING]));
+    stats_printf(&b, "# HELP kiln_attempts Attempts in the store, by how they ended (ACTIVE: "
+                     "running now).\n# TYPE kiln_attempts gauge\n");
+    const char *reason;
+    json_t *n;
+    json_object_foreach(attempts, reason, n)
+    {
+        stats_printf(&b, "kiln_attempts{reason=\"");
+        stats_label(&b, reason);
+        stats_printf(&b, "\"} %lld\n", (long long)json_integer_value(n));
+    }
+    json_decref(attempts);
+
     json_t *w = a->workers != NULL ? a->workers(a->broker_ctx) : json_array();
     static const char *const pool_states[] = {"idle", "busy", "lost"};
-    addf(&buf, &len, &cap,
-         "# HELP kiln_pools Worker pools known since start, by state.\n"
-         "# TYPE kiln_pools gauge\n");
+    stats_printf(&b, "# HELP kiln_pools Worker pools known since start, by state.\n"
+                     "# TYPE kiln_pools gauge\n");
     long long ranks = 0;
     for (size_t k = 0; k < 3; k++) {
-        long long n = 0;
+        long long cnt = 0;
         size_t i;
         json_t *p;
         json_array_foreach(w, i, p)
         {
             if (strcmp(json_string_value(json_object_get(p, "state")), pool_states[k]) == 0) {
-                n++;
+                cnt++;
                 if (k < 2)
                     ranks += (long long)json_integer_value(json_object_get(p, "ranks"));
             }
         }
-        addf(&buf, &len, &cap, "kiln_pools{state=\"%s\"} %lld\n", pool_states[k], n);
+        stats_printf(&b, "kiln_pools{state=\"%s\"} %lld\n", pool_states[k], cnt);
+    }
+    stats_printf(&b,
+                 "# HELP kiln_pool_ranks MPI ranks in connected pools.\n"
+                 "# TYPE kiln_pool_ranks gauge\nkiln_pool_ranks %lld\n",
+                 ranks);
+    stats_printf(&b, "# HELP kiln_pool_heartbeat_age_seconds Time since the pool's last "
+                     "message, by pool.\n# TYPE kiln_pool_heartbeat_age_seconds gauge\n");
+    size_t i;
+    json_t *p;
+    json_array_foreach(w, i, p)
+    {
+        stats_printf(&b, "kiln_pool_heartbeat_age_seconds{pool=\"");
+        stats_label(&b, json_string_value(json_object_get(p, "id")));
+        stats_printf(&b, "\",state=\"%s\"} %.3f\n", json_string_value(json_object_get(p, "state")),
+                     json_number_value(json_object_get(p, "last_heartbeat_age_s")));
     }
     json_decref(w);
-    addf(&buf, &len, &cap,
-         "# HELP kiln_pool_ranks MPI ranks in connected pools.\n# TYPE kiln_pool_ranks gauge\n"
-         "kiln_pool_ranks %lld\n",
-         ranks);
-    addf(&buf, &len, &cap,
-         "# HELP kiln_broker_up 1 while the pool socket is bound.\n# TYPE kiln_broker_up gauge\n"
-         "kiln_broker_up %d\n",
-         a->broker_ready != NULL && a->broker_ready(a->broker_ctx) ? 1 : 0);
-    http_response_bytes(resp, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len);
-    free(buf);
+    stats_printf(&b,
+                 "# HELP kiln_broker_up 1 while the pool socket is bound.\n"
+                 "# TYPE kiln_broker_up gauge\nkiln_broker_up %d\n",
+                 a->broker_ready != NULL && a->broker_ready(a->broker_ctx) ? 1 : 0);
+    stats_render(a->stats, &b);
+    http_response_bytes(resp, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
+    free(b.p);
     return 200;
 }
 

@@ -1,9 +1,22 @@
 /* http.c - libmicrohttpd adapter (see http.h). The only MHD file.
  *
- * Per connection state (struct upload) buffers the body up to the limit.
+ * Per request state (struct upload) buffers the body up to the limit.
  * A Content-Length over the limit is answered 413 at once, before the body
  * is read; a chunked body is counted and dropped once over the limit and
  * answered 413 at its end.
+ *
+ * Limits against slow and half-open clients: MHD caps connections in total
+ * and per address and closes a connection idle for idle_timeout_s; on top,
+ * a reaper thread shuts down a connection whose request headers have not
+ * all arrived header_timeout_s after it opened (or after its previous
+ * request ended), so a client trickling a byte at a time cannot hold it.
+ *
+ * Streams: a response with a stream function is served from an MHD content
+ * reader. When the function has nothing to send, the connection is
+ * suspended (pool and epoll modes) until http_stream_resume, or the reader
+ * waits on a condition (thread-per-connection mode, where MHD cannot
+ * suspend). http_stop resumes and ends every stream first: MHD must not be
+ * stopped with a suspended connection.
  */
 #include "http.h"
 
@@ -11,8 +24,10 @@
 #include "common/xalloc.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,15 +37,53 @@
 #include <time.h>
 #include <unistd.h>
 
+/* One accepted connection, for the header deadline (under http_server.mu). */
+typedef struct conn {
+    int fd;
+    int in_headers;   /* waiting for (the rest of) a request's headers */
+    int64_t phase_ms; /* when that wait began */
+    int reaped;       /* shut down by the reaper */
+    struct conn *prev, *next;
+} conn;
+
+struct http_stream {
+    http_server *h;
+    struct MHD_Connection *c;
+    http_stream_fn fn;
+    void *ctx;
+    void (*free_fn)(void *ctx);
+    int suspended; /* under h->mu */
+    int pending;   /* a resume came while the reader was running (under h->mu) */
+    int ended;     /* the server is stopping: end the body */
+    struct http_stream *prev, *next;
+};
+
 struct http_server {
     struct MHD_Daemon *d;
     http_dispatch_fn fn;
     void *ctx;
     size_t body_limit;
     int port;
+    http_mode mode;
     unsigned prefix; /* random per process: request ids differ across restarts */
     atomic_ulong counter;
+    pthread_mutex_t mu; /* conns, streams */
+    pthread_cond_t cv;  /* streams in thread-per-connection mode, the reaper */
+    conn *conns;
+    http_stream *streams;
+    atomic_int n_conns;
+    atomic_ulong header_timeouts;
+    int header_timeout_ms;
+    pthread_t reaper;
+    int reaper_started, stopping;
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 typedef struct upload {
     char *buf;
@@ -63,6 +116,8 @@ void http_response_init(http_response *resp)
 
 void http_response_free(http_response *resp)
 {
+    if (resp->stream != NULL && resp->stream_free != NULL)
+        resp->stream_free(resp->stream_ctx);
     json_decref(resp->json);
     free(resp->body);
     if (resp->fd >= 0)
@@ -135,12 +190,115 @@ static void collect(struct MHD_Connection *c, enum MHD_ValueKind kind, http_kv *
     MHD_get_connection_values(c, kind, collect_kv, &k);
 }
 
-static enum MHD_Result send_response(struct MHD_Connection *c, http_response *resp,
+/* ---- streams ------------------------------------------------------------------ */
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    http_stream *s = cls;
+    http_server *h = s->h;
+    if (s->ended)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    long n = s->fn(s->ctx, buf, max);
+    if (n < 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n > 0)
+        return (ssize_t)n;
+    pthread_mutex_lock(&h->mu);
+    if (h->stopping) {
+        s->ended = 1;
+    } else if (s->pending) {
+        s->pending = 0; /* woken while producing: look again at once */
+    } else if (h->mode == HTTP_MODE_PER_CONNECTION) {
+        /* This thread is the connection's own: wait here (bounded, so a
+         * closed client is noticed at the next keepalive). */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+        s->pending = 0;
+    } else {
+        s->suspended = 1;
+        MHD_suspend_connection(s->c);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return 0;
+}
+
+static void stream_release(void *cls)
+{
+    http_stream *s = cls;
+    http_server *h = s->h;
+    pthread_mutex_lock(&h->mu);
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        h->streams = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    pthread_mutex_unlock(&h->mu);
+    if (s->free_fn != NULL)
+        s->free_fn(s->ctx);
+    free(s);
+}
+
+/* Under h->mu. */
+static void stream_wake_locked(http_stream *s)
+{
+    if (s->suspended) {
+        s->suspended = 0;
+        MHD_resume_connection(s->c);
+    } else {
+        s->pending = 1;
+        if (s->h->mode == HTTP_MODE_PER_CONNECTION)
+            pthread_cond_broadcast(&s->h->cv);
+    }
+}
+
+void http_stream_resume(http_stream *s)
+{
+    pthread_mutex_lock(&s->h->mu);
+    stream_wake_locked(s);
+    pthread_mutex_unlock(&s->h->mu);
+}
+
+static struct MHD_Response *stream_response(http_server *h, struct MHD_Connection *c,
+                                            http_response *resp)
+{
+    http_stream *s = xcalloc(1, sizeof *s);
+    s->h = h;
+    s->c = c;
+    s->fn = resp->stream;
+    s->ctx = resp->stream_ctx;
+    s->free_fn = resp->stream_free;
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_release);
+    if (r == NULL) {
+        free(s);
+        return NULL; /* resp still owns the stream: http_response_free frees it */
+    }
+    resp->stream = NULL; /* the MHD response owns it now */
+    pthread_mutex_lock(&h->mu);
+    s->next = h->streams;
+    if (h->streams != NULL)
+        h->streams->prev = s;
+    h->streams = s;
+    if (h->stopping)
+        s->ended = 1;
+    pthread_mutex_unlock(&h->mu);
+    if (resp->stream_attach != NULL)
+        resp->stream_attach(s->ctx, s);
+    return r;
+}
+
+static enum MHD_Result send_response(http_server *h, struct MHD_Connection *c, http_response *resp,
                                      const char *request_id)
 {
     struct MHD_Response *r;
     const char *ctype = resp->content_type;
-    if (resp->fd >= 0) {
+    if (resp->stream != NULL) {
+        r = stream_response(h, c, resp);
+    } else if (resp->fd >= 0) {
         r = MHD_create_response_from_fd_at_offset64((uint64_t)resp->length, resp->fd,
                                                     (uint64_t)resp->offset);
         if (r != NULL)
@@ -193,7 +351,7 @@ static enum MHD_Result dispatch(http_server *h, struct MHD_Connection *c, const 
     }
     make_request_id(h, req->request_id);
     h->fn(h->ctx, req, &resp);
-    enum MHD_Result ret = send_response(c, &resp, req->request_id);
+    enum MHD_Result ret = send_response(h, c, &resp, req->request_id);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (log_enabled(LOG_DEBUG))
         log_debug("http: %s %s -> %d (%.2f ms) %s", method, url, resp.status,
@@ -212,6 +370,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     http_server *h = cls;
     upload *up = *con_cls;
     if (up == NULL) {
+        /* The headers are all in: the header deadline no longer applies. */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (ci != NULL && ci->socket_context != NULL) {
+            pthread_mutex_lock(&h->mu);
+            ((conn *)ci->socket_context)->in_headers = 0;
+            pthread_mutex_unlock(&h->mu);
+        }
         up = xcalloc(1, sizeof *up);
         *con_cls = up;
         const char *cl =
@@ -252,15 +418,89 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)c;
     (void)toe;
+    http_server *h = cls;
+    /* A kept-alive connection now waits for its next request's headers. */
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci != NULL && ci->socket_context != NULL) {
+        pthread_mutex_lock(&h->mu);
+        conn *k = ci->socket_context;
+        k->in_headers = 1;
+        k->phase_ms = mono_ms();
+        pthread_mutex_unlock(&h->mu);
+    }
     upload *up = *con_cls;
     if (up != NULL) {
         free(up->buf);
         free(up);
         *con_cls = NULL;
     }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    http_server *h = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn *k = xcalloc(1, sizeof *k);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        k->fd = ci != NULL ? ci->connect_fd : -1;
+        k->in_headers = 1;
+        k->phase_ms = mono_ms();
+        pthread_mutex_lock(&h->mu);
+        k->next = h->conns;
+        if (h->conns != NULL)
+            h->conns->prev = k;
+        h->conns = k;
+        pthread_mutex_unlock(&h->mu);
+        atomic_fetch_add(&h->n_conns, 1);
+        *socket_context = k;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL) {
+        conn *k = *socket_context;
+        pthread_mutex_lock(&h->mu);
+        if (k->prev != NULL)
+            k->prev->next = k->next;
+        else
+            h->conns = k->next;
+        if (k->next != NULL)
+            k->next->prev = k->prev;
+        pthread_mutex_unlock(&h->mu);
+        atomic_fetch_sub(&h->n_conns, 1);
+        free(k);
+        *socket_context = NULL;
+    }
+}
+
+/* The reaper: shuts down connections past the header deadline. MHD then
+ * sees the socket end and closes the connection in its own thread. The fd
+ * is still MHD's while the connection is listed (it is unlisted before MHD
+ * closes it), so it cannot be another file. */
+static void *reaper_main(void *arg)
+{
+    http_server *h = arg;
+    pthread_mutex_lock(&h->mu);
+    while (!h->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+        int64_t now = mono_ms();
+        for (conn *k = h->conns; k != NULL; k = k->next)
+            if (k->in_headers && !k->reaped && k->fd >= 0 &&
+                now - k->phase_ms > h->header_timeout_ms) {
+                k->reaped = 1;
+                shutdown(k->fd, SHUT_RDWR);
+                atomic_fetch_add(&h->header_timeouts, 1);
+            }
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -271,7 +511,15 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(buf);
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = '\0';
-    log_warn("http: %s", buf);
+    /* A client that went away (an event stream closed, a download stopped)
+     * or was refused by a limit is routine, not a warning: under a flood of
+     * them the log would become the attack. */
+    if (strstr(buf, "no longer available") != NULL || strstr(buf, "onnection reset") != NULL ||
+        strstr(buf, "forcibly closed") != NULL || strstr(buf, "connection closure") != NULL ||
+        strstr(buf, "connection limit") != NULL || strstr(buf, "limit on the number") != NULL)
+        log_debug("http: %s", buf);
+    else
+        log_warn("http: %s", buf);
 }
 
 int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, void *ctx, errbuf *eb)
@@ -287,7 +535,11 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
     h->fn = fn;
     h->ctx = ctx;
     h->body_limit = o->body_limit;
+    h->mode = o->mode;
     h->prefix = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16);
+    h->header_timeout_ms = 1000 * (o->header_timeout_s > 0 ? o->header_timeout_s : 10);
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
     unsigned flags = MHD_USE_ERROR_LOG;
     unsigned pool = 0;
     switch (o->mode) {
@@ -295,25 +547,37 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
         flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
         break;
     case HTTP_MODE_POOL:
-        flags |= MHD_USE_EPOLL_INTERNAL_THREAD;
+        flags |= MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
         pool = o->threads > 1 ? (unsigned)o->threads : 2;
         break;
     default:
-        flags |= MHD_USE_EPOLL_INTERNAL_THREAD;
+        flags |= MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
         break;
     }
+    unsigned conn_limit = o->conn_limit > 0 ? (unsigned)o->conn_limit : 512;
+    unsigned per_ip = o->per_ip_limit > 0 ? (unsigned)o->per_ip_limit : 64;
+    unsigned idle = o->idle_timeout_s > 0 ? (unsigned)o->idle_timeout_s : 30;
     h->d = MHD_start_daemon(
         flags, (uint16_t)o->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-        (unsigned)1, MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_TIMEOUT, idle,
+        MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+        /* last, so that without a pool the list simply ends here */
+        pool > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool, MHD_OPTION_END);
     if (h->d == NULL) {
+        pthread_mutex_destroy(&h->mu);
+        pthread_cond_destroy(&h->cv);
         free(h);
         return err_set(eb, ERR_IO, "http: cannot listen on %s:%d (in use, or not permitted)",
                        o->address, o->port);
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = di != NULL ? di->port : o->port;
+    h->reaper_started = pthread_create(&h->reaper, NULL, reaper_main, h) == 0;
+    if (!h->reaper_started)
+        log_warn("http: no header-deadline thread: slow clients are bounded by the idle timeout "
+                 "and the connection limits only");
     *out = h;
     return 0;
 }
@@ -323,10 +587,34 @@ int http_port(const http_server *h)
     return h->port;
 }
 
+int http_connections(const http_server *h)
+{
+    return h != NULL ? atomic_load(&h->n_conns) : 0;
+}
+
+unsigned long http_header_timeouts(const http_server *h)
+{
+    return h != NULL ? atomic_load(&h->header_timeouts) : 0;
+}
+
 void http_stop(http_server *h)
 {
     if (h == NULL)
         return;
+    pthread_mutex_lock(&h->mu);
+    h->stopping = 1;
+    /* MHD must not stop with a suspended connection: wake every stream; its
+     * reader sees `stopping` and ends the body. */
+    for (http_stream *s = h->streams; s != NULL; s = s->next) {
+        s->ended = 1;
+        stream_wake_locked(s);
+    }
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    if (h->reaper_started)
+        pthread_join(h->reaper, NULL);
     MHD_stop_daemon(h->d);
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
     free(h);
 }

@@ -41,10 +41,21 @@ typedef struct http_request {
     const char *params[HTTP_MAX_PARAMS]; /* path parameters ({id}, {name}), in order */
     int n_params;
     char param_buf[HTTP_MAX_PARAMS][256]; /* storage of params[] */
-    json_t *json; /* the parsed JSON body, for routes that take one (borrowed) */
+    json_t *json;       /* the parsed JSON body, for routes that take one (borrowed) */
+    char principal[64]; /* the name of the bearer token used, or "" */
 } http_request;
 
 #define HTTP_MAX_RESP_HEADERS 8
+
+/* A streamed body (Server-Sent Events). The http layer owns the handle; the
+ * producer keeps it from attach until free to wake the stream. */
+typedef struct http_stream http_stream;
+
+/* Writes the next bytes of a streamed body into buf (at most max) and
+ * returns how many (> 0); 0 when there is nothing to send now (the stream
+ * sleeps until http_stream_resume, so call that when there may be more);
+ * -1 to end the body. Called from the HTTP threads, one call at a time. */
+typedef long (*http_stream_fn)(void *ctx, char *buf, size_t max);
 
 typedef struct http_response {
     int status;
@@ -56,7 +67,16 @@ typedef struct http_response {
     int64_t offset, length;
     int n_headers;
     char *hkey[HTTP_MAX_RESP_HEADERS], *hval[HTTP_MAX_RESP_HEADERS]; /* owned */
+    /* Streamed body, when stream != NULL (status and headers as usual): */
+    http_stream_fn stream;
+    void *stream_ctx;                                 /* owned until stream_free */
+    void (*stream_attach)(void *ctx, http_stream *h); /* once, before the first read; may be NULL */
+    void (*stream_free)(void *ctx); /* once, when the connection is done (or never started) */
 } http_response;
+
+/* http_stream_resume wakes a stream whose function returned 0. Thread-safe;
+ * h must still be attached (between stream_attach and stream_free). */
+void http_stream_resume(http_stream *h);
 
 /* The query value of key (first occurrence), or NULL. */
 const char *http_query(const http_request *r, const char *key);
@@ -67,7 +87,8 @@ const char *http_header(const http_request *r, const char *name);
 /* http_response_init sets status 500, no body, fd -1. */
 void http_response_init(http_response *resp);
 
-/* http_response_free releases body, json, headers and fd. */
+/* http_response_free releases body, json, headers and fd, and a stream not
+ * handed to a connection (stream_free is called). */
 void http_response_free(http_response *resp);
 
 /* Adds a header (both strings copied); past HTTP_MAX_RESP_HEADERS it is dropped. */
@@ -91,7 +112,12 @@ typedef struct http_options {
     int port;            /* 0 = any free port (read it back with http_port) */
     size_t body_limit;   /* bodies larger than this get 413 */
     http_mode mode;
-    int threads; /* HTTP_MODE_POOL only */
+    int threads;          /* HTTP_MODE_POOL only */
+    int conn_limit;       /* connections at once; 0 = default 512 */
+    int per_ip_limit;     /* connections at once from one address; 0 = default 64 */
+    int idle_timeout_s;   /* a connection silent this long is closed; 0 = default 30 */
+    int header_timeout_s; /* a request's headers must arrive within this (from the
+                           * connection or the previous request); 0 = default 10 */
 } http_options;
 
 typedef struct http_server http_server;
@@ -104,7 +130,14 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
 /* The port actually bound. */
 int http_port(const http_server *h);
 
-/* http_stop stops the daemon (waits for its threads) and frees h; NULL ok. */
+/* Connections open now (accepted, not yet closed). Thread-safe. */
+int http_connections(const http_server *h);
+
+/* Connections closed because their request headers took too long. */
+unsigned long http_header_timeouts(const http_server *h);
+
+/* http_stop ends every open stream, stops the daemon (waits for its
+ * threads) and frees h; NULL ok. */
 void http_stop(http_server *h);
 
 /* Parses a mode name ("epoll", "pool", "per-connection"); -1 if unknown. */

@@ -1,17 +1,23 @@
 /* main.c - kiln-server: options, start-up and clean shutdown.
  *
- * Opens the store under the data dir, binds the pool socket (broker) and the
- * HTTP port, and waits for SIGINT/SIGTERM; then stops HTTP first (no new
- * requests), the broker (its last batch is committed) and the store.
- * Signals are blocked in every thread and taken with sigwait here.
+ * Opens the store under the data dir, loads the tokens file, binds the pool
+ * socket (broker) and the HTTP port, and waits for SIGINT/SIGTERM; then
+ * stops HTTP first (no new requests; open event streams end), the event
+ * hub, the broker (its last batch is committed) and the store. Signals are
+ * blocked in every thread and taken with sigwait here. Without tokens every
+ * route is open, so the server then binds loopback addresses only.
+ * `kiln-server hash-token` and `kiln-server new-token` make tokens-file lines.
  */
 #include "common/log.h"
 #include "server/app.h"
+#include "server/auth.h"
 #include "server/broker.h"
 #include "server/embed.h"
 #include "server/files.h"
 #include "server/http.h"
 #include "server/routes.h"
+#include "server/sse.h"
+#include "server/stats.h"
 #include "server/store.h"
 #include "server/yamljson.h"
 
@@ -35,7 +41,23 @@ static void usage(FILE *f)
             "  --body-limit BYTES     largest request body (default 1048576)\n"
             "  --http-mode MODE       epoll | pool | per-connection (default pool)\n"
             "  --http-threads N       threads of the pool mode (default 2)\n"
-            "  --port-file FILE       write the HTTP port and broker endpoint there once ready\n");
+            "  --port-file FILE       write the HTTP port and broker endpoint there once ready\n"
+            "  --tokens FILE          bearer tokens, one '<name> <scopes> sha256:<hex>' a line\n"
+            "                         (scopes read, submit, admin; pool for worker pools);\n"
+            "                         without it every route is open and only loopback\n"
+            "                         addresses are bound\n"
+            "  --conn-limit N         HTTP connections at once (default 512)\n"
+            "  --per-ip-limit N       HTTP connections at once from one address (default 64)\n"
+            "  --idle-timeout S       close an HTTP connection silent for S seconds (default 30)\n"
+            "  --header-timeout S     a request's headers must arrive within S seconds (default "
+            "10)\n"
+            "  --sse-keepalive S      keepalive comment on idle event streams (default 15)\n"
+            "  --sse-max N            event streams open at once (default 64)\n"
+            "\n"
+            "usage: kiln-server hash-token [TOKEN]     the sha256: hash of TOKEN (or stdin)\n"
+            "       kiln-server new-token NAME SCOPES  a new random token and its tokens-file "
+            "line\n"
+            "                                          (SCOPES: read,submit,admin,pool)\n");
 }
 
 typedef struct config {
@@ -47,6 +69,9 @@ typedef struct config {
     size_t body_limit;
     int http_mode, http_threads;
     const char *port_file;
+    const char *tokens;
+    char broker_buf[300];
+    int conn_limit, per_ip_limit, idle_timeout, header_timeout, sse_keepalive, sse_max;
 } config;
 
 static int parse_args(int argc, char **argv, config *c)
@@ -61,6 +86,13 @@ static int parse_args(int argc, char **argv, config *c)
         {"http-mode", required_argument, NULL, 'm'},
         {"http-threads", required_argument, NULL, 't'},
         {"port-file", required_argument, NULL, 'p'},
+        {"tokens", required_argument, NULL, 'T'},
+        {"conn-limit", required_argument, NULL, 'C'},
+        {"per-ip-limit", required_argument, NULL, 'I'},
+        {"idle-timeout", required_argument, NULL, 'i'},
+        {"header-timeout", required_argument, NULL, 'e'},
+        {"sse-keepalive", required_argument, NULL, 'k'},
+        {"sse-max", required_argument, NULL, 'x'},
         {"help", no_argument, NULL, '?'},
         {NULL, 0, NULL, 0},
     };
@@ -77,6 +109,12 @@ static int parse_args(int argc, char **argv, config *c)
      * a bounded number of threads; POST is bound by the store's fsync. */
     c->http_mode = HTTP_MODE_POOL;
     c->http_threads = 2;
+    c->conn_limit = 512;
+    c->per_ip_limit = 64;
+    c->idle_timeout = 30;
+    c->header_timeout = 10;
+    c->sse_keepalive = 15;
+    c->sse_max = 64;
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
@@ -120,6 +158,27 @@ static int parse_args(int argc, char **argv, config *c)
         case 'p':
             c->port_file = optarg;
             break;
+        case 'T':
+            c->tokens = optarg;
+            break;
+        case 'C':
+            c->conn_limit = atoi(optarg);
+            break;
+        case 'I':
+            c->per_ip_limit = atoi(optarg);
+            break;
+        case 'i':
+            c->idle_timeout = atoi(optarg);
+            break;
+        case 'e':
+            c->header_timeout = atoi(optarg);
+            break;
+        case 'k':
+            c->sse_keepalive = atoi(optarg);
+            break;
+        case 'x':
+            c->sse_max = atoi(optarg);
+            break;
         case '?':
         default:
             usage(stderr);
@@ -131,25 +190,89 @@ static int parse_args(int argc, char **argv, config *c)
         return -1;
     }
     if (c->heartbeat_ms < 10 || c->liveness < 2 || c->body_limit < 1024 || c->http_port < 0 ||
-        c->http_port > 65535 || c->http_threads < 1) {
+        c->http_port > 65535 || c->http_threads < 1 || c->conn_limit < 1 || c->per_ip_limit < 1 ||
+        c->idle_timeout < 1 || c->header_timeout < 1 || c->sse_keepalive < 1 || c->sse_max < 1) {
         fprintf(stderr, "kiln-server: an option is out of range (heartbeat-ms >= 10, "
-                        "liveness >= 2, body-limit >= 1024, port 0..65535)\n");
+                        "liveness >= 2, body-limit >= 1024, port 0..65535, limits and timeouts "
+                        ">= 1)\n");
         return -1;
     }
+    return 0;
+}
+
+/* Whether an IPv4 address text is in 127.0.0.0/8. */
+static int loopback_addr(const char *a)
+{
+    return strncmp(a, "127.", 4) == 0;
+}
+
+/* Whether a ZeroMQ endpoint binds loopback only (tcp://127.x:port, ipc://, inproc://). */
+static int loopback_endpoint(const char *ep)
+{
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return 1;
+    return strncmp(ep + 6, "127.", 4) == 0 || strncmp(ep + 6, "localhost:", 10) == 0;
+}
+
+/* kiln-server hash-token [TOKEN] | new-token NAME SCOPES. Returns the exit code. */
+static int token_command(int argc, char **argv)
+{
+    if (strcmp(argv[1], "hash-token") == 0) {
+        char tok[AUTH_TOKEN_MAX + 2];
+        if (argc >= 3) {
+            snprintf(tok, sizeof tok, "%s", argv[2]);
+        } else if (fgets(tok, sizeof tok, stdin) == NULL) {
+            fprintf(stderr, "kiln-server hash-token: no token on stdin\n");
+            return 2;
+        }
+        tok[strcspn(tok, "\r\n")] = '\0';
+        if (tok[0] == '\0' || strlen(tok) > AUTH_TOKEN_MAX) {
+            fprintf(stderr, "kiln-server hash-token: a token is 1..%d bytes\n", AUTH_TOKEN_MAX);
+            return 2;
+        }
+        char h[72];
+        auth_hash(tok, h);
+        printf("%s\n", h);
+        return 0;
+    }
+    if (argc != 4) {
+        fprintf(stderr, "usage: kiln-server new-token NAME SCOPES (e.g. ci submit,read)\n");
+        return 2;
+    }
+    unsigned mask;
+    errbuf eb;
+    if (auth_scopes_parse(argv[3], &mask, &eb) < 0) {
+        fprintf(stderr, "kiln-server new-token: %s\n", eb.msg);
+        return 2;
+    }
+    char line[512], tok[64], h[72];
+    auth_token_new(tok);
+    auth_hash(tok, h);
+    snprintf(line, sizeof line, "%s %s %s\n", argv[2], argv[3], h);
+    auth *a;
+    if (auth_parse(&a, line, strlen(line), "the new line", &eb) < 0) {
+        fprintf(stderr, "kiln-server new-token: %s\n", eb.msg);
+        return 2;
+    }
+    auth_free(a);
+    /* The token goes to stdout once; only its hash is ever stored. */
+    printf("%s\n%s", tok, line);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
     log_init("kiln-server", LOG_INFO);
-    config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    if (parse_args(argc, argv, &cfg) < 0)
-        return 2;
     if (sodium_init() < 0) {
         log_error("libsodium cannot start");
         return 1;
     }
+    if (argc >= 2 && (strcmp(argv[1], "hash-token") == 0 || strcmp(argv[1], "new-token") == 0))
+        return token_command(argc, argv);
+    config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    if (parse_args(argc, argv, &cfg) < 0)
+        return 2;
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
@@ -161,10 +284,40 @@ int main(int argc, char **argv)
     store *st = NULL;
     broker *br = NULL;
     http_server *hs = NULL;
+    auth *tokens = NULL;
+    server_stats *stats = NULL;
+    sse_hub *hub = NULL;
     app a;
     memset(&a, 0, sizeof a);
     errbuf eb;
     char db[600];
+    if (cfg.tokens != NULL) {
+        if (auth_load(&tokens, cfg.tokens, &eb) < 0) {
+            log_error("%s", eb.msg);
+            goto out;
+        }
+        log_info("%d access token(s) loaded from %s; the API needs 'Authorization: Bearer "
+                 "<token>' and pools a token with the pool scope (kiln-worker --token)",
+                 auth_count(tokens), cfg.tokens);
+    } else {
+        /* Every route is open: nothing but this machine may reach it. */
+        if (!loopback_addr(cfg.http_addr)) {
+            log_warn("no access tokens are configured (--tokens): HTTP binds 127.0.0.1 instead of "
+                     "%s",
+                     cfg.http_addr);
+            snprintf(cfg.http_addr, sizeof cfg.http_addr, "127.0.0.1");
+        }
+        if (!loopback_endpoint(cfg.broker)) {
+            const char *colon = strrchr(cfg.broker, ':');
+            snprintf(cfg.broker_buf, sizeof cfg.broker_buf, "tcp://127.0.0.1%s",
+                     colon != NULL && colon > cfg.broker + 5 ? colon : ":5555");
+            log_warn("no access tokens are configured (--tokens): the pool socket binds %s "
+                     "instead of %s",
+                     cfg.broker_buf, cfg.broker);
+            cfg.broker = cfg.broker_buf;
+        }
+    }
+    stats = stats_new(routes_labels(), routes_count());
     if (files_mkdirs(cfg.data_dir, &eb) < 0) {
         log_error("data dir: %s", eb.msg);
         goto out;
@@ -177,7 +330,9 @@ int main(int argc, char **argv)
     broker_options bo = {.endpoint = cfg.broker,
                          .heartbeat_ms = cfg.heartbeat_ms,
                          .liveness = cfg.liveness,
-                         .data_dir = cfg.data_dir};
+                         .data_dir = cfg.data_dir,
+                         .stats = stats,
+                         .auth = tokens};
     if (broker_start(&br, st, &bo, &eb) < 0) {
         log_error("%s", eb.msg);
         goto out;
@@ -196,11 +351,20 @@ int main(int argc, char **argv)
         log_warn("api/openapi.yaml does not convert to JSON (%s); /openapi.json is off", eb.msg);
     a.dashboard_html = (const char *)embed_index_html;
     a.dashboard_len = embed_index_html_len;
+    a.auth = tokens;
+    a.stats = stats;
+    sse_options so = {.keepalive_ms = cfg.sse_keepalive * 1000, .max_streams = cfg.sse_max};
+    hub = sse_hub_new(st, stats, &so);
+    a.sse = hub;
     http_options ho = {.address = cfg.http_addr,
                        .port = cfg.http_port,
                        .body_limit = cfg.body_limit,
                        .mode = (http_mode)cfg.http_mode,
-                       .threads = cfg.http_threads};
+                       .threads = cfg.http_threads,
+                       .conn_limit = cfg.conn_limit,
+                       .per_ip_limit = cfg.per_ip_limit,
+                       .idle_timeout_s = cfg.idle_timeout,
+                       .header_timeout_s = cfg.header_timeout};
     if (http_start(&hs, &ho, routes_dispatch, &a, &eb) < 0) {
         log_error("%s", eb.msg);
         goto out;
@@ -208,9 +372,9 @@ int main(int argc, char **argv)
     int port = http_port(hs);
     log_info("listening on http://%s:%d/ ; pools connect to %s ; data in %s", cfg.http_addr, port,
              broker_endpoint(br), cfg.data_dir);
-    if (strcmp(cfg.http_addr, "127.0.0.1") == 0)
-        log_info("no access tokens are configured (a later release adds them): listening on "
-                 "loopback only");
+    if (tokens == NULL)
+        log_info("no access tokens are configured: every route is open, so HTTP and the pool "
+                 "socket listen on loopback only (give --tokens FILE to serve other hosts)");
     if (cfg.port_file != NULL) {
         char text[400];
         int n = snprintf(text, sizeof text, "%d %s\n", port, broker_endpoint(br));
@@ -223,9 +387,12 @@ int main(int argc, char **argv)
     status = 0;
 out:
     http_stop(hs);
+    sse_hub_free(hub);
     broker_stop(br);
     store_close(st);
     json_decref(a.openapi_json);
+    auth_free(tokens);
+    stats_free(stats);
     if (status == 0)
         log_info("stopped cleanly");
     return status;

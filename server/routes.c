@@ -2,33 +2,74 @@
 #include "routes.h"
 
 #include "common/log.h"
+#include "server/auth.h"
 #include "server/handlers.h"
+#include "server/stats.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#define R AUTH_READ
+#define S AUTH_SUBMIT
+#define A AUTH_ADMIN
+
+/* Reading needs read, submitting and cancelling submit, deleting admin;
+ * liveness, readiness, the API document and the dashboard page are public
+ * (the page asks for a token before it calls the API). */
 static const route table[] = {
-    {"POST", "/api/v1/jobs", jobs_create, ROUTE_JSON_BODY},
-    {"GET", "/api/v1/jobs", jobs_list, 0},
-    {"GET", "/api/v1/jobs/{id}", jobs_get, 0},
-    {"DELETE", "/api/v1/jobs/{id}", jobs_delete, 0},
-    {"POST", "/api/v1/jobs/{id}/cancel", jobs_cancel, 0},
-    {"GET", "/api/v1/jobs/{id}/metrics", jobs_metrics, 0},
-    {"GET", "/api/v1/jobs/{id}/logs", jobs_logs, 0},
-    {"GET", "/api/v1/jobs/{id}/events", jobs_events, 0},
-    {"GET", "/api/v1/jobs/{id}/artifacts", jobs_artifacts, 0},
-    {"GET", "/api/v1/jobs/{id}/artifacts/{name}", jobs_artifact, 0},
-    {"GET", "/api/v1/workers", workers_list, 0},
-    {"GET", "/api/v1/openapi.yaml", docs_openapi_yaml, 0},
-    {"GET", "/openapi.json", docs_openapi_json, 0},
-    {"GET", "/healthz", health_live, 0},
-    {"GET", "/readyz", health_ready, 0},
-    {"GET", "/metrics", prometheus_metrics, 0},
-    {"GET", "/", dashboard_index, 0},
+    {"POST", "/api/v1/jobs", jobs_create, ROUTE_JSON_BODY, S},
+    {"GET", "/api/v1/jobs", jobs_list, 0, R},
+    {"GET", "/api/v1/jobs/{id}", jobs_get, 0, R},
+    {"DELETE", "/api/v1/jobs/{id}", jobs_delete, 0, A},
+    {"POST", "/api/v1/jobs/{id}/cancel", jobs_cancel, 0, S},
+    {"GET", "/api/v1/jobs/{id}/metrics", jobs_metrics, 0, R},
+    {"GET", "/api/v1/jobs/{id}/logs", jobs_logs, 0, R},
+    {"GET", "/api/v1/jobs/{id}/events", jobs_events, 0, R},
+    {"GET", "/api/v1/jobs/{id}/artifacts", jobs_artifacts, 0, R},
+    {"GET", "/api/v1/jobs/{id}/artifacts/{name}", jobs_artifact, 0, R},
+    {"GET", "/api/v1/events", events_all, 0, R},
+    {"GET", "/api/v1/workers", workers_list, 0, R},
+    {"GET", "/api/v1/openapi.yaml", docs_openapi_yaml, 0, 0},
+    {"GET", "/openapi.json", docs_openapi_json, 0, 0},
+    {"GET", "/healthz", health_live, 0, 0},
+    {"GET", "/readyz", health_ready, 0, 0},
+    {"GET", "/metrics", prometheus_metrics, 0, R},
+    {"GET", "/", dashboard_index, 0, 0},
 };
 
+#undef R
+#undef S
+#undef A
+
 #define N_ROUTES ((int)(sizeof table / sizeof table[0]))
+
+static const char *const labels[N_ROUTES] = {
+    "POST /api/v1/jobs",
+    "GET /api/v1/jobs",
+    "GET /api/v1/jobs/{id}",
+    "DELETE /api/v1/jobs/{id}",
+    "POST /api/v1/jobs/{id}/cancel",
+    "GET /api/v1/jobs/{id}/metrics",
+    "GET /api/v1/jobs/{id}/logs",
+    "GET /api/v1/jobs/{id}/events",
+    "GET /api/v1/jobs/{id}/artifacts",
+    "GET /api/v1/jobs/{id}/artifacts/{name}",
+    "GET /api/v1/events",
+    "GET /api/v1/workers",
+    "GET /api/v1/openapi.yaml",
+    "GET /openapi.json",
+    "GET /healthz",
+    "GET /readyz",
+    "GET /metrics",
+    "GET /",
+};
+
+const char *const *routes_labels(void)
+{
+    return labels;
+}
 
 int routes_count(void)
 {
@@ -193,14 +234,38 @@ static void run(app *a, const route *r, http_request *req, http_response *resp)
     r->fn(a, req, resp);
 }
 
-void routes_dispatch(void *ctx, http_request *req, http_response *resp)
+/* Checks the bearer token against the route's scope: 0 to go on, or the
+ * 401/403 status with resp filled. */
+static int authorize(const app *a, const route *r, http_request *req, http_response *resp)
 {
-    app *a = ctx;
-    if (req->too_large) {
-        api_error(resp, req, 413, NULL, "request body is larger than the limit of %zu bytes",
-                  a->body_limit);
-        return;
+    if (a->auth == NULL || r->scope == 0)
+        return 0;
+    const char *hdr = http_header(req, "Authorization");
+    const char *tok = auth_bearer(hdr);
+    unsigned scopes = 0;
+    if (tok == NULL || !auth_check(a->auth, tok, &scopes, req->principal)) {
+        if (tok == NULL)
+            api_error(resp, req, 401, NULL,
+                      "%s needs a bearer token: send 'Authorization: Bearer <token>' (kiln "
+                      "--token or KILN_TOKEN)",
+                      req->path);
+        else
+            api_error(resp, req, 401, NULL, "the bearer token is not one this server knows");
+        http_response_header(resp, "WWW-Authenticate", "Bearer realm=\"kiln\"");
+        return 401;
     }
+    if ((scopes & r->scope) == 0) {
+        unsigned need = r->scope;
+        return api_error(resp, req, 403, NULL, "token '%s' lacks the '%s' scope that %s %s needs",
+                         req->principal, auth_scope_name(need), r->method, r->pattern);
+    }
+    return 0;
+}
+
+/* Finds the route; -1 with resp filled (404/405) when there is none. */
+static int route_find(const app *a, http_request *req, http_response *resp)
+{
+    (void)a;
     const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
     char allow[128] = "";
     for (int i = 0; i < N_ROUTES; i++) {
@@ -209,8 +274,7 @@ void routes_dispatch(void *ctx, http_request *req, http_response *resp)
             continue;
         if (strcmp(r->method, method) == 0) {
             match(r->pattern, req->path, req);
-            run(a, r, req, resp);
-            return;
+            return i;
         }
         size_t used = strlen(allow);
         snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "", r->method);
@@ -219,7 +283,26 @@ void routes_dispatch(void *ctx, http_request *req, http_response *resp)
         api_error(resp, req, 405, NULL, "method %s is not allowed on %s (allowed: %s)", req->method,
                   req->path, allow);
         http_response_header(resp, "Allow", allow);
-        return;
+        return -1;
     }
     api_error(resp, req, 404, NULL, "no route %s %s", req->method, req->path);
+    return -1;
+}
+
+void routes_dispatch(void *ctx, http_request *req, http_response *resp)
+{
+    app *a = ctx;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int i = route_find(a, req, resp);
+    if (i >= 0 && authorize(a, &table[i], req, resp) == 0) {
+        if (req->too_large)
+            api_error(resp, req, 413, NULL, "request body is larger than the limit of %zu bytes",
+                      a->body_limit);
+        else
+            run(a, &table[i], req, resp);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    stats_http(a->stats, i, resp->status,
+               (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
 }

@@ -2,9 +2,12 @@
  *
  * routes.c holds one static const table {method, pattern, handler, flags}
  * (Redis's command-table idea). routes_dispatch matches the path (`{x}`
- * matches one segment), answers 404/405/413/415 itself, parses the JSON body
- * of routes that take one (400 on bad JSON), and calls the handler. Every
- * error body has the one documented shape (api_error). Thread-safe.
+ * matches one segment), answers 404/405/413/415 itself, checks the bearer
+ * token when the app has tokens (401 without a valid one, 403 when its
+ * scopes lack the route's), parses the JSON body of routes that take one
+ * (400 on bad JSON), calls the handler, and counts the request in the
+ * app's stats. Every error body has the one documented shape (api_error).
+ * Thread-safe.
  */
 #ifndef KILN_ROUTES_H
 #define KILN_ROUTES_H
@@ -27,6 +30,7 @@ typedef struct route {
     const char *pattern; /* "/api/v1/jobs/{id}" */
     route_fn fn;
     unsigned flags;
+    unsigned scope; /* AUTH_READ | AUTH_SUBMIT | AUTH_ADMIN needed; 0 = public */
 } route;
 
 /* The dispatcher, with the http_dispatch_fn signature (ctx = app *). */
@@ -35,6 +39,9 @@ void routes_dispatch(void *ctx, http_request *req, http_response *resp);
 /* The table, for tests and documentation checks. */
 int routes_count(void);
 const route *routes_get(int i);
+
+/* "METHOD pattern" of route i (static strings), the labels of /metrics. */
+const char *const *routes_labels(void);
 
 /* api_error fills resp with status and
  * {"error":{"code","message","details":[{"field","reason"}],"request_id"}}.

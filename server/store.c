@@ -14,6 +14,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,10 @@ enum {
     Q_LOGS_TAIL,
     Q_EVENTS,
     Q_EVENTS_RECENT,
+    Q_EVENTS_ALL,
+    Q_EVENTS_MAX,
+    Q_CKPT_AFTER,
+    Q_ATTEMPT_COUNTS,
     Q__COUNT
 };
 
@@ -199,12 +204,20 @@ static const char *const sql_text[Q__COUNT] = {
                  " WHERE job_id=?1 AND seq>?2 ORDER BY seq LIMIT ?3",
     [Q_EVENTS_RECENT] = "SELECT * FROM (SELECT seq,time,from_state,to_state,reason,message"
                         " FROM events WHERE job_id=?1 ORDER BY seq DESC LIMIT ?2) ORDER BY seq",
+    [Q_EVENTS_ALL] = "SELECT seq,time,from_state,to_state,reason,message,job_id FROM events"
+                     " WHERE seq>?1 ORDER BY seq LIMIT ?2",
+    [Q_EVENTS_MAX] = "SELECT coalesce(max(seq),0) FROM events",
+    [Q_CKPT_AFTER] = "SELECT step,attempt,size,time FROM checkpoints WHERE job_id=?1 AND step>?2"
+                     " ORDER BY step LIMIT ?3",
+    [Q_ATTEMPT_COUNTS] = "SELECT CASE WHEN active THEN 'ACTIVE' ELSE coalesce(reason,'?') END,"
+                         " count(*) FROM attempts GROUP BY 1 ORDER BY 1",
 };
 
 struct store {
     sqlite3 *db;
     pthread_mutex_t mu;
     sqlite3_stmt *stmt[Q__COUNT];
+    atomic_ullong changes; /* committed write transactions */
 };
 
 static const char *const state_names[JS__COUNT] = {
@@ -326,6 +339,7 @@ static int tx_end(store *s, int rc, errbuf *eb)
         exec(s, "ROLLBACK", NULL);
         return crc;
     }
+    atomic_fetch_add(&s->changes, 1);
     return rc;
 }
 
@@ -1674,5 +1688,93 @@ int store_events(store *s, const char *id, int64_t after, int limit, json_t **ou
         *out = a;
     }
     pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+uint64_t store_changes(store *s)
+{
+    return atomic_load(&s->changes);
+}
+
+int store_events_all(store *s, int64_t after, int limit, json_t **out, errbuf *eb)
+{
+    *out = NULL;
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    json_t *a = json_array();
+    sqlite3_stmt *q = st(s, Q_EVENTS_ALL);
+    sqlite3_bind_int64(q, 1, after);
+    sqlite3_bind_int(q, 2, limit);
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        json_t *o = event_row(q);
+        json_object_set_new(o, "job_id", json_string(col_text(q, 6)));
+        json_array_append_new(a, o);
+    }
+    if (step != SQLITE_DONE)
+        rc = db_err(s, eb, "read events");
+    done(q);
+    pthread_mutex_unlock(&s->mu);
+    if (rc < 0) {
+        json_decref(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+int64_t store_events_max(store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = st(s, Q_EVENTS_MAX);
+    int64_t max = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    done(q);
+    pthread_mutex_unlock(&s->mu);
+    return max;
+}
+
+int store_checkpoints(store *s, const char *id, int64_t after_step, int limit, json_t **out,
+                      errbuf *eb)
+{
+    *out = NULL;
+    pthread_mutex_lock(&s->mu);
+    int rc = job_exists(s, id, eb);
+    if (rc == 0) {
+        sqlite3_stmt *q = st(s, Q_CKPT_AFTER);
+        bind_text(q, 1, id);
+        sqlite3_bind_int64(q, 2, after_step);
+        sqlite3_bind_int(q, 3, limit);
+        json_t *a = json_array();
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            json_t *o = json_object();
+            json_object_set_new(o, "step", json_integer(sqlite3_column_int64(q, 0)));
+            json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 1)));
+            json_object_set_new(o, "size", json_integer(sqlite3_column_int64(q, 2)));
+            json_object_set_new(o, "time", col_time(q, 3));
+            json_array_append_new(a, o);
+        }
+        done(q);
+        *out = a;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int store_attempt_counts(store *s, json_t **out, errbuf *eb)
+{
+    *out = NULL;
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = st(s, Q_ATTEMPT_COUNTS);
+    json_t *o = json_object();
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW)
+        json_object_set_new(o, col_text(q, 0), json_integer(sqlite3_column_int64(q, 1)));
+    int rc = step == SQLITE_DONE ? 0 : db_err(s, eb, "count attempts");
+    done(q);
+    pthread_mutex_unlock(&s->mu);
+    if (rc < 0)
+        json_decref(o);
+    else
+        *out = o;
     return rc;
 }

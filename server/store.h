@@ -242,6 +242,26 @@ int store_artifacts(store *s, const char *id, json_t **out, errbuf *eb);
 /* store_events lists a job's events with seq > after, oldest first. */
 int store_events(store *s, const char *id, int64_t after, int limit, json_t **out, errbuf *eb);
 
+/* store_events_all lists the events of every job with seq > after, oldest
+ * first; each row also has "job_id". */
+int store_events_all(store *s, int64_t after, int limit, json_t **out, errbuf *eb);
+
+/* The seq of the newest event of any job (0 when there is none). */
+int64_t store_events_max(store *s);
+
+/* store_checkpoints lists a job's checkpoints with step > after_step:
+ * [{"step","attempt","size","time"}], by step. ERR_NOT_FOUND. */
+int store_checkpoints(store *s, const char *id, int64_t after_step, int limit, json_t **out,
+                      errbuf *eb);
+
+/* store_attempt_counts counts attempts by how they ended: {"ACTIVE": n,
+ * "COMPLETED": n, "WORKER_LOST": n, ...} (the reason of ended ones). */
+int store_attempt_counts(store *s, json_t **out, errbuf *eb);
+
+/* store_changes counts the write transactions committed so far: a cheap
+ * "did anything change?" for the event streams. Thread-safe, lock-free. */
+uint64_t store_changes(store *s);
+
 /* store_now is the wall clock in Unix seconds (double), as stored. */
 double store_now(void);
 

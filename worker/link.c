@@ -47,6 +47,7 @@ typedef struct job_key {
 
 struct pool_link {
     char endpoint[256];
+    char token[300]; /* PLAIN password, or "" */
     char pool_id[MSG_ID_MAX];
     int ranks, cores;
     json_t *hosts;
@@ -626,6 +627,10 @@ static int connect_sock(pool_link *l, int64_t t)
     zmq_setsockopt(l->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(l->sock, ZMQ_IMMEDIATE, &one, sizeof one);
     zmq_setsockopt(l->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (l->token[0] != '\0') {
+        zmq_setsockopt(l->sock, ZMQ_PLAIN_USERNAME, l->pool_id, strlen(l->pool_id));
+        zmq_setsockopt(l->sock, ZMQ_PLAIN_PASSWORD, l->token, strlen(l->token));
+    }
     if (zmq_connect(l->sock, l->endpoint) != 0) {
         log_error("link: cannot connect to %s: %s", l->endpoint, zmq_strerror(errno));
         zmq_close(l->sock);
@@ -898,8 +903,14 @@ static void *run(void *arg)
         t = now_ms();
         receive_all(l, t);
         if (t - l->last_recv > (int64_t)l->hb_ms * l->liveness) {
-            log_warn("link: nothing from %s for %lld ms; reconnecting in %d ms", l->endpoint,
-                     (long long)(t - l->last_recv), l->backoff_ms);
+            /* A server with tokens drops a pool without a valid one in the
+             * handshake, silently: say what may be wrong. */
+            log_warn("link: nothing from %s for %lld ms; reconnecting in %d ms%s", l->endpoint,
+                     (long long)(t - l->last_recv), l->backoff_ms,
+                     l->stats.connected ? ""
+                     : l->token[0]      ? " (is the server up? does it know this pool token?)"
+                                        : " (is the server up? one started with --tokens needs a "
+                                          "pool token: --token or KILN_TOKEN)");
             disconnect(l, t);
             continue;
         }
@@ -943,6 +954,8 @@ int link_new(pool_link **out, const char *endpoint, const link_pool_info *info,
         l->o = *o;
     else
         link_options_default(&l->o);
+    snprintf(l->token, sizeof l->token, "%s", l->o.token != NULL ? l->o.token : "");
+    l->o.token = NULL; /* borrowed from the caller: l->token holds the copy */
     link_options d;
     link_options_default(&d);
     if (l->o.heartbeat_ms <= 0)

@@ -69,6 +69,9 @@ typedef struct link_options {
     size_t outbox_max_bytes; /* in memory; default 64 MiB */
     const char *spill_dir;   /* for the spill file; default $TMPDIR or /tmp */
     void *zmq_context;       /* NULL: the link makes its own (inproc needs the server's) */
+    const char *token;       /* a pool-scope token of a server started with --tokens: sent
+                              * as the ZeroMQ PLAIN password (user name = pool id);
+                              * NULL = none (copied by link_new) */
 } link_options;
 
 /* link_options_default fills the defaults above. */

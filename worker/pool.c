@@ -230,15 +230,18 @@ static void run_job(pool *p, const link_assignment *a, const char *spec_text, co
 }
 
 static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *pool_id,
-                      size_t plen, char *work, size_t wlen)
+                      size_t plen, char *work, size_t wlen, char *token, size_t tlen)
 {
     static const struct option opts[] = {{"connect", required_argument, NULL, 'c'},
                                          {"pool-id", required_argument, NULL, 'p'},
                                          {"work-dir", required_argument, NULL, 'w'},
+                                         {"token", required_argument, NULL, 't'},
                                          {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
     endpoint[0] = pool_id[0] = work[0] = '\0';
+    const char *env = getenv("KILN_TOKEN");
+    snprintf(token, tlen, "%s", env != NULL ? env : "");
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
@@ -250,6 +253,9 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
         case 'w':
             snprintf(work, wlen, "%s", optarg);
             break;
+        case 't':
+            snprintf(token, tlen, "%s", optarg);
+            break;
         default:
             return -1;
         }
@@ -259,11 +265,13 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
 
 int pool_main(int argc, char **argv, const dist_info *d)
 {
-    char endpoint[512], pool_id[128], work[512];
+    char endpoint[512], pool_id[128], work[512], token[300];
     if (parse_args(argc, argv, endpoint, sizeof endpoint, pool_id, sizeof pool_id, work,
-                   sizeof work) != 0) {
-        fprintf(stderr, "usage: mpirun -np N kiln-worker --connect tcp://HOST:PORT "
-                        "[--pool-id ID] [--work-dir DIR]\n");
+                   sizeof work, token, sizeof token) != 0) {
+        fprintf(stderr,
+                "usage: mpirun -np N kiln-worker --connect tcp://HOST:PORT "
+                "[--pool-id ID] [--work-dir DIR] [--token TOKEN]\n"
+                "  (the token, or $KILN_TOKEN: a 'pool' token of a server with --tokens)\n");
         return 2;
     }
     pool p;
@@ -304,7 +312,10 @@ int pool_main(int argc, char **argv, const dist_info *d)
                                .cores = (int)cores,
                                .version = KILN_VERSION};
         errbuf eb = {{0}};
-        rc = link_new(&p.link, endpoint, &info, NULL, &eb);
+        link_options lo;
+        link_options_default(&lo);
+        lo.token = token[0] != '\0' ? token : NULL;
+        rc = link_new(&p.link, endpoint, &info, &lo, &eb);
         free(names);
         if (rc != 0)
             fprintf(stderr, "kiln-worker: %s\n", eb.msg);

@@ -5,7 +5,8 @@
  *     watch ID   metrics ID [--names a,b] [--after N]   logs ID [--tail N]
  *     download ID NAME [-o FILE]   workers
  *
- * The server is --url, else $KILN_URL, else http://localhost:8080. Every
+ * The server is --url, else $KILN_URL, else http://localhost:8080; the
+ * bearer token is --token, else $KILN_TOKEN (none: no Authorization). Every
  * failure is one line on stderr: a refused connection or a bad URL names
  * the URL and what to do; an API error shows its code, message and fields.
  * Exit status: 0 ok, 1 failure (watch: the job did not succeed), 2 usage.
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 static const char *base_url;
+static const char *bearer_token;
 static int json_out;
 
 typedef struct body {
@@ -83,6 +85,11 @@ static long request(const char *method, const char *path, const char *data, body
     if (data != NULL)
         h = curl_slist_append(h, "Content-Type: application/json");
     h = curl_slist_append(h, "Expect:");
+    char auth_hdr[400];
+    if (bearer_token != NULL && bearer_token[0] != '\0') {
+        snprintf(auth_hdr, sizeof auth_hdr, "Authorization: Bearer %s", bearer_token);
+        h = curl_slist_append(h, auth_hdr);
+    }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (data != NULL)
@@ -522,7 +529,7 @@ static int cmd_workers(int argc, char **argv)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: kiln [--url URL] [--json] COMMAND ...\n"
+    fprintf(f, "usage: kiln [--url URL] [--token TOKEN] [--json] COMMAND ...\n"
                "  submit FILE [-q]            submit a job spec (prints the job; -q: its id)\n"
                "  list [--state S] [--all]    jobs, newest first\n"
                "  get ID                      one job in full (JSON)\n"
@@ -532,7 +539,8 @@ static void usage(FILE *f)
                "  logs ID [--tail N]          the job's log lines\n"
                "  download ID NAME [-o FILE]  an artifact, e.g. model.safetensors\n"
                "  workers                     worker pools\n"
-               "The server is --url, else $KILN_URL, else http://localhost:8080.\n");
+               "The server is --url, else $KILN_URL, else http://localhost:8080.\n"
+               "The bearer token is --token, else $KILN_TOKEN.\n");
 }
 
 int main(int argc, char **argv)
@@ -540,8 +548,10 @@ int main(int argc, char **argv)
     base_url = getenv("KILN_URL");
     if (base_url == NULL || base_url[0] == '\0')
         base_url = "http://localhost:8080";
+    bearer_token = getenv("KILN_TOKEN");
     static const struct option opts[] = {
         {"url", required_argument, NULL, 'u'},
+        {"token", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -552,6 +562,9 @@ int main(int argc, char **argv)
         switch (c) {
         case 'u':
             base_url = optarg;
+            break;
+        case 't':
+            bearer_token = optarg;
             break;
         case 'j':
             json_out = 1;

@@ -32,13 +32,19 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     log_init("kiln-testpool", LOG_INFO);
-    fakepool_options o = {.ranks = 1, .steps = 20, .step_ms = 1};
+    fakepool_options o = {.ranks = 1, .steps = 20, .step_ms = 1, .token = getenv("KILN_TOKEN")};
     static const struct option opts[] = {
-        {"connect", required_argument, NULL, 'c'}, {"pool-id", required_argument, NULL, 'p'},
-        {"ranks", required_argument, NULL, 'r'},   {"steps", required_argument, NULL, 's'},
-        {"step-ms", required_argument, NULL, 'm'}, {"ckpt-every", required_argument, NULL, 'k'},
-        {"jobs", required_argument, NULL, 'j'},    {"heartbeat-ms", required_argument, NULL, 'h'},
-        {"help", no_argument, NULL, '?'},          {NULL, 0, NULL, 0},
+        {"connect", required_argument, NULL, 'c'},
+        {"pool-id", required_argument, NULL, 'p'},
+        {"ranks", required_argument, NULL, 'r'},
+        {"steps", required_argument, NULL, 's'},
+        {"step-ms", required_argument, NULL, 'm'},
+        {"ckpt-every", required_argument, NULL, 'k'},
+        {"jobs", required_argument, NULL, 'j'},
+        {"heartbeat-ms", required_argument, NULL, 'h'},
+        {"token", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, '?'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -66,6 +72,9 @@ int main(int argc, char **argv)
             break;
         case 'h':
             o.heartbeat_ms = atoi(optarg);
+            break;
+        case 't':
+            o.token = optarg;
             break;
         default:
             usage();

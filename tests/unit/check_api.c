@@ -33,6 +33,8 @@ static app A;
 static char DIR_[64];
 static char BASE[64];
 static fakepool *POOL;
+static server_stats *STATS;
+static sse_hub *HUB;
 
 static void sleep_ms(int ms)
 {
@@ -48,8 +50,14 @@ static void start_server(http_mode mode)
     char db[128];
     snprintf(db, sizeof db, "%s/kiln.db", DIR_);
     ck_assert_int_eq(store_open(&S, db, &eb), 0);
-    broker_options bo = {
-        .endpoint = "tcp://127.0.0.1:*", .heartbeat_ms = 100, .liveness = 5, .data_dir = DIR_};
+    STATS = stats_new(routes_labels(), routes_count());
+    sse_options so = {.keepalive_ms = 1000, .max_streams = 8, .poll_ms = 20};
+    HUB = sse_hub_new(S, STATS, &so);
+    broker_options bo = {.endpoint = "tcp://127.0.0.1:*",
+                         .heartbeat_ms = 100,
+                         .liveness = 5,
+                         .data_dir = DIR_,
+                         .stats = STATS};
     ck_assert_int_eq(broker_start(&B, S, &bo, &eb), 0);
     memset(&A, 0, sizeof A);
     A.st = S;
@@ -64,6 +72,8 @@ static void start_server(http_mode mode)
     ck_assert_int_eq(yamljson_parse(A.openapi_yaml, A.openapi_len, &A.openapi_json, &eb), 0);
     A.dashboard_html = (const char *)embed_index_html;
     A.dashboard_len = embed_index_html_len;
+    A.stats = STATS;
+    A.sse = HUB;
     http_options ho = {
         .address = "127.0.0.1", .port = 0, .body_limit = BODY_LIMIT, .mode = mode, .threads = 2};
     ck_assert_msg(http_start(&H, &ho, routes_dispatch, &A, &eb) == 0, "%s", eb.msg);
@@ -81,8 +91,10 @@ static void teardown(void)
 {
     fakepool_stop(POOL);
     http_stop(H);
+    sse_hub_free(HUB);
     broker_stop(B);
     store_close(S);
+    stats_free(STATS);
     json_decref(A.openapi_json);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", DIR_);
@@ -228,6 +240,8 @@ START_TEST(openapi_routes_answer_as_documented)
             httpc_resp r;
             if (strcmp(upper, "POST") == 0 && strcmp(path, "/api/v1/jobs") == 0)
                 httpc_post_json(u, SMALL_JOB, &r);
+            else if (strstr(path, "/events") != NULL)
+                ck_assert_int_eq(httpc_stream(u, NULL, 1000, &r), 0); /* never ends */
             else
                 ck_assert_int_eq(httpc_do(upper, u, NULL, NULL, 0, &r), 0);
             char code[8];
@@ -532,12 +546,12 @@ START_TEST(run_metrics_artifact_range_delete)
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_ge(json_array_size(json_object_get(r.json, "lines")), 1);
     httpc_free(&r);
+    /* the event stream of a finished job: everything, then the end */
     snprintf(u, sizeof u, "%s/api/v1/jobs/%s/events", BASE, id);
-    httpc_get(u, &r);
-    json_t *ev = json_object_get(r.json, "events");
-    ck_assert_str_eq(
-        json_string_value(json_object_get(json_array_get(ev, json_array_size(ev) - 1), "to")),
-        "SUCCEEDED");
+    ck_assert_int_eq(httpc_stream(u, NULL, 5000, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"to\":\"SUCCEEDED\""));
+    ck_assert_ptr_nonnull(strstr(r.body, "event: end\n"));
     httpc_free(&r);
 
     /* the artifact: whole, and byte ranges */

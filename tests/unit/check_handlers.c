@@ -127,7 +127,10 @@ START_TEST(router_errors)
     http_response_free(&r);
     ck_assert_int_eq(call("GET", "/api/v1/jobs/j1/metrics", NULL, &r), 404);
     http_response_free(&r);
-    ck_assert_int_eq(call("GET", "/api/v1/jobs/j1/logs?follow=true", NULL, &r), 501);
+    ck_assert_int_eq(call("GET", "/api/v1/jobs/j1/logs?follow=true", NULL, &r), 404);
+    http_response_free(&r);
+    ck_assert_int_eq(call("GET", "/api/v1/jobs/j1/logs?follow=maybe", NULL, &r), 400);
+    ck_assert_str_eq(err_field(&r, 0), "follow");
     http_response_free(&r);
     ck_assert_int_eq(call("GET", "/api/v1/jobs/j1/artifacts/..secret", NULL, &r), 404);
     http_response_free(&r);

@@ -107,6 +107,7 @@ static int make_link(fakepool *f, const fakepool_options *o)
     pthread_mutex_init(&f->mu, NULL);
     link_options lo;
     link_options_default(&lo);
+    lo.token = o->token;
     lo.zmq_context = o->zmq_context;
     if (o->heartbeat_ms > 0)
         lo.heartbeat_ms = o->heartbeat_ms;

@@ -27,6 +27,7 @@ typedef struct fakepool_options {
     int max_jobs;   /* stop after this many jobs; 0 = until fakepool_stop */
     int fail_first; /* the first attempt of each job fails with RANK_FAILED at step 2 */
     size_t outbox_max_msgs;
+    const char *token; /* a pool token for a server with tokens, or NULL */
 } fakepool_options;
 
 typedef struct fakepool fakepool;

@@ -24,8 +24,8 @@ static size_t sink(char *data, size_t size, size_t n, void *ud)
     return k;
 }
 
-int httpc_do(const char *method, const char *url, const char *const *extra_headers,
-             const void *body, size_t len, httpc_resp *r)
+static int perform(const char *method, const char *url, const char *const *extra_headers,
+                   const void *body, size_t len, long timeout_ms, int stream, httpc_resp *r)
 {
     memset(r, 0, sizeof *r);
     CURL *c = curl_easy_init();
@@ -47,7 +47,7 @@ int httpc_do(const char *method, const char *url, const char *const *extra_heade
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, sink);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     curl_slist_free_all(hl);
@@ -56,7 +56,20 @@ int httpc_do(const char *method, const char *url, const char *const *extra_heade
     r->len = b.n;
     r->headers = h.p;
     r->json = r->len > 0 ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+    if (stream && rc == CURLE_OPERATION_TIMEDOUT && r->status > 0)
+        return 0;
     return rc == CURLE_OK ? 0 : -1;
+}
+
+int httpc_do(const char *method, const char *url, const char *const *extra_headers,
+             const void *body, size_t len, httpc_resp *r)
+{
+    return perform(method, url, extra_headers, body, len, 10000, 0, r);
+}
+
+int httpc_stream(const char *url, const char *const *extra_headers, long max_ms, httpc_resp *r)
+{
+    return perform("GET", url, extra_headers, NULL, 0, max_ms, 1, r);
 }
 
 int httpc_get(const char *url, httpc_resp *r)

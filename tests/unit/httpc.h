@@ -22,6 +22,11 @@ typedef struct httpc_resp {
 int httpc_do(const char *method, const char *url, const char *const *extra_headers,
              const void *body, size_t len, httpc_resp *r);
 
+/* httpc_stream GETs a stream (Server-Sent Events) for at most max_ms: 0 when
+ * the body ended or the time ran out after the status came (the body so
+ * far is kept), -1 when no HTTP answer came. */
+int httpc_stream(const char *url, const char *const *extra_headers, long max_ms, httpc_resp *r);
+
 /* Shorthands: GET, and a JSON POST. */
 int httpc_get(const char *url, httpc_resp *r);
 int httpc_post_json(const char *url, const char *json_text, httpc_resp *r);
