@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "store_impl.h"
 
 #include <assert.h>
 #include <math.h>
@@ -86,49 +87,6 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 
 /* ---- statement cache ------------------------------------------------------- */
-
-enum {
-    Q_JOB_INSERT,
-    Q_JOB_BY_KEY,
-    Q_JOB_ROW,
-    Q_JOB_STATE,
-    Q_JOB_SET_STATE,
-    Q_EVENT_INSERT,
-    Q_JOB_LIST,
-    Q_JOB_COUNT,
-    Q_JOB_NOTE,
-    Q_JOB_COUNTS,
-    Q_QUEUE,
-    Q_ATTEMPT_INSERT,
-    Q_ATTEMPT_GET,
-    Q_ATTEMPT_END,
-    Q_ATTEMPT_SEQ,
-    Q_ATTEMPTS_OF,
-    Q_JOB_SET_ATTEMPT,
-    Q_JOB_PROGRESS,
-    Q_JOB_TOTAL,
-    Q_JOB_RESULT,
-    Q_METRIC_INSERT,
-    Q_LOG_INSERT,
-    Q_CKPT_INSERT,
-    Q_CKPT_OLD,
-    Q_CKPT_DELETE,
-    Q_CKPT_LATEST,
-    Q_ARTIFACT_INSERT,
-    Q_ARTIFACT_GET,
-    Q_ARTIFACT_LIST,
-    Q_ACTIVE,
-    Q_METRICS,
-    Q_LOGS_AFTER,
-    Q_LOGS_TAIL,
-    Q_EVENTS,
-    Q_EVENTS_RECENT,
-    Q_EVENTS_ALL,
-    Q_EVENTS_MAX,
-    Q_CKPT_AFTER,
-    Q_ATTEMPT_COUNTS,
-    Q__COUNT
-};
 
 static const char *const sql_text[Q__COUNT] = {
     [Q_JOB_INSERT] = "INSERT INTO jobs(id,name,type,priority,ranks,max_restarts,keep_last,spec,"
@@ -213,13 +171,6 @@ static const char *const sql_text[Q__COUNT] = {
                          " count(*) FROM attempts GROUP BY 1 ORDER BY 1",
 };
 
-struct store {
-    sqlite3 *db;
-    pthread_mutex_t mu;
-    sqlite3_stmt *stmt[Q__COUNT];
-    atomic_ullong changes; /* committed write transactions */
-};
-
 static const char *const state_names[JS__COUNT] = {
     "QUEUED", "STARTING", "RUNNING", "RESTARTING", "CANCELLING", "SUCCEEDED", "FAILED", "CANCELLED",
 };
@@ -273,12 +224,12 @@ void store_time_iso(double t, char buf[32])
 
 /* ---- small helpers ----------------------------------------------------------- */
 
-static int db_err(store *s, errbuf *eb, const char *what)
+int sq_err(store *s, errbuf *eb, const char *what)
 {
     return err_set(eb, ERR_IO, "store: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
-static sqlite3_stmt *st(store *s, int q)
+sqlite3_stmt *sq_stmt(store *s, int q)
 {
     if (s->stmt[q] == NULL) {
         int rc = sqlite3_prepare_v3(s->db, sql_text[q], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[q],
@@ -292,13 +243,13 @@ static sqlite3_stmt *st(store *s, int q)
     return s->stmt[q];
 }
 
-static void done(sqlite3_stmt *q)
+void sq_done(sqlite3_stmt *q)
 {
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
 }
 
-static void bind_text(sqlite3_stmt *q, int i, const char *v)
+void sq_bind_text(sqlite3_stmt *q, int i, const char *v)
 {
     if (v == NULL)
         sqlite3_bind_null(q, i);
@@ -306,13 +257,13 @@ static void bind_text(sqlite3_stmt *q, int i, const char *v)
         sqlite3_bind_text(q, i, v, -1, SQLITE_TRANSIENT);
 }
 
-static const char *col_text(sqlite3_stmt *q, int i)
+const char *sq_col_text(sqlite3_stmt *q, int i)
 {
     const unsigned char *t = sqlite3_column_text(q, i);
     return t != NULL ? (const char *)t : "";
 }
 
-static int exec(store *s, const char *sql, errbuf *eb)
+int sq_exec(store *s, const char *sql, errbuf *eb)
 {
     char *emsg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &emsg) != SQLITE_OK) {
@@ -323,45 +274,45 @@ static int exec(store *s, const char *sql, errbuf *eb)
     return 0;
 }
 
-static int tx_begin(store *s, errbuf *eb)
+int sq_begin(store *s, errbuf *eb)
 {
-    return exec(s, "BEGIN IMMEDIATE", eb);
+    return sq_exec(s, "BEGIN IMMEDIATE", eb);
 }
 
-static int tx_end(store *s, int rc, errbuf *eb)
+int sq_end(store *s, int rc, errbuf *eb)
 {
     if (rc < 0) {
-        exec(s, "ROLLBACK", NULL);
+        sq_exec(s, "ROLLBACK", NULL);
         return rc;
     }
-    int crc = exec(s, "COMMIT", eb);
+    int crc = sq_exec(s, "COMMIT", eb);
     if (crc < 0) {
-        exec(s, "ROLLBACK", NULL);
+        sq_exec(s, "ROLLBACK", NULL);
         return crc;
     }
     atomic_fetch_add(&s->changes, 1);
     return rc;
 }
 
-static json_t *json_time(double t)
+static json_t *sq_json_time(double t)
 {
     char buf[32];
     store_time_iso(t, buf);
     return json_string(buf);
 }
 
-static json_t *col_time(sqlite3_stmt *q, int i)
+json_t *sq_col_time(sqlite3_stmt *q, int i)
 {
     if (sqlite3_column_type(q, i) == SQLITE_NULL)
         return json_null();
-    return json_time(sqlite3_column_double(q, i));
+    return sq_json_time(sqlite3_column_double(q, i));
 }
 
-static json_t *parse_json_col(sqlite3_stmt *q, int i)
+static json_t *sq_col_json(sqlite3_stmt *q, int i)
 {
     if (sqlite3_column_type(q, i) == SQLITE_NULL)
         return json_null();
-    json_t *j = json_loads(col_text(q, i), 0, NULL);
+    json_t *j = json_loads(sq_col_text(q, i), 0, NULL);
     return j != NULL ? j : json_null();
 }
 
@@ -371,7 +322,7 @@ static int migrate(store *s, errbuf *eb)
 {
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &q, NULL) != SQLITE_OK)
-        return db_err(s, eb, "read user_version");
+        return sq_err(s, eb, "read user_version");
     int v = 0;
     if (sqlite3_step(q) == SQLITE_ROW)
         v = sqlite3_column_int(q, 0);
@@ -382,15 +333,15 @@ static int migrate(store *s, errbuf *eb)
                        STORE_SCHEMA_VERSION);
     for (; v < STORE_SCHEMA_VERSION; v++) {
         int rc;
-        if ((rc = tx_begin(s, eb)) < 0)
+        if ((rc = sq_begin(s, eb)) < 0)
             return rc;
-        rc = exec(s, migrations[v], eb);
+        rc = sq_exec(s, migrations[v], eb);
         if (rc == 0) {
             char sql[64];
             snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v + 1);
-            rc = exec(s, sql, eb);
+            rc = sq_exec(s, sql, eb);
         }
-        if ((rc = tx_end(s, rc, eb)) < 0)
+        if ((rc = sq_end(s, rc, eb)) < 0)
             return err_prefix(eb, rc, "migration to schema version %d", v + 1);
         log_info("store: migrated schema to version %d", v + 1);
     }
@@ -410,9 +361,9 @@ int store_open(store **out, const char *path, errbuf *eb)
         goto out;
     }
     sqlite3_busy_timeout(s->db, 5000);
-    if ((rc = exec(s, "PRAGMA journal_mode=WAL", eb)) < 0 ||
-        (rc = exec(s, "PRAGMA synchronous=FULL", eb)) < 0 ||
-        (rc = exec(s, "PRAGMA foreign_keys=ON", eb)) < 0)
+    if ((rc = sq_exec(s, "PRAGMA journal_mode=WAL", eb)) < 0 ||
+        (rc = sq_exec(s, "PRAGMA synchronous=FULL", eb)) < 0 ||
+        (rc = sq_exec(s, "PRAGMA foreign_keys=ON", eb)) < 0)
         goto out;
     if ((rc = migrate(s, eb)) < 0)
         goto out;
@@ -454,9 +405,9 @@ int store_schema_version(store *s)
 int store_writable(store *s, errbuf *eb)
 {
     pthread_mutex_lock(&s->mu);
-    int rc = tx_begin(s, eb);
+    int rc = sq_begin(s, eb);
     if (rc == 0)
-        exec(s, "ROLLBACK", NULL);
+        sq_exec(s, "ROLLBACK", NULL);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -477,18 +428,18 @@ static void new_id(char id[STORE_ID_MAX])
              u[3]);
 }
 
-static int tx_event(store *s, const char *id, double now, int from, job_state to,
+static int sq_event(store *s, const char *id, double now, int from, job_state to,
                     const char *reason, const char *message, errbuf *eb)
 {
-    sqlite3_stmt *q = st(s, Q_EVENT_INSERT);
-    bind_text(q, 1, id);
+    sqlite3_stmt *q = sq_stmt(s, Q_EVENT_INSERT);
+    sq_bind_text(q, 1, id);
     sqlite3_bind_double(q, 2, now);
-    bind_text(q, 3, from >= 0 ? store_state_name((job_state)from) : NULL);
-    bind_text(q, 4, store_state_name(to));
-    bind_text(q, 5, reason);
-    bind_text(q, 6, message);
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_err(s, eb, "insert event");
-    done(q);
+    sq_bind_text(q, 3, from >= 0 ? store_state_name((job_state)from) : NULL);
+    sq_bind_text(q, 4, store_state_name(to));
+    sq_bind_text(q, 5, reason);
+    sq_bind_text(q, 6, message);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "insert event");
+    sq_done(q);
     return rc;
 }
 
@@ -497,84 +448,73 @@ int store_job_create(store *s, const store_job_new *j, char id[STORE_ID_MAX], er
     int rc = 0;
     const char *key = (j->idem_key != NULL && j->idem_key[0] != '\0') ? j->idem_key : NULL;
     pthread_mutex_lock(&s->mu);
-    if ((rc = tx_begin(s, eb)) < 0)
+    if ((rc = sq_begin(s, eb)) < 0)
         goto out;
     if (key != NULL) {
-        sqlite3_stmt *q = st(s, Q_JOB_BY_KEY);
-        bind_text(q, 1, key);
+        sqlite3_stmt *q = sq_stmt(s, Q_JOB_BY_KEY);
+        sq_bind_text(q, 1, key);
         if (sqlite3_step(q) == SQLITE_ROW) {
-            snprintf(id, STORE_ID_MAX, "%s", col_text(q, 0));
-            int same = j->body_hash != NULL && strcmp(col_text(q, 1), j->body_hash) == 0;
-            done(q);
+            snprintf(id, STORE_ID_MAX, "%s", sq_col_text(q, 0));
+            int same = j->body_hash != NULL && strcmp(sq_col_text(q, 1), j->body_hash) == 0;
+            sq_done(q);
             rc = same ? 1
                       : err_set(eb, ERR_EXISTS,
                                 "idempotency key '%s' was used for job %s with a different body",
                                 key, id);
             goto tx;
         }
-        done(q);
+        sq_done(q);
     }
     new_id(id);
     double now = store_now();
-    sqlite3_stmt *q = st(s, Q_JOB_INSERT);
-    bind_text(q, 1, id);
-    bind_text(q, 2, j->name);
-    bind_text(q, 3, j->type);
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_INSERT);
+    sq_bind_text(q, 1, id);
+    sq_bind_text(q, 2, j->name);
+    sq_bind_text(q, 3, j->type);
     sqlite3_bind_int(q, 4, j->priority);
     sqlite3_bind_int(q, 5, j->ranks);
     sqlite3_bind_int(q, 6, j->max_restarts);
     sqlite3_bind_int(q, 7, j->keep_last);
-    bind_text(q, 8, j->spec_json);
+    sq_bind_text(q, 8, j->spec_json);
     sqlite3_bind_double(q, 9, j->params);
     sqlite3_bind_double(q, 10, j->mflops);
-    bind_text(q, 11, key);
-    bind_text(q, 12, key != NULL ? j->body_hash : NULL);
+    sq_bind_text(q, 11, key);
+    sq_bind_text(q, 12, key != NULL ? j->body_hash : NULL);
     sqlite3_bind_double(q, 13, now);
-    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_err(s, eb, "insert job");
-    done(q);
+    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "insert job");
+    sq_done(q);
     if (rc == 0)
-        rc = tx_event(s, id, now, -1, JS_QUEUED, "SUBMITTED", "waiting for a free pool", eb);
+        rc = sq_event(s, id, now, -1, JS_QUEUED, "SUBMITTED", "waiting for a free pool", eb);
 tx:
-    rc = tx_end(s, rc, eb);
+    rc = sq_end(s, rc, eb);
 out:
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
 
-/* The state row of a job, read inside a transaction. */
-typedef struct job_row {
-    job_state state;
-    int attempt;
-    char pool_id[STORE_ID_MAX];
-    int max_restarts;
-    int64_t metric_seq, log_seq, step;
-    char *latest; /* malloc'd JSON text */
-    int keep_last;
-} job_row;
-
-static int read_job(store *s, const char *id, job_row *r, errbuf *eb)
+int sq_read_job(store *s, const char *id, job_row *r, errbuf *eb)
 {
     memset(r, 0, sizeof *r);
-    sqlite3_stmt *q = st(s, Q_JOB_STATE);
-    bind_text(q, 1, id);
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_STATE);
+    sq_bind_text(q, 1, id);
     int step = sqlite3_step(q);
     int rc = 0;
     if (step == SQLITE_ROW) {
-        r->state = (job_state)store_state_parse(col_text(q, 0));
+        r->state = (job_state)store_state_parse(sq_col_text(q, 0));
         r->attempt = sqlite3_column_int(q, 1);
-        snprintf(r->pool_id, sizeof r->pool_id, "%s", col_text(q, 2));
+        snprintf(r->pool_id, sizeof r->pool_id, "%s", sq_col_text(q, 2));
         r->max_restarts = sqlite3_column_int(q, 3);
         r->metric_seq = sqlite3_column_int64(q, 4);
         r->log_seq = sqlite3_column_int64(q, 5);
         r->step = sqlite3_column_int64(q, 6);
-        r->latest = xstrdup(col_text(q, 7));
+        r->latest = xstrdup(sq_col_text(q, 7));
         r->keep_last = sqlite3_column_int(q, 8);
     } else if (step == SQLITE_DONE) {
         rc = err_set(eb, ERR_NOT_FOUND, "no job '%s'", id);
     } else {
-        rc = db_err(s, eb, "read job");
+        rc = sq_err(s, eb, "read job");
     }
-    done(q);
+    sq_done(q);
     return rc;
 }
 
@@ -583,7 +523,7 @@ int store_job_state(store *s, const char *id, job_state *stp, int *attempt, char
 {
     job_row r;
     pthread_mutex_lock(&s->mu);
-    int rc = read_job(s, id, &r, eb);
+    int rc = sq_read_job(s, id, &r, eb);
     pthread_mutex_unlock(&s->mu);
     if (rc == 0) {
         *stp = r.state;
@@ -597,11 +537,11 @@ int store_job_state(store *s, const char *id, job_state *stp, int *attempt, char
 }
 
 /* The compare-and-set at the heart of the state machine; inside a transaction. */
-static int tx_transition(store *s, const char *id, unsigned from_mask, job_state to,
-                         const char *reason, const char *message, job_state *was, errbuf *eb)
+int sq_transition(store *s, const char *id, unsigned from_mask, job_state to, const char *reason,
+                  const char *message, job_state *was, errbuf *eb)
 {
     job_row r;
-    int rc = read_job(s, id, &r, eb);
+    int rc = sq_read_job(s, id, &r, eb);
     free(r.latest);
     if (rc < 0)
         return rc;
@@ -612,19 +552,19 @@ static int tx_transition(store *s, const char *id, unsigned from_mask, job_state
                        store_state_name(r.state), store_state_name(to));
     assert(store_transition_legal(r.state, to));
     double now = store_now();
-    sqlite3_stmt *q = st(s, Q_JOB_SET_STATE);
-    bind_text(q, 1, id);
-    bind_text(q, 2, store_state_name(to));
-    bind_text(q, 3, reason);
-    bind_text(q, 4, message);
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_SET_STATE);
+    sq_bind_text(q, 1, id);
+    sq_bind_text(q, 2, store_state_name(to));
+    sq_bind_text(q, 3, reason);
+    sq_bind_text(q, 4, message);
     sqlite3_bind_double(q, 5, now);
-    bind_text(q, 6, store_state_name(r.state));
-    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_err(s, eb, "update state");
-    done(q);
+    sq_bind_text(q, 6, store_state_name(r.state));
+    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "update state");
+    sq_done(q);
     if (rc == 0 && sqlite3_changes(s->db) != 1)
         rc = err_set(eb, ERR_STATE, "job %s changed state concurrently", id);
     if (rc == 0)
-        rc = tx_event(s, id, now, r.state, to, reason, message, eb);
+        rc = sq_event(s, id, now, r.state, to, reason, message, eb);
     return rc;
 }
 
@@ -632,68 +572,70 @@ int store_transition(store *s, const char *id, unsigned from_mask, job_state to,
                      const char *message, job_state *was, errbuf *eb)
 {
     pthread_mutex_lock(&s->mu);
-    int rc = tx_begin(s, eb);
+    int rc = sq_begin(s, eb);
     if (rc == 0)
-        rc = tx_end(s, tx_transition(s, id, from_mask, to, reason, message, was, eb), eb);
+        rc = sq_end(s, sq_transition(s, id, from_mask, to, reason, message, was, eb), eb);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
 
-static json_t *attempts_json(store *s, const char *id)
+static json_t *sq_attempts_json(store *s, const char *id)
 {
     json_t *a = json_array();
-    sqlite3_stmt *q = st(s, Q_ATTEMPTS_OF);
-    bind_text(q, 1, id);
+    sqlite3_stmt *q = sq_stmt(s, Q_ATTEMPTS_OF);
+    sq_bind_text(q, 1, id);
     while (sqlite3_step(q) == SQLITE_ROW) {
         json_t *o = json_object();
         json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 0)));
-        json_object_set_new(o, "pool_id", json_string(col_text(q, 1)));
+        json_object_set_new(o, "pool_id", json_string(sq_col_text(q, 1)));
         json_object_set_new(o, "active", json_boolean(sqlite3_column_int(q, 2)));
-        json_object_set_new(o, "started_at", col_time(q, 3));
-        json_object_set_new(o, "ended_at", col_time(q, 4));
+        json_object_set_new(o, "started_at", sq_col_time(q, 3));
+        json_object_set_new(o, "ended_at", sq_col_time(q, 4));
         json_object_set_new(o, "reason",
-                            sqlite3_column_type(q, 5) == SQLITE_NULL ? json_null()
-                                                                     : json_string(col_text(q, 5)));
+                            sqlite3_column_type(q, 5) == SQLITE_NULL
+                                ? json_null()
+                                : json_string(sq_col_text(q, 5)));
         json_object_set_new(o, "message",
-                            sqlite3_column_type(q, 6) == SQLITE_NULL ? json_null()
-                                                                     : json_string(col_text(q, 6)));
+                            sqlite3_column_type(q, 6) == SQLITE_NULL
+                                ? json_null()
+                                : json_string(sq_col_text(q, 6)));
         json_object_set_new(o, "messages_applied", json_integer(sqlite3_column_int64(q, 7)));
         json_array_append_new(a, o);
     }
-    done(q);
+    sq_done(q);
     return a;
 }
 
-static json_t *event_row(sqlite3_stmt *q)
+json_t *sq_event_row(sqlite3_stmt *q)
 {
     json_t *o = json_object();
     json_object_set_new(o, "seq", json_integer(sqlite3_column_int64(q, 0)));
-    json_object_set_new(o, "time", col_time(q, 1));
+    json_object_set_new(o, "time", sq_col_time(q, 1));
     json_object_set_new(o, "from",
                         sqlite3_column_type(q, 2) == SQLITE_NULL ? json_null()
-                                                                 : json_string(col_text(q, 2)));
-    json_object_set_new(o, "to", json_string(col_text(q, 3)));
-    json_object_set_new(o, "reason", json_string(col_text(q, 4)));
-    json_object_set_new(o, "message", json_string(col_text(q, 5)));
+                                                                 : json_string(sq_col_text(q, 2)));
+    json_object_set_new(o, "to", json_string(sq_col_text(q, 3)));
+    json_object_set_new(o, "reason", json_string(sq_col_text(q, 4)));
+    json_object_set_new(o, "message", json_string(sq_col_text(q, 5)));
     return o;
 }
 
-static json_t *artifacts_json(store *s, const char *id)
+json_t *sq_artifacts_json(store *s, const char *id)
 {
     json_t *a = json_array();
-    sqlite3_stmt *q = st(s, Q_ARTIFACT_LIST);
-    bind_text(q, 1, id);
+    sqlite3_stmt *q = sq_stmt(s, Q_ARTIFACT_LIST);
+    sq_bind_text(q, 1, id);
     while (sqlite3_step(q) == SQLITE_ROW) {
         json_t *o = json_object();
-        json_object_set_new(o, "name", json_string(col_text(q, 0)));
+        json_object_set_new(o, "name", json_string(sq_col_text(q, 0)));
         json_object_set_new(o, "size", json_integer(sqlite3_column_int64(q, 1)));
         json_array_append_new(a, o);
     }
-    done(q);
+    sq_done(q);
     return a;
 }
 
-static json_t *progress_json(int64_t step, int64_t total)
+static json_t *sq_progress_json(int64_t step, int64_t total)
 {
     json_t *p = json_object();
     json_object_set_new(p, "step", json_integer(step));
@@ -708,55 +650,55 @@ int store_job_get(store *s, const char *id, json_t **out, errbuf *eb)
     *out = NULL;
     int rc = 0;
     pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = st(s, Q_JOB_ROW);
-    bind_text(q, 1, id);
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_ROW);
+    sq_bind_text(q, 1, id);
     int step = sqlite3_step(q);
     if (step != SQLITE_ROW) {
         rc = step == SQLITE_DONE ? err_set(eb, ERR_NOT_FOUND, "no job '%s'", id)
-                                 : db_err(s, eb, "read job");
-        done(q);
+                                 : sq_err(s, eb, "read job");
+        sq_done(q);
         goto out;
     }
     json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(col_text(q, 1)));
-    json_object_set_new(o, "name", json_string(col_text(q, 2)));
-    json_object_set_new(o, "type", json_string(col_text(q, 3)));
+    json_object_set_new(o, "id", json_string(sq_col_text(q, 1)));
+    json_object_set_new(o, "name", json_string(sq_col_text(q, 2)));
+    json_object_set_new(o, "type", json_string(sq_col_text(q, 3)));
     json_object_set_new(o, "priority", json_integer(sqlite3_column_int(q, 4)));
     json_object_set_new(o, "ranks", json_integer(sqlite3_column_int(q, 5)));
     json_object_set_new(o, "max_restarts", json_integer(sqlite3_column_int(q, 6)));
-    json_object_set_new(o, "spec", parse_json_col(q, 8));
+    json_object_set_new(o, "spec", sq_col_json(q, 8));
     json_object_set_new(o, "params", json_integer((json_int_t)sqlite3_column_double(q, 9)));
     json_object_set_new(o, "mflops", json_real(sqlite3_column_double(q, 10)));
-    json_object_set_new(o, "state", json_string(col_text(q, 11)));
-    json_object_set_new(o, "reason", json_string(col_text(q, 12)));
-    json_object_set_new(o, "message", json_string(col_text(q, 13)));
-    json_object_set_new(o, "created_at", col_time(q, 14));
-    json_object_set_new(o, "updated_at", col_time(q, 15));
-    json_object_set_new(o, "started_at", col_time(q, 16));
-    json_object_set_new(o, "finished_at", col_time(q, 17));
+    json_object_set_new(o, "state", json_string(sq_col_text(q, 11)));
+    json_object_set_new(o, "reason", json_string(sq_col_text(q, 12)));
+    json_object_set_new(o, "message", json_string(sq_col_text(q, 13)));
+    json_object_set_new(o, "created_at", sq_col_time(q, 14));
+    json_object_set_new(o, "updated_at", sq_col_time(q, 15));
+    json_object_set_new(o, "started_at", sq_col_time(q, 16));
+    json_object_set_new(o, "finished_at", sq_col_time(q, 17));
     json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 18)));
-    json_object_set_new(o, "pool_id",
-                        sqlite3_column_type(q, 19) == SQLITE_NULL ? json_null()
-                                                                  : json_string(col_text(q, 19)));
+    json_object_set_new(
+        o, "pool_id",
+        sqlite3_column_type(q, 19) == SQLITE_NULL ? json_null() : json_string(sq_col_text(q, 19)));
     json_object_set_new(o, "metric_count", json_integer(sqlite3_column_int64(q, 20)));
     json_object_set_new(o, "log_count", json_integer(sqlite3_column_int64(q, 21)));
     json_object_set_new(o, "progress",
-                        progress_json(sqlite3_column_int64(q, 22), sqlite3_column_int64(q, 23)));
-    json_object_set_new(o, "latest_metrics", parse_json_col(q, 24));
-    json_object_set_new(o, "result", parse_json_col(q, 25));
-    json_object_set_new(o, "idempotency_key",
-                        sqlite3_column_type(q, 26) == SQLITE_NULL ? json_null()
-                                                                  : json_string(col_text(q, 26)));
-    done(q);
-    json_object_set_new(o, "attempts", attempts_json(s, id));
-    json_object_set_new(o, "artifacts", artifacts_json(s, id));
+                        sq_progress_json(sqlite3_column_int64(q, 22), sqlite3_column_int64(q, 23)));
+    json_object_set_new(o, "latest_metrics", sq_col_json(q, 24));
+    json_object_set_new(o, "result", sq_col_json(q, 25));
+    json_object_set_new(
+        o, "idempotency_key",
+        sqlite3_column_type(q, 26) == SQLITE_NULL ? json_null() : json_string(sq_col_text(q, 26)));
+    sq_done(q);
+    json_object_set_new(o, "attempts", sq_attempts_json(s, id));
+    json_object_set_new(o, "artifacts", sq_artifacts_json(s, id));
     json_t *ev = json_array();
-    q = st(s, Q_EVENTS_RECENT);
-    bind_text(q, 1, id);
+    q = sq_stmt(s, Q_EVENTS_RECENT);
+    sq_bind_text(q, 1, id);
     sqlite3_bind_int(q, 2, 50);
     while (sqlite3_step(q) == SQLITE_ROW)
-        json_array_append_new(ev, event_row(q));
-    done(q);
+        json_array_append_new(ev, sq_event_row(q));
+    sq_done(q);
     json_object_set_new(o, "events", ev);
     *out = o;
 out:
@@ -770,10 +712,10 @@ int store_job_list(store *s, const store_list_query *lq, json_t **items, int64_t
     *next = 0;
     int rc = 0;
     pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = st(s, Q_JOB_LIST);
-    bind_text(q, 1, lq->state >= 0 ? store_state_name((job_state)lq->state) : NULL);
-    bind_text(q, 2, lq->type);
-    bind_text(q, 3, lq->q != NULL && lq->q[0] != '\0' ? lq->q : NULL);
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_LIST);
+    sq_bind_text(q, 1, lq->state >= 0 ? store_state_name((job_state)lq->state) : NULL);
+    sq_bind_text(q, 2, lq->type);
+    sq_bind_text(q, 3, lq->q != NULL && lq->q[0] != '\0' ? lq->q : NULL);
     sqlite3_bind_int64(q, 4, lq->before > 0 ? lq->before : INT64_MAX);
     sqlite3_bind_int(q, 5, lq->page_size + 1); /* one more: is there a next page? */
     json_t *a = json_array();
@@ -786,33 +728,35 @@ int store_job_list(store *s, const store_list_query *lq, json_t **items, int64_t
         }
         json_t *o = json_object();
         last = sqlite3_column_int64(q, 0);
-        json_object_set_new(o, "id", json_string(col_text(q, 1)));
-        json_object_set_new(o, "name", json_string(col_text(q, 2)));
-        json_object_set_new(o, "type", json_string(col_text(q, 3)));
+        json_object_set_new(o, "id", json_string(sq_col_text(q, 1)));
+        json_object_set_new(o, "name", json_string(sq_col_text(q, 2)));
+        json_object_set_new(o, "type", json_string(sq_col_text(q, 3)));
         json_object_set_new(o, "priority", json_integer(sqlite3_column_int(q, 4)));
         json_object_set_new(o, "ranks", json_integer(sqlite3_column_int(q, 5)));
-        json_object_set_new(o, "state", json_string(col_text(q, 6)));
-        json_object_set_new(o, "reason", json_string(col_text(q, 7)));
-        json_object_set_new(o, "message", json_string(col_text(q, 8)));
-        json_object_set_new(o, "created_at", col_time(q, 9));
-        json_object_set_new(o, "updated_at", col_time(q, 10));
-        json_object_set_new(o, "started_at", col_time(q, 11));
-        json_object_set_new(o, "finished_at", col_time(q, 12));
+        json_object_set_new(o, "state", json_string(sq_col_text(q, 6)));
+        json_object_set_new(o, "reason", json_string(sq_col_text(q, 7)));
+        json_object_set_new(o, "message", json_string(sq_col_text(q, 8)));
+        json_object_set_new(o, "created_at", sq_col_time(q, 9));
+        json_object_set_new(o, "updated_at", sq_col_time(q, 10));
+        json_object_set_new(o, "started_at", sq_col_time(q, 11));
+        json_object_set_new(o, "finished_at", sq_col_time(q, 12));
         json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 13)));
+        json_object_set_new(o, "pool_id",
+                            sqlite3_column_type(q, 14) == SQLITE_NULL
+                                ? json_null()
+                                : json_string(sq_col_text(q, 14)));
         json_object_set_new(
-            o, "pool_id",
-            sqlite3_column_type(q, 14) == SQLITE_NULL ? json_null() : json_string(col_text(q, 14)));
-        json_object_set_new(
-            o, "progress", progress_json(sqlite3_column_int64(q, 15), sqlite3_column_int64(q, 16)));
+            o, "progress",
+            sq_progress_json(sqlite3_column_int64(q, 15), sqlite3_column_int64(q, 16)));
         json_object_set_new(o, "params", json_integer((json_int_t)sqlite3_column_double(q, 17)));
         json_object_set_new(o, "mflops", json_real(sqlite3_column_double(q, 18)));
-        json_object_set_new(o, "latest_metrics", parse_json_col(q, 19));
+        json_object_set_new(o, "latest_metrics", sq_col_json(q, 19));
         json_array_append_new(a, o);
         n++;
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE)
-        rc = db_err(s, eb, "list jobs");
-    done(q);
+        rc = sq_err(s, eb, "list jobs");
+    sq_done(q);
     pthread_mutex_unlock(&s->mu);
     if (rc < 0)
         json_decref(a);
@@ -825,15 +769,15 @@ int store_job_counts(store *s, int64_t counts[JS__COUNT], errbuf *eb)
 {
     memset(counts, 0, sizeof(int64_t) * JS__COUNT);
     pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = st(s, Q_JOB_COUNTS);
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_COUNTS);
     int step;
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        int k = store_state_parse(col_text(q, 0));
+        int k = store_state_parse(sq_col_text(q, 0));
         if (k >= 0)
             counts[k] = sqlite3_column_int64(q, 1);
     }
-    int rc = step == SQLITE_DONE ? 0 : db_err(s, eb, "count jobs by state");
-    done(q);
+    int rc = step == SQLITE_DONE ? 0 : sq_err(s, eb, "count jobs by state");
+    sq_done(q);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -841,13 +785,13 @@ int store_job_counts(store *s, int64_t counts[JS__COUNT], errbuf *eb)
 int store_job_count(store *s, int64_t *n, errbuf *eb)
 {
     pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = st(s, Q_JOB_COUNT);
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_COUNT);
     int rc = 0;
     if (sqlite3_step(q) == SQLITE_ROW)
         *n = sqlite3_column_int64(q, 0);
     else
-        rc = db_err(s, eb, "count jobs");
-    done(q);
+        rc = sq_err(s, eb, "count jobs");
+    sq_done(q);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -855,12 +799,12 @@ int store_job_count(store *s, int64_t *n, errbuf *eb)
 int store_job_note(store *s, const char *id, const char *message, errbuf *eb)
 {
     pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = st(s, Q_JOB_NOTE);
-    bind_text(q, 1, id);
-    bind_text(q, 2, message);
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_NOTE);
+    sq_bind_text(q, 1, id);
+    sq_bind_text(q, 2, message);
     sqlite3_bind_double(q, 3, store_now());
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_err(s, eb, "note job");
-    done(q);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "note job");
+    sq_done(q);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -877,11 +821,11 @@ int store_job_delete(store *s, const char *id, errbuf *eb)
         "DELETE FROM jobs WHERE id=?1",
     };
     pthread_mutex_lock(&s->mu);
-    int rc = tx_begin(s, eb);
+    int rc = sq_begin(s, eb);
     if (rc < 0)
         goto out;
     job_row r;
-    rc = read_job(s, id, &r, eb);
+    rc = sq_read_job(s, id, &r, eb);
     free(r.latest);
     if (rc == 0 && (JS_TERMINAL & JS_BIT(r.state)) == 0)
         rc = err_set(eb, ERR_STATE, "job %s is %s; only a finished job can be deleted", id,
@@ -889,15 +833,15 @@ int store_job_delete(store *s, const char *id, errbuf *eb)
     for (size_t i = 0; rc == 0 && i < sizeof del / sizeof del[0]; i++) {
         sqlite3_stmt *q;
         if (sqlite3_prepare_v2(s->db, del[i], -1, &q, NULL) != SQLITE_OK) {
-            rc = db_err(s, eb, "prepare delete");
+            rc = sq_err(s, eb, "prepare delete");
             break;
         }
-        bind_text(q, 1, id);
+        sq_bind_text(q, 1, id);
         if (sqlite3_step(q) != SQLITE_DONE)
-            rc = db_err(s, eb, "delete job rows");
+            rc = sq_err(s, eb, "delete job rows");
         sqlite3_finalize(q);
     }
-    rc = tx_end(s, rc, eb);
+    rc = sq_end(s, rc, eb);
 out:
     pthread_mutex_unlock(&s->mu);
     return rc;
@@ -909,48 +853,48 @@ int store_queue(store *s, store_queued **out, int *n, errbuf *eb)
     *n = 0;
     int cap = 0, rc = 0, step;
     pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = st(s, Q_QUEUE);
+    sqlite3_stmt *q = sq_stmt(s, Q_QUEUE);
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
             *out = xrealloc(*out, (size_t)cap * sizeof **out);
         }
         store_queued *j = &(*out)[(*n)++];
-        snprintf(j->id, sizeof j->id, "%s", col_text(q, 0));
+        snprintf(j->id, sizeof j->id, "%s", sq_col_text(q, 0));
         j->priority = sqlite3_column_int(q, 1);
         j->ranks = sqlite3_column_int(q, 2);
         j->order = sqlite3_column_int64(q, 3);
     }
     if (step != SQLITE_DONE)
-        rc = db_err(s, eb, "read queue");
-    done(q);
+        rc = sq_err(s, eb, "read queue");
+    sq_done(q);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
 
 /* ---- attempts ------------------------------------------------------------------ */
 
-static int tx_fill_assignment(store *s, const char *id, int attempt, store_assignment *a,
+static int sq_fill_assignment(store *s, const char *id, int attempt, store_assignment *a,
                               errbuf *eb)
 {
     memset(a, 0, sizeof *a);
     snprintf(a->job_id, sizeof a->job_id, "%s", id);
     a->attempt = attempt;
-    sqlite3_stmt *q = st(s, Q_JOB_ROW);
-    bind_text(q, 1, id);
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_ROW);
+    sq_bind_text(q, 1, id);
     if (sqlite3_step(q) != SQLITE_ROW) {
-        done(q);
+        sq_done(q);
         return err_set(eb, ERR_NOT_FOUND, "no job '%s'", id);
     }
-    a->spec_json = xstrdup(col_text(q, 8));
-    done(q);
-    q = st(s, Q_CKPT_LATEST);
-    bind_text(q, 1, id);
+    a->spec_json = xstrdup(sq_col_text(q, 8));
+    sq_done(q);
+    q = sq_stmt(s, Q_CKPT_LATEST);
+    sq_bind_text(q, 1, id);
     if (sqlite3_step(q) == SQLITE_ROW) {
         a->ckpt_step = (long)sqlite3_column_int64(q, 0);
-        snprintf(a->ckpt_path, sizeof a->ckpt_path, "%s", col_text(q, 1));
+        snprintf(a->ckpt_path, sizeof a->ckpt_path, "%s", sq_col_text(q, 1));
     }
-    done(q);
+    sq_done(q);
     return 0;
 }
 
@@ -959,37 +903,37 @@ int store_attempt_start(store *s, const char *id, const char *pool_id, store_ass
 {
     memset(a, 0, sizeof *a);
     pthread_mutex_lock(&s->mu);
-    int rc = tx_begin(s, eb);
+    int rc = sq_begin(s, eb);
     if (rc < 0)
         goto out;
     job_row r;
-    rc = read_job(s, id, &r, eb);
+    rc = sq_read_job(s, id, &r, eb);
     free(r.latest);
     int attempt = r.attempt + 1;
     char msgtext[160];
     snprintf(msgtext, sizeof msgtext, "attempt %d assigned to pool %s", attempt, pool_id);
     if (rc == 0)
-        rc = tx_transition(s, id, JS_RUNNABLE, JS_STARTING, "SCHEDULED", msgtext, NULL, eb);
+        rc = sq_transition(s, id, JS_RUNNABLE, JS_STARTING, "SCHEDULED", msgtext, NULL, eb);
     if (rc == 0) {
-        sqlite3_stmt *q = st(s, Q_JOB_SET_ATTEMPT);
-        bind_text(q, 1, id);
+        sqlite3_stmt *q = sq_stmt(s, Q_JOB_SET_ATTEMPT);
+        sq_bind_text(q, 1, id);
         sqlite3_bind_int(q, 2, attempt);
-        bind_text(q, 3, pool_id);
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_err(s, eb, "set attempt");
-        done(q);
+        sq_bind_text(q, 3, pool_id);
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "set attempt");
+        sq_done(q);
     }
     if (rc == 0) {
-        sqlite3_stmt *q = st(s, Q_ATTEMPT_INSERT);
-        bind_text(q, 1, id);
+        sqlite3_stmt *q = sq_stmt(s, Q_ATTEMPT_INSERT);
+        sq_bind_text(q, 1, id);
         sqlite3_bind_int(q, 2, attempt);
-        bind_text(q, 3, pool_id);
+        sq_bind_text(q, 3, pool_id);
         sqlite3_bind_double(q, 4, store_now());
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_err(s, eb, "insert attempt");
-        done(q);
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "insert attempt");
+        sq_done(q);
     }
     if (rc == 0)
-        rc = tx_fill_assignment(s, id, attempt, a, eb);
-    rc = tx_end(s, rc, eb);
+        rc = sq_fill_assignment(s, id, attempt, a, eb);
+    rc = sq_end(s, rc, eb);
     if (rc < 0) {
         free(a->spec_json);
         a->spec_json = NULL;
@@ -1004,32 +948,32 @@ int store_assignment_get(store *s, const char *id, int attempt, store_assignment
     memset(a, 0, sizeof *a);
     pthread_mutex_lock(&s->mu);
     job_row r;
-    int rc = read_job(s, id, &r, eb);
+    int rc = sq_read_job(s, id, &r, eb);
     free(r.latest);
     if (rc == 0 && (r.state != JS_STARTING || r.attempt != attempt))
         rc = err_set(eb, ERR_STATE, "job %s attempt %d is not starting", id, attempt);
     if (rc == 0)
-        rc = tx_fill_assignment(s, id, attempt, a, eb);
+        rc = sq_fill_assignment(s, id, attempt, a, eb);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
 
-static int tx_attempt_end(store *s, const char *id, int attempt, const char *reason,
-                          const char *message, errbuf *eb)
+int sq_attempt_end(store *s, const char *id, int attempt, const char *reason, const char *message,
+                   errbuf *eb)
 {
-    sqlite3_stmt *q = st(s, Q_ATTEMPT_END);
-    bind_text(q, 1, id);
+    sqlite3_stmt *q = sq_stmt(s, Q_ATTEMPT_END);
+    sq_bind_text(q, 1, id);
     sqlite3_bind_int(q, 2, attempt);
     sqlite3_bind_double(q, 3, store_now());
-    bind_text(q, 4, reason);
-    bind_text(q, 5, message);
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_err(s, eb, "end attempt");
-    done(q);
+    sq_bind_text(q, 4, reason);
+    sq_bind_text(q, 5, message);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "end attempt");
+    sq_done(q);
     return rc;
 }
 
 /* Reasons a retry cannot fix: the job goes FAILED at once. */
-static int reason_final(const char *reason)
+static int sq_reason_final(const char *reason)
 {
     static const char *const final[] = {"INVALID_SPEC", "INVALID_DATA", "UNSUPPORTED"};
     for (size_t i = 0; i < sizeof final / sizeof final[0]; i++)
@@ -1041,50 +985,50 @@ static int reason_final(const char *reason)
 /* Ends the active attempt of a job that failed or lost its pool, and moves
  * the job on: CANCELLED when it was being cancelled, RESTARTING when a retry
  * remains, FAILED otherwise. Inside a transaction. */
-static int tx_attempt_failed(store *s, const char *id, const job_row *r, const char *reason,
-                             const char *message, errbuf *eb)
+int sq_attempt_failed(store *s, const char *id, const job_row *r, const char *reason,
+                      const char *message, errbuf *eb)
 {
-    int rc = tx_attempt_end(s, id, r->attempt, reason, message, eb);
+    int rc = sq_attempt_end(s, id, r->attempt, reason, message, eb);
     if (rc < 0)
         return rc;
     char text[600];
     if (r->state == JS_CANCELLING) {
         snprintf(text, sizeof text, "cancelled; attempt %d ended: %s: %.400s", r->attempt, reason,
                  message);
-        return tx_transition(s, id, JS_BIT(JS_CANCELLING), JS_CANCELLED, "USER_CANCELLED", text,
+        return sq_transition(s, id, JS_BIT(JS_CANCELLING), JS_CANCELLED, "USER_CANCELLED", text,
                              NULL, eb);
     }
     unsigned from = JS_BIT(JS_STARTING) | JS_BIT(JS_RUNNING);
-    if (reason_final(reason))
-        return tx_transition(s, id, from, JS_FAILED, reason, message, NULL, eb);
+    if (sq_reason_final(reason))
+        return sq_transition(s, id, from, JS_FAILED, reason, message, NULL, eb);
     int restarts_used = r->attempt - 1;
     if (restarts_used < r->max_restarts) {
         snprintf(text, sizeof text,
                  "attempt %d: %.400s; restart %d of %d from the latest checkpoint", r->attempt,
                  message, restarts_used + 1, r->max_restarts);
-        return tx_transition(s, id, from, JS_RESTARTING, reason, text, NULL, eb);
+        return sq_transition(s, id, from, JS_RESTARTING, reason, text, NULL, eb);
     }
     snprintf(text, sizeof text,
              "attempt %d failed (%s: %.400s) and retry.max_restarts=%d is used up", r->attempt,
              reason, message, r->max_restarts);
-    return tx_transition(s, id, from, JS_FAILED, "BACKOFF_LIMIT_EXCEEDED", text, NULL, eb);
+    return sq_transition(s, id, from, JS_FAILED, "BACKOFF_LIMIT_EXCEEDED", text, NULL, eb);
 }
 
 int store_attempt_lost(store *s, const char *id, int attempt, const char *reason,
                        const char *message, errbuf *eb)
 {
     pthread_mutex_lock(&s->mu);
-    int rc = tx_begin(s, eb);
+    int rc = sq_begin(s, eb);
     if (rc < 0)
         goto out;
     job_row r;
-    rc = read_job(s, id, &r, eb);
+    rc = sq_read_job(s, id, &r, eb);
     if (rc == 0 && ((JS_ON_POOL & JS_BIT(r.state)) == 0 || r.attempt != attempt))
         rc = err_set(eb, ERR_STATE, "job %s attempt %d is not active", id, attempt);
     if (rc == 0)
-        rc = tx_attempt_failed(s, id, &r, reason, message, eb);
+        rc = sq_attempt_failed(s, id, &r, reason, message, eb);
     free(r.latest);
-    rc = tx_end(s, rc, eb);
+    rc = sq_end(s, rc, eb);
 out:
     pthread_mutex_unlock(&s->mu);
     return rc;
@@ -1096,685 +1040,23 @@ int store_active_list(store *s, store_active **out, int *n, errbuf *eb)
     *n = 0;
     int cap = 0, rc = 0, step;
     pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = st(s, Q_ACTIVE);
+    sqlite3_stmt *q = sq_stmt(s, Q_ACTIVE);
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         if (*n == cap) {
             cap = cap ? cap * 2 : 8;
             *out = xrealloc(*out, (size_t)cap * sizeof **out);
         }
         store_active *a = &(*out)[(*n)++];
-        snprintf(a->job_id, sizeof a->job_id, "%s", col_text(q, 0));
+        snprintf(a->job_id, sizeof a->job_id, "%s", sq_col_text(q, 0));
         a->attempt = sqlite3_column_int(q, 1);
-        snprintf(a->pool_id, sizeof a->pool_id, "%s", col_text(q, 2));
-        a->state = (job_state)store_state_parse(col_text(q, 3));
+        snprintf(a->pool_id, sizeof a->pool_id, "%s", sq_col_text(q, 2));
+        a->state = (job_state)store_state_parse(sq_col_text(q, 3));
     }
     if (step != SQLITE_DONE)
-        rc = db_err(s, eb, "read active jobs");
-    done(q);
+        rc = sq_err(s, eb, "read active jobs");
+    sq_done(q);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
 
 /* ---- applying job messages ----------------------------------------------------- */
-
-static int apply_metric(store *s, const msg *m, job_row *r, errbuf *eb)
-{
-    json_t *latest = json_loads(r->latest, 0, NULL);
-    if (!json_is_object(latest)) {
-        json_decref(latest);
-        latest = json_object();
-    }
-    double now = store_now();
-    json_t *pts = msg_get(m, "points");
-    size_t i;
-    json_t *p;
-    int rc = 0;
-    sqlite3_stmt *q = st(s, Q_METRIC_INSERT);
-    json_array_foreach(pts, i, p)
-    {
-        int64_t step = json_integer_value(json_object_get(p, "step"));
-        json_t *tv = json_object_get(p, "time");
-        double t = json_is_number(tv) ? json_number_value(tv) : now;
-        json_t *ev = json_object_get(p, "epoch");
-        if (step > r->step)
-            r->step = step;
-        const char *k;
-        json_t *v;
-        json_object_foreach(p, k, v)
-        {
-            if (strcmp(k, "step") == 0 || strcmp(k, "time") == 0 || strcmp(k, "epoch") == 0)
-                continue;
-            double val = json_number_value(v);
-            r->metric_seq++;
-            bind_text(q, 1, m->job_id);
-            sqlite3_bind_int64(q, 2, r->metric_seq);
-            sqlite3_bind_int(q, 3, m->attempt);
-            bind_text(q, 4, k);
-            sqlite3_bind_int64(q, 5, step);
-            sqlite3_bind_double(q, 6, val);
-            sqlite3_bind_double(q, 7, t);
-            if (json_is_number(ev))
-                sqlite3_bind_double(q, 8, json_number_value(ev));
-            else
-                sqlite3_bind_null(q, 8);
-            if (sqlite3_step(q) != SQLITE_DONE)
-                rc = db_err(s, eb, "insert metric");
-            done(q);
-            if (rc < 0)
-                goto out;
-            json_t *l = json_object();
-            json_object_set_new(l, "value", json_real(val));
-            json_object_set_new(l, "step", json_integer(step));
-            json_object_set_new(l, "seq", json_integer(r->metric_seq));
-            json_object_set_new(latest, k, l);
-        }
-    }
-    free(r->latest);
-    r->latest = json_dumps(latest, JSON_COMPACT | JSON_SORT_KEYS);
-out:
-    json_decref(latest);
-    return rc;
-}
-
-static int apply_log(store *s, const msg *m, job_row *r, errbuf *eb)
-{
-    double now = store_now();
-    json_t *lines = msg_get(m, "lines");
-    size_t i;
-    json_t *l;
-    sqlite3_stmt *q = st(s, Q_LOG_INSERT);
-    json_array_foreach(lines, i, l)
-    {
-        json_t *tv = json_object_get(l, "time");
-        const char *level = json_string_value(json_object_get(l, "level"));
-        r->log_seq++;
-        bind_text(q, 1, m->job_id);
-        sqlite3_bind_int64(q, 2, r->log_seq);
-        sqlite3_bind_int(q, 3, m->attempt);
-        sqlite3_bind_double(q, 4, json_is_number(tv) ? json_number_value(tv) : now);
-        bind_text(q, 5, level != NULL ? level : "info");
-        bind_text(q, 6, json_string_value(json_object_get(l, "text")));
-        int ok = sqlite3_step(q) == SQLITE_DONE;
-        done(q);
-        if (!ok)
-            return db_err(s, eb, "insert log");
-    }
-    return 0;
-}
-
-static int apply_checkpoint(store *s, const store_apply_in *in, const job_row *r,
-                            store_apply_out *o, errbuf *eb)
-{
-    const msg *m = in->m;
-    if (in->blob_paths[0] == NULL)
-        return err_set(eb, ERR_INVALID, "checkpoint without a file");
-    sqlite3_stmt *q = st(s, Q_CKPT_INSERT);
-    bind_text(q, 1, m->job_id);
-    sqlite3_bind_int64(q, 2, msg_int(m, "step", 0));
-    sqlite3_bind_int(q, 3, m->attempt);
-    bind_text(q, 4, in->blob_paths[0]);
-    sqlite3_bind_int64(q, 5, (sqlite3_int64)m->blobs[0].len);
-    sqlite3_bind_double(q, 6, store_now());
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_err(s, eb, "insert checkpoint");
-    done(q);
-    if (rc < 0 || r->keep_last <= 0)
-        return rc;
-    /* Forget the checkpoints past keep_last; the caller removes the files. */
-    q = st(s, Q_CKPT_OLD);
-    bind_text(q, 1, m->job_id);
-    sqlite3_bind_int(q, 2, r->keep_last);
-    json_t *old_steps = json_array();
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        json_array_append_new(old_steps, json_integer(sqlite3_column_int64(q, 0)));
-        if (o->unlink == NULL)
-            o->unlink = json_array();
-        json_array_append_new(o->unlink, json_string(col_text(q, 1)));
-    }
-    done(q);
-    size_t i;
-    json_t *v;
-    json_array_foreach(old_steps, i, v)
-    {
-        q = st(s, Q_CKPT_DELETE);
-        bind_text(q, 1, m->job_id);
-        sqlite3_bind_int64(q, 2, json_integer_value(v));
-        if (sqlite3_step(q) != SQLITE_DONE)
-            rc = db_err(s, eb, "delete checkpoint");
-        done(q);
-    }
-    json_decref(old_steps);
-    return rc;
-}
-
-static int apply_finished(store *s, const store_apply_in *in, job_row *r, errbuf *eb)
-{
-    const msg *m = in->m;
-    int rc = 0;
-    json_t *arts = msg_get(m, "artifacts");
-    size_t i;
-    json_t *a;
-    json_array_foreach(arts, i, a)
-    {
-        if (in->blob_paths[i] == NULL)
-            return err_set(eb, ERR_INVALID, "artifact %zu without a file", i);
-        sqlite3_stmt *q = st(s, Q_ARTIFACT_INSERT);
-        bind_text(q, 1, m->job_id);
-        bind_text(q, 2, json_string_value(json_object_get(a, "name")));
-        bind_text(q, 3, in->blob_paths[i]);
-        sqlite3_bind_int64(q, 4, (sqlite3_int64)m->blobs[i].len);
-        sqlite3_bind_double(q, 5, store_now());
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_err(s, eb, "insert artifact");
-        done(q);
-        if (rc < 0)
-            return rc;
-    }
-    json_t *res = msg_get(m, "result");
-    if (res != NULL) {
-        char *text = json_dumps(res, JSON_COMPACT);
-        sqlite3_stmt *q = st(s, Q_JOB_RESULT);
-        bind_text(q, 1, m->job_id);
-        bind_text(q, 2, text);
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_err(s, eb, "store result");
-        done(q);
-        free(text);
-        if (rc < 0)
-            return rc;
-    }
-    int ok = strcmp(msg_str(m, "status", ""), "succeeded") == 0;
-    char text[256];
-    if ((rc = tx_attempt_end(s, m->job_id, m->attempt, ok ? "COMPLETED" : "USER_CANCELLED",
-                             ok ? "finished" : "cancelled", eb)) < 0)
-        return rc;
-    if (r->state == JS_STARTING) {
-        rc = tx_transition(s, m->job_id, JS_BIT(JS_STARTING), JS_RUNNING, "STARTED", "running",
-                           NULL, eb);
-        if (rc < 0)
-            return rc;
-        r->state = JS_RUNNING;
-    }
-    if (ok) {
-        snprintf(text, sizeof text, "attempt %d finished on pool %s", m->attempt, r->pool_id);
-        return tx_transition(s, m->job_id, JS_BIT(JS_RUNNING) | JS_BIT(JS_CANCELLING), JS_SUCCEEDED,
-                             "COMPLETED", text, NULL, eb);
-    }
-    if (r->state == JS_RUNNING) {
-        rc = tx_transition(s, m->job_id, JS_BIT(JS_RUNNING), JS_CANCELLING, "USER_CANCELLED",
-                           "the pool cancelled the job", NULL, eb);
-        if (rc < 0)
-            return rc;
-    }
-    snprintf(text, sizeof text, "cancelled at step %lld; the final checkpoint is kept",
-             (long long)r->step);
-    return tx_transition(s, m->job_id, JS_BIT(JS_CANCELLING), JS_CANCELLED, "USER_CANCELLED", text,
-                         NULL, eb);
-}
-
-static int apply_one(store *s, const store_apply_in *in, store_apply_out *o, errbuf *eb)
-{
-    const msg *m = in->m;
-    memset(o, 0, sizeof *o);
-    o->ack_seq = m->seq;
-    job_row r;
-    int rc = read_job(s, m->job_id, &r, eb);
-    if (rc == ERR_NOT_FOUND) {
-        o->outcome = APPLY_STALE;
-        return 0;
-    }
-    if (rc < 0)
-        return rc;
-    sqlite3_stmt *q = st(s, Q_ATTEMPT_GET);
-    bind_text(q, 1, m->job_id);
-    sqlite3_bind_int(q, 2, m->attempt);
-    int found = sqlite3_step(q) == SQLITE_ROW;
-    int active = found && sqlite3_column_int(q, 0) != 0;
-    uint64_t last = found ? (uint64_t)sqlite3_column_int64(q, 1) : 0;
-    int same_pool = found && strcmp(col_text(q, 2), in->pool_id) == 0;
-    done(q);
-    if (!found || !same_pool || r.attempt != m->attempt) {
-        o->outcome = APPLY_STALE;
-        goto out;
-    }
-    if (m->seq <= last) {
-        o->outcome = APPLY_DUP;
-        o->ack_seq = last;
-        goto out;
-    }
-    if (!active) {
-        o->outcome = APPLY_STALE;
-        goto out;
-    }
-    if (m->seq != last + 1) {
-        o->outcome = APPLY_GAP;
-        o->ack_seq = last;
-        goto out;
-    }
-    if ((rc = exec(s, "SAVEPOINT msg", eb)) < 0)
-        goto out;
-    errbuf local;
-    int arc = 0;
-    switch (m->type) {
-    case MSG_STARTED:
-        if (json_is_integer(msg_get(m, "total_steps"))) {
-            q = st(s, Q_JOB_TOTAL);
-            bind_text(q, 1, m->job_id);
-            sqlite3_bind_int64(q, 2, msg_int(m, "total_steps", 0));
-            arc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_err(s, &local, "set total_steps");
-            done(q);
-        }
-        if (arc == 0 && r.state == JS_STARTING) {
-            char text[160];
-            snprintf(text, sizeof text, "attempt %d running on pool %s", m->attempt, r.pool_id);
-            arc = tx_transition(s, m->job_id, JS_BIT(JS_STARTING), JS_RUNNING, "STARTED", text,
-                                NULL, &local);
-        }
-        break;
-    case MSG_METRIC:
-        arc = apply_metric(s, m, &r, &local);
-        break;
-    case MSG_LOG:
-        arc = apply_log(s, m, &r, &local);
-        break;
-    case MSG_CHECKPOINT:
-        arc = apply_checkpoint(s, in, &r, o, &local);
-        break;
-    case MSG_FINISHED:
-        arc = apply_finished(s, in, &r, &local);
-        o->ended = 1;
-        break;
-    case MSG_FAILED:
-        arc = tx_attempt_failed(s, m->job_id, &r, msg_str(m, "reason", "INTERNAL"),
-                                msg_str(m, "message", ""), &local);
-        o->ended = 1;
-        break;
-    default:
-        arc = err_set(&local, ERR_INVALID, "not a job message");
-    }
-    if (arc == 0 && (m->type == MSG_METRIC || m->type == MSG_LOG)) {
-        q = st(s, Q_JOB_PROGRESS);
-        bind_text(q, 1, m->job_id);
-        sqlite3_bind_int64(q, 2, r.metric_seq);
-        sqlite3_bind_int64(q, 3, r.log_seq);
-        sqlite3_bind_int64(q, 4, r.step);
-        bind_text(q, 5, r.latest);
-        sqlite3_bind_double(q, 6, store_now());
-        arc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_err(s, &local, "update progress");
-        done(q);
-    }
-    if (arc == ERR_IO) {
-        exec(s, "ROLLBACK TO msg", NULL);
-        exec(s, "RELEASE msg", NULL);
-        rc = err_set(eb, arc, "%s", local.msg);
-        goto out;
-    }
-    if (arc < 0) {
-        /* Content the store cannot apply (an illegal transition, a missing
-         * file): drop this message but move past it, so the pool is not stuck
-         * resending it. */
-        exec(s, "ROLLBACK TO msg", NULL);
-        log_warn("store: dropped %s seq %llu of job %s attempt %d: %s", msg_type_name(m->type),
-                 (unsigned long long)m->seq, m->job_id, m->attempt, local.msg);
-        o->outcome = APPLY_BAD;
-        o->ended = 0;
-        json_decref(o->unlink);
-        o->unlink = NULL;
-    }
-    q = st(s, Q_ATTEMPT_SEQ);
-    bind_text(q, 1, m->job_id);
-    sqlite3_bind_int(q, 2, m->attempt);
-    sqlite3_bind_int64(q, 3, (sqlite3_int64)m->seq);
-    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_err(s, eb, "update attempt seq");
-    done(q);
-    exec(s, "RELEASE msg", NULL);
-    o->ack_seq = m->seq;
-out:
-    free(r.latest);
-    return rc;
-}
-
-int store_apply_batch(store *s, const store_apply_in *in, store_apply_out *out, int n, errbuf *eb)
-{
-    pthread_mutex_lock(&s->mu);
-    int rc = tx_begin(s, eb);
-    for (int i = 0; rc == 0 && i < n; i++)
-        rc = apply_one(s, &in[i], &out[i], eb);
-    rc = tx_end(s, rc, eb);
-    pthread_mutex_unlock(&s->mu);
-    if (rc < 0)
-        for (int i = 0; i < n; i++) {
-            json_decref(out[i].unlink);
-            out[i].unlink = NULL;
-        }
-    return rc;
-}
-
-/* ---- reading metrics, logs, artifacts, events ----------------------------------- */
-
-static int job_exists(store *s, const char *id, errbuf *eb)
-{
-    job_row r;
-    int rc = read_job(s, id, &r, eb);
-    free(r.latest);
-    return rc;
-}
-
-typedef struct mrow {
-    int64_t seq, step;
-    double value, time, epoch;
-    int is_null, has_epoch;
-    int name; /* index into the names seen */
-} mrow;
-
-static json_t *mrow_json(const mrow *r, const char *name)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "seq", json_integer(r->seq));
-    json_object_set_new(o, "name", json_string(name));
-    json_object_set_new(o, "step", json_integer(r->step));
-    json_object_set_new(o, "value", r->is_null ? json_null() : json_real(r->value));
-    json_object_set_new(o, "time", json_real(r->time));
-    json_object_set_new(o, "epoch", r->has_epoch ? json_real(r->epoch) : json_null());
-    return o;
-}
-
-/* Marks in keep[] the rows to keep of series idx[0..n) (row indices in seq
- * order): per bucket its first, last, min and max. */
-static void downsample(const mrow *rows, const int *idx, int n, int max_points, char *keep)
-{
-    assert(max_points >= 4);
-    if (n <= max_points) {
-        for (int i = 0; i < n; i++)
-            keep[idx[i]] = 1;
-        return;
-    }
-    int buckets = max_points / 4 > 0 ? max_points / 4 : 1;
-    for (int b = 0; b < buckets; b++) {
-        int lo = (int)((long long)n * b / buckets), hi = (int)((long long)n * (b + 1) / buckets);
-        if (lo >= hi)
-            continue;
-        int mn = lo, mx = lo;
-        for (int i = lo; i < hi; i++) {
-            if (rows[idx[i]].value < rows[idx[mn]].value)
-                mn = i;
-            if (rows[idx[i]].value > rows[idx[mx]].value)
-                mx = i;
-        }
-        keep[idx[lo]] = keep[idx[hi - 1]] = keep[idx[mn]] = keep[idx[mx]] = 1;
-    }
-}
-
-int store_metrics(store *s, const char *id, const store_metric_query *mq, json_t **out, errbuf *eb)
-{
-    *out = NULL;
-    pthread_mutex_lock(&s->mu);
-    int rc = job_exists(s, id, eb);
-    if (rc < 0) {
-        pthread_mutex_unlock(&s->mu);
-        return rc;
-    }
-    char *names = NULL;
-    if (mq->names != NULL && mq->names[0] != '\0') {
-        size_t n = strlen(mq->names);
-        names = xmalloc(n + 3);
-        snprintf(names, n + 3, ",%s,", mq->names);
-    }
-    sqlite3_stmt *q = st(s, Q_METRICS);
-    bind_text(q, 1, id);
-    sqlite3_bind_int64(q, 2, mq->after_seq);
-    bind_text(q, 3, names);
-    sqlite3_bind_int(q, 4, mq->limit);
-    int cap = 256, n = 0, step;
-    mrow *rows = xmallocarray((size_t)cap, sizeof *rows);
-    json_t *seen = json_object(); /* name -> index */
-    json_t *order = json_array(); /* index -> name */
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap *= 2;
-            rows = xrealloc(rows, (size_t)cap * sizeof *rows);
-        }
-        mrow *r = &rows[n++];
-        r->seq = sqlite3_column_int64(q, 0);
-        const char *nm = col_text(q, 1);
-        json_t *ix = json_object_get(seen, nm);
-        if (ix == NULL) {
-            ix = json_integer((json_int_t)json_array_size(order));
-            json_object_set_new(seen, nm, ix);
-            json_array_append_new(order, json_string(nm));
-        }
-        r->name = (int)json_integer_value(ix);
-        r->step = sqlite3_column_int64(q, 2);
-        r->is_null = sqlite3_column_type(q, 3) == SQLITE_NULL;
-        r->value = sqlite3_column_double(q, 3);
-        r->time = sqlite3_column_double(q, 4);
-        r->has_epoch = sqlite3_column_type(q, 5) != SQLITE_NULL;
-        r->epoch = sqlite3_column_double(q, 5);
-    }
-    if (step != SQLITE_DONE)
-        rc = db_err(s, eb, "read metrics");
-    done(q);
-    pthread_mutex_unlock(&s->mu);
-    free(names);
-    if (rc < 0)
-        goto out;
-    char *keep = xcalloc((size_t)n + 1, 1);
-    int downsampled = 0;
-    if (mq->max_points > 0) {
-        int *idx = xmallocarray((size_t)n + 1, sizeof *idx);
-        for (size_t k = 0; k < json_array_size(order); k++) {
-            int m = 0;
-            for (int i = 0; i < n; i++)
-                if (rows[i].name == (int)k)
-                    idx[m++] = i;
-            if (m > mq->max_points)
-                downsampled = 1;
-            downsample(rows, idx, m, mq->max_points, keep);
-        }
-        free(idx);
-    } else {
-        memset(keep, 1, (size_t)n);
-    }
-    json_t *pts = json_array();
-    for (int i = 0; i < n; i++)
-        if (keep[i])
-            json_array_append_new(pts, mrow_json(&rows[i], json_string_value(json_array_get(
-                                                               order, (size_t)rows[i].name))));
-    free(keep);
-    json_t *o = json_object();
-    json_object_set_new(o, "job_id", json_string(id));
-    json_object_set_new(o, "points", pts);
-    json_object_set_new(o, "next_seq", json_integer(n > 0 ? rows[n - 1].seq : mq->after_seq));
-    json_object_set_new(o, "downsampled", json_boolean(downsampled));
-    *out = o;
-out:
-    free(rows);
-    json_decref(seen);
-    json_decref(order);
-    return rc;
-}
-
-int store_logs(store *s, const char *id, int64_t after_seq, int limit, int tail, json_t **out,
-               errbuf *eb)
-{
-    *out = NULL;
-    pthread_mutex_lock(&s->mu);
-    int rc = job_exists(s, id, eb);
-    if (rc < 0)
-        goto out;
-    sqlite3_stmt *q;
-    if (tail > 0) {
-        q = st(s, Q_LOGS_TAIL);
-        bind_text(q, 1, id);
-        sqlite3_bind_int(q, 2, tail);
-    } else {
-        q = st(s, Q_LOGS_AFTER);
-        bind_text(q, 1, id);
-        sqlite3_bind_int64(q, 2, after_seq);
-        sqlite3_bind_int(q, 3, limit);
-    }
-    json_t *lines = json_array();
-    int64_t next = after_seq;
-    int step;
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        json_t *l = json_object();
-        next = sqlite3_column_int64(q, 0);
-        json_object_set_new(l, "seq", json_integer(next));
-        json_object_set_new(l, "attempt", json_integer(sqlite3_column_int(q, 1)));
-        json_object_set_new(l, "time", col_time(q, 2));
-        json_object_set_new(l, "level", json_string(col_text(q, 3)));
-        json_object_set_new(l, "text", json_string(col_text(q, 4)));
-        json_array_append_new(lines, l);
-    }
-    if (step != SQLITE_DONE)
-        rc = db_err(s, eb, "read logs");
-    done(q);
-    if (rc < 0) {
-        json_decref(lines);
-        goto out;
-    }
-    *out = json_object();
-    json_object_set_new(*out, "job_id", json_string(id));
-    json_object_set_new(*out, "lines", lines);
-    json_object_set_new(*out, "next_seq", json_integer(next));
-out:
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-int store_artifact(store *s, const char *id, const char *name, char *path, size_t pathlen,
-                   int64_t *size, errbuf *eb)
-{
-    pthread_mutex_lock(&s->mu);
-    int rc = job_exists(s, id, eb);
-    if (rc == 0) {
-        sqlite3_stmt *q = st(s, Q_ARTIFACT_GET);
-        bind_text(q, 1, id);
-        bind_text(q, 2, name);
-        if (sqlite3_step(q) == SQLITE_ROW) {
-            snprintf(path, pathlen, "%s", col_text(q, 0));
-            *size = sqlite3_column_int64(q, 1);
-        } else {
-            rc = err_set(eb, ERR_NOT_FOUND, "job %s has no artifact '%s'", id, name);
-        }
-        done(q);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-int store_artifacts(store *s, const char *id, json_t **out, errbuf *eb)
-{
-    *out = NULL;
-    pthread_mutex_lock(&s->mu);
-    int rc = job_exists(s, id, eb);
-    if (rc == 0)
-        *out = artifacts_json(s, id);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-int store_events(store *s, const char *id, int64_t after, int limit, json_t **out, errbuf *eb)
-{
-    *out = NULL;
-    pthread_mutex_lock(&s->mu);
-    int rc = job_exists(s, id, eb);
-    if (rc == 0) {
-        sqlite3_stmt *q = st(s, Q_EVENTS);
-        bind_text(q, 1, id);
-        sqlite3_bind_int64(q, 2, after);
-        sqlite3_bind_int(q, 3, limit);
-        json_t *a = json_array();
-        while (sqlite3_step(q) == SQLITE_ROW)
-            json_array_append_new(a, event_row(q));
-        done(q);
-        *out = a;
-    }
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-uint64_t store_changes(store *s)
-{
-    return atomic_load(&s->changes);
-}
-
-int store_events_all(store *s, int64_t after, int limit, json_t **out, errbuf *eb)
-{
-    *out = NULL;
-    pthread_mutex_lock(&s->mu);
-    int rc = 0;
-    json_t *a = json_array();
-    sqlite3_stmt *q = st(s, Q_EVENTS_ALL);
-    sqlite3_bind_int64(q, 1, after);
-    sqlite3_bind_int(q, 2, limit);
-    int step;
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        json_t *o = event_row(q);
-        json_object_set_new(o, "job_id", json_string(col_text(q, 6)));
-        json_array_append_new(a, o);
-    }
-    if (step != SQLITE_DONE)
-        rc = db_err(s, eb, "read events");
-    done(q);
-    pthread_mutex_unlock(&s->mu);
-    if (rc < 0) {
-        json_decref(a);
-        return rc;
-    }
-    *out = a;
-    return 0;
-}
-
-int64_t store_events_max(store *s)
-{
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = st(s, Q_EVENTS_MAX);
-    int64_t max = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
-    done(q);
-    pthread_mutex_unlock(&s->mu);
-    return max;
-}
-
-int store_checkpoints(store *s, const char *id, int64_t after_step, int limit, json_t **out,
-                      errbuf *eb)
-{
-    *out = NULL;
-    pthread_mutex_lock(&s->mu);
-    int rc = job_exists(s, id, eb);
-    if (rc == 0) {
-        sqlite3_stmt *q = st(s, Q_CKPT_AFTER);
-        bind_text(q, 1, id);
-        sqlite3_bind_int64(q, 2, after_step);
-        sqlite3_bind_int(q, 3, limit);
-        json_t *a = json_array();
-        while (sqlite3_step(q) == SQLITE_ROW) {
-            json_t *o = json_object();
-            json_object_set_new(o, "step", json_integer(sqlite3_column_int64(q, 0)));
-            json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 1)));
-            json_object_set_new(o, "size", json_integer(sqlite3_column_int64(q, 2)));
-            json_object_set_new(o, "time", col_time(q, 3));
-            json_array_append_new(a, o);
-        }
-        done(q);
-        *out = a;
-    }
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-int store_attempt_counts(store *s, json_t **out, errbuf *eb)
-{
-    *out = NULL;
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = st(s, Q_ATTEMPT_COUNTS);
-    json_t *o = json_object();
-    int step;
-    while ((step = sqlite3_step(q)) == SQLITE_ROW)
-        json_object_set_new(o, col_text(q, 0), json_integer(sqlite3_column_int64(q, 1)));
-    int rc = step == SQLITE_DONE ? 0 : db_err(s, eb, "count attempts");
-    done(q);
-    pthread_mutex_unlock(&s->mu);
-    if (rc < 0)
-        json_decref(o);
-    else
-        *out = o;
-    return rc;
-}

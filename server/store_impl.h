@@ -1,0 +1,113 @@
+/* store_impl.h - internals shared by the files of the SQLite store.
+ *
+ * The store is one module in three files: store.c (connection, schema,
+ * jobs, states, attempts), store_apply.c (applying pool messages exactly
+ * once) and store_query.c (metrics, logs, events, artifacts, checkpoints).
+ * Only these three files include sqlite3.h; everything else sees store.h.
+ * Every function here expects the caller to hold s->mu.
+ */
+#ifndef KILN_STORE_IMPL_H
+#define KILN_STORE_IMPL_H
+
+#include "common/err.h"
+#include "server/store.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+
+enum {
+    Q_JOB_INSERT,
+    Q_JOB_BY_KEY,
+    Q_JOB_ROW,
+    Q_JOB_STATE,
+    Q_JOB_SET_STATE,
+    Q_EVENT_INSERT,
+    Q_JOB_LIST,
+    Q_JOB_COUNT,
+    Q_JOB_NOTE,
+    Q_JOB_COUNTS,
+    Q_QUEUE,
+    Q_ATTEMPT_INSERT,
+    Q_ATTEMPT_GET,
+    Q_ATTEMPT_END,
+    Q_ATTEMPT_SEQ,
+    Q_ATTEMPTS_OF,
+    Q_JOB_SET_ATTEMPT,
+    Q_JOB_PROGRESS,
+    Q_JOB_TOTAL,
+    Q_JOB_RESULT,
+    Q_METRIC_INSERT,
+    Q_LOG_INSERT,
+    Q_CKPT_INSERT,
+    Q_CKPT_OLD,
+    Q_CKPT_DELETE,
+    Q_CKPT_LATEST,
+    Q_ARTIFACT_INSERT,
+    Q_ARTIFACT_GET,
+    Q_ARTIFACT_LIST,
+    Q_ACTIVE,
+    Q_METRICS,
+    Q_LOGS_AFTER,
+    Q_LOGS_TAIL,
+    Q_EVENTS,
+    Q_EVENTS_RECENT,
+    Q_EVENTS_ALL,
+    Q_EVENTS_MAX,
+    Q_CKPT_AFTER,
+    Q_ATTEMPT_COUNTS,
+    Q__COUNT
+};
+
+struct store {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+    sqlite3_stmt *stmt[Q__COUNT];
+    atomic_ullong changes; /* committed write transactions */
+};
+
+/* The state row of a job, read inside a transaction. */
+typedef struct job_row {
+    job_state state;
+    int attempt;
+    char pool_id[STORE_ID_MAX];
+    int max_restarts;
+    int64_t metric_seq, log_seq, step;
+    char *latest; /* malloc'd JSON text */
+    int keep_last;
+} job_row;
+
+/* Records SQLite's error for `what` in eb and returns ERR_INTERNAL (ERR_BUSY when locked). */
+int sq_err(store *s, errbuf *eb, const char *what);
+/* The cached prepared statement Q_* (prepared on first use); sq_done resets it. */
+sqlite3_stmt *sq_stmt(store *s, int q);
+void sq_done(sqlite3_stmt *q);
+/* Binds a string (NULL binds SQL NULL); reads a column as a string ("" for NULL). */
+void sq_bind_text(sqlite3_stmt *q, int i, const char *v);
+const char *sq_col_text(sqlite3_stmt *q, int i);
+/* Runs SQL text without results. */
+int sq_exec(store *s, const char *sql, errbuf *eb);
+/* BEGIN IMMEDIATE; sq_end commits when rc >= 0, else rolls back; returns rc. */
+int sq_begin(store *s, errbuf *eb);
+int sq_end(store *s, int rc, errbuf *eb);
+/* A REAL time column as ISO-8601 JSON text, or JSON null. */
+json_t *sq_col_time(sqlite3_stmt *q, int i);
+/* The state row of job id (ERR_NOT_FOUND if none); free r->latest. */
+int sq_read_job(store *s, const char *id, job_row *r, errbuf *eb);
+/* Compare-and-set of a job's state from any state in from_mask to `to`,
+ * with an event row; ERR_STATE (and *was) when the job is elsewhere. */
+int sq_transition(store *s, const char *id, unsigned from_mask, job_state to, const char *reason,
+                  const char *message, job_state *was, errbuf *eb);
+/* One events row as a JSON object. */
+json_t *sq_event_row(sqlite3_stmt *q);
+/* The artifact list of a job as a JSON array. */
+json_t *sq_artifacts_json(store *s, const char *id);
+/* Ends an attempt with a reason; sq_attempt_failed also moves the job to
+ * RESTARTING or to FAILED (final reasons, or no restarts left). */
+int sq_attempt_end(store *s, const char *id, int attempt, const char *reason, const char *message,
+                   errbuf *eb);
+int sq_attempt_failed(store *s, const char *id, const job_row *r, const char *reason,
+                      const char *message, errbuf *eb);
+
+#endif
