@@ -8,6 +8,7 @@
  */
 #include "common/xalloc.h"
 #include "tests/unit/testutil.h"
+#include "worker/nn/act.h"
 #include "worker/nn/gemm.h"
 #include "worker/nn/norm.h"
 
@@ -321,6 +322,80 @@ START_TEST(accumulates_and_thread_independent)
 }
 END_TEST
 
+/* BN fused with ReLU / ReLU6 gives bit for bit what BN followed by the
+ * activation kernel gives, forward and backward, in both modes. */
+START_TEST(fused_activation_equals_the_pair)
+{
+    const int N = 300, C = 19;
+    const nn_act_kind acts[2] = {NN_ACT_RELU, NN_ACT_RELU6};
+    size_t n = (size_t)N * C;
+    for (int ai = 0; ai < 2; ai++) {
+        for (int train = 0; train <= 1; train++) {
+            bn_bufs t;
+            bn_init(&t, N, C, 0.5f, 77 + (unsigned long long)ai);
+            /* a wide output range, so that both ReLU6 kinks are crossed */
+            for (int c = 0; c < C; c++) {
+                t.w[c] = 5.0f;
+                t.b[c] = 1.0f;
+                t.rv[c] = 0.05f;
+            }
+            float *z = xcalloc(n, sizeof(float)), *yf = xcalloc(n, sizeof(float));
+            float *g = xcalloc(n, sizeof(float)), *dx1 = xcalloc(n, sizeof(float));
+            float *dx2 = xcalloc(n, sizeof(float));
+            float dw1[19] = {0}, db1[19] = {0}, dw2[19] = {0}, db2[19] = {0};
+            float rm2[19], rv2[19];
+            memcpy(rm2, t.rm, sizeof rm2);
+            memcpy(rv2, t.rv, sizeof rv2);
+            if (train) {
+                nn_batchnorm_forward_train(t.y, t.mean, t.rstd, t.rm, t.rv, t.x, t.w, t.b, N, C,
+                                           1e-5f, 0.1f);
+                nn_batchnorm_act_forward_train(yf, t.mean, t.rstd, rm2, rv2, t.x, t.w, t.b, N, C,
+                                               1e-5f, 0.1f, acts[ai]);
+                ck_assert_mem_eq(rm2, t.rm, sizeof rm2);
+                ck_assert_mem_eq(rv2, t.rv, sizeof rv2);
+            } else {
+                nn_batchnorm_forward_eval(t.y, t.x, t.w, t.b, t.rm, t.rv, N, C, 1e-5f);
+                nn_batchnorm_act_forward_eval(yf, t.x, t.w, t.b, t.rm, t.rv, N, C, 1e-5f, acts[ai]);
+            }
+            if (acts[ai] == NN_ACT_RELU) {
+                nn_relu_forward(z, t.y, n);
+                nn_relu_backward(g, t.dy, z, n);
+            } else {
+                nn_relu6_forward(z, t.y, n);
+                nn_relu6_backward(g, t.dy, z, n);
+            }
+            ck_assert_mem_eq(yf, z, n * sizeof(float));
+            int zeros = 0, sixes = 0;
+            for (size_t i = 0; i < n; i++) {
+                zeros += z[i] == 0.0f;
+                sixes += z[i] == 6.0f;
+            }
+            ck_assert_int_gt(zeros, 0);
+            if (acts[ai] == NN_ACT_RELU6)
+                ck_assert_int_gt(sixes, 0);
+            if (train) {
+                nn_batchnorm_backward_train(dx1, dw1, db1, g, t.x, t.w, t.mean, t.rstd, N, C);
+                nn_batchnorm_act_backward_train(dx2, dw2, db2, t.dy, yf, t.x, t.w, t.mean, t.rstd,
+                                                N, C, acts[ai]);
+            } else {
+                nn_batchnorm_backward_eval(dx1, dw1, db1, g, t.x, t.w, t.rm, t.rv, N, C, 1e-5f);
+                nn_batchnorm_act_backward_eval(dx2, dw2, db2, t.dy, yf, t.x, t.w, t.rm, t.rv, N, C,
+                                               1e-5f, acts[ai]);
+            }
+            ck_assert_mem_eq(dx1, dx2, n * sizeof(float));
+            ck_assert_mem_eq(dw1, dw2, sizeof dw1);
+            ck_assert_mem_eq(db1, db2, sizeof db1);
+            free(z);
+            free(yf);
+            free(g);
+            free(dx1);
+            free(dx2);
+            bn_free(&t);
+        }
+    }
+}
+END_TEST
+
 Suite *suite_batchnorm(void)
 {
     Suite *s = suite_create("batchnorm");
@@ -331,6 +406,7 @@ Suite *suite_batchnorm(void)
     tcase_add_test(tc, eval_forward);
     tcase_add_test(tc, gradients_finite_differences);
     tcase_add_test(tc, accumulates_and_thread_independent);
+    tcase_add_test(tc, fused_activation_equals_the_pair);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -7,6 +7,7 @@
 #include "common/xalloc.h"
 #include "worker/nn/attention.h"
 #include "worker/nn/conv.h"
+#include "worker/nn/norm.h"
 #include "worker/nn/pool.h"
 
 #include <assert.h>
@@ -424,16 +425,50 @@ static size_t node_scratch(const net *m, const net_node *n, int B)
     return 0;
 }
 
+/* Merges a ReLU/ReLU6 into the BatchNorm before it when the BN output has no
+ * other reader: the BN node then writes the activation's output itself, and
+ * the BN output activation is left without memory. */
+static void fuse_bn_act(net *m)
+{
+    const char *off = getenv("KILN_NO_FUSE");
+    if (off != NULL && off[0] == '1')
+        return;
+    int *readers = xcalloc((size_t)m->n_acts, sizeof(int));
+    for (int i = 0; i < m->n_nodes; i++)
+        for (int j = 0; j < m->nodes[i].n_in; j++)
+            readers[m->nodes[i].in[j]]++;
+    readers[m->output]++;
+    for (int i = 0; i < m->n_nodes; i++) {
+        net_node *n = &m->nodes[i];
+        if (n->op != NET_OP_RELU && n->op != NET_OP_RELU6)
+            continue;
+        int a = n->in[0];
+        net_node *bn = &m->nodes[m->acts[a].producer];
+        if (bn->op != NET_OP_BN || readers[a] != 1 || bn->act != NN_ACT_NONE)
+            continue;
+        bn->act = n->op == NET_OP_RELU ? NN_ACT_RELU : NN_ACT_RELU6;
+        bn->out = n->out;
+        m->acts[n->out].producer = (int)(bn - m->nodes);
+        m->acts[a].per_sample = 0;
+        n->fused = 1;
+        n->n_in = 0;
+    }
+    free(readers);
+}
+
 void net_finalize(net *m, int out, int max_batch, uint64_t seed)
 {
     NET_CHECK(m->input >= 0 && out >= 0 && out < m->n_acts && max_batch >= 1);
     m->output = out;
     m->max_batch = max_batch;
+    fuse_bn_act(m);
     /* Liveness: nodes whose output reaches `out`, walking inputs backwards. */
     unsigned char *reach = xcalloc((size_t)m->n_acts, 1);
     reach[out] = 1;
     for (int i = m->n_nodes - 1; i >= 0; i--) {
         net_node *n = &m->nodes[i];
+        if (n->fused)
+            continue;
         n->live = reach[n->out];
         if (n->live)
             for (int j = 0; j < n->n_in; j++)

@@ -16,6 +16,10 @@
  * net_forward runs the program; net_backward runs it in reverse and
  * ACCUMULATES parameter gradients into `grads` (net_zero_grad is explicit).
  *
+ * net_finalize also fuses each BatchNorm with a ReLU or ReLU6 that is the
+ * only reader of its output (one memory pass instead of three); set
+ * KILN_NO_FUSE=1 to compare against the unfused program.
+ *
  * Nodes that do not reach the output (for example the last CeiT block's
  * LeFF under an LCA head, whose output nothing reads) never run backward and
  * run forward only in training mode, where they still update their BN
@@ -92,14 +96,16 @@ typedef struct net_act {
 
 typedef struct net_node {
     net_op op;
-    int live; /* reaches the output: runs backward, and forward in eval */
+    int live;  /* reaches the output: runs backward, and forward in eval */
+    int fused; /* merged into its producer by net_finalize: never runs */
+    int act;   /* BN only: nn_act_kind of a fused ReLU/ReLU6 that follows it */
     int n_in;
     int in[NET_MAX_IN];
     int out;
     int t[5];       /* tensor ids: weight, bias, running_mean, running_var, counter; -1 none */
     size_t aux_off; /* into aux (floats), sized for max_batch */
     size_t aux_fixed, aux_per_sample;
-    size_t iaux_off;        /* into iaux (ints: max-pool argmax), sized for max_batch */
+    size_t iaux_off; /* into iaux (ints: max-pool argmax), sized for max_batch */
     size_t iaux_per_sample;
     /* attributes */
     int k, stride, pad, groups; /* conv / maxpool */

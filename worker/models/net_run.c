@@ -97,13 +97,13 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
     case NET_OP_BN: {
         float *mean = AUX(m, n), *rstd = mean + y->C;
         if (m->training) {
-            nn_batchnorm_forward_train(out, mean, rstd, P(m, n->t[2]), P(m, n->t[3]), in,
-                                       P(m, n->t[0]), P(m, n->t[1]), rows, y->C, n->eps,
-                                       bn_momentum(m, n));
+            nn_batchnorm_act_forward_train(out, mean, rstd, P(m, n->t[2]), P(m, n->t[3]), in,
+                                           P(m, n->t[0]), P(m, n->t[1]), rows, y->C, n->eps,
+                                           bn_momentum(m, n), (nn_act_kind)n->act);
             m->counters[m->tensors[n->t[4]].off] += 1;
         } else {
-            nn_batchnorm_forward_eval(out, in, P(m, n->t[0]), P(m, n->t[1]), P(m, n->t[2]),
-                                      P(m, n->t[3]), rows, y->C, n->eps);
+            nn_batchnorm_act_forward_eval(out, in, P(m, n->t[0]), P(m, n->t[1]), P(m, n->t[2]),
+                                          P(m, n->t[3]), rows, y->C, n->eps, (nn_act_kind)n->act);
         }
         break;
     }
@@ -117,8 +117,7 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
         nn_gelu_forward(out, in, ny);
         break;
     case NET_OP_MAXPOOL:
-        nn_maxpool2d_forward(out, IAUX(m, n), in, B, x->H, x->W, x->C, n->k, n->stride,
-                             n->pad);
+        nn_maxpool2d_forward(out, IAUX(m, n), in, B, x->H, x->W, x->C, n->k, n->stride, n->pad);
         break;
     case NET_OP_AVGPOOL:
         nn_avgpool_forward(out, in, B, x->H * x->W, x->C);
@@ -245,7 +244,7 @@ void net_forward(net *m, const float *x, int B)
     m->batch = B;
     for (int i = 0; i < m->n_nodes; i++) {
         net_node *n = &m->nodes[i];
-        if (!n->live && !m->training)
+        if (n->fused || (!n->live && !m->training))
             continue;
         if (m->profile) {
             double t = now_s();
@@ -281,11 +280,13 @@ static void backward_node(net *m, net_node *n, int B)
     case NET_OP_BN: {
         const float *mean = AUX(m, n), *rstd = mean + y->C;
         if (m->training)
-            nn_batchnorm_backward_train(din, G(m, n->t[0]), G(m, n->t[1]), dout, in, P(m, n->t[0]),
-                                        mean, rstd, rows, y->C);
+            nn_batchnorm_act_backward_train(din, G(m, n->t[0]), G(m, n->t[1]), dout, out, in,
+                                            P(m, n->t[0]), mean, rstd, rows, y->C,
+                                            (nn_act_kind)n->act);
         else
-            nn_batchnorm_backward_eval(din, G(m, n->t[0]), G(m, n->t[1]), dout, in, P(m, n->t[0]),
-                                       P(m, n->t[2]), P(m, n->t[3]), rows, y->C, n->eps);
+            nn_batchnorm_act_backward_eval(din, G(m, n->t[0]), G(m, n->t[1]), dout, out, in,
+                                           P(m, n->t[0]), P(m, n->t[2]), P(m, n->t[3]), rows, y->C,
+                                           n->eps, (nn_act_kind)n->act);
         break;
     }
     case NET_OP_RELU:
@@ -434,7 +435,7 @@ void net_backward(net *m, const float *dout)
     nn_accumulate(d, dout, (size_t)B * m->acts[m->output].per_sample);
     for (int i = m->n_nodes - 1; i >= 0; i--) {
         net_node *n = &m->nodes[i];
-        if (!n->live || n->op == NET_OP_INPUT)
+        if (n->fused || !n->live || n->op == NET_OP_INPUT)
             continue;
         if (m->profile) {
             double t = now_s();

@@ -21,12 +21,26 @@
 
 typedef enum { BN_SUM_STATS, BN_SUM_GRAD } bn_sum_mode;
 
+static inline float act_apply(nn_act_kind act, float v)
+{
+    switch (act) {
+    case NN_ACT_RELU:
+        return v > 0.0f ? v : 0.0f;
+    case NN_ACT_RELU6:
+        return v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f;
+    default:
+        return v;
+    }
+}
+
 /* For channels [c0, c0+n):
  *   BN_SUM_STATS: s1 = sum(x - ctr), s2 = sum((x - ctr)^2)
  *   BN_SUM_GRAD:  s1 = sum(g),       s2 = sum(g * (x - ctr))
- * over the N rows of x (and g), in double. ctr is indexed from c0. */
+ * over the N rows of x (and g), in double. ctr is indexed from c0. In
+ * BN_SUM_GRAD, g is the gradient of a fused activation's output y
+ * (act != NN_ACT_NONE) and is masked by the activation's derivative. */
 static void bn_sums(double *s1, double *s2, bn_sum_mode mode, const float *x, const float *g,
-                    const float *ctr, int N, int C, int c0, int n)
+                    const float *y, nn_act_kind act, const float *ctr, int N, int C, int c0, int n)
 {
     double part[BN_PARTS][2][BN_CBLK];
     int P = (size_t)N * n >= BN_PAR_MIN ? BN_PARTS : 1;
@@ -46,10 +60,21 @@ static void bn_sums(double *s1, double *s2, bn_sum_mode mode, const float *x, co
                     a1[c] += v;
                     a2[c] += v * v;
                 }
-            } else {
+            } else if (act == NN_ACT_NONE) {
                 const float *gr = g + (size_t)r * C + c0;
                 for (int c = 0; c < n; c++) {
                     double gv = (double)gr[c];
+                    a1[c] += gv;
+                    a2[c] += gv * ((double)xr[c] - (double)ctr[c]);
+                }
+            } else {
+                /* the activation's mask, branch-free so the loop vectorises */
+                const float *gr = g + (size_t)r * C + c0, *yr = y + (size_t)r * C + c0;
+                float hi = act == NN_ACT_RELU6 ? 6.0f : INFINITY, gm[BN_CBLK];
+                for (int c = 0; c < n; c++)
+                    gm[c] = ((yr[c] > 0.0f) & (yr[c] < hi)) ? gr[c] : 0.0f;
+                for (int c = 0; c < n; c++) {
+                    double gv = (double)gm[c];
                     a1[c] += gv;
                     a2[c] += gv * ((double)xr[c] - (double)ctr[c]);
                 }
@@ -66,23 +91,44 @@ static void bn_sums(double *s1, double *s2, bn_sum_mode mode, const float *x, co
     }
 }
 
-/* out[:, c0:c0+n] = (inp - ctr - lo) * scale + shift, all indexed from c0;
- * lo is the part of a double centre that a float ctr cannot hold. */
+/* out[:, c0:c0+n] = act((inp - ctr - lo) * scale + shift), all indexed from
+ * c0; lo is the part of a double centre that a float ctr cannot hold. */
 static void bn_apply(float *out, const float *inp, const float *ctr, const float *lo,
-                     const float *scale, const float *shift, int N, int C, int c0, int n)
+                     const float *scale, const float *shift, nn_act_kind act, int N, int C, int c0,
+                     int n)
 {
 #pragma omp parallel for schedule(static) if ((size_t)N * n >= BN_PAR_MIN)
     for (int r = 0; r < N; r++) {
         const float *xr = inp + (size_t)r * C + c0;
         float *o = out + (size_t)r * C + c0;
-        for (int c = 0; c < n; c++)
-            o[c] = (xr[c] - ctr[c] - lo[c]) * scale[c] + shift[c];
+        switch (act) {
+        case NN_ACT_RELU:
+            for (int c = 0; c < n; c++)
+                o[c] = act_apply(NN_ACT_RELU, (xr[c] - ctr[c] - lo[c]) * scale[c] + shift[c]);
+            break;
+        case NN_ACT_RELU6:
+            for (int c = 0; c < n; c++)
+                o[c] = act_apply(NN_ACT_RELU6, (xr[c] - ctr[c] - lo[c]) * scale[c] + shift[c]);
+            break;
+        default:
+            for (int c = 0; c < n; c++)
+                o[c] = (xr[c] - ctr[c] - lo[c]) * scale[c] + shift[c];
+        }
     }
 }
 
 void nn_batchnorm_forward_train(float *out, float *mean, float *rstd, float *run_mean,
                                 float *run_var, const float *inp, const float *w, const float *b,
                                 int N, int C, float eps, float momentum)
+{
+    nn_batchnorm_act_forward_train(out, mean, rstd, run_mean, run_var, inp, w, b, N, C, eps,
+                                   momentum, NN_ACT_NONE);
+}
+
+void nn_batchnorm_act_forward_train(float *out, float *mean, float *rstd, float *run_mean,
+                                    float *run_var, const float *inp, const float *w,
+                                    const float *b, int N, int C, float eps, float momentum,
+                                    nn_act_kind act)
 {
     NN_ASSERT(out != NULL && mean != NULL && rstd != NULL && inp != NULL && w != NULL && b != NULL);
     NN_ASSERT(N >= 1 && C >= 1 && eps >= 0.0f);
@@ -94,7 +140,7 @@ void nn_batchnorm_forward_train(float *out, float *mean, float *rstd, float *run
         double s1[BN_CBLK], s2[BN_CBLK];
         float scale[BN_CBLK] = {0}, lo[BN_CBLK] = {0};
         const float *shift0 = inp + c0; /* the first row */
-        bn_sums(s1, s2, BN_SUM_STATS, inp, NULL, shift0, N, C, c0, n);
+        bn_sums(s1, s2, BN_SUM_STATS, inp, NULL, NULL, NN_ACT_NONE, shift0, N, C, c0, n);
         for (int c = 0; c < n; c++) {
             double dm = s1[c] / N;
             double var = s2[c] / N - dm * dm;
@@ -118,7 +164,7 @@ void nn_batchnorm_forward_train(float *out, float *mean, float *rstd, float *run
                 }
             }
         }
-        bn_apply(out, inp, mean + c0, lo, scale, b + c0, N, C, c0, n);
+        bn_apply(out, inp, mean + c0, lo, scale, b + c0, act, N, C, c0, n);
     }
 }
 
@@ -128,13 +174,23 @@ void nn_batchnorm_backward_train(float *dinp, float *dw, float *db, const float 
                                  const float *inp, const float *w, const float *mean,
                                  const float *rstd, int N, int C)
 {
+    nn_batchnorm_act_backward_train(dinp, dw, db, dout, NULL, inp, w, mean, rstd, N, C,
+                                    NN_ACT_NONE);
+}
+
+void nn_batchnorm_act_backward_train(float *dinp, float *dw, float *db, const float *dout,
+                                     const float *out, const float *inp, const float *w,
+                                     const float *mean, const float *rstd, int N, int C,
+                                     nn_act_kind act)
+{
     NN_ASSERT(dout != NULL && inp != NULL && w != NULL && mean != NULL && rstd != NULL);
+    NN_ASSERT(act == NN_ACT_NONE || out != NULL);
     NN_ASSERT(N >= 1 && C >= 1);
     for (int c0 = 0; c0 < C; c0 += BN_CBLK) {
         int n = C - c0 < BN_CBLK ? C - c0 : BN_CBLK;
         double sg[BN_CBLK], sgx[BN_CBLK];
         float k[BN_CBLK], a[BN_CBLK], off[BN_CBLK];
-        bn_sums(sg, sgx, BN_SUM_GRAD, inp, dout, mean + c0, N, C, c0, n);
+        bn_sums(sg, sgx, BN_SUM_GRAD, inp, dout, out, act, mean + c0, N, C, c0, n);
         for (int c = 0; c < n; c++) {
             double rs = (double)rstd[c0 + c];
             if (db != NULL)
@@ -155,14 +211,30 @@ void nn_batchnorm_backward_train(float *dinp, float *dw, float *db, const float 
             const float *xr = inp + (size_t)r * C + c0;
             const float *gr = dout + (size_t)r * C + c0;
             float *dx = dinp + (size_t)r * C + c0;
-            for (int c = 0; c < n; c++)
-                dx[c] += k[c] * gr[c] - a[c] * (xr[c] - mu[c]) - off[c];
+            if (act == NN_ACT_NONE) {
+                for (int c = 0; c < n; c++)
+                    dx[c] += k[c] * gr[c] - a[c] * (xr[c] - mu[c]) - off[c];
+            } else {
+                const float *yr = out + (size_t)r * C + c0;
+                float hi = act == NN_ACT_RELU6 ? 6.0f : INFINITY;
+                for (int c = 0; c < n; c++) {
+                    float g = ((yr[c] > 0.0f) & (yr[c] < hi)) ? gr[c] : 0.0f;
+                    dx[c] += k[c] * g - a[c] * (xr[c] - mu[c]) - off[c];
+                }
+            }
         }
     }
 }
 
 void nn_batchnorm_forward_eval(float *out, const float *inp, const float *w, const float *b,
                                const float *run_mean, const float *run_var, int N, int C, float eps)
+{
+    nn_batchnorm_act_forward_eval(out, inp, w, b, run_mean, run_var, N, C, eps, NN_ACT_NONE);
+}
+
+void nn_batchnorm_act_forward_eval(float *out, const float *inp, const float *w, const float *b,
+                                   const float *run_mean, const float *run_var, int N, int C,
+                                   float eps, nn_act_kind act)
 {
     NN_ASSERT(out != NULL && inp != NULL && w != NULL && b != NULL && run_mean != NULL &&
               run_var != NULL);
@@ -174,7 +246,7 @@ void nn_batchnorm_forward_eval(float *out, const float *inp, const float *w, con
             scale[c] = (float)((double)w[c0 + c] / sqrt((double)run_var[c0 + c] + (double)eps));
             lo[c] = 0.0f;
         }
-        bn_apply(out, inp, run_mean + c0, lo, scale, b + c0, N, C, c0, n);
+        bn_apply(out, inp, run_mean + c0, lo, scale, b + c0, act, N, C, c0, n);
     }
 }
 
@@ -182,7 +254,17 @@ void nn_batchnorm_backward_eval(float *dinp, float *dw, float *db, const float *
                                 const float *inp, const float *w, const float *run_mean,
                                 const float *run_var, int N, int C, float eps)
 {
+    nn_batchnorm_act_backward_eval(dinp, dw, db, dout, NULL, inp, w, run_mean, run_var, N, C, eps,
+                                   NN_ACT_NONE);
+}
+
+void nn_batchnorm_act_backward_eval(float *dinp, float *dw, float *db, const float *dout,
+                                    const float *out, const float *inp, const float *w,
+                                    const float *run_mean, const float *run_var, int N, int C,
+                                    float eps, nn_act_kind act)
+{
     NN_ASSERT(dout != NULL && inp != NULL && w != NULL && run_mean != NULL && run_var != NULL);
+    NN_ASSERT(act == NN_ACT_NONE || out != NULL);
     NN_ASSERT(N >= 1 && C >= 1);
     for (int c0 = 0; c0 < C; c0 += BN_CBLK) {
         int n = C - c0 < BN_CBLK ? C - c0 : BN_CBLK;
@@ -194,7 +276,7 @@ void nn_batchnorm_backward_eval(float *dinp, float *dw, float *db, const float *
         }
         if (dw != NULL || db != NULL) {
             double sg[BN_CBLK], sgx[BN_CBLK];
-            bn_sums(sg, sgx, BN_SUM_GRAD, inp, dout, run_mean + c0, N, C, c0, n);
+            bn_sums(sg, sgx, BN_SUM_GRAD, inp, dout, out, act, run_mean + c0, N, C, c0, n);
             for (int c = 0; c < n; c++) {
                 if (db != NULL)
                     db[c0 + c] += (float)sg[c];
@@ -207,9 +289,16 @@ void nn_batchnorm_backward_eval(float *dinp, float *dw, float *db, const float *
 #pragma omp parallel for schedule(static) if ((size_t)N * n >= BN_PAR_MIN)
         for (int r = 0; r < N; r++) {
             const float *gr = dout + (size_t)r * C + c0;
+            const float *yr = out != NULL ? out + (size_t)r * C + c0 : NULL;
             float *dx = dinp + (size_t)r * C + c0;
-            for (int c = 0; c < n; c++)
-                dx[c] += k[c] * gr[c];
+            if (act == NN_ACT_NONE) {
+                for (int c = 0; c < n; c++)
+                    dx[c] += k[c] * gr[c];
+            } else {
+                float hi = act == NN_ACT_RELU6 ? 6.0f : INFINITY;
+                for (int c = 0; c < n; c++)
+                    dx[c] += ((yr[c] > 0.0f) & (yr[c] < hi)) ? k[c] * gr[c] : 0.0f;
+            }
         }
     }
 }

@@ -32,6 +32,29 @@ void nn_batchnorm_backward_eval(float *dinp, float *dw, float *db, const float *
                                 const float *inp, const float *w, const float *run_mean,
                                 const float *run_var, int N, int C, float eps);
 
+/* BatchNorm fused with the activation that follows it, to save the memory
+ * passes of a separate activation. The output is act(BN(inp)); the
+ * backward takes the gradient of that output and the output itself (the
+ * activation's derivative is read from it: ReLU y > 0, ReLU6 0 < y < 6), and
+ * gives exactly what the unfused pair gives. NN_ACT_NONE is plain BN. */
+typedef enum { NN_ACT_NONE = 0, NN_ACT_RELU, NN_ACT_RELU6 } nn_act_kind;
+
+void nn_batchnorm_act_forward_train(float *out, float *mean, float *rstd, float *run_mean,
+                                    float *run_var, const float *inp, const float *w,
+                                    const float *b, int N, int C, float eps, float momentum,
+                                    nn_act_kind act);
+void nn_batchnorm_act_backward_train(float *dinp, float *dw, float *db, const float *dout,
+                                     const float *out, const float *inp, const float *w,
+                                     const float *mean, const float *rstd, int N, int C,
+                                     nn_act_kind act);
+void nn_batchnorm_act_forward_eval(float *out, const float *inp, const float *w, const float *b,
+                                   const float *run_mean, const float *run_var, int N, int C,
+                                   float eps, nn_act_kind act);
+void nn_batchnorm_act_backward_eval(float *dinp, float *dw, float *db, const float *dout,
+                                    const float *out, const float *inp, const float *w,
+                                    const float *run_mean, const float *run_var, int N, int C,
+                                    float eps, nn_act_kind act);
+
 /* LayerNorm over the last dim: out (N, C); mean, rstd (N) saved for backward. */
 void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                           const float *b, int N, int C, float eps);
