@@ -19,6 +19,9 @@ for b in bench_conv bench_dense bench_loader; do
 done
 
 echo
+echo "== data parallel (bench/dist.sh)"
+"$here/dist.sh" "$bindir" || true
+echo
 echo "== training throughput (batch $batch, $threads threads)"
 kiln_out=$(mktemp)
 torch_out=$(mktemp)

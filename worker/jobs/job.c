@@ -34,6 +34,14 @@ static int run_train(const job_spec *spec, const job_env *env, job_result *res, 
     res->summary = json_pack("{s:f, s:f, s:I, s:f, s:f}", "test_top1", tr.test_top1, "test_loss",
                              tr.test_loss, "steps", (json_int_t)tr.steps, "seconds", tr.seconds,
                              "images_per_s", tr.images_per_s);
+    if (tr.step_seconds > 0 && tr.run_steps > 0) {
+        /* training alone: set-up and evaluation excluded */
+        json_object_set_new(res->summary, "step_images_per_s",
+                            json_real((double)tr.run_steps * spec->optim.batch_size /
+                                      tr.step_seconds));
+        json_object_set_new(res->summary, "allreduce_ms_per_step",
+                            json_real(1e3 * tr.allreduce_seconds / (double)tr.run_steps));
+    }
     if (tr.val_top1 >= 0)
         json_object_set_new(res->summary, "val_top1", json_real(tr.val_top1));
     if (rc == 0)

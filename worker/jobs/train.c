@@ -45,6 +45,7 @@ typedef struct trainer {
     param_run *runs;
     int n_runs;
     char *model_json, *spec_json;
+    double allreduce_s;              /* time in the gradient allreduce */
     char kept[TRAIN_MAX_KEEP][1024]; /* checkpoint paths, oldest first */
     int n_kept;
 } trainer;
@@ -308,8 +309,11 @@ static float train_step(trainer *t, long step, int *correct)
     memset(t->dlogits, 0, (size_t)n * t->K * sizeof(float));
     nn_crossentropy_backward(t->dlogits, t->probs, t->y, n, t->K, ls, 1.0f);
     net_backward(m, t->dlogits);
-    if (t->d->world > 1)
+    if (t->d->world > 1) {
+        double t0 = now_s();
         dist_allreduce_mean_f32(m->grads, m->n_params);
+        t->allreduce_s += now_s() - t0;
+    }
     if (t->spec->optim.grad_clip > 0)
         nn_clip_grad_norm(m->grads, m->n_params, t->spec->optim.grad_clip);
     optimizer_step(t, nn_schedule_lr(&t->sched, step), step);
@@ -381,7 +385,9 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
                 goto done;
             }
             int correct = 0;
+            double ts = now_s();
             float loss = train_step(&t, step, &correct);
+            res->step_seconds += now_s() - ts;
             step++;
             loss_sum += (double)loss;
             correct_sum += correct;
@@ -416,6 +422,8 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
         rc = net_save_state(&t.m, env->weights_out, t.model_json, eb);
 done:
     res->steps = step;
+    res->run_steps = step - step0;
+    res->allreduce_seconds = t.allreduce_s;
     res->seconds = now_s() - t0;
     res->images_per_s =
         res->seconds > 0 ? (double)(step - step0) * spec->optim.batch_size / res->seconds : 0;
