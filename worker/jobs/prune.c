@@ -320,9 +320,9 @@ static void add_tables(const pruner *p, const int *w, json_t *rep, int with_chai
     chains_expected_widths(&p->ch, ec);
     for (int u = 0; u < sp->n_units; u++) {
         const ps_unit *x = &sp->units[u];
-        json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i}", "name", x->name, "channels",
-                              x->channels, "kept", w[u], "c_min", x->c_min, "group", x->group,
-                              "groups", x->K);
+        json_t *j =
+            json_pack("{s:s, s:i, s:i, s:i, s:i, s:i}", "name", x->name, "channels", x->channels,
+                      "kept", w[u], "c_min", x->c_min, "group", x->group, "groups", x->K);
         if (with_chains) {
             json_t *pk = json_array();
             for (int k = 0; k < x->K; k++)
@@ -341,11 +341,11 @@ static void add_tables(const pruner *p, const int *w, json_t *rep, int with_chai
         int out = l->out_unit >= 0 ? w[l->out_unit] : l->out_fixed;
         int in_f = l->in_unit >= 0 ? full[l->in_unit] : l->in_fixed;
         int out_f = l->out_unit >= 0 ? full[l->out_unit] : l->out_fixed;
-        json_array_append_new(
-            layers, json_pack("{s:s, s:i, s:i, s:i, s:i, s:f, s:f}", "name", l->name, "in", in,
-                              "out", out, "in_full", in_f, "out_full", out_f, "mflops",
-                              ps_layer_macs(sp, i, w) / 1e6, "mflops_full",
-                              ps_layer_macs(sp, i, full) / 1e6));
+        json_array_append_new(layers,
+                              json_pack("{s:s, s:i, s:i, s:i, s:i, s:f, s:f}", "name", l->name,
+                                        "in", in, "out", out, "in_full", in_f, "out_full", out_f,
+                                        "mflops", ps_layer_macs(sp, i, w) / 1e6, "mflops_full",
+                                        ps_layer_macs(sp, i, full) / 1e6));
     }
     json_object_set_new(rep, "layers", layers);
     free(ec);
@@ -492,8 +492,9 @@ static json_t *load_search_json(const pruner *p)
     json_t *j = json_load_file(path, 0, NULL);
     if (j == NULL) {
         j = json_object();
-        json_object_set_new(j, "notes", json_pack("[s]", "resumed in the retrain; search.json of "
-                                                         "the search was not found"));
+        json_object_set_new(j, "notes",
+                            json_pack("[s]", "resumed in the retrain; search.json of "
+                                             "the search was not found"));
     }
     return j;
 }
@@ -549,8 +550,7 @@ int prune_run(const job_spec *spec, const job_env *env, job_result *res, errbuf 
         }
         ps_widths_to_cfg(&p->sp, w, &found);
         report = search_report(p, w, &found, mult, top1_inh, derive);
-        if (p->ps.finetune &&
-            (rc = save_inherited(p, w, &found, init, sizeof init, eb)) != 0)
+        if (p->ps.finetune && (rc = save_inherited(p, w, &found, init, sizeof init, eb)) != 0)
             goto out;
         json_t *arch = modelcfg_to_explicit_json(&found);
         rc = write_json(p, "architecture.json", arch, eb);
@@ -566,10 +566,10 @@ int prune_run(const job_spec *spec, const job_env *env, job_result *res, errbuf 
     rc = retrain(p, &found, init[0] ? init : NULL, kind == 2 ? env->resume_path : NULL,
                  p->total_steps, &tr, eb);
     res->cancelled = tr.cancelled;
-    json_t *rt = json_pack("{s:s, s:i, s:I, s:f, s:f, s:f}", "from",
-                           p->ps.finetune ? "supernet" : "scratch", "epochs", spec->optim.epochs,
-                           "steps", (json_int_t)tr.steps, "test_top1", tr.test_top1, "test_loss",
-                           tr.test_loss, "seconds", tr.seconds);
+    json_t *rt =
+        json_pack("{s:s, s:i, s:I, s:f, s:f, s:f}", "from", p->ps.finetune ? "supernet" : "scratch",
+                  "epochs", spec->optim.epochs, "steps", (json_int_t)tr.steps, "test_top1",
+                  tr.test_top1, "test_loss", tr.test_loss, "seconds", tr.seconds);
     json_object_set_new(report, "retrain", rt);
     json_t *after = json_object_get(report, "after");
     if (after != NULL)
@@ -578,13 +578,13 @@ int prune_run(const job_spec *spec, const job_env *env, job_result *res, errbuf 
         goto out;
     if ((rc = write_json(p, "report.json", report, eb)) != 0)
         goto out;
-    res->summary = json_pack(
-        "{s:s, s:f, s:f, s:f, s:I, s:f, s:I, s:f, s:I, s:f}", "method",
-        prunespec_method_name(p->ps.method), "target_mflops", p->target, "mflops",
-        modelcfg_macs(&found) / 1e6, "mflops_full", p->full_mflops, "params",
-        (json_int_t)modelcfg_params(&found), "test_top1", tr.test_top1, "steps",
-        (json_int_t)(p->total_steps + tr.steps), "seconds", tr.seconds, "params_full",
-        (json_int_t)modelcfg_params(&spec->model), "top1_before", p->top1_max);
+    res->summary =
+        json_pack("{s:s, s:f, s:f, s:f, s:I, s:f, s:I, s:f, s:I, s:f}", "method",
+                  prunespec_method_name(p->ps.method), "target_mflops", p->target, "mflops",
+                  modelcfg_macs(&found) / 1e6, "mflops_full", p->full_mflops, "params",
+                  (json_int_t)modelcfg_params(&found), "test_top1", tr.test_top1, "steps",
+                  (json_int_t)(p->total_steps + tr.steps), "seconds", tr.seconds, "params_full",
+                  (json_int_t)modelcfg_params(&spec->model), "top1_before", p->top1_max);
     job_result_add_artifact(res, "model.safetensors");
     job_result_add_artifact(res, "architecture.json");
     job_result_add_artifact(res, "report.json");

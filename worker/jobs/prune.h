@@ -48,19 +48,19 @@ typedef struct pruner {
     dist_info one; /* used when env->dist is NULL */
     const dist_info *d;
     prune_space sp;
-    int K;                   /* classes */
-    double full_mflops;      /* the supernet's */
-    double target;           /* MFLOPs */
-    dataset train, test;     /* owned */
-    dataset eval;            /* view of test (first eval_limit samples); not owned */
-    int b;                   /* per-rank batch of the search */
-    long steps_per_epoch;    /* of the search */
-    long warmup_steps;       /* steps of the warm-up */
-    long total_steps;        /* of the search (warm-up + search) */
-    long retrain_steps;      /* of the retrain, for the progress total */
-    net super;               /* the supernet, with scaling sites */
-    prune_chains ch;         /* its architecture parameters */
-    loader *calib;           /* training batches for BN recalibration */
+    int K;                                /* classes */
+    double full_mflops;                   /* the supernet's */
+    double target;                        /* MFLOPs */
+    dataset train, test;                  /* owned */
+    dataset eval;                         /* view of test (first eval_limit samples); not owned */
+    int b;                                /* per-rank batch of the search */
+    long steps_per_epoch;                 /* of the search */
+    long warmup_steps;                    /* steps of the warm-up */
+    long total_steps;                     /* of the search (warm-up + search) */
+    long retrain_steps;                   /* of the retrain, for the progress total */
+    net super;                            /* the supernet, with scaling sites */
+    prune_chains ch;                      /* its architecture parameters */
+    loader *calib;                        /* training batches for BN recalibration */
     float *x, *probs, *teacher, *dlogits; /* (b, ...) batch buffers */
     int32_t *y;
     double top1_max; /* supernet at full width after the search, recalibrated */

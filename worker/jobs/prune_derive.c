@@ -9,9 +9,8 @@
  * MACs lie in the band. Both keep the sharing rules (a unit is one width)
  * and the block structure (partner units stay apart).
  */
-#include "worker/jobs/prune.h"
-
 #include "common/xalloc.h"
+#include "worker/jobs/prune.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +44,8 @@ static int move_ok(const prune_space *sp, const int *w, int u, int v, int lo)
 int prune_fit_band(pruner *p, int *w, const prune_chains *ch)
 {
     const prune_space *sp = &p->sp;
-    double lo = p->target * (1 - PRUNE_TARGET_TOL) * 1e6, hi = p->target * (1 + PRUNE_TARGET_TOL) * 1e6;
+    double lo = p->target * (1 - PRUNE_TARGET_TOL) * 1e6,
+           hi = p->target * (1 + PRUNE_TARGET_TOL) * 1e6;
     double macs = ps_macs(sp, w);
     int moved = 0;
     while (macs > hi) {
@@ -97,8 +97,9 @@ int prune_derive_widths(pruner *p, int *w, json_t *info, errbuf *eb)
     int *es = xcalloc((size_t)n, sizeof(int)), *ds = xcalloc((size_t)n, sizeof(int));
     double lo = p->target * (1 - PRUNE_TARGET_TOL), hi = p->target * (1 + PRUNE_TARGET_TOL);
     chains_es_widths(&p->ch, es);
-    json_object_set_new(info, "es", json_pack("{s:o, s:f}", "widths", widths_json(es, n), "mflops",
-                                              ps_macs(sp, es) / 1e6));
+    json_object_set_new(
+        info, "es",
+        json_pack("{s:o, s:f}", "widths", widths_json(es, n), "mflops", ps_macs(sp, es) / 1e6));
     int moved = prune_fit_band(p, es, &p->ch);
     double es_m = ps_macs(sp, es) / 1e6;
     json_object_set_new(info, "es_fitted",
@@ -120,8 +121,8 @@ int prune_derive_widths(pruner *p, int *w, json_t *info, errbuf *eb)
             continue;
         if (found == 0 && p->ps.derive == PRUNE_DERIVE_DS)
             memcpy(w, ds, (size_t)n * sizeof(int));
-        json_array_append_new(samples, json_pack("{s:o, s:f}", "widths", widths_json(ds, n),
-                                                 "mflops", m));
+        json_array_append_new(samples,
+                              json_pack("{s:o, s:f}", "widths", widths_json(ds, n), "mflops", m));
         found++;
     }
     json_object_set_new(info, "ds", samples);

@@ -20,11 +20,10 @@
  * checkpoint.every_steps and on cancel hold everything needed to continue
  * exactly: supernet, momentum, alpha and its momentum, the step.
  */
-#include "worker/jobs/prune.h"
-
 #include "common/log.h"
 #include "common/safetensors.h"
 #include "common/xalloc.h"
+#include "worker/jobs/prune.h"
 #include "worker/models/slice.h"
 #include "worker/models/state.h"
 #include "worker/nn/loss.h"
@@ -51,8 +50,8 @@ typedef struct sums {
 
 typedef struct search {
     pruner *p;
-    net min_net;  /* the c_min sub-net, built once */
-    int *w;       /* (n_units) scratch widths */
+    net min_net; /* the c_min sub-net, built once */
+    int *w;      /* (n_units) scratch widths */
     float *sprobs;
     char kept[MAX_KEEP_CKPT][1100];
     int n_kept;
@@ -99,8 +98,7 @@ static void weight_step(pruner *p, long step)
             continue;
         nn_sgd_params sp = {lr, (float)o->momentum, 0.0f, t->decay ? (float)o->weight_decay : 0.0f,
                             o->nesterov};
-        nn_sgd_step(m->params + t->off, m->opt_m + t->off, m->grads + t->off, t->n, &sp,
-                    step == 0);
+        nn_sgd_step(m->params + t->off, m->opt_m + t->off, m->grads + t->off, t->n, &sp, step == 0);
     }
 }
 

@@ -6,9 +6,8 @@
  * every multiplier on a fine grid is tried and the one with the most MACs
  * under the limit is kept (ties: the smaller m).
  */
-#include "worker/jobs/prune.h"
-
 #include "common/xalloc.h"
+#include "worker/jobs/prune.h"
 
 #include <stdlib.h>
 #include <string.h>
