@@ -16,8 +16,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define CALIB_TAG 0x63616c6962ULL /* "calib" */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 /* ---- helpers shared by the prune files ------------------------------------------ */
 
@@ -244,9 +253,12 @@ static int setup(pruner *p, const job_spec *spec, const job_env *env, errbuf *eb
                       .crop_padding = spec->data.crop_padding,
                       .hflip = spec->data.hflip};
     p->calib = loader_new(&p->train, &lo);
-    /* the supernet, with a scaling site at every BN of a unit */
-    model_opts mo = {.site = chains_site, .site_ctx = &p->ch};
+    /* the supernet, with a scaling site at every BN of a unit (uniform needs
+     * it only to slice given weights from) */
     net_init(&p->super);
+    if (p->ps.method == PRUNE_UNIFORM && !spec->init_from[0])
+        return 0;
+    model_opts mo = {.site = chains_site, .site_ctx = &p->ch};
     if ((rc = model_build(&p->super, c, p->b, spec->seed, &mo, eb)) != 0)
         return rc;
     chains_attach(&p->ch, &p->super);
@@ -388,17 +400,23 @@ static json_t *search_report(pruner *p, const int *w, const model_cfg *found, do
     return rep;
 }
 
-/* Saves the found network's slice of the supernet (finetune's start). */
+/* Saves the found network's slice of the supernet (finetune's start):
+ * rank 0 into out_dir, every other rank into a private file of its own
+ * (out_dir may not exist on its host; train_run broadcasts rank 0's
+ * weights after loading). */
 static int save_inherited(pruner *p, const int *w, const model_cfg *found, char *path, size_t len,
                           errbuf *eb)
 {
-    out_path(p, path, len, "inherited.safetensors");
+    if (p->d->rank == 0)
+        out_path(p, path, len, "inherited.safetensors");
+    else
+        snprintf(path, len, "/tmp/kiln-inherited-%ld.safetensors", (long)getpid());
     net m;
     net_init(&m);
     int rc = pruner_subnet(p, w, &m, eb);
     if (rc == 0)
         pruner_calibrate(p, &m);
-    if (rc == 0 && p->d->rank == 0) {
+    if (rc == 0) {
         json_t *mj = modelcfg_to_explicit_json(found);
         char *model = json_dumps(mj, JSON_COMPACT);
         json_decref(mj);
@@ -406,8 +424,6 @@ static int save_inherited(pruner *p, const int *w, const model_cfg *found, char 
         free(model);
     }
     net_deinit(&m);
-    if (p->d->world > 1)
-        dist_barrier();
     return rc;
 }
 
@@ -501,6 +517,7 @@ static json_t *load_search_json(const pruner *p)
 
 int prune_run(const job_spec *spec, const job_env *env, job_result *res, errbuf *eb)
 {
+    double t0 = now_s();
     pruner *p = xcalloc(1, sizeof *p);
     p->top1_max = -1;
     json_t *report = NULL;
@@ -566,6 +583,8 @@ int prune_run(const job_spec *spec, const job_env *env, job_result *res, errbuf 
     rc = retrain(p, &found, init[0] ? init : NULL, kind == 2 ? env->resume_path : NULL,
                  p->total_steps, &tr, eb);
     res->cancelled = tr.cancelled;
+    if (init[0] && p->d->rank != 0)
+        unlink(init);
     json_t *rt =
         json_pack("{s:s, s:i, s:I, s:f, s:f, s:f}", "from", p->ps.finetune ? "supernet" : "scratch",
                   "epochs", spec->optim.epochs, "steps", (json_int_t)tr.steps, "test_top1",
@@ -579,12 +598,14 @@ int prune_run(const job_spec *spec, const job_env *env, job_result *res, errbuf 
     if ((rc = write_json(p, "report.json", report, eb)) != 0)
         goto out;
     res->summary =
-        json_pack("{s:s, s:f, s:f, s:f, s:I, s:f, s:I, s:f, s:I, s:f}", "method",
+        json_pack("{s:s, s:f, s:f, s:f, s:I, s:I, s:f, s:I, s:f}", "method",
                   prunespec_method_name(p->ps.method), "target_mflops", p->target, "mflops",
                   modelcfg_macs(&found) / 1e6, "mflops_full", p->full_mflops, "params",
-                  (json_int_t)modelcfg_params(&found), "test_top1", tr.test_top1, "steps",
-                  (json_int_t)(p->total_steps + tr.steps), "seconds", tr.seconds, "params_full",
-                  (json_int_t)modelcfg_params(&spec->model), "top1_before", p->top1_max);
+                  (json_int_t)modelcfg_params(&found), "params_full",
+                  (json_int_t)modelcfg_params(&spec->model), "test_top1", tr.test_top1, "steps",
+                  (json_int_t)(p->total_steps + tr.steps), "seconds", now_s() - t0);
+    json_object_set_new(res->summary, "top1_before",
+                        p->top1_max >= 0 ? json_real(p->top1_max) : json_null());
     job_result_add_artifact(res, "model.safetensors");
     job_result_add_artifact(res, "architecture.json");
     job_result_add_artifact(res, "report.json");
