@@ -9,7 +9,8 @@
  * architectures build, run, save and load; a short prune job (dmcp and
  * uniform, synthetic data) runs end to end, writes an architecture inside
  * the target band that kiln-worker's model parser accepts and weights that
- * evaluate to the reported accuracy; a cancelled search resumes from its
+ * evaluate to the reported accuracy (and a MobileNetV2 one keeps its block
+ * structure); a cancelled search resumes from its
  * checkpoint to the same network and weights, as does a resumed retrain.
  */
 #include "common/jobspec.h"
@@ -37,10 +38,10 @@ Suite *suite_prune(void);
 static const ps_width WIDTH = {0.1, 1.0, 0.1};
 
 #define RESNET_SMALL                                                                               \
-    "{\"arch\":\"resnet_cifar\",\"image_size\":8,\"in_channels\":2,\"num_classes\":5,"             \
+    "{\"arch\":\"resnet_cifar\",\"image_size\":8,\"in_channels\":3,\"num_classes\":5,"             \
     "\"stem\":8,\"stages\":[{\"width\":8,\"mids\":[12,10]},{\"width\":16,\"mids\":[16]}]}"
 #define MBV2_SMALL                                                                                 \
-    "{\"arch\":\"mobilenetv2\",\"image_size\":8,\"in_channels\":2,\"num_classes\":5,"              \
+    "{\"arch\":\"mobilenetv2\",\"image_size\":8,\"in_channels\":3,\"num_classes\":5,"              \
     "\"stem\":8,\"blocks\":[{\"hidden\":8,\"out\":8,\"stride\":1},"                                \
     "{\"hidden\":24,\"out\":12,\"stride\":2},{\"hidden\":36,\"out\":12,\"stride\":1},"             \
     "{\"hidden\":36,\"out\":16,\"stride\":1}],\"last\":20}"
@@ -180,7 +181,7 @@ START_TEST(arch_gradient_matches_finite_differences)
         fixture_init(&f, cfgs[ci], B);
         rng r;
         rng_seed(&r, 23);
-        size_t nx = (size_t)B * 8 * 8 * 2;
+        size_t nx = (size_t)B * 8 * 8 * 3;
         float *x = xmallocarray(nx, sizeof(float)), probs[B * 5], dl[B * 5];
         int32_t y[B];
         for (size_t i = 0; i < nx; i++)
@@ -238,7 +239,7 @@ START_TEST(sampled_architectures_build_run_save_load)
     char dir[] = "/tmp/kiln-prune-XXXXXX", path[256];
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/w.safetensors", dir);
-    float x[4 * 8 * 8 * 2];
+    float x[4 * 8 * 8 * 3];
     for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
         x[i] = rng_normal(&r);
     int w[64];
@@ -602,6 +603,52 @@ START_TEST(finetune_and_ds_derivation)
 }
 END_TEST
 
+START_TEST(mbv2_dmcp_job)
+{
+    /* MobileNetV2 supernet: a block without expansion, residual blocks that
+     * share their input's width, a stride-1 block that changes width */
+    job_spec s;
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"type\":\"prune\",\"seed\":4,\"model\":%s,"
+             "\"data\":{\"dataset\":\"synthetic\",\"synthetic\":{\"train\":128,\"test\":64,"
+             "\"classes\":5,\"channels\":3,\"size\":8}},"
+             "\"optim\":{\"lr\":0.05,\"batch_size\":32,\"epochs\":1},"
+             "\"prune\":{\"target_ratio\":0.5,\"warmup_epochs\":1,\"search_epochs\":1,"
+             "\"search\":{\"batch_size\":32},\"arch\":{\"lr\":5},\"calib_batches\":1}}",
+             MBV2_SMALL);
+    json_t *j = json_loads(text, 0, NULL);
+    field_errors fe;
+    char msg[1024];
+    int rc = jobspec_parse(&s, NULL, j, &fe);
+    fe_format(&fe, msg, sizeof msg);
+    ck_assert_msg(rc == 0, "%s", msg);
+    json_decref(j);
+    char *dir = temp_dir();
+    capture *cap = xcalloc(1, sizeof *cap);
+    cap->cancel_after = -1;
+    job_result res;
+    ck_assert_int_eq(run_job(&s, dir, cap, NULL, &res), 0);
+    double t = s.mflops * 0.5;
+    check_outputs(&s, dir, &res, 0.99 * t, 1.01 * t);
+    /* the found network keeps the supernet's block structure */
+    json_t *arch = load_out(dir, "architecture.json");
+    model_cfg c;
+    ck_assert_int_eq(modelcfg_parse(&c, arch, "model", &fe), 0);
+    ck_assert_int_eq(c.blocks[0].hidden, c.mb_stem);       /* no expansion, tied */
+    ck_assert_int_eq(c.blocks[2].out, c.blocks[1].out);    /* residual: shared width */
+    ck_assert_int_ne(c.blocks[1].hidden, c.blocks[0].out); /* the expansion stays */
+    ck_assert_int_ne(c.blocks[3].out, c.blocks[2].out);    /* no residual appears */
+    ck_assert(has_metric(cap, "search/p_mean/features.2.expand"));
+    json_decref(arch);
+    job_result_free(&res);
+    free(cap);
+    remove_dir(dir);
+    free(dir);
+    jobspec_free(&s);
+}
+END_TEST
+
 Suite *suite_prune(void)
 {
     Suite *s = suite_create("prune");
@@ -618,6 +665,7 @@ Suite *suite_prune(void)
     tcase_add_test(tc, uniform_job_end_to_end);
     tcase_add_test(tc, cancelled_search_resumes_to_the_same_result);
     tcase_add_test(tc, finetune_and_ds_derivation);
+    tcase_add_test(tc, mbv2_dmcp_job);
     suite_add_tcase(s, tc);
     return s;
 }
