@@ -174,6 +174,29 @@ static int ph_cancel(void *ctx)
 
 /* ---- set-up ------------------------------------------------------------------------- */
 
+/* The splits the search uses (the validation tail is left to the retrain). */
+static int load_data(pruner *p, const job_spec *spec, errbuf *eb)
+{
+    int rc = dataset_load(&p->train, &p->test, &spec->data, eb);
+    if (rc != 0)
+        return rc;
+    if (spec->data.val_fraction > 0) {
+        dataset val;
+        int nval = dataset_val_count(&p->train, spec->data.val_fraction);
+        dataset_split_tail(&p->train, &val, nval);
+        dataset_free(&val);
+    }
+    const model_cfg *c = &spec->model;
+    if (p->train.H != c->image_size || p->train.C != c->in_channels ||
+        p->train.num_classes != c->num_classes)
+        return err_set(eb, ERR_INVALID,
+                       "dataset %s is %dx%dx%d with %d classes; the model expects %dx%dx%d with "
+                       "%d classes",
+                       p->train.name, p->train.H, p->train.W, p->train.C, p->train.num_classes,
+                       c->image_size, c->image_size, c->in_channels, c->num_classes);
+    return 0;
+}
+
 static int setup(pruner *p, const job_spec *spec, const job_env *env, errbuf *eb)
 {
     p->spec = spec;
@@ -202,23 +225,9 @@ static int setup(pruner *p, const job_spec *spec, const job_env *env, errbuf *eb
     if (rc != 0)
         return rc;
     chains_init(&p->ch, &p->sp);
-    if ((rc = dataset_load(&p->train, &p->test, &spec->data, eb)) != 0)
+    if ((rc = load_data(p, spec, eb)) != 0)
         return rc;
-    if (spec->data.val_fraction > 0) {
-        /* the held-out tail is the retrain's; the search does not see it */
-        dataset val;
-        int nval = dataset_val_count(&p->train, spec->data.val_fraction);
-        dataset_split_tail(&p->train, &val, nval);
-        dataset_free(&val);
-    }
     const model_cfg *c = &spec->model;
-    if (p->train.H != c->image_size || p->train.C != c->in_channels ||
-        p->train.num_classes != c->num_classes)
-        return err_set(eb, ERR_INVALID,
-                       "dataset %s is %dx%dx%d with %d classes; the model expects %dx%dx%d with "
-                       "%d classes",
-                       p->train.name, p->train.H, p->train.W, p->train.C, p->train.num_classes,
-                       c->image_size, c->image_size, c->in_channels, c->num_classes);
     p->K = c->num_classes;
     p->eval = p->test;
     if (p->ps.eval_limit > 0 && p->ps.eval_limit < p->eval.n)
@@ -515,21 +524,100 @@ static json_t *load_search_json(const pruner *p)
     return j;
 }
 
+/* Continuing a retrain: the network is in the checkpoint's metadata, the
+ * search's report in search.json. */
+static int resumed_network(pruner *p, const char *model_json, model_cfg *found, json_t **report,
+                           errbuf *eb)
+{
+    json_t *mj = json_loads(model_json, 0, NULL);
+    field_errors fe;
+    fe_init(&fe);
+    int rc = mj == NULL || modelcfg_parse(found, mj, "model", &fe) != 0
+                 ? err_set(eb, ERR_FORMAT, "%s: bad model metadata", p->env->resume_path)
+                 : 0;
+    json_decref(mj);
+    if (rc == 0)
+        *report = load_search_json(p);
+    return rc;
+}
+
+/* The search (from step `start`) or the uniform width, then
+ * architecture.json, search.json and, for finetune, the inherited weights
+ * (their path in init). */
+static int searched_network(pruner *p, long start, int *w, model_cfg *found, json_t **report,
+                            char *init, size_t init_len, errbuf *eb)
+{
+    double mult = 0, top1_inh;
+    json_t *derive;
+    int rc = find_widths(p, start, w, &mult, &top1_inh, &derive, eb);
+    if (rc != 0) {
+        json_decref(derive);
+        return rc;
+    }
+    ps_widths_to_cfg(&p->sp, w, found);
+    *report = search_report(p, w, found, mult, top1_inh, derive);
+    if (p->ps.finetune && (rc = save_inherited(p, w, found, init, init_len, eb)) != 0)
+        return rc;
+    json_t *arch = modelcfg_to_explicit_json(found);
+    rc = write_json(p, "architecture.json", arch, eb);
+    json_decref(arch);
+    if (rc == 0)
+        rc = write_json(p, "search.json", *report, eb);
+    if (rc == 0)
+        pruner_say(p, "info", "found %.4f MFLOPs (target %.4f, model %.4f); retraining %s",
+                   modelcfg_macs(found) / 1e6, p->target, p->full_mflops,
+                   p->ps.finetune ? "from the supernet's weights" : "from scratch");
+    return rc;
+}
+
+/* The retrain's outcome into the report; the summary and artifact list. */
+static void finish(pruner *p, const model_cfg *found, const train_result *tr, json_t *report,
+                   double t0, job_result *res)
+{
+    const job_spec *spec = p->spec;
+    json_object_set_new(
+        report, "retrain",
+        json_pack("{s:s, s:i, s:I, s:f, s:f, s:f}", "from", p->ps.finetune ? "supernet" : "scratch",
+                  "epochs", spec->optim.epochs, "steps", (json_int_t)tr->steps, "test_top1",
+                  tr->test_top1, "test_loss", tr->test_loss, "seconds", tr->seconds));
+    json_t *after = json_object_get(report, "after");
+    if (after != NULL)
+        json_object_set_new(after, "top1", json_real(tr->test_top1));
+    res->summary =
+        json_pack("{s:s, s:f, s:f, s:f, s:I, s:I, s:f, s:I, s:f}", "method",
+                  prunespec_method_name(p->ps.method), "target_mflops", p->target, "mflops",
+                  modelcfg_macs(found) / 1e6, "mflops_full", p->full_mflops, "params",
+                  (json_int_t)modelcfg_params(found), "params_full",
+                  (json_int_t)modelcfg_params(&spec->model), "test_top1", tr->test_top1, "steps",
+                  (json_int_t)(p->total_steps + tr->steps), "seconds", now_s() - t0);
+    json_object_set_new(res->summary, "top1_before",
+                        p->top1_max >= 0 ? json_real(p->top1_max) : json_null());
+    job_result_add_artifact(res, "model.safetensors");
+    job_result_add_artifact(res, "architecture.json");
+    job_result_add_artifact(res, "report.json");
+    char path[1100];
+    out_path(p, path, sizeof path, "search.json");
+    if (p->ps.method == PRUNE_DMCP && access(path, R_OK) == 0)
+        job_result_add_artifact(res, "search.json");
+    out_path(p, path, sizeof path, "supernet.safetensors");
+    if (p->ps.method == PRUNE_DMCP && access(path, R_OK) == 0)
+        job_result_add_artifact(res, "supernet.safetensors");
+}
+
 int prune_run(const job_spec *spec, const job_env *env, job_result *res, errbuf *eb)
 {
     double t0 = now_s();
     pruner *p = xcalloc(1, sizeof *p);
     p->top1_max = -1;
     json_t *report = NULL;
-    char *resume_model = NULL;
-    int *w = NULL;
+    char *resume_model = NULL, init[1100] = "";
+    int *w = NULL, kind = 0;
+    long start = 0;
     model_cfg found;
     int rc = setup(p, spec, env, eb);
     if (rc != 0)
         goto out;
     w = xcalloc((size_t)p->sp.n_units, sizeof(int));
-    int kind = 0;
-    long start = 0;
     if (env->resume_path != NULL && (kind = resume_kind(env->resume_path, &resume_model, eb)) < 0) {
         rc = kind;
         goto out;
@@ -537,46 +625,19 @@ int prune_run(const job_spec *spec, const job_env *env, job_result *res, errbuf 
     const job_sink *s0 = pruner_sink(p);
     if (s0 != NULL && s0->started != NULL)
         s0->started(s0->ctx, p->total_steps + p->retrain_steps);
-    char init[1100] = "";
-    if (kind == 2) {
-        /* the search is done: continue the retrain of the network it found */
-        json_t *mj = json_loads(resume_model, 0, NULL);
-        field_errors fe;
-        fe_init(&fe);
-        rc = mj == NULL || modelcfg_parse(&found, mj, "model", &fe) != 0
-                 ? err_set(eb, ERR_FORMAT, "%s: bad model metadata", env->resume_path)
-                 : 0;
-        json_decref(mj);
-        if (rc != 0)
-            goto out;
-        report = load_search_json(p);
-    } else {
-        if (kind == 1 && (rc = dmcp_load_checkpoint(p, env->resume_path, &start, eb)) != 0)
-            goto out;
-        if (kind == 0 && env->init_weights != NULL &&
-            (rc = ckpt_load_weights(env->init_weights, &p->super, eb)) != 0)
-            goto out;
-        if (kind == 0 && env->init_weights != NULL && p->d->world > 1)
+    if (kind == 1) {
+        rc = dmcp_load_checkpoint(p, env->resume_path, &start, eb);
+    } else if (kind == 0 && env->init_weights != NULL) {
+        rc = ckpt_load_weights(env->init_weights, &p->super, eb);
+        if (rc == 0 && p->d->world > 1)
             dist_bcast(p->super.params, p->super.n_params * sizeof(float), 0);
-        double mult = 0, top1_inh;
-        json_t *derive;
-        if ((rc = find_widths(p, start, w, &mult, &top1_inh, &derive, eb)) != 0) {
-            json_decref(derive);
-            res->cancelled = rc == ERR_CANCELLED;
-            goto out;
-        }
-        ps_widths_to_cfg(&p->sp, w, &found);
-        report = search_report(p, w, &found, mult, top1_inh, derive);
-        if (p->ps.finetune && (rc = save_inherited(p, w, &found, init, sizeof init, eb)) != 0)
-            goto out;
-        json_t *arch = modelcfg_to_explicit_json(&found);
-        rc = write_json(p, "architecture.json", arch, eb);
-        json_decref(arch);
-        if (rc != 0 || (rc = write_json(p, "search.json", report, eb)) != 0)
-            goto out;
-        pruner_say(p, "info", "found %.4f MFLOPs (target %.4f, model %.4f); retraining %s",
-                   modelcfg_macs(&found) / 1e6, p->target, p->full_mflops,
-                   p->ps.finetune ? "from the supernet's weights" : "from scratch");
+    }
+    if (rc == 0)
+        rc = kind == 2 ? resumed_network(p, resume_model, &found, &report, eb)
+                       : searched_network(p, start, w, &found, &report, init, sizeof init, eb);
+    if (rc != 0) {
+        res->cancelled = rc == ERR_CANCELLED;
+        goto out;
     }
     release_search(p);
     train_result tr;
@@ -585,34 +646,9 @@ int prune_run(const job_spec *spec, const job_env *env, job_result *res, errbuf 
     res->cancelled = tr.cancelled;
     if (init[0] && p->d->rank != 0)
         unlink(init);
-    json_t *rt =
-        json_pack("{s:s, s:i, s:I, s:f, s:f, s:f}", "from", p->ps.finetune ? "supernet" : "scratch",
-                  "epochs", spec->optim.epochs, "steps", (json_int_t)tr.steps, "test_top1",
-                  tr.test_top1, "test_loss", tr.test_loss, "seconds", tr.seconds);
-    json_object_set_new(report, "retrain", rt);
-    json_t *after = json_object_get(report, "after");
-    if (after != NULL)
-        json_object_set_new(after, "top1", json_real(tr.test_top1));
-    if (rc != 0)
-        goto out;
-    if ((rc = write_json(p, "report.json", report, eb)) != 0)
-        goto out;
-    res->summary =
-        json_pack("{s:s, s:f, s:f, s:f, s:I, s:I, s:f, s:I, s:f}", "method",
-                  prunespec_method_name(p->ps.method), "target_mflops", p->target, "mflops",
-                  modelcfg_macs(&found) / 1e6, "mflops_full", p->full_mflops, "params",
-                  (json_int_t)modelcfg_params(&found), "params_full",
-                  (json_int_t)modelcfg_params(&spec->model), "test_top1", tr.test_top1, "steps",
-                  (json_int_t)(p->total_steps + tr.steps), "seconds", now_s() - t0);
-    json_object_set_new(res->summary, "top1_before",
-                        p->top1_max >= 0 ? json_real(p->top1_max) : json_null());
-    job_result_add_artifact(res, "model.safetensors");
-    job_result_add_artifact(res, "architecture.json");
-    job_result_add_artifact(res, "report.json");
-    if (p->ps.method == PRUNE_DMCP) {
-        job_result_add_artifact(res, "search.json");
-        if (p->ps.warmup_epochs > 0)
-            job_result_add_artifact(res, "supernet.safetensors");
+    if (rc == 0) {
+        finish(p, &found, &tr, report, t0, res);
+        rc = write_json(p, "report.json", report, eb);
     }
 out:
     if (res->summary == NULL)
