@@ -21,6 +21,7 @@
 #   ARCH_LR (10)        architecture lr (cosine to ARCH_LR/5); the reference's 0.5 is
 #                       for ~12,500 architecture steps, a CPU run has ~80
 #   SEEDS (3)  PAR (2)  OUT (bench-out/prune_resnet20)
+#   TABLE_ONLY=1        print the table of an earlier run in OUT, run nothing
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -117,17 +118,19 @@ lane_b() {
 echo "== DMCP vs uniform, ResNet-20 on Fashion-MNIST ($TRAIN_LIMIT train / $TEST_LIMIT test images)"
 echo "   DMCP: $WARMUP warm-up + $SEARCH search epochs, arch lr $ARCH_LR -> $arch_min;" \
     "retrain: $RETRAIN epochs, $SEEDS seeds; output in $OUT"
-t0=$(date +%s)
-if [ "$PAR" -ge 2 ]; then
-    lane_a &
-    pa=$!
-    lane_b
-    wait "$pa"
-else
-    lane_a
-    lane_b
+if [ -z "${TABLE_ONLY:-}" ]; then
+    t0=$(date +%s)
+    if [ "$PAR" -ge 2 ]; then
+        lane_a &
+        pa=$!
+        lane_b
+        wait "$pa"
+    else
+        lane_a
+        lane_b
+    fi
+    echo "wall time: $(($(date +%s) - t0)) s"
 fi
-echo "wall time: $(($(date +%s) - t0)) s"
 
 python3 - "$OUT" "$SEEDS" <<'PY'
 import json, os, statistics, sys
@@ -155,6 +158,12 @@ for t in (50, 30):
               f"{100*statistics.mean(accs):27.2f} +- {100*sd:4.2f}  "
               + " ".join(f"{100*a:.2f}" for a in accs))
 print(f"(ResNet-20: {full:.3f} MFLOPs; targets 15.511 and 9.307)")
+for t in (50, 30):
+    d = [summary(f"dmcp{t}-s{s}")["test_top1"] - summary(f"uniform{t}-s{s}")["test_top1"]
+         for s in range(seeds)]
+    sd = statistics.stdev(d) if len(d) > 1 else 0.0
+    print(f"{t:>3}%: DMCP - uniform, paired by seed: {100*statistics.mean(d):+.2f} +- {100*sd:.2f} "
+          f"(" + " ".join(f"{100*x:+.2f}" for x in d) + ")")
 print()
 print("widths per unit (stem+layer1 stream, inner widths, layer2/layer3 streams):")
 for t in (50, 30):
