@@ -5,13 +5,16 @@
  * the model's image_size / in_channels / num_classes come from the dataset,
  * the optimiser recipe from the model family (train_anchor.py), the augment
  * padding from the dataset. The canonical JSON is written from the parsed
- * struct, so it holds every default. Owns only job_spec.prune/adapt.
+ * struct, so it holds every default. The prune object is validated by
+ * prunespec.c (against the parsed model) and kept in canonical form.
+ * Owns only job_spec.prune/adapt.
  * Pure C + jansson; no global state, thread-safe.
  */
 #include "common/jobspec.h"
 
 #include "common/err.h"
 #include "common/jsonfield.h"
+#include "common/prunespec.h"
 
 #include <limits.h>
 #include <math.h>
@@ -314,6 +317,8 @@ static json_t *canonical_json(const job_spec *s)
                         json_pack("{sIsi}", "every_steps", (json_int_t)s->ckpt_every_steps,
                                   "keep_last", s->ckpt_keep_last));
     json_object_set_new(j, "retry", json_pack("{si}", "max_restarts", s->max_restarts));
+    if (s->prune != NULL)
+        json_object_set_new(j, "prune", json_deep_copy(s->prune));
     if (s->init_from[0])
         json_object_set_new(j, "init_from", json_string(s->init_from));
     json_object_set_new(j, "seed", json_integer((json_int_t)s->seed));
@@ -337,15 +342,15 @@ int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_err
     int type;
     jf_enum(&o, "type", &type, JOB_TRAIN, TYPE_NAMES, 3);
     out->type = (job_type)type;
-    if (out->type != JOB_TRAIN) {
-        /* Their own parts of the spec are defined with their implementations. */
+    if (out->type == JOB_ADAPT) {
+        /* Its own part of the spec is defined with its implementation. */
         if (fe != NULL)
             fe_init(fe);
         fe_add(fe, "type", "%s jobs are not available yet", TYPE_NAMES[type]);
         return ERR_UNSUPPORTED;
     }
     for (int i = 1; i < 3; i++)
-        if (jf_get(&o, TYPE_NAMES[i]) != NULL)
+        if (i != (int)out->type && jf_get(&o, TYPE_NAMES[i]) != NULL)
             jf_err(&o, TYPE_NAMES[i], "is only for type \"%s\"", TYPE_NAMES[i]);
 
     int name_rc = jf_str(&o, "name", out->name, sizeof out->name, NULL);
@@ -360,8 +365,18 @@ int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_err
     const json_t *model = jf_get(&o, "model");
     ds_dims dims;
     parse_data(out, &o, model, &dims);
+    int before_model = o.n_err;
     parse_model(out, &o, model, &dims);
+    int model_ok = o.n_err == before_model;
     parse_optim(out, &o, raw_model_family(model));
+    if (out->type == JOB_PRUNE) {
+        prune_spec ps;
+        int before = o.n_err;
+        prunespec_parse(&ps, &o, jf_get(&o, "prune"), model_ok ? &out->model : NULL, out->ranks,
+                        out->init_from[0] != '\0');
+        if (o.n_err == before)
+            out->prune = prunespec_to_json(&ps);
+    }
     if (out->optim.batch_size > 0 && out->ranks > 0 && out->optim.batch_size % out->ranks != 0)
         jf_err(&o, "optim.batch_size", "must be divisible by resources.ranks (%d)", out->ranks);
 

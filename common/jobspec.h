@@ -68,7 +68,7 @@ typedef struct job_spec {
     model_cfg model;
     data_spec data;
     optim_spec optim;
-    json_t *prune;         /* type prune: the validated "prune" object (owned), else NULL */
+    json_t *prune;         /* type prune: the canonical prune object (prunespec.h), owned */
     json_t *adapt;         /* type adapt: the validated "adapt" object (owned), else NULL */
     int ranks;             /* resources.ranks */
     long ckpt_every_steps; /* checkpoint.every_steps; 0 = only at epoch ends */

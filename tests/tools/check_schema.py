@@ -23,7 +23,8 @@ CROSS_FIELD = {
     "channels-vs-dataset",  # model sizes must equal the dataset's
     "batch-not-divisible",  # batch_size % ranks
     "warmup-too-long",      # warmup_epochs < epochs
-    "prune-not-yet",        # valid by the schema; this build answers ERR_UNSUPPORTED
+    "adapt-not-yet",        # valid by the schema; this build answers ERR_UNSUPPORTED
+    "prune-target-above-model",  # the target must lie below the model's MFLOPs
 }
 
 

@@ -370,24 +370,99 @@ END_TEST
 
 START_TEST(unsupported_types)
 {
-    static const char *const types[] = {"prune", "adapt"};
-    for (int i = 0; i < 2; i++) {
-        char text[256];
-        snprintf(text, sizeof text, "{\"type\":\"%s\",\"model\":" RESNET ",\"%s\":{}}", types[i],
-                 types[i]);
-        json_t *in = load(text), *canon = NULL;
-        job_spec s;
-        field_errors fe;
-        ck_assert_int_eq(jobspec_parse(&s, &canon, in, &fe), ERR_UNSUPPORTED);
-        ck_assert_ptr_null(canon);
-        ck_assert_int_eq(fe.n, 1);
-        ck_assert_str_eq(fe.e[0].field, "type");
-        char want[64];
-        snprintf(want, sizeof want, "%s jobs are not available yet", types[i]);
-        ck_assert_str_eq(fe.e[0].reason, want);
-        jobspec_free(&s);
-        json_decref(in);
-    }
+    json_t *in = load("{\"type\":\"adapt\",\"model\":" RESNET ",\"adapt\":{}}"), *canon = NULL;
+    job_spec s;
+    field_errors fe;
+    ck_assert_int_eq(jobspec_parse(&s, &canon, in, &fe), ERR_UNSUPPORTED);
+    ck_assert_ptr_null(canon);
+    ck_assert_int_eq(fe.n, 1);
+    ck_assert_str_eq(fe.e[0].field, "type");
+    ck_assert_str_eq(fe.e[0].reason, "adapt jobs are not available yet");
+    jobspec_free(&s);
+    json_decref(in);
+}
+END_TEST
+
+/* ResNet-20 on Fashion-MNIST: 31.021962 MFLOPs; its smallest DMCP net
+ * (width.min 0.1: 7/16, 5/32, 10/64 channels) has 2.658066 MFLOPs. */
+#define PRUNE_SPEC(prune) "{\"type\":\"prune\",\"model\":" RESNET ",\"prune\":" prune "}"
+
+START_TEST(prune_object)
+{
+    job_spec s;
+    json_t *canon = parse_ok(&s, PRUNE_SPEC("{\"target_ratio\":0.5}"));
+    json_t *p = json_object_get(canon, "prune");
+    ck_assert_str_eq(json_string_value(json_object_get(p, "method")), "dmcp");
+    ck_assert(json_real_value(json_object_get(p, "target_ratio")) == 0.5);
+    ck_assert_ptr_null(json_object_get(p, "target_mflops"));
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "warmup_epochs")), 20);
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "search_epochs")), 20);
+    json_t *srch = json_object_get(p, "search"), *arch = json_object_get(p, "arch");
+    ck_assert(json_number_value(json_object_get(srch, "lr")) == 0.1);
+    ck_assert(json_number_value(json_object_get(srch, "min_lr")) == 0.016);
+    ck_assert_int_eq(json_integer_value(json_object_get(srch, "batch_size")), 128);
+    ck_assert(json_number_value(json_object_get(arch, "lr")) == 0.5);
+    ck_assert(json_number_value(json_object_get(arch, "flops_loss_weight")) == 0.1);
+    ck_assert(json_number_value(json_object_get(arch, "band")) == 0.95);
+    ck_assert(json_number_value(json_object_get(arch, "weight_decay")) == 0);
+    ck_assert_str_eq(json_string_value(json_object_get(p, "derive")), "es");
+    /* the retrain recipe is the job's optim, with the CNN defaults */
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(canon, "optim"), "optimizer")), "sgd");
+    ck_assert_str_eq(s.name, "resnet_cifar-prune");
+    check_round_trip(canon);
+    json_decref(canon);
+    jobspec_free(&s);
+
+    /* uniform: only the fields it reads */
+    canon = parse_ok(&s, PRUNE_SPEC("{\"method\":\"uniform\",\"target_mflops\":10}"));
+    p = json_object_get(canon, "prune");
+    ck_assert(json_number_value(json_object_get(p, "target_mflops")) == 10);
+    ck_assert_ptr_null(json_object_get(p, "search"));
+    ck_assert_ptr_null(json_object_get(p, "warmup_epochs"));
+    check_round_trip(canon);
+    json_decref(canon);
+    jobspec_free(&s);
+
+    static const struct {
+        const char *spec, *field, *reason;
+    } cases[] = {
+        {"{\"type\":\"prune\",\"model\":" RESNET "}", "prune", "required"},
+        {PRUNE_SPEC("{}"), "prune.target_mflops", "required (or target_ratio)"},
+        {PRUNE_SPEC("{\"target_mflops\":10,\"target_ratio\":0.5}"), "prune.target_ratio",
+         "cannot be combined"},
+        {PRUNE_SPEC("{\"target_mflops\":40}"), "prune.target_mflops", "below the model's 31.02"},
+        {PRUNE_SPEC("{\"target_mflops\":2.6}"), "prune.target_mflops", "above 2.658"},
+        {PRUNE_SPEC("{\"target_ratio\":1}"), "prune.target_ratio", "< 1"},
+        {PRUNE_SPEC("{\"target_ratio\":0.5,\"width\":{\"min\":0.5,\"max\":0.5}}"),
+         "prune.width.min", "< max"},
+        {PRUNE_SPEC("{\"target_ratio\":0.5,\"width\":{\"offset\":1}}"), "prune.width.offset",
+         "no channel group"},
+        {PRUNE_SPEC("{\"target_ratio\":0.5,\"method\":\"l1\"}"), "prune.method", "one of"},
+        {PRUNE_SPEC("{\"target_ratio\":0.5,\"method\":\"uniform\",\"search_epochs\":3}"),
+         "prune.search_epochs", "only for method \"dmcp\""},
+        {PRUNE_SPEC("{\"target_ratio\":0.5,\"method\":\"uniform\",\"finetune\":true}"),
+         "prune.finetune", "needs init_from"},
+        {PRUNE_SPEC("{\"target_ratio\":0.5,\"search_epochs\":0}"), "prune.search_epochs", ">= 1"},
+        {PRUNE_SPEC("{\"target_ratio\":0.5,\"search\":{\"lr\":0.1,\"min_lr\":0.2}}"),
+         "prune.search.min_lr", "<= lr"},
+        {PRUNE_SPEC("{\"target_ratio\":0.5,\"arch\":{\"band\":1.5}}"), "prune.arch.band", "<= 1"},
+        {PRUNE_SPEC("{\"target_ratio\":0.5,\"arch\":{\"momentum\":0}}"), "prune.arch.nesterov",
+         "momentum > 0"},
+        {PRUNE_SPEC("{\"target_ratio\":0.5,\"derive\":\"random\"}"), "prune.derive", "one of"},
+        {PRUNE_SPEC("{\"target_ratio\":0.5,\"bogus\":1}"), "prune.bogus", "unknown"},
+        {"{\"type\":\"prune\",\"model\":" RESNET ",\"resources\":{\"ranks\":3},"
+         "\"optim\":{\"batch_size\":129},\"prune\":{\"target_ratio\":0.5,"
+         "\"search\":{\"batch_size\":128}}}",
+         "prune.search.batch_size", "divisible by resources.ranks (3)"},
+        {"{\"type\":\"prune\",\"model\":" DEIT_C ",\"prune\":{\"target_ratio\":0.5}}", "model.arch",
+         "resnet_cifar and mobilenetv2"},
+        {"{\"type\":\"prune\",\"model\":" RESNET ",\"adapt\":{},"
+         "\"prune\":{\"target_ratio\":0.5}}",
+         "adapt", "only for type"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_one(cases[i].spec, cases[i].field, cases[i].reason);
 }
 END_TEST
 
@@ -434,6 +509,8 @@ static const struct {
     {"train-deit-fmnist.json", 678730, 36397738},
     {"train-resnet20-fmnist.json", 272186, 31021962},
     {"train-mobilenetv2-cifar10.json", 700490, 27969034},
+    {"prune-dmcp-resnet20-fmnist.json", 272186, 31021962},
+    {"prune-uniform-resnet20-fmnist.json", 272186, 31021962},
 };
 
 START_TEST(golden_valid_examples)
@@ -522,6 +599,7 @@ Suite *suite_jobspec(void)
     tcase_add_test(tc, each_field_validated);
     tcase_add_test(tc, collects_every_problem);
     tcase_add_test(tc, unsupported_types);
+    tcase_add_test(tc, prune_object);
     tcase_add_test(tc, not_an_object);
     suite_add_tcase(s, tc);
     tc = tcase_create("golden");

@@ -1,6 +1,7 @@
 /* job.c - job dispatch (see job.h). */
 #include "worker/jobs/job.h"
 
+#include "worker/jobs/prune.h"
 #include "worker/jobs/train.h"
 
 #include <stdio.h>
@@ -55,6 +56,8 @@ int job_run(const job_spec *spec, const job_env *env, job_result *res, errbuf *e
     switch (spec->type) {
     case JOB_TRAIN:
         return run_train(spec, env, res, eb);
+    case JOB_PRUNE:
+        return prune_run(spec, env, res, eb);
     default:
         res->summary = json_object();
         return err_set(eb, ERR_UNSUPPORTED, "%s jobs are not available in this build",

@@ -6,6 +6,9 @@
  * input when stride 1 and cin == out; features.nb+1 = 1x1 conv to `last` +
  * BN + ReLU6; global average pool and classifier.1 (Linear). Sub-module
  * indices follow torchvision, shifting down by one without expansion.
+ * Scaling sites (model.h) follow DMCP: after BN for the stem, the
+ * projection and the last conv; after BN + ReLU6 for the expansion and
+ * depthwise convs.
  * PyTorch's default initialisation.
  */
 #include "worker/models/model.h"
@@ -19,10 +22,10 @@ static int conv_bn(net *m, const char *conv, const char *bn, int x, int OC, int 
     return net_bn(m, bn, y, MODEL_BN_EPS, MODEL_BN_MOMENTUM);
 }
 
-int mobilenetv2_build(net *m, const model_cfg *c, int x)
+int mobilenetv2_build(net *m, const model_cfg *c, int x, const model_opts *o)
 {
     int t = conv_bn(m, "features.0.0", "features.0.1", x, c->mb_stem, 3, c->cifar ? 1 : 2, 1);
-    t = net_relu6(m, t);
+    t = net_relu6(m, model_site(o, m, t, "features.0.1"));
     int cin = c->mb_stem;
     char cn[NET_NAME_MAX], bn[NET_NAME_MAX];
     for (int i = 0; i < c->n_blocks; i++) {
@@ -32,20 +35,22 @@ int mobilenetv2_build(net *m, const model_cfg *c, int x)
             snprintf(cn, sizeof cn, "features.%d.conv.0.0", f);
             snprintf(bn, sizeof bn, "features.%d.conv.0.1", f);
             y = net_relu6(m, conv_bn(m, cn, bn, y, b->hidden, 1, 1, 1));
+            y = model_site(o, m, y, bn);
             idx = 1;
         }
         snprintf(cn, sizeof cn, "features.%d.conv.%d.0", f, idx);
         snprintf(bn, sizeof bn, "features.%d.conv.%d.1", f, idx);
         y = net_relu6(m, conv_bn(m, cn, bn, y, b->hidden, 3, b->stride, b->hidden));
+        y = model_site(o, m, y, bn);
         snprintf(cn, sizeof cn, "features.%d.conv.%d", f, idx + 1);
         snprintf(bn, sizeof bn, "features.%d.conv.%d", f, idx + 2);
-        y = conv_bn(m, cn, bn, y, b->out, 1, 1, 1);
+        y = model_site(o, m, conv_bn(m, cn, bn, y, b->out, 1, 1, 1), bn);
         t = (b->stride == 1 && cin == b->out) ? net_add(m, t, y) : y;
         cin = b->out;
     }
     snprintf(cn, sizeof cn, "features.%d.0", c->n_blocks + 1);
     snprintf(bn, sizeof bn, "features.%d.1", c->n_blocks + 1);
-    t = net_relu6(m, conv_bn(m, cn, bn, t, c->last, 1, 1, 1));
+    t = net_relu6(m, model_site(o, m, conv_bn(m, cn, bn, t, c->last, 1, 1, 1), bn));
     t = net_avgpool(m, t);
     return net_linear(m, "classifier.1", t, c->num_classes, 1, NET_INIT_UNIFORM, 0);
 }

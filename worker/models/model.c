@@ -1,6 +1,11 @@
 /* model.c - model_build: a model config to a finalised net (see model.h). */
 #include "worker/models/model.h"
 
+int model_site(const model_opts *o, net *m, int x, const char *bn)
+{
+    return (o != NULL && o->site != NULL) ? o->site(o->site_ctx, m, x, bn) : x;
+}
+
 int model_build(net *m, const model_cfg *c, int max_batch, uint64_t seed, const model_opts *opts,
                 errbuf *eb)
 {
@@ -13,10 +18,10 @@ int model_build(net *m, const model_cfg *c, int max_batch, uint64_t seed, const 
         logits = vit_build(m, c, x, drop_path);
         break;
     case MC_RESNET_CIFAR:
-        logits = resnet_build(m, c, x);
+        logits = resnet_build(m, c, x, opts);
         break;
     case MC_MOBILENETV2:
-        logits = mobilenetv2_build(m, c, x);
+        logits = mobilenetv2_build(m, c, x, opts);
         break;
     default:
         return err_set(eb, ERR_INVALID, "unknown architecture %d", (int)c->arch);

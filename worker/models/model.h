@@ -21,8 +21,18 @@
 #define MODEL_BN_MOMENTUM 0.1f
 #define MODEL_LN_EPS      1e-6f
 
+/* A scaling site of the CNN builders: called right after BatchNorm `bn`
+ * (state_dict prefix) - after its activation for MobileNetV2's expansion and
+ * depthwise convs, before it everywhere else, the placements of DMCP
+ * (ALGORITHMS.md 2.3) - with the activation x; returns the activation the
+ * network continues with (x itself to leave it alone). DMCP's architecture
+ * step inserts net_chscale nodes here. */
+typedef int (*model_site_fn)(void *ctx, net *m, int x, const char *bn);
+
 typedef struct model_opts {
-    float drop_path; /* ViT stochastic depth of the last block (block i gets rate*i/(depth-1)) */
+    float drop_path;    /* ViT stochastic depth of the last block (block i gets rate*i/(depth-1)) */
+    model_site_fn site; /* CNN scaling sites (NULL: none) */
+    void *site_ctx;     /* passed to site */
 } model_opts;
 
 /* Builds the network of c into m (freshly net_init'ed), finalises it for
@@ -32,10 +42,13 @@ int model_build(net *m, const model_cfg *c, int max_batch, uint64_t seed, const 
                 errbuf *eb);
 
 /* Family builders: append the network to m (after net_input) and return the
- * logits activation. */
+ * logits activation. o (may be NULL) gives the scaling sites. */
 int vit_build(net *m, const model_cfg *c, int x, float drop_path);
-int resnet_build(net *m, const model_cfg *c, int x);
-int mobilenetv2_build(net *m, const model_cfg *c, int x);
+int resnet_build(net *m, const model_cfg *c, int x, const model_opts *o);
+int mobilenetv2_build(net *m, const model_cfg *c, int x, const model_opts *o);
+
+/* The builders' call of o->site (x itself when o or o->site is NULL). */
+int model_site(const model_opts *o, net *m, int x, const char *bn);
 
 /* ViT modules on a token sequence x (T, 1, C); `prefix` is the module's
  * state_dict prefix ("" for none). They return the output activation, or -1

@@ -196,7 +196,7 @@ int net_input(net *m, int H, int W, int C, int requires_grad)
 int net_conv(net *m, const char *prefix, int x, int OC, int k, int stride, int pad, int groups,
              int bias)
 {
-    const net_act a_ = *act(m, x), *a = &a_;
+    const net_act a_ = *act(m, x), *a = &a_; /* new_node may move m->acts */
     NET_CHECK(groups >= 1 && a->C % groups == 0 && OC % groups == 0);
     int Ho = (a->H + 2 * pad - k) / stride + 1, Wo = (a->W + 2 * pad - k) / stride + 1;
     NET_CHECK(Ho >= 1 && Wo >= 1);
@@ -217,7 +217,7 @@ int net_conv(net *m, const char *prefix, int x, int OC, int k, int stride, int p
 
 int net_bn(net *m, const char *prefix, int x, float eps, float momentum)
 {
-    const net_act a_ = *act(m, x), *a = &a_;
+    const net_act a_ = *act(m, x), *a = &a_; /* new_node may move m->acts */
     int C = a->C;
     int id = new_node(m, NET_OP_BN, &x, 1, a->H, a->W, C);
     net_node *n = &m->nodes[id];
@@ -234,8 +234,9 @@ int net_bn(net *m, const char *prefix, int x, float eps, float momentum)
 
 static int unary(net *m, net_op op, int x)
 {
-    const net_act a_ = *act(m, x), *a = &a_;
-    return m->nodes[new_node(m, op, &x, 1, a->H, a->W, a->C)].out;
+    const net_act a_ = *act(m, x), *a = &a_; /* new_node may move m->acts */
+    int id = new_node(m, op, &x, 1, a->H, a->W, a->C);
+    return m->nodes[id].out; /* not m->nodes[new_node()]: it may move m->nodes */
 }
 
 int net_relu(net *m, int x)
@@ -255,7 +256,7 @@ int net_gelu(net *m, int x)
 
 int net_maxpool(net *m, int x, int k, int stride, int pad)
 {
-    const net_act a_ = *act(m, x), *a = &a_;
+    const net_act a_ = *act(m, x), *a = &a_; /* new_node may move m->acts */
     int Ho = nn_maxpool_out_size(a->H, k, stride, pad);
     int Wo = nn_maxpool_out_size(a->W, k, stride, pad);
     int id = new_node(m, NET_OP_MAXPOOL, &x, 1, Ho, Wo, a->C);
@@ -269,14 +270,15 @@ int net_maxpool(net *m, int x, int k, int stride, int pad)
 
 int net_avgpool(net *m, int x)
 {
-    const net_act a_ = *act(m, x), *a = &a_;
-    return m->nodes[new_node(m, NET_OP_AVGPOOL, &x, 1, 1, 1, a->C)].out;
+    const net_act a_ = *act(m, x), *a = &a_; /* new_node may move m->acts */
+    int id = new_node(m, NET_OP_AVGPOOL, &x, 1, 1, 1, a->C);
+    return m->nodes[id].out; /* not m->nodes[new_node()]: it may move m->nodes */
 }
 
 int net_linear(net *m, const char *prefix, int x, int OUT, int bias, net_init_rule init,
                float init_a)
 {
-    const net_act a_ = *act(m, x), *a = &a_;
+    const net_act a_ = *act(m, x), *a = &a_; /* new_node may move m->acts */
     int id = new_node(m, NET_OP_LINEAR, &x, 1, a->H, a->W, OUT);
     net_node *n = &m->nodes[id];
     int ws[2] = {OUT, a->C};
@@ -295,7 +297,7 @@ int net_linear(net *m, const char *prefix, int x, int OUT, int bias, net_init_ru
 
 int net_layernorm(net *m, const char *prefix, int x, float eps)
 {
-    const net_act a_ = *act(m, x), *a = &a_;
+    const net_act a_ = *act(m, x), *a = &a_; /* new_node may move m->acts */
     int C = a->C;
     int id = new_node(m, NET_OP_LN, &x, 1, a->H, a->W, C);
     net_node *n = &m->nodes[id];
@@ -311,7 +313,8 @@ int net_add(net *m, int a, int b)
     const net_act x_ = *act(m, a), y_ = *act(m, b), *x = &x_, *y = &y_;
     NET_CHECK(x->per_sample == y->per_sample && x->C == y->C);
     int xs[2] = {a, b};
-    return m->nodes[new_node(m, NET_OP_ADD, xs, 2, x->H, x->W, x->C)].out;
+    int id = new_node(m, NET_OP_ADD, xs, 2, x->H, x->W, x->C);
+    return m->nodes[id].out; /* not m->nodes[new_node()]: it may move m->nodes */
 }
 
 int net_attention(net *m, int qkv, int heads, int query)
@@ -331,7 +334,7 @@ int net_attention(net *m, int qkv, int heads, int query)
 
 int net_tokens(net *m, int x, int cls_tensor, int pos_tensor)
 {
-    const net_act a_ = *act(m, x), *a = &a_;
+    const net_act a_ = *act(m, x), *a = &a_; /* new_node may move m->acts */
     int T = 1 + a->H * a->W;
     NET_CHECK(m->tensors[cls_tensor].n == (size_t)a->C);
     NET_CHECK(m->tensors[pos_tensor].n == (size_t)T * a->C);
@@ -343,7 +346,7 @@ int net_tokens(net *m, int x, int cls_tensor, int pos_tensor)
 
 int net_slice(net *m, int x, int start, int H, int W)
 {
-    const net_act a_ = *act(m, x), *a = &a_;
+    const net_act a_ = *act(m, x), *a = &a_; /* new_node may move m->acts */
     int T = a->H * a->W;
     NET_CHECK(start >= 0 && H >= 1 && W >= 1 && start + H * W <= T);
     int id = new_node(m, NET_OP_SLICE, &x, 1, H, W, a->C);
@@ -357,7 +360,8 @@ int net_join_cls(net *m, int cls_src, int patches)
     const net_act c_ = *act(m, cls_src), p_ = *act(m, patches), *c = &c_, *p = &p_;
     NET_CHECK(c->C == p->C);
     int xs[2] = {cls_src, patches};
-    return m->nodes[new_node(m, NET_OP_JOIN_CLS, xs, 2, 1 + p->H * p->W, 1, p->C)].out;
+    int id = new_node(m, NET_OP_JOIN_CLS, xs, 2, 1 + p->H * p->W, 1, p->C);
+    return m->nodes[id].out; /* not m->nodes[new_node()]: it may move m->nodes */
 }
 
 int net_stack(net *m, const int *xs, int n_in, int pos_tensor)

@@ -1,0 +1,371 @@
+/* prunespace.c - the DMCP search space of a CNN (see prunespace.h).
+ *
+ * The unit, layer and site tables are derived from the model config by the
+ * same structural rules as worker/models/resnet.c and mobilenetv2.c (and
+ * modelcfg.c's MAC count), so names and sizes line up with the built nets;
+ * tests check ps_macs against modelcfg_macs and the net's own count.
+ * Owns the arrays it allocates; pure C, thread-safe once built.
+ */
+#include "common/prunespace.h"
+
+#include "common/xalloc.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Output side of a square conv: floor((h + 2p - k)/s) + 1. */
+static int conv_out(int h, int k, int s, int p)
+{
+    return (h + 2 * p - k) / s + 1;
+}
+
+/* ---- building ------------------------------------------------------------ */
+
+typedef struct builder {
+    prune_space *s;
+    int cap_units, cap_layers, cap_sites;
+} builder;
+
+static int add_unit(builder *b, const char *name, int C, int partner)
+{
+    prune_space *s = b->s;
+    if (s->n_units == b->cap_units) {
+        b->cap_units = b->cap_units ? 2 * b->cap_units : 32;
+        s->units = xrealloc(s->units, (size_t)b->cap_units * sizeof *s->units);
+    }
+    ps_unit *u = &s->units[s->n_units];
+    memset(u, 0, sizeof *u);
+    snprintf(u->name, sizeof u->name, "%s", name);
+    u->channels = C;
+    u->partner = partner;
+    /* DMCP's grid (alpha_op.py), kept valid for very narrow units */
+    const ps_width *w = &s->width;
+    int g = (int)floor(w->offset * C / w->max);
+    int K = (int)floor((w->max - w->min) / w->offset + 1e-4);
+    if (g < 1)
+        g = 1;
+    if (K * g > C - 1)
+        K = (C - 1) / g;
+    u->group = g;
+    u->K = K;
+    u->c_min = C - K * g;
+    return s->n_units++;
+}
+
+static void add_layer(builder *b, const char *name, int in_unit, int in_fixed, int out_unit,
+                      int out_fixed, int k, long hw, int depthwise, int bias)
+{
+    prune_space *s = b->s;
+    if (s->n_layers == b->cap_layers) {
+        b->cap_layers = b->cap_layers ? 2 * b->cap_layers : 64;
+        s->layers = xrealloc(s->layers, (size_t)b->cap_layers * sizeof *s->layers);
+    }
+    ps_layer *l = &s->layers[s->n_layers++];
+    memset(l, 0, sizeof *l);
+    snprintf(l->name, sizeof l->name, "%s", name);
+    l->in_unit = in_unit;
+    l->in_fixed = in_fixed;
+    l->out_unit = out_unit;
+    l->out_fixed = out_fixed;
+    l->k = k;
+    l->hw = hw;
+    l->depthwise = depthwise;
+    l->bias = bias;
+}
+
+static void add_site(builder *b, const char *bn, int unit)
+{
+    prune_space *s = b->s;
+    if (s->n_sites == b->cap_sites) {
+        b->cap_sites = b->cap_sites ? 2 * b->cap_sites : 64;
+        s->sites = xrealloc(s->sites, (size_t)b->cap_sites * sizeof *s->sites);
+    }
+    ps_site *t = &s->sites[s->n_sites++];
+    snprintf(t->bn, sizeof t->bn, "%s", bn);
+    t->unit = unit;
+}
+
+/* resnet.c: conv1 -> bn1 -> ReLU; BasicBlocks with a 1x1 projection where
+ * the stride or the width changes; avgpool; fc. */
+static void build_resnet(builder *b)
+{
+    prune_space *s = b->s;
+    const model_cfg *c = &s->super;
+    char name[PS_NAME_MAX], name2[PS_NAME_MAX];
+    int hw = c->image_size;
+    int stream = add_unit(b, "conv1", c->stem_width, -1);
+    s->stem_unit = stream;
+    add_layer(b, "conv1", -1, c->in_channels, stream, 0, 3, (long)hw * hw, 0, 0);
+    add_site(b, "bn1", stream);
+    int cin = c->stem_width;
+    s->stage_unit = xcalloc((size_t)c->n_stages, sizeof(int));
+    s->mid_unit = xcalloc((size_t)c->n_stages * MC_MAX_STAGE_BLOCKS, sizeof(int));
+    for (int i = 0; i < c->n_stages; i++) {
+        const mc_stage *st = &c->stages[i];
+        for (int j = 0; j < st->n_blocks; j++) {
+            int stride = (i > 0 && j == 0) ? 2 : 1;
+            int ho = conv_out(hw, 3, stride, 1);
+            snprintf(name, sizeof name, "layer%d.%d.conv1", i + 1, j);
+            int mid = add_unit(b, name, st->mids[j], -1);
+            s->mid_unit[i * MC_MAX_STAGE_BLOCKS + j] = mid;
+            add_layer(b, name, stream, 0, mid, 0, 3, (long)ho * ho, 0, 0);
+            snprintf(name, sizeof name, "layer%d.%d.bn1", i + 1, j);
+            add_site(b, name, mid);
+            int out = stream;
+            if (stride != 1 || cin != st->width) {
+                /* the projection block owns the stage's residual width; with
+                 * stride 1 equal widths would turn it into an identity */
+                snprintf(name, sizeof name, "layer%d", i + 1);
+                out = add_unit(b, name, st->width, stride == 1 ? stream : -1);
+                snprintf(name, sizeof name, "layer%d.%d.downsample.0", i + 1, j);
+                int hd = conv_out(hw, 1, stride, 0);
+                add_layer(b, name, stream, 0, out, 0, 1, (long)hd * hd, 0, 0);
+            }
+            snprintf(name, sizeof name, "layer%d.%d.conv2", i + 1, j);
+            add_layer(b, name, mid, 0, out, 0, 3, (long)ho * ho, 0, 0);
+            snprintf(name2, sizeof name2, "layer%d.%d.bn2", i + 1, j);
+            add_site(b, name2, out);
+            if (out != stream) {
+                snprintf(name2, sizeof name2, "layer%d.%d.downsample.1", i + 1, j);
+                add_site(b, name2, out);
+            }
+            stream = out;
+            hw = ho;
+            cin = st->width;
+        }
+        s->stage_unit[i] = stream;
+    }
+    add_layer(b, "fc", stream, 0, -1, c->num_classes, 1, 1, 0, 1);
+}
+
+/* mobilenetv2.c: features.0 stem; inverted residuals (expansion only when
+ * hidden != cin; depthwise; projection; residual when stride 1 and
+ * cin == out); features.nb+1 1x1 conv to `last`; classifier.1. */
+static void build_mbv2(builder *b)
+{
+    prune_space *s = b->s;
+    const model_cfg *c = &s->super;
+    char name[PS_NAME_MAX], bn[PS_NAME_MAX];
+    int hw = conv_out(c->image_size, 3, c->cifar ? 1 : 2, 1);
+    int stream = add_unit(b, "features.0", c->mb_stem, -1);
+    s->stem_unit = stream;
+    add_layer(b, "features.0.0", -1, c->in_channels, stream, 0, 3, (long)hw * hw, 0, 0);
+    add_site(b, "features.0.1", stream);
+    int cin = c->mb_stem;
+    s->hid_unit = xcalloc((size_t)c->n_blocks, sizeof(int));
+    s->out_unit = xcalloc((size_t)c->n_blocks, sizeof(int));
+    for (int i = 0; i < c->n_blocks; i++) {
+        const mc_mbblock *blk = &c->blocks[i];
+        int f = i + 1, idx = 0, hid = stream;
+        if (blk->hidden != cin) {
+            snprintf(name, sizeof name, "features.%d.expand", f);
+            hid = add_unit(b, name, blk->hidden, stream);
+            snprintf(name, sizeof name, "features.%d.conv.0.0", f);
+            add_layer(b, name, stream, 0, hid, 0, 1, (long)hw * hw, 0, 0);
+            snprintf(bn, sizeof bn, "features.%d.conv.0.1", f);
+            add_site(b, bn, hid);
+            idx = 1;
+        }
+        int ho = conv_out(hw, 3, blk->stride, 1);
+        snprintf(name, sizeof name, "features.%d.conv.%d.0", f, idx);
+        add_layer(b, name, hid, 0, hid, 0, 3, (long)ho * ho, 1, 0);
+        snprintf(bn, sizeof bn, "features.%d.conv.%d.1", f, idx);
+        add_site(b, bn, hid);
+        int out = stream;
+        if (!(blk->stride == 1 && cin == blk->out)) {
+            snprintf(name, sizeof name, "features.%d.out", f);
+            out = add_unit(b, name, blk->out, blk->stride == 1 ? stream : -1);
+        }
+        snprintf(name, sizeof name, "features.%d.conv.%d", f, idx + 1);
+        add_layer(b, name, hid, 0, out, 0, 1, (long)ho * ho, 0, 0);
+        snprintf(bn, sizeof bn, "features.%d.conv.%d", f, idx + 2);
+        add_site(b, bn, out);
+        s->hid_unit[i] = hid;
+        s->out_unit[i] = out;
+        stream = out;
+        hw = ho;
+        cin = blk->out;
+    }
+    snprintf(name, sizeof name, "features.%d", c->n_blocks + 1);
+    s->last_unit = add_unit(b, name, c->last, -1);
+    snprintf(name, sizeof name, "features.%d.0", c->n_blocks + 1);
+    add_layer(b, name, stream, 0, s->last_unit, 0, 1, (long)hw * hw, 0, 0);
+    snprintf(bn, sizeof bn, "features.%d.1", c->n_blocks + 1);
+    add_site(b, bn, s->last_unit);
+    add_layer(b, "classifier.1", s->last_unit, 0, -1, c->num_classes, 1, 1, 0, 1);
+}
+
+int prune_space_init(prune_space *s, const model_cfg *c, const ps_width *w, errbuf *eb)
+{
+    memset(s, 0, sizeof *s);
+    if (c->arch != MC_RESNET_CIFAR && c->arch != MC_MOBILENETV2)
+        return err_set(eb, ERR_INVALID,
+                       "channel pruning supports resnet_cifar and mobilenetv2, "
+                       "not %s",
+                       modelcfg_arch_name(c->arch));
+    if (!(w->min > 0 && w->offset > 0 && w->min <= w->max))
+        return err_set(eb, ERR_INVALID,
+                       "width range needs 0 < min <= max and offset > 0 (got %g, %g, %g)", w->min,
+                       w->max, w->offset);
+    s->super = *c;
+    s->width = *w;
+    s->last_unit = -1;
+    builder b = {.s = s};
+    if (c->arch == MC_RESNET_CIFAR)
+        build_resnet(&b);
+    else
+        build_mbv2(&b);
+    return 0;
+}
+
+void prune_space_deinit(prune_space *s)
+{
+    free(s->units);
+    free(s->layers);
+    free(s->sites);
+    free(s->stage_unit);
+    free(s->mid_unit);
+    free(s->hid_unit);
+    free(s->out_unit);
+    memset(s, 0, sizeof *s);
+}
+
+int ps_site_unit(const prune_space *s, const char *bn)
+{
+    for (int i = 0; i < s->n_sites; i++)
+        if (strcmp(s->sites[i].bn, bn) == 0)
+            return s->sites[i].unit;
+    return -1;
+}
+
+/* ---- widths -------------------------------------------------------------- */
+
+void ps_full_widths(const prune_space *s, int *w)
+{
+    for (int u = 0; u < s->n_units; u++)
+        w[u] = s->units[u].channels;
+}
+
+void ps_min_widths(const prune_space *s, int *w)
+{
+    for (int u = 0; u < s->n_units; u++)
+        w[u] = s->units[u].c_min;
+    ps_fix_structure(s, w, 1);
+}
+
+void ps_widths_to_cfg(const prune_space *s, const int *w, model_cfg *out)
+{
+    *out = s->super;
+    out->preset = 0;
+    if (out->arch == MC_RESNET_CIFAR) {
+        out->stem_width = w[s->stem_unit];
+        for (int i = 0; i < out->n_stages; i++) {
+            out->stages[i].width = w[s->stage_unit[i]];
+            for (int j = 0; j < out->stages[i].n_blocks; j++)
+                out->stages[i].mids[j] = w[s->mid_unit[i * MC_MAX_STAGE_BLOCKS + j]];
+        }
+    } else {
+        out->mb_stem = w[s->stem_unit];
+        for (int i = 0; i < out->n_blocks; i++) {
+            out->blocks[i].hidden = w[s->hid_unit[i]];
+            out->blocks[i].out = w[s->out_unit[i]];
+        }
+        out->last = w[s->last_unit];
+    }
+}
+
+int ps_fix_structure(const prune_space *s, int *w, int grid)
+{
+    int moved = 0;
+    for (int u = 0; u < s->n_units; u++) {
+        const ps_unit *x = &s->units[u];
+        if (x->partner < 0 || w[u] != w[x->partner])
+            continue;
+        int step = grid ? x->group : 1;
+        if (w[u] + step <= x->channels)
+            w[u] += step;
+        else if (w[u] - step >= 1)
+            w[u] -= step;
+        else
+            continue; /* a 1-channel unit has nowhere to go */
+        moved++;
+    }
+    return moved;
+}
+
+void ps_uniform_widths(const prune_space *s, double m, int *w)
+{
+    for (int u = 0; u < s->n_units; u++) {
+        int C = s->units[u].channels;
+        long v = lround((double)C * m / s->width.max);
+        w[u] = v < 1 ? 1 : v > C ? C : (int)v;
+    }
+    ps_fix_structure(s, w, 0);
+}
+
+/* ---- MACs ------------------------------------------------------------------ */
+
+static double layer_macs(const ps_layer *l, double cin, double cout)
+{
+    double per = l->depthwise ? (double)l->k * l->k : (double)l->k * l->k * cin;
+    return (per + (l->bias ? 1.0 : 0.0)) * (double)l->hw * cout;
+}
+
+double ps_layer_macs(const prune_space *s, int i, const int *w)
+{
+    const ps_layer *l = &s->layers[i];
+    double cin = l->in_unit >= 0 ? w[l->in_unit] : l->in_fixed;
+    double cout = l->out_unit >= 0 ? w[l->out_unit] : l->out_fixed;
+    return layer_macs(l, cin, cout);
+}
+
+double ps_macs(const prune_space *s, const int *w)
+{
+    double total = 0;
+    for (int i = 0; i < s->n_layers; i++)
+        total += ps_layer_macs(s, i, w);
+    return total;
+}
+
+double ps_expected_macs(const prune_space *s, const double *ec, double *grad)
+{
+    if (grad != NULL)
+        memset(grad, 0, (size_t)s->n_units * sizeof *grad);
+    double total = 0;
+    for (int i = 0; i < s->n_layers; i++) {
+        const ps_layer *l = &s->layers[i];
+        double cin = l->in_unit >= 0 ? ec[l->in_unit] : l->in_fixed;
+        double cout = l->out_unit >= 0 ? ec[l->out_unit] : l->out_fixed;
+        double kk = (double)l->k * l->k, b = l->bias ? 1.0 : 0.0, hw = (double)l->hw;
+        total += layer_macs(l, cin, cout);
+        if (grad == NULL)
+            continue;
+        if (l->out_unit >= 0)
+            grad[l->out_unit] += ((l->depthwise ? kk : kk * cin) + b) * hw;
+        if (l->in_unit >= 0 && !l->depthwise)
+            grad[l->in_unit] += kk * hw * cout;
+    }
+    return total;
+}
+
+double ps_budget_loss(double e, double t, double lam, double lo, double *dl_de)
+{
+    double r = fabs(e - t) > 200.0 ? 0.1 : 1.0;
+    double ref;
+    if (e < lo * t)
+        ref = t;
+    else if (e < t)
+        ref = -1; /* inside the band */
+    else
+        ref = lo * t;
+    if (ref < 0) {
+        if (dl_de != NULL)
+            *dl_de = 0;
+        return 0;
+    }
+    if (dl_de != NULL)
+        *dl_de = lam / (e - ref);
+    return lam * log(r * fabs(e - ref));
+}

@@ -1,0 +1,133 @@
+/* prunespace.h - the DMCP search space of a CNN: units, channel groups, FLOPs.
+ *
+ * A prune_space describes how a supernet (a ResNet-CIFAR or MobileNetV2
+ * model_cfg with explicit widths) may be narrowed (ALGORITHMS.md 2.1-2.5):
+ *   - units: the sets of output channels that share one width. ResNet: the
+ *     stem, one residual stream per stage (owned by the stage's projection
+ *     block; with no projection the incoming stream continues, so when the
+ *     stem width equals stage 1's the stem unit governs layer1), and the
+ *     inner width of every block. MobileNetV2: the stem, the expansion width
+ *     of each block (which the depthwise conv shares; a block without
+ *     expansion uses its input's unit), the output of each block that
+ *     changes shape (a residual block reuses its input's unit), and the last
+ *     1x1 conv.
+ *   - groups: a unit of C channels keeps a prefix of c_min + j*g channels,
+ *     j = 0..K, with g = floor(offset*C/max), K = floor((max-min)/offset +
+ *     1e-4), c_min = C - K*g (g is raised to 1 and K lowered so that
+ *     c_min >= 1 for very narrow units).
+ *   - layers: every conv and the classifier, with the units of their input
+ *     and output widths, so that real MACs (integer widths) and expected
+ *     MACs (expected widths, with gradients) come from one table, by the
+ *     counting rule of modelcfg.h.
+ *   - sites: the BatchNorms, by state_dict prefix, whose outputs a unit's
+ *     keep probabilities scale in the architecture step.
+ * A width vector (one width per unit) maps to an explicit model_cfg; two
+ * units are "partners" when equal widths would change the block structure
+ * (a stride-1 projection or an expansion conv would disappear), and
+ * ps_fix_structure keeps them apart. Pure C, no allocation after
+ * prune_space_init; a space is read-only and thread-safe once built.
+ */
+#ifndef KILN_PRUNESPACE_H
+#define KILN_PRUNESPACE_H
+
+#include "common/err.h"
+#include "common/modelcfg.h"
+
+#define PS_NAME_MAX 48
+
+/* The width range of DMCP's configs: [min, max, offset] as fractions of the
+ * reference width (the supernet is `max` times the reference). */
+typedef struct ps_width {
+    double min, max, offset;
+} ps_width;
+
+typedef struct ps_unit {
+    char name[PS_NAME_MAX]; /* "conv1", "layer2", "layer2.0.conv1", "features.3.expand", ... */
+    int channels;           /* C: width in the supernet */
+    int c_min;              /* always kept */
+    int group;              /* g: channels per group */
+    int K;                  /* prunable groups; widths c_min + j*g, j = 0..K */
+    int partner;            /* unit this one's width must differ from, or -1 */
+} ps_unit;
+
+/* A conv (or the classifier) whose MACs depend on unit widths:
+ * (k*k*cin/groups + bias) * hw * cout, depthwise: (k*k + bias) * hw * cout;
+ * linear: (cin + bias) * cout. */
+typedef struct ps_layer {
+    char name[PS_NAME_MAX]; /* weight's state_dict prefix: "layer1.0.conv1", "fc" */
+    int in_unit, out_unit;  /* -1: the width is fixed (in_fixed / out_fixed) */
+    int in_fixed, out_fixed;
+    int k;         /* kernel side (1 for the classifier) */
+    long hw;       /* output pixels Ho*Wo (1 for the classifier) */
+    int depthwise; /* groups == channels */
+    int bias;
+} ps_layer;
+
+/* A BatchNorm whose output channels belong to a unit. */
+typedef struct ps_site {
+    char bn[PS_NAME_MAX]; /* state_dict prefix of the BN */
+    int unit;
+} ps_site;
+
+typedef struct prune_space {
+    model_cfg super; /* the supernet, explicit widths */
+    ps_width width;
+    int n_units, n_layers, n_sites;
+    ps_unit *units;   /* (n_units) in forward order */
+    ps_layer *layers; /* (n_layers) */
+    ps_site *sites;   /* (n_sites) */
+    /* where unit widths go in a model_cfg */
+    int stem_unit;
+    int *stage_unit; /* ResNet (n_stages): the stage's residual width */
+    int *mid_unit;   /* ResNet: (n_stages * MC_MAX_STAGE_BLOCKS) inner widths */
+    int *hid_unit;   /* MobileNetV2 (n_blocks): hidden width (the input's unit without expansion) */
+    int *out_unit;   /* MobileNetV2 (n_blocks) */
+    int last_unit;   /* MobileNetV2 */
+} prune_space;
+
+/* Builds the space of supernet c with width settings w. Returns 0, or
+ * ERR_INVALID (eb says why: a ViT arch, min/max/offset out of order). On
+ * failure s is left empty; prune_space_deinit is safe either way. */
+int prune_space_init(prune_space *s, const model_cfg *c, const ps_width *w, errbuf *eb);
+void prune_space_deinit(prune_space *s);
+
+/* The unit governing BN `bn` (state_dict prefix), or -1. */
+int ps_site_unit(const prune_space *s, const char *bn);
+
+/* Width vectors (n_units ints): every unit at C, and every unit at c_min. */
+void ps_full_widths(const prune_space *s, int *w);
+void ps_min_widths(const prune_space *s, int *w);
+
+/* The explicit model config of widths w (each in 1..C). */
+void ps_widths_to_cfg(const prune_space *s, const int *w, model_cfg *out);
+
+/* MACs of one image through the net of widths w (equals
+ * modelcfg_macs(ps_widths_to_cfg(w))). */
+double ps_macs(const prune_space *s, const int *w);
+
+/* MACs with expected widths ec (n_units doubles). If grad is not NULL it
+ * receives d(MACs)/d(ec[u]) for every unit. */
+double ps_expected_macs(const prune_space *s, const double *ec, double *grad);
+
+/* MACs of one layer at widths w (the report's per-layer numbers). */
+double ps_layer_macs(const prune_space *s, int layer, const int *w);
+
+/* Moves every unit whose width equals its partner's by one step (up if it
+ * fits under C, else down): one group when `grid`, else one channel. Units
+ * are visited in forward order, so a moved unit is checked before the units
+ * that follow it. Returns the number of units moved. */
+int ps_fix_structure(const prune_space *s, int *w, int grid);
+
+/* Uniform width multiplier m in (0, max]: every unit gets round(C*m/max)
+ * clamped to [1, C], then ps_fix_structure (channel steps). */
+void ps_uniform_widths(const prune_space *s, double m, int *w);
+
+/* DMCP's budget loss (`log_l1`, two-sided with a dead band), on MFLOPs:
+ *   e <  lo*t:        lam * log(r*|e - t|)
+ *   lo*t <= e < t:    0
+ *   e >= t:           lam * log(r*|e - lo*t|)
+ * with r = 0.1 when |e - t| > 200, else 1. *dl_de (may be NULL) receives
+ * the derivative with respect to e (0 inside the band). */
+double ps_budget_loss(double e, double t, double lam, double lo, double *dl_de);
+
+#endif

@@ -1,0 +1,671 @@
+/* check_prune.c - DMCP in the engine and the prune job end to end.
+ *
+ * A sub-net built from the slice of the supernet computes what the
+ * supernet computes with the dropped channels zeroed at every scaling site
+ * (logits and every parameter gradient, ResNet and MobileNetV2), which
+ * checks the slicing, the scatter of gradients and the placement of the
+ * sites at once; the gradient of the architecture loss with respect to
+ * alpha through the CHSCALE nodes matches finite differences; sampled
+ * architectures build, run, save and load; a short prune job (dmcp and
+ * uniform, synthetic data) runs end to end, writes an architecture inside
+ * the target band that kiln-worker's model parser accepts and weights that
+ * evaluate to the reported accuracy (and a MobileNetV2 one keeps its block
+ * structure); a cancelled search resumes from its
+ * checkpoint to the same network and weights, as does a resumed retrain.
+ */
+#include "common/jobspec.h"
+#include "common/prunespace.h"
+#include "common/xalloc.h"
+#include "worker/jobs/checkpoint.h"
+#include "worker/jobs/job.h"
+#include "worker/jobs/prune_chain.h"
+#include "worker/jobs/train.h"
+#include "worker/models/model.h"
+#include "worker/models/slice.h"
+#include "worker/models/state.h"
+#include "worker/nn/loss.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+Suite *suite_prune(void);
+
+static const ps_width WIDTH = {0.1, 1.0, 0.1};
+
+#define RESNET_SMALL                                                                               \
+    "{\"arch\":\"resnet_cifar\",\"image_size\":8,\"in_channels\":3,\"num_classes\":5,"             \
+    "\"stem\":8,\"stages\":[{\"width\":8,\"mids\":[12,10]},{\"width\":16,\"mids\":[16]}]}"
+#define MBV2_SMALL                                                                                 \
+    "{\"arch\":\"mobilenetv2\",\"image_size\":8,\"in_channels\":3,\"num_classes\":5,"              \
+    "\"stem\":8,\"blocks\":[{\"hidden\":8,\"out\":8,\"stride\":1},"                                \
+    "{\"hidden\":24,\"out\":12,\"stride\":2},{\"hidden\":36,\"out\":12,\"stride\":1},"             \
+    "{\"hidden\":36,\"out\":16,\"stride\":1}],\"last\":20}"
+
+static void cfg_from(model_cfg *c, const char *text)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    field_errors fe;
+    fe_init(&fe);
+    ck_assert_int_eq(modelcfg_parse(c, j, "model", &fe), 0);
+    json_decref(j);
+}
+
+/* A supernet with scaling sites, its chains and space. */
+typedef struct fixture {
+    model_cfg cfg;
+    prune_space sp;
+    prune_chains ch;
+    net super;
+} fixture;
+
+static void fixture_init(fixture *f, const char *cfg, int B)
+{
+    errbuf eb;
+    cfg_from(&f->cfg, cfg);
+    ck_assert(prune_space_init(&f->sp, &f->cfg, &WIDTH, &eb) == 0);
+    chains_init(&f->ch, &f->sp);
+    model_opts mo = {.site = chains_site, .site_ctx = &f->ch};
+    net_init(&f->super);
+    ck_assert(model_build(&f->super, &f->cfg, B, 7, &mo, &eb) == 0);
+    chains_attach(&f->ch, &f->super);
+    /* every BN of the net is a scaling site: one CHSCALE per BN */
+    int n_bn = 0, n_cs = 0;
+    for (int i = 0; i < f->super.n_nodes; i++) {
+        n_bn += f->super.nodes[i].op == NET_OP_BN;
+        n_cs += f->super.nodes[i].op == NET_OP_CHSCALE;
+    }
+    ck_assert_int_eq(n_bn, n_cs);
+    ck_assert_int_eq(n_bn, f->sp.n_sites);
+}
+
+static void fixture_deinit(fixture *f)
+{
+    net_deinit(&f->super);
+    chains_deinit(&f->ch);
+    prune_space_deinit(&f->sp);
+}
+
+static void check_mask_equivalence(const char *cfg)
+{
+    enum { B = 6 };
+    fixture f;
+    fixture_init(&f, cfg, B);
+    rng r;
+    rng_seed(&r, 17);
+    size_t nx = (size_t)B * f.cfg.image_size * f.cfg.image_size * f.cfg.in_channels;
+    float *x = xmallocarray(nx, sizeof(float)), *dl = xmallocarray(B * 5, sizeof(float));
+    for (size_t i = 0; i < nx; i++)
+        x[i] = rng_normal(&r);
+    for (int i = 0; i < B * 5; i++)
+        dl[i] = rng_normal(&r);
+    float *g_super = xmallocarray(f.super.n_params, sizeof(float));
+    int *w = xcalloc((size_t)f.sp.n_units, sizeof(int));
+    for (int rep = 0; rep < 3; rep++) {
+        chains_random_widths(&f.sp, &r, w);
+        /* the supernet with 0/1 masks at every site */
+        chains_set_scaling(&f.ch, 1);
+        for (int u = 0; u < f.sp.n_units; u++)
+            for (int c = 0; c < f.sp.units[u].channels; c++)
+                f.ch.scale[f.ch.s_off[u] + (size_t)c] = c < w[u] ? 1.0f : 0.0f;
+        net_zero_grad(&f.super);
+        net_forward(&f.super, x, B);
+        net_backward(&f.super, dl);
+        memcpy(g_super, f.super.grads, f.super.n_params * sizeof(float));
+        /* the sub-net of those widths, sliced from the supernet */
+        model_cfg sc;
+        ps_widths_to_cfg(&f.sp, w, &sc);
+        net sub;
+        net_init(&sub);
+        errbuf eb;
+        ck_assert(model_build(&sub, &sc, B, 0, NULL, &eb) == 0);
+        ck_assert_msg(net_slice_check(&sub, &f.super, &eb) == 0, "%s", eb.msg);
+        net_slice_gather(&sub, &f.super);
+        net_zero_grad(&sub);
+        net_forward(&sub, x, B);
+        double err = 0, mx = 0;
+        for (int i = 0; i < B * 5; i++) {
+            err = fmax(err, fabs((double)net_out(&sub)[i] - (double)net_out(&f.super)[i]));
+            mx = fmax(mx, fabs((double)net_out(&f.super)[i]));
+        }
+        ck_assert_msg(err <= 1e-4 * mx, "logits differ by %g (max %g)", err, mx);
+        net_backward(&sub, dl);
+        net_zero_grad(&f.super);
+        net_slice_scatter_grads(&f.super, &sub);
+        double gerr = 0, gmax = 0;
+        for (size_t i = 0; i < f.super.n_params; i++) {
+            gerr = fmax(gerr, fabs((double)f.super.grads[i] - (double)g_super[i]));
+            gmax = fmax(gmax, fabs((double)g_super[i]));
+        }
+        ck_assert_msg(gerr <= 2e-4 * gmax, "gradients differ by %g (max %g)", gerr, gmax);
+        net_deinit(&sub);
+    }
+    chains_set_scaling(&f.ch, 0);
+    free(w);
+    free(g_super);
+    free(x);
+    free(dl);
+    fixture_deinit(&f);
+}
+
+START_TEST(subnet_equals_masked_supernet_resnet)
+{
+    check_mask_equivalence(RESNET_SMALL);
+}
+END_TEST
+
+START_TEST(subnet_equals_masked_supernet_mbv2)
+{
+    check_mask_equivalence(MBV2_SMALL);
+}
+END_TEST
+
+static double arch_loss(fixture *f, const float *x, const int32_t *y, float *probs, int B)
+{
+    chains_update(&f->ch);
+    net_forward(&f->super, x, B);
+    return nn_crossentropy_forward(probs, NULL, net_out(&f->super), y, B, 5, 0.0f);
+}
+
+START_TEST(arch_gradient_matches_finite_differences)
+{
+    const char *cfgs[2] = {RESNET_SMALL, MBV2_SMALL};
+    for (int ci = 0; ci < 2; ci++) {
+        enum { B = 32 };
+        fixture f;
+        fixture_init(&f, cfgs[ci], B);
+        rng r;
+        rng_seed(&r, 23);
+        size_t nx = (size_t)B * 8 * 8 * 3;
+        float *x = xmallocarray(nx, sizeof(float)), probs[B * 5], dl[B * 5];
+        int32_t y[B];
+        for (size_t i = 0; i < nx; i++)
+            x[i] = rng_normal(&r);
+        for (int i = 0; i < B; i++)
+            y[i] = (int32_t)rng_below(&r, 5);
+        for (size_t k = 0; k < f.ch.n_alpha; k++)
+            f.ch.alpha[k] = 1.0f + rng_normal(&r);
+        net_set_training(&f.super, 1); /* batch-statistics BN, as the architecture step runs */
+        chains_set_scaling(&f.ch, 1);
+        chains_zero_grad(&f.ch);
+        arch_loss(&f, x, y, probs, B);
+        memset(dl, 0, sizeof dl);
+        nn_crossentropy_backward(dl, probs, y, B, 5, 0.0f, 1.0f);
+        net_backward(&f.super, dl);
+        chains_backward(&f.ch, 0.0);
+        /* ReLU kinks crossed inside +-h (the batch statistics move with the
+         * scales) make single coordinates noisy, so the test is on the
+         * whole vector: relative L2 error and the worst coordinate */
+        double max_err = 0, max_g = 0, d2 = 0, g2 = 0;
+        for (size_t k = 0; k < f.ch.n_alpha; k++) {
+            float a = f.ch.alpha[k];
+            const float h = 0.002f;
+            f.ch.alpha[k] = a + h;
+            double lp = arch_loss(&f, x, y, probs, B);
+            f.ch.alpha[k] = a - h;
+            double lm = arch_loss(&f, x, y, probs, B);
+            f.ch.alpha[k] = a;
+            double fd = (lp - lm) / (2.0 * (double)h);
+            double an = (double)f.ch.dalpha[k];
+            max_err = fmax(max_err, fabs(fd - an));
+            max_g = fmax(max_g, fabs(an));
+            d2 += (fd - an) * (fd - an);
+            g2 += an * an;
+        }
+        ck_assert_msg(max_g > 1e-4, "cfg %d: no gradient (%g)", ci, max_g);
+        ck_assert_msg(sqrt(d2 / g2) <= 0.04 && max_err <= 0.1 * max_g,
+                      "cfg %d: relative L2 error %.4f, max err %g of max %g", ci, sqrt(d2 / g2),
+                      max_err, max_g);
+        free(x);
+        fixture_deinit(&f);
+    }
+}
+END_TEST
+
+START_TEST(sampled_architectures_build_run_save_load)
+{
+    fixture f;
+    fixture_init(&f, MBV2_SMALL, 4);
+    rng r;
+    rng_seed(&r, 31);
+    for (size_t k = 0; k < f.ch.n_alpha; k++)
+        f.ch.alpha[k] = rng_normal(&r);
+    chains_update(&f.ch);
+    char dir[] = "/tmp/kiln-prune-XXXXXX", path[256];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    float x[4 * 8 * 8 * 3];
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+        x[i] = rng_normal(&r);
+    int w[64];
+    for (int rep = 0; rep < 4; rep++) {
+        if (rep == 3)
+            chains_es_widths(&f.ch, w);
+        else
+            chains_sample(&f.ch, &r, w);
+        model_cfg c, back;
+        ps_widths_to_cfg(&f.sp, w, &c);
+        /* through the explicit JSON form, as architecture.json carries it */
+        json_t *j = modelcfg_to_explicit_json(&c);
+        field_errors fe;
+        fe_init(&fe);
+        ck_assert_int_eq(modelcfg_parse(&back, j, "model", &fe), 0);
+        json_t *j2 = modelcfg_to_explicit_json(&back);
+        ck_assert(json_equal(j, j2));
+        net a, b;
+        net_init(&a);
+        net_init(&b);
+        errbuf eb;
+        ck_assert(model_build(&a, &c, 4, 100 + (uint64_t)rep, NULL, &eb) == 0);
+        ck_assert(model_build(&b, &back, 4, 999, NULL, &eb) == 0);
+        ck_assert(net_macs(&a) == ps_macs(&f.sp, w));
+        net_set_training(&a, 0);
+        net_set_training(&b, 0);
+        net_forward(&a, x, 4);
+        char *mj = json_dumps(j, JSON_COMPACT);
+        ck_assert_msg(net_save_state(&a, path, mj, &eb) == 0, "%s", eb.msg);
+        ck_assert_msg(ckpt_load_weights(path, &b, &eb) == 0, "%s", eb.msg);
+        net_forward(&b, x, 4);
+        ck_assert_mem_eq(net_out(&a), net_out(&b), 4 * 5 * sizeof(float));
+        free(mj);
+        json_decref(j);
+        json_decref(j2);
+        net_deinit(&a);
+        net_deinit(&b);
+    }
+    unlink(path);
+    rmdir(dir);
+    fixture_deinit(&f);
+}
+END_TEST
+
+/* ---- the job ---------------------------------------------------------------- */
+
+#define MAX_POINTS 8192
+
+typedef struct capture {
+    int n;
+    char name[MAX_POINTS][48];
+    long step[MAX_POINTS];
+    double value[MAX_POINTS];
+    long cancel_after, polls;
+    long started_total;
+} capture;
+
+static void cap_metric(void *ctx, const char *name, double v, long step, double epoch)
+{
+    (void)epoch;
+    capture *c = ctx;
+    if (c->n < MAX_POINTS) {
+        snprintf(c->name[c->n], sizeof c->name[0], "%s", name);
+        c->step[c->n] = step;
+        c->value[c->n++] = v;
+    }
+}
+
+static int cap_cancel(void *ctx)
+{
+    capture *c = ctx;
+    return c->cancel_after >= 0 && ++c->polls > c->cancel_after;
+}
+
+static void cap_started(void *ctx, long total)
+{
+    ((capture *)ctx)->started_total = total;
+}
+
+static int has_metric(const capture *c, const char *name)
+{
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->name[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* ResNet supernet on 4-class synthetic 12x12 images: 8 steps per epoch. */
+static void prune_spec_of(job_spec *s, const char *prune, const char *extra)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"name\":\"p\",\"type\":\"prune\",\"seed\":1,%s"
+             "\"model\":{\"arch\":\"resnet_cifar\",\"image_size\":12,\"in_channels\":1,"
+             "\"num_classes\":4,\"stem\":8,\"stages\":[{\"width\":8,\"mids\":[8]},"
+             "{\"width\":16,\"mids\":[16]}]},"
+             "\"data\":{\"dataset\":\"synthetic\",\"synthetic\":{\"train\":256,\"test\":128,"
+             "\"classes\":4,\"channels\":1,\"size\":12}},"
+             "\"optim\":{\"lr\":0.05,\"batch_size\":32,\"epochs\":2},"
+             "\"checkpoint\":{\"keep_last\":50},\"prune\":%s}",
+             extra, prune);
+    json_t *j = json_loads(text, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    field_errors fe;
+    char msg[1024];
+    int rc = jobspec_parse(s, NULL, j, &fe);
+    fe_format(&fe, msg, sizeof msg);
+    ck_assert_msg(rc == 0, "%s", msg);
+    json_decref(j);
+}
+
+#define DMCP_PRUNE                                                                                 \
+    "{\"target_ratio\":0.5,\"warmup_epochs\":1,\"search_epochs\":2,"                               \
+    "\"search\":{\"batch_size\":32},\"calib_batches\":2,\"ds_samples\":2}"
+
+static char *temp_dir(void)
+{
+    char *d = xstrdup("/tmp/kiln-prune-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(d));
+    return d;
+}
+
+static void remove_dir(const char *d)
+{
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static json_t *load_out(const char *dir, const char *name)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    ck_assert_msg(j != NULL, "%s: %s", path, je.text);
+    return j;
+}
+
+static int run_job(const job_spec *s, const char *dir, capture *cap, const char *resume,
+                   job_result *res)
+{
+    job_sink sink = {
+        .ctx = cap, .metric = cap_metric, .cancel_requested = cap_cancel, .started = cap_started};
+    job_env env = {.out_dir = dir, .resume_path = resume, .sink = &sink};
+    errbuf eb = {{0}};
+    int rc = job_run(s, &env, res, &eb);
+    if (rc != 0 && rc != ERR_CANCELLED)
+        ck_abort_msg("job failed: %s", eb.msg);
+    return rc;
+}
+
+/* The architecture parses, sits in the band, and the weights evaluate to
+ * the reported accuracy. */
+static void check_outputs(const job_spec *s, const char *dir, const job_result *res, double lo,
+                          double hi)
+{
+    json_t *arch = load_out(dir, "architecture.json"), *rep = load_out(dir, "report.json");
+    model_cfg c;
+    field_errors fe;
+    fe_init(&fe);
+    ck_assert_int_eq(modelcfg_parse(&c, arch, "model", &fe), 0);
+    double mf = modelcfg_macs(&c) / 1e6;
+    ck_assert_msg(mf >= lo && mf <= hi, "%.5f MFLOPs outside [%.5f, %.5f]", mf, lo, hi);
+    json_t *after = json_object_get(rep, "after");
+    ck_assert(fabs(json_number_value(json_object_get(after, "mflops")) - mf) < 1e-9);
+    ck_assert_int_eq(json_integer_value(json_object_get(after, "params")), modelcfg_params(&c));
+    ck_assert(json_array_size(json_object_get(rep, "layers")) > 0);
+    net m;
+    net_init(&m);
+    errbuf eb;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    ck_assert(model_build(&m, &c, 64, 0, NULL, &eb) == 0);
+    ck_assert_msg(ckpt_load_weights(path, &m, &eb) == 0, "%s", eb.msg);
+    dataset tr, te;
+    ck_assert(dataset_load(&tr, &te, &s->data, &eb) == 0);
+    eval_result e;
+    train_evaluate(&m, &te, 64, NULL, &e);
+    double reported = json_number_value(json_object_get(res->summary, "test_top1"));
+    ck_assert_msg(fabs(e.top1 - reported) < 1e-9, "evaluated %.6f, reported %.6f", e.top1,
+                  reported);
+    ck_assert(fabs(json_number_value(json_object_get(after, "top1")) - reported) < 1e-9);
+    dataset_free(&tr);
+    dataset_free(&te);
+    net_deinit(&m);
+    json_decref(arch);
+    json_decref(rep);
+}
+
+START_TEST(dmcp_job_end_to_end)
+{
+    job_spec s;
+    prune_spec_of(&s, DMCP_PRUNE, "");
+    char *dir = temp_dir();
+    capture *cap = xcalloc(1, sizeof *cap);
+    cap->cancel_after = -1;
+    job_result res;
+    ck_assert_int_eq(run_job(&s, dir, cap, NULL, &res), 0);
+    double t = s.mflops * 0.5;
+    check_outputs(&s, dir, &res, 0.99 * t, 1.01 * t);
+    const char *want[] = {
+        "warmup/train/loss",    "warmup/test/top1_max", "warmup/expected_mflops",
+        "search/arch/loss",     "search/flops_loss",    "search/p_mean/conv1",
+        "search/p_mean/layer2", "search/test/top1_min", "search/test/top1_expected",
+        "retrain/test/top1",    "retrain/train/loss"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(has_metric(cap, want[i]), "no metric %s", want[i]);
+    /* one step count for the whole job: the retrain follows the search */
+    ck_assert_int_eq(cap->started_total, 24 + 16);
+    for (int i = 0; i < cap->n; i++)
+        if (strncmp(cap->name[i], "retrain/", 8) == 0)
+            ck_assert_int_gt(cap->step[i], 24);
+    ck_assert_int_eq(res.n_artifacts, 5);
+    json_t *rep = load_out(dir, "report.json");
+    json_t *der = json_object_get(rep, "derive");
+    ck_assert_int_eq(json_array_size(json_object_get(der, "ds")), 2);
+    ck_assert(json_is_true(json_object_get(json_object_get(der, "es_fitted"), "in_band")));
+    ck_assert_int_eq(json_array_size(json_object_get(rep, "units")), 4);
+    json_decref(rep);
+    /* the warm-up supernet is a weights file for the same model */
+    char path[1100];
+    snprintf(path, sizeof path, "%s/supernet.safetensors", dir);
+    net m;
+    net_init(&m);
+    errbuf eb;
+    ck_assert(model_build(&m, &s.model, 4, 0, NULL, &eb) == 0);
+    ck_assert_msg(ckpt_load_weights(path, &m, &eb) == 0, "%s", eb.msg);
+    net_deinit(&m);
+    job_result_free(&res);
+    free(cap);
+    remove_dir(dir);
+    free(dir);
+    jobspec_free(&s);
+}
+END_TEST
+
+START_TEST(uniform_job_end_to_end)
+{
+    job_spec s;
+    prune_spec_of(&s, "{\"method\":\"uniform\",\"target_ratio\":0.3}", "");
+    char *dir = temp_dir();
+    capture *cap = xcalloc(1, sizeof *cap);
+    cap->cancel_after = -1;
+    job_result res;
+    ck_assert_int_eq(run_job(&s, dir, cap, NULL, &res), 0);
+    double t = s.mflops * 0.3;
+    check_outputs(&s, dir, &res, 0.8 * t, 1.01 * t);
+    json_t *rep = load_out(dir, "report.json");
+    double m = json_number_value(json_object_get(rep, "width_multiplier"));
+    ck_assert(m > 0.3 && m < 0.7);
+    ck_assert(json_is_null(json_object_get(json_object_get(rep, "before"), "top1")));
+    ck_assert_int_eq(res.n_artifacts, 3);
+    ck_assert(!has_metric(cap, "search/flops_loss"));
+    ck_assert(has_metric(cap, "retrain/test/top1"));
+    json_decref(rep);
+    job_result_free(&res);
+    free(cap);
+    remove_dir(dir);
+    free(dir);
+    jobspec_free(&s);
+}
+END_TEST
+
+static void *read_all(const char *dir, const char *name, size_t *len)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *b = xmalloc(*len ? *len : 1);
+    ck_assert_int_eq(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+static void same_file(const char *a, const char *b, const char *name)
+{
+    size_t la, lb;
+    void *x = read_all(a, name, &la), *y = read_all(b, name, &lb);
+    ck_assert_msg(la == lb && memcmp(x, y, la) == 0, "%s differs between %s and %s", name, a, b);
+    free(x);
+    free(y);
+}
+
+START_TEST(cancelled_search_resumes_to_the_same_result)
+{
+    job_spec s;
+    prune_spec_of(&s, DMCP_PRUNE, "");
+    char *da = temp_dir(), *db = temp_dir();
+    capture *ca = xcalloc(1, sizeof *ca), *cb = xcalloc(1, sizeof *cb);
+    ca->cancel_after = -1;
+    job_result ra, rb;
+    ck_assert_int_eq(run_job(&s, da, ca, NULL, &ra), 0);
+    /* cancel in the search phase (after 13 of 24 steps), then resume */
+    cb->cancel_after = 13;
+    ck_assert_int_eq(run_job(&s, db, cb, NULL, &rb), ERR_CANCELLED);
+    ck_assert(rb.cancelled);
+    job_result_free(&rb);
+    char ckpt[1100];
+    snprintf(ckpt, sizeof ckpt, "%s/search-00000013.safetensors", db);
+    ck_assert_msg(access(ckpt, R_OK) == 0, "no search checkpoint at step 13");
+    cb->cancel_after = -1;
+    cb->n = 0;
+    ck_assert_int_eq(run_job(&s, db, cb, ckpt, &rb), 0);
+    same_file(da, db, "architecture.json");
+    same_file(da, db, "model.safetensors");
+    job_result_free(&rb);
+    /* resume the retrain from its first epoch's checkpoint */
+    snprintf(ckpt, sizeof ckpt, "%s/ckpt-00000008.safetensors", db);
+    ck_assert_msg(access(ckpt, R_OK) == 0, "no retrain checkpoint at step 8");
+    ck_assert_int_eq(run_job(&s, db, cb, ckpt, &rb), 0);
+    same_file(da, db, "model.safetensors");
+    json_t *rep = load_out(db, "report.json");
+    ck_assert_ptr_nonnull(json_object_get(rep, "units")); /* search.json was picked up */
+    json_decref(rep);
+    job_result_free(&ra);
+    job_result_free(&rb);
+    free(ca);
+    free(cb);
+    remove_dir(da);
+    remove_dir(db);
+    free(da);
+    free(db);
+    jobspec_free(&s);
+}
+END_TEST
+
+START_TEST(finetune_and_ds_derivation)
+{
+    job_spec s;
+    prune_spec_of(&s,
+                  "{\"target_ratio\":0.6,\"warmup_epochs\":1,\"search_epochs\":1,"
+                  "\"search\":{\"batch_size\":32},\"calib_batches\":1,\"derive\":\"ds\","
+                  "\"finetune\":true}",
+                  "");
+    char *dir = temp_dir();
+    capture *cap = xcalloc(1, sizeof *cap);
+    cap->cancel_after = -1;
+    job_result res;
+    ck_assert_int_eq(run_job(&s, dir, cap, NULL, &res), 0);
+    double t = s.mflops * 0.6;
+    check_outputs(&s, dir, &res, 0.99 * t, 1.01 * t);
+    json_t *rep = load_out(dir, "report.json");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(rep, "derive"), "used")),
+                     "ds");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(rep, "retrain"), "from")),
+                     "supernet");
+    /* the derived widths are the first direct sample */
+    json_t *ds0 = json_array_get(json_object_get(json_object_get(rep, "derive"), "ds"), 0);
+    ck_assert(json_equal(json_object_get(ds0, "widths"), json_object_get(rep, "widths")));
+    json_decref(rep);
+    job_result_free(&res);
+    free(cap);
+    remove_dir(dir);
+    free(dir);
+    jobspec_free(&s);
+}
+END_TEST
+
+START_TEST(mbv2_dmcp_job)
+{
+    /* MobileNetV2 supernet: a block without expansion, residual blocks that
+     * share their input's width, a stride-1 block that changes width */
+    job_spec s;
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"type\":\"prune\",\"seed\":4,\"model\":%s,"
+             "\"data\":{\"dataset\":\"synthetic\",\"synthetic\":{\"train\":128,\"test\":64,"
+             "\"classes\":5,\"channels\":3,\"size\":8}},"
+             "\"optim\":{\"lr\":0.05,\"batch_size\":32,\"epochs\":1},"
+             "\"prune\":{\"target_ratio\":0.5,\"warmup_epochs\":1,\"search_epochs\":1,"
+             "\"search\":{\"batch_size\":32},\"arch\":{\"lr\":5},\"calib_batches\":1}}",
+             MBV2_SMALL);
+    json_t *j = json_loads(text, 0, NULL);
+    field_errors fe;
+    char msg[1024];
+    int rc = jobspec_parse(&s, NULL, j, &fe);
+    fe_format(&fe, msg, sizeof msg);
+    ck_assert_msg(rc == 0, "%s", msg);
+    json_decref(j);
+    char *dir = temp_dir();
+    capture *cap = xcalloc(1, sizeof *cap);
+    cap->cancel_after = -1;
+    job_result res;
+    ck_assert_int_eq(run_job(&s, dir, cap, NULL, &res), 0);
+    double t = s.mflops * 0.5;
+    check_outputs(&s, dir, &res, 0.99 * t, 1.01 * t);
+    /* the found network keeps the supernet's block structure */
+    json_t *arch = load_out(dir, "architecture.json");
+    model_cfg c;
+    ck_assert_int_eq(modelcfg_parse(&c, arch, "model", &fe), 0);
+    ck_assert_int_eq(c.blocks[0].hidden, c.mb_stem);       /* no expansion, tied */
+    ck_assert_int_eq(c.blocks[2].out, c.blocks[1].out);    /* residual: shared width */
+    ck_assert_int_ne(c.blocks[1].hidden, c.blocks[0].out); /* the expansion stays */
+    ck_assert_int_ne(c.blocks[3].out, c.blocks[2].out);    /* no residual appears */
+    ck_assert(has_metric(cap, "search/p_mean/features.2.expand"));
+    json_decref(arch);
+    job_result_free(&res);
+    free(cap);
+    remove_dir(dir);
+    free(dir);
+    jobspec_free(&s);
+}
+END_TEST
+
+Suite *suite_prune(void)
+{
+    Suite *s = suite_create("prune");
+    TCase *tc = tcase_create("engine");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, subnet_equals_masked_supernet_resnet);
+    tcase_add_test(tc, subnet_equals_masked_supernet_mbv2);
+    tcase_add_test(tc, arch_gradient_matches_finite_differences);
+    tcase_add_test(tc, sampled_architectures_build_run_save_load);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("job");
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, dmcp_job_end_to_end);
+    tcase_add_test(tc, uniform_job_end_to_end);
+    tcase_add_test(tc, cancelled_search_resumes_to_the_same_result);
+    tcase_add_test(tc, finetune_and_ds_derivation);
+    tcase_add_test(tc, mbv2_dmcp_job);
+    suite_add_tcase(s, tc);
+    return s;
+}
