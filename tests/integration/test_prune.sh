@@ -81,3 +81,25 @@ if "$WORKER" run "$TMP/bad.json" --out "$TMP/bad" > "$TMP/bad.log" 2>&1; then
 fi
 grep -q "prune.target_mflops" "$TMP/bad.log" || fail "the error does not name prune.target_mflops"
 ok "a target above the model is refused naming prune.target_mflops"
+
+# through the service: a 2-rank pool runs the dmcp job submitted over HTTP
+. "$(dirname "$0")/service.sh"
+start_server
+start_pool prune-pool 2
+id=$(curl -sf -H 'Content-Type: application/json' --data-binary @"$TMP/dmcp.json" \
+    "$URL/api/v1/jobs" | jq -r .id) || die "submit of the prune job"
+[ -n "$id" ] && [ "$id" != null ] || die "no job id"
+wait_state "$id" SUCCEEDED 240
+check_gap_free "$id"
+curl -sf "$URL/api/v1/jobs/$id/artifacts" > "$TMP/arts.json" || die "artifact list"
+for f in architecture.json model.safetensors report.json; do
+    jq -e --arg f "$f" '.. | strings | select(. == $f)' "$TMP/arts.json" > /dev/null ||
+        die "artifact $f missing from the server: $(cat "$TMP/arts.json")"
+done
+curl -sf "$URL/api/v1/jobs/$id/artifacts/architecture.json" -o "$TMP/arch.json" ||
+    die "download of architecture.json"
+curl -sf "$URL/api/v1/jobs/$id/artifacts/model.safetensors" -o "$TMP/model.safetensors" ||
+    die "download of model.safetensors"
+"$WORKER" eval --model "$TMP/arch.json" --weights "$TMP/model.safetensors" --data "$DATA" \
+    > "$TMP/eval.json" || die "eval of the downloaded prune result"
+ok "prune job through the server: SUCCEEDED, gap-free metrics, artifacts download and evaluate"
