@@ -10,6 +10,7 @@
 
 #include "common/xalloc.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +56,7 @@ static int add_unit(builder *b, const char *name, int C, int partner)
 }
 
 static void add_layer(builder *b, const char *name, int in_unit, int in_fixed, int out_unit,
-                      int out_fixed, int k, long hw, int depthwise, int bias)
+                      int out_fixed, int k, long hw, int depthwise, int bias, int blk)
 {
     prune_space *s = b->s;
     if (s->n_layers == b->cap_layers) {
@@ -73,6 +74,7 @@ static void add_layer(builder *b, const char *name, int in_unit, int in_fixed, i
     l->hw = hw;
     l->depthwise = depthwise;
     l->bias = bias;
+    l->blk = blk;
 }
 
 static void add_site(builder *b, const char *bn, int unit)
@@ -97,11 +99,12 @@ static void build_resnet(builder *b)
     int hw = c->image_size;
     int stream = add_unit(b, "conv1", c->stem_width, -1);
     s->stem_unit = stream;
-    add_layer(b, "conv1", -1, c->in_channels, stream, 0, 3, (long)hw * hw, 0, 0);
+    add_layer(b, "conv1", -1, c->in_channels, stream, 0, 3, (long)hw * hw, 0, 0, -1);
     add_site(b, "bn1", stream);
     int cin = c->stem_width;
     s->stage_unit = xcalloc((size_t)c->n_stages, sizeof(int));
     s->mid_unit = xcalloc((size_t)c->n_stages * MC_MAX_STAGE_BLOCKS, sizeof(int));
+    int blk = 0;
     for (int i = 0; i < c->n_stages; i++) {
         const mc_stage *st = &c->stages[i];
         for (int j = 0; j < st->n_blocks; j++) {
@@ -110,7 +113,7 @@ static void build_resnet(builder *b)
             snprintf(name, sizeof name, "layer%d.%d.conv1", i + 1, j);
             int mid = add_unit(b, name, st->mids[j], -1);
             s->mid_unit[i * MC_MAX_STAGE_BLOCKS + j] = mid;
-            add_layer(b, name, stream, 0, mid, 0, 3, (long)ho * ho, 0, 0);
+            add_layer(b, name, stream, 0, mid, 0, 3, (long)ho * ho, 0, 0, blk);
             snprintf(name, sizeof name, "layer%d.%d.bn1", i + 1, j);
             add_site(b, name, mid);
             int out = stream;
@@ -121,10 +124,10 @@ static void build_resnet(builder *b)
                 out = add_unit(b, name, st->width, stride == 1 ? stream : -1);
                 snprintf(name, sizeof name, "layer%d.%d.downsample.0", i + 1, j);
                 int hd = conv_out(hw, 1, stride, 0);
-                add_layer(b, name, stream, 0, out, 0, 1, (long)hd * hd, 0, 0);
+                add_layer(b, name, stream, 0, out, 0, 1, (long)hd * hd, 0, 0, blk);
             }
             snprintf(name, sizeof name, "layer%d.%d.conv2", i + 1, j);
-            add_layer(b, name, mid, 0, out, 0, 3, (long)ho * ho, 0, 0);
+            add_layer(b, name, mid, 0, out, 0, 3, (long)ho * ho, 0, 0, blk);
             snprintf(name2, sizeof name2, "layer%d.%d.bn2", i + 1, j);
             add_site(b, name2, out);
             if (out != stream) {
@@ -134,10 +137,11 @@ static void build_resnet(builder *b)
             stream = out;
             hw = ho;
             cin = st->width;
+            blk++;
         }
         s->stage_unit[i] = stream;
     }
-    add_layer(b, "fc", stream, 0, -1, c->num_classes, 1, 1, 0, 1);
+    add_layer(b, "fc", stream, 0, -1, c->num_classes, 1, 1, 0, 1, -1);
 }
 
 /* mobilenetv2.c: features.0 stem; inverted residuals (expansion only when
@@ -151,7 +155,7 @@ static void build_mbv2(builder *b)
     int hw = conv_out(c->image_size, 3, c->cifar ? 1 : 2, 1);
     int stream = add_unit(b, "features.0", c->mb_stem, -1);
     s->stem_unit = stream;
-    add_layer(b, "features.0.0", -1, c->in_channels, stream, 0, 3, (long)hw * hw, 0, 0);
+    add_layer(b, "features.0.0", -1, c->in_channels, stream, 0, 3, (long)hw * hw, 0, 0, -1);
     add_site(b, "features.0.1", stream);
     int cin = c->mb_stem;
     s->hid_unit = xcalloc((size_t)c->n_blocks, sizeof(int));
@@ -163,14 +167,14 @@ static void build_mbv2(builder *b)
             snprintf(name, sizeof name, "features.%d.expand", f);
             hid = add_unit(b, name, blk->hidden, stream);
             snprintf(name, sizeof name, "features.%d.conv.0.0", f);
-            add_layer(b, name, stream, 0, hid, 0, 1, (long)hw * hw, 0, 0);
+            add_layer(b, name, stream, 0, hid, 0, 1, (long)hw * hw, 0, 0, i);
             snprintf(bn, sizeof bn, "features.%d.conv.0.1", f);
             add_site(b, bn, hid);
             idx = 1;
         }
         int ho = conv_out(hw, 3, blk->stride, 1);
         snprintf(name, sizeof name, "features.%d.conv.%d.0", f, idx);
-        add_layer(b, name, hid, 0, hid, 0, 3, (long)ho * ho, 1, 0);
+        add_layer(b, name, hid, 0, hid, 0, 3, (long)ho * ho, 1, 0, i);
         snprintf(bn, sizeof bn, "features.%d.conv.%d.1", f, idx);
         add_site(b, bn, hid);
         int out = stream;
@@ -179,7 +183,7 @@ static void build_mbv2(builder *b)
             out = add_unit(b, name, blk->out, blk->stride == 1 ? stream : -1);
         }
         snprintf(name, sizeof name, "features.%d.conv.%d", f, idx + 1);
-        add_layer(b, name, hid, 0, out, 0, 1, (long)ho * ho, 0, 0);
+        add_layer(b, name, hid, 0, out, 0, 1, (long)ho * ho, 0, 0, i);
         snprintf(bn, sizeof bn, "features.%d.conv.%d", f, idx + 2);
         add_site(b, bn, out);
         s->hid_unit[i] = hid;
@@ -191,10 +195,10 @@ static void build_mbv2(builder *b)
     snprintf(name, sizeof name, "features.%d", c->n_blocks + 1);
     s->last_unit = add_unit(b, name, c->last, -1);
     snprintf(name, sizeof name, "features.%d.0", c->n_blocks + 1);
-    add_layer(b, name, stream, 0, s->last_unit, 0, 1, (long)hw * hw, 0, 0);
+    add_layer(b, name, stream, 0, s->last_unit, 0, 1, (long)hw * hw, 0, 0, -1);
     snprintf(bn, sizeof bn, "features.%d.1", c->n_blocks + 1);
     add_site(b, bn, s->last_unit);
-    add_layer(b, "classifier.1", s->last_unit, 0, -1, c->num_classes, 1, 1, 0, 1);
+    add_layer(b, "classifier.1", s->last_unit, 0, -1, c->num_classes, 1, 1, 0, 1, -1);
 }
 
 int prune_space_init(prune_space *s, const model_cfg *c, const ps_width *w, errbuf *eb)
@@ -329,25 +333,63 @@ double ps_macs(const prune_space *s, const int *w)
     return total;
 }
 
-double ps_expected_macs(const prune_space *s, const double *ec, double *grad)
+double ps_expected_macs_blocks(const prune_space *s, const double *ec, const double *bw,
+                               double *grad, double *bgrad)
 {
     if (grad != NULL)
         memset(grad, 0, (size_t)s->n_units * sizeof *grad);
+    if (bgrad != NULL)
+        memset(bgrad, 0, (size_t)ps_n_blocks(s) * sizeof *bgrad);
     double total = 0;
     for (int i = 0; i < s->n_layers; i++) {
         const ps_layer *l = &s->layers[i];
         double cin = l->in_unit >= 0 ? ec[l->in_unit] : l->in_fixed;
         double cout = l->out_unit >= 0 ? ec[l->out_unit] : l->out_fixed;
         double kk = (double)l->k * l->k, b = l->bias ? 1.0 : 0.0, hw = (double)l->hw;
-        total += layer_macs(l, cin, cout);
+        double q = (bw != NULL && l->blk >= 0) ? bw[l->blk] : 1.0;
+        double macs = layer_macs(l, cin, cout);
+        total += q * macs;
+        if (bgrad != NULL && l->blk >= 0)
+            bgrad[l->blk] += macs;
         if (grad == NULL)
             continue;
         if (l->out_unit >= 0)
-            grad[l->out_unit] += ((l->depthwise ? kk : kk * cin) + b) * hw;
+            grad[l->out_unit] += q * ((l->depthwise ? kk : kk * cin) + b) * hw;
         if (l->in_unit >= 0 && !l->depthwise)
-            grad[l->in_unit] += kk * hw * cout;
+            grad[l->in_unit] += q * kk * hw * cout;
     }
     return total;
+}
+
+double ps_expected_macs(const prune_space *s, const double *ec, double *grad)
+{
+    return ps_expected_macs_blocks(s, ec, NULL, grad, NULL);
+}
+
+int ps_n_blocks(const prune_space *s)
+{
+    int n = 0;
+    for (int i = 0; i < s->n_layers; i++)
+        if (s->layers[i].blk + 1 > n)
+            n = s->layers[i].blk + 1;
+    return n;
+}
+
+void ps_set_grid(prune_space *s, int u, int c_min, int group, int K)
+{
+    ps_unit *x = &s->units[u];
+    assert(c_min >= 1 && group >= 1 && K >= 0 && c_min + K * group == x->channels);
+    x->c_min = c_min;
+    x->group = group;
+    x->K = K;
+}
+
+int ps_unit_find(const prune_space *s, const char *name)
+{
+    for (int u = 0; u < s->n_units; u++)
+        if (strcmp(s->units[u].name, name) == 0)
+            return u;
+    return -1;
 }
 
 double ps_budget_loss(double e, double t, double lam, double lo, double *dl_de)

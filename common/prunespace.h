@@ -61,6 +61,8 @@ typedef struct ps_layer {
     long hw;       /* output pixels Ho*Wo (1 for the classifier) */
     int depthwise; /* groups == channels */
     int bias;
+    int blk; /* the block it belongs to (ResNet: blocks counted over all stages in order;
+                MobileNetV2: the block index), -1 for the stem, last conv and classifier */
 } ps_layer;
 
 /* A BatchNorm whose output channels belong to a unit. */
@@ -108,6 +110,23 @@ double ps_macs(const prune_space *s, const int *w);
 /* MACs with expected widths ec (n_units doubles). If grad is not NULL it
  * receives d(MACs)/d(ec[u]) for every unit. */
 double ps_expected_macs(const prune_space *s, const double *ec, double *grad);
+
+/* The same with every layer of block b weighted by bw[b] (the block's keep
+ * probability; bw NULL: all 1). grad (may be NULL) as above; bgrad (may be
+ * NULL, one double per block) receives d(MACs)/d(bw[b]), the block's MACs
+ * at the expected widths. */
+double ps_expected_macs_blocks(const prune_space *s, const double *ec, const double *bw,
+                               double *grad, double *bgrad);
+
+/* Number of blocks the layers refer to (the largest blk + 1). */
+int ps_n_blocks(const prune_space *s);
+
+/* Replaces the channel grid of unit u: c_min + K*group must equal its
+ * channels, c_min >= 1, group >= 1, K >= 0 (asserted). */
+void ps_set_grid(prune_space *s, int u, int c_min, int group, int K);
+
+/* The unit called `name`, or -1. */
+int ps_unit_find(const prune_space *s, const char *name);
 
 /* MACs of one layer at widths w (the report's per-layer numbers). */
 double ps_layer_macs(const prune_space *s, int layer, const int *w);

@@ -31,6 +31,7 @@
 #include "worker/data/dataset.h"
 #include "worker/data/loader.h"
 #include "worker/jobs/job.h"
+#include "worker/jobs/nas.h"
 #include "worker/jobs/prune_chain.h"
 #include "worker/models/net.h"
 
@@ -42,48 +43,17 @@ int prune_run(const job_spec *spec, const job_env *env, job_result *res, errbuf 
 /* ---- shared by the prune_*.c files ---------------------------------------- */
 
 typedef struct pruner {
-    const job_spec *spec;
-    const job_env *env;
+    nas_job j; /* ranks, data, batch buffers, sink helpers (nas.h) */
     prune_spec ps;
-    dist_info one; /* used when env->dist is NULL */
-    const dist_info *d;
     prune_space sp;
-    int K;                                /* classes */
-    double full_mflops;                   /* the supernet's */
-    double target;                        /* MFLOPs */
-    dataset train, test;                  /* owned */
-    dataset eval;                         /* view of test (first eval_limit samples); not owned */
-    int b;                                /* per-rank batch of the search */
-    long steps_per_epoch;                 /* of the search */
-    long warmup_steps;                    /* steps of the warm-up */
-    long total_steps;                     /* of the search (warm-up + search) */
-    long retrain_steps;                   /* of the retrain, for the progress total */
-    net super;                            /* the supernet, with scaling sites */
-    prune_chains ch;                      /* its architecture parameters */
-    loader *calib;                        /* training batches for BN recalibration */
-    float *x, *probs, *teacher, *dlogits; /* (b, ...) batch buffers */
-    int32_t *y;
-    double top1_max; /* supernet at full width after the search, recalibrated */
-    int searched;    /* the search ran in this call (not resumed into the retrain) */
+    double full_mflops; /* the supernet's */
+    double target;      /* MFLOPs */
+    long warmup_steps;  /* steps of the warm-up */
+    long total_steps;   /* of the search (warm-up + search) */
+    net super;          /* the supernet, with scaling sites */
+    prune_chains ch;    /* its architecture parameters */
+    double top1_max;    /* supernet at full width after the search, recalibrated */
 } pruner;
-
-/* The sink of rank 0 (NULL elsewhere). */
-const job_sink *pruner_sink(const pruner *p);
-
-/* A metric point at global step `step` (epoch = step / steps_per_epoch of the search). */
-void pruner_emit(const pruner *p, const char *name, double v, long step);
-
-/* A log line on rank 0. */
-void pruner_say(const pruner *p, const char *level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Non-zero (on every rank) when the job should stop now. */
-int pruner_cancel_now(const pruner *p);
-
-/* Resets the BN running statistics of m and re-estimates them as the mean
- * over the first calib_batches training batches of a fixed shuffled epoch
- * (BN in training mode, forward only), averaged over the ranks. */
-void pruner_calibrate(pruner *p, net *m);
 
 /* Builds the sub-net of widths w (batch b) into m (net_init'ed by the
  * caller) and copies its weights from the supernet. Returns 0 or a negative

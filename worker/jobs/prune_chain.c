@@ -13,6 +13,25 @@ static double sigmoid(double a)
     return 1.0 / (1.0 + exp(-a));
 }
 
+void chains_marginals(const float *a, int K, double *P)
+{
+    double p = 1.0;
+    for (int k = 0; k < K; k++) {
+        p *= sigmoid(a[k]);
+        P[k] = p;
+    }
+}
+
+void chains_grad_logits(const float *a, const double *P, const double *dP, int K, float *da)
+{
+    /* P_k = prod_{j<=k} s_j: dP_k/da_j = P_k (1 - s_j) for j <= k */
+    double suffix = 0;
+    for (int j = K - 1; j >= 0; j--) {
+        suffix += dP[j] * P[j];
+        da[j] = (float)(suffix * (1.0 - sigmoid(a[j])));
+    }
+}
+
 void chains_init(prune_chains *c, const prune_space *sp)
 {
     memset(c, 0, sizeof *c);
@@ -68,11 +87,7 @@ void chains_update(prune_chains *c)
     const prune_space *sp = c->sp;
     for (int u = 0; u < sp->n_units; u++) {
         const ps_unit *x = &sp->units[u];
-        double p = 1.0;
-        for (int k = 0; k < x->K; k++) {
-            p *= sigmoid(c->alpha[c->a_off[u] + k]);
-            c->P[c->a_off[u] + k] = p;
-        }
+        chains_marginals(c->alpha + c->a_off[u], x->K, c->P + c->a_off[u]);
         float *s = c->scale + c->s_off[u];
         for (int ch = 0; ch < x->channels; ch++)
             s[ch] = c->scaling ? (float)chains_channel_p(c, u, ch) : 1.0f;
@@ -159,12 +174,7 @@ void chains_backward(prune_chains *c, double dl_dmacs)
                 sum += (double)ds[x->c_min + k * x->group + i];
             dP[a + k] += sum;
         }
-        /* P_k = prod_{j<=k} s_j: dP_k/dalpha_j = P_k (1 - s_j) for j <= k */
-        double suffix = 0;
-        for (int j = x->K - 1; j >= 0; j--) {
-            suffix += dP[a + j] * c->P[a + j];
-            c->dalpha[a + j] = (float)(suffix * (1.0 - sigmoid(c->alpha[a + j])));
-        }
+        chains_grad_logits(c->alpha + a, c->P + a, dP + a, x->K, c->dalpha + a);
     }
     free(dP);
 }

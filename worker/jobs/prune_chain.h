@@ -41,6 +41,14 @@ typedef struct prune_chains {
     int scaling;           /* 1: scale = P, gradients on; 0: scale = 1, gradients off */
 } prune_chains;
 
+/* One Markov chain of K transition logits a: the marginals
+ * P_k = prod_{j<=k} sigma(a_j) into P (K doubles). */
+void chains_marginals(const float *a, int K, double *P);
+
+/* The chain's backward: given dL/dP_k (dP) and the marginals P, writes
+ * dL/da_j = (1 - sigma(a_j)) * sum_{k>=j} dP_k P_k into da (K floats). */
+void chains_grad_logits(const float *a, const double *P, const double *dP, int K, float *da);
+
 /* Allocates chains for sp with every alpha = 0. sp must outlive c. */
 void chains_init(prune_chains *c, const prune_space *sp);
 void chains_deinit(prune_chains *c);

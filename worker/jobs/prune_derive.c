@@ -108,7 +108,7 @@ int prune_derive_widths(pruner *p, int *w, json_t *info, errbuf *eb)
                                   es_m >= lo && es_m <= hi));
     /* direct samples within the band */
     rng r;
-    rng_derive(&r, p->spec->seed ^ DS_TAG, 0, 0);
+    rng_derive(&r, p->j.spec->seed ^ DS_TAG, 0, 0);
     json_t *samples = json_array();
     int want = p->ps.ds_samples, draws = 0, found = 0;
     if (p->ps.derive == PRUNE_DERIVE_DS && want < 1)
@@ -137,9 +137,9 @@ int prune_derive_widths(pruner *p, int *w, json_t *info, errbuf *eb)
                      "\"es\"",
                      p->target, draws);
     if (rc == 0 && !(es_m >= lo && es_m <= hi) && p->ps.derive == PRUNE_DERIVE_ES)
-        pruner_say(p, "warn", "the expected architecture has %.4f MFLOPs, outside [%.4f, %.4f]",
+        nas_say(&p->j, "warn", "the expected architecture has %.4f MFLOPs, outside [%.4f, %.4f]",
                    es_m, lo, hi);
-    if (p->d->world > 1) /* the same network everywhere, whatever the rounding */
+    if (p->j.d->world > 1) /* the same network everywhere, whatever the rounding */
         dist_bcast(w, (size_t)n * sizeof(int), 0);
     free(es);
     free(ds);

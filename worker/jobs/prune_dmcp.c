@@ -33,15 +33,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#define PI            3.14159265358979323846
-#define LOG_EVERY     10
-#define N_RANDOM      2
-#define PS_DECAY      0.9999
-#define RNG_TAG       0x646d6370ULL /* "dmcp" */
-#define MAX_KEEP_CKPT 64
+#define LOG_EVERY 10
+#define N_RANDOM  2
+#define PS_DECAY  0.9999
+#define RNG_TAG   0x646d6370ULL /* "dmcp" */
 
 /* Running sums of the training metrics between two log points. */
 typedef struct sums {
@@ -52,70 +49,16 @@ typedef struct search {
     pruner *p;
     net min_net; /* the c_min sub-net, built once */
     int *w;      /* (n_units) scratch widths */
-    float *sprobs;
-    char kept[MAX_KEEP_CKPT][1100];
-    int n_kept;
 } search;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double cosine(double peak, double floor_, long t, long t0, long t1)
-{
-    if (t1 <= t0)
-        return peak;
-    double f = (double)(t - t0) / (double)(t1 - t0);
-    if (f < 0)
-        f = 0;
-    if (f > 1)
-        f = 1;
-    return floor_ + (peak - floor_) * (1.0 + cos(PI * f)) / 2.0;
-}
 
 static double weight_lr(const pruner *p, long step)
 {
-    return cosine(p->ps.weights.lr, p->ps.weights.min_lr, step, 0, p->total_steps);
+    return nas_cosine(p->ps.weights.lr, p->ps.weights.min_lr, step, 0, p->total_steps);
 }
 
 static double arch_lr(const pruner *p, long step)
 {
-    return cosine(p->ps.arch.lr, p->ps.arch.min_lr, step, p->warmup_steps, p->total_steps);
-}
-
-/* SGD over the supernet, no weight decay on 1-D tensors (biases, BN). */
-static void weight_step(pruner *p, long step)
-{
-    net *m = &p->super;
-    const prune_sgd *o = &p->ps.weights;
-    float lr = (float)weight_lr(p, step);
-    for (int i = 0; i < m->n_tensors; i++) {
-        const net_tensor *t = &m->tensors[i];
-        if (t->kind != NET_PARAM)
-            continue;
-        nn_sgd_params sp = {lr, (float)o->momentum, 0.0f, t->decay ? (float)o->weight_decay : 0.0f,
-                            o->nesterov};
-        nn_sgd_step(m->params + t->off, m->opt_m + t->off, m->grads + t->off, t->n, &sp, step == 0);
-    }
-}
-
-/* Forward + distillation backward of sub-net m on the batch; scatters its
- * gradients into the supernet. Returns the KL loss. */
-static float distill(search *s, net *m)
-{
-    pruner *p = s->p;
-    net_slice_gather(m, &p->super);
-    net_zero_grad(m);
-    net_forward(m, p->x, p->b);
-    float kl = nn_softtarget_forward(s->sprobs, net_out(m), p->teacher, p->b, p->K);
-    memset(p->dlogits, 0, (size_t)p->b * p->K * sizeof(float));
-    nn_softtarget_backward(p->dlogits, s->sprobs, p->teacher, p->b, p->K, 1.0f);
-    net_backward(m, p->dlogits);
-    net_slice_scatter_grads(&p->super, m);
-    return kl;
+    return nas_cosine(p->ps.arch.lr, p->ps.arch.min_lr, step, p->warmup_steps, p->total_steps);
 }
 
 /* Width draw for random sub-net `which` at `step`. */
@@ -123,7 +66,7 @@ static void random_widths(search *s, long step, int which, int *w)
 {
     pruner *p = s->p;
     rng r;
-    rng_derive(&r, p->spec->seed ^ RNG_TAG, (uint64_t)step, (uint64_t)which);
+    rng_derive(&r, p->j.spec->seed ^ RNG_TAG, (uint64_t)step, (uint64_t)which);
     if (step >= p->warmup_steps) {
         long it = step - p->warmup_steps;
         double ps = pow(PS_DECAY, (double)(N_RANDOM * (it / 10)));
@@ -135,21 +78,21 @@ static void random_widths(search *s, long step, int which, int *w)
     chains_random_widths(&p->sp, &r, w);
 }
 
-/* One sandwich-rule weight step on the batch in p->x / p->y. */
+/* One sandwich-rule weight step on the batch in p->j.x / p->j.y. */
 static int sandwich(search *s, long step, sums *acc, errbuf *eb)
 {
     pruner *p = s->p;
     net *m = &p->super;
     float ls = (float)p->ps.label_smoothing;
     net_zero_grad(m);
-    net_forward(m, p->x, p->b);
-    float ce = nn_crossentropy_forward(p->probs, NULL, net_out(m), p->y, p->b, p->K, ls);
+    net_forward(m, p->j.x, p->j.b);
+    float ce = nn_crossentropy_forward(p->j.probs, NULL, net_out(m), p->j.y, p->j.b, p->j.K, ls);
     /* the teacher: the full net's plain softmax, detached */
-    memcpy(p->teacher, p->probs, (size_t)p->b * p->K * sizeof(float));
-    memset(p->dlogits, 0, (size_t)p->b * p->K * sizeof(float));
-    nn_crossentropy_backward(p->dlogits, p->probs, p->y, p->b, p->K, ls, 1.0f);
-    net_backward(m, p->dlogits);
-    double kd = distill(s, &s->min_net);
+    memcpy(p->j.teacher, p->j.probs, (size_t)p->j.b * p->j.K * sizeof(float));
+    memset(p->j.dlogits, 0, (size_t)p->j.b * p->j.K * sizeof(float));
+    nn_crossentropy_backward(p->j.dlogits, p->j.probs, p->j.y, p->j.b, p->j.K, ls, 1.0f);
+    net_backward(m, p->j.dlogits);
+    double kd = nas_distill(&p->j, &s->min_net, m, NULL);
     for (int i = 0; i < N_RANDOM; i++) {
         random_widths(s, step, i, s->w);
         net sub;
@@ -159,12 +102,12 @@ static int sandwich(search *s, long step, sums *acc, errbuf *eb)
             net_deinit(&sub);
             return rc;
         }
-        kd += (double)distill(s, &sub);
+        kd += (double)nas_distill(&p->j, &sub, m, NULL);
         net_deinit(&sub);
     }
-    if (p->d->world > 1)
+    if (p->j.d->world > 1)
         dist_allreduce_mean_f32(m->grads, m->n_params);
-    weight_step(p, step);
+    nas_weight_step(m, &p->ps.weights, weight_lr(p, step), step == 0);
     acc->ce += (double)ce;
     acc->kd += kd / (1 + N_RANDOM);
     acc->n += 1;
@@ -180,12 +123,12 @@ static void arch_step(search *s, long step, sums *acc)
     float ls = (float)p->ps.label_smoothing;
     chains_set_scaling(ch, 1);
     chains_zero_grad(ch);
-    net_forward(m, p->x, p->b);
-    float ce = nn_crossentropy_forward(p->probs, NULL, net_out(m), p->y, p->b, p->K, ls);
-    memset(p->dlogits, 0, (size_t)p->b * p->K * sizeof(float));
-    nn_crossentropy_backward(p->dlogits, p->probs, p->y, p->b, p->K, ls, 1.0f);
-    net_backward(m, p->dlogits); /* the weight gradients are dropped at the next zero_grad */
-    if (p->d->world > 1)
+    net_forward(m, p->j.x, p->j.b);
+    float ce = nn_crossentropy_forward(p->j.probs, NULL, net_out(m), p->j.y, p->j.b, p->j.K, ls);
+    memset(p->j.dlogits, 0, (size_t)p->j.b * p->j.K * sizeof(float));
+    nn_crossentropy_backward(p->j.dlogits, p->j.probs, p->j.y, p->j.b, p->j.K, ls, 1.0f);
+    net_backward(m, p->j.dlogits); /* the weight gradients are dropped at the next zero_grad */
+    if (p->j.d->world > 1)
         dist_allreduce_mean_f32(ch->dscale, ch->s_off[p->sp.n_units]);
     double dl;
     double e = chains_expected_macs(ch, NULL) / 1e6;
@@ -208,14 +151,14 @@ static void emitf(const pruner *p, long step, const char *phase, const char *wha
 {
     char name[128];
     snprintf(name, sizeof name, "%s/%s", phase, what);
-    pruner_emit(p, name, v, step);
+    nas_emit(&p->j, name, v, step);
 }
 
 static void log_point(search *s, long step, sums *acc)
 {
     pruner *p = s->p;
     double v[5] = {acc->ce, acc->kd, acc->arch_ce, acc->n, acc->arch_n};
-    if (p->d->world > 1)
+    if (p->j.d->world > 1)
         dist_allreduce_sum_f64(v, 5);
     const char *ph = phase_of(p, step - 1);
     if (v[3] > 0) {
@@ -245,23 +188,23 @@ static int epoch_point(search *s, long step, errbuf *eb)
         snprintf(what, sizeof what, "p_mean/%s", p->sp.units[u].name);
         emitf(p, step, ph, what, chains_p_mean(&p->ch, u));
     }
-    double top_max = pruner_eval_widths(p, NULL, &p->eval, eb);
+    double top_max = pruner_eval_widths(p, NULL, &p->j.eval, eb);
     ps_min_widths(&p->sp, s->w);
-    double top_min = pruner_eval_widths(p, s->w, &p->eval, eb);
+    double top_min = pruner_eval_widths(p, s->w, &p->j.eval, eb);
     chains_es_widths(&p->ch, s->w);
     double es_mflops = ps_macs(&p->sp, s->w) / 1e6;
-    double top_es = pruner_eval_widths(p, s->w, &p->eval, eb);
+    double top_es = pruner_eval_widths(p, s->w, &p->j.eval, eb);
     if (top_max < 0 || top_min < 0 || top_es < 0)
         return ERR_INVALID;
     emitf(p, step, ph, "test/top1_max", top_max);
     emitf(p, step, ph, "test/top1_min", top_min);
     emitf(p, step, ph, "test/top1_expected", top_es);
     emitf(p, step, ph, "expected_net_mflops", es_mflops);
-    pruner_say(p, "info",
-               "%s epoch %.2f: top-1 max %.4f, min %.4f, expected %.4f (%.3f MFLOPs, target "
-               "%.3f)",
-               ph, (double)step / (double)p->steps_per_epoch, top_max, top_min, top_es, es_mflops,
-               p->target);
+    nas_say(&p->j, "info",
+            "%s epoch %.2f: top-1 max %.4f, min %.4f, expected %.4f (%.3f MFLOPs, target "
+            "%.3f)",
+            ph, (double)step / (double)p->j.steps_per_epoch, top_max, top_min, top_es, es_mflops,
+            p->target);
     return 0;
 }
 
@@ -270,12 +213,12 @@ static int epoch_point(search *s, long step, errbuf *eb)
 static int save_checkpoint(search *s, long step, errbuf *eb)
 {
     pruner *p = s->p;
-    if (p->d->world > 1 && p->super.n_buffers > 0)
+    if (p->j.d->world > 1 && p->super.n_buffers > 0)
         dist_allreduce_mean_f32(p->super.buffers, p->super.n_buffers);
-    if (p->d->rank != 0)
+    if (p->j.d->rank != 0)
         return 0;
     char path[1100];
-    snprintf(path, sizeof path, "%s/search-%08ld.safetensors", p->env->out_dir, step);
+    snprintf(path, sizeof path, "%s/search-%08ld.safetensors", p->j.env->out_dir, step);
     st_writer *w = st_writer_new();
     st_writer_meta(w, "kind", "prune-search");
     json_t *mj = modelcfg_to_json(&p->sp.super);
@@ -292,25 +235,9 @@ static int save_checkpoint(search *s, long step, errbuf *eb)
     st_writer_add(w, "train.step", ST_I64, 0, NULL, &st);
     int rc = st_writer_save(w, path, eb);
     st_writer_free(w);
-    if (rc != 0)
-        return rc;
-    if (s->n_kept > 0 && strcmp(s->kept[s->n_kept - 1], path) == 0)
-        return 0;
-    int keep = p->spec->ckpt_keep_last;
-    if (keep < 1)
-        keep = 1;
-    if (keep > MAX_KEEP_CKPT)
-        keep = MAX_KEEP_CKPT;
-    if (s->n_kept == keep) {
-        unlink(s->kept[0]);
-        memmove(s->kept[0], s->kept[1], (size_t)(keep - 1) * sizeof s->kept[0]);
-        s->n_kept--;
-    }
-    snprintf(s->kept[s->n_kept++], sizeof s->kept[0], "%s", path);
-    const job_sink *k = pruner_sink(p);
-    if (k != NULL && k->checkpoint != NULL)
-        k->checkpoint(k->ctx, path, step);
-    return 0;
+    if (rc == 0)
+        nas_keep_checkpoint(&p->j, path, step);
+    return rc;
 }
 
 static const char *const SEARCH_PREFIXES[] = {"optim.", "train.", "arch.", NULL};
@@ -344,12 +271,12 @@ int dmcp_load_checkpoint(pruner *p, const char *path, long *step, errbuf *eb)
 /* The supernet after the warm-up: a starting point for other targets. */
 static int save_supernet(pruner *p, errbuf *eb)
 {
-    if (p->d->world > 1 && p->super.n_buffers > 0)
+    if (p->j.d->world > 1 && p->super.n_buffers > 0)
         dist_allreduce_mean_f32(p->super.buffers, p->super.n_buffers);
-    if (p->d->rank != 0)
+    if (p->j.d->rank != 0)
         return 0;
     char path[1100];
-    snprintf(path, sizeof path, "%s/supernet.safetensors", p->env->out_dir);
+    snprintf(path, sizeof path, "%s/supernet.safetensors", p->j.env->out_dir);
     json_t *mj = modelcfg_to_json(&p->sp.super);
     char *model = json_dumps(mj, JSON_COMPACT);
     json_decref(mj);
@@ -365,7 +292,6 @@ static int search_setup(search *s, pruner *p, errbuf *eb)
     memset(s, 0, sizeof *s);
     s->p = p;
     s->w = xcalloc((size_t)p->sp.n_units, sizeof(int));
-    s->sprobs = xmallocarray((size_t)p->b * p->K, sizeof(float));
     ps_min_widths(&p->sp, s->w);
     net_init(&s->min_net);
     return pruner_subnet(p, s->w, &s->min_net, eb);
@@ -375,7 +301,6 @@ static void search_teardown(search *s)
 {
     net_deinit(&s->min_net);
     free(s->w);
-    free(s->sprobs);
 }
 
 int dmcp_search(pruner *p, long start, errbuf *eb)
@@ -385,36 +310,36 @@ int dmcp_search(pruner *p, long start, errbuf *eb)
     int rc = search_setup(&s, p, eb);
     if (rc != 0)
         goto done;
-    loader_opts lo = {.batch = p->b,
-                      .rank = p->d->rank,
-                      .world = p->d->world,
-                      .seed = p->spec->seed,
+    loader_opts lo = {.batch = p->j.b,
+                      .rank = p->j.d->rank,
+                      .world = p->j.d->world,
+                      .seed = p->j.spec->seed,
                       .train = 1,
-                      .crop_padding = p->spec->data.crop_padding,
-                      .hflip = p->spec->data.hflip};
-    ld = loader_new(&p->train, &lo);
-    pruner_say(p, "info",
-               "dmcp: %d units, %zu architecture parameters, target %.3f of %.3f MFLOPs; %ld "
-               "warm-up + %ld search steps",
-               p->sp.n_units, p->ch.n_alpha, p->target, p->full_mflops, p->warmup_steps,
-               p->total_steps - p->warmup_steps);
+                      .crop_padding = p->j.spec->data.crop_padding,
+                      .hflip = p->j.spec->data.hflip};
+    ld = loader_new(&p->j.train, &lo);
+    nas_say(&p->j, "info",
+            "dmcp: %d units, %zu architecture parameters, target %.3f of %.3f MFLOPs; %ld "
+            "warm-up + %ld search steps",
+            p->sp.n_units, p->ch.n_alpha, p->target, p->full_mflops, p->warmup_steps,
+            p->total_steps - p->warmup_steps);
     sums acc = {0};
-    double t0 = now_s();
+    double t0 = nas_now();
     long step = start;
     while (step < p->total_steps) {
-        int epoch = (int)(step / p->steps_per_epoch);
-        loader_start_epoch(ld, epoch, step % p->steps_per_epoch);
-        long epoch_end = (long)(epoch + 1) * p->steps_per_epoch;
+        int epoch = (int)(step / p->j.steps_per_epoch);
+        loader_start_epoch(ld, epoch, step % p->j.steps_per_epoch);
+        long epoch_end = (long)(epoch + 1) * p->j.steps_per_epoch;
         while (step < epoch_end) {
-            if (pruner_cancel_now(p)) {
+            if (nas_cancel_now(&p->j)) {
                 rc = save_checkpoint(&s, step, eb);
                 if (rc == 0)
                     rc = err_set(eb, ERR_CANCELLED, "cancelled in the search at step %ld", step);
                 goto done;
             }
-            int n = loader_next(ld, p->x, p->y);
-            if (n != p->b) {
-                log_error("loader returned %d samples at step %ld, expected %d", n, step, p->b);
+            int n = loader_next(ld, p->j.x, p->j.y);
+            if (n != p->j.b) {
+                log_error("loader returned %d samples at step %ld, expected %d", n, step, p->j.b);
                 abort();
             }
             if ((rc = sandwich(&s, step, &acc, eb)) != 0)
@@ -424,21 +349,21 @@ int dmcp_search(pruner *p, long start, errbuf *eb)
             step++;
             if (step % LOG_EVERY == 0 || step == epoch_end)
                 log_point(&s, step, &acc);
-            const job_sink *k = pruner_sink(p);
+            const job_sink *k = nas_sink(&p->j);
             if (k != NULL && k->progress != NULL)
-                k->progress(k->ctx, step, p->total_steps + p->retrain_steps,
+                k->progress(k->ctx, step, p->total_steps + p->j.retrain_steps,
                             acc.n > 0 ? acc.ce / acc.n : 0.0,
-                            (double)(step - start) * p->ps.batch_size / (now_s() - t0));
+                            (double)(step - start) * p->ps.batch_size / (nas_now() - t0));
             if (step == p->warmup_steps && (rc = save_supernet(p, eb)) != 0)
                 goto done;
-            if (p->spec->ckpt_every_steps > 0 && step % p->spec->ckpt_every_steps == 0 &&
+            if (p->j.spec->ckpt_every_steps > 0 && step % p->j.spec->ckpt_every_steps == 0 &&
                 step < epoch_end && (rc = save_checkpoint(&s, step, eb)) != 0)
                 goto done;
         }
         if ((rc = epoch_point(&s, step, eb)) != 0 || (rc = save_checkpoint(&s, step, eb)) != 0)
             goto done;
     }
-    p->top1_max = pruner_eval_widths(p, NULL, &p->test, eb);
+    p->top1_max = pruner_eval_widths(p, NULL, &p->j.test, eb);
 done:
     loader_free(ld);
     search_teardown(&s);

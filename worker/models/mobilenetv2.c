@@ -8,7 +8,7 @@
  * indices follow torchvision, shifting down by one without expansion.
  * Scaling sites (model.h) follow DMCP: after BN for the stem, the
  * projection and the last conv; after BN + ReLU6 for the expansion and
- * depthwise convs.
+ * depthwise convs. Every residual add is a join (model.h).
  * PyTorch's default initialisation.
  */
 #include "worker/models/model.h"
@@ -45,7 +45,12 @@ int mobilenetv2_build(net *m, const model_cfg *c, int x, const model_opts *o)
         snprintf(cn, sizeof cn, "features.%d.conv.%d", f, idx + 1);
         snprintf(bn, sizeof bn, "features.%d.conv.%d", f, idx + 2);
         y = model_site(o, m, conv_bn(m, cn, bn, y, b->out, 1, 1, 1), bn);
-        t = (b->stride == 1 && cin == b->out) ? net_add(m, t, y) : y;
+        if (b->stride == 1 && cin == b->out) {
+            snprintf(cn, sizeof cn, "features.%d", f);
+            t = model_join(o, m, t, y, cn);
+        } else {
+            t = y;
+        }
         cin = b->out;
     }
     snprintf(cn, sizeof cn, "features.%d.0", c->n_blocks + 1);

@@ -6,6 +6,12 @@ int model_site(const model_opts *o, net *m, int x, const char *bn)
     return (o != NULL && o->site != NULL) ? o->site(o->site_ctx, m, x, bn) : x;
 }
 
+int model_join(const model_opts *o, net *m, int x, int fx, const char *block)
+{
+    return (o != NULL && o->join != NULL) ? o->join(o->join_ctx, m, x, fx, block)
+                                          : net_add(m, x, fx);
+}
+
 int model_build(net *m, const model_cfg *c, int max_batch, uint64_t seed, const model_opts *opts,
                 errbuf *eb)
 {

@@ -29,10 +29,18 @@
  * step inserts net_chscale nodes here. */
 typedef int (*model_site_fn)(void *ctx, net *m, int x, const char *bn);
 
+/* A residual join of the CNN builders: block `block` (state_dict prefix,
+ * "layer2.1", "features.5") adds its branch fx to its shortcut x (before
+ * ResNet's ReLU); returns the sum. DNA's architecture step scales the
+ * branch of a droppable block by its keep probability here (net_scaleadd). */
+typedef int (*model_join_fn)(void *ctx, net *m, int x, int fx, const char *block);
+
 typedef struct model_opts {
     float drop_path;    /* ViT stochastic depth of the last block (block i gets rate*i/(depth-1)) */
     model_site_fn site; /* CNN scaling sites (NULL: none) */
     void *site_ctx;     /* passed to site */
+    model_join_fn join; /* CNN residual joins (NULL: net_add) */
+    void *join_ctx;     /* passed to join */
 } model_opts;
 
 /* Builds the network of c into m (freshly net_init'ed), finalises it for
@@ -49,6 +57,9 @@ int mobilenetv2_build(net *m, const model_cfg *c, int x, const model_opts *o);
 
 /* The builders' call of o->site (x itself when o or o->site is NULL). */
 int model_site(const model_opts *o, net *m, int x, const char *bn);
+
+/* The builders' call of o->join (net_add(x, fx) when o or o->join is NULL). */
+int model_join(const model_opts *o, net *m, int x, int fx, const char *block);
 
 /* ViT modules on a token sequence x (T, 1, C); `prefix` is the module's
  * state_dict prefix ("" for none). They return the output activation, or -1

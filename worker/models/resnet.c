@@ -6,7 +6,8 @@
  * (downsample.0/.1) where the shape changes, then ReLU of the sum; global
  * average pool and fc. Every width is explicit in the config, so a pruned
  * or adapted network is the same builder with other numbers. Every BN
- * output passes a scaling site (model.h) before its ReLU or residual add.
+ * output passes a scaling site (model.h) before its ReLU or residual add,
+ * and every residual add is a join (model.h).
  * PyTorch's default initialisation.
  */
 #include "worker/models/model.h"
@@ -41,7 +42,7 @@ int resnet_build(net *m, const model_cfg *c, int x, const model_opts *o)
             if (stride != 1 || cin != s->width)
                 shortcut =
                     conv_bn(m, o, block, "downsample.0", "downsample.1", t, s->width, 1, stride, 0);
-            t = net_relu(m, net_add(m, y, shortcut));
+            t = net_relu(m, model_join(o, m, shortcut, y, block));
             cin = s->width;
         }
     }

@@ -1,0 +1,394 @@
+/* nas.c - what the prune and adapt jobs share (see nas.h). */
+#include "worker/jobs/nas.h"
+
+#include "common/log.h"
+#include "common/safetensors.h"
+#include "common/xalloc.h"
+#include "worker/nn/loss.h"
+#include "worker/nn/optim.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CALIB_TAG 0x63616c6962ULL /* "calib" */
+#define PI        3.14159265358979323846
+
+double nas_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- set-up ------------------------------------------------------------------------- */
+
+/* The splits the search uses (the validation tail is left to the retrain). */
+static int load_data(nas_job *j, const job_spec *spec, errbuf *eb)
+{
+    int rc = dataset_load(&j->train, &j->test, &spec->data, eb);
+    if (rc != 0)
+        return rc;
+    if (spec->data.val_fraction > 0) {
+        dataset val;
+        int nval = dataset_val_count(&j->train, spec->data.val_fraction);
+        dataset_split_tail(&j->train, &val, nval);
+        dataset_free(&val);
+    }
+    const model_cfg *c = &spec->model;
+    if (j->train.H != c->image_size || j->train.C != c->in_channels ||
+        j->train.num_classes != c->num_classes)
+        return err_set(eb, ERR_INVALID,
+                       "dataset %s is %dx%dx%d with %d classes; the model expects %dx%dx%d with "
+                       "%d classes",
+                       j->train.name, j->train.H, j->train.W, j->train.C, j->train.num_classes,
+                       c->image_size, c->image_size, c->in_channels, c->num_classes);
+    return 0;
+}
+
+int nas_init(nas_job *j, const job_spec *spec, const job_env *env, int batch, int calib_batches,
+             int eval_limit, errbuf *eb)
+{
+    memset(j, 0, sizeof *j);
+    j->spec = spec;
+    j->env = env;
+    if (env->dist != NULL) {
+        j->d = env->dist;
+    } else {
+        j->one.world = 1;
+        j->one.local_size = 1;
+        j->d = &j->one;
+    }
+    j->calib_batches = calib_batches;
+    int rc = load_data(j, spec, eb);
+    if (rc != 0)
+        return rc;
+    const model_cfg *c = &spec->model;
+    j->K = c->num_classes;
+    j->eval = j->test;
+    if (eval_limit > 0 && eval_limit < j->eval.n)
+        j->eval.n = eval_limit;
+    if (batch % j->d->world != 0)
+        return err_set(eb, ERR_INVALID, "batch size %d is not divisible by %d ranks", batch,
+                       j->d->world);
+    j->b = batch / j->d->world;
+    j->steps_per_epoch = j->train.n / batch;
+    if (j->steps_per_epoch < 1)
+        return err_set(eb, ERR_INVALID, "the training set (%d samples) holds no full batch of %d",
+                       j->train.n, batch);
+    j->retrain_steps = (long)(j->train.n / spec->optim.batch_size) * spec->optim.epochs;
+    if (spec->optim.max_steps > 0 && spec->optim.max_steps < j->retrain_steps)
+        j->retrain_steps = spec->optim.max_steps;
+    size_t px = (size_t)j->b * c->image_size * c->image_size * c->in_channels;
+    j->x = xmallocarray(px, sizeof(float));
+    j->y = xmallocarray((size_t)j->b, sizeof(int32_t));
+    j->probs = xmallocarray((size_t)j->b * j->K, sizeof(float));
+    j->teacher = xmallocarray((size_t)j->b * j->K, sizeof(float));
+    j->dlogits = xmallocarray((size_t)j->b * j->K, sizeof(float));
+    j->sprobs = xmallocarray((size_t)j->b * j->K, sizeof(float));
+    loader_opts lo = {.batch = j->b,
+                      .rank = j->d->rank,
+                      .world = j->d->world,
+                      .seed = spec->seed ^ CALIB_TAG,
+                      .train = 1,
+                      .crop_padding = spec->data.crop_padding,
+                      .hflip = spec->data.hflip};
+    j->calib = loader_new(&j->train, &lo);
+    return 0;
+}
+
+void nas_release(nas_job *j)
+{
+    loader_free(j->calib);
+    j->calib = NULL;
+    dataset_free(&j->train);
+    dataset_free(&j->test);
+    free(j->x);
+    free(j->y);
+    free(j->probs);
+    free(j->teacher);
+    free(j->dlogits);
+    free(j->sprobs);
+    j->x = NULL;
+    j->y = NULL;
+    j->probs = j->teacher = j->dlogits = j->sprobs = NULL;
+}
+
+void nas_deinit(nas_job *j)
+{
+    nas_release(j);
+}
+
+/* ---- reporting ------------------------------------------------------------------------ */
+
+const job_sink *nas_sink(const nas_job *j)
+{
+    return j->d->rank == 0 ? j->env->sink : NULL;
+}
+
+void nas_emit(const nas_job *j, const char *name, double v, long step)
+{
+    const job_sink *s = nas_sink(j);
+    if (s != NULL && s->metric != NULL)
+        s->metric(s->ctx, name, v, step, (double)step / (double)j->steps_per_epoch);
+}
+
+void nas_say(const nas_job *j, const char *level, const char *fmt, ...)
+{
+    const job_sink *s = nas_sink(j);
+    if (s == NULL || s->log == NULL)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    s->log(s->ctx, level, msg);
+}
+
+int nas_cancel_now(const nas_job *j)
+{
+    int flag = 0;
+    const job_sink *s = nas_sink(j);
+    if (s != NULL && s->cancel_requested != NULL)
+        flag = s->cancel_requested(s->ctx) != 0;
+    if (j->d->world > 1)
+        dist_bcast(&flag, sizeof flag, 0);
+    return flag;
+}
+
+/* ---- training helpers ------------------------------------------------------------------ */
+
+void nas_calibrate(nas_job *j, net *m)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        const net_tensor *t = &m->tensors[i];
+        if (t->kind != NET_BUFFER)
+            continue;
+        float *v = net_tensor_data(m, i), init = t->init == NET_INIT_ONE ? 1.0f : 0.0f;
+        for (size_t k = 0; k < t->n; k++)
+            v[k] = init;
+    }
+    int was = m->training;
+    net_set_training(m, 1);
+    /* the same batches every time: calibration is then a function of the
+     * weights alone, and a resumed search reports what the first run would */
+    loader_start_epoch(j->calib, 0, 0);
+    for (int i = 0; i < j->calib_batches; i++) {
+        int n = loader_next(j->calib, j->x, j->y);
+        if (n <= 0)
+            break;
+        m->bn_momentum = 1.0f / (float)(i + 1); /* cumulative mean over the batches */
+        net_forward(m, j->x, n);
+    }
+    m->bn_momentum = -1.0f;
+    net_set_training(m, was);
+    if (j->d->world > 1 && m->n_buffers > 0)
+        dist_allreduce_mean_f32(m->buffers, m->n_buffers);
+}
+
+double nas_evaluate(nas_job *j, net *m, const dataset *ds)
+{
+    eval_result e;
+    nas_calibrate(j, m);
+    train_evaluate(m, ds, j->b, j->d, &e);
+    return e.top1;
+}
+
+double nas_cosine(double peak, double floor_, long t, long t0, long t1)
+{
+    if (t1 <= t0)
+        return peak;
+    double f = (double)(t - t0) / (double)(t1 - t0);
+    if (f < 0)
+        f = 0;
+    if (f > 1)
+        f = 1;
+    return floor_ + (peak - floor_) * (1.0 + cos(PI * f)) / 2.0;
+}
+
+void nas_weight_step(net *m, const prune_sgd *o, double lr, int first)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        const net_tensor *t = &m->tensors[i];
+        if (t->kind != NET_PARAM)
+            continue;
+        nn_sgd_params sp = {(float)lr, (float)o->momentum, 0.0f,
+                            t->decay ? (float)o->weight_decay : 0.0f, o->nesterov};
+        nn_sgd_step(m->params + t->off, m->opt_m + t->off, m->grads + t->off, t->n, &sp, first);
+    }
+}
+
+float nas_distill(nas_job *j, net *sub, net *super, const slice_map *map)
+{
+    net_slice_gather_map(sub, super, map);
+    net_zero_grad(sub);
+    net_forward(sub, j->x, j->b);
+    float kl = nn_softtarget_forward(j->sprobs, net_out(sub), j->teacher, j->b, j->K);
+    memset(j->dlogits, 0, (size_t)j->b * j->K * sizeof(float));
+    nn_softtarget_backward(j->dlogits, j->sprobs, j->teacher, j->b, j->K, 1.0f);
+    net_backward(sub, j->dlogits);
+    net_slice_scatter_grads_map(super, sub, map);
+    return kl;
+}
+
+void nas_keep_checkpoint(nas_job *j, const char *path, long step)
+{
+    if (j->d->rank != 0)
+        return;
+    if (j->n_kept > 0 && strcmp(j->kept[j->n_kept - 1], path) == 0)
+        return;
+    int keep = j->spec->ckpt_keep_last;
+    if (keep < 1)
+        keep = 1;
+    if (keep > NAS_MAX_KEEP_CKPT)
+        keep = NAS_MAX_KEEP_CKPT;
+    if (j->n_kept == keep) {
+        unlink(j->kept[0]);
+        memmove(j->kept[0], j->kept[1], (size_t)(keep - 1) * sizeof j->kept[0]);
+        j->n_kept--;
+    }
+    snprintf(j->kept[j->n_kept++], sizeof j->kept[0], "%s", path);
+    const job_sink *k = nas_sink(j);
+    if (k != NULL && k->checkpoint != NULL)
+        k->checkpoint(k->ctx, path, step);
+}
+
+/* ---- artifacts ---------------------------------------------------------------------------- */
+
+void nas_out_path(const nas_job *j, char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "%s/%s", j->env->out_dir, name);
+}
+
+int nas_write_json(const nas_job *j, const char *name, const json_t *v, errbuf *eb)
+{
+    if (j->d->rank != 0)
+        return 0;
+    char path[1100], tmp[1200];
+    nas_out_path(j, path, sizeof path, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (json_dump_file(v, tmp, JSON_INDENT(2) | JSON_REAL_PRECISION(8)) != 0)
+        return err_set(eb, ERR_IO, "cannot write %s", tmp);
+    if (rename(tmp, path) != 0)
+        return err_set(eb, ERR_IO, "cannot rename %s", tmp);
+    return 0;
+}
+
+json_t *nas_load_json(const nas_job *j, const char *name)
+{
+    char path[1100];
+    nas_out_path(j, path, sizeof path, name);
+    json_t *v = json_load_file(path, 0, NULL);
+    if (v == NULL) {
+        v = json_object();
+        char note[200];
+        snprintf(note, sizeof note, "resumed in the retrain; %s of the search was not found", name);
+        json_object_set_new(v, "notes", json_pack("[s]", note));
+    }
+    return v;
+}
+
+json_t *nas_int_array(const int *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_integer(v[i]));
+    return a;
+}
+
+int nas_resume_kind(const char *path, const char *search_kind, char **model_json, errbuf *eb)
+{
+    st_file *f;
+    int rc = st_open(&f, path, eb);
+    if (rc != 0)
+        return rc;
+    const char *kind = st_meta(f, "kind"), *model = st_meta(f, "model");
+    if (kind != NULL && strcmp(kind, search_kind) == 0)
+        rc = 1;
+    else if (kind != NULL && strcmp(kind, "checkpoint") == 0 && model != NULL) {
+        *model_json = xstrdup(model);
+        rc = 2;
+    } else
+        rc = err_set(eb, ERR_FORMAT, "%s is neither a search nor a retrain checkpoint", path);
+    st_close(f);
+    return rc;
+}
+
+/* ---- the retrain's sink: names "retrain/...", steps after the search -------------- */
+
+typedef struct phase_sink {
+    const job_sink *inner;
+    long offset, total;
+} phase_sink;
+
+static void ph_metric(void *ctx, const char *name, double v, long step, double epoch)
+{
+    phase_sink *ps = ctx;
+    char n[160];
+    snprintf(n, sizeof n, "retrain/%s", name);
+    if (ps->inner->metric != NULL)
+        ps->inner->metric(ps->inner->ctx, n, v, step + ps->offset, epoch);
+}
+
+static void ph_log(void *ctx, const char *level, const char *msg)
+{
+    phase_sink *ps = ctx;
+    char m[600];
+    snprintf(m, sizeof m, "retrain: %s", msg);
+    if (ps->inner->log != NULL)
+        ps->inner->log(ps->inner->ctx, level, m);
+}
+
+static void ph_progress(void *ctx, long step, long total, double loss, double ips)
+{
+    (void)total;
+    phase_sink *ps = ctx;
+    if (ps->inner->progress != NULL)
+        ps->inner->progress(ps->inner->ctx, step + ps->offset, ps->total, loss, ips);
+}
+
+static void ph_checkpoint(void *ctx, const char *path, long step)
+{
+    phase_sink *ps = ctx;
+    if (ps->inner->checkpoint != NULL)
+        ps->inner->checkpoint(ps->inner->ctx, path, step + ps->offset);
+}
+
+static int ph_cancel(void *ctx)
+{
+    phase_sink *ps = ctx;
+    return ps->inner->cancel_requested != NULL && ps->inner->cancel_requested(ps->inner->ctx);
+}
+
+int nas_retrain(nas_job *j, const model_cfg *found, const char *init, const char *resume,
+                long offset, train_result *tr, errbuf *eb)
+{
+    job_spec rs = *j->spec;
+    rs.type = JOB_TRAIN;
+    rs.prune = NULL;
+    rs.adapt = NULL;
+    rs.model = *found;
+    rs.params = (double)modelcfg_params(found);
+    rs.mflops = modelcfg_macs(found) / 1e6;
+    char weights[1100];
+    nas_out_path(j, weights, sizeof weights, "model.safetensors");
+    phase_sink ps = {.inner = j->env->sink, .offset = offset, .total = offset + j->retrain_steps};
+    job_sink wrapped = {.ctx = &ps,
+                        .metric = ph_metric,
+                        .log = ph_log,
+                        .progress = ph_progress,
+                        .checkpoint = ph_checkpoint,
+                        .cancel_requested = ph_cancel};
+    train_env te = {.dist = j->env->dist,
+                    .work_dir = j->env->out_dir,
+                    .resume_path = resume,
+                    .init_weights = init,
+                    .weights_out = weights,
+                    .sink = j->env->sink != NULL ? &wrapped : NULL};
+    return train_run(&rs, &te, tr, eb);
+}

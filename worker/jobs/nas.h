@@ -1,0 +1,132 @@
+/* nas.h - what the architecture-search jobs (prune: DMCP, adapt: DNA) share.
+ *
+ * A nas_job holds the parts of such a job that do not depend on the search
+ * space: the ranks, the search's datasets and batch buffers, the BN
+ * recalibration batches, the sink helpers (metrics, log lines, cancel), the
+ * weight step and the in-place distillation of the sandwich rule, the
+ * checkpoint rotation, the artifacts (JSON files in out_dir) and the
+ * retrain of the found network through train_run with its metrics renamed
+ * "retrain/...". The job files (prune*.c, adapt*.c) embed one and add their
+ * space, chains and schedule. Used by the job's thread only; every rank
+ * holds its own.
+ */
+#ifndef KILN_JOBS_NAS_H
+#define KILN_JOBS_NAS_H
+
+#include "common/jobspec.h"
+#include "common/prunespec.h"
+#include "worker/data/dataset.h"
+#include "worker/data/loader.h"
+#include "worker/jobs/job.h"
+#include "worker/jobs/train.h"
+#include "worker/models/net.h"
+#include "worker/models/slice.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
+#define NAS_MAX_KEEP_CKPT 64
+
+typedef struct nas_job {
+    const job_spec *spec;                 /* borrowed */
+    const job_env *env;                   /* borrowed */
+    dist_info one;                        /* used when env->dist is NULL */
+    const dist_info *d;                   /* env->dist or &one */
+    int K;                                /* classes */
+    dataset train, test;                  /* owned */
+    dataset eval;                         /* view of test (first eval_limit samples); not owned */
+    int b;                                /* per-rank batch of the search */
+    int calib_batches;                    /* BN recalibration batches */
+    long steps_per_epoch;                 /* of the search */
+    long retrain_steps;                   /* of the retrain, for the progress total */
+    loader *calib;                        /* training batches for BN recalibration */
+    float *x, *probs, *teacher, *dlogits; /* (b, ...) batch buffers */
+    float *sprobs;                        /* (b, K) a sub-net's softmax */
+    int32_t *y;                           /* (b) labels */
+    char kept[NAS_MAX_KEEP_CKPT][1100];   /* search checkpoints on disk, oldest first */
+    int n_kept;
+} nas_job;
+
+/* Sets up j for spec on env: ranks, the training split (the validation
+ * tail left to the retrain) and the test split, checked against the model;
+ * the eval view (eval_limit test images, 0 = all); the per-rank batch of
+ * the global search batch `batch`; the calibration loader and the batch
+ * buffers. Returns 0 or ERR_* (eb says why: data, a batch not divisible by
+ * the ranks, a training set without one full batch). nas_deinit is safe
+ * after a failure. */
+int nas_init(nas_job *j, const job_spec *spec, const job_env *env, int batch, int calib_batches,
+             int eval_limit, errbuf *eb);
+
+/* Frees the datasets, loader and buffers (before the retrain, which loads
+ * its own); nas_deinit after it is a no-op for them. */
+void nas_release(nas_job *j);
+void nas_deinit(nas_job *j);
+
+/* The sink of rank 0 (NULL elsewhere). */
+const job_sink *nas_sink(const nas_job *j);
+
+/* A metric point at global step `step` (epoch = step / steps_per_epoch). */
+void nas_emit(const nas_job *j, const char *name, double v, long step);
+
+/* A log line on rank 0. */
+void nas_say(const nas_job *j, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Non-zero (on every rank) when the job should stop now. */
+int nas_cancel_now(const nas_job *j);
+
+/* Resets the BN running statistics of m and re-estimates them as the mean
+ * over the first calib_batches training batches of a fixed shuffled epoch
+ * (BN in training mode, forward only), averaged over the ranks. */
+void nas_calibrate(nas_job *j, net *m);
+
+/* Top-1 of m on ds after nas_calibrate. */
+double nas_evaluate(nas_job *j, net *m, const dataset *ds);
+
+/* Per-iteration cosine from peak (at t0) to floor_ (at t1). */
+double nas_cosine(double peak, double floor_, long t, long t0, long t1);
+
+/* One SGD step of recipe o at lr over m's parameters, no weight decay on
+ * 1-D tensors (biases, BN); first: initialise the momentum. */
+void nas_weight_step(net *m, const prune_sgd *o, double lr, int first);
+
+/* In-place distillation of the sandwich rule: gathers sub from super
+ * (through map), runs it on j->x, takes KL to j->teacher (tau = 1), runs
+ * backward and scatters its gradients into super's. Returns the KL loss. */
+float nas_distill(nas_job *j, net *sub, net *super, const slice_map *map);
+
+/* Checkpoint rotation: records the file at path (written at step) as the
+ * newest, deletes the oldest beyond checkpoint.keep_last and tells the sink.
+ * Rank 0 only (no-op elsewhere). */
+void nas_keep_checkpoint(nas_job *j, const char *path, long step);
+
+/* out_dir/name into buf. */
+void nas_out_path(const nas_job *j, char *buf, size_t len, const char *name);
+
+/* Writes j to out_dir/name atomically on rank 0 (0 elsewhere). */
+int nas_write_json(const nas_job *j, const char *name, const json_t *v, errbuf *eb);
+
+/* out_dir/name parsed, or a JSON object with a note when it is missing.
+ * New reference. */
+json_t *nas_load_json(const nas_job *j, const char *name);
+
+/* Which phase a resume_path continues: 1 the search (metadata kind ==
+ * search_kind), 2 the retrain (a train checkpoint; its model config JSON in
+ * *model_json, owned by the caller), or ERR_FORMAT/ERR_IO. */
+int nas_resume_kind(const char *path, const char *search_kind, char **model_json, errbuf *eb);
+
+/* Trains the found network with the spec's optim recipe through train_run
+ * (type train), from scratch or from the weights file init, resuming from
+ * resume (a retrain checkpoint) if given; its steps follow the search's
+ * (offset), its metrics and log lines are renamed "retrain/...", and rank
+ * 0 writes out_dir/model.safetensors. */
+int nas_retrain(nas_job *j, const model_cfg *found, const char *init, const char *resume,
+                long offset, train_result *tr, errbuf *eb);
+
+/* A JSON array of n ints. New reference. */
+json_t *nas_int_array(const int *v, int n);
+
+/* Monotonic seconds. */
+double nas_now(void);
+
+#endif
