@@ -5,13 +5,15 @@
  * the model's image_size / in_channels / num_classes come from the dataset,
  * the optimiser recipe from the model family (train_anchor.py), the augment
  * padding from the dataset. The canonical JSON is written from the parsed
- * struct, so it holds every default. The prune object is validated by
- * prunespec.c (against the parsed model) and kept in canonical form.
+ * struct, so it holds every default. The prune and adapt objects are
+ * validated by prunespec.c and adaptspec.c (against the parsed model) and
+ * kept in canonical form.
  * Owns only job_spec.prune/adapt.
  * Pure C + jansson; no global state, thread-safe.
  */
 #include "common/jobspec.h"
 
+#include "common/adaptspec.h"
 #include "common/err.h"
 #include "common/jsonfield.h"
 #include "common/prunespec.h"
@@ -319,6 +321,8 @@ static json_t *canonical_json(const job_spec *s)
     json_object_set_new(j, "retry", json_pack("{si}", "max_restarts", s->max_restarts));
     if (s->prune != NULL)
         json_object_set_new(j, "prune", json_deep_copy(s->prune));
+    if (s->adapt != NULL)
+        json_object_set_new(j, "adapt", json_deep_copy(s->adapt));
     if (s->init_from[0])
         json_object_set_new(j, "init_from", json_string(s->init_from));
     json_object_set_new(j, "seed", json_integer((json_int_t)s->seed));
@@ -342,13 +346,6 @@ int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_err
     int type;
     jf_enum(&o, "type", &type, JOB_TRAIN, TYPE_NAMES, 3);
     out->type = (job_type)type;
-    if (out->type == JOB_ADAPT) {
-        /* Its own part of the spec is defined with its implementation. */
-        if (fe != NULL)
-            fe_init(fe);
-        fe_add(fe, "type", "%s jobs are not available yet", TYPE_NAMES[type]);
-        return ERR_UNSUPPORTED;
-    }
     for (int i = 1; i < 3; i++)
         if (i != (int)out->type && jf_get(&o, TYPE_NAMES[i]) != NULL)
             jf_err(&o, TYPE_NAMES[i], "is only for type \"%s\"", TYPE_NAMES[i]);
@@ -376,6 +373,12 @@ int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_err
                         out->init_from[0] != '\0');
         if (o.n_err == before)
             out->prune = prunespec_to_json(&ps);
+    } else if (out->type == JOB_ADAPT) {
+        adapt_spec as;
+        int before = o.n_err;
+        adaptspec_parse(&as, &o, jf_get(&o, "adapt"), model_ok ? &out->model : NULL, out->ranks);
+        if (o.n_err == before)
+            out->adapt = adaptspec_to_json(&as);
     }
     if (out->optim.batch_size > 0 && out->ranks > 0 && out->optim.batch_size % out->ranks != 0)
         jf_err(&o, "optim.batch_size", "must be divisible by resources.ranks (%d)", out->ranks);

@@ -69,7 +69,7 @@ typedef struct job_spec {
     data_spec data;
     optim_spec optim;
     json_t *prune;         /* type prune: the canonical prune object (prunespec.h), owned */
-    json_t *adapt;         /* type adapt: the validated "adapt" object (owned), else NULL */
+    json_t *adapt;         /* type adapt: the canonical adapt object (adaptspec.h), owned */
     int ranks;             /* resources.ranks */
     long ckpt_every_steps; /* checkpoint.every_steps; 0 = only at epoch ends */
     int ckpt_keep_last;
@@ -84,10 +84,9 @@ typedef struct job_spec {
  * canonical is not NULL, stores in it a new reference to the spec with every
  * default filled (what the server stores and shows, and what a worker is
  * assigned; parsing it again gives the same canonical JSON). On failure
- * returns ERR_INVALID with every problem in fe, or ERR_UNSUPPORTED (with fe
- * naming "type") for a job type this build cannot run yet; *canonical is
- * then NULL. fe (may be NULL) is reset first. Release *out with
- * jobspec_free, also after a failure. */
+ * returns ERR_INVALID with every problem in fe (this build runs every job
+ * type, so ERR_UNSUPPORTED is not returned now); *canonical is then NULL. fe (may be NULL) is reset
+ * first. Release *out with jobspec_free, also after a failure. */
 int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_errors *fe);
 
 /* Frees what jobspec_parse allocated inside s (not s itself). */

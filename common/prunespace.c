@@ -299,6 +299,19 @@ int ps_fix_structure(const prune_space *s, int *w, int grid)
     return moved;
 }
 
+int ps_move_ok(const prune_space *s, const int *w, int u, int v, int lo)
+{
+    if (v < lo || v > s->units[u].channels)
+        return 0;
+    int pu = s->units[u].partner;
+    if (pu >= 0 && w[pu] == v)
+        return 0;
+    for (int x = 0; x < s->n_units; x++)
+        if (s->units[x].partner == u && w[x] == v)
+            return 0;
+    return 1;
+}
+
 void ps_uniform_widths(const prune_space *s, double m, int *w)
 {
     for (int u = 0; u < s->n_units; u++) {

@@ -137,6 +137,10 @@ double ps_layer_macs(const prune_space *s, int layer, const int *w);
  * that follow it. Returns the number of units moved. */
 int ps_fix_structure(const prune_space *s, int *w, int grid);
 
+/* Whether unit u may take width v in widths w: lo <= v <= C and v differs
+ * from the width of every unit it is a partner of or that is its partner. */
+int ps_move_ok(const prune_space *s, const int *w, int u, int v, int lo);
+
 /* Uniform width multiplier m in (0, max]: every unit gets round(C*m/max)
  * clamped to [1, C], then ps_fix_structure (channel steps). */
 void ps_uniform_widths(const prune_space *s, double m, int *w);

@@ -30,7 +30,7 @@ const char *prunespec_method_name(prune_method m)
     return (unsigned)m < 2 ? METHOD_NAMES[m] : "unknown";
 }
 
-static void parse_sgd(jf_obj *o, prune_sgd *s, double lr, double min_lr, double wd)
+void prunespec_parse_sgd(jf_obj *o, prune_sgd *s, double lr, double min_lr, double wd)
 {
     jf_num(o, "lr", &s->lr, lr, 0.0, 100.0, JF_LO_OPEN);
     if (jf_num(o, "min_lr", &s->min_lr, fmin(min_lr, s->lr), 0.0, HUGE_VAL, 0) == JF_SET &&
@@ -67,13 +67,13 @@ static void parse_dmcp(prune_spec *p, jf_obj *o, int ranks)
     if (jf_int(&s, "batch_size", &p->batch_size, 128, 1, MAX_BATCH) == JF_SET && ranks > 0 &&
         p->batch_size % ranks != 0)
         jf_err(&s, "batch_size", "must be divisible by resources.ranks (%d)", ranks);
-    parse_sgd(&s, &p->weights, 0.1, 0.016, 5e-4);
+    prunespec_parse_sgd(&s, &p->weights, 0.1, 0.016, 5e-4);
     jf_num(&s, "label_smoothing", &p->label_smoothing, 0.0, 0.0, 1.0, JF_HI_OPEN);
     o->n_err += jf_finish(&s);
 
     jf_obj a;
     jf_child(&a, o, "arch");
-    parse_sgd(&a, &p->arch, 0.5, 0.1, 0.0);
+    prunespec_parse_sgd(&a, &p->arch, 0.5, 0.1, 0.0);
     jf_num(&a, "flops_loss_weight", &p->flops_loss_weight, 0.1, 0.0, 1000.0, 0);
     jf_num(&a, "band", &p->band, 0.95, 0.5, 1.0, 0);
     o->n_err += jf_finish(&a);
@@ -168,7 +168,7 @@ void prunespec_parse(prune_spec *p, jf_obj *root, const json_t *j, const model_c
     root->n_err += jf_finish(&o);
 }
 
-static json_t *sgd_json(const prune_sgd *s)
+json_t *prunespec_sgd_json(const prune_sgd *s)
 {
     json_t *j = json_object();
     json_object_set_new(j, "lr", jf_number_json(s->lr));
@@ -196,11 +196,11 @@ json_t *prunespec_to_json(const prune_spec *p)
         return j;
     json_object_set_new(j, "warmup_epochs", json_integer(p->warmup_epochs));
     json_object_set_new(j, "search_epochs", json_integer(p->search_epochs));
-    json_t *s = sgd_json(&p->weights);
+    json_t *s = prunespec_sgd_json(&p->weights);
     json_object_set_new(s, "batch_size", json_integer(p->batch_size));
     json_object_set_new(s, "label_smoothing", jf_number_json(p->label_smoothing));
     json_object_set_new(j, "search", s);
-    json_t *a = sgd_json(&p->arch);
+    json_t *a = prunespec_sgd_json(&p->arch);
     json_object_set_new(a, "flops_loss_weight", jf_number_json(p->flops_loss_weight));
     json_object_set_new(a, "band", jf_number_json(p->band));
     json_object_set_new(j, "arch", a);

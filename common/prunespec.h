@@ -81,4 +81,12 @@ json_t *prunespec_to_json(const prune_spec *p);
 
 const char *prunespec_method_name(prune_method m);
 
+/* Reads an SGD recipe object (lr, min_lr, weight_decay, momentum, nesterov)
+ * through o with the given defaults (min_lr defaults to min(min_lr, lr)).
+ * Shared with the adapt object (adaptspec.h). */
+void prunespec_parse_sgd(jf_obj *o, prune_sgd *s, double lr, double min_lr, double wd);
+
+/* The canonical JSON of an SGD recipe. New reference. */
+json_t *prunespec_sgd_json(const prune_sgd *s);
+
 #endif

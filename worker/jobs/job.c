@@ -1,6 +1,7 @@
 /* job.c - job dispatch (see job.h). */
 #include "worker/jobs/job.h"
 
+#include "worker/jobs/adapt.h"
 #include "worker/jobs/prune.h"
 #include "worker/jobs/train.h"
 
@@ -37,9 +38,9 @@ static int run_train(const job_spec *spec, const job_env *env, job_result *res, 
                              "images_per_s", tr.images_per_s);
     if (tr.step_seconds > 0 && tr.run_steps > 0) {
         /* training alone: set-up and evaluation excluded */
-        json_object_set_new(res->summary, "step_images_per_s",
-                            json_real((double)tr.run_steps * spec->optim.batch_size /
-                                      tr.step_seconds));
+        json_object_set_new(
+            res->summary, "step_images_per_s",
+            json_real((double)tr.run_steps * spec->optim.batch_size / tr.step_seconds));
         json_object_set_new(res->summary, "allreduce_ms_per_step",
                             json_real(1e3 * tr.allreduce_seconds / (double)tr.run_steps));
     }
@@ -58,6 +59,8 @@ int job_run(const job_spec *spec, const job_env *env, job_result *res, errbuf *e
         return run_train(spec, env, res, eb);
     case JOB_PRUNE:
         return prune_run(spec, env, res, eb);
+    case JOB_ADAPT:
+        return adapt_run(spec, env, res, eb);
     default:
         res->summary = json_object();
         return err_set(eb, ERR_UNSUPPORTED, "%s jobs are not available in this build",

@@ -2,7 +2,7 @@
  * and of pool mode.
  *
  * job_run dispatches on the spec's type (train here; prune and adapt in
- * their own files) and leaves the job's artifacts in env->out_dir under
+ * prune.c and adapt.c) and leaves the job's artifacts in env->out_dir under
  * fixed names (model.safetensors; architecture.json and report.json for
  * prune/adapt). The result summary is a JSON object for the user (final
  * accuracy, steps, time, and what the job type adds). Every rank calls it

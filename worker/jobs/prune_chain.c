@@ -157,13 +157,12 @@ double chains_expected_macs(const prune_chains *c, double *dmacs_dP)
     return macs;
 }
 
-void chains_backward(prune_chains *c, double dl_dmacs)
+void chains_backward_dP(prune_chains *c, const double *dP_extra)
 {
     const prune_space *sp = c->sp;
     double *dP = xcalloc(c->n_alpha ? c->n_alpha : 1, sizeof(double));
-    chains_expected_macs(c, dP);
-    for (size_t i = 0; i < c->n_alpha; i++)
-        dP[i] *= dl_dmacs;
+    if (dP_extra != NULL)
+        memcpy(dP, dP_extra, c->n_alpha * sizeof(double));
     for (int u = 0; u < sp->n_units; u++) {
         const ps_unit *x = &sp->units[u];
         const float *ds = c->dscale + c->s_off[u];
@@ -176,6 +175,16 @@ void chains_backward(prune_chains *c, double dl_dmacs)
         }
         chains_grad_logits(c->alpha + a, c->P + a, dP + a, x->K, c->dalpha + a);
     }
+    free(dP);
+}
+
+void chains_backward(prune_chains *c, double dl_dmacs)
+{
+    double *dP = xcalloc(c->n_alpha ? c->n_alpha : 1, sizeof(double));
+    chains_expected_macs(c, dP);
+    for (size_t i = 0; i < c->n_alpha; i++)
+        dP[i] *= dl_dmacs;
+    chains_backward_dP(c, dP);
     free(dP);
 }
 

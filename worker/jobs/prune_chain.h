@@ -83,6 +83,11 @@ double chains_expected_macs(const prune_chains *c, double *dmacs_dP);
  * P_k = prod sigma(alpha_j). Reads dscale as accumulated; does not clear it. */
 void chains_backward(prune_chains *c, double dl_dmacs);
 
+/* Sets dalpha = d/d(alpha) of [ scale-gradient term + a term whose
+ * gradient with respect to the marginals is dP_extra (n_alpha doubles; may
+ * be NULL) ]. chains_backward is this with dP_extra = dl_dmacs * dMACs/dP. */
+void chains_backward_dP(prune_chains *c, const double *dP_extra);
+
 /* Clears dscale and dalpha. */
 void chains_zero_grad(prune_chains *c);
 

@@ -26,21 +26,6 @@ static json_t *widths_json(const int *w, int n)
     return a;
 }
 
-/* Whether unit u may take width v: within [lo, C] and apart from every
- * partner relation it is part of. */
-static int move_ok(const prune_space *sp, const int *w, int u, int v, int lo)
-{
-    if (v < lo || v > sp->units[u].channels)
-        return 0;
-    int pu = sp->units[u].partner;
-    if (pu >= 0 && w[pu] == v)
-        return 0;
-    for (int x = 0; x < sp->n_units; x++)
-        if (sp->units[x].partner == u && w[x] == v)
-            return 0;
-    return 1;
-}
-
 int prune_fit_band(pruner *p, int *w, const prune_chains *ch)
 {
     const prune_space *sp = &p->sp;
@@ -52,7 +37,7 @@ int prune_fit_band(pruner *p, int *w, const prune_chains *ch)
         int best = -1;
         double best_p = 2;
         for (int u = 0; u < sp->n_units; u++) {
-            if (!move_ok(sp, w, u, w[u] - 1, sp->units[u].c_min))
+            if (!ps_move_ok(sp, w, u, w[u] - 1, sp->units[u].c_min))
                 continue;
             double pk = chains_channel_p(ch, u, w[u] - 1);
             if (pk < best_p) {
@@ -70,7 +55,7 @@ int prune_fit_band(pruner *p, int *w, const prune_chains *ch)
         int best = -1;
         double best_p = -1;
         for (int u = 0; u < sp->n_units; u++) {
-            if (!move_ok(sp, w, u, w[u] + 1, 1))
+            if (!ps_move_ok(sp, w, u, w[u] + 1, 1))
                 continue;
             w[u]++;
             double after = ps_macs(sp, w);
@@ -138,7 +123,7 @@ int prune_derive_widths(pruner *p, int *w, json_t *info, errbuf *eb)
                      p->target, draws);
     if (rc == 0 && !(es_m >= lo && es_m <= hi) && p->ps.derive == PRUNE_DERIVE_ES)
         nas_say(&p->j, "warn", "the expected architecture has %.4f MFLOPs, outside [%.4f, %.4f]",
-                   es_m, lo, hi);
+                es_m, lo, hi);
     if (p->j.d->world > 1) /* the same network everywhere, whatever the rounding */
         dist_bcast(w, (size_t)n * sizeof(int), 0);
     free(es);

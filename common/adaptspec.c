@@ -1,0 +1,288 @@
+/* adaptspec.c - the adapt object of a job spec (see adaptspec.h).
+ *
+ * Defaults: DMCP's small-scale recipe (prunespec.c) for the search, the
+ * window and elastic rules of ALGORITHMS.md 3.2, EfficientNet's compound
+ * bases. Pure C + jansson; no global state, thread-safe.
+ */
+#include "common/adaptspec.h"
+
+#include "common/xalloc.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const METHOD_NAMES[] = {"dna", "uniform_width", "uniform_depth", "compound"};
+static const char *const INIT_NAMES[] = {"zero", "existing"};
+
+#define N_METHODS  4
+#define MAX_EPOCHS 10000
+#define MAX_BATCH  65536
+#define MAX_RATIO  4.0
+
+/* Fields that only the dna method reads. */
+static const char *const DNA_ONLY[] = {"window", "warmup_epochs", "search_epochs", "search",
+                                       "arch",   "elastic",       "calib_batches", "eval_limit"};
+
+const char *adaptspec_method_name(adapt_method m)
+{
+    return (unsigned)m < N_METHODS ? METHOD_NAMES[m] : "unknown";
+}
+
+static void parse_window(adapt_spec *a, jf_obj *o)
+{
+    jf_obj w;
+    jf_child(&w, o, "window");
+    int ok = jf_num(&w, "min", &a->window.min, 0.25, 0.0, 1.0, JF_LO_OPEN) != JF_BAD;
+    ok &= jf_num(&w, "max", &a->window.max, 1.5, 1.0, 4.0, 0) != JF_BAD;
+    ok &= jf_num(&w, "group", &a->window.group, 0.1, 0.0, 1.0, JF_LO_OPEN) != JF_BAD;
+    if (ok && a->window.group > a->window.max - a->window.min)
+        jf_err(&w, "group", "must be <= max - min (%g): the window would hold no group",
+               a->window.max - a->window.min);
+    o->n_err += jf_finish(&w);
+}
+
+static void parse_elastic(adapt_elastic *e, jf_obj *o)
+{
+    jf_obj x;
+    jf_child(&x, o, "elastic");
+    jf_bool(&x, "enabled", &e->enabled, 1);
+    jf_int(&x, "check_every", &e->check_every, 0, 0, INT_MAX);
+    jf_int(&x, "patience", &e->patience, 2, 1, 1000);
+    jf_num(&x, "expand_p", &e->expand_p, 0.9, 0.0, 1.0, JF_LO_OPEN | JF_HI_OPEN);
+    jf_num(&x, "condense_p", &e->condense_p, 0.1, 0.0, 1.0, JF_LO_OPEN | JF_HI_OPEN);
+    if (jf_num(&x, "drop_p", &e->drop_p, fmin(0.01, e->condense_p), 0.0, 1.0,
+               JF_LO_OPEN | JF_HI_OPEN) == JF_SET &&
+        e->drop_p > e->condense_p)
+        jf_err(&x, "drop_p", "must be <= condense_p (%g)", e->condense_p);
+    jf_int(&x, "expand_groups", &e->expand_groups, 2, 1, 64);
+    jf_int(&x, "condense_groups", &e->condense_groups, 2, 0, 64);
+    jf_num(&x, "freeze", &e->freeze, 0.25, 0.0, 1.0, 0);
+    jf_int(&x, "settle_steps", &e->settle_steps, 200, 0, INT_MAX);
+    jf_num(&x, "max_width", &e->max_width, 3.0, 1.0, 16.0, 0);
+    jf_num(&x, "max_depth", &e->max_depth, 2.0, 1.0, 16.0, 0);
+    o->n_err += jf_finish(&x);
+}
+
+static void parse_dna(adapt_spec *a, jf_obj *o, int ranks)
+{
+    parse_window(a, o);
+    jf_int(o, "warmup_epochs", &a->warmup_epochs, 20, 0, MAX_EPOCHS);
+    jf_int(o, "search_epochs", &a->search_epochs, 20, 1, MAX_EPOCHS);
+
+    jf_obj s;
+    jf_child(&s, o, "search");
+    if (jf_int(&s, "batch_size", &a->batch_size, 128, 1, MAX_BATCH) == JF_SET && ranks > 0 &&
+        a->batch_size % ranks != 0)
+        jf_err(&s, "batch_size", "must be divisible by resources.ranks (%d)", ranks);
+    prunespec_parse_sgd(&s, &a->weights, 0.1, 0.016, 5e-4);
+    jf_num(&s, "label_smoothing", &a->label_smoothing, 0.0, 0.0, 1.0, JF_HI_OPEN);
+    o->n_err += jf_finish(&s);
+
+    jf_obj r;
+    jf_child(&r, o, "arch");
+    prunespec_parse_sgd(&r, &a->arch, 0.5, 0.1, 0.0);
+    jf_num(&r, "flops_loss_weight", &a->flops_loss_weight, 0.1, 0.0, 1000.0, 0);
+    jf_num(&r, "band", &a->band, 0.95, 0.5, 1.0, 0);
+    int init;
+    jf_enum(&r, "init", &init, ADAPT_INIT_ZERO, INIT_NAMES, 2);
+    a->init = (adapt_init)init;
+    o->n_err += jf_finish(&r);
+
+    parse_elastic(&a->elastic, o);
+    jf_int(o, "calib_batches", &a->calib_batches, 5, 1, 1000);
+    jf_int(o, "eval_limit", &a->eval_limit, 0, 0, INT_MAX);
+}
+
+int adaptspec_reach(const adapt_spec *a, const model_cfg *c, double *lo, double *hi, errbuf *eb)
+{
+    adapt_space s;
+    int rc = as_init(&s, c, &a->window, eb);
+    if (rc != 0)
+        return rc;
+    int n = s.sp.n_units, d1[AS_MAX_STAGES];
+    int *w = xcalloc((size_t)n, sizeof(int));
+    for (int i = 0; i < s.n_stages; i++)
+        d1[i] = 1;
+    as_min_widths(&s, w);
+    *lo = as_macs(&s, w, d1);
+    as_full_widths(&s, w);
+    const adapt_elastic *e = &a->elastic;
+    int grow = a->method == ADAPT_DNA && e->enabled;
+    for (int u = 0; grow && u < n; u++) {
+        /* widths grow by expand_groups groups while they stay under the cap */
+        const ps_unit *x = &s.sp.units[u];
+        int step = e->expand_groups * x->group;
+        while (w[u] + step <= e->max_width * s.nominal[u])
+            w[u] += step;
+    }
+    model_cfg big;
+    as_cfg(&s, w, NULL, &big);
+    for (int i = 0; grow && i < s.n_stages; i++) {
+        int cap = (int)floor(e->max_depth * s.depth0[i]);
+        for (int k = s.depth[i]; k < cap; k++) {
+            int first[AS_MAX_STAGES], depth[AS_MAX_STAGES];
+            as_stages(&big, first, depth);
+            int last = first[i] + depth[i] - 1;
+            int inner = big.arch == MC_RESNET_CIFAR ? big.stages[i].mids[depth[i] - 1]
+                                                    : big.blocks[last].hidden;
+            if (as_cfg_append_block(&big, i, inner) < 0)
+                break;
+        }
+    }
+    *hi = modelcfg_macs(&big);
+    free(w);
+    as_deinit(&s);
+    return 0;
+}
+
+/* The target against what the space can reach. */
+static void check_target(adapt_spec *a, jf_obj *o, const model_cfg *model, const char *key)
+{
+    double full = modelcfg_macs(model) / 1e6, lo, hi;
+    if (a->target_ratio > 0)
+        a->target_mflops = a->target_ratio * full;
+    errbuf eb;
+    if (adaptspec_reach(a, model, &lo, &hi, &eb) != 0) {
+        fe_add(o->fe, "model.arch", "%s", eb.msg);
+        o->n_err++;
+        return;
+    }
+    lo /= 1e6;
+    hi /= 1e6;
+    if (a->target_mflops * (1 + ADAPT_TARGET_TOL) <= lo)
+        jf_err(o, key,
+               "must be above %.4g MFLOPs, the smallest net of the search space (window.min %g, "
+               "one block per stage)",
+               lo, a->window.min);
+    else if (a->target_mflops * (1 - ADAPT_TARGET_TOL) >= hi)
+        jf_err(o, key, "must be below %.4g MFLOPs, the largest net the search space can reach", hi);
+}
+
+void adaptspec_parse(adapt_spec *a, jf_obj *root, const json_t *j, const model_cfg *model,
+                     int ranks)
+{
+    memset(a, 0, sizeof *a);
+    jf_obj o;
+    jf_open(&o, NULL, "adapt", root->fe);
+    if (j == NULL) {
+        jf_err(&o, NULL, "is required for type \"adapt\"");
+        root->n_err += o.n_err;
+        return;
+    }
+    if (jf_open(&o, j, "adapt", root->fe) == JF_BAD) {
+        root->n_err++;
+        return;
+    }
+    int m;
+    jf_enum(&o, "method", &m, ADAPT_DNA, METHOD_NAMES, N_METHODS);
+    a->method = (adapt_method)m;
+
+    int has_t = jf_num(&o, "target_mflops", &a->target_mflops, 0.0, 0.0, 1e9, JF_LO_OPEN);
+    int has_r = jf_num(&o, "target_ratio", &a->target_ratio, 0.0, 0.0, MAX_RATIO, JF_LO_OPEN);
+    const char *tkey = NULL;
+    if (has_t != JF_ABSENT && has_r != JF_ABSENT)
+        jf_err(&o, "target_ratio", "cannot be combined with target_mflops");
+    else if (has_t == JF_ABSENT && has_r == JF_ABSENT)
+        jf_err(&o, "target_mflops", "is required (or target_ratio)");
+    else if (has_t == JF_SET)
+        tkey = "target_mflops";
+    else if (has_r == JF_SET)
+        tkey = "target_ratio";
+    if (has_t != JF_SET)
+        a->target_mflops = 0;
+    if (has_r != JF_SET)
+        a->target_ratio = 0;
+
+    /* the window and elastic defaults also bound the baselines' reach */
+    a->window = (as_window){0.25, 1.5, 0.1};
+    a->elastic = (adapt_elastic){.enabled = 1,
+                                 .patience = 2,
+                                 .expand_p = 0.9,
+                                 .condense_p = 0.1,
+                                 .drop_p = 0.01,
+                                 .expand_groups = 2,
+                                 .condense_groups = 2,
+                                 .freeze = 0.25,
+                                 .settle_steps = 200,
+                                 .max_width = 3.0,
+                                 .max_depth = 2.0};
+    if (a->method == ADAPT_DNA) {
+        parse_dna(a, &o, ranks);
+    } else {
+        for (size_t i = 0; i < sizeof DNA_ONLY / sizeof DNA_ONLY[0]; i++)
+            if (jf_get(&o, DNA_ONLY[i]) != NULL)
+                jf_err(&o, DNA_ONLY[i], "is only for method \"dna\"");
+    }
+    a->compound_alpha = 1.2;
+    a->compound_beta = 1.1;
+    if (a->method == ADAPT_COMPOUND) {
+        jf_obj c;
+        jf_child(&c, &o, "compound");
+        jf_num(&c, "alpha", &a->compound_alpha, 1.2, 1.0, 4.0, JF_LO_OPEN);
+        jf_num(&c, "beta", &a->compound_beta, 1.1, 1.0, 4.0, JF_LO_OPEN);
+        o.n_err += jf_finish(&c);
+    } else if (jf_get(&o, "compound") != NULL) {
+        jf_err(&o, "compound", "is only for method \"compound\"");
+    }
+    if (model != NULL && model->arch != MC_RESNET_CIFAR && model->arch != MC_MOBILENETV2) {
+        fe_add(o.fe, "model.arch", "network adaption supports resnet_cifar and mobilenetv2, not %s",
+               modelcfg_arch_name(model->arch));
+        o.n_err++;
+    }
+    /* the range check needs a valid model and window */
+    if (tkey != NULL && model != NULL && o.n_err == 0)
+        check_target(a, &o, model, tkey);
+    root->n_err += jf_finish(&o);
+}
+
+json_t *adaptspec_to_json(const adapt_spec *a)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "method", json_string(METHOD_NAMES[a->method]));
+    if (a->target_ratio > 0)
+        json_object_set_new(j, "target_ratio", jf_number_json(a->target_ratio));
+    else
+        json_object_set_new(j, "target_mflops", jf_number_json(a->target_mflops));
+    if (a->method == ADAPT_COMPOUND)
+        json_object_set_new(j, "compound",
+                            json_pack("{s:o, s:o}", "alpha", jf_number_json(a->compound_alpha),
+                                      "beta", jf_number_json(a->compound_beta)));
+    if (a->method != ADAPT_DNA)
+        return j;
+    json_object_set_new(j, "window",
+                        json_pack("{s:o, s:o, s:o}", "min", jf_number_json(a->window.min), "max",
+                                  jf_number_json(a->window.max), "group",
+                                  jf_number_json(a->window.group)));
+    json_object_set_new(j, "warmup_epochs", json_integer(a->warmup_epochs));
+    json_object_set_new(j, "search_epochs", json_integer(a->search_epochs));
+    json_t *s = prunespec_sgd_json(&a->weights);
+    json_object_set_new(s, "batch_size", json_integer(a->batch_size));
+    json_object_set_new(s, "label_smoothing", jf_number_json(a->label_smoothing));
+    json_object_set_new(j, "search", s);
+    json_t *r = prunespec_sgd_json(&a->arch);
+    json_object_set_new(r, "flops_loss_weight", jf_number_json(a->flops_loss_weight));
+    json_object_set_new(r, "band", jf_number_json(a->band));
+    json_object_set_new(r, "init", json_string(INIT_NAMES[a->init]));
+    json_object_set_new(j, "arch", r);
+    const adapt_elastic *e = &a->elastic;
+    json_t *x = json_object();
+    json_object_set_new(x, "enabled", json_boolean(e->enabled));
+    json_object_set_new(x, "check_every", json_integer(e->check_every));
+    json_object_set_new(x, "patience", json_integer(e->patience));
+    json_object_set_new(x, "expand_p", jf_number_json(e->expand_p));
+    json_object_set_new(x, "condense_p", jf_number_json(e->condense_p));
+    json_object_set_new(x, "drop_p", jf_number_json(e->drop_p));
+    json_object_set_new(x, "expand_groups", json_integer(e->expand_groups));
+    json_object_set_new(x, "condense_groups", json_integer(e->condense_groups));
+    json_object_set_new(x, "freeze", jf_number_json(e->freeze));
+    json_object_set_new(x, "settle_steps", json_integer(e->settle_steps));
+    json_object_set_new(x, "max_width", jf_number_json(e->max_width));
+    json_object_set_new(x, "max_depth", jf_number_json(e->max_depth));
+    json_object_set_new(j, "elastic", x);
+    json_object_set_new(j, "calib_batches", json_integer(a->calib_batches));
+    json_object_set_new(j, "eval_limit", json_integer(a->eval_limit));
+    return j;
+}

@@ -1,0 +1,664 @@
+/* check_adapt.c - DNA's search space, elastic operations and the adapt job.
+ *
+ * The window space's real MACs equal the model config's and the built
+ * net's; the expected MACs over width and depth chains equal a Monte Carlo
+ * estimate over direct samples and their gradient with respect to alpha
+ * and beta matches finite differences; a sub-net with fewer blocks, sliced
+ * from the supernet (names mapped), computes what the supernet computes
+ * with the dropped blocks' join scale at 0 and the dropped channels'
+ * scale at 0; inserting channels or blocks leaves the supernet's outputs
+ * unchanged (eval and training mode, max and expected forward), removing
+ * them leaves every sub-net of the remaining space unchanged, and the FLOPs
+ * bookkeeping is right after every event; the optimizer state follows the
+ * tensors; the inherited existing network is what the supernet computes at
+ * full width. Then adapt jobs end to end (shrink and grow targets, the
+ * three baselines), with their architectures built, saved, loaded and
+ * evaluated, and a cancelled search resuming to the same result.
+ */
+#include "common/adaptspace.h"
+#include "common/jobspec.h"
+#include "common/xalloc.h"
+#include "worker/jobs/adapt.h"
+#include "worker/jobs/checkpoint.h"
+#include "worker/jobs/job.h"
+#include "worker/jobs/train.h"
+#include "worker/models/model.h"
+#include "worker/models/slice.h"
+#include "worker/models/state.h"
+#include "worker/nn/loss.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+Suite *suite_adapt(void);
+
+#define RESNET_SMALL                                                                               \
+    "{\"arch\":\"resnet_cifar\",\"image_size\":8,\"in_channels\":3,\"num_classes\":5,"             \
+    "\"stem\":8,\"stages\":[{\"width\":8,\"mids\":[8,6]},{\"width\":16,\"mids\":[12,16,10]}]}"
+#define MBV2_SMALL                                                                                 \
+    "{\"arch\":\"mobilenetv2\",\"image_size\":8,\"in_channels\":3,\"num_classes\":5,"              \
+    "\"stem\":8,\"blocks\":[{\"hidden\":8,\"out\":8,\"stride\":1},"                                \
+    "{\"hidden\":24,\"out\":12,\"stride\":2},{\"hidden\":36,\"out\":12,\"stride\":1},"             \
+    "{\"hidden\":30,\"out\":12,\"stride\":1},{\"hidden\":36,\"out\":16,\"stride\":1},"             \
+    "{\"hidden\":48,\"out\":16,\"stride\":1}],\"last\":20}"
+
+static const as_window WINDOW = {0.25, 1.5, 0.1};
+
+enum { B = 6, CLASSES = 5 };
+
+static void cfg_from(model_cfg *c, const char *text)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    field_errors fe;
+    fe_init(&fe);
+    ck_assert_int_eq(modelcfg_parse(c, j, "model", &fe), 0);
+    json_decref(j);
+}
+
+/* A window supernet around cfg with random weights, BN statistics, alpha and beta. */
+static adapt_state *state_of(const char *cfg, uint64_t seed)
+{
+    model_cfg c;
+    cfg_from(&c, cfg);
+    adapt_space as;
+    errbuf eb;
+    ck_assert_msg(as_init(&as, &c, &WINDOW, &eb) == 0, "%s", eb.msg);
+    adapt_state *st = adapt_state_new(&as, B, seed, &eb);
+    ck_assert_msg(st != NULL, "%s", eb.msg);
+    rng r;
+    rng_seed(&r, seed);
+    net *m = &st->super;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const net_tensor *t = &m->tensors[i];
+        if (t->kind == NET_COUNTER)
+            continue;
+        float *v = net_tensor_data(m, i);
+        if (t->kind == NET_BUFFER)
+            for (size_t k = 0; k < t->n; k++)
+                v[k] = t->init == NET_INIT_ONE ? 0.5f + rng_uniform(&r) : 0.3f * rng_normal(&r);
+        else if (t->kind == NET_PARAM && t->ndim == 1)
+            for (size_t k = 0; k < t->n; k++)
+                v[k] += 0.2f * rng_normal(&r);
+    }
+    for (size_t k = 0; k < m->n_params; k++)
+        m->opt_m[k] = rng_normal(&r);
+    for (size_t k = 0; k < st->ch.n_alpha; k++) {
+        st->ch.alpha[k] = 1.5f * rng_normal(&r);
+        st->ch.mom[k] = rng_normal(&r);
+    }
+    for (int b = 0; b < st->dc.n; b++)
+        if (as_keepable(&st->as, b)) {
+            st->dc.beta[b] = 1.5f * rng_normal(&r);
+            st->dc.mom[b] = rng_normal(&r);
+        }
+    adapt_update(st);
+    return st;
+}
+
+static float *input_of(const adapt_state *st, uint64_t seed)
+{
+    const model_cfg *c = &st->as.sp.super;
+    size_t n = (size_t)B * c->image_size * c->image_size * c->in_channels;
+    float *x = xmallocarray(n, sizeof(float));
+    rng r;
+    rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++)
+        x[i] = rng_normal(&r);
+    return x;
+}
+
+/* Logits of the supernet: eval/training mode, max (scaling off) or
+ * expected (scaling on) forward. */
+static void logits(adapt_state *st, const float *x, int training, int expected, float *out)
+{
+    net_set_training(&st->super, training);
+    adapt_set_scaling(st, expected);
+    float save = st->super.bn_momentum;
+    st->super.bn_momentum = 0.0f; /* training mode must not move the running statistics */
+    net_forward(&st->super, x, B);
+    st->super.bn_momentum = save;
+    memcpy(out, net_out(&st->super), (size_t)B * CLASSES * sizeof(float));
+    adapt_set_scaling(st, 0);
+    net_set_training(&st->super, 0);
+}
+
+static double max_diff(const float *a, const float *b, size_t n, double *scale)
+{
+    double d = 0, s = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - (double)b[i]));
+        s = fmax(s, fabs((double)a[i]));
+    }
+    *scale = s;
+    return d;
+}
+
+/* ---- the space ------------------------------------------------------------------ */
+
+START_TEST(window_space_counts)
+{
+    const char *cfgs[] = {RESNET_SMALL, MBV2_SMALL,
+                          "{\"arch\":\"resnet_cifar\",\"depth\":20,\"widths\":[16,32,64],"
+                          "\"image_size\":28,\"in_channels\":1,\"num_classes\":10}",
+                          "{\"arch\":\"mobilenetv2\",\"width_mult\":0.5,\"image_size\":28,"
+                          "\"in_channels\":1,\"num_classes\":10}"};
+    for (int ci = 0; ci < 4; ci++) {
+        model_cfg c;
+        cfg_from(&c, cfgs[ci]);
+        adapt_space as;
+        errbuf eb;
+        ck_assert(as_init(&as, &c, &WINDOW, &eb) == 0);
+        /* every unit's grid tiles its window around the nominal width */
+        for (int u = 0; u < as.sp.n_units; u++) {
+            const ps_unit *x = &as.sp.units[u];
+            int c0 = as.nominal[u];
+            ck_assert_int_eq(x->c_min + x->K * x->group, x->channels);
+            ck_assert_int_ge(x->group, 1);
+            ck_assert_int_eq(x->group, c0 >= 15 ? (int)lround(0.1 * c0) : x->group);
+            ck_assert_int_le(x->c_min, (int)ceil(0.25 * c0 + x->group));
+            ck_assert_int_ge(x->channels, c0);
+        }
+        /* the nominal widths at the existing depths are the existing network */
+        model_cfg back;
+        as_cfg(&as, as.nominal, as.depth0, &back);
+        ck_assert(modelcfg_macs(&back) == modelcfg_macs(&c));
+        ck_assert_int_eq(modelcfg_params(&back), modelcfg_params(&c));
+        /* real MACs of random widths and depths: space, config and net agree */
+        rng r;
+        rng_seed(&r, 5 + (uint64_t)ci);
+        int *w = xcalloc((size_t)as.sp.n_units, sizeof(int)), d[AS_MAX_STAGES];
+        for (int rep = 0; rep < 4; rep++) {
+            chains_random_widths(&as.sp, &r, w);
+            for (int s = 0; s < as.n_stages; s++)
+                d[s] = 1 + (int)rng_below(&r, (uint32_t)as.depth[s]);
+            model_cfg sc;
+            as_cfg(&as, w, d, &sc);
+            double m = as_macs(&as, w, d);
+            ck_assert_msg(m == modelcfg_macs(&sc), "cfg %d: %f vs %f", ci, m, modelcfg_macs(&sc));
+            if (ci < 2) {
+                net n;
+                net_init(&n);
+                ck_assert(model_build(&n, &sc, 1, 0, NULL, &eb) == 0);
+                ck_assert(net_macs(&n) == m);
+                net_deinit(&n);
+            }
+        }
+        free(w);
+        as_deinit(&as);
+    }
+}
+END_TEST
+
+START_TEST(stages_and_blocks)
+{
+    model_cfg c;
+    cfg_from(&c, MBV2_SMALL);
+    int first[AS_MAX_STAGES], depth[AS_MAX_STAGES];
+    ck_assert_int_eq(as_stages(&c, first, depth), 3);
+    ck_assert_int_eq(first[1], 1);
+    ck_assert_int_eq(depth[1], 3);
+    ck_assert_int_eq(first[2], 4);
+    ck_assert_int_eq(depth[2], 2);
+    cfg_from(&c, RESNET_SMALL);
+    ck_assert_int_eq(as_stages(&c, first, depth), 2);
+    ck_assert_int_eq(first[1], 2);
+    ck_assert_int_eq(depth[1], 3);
+    /* names of a 1-block-shorter MobileNetV2 stage 1 map into the full net */
+    adapt_state *st = state_of(MBV2_SMALL, 3);
+    as_blockmap m;
+    int d[3] = {1, 2, 2};
+    as_blockmap_subnet(&m, &st->as, d);
+    char out[64];
+    ck_assert(as_map_name(&m, "features.4.conv.0.0.weight", out, sizeof out));
+    ck_assert_str_eq(out, "features.5.conv.0.0.weight");
+    ck_assert(as_map_name(&m, "features.6.0.weight", out, sizeof out));
+    ck_assert_str_eq(out, "features.7.0.weight");
+    ck_assert(as_map_name(&m, "features.0.1.bias", out, sizeof out));
+    ck_assert_str_eq(out, "features.0.1.bias");
+    ck_assert(as_map_name(&m, "classifier.1.weight", out, sizeof out));
+    ck_assert_str_eq(out, "classifier.1.weight");
+    adapt_state_free(st);
+}
+END_TEST
+
+/* Monte Carlo expectation of the real MACs of independent draws from the
+ * width and depth chains (no structure fix, so every draw is one of the
+ * chains' outcomes). */
+static double mc_macs(const adapt_state *st, int n, uint64_t seed)
+{
+    const adapt_space *as = &st->as;
+    int *w = xcalloc((size_t)as->sp.n_units, sizeof(int)), d[AS_MAX_STAGES];
+    rng r;
+    rng_seed(&r, seed);
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        for (int u = 0; u < as->sp.n_units; u++) {
+            const ps_unit *x = &as->sp.units[u];
+            int k = 0;
+            while (k < x->K && (double)rng_uniform(&r) <=
+                                   1.0 / (1.0 + exp(-(double)st->ch.alpha[st->ch.a_off[u] + k])))
+                k++;
+            w[u] = x->c_min + k * x->group;
+        }
+        for (int s = 0; s < as->n_stages; s++) {
+            int j = 1;
+            while (j < as->depth[s] &&
+                   (double)rng_uniform(&r) <=
+                       1.0 / (1.0 + exp(-(double)st->dc.beta[as->first[s] + j])))
+                j++;
+            d[s] = j;
+        }
+        sum += as_macs(as, w, d);
+    }
+    free(w);
+    return sum / n;
+}
+
+static void check_expected_macs(const adapt_state *st, const char *what)
+{
+    double e = adapt_expected_macs(st, NULL, NULL), mc = mc_macs(st, 20000, 77);
+    ck_assert_msg(fabs(e - mc) <= 0.01 * mc, "%s: expected MACs %.1f, Monte Carlo %.1f", what, e,
+                  mc);
+}
+
+START_TEST(expected_macs_and_gradient)
+{
+    const char *cfgs[2] = {RESNET_SMALL, MBV2_SMALL};
+    for (int ci = 0; ci < 2; ci++) {
+        adapt_state *st = state_of(cfgs[ci], 11 + (uint64_t)ci);
+        check_expected_macs(st, cfgs[ci]);
+        /* all chains saturated: the supernet's MACs */
+        adapt_state *full = state_of(cfgs[ci], 1);
+        for (size_t k = 0; k < full->ch.n_alpha; k++)
+            full->ch.alpha[k] = 40.0f;
+        for (int b = 0; b < full->dc.n; b++)
+            full->dc.beta[b] = as_keepable(&full->as, b) ? 40.0f : 0.0f;
+        adapt_update(full);
+        double fm = adapt_expected_macs(full, NULL, NULL);
+        ck_assert(fabs(fm - net_macs(&full->super)) < 1e-6 * fm);
+        adapt_state_free(full);
+        /* d(MACs)/d(alpha, beta) against central differences */
+        adapt_zero_arch_grad(st);
+        adapt_arch_backward(st, 1.0);
+        const float h = 1e-2f;
+        double worst = 0, gmax = 0;
+        for (size_t k = 0; k < st->ch.n_alpha + (size_t)st->dc.n; k++) {
+            float *v = k < st->ch.n_alpha ? &st->ch.alpha[k] : &st->dc.beta[k - st->ch.n_alpha];
+            float g = k < st->ch.n_alpha ? st->ch.dalpha[k] : st->dc.dbeta[k - st->ch.n_alpha];
+            if (k >= st->ch.n_alpha && !as_keepable(&st->as, (int)(k - st->ch.n_alpha))) {
+                ck_assert(g == 0.0f);
+                continue;
+            }
+            float v0 = *v;
+            *v = v0 + h;
+            adapt_update(st);
+            double p = adapt_expected_macs(st, NULL, NULL);
+            *v = v0 - h;
+            adapt_update(st);
+            double m = adapt_expected_macs(st, NULL, NULL);
+            *v = v0;
+            adapt_update(st);
+            double fd = (p - m) / (2.0 * (double)h);
+            worst = fmax(worst, fabs(fd - (double)g));
+            gmax = fmax(gmax, fabs(fd));
+        }
+        ck_assert_msg(gmax > 0 && worst <= 1e-3 * gmax, "%s: gradient off by %g of %g", cfgs[ci],
+                      worst, gmax);
+        adapt_state_free(st);
+    }
+}
+END_TEST
+
+/* ---- sub-nets ------------------------------------------------------------------------- */
+
+START_TEST(subnet_equals_scaled_supernet)
+{
+    const char *cfgs[2] = {RESNET_SMALL, MBV2_SMALL};
+    for (int ci = 0; ci < 2; ci++) {
+        adapt_state *st = state_of(cfgs[ci], 21 + (uint64_t)ci);
+        float *x = input_of(st, 4);
+        rng r;
+        rng_seed(&r, 9);
+        int *w = xcalloc((size_t)st->as.sp.n_units, sizeof(int)), d[AS_MAX_STAGES];
+        float a[B * CLASSES];
+        for (int rep = 0; rep < 3; rep++) {
+            adapt_random_arch(st, &r, w, d);
+            /* the supernet with 0/1 channel scales and 0/1 block scales */
+            net_set_training(&st->super, 0);
+            adapt_set_scaling(st, 1);
+            for (int u = 0; u < st->as.sp.n_units; u++)
+                for (int c = 0; c < st->as.sp.units[u].channels; c++)
+                    st->ch.scale[st->ch.s_off[u] + (size_t)c] = c < w[u] ? 1.0f : 0.0f;
+            for (int s = 0; s < st->as.n_stages; s++)
+                for (int j = 0; j < st->as.depth[s]; j++)
+                    st->dc.qf[st->as.first[s] + j] = j < d[s] ? 1.0f : 0.0f;
+            net_forward(&st->super, x, B);
+            memcpy(a, net_out(&st->super), sizeof a);
+            adapt_set_scaling(st, 0);
+            net sub;
+            net_init(&sub);
+            as_blockmap map;
+            errbuf eb;
+            ck_assert_msg(adapt_subnet(st, w, d, B, 0, &sub, &map, &eb) == 0, "%s", eb.msg);
+            net_set_training(&sub, 0);
+            net_forward(&sub, x, B);
+            double scale, diff = max_diff(a, net_out(&sub), B * CLASSES, &scale);
+            ck_assert_msg(diff <= 1e-4 * scale, "cfg %d rep %d: %g of %g", ci, rep, diff, scale);
+            net_deinit(&sub);
+        }
+        free(w);
+        free(x);
+        adapt_state_free(st);
+    }
+}
+END_TEST
+
+/* ---- elastic events --------------------------------------------------------------- */
+
+/* The supernet's logits before and after a change that must keep them. */
+static void check_same_function(adapt_state *a, adapt_state *b, const char *what)
+{
+    float *x = input_of(a, 8);
+    float la[B * CLASSES], lb[B * CLASSES];
+    for (int training = 0; training < 2; training++)
+        for (int expected = 0; expected < 2; expected++) {
+            logits(a, x, training, expected, la);
+            logits(b, x, training, expected, lb);
+            double scale, diff = max_diff(la, lb, B * CLASSES, &scale);
+            ck_assert_msg(
+                diff <= 1e-5 * scale + 1e-6, "%s (%s, %s forward): logits moved by %g (max %g)",
+                what, training ? "training" : "eval", expected ? "expected" : "max", diff, scale);
+        }
+    free(x);
+}
+
+/* The FLOPs bookkeeping of a state: the space, the config and the net agree,
+ * the chains have the space's sizes, and the expected MACs are right. */
+static void check_books(const adapt_state *st, const char *what)
+{
+    int *w = xcalloc((size_t)st->as.sp.n_units, sizeof(int));
+    as_full_widths(&st->as, w);
+    double m = as_macs(&st->as, w, NULL);
+    ck_assert_msg(m == modelcfg_macs(&st->as.sp.super) && m == net_macs(&st->super),
+                  "%s: MACs %f / %f / %f", what, m, modelcfg_macs(&st->as.sp.super),
+                  net_macs(&st->super));
+    size_t na = 0;
+    for (int u = 0; u < st->as.sp.n_units; u++)
+        na += (size_t)st->as.sp.units[u].K;
+    ck_assert_uint_eq(na, st->ch.n_alpha);
+    ck_assert_int_eq(st->dc.n, st->as.n_blocks);
+    ck_assert_int_eq(st->as.n_blocks, ps_n_blocks(&st->as.sp));
+    free(w);
+    check_expected_macs(st, what);
+}
+
+/* Opt_m of a tensor `name`, element i, in st. */
+static float mom_of(const adapt_state *st, const char *name, size_t i)
+{
+    int t = net_tensor_find(&st->super, name);
+    ck_assert_msg(t >= 0, "no tensor %s", name);
+    return st->super.opt_m[st->super.tensors[t].off + i];
+}
+
+START_TEST(width_expand_keeps_function)
+{
+    const char *cfgs[2] = {RESNET_SMALL, MBV2_SMALL};
+    for (int ci = 0; ci < 2; ci++) {
+        adapt_state *st = state_of(cfgs[ci], 31 + (uint64_t)ci);
+        check_books(st, "before");
+        for (int u = 0; u < st->as.sp.n_units; u++) {
+            errbuf eb;
+            elastic_event ev;
+            adapt_state *n = elastic_width_expand(st, u, 2, 99, B, &ev, &eb);
+            ck_assert_msg(n != NULL, "%s", eb.msg);
+            const ps_unit *x = &st->as.sp.units[u], *y = &n->as.sp.units[u];
+            ck_assert_int_eq(y->channels, x->channels + 2 * x->group);
+            ck_assert_int_eq(y->K, x->K + 2);
+            ck_assert_int_eq(ev.after[0], y->channels);
+            ck_assert(fabs(ev.mflops_after - net_macs(&n->super) / 1e6) < 1e-9);
+            /* alpha and its momentum follow; the new groups start at 0 */
+            for (int k = 0; k < x->K; k++) {
+                ck_assert(n->ch.alpha[n->ch.a_off[u] + k] == st->ch.alpha[st->ch.a_off[u] + k]);
+                ck_assert(n->ch.mom[n->ch.a_off[u] + k] == st->ch.mom[st->ch.a_off[u] + k]);
+            }
+            ck_assert(n->ch.alpha[n->ch.a_off[u] + x->K] == 0.0f);
+            ck_assert(n->ch.mom[n->ch.a_off[u] + x->K + 1] == 0.0f);
+            char what[96];
+            snprintf(what, sizeof what, "cfg %d: widen %s", ci, x->name);
+            check_same_function(st, n, what);
+            check_books(n, what);
+            adapt_state_free(n);
+        }
+        /* the weight momentum follows: the stem conv's first filter keeps
+         * its momentum, a new filter starts at 0 */
+        const char *stem = ci == 0 ? "conv1.weight" : "features.0.0.weight";
+        adapt_state *n = elastic_width_expand(st, st->as.sp.stem_unit, 2, 5, B, NULL, NULL);
+        ck_assert(mom_of(n, stem, 0) == mom_of(st, stem, 0));
+        int t = net_tensor_find(&n->super, stem);
+        size_t per = n->super.tensors[t].n / (size_t)n->super.tensors[t].shape[0];
+        ck_assert(mom_of(n, stem, per * (size_t)st->as.sp.units[st->as.sp.stem_unit].channels) ==
+                  0.0f);
+        adapt_state_free(n);
+        adapt_state_free(st);
+    }
+}
+END_TEST
+
+START_TEST(depth_expand_keeps_function)
+{
+    const char *cfgs[2] = {RESNET_SMALL, MBV2_SMALL};
+    for (int ci = 0; ci < 2; ci++) {
+        adapt_state *st = state_of(cfgs[ci], 41 + (uint64_t)ci);
+        for (int s = 0; s < st->as.n_stages; s++) {
+            errbuf eb;
+            elastic_event ev;
+            adapt_state *n = elastic_depth_expand(st, s, 123, B, &ev, &eb);
+            ck_assert_msg(n != NULL, "%s", eb.msg);
+            ck_assert_int_eq(n->as.depth[s], st->as.depth[s] + 1);
+            ck_assert_int_eq(n->as.n_stages, st->as.n_stages);
+            ck_assert_int_eq(ev.before[0] + 1, ev.after[0]);
+            int nb = n->as.first[s] + n->as.depth[s] - 1;
+            ck_assert(n->dc.beta[nb] == 0.0f && n->dc.mom[nb] == 0.0f);
+            /* the other blocks' beta and momentum follow their blocks */
+            for (int t = 0; t < st->as.n_stages; t++)
+                for (int j = 0; j < st->as.depth[t]; j++) {
+                    int ob = st->as.first[t] + j, b = n->as.first[t] + j;
+                    ck_assert(n->dc.beta[b] == st->dc.beta[ob] && n->dc.mom[b] == st->dc.mom[ob]);
+                }
+            char what[64];
+            snprintf(what, sizeof what, "cfg %d: deepen stage %d", ci, s + 1);
+            check_same_function(st, n, what);
+            check_books(n, what);
+            /* and again: a block appended after an appended block */
+            adapt_state *n2 = elastic_depth_expand(n, s, 124, B, NULL, &eb);
+            ck_assert_msg(n2 != NULL, "%s", eb.msg);
+            check_same_function(st, n2, what);
+            check_books(n2, what);
+            adapt_state_free(n2);
+            adapt_state_free(n);
+        }
+        adapt_state_free(st);
+    }
+}
+END_TEST
+
+/* Logits of the sub-net (w, d) of st. */
+static void sub_logits(const adapt_state *st, const int *w, const int *d, const float *x,
+                       float *out)
+{
+    net sub;
+    net_init(&sub);
+    as_blockmap map;
+    errbuf eb;
+    ck_assert_msg(adapt_subnet(st, w, d, B, 0, &sub, &map, &eb) == 0, "%s", eb.msg);
+    net_set_training(&sub, 0);
+    net_forward(&sub, x, B);
+    memcpy(out, net_out(&sub), (size_t)B * CLASSES * sizeof(float));
+    net_deinit(&sub);
+}
+
+/* Widths w of `from`'s units carried to the same units of `to` (the
+ * same stages, `to` deeper: MobileNetV2 block names shift); units of `to`
+ * without a counterpart get c_min. */
+static void widths_in(const adapt_state *from, const int *w, const adapt_state *to, int *wt)
+{
+    as_blockmap map;
+    memset(&map, 0, sizeof map);
+    map.arch = from->as.sp.super.arch;
+    map.n_from = from->as.n_blocks;
+    map.n_to = to->as.n_blocks;
+    for (int s = 0; s < from->as.n_stages; s++)
+        for (int j = 0; j < from->as.depth[s]; j++)
+            map.to[from->as.first[s] + j] = to->as.first[s] + j;
+    for (int u = 0; u < to->as.sp.n_units; u++)
+        wt[u] = to->as.sp.units[u].c_min;
+    char name[PS_NAME_MAX];
+    for (int u = 0; u < from->as.sp.n_units; u++) {
+        ck_assert(as_map_name(&map, from->as.sp.units[u].name, name, sizeof name));
+        int v = ps_unit_find(&to->as.sp, name);
+        ck_assert_msg(v >= 0, "unit %s (%s) not in the deeper space", name,
+                      from->as.sp.units[u].name);
+        wt[v] = w[u];
+    }
+}
+
+START_TEST(condense_keeps_remaining_subnets)
+{
+    const char *cfgs[2] = {RESNET_SMALL, MBV2_SMALL};
+    for (int ci = 0; ci < 2; ci++) {
+        adapt_state *st = state_of(cfgs[ci], 51 + (uint64_t)ci);
+        float *x = input_of(st, 6);
+        float la[B * CLASSES], lb[B * CLASSES];
+        int nu = st->as.sp.n_units;
+        int *w = xcalloc((size_t)nu, sizeof(int)), d[AS_MAX_STAGES];
+        for (int u = 0; u < nu; u++) {
+            const ps_unit *x0 = &st->as.sp.units[u];
+            if (x0->K < 2)
+                continue;
+            /* the unit's chain says: first group rarely kept, the tail never */
+            adapt_state *t = state_of(cfgs[ci], 51 + (uint64_t)ci);
+            t->ch.alpha[t->ch.a_off[u]] = -3.0f;
+            t->ch.alpha[t->ch.a_off[u] + 1] = -3.0f;
+            adapt_update(t);
+            errbuf eb;
+            elastic_event ev;
+            adapt_state *n = elastic_width_condense(t, u, 0.01, 2, 7, B, &ev, &eb);
+            ck_assert_msg(n != NULL, "%s", eb.msg);
+            const ps_unit *y = &n->as.sp.units[u];
+            ck_assert_int_lt(y->channels, x0->channels);
+            ck_assert_int_le(y->c_min, x0->c_min);
+            ck_assert_int_ge(y->c_min, x0->group);
+            ck_assert_int_eq(y->c_min + y->K * y->group, y->channels);
+            /* the groups made prunable start almost surely kept */
+            int front = (x0->c_min - y->c_min) / x0->group;
+            for (int k = 0; k < front; k++)
+                ck_assert(fabs(n->ch.P[n->ch.a_off[u] + k] - pow(0.9, k + 1)) < 1e-6);
+            ck_assert(n->ch.alpha[n->ch.a_off[u] + front] == t->ch.alpha[t->ch.a_off[u]]);
+            check_books(n, "width condense");
+            /* every sub-net of the remaining space is unchanged */
+            rng r;
+            rng_seed(&r, 3);
+            for (int rep = 0; rep < 2; rep++) {
+                adapt_random_arch(n, &r, w, d);
+                sub_logits(t, w, d, x, la);
+                sub_logits(n, w, d, x, lb);
+                double scale, diff = max_diff(la, lb, B * CLASSES, &scale);
+                ck_assert_msg(diff <= 1e-5 * scale, "condense %s: %g", x0->name, diff);
+            }
+            adapt_state_free(n);
+            adapt_state_free(t);
+        }
+        /* depth: the last block of every stage with one to spare goes */
+        for (int s = 0; s < st->as.n_stages; s++) {
+            if (st->as.depth[s] < 2)
+                continue;
+            adapt_state *t = state_of(cfgs[ci], 61);
+            t->dc.beta[t->as.first[s] + t->as.depth[s] - 1] = -8.0f;
+            adapt_update(t);
+            errbuf eb;
+            adapt_state *n = elastic_depth_condense(t, s, 0.01, 7, B, NULL, &eb);
+            ck_assert_msg(n != NULL, "%s", eb.msg);
+            ck_assert_int_eq(n->as.depth[s], t->as.depth[s] - 1);
+            check_books(n, "depth condense");
+            rng r;
+            rng_seed(&r, 4);
+            for (int rep = 0; rep < 2; rep++) {
+                adapt_random_arch(n, &r, w, d);
+                int *wt = xcalloc((size_t)t->as.sp.n_units, sizeof(int));
+                widths_in(n, w, t, wt);
+                sub_logits(t, wt, d, x, la);
+                sub_logits(n, w, d, x, lb);
+                double scale, diff = max_diff(la, lb, B * CLASSES, &scale);
+                ck_assert_msg(diff <= 1e-5 * scale, "depth condense stage %d: %g", s + 1, diff);
+                free(wt);
+            }
+            adapt_state_free(n);
+            adapt_state_free(t);
+        }
+        free(w);
+        free(x);
+        adapt_state_free(st);
+    }
+}
+END_TEST
+
+START_TEST(inherited_network_is_the_full_supernet)
+{
+    const char *cfgs[2] = {RESNET_SMALL, MBV2_SMALL};
+    for (int ci = 0; ci < 2; ci++) {
+        model_cfg c;
+        cfg_from(&c, cfgs[ci]);
+        net orig;
+        net_init(&orig);
+        errbuf eb;
+        ck_assert(model_build(&orig, &c, B, 17, NULL, &eb) == 0);
+        adapt_state *st = state_of(cfgs[ci], 71);
+        for (int i = 0; i < orig.n_tensors; i++)
+            if (orig.tensors[i].kind == NET_BUFFER) {
+                float *v = net_tensor_data(&orig, i);
+                for (size_t k = 0; k < orig.tensors[i].n; k++)
+                    v[k] = orig.tensors[i].init == NET_INIT_ONE ? 1.5f : 0.1f;
+            }
+        adapt_inherit(st, &orig);
+        float *x = input_of(st, 2);
+        float la[B * CLASSES];
+        for (int training = 0; training < 2; training++) {
+            net_set_training(&orig, training);
+            orig.bn_momentum = 0.0f;
+            net_forward(&orig, x, B);
+            logits(st, x, training, 0, la);
+            double scale, diff = max_diff(la, net_out(&orig), B * CLASSES, &scale);
+            ck_assert_msg(diff <= 1e-5 * scale, "cfg %d: supernet %g from the network", ci, diff);
+        }
+        free(x);
+        adapt_state_free(st);
+        net_deinit(&orig);
+    }
+}
+END_TEST
+
+Suite *suite_adapt(void)
+{
+    Suite *s = suite_create("adapt");
+    TCase *t = tcase_create("space");
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, window_space_counts);
+    tcase_add_test(t, stages_and_blocks);
+    tcase_add_test(t, expected_macs_and_gradient);
+    tcase_add_test(t, subnet_equals_scaled_supernet);
+    suite_add_tcase(s, t);
+    TCase *e = tcase_create("elastic");
+    tcase_set_timeout(e, 120);
+    tcase_add_test(e, width_expand_keeps_function);
+    tcase_add_test(e, depth_expand_keeps_function);
+    tcase_add_test(e, condense_keeps_remaining_subnets);
+    tcase_add_test(e, inherited_network_is_the_full_supernet);
+    suite_add_tcase(s, e);
+    return s;
+}
