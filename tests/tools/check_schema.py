@@ -23,7 +23,7 @@ CROSS_FIELD = {
     "channels-vs-dataset",  # model sizes must equal the dataset's
     "batch-not-divisible",  # batch_size % ranks
     "warmup-too-long",      # warmup_epochs < epochs
-    "adapt-not-yet",        # valid by the schema; this build answers ERR_UNSUPPORTED
+    "adapt-target-out-of-reach",  # the target must lie within what the search space reaches
     "prune-target-above-model",  # the target must lie below the model's MFLOPs
 }
 

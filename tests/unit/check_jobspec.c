@@ -368,18 +368,95 @@ START_TEST(collects_every_problem)
 }
 END_TEST
 
-START_TEST(unsupported_types)
+#define ADAPT_SPEC(adapt) "{\"type\":\"adapt\",\"model\":" RESNET ",\"adapt\":" adapt "}"
+
+START_TEST(adapt_object)
 {
-    json_t *in = load("{\"type\":\"adapt\",\"model\":" RESNET ",\"adapt\":{}}"), *canon = NULL;
+    /* dna with every default; a target above the existing network */
     job_spec s;
-    field_errors fe;
-    ck_assert_int_eq(jobspec_parse(&s, &canon, in, &fe), ERR_UNSUPPORTED);
-    ck_assert_ptr_null(canon);
-    ck_assert_int_eq(fe.n, 1);
-    ck_assert_str_eq(fe.e[0].field, "type");
-    ck_assert_str_eq(fe.e[0].reason, "adapt jobs are not available yet");
+    json_t *canon = parse_ok(&s, ADAPT_SPEC("{\"target_ratio\":1.3}"));
+    json_t *a = json_object_get(canon, "adapt");
+    ck_assert_str_eq(json_string_value(json_object_get(a, "method")), "dna");
+    ck_assert(json_real_value(json_object_get(a, "target_ratio")) == 1.3);
+    json_t *win = json_object_get(a, "window"), *el = json_object_get(a, "elastic");
+    ck_assert(json_number_value(json_object_get(win, "min")) == 0.25);
+    ck_assert(json_number_value(json_object_get(win, "max")) == 1.5);
+    ck_assert(json_number_value(json_object_get(win, "group")) == 0.1);
+    ck_assert(json_is_true(json_object_get(el, "enabled")));
+    ck_assert_int_eq(json_integer_value(json_object_get(el, "patience")), 2);
+    ck_assert(json_number_value(json_object_get(el, "expand_p")) == 0.9);
+    ck_assert(json_number_value(json_object_get(el, "condense_p")) == 0.1);
+    ck_assert(json_number_value(json_object_get(el, "drop_p")) == 0.01);
+    ck_assert(json_number_value(json_object_get(el, "freeze")) == 0.25);
+    ck_assert_int_eq(json_integer_value(json_object_get(el, "settle_steps")), 200);
+    ck_assert(json_number_value(json_object_get(el, "max_depth")) == 2);
+    json_t *arch = json_object_get(a, "arch");
+    ck_assert(json_number_value(json_object_get(arch, "lr")) == 0.5);
+    ck_assert_str_eq(json_string_value(json_object_get(arch, "init")), "zero");
+    ck_assert_int_eq(json_integer_value(json_object_get(a, "warmup_epochs")), 20);
+    ck_assert_ptr_null(json_object_get(a, "compound"));
+    ck_assert_str_eq(s.name, "resnet_cifar-adapt");
+    check_round_trip(canon);
+    json_decref(canon);
     jobspec_free(&s);
-    json_decref(in);
+
+    /* baselines: only the fields they read */
+    canon = parse_ok(&s, ADAPT_SPEC("{\"method\":\"compound\",\"target_mflops\":15}"));
+    a = json_object_get(canon, "adapt");
+    ck_assert(json_number_value(json_object_get(json_object_get(a, "compound"), "alpha")) == 1.2);
+    ck_assert(json_number_value(json_object_get(json_object_get(a, "compound"), "beta")) == 1.1);
+    ck_assert_ptr_null(json_object_get(a, "window"));
+    check_round_trip(canon);
+    json_decref(canon);
+    jobspec_free(&s);
+    canon = parse_ok(&s, ADAPT_SPEC("{\"method\":\"uniform_depth\",\"target_ratio\":0.5}"));
+    ck_assert_ptr_null(json_object_get(json_object_get(canon, "adapt"), "elastic"));
+    check_round_trip(canon);
+    json_decref(canon);
+    jobspec_free(&s);
+
+    static const struct {
+        const char *spec, *field, *reason;
+    } cases[] = {
+        {"{\"type\":\"adapt\",\"model\":" RESNET "}", "adapt", "required"},
+        {ADAPT_SPEC("{}"), "adapt.target_mflops", "required (or target_ratio)"},
+        {ADAPT_SPEC("{\"target_mflops\":10,\"target_ratio\":0.5}"), "adapt.target_ratio",
+         "cannot be combined"},
+        {ADAPT_SPEC("{\"target_ratio\":5}"), "adapt.target_ratio", "<= 4"},
+        {ADAPT_SPEC("{\"target_mflops\":0.5}"), "adapt.target_mflops", "smallest net"},
+        {ADAPT_SPEC("{\"target_ratio\":3.9,\"elastic\":{\"enabled\":false}}"),
+         "adapt.target_ratio", "largest net"},
+        {ADAPT_SPEC("{\"target_ratio\":2.5,\"elastic\":{\"max_width\":1,\"max_depth\":1}}"),
+         "adapt.target_ratio", "largest net"},
+        {ADAPT_SPEC("{\"target_ratio\":0.5,\"method\":\"l1\"}"), "adapt.method", "one of"},
+        {ADAPT_SPEC("{\"target_ratio\":0.5,\"window\":{\"min\":0.5,\"max\":1.2,"
+                    "\"group\":0.8}}"),
+         "adapt.window.group", "<= max - min"},
+        {ADAPT_SPEC("{\"target_ratio\":0.5,\"window\":{\"max\":0.9}}"), "adapt.window.max",
+         ">= 1"},
+        {ADAPT_SPEC("{\"target_ratio\":0.5,\"elastic\":{\"drop_p\":0.2}}"),
+         "adapt.elastic.drop_p", "<= condense_p"},
+        {ADAPT_SPEC("{\"target_ratio\":0.5,\"elastic\":{\"patience\":0}}"),
+         "adapt.elastic.patience", ">= 1"},
+        {ADAPT_SPEC("{\"target_ratio\":0.5,\"arch\":{\"init\":\"random\"}}"),
+         "adapt.arch.init", "one of"},
+        {ADAPT_SPEC("{\"target_ratio\":0.5,\"method\":\"uniform_width\",\"window\":{}}"),
+         "adapt.window", "only for method \"dna\""},
+        {ADAPT_SPEC("{\"target_ratio\":0.5,\"compound\":{}}"), "adapt.compound",
+         "only for method \"compound\""},
+        {ADAPT_SPEC("{\"target_ratio\":0.5,\"bogus\":1}"), "adapt.bogus", "unknown"},
+        {"{\"type\":\"adapt\",\"model\":" RESNET ",\"resources\":{\"ranks\":3},"
+         "\"optim\":{\"batch_size\":129},\"adapt\":{\"target_ratio\":0.5,"
+         "\"search\":{\"batch_size\":128}}}",
+         "adapt.search.batch_size", "divisible by resources.ranks (3)"},
+        {"{\"type\":\"adapt\",\"model\":" DEIT_C ",\"adapt\":{\"target_ratio\":0.5}}",
+         "model.arch", "resnet_cifar and mobilenetv2"},
+        {"{\"type\":\"adapt\",\"model\":" RESNET ",\"prune\":{},"
+         "\"adapt\":{\"target_ratio\":0.5}}",
+         "prune", "only for type"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_one(cases[i].spec, cases[i].field, cases[i].reason);
 }
 END_TEST
 
@@ -511,6 +588,8 @@ static const struct {
     {"train-mobilenetv2-cifar10.json", 700490, 27969034},
     {"prune-dmcp-resnet20-fmnist.json", 272186, 31021962},
     {"prune-uniform-resnet20-fmnist.json", 272186, 31021962},
+    {"adapt-dna-resnet20-fmnist.json", 272186, 31021962},
+    {"adapt-compound-mobilenetv2-fmnist.json", 700202, 23111722},
 };
 
 START_TEST(golden_valid_examples)
@@ -598,7 +677,7 @@ Suite *suite_jobspec(void)
     tc = tcase_create("validation");
     tcase_add_test(tc, each_field_validated);
     tcase_add_test(tc, collects_every_problem);
-    tcase_add_test(tc, unsupported_types);
+    tcase_add_test(tc, adapt_object);
     tcase_add_test(tc, prune_object);
     tcase_add_test(tc, not_an_object);
     suite_add_tcase(s, tc);
