@@ -643,6 +643,419 @@ START_TEST(inherited_network_is_the_full_supernet)
 }
 END_TEST
 
+/* ---- the job -------------------------------------------------------------------- */
+
+#define MAX_POINTS 8192
+
+typedef struct capture {
+    int n;
+    char name[MAX_POINTS][64];
+    long step[MAX_POINTS];
+    double value[MAX_POINTS];
+    int elastic_lines;
+    long cancel_after, polls;
+} capture;
+
+static void cap_metric(void *ctx, const char *name, double v, long step, double epoch)
+{
+    (void)epoch;
+    capture *c = ctx;
+    if (c->n < MAX_POINTS) {
+        snprintf(c->name[c->n], sizeof c->name[0], "%s", name);
+        c->step[c->n] = step;
+        c->value[c->n++] = v;
+    }
+}
+
+static void cap_log(void *ctx, const char *level, const char *msg)
+{
+    (void)level;
+    capture *c = ctx;
+    c->elastic_lines += strncmp(msg, "elastic: ", 9) == 0;
+}
+
+static int cap_cancel(void *ctx)
+{
+    capture *c = ctx;
+    return c->cancel_after >= 0 && ++c->polls > c->cancel_after;
+}
+
+static double last_metric(const capture *c, const char *name)
+{
+    double v = -1;
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->name[i], name) == 0)
+            v = c->value[i];
+    return v;
+}
+
+#define RESNET_JOB                                                                                 \
+    "{\"arch\":\"resnet_cifar\",\"image_size\":12,\"in_channels\":1,\"num_classes\":4,"            \
+    "\"stem\":8,\"stages\":[{\"width\":8,\"mids\":[8,8]},{\"width\":16,\"mids\":[16,16]}]}"
+#define MBV2_JOB                                                                                   \
+    "{\"arch\":\"mobilenetv2\",\"image_size\":12,\"in_channels\":1,\"num_classes\":4,"             \
+    "\"stem\":8,\"blocks\":[{\"hidden\":8,\"out\":8,\"stride\":1},"                                \
+    "{\"hidden\":24,\"out\":12,\"stride\":2},{\"hidden\":36,\"out\":12,\"stride\":1},"             \
+    "{\"hidden\":36,\"out\":16,\"stride\":2},{\"hidden\":48,\"out\":16,\"stride\":1}],"            \
+    "\"last\":24}"
+/* A search that changes its space within a few steps, for a target ratio. */
+static const char *dna_fast(const char *target)
+{
+    static char buf[512];
+    snprintf(buf, sizeof buf,
+             "{\"target_ratio\":%s,\"warmup_epochs\":1,\"search_epochs\":3,"
+             "\"search\":{\"batch_size\":32},\"calib_batches\":2,\"arch\":{\"lr\":20,"
+             "\"init\":\"existing\"},\"elastic\":{\"check_every\":2,\"settle_steps\":2}}",
+             target);
+    return buf;
+}
+
+/* An adapt job on 4-class synthetic 12x12 images: 8 steps per epoch. */
+static void adapt_spec_of(job_spec *s, const char *model, const char *adapt, const char *extra)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "{\"name\":\"a\",\"type\":\"adapt\",\"seed\":2,%s\"model\":%s,"
+             "\"data\":{\"dataset\":\"synthetic\",\"synthetic\":{\"train\":256,\"test\":128,"
+             "\"classes\":4,\"channels\":1,\"size\":12}},"
+             "\"optim\":{\"lr\":0.05,\"batch_size\":32,\"epochs\":2},"
+             "\"checkpoint\":{\"keep_last\":50},\"adapt\":%s}",
+             extra, model, adapt);
+    json_t *j = json_loads(text, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    field_errors fe;
+    char msg[1024];
+    int rc = jobspec_parse(s, NULL, j, &fe);
+    fe_format(&fe, msg, sizeof msg);
+    ck_assert_msg(rc == 0, "%s", msg);
+    json_decref(j);
+}
+
+static char *temp_dir(void)
+{
+    char *d = xstrdup("/tmp/kiln-adapt-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(d));
+    return d;
+}
+
+static void remove_dir(const char *d)
+{
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static json_t *load_out(const char *dir, const char *name)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    ck_assert_msg(j != NULL, "%s: %s", path, je.text);
+    return j;
+}
+
+static int run_job(const job_spec *s, const char *dir, capture *cap, const char *resume,
+                   const char *init, job_result *res)
+{
+    job_sink sink = {
+        .ctx = cap, .metric = cap_metric, .log = cap_log, .cancel_requested = cap_cancel};
+    job_env env = {.out_dir = dir, .resume_path = resume, .init_weights = init, .sink = &sink};
+    errbuf eb = {{0}};
+    int rc = job_run(s, &env, res, &eb);
+    if (rc != 0 && rc != ERR_CANCELLED)
+        ck_abort_msg("job failed: %s", eb.msg);
+    return rc;
+}
+
+/* The architecture parses, builds, sits in the band; the weights load and
+ * evaluate to the reported accuracy; the report agrees. Returns the found
+ * network's MFLOPs. */
+static double check_outputs(const job_spec *s, const char *dir, const job_result *res)
+{
+    json_t *arch = load_out(dir, "architecture.json"), *rep = load_out(dir, "report.json");
+    model_cfg c;
+    field_errors fe;
+    fe_init(&fe);
+    ck_assert_int_eq(modelcfg_parse(&c, arch, "model", &fe), 0);
+    double mf = modelcfg_macs(&c) / 1e6;
+    double t = json_number_value(json_object_get(rep, "target_mflops"));
+    ck_assert_msg(mf >= 0.99 * t && mf <= 1.01 * t, "%.5f MFLOPs for a target of %.5f", mf, t);
+    json_t *after = json_object_get(rep, "after");
+    ck_assert(fabs(json_number_value(json_object_get(after, "mflops")) - mf) < 1e-9);
+    ck_assert_int_eq(json_integer_value(json_object_get(after, "params")), modelcfg_params(&c));
+    ck_assert(json_array_size(json_object_get(rep, "layers")) > 0);
+    net m;
+    net_init(&m);
+    errbuf eb;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    ck_assert(model_build(&m, &c, 64, 0, NULL, &eb) == 0);
+    ck_assert(net_macs(&m) / 1e6 == mf);
+    ck_assert_msg(ckpt_load_weights(path, &m, &eb) == 0, "%s", eb.msg);
+    dataset tr, te;
+    ck_assert(dataset_load(&tr, &te, &s->data, &eb) == 0);
+    eval_result e;
+    train_evaluate(&m, &te, 64, NULL, &e);
+    double reported = json_number_value(json_object_get(res->summary, "test_top1"));
+    ck_assert_msg(fabs(e.top1 - reported) < 1e-9, "evaluated %.6f, reported %.6f", e.top1,
+                  reported);
+    ck_assert(fabs(json_number_value(json_object_get(after, "top1")) - reported) < 1e-9);
+    dataset_free(&tr);
+    dataset_free(&te);
+    net_deinit(&m);
+    json_decref(arch);
+    json_decref(rep);
+    return mf;
+}
+
+/* A DNA job's search outputs: the event log in report, elastic.json, the
+ * log lines and the metrics agree. Returns the number of events. */
+static int check_events(const char *dir, const capture *cap, const job_result *res)
+{
+    json_t *rep = load_out(dir, "report.json"), *el = load_out(dir, "elastic.json");
+    json_t *rel = json_object_get(rep, "elastic");
+    ck_assert(json_equal(rel, el));
+    json_t *events = json_object_get(el, "events");
+    int n = (int)json_array_size(events);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(el, "counts"), "total")),
+                     n);
+    ck_assert_int_eq(json_integer_value(json_object_get(res->summary, "elastic_events")), n);
+    ck_assert_int_eq(cap->elastic_lines, n);
+    if (n > 0)
+        ck_assert(last_metric(cap, "search/elastic/events") == n);
+    /* every event's FLOPs follow from the one before */
+    double prev = json_number_value(json_object_get(el, "supernet_mflops_initial"));
+    for (int i = 0; i < n; i++) {
+        json_t *ev = json_array_get(events, (size_t)i);
+        ck_assert(fabs(json_number_value(json_object_get(ev, "supernet_mflops_before")) - prev) <
+                  1e-9);
+        prev = json_number_value(json_object_get(ev, "supernet_mflops_after"));
+    }
+    ck_assert(fabs(json_number_value(json_object_get(el, "supernet_mflops_final")) - prev) < 1e-9);
+    ck_assert(json_array_size(json_object_get(rep, "stages")) > 0);
+    ck_assert(json_array_size(json_object_get(rep, "units")) > 0);
+    json_decref(rep);
+    json_decref(el);
+    return n;
+}
+
+static void dna_job(const char *model, const char *target, int want_events)
+{
+    job_spec s;
+    adapt_spec_of(&s, model, dna_fast(target), "");
+    char *dir = temp_dir();
+    capture *cap = xcalloc(1, sizeof *cap);
+    cap->cancel_after = -1;
+    job_result res;
+    ck_assert_int_eq(run_job(&s, dir, cap, NULL, NULL, &res), 0);
+    double mf = check_outputs(&s, dir, &res);
+    ck_assert(atof(target) < 1 ? mf < s.mflops : mf > s.mflops);
+    int n = check_events(dir, cap, &res);
+    ck_assert_msg(n >= want_events, "%d elastic events", n);
+    ck_assert_int_eq(res.n_artifacts, 5);
+    const char *want[] = {"warmup/train/loss",         "search/expected_mflops",
+                          "search/arch/loss",          "search/expected_depth/stage1",
+                          "search/test/top1_expected", "retrain/test/top1"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(last_metric(cap, want[i]) != -1, "no metric %s", want[i]);
+    job_result_free(&res);
+    free(cap);
+    remove_dir(dir);
+    free(dir);
+    jobspec_free(&s);
+}
+
+START_TEST(dna_shrink_job)
+{
+    dna_job(RESNET_JOB, "0.4", 1);
+}
+END_TEST
+
+START_TEST(dna_grow_job)
+{
+    dna_job(RESNET_JOB, "1.3", 1);
+    dna_job(MBV2_JOB, "1.3", 0);
+}
+END_TEST
+
+/* The baseline of method k (1..3) for model c at ratio r: in [lo*T, 1.01*T]. */
+static void check_baseline(const model_cfg *c, int k, double r, double lo, const char *what)
+{
+    model_cfg found;
+    json_t *info = json_object();
+    errbuf eb;
+    adapt_spec sp = {.method = (adapt_method)k, .compound_alpha = 1.2, .compound_beta = 1.1};
+    double t = modelcfg_macs(c) / 1e6 * r;
+    ck_assert_msg(adapt_baseline(&sp, c, t, &found, info, &eb) == 0, "%s", eb.msg);
+    double mf = modelcfg_macs(&found) / 1e6;
+    ck_assert_msg(mf >= lo * t && mf <= 1.01 * t, "%s %s x%.2f: %.4f MFLOPs for %.4f", what,
+                  adaptspec_method_name(sp.method), r, mf, t);
+    ck_assert(json_is_true(json_object_get(info, "in_band")) == (mf >= 0.99 * t));
+    double wm = json_number_value(json_object_get(info, "width_multiplier"));
+    double dm = json_number_value(json_object_get(info, "depth_multiplier"));
+    if (k == ADAPT_UNIFORM_WIDTH)
+        ck_assert(dm == 1.0);
+    if (k == ADAPT_UNIFORM_DEPTH) /* depth does the scaling, width the rounding */
+        ck_assert_msg(fabs(log(wm)) < fabs(log(r)), "%s: width x%.3f for x%.2f", what, wm, r);
+    /* the network builds, with the MACs counted */
+    net m;
+    net_init(&m);
+    ck_assert(model_build(&m, &found, 1, 0, NULL, &eb) == 0);
+    ck_assert(net_macs(&m) / 1e6 == mf);
+    net_deinit(&m);
+    json_decref(info);
+}
+
+START_TEST(baseline_jobs)
+{
+    /* the benchmark's networks: every rule lands in the band at every budget */
+    const char *bench[2] = {"{\"arch\":\"resnet_cifar\",\"depth\":20,\"widths\":[16,32,64],"
+                            "\"image_size\":28,\"in_channels\":1,\"num_classes\":10}",
+                            "{\"arch\":\"mobilenetv2\",\"width_mult\":0.5,\"image_size\":28,"
+                            "\"in_channels\":1,\"num_classes\":10}"};
+    const double ratios[3] = {0.5, 0.75, 1.3};
+    for (int mi = 0; mi < 2; mi++) {
+        model_cfg c;
+        cfg_from(&c, bench[mi]);
+        for (int k = 1; k <= 3; k++)
+            for (int g = 0; g < 3; g++)
+                check_baseline(&c, k, ratios[g], 0.99, bench[mi]);
+    }
+    /* tiny nets: whole channels are coarse steps of a uniform multiplier */
+    const char *tiny[2] = {RESNET_JOB, MBV2_JOB};
+    for (int mi = 0; mi < 2; mi++) {
+        model_cfg c;
+        cfg_from(&c, tiny[mi]);
+        for (int k = 1; k <= 3; k++)
+            for (int g = 0; g < 3; g++)
+                check_baseline(&c, k, ratios[g], 0.8, tiny[mi]);
+    }
+    /* one of them through the job: artifacts and the accuracy it reports */
+    job_spec s;
+    adapt_spec_of(&s, MBV2_JOB, "{\"method\":\"uniform_depth\",\"target_ratio\":1.3}", "");
+    char *dir = temp_dir();
+    capture *cap = xcalloc(1, sizeof *cap);
+    cap->cancel_after = -1;
+    job_result res;
+    ck_assert_int_eq(run_job(&s, dir, cap, NULL, NULL, &res), 0);
+    check_outputs(&s, dir, &res);
+    ck_assert_int_eq(res.n_artifacts, 4);
+    json_t *rep = load_out(dir, "report.json");
+    ck_assert_ptr_nonnull(json_object_get(json_object_get(rep, "baseline"), "depths"));
+    json_decref(rep);
+    job_result_free(&res);
+    free(cap);
+    remove_dir(dir);
+    free(dir);
+    jobspec_free(&s);
+}
+END_TEST
+
+static void *read_all(const char *dir, const char *name, size_t *len)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *b = xmalloc(*len ? *len : 1);
+    ck_assert_int_eq(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+static void same_file(const char *a, const char *b, const char *name)
+{
+    size_t la, lb;
+    void *x = read_all(a, name, &la), *y = read_all(b, name, &lb);
+    ck_assert_msg(la == lb && memcmp(x, y, la) == 0, "%s differs between %s and %s", name, a, b);
+    free(x);
+    free(y);
+}
+
+START_TEST(cancelled_search_resumes_to_the_same_result)
+{
+    job_spec s;
+    adapt_spec_of(&s, RESNET_JOB, dna_fast("1.3"), "");
+    char *da = temp_dir(), *db = temp_dir();
+    capture *ca = xcalloc(1, sizeof *ca), *cb = xcalloc(1, sizeof *cb);
+    ca->cancel_after = -1;
+    job_result ra, rb;
+    ck_assert_int_eq(run_job(&s, da, ca, NULL, NULL, &ra), 0);
+    json_t *el = load_out(da, "elastic.json");
+    json_t *first = json_array_get(json_object_get(el, "events"), 0);
+    ck_assert_ptr_nonnull(first);
+    long at = (long)json_integer_value(json_object_get(first, "step"));
+    json_decref(el);
+    /* cancel after the first change of the space, then resume */
+    cb->cancel_after = at + 3;
+    ck_assert_int_eq(run_job(&s, db, cb, NULL, NULL, &rb), ERR_CANCELLED);
+    job_result_free(&rb);
+    char ckpt[1100];
+    snprintf(ckpt, sizeof ckpt, "%s/search-%08ld.safetensors", db, at + 3);
+    ck_assert_msg(access(ckpt, R_OK) == 0, "no search checkpoint at step %ld", at + 3);
+    cb->cancel_after = -1;
+    ck_assert_int_eq(run_job(&s, db, cb, ckpt, NULL, &rb), 0);
+    same_file(da, db, "architecture.json");
+    same_file(da, db, "model.safetensors");
+    same_file(da, db, "elastic.json");
+    job_result_free(&ra);
+    job_result_free(&rb);
+    free(ca);
+    free(cb);
+    remove_dir(da);
+    remove_dir(db);
+    free(da);
+    free(db);
+    jobspec_free(&s);
+}
+END_TEST
+
+START_TEST(init_from_a_train_job)
+{
+    /* a finished train job's weights are the existing network */
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"name\":\"t\",\"seed\":3,\"model\":%s,"
+             "\"data\":{\"dataset\":\"synthetic\",\"synthetic\":{\"train\":256,\"test\":128,"
+             "\"classes\":4,\"channels\":1,\"size\":12}},"
+             "\"optim\":{\"lr\":0.05,\"batch_size\":32,\"epochs\":2}}",
+             RESNET_JOB);
+    json_t *j = json_loads(text, 0, NULL);
+    job_spec ts;
+    field_errors fe;
+    ck_assert_int_eq(jobspec_parse(&ts, NULL, j, &fe), 0);
+    json_decref(j);
+    char *dt = temp_dir(), *da = temp_dir(), weights[1100];
+    capture *cap = xcalloc(1, sizeof *cap);
+    cap->cancel_after = -1;
+    job_result rt, ra;
+    ck_assert_int_eq(run_job(&ts, dt, cap, NULL, NULL, &rt), 0);
+    snprintf(weights, sizeof weights, "%s/model.safetensors", dt);
+    job_spec s;
+    char extra[1200];
+    snprintf(extra, sizeof extra, "\"init_from\":\"%s\",", weights);
+    adapt_spec_of(&s, RESNET_JOB, dna_fast("0.6"), extra);
+    ck_assert_int_eq(run_job(&s, da, cap, NULL, weights, &ra), 0);
+    double before = json_number_value(json_object_get(ra.summary, "top1_before"));
+    double trained = json_number_value(json_object_get(rt.summary, "test_top1"));
+    ck_assert_msg(before == trained, "top-1 before %.6f, the train job's %.6f", before, trained);
+    check_outputs(&s, da, &ra);
+    job_result_free(&rt);
+    job_result_free(&ra);
+    free(cap);
+    remove_dir(dt);
+    remove_dir(da);
+    free(dt);
+    free(da);
+    jobspec_free(&s);
+    jobspec_free(&ts);
+}
+END_TEST
+
 Suite *suite_adapt(void)
 {
     Suite *s = suite_create("adapt");
@@ -660,5 +1073,13 @@ Suite *suite_adapt(void)
     tcase_add_test(e, condense_keeps_remaining_subnets);
     tcase_add_test(e, inherited_network_is_the_full_supernet);
     suite_add_tcase(s, e);
+    TCase *j = tcase_create("job");
+    tcase_set_timeout(j, 600);
+    tcase_add_test(j, dna_shrink_job);
+    tcase_add_test(j, dna_grow_job);
+    tcase_add_test(j, baseline_jobs);
+    tcase_add_test(j, cancelled_search_resumes_to_the_same_result);
+    tcase_add_test(j, init_from_a_train_job);
+    suite_add_tcase(s, j);
     return s;
 }

@@ -187,13 +187,14 @@ const char *elastic_kind_name(elastic_kind k);
 
 /* One check of the rules on *stp at `step` (ALGORITHMS.md 3.2(d)): counts
  * the conditions met, and applies every change whose condition held at
- * cfg.patience consecutive checks: width first (one new state for all
- * units), then depth. On a change *stp is replaced by a new state (the old
- * one freed; max_batch as before) whose weights, optimizer state, alpha,
- * beta and momenta follow the tensors that grew or shrank; new channels
- * and blocks leave the network's function unchanged. Appends the events
- * to e's log and returns how many there were (0: *stp untouched), or a
- * negative ERR_* (eb). */
+ * cfg.patience consecutive checks, one after the other (widths by unit,
+ * then depths by stage), each into a new state (the old one freed;
+ * max_batch as before) whose weights, optimizer state, alpha, beta and
+ * momenta follow the tensors that grew or shrank; new channels and blocks
+ * leave the network's function unchanged. *stp is the last state. Appends
+ * the events to e's log and returns how many there were (0: *stp
+ * untouched), or a negative ERR_* (eb; *stp is then the state before the
+ * failed change, and the events before it are logged). */
 int elastic_check(elastic *e, adapt_state **stp, long step, int max_batch, errbuf *eb);
 
 /* The single operations, used by elastic_check and the tests. Each

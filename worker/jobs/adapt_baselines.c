@@ -2,7 +2,10 @@
  *
  * From the existing network, one rule each, fitted into the +-1 % band:
  *   - uniform_width: every unit at round(c * m) (>= 1 channel), the
- *     multiplier m whose net has the most MACs under the top of the band;
+ *     multiplier m whose net has the most MACs under the top of the band,
+ *     then largest-remainder rounding: while under the band, the units
+ *     that rounding cut most get one channel more (all units move together
+ *     with m, so on narrow nets the plain rounding can miss the band);
  *   - uniform_depth: every stage at round(n * k) blocks (>= 1; new blocks
  *     copy the stage's last block). Depth alone moves the FLOPs in steps of
  *     whole blocks, so a width multiplier closes the gap to the band: of
@@ -26,24 +29,29 @@
 #define M_MAX  4.0
 #define M_GRID 4000
 
-/* The existing network scaled: widths times m, stage s at depths[s] blocks. */
-static void scaled(const adapt_space *as, double m, const int *depths, model_cfg *out)
+/* Widths of multiplier m: round(c * m), at least 1, partners apart. */
+static void widths_of(const adapt_space *as, double m, int *w)
 {
-    int *w = xcalloc((size_t)as->sp.n_units, sizeof(int));
     for (int u = 0; u < as->sp.n_units; u++) {
         long v = lround(as->nominal[u] * m);
         w[u] = v < 1 ? 1 : (int)v;
     }
-    /* partners apart (one channel at a time; C is the existing width here,
-     * so a unit above it moves down) */
+    /* one channel at a time; C is the existing width here, so a unit above
+     * it moves down */
     ps_fix_structure(&as->sp, w, 0);
+}
+
+/* The existing network at widths w, stage s at d[s] blocks (new blocks
+ * copy the stage's last block). */
+static void cfg_of(const adapt_space *as, const int *w, const int *d, model_cfg *out)
+{
     as_cfg(as, w, NULL, out);
     for (int s = as->n_stages - 1; s >= 0; s--) {
-        if (depths[s] < as->depth[s]) {
-            as_cfg_remove_blocks(out, s, as->depth[s] - depths[s]);
+        if (d[s] < as->depth[s]) {
+            as_cfg_remove_blocks(out, s, as->depth[s] - d[s]);
             continue;
         }
-        for (int k = as->depth[s]; k < depths[s]; k++) {
+        for (int k = as->depth[s]; k < d[s]; k++) {
             int first[AS_MAX_STAGES], depth[AS_MAX_STAGES];
             as_stages(out, first, depth);
             int last = first[s] + depth[s] - 1, inner;
@@ -58,25 +66,79 @@ static void scaled(const adapt_space *as, double m, const int *depths, model_cfg
                 break;
         }
     }
-    free(w);
+}
+
+static double macs_of(const adapt_space *as, const int *w, const int *d)
+{
+    model_cfg c;
+    cfg_of(as, w, d, &c);
+    return modelcfg_macs(&c);
+}
+
+/* Whether unit u may take width v: apart from its partners. */
+static int apart(const prune_space *sp, const int *w, int u, int v)
+{
+    if (sp->units[u].partner >= 0 && w[sp->units[u].partner] == v)
+        return 0;
+    for (int x = 0; x < sp->n_units; x++)
+        if (sp->units[x].partner == u && w[x] == v)
+            return 0;
+    return 1;
+}
+
+/* Largest-remainder rounding of multiplier m: the widths of m, then the
+ * units that rounding cut most (c*m - w largest) get one channel more,
+ * while the net stays <= hi, until it reaches lo. Returns the MACs. */
+static double round_into(const adapt_space *as, double m, const int *d, double lo, double hi,
+                         int *w)
+{
+    widths_of(as, m, w);
+    double macs = macs_of(as, w, d);
+    int n = as->sp.n_units;
+    char *tried = xcalloc((size_t)n, 1);
+    while (macs < lo) {
+        int best = -1;
+        double cut = -HUGE_VAL;
+        for (int u = 0; u < n; u++) {
+            double c = as->nominal[u] * m - w[u];
+            if (!tried[u] && c > cut && apart(&as->sp, w, u, w[u] + 1)) {
+                cut = c;
+                best = u;
+            }
+        }
+        if (best < 0)
+            break;
+        tried[best] = 1;
+        w[best]++;
+        double x = macs_of(as, w, d);
+        if (x > hi)
+            w[best]--;
+        else
+            macs = x;
+    }
+    free(tried);
+    return macs;
 }
 
 /* The width multiplier for depths d whose net has the most MACs <= hi
- * (ties: the one nearest `near`); *macs gets them (-1: none fits). */
-static double fit_width(const adapt_space *as, const int *d, double hi, double near, double *macs)
+ * (ties: the one nearest `near`), then rounded into [lo, hi] if it can be;
+ * w gets the widths, *macs their MACs (-1: nothing fits). */
+static double fit_width(const adapt_space *as, const int *d, double lo, double hi, double near,
+                        int *w, double *macs)
 {
     double best_m = -1, best = -1;
+    int *t = xcalloc((size_t)as->sp.n_units, sizeof(int));
     for (int i = 0; i <= M_GRID; i++) {
         double m = M_MIN + (M_MAX - M_MIN) * i / M_GRID;
-        model_cfg c;
-        scaled(as, m, d, &c);
-        double x = modelcfg_macs(&c);
+        widths_of(as, m, t);
+        double x = macs_of(as, t, d);
         if (x <= hi && (x > best || (x == best && fabs(m - near) < fabs(best_m - near)))) {
             best = x;
             best_m = m;
         }
     }
-    *macs = best;
+    free(t);
+    *macs = best_m > 0 ? round_into(as, best_m, d, lo, hi, w) : -1;
     return best_m;
 }
 
@@ -99,22 +161,25 @@ int adapt_baseline(const adapt_spec *sp, const model_cfg *c, double target_mflop
     double hi = target_mflops * (1 + ADAPT_TARGET_TOL) * 1e6;
     double full = modelcfg_macs(c), macs = -1, m = 1, k = 1;
     int d[AS_MAX_STAGES];
+    int *w = xcalloc((size_t)as.sp.n_units, sizeof(int));
+    int *tw = xcalloc((size_t)as.sp.n_units, sizeof(int));
     memcpy(d, as.depth0, sizeof d);
     switch (sp->method) {
     case ADAPT_UNIFORM_WIDTH:
-        m = fit_width(&as, d, hi, 1.0, &macs);
+        m = fit_width(&as, d, lo, hi, 1.0, w, &macs);
         break;
     case ADAPT_UNIFORM_DEPTH: {
-        /* every distinct depth vector of multipliers 0.05..4 */
+        /* every distinct depth vector of multipliers 0.01..4 */
         double best_gap = HUGE_VAL;
-        int prev[AS_MAX_STAGES] = {-1}, cand[AS_MAX_STAGES];
+        int prev[AS_MAX_STAGES], cand[AS_MAX_STAGES];
+        memset(prev, 0, sizeof prev);
         for (int i = 1; i <= 400; i++) {
             double ki = 0.01 * i;
             depths_of(&as, ki, cand);
             if (memcmp(cand, prev, (size_t)as.n_stages * sizeof(int)) == 0)
                 continue;
             memcpy(prev, cand, sizeof prev);
-            double x, mi = fit_width(&as, cand, hi, 1.0, &x);
+            double x, mi = fit_width(&as, cand, lo, hi, 1.0, tw, &x);
             if (x < lo || mi <= 0)
                 continue;
             double gap = fabs(log(mi));
@@ -124,6 +189,7 @@ int adapt_baseline(const adapt_spec *sp, const model_cfg *c, double target_mflop
                 k = ki;
                 macs = x;
                 memcpy(d, cand, sizeof d);
+                memcpy(w, tw, (size_t)as.sp.n_units * sizeof(int));
             }
         }
         break;
@@ -134,7 +200,7 @@ int adapt_baseline(const adapt_spec *sp, const model_cfg *c, double target_mflop
         k = pow(sp->compound_alpha, phi);
         depths_of(&as, k, d);
         double wn = pow(sp->compound_beta, phi);
-        m = fit_width(&as, d, hi, wn, &macs);
+        m = fit_width(&as, d, lo, hi, wn, w, &macs);
         json_object_set_new(info, "phi", json_real(phi));
         json_object_set_new(info, "width_multiplier_rule", json_real(wn));
         break;
@@ -143,16 +209,18 @@ int adapt_baseline(const adapt_spec *sp, const model_cfg *c, double target_mflop
         rc = err_set(eb, ERR_INVALID, "dna is not a baseline");
         break;
     }
-    if (rc == 0 && m <= 0)
+    if (rc == 0 && (m <= 0 || macs < 0))
         rc = err_set(eb, ERR_INVALID, "no %s network fits under %.4f MFLOPs",
                      adaptspec_method_name(sp->method), hi / 1e6);
     if (rc == 0) {
-        scaled(&as, m, d, out);
+        cfg_of(&as, w, d, out);
         json_object_set_new(info, "width_multiplier", json_real(m));
         json_object_set_new(info, "depth_multiplier", json_real(k));
         json_object_set_new(info, "depths", nas_int_array(d, as.n_stages));
         json_object_set_new(info, "in_band", json_boolean(macs >= lo && macs <= hi));
     }
+    free(w);
+    free(tw);
     as_deinit(&as);
     return rc;
 }

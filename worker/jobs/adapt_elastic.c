@@ -521,50 +521,57 @@ static int depth_due(elastic *e, const adapt_state *st, int *delta)
     return due;
 }
 
+/* The seed of the fresh weights of the next event. */
+static uint64_t event_seed(const elastic *e)
+{
+    return e->seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(e->n_ev + 1);
+}
+
 int elastic_check(elastic *e, adapt_state **stp, long step, int max_batch, errbuf *eb)
 {
     adapt_state *st = *stp;
-    if (e->n_units != st->as.sp.n_units)
-        elastic_resize(e, st->as.sp.n_units);
-    wchange *wc = xcalloc((size_t)(st->as.sp.n_units ? st->as.sp.n_units : 1), sizeof *wc);
+    int nu = st->as.sp.n_units;
+    if (e->n_units != nu)
+        elastic_resize(e, nu);
+    wchange *wc = xcalloc((size_t)(nu ? nu : 1), sizeof *wc);
     int delta[AS_MAX_STAGES];
-    int nw = width_due(e, st, wc), nd = depth_due(e, st, delta), n_events = 0;
-    if (nw > 0) {
-        uint64_t seed = e->seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(e->n_ev + 1);
-        adapt_state *n = width_rebuild(st, wc, seed, max_batch, eb);
+    int nw = width_due(e, st, wc), nd = depth_due(e, st, delta), n_events = 0, rc = 0;
+    /* one change at a time, each its own new supernet, so that every
+     * event's FLOPs are its own; unit and stage indices do not move under
+     * width changes, and stage indices not under depth changes */
+    for (int u = 0; nw > 0 && u < nu; u++) {
+        const ps_unit *x = &st->as.sp.units[u];
+        if (wc[u].add == 0 && wc[u].front == 0 && wc[u].kept == x->K)
+            continue;
+        wchange *one = no_change(&st->as.sp);
+        one[u] = wc[u];
+        adapt_state *n = width_rebuild(st, one, event_seed(e), max_batch, eb);
+        free(one);
         if (n == NULL) {
-            free(wc);
-            return err_prefix(eb, ERR_INTERNAL, "elastic change at step %ld", step);
+            rc = err_prefix(eb, ERR_INTERNAL, "elastic change at step %ld", step);
+            break;
         }
-        for (int u = 0; u < st->as.sp.n_units; u++) {
-            const ps_unit *a = &st->as.sp.units[u], *b = &n->as.sp.units[u];
-            if (a->channels == b->channels && a->c_min == b->c_min && a->K == b->K)
-                continue;
-            elastic_event ev;
-            width_event(&ev, b->channels > a->channels ? EL_WIDTH_EXPAND : EL_WIDTH_CONDENSE, st, n,
-                        u);
-            log_event(e, &ev, step);
-            n_events++;
-        }
+        elastic_event ev;
+        width_event(&ev, wc[u].add > 0 ? EL_WIDTH_EXPAND : EL_WIDTH_CONDENSE, st, n, u);
+        log_event(e, &ev, step);
+        n_events++;
         adapt_state_free(st);
         st = n;
     }
-    if (nd > 0) {
-        uint64_t seed = e->seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(e->n_ev + 1);
-        adapt_state *n = depth_rebuild(st, delta, seed, max_batch, eb);
+    for (int s = 0; rc == 0 && nd > 0 && s < st->as.n_stages; s++) {
+        if (delta[s] == 0)
+            continue;
+        int one[AS_MAX_STAGES] = {0};
+        one[s] = delta[s];
+        adapt_state *n = depth_rebuild(st, one, event_seed(e), max_batch, eb);
         if (n == NULL) {
-            free(wc);
-            *stp = st;
-            return err_prefix(eb, ERR_INTERNAL, "elastic change at step %ld", step);
+            rc = err_prefix(eb, ERR_INTERNAL, "elastic change at step %ld", step);
+            break;
         }
-        for (int s = 0; s < st->as.n_stages; s++) {
-            if (delta[s] == 0)
-                continue;
-            elastic_event ev;
-            depth_event(&ev, delta[s] > 0 ? EL_DEPTH_EXPAND : EL_DEPTH_CONDENSE, st, n, s);
-            log_event(e, &ev, step);
-            n_events++;
-        }
+        elastic_event ev;
+        depth_event(&ev, delta[s] > 0 ? EL_DEPTH_EXPAND : EL_DEPTH_CONDENSE, st, n, s);
+        log_event(e, &ev, step);
+        n_events++;
         adapt_state_free(st);
         st = n;
     }
@@ -572,7 +579,7 @@ int elastic_check(elastic *e, adapt_state **stp, long step, int max_batch, errbu
     if (n_events > 0)
         elastic_resize(e, st->as.sp.n_units);
     *stp = st;
-    return n_events;
+    return rc != 0 ? rc : n_events;
 }
 
 /* ---- the log ---------------------------------------------------------------------------- */
