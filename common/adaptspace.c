@@ -229,6 +229,7 @@ int as_cfg_append_block(model_cfg *c, int s, int inner)
     int first[AS_MAX_STAGES], depth[AS_MAX_STAGES];
     int n = as_stages(c, first, depth);
     assert(s >= 0 && s < n);
+    (void)n;
     if (c->arch == MC_RESNET_CIFAR) {
         mc_stage *st = &c->stages[s];
         if (st->n_blocks >= MC_MAX_STAGE_BLOCKS)
@@ -252,6 +253,7 @@ void as_cfg_remove_blocks(model_cfg *c, int s, int count)
     int first[AS_MAX_STAGES], depth[AS_MAX_STAGES];
     int n = as_stages(c, first, depth);
     assert(s >= 0 && s < n && count >= 0 && count < depth[s]);
+    (void)n;
     if (c->arch == MC_RESNET_CIFAR) {
         c->stages[s].n_blocks -= count;
         return;
