@@ -183,7 +183,7 @@ test: deps
 	@$(MAKE) --no-print-directory test-unit test-integration
 
 test-unit: $(TESTS)
-	KILN_REF=$(REF) OMP_NUM_THREADS=2 $(TESTS)
+	KILN_REF=$(REF) OMP_NUM_THREADS=2 GOMP_SPINCOUNT=10000 $(TESTS)
 
 test-reference: $(TESTS)
 	KILN_REF=$(REF) CK_RUN_SUITE=reference $(TESTS)
