@@ -200,8 +200,10 @@ asan: deps
 
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common worker server tests -name '*.[ch]')
 lint:
+	@./tests/deps.sh cppcheck clang-tidy
 	@./tests/lint.sh
 format-check:
+	@./tests/deps.sh clang-format
 	clang-format --dry-run --Werror $(C_FILES)
 format:
 	clang-format -i $(C_FILES)

@@ -37,9 +37,9 @@ static int run_train(const job_spec *spec, const job_env *env, job_result *res, 
                              "images_per_s", tr.images_per_s);
     if (tr.step_seconds > 0 && tr.run_steps > 0) {
         /* training alone: set-up and evaluation excluded */
-        json_object_set_new(res->summary, "step_images_per_s",
-                            json_real((double)tr.run_steps * spec->optim.batch_size /
-                                      tr.step_seconds));
+        json_object_set_new(
+            res->summary, "step_images_per_s",
+            json_real((double)tr.run_steps * spec->optim.batch_size / tr.step_seconds));
         json_object_set_new(res->summary, "allreduce_ms_per_step",
                             json_real(1e3 * tr.allreduce_seconds / (double)tr.run_steps));
     }
