@@ -12,6 +12,7 @@
 #include "worker/models/state.h"
 
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +186,55 @@ START_TEST(checkpoint_restores_optimizer_and_step)
 }
 END_TEST
 
+/* Fresh weights follow the reference models' rules (ALGORITHMS 1.6): Linear
+ * N(0, 0.02^2) as PyTorch's trunc_normal_ (bounds +-2 absolute, so no
+ * visible truncation) with zero bias, LayerNorm (1, 0), cls_token and
+ * pos_embed N(0, 0.02^2), pos_layer_embed 0, convolutions uniform within
+ * 1/sqrt(fan_in), BN (1, 0) with running stats (0, 1). */
+START_TEST(fresh_weights_follow_the_init_rules)
+{
+    net m;
+    build(&m, "{\"arch\":\"ceit\",\"image_size\":28,\"in_channels\":1,\"num_classes\":10,"
+              "\"embed_dim\":96,\"depth\":2,\"num_heads\":3,\"patch_size\":2}");
+    for (int i = 0; i < m.n_tensors; i++) {
+        const net_tensor *t = &m.tensors[i];
+        const char *name = t->name;
+        size_t len = strlen(name);
+        if (t->kind == NET_COUNTER)
+            continue;
+        const float *v = net_tensor_data(&m, i);
+        double sum = 0, sq = 0, mx = 0;
+        for (size_t k = 0; k < t->n; k++) {
+            sum += (double)v[k];
+            sq += (double)v[k] * (double)v[k];
+            mx = fmax(mx, fabs((double)v[k]));
+        }
+        double mean = sum / (double)t->n, sd = sqrt(sq / (double)t->n - mean * mean);
+        int is_linear_w = t->ndim == 2 && len > 7 && strcmp(name + len - 7, ".weight") == 0;
+        if (is_linear_w && t->n >= 4000) {
+            ck_assert_msg(fabs(sd - 0.02) < 0.002, "%s: std %.4f, want 0.02", name, sd);
+            ck_assert_msg(mx > 0.05, "%s: max %.4f: truncated too tightly", name, mx);
+        } else if (strcmp(name, "pos_embed") == 0) {
+            ck_assert_msg(fabs(sd - 0.02) < 0.003, "%s: std %.4f, want 0.02", name, sd);
+        } else if (strcmp(name, "pos_layer_embed") == 0 || strstr(name, "running_mean")) {
+            ck_assert_msg(mx == 0, "%s must start at zero", name);
+        } else if (t->ndim == 4) {
+            double fan_in = (double)t->shape[1] * t->shape[2] * t->shape[3];
+            ck_assert_msg(mx <= 1 / sqrt(fan_in) + 1e-7 && mx > 0.5 / sqrt(fan_in),
+                          "%s: max %.4f for bound %.4f", name, mx, 1 / sqrt(fan_in));
+        } else if (strstr(name, "norm") != NULL || strstr(name, "running_var") != NULL ||
+                   (strstr(name, ".bn") != NULL && strstr(name, ".weight") != NULL)) {
+            int ones = strstr(name, "weight") != NULL || strstr(name, "running_var") != NULL;
+            for (size_t k = 0; k < t->n; k++)
+                ck_assert_msg(v[k] == (ones ? 1.0f : 0.0f), "%s[%zu] = %g", name, k, (double)v[k]);
+        } else if (t->ndim == 1 && strstr(name, "attn.") != NULL) {
+            ck_assert_msg(mx == 0, "%s: linear biases start at zero", name);
+        }
+    }
+    net_deinit(&m);
+}
+END_TEST
+
 Suite *suite_state(void)
 {
     Suite *s = suite_create("state");
@@ -193,6 +243,7 @@ Suite *suite_state(void)
     tcase_add_test(tc, errors_name_the_tensor);
     tcase_add_test(tc, wrong_model_and_corrupt_files);
     tcase_add_test(tc, checkpoint_restores_optimizer_and_step);
+    tcase_add_test(tc, fresh_weights_follow_the_init_rules);
     suite_add_tcase(s, tc);
     return s;
 }
