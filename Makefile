@@ -183,7 +183,7 @@ test: deps
 	@$(MAKE) --no-print-directory test-unit test-integration
 
 test-unit: $(TESTS)
-	KILN_REF=$(REF) OMP_NUM_THREADS=2 $(TESTS)
+	KILN_REF=$(REF) OMP_NUM_THREADS=2 GOMP_SPINCOUNT=10000 $(TESTS)
 
 test-reference: $(TESTS)
 	KILN_REF=$(REF) CK_RUN_SUITE=reference $(TESTS)
@@ -200,8 +200,10 @@ asan: deps
 
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common worker server tests -name '*.[ch]')
 lint:
+	@./tests/deps.sh cppcheck clang-tidy
 	@./tests/lint.sh
 format-check:
+	@./tests/deps.sh clang-format
 	clang-format --dry-run --Werror $(C_FILES)
 format:
 	clang-format -i $(C_FILES)

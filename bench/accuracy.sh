@@ -6,7 +6,7 @@
 # EPOCHS epochs (default 3; the schedule is stretched to fit), and prints the
 # test top-1 after every epoch beside PyTorch's anchors for the same run
 # (3-epoch, seed 0, this machine's CPU; 10-epoch: mean of 3 seeds).
-# SEEDS="0 1 2" runs several seeds. Output: one line per (model, seed) and a
+# SEEDS="0 1 2" runs several seeds, MODELS="ceit deit" a subset. Output: one line per (model, seed) and a
 # table. Not part of `make test`: a 3-epoch run of the three models takes
 # about 15 minutes on 2 cores.
 set -eu
@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$(mktemp -d /tmp/kiln-accuracy-XXXXXX)}
 mkdir -p "$out"
 echo "accuracy: $epochs epochs, seeds $seeds, runs in $out"
-for model in ceit deit resnet20; do
+for model in ${MODELS:-ceit deit resnet20}; do
     for seed in $seeds; do
         job="$out/$model-$seed.json"
         sed -e "s/\"epochs\": 3/\"epochs\": $epochs/" -e "s/\"seed\": 0/\"seed\": $seed/" \
@@ -29,7 +29,7 @@ for model in ceit deit resnet20; do
             exit 1
         }
         curve=$(grep '"name":"test/top1"' "$out/$model-$seed.jsonl" |
-            sed 's/.*"value":\([0-9.]*\).*/\1/' | awk '{printf "%s%.1f", NR > 1 ? ", " : "", 100 * $1}')
+            sed 's/.*"value":\([0-9.]*\).*/\1/' | awk '{printf "%s%.1f", (NR > 1 ? ", " : ""), 100 * $1}')
         echo "kiln  $model seed $seed: top-1 by epoch: $curve  ($(($(date +%s) - start)) s)"
     done
 done

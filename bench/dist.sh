@@ -18,7 +18,7 @@ fi
 field() { sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" | tail -1; }
 printf "%-10s %-18s %12s %16s\n" model config "img/s" "allreduce ms/step"
 for model in ceit resnet20; do
-    sed -e 's/"epochs": 3/"epochs": 1/' -e "s/\"augment\"/\"train_limit\": $limit, \"test_limit\": 1000, \"augment\"/" \
+    sed -e 's/"epochs": 3/"epochs": 1/' -e 's/"warmup_epochs": [0-9]*/"warmup_epochs": 0.5/' -e "s/\"augment\"/\"train_limit\": $limit, \"test_limit\": 1000, \"augment\"/" \
         "$here/jobs/anchor-$model.json" > "$tmp/$model.json"
     KILN_THREADS=2 "$bindir/kiln-worker" run "$tmp/$model.json" --out "$tmp/a" --no-progress \
         > "$tmp/one.log" 2>&1 || { tail -3 "$tmp/one.log"; exit 1; }

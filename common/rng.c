@@ -70,12 +70,12 @@ float rng_normal(rng *r)
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
-float rng_trunc_normal(rng *r, float std)
+float rng_trunc_normal(rng *r, float std, float lo, float hi)
 {
     for (;;) {
-        float z = rng_normal(r);
-        if (z >= -2.0f && z <= 2.0f)
-            return z * std;
+        float v = std * rng_normal(r);
+        if (v >= lo && v <= hi)
+            return v;
     }
 }
 

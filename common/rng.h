@@ -33,8 +33,11 @@ uint32_t rng_below(rng *r, uint32_t n);
 /* Standard normal N(0, 1) (Box-Muller; uses two uniforms per call). */
 float rng_normal(rng *r);
 
-/* Normal N(0, std) truncated to [-2*std, 2*std] by redrawing. */
-float rng_trunc_normal(rng *r, float std);
+/* Normal N(0, std^2) truncated to [lo, hi] by redrawing, as PyTorch's
+ * nn.init.trunc_normal_(std=std, a=lo, b=hi). Note that PyTorch's default
+ * bounds are absolute (-2, 2), not multiples of std: for std = 0.02 that is
+ * an ordinary normal. Requires lo < hi and a reachable interval. */
+float rng_trunc_normal(rng *r, float std, float lo, float hi);
 
 /* Fisher-Yates shuffle of idx[0..n). */
 void rng_shuffle(rng *r, uint32_t *idx, uint32_t n);

@@ -500,8 +500,9 @@ static char *writer_header(const st_writer *w, size_t *hlen)
         json_t *shape = json_array();
         for (int d = 0; d < t->ndim; d++)
             json_array_append_new(shape, json_integer(t->shape[d]));
-        json_t *e = json_pack("{s:s, s:o, s:[I, I]}", "dtype", dtype_name(t->dtype), "shape", shape,
-                              "data_offsets", (json_int_t)off, (json_int_t)off + (json_int_t)t->nbytes);
+        json_t *e =
+            json_pack("{s:s, s:o, s:[I, I]}", "dtype", dtype_name(t->dtype), "shape", shape,
+                      "data_offsets", (json_int_t)off, (json_int_t)off + (json_int_t)t->nbytes);
         json_object_set_new(root, w->t[i].name, e);
         off += t->nbytes;
     }

@@ -26,6 +26,9 @@ typedef struct dist_info {
  * at least 1; overridden by KILN_THREADS). Returns 0 or a negative ERR_*. */
 int dist_init(int *argc, char ***argv, dist_info *info);
 
+/* A one-rank group (world 1, one thread per core), for code given no dist_info. */
+const dist_info *dist_single(void);
+
 /* Ends MPI cleanly (a no-op for a 1-rank group). */
 void dist_finalize(void);
 

@@ -31,10 +31,11 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 cleanup_hook() {
-    for p in $POOLS; do kill -9 "$p" 2>/dev/null; done
-    [ -n "$SERVER" ] && kill -9 "$SERVER" 2>/dev/null
-    for p in $POOLS $SERVER; do wait "$p" 2>/dev/null; done
-    :
+    # every step may fail (already gone, killed status): under set -e a
+    # failing trap command would replace the test's own exit status
+    for p in $POOLS; do kill -9 "$p" 2>/dev/null || :; done
+    [ -z "$SERVER" ] || kill -9 "$SERVER" 2>/dev/null || :
+    for p in $POOLS $SERVER; do wait "$p" 2>/dev/null || :; done
 }
 
 # Prints the tails of the logs, then fails.

@@ -31,7 +31,6 @@ typedef struct param_run {
 typedef struct trainer {
     const job_spec *spec;
     const train_env *env;
-    dist_info one; /* used when env->dist is NULL */
     const dist_info *d;
     int b; /* per-rank batch */
     int K; /* classes */
@@ -206,13 +205,7 @@ static int setup(trainer *t, const job_spec *spec, const train_env *env, errbuf 
 {
     t->spec = spec;
     t->env = env;
-    if (env->dist != NULL) {
-        t->d = env->dist;
-    } else {
-        t->one.world = 1;
-        t->one.local_size = 1;
-        t->d = &t->one;
-    }
+    t->d = env->dist != NULL ? env->dist : dist_single();
     if (spec->optim.batch_size % t->d->world != 0)
         return err_set(eb, ERR_INVALID, "optim.batch_size %d is not divisible by %d ranks",
                        spec->optim.batch_size, t->d->world);

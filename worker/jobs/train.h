@@ -37,10 +37,10 @@ typedef struct train_result {
     double test_top1, test_loss; /* after the last epoch run */
     double val_top1;             /* -1 without a validation split */
     double last_train_loss;
-    long steps;          /* optimizer steps taken in total */
-    long run_steps;      /* of which in this call (a resumed run starts at its checkpoint) */
-    double seconds;      /* wall time of this call */
-    double images_per_s; /* throughput of this call, set-up and evaluation included */
+    long steps;               /* optimizer steps taken in total */
+    long run_steps;           /* of which in this call (a resumed run starts at its checkpoint) */
+    double seconds;           /* wall time of this call */
+    double images_per_s;      /* throughput of this call, set-up and evaluation included */
     double step_seconds;      /* wall time inside optimizer steps only */
     double allreduce_seconds; /* of which in the gradient allreduce */
     int cancelled;

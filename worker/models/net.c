@@ -550,7 +550,7 @@ void net_init_params(net *m, uint64_t seed)
                 p[j] = t->init_a * (2.0f * rng_uniform(&r) - 1.0f);
                 break;
             case NET_INIT_TRUNC_NORMAL:
-                p[j] = rng_trunc_normal(&r, t->init_a);
+                p[j] = rng_trunc_normal(&r, t->init_a, -2.0f, 2.0f);
                 break;
             case NET_INIT_NORMAL:
                 p[j] = t->init_a * rng_normal(&r);

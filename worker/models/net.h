@@ -45,7 +45,7 @@ typedef enum {
     NET_INIT_ZERO = 0,
     NET_INIT_ONE,
     NET_INIT_UNIFORM,      /* U(-a, a) */
-    NET_INIT_TRUNC_NORMAL, /* N(0, a^2) truncated at +-2a */
+    NET_INIT_TRUNC_NORMAL, /* N(0, a^2) truncated to [-2, 2], PyTorch's trunc_normal_ */
     NET_INIT_NORMAL,       /* N(0, a^2) */
 } net_init_rule;
 
