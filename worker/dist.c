@@ -85,8 +85,13 @@ int dist_init(int *argc, char ***argv, dist_info *info)
 
 const dist_info *dist_single(void)
 {
-    static const dist_info one = {.rank = 0, .world = 1, .local_rank = 0, .local_size = 1,
-                                  .cores = 1, .threads = 1, .host = "localhost"};
+    static const dist_info one = {.rank = 0,
+                                  .world = 1,
+                                  .local_rank = 0,
+                                  .local_size = 1,
+                                  .cores = 1,
+                                  .threads = 1,
+                                  .host = "localhost"};
     return &one;
 }
 
