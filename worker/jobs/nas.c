@@ -56,13 +56,7 @@ int nas_init(nas_job *j, const job_spec *spec, const job_env *env, int batch, in
     memset(j, 0, sizeof *j);
     j->spec = spec;
     j->env = env;
-    if (env->dist != NULL) {
-        j->d = env->dist;
-    } else {
-        j->one.world = 1;
-        j->one.local_size = 1;
-        j->d = &j->one;
-    }
+    j->d = env->dist != NULL ? env->dist : dist_single();
     j->calib_batches = calib_batches;
     int rc = load_data(j, spec, eb);
     if (rc != 0)

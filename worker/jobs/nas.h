@@ -30,7 +30,6 @@
 typedef struct nas_job {
     const job_spec *spec;                 /* borrowed */
     const job_env *env;                   /* borrowed */
-    dist_info one;                        /* used when env->dist is NULL */
     const dist_info *d;                   /* env->dist or &one */
     int K;                                /* classes */
     dataset train, test;                  /* owned */
