@@ -1,13 +1,10 @@
 #!/bin/sh
-# real_pool.sh - kiln-server with a REAL 2-rank pool (mpirun -np 2 kiln-worker --connect).
+# test_real_pool.sh - kiln-server with a REAL 2-rank pool (mpirun -np 2 kiln-worker --connect).
 #
-# Not run by run.sh yet (its name does not start with test_): it needs
-# kiln-worker's pool mode (worker/pool.c), which lands separately. Once it
-# does, rename this file to test_real_pool.sh. It checks: a small train job
-# submitted with curl and one with the CLI reach SUCCEEDED; metrics read
-# through after_seq are seq 1..n each once; the artifact downloads and
-# `kiln-worker eval` on it reproduces the test accuracy the job reported;
-# cancel of a running job ends CANCELLED.
+# Checks: a small train job submitted with curl and one with the CLI reach
+# SUCCEEDED; metrics read through after_seq are seq 1..n each once; the
+# artifact downloads and `kiln-worker eval` on it reproduces the test
+# accuracy the job reported; cancel of a running job ends CANCELLED.
 set -u
 bin=${KILN_BIN:?KILN_BIN must name the folder of the built programs}
 work=$(mktemp -d /tmp/kiln-real-XXXXXX)
