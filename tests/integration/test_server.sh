@@ -2,8 +2,8 @@
 # test_server.sh - kiln-server end to end with curl and the kiln CLI, on loopback, free ports.
 #
 # The pools are kiln-testpool, a scripted TEST DOUBLE that speaks the real
-# protocol (worker/link.c) but trains nothing; the real pool is checked by
-# real_pool.sh once kiln-worker --connect exists. Covers: 400 naming the
+# protocol (worker/link.c) but trains nothing; test_real_pool.sh and the
+# fault tests run real pools. Covers: 400 naming the
 # field, submit with curl and with the CLI, SUCCEEDED, gap-free metrics
 # through after_seq, artifact download (whole and Range), cancel of a queued
 # and of a running job, kill -9 of the server and restart with nothing lost,
