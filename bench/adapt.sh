@@ -21,15 +21,19 @@
 # The DNA search runs once per network and budget (seed 0) and its network
 # is retrained at every seed, as the baselines' networks are.
 #
-# Knobs (environment), sized for about 40 CPU-minutes on a 2-core machine:
+# Knobs (environment), sized for about 50 CPU-minutes on a 2-core machine
+# (72 retrains and 6 searches; small batches, so that a few epochs on a
+# subset are enough steps to train at all):
 #   TRAIN_LIMIT (2000)  training images, every phase (the first N)
-#   TEST_LIMIT  (2000)  test images, the same for every run
-#   WARMUP (2) SEARCH (3)   DNA epochs: weight-only warm-up, then alternating
-#   RETRAIN (4)         epochs of every retrain and of the existing networks
-#                       (SGD 0.1 Nesterov, 1 warm-up epoch, cosine, wd 5e-4, batch 128)
+#   TEST_LIMIT  (1000)  test images, the same for every run
+#   WARMUP (1) SEARCH (2)   DNA epochs: weight-only warm-up, then alternating
+#                       (search batch SEARCH_BATCH (64), weight SGD LR -> LR/6)
+#   RETRAIN (3)         epochs of every retrain and of the existing networks
+#                       (SGD LR (0.05) Nesterov, 1 warm-up epoch, cosine, wd 5e-4,
+#                       batch BATCH (32))
 #   ARCH_LR (10)        architecture lr (cosine to ARCH_LR/5): a CPU run takes
 #                       ~60 architecture steps where the paper's take thousands
-#   CHECK_EVERY (10)    steps between elastic checks (settle: the same again)
+#   CHECK_EVERY (8)     steps between elastic checks (settle: the same again)
 #   NETS ("resnet20 mbv2") BUDGETS ("0.5 0.75 1.3") SEEDS (3) PAR (2)
 #   OUT (bench-out/adapt)   TABLE_ONLY=1 prints the table of an earlier run in OUT
 set -eu
@@ -44,12 +48,15 @@ WORKER="$bindir/kiln-worker"
 [ -x "$WORKER" ] || { echo "no kiln-worker in $bindir (make first)" >&2; exit 2; }
 
 TRAIN_LIMIT=${TRAIN_LIMIT:-2000}
-TEST_LIMIT=${TEST_LIMIT:-2000}
-WARMUP=${WARMUP:-2}
-SEARCH=${SEARCH:-3}
-RETRAIN=${RETRAIN:-4}
+TEST_LIMIT=${TEST_LIMIT:-1000}
+WARMUP=${WARMUP:-1}
+SEARCH=${SEARCH:-2}
+RETRAIN=${RETRAIN:-3}
+BATCH=${BATCH:-32}
+SEARCH_BATCH=${SEARCH_BATCH:-64}
+LR=${LR:-0.05}
 ARCH_LR=${ARCH_LR:-10}
-CHECK_EVERY=${CHECK_EVERY:-10}
+CHECK_EVERY=${CHECK_EVERY:-8}
 NETS=${NETS:-resnet20 mbv2}
 BUDGETS=${BUDGETS:-0.5 0.75 1.3}
 SEEDS=${SEEDS:-3}
@@ -67,13 +74,14 @@ model_of() {
     esac
 }
 DATA="{\"dataset\":\"fashion-mnist\",\"train_limit\":$TRAIN_LIMIT,\"test_limit\":$TEST_LIMIT}"
-OPTIM="{\"optimizer\":\"sgd\",\"lr\":0.1,\"weight_decay\":5e-4,\"batch_size\":128,\"epochs\":$RETRAIN}"
+OPTIM="{\"optimizer\":\"sgd\",\"lr\":$LR,\"weight_decay\":5e-4,\"batch_size\":$BATCH,\"epochs\":$RETRAIN}"
+search_min=$(awk -v a="$LR" 'BEGIN { print a / 6 }')
 arch_min=$(awk -v a="$ARCH_LR" 'BEGIN { print a / 5 }')
 tag() { echo "$1" | tr -d '.'; } # 0.75 -> 075
 
-# spec NAME JSON: writes OUT/NAME.json
+# spec NAME JSON: writes OUT/NAME.json (not with TABLE_ONLY: those of the run stay)
 spec() {
-    printf '%s\n' "$2" > "$OUT/$1.json"
+    [ -n "${TABLE_ONLY:-}" ] || printf '%s\n' "$2" > "$OUT/$1.json"
 }
 
 # The runner: one job by name, its CPU seconds in NAME.time. Skips a job
@@ -114,8 +122,8 @@ for net in $NETS; do
         spec "$net-dna$t-s0" "{\"name\":\"$net-dna$t-s0\",\"type\":\"adapt\",\"seed\":0,
 \"init_from\":\"$OUT/$net-orig-s0/model.safetensors\",\"model\":$m,\"data\":$DATA,\"optim\":$OPTIM,
 \"adapt\":{\"method\":\"dna\",\"target_ratio\":$b,\"warmup_epochs\":$WARMUP,\"search_epochs\":$SEARCH,
-\"search\":{\"batch_size\":128},\"arch\":{\"lr\":$ARCH_LR,\"min_lr\":$arch_min,\"init\":\"existing\"},
-\"elastic\":{\"check_every\":$CHECK_EVERY,\"settle_steps\":$CHECK_EVERY},\"eval_limit\":1000}}"
+\"search\":{\"batch_size\":$SEARCH_BATCH,\"lr\":$LR,\"min_lr\":$search_min},\"arch\":{\"lr\":$ARCH_LR,\"min_lr\":$arch_min,\"init\":\"existing\"},
+\"elastic\":{\"check_every\":$CHECK_EVERY,\"settle_steps\":$CHECK_EVERY},\"eval_limit\":$TEST_LIMIT}}"
         p2_dna="$p2_dna $net-dna$t-s0"
         for meth in uniform_width uniform_depth compound; do
             s=0
@@ -139,7 +147,7 @@ echo "== DNA vs uniform_width / uniform_depth / compound on Fashion-MNIST" \
     "($TRAIN_LIMIT train / $TEST_LIMIT test images)"
 echo "   nets: $NETS; budgets: $BUDGETS; DNA: $WARMUP warm-up + $SEARCH search epochs," \
     "arch lr $ARCH_LR -> $arch_min, elastic check every $CHECK_EVERY steps;" \
-    "retrain $RETRAIN epochs, $SEEDS seeds; output in $OUT"
+    "retrain $RETRAIN epochs at batch $BATCH, lr $LR; $SEEDS seeds; output in $OUT"
 if [ -z "${TABLE_ONLY:-}" ]; then
     t0=$(date +%s)
     # shellcheck disable=SC2086
