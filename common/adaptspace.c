@@ -187,7 +187,7 @@ void as_cfg(const adapt_space *a, const int *w, const int *d, model_cfg *out)
             out->stages[s].n_blocks = d[s];
         return;
     }
-    mc_mbblock kept[MC_MAX_MB_BLOCKS];
+    mc_mbblock kept[MC_MAX_MB_BLOCKS] = {0};
     int n = 0;
     for (int s = 0; s < a->n_stages; s++)
         for (int j = 0; j < d[s]; j++)

@@ -75,7 +75,7 @@ void auth_hash(const char *token_text, char out[72])
 {
     unsigned char h[crypto_hash_sha256_BYTES];
     sha256(token_text, h);
-    memcpy(out, "sha256:", 7);
+    memcpy(out, "sha256:", 8); /* with its NUL; the hex follows at out + 7 */
     sodium_bin2hex(out + 7, 65, h, sizeof h);
 }
 
@@ -83,7 +83,7 @@ void auth_token_new(char out[64])
 {
     unsigned char r[32];
     randombytes_buf(r, sizeof r);
-    memcpy(out, "kiln_", 5);
+    memcpy(out, "kiln_", 6); /* with its NUL; the base64 follows at out + 5 */
     sodium_bin2base64(out + 5, 59, r, sizeof r, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     sodium_memzero(r, sizeof r);
 }
@@ -130,7 +130,7 @@ int auth_parse(auth **out, const char *text, size_t len, const char *what, errbu
         while (end < len && text[end] != '\n')
             end++;
         lineno++;
-        char line[1024];
+        char line[1024] = "";
         size_t n = end - pos;
         if (n >= sizeof line) {
             rc = err_set(eb, ERR_FORMAT, "%s line %d: longer than %zu bytes", what, lineno,

@@ -49,7 +49,7 @@ int prometheus_metrics(app *a, http_request *req, http_response *resp)
     stats_printf(&b,
                  "# HELP kiln_queue_depth Jobs waiting for a pool (QUEUED and RESTARTING).\n"
                  "# TYPE kiln_queue_depth gauge\nkiln_queue_depth %lld\n",
-                 (long long)(counts[JS_QUEUED] + counts[JS_RESTARTING]));
+                 (long long)counts[JS_QUEUED] + (long long)counts[JS_RESTARTING]);
     stats_printf(&b, "# HELP kiln_attempts Attempts in the store, by how they ended (ACTIVE: "
                      "running now).\n# TYPE kiln_attempts gauge\n");
     const char *reason;

@@ -209,7 +209,7 @@ static int loopback_addr(const char *a)
 /* Whether a ZeroMQ endpoint binds loopback only (tcp://127.x:port, ipc://, inproc://). */
 static int loopback_endpoint(const char *ep)
 {
-    if (strncmp(ep, "tcp://", 6) != 0)
+    if (ep == NULL || strncmp(ep, "tcp://", 6) != 0)
         return 1;
     return strncmp(ep + 6, "127.", 4) == 0 || strncmp(ep + 6, "localhost:", 10) == 0;
 }
