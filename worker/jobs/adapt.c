@@ -306,7 +306,7 @@ static void finish(adapter *a, const model_cfg *found, const train_result *tr, j
                   modelcfg_macs(found) / 1e6, "mflops_full", a->full_mflops, "params",
                   (json_int_t)modelcfg_params(found), "params_full",
                   (json_int_t)modelcfg_params(&spec->model), "test_top1", tr->test_top1, "steps",
-                  (json_int_t)(a->total_steps + tr->steps), "seconds", nas_now() - t0);
+                  (json_int_t)a->total_steps + (json_int_t)tr->steps, "seconds", nas_now() - t0);
     json_object_set_new(res->summary, "top1_before",
                         a->top1_before >= 0 ? json_real(a->top1_before) : json_null());
     json_t *el = json_object_get(report, "elastic");

@@ -21,6 +21,7 @@
 #include "common/xalloc.h"
 #include "worker/jobs/adapt.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ static void widths_of(const adapt_space *as, double m, int *w)
  * copy the stage's last block). */
 static void cfg_of(const adapt_space *as, const int *w, const int *d, model_cfg *out)
 {
+    assert(as->n_stages <= AS_MAX_STAGES);
     as_cfg(as, w, NULL, out);
     for (int s = as->n_stages - 1; s >= 0; s--) {
         if (d[s] < as->depth[s]) {
@@ -171,8 +173,7 @@ int adapt_baseline(const adapt_spec *sp, const model_cfg *c, double target_mflop
     case ADAPT_UNIFORM_DEPTH: {
         /* every distinct depth vector of multipliers 0.01..4 */
         double best_gap = HUGE_VAL;
-        int prev[AS_MAX_STAGES], cand[AS_MAX_STAGES];
-        memset(prev, 0, sizeof prev);
+        int prev[AS_MAX_STAGES] = {0}, cand[AS_MAX_STAGES] = {0};
         for (int i = 1; i <= 400; i++) {
             double ki = 0.01 * i;
             depths_of(&as, ki, cand);

@@ -82,7 +82,8 @@ static void random_arch(search *s, long step, int which)
     rng_derive(&r, a->j.spec->seed ^ RNG_TAG, (uint64_t)step, (uint64_t)which);
     if (step >= a->warmup_steps) {
         long it = step - a->warmup_steps;
-        double ps = pow(PS_DECAY, (double)(N_RANDOM * (it / 10)));
+        long tens = it / 10; /* the decay steps every 10 iterations */
+        double ps = pow(PS_DECAY, (double)(N_RANDOM * tens));
         if ((double)rng_uniform(&r) >= ps) {
             adapt_sample_arch(a->st, &r, s->w, s->d);
             return;
@@ -524,9 +525,13 @@ int dna_search(adapter *a, long start, errbuf *eb)
                 goto done;
             if (step >= a->warmup_steps && step >= a->settle_until)
                 arch_step(&s, step, &acc);
-            if (check_due(a, step) && (rc = elastic_point(&s, step, eb)) < 0)
-                goto done;
-            rc = 0;
+            if (check_due(a, step)) {
+                int changes = elastic_point(&s, step, eb);
+                if (changes < 0) {
+                    rc = changes;
+                    goto done;
+                }
+            }
             step++;
             if (step % LOG_EVERY == 0 || step == epoch_end)
                 log_point(&s, step, &acc);

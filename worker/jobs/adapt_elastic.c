@@ -534,7 +534,7 @@ int elastic_check(elastic *e, adapt_state **stp, long step, int max_batch, errbu
     if (e->n_units != nu)
         elastic_resize(e, nu);
     wchange *wc = xcalloc((size_t)(nu ? nu : 1), sizeof *wc);
-    int delta[AS_MAX_STAGES];
+    int delta[AS_MAX_STAGES] = {0};
     int nw = width_due(e, st, wc), nd = depth_due(e, st, delta), n_events = 0, rc = 0;
     /* one change at a time, each its own new supernet, so that every
      * event's FLOPs are its own; unit and stage indices do not move under

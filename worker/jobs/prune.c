@@ -303,7 +303,7 @@ static void finish(pruner *p, const model_cfg *found, const train_result *tr, js
                   modelcfg_macs(found) / 1e6, "mflops_full", p->full_mflops, "params",
                   (json_int_t)modelcfg_params(found), "params_full",
                   (json_int_t)modelcfg_params(&spec->model), "test_top1", tr->test_top1, "steps",
-                  (json_int_t)(p->total_steps + tr->steps), "seconds", nas_now() - t0);
+                  (json_int_t)p->total_steps + (json_int_t)tr->steps, "seconds", nas_now() - t0);
     json_object_set_new(res->summary, "top1_before",
                         p->top1_max >= 0 ? json_real(p->top1_max) : json_null());
     job_result_add_artifact(res, "model.safetensors");

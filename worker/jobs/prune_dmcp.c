@@ -69,7 +69,8 @@ static void random_widths(search *s, long step, int which, int *w)
     rng_derive(&r, p->j.spec->seed ^ RNG_TAG, (uint64_t)step, (uint64_t)which);
     if (step >= p->warmup_steps) {
         long it = step - p->warmup_steps;
-        double ps = pow(PS_DECAY, (double)(N_RANDOM * (it / 10)));
+        long tens = it / 10; /* the decay steps every 10 iterations */
+        double ps = pow(PS_DECAY, (double)(N_RANDOM * tens));
         if ((double)rng_uniform(&r) >= ps) {
             chains_sample(&p->ch, &r, w);
             return;
