@@ -608,6 +608,74 @@ START_TEST(condense_keeps_remaining_subnets)
 }
 END_TEST
 
+/* The rules through elastic_check: a unit whose top group is almost surely
+ * kept widens and one whose first prunable group is almost surely dropped
+ * condenses, each only at the second consecutive check (patience 2); the
+ * events are logged in order, their FLOPs chain from the supernet before to
+ * the supernet after, and the next check changes nothing. */
+START_TEST(elastic_rules_fire_after_patience)
+{
+    adapt_state *st = state_of(RESNET_SMALL, 71);
+    int nu = st->as.sp.n_units, up = -1, down = -1;
+    for (int u = 0; u < nu && down < 0; u++) {
+        if (st->as.sp.units[u].K < 2)
+            continue;
+        if (up < 0)
+            up = u;
+        else
+            down = u;
+    }
+    ck_assert(up >= 0 && down >= 0);
+    for (size_t k = st->ch.a_off[up]; k < st->ch.a_off[up + 1]; k++)
+        st->ch.alpha[k] = 8.0f;
+    for (size_t k = st->ch.a_off[down]; k < st->ch.a_off[down + 1]; k++)
+        st->ch.alpha[k] = -8.0f;
+    for (int b = 0; b < st->dc.n; b++) /* every block kept, no depth rule can fire */
+        st->dc.beta[b] = 8.0f;
+    adapt_update(st);
+    adapt_elastic cfg = {.enabled = 1,
+                         .patience = 2,
+                         .expand_p = 0.9,
+                         .condense_p = 0.1,
+                         .drop_p = 0.05,
+                         .expand_groups = 2,
+                         .condense_groups = 1,
+                         .freeze = 0.25,
+                         .max_width = 3.0,
+                         .max_depth = 1.0};
+    elastic e;
+    elastic_init(&e, &cfg, 9, nu);
+    char up_name[PS_NAME_MAX], down_name[PS_NAME_MAX];
+    snprintf(up_name, sizeof up_name, "%s", st->as.sp.units[up].name);
+    snprintf(down_name, sizeof down_name, "%s", st->as.sp.units[down].name);
+    int wide = st->as.sp.units[up].channels + 2 * st->as.sp.units[up].group;
+    int narrow = st->as.sp.units[down].channels;
+    double m0 = net_macs(&st->super) / 1e6;
+    errbuf eb;
+    ck_assert_int_eq(elastic_check(&e, &st, 10, B, &eb), 0);
+    ck_assert_int_eq(e.n_ev, 0);
+    int n = elastic_check(&e, &st, 20, B, &eb);
+    ck_assert_msg(n == 2, "%d events (%s)", n, n < 0 ? eb.msg : "");
+    ck_assert_int_eq(e.ev[0].kind, EL_WIDTH_EXPAND);
+    ck_assert_str_eq(e.ev[0].what, up_name);
+    ck_assert_int_eq(e.ev[1].kind, EL_WIDTH_CONDENSE);
+    ck_assert_str_eq(e.ev[1].what, down_name);
+    ck_assert_int_eq(e.ev[0].step, 20);
+    ck_assert_int_eq(st->as.sp.units[up].channels, wide);
+    ck_assert_int_lt(st->as.sp.units[down].channels, narrow);
+    ck_assert(fabs(e.ev[0].mflops_before - m0) < 1e-9);
+    ck_assert(fabs(e.ev[1].mflops_before - e.ev[0].mflops_after) < 1e-9);
+    ck_assert(fabs(e.ev[1].mflops_after - net_macs(&st->super) / 1e6) < 1e-9);
+    ck_assert_int_eq(e.counts[EL_WIDTH_EXPAND], 1);
+    ck_assert_int_eq(e.counts[EL_WIDTH_CONDENSE], 1);
+    check_books(st, "after the rules");
+    ck_assert_int_eq(elastic_check(&e, &st, 30, B, &eb), 0);
+    ck_assert_int_eq(e.n_ev, 2);
+    elastic_deinit(&e);
+    adapt_state_free(st);
+}
+END_TEST
+
 START_TEST(inherited_network_is_the_full_supernet)
 {
     const char *cfgs[2] = {RESNET_SMALL, MBV2_SMALL};
@@ -1071,6 +1139,7 @@ Suite *suite_adapt(void)
     tcase_add_test(e, width_expand_keeps_function);
     tcase_add_test(e, depth_expand_keeps_function);
     tcase_add_test(e, condense_keeps_remaining_subnets);
+    tcase_add_test(e, elastic_rules_fire_after_patience);
     tcase_add_test(e, inherited_network_is_the_full_supernet);
     suite_add_tcase(s, e);
     TCase *j = tcase_create("job");
