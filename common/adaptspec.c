@@ -19,7 +19,6 @@ static const char *const INIT_NAMES[] = {"zero", "existing"};
 
 #define N_METHODS  4
 #define MAX_EPOCHS 10000
-#define MAX_BATCH  65536
 #define MAX_RATIO  4.0
 
 /* Fields that only the dna method reads. */
@@ -72,14 +71,7 @@ static void parse_dna(adapt_spec *a, jf_obj *o, int ranks)
     jf_int(o, "warmup_epochs", &a->warmup_epochs, 20, 0, MAX_EPOCHS);
     jf_int(o, "search_epochs", &a->search_epochs, 20, 1, MAX_EPOCHS);
 
-    jf_obj s;
-    jf_child(&s, o, "search");
-    if (jf_int(&s, "batch_size", &a->batch_size, 128, 1, MAX_BATCH) == JF_SET && ranks > 0 &&
-        a->batch_size % ranks != 0)
-        jf_err(&s, "batch_size", "must be divisible by resources.ranks (%d)", ranks);
-    prunespec_parse_sgd(&s, &a->weights, 0.1, 0.016, 5e-4);
-    jf_num(&s, "label_smoothing", &a->label_smoothing, 0.0, 0.0, 1.0, JF_HI_OPEN);
-    o->n_err += jf_finish(&s);
+    prunespec_parse_search(o, ranks, &a->batch_size, &a->weights, &a->label_smoothing);
 
     jf_obj r;
     jf_child(&r, o, "arch");

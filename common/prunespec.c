@@ -57,19 +57,25 @@ static void parse_width(prune_spec *p, jf_obj *o)
     o->n_err += jf_finish(&w);
 }
 
+void prunespec_parse_search(jf_obj *o, int ranks, int *batch_size, prune_sgd *weights,
+                            double *label_smoothing)
+{
+    jf_obj s;
+    jf_child(&s, o, "search");
+    if (jf_int(&s, "batch_size", batch_size, 128, 1, MAX_BATCH) == JF_SET && ranks > 0 &&
+        *batch_size % ranks != 0)
+        jf_err(&s, "batch_size", "must be divisible by resources.ranks (%d)", ranks);
+    prunespec_parse_sgd(&s, weights, 0.1, 0.016, 5e-4);
+    jf_num(&s, "label_smoothing", label_smoothing, 0.0, 0.0, 1.0, JF_HI_OPEN);
+    o->n_err += jf_finish(&s);
+}
+
 static void parse_dmcp(prune_spec *p, jf_obj *o, int ranks)
 {
     jf_int(o, "warmup_epochs", &p->warmup_epochs, 20, 0, MAX_EPOCHS);
     jf_int(o, "search_epochs", &p->search_epochs, 20, 1, MAX_EPOCHS);
 
-    jf_obj s;
-    jf_child(&s, o, "search");
-    if (jf_int(&s, "batch_size", &p->batch_size, 128, 1, MAX_BATCH) == JF_SET && ranks > 0 &&
-        p->batch_size % ranks != 0)
-        jf_err(&s, "batch_size", "must be divisible by resources.ranks (%d)", ranks);
-    prunespec_parse_sgd(&s, &p->weights, 0.1, 0.016, 5e-4);
-    jf_num(&s, "label_smoothing", &p->label_smoothing, 0.0, 0.0, 1.0, JF_HI_OPEN);
-    o->n_err += jf_finish(&s);
+    prunespec_parse_search(o, ranks, &p->batch_size, &p->weights, &p->label_smoothing);
 
     jf_obj a;
     jf_child(&a, o, "arch");

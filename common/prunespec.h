@@ -86,6 +86,13 @@ const char *prunespec_method_name(prune_method m);
  * Shared with the adapt object (adaptspec.h). */
 void prunespec_parse_sgd(jf_obj *o, prune_sgd *s, double lr, double min_lr, double wd);
 
+/* Reads the "search" child of o, the weight recipe of a search (prune dmcp,
+ * adapt dna): batch_size (default 128, divisible by ranks when ranks > 0),
+ * the SGD recipe (lr 0.1, min_lr 0.016, weight_decay 5e-4) and
+ * label_smoothing (0). Errors are counted in o. */
+void prunespec_parse_search(jf_obj *o, int ranks, int *batch_size, prune_sgd *weights,
+                            double *label_smoothing);
+
 /* The canonical JSON of an SGD recipe. New reference. */
 json_t *prunespec_sgd_json(const prune_sgd *s);
 
