@@ -272,22 +272,6 @@ static int searched_network(adapter *a, long start, model_cfg *found, json_t **r
     return rc;
 }
 
-/* Continuing a retrain: the network is in the checkpoint's metadata. */
-static int resumed_network(adapter *a, const char *model_json, model_cfg *found, json_t **report,
-                           errbuf *eb)
-{
-    json_t *mj = json_loads(model_json, 0, NULL);
-    field_errors fe;
-    fe_init(&fe);
-    int rc = mj == NULL || modelcfg_parse(found, mj, "model", &fe) != 0
-                 ? err_set(eb, ERR_FORMAT, "%s: bad model metadata", a->j.env->resume_path)
-                 : 0;
-    json_decref(mj);
-    if (rc == 0)
-        *report = nas_load_json(&a->j, "search.json");
-    return rc;
-}
-
 static void finish(adapter *a, const model_cfg *found, const train_result *tr, json_t *report,
                    double t0, job_result *res)
 {
@@ -353,7 +337,7 @@ int adapt_run(const job_spec *spec, const job_env *env, job_result *res, errbuf 
         rc = err_set(eb, ERR_FORMAT, "%s: a search checkpoint for a job without a search",
                      env->resume_path);
     if (rc == 0)
-        rc = kind == 2 ? resumed_network(a, resume_model, &found, &report, eb)
+        rc = kind == 2 ? nas_resumed_network(&a->j, resume_model, &found, &report, eb)
                        : searched_network(a, start, &found, &report, eb);
     if (rc != 0) {
         res->cancelled = rc == ERR_CANCELLED;

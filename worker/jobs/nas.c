@@ -386,3 +386,18 @@ int nas_retrain(nas_job *j, const model_cfg *found, const char *init, const char
                     .sink = j->env->sink != NULL ? &wrapped : NULL};
     return train_run(&rs, &te, tr, eb);
 }
+
+int nas_resumed_network(const nas_job *j, const char *model_json, model_cfg *found, json_t **report,
+                        errbuf *eb)
+{
+    json_t *mj = json_loads(model_json, 0, NULL);
+    field_errors fe;
+    fe_init(&fe);
+    int rc = mj == NULL || modelcfg_parse(found, mj, "model", &fe) != 0
+                 ? err_set(eb, ERR_FORMAT, "%s: bad model metadata", j->env->resume_path)
+                 : 0;
+    json_decref(mj);
+    if (rc == 0)
+        *report = nas_load_json(j, "search.json");
+    return rc;
+}

@@ -109,6 +109,13 @@ int nas_write_json(const nas_job *j, const char *name, const json_t *v, errbuf *
  * New reference. */
 json_t *nas_load_json(const nas_job *j, const char *name);
 
+/* Continuing a retrain: the found network from the checkpoint's model
+ * metadata (model_json) into *found, and the search's report from
+ * search.json into *report. Returns 0, or ERR_FORMAT naming the
+ * checkpoint when the metadata is not a model config. */
+int nas_resumed_network(const nas_job *j, const char *model_json, model_cfg *found, json_t **report,
+                        errbuf *eb);
+
 /* Which phase a resume_path continues: 1 the search (metadata kind ==
  * search_kind), 2 the retrain (a train checkpoint; its model config JSON in
  * *model_json, owned by the caller), or ERR_FORMAT/ERR_IO. */

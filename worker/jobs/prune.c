@@ -238,23 +238,6 @@ static int find_widths(pruner *p, long start, int *w, double *mult, double *top1
     return 0;
 }
 
-/* Continuing a retrain: the network is in the checkpoint's metadata, the
- * search's report in search.json. */
-static int resumed_network(pruner *p, const char *model_json, model_cfg *found, json_t **report,
-                           errbuf *eb)
-{
-    json_t *mj = json_loads(model_json, 0, NULL);
-    field_errors fe;
-    fe_init(&fe);
-    int rc = mj == NULL || modelcfg_parse(found, mj, "model", &fe) != 0
-                 ? err_set(eb, ERR_FORMAT, "%s: bad model metadata", p->j.env->resume_path)
-                 : 0;
-    json_decref(mj);
-    if (rc == 0)
-        *report = nas_load_json(&p->j, "search.json");
-    return rc;
-}
-
 /* The search (from step `start`) or the uniform width, then
  * architecture.json, search.json and, for finetune, the inherited weights
  * (their path in init). */
@@ -348,7 +331,7 @@ int prune_run(const job_spec *spec, const job_env *env, job_result *res, errbuf 
             dist_bcast(p->super.params, p->super.n_params * sizeof(float), 0);
     }
     if (rc == 0)
-        rc = kind == 2 ? resumed_network(p, resume_model, &found, &report, eb)
+        rc = kind == 2 ? nas_resumed_network(&p->j, resume_model, &found, &report, eb)
                        : searched_network(p, start, w, &found, &report, init, sizeof init, eb);
     if (rc != 0) {
         res->cancelled = rc == ERR_CANCELLED;
