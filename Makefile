@@ -27,7 +27,7 @@ MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 OPENBLAS_PC := /usr/lib/$(MULTIARCH)/openblas-openmp/pkgconfig
 PKG_CONFIG := PKG_CONFIG_PATH=$(OPENBLAS_PC) pkg-config
 PKGS := openblas jansson libmicrohttpd libzmq sqlite3 libcurl uuid zlib libsodium ompi-c check \
-        yaml-0.1
+        yaml-0.1 libjpeg libpng
 
 WARN := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wpointer-arith -Wcast-qual -Wformat=2 -Wvla -Wdouble-promotion -Wundef
@@ -200,7 +200,7 @@ $(BIN)/%: $(call obj,tests/tools/%.c) $(LIB_WORKER) $(LIB_COMMON)
 DEB_PACKAGES := build-essential pkg-config check libsubunit-dev libopenblas-openmp-dev \
   libjansson-dev libmicrohttpd-dev libzmq3-dev libopenmpi-dev openmpi-bin libsqlite3-dev \
   sqlite3 libcurl4-openssl-dev curl uuid-dev zlib1g-dev libsodium-dev libyaml-dev \
-  dataset-fashion-mnist \
+  libjpeg62-turbo-dev libpng-dev dataset-fashion-mnist python3-torchvision python3-pil \
   iproute2 procps psmisc jq
 # Only for `make bench`, `make fuzz`, `make lint`, `make format-check`.
 DEB_EXTRA := python3-torch python3-numpy wrk clang-14 libclang-rt-14-dev cppcheck clang-tidy \
