@@ -3,11 +3,13 @@
 
 #include "common/xalloc.h"
 
-#include <jpeglib.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+/* clang-format off: jpeglib.h needs stdio.h first */
+#include <jpeglib.h>
+/* clang-format on */
 
 uint8_t iw_pattern(int x, int y, int c, int seed)
 {

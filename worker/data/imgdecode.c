@@ -18,8 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 /* jpeglib.h needs size_t and FILE declared first. */
+/* clang-format off: jpeglib.h needs stdio.h first */
 #include <jerror.h>
 #include <jpeglib.h>
+/* clang-format on */
 
 img_format imgdecode_sniff(const uint8_t *data, size_t len)
 {
