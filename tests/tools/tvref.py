@@ -57,7 +57,7 @@ def save(d, name, out):
 def ra_magnitude(op, m, h, w):
     meta = RandAugment()._augmentation_space(31, (h, w))
     mags, signed = meta[op]
-    return float(mags[m].item()) if mags.ndim > 0 else 0.0
+    return (float(mags[m].item()) if mags.ndim > 0 else 0.0), signed
 
 
 def run_case(img, op, a):
@@ -73,8 +73,8 @@ def run_case(img, op, a):
     if op == "hflip":
         return F.hflip(img)
     if op == "ra":  # name m negate
-        mag = ra_magnitude(a[0], int(a[1]), img.height, img.width)
-        if a[2] == "1":
+        mag, signed = ra_magnitude(a[0], int(a[1]), img.height, img.width)
+        if signed and a[2] == "1":
             mag = -mag
         return _apply_op(img, a[0], mag, interpolation=InterpolationMode.NEAREST, fill=None)
     if op == "jitter":  # order(4 digits) b c s h
@@ -106,8 +106,8 @@ def run_case(img, op, a):
             img = F.hflip(img)
         m = int(a[11])
         for opn, neg in ((a[7], a[8]), (a[9], a[10])):
-            mag = ra_magnitude(opn, m, img.height, img.width)
-            if neg == "1":
+            mag, signed = ra_magnitude(opn, m, img.height, img.width)
+            if signed and neg == "1":
                 mag = -mag
             img = _apply_op(img, opn, mag, interpolation=InterpolationMode.NEAREST, fill=None)
         img = run_case(img, "jitter", a[12:17])

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-/* jpeglib.h needs size_t and FILE declared first. */
 /* clang-format off: jpeglib.h needs stdio.h first */
 #include <jerror.h>
 #include <jpeglib.h>
