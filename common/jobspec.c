@@ -24,8 +24,14 @@
 #include <string.h>
 
 static const char *const TYPE_NAMES[] = {"train", "prune", "adapt"};
-static const char *const DATASET_NAMES[] = {"fashion-mnist", "mnist", "cifar10", "cifar100",
-                                            "synthetic"};
+static const char *const DATASET_NAMES[] = {"fashion-mnist", "mnist",  "cifar10", "cifar100",
+                                            "synthetic",     "folder", "manifest"};
+#define N_DATASETS 7
+static const char *const SPLIT_NAMES[] = {"folders", "fraction"};
+static const char *const RECIPE_NAMES[] = {"none", "deit", "dmcp-imagenet"};
+static const char *const INTERP_NAMES[] = {"bilinear", "bicubic"};
+static const char *const BAD_FILE_NAMES[] = {"skip", "fail"};
+static const char *const ERASE_NAMES[] = {"zero", "pixel"};
 static const char *const OPTIM_NAMES[] = {"sgd", "adamw"};
 static const char *const SCHED_NAMES[] = {"cosine", "constant"};
 
@@ -51,7 +57,7 @@ const char *jobspec_type_name(job_type t)
 
 const char *jobspec_dataset_name(dataset_kind d)
 {
-    return (unsigned)d < 5 ? DATASET_NAMES[d] : "unknown";
+    return (unsigned)d < N_DATASETS ? DATASET_NAMES[d] : "unknown";
 }
 
 void jobspec_free(job_spec *s)
@@ -86,7 +92,106 @@ static model_family raw_model_family(const json_t *model)
     return FAMILY_UNKNOWN;
 }
 
+/* The recipe named in the (raw) optim object, or RECIPE_NONE. */
+static recipe_kind raw_recipe(const json_t *in)
+{
+    const json_t *o = json_is_object(in) ? json_object_get(in, "optim") : NULL;
+    const char *s = json_string_value(json_is_object(o) ? json_object_get(o, "recipe") : NULL);
+    for (int i = 1; s != NULL && i < 3; i++)
+        if (strcmp(s, RECIPE_NAMES[i]) == 0)
+            return (recipe_kind)i;
+    return RECIPE_NONE;
+}
+
 /* ---- data --------------------------------------------------------------- */
+
+static int user_images(dataset_kind d)
+{
+    return d == DS_FOLDER || d == DS_MANIFEST;
+}
+
+/* data.image: the split, the files' decoding and the transforms. The
+ * recipe sets the augmentation defaults (DeiT: RandAugment m9, erasing 0.25
+ * per pixel, bicubic; DMCP: ColorJitter 0.2/0.2/0.2/0.1). */
+static void parse_image(data_spec *d, jf_obj *data, recipe_kind recipe)
+{
+    image_spec *im = &d->img;
+    jf_obj j, t;
+    jf_child(&j, data, "image");
+    int split;
+    jf_enum(&j, "split", &split, SPLIT_FOLDERS, SPLIT_NAMES, 2);
+    im->split = (split_kind)split;
+    if (d->dataset == DS_FOLDER) {
+        jf_str(&j, "train_dir", im->train_dir, sizeof im->train_dir, "train");
+        jf_str(&j, "val_dir", im->val_dir, sizeof im->val_dir, "val");
+        jf_num(&j, "test_fraction", &im->test_fraction, 0.1, 0.0, 0.9, JF_LO_OPEN);
+        if (strstr(im->train_dir, "..") || strstr(im->val_dir, ".."))
+            jf_err(&j, "train_dir", "must name folders under data.root (no ..)");
+    } else {
+        if (jf_str(&j, "train_manifest", im->manifest_train, sizeof im->manifest_train, NULL) ==
+            JF_ABSENT)
+            jf_err(&j, "train_manifest", "is required for the manifest dataset");
+        if (jf_str(&j, "test_manifest", im->manifest_test, sizeof im->manifest_test, NULL) ==
+            JF_ABSENT)
+            jf_err(&j, "test_manifest", "is required for the manifest dataset");
+    }
+    jf_int(&j, "size", &im->image_size, 224, 8, 2048);
+    jf_int(&j, "channels", &im->channels, 3, 1, 3);
+    if (im->channels == 2)
+        jf_err(&j, "channels", "must be 1 (luma) or 3 (RGB)");
+    jf_enum(&j, "on_bad_file", &im->on_bad_fail, 0, BAD_FILE_NAMES, 2);
+    jf_int(&j, "workers", &im->workers, 2, 1, 64);
+    jf_int(&j, "prefetch", &im->prefetch, 2, 1, 64);
+    jf_int(&j, "resize", &im->resize, (int)floor(im->image_size / 0.875), 1, 4096);
+    if (im->resize < im->image_size)
+        jf_err(&j, "resize", "must be >= size (%d): the centre crop is cut from it",
+               im->image_size);
+    double mean[3] = {0.485, 0.456, 0.406}, std[3] = {0.229, 0.224, 0.225};
+    jf_num_array(&j, "mean", mean, 3, -10.0, 10.0, 0);
+    jf_num_array(&j, "std", std, 3, 0.0, 100.0, JF_LO_OPEN);
+    memcpy(im->mean, mean, sizeof mean);
+    memcpy(im->std, std, sizeof std);
+
+    jf_child(&t, &j, "train_transform");
+    im->scale[0] = 0.08, im->scale[1] = 1.0, im->ratio[0] = 3.0 / 4.0, im->ratio[1] = 4.0 / 3.0;
+    jf_num_array(&t, "scale", im->scale, 2, 0.0, 1.0, JF_LO_OPEN);
+    jf_num_array(&t, "ratio", im->ratio, 2, 0.0, 100.0, JF_LO_OPEN);
+    if (im->scale[0] > im->scale[1])
+        jf_err(&t, "scale", "must be [lo, hi] with lo <= hi");
+    if (im->ratio[0] > im->ratio[1])
+        jf_err(&t, "ratio", "must be [lo, hi] with lo <= hi");
+    jf_enum(&t, "interpolation", &im->bicubic, recipe == RECIPE_DEIT, INTERP_NAMES, 2);
+    jf_num(&t, "hflip", &im->hflip, 0.5, 0.0, 1.0, 0);
+    double jit = recipe == RECIPE_DMCP_IMAGENET ? 0.2 : 0.0;
+    double jitter[4] = {jit, jit, jit, jit / 2};
+    jf_num_array(&t, "color_jitter", jitter, 4, 0.0, 10.0, 0);
+    if (jitter[3] > 0.5)
+        jf_err(&t, "color_jitter", "hue (the 4th value) must be <= 0.5");
+    memcpy(im->jitter, jitter, sizeof jitter);
+    int ra[2] = {recipe == RECIPE_DEIT ? 2 : 0, 9}, n_ra = 2;
+    if (jf_int_array(&t, "randaugment", ra, &n_ra, 2, 0, 30) == JF_SET &&
+        (n_ra != 2 || ra[0] > 8))
+        jf_err(&t, "randaugment", "must be [n, m] with n in 0..8 operations, m in 0..30");
+    im->ra_n = ra[0];
+    im->ra_m = ra[1];
+    jf_num(&t, "random_erasing", &im->erase_p, recipe == RECIPE_DEIT ? 0.25 : 0.0, 0.0, 1.0, 0);
+    jf_enum(&t, "erase_values", &im->erase_pixel, recipe == RECIPE_DEIT, ERASE_NAMES, 2);
+    j.n_err += jf_finish(&t);
+    data->n_err += jf_finish(&j);
+}
+
+static void parse_mix(data_spec *d, jf_obj *data, recipe_kind recipe)
+{
+    mix_spec *m = &d->mix;
+    jf_obj j;
+    jf_child(&j, data, "mix");
+    int deit = recipe == RECIPE_DEIT;
+    jf_num(&j, "mixup", &m->mixup, deit ? 0.8 : 0.0, 0.0, 100.0, 0);
+    jf_num(&j, "cutmix", &m->cutmix, deit ? 1.0 : 0.0, 0.0, 100.0, 0);
+    jf_num(&j, "prob", &m->prob, 1.0, 0.0, 1.0, 0);
+    jf_num(&j, "switch_prob", &m->switch_prob, 0.5, 0.0, 1.0, 0);
+    data->n_err += jf_finish(&j);
+}
 
 static void parse_synthetic(data_spec *d, jf_obj *data, const json_t *model)
 {
@@ -101,13 +206,14 @@ static void parse_synthetic(data_spec *d, jf_obj *data, const json_t *model)
     data->n_err += jf_finish(&s);
 }
 
-static void parse_data(job_spec *out, jf_obj *o, const json_t *model, ds_dims *dims)
+static void parse_data(job_spec *out, jf_obj *o, const json_t *model, ds_dims *dims,
+                       recipe_kind recipe)
 {
     data_spec *d = &out->data;
     jf_obj j;
     jf_child(&j, o, "data");
     int ds;
-    jf_enum(&j, "dataset", &ds, DS_FASHION_MNIST, DATASET_NAMES, 5);
+    jf_enum(&j, "dataset", &ds, DS_FASHION_MNIST, DATASET_NAMES, N_DATASETS);
     d->dataset = (dataset_kind)ds;
 
     if (d->dataset == DS_SYNTHETIC) {
@@ -120,23 +226,44 @@ static void parse_data(job_spec *out, jf_obj *o, const json_t *model, ds_dims *d
         jf_err(&j, "root", "is required for %s (the folder of its files)", DATASET_NAMES[ds]);
     }
 
-    int pad = d->dataset == DS_SYNTHETIC                                ? 0
+    int pad = d->dataset == DS_SYNTHETIC || user_images(d->dataset)    ? 0
               : (d->dataset == DS_CIFAR10 || d->dataset == DS_CIFAR100) ? 4
                                                                         : 2;
     jf_obj aug;
     jf_child(&aug, &j, "augment");
     jf_int(&aug, "crop_padding", &d->crop_padding, pad, 0, 64);
-    jf_bool(&aug, "hflip", &d->hflip, 1);
+    jf_bool(&aug, "hflip", &d->hflip, !user_images(d->dataset));
+    if (user_images(d->dataset) && (d->crop_padding > 0 || d->hflip))
+        jf_err(&aug, "crop_padding",
+               "is for the built-in datasets; folder and manifest use data.image.train_transform");
     j.n_err += jf_finish(&aug);
+    parse_mix(d, &j, recipe);
 
     jf_num(&j, "val_fraction", &d->val_fraction, 0.0, 0.0, 0.5, JF_HI_OPEN);
     jf_int(&j, "train_limit", &d->train_limit, 0, 0, INT_MAX);
     jf_int(&j, "test_limit", &d->test_limit, 0, 0, INT_MAX);
 
-    if (d->dataset == DS_SYNTHETIC) {
+    if (user_images(d->dataset)) {
+        if (jf_get(&j, "synthetic") != NULL)
+            jf_err(&j, "synthetic", "is only for the synthetic dataset");
+        if (d->val_fraction > 0)
+            jf_err(&j, "val_fraction",
+                   "is for the built-in datasets; folder and manifest use data.image.split");
+        parse_image(d, &j, recipe);
+        int classes = raw_model_int(model, "num_classes", 0);
+        if (classes == 0 && json_is_object(model) && json_object_get(model, "num_classes") == NULL)
+            jf_err(o, "model.num_classes",
+                   "is required with the %s dataset (the number of classes in data.root)",
+                   DATASET_NAMES[ds]);
+        *dims = (ds_dims){d->img.image_size, d->img.channels, classes ? classes : 2};
+    } else if (d->dataset == DS_SYNTHETIC) {
+        if (jf_get(&j, "image") != NULL)
+            jf_err(&j, "image", "is only for the folder and manifest datasets");
         parse_synthetic(d, &j, model);
         *dims = (ds_dims){d->synth_size, d->synth_channels, d->synth_classes};
     } else {
+        if (jf_get(&j, "image") != NULL)
+            jf_err(&j, "image", "is only for the folder and manifest datasets");
         if (jf_get(&j, "synthetic") != NULL)
             jf_err(&j, "synthetic", "is only for the synthetic dataset");
         static const ds_dims table[] = {{28, 1, 10}, {28, 1, 10}, {32, 3, 10}, {32, 3, 100}};
@@ -172,6 +299,8 @@ static void parse_model(job_spec *out, jf_obj *o, const json_t *model, const ds_
             snprintf(field, sizeof field, "model.%s", keys[i]);
             if (out->data.dataset == DS_SYNTHETIC)
                 fe_add(o->fe, field, "must be %d, as data.synthetic gives", want[i]);
+            else if (user_images(out->data.dataset))
+                fe_add(o->fe, field, "must be %d, as data.image gives", want[i]);
             else
                 fe_add(o->fe, field, "must be %d for %s", want[i], ds);
             o->n_err++;
@@ -184,6 +313,27 @@ static void parse_model(job_spec *out, jf_obj *o, const json_t *model, const ds_
 
 /* ---- optim -------------------------------------------------------------- */
 
+/* Defaults of the optimiser fields: the model family's recipe
+ * (train_anchor.py), or a named preset. Every field can still be set. */
+typedef struct optim_defaults {
+    int optimizer;
+    double lr, weight_decay, warmup, min_lr, label_smoothing, drop_path;
+    int epochs;
+} optim_defaults;
+
+static optim_defaults recipe_defaults(recipe_kind r, int vit, int batch)
+{
+    optim_defaults d = {vit ? OPT_ADAMW : OPT_SGD, vit ? 1e-3 : 0.1, vit ? 0.05 : 5e-4,
+                        vit ? 2.0 : 1.0, vit ? 1e-5 : 0.0, vit ? 0.1 : 0.0, 0.0, 10};
+    if (r == RECIPE_DEIT) /* DeiT/CeiT: AdamW 5e-4 x batch/512, 300 epochs */
+        d = (optim_defaults){OPT_ADAMW, 5e-4 * batch / 512.0, 0.05, 5.0, 1e-5, 0.1,
+                             vit ? 0.1 : 0.0, 300};
+    else if (r == RECIPE_DMCP_IMAGENET) /* ALGORITHMS.md 2.x: SGD 0.5 -> 0.08 at batch 2048 */
+        d = (optim_defaults){OPT_SGD, 0.5 * batch / 2048.0, 1e-4, 0.0, 0.08 * batch / 2048.0,
+                             0.1, 0.0, 100};
+    return d;
+}
+
 static void parse_optim(job_spec *out, jf_obj *o, model_family fam)
 {
     optim_spec *op = &out->optim;
@@ -191,11 +341,18 @@ static void parse_optim(job_spec *out, jf_obj *o, model_family fam)
     jf_obj j;
     jf_child(&j, o, "optim");
 
+    int recipe;
+    jf_enum(&j, "recipe", &recipe, RECIPE_NONE, RECIPE_NAMES, 3);
+    op->recipe = (recipe_kind)recipe;
+    jf_int(&j, "batch_size", &op->batch_size, 128, 1, MAX_BATCH);
+    optim_defaults def = recipe_defaults(op->recipe, vit, op->batch_size);
+    jf_num(&j, "ema", &op->ema, 0.0, 0.0, 1.0, JF_HI_OPEN);
+
     int kind;
-    jf_enum(&j, "optimizer", &kind, vit ? OPT_ADAMW : OPT_SGD, OPTIM_NAMES, 2);
+    jf_enum(&j, "optimizer", &kind, def.optimizer, OPTIM_NAMES, 2);
     op->optimizer = (optim_kind)kind;
-    jf_num(&j, "lr", &op->lr, vit ? 1e-3 : 0.1, 0.0, 10.0, JF_LO_OPEN);
-    jf_num(&j, "weight_decay", &op->weight_decay, vit ? 0.05 : 5e-4, 0.0, 1.0, 0);
+    jf_num(&j, "lr", &op->lr, def.lr, 0.0, 10.0, JF_LO_OPEN);
+    jf_num(&j, "weight_decay", &op->weight_decay, def.weight_decay, 0.0, 1.0, 0);
 
     const char *sgd_only[] = {"momentum", "nesterov"}, *adamw_only[] = {"betas", "eps"};
     if (op->optimizer == OPT_SGD) {
@@ -217,22 +374,22 @@ static void parse_optim(job_spec *out, jf_obj *o, model_family fam)
                 jf_err(&j, sgd_only[i], "is only for optimizer \"sgd\"");
     }
 
-    jf_int(&j, "batch_size", &op->batch_size, 128, 1, MAX_BATCH);
-    int epochs_ok = jf_int(&j, "epochs", &op->epochs, 10, 1, MAX_EPOCHS) != JF_BAD;
+    int epochs_ok = jf_int(&j, "epochs", &op->epochs, def.epochs, 1, MAX_EPOCHS) != JF_BAD;
     /* The recipe's warm-up, shortened so that a short run still has a decay. */
-    double warm = fmin(vit ? 2.0 : 1.0, (double)(op->epochs - 1));
+    double warm = fmin(def.warmup, (double)(op->epochs - 1));
     if (jf_num(&j, "warmup_epochs", &op->warmup_epochs, warm, 0.0, HUGE_VAL, 0) == JF_SET &&
         epochs_ok && op->warmup_epochs >= op->epochs)
         jf_err(&j, "warmup_epochs", "must be < epochs (%d)", op->epochs);
     int sched;
     jf_enum(&j, "schedule", &sched, SCHED_COSINE, SCHED_NAMES, 2);
     op->schedule = (sched_kind)sched;
-    double min_lr = fmin(vit ? 1e-5 : 0.0, op->lr);
+    double min_lr = fmin(def.min_lr, op->lr);
     if (jf_num(&j, "min_lr", &op->min_lr, min_lr, 0.0, HUGE_VAL, 0) == JF_SET &&
         op->min_lr > op->lr)
         jf_err(&j, "min_lr", "must be <= lr (%g)", op->lr);
-    jf_num(&j, "label_smoothing", &op->label_smoothing, vit ? 0.1 : 0.0, 0.0, 1.0, JF_HI_OPEN);
-    if (jf_num(&j, "drop_path", &op->drop_path, 0.0, 0.0, 1.0, JF_HI_OPEN) == JF_SET &&
+    jf_num(&j, "label_smoothing", &op->label_smoothing, def.label_smoothing, 0.0, 1.0,
+           JF_HI_OPEN);
+    if (jf_num(&j, "drop_path", &op->drop_path, def.drop_path, 0.0, 1.0, JF_HI_OPEN) == JF_SET &&
         fam == FAMILY_CNN && op->drop_path > 0.0)
         jf_err(&j, "drop_path", "is only for ViT models (ceit, deit)");
     jf_num(&j, "grad_clip", &op->grad_clip, 0.0, 0.0, HUGE_VAL, 0);
@@ -263,6 +420,47 @@ static void parse_small_objects(job_spec *out, jf_obj *o)
     o->n_err += jf_finish(&t);
 }
 
+static json_t *num_array(const double *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, jf_number_json(v[i]));
+    return a;
+}
+
+static json_t *image_json(const image_spec *im, dataset_kind ds)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "split", json_string(SPLIT_NAMES[im->split]));
+    if (ds == DS_FOLDER) {
+        json_object_set_new(j, "train_dir", json_string(im->train_dir));
+        json_object_set_new(j, "val_dir", json_string(im->val_dir));
+        json_object_set_new(j, "test_fraction", jf_number_json(im->test_fraction));
+    } else {
+        json_object_set_new(j, "train_manifest", json_string(im->manifest_train));
+        json_object_set_new(j, "test_manifest", json_string(im->manifest_test));
+    }
+    json_object_set_new(j, "size", json_integer(im->image_size));
+    json_object_set_new(j, "channels", json_integer(im->channels));
+    json_object_set_new(j, "on_bad_file", json_string(BAD_FILE_NAMES[im->on_bad_fail]));
+    json_object_set_new(j, "workers", json_integer(im->workers));
+    json_object_set_new(j, "prefetch", json_integer(im->prefetch));
+    json_object_set_new(j, "resize", json_integer(im->resize));
+    json_object_set_new(j, "mean", num_array(im->mean, 3));
+    json_object_set_new(j, "std", num_array(im->std, 3));
+    json_t *t = json_object();
+    json_object_set_new(t, "scale", num_array(im->scale, 2));
+    json_object_set_new(t, "ratio", num_array(im->ratio, 2));
+    json_object_set_new(t, "interpolation", json_string(INTERP_NAMES[im->bicubic]));
+    json_object_set_new(t, "hflip", jf_number_json(im->hflip));
+    json_object_set_new(t, "color_jitter", num_array(im->jitter, 4));
+    json_object_set_new(t, "randaugment", json_pack("[ii]", im->ra_n, im->ra_m));
+    json_object_set_new(t, "random_erasing", jf_number_json(im->erase_p));
+    json_object_set_new(t, "erase_values", json_string(ERASE_NAMES[im->erase_pixel]));
+    json_object_set_new(j, "train_transform", t);
+    return j;
+}
+
 static json_t *canonical_json(const job_spec *s)
 {
     json_t *j = json_object();
@@ -288,6 +486,14 @@ static json_t *canonical_json(const job_spec *s)
                             json_pack("{sisisisisi}", "train", d->synth_train, "test",
                                       d->synth_test, "classes", d->synth_classes, "channels",
                                       d->synth_channels, "size", d->synth_size));
+    if (d->dataset == DS_FOLDER || d->dataset == DS_MANIFEST)
+        json_object_set_new(data, "image", image_json(&d->img, d->dataset));
+    const mix_spec *mx = &d->mix;
+    if (mx->mixup > 0 || mx->cutmix > 0)
+        json_object_set_new(data, "mix",
+                            json_pack("{soSoSoso}", "mixup", jf_number_json(mx->mixup), "cutmix",
+                                      jf_number_json(mx->cutmix), "prob", jf_number_json(mx->prob),
+                                      "switch_prob", jf_number_json(mx->switch_prob)));
     json_object_set_new(j, "data", data);
 
     const optim_spec *op = &s->optim;
@@ -312,6 +518,10 @@ static json_t *canonical_json(const job_spec *s)
     json_object_set_new(o, "drop_path", jf_number_json(op->drop_path));
     json_object_set_new(o, "grad_clip", jf_number_json(op->grad_clip));
     json_object_set_new(o, "max_steps", json_integer(op->max_steps));
+    if (op->recipe != RECIPE_NONE)
+        json_object_set_new(o, "recipe", json_string(RECIPE_NAMES[op->recipe]));
+    if (op->ema > 0)
+        json_object_set_new(o, "ema", jf_number_json(op->ema));
     json_object_set_new(j, "optim", o);
 
     json_object_set_new(j, "resources", json_pack("{si}", "ranks", s->ranks));
@@ -361,7 +571,7 @@ int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_err
 
     const json_t *model = jf_get(&o, "model");
     ds_dims dims;
-    parse_data(out, &o, model, &dims);
+    parse_data(out, &o, model, &dims, raw_recipe(in));
     int before_model = o.n_err;
     parse_model(out, &o, model, &dims);
     int model_ok = o.n_err == before_model;

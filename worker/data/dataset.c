@@ -175,6 +175,10 @@ int dataset_load(dataset *train, dataset *test, const data_spec *spec, errbuf *e
     case DS_SYNTHETIC:
         rc = load_synthetic(train, test, spec, eb);
         break;
+    case DS_FOLDER:
+    case DS_MANIFEST:
+        rc = dataset_load_images(train, test, spec, eb);
+        break;
     default:
         rc = err_set(eb, ERR_INVALID, "data.dataset: unknown kind %d", (int)spec->dataset);
     }
@@ -193,11 +197,18 @@ static size_t sample_bytes(const dataset *d)
     return (size_t)d->H * d->W * d->C;
 }
 
+int dataset_label(const dataset *d, long i)
+{
+    return d->files != NULL ? d->files->labels[i] : d->labels[i];
+}
+
 void dataset_truncate(dataset *d, int limit)
 {
     if (limit <= 0 || limit >= d->n)
         return;
     d->n = limit;
+    if (d->files != NULL)
+        return; /* the index stays; only the first n files are used */
     d->images = xrealloc(d->images, (size_t)limit * sample_bytes(d));
     d->labels = xrealloc(d->labels, (size_t)limit);
 }
@@ -268,5 +279,9 @@ void dataset_free(dataset *d)
         return;
     free(d->images);
     free(d->labels);
+    if (d->files != NULL) {
+        imgindex_free(d->files);
+        free(d->files);
+    }
     memset(d, 0, sizeof *d);
 }

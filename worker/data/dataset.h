@@ -13,6 +13,8 @@
 
 #include "common/err.h"
 #include "common/jobspec.h"
+#include "worker/data/imgindex.h"
+#include "worker/data/transform.h"
 
 #include <stdint.h>
 
@@ -24,7 +26,27 @@ typedef struct dataset {
     uint8_t *images;       /* (n, H, W, C), owned */
     uint8_t *labels;       /* (n), owned, each < num_classes */
     float mean[3], std[3]; /* per-channel normalisation of x/255 */
+    /* Users' images (folder, manifest): the files are decoded by the loader's
+     * threads as batches are needed, so images and labels are NULL and
+     * H, W, C are the transforms' output. */
+    imgindex *files;    /* owned; NULL for the in-memory datasets */
+    transform_spec tf;  /* the transforms of the files */
+    int train_split;    /* 1: the training split (train transforms), 0: eval transforms */
+    int on_bad_fail;    /* 1: a bad file fails the loader; 0: skipped, counted, replaced */
+    int workers;        /* decoding threads of a loader over this dataset */
+    int prefetch;       /* batches decoded ahead */
 } dataset;
+
+/* The label of sample i (in-memory or file dataset). */
+int dataset_label(const dataset *d, long i);
+
+/* Builds the train and test splits of a folder or manifest data spec as file
+ * datasets (imgdata.c): folder split "folders" reads root/<train_dir> and
+ * root/<val_dir>, "fraction" holds out test_fraction of root's files by
+ * path; a manifest lists the files of each split. The test split's classes
+ * are aligned with the training split's. Returns 0, ERR_IO or ERR_FORMAT (eb names
+ * the folder or file). */
+int dataset_load_images(dataset *train, dataset *test, const data_spec *spec, errbuf *eb);
 
 /* The data_spec has no seed of its own: a synthetic dataset is a fixed
  * function of its sizes, generated from this seed (the job seed changes the
