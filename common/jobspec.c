@@ -169,8 +169,7 @@ static void parse_image(data_spec *d, jf_obj *data, recipe_kind recipe)
         jf_err(&t, "color_jitter", "hue (the 4th value) must be <= 0.5");
     memcpy(im->jitter, jitter, sizeof jitter);
     int ra[2] = {recipe == RECIPE_DEIT ? 2 : 0, 9}, n_ra = 2;
-    if (jf_int_array(&t, "randaugment", ra, &n_ra, 2, 0, 30) == JF_SET &&
-        (n_ra != 2 || ra[0] > 8))
+    if (jf_int_array(&t, "randaugment", ra, &n_ra, 2, 0, 30) == JF_SET && (n_ra != 2 || ra[0] > 8))
         jf_err(&t, "randaugment", "must be [n, m] with n in 0..8 operations, m in 0..30");
     im->ra_n = ra[0];
     im->ra_m = ra[1];
@@ -226,7 +225,7 @@ static void parse_data(job_spec *out, jf_obj *o, const json_t *model, ds_dims *d
         jf_err(&j, "root", "is required for %s (the folder of its files)", DATASET_NAMES[ds]);
     }
 
-    int pad = d->dataset == DS_SYNTHETIC || user_images(d->dataset)    ? 0
+    int pad = d->dataset == DS_SYNTHETIC || user_images(d->dataset)     ? 0
               : (d->dataset == DS_CIFAR10 || d->dataset == DS_CIFAR100) ? 4
                                                                         : 2;
     jf_obj aug;
@@ -323,14 +322,20 @@ typedef struct optim_defaults {
 
 static optim_defaults recipe_defaults(recipe_kind r, int vit, int batch)
 {
-    optim_defaults d = {vit ? OPT_ADAMW : OPT_SGD, vit ? 1e-3 : 0.1, vit ? 0.05 : 5e-4,
-                        vit ? 2.0 : 1.0, vit ? 1e-5 : 0.0, vit ? 0.1 : 0.0, 0.0, 10};
+    optim_defaults d = {vit ? OPT_ADAMW : OPT_SGD,
+                        vit ? 1e-3 : 0.1,
+                        vit ? 0.05 : 5e-4,
+                        vit ? 2.0 : 1.0,
+                        vit ? 1e-5 : 0.0,
+                        vit ? 0.1 : 0.0,
+                        0.0,
+                        10};
     if (r == RECIPE_DEIT) /* DeiT/CeiT: AdamW 5e-4 x batch/512, 300 epochs */
-        d = (optim_defaults){OPT_ADAMW, 5e-4 * batch / 512.0, 0.05, 5.0, 1e-5, 0.1,
-                             vit ? 0.1 : 0.0, 300};
+        d = (optim_defaults){OPT_ADAMW, 5e-4 * batch / 512.0, 0.05, 5.0, 1e-5,
+                             0.1,       vit ? 0.1 : 0.0,      300};
     else if (r == RECIPE_DMCP_IMAGENET) /* ALGORITHMS.md 2.x: SGD 0.5 -> 0.08 at batch 2048 */
-        d = (optim_defaults){OPT_SGD, 0.5 * batch / 2048.0, 1e-4, 0.0, 0.08 * batch / 2048.0,
-                             0.1, 0.0, 100};
+        d = (optim_defaults){
+            OPT_SGD, 0.5 * batch / 2048.0, 1e-4, 0.0, 0.08 * batch / 2048.0, 0.1, 0.0, 100};
     return d;
 }
 
@@ -387,8 +392,7 @@ static void parse_optim(job_spec *out, jf_obj *o, model_family fam)
     if (jf_num(&j, "min_lr", &op->min_lr, min_lr, 0.0, HUGE_VAL, 0) == JF_SET &&
         op->min_lr > op->lr)
         jf_err(&j, "min_lr", "must be <= lr (%g)", op->lr);
-    jf_num(&j, "label_smoothing", &op->label_smoothing, def.label_smoothing, 0.0, 1.0,
-           JF_HI_OPEN);
+    jf_num(&j, "label_smoothing", &op->label_smoothing, def.label_smoothing, 0.0, 1.0, JF_HI_OPEN);
     if (jf_num(&j, "drop_path", &op->drop_path, def.drop_path, 0.0, 1.0, JF_HI_OPEN) == JF_SET &&
         fam == FAMILY_CNN && op->drop_path > 0.0)
         jf_err(&j, "drop_path", "is only for ViT models (ceit, deit)");

@@ -32,31 +32,31 @@ typedef enum { RECIPE_NONE = 0, RECIPE_DEIT, RECIPE_DMCP_IMAGENET } recipe_kind;
 
 /* The image pipeline of the folder and manifest datasets (worker/data/transform.h). */
 typedef struct image_spec {
-    split_kind split;      /* folders: root/<train_dir>, root/<val_dir>; fraction: held out by path */
+    split_kind split; /* folders: root/<train_dir>, root/<val_dir>; fraction: held out by path */
     char train_dir[128], val_dir[128];
-    double test_fraction;  /* split "fraction": share of files held out for testing */
+    double test_fraction; /* split "fraction": share of files held out for testing */
     char manifest_train[256], manifest_test[256]; /* manifest: files under root */
-    int image_size;        /* output side (the model's image_size) */
-    int channels;          /* 1 (luma) or 3 (RGB) */
-    int on_bad_fail;       /* 1: a corrupt file stops the job; 0: skipped and counted */
-    int workers;           /* decoding threads per rank */
-    int prefetch;          /* batches decoded ahead */
+    int image_size;                               /* output side (the model's image_size) */
+    int channels;                                 /* 1 (luma) or 3 (RGB) */
+    int on_bad_fail;           /* 1: a corrupt file stops the job; 0: skipped and counted */
+    int workers;               /* decoding threads per rank */
+    int prefetch;              /* batches decoded ahead */
     double scale[2], ratio[2]; /* RandomResizedCrop */
-    int bicubic;           /* interpolation: 0 bilinear, 1 bicubic */
-    double hflip;          /* probability */
-    double jitter[4];      /* ColorJitter brightness, contrast, saturation, hue */
-    int ra_n, ra_m;        /* RandAugment; ra_n = 0: off */
-    double erase_p;        /* RandomErasing probability */
-    int erase_pixel;       /* erased values: 0 zeros (torchvision), 1 per-pixel normal (timm) */
-    int resize;            /* eval: short side before the centre crop */
+    int bicubic;               /* interpolation: 0 bilinear, 1 bicubic */
+    double hflip;              /* probability */
+    double jitter[4];          /* ColorJitter brightness, contrast, saturation, hue */
+    int ra_n, ra_m;            /* RandAugment; ra_n = 0: off */
+    double erase_p;            /* RandomErasing probability */
+    int erase_pixel;           /* erased values: 0 zeros (torchvision), 1 per-pixel normal (timm) */
+    int resize;                /* eval: short side before the centre crop */
     double mean[3], std[3];
 } image_spec;
 
 /* Mixup / CutMix of a batch (timm's "batch" mode) with soft targets. */
 typedef struct mix_spec {
-    double mixup, cutmix;   /* Beta(alpha, alpha) parameters; 0 = off */
-    double prob;            /* probability of mixing a batch */
-    double switch_prob;     /* probability of CutMix when both are on */
+    double mixup, cutmix; /* Beta(alpha, alpha) parameters; 0 = off */
+    double prob;          /* probability of mixing a batch */
+    double switch_prob;   /* probability of CutMix when both are on */
 } mix_spec;
 
 #define JOBSPEC_DEFAULT_FMNIST_ROOT "/usr/share/datasets/fashion-mnist"
@@ -91,9 +91,9 @@ typedef struct optim_spec {
     sched_kind schedule;
     double min_lr; /* cosine floor */
     double label_smoothing;
-    double drop_path; /* stochastic depth rate of the last block (ViT) */
-    double grad_clip; /* max global L2 norm; 0 = off */
-    long max_steps;   /* stop after this many steps in total (0 = no limit) */
+    double drop_path;   /* stochastic depth rate of the last block (ViT) */
+    double grad_clip;   /* max global L2 norm; 0 = off */
+    long max_steps;     /* stop after this many steps in total (0 = no limit) */
     recipe_kind recipe; /* the preset that gave the defaults */
     double ema;         /* decay of the weights' moving average; 0 = off */
 } optim_spec;

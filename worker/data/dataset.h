@@ -29,12 +29,12 @@ typedef struct dataset {
     /* Users' images (folder, manifest): the files are decoded by the loader's
      * threads as batches are needed, so images and labels are NULL and
      * H, W, C are the transforms' output. */
-    imgindex *files;    /* owned; NULL for the in-memory datasets */
-    transform_spec tf;  /* the transforms of the files */
-    int train_split;    /* 1: the training split (train transforms), 0: eval transforms */
-    int on_bad_fail;    /* 1: a bad file fails the loader; 0: skipped, counted, replaced */
-    int workers;        /* decoding threads of a loader over this dataset */
-    int prefetch;       /* batches decoded ahead */
+    imgindex *files;   /* owned; NULL for the in-memory datasets */
+    transform_spec tf; /* the transforms of the files */
+    int train_split;   /* 1: the training split (train transforms), 0: eval transforms */
+    int on_bad_fail;   /* 1: a bad file fails the loader; 0: skipped, counted, replaced */
+    int workers;       /* decoding threads of a loader over this dataset */
+    int prefetch;      /* batches decoded ahead */
 } dataset;
 
 /* The label of sample i (in-memory or file dataset). */

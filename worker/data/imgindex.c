@@ -126,8 +126,7 @@ static int walk(entries *e, const char *root, const char *rel, int label, int de
         if (snprintf(p, sizeof p, "%s/%s", dir, names[i]) >= (int)sizeof p || stat(p, &st) != 0)
             continue;
         if (S_ISDIR(st.st_mode)) {
-            if (depth < 16 &&
-                snprintf(sub, sizeof sub, "%s/%s", rel, names[i]) < (int)sizeof sub)
+            if (depth < 16 && snprintf(sub, sizeof sub, "%s/%s", rel, names[i]) < (int)sizeof sub)
                 rc = walk(e, root, sub, label, depth + 1, eb);
         } else if (S_ISREG(st.st_mode) && is_image(names[i])) {
             push(e, rel, names[i], (uint64_t)st.st_size, label);
@@ -220,8 +219,8 @@ int imgindex_scan(imgindex *ix, const char *root, double holdout, int keep, errb
         e.n = k;
     }
     if (rc == 0 && e.n == 0)
-        rc = err_set(eb, ERR_FORMAT, "%s: no .jpg, .jpeg or .png file in its class folders%s",
-                     root, keep ? " (in this split)" : "");
+        rc = err_set(eb, ERR_FORMAT, "%s: no .jpg, .jpeg or .png file in its class folders%s", root,
+                     keep ? " (in this split)" : "");
     if (rc == 0 && e.n > INT32_MAX / 2)
         rc = err_set(eb, ERR_FORMAT, "%s: too many files (%zu)", root, e.n);
     if (rc == 0) {
@@ -299,8 +298,10 @@ static int assign_labels(imgindex *ix, mline *ml, size_t n, entries *e, const ch
     int named = ml[0].label_name != NULL;
     for (size_t i = 0; i < n; i++)
         if ((ml[i].label_name != NULL) != named)
-            return err_set(eb, ERR_FORMAT, "%s: line %zu: labels must be all integers or all "
-                           "class names", manifest, i + 1);
+            return err_set(eb, ERR_FORMAT,
+                           "%s: line %zu: labels must be all integers or all "
+                           "class names",
+                           manifest, i + 1);
     if (named) {
         char **names = xmallocarray(n, sizeof(char *));
         for (size_t i = 0; i < n; i++)
@@ -383,8 +384,10 @@ int imgindex_load_manifest(imgindex *ix, const char *manifest, const char *root,
             break;
         }
         if (strstr(ml[n].path, "..") != NULL || ml[n].path[0] == '/') {
-            rc = err_set(eb, ERR_FORMAT, "%s: line %zu: the path must be relative to the root "
-                         "without ..", manifest, lineno);
+            rc = err_set(eb, ERR_FORMAT,
+                         "%s: line %zu: the path must be relative to the root "
+                         "without ..",
+                         manifest, lineno);
             n++;
             break;
         }
@@ -427,8 +430,10 @@ int imgindex_align(imgindex *ix, const imgindex *like, errbuf *eb)
             if (strcmp(ix->class_names[c], like->class_names[k]) == 0)
                 map[c] = k;
         if (map[c] < 0) {
-            int rc = err_set(eb, ERR_FORMAT, "%s: class \"%s\" is not a class of the training "
-                             "split (%s)", ix->root, ix->class_names[c], like->root);
+            int rc = err_set(eb, ERR_FORMAT,
+                             "%s: class \"%s\" is not a class of the training "
+                             "split (%s)",
+                             ix->root, ix->class_names[c], like->root);
             free(map);
             return rc;
         }

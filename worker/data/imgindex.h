@@ -22,7 +22,7 @@
 
 typedef struct imgindex {
     char root[512];
-    int n;              /* files */
+    int n; /* files */
     int num_classes;
     char **class_names; /* (num_classes), owned */
     char *names;        /* all relative paths, NUL-separated, owned */

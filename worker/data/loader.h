@@ -67,8 +67,18 @@ void loader_start_epoch(loader *l, int epoch, long skip);
 
 /* Fills x (batch, H, W, C) and y (batch) with the next batch and returns
  * its size (< batch only for the last eval shard batch), or 0 at the end of
- * the epoch. The buffers must hold o->batch samples. loader_start_epoch must
- * have been called first (asserted). */
+ * the epoch. For a file dataset (dataset.files) the samples are decoded and
+ * transformed by `workers` threads, `prefetch` batches ahead; a bad file is
+ * logged, counted and replaced by the next good file of the index (so a
+ * batch stays full and the same on every run), or, with on_bad_fail, makes
+ * this return the negative ERR_* (message in loader_error) from then on. The buffers must hold
+ * o->batch samples. loader_start_epoch must have been called first (asserted). */
 int loader_next(loader *l, float *x, int32_t *y);
+
+/* Bad files met so far (skipped and replaced). Thread-safe. */
+long loader_bad_files(loader *l);
+
+/* The message of the failure loader_next reported ("" before any). */
+const char *loader_error(const loader *l);
 
 #endif

@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "worker/data/loader.h"
+#include "worker/data/mix.h"
 #include "worker/jobs/checkpoint.h"
 #include "worker/models/model.h"
 #include "worker/models/state.h"
@@ -45,6 +46,10 @@ typedef struct trainer {
     int n_runs;
     char *model_json, *spec_json;
     double allreduce_s;              /* time in the gradient allreduce */
+    double data_wait_s;              /* time waiting for the loader */
+    int data_rc;                     /* a loader failure (data.image.on_bad_file "fail") */
+    float *targets;                  /* (b, K) soft targets when mixing */
+    float *ema;                      /* (n_params + n_buffers) moving average, or NULL */
     char kept[TRAIN_MAX_KEEP][1024]; /* checkpoint paths, oldest first */
     int n_kept;
 } trainer;
@@ -162,6 +167,62 @@ void train_evaluate(net *m, const dataset *ds, int batch, const dist_info *d, ev
     loader_free(ld);
 }
 
+/* ---- EMA of the weights (timm's ModelEmaV2: parameters and BN buffers) ---- */
+
+static void ema_reset(trainer *t)
+{
+    memcpy(t->ema, t->m.params, t->m.n_params * sizeof(float));
+    if (t->m.n_buffers > 0)
+        memcpy(t->ema + t->m.n_params, t->m.buffers, t->m.n_buffers * sizeof(float));
+}
+
+static void ema_update(trainer *t)
+{
+    float d = (float)t->spec->optim.ema, d1 = 1.0f - d;
+    const net *m = &t->m;
+    for (size_t i = 0; i < m->n_params; i++)
+        t->ema[i] = d * t->ema[i] + d1 * m->params[i];
+    for (size_t i = 0; i < m->n_buffers; i++)
+        t->ema[m->n_params + i] = d * t->ema[m->n_params + i] + d1 * m->buffers[i];
+}
+
+/* Exchanges the live weights with the average (twice restores them). */
+static void ema_swap(trainer *t)
+{
+    net *m = &t->m;
+    for (size_t i = 0; i < m->n_params; i++) {
+        float v = m->params[i];
+        m->params[i] = t->ema[i];
+        t->ema[i] = v;
+    }
+    for (size_t i = 0; i < m->n_buffers; i++) {
+        float v = m->buffers[i];
+        m->buffers[i] = t->ema[m->n_params + i];
+        t->ema[m->n_params + i] = v;
+    }
+}
+
+/* path with ".safetensors" replaced by ".ema.safetensors" (or ".ema" appended). */
+static void ema_path(char *out, size_t cap, const char *path)
+{
+    const char *ext = ".safetensors";
+    size_t n = strlen(path), e = strlen(ext);
+    if (n > e && strcmp(path + n - e, ext) == 0)
+        snprintf(out, cap, "%.*s.ema%s", (int)(n - e), path, ext);
+    else
+        snprintf(out, cap, "%s.ema", path);
+}
+
+static int ema_save(trainer *t, const char *path, errbuf *eb)
+{
+    char p[1100];
+    ema_path(p, sizeof p, path);
+    ema_swap(t);
+    int rc = net_save_state(&t->m, p, t->model_json, eb);
+    ema_swap(t);
+    return rc;
+}
+
 static int save_checkpoint(trainer *t, long step, errbuf *eb)
 {
     sync_bn(t);
@@ -171,6 +232,8 @@ static int save_checkpoint(trainer *t, long step, errbuf *eb)
     snprintf(path, sizeof path, "%s/ckpt-%08ld.safetensors", t->env->work_dir, step);
     ckpt_info info = {.step = step, .dp_rng = t->m.rng};
     int rc = ckpt_save(path, &t->m, &info, t->model_json, t->spec_json, eb);
+    if (rc == 0 && t->ema != NULL)
+        rc = ema_save(t, path, eb);
     if (rc != 0)
         return rc;
     if (t->n_kept > 0 && strcmp(t->kept[t->n_kept - 1], path) == 0)
@@ -180,6 +243,11 @@ static int save_checkpoint(trainer *t, long step, errbuf *eb)
         keep = TRAIN_MAX_KEEP;
     if (t->n_kept == keep) {
         unlink(t->kept[0]);
+        if (t->ema != NULL) {
+            char ep[1100];
+            ema_path(ep, sizeof ep, t->kept[0]);
+            unlink(ep);
+        }
         memmove(t->kept[0], t->kept[1], (size_t)(keep - 1) * sizeof t->kept[0]);
         t->n_kept--;
     }
@@ -201,6 +269,33 @@ static int cancel_now(const trainer *t)
     return flag;
 }
 
+/* Every rank must see the same files under data.root: the counts, bytes
+ * and index hashes of both splits are compared with rank 0's. */
+static int check_same_data(const trainer *t, errbuf *eb)
+{
+    if (t->d->world <= 1 || t->train.files == NULL)
+        return 0;
+    uint64_t mine[6] = {(uint64_t)t->train.n, t->train.files->total_bytes, t->train.files->hash,
+                        (uint64_t)t->test.n,  t->test.files->total_bytes,  t->test.files->hash};
+    uint64_t *all = xmallocarray((size_t)t->d->world * 6, sizeof(uint64_t));
+    dist_allgather(mine, all, sizeof mine);
+    int bad = -1;
+    for (int r = 1; r < t->d->world && bad < 0; r++)
+        if (memcmp(all, all + 6 * r, sizeof mine) != 0)
+            bad = r;
+    int rc = 0;
+    if (bad >= 0)
+        rc = err_set(eb, ERR_INVALID,
+                     "data.root %s differs between ranks: rank 0 sees %" PRIu64 " training files "
+                     "(%" PRIu64 " bytes, index hash %016" PRIx64 "), rank %d sees %" PRIu64
+                     " (%" PRIu64 " bytes, hash %016" PRIx64
+                     "); every pool host needs the same copy",
+                     t->spec->data.root, all[0], all[1], all[2], bad, all[6 * bad],
+                     all[6 * bad + 1], all[6 * bad + 2]);
+    free(all);
+    return rc;
+}
+
 static int setup(trainer *t, const job_spec *spec, const train_env *env, errbuf *eb)
 {
     t->spec = spec;
@@ -211,6 +306,14 @@ static int setup(trainer *t, const job_spec *spec, const train_env *env, errbuf 
                        spec->optim.batch_size, t->d->world);
     t->b = spec->optim.batch_size / t->d->world;
     int rc = dataset_load(&t->train, &t->test, &spec->data, eb);
+    if (t->d->world > 1 && (spec->data.dataset == DS_FOLDER || spec->data.dataset == DS_MANIFEST)) {
+        /* A rank that cannot read its copy must not leave the others waiting. */
+        if (dist_any(rc != 0) && rc == 0)
+            return err_set(eb, ERR_IO, "data.root %s: another rank cannot read its copy",
+                           spec->data.root);
+        if (rc == 0 && (rc = check_same_data(t, eb)) != 0)
+            return rc;
+    }
     if (rc != 0)
         return rc;
     if (spec->data.val_fraction > 0) {
@@ -261,6 +364,11 @@ static int setup(trainer *t, const job_spec *spec, const train_env *env, errbuf 
     t->y = xmallocarray((size_t)t->b, sizeof(int32_t));
     t->probs = xmallocarray((size_t)t->b * t->K, sizeof(float));
     t->dlogits = xmallocarray((size_t)t->b * t->K, sizeof(float));
+    t->targets = xmallocarray((size_t)t->b * t->K, sizeof(float));
+    if (spec->optim.ema > 0) {
+        t->ema = xmallocarray(t->m.n_params + t->m.n_buffers + 1, sizeof(float));
+        ema_reset(t);
+    }
     build_runs(t);
     json_t *mj = modelcfg_to_json(c);
     t->model_json = json_dumps(mj, JSON_COMPACT);
@@ -279,6 +387,8 @@ static void teardown(trainer *t)
     free(t->y);
     free(t->probs);
     free(t->dlogits);
+    free(t->targets);
+    free(t->ema);
     free(t->runs);
     free(t->model_json);
     free(t->spec_json);
@@ -288,7 +398,13 @@ static void teardown(trainer *t)
 static float train_step(trainer *t, long step, int *correct)
 {
     net *m = &t->m;
+    double w0 = now_s();
     int n = loader_next(t->ld, t->x, t->y);
+    t->data_wait_s += now_s() - w0;
+    if (n < 0) {
+        t->data_rc = n;
+        return 0.0f;
+    }
     if (n != t->b) {
         /* The sampler yields full batches for exactly steps_per_epoch steps;
          * anything else is a broken invariant. */
@@ -296,11 +412,35 @@ static float train_step(trainer *t, long step, int *correct)
         abort();
     }
     float ls = (float)t->spec->optim.label_smoothing;
+    const mix_spec *mx = &t->spec->data.mix;
+    int mixing = mix_enabled(mx);
+    if (mixing) {
+        /* One stream per (step, rank): each rank mixes its own slice, as timm under DDP. */
+        rng r;
+        rng_derive(&r, t->spec->seed ^ 0x6b696c6e4d495855ULL, (uint64_t)step, (uint64_t)t->d->rank);
+        const model_cfg *c = &t->spec->model;
+        mix_batch(t->x, t->targets, t->y, n, c->image_size, c->image_size, c->in_channels, t->K, mx,
+                  ls, &r);
+    }
     net_zero_grad(m);
     net_forward(m, t->x, n);
-    float loss = nn_crossentropy_forward(t->probs, correct, net_out(m), t->y, n, t->K, ls);
+    float loss;
     memset(t->dlogits, 0, (size_t)n * t->K * sizeof(float));
-    nn_crossentropy_backward(t->dlogits, t->probs, t->y, n, t->K, ls, 1.0f);
+    if (mixing) {
+        loss = nn_softtarget_forward(t->probs, net_out(m), t->targets, n, t->K);
+        nn_softtarget_backward(t->dlogits, t->probs, t->targets, n, t->K, 1.0f);
+        *correct = 0;
+        for (int i = 0; i < n; i++) { /* accuracy against the unmixed label */
+            const float *p = t->probs + (size_t)i * t->K;
+            int best = 0;
+            for (int k = 1; k < t->K; k++)
+                best = p[k] > p[best] ? k : best;
+            *correct += best == t->y[i];
+        }
+    } else {
+        loss = nn_crossentropy_forward(t->probs, correct, net_out(m), t->y, n, t->K, ls);
+        nn_crossentropy_backward(t->dlogits, t->probs, t->y, n, t->K, ls, 1.0f);
+    }
     net_backward(m, t->dlogits);
     if (t->d->world > 1) {
         double t0 = now_s();
@@ -310,6 +450,8 @@ static float train_step(trainer *t, long step, int *correct)
     if (t->spec->optim.grad_clip > 0)
         nn_clip_grad_norm(m->grads, m->n_params, t->spec->optim.grad_clip);
     optimizer_step(t, nn_schedule_lr(&t->sched, step), step);
+    if (t->ema != NULL)
+        ema_update(t);
     return loss;
 }
 
@@ -330,6 +472,30 @@ static void evaluate_epoch(trainer *t, long step, train_result *res)
     }
     say(t, "info", "epoch %.2f: test top-1 %.4f, test loss %.4f",
         (double)step / (double)t->steps_per_epoch, e.top1, e.loss);
+    if (t->ema != NULL) {
+        eval_result ee;
+        ema_swap(t);
+        train_evaluate(&t->m, &t->test, t->b, t->d, &ee);
+        ema_swap(t);
+        res->ema_top1 = ee.top1;
+        emit(t, "test/top1_ema", ee.top1, step);
+        emit(t, "test/loss_ema", ee.loss, step);
+        say(t, "info", "epoch %.2f: EMA test top-1 %.4f", (double)step / (double)t->steps_per_epoch,
+            ee.top1);
+    }
+    long bad = loader_bad_files(t->ld);
+    if (t->d->world > 1) {
+        double v = (double)bad;
+        dist_allreduce_sum_f64(&v, 1);
+        bad = (long)v;
+    }
+    res->bad_files = bad;
+    if (t->train.files != NULL) {
+        emit(t, "data/bad_files", (double)bad, step);
+        if (bad > 0)
+            say(t, "warn", "%ld bad image files skipped so far (data.image.on_bad_file \"skip\")",
+                bad);
+    }
 }
 
 int train_run(const job_spec *spec, const train_env *env, train_result *res, errbuf *eb)
@@ -349,12 +515,28 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
             goto out;
         step = info.step;
         t.m.rng = info.dp_rng;
+        if (t.ema != NULL) {
+            /* The average saved beside the checkpoint, if there is one. */
+            char ep[1100];
+            ema_path(ep, sizeof ep, env->resume_path);
+            if (access(ep, R_OK) == 0) {
+                ema_swap(&t);
+                rc = ckpt_load_weights(ep, &t.m, eb);
+                ema_swap(&t);
+                if (rc != 0)
+                    goto out;
+            } else {
+                ema_reset(&t);
+            }
+        }
         say(&t, "info", "resumed from %s at step %ld", env->resume_path, step);
     } else if (env->init_weights != NULL) {
         if ((rc = ckpt_load_weights(env->init_weights, &t.m, eb)) != 0)
             goto out;
         if (t.d->world > 1)
             dist_bcast(t.m.params, t.m.n_params * sizeof(float), 0);
+        if (t.ema != NULL)
+            ema_reset(&t);
     }
     const job_sink *s0 = rank0_sink(&t);
     if (s0 != NULL && s0->started != NULL)
@@ -381,6 +563,14 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
             double ts = now_s();
             float loss = train_step(&t, step, &correct);
             res->step_seconds += now_s() - ts;
+            if (t.d->world > 1 && dist_any(t.data_rc != 0) && t.data_rc == 0)
+                t.data_rc = err_set(eb, ERR_FORMAT, "a bad image file stopped another rank");
+            else if (t.data_rc != 0)
+                err_set(eb, t.data_rc, "%s", loader_error(t.ld));
+            if (t.data_rc != 0) {
+                rc = t.data_rc;
+                goto done;
+            }
             step++;
             loss_sum += (double)loss;
             correct_sum += correct;
@@ -395,6 +585,9 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
                 emit(&t, "train/acc", v[1] / v[2], step);
                 emit(&t, "lr", nn_schedule_lr(&t.sched, step - 1), step);
                 emit(&t, "throughput", v[2] / (now - t_log), step);
+                if (t.train.files != NULL) /* share of the time spent waiting for images */
+                    emit(&t, "data/wait_fraction", t.data_wait_s / (now - t_log), step);
+                t.data_wait_s = 0;
                 loss_sum = correct_sum = seen = 0;
                 t_log = now;
                 log_from = step;
@@ -411,8 +604,11 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
         if ((rc = save_checkpoint(&t, step, eb)) != 0)
             goto done;
     }
-    if (env->weights_out != NULL && t.d->rank == 0)
+    if (env->weights_out != NULL && t.d->rank == 0) {
         rc = net_save_state(&t.m, env->weights_out, t.model_json, eb);
+        if (rc == 0 && t.ema != NULL)
+            rc = ema_save(&t, env->weights_out, eb);
+    }
 done:
     res->steps = step;
     res->run_steps = step - step0;

@@ -44,6 +44,8 @@ typedef struct train_result {
     double step_seconds;      /* wall time inside optimizer steps only */
     double allreduce_seconds; /* of which in the gradient allreduce */
     int cancelled;
+    double ema_top1; /* test top-1 of the weights' EMA (optim.ema > 0), else 0 */
+    long bad_files;  /* image files skipped (folder and manifest datasets) */
 } train_result;
 
 /* Runs spec (type train) to the end, or until cancelled (ERR_CANCELLED, with
