@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh - `make fuzz`: builds one libFuzzer program per target with clang-14
 # (-fsanitize=fuzzer,address,undefined) and runs each for FUZZ_SECONDS
-# (default 60). Targets: jobspec, safetensors, idx, cifar, msg (bodies in
+# (default 60). Targets: jobspec, safetensors, idx, cifar, msg, image (bodies in
 # tests/unit/fuzztargets.c). Each run starts from the seed corpus in
 # tests/fuzz/corpus/<target>/ plus the crash regressions (and the keywords
 # in tests/fuzz/dict/<target>.dict when there is one), grows a working
@@ -15,16 +15,19 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out="$root/build/fuzz"
 secs=${FUZZ_SECONDS:-60}
-targets=${FUZZ_TARGETS:-"jobspec safetensors idx cifar msg"}
+targets=${FUZZ_TARGETS:-"jobspec safetensors idx cifar msg image"}
 CC=${FUZZ_CC:-clang-14}
 command -v "$CC" >/dev/null || { echo "fuzz: $CC not found (make deps-extra installs clang-14)"; exit 1; }
 mkdir -p "$out/obj"
 cflags="-std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fno-omit-frame-pointer -I$root \
   -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
-  $(pkg-config --cflags jansson zlib)"
-libs="$(pkg-config --libs jansson zlib) -lm"
+  $(pkg-config --cflags jansson zlib libjpeg libpng)"
+libs="$(pkg-config --libs jansson zlib libjpeg libpng) -lm"
 srcs="$(ls "$root"/common/*.c) $root/worker/data/idx.c $root/worker/data/cifar.c \
-  $root/worker/data/dataset.c $root/worker/data/synthetic.c $root/tests/unit/fuzztargets.c"
+  $root/worker/data/dataset.c $root/worker/data/synthetic.c $root/worker/data/imgdata.c \
+  $root/worker/data/imgindex.c $root/worker/data/image.c $root/worker/data/imgdecode.c \
+  $root/worker/data/resample.c $root/worker/data/colorops.c $root/worker/data/transform.c \
+  $root/tests/unit/fuzztargets.c"
 objs=""
 for s in $srcs; do
     o="$out/obj/$(echo "$s" | sed "s|$root/||; s|/|_|g; s|\.c$|.o|")"

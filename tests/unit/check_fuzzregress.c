@@ -102,12 +102,19 @@ START_TEST(msg)
 }
 END_TEST
 
+START_TEST(image)
+{
+    replay("image");
+}
+END_TEST
+
 Suite *suite_fuzzregress(void)
 {
     Suite *s = suite_create("fuzzregress");
     TCase *tc = tcase_create("replay");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, jobspec);
+    tcase_add_test(tc, image);
     tcase_add_test(tc, safetensors);
     tcase_add_test(tc, idx);
     tcase_add_test(tc, cifar);

@@ -5,6 +5,8 @@
 #include "common/msg.h"
 #include "common/safetensors.h"
 #include "worker/data/dataset.h"
+#include "worker/data/imgdecode.h"
+#include "worker/data/transform.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -233,6 +235,39 @@ int fuzz_msg(const uint8_t *data, size_t size)
     return 0;
 }
 
+int fuzz_image(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    int channels = (data[0] & 1) ? 3 : 1;
+    image im = {0};
+    errbuf eb = {""};
+    int rc = imgdecode(&im, data + 1, size - 1, channels, "fuzz", &eb);
+    if (rc != 0) {
+        if (rc != ERR_FORMAT || strncmp(eb.msg, "fuzz: ", 6) != 0) {
+            fprintf(stderr, "fuzz contract: image refused with %d and message \"%s\"\n", rc,
+                    eb.msg);
+            abort();
+        }
+    } else {
+        if (im.h < 1 || im.w < 1 || im.h > IMGDECODE_MAX_SIDE || im.w > IMGDECODE_MAX_SIDE ||
+            im.c != channels) {
+            fprintf(stderr, "fuzz contract: decoded shape %dx%dx%d\n", im.h, im.w, im.c);
+            abort();
+        }
+        /* The eval transform must take whatever the decoder gives. */
+        transform_spec s = {.size = 8, .channels = channels, .resize = 9};
+        for (int c = 0; c < 3; c++)
+            s.mean[c] = 0.5f, s.std[c] = 0.25f;
+        float out[8 * 8 * 3];
+        transform_work w = {0};
+        transform_apply_eval(out, &im, &s, &w);
+        transform_work_free(&w);
+    }
+    image_free(&im);
+    return 0;
+}
+
 fuzz_fn fuzz_target(const char *name)
 {
     static const struct {
@@ -241,7 +276,7 @@ fuzz_fn fuzz_target(const char *name)
     } t[] = {
         {"jobspec", fuzz_jobspec}, {"safetensors", fuzz_safetensors},
         {"idx", fuzz_idx},         {"cifar", fuzz_cifar},
-        {"msg", fuzz_msg},
+        {"msg", fuzz_msg},         {"image", fuzz_image},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (strcmp(t[i].name, name) == 0)

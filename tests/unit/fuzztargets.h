@@ -33,9 +33,13 @@ int fuzz_cifar(const uint8_t *data, size_t size);
  * [blobs, split evenly] (common/msg, as broker.c decodes one). */
 int fuzz_msg(const uint8_t *data, size_t size);
 
+/* An image file: [flags byte: bit 0 = RGB, else luma][JPEG or PNG file]
+ * (worker/data/imgdecode.c), then the eval transform on what it decodes. */
+int fuzz_image(const uint8_t *data, size_t size);
+
 typedef int (*fuzz_fn)(const uint8_t *data, size_t size);
 
-/* The target named name ("jobspec", "safetensors", "idx", "cifar", "msg"), or NULL. */
+/* The target named name ("jobspec", "safetensors", "idx", "cifar", "msg", "image"), or NULL. */
 fuzz_fn fuzz_target(const char *name);
 
 #endif
