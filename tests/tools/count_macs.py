@@ -124,6 +124,10 @@ def main():
             with open(os.path.join(ex, f)) as fh:
                 spec = json.load(fh)
             model = spec["model"]
+            img = spec.get("data", {}).get("image")
+            if img is not None:  # folder / manifest: the transforms' output (defaults 224, RGB)
+                model.setdefault("image_size", img.get("size", 224))
+                model.setdefault("in_channels", img.get("channels", 3))
             model.setdefault("image_size", 32 if "cifar" in spec.get("data", {}).get("dataset", "") else 28)
             model.setdefault("in_channels", 3 if "cifar" in spec.get("data", {}).get("dataset", "") else 1)
             model.setdefault("num_classes", 100 if spec.get("data", {}).get("dataset") == "cifar100" else 10)

@@ -89,6 +89,78 @@ static void check_round_trip(const json_t *canon)
 
 /* ---- defaults ----------------------------------------------------------- */
 
+#define FOLDER_DATA "{\"dataset\":\"folder\",\"root\":\"/d\"}"
+
+/* Users' images: the model's input from data.image, the recipes' presets
+ * (each field still overridable), EMA; every new field validated by name. */
+START_TEST(image_folder_and_recipes)
+{
+    job_spec s;
+    json_t *c = parse_ok(&s, "{\"model\":{\"arch\":\"resnet_cifar\",\"num_classes\":7},"
+                             "\"data\":" FOLDER_DATA ",\"optim\":{\"recipe\":\"deit\","
+                             "\"batch_size\":1024,\"ema\":0.9999}}");
+    ck_assert_int_eq(s.model.image_size, 224);
+    ck_assert_int_eq(s.model.in_channels, 3);
+    ck_assert_int_eq(s.data.img.resize, 256);
+    ck_assert_int_eq(s.optim.optimizer, OPT_ADAMW);
+    ck_assert(fabs(s.optim.lr - 1e-3) < 1e-15); /* 5e-4 x 1024 / 512 */
+    ck_assert(s.optim.weight_decay == 0.05 && s.optim.label_smoothing == 0.1);
+    ck_assert(s.optim.warmup_epochs == 5.0 && s.optim.epochs == 300);
+    ck_assert(s.data.img.ra_n == 2 && s.data.img.ra_m == 9 && s.data.img.erase_p == 0.25);
+    ck_assert(s.data.mix.mixup == 0.8 && s.data.mix.cutmix == 1.0 && s.optim.ema == 0.9999);
+    ck_assert_int_eq(s.data.img.bicubic, 1);
+    check_round_trip(c);
+    json_decref(c);
+    jobspec_free(&s);
+    /* Overrides win over the preset. */
+    c = parse_ok(&s, "{\"model\":{\"arch\":\"deit\",\"embed_dim\":96,\"depth\":2,\"num_heads\":3,"
+                     "\"patch_size\":8,\"num_classes\":5},\"data\":{\"dataset\":\"folder\","
+                     "\"root\":\"/d\",\"image\":{\"size\":64,\"channels\":1,\"train_transform\":"
+                     "{\"randaugment\":[0,9]}},\"mix\":{\"cutmix\":0}},\"optim\":{\"recipe\":"
+                     "\"deit\",\"lr\":0.002,\"epochs\":3}}");
+    ck_assert(s.optim.lr == 0.002 && s.optim.warmup_epochs == 2.0 && s.optim.drop_path == 0.1);
+    ck_assert(s.data.img.ra_n == 0 && s.data.mix.cutmix == 0 && s.data.mix.mixup == 0.8);
+    ck_assert_int_eq(s.model.in_channels, 1);
+    ck_assert_int_eq(s.model.image_size, 64);
+    check_round_trip(c);
+    json_decref(c);
+    jobspec_free(&s);
+    c = parse_ok(&s, "{\"model\":{\"arch\":\"resnet_cifar\",\"num_classes\":3},\"data\":"
+                     FOLDER_DATA ",\"optim\":{\"recipe\":\"dmcp-imagenet\",\"batch_size\":256}}");
+    ck_assert(s.optim.optimizer == OPT_SGD && s.optim.nesterov && s.optim.weight_decay == 1e-4);
+    ck_assert(fabs(s.optim.lr - 0.0625) < 1e-15 && fabs(s.optim.min_lr - 0.01) < 1e-15);
+    ck_assert(s.data.img.jitter[0] == 0.2 && s.data.img.jitter[3] == 0.1);
+    check_round_trip(c);
+    json_decref(c);
+    jobspec_free(&s);
+
+    expect_one("{\"model\":{\"arch\":\"resnet_cifar\"},\"data\":" FOLDER_DATA "}",
+               "model.num_classes", "required");
+    expect_one("{\"model\":{\"arch\":\"resnet_cifar\",\"num_classes\":3},\"data\":"
+               "{\"dataset\":\"folder\"}}", "data.root", "required");
+    expect_one("{\"model\":{\"arch\":\"resnet_cifar\",\"num_classes\":3},\"data\":"
+               "{\"dataset\":\"folder\",\"root\":\"/d\",\"image\":{\"on_bad_file\":\"ignore\"}}}",
+               "data.image.on_bad_file", NULL);
+    expect_one("{\"model\":{\"arch\":\"resnet_cifar\",\"num_classes\":3},\"data\":"
+               "{\"dataset\":\"folder\",\"root\":\"/d\",\"image\":{\"train_transform\":"
+               "{\"scale\":[0.9,0.1]}}}}", "data.image.train_transform.scale", "lo <= hi");
+    expect_one("{\"model\":{\"arch\":\"resnet_cifar\",\"num_classes\":3},\"data\":"
+               "{\"dataset\":\"folder\",\"root\":\"/d\",\"image\":{\"size\":64,"
+               "\"resize\":32}}}", "data.image.resize", ">= size");
+    expect_one("{\"model\":{\"arch\":\"resnet_cifar\",\"num_classes\":3},\"data\":"
+               "{\"dataset\":\"manifest\",\"root\":\"/d\",\"image\":{\"train_manifest\":"
+               "\"a.csv\"}}}", "data.image.test_manifest", "required");
+    expect_one("{\"model\":{\"arch\":\"resnet_cifar\",\"num_classes\":3,\"image_size\":32},"
+               "\"data\":" FOLDER_DATA "}", "model.image_size", "data.image");
+    expect_one("{\"model\":{\"arch\":\"resnet_cifar\"},\"optim\":{\"recipe\":\"timm\"}}",
+               "optim.recipe", NULL);
+    expect_one("{\"model\":{\"arch\":\"resnet_cifar\"},\"optim\":{\"ema\":1.0}}", "optim.ema",
+               NULL);
+    expect_one("{\"model\":{\"arch\":\"resnet_cifar\"},\"data\":{\"image\":{}}}", "data.image",
+               "folder");
+}
+END_TEST
+
 START_TEST(vit_defaults)
 {
     job_spec s;
@@ -589,6 +661,7 @@ static const struct {
     {"prune-uniform-resnet20-fmnist.json", 272186, 31021962},
     {"adapt-dna-resnet20-fmnist.json", 272186, 31021962},
     {"adapt-compound-mobilenetv2-fmnist.json", 700202, 23111722},
+    {"train-resnet20-imagefolder.json", 272474, 163250826},
 };
 
 START_TEST(golden_valid_examples)
@@ -672,6 +745,7 @@ Suite *suite_jobspec(void)
     tcase_add_test(tc, cnn_defaults);
     tcase_add_test(tc, dependent_defaults);
     tcase_add_test(tc, synthetic_dataset);
+    tcase_add_test(tc, image_folder_and_recipes);
     suite_add_tcase(s, tc);
     tc = tcase_create("validation");
     tcase_add_test(tc, each_field_validated);
