@@ -82,6 +82,7 @@ TESTS := $(BIN)/kiln-tests
 # A pool that speaks the protocol without the engine: a test double for tests/ and bench/.
 TESTPOOL := $(BIN)/kiln-testpool
 
+FORCE:
 .PHONY: all build run test test-unit test-reference test-integration asan lint format format-check \
         bench fuzz deps clean check-deps
 
@@ -104,12 +105,27 @@ $(LIB_COMMON): $(call obj,$(COMMON_SRC))
 $(LIB_WORKER): $(call obj,$(WORKER_SRC))
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
-# The documents kiln-server serves as they are (api/openapi.yaml, the dashboard)
-# are compiled in, so the binary needs no files beside it.
-EMBED_SRC := api/openapi.yaml server/dashboard/index.html
-$(BUILD)/gen/embed.c: $(EMBED_SRC) server/embed.sh
+# The files kiln-server serves as they are (the API document and its schema,
+# the dashboard) are compiled in, so the binary needs no files beside it; each
+# is URLPATH=FILE. The chart library comes from npm (`make deps` puts it in
+# server/dashboard/node_modules); without it (no npm) the build embeds
+# server/dashboard/fallback/, and the dashboard says its charts are missing.
+UPLOT_DIST := server/dashboard/node_modules/uplot/dist
+UPLOT_JS := $(firstword $(wildcard $(UPLOT_DIST)/uPlot.iife.min.js) server/dashboard/fallback/uPlot.min.js)
+UPLOT_CSS := $(firstword $(wildcard $(UPLOT_DIST)/uPlot.min.css) server/dashboard/fallback/uPlot.min.css)
+DASHBOARD_SRC := $(sort $(wildcard server/dashboard/*.js server/dashboard/*.css))
+EMBED := /=server/dashboard/index.html /api/v1/openapi.yaml=api/openapi.yaml \
+  /api/v1/schemas/jobspec.schema.json=api/schemas/jobspec.schema.json \
+  $(foreach f,$(DASHBOARD_SRC),/dashboard/$(notdir $(f))=$(f)) \
+  /dashboard/uPlot.min.js=$(UPLOT_JS) /dashboard/uPlot.min.css=$(UPLOT_CSS)
+EMBED_SRC := $(foreach e,$(EMBED),$(lastword $(subst =, ,$(e))))
+# Rewritten only when the list changes (npm's files keep their old mtimes).
+$(BUILD)/gen/embed.list: FORCE
 	@mkdir -p $(dir $@)
-	$(Q)sh server/embed.sh $(EMBED_SRC) > $@.tmp && mv $@.tmp $@
+	@echo '$(EMBED)' | cmp -s - $@ || echo '$(EMBED)' > $@
+$(BUILD)/gen/embed.c: $(EMBED_SRC) $(BUILD)/gen/embed.list server/embed.sh
+	@mkdir -p $(dir $@)
+	$(Q)sh server/embed.sh $(EMBED) > $@.tmp && mv $@.tmp $@
 $(BUILD)/gen/embed.o: $(BUILD)/gen/embed.c
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 $(LIB_SERVER): $(call obj,$(SERVER_SRC)) $(BUILD)/gen/embed.o
