@@ -2,7 +2,8 @@
 #
 #   make               build everything (MODE=default: -O2 -g, asserts on)
 #   make run           install missing packages, build, start server + local pool
-#   make test          install missing packages, build, run every check suite
+#   make test          install missing packages, build, run every check suite, lint the
+#                      API document, run the dashboard's browser tests
 #   make test-reference REF=DIR   reference-vector checks on DIR/*.safetensors
 #   make asan | lint | format-check | bench | fuzz | deps | clean
 #
@@ -83,7 +84,7 @@ TESTS := $(BIN)/kiln-tests
 TESTPOOL := $(BIN)/kiln-testpool
 
 FORCE:
-.PHONY: all build run test test-unit test-reference test-integration asan lint format format-check \
+.PHONY: all build run test test-unit test-reference test-integration test-api-doc test-browser asan lint format format-check \
         bench fuzz deps clean check-deps
 
 all: build
@@ -179,15 +180,21 @@ DEB_PACKAGES := build-essential pkg-config check libsubunit-dev libopenblas-open
   libjansson-dev libmicrohttpd-dev libzmq3-dev libopenmpi-dev openmpi-bin libsqlite3-dev \
   sqlite3 libcurl4-openssl-dev curl uuid-dev zlib1g-dev libsodium-dev libyaml-dev \
   dataset-fashion-mnist \
-  iproute2 procps psmisc jq
+  iproute2 procps psmisc jq \
+  nodejs npm chromium
 # Only for `make bench`, `make fuzz`, `make lint`, `make format-check`.
 DEB_EXTRA := python3-torch python3-numpy wrk clang-14 libclang-rt-14-dev cppcheck clang-tidy \
   clang-format
 
+# npm projects (package.json + package-lock.json): the dashboard's chart
+# library, and the browser tests' and API linter's tools.
+NPM_DIRS := server/dashboard tests/browser
+
 deps:
 	@./tests/deps.sh $(DEB_PACKAGES)
-deps-extra:
-	@./tests/deps.sh $(DEB_PACKAGES) $(DEB_EXTRA)
+	@./tests/npm-deps.sh $(NPM_DIRS)
+deps-extra: deps
+	@./tests/deps.sh $(DEB_EXTRA)
 
 # ---- the two front-door commands ---------------------------------------------
 run: deps
@@ -196,7 +203,7 @@ run: deps
 
 test: deps
 	@$(MAKE) --no-print-directory build
-	@$(MAKE) --no-print-directory test-unit test-integration
+	@$(MAKE) --no-print-directory test-unit test-integration test-api-doc test-browser
 
 test-unit: $(TESTS)
 	KILN_REF=$(REF) OMP_NUM_THREADS=2 GOMP_SPINCOUNT=10000 $(TESTS)
@@ -206,6 +213,15 @@ test-reference: $(TESTS)
 
 test-integration: $(PROGRAMS) $(TOOLS)
 	@./tests/integration/run.sh $(BIN)
+
+# api/openapi.yaml through redocly lint, its recommended rules with warnings as
+# errors (recommended-strict); .redocly.lint-ignore.yaml justifies what it lets pass.
+test-api-doc:
+	@tests/browser/node_modules/.bin/redocly lint --extends=recommended-strict --format=stylish api/openapi.yaml
+
+# The dashboard in headless chromium against real servers; screenshots in $(BUILD)/screenshots.
+test-browser: $(PROGRAMS) $(TESTPOOL)
+	@./tests/browser/run.sh $(BIN) $(BUILD)/screenshots
 
 # ---- quality ----------------------------------------------------------------
 asan: deps
