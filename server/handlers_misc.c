@@ -198,7 +198,10 @@ void docs_absolute_refs(json_t *doc, const char *base)
     if (json_is_array(doc)) {
         size_t i;
         json_t *v;
-        json_array_foreach(doc, i, v) docs_absolute_refs(v, base);
+        json_array_foreach(doc, i, v)
+        {
+            docs_absolute_refs(v, base);
+        }
         return;
     }
     if (!json_is_object(doc))

@@ -79,7 +79,10 @@ int cmd_metrics(int argc, char **argv)
         json_t *pts = json_object_get(o, "points");
         size_t i;
         json_t *pt;
-        json_array_foreach(pts, i, pt) print_point(pt, csv);
+        json_array_foreach(pts, i, pt)
+        {
+            print_point(pt, csv);
+        }
         size_t n = json_array_size(pts);
         after = (long long)json_integer_value(json_object_get(o, "next_seq"));
         json_decref(o);
