@@ -3,7 +3,7 @@
  *   kiln.c      options before the command, dispatch, `kiln help`
  *   help.c      each command's usage, flags and example; bash completion
  *   cmd_jobs.c  submit (--dry-run, --watch), list, get, cancel, delete, watch
- *   cmd_data.c  metrics (--csv), logs (--follow), download, workers
+ *   cmd_data.c  metrics (--csv), logs (--follow), download, workers, health
  *   client.c    HTTP: calls, downloads, event streams (client.h)
  * Each command takes the arguments after its name and returns the exit
  * status: 0 ok, 1 failure (watch: the job did not succeed), 2 usage. Not
@@ -28,6 +28,7 @@ int cmd_metrics(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_download(int argc, char **argv);
 int cmd_workers(int argc, char **argv);
+int cmd_health(int argc, char **argv);
 int cmd_completion(int argc, char **argv);
 
 typedef struct cli_command {

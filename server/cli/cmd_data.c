@@ -1,4 +1,4 @@
-/* cmd_data.c - kiln metrics, logs, download and workers (see cli.h). */
+/* cmd_data.c - kiln metrics, logs, download, workers and health (see cli.h). */
 #include "server/cli/cli.h"
 #include "server/cli/client.h"
 
@@ -221,4 +221,19 @@ int cmd_workers(int argc, char **argv)
     }
     json_decref(o);
     return 0;
+}
+
+int cmd_health(int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 0)
+        return cli_bad_usage("health", NULL);
+    long status = 0;
+    json_t *o = client_call("GET", "/healthz", NULL, &status); /* exits 1 unless it answers */
+    if (cli_json_out)
+        cli_print_json(o);
+    else
+        printf("%s: %s\n", client_base(), status == 200 ? cli_str(o, "status") : "not healthy");
+    json_decref(o);
+    return status == 200 ? 0 : 1;
 }

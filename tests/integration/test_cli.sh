@@ -93,7 +93,7 @@ if "$KILN" get "$id" >/dev/null 2>&1; then die "the deleted job is still there";
 ok "delete: the job is gone"
 
 # help: every command lists its flags and an example; completion
-for c in submit list get cancel delete watch metrics logs download workers completion; do
+for c in submit list get cancel delete watch metrics logs download workers health completion; do
     "$KILN" "$c" --help >"$TMP/help" || die "kiln $c --help"
     grep -q "^example: kiln" "$TMP/help" || die "kiln $c --help has no example"
     "$KILN" help "$c" | cmp -s - "$TMP/help" || die "kiln help $c differs from kiln $c --help"
@@ -102,6 +102,8 @@ for f in --dry-run --watch -q; do
     "$KILN" submit --help | grep -q -- "^  $f " || die "submit --help does not list $f"
 done
 "$KILN" --help | grep -q "completion" || die "kiln --help lists no completion"
+"$KILN" health | grep -q ": ok$" || die "kiln health: the server's /healthz did not answer ok"
+if "$KILN" --url http://127.0.0.1:1 health 2>/dev/null; then die "kiln health of no server said ok"; fi
 "$KILN" completion bash >"$TMP/comp.bash" || die "completion bash"
 bash -n "$TMP/comp.bash" || die "the completion script is not valid bash"
 got=$(bash -c ". '$TMP/comp.bash'; COMP_WORDS=(kiln lo); COMP_CWORD=1; _kiln; echo \${COMPREPLY[*]}")
