@@ -5,6 +5,7 @@
 #   make test          install missing packages, build, run every check suite, lint the
 #                      API document, run the dashboard's browser tests
 #   make test-reference REF=DIR   reference-vector checks on DIR/*.safetensors
+#   make test-containers             the image, compose, multi-container pools (podman)
 #   make asan | lint | format-check | bench | fuzz | deps | clean
 #
 # Sources are found by wildcard, so adding a file needs no edit here:
@@ -99,10 +100,12 @@ TESTPOOL := $(BIN)/kiln-testpool
 
 FORCE:
 .PHONY: all build run test test-unit test-reference test-integration test-api-doc test-browser asan lint format format-check \
-        bench fuzz deps clean check-deps
+        bench fuzz deps clean check-deps programs deps-build test-deploy test-containers
 
 all: build
 build: $(PROGRAMS) $(TESTS) $(BENCHES) $(TOOLS) $(TESTPOOL)
+# Only what a deployment ships (deploy/Dockerfile builds this).
+programs: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -213,11 +216,12 @@ $(BIN)/%: $(call obj,tests/tools/%.c) $(LIB_WORKER) $(LIB_COMMON)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # ---- set-up -----------------------------------------------------------------
-# Every Debian package the build, the tests and `make run` need.
-DEB_PACKAGES := build-essential pkg-config check libsubunit-dev libopenblas-openmp-dev \
-  libjansson-dev libmicrohttpd-dev libzmq3-dev libopenmpi-dev openmpi-bin libsqlite3-dev \
-  sqlite3 libcurl4-openssl-dev curl uuid-dev zlib1g-dev libsodium-dev libyaml-dev \
-  dataset-fashion-mnist \
+# The Debian packages that building the programs needs (deploy/Dockerfile's build stage),
+# then every one the build, the tests and `make run` need.
+DEB_BUILD := build-essential pkg-config check libsubunit-dev libopenblas-openmp-dev \
+  libjansson-dev libmicrohttpd-dev libzmq3-dev libopenmpi-dev libsqlite3-dev \
+  libcurl4-openssl-dev uuid-dev zlib1g-dev libsodium-dev libyaml-dev
+DEB_PACKAGES := $(DEB_BUILD) openmpi-bin sqlite3 curl dataset-fashion-mnist \
   iproute2 procps psmisc jq \
   nodejs npm chromium
 # Only for `make bench`, `make fuzz`, `make lint`, `make format-check`.
@@ -225,12 +229,14 @@ DEB_EXTRA := python3-torch python3-numpy wrk clang-14 libclang-rt-14-dev cppchec
   clang-format
 
 # npm projects (package.json + package-lock.json): the dashboard's chart
-# library, and the browser tests' and API linter's tools.
-NPM_DIRS := server/dashboard tests/browser
+# library, the browser tests' and API linter's tools, and the manifest validator.
+NPM_DIRS := server/dashboard tests/browser tests/deploy
 
 deps:
 	@./tests/deps.sh $(DEB_PACKAGES)
 	@./tests/npm-deps.sh $(NPM_DIRS)
+deps-build:
+	@./tests/deps.sh $(DEB_BUILD)
 deps-extra: deps
 	@./tests/deps.sh $(DEB_EXTRA)
 
@@ -241,7 +247,8 @@ run: deps
 
 test: deps
 	@$(MAKE) --no-print-directory build
-	@$(MAKE) --no-print-directory test-unit test-integration test-api-doc test-browser
+	@$(MAKE) --no-print-directory test-unit test-integration test-api-doc test-browser \
+	    test-deploy
 
 # The suites that exercise the kernels. test-unit runs every suite on the kernel path
 # the CPU chooses (or KILN_ISA forces), then the kernel suites again on each lower path
@@ -272,6 +279,17 @@ test-api-doc:
 # The dashboard in headless chromium against real servers; screenshots in $(BUILD)/screenshots.
 test-browser: $(PROGRAMS) $(TESTPOOL)
 	@./tests/browser/run.sh $(BIN) $(BUILD)/screenshots
+
+# The Kubernetes manifests, offline: every object against the Kubernetes schemas, the
+# MPIJob against the MPI Operator's CRD schema (tests/deploy/).
+test-deploy:
+	@node tests/deploy/validate.mjs deploy/k8s
+
+# The image built from this tree, the compose cluster with a pool across two containers,
+# graceful stops and a server restart, for real (podman, which it installs as root).
+test-containers: deps
+	@$(MAKE) --no-print-directory $(BIN)/kiln
+	@./tests/containers/run.sh $(BIN)
 
 # ---- quality ----------------------------------------------------------------
 asan: deps
