@@ -2,8 +2,10 @@
 #
 #   make               build everything (MODE=default: -O2 -g, asserts on)
 #   make run           install missing packages, build, start server + local pool
-#   make test          install missing packages, build, run every check suite
+#   make test          install missing packages, build, run every check suite, lint the
+#                      API document, run the dashboard's browser tests
 #   make test-reference REF=DIR   reference-vector checks on DIR/*.safetensors
+#   make test-containers             the image, compose, multi-container pools (podman)
 #   make asan | lint | format-check | bench | fuzz | deps | clean
 #
 # Sources are found by wildcard, so adding a file needs no edit here:
@@ -96,11 +98,14 @@ TESTS := $(BIN)/kiln-tests
 # A pool that speaks the protocol without the engine: a test double for tests/ and bench/.
 TESTPOOL := $(BIN)/kiln-testpool
 
-.PHONY: all build run test test-unit test-reference test-integration asan lint format format-check \
-        bench fuzz deps clean check-deps
+FORCE:
+.PHONY: all build run test test-unit test-reference test-integration test-api-doc test-browser asan lint format format-check \
+        bench fuzz deps clean check-deps programs deps-build test-deploy test-containers
 
 all: build
 build: $(PROGRAMS) $(TESTS) $(BENCHES) $(TOOLS) $(TESTPOOL)
+# Only what a deployment ships (deploy/Dockerfile builds this).
+programs: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -142,12 +147,27 @@ $(LIB_COMMON): $(call obj,$(COMMON_SRC))
 $(LIB_WORKER): $(call obj,$(WORKER_SRC)) $(NN_OBJS)
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
-# The documents kiln-server serves as they are (api/openapi.yaml, the dashboard)
-# are compiled in, so the binary needs no files beside it.
-EMBED_SRC := api/openapi.yaml server/dashboard/index.html
-$(BUILD)/gen/embed.c: $(EMBED_SRC) server/embed.sh
+# The files kiln-server serves as they are (the API document and its schema,
+# the dashboard) are compiled in, so the binary needs no files beside it; each
+# is URLPATH=FILE. The chart library comes from npm (`make deps` puts it in
+# server/dashboard/node_modules); without it (no npm) the build embeds
+# server/dashboard/fallback/, and the dashboard says its charts are missing.
+UPLOT_DIST := server/dashboard/node_modules/uplot/dist
+UPLOT_JS := $(firstword $(wildcard $(UPLOT_DIST)/uPlot.iife.min.js) server/dashboard/fallback/uPlot.min.js)
+UPLOT_CSS := $(firstword $(wildcard $(UPLOT_DIST)/uPlot.min.css) server/dashboard/fallback/uPlot.min.css)
+DASHBOARD_SRC := $(sort $(wildcard server/dashboard/*.js server/dashboard/*.css))
+EMBED := /=server/dashboard/index.html /api/v1/openapi.yaml=api/openapi.yaml \
+  /api/v1/schemas/jobspec.schema.json=api/schemas/jobspec.schema.json \
+  $(foreach f,$(DASHBOARD_SRC),/dashboard/$(notdir $(f))=$(f)) \
+  /dashboard/uPlot.min.js=$(UPLOT_JS) /dashboard/uPlot.min.css=$(UPLOT_CSS)
+EMBED_SRC := $(foreach e,$(EMBED),$(lastword $(subst =, ,$(e))))
+# Rewritten only when the list changes (npm's files keep their old mtimes).
+$(BUILD)/gen/embed.list: FORCE
 	@mkdir -p $(dir $@)
-	$(Q)sh server/embed.sh $(EMBED_SRC) > $@.tmp && mv $@.tmp $@
+	@echo '$(EMBED)' | cmp -s - $@ || echo '$(EMBED)' > $@
+$(BUILD)/gen/embed.c: $(EMBED_SRC) $(BUILD)/gen/embed.list server/embed.sh
+	@mkdir -p $(dir $@)
+	$(Q)sh server/embed.sh $(EMBED) > $@.tmp && mv $@.tmp $@
 $(BUILD)/gen/embed.o: $(BUILD)/gen/embed.c
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 $(LIB_SERVER): $(call obj,$(SERVER_SRC)) $(BUILD)/gen/embed.o
@@ -196,20 +216,31 @@ $(BIN)/%: $(call obj,tests/tools/%.c) $(LIB_WORKER) $(LIB_COMMON)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # ---- set-up -----------------------------------------------------------------
-# Every Debian package the build, the tests and `make run` need.
-DEB_PACKAGES := build-essential pkg-config check libsubunit-dev libopenblas-openmp-dev \
-  libjansson-dev libmicrohttpd-dev libzmq3-dev libopenmpi-dev openmpi-bin libsqlite3-dev \
-  sqlite3 libcurl4-openssl-dev curl uuid-dev zlib1g-dev libsodium-dev libyaml-dev \
-  libjpeg62-turbo-dev libpng-dev dataset-fashion-mnist python3-torchvision python3-pil \
-  iproute2 procps psmisc jq
+# The Debian packages that building the programs needs (deploy/Dockerfile's build stage),
+# then every one the build, the tests and `make run` need.
+DEB_BUILD := build-essential pkg-config check libsubunit-dev libopenblas-openmp-dev \
+  libjansson-dev libmicrohttpd-dev libzmq3-dev libopenmpi-dev libsqlite3-dev \
+  libcurl4-openssl-dev uuid-dev zlib1g-dev libsodium-dev libyaml-dev libjpeg62-turbo-dev \
+  libpng-dev
+DEB_PACKAGES := $(DEB_BUILD) openmpi-bin sqlite3 curl dataset-fashion-mnist \
+  python3-torchvision python3-pil \
+  iproute2 procps psmisc jq \
+  nodejs npm chromium
 # Only for `make bench`, `make fuzz`, `make lint`, `make format-check`.
 DEB_EXTRA := python3-torch python3-numpy wrk clang-14 libclang-rt-14-dev cppcheck clang-tidy \
   clang-format
 
+# npm projects (package.json + package-lock.json): the dashboard's chart
+# library, the browser tests' and API linter's tools, and the manifest validator.
+NPM_DIRS := server/dashboard tests/browser tests/deploy
+
 deps:
 	@./tests/deps.sh $(DEB_PACKAGES)
-deps-extra:
-	@./tests/deps.sh $(DEB_PACKAGES) $(DEB_EXTRA)
+	@./tests/npm-deps.sh $(NPM_DIRS)
+deps-build:
+	@./tests/deps.sh $(DEB_BUILD)
+deps-extra: deps
+	@./tests/deps.sh $(DEB_EXTRA)
 
 # ---- the two front-door commands ---------------------------------------------
 run: deps
@@ -218,7 +249,8 @@ run: deps
 
 test: deps
 	@$(MAKE) --no-print-directory build
-	@$(MAKE) --no-print-directory test-unit test-integration
+	@$(MAKE) --no-print-directory test-unit test-integration test-api-doc test-browser \
+	    test-deploy
 
 # The suites that exercise the kernels. test-unit runs every suite on the kernel path
 # the CPU chooses (or KILN_ISA forces), then the kernel suites again on each lower path
@@ -240,6 +272,26 @@ test-reference: $(TESTS)
 
 test-integration: $(PROGRAMS) $(TOOLS)
 	@./tests/integration/run.sh $(BIN)
+
+# api/openapi.yaml through redocly lint, its recommended rules with warnings as
+# errors (recommended-strict); .redocly.lint-ignore.yaml justifies what it lets pass.
+test-api-doc:
+	@tests/browser/node_modules/.bin/redocly lint --extends=recommended-strict --format=stylish api/openapi.yaml
+
+# The dashboard in headless chromium against real servers; screenshots in $(BUILD)/screenshots.
+test-browser: $(PROGRAMS) $(TESTPOOL)
+	@./tests/browser/run.sh $(BIN) $(BUILD)/screenshots
+
+# The Kubernetes manifests, offline: every object against the Kubernetes schemas, the
+# MPIJob against the MPI Operator's CRD schema (tests/deploy/).
+test-deploy:
+	@node tests/deploy/validate.mjs deploy/k8s
+
+# The image built from this tree, the compose cluster with a pool across two containers,
+# graceful stops and a server restart, for real (podman, which it installs as root).
+test-containers: deps
+	@$(MAKE) --no-print-directory $(BIN)/kiln
+	@./tests/containers/run.sh $(BIN)
 
 # ---- quality ----------------------------------------------------------------
 asan: deps

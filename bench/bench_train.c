@@ -4,7 +4,9 @@
  * cross-entropy, backward and an optimizer step (AdamW for ViTs, SGD for
  * CNNs) at batch B on random data, then timed eval-mode forwards; print
  * images/s of both and the training GFLOP/s (2 x 3 x forward MACs per image:
- * the backward is two products per forward one). bench/torch_train.py runs
+ * the backward is two products per forward one), and training images per CPU
+ * second (all threads' time: with one thread, a figure that holds on a loaded
+ * machine). bench/torch_train.py runs
  * the same models in PyTorch; bench/train.sh prints both and the ratio.
  *
  *   bench_train [--batch 64] [--seconds 8] [--peak] [--list] [MODEL...]
@@ -86,6 +88,15 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* CPU seconds of this process (all threads): with one thread, a speed measure that
+ * holds on a loaded machine, where the wall clock also counts other programs' time. */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int run_model(const bench_model *bm, int B, double seconds)
 {
     json_error_t jerr;
@@ -121,10 +132,12 @@ static int run_model(const bench_model *bm, int B, double seconds)
     nn_adamw_params ap = {1e-4f, 0.9f, 0.999f, 1e-8f, 0.05f};
     nn_sgd_params sp = {0.01f, 0.9f, 0.0f, 5e-4f, 0};
     long steps = 0;
-    double t0 = 0;
+    double t0 = 0, c0 = 0;
     for (int warm = 3;; warm--) {
-        if (warm == 0)
+        if (warm == 0) {
             t0 = now_s();
+            c0 = cpu_s();
+        }
         net_zero_grad(&m);
         net_forward(&m, x, B);
         nn_crossentropy_forward(probs, NULL, net_out(&m), y, B, K, 0.0f);
@@ -141,7 +154,7 @@ static int run_model(const bench_model *bm, int B, double seconds)
                 break;
         }
     }
-    double dt = (now_s() - t0) / (double)steps;
+    double dt = (now_s() - t0) / (double)steps, dc = (cpu_s() - c0) / (double)steps;
     /* inference: eval-mode forwards */
     net_set_training(&m, 0);
     long fw = 0;
@@ -154,9 +167,9 @@ static int run_model(const bench_model *bm, int B, double seconds)
     net_set_training(&m, 1);
     double macs = net_macs(&m);
     printf("%-24s params=%6.2fM  MACs=%6.1fM  train %8.1f img/s  infer %8.1f img/s  "
-           "train %6.1f GFLOP/s  (%ld steps, batch %d, %d threads)\n",
+           "train %6.1f GFLOP/s  cpu %8.1f img/s  (%ld steps, batch %d, %d threads)\n",
            bm->name, (double)m.n_params / 1e6, macs / 1e6, B / dt, B / di,
-           6.0 * macs * B / dt / 1e9, steps, B, nn_get_threads());
+           6.0 * macs * B / dt / 1e9, B / dc, steps, B, nn_get_threads());
     if (m.profile)
         net_profile_print(&m, stdout);
     fflush(stdout);

@@ -47,11 +47,12 @@ for name in sys.argv[4:] or list(MODELS):
 
     for _ in range(3):
         step()
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds or n < 3:
         step()
         n += 1
     dt = (time.perf_counter() - t0) / n
+    dc = (time.process_time() - c0) / n
     m.eval()
     with torch.no_grad():
         for _ in range(2):
@@ -62,4 +63,4 @@ for name in sys.argv[4:] or list(MODELS):
             k += 1
     di = (time.perf_counter() - t1) / k
     params = sum(p.numel() for p in m.parameters())
-    print(f"{name:24s} params={params / 1e6:6.2f}M  train {batch / dt:8.1f} img/s  infer {batch / di:8.1f} img/s  ({n} steps, batch {batch}, {threads} threads)", flush=True)
+    print(f"{name:24s} params={params / 1e6:6.2f}M  train {batch / dt:8.1f} img/s  infer {batch / di:8.1f} img/s  cpu {batch / dc:8.1f} img/s  ({n} steps, batch {batch}, {threads} threads)", flush=True)

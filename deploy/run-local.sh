@@ -2,7 +2,9 @@
 # run-local.sh [BINDIR] - what `make run` calls: kiln-server on :8080 with its
 # data in ./var, plus one local worker pool sized to the machine
 # (mpirun -np <cores> kiln-worker --connect ...). Prints the URL; Ctrl-C
-# stops the pool, then the server, and waits for both.
+# stops the pool gracefully (SIGUSR1 to mpirun: a running job checkpoints at its
+# next step), then the server, and waits for both. Both run in their own sessions,
+# so that the terminal's Ctrl-C reaches this script only and the order holds.
 # Environment: KILN_PORT (8080), KILN_BROKER (tcp://127.0.0.1:5555),
 # KILN_DATA (./var), KILN_RANKS (the number of cores).
 set -u
@@ -21,14 +23,14 @@ stop() {
     trap - INT TERM
     echo
     echo "run-local: stopping"
-    [ -n "$pool" ] && kill -TERM "$pool" 2>/dev/null && wait "$pool" 2>/dev/null
+    [ -n "$pool" ] && kill -USR1 "$pool" 2>/dev/null && wait "$pool" 2>/dev/null
     [ -n "$server" ] && kill -INT "$server" 2>/dev/null && wait "$server" 2>/dev/null
     echo "run-local: stopped"
     exit 0
 }
 trap stop INT TERM
 
-"$bindir/kiln-server" --http "127.0.0.1:$port" --broker "$broker" --data-dir "$data" \
+setsid "$bindir/kiln-server" --http "127.0.0.1:$port" --broker "$broker" --data-dir "$data" \
     --port-file "$data/ports" &
 server=$!
 i=0
@@ -47,7 +49,7 @@ done
 if [ "$(id -u)" -eq 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
-mpirun --oversubscribe -np "$ranks" "$bindir/kiln-worker" --connect "$broker" &
+setsid mpirun --oversubscribe -np "$ranks" "$bindir/kiln-worker" --connect "$broker" &
 pool=$!
 
 echo
@@ -67,7 +69,7 @@ while :; do
     if ! kill -0 "$server" 2>/dev/null; then
         wait "$server"
         echo "run-local: kiln-server exited (status $?)" >&2
-        [ -n "$pool" ] && kill -TERM "$pool" 2>/dev/null && wait "$pool" 2>/dev/null
+        [ -n "$pool" ] && kill -USR1 "$pool" 2>/dev/null && wait "$pool" 2>/dev/null
         exit 1
     fi
     sleep 1

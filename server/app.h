@@ -11,6 +11,7 @@
 #include "common/err.h"
 #include "common/fielderr.h"
 #include "server/auth.h"
+#include "server/embed.h"
 #include "server/sse.h"
 #include "server/stats.h"
 #include "server/store.h"
@@ -49,9 +50,11 @@ typedef struct app {
     /* Static documents served as they are (borrowed, e.g. embedded). */
     const char *openapi_yaml;
     size_t openapi_len;
-    json_t *openapi_json; /* the same document as JSON, or NULL */
-    const char *dashboard_html;
-    size_t dashboard_len;
+    json_t *openapi_json; /* the same document as JSON (references absolute), or NULL */
+    /* Files served by URL path (the dashboard, the schemas): borrowed,
+     * e.g. embed_files; NULL: none. */
+    const embed_file *files;
+    size_t n_files;
     /* Auth, counters and event streams; each may be NULL (no tokens: every
      * route is open; no stats: nothing counted; no hub: streams answer 503). */
     const auth *auth;

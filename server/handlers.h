@@ -6,7 +6,8 @@
  * thread-safe (the store and the broker hooks are).
  *   handlers_jobs.c: submit, list, get, cancel, delete
  *   handlers_data.c: metrics, logs, artifacts (with Range), event streams
- *   handlers_misc.c: workers, healthz, readyz, Prometheus metrics, openapi, dashboard
+ *   handlers_misc.c: workers, healthz, readyz, Prometheus metrics, openapi and its
+ *                    schemas, the dashboard's page and files (with their CSP)
  */
 #ifndef KILN_HANDLERS_H
 #define KILN_HANDLERS_H
@@ -32,7 +33,15 @@ int health_ready(app *a, http_request *req, http_response *resp);
 int prometheus_metrics(app *a, http_request *req, http_response *resp);
 int docs_openapi_yaml(app *a, http_request *req, http_response *resp);
 int docs_openapi_json(app *a, http_request *req, http_response *resp);
+int docs_schema(app *a, http_request *req, http_response *resp);
 int dashboard_index(app *a, http_request *req, http_response *resp);
+int dashboard_file(app *a, http_request *req, http_response *resp);
+
+/* Rewrites, in place, every "$ref" of doc that names a file beside the
+ * document (not "#...", not an absolute path or URL) to base + the name, so
+ * that the JSON copy served at /openapi.json finds "schemas/x.json" at
+ * base "/api/v1/" as the YAML at /api/v1/openapi.yaml does. */
+void docs_absolute_refs(json_t *doc, const char *base);
 
 /* Query helpers shared by the handlers: parse an integer query parameter in
  * [lo, hi] (dflt when absent). Return 0, or fill a 400 naming the parameter

@@ -176,15 +176,16 @@ int jobs_create(app *a, http_request *req, http_response *resp)
     return api_json(resp, 201, job);
 }
 
-/* Page tokens are opaque to clients: "p" + the hex cursor. */
-static void token_make(int64_t cursor, char out[32])
+/* Page tokens are opaque to clients: "p" (newest first) or "r" (by
+ * priority) + the hex cursor; a token works only with its own order. */
+static void token_make(char order, int64_t cursor, char out[32])
 {
-    snprintf(out, 32, "p%" PRIx64, (uint64_t)cursor);
+    snprintf(out, 32, "%c%" PRIx64, order, (uint64_t)cursor);
 }
 
-static int token_parse(const char *t, int64_t *cursor)
+static int token_parse(const char *t, char order, int64_t *cursor)
 {
-    if (t[0] != 'p' || t[1] == '\0' || strlen(t) > 17)
+    if (t[0] != order || t[1] == '\0' || strlen(t) > 17)
         return -1;
     char *end;
     unsigned long long v = strtoull(t + 1, &end, 16);
@@ -216,10 +217,16 @@ int jobs_list(app *a, http_request *req, http_response *resp)
         q.type = type;
     }
     q.q = http_query(req, "q");
+    const char *order = http_query(req, "order_by");
+    if (order != NULL && strcmp(order, "created_at") != 0 && strcmp(order, "priority") != 0)
+        return api_error_field(resp, req, 400, "order_by", "must be created_at or priority");
+    q.by_priority = order != NULL && strcmp(order, "priority") == 0;
+    char ord = q.by_priority ? 'r' : 'p';
     const char *tok = http_query(req, "page_token");
-    if (tok != NULL && tok[0] != '\0' && token_parse(tok, &q.before) != 0)
+    if (tok != NULL && tok[0] != '\0' && token_parse(tok, ord, &q.before) != 0)
         return api_error_field(resp, req, 400, "page_token",
-                               "not a token this server gave out (use next_page_token)");
+                               "not a token this server gave out for this order_by (use "
+                               "next_page_token)");
     json_t *items;
     int64_t next;
     errbuf eb;
@@ -229,7 +236,7 @@ int jobs_list(app *a, http_request *req, http_response *resp)
     json_t *out = json_pack("{s:o}", "jobs", items);
     if (next > 0) {
         char t[32];
-        token_make(next, t);
+        token_make(ord, next, t);
         json_object_set_new(out, "next_page_token", json_string(t));
     } else {
         json_object_set_new(out, "next_page_token", json_null());

@@ -1,4 +1,5 @@
-/* handlers_misc.c - workers, health, the API document and the dashboard (see handlers.h). */
+/* handlers_misc.c - workers, health, the API document, its schemas and the dashboard's
+ * files (see handlers.h). */
 #include "common/xalloc.h"
 #include "server/handlers.h"
 
@@ -123,10 +124,102 @@ int docs_openapi_json(app *a, http_request *req, http_response *resp)
     return api_json(resp, 200, json_incref(a->openapi_json));
 }
 
+/* The headers of every page and file of the dashboard: scripts only from
+ * this server and no inline script or style, no framing, no referrer. */
+static void dashboard_headers(http_response *resp)
+{
+    http_response_header(resp, "Content-Security-Policy",
+                         "default-src 'none'; script-src 'self'; style-src 'self'; "
+                         "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+                         "form-action 'none'; frame-ancestors 'none'");
+    http_response_header(resp, "X-Frame-Options", "DENY");
+    http_response_header(resp, "Referrer-Policy", "no-referrer");
+    http_response_header(resp, "Cache-Control", "no-cache");
+}
+
+static const char *content_type_of(const char *path)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},        {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},          {".json", "application/schema+json"},
+        {".yaml", "application/yaml; charset=utf-8"},
+    };
+    size_t n = strlen(path);
+    if (n > 0 && path[n - 1] == '/') /* a folder's page */
+        return types[0].type;
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        size_t k = strlen(types[i].ext);
+        if (n >= k && strcmp(path + n - k, types[i].ext) == 0)
+            return types[i].type;
+    }
+    return "application/octet-stream";
+}
+
+/* Serves the file embedded at url, or 404 naming what. */
+static int serve_file(app *a, http_request *req, http_response *resp, const char *url,
+                      const char *what)
+{
+    const embed_file *f = embed_find(a->files, a->n_files, url);
+    if (f == NULL)
+        return api_error(resp, req, 404, NULL, "this server has no %s '%.80s'", what, url);
+    http_response_bytes(resp, 200, content_type_of(url), f->data, f->len);
+    return 200;
+}
+
 int dashboard_index(app *a, http_request *req, http_response *resp)
 {
-    if (a->dashboard_html == NULL)
-        return api_error(resp, req, 404, NULL, "this server was built without the dashboard");
-    http_response_bytes(resp, 200, "text/html; charset=utf-8", a->dashboard_html, a->dashboard_len);
-    return 200;
+    int rc = serve_file(a, req, resp, "/", "dashboard page");
+    if (rc == 200)
+        dashboard_headers(resp);
+    return rc;
+}
+
+int dashboard_file(app *a, http_request *req, http_response *resp)
+{
+    char url[300];
+    snprintf(url, sizeof url, "/dashboard/%s", req->params[0]);
+    int rc = serve_file(a, req, resp, url, "dashboard file");
+    if (rc == 200)
+        dashboard_headers(resp);
+    return rc;
+}
+
+int docs_schema(app *a, http_request *req, http_response *resp)
+{
+    char url[300];
+    snprintf(url, sizeof url, "/api/v1/schemas/%s", req->params[0]);
+    return serve_file(a, req, resp, url, "schema");
+}
+
+void docs_absolute_refs(json_t *doc, const char *base)
+{
+    if (json_is_array(doc)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(doc, i, v)
+        {
+            docs_absolute_refs(v, base);
+        }
+        return;
+    }
+    if (!json_is_object(doc))
+        return;
+    const char *k;
+    json_t *v;
+    json_object_foreach(doc, k, v)
+    {
+        const char *ref = json_string_value(v);
+        if (strcmp(k, "$ref") == 0 && ref != NULL && ref[0] != '#' && ref[0] != '/' &&
+            strstr(ref, "://") == NULL) {
+            size_t n = strlen(base) + strlen(ref) + 1;
+            char *abs = xmalloc(n);
+            snprintf(abs, n, "%s%s", base, ref);
+            json_object_set_new(doc, k, json_string(abs));
+            free(abs);
+        } else {
+            docs_absolute_refs(v, base);
+        }
+    }
 }

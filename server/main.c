@@ -14,6 +14,7 @@
 #include "server/broker.h"
 #include "server/embed.h"
 #include "server/files.h"
+#include "server/handlers.h"
 #include "server/http.h"
 #include "server/routes.h"
 #include "server/sse.h"
@@ -345,12 +346,18 @@ int main(int argc, char **argv)
     a.workers = broker_workers;
     a.broker_ready = broker_ready;
     a.broker_ctx = br;
-    a.openapi_yaml = (const char *)embed_openapi_yaml;
-    a.openapi_len = embed_openapi_yaml_len;
-    if (yamljson_parse(a.openapi_yaml, a.openapi_len, &a.openapi_json, &eb) < 0)
-        log_warn("api/openapi.yaml does not convert to JSON (%s); /openapi.json is off", eb.msg);
-    a.dashboard_html = (const char *)embed_index_html;
-    a.dashboard_len = embed_index_html_len;
+    const embed_file *doc = embed_find(embed_files, embed_files_count, "/api/v1/openapi.yaml");
+    if (doc != NULL) {
+        a.openapi_yaml = (const char *)doc->data;
+        a.openapi_len = doc->len;
+        if (yamljson_parse(a.openapi_yaml, a.openapi_len, &a.openapi_json, &eb) < 0)
+            log_warn("api/openapi.yaml does not convert to JSON (%s); /openapi.json is off",
+                     eb.msg);
+        else
+            docs_absolute_refs(a.openapi_json, "/api/v1/");
+    }
+    a.files = embed_files;
+    a.n_files = embed_files_count;
     a.auth = tokens;
     a.stats = stats;
     sse_options so = {.keepalive_ms = cfg.sse_keepalive * 1000, .max_streams = cfg.sse_max};

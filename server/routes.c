@@ -16,8 +16,9 @@
 #define A AUTH_ADMIN
 
 /* Reading needs read, submitting and cancelling submit, deleting admin;
- * liveness, readiness, the API document and the dashboard page are public
- * (the page asks for a token before it calls the API). */
+ * liveness, readiness, the API document, its schemas and the dashboard's
+ * page and files are public (the page asks for a token before it calls the
+ * API). */
 static const route table[] = {
     {"POST", "/api/v1/jobs", jobs_create, ROUTE_JSON_BODY, S},
     {"GET", "/api/v1/jobs", jobs_list, 0, R},
@@ -36,7 +37,9 @@ static const route table[] = {
     {"GET", "/healthz", health_live, 0, 0},
     {"GET", "/readyz", health_ready, 0, 0},
     {"GET", "/metrics", prometheus_metrics, 0, R},
+    {"GET", "/api/v1/schemas/{name}", docs_schema, 0, 0},
     {"GET", "/", dashboard_index, 0, 0},
+    {"GET", "/dashboard/{name}", dashboard_file, 0, 0},
 };
 
 #undef R
@@ -63,7 +66,9 @@ static const char *const labels[N_ROUTES] = {
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
+    "GET /api/v1/schemas/{name}",
     "GET /",
+    "GET /dashboard/{name}",
 };
 
 const char *const *routes_labels(void)
@@ -302,6 +307,8 @@ void routes_dispatch(void *ctx, http_request *req, http_response *resp)
         else
             run(a, &table[i], req, resp);
     }
+    /* No answer is ever to be read as another type than it says. */
+    http_response_header(resp, "X-Content-Type-Options", "nosniff");
     clock_gettime(CLOCK_MONOTONIC, &t1);
     stats_http(a->stats, i, resp->status,
                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);

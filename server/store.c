@@ -116,6 +116,12 @@ static const char *const sql_text[Q__COUNT] = {
                    " WHERE (?1 IS NULL OR state=?1) AND (?2 IS NULL OR type=?2)"
                    " AND (?3 IS NULL OR instr(name,?3)>0 OR instr(id,?3)>0)"
                    " AND seq<?4 ORDER BY seq DESC LIMIT ?5",
+    [Q_JOB_LIST_PRIO] = "SELECT (priority<<48)|seq,id,name,type,priority,ranks,state,reason,"
+                        "message,created_at,updated_at,started_at,finished_at,attempt,pool_id,"
+                        "step,total_steps,params,mflops,latest FROM jobs"
+                        " WHERE (?1 IS NULL OR state=?1) AND (?2 IS NULL OR type=?2)"
+                        " AND (?3 IS NULL OR instr(name,?3)>0 OR instr(id,?3)>0)"
+                        " AND ((priority<<48)|seq)<?4 ORDER BY priority DESC, seq DESC LIMIT ?5",
     [Q_JOB_COUNT] = "SELECT count(*) FROM jobs",
     [Q_JOB_COUNTS] = "SELECT state, count(*) FROM jobs GROUP BY state",
     [Q_JOB_NOTE] = "UPDATE jobs SET message=?2, updated_at=?3 WHERE id=?1 AND state='QUEUED'"
@@ -712,7 +718,7 @@ int store_job_list(store *s, const store_list_query *lq, json_t **items, int64_t
     *next = 0;
     int rc = 0;
     pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = sq_stmt(s, Q_JOB_LIST);
+    sqlite3_stmt *q = sq_stmt(s, lq->by_priority ? Q_JOB_LIST_PRIO : Q_JOB_LIST);
     sq_bind_text(q, 1, lq->state >= 0 ? store_state_name((job_state)lq->state) : NULL);
     sq_bind_text(q, 2, lq->type);
     sq_bind_text(q, 3, lq->q != NULL && lq->q[0] != '\0' ? lq->q : NULL);

@@ -99,11 +99,14 @@ typedef struct store_list_query {
     const char *type; /* NULL for any */
     const char *q;    /* substring of name or id; NULL for any */
     int page_size;    /* 1..1000 */
-    int64_t before;   /* cursor: only jobs older than this order key; 0 = from the newest */
+    int by_priority;  /* 0: newest first; 1: highest priority first, newest first within */
+    int64_t before;   /* cursor: only jobs after this order key; 0 = from the first */
 } store_list_query;
 
-/* store_job_list lists job summaries, newest first. *items is a new array;
- * *next is the cursor for the next page, 0 when this page is the last. */
+/* store_job_list lists job summaries in the query's order. The order key is
+ * the job's insertion seq, or with by_priority (priority << 48) | seq; pages
+ * go down the key. *items is a new array; *next is the cursor (the last
+ * row's key) for the next page, 0 when this page is the last. */
 int store_job_list(store *s, const store_list_query *q, json_t **items, int64_t *next, errbuf *eb);
 
 /* store_job_counts fills counts[s] with the number of jobs in each state. */

@@ -25,6 +25,7 @@ enum {
     Q_JOB_SET_STATE,
     Q_EVENT_INSERT,
     Q_JOB_LIST,
+    Q_JOB_LIST_PRIO,
     Q_JOB_COUNT,
     Q_JOB_NOTE,
     Q_JOB_COUNTS,

@@ -14,6 +14,8 @@
 #include <limits.h>
 #include <mpi.h>
 #include <omp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,7 @@
 static int use_mpi;
 static int my_rank, my_world = 1;
 static size_t max_chunk = INT_MAX;
+static volatile sig_atomic_t stop_requested;
 
 #define MPI_CHECK(call)                                                                            \
     do {                                                                                           \
@@ -57,8 +60,19 @@ int dist_init(int *argc, char ***argv, dist_info *info)
     info->cores = cores > 0 ? (int)cores : 1;
     gethostname(info->host, sizeof info->host - 1);
     if (launched_by_mpirun()) {
+        /* Open MPI starts helper threads in MPI_Init; were the stop signals open in
+         * them, a SIGTERM sent to this process could land there and end it at once. */
+        sigset_t stops, old;
+        sigemptyset(&stops);
+        sigaddset(&stops, SIGINT);
+        sigaddset(&stops, SIGTERM);
+        sigaddset(&stops, SIGUSR1);
+        sigaddset(&stops, SIGUSR2);
+        pthread_sigmask(SIG_BLOCK, &stops, &old);
         int provided;
-        if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rc != MPI_SUCCESS)
             return ERR_INTERNAL;
         use_mpi = 1;
         MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
@@ -236,6 +250,21 @@ int dist_any(int flag)
     int v = flag != 0, out = 0;
     MPI_CHECK(MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD));
     return out;
+}
+
+void dist_stop_request(void)
+{
+    stop_requested = 1;
+}
+
+int dist_stop_requested(void)
+{
+    return stop_requested != 0;
+}
+
+int dist_any_stop(int flag)
+{
+    return dist_any(flag != 0 || stop_requested != 0);
 }
 
 void dist_barrier(void)

@@ -23,7 +23,10 @@ typedef struct dist_info {
 
 /* Starts MPI if launched by mpirun (else a 1-rank group), fills *info and
  * sets this rank's thread count (cores on the host / ranks on the host,
- * at least 1; overridden by KILN_THREADS). Returns 0 or a negative ERR_*. */
+ * at least 1; overridden by KILN_THREADS). The helper threads that MPI starts
+ * here block SIGINT, SIGTERM, SIGUSR1 and SIGUSR2, so that these signals reach
+ * the program's own threads (pool mode takes them with sigwait); the caller's
+ * mask is as it was on return. Returns 0 or a negative ERR_*. */
 int dist_init(int *argc, char ***argv, dist_info *info);
 
 /* A one-rank group (world 1, one thread per core), for code given no dist_info. */
@@ -62,6 +65,16 @@ void dist_allreduce_mean_f32(float *buf, size_t n);
 
 /* Logical OR of a flag over all ranks. */
 int dist_any(int flag);
+
+/* A stop request of this process (a pool asked to leave by a signal). Setting it is
+ * async-signal-safe and thread-safe; it is never cleared. */
+void dist_stop_request(void);
+int dist_stop_requested(void);
+
+/* The per-step stop check of a job: the OR over all ranks of `flag` and of each rank's
+ * stop request, so that a stop asked of any one rank (say, the container of a remote
+ * rank) stops every rank at the same step. One collective; every rank must call it. */
+int dist_any_stop(int flag);
 
 void dist_barrier(void);
 

@@ -7,9 +7,13 @@
  * failed with a reason) and the artifacts. Ranks other than 0 wait for the
  * next command with a polling broadcast, so an idle pool does not spin.
  *
- * SIGINT/SIGTERM stop the pool: a running job stops at the next step with a
- * checkpoint that is sent to the server before the pool leaves, so the
- * server can resume the job elsewhere.
+ * SIGINT, SIGTERM and SIGUSR1 stop the pool gracefully, on any rank: the
+ * running job stops at the next step on every rank (dist_any_stop), its
+ * checkpoint and a `failed` POOL_STOPPED go to the server, which resumes the
+ * job elsewhere from that checkpoint at once, and the pool leaves. SIGUSR1 is
+ * the one to send through mpirun, which forwards it to every rank (mpirun
+ * itself answers SIGTERM by killing the ranks a second later): see
+ * deploy/kiln-pool. An idle pool checks for a stop every POOL_IDLE_CHECK_MS.
  */
 #include "worker/pool.h"
 
@@ -33,29 +37,36 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define POOL_IDLE_POLL_MS 20
-#define POOL_FLUSH_MS     10000
+#define POOL_IDLE_POLL_MS  20
+#define POOL_IDLE_CHECK_MS 1000
+#define POOL_FLUSH_MS      10000
 
-enum { CMD_QUIT = 0, CMD_RUN = 1 };
+enum { CMD_QUIT = 0, CMD_RUN = 1, CMD_IDLE = 2 };
 
 typedef struct pool {
     const dist_info *d;
     pool_link *link; /* rank 0 */
     char work_root[512];
-    volatile sig_atomic_t stop; /* a signal asked the pool to leave */
+    volatile sig_atomic_t quitting; /* the pool ends the signal thread (SIGUSR2) */
     pthread_t sig_thread;
     sigset_t sigs;
 } pool;
 
-/* The signal thread: turns SIGINT/SIGTERM into a stop request. */
+/* The signal thread: turns SIGINT/SIGTERM/SIGUSR1 into this rank's stop request
+ * (dist_stop_request). A SIGUSR2 from outside is ignored. */
 static void *signal_main(void *arg)
 {
     pool *p = arg;
     int sig;
     while (sigwait(&p->sigs, &sig) == 0) {
-        if (sig == SIGUSR2)
-            break; /* the pool is shutting the thread down */
-        p->stop = 1;
+        if (sig == SIGUSR2) {
+            if (p->quitting)
+                break;
+            continue;
+        }
+        if (!dist_stop_requested())
+            log_info("signal %d: stopping at the next step, then leaving", sig);
+        dist_stop_request();
         if (p->link != NULL)
             link_interrupt(p->link);
     }
@@ -71,7 +82,7 @@ typedef struct pool_sink {
 static int ps_cancel(void *ctx)
 {
     pool_sink *ps = ctx;
-    return ps->p->stop || ps->inner.cancel_requested(ps->inner.ctx);
+    return dist_stop_requested() || ps->inner.cancel_requested(ps->inner.ctx);
 }
 
 static void ps_started(void *ctx, long total)
@@ -134,11 +145,12 @@ static void remove_tree(const char *dir)
         log_warn("could not remove %s", dir);
 }
 
-/* Rank 0's report of a job's outcome to the server. */
-static void report_outcome(pool *p, const link_assignment *a, int rc, const job_result *res,
-                           const char *out_dir, const errbuf *eb)
+/* Rank 0's report of a job's outcome to the server. stopping: the pool was
+ * asked to leave (on some rank). */
+static void report_outcome(pool *p, const link_assignment *a, int rc, int stopping,
+                           const job_result *res, const char *out_dir, const errbuf *eb)
 {
-    if (rc == 0 || (rc == ERR_CANCELLED && !p->stop)) {
+    if (rc == 0 || (rc == ERR_CANCELLED && !stopping)) {
         link_artifact arts[JOB_MAX_ARTIFACTS];
         char paths[JOB_MAX_ARTIFACTS][1100];
         int n = rc == 0 ? res->n_artifacts : 0;
@@ -151,18 +163,24 @@ static void report_outcome(pool *p, const link_assignment *a, int rc, const job_
                           n, &feb) != 0)
             link_failed(p->link, a->job_id, a->attempt, "INTERNAL", feb.msg);
     } else if (rc == ERR_CANCELLED) {
-        /* Stopped by a signal: the checkpoint is on its way; the server sees
-         * the pool leave and resumes the job elsewhere. */
-        log_warn("job %s stopped: the pool is shutting down", a->job_id);
+        /* Stopped by a signal: the checkpoint of this step is already queued, so
+         * the server resumes the job from it, elsewhere, without waiting to see
+         * the pool go silent. */
+        char why[700];
+        snprintf(why, sizeof why, "pool %s was asked to stop (%s); the job resumes from that step",
+                 link_pool_id(p->link), eb->msg);
+        log_warn("job %s: %s", a->job_id, why);
+        link_failed(p->link, a->job_id, a->attempt, "POOL_STOPPED", why);
     } else {
         link_failed(p->link, a->job_id, a->attempt, failure_reason(rc), eb->msg);
     }
 }
 
 /* Every rank: run one assigned job. spec_text and the checkpoint bytes are
- * the same on every rank (broadcast by rank 0). */
-static void run_job(pool *p, const link_assignment *a, const char *spec_text, const void *ckpt,
-                    size_t ckpt_len, const char *job_id, int attempt)
+ * the same on every rank (broadcast by rank 0). Returns 1 when the pool was
+ * asked to stop (on any rank), the same on every rank. */
+static int run_job(pool *p, const link_assignment *a, const char *spec_text, const void *ckpt,
+                   size_t ckpt_len, const char *job_id, int attempt)
 {
     const dist_info *d = p->d;
     char dir[1024], resume[1100];
@@ -182,7 +200,7 @@ static void run_job(pool *p, const link_assignment *a, const char *spec_text, co
             link_failed(p->link, job_id, attempt, "INVALID_SPEC", eb.msg);
         json_decref(j);
         jobspec_free(&spec);
-        return;
+        return dist_any(dist_stop_requested());
     }
     json_decref(j);
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
@@ -200,7 +218,7 @@ static void run_job(pool *p, const link_assignment *a, const char *spec_text, co
                         rc ? eb.msg : "a rank could not prepare the job");
         jobspec_free(&spec);
         remove_tree(dir);
-        return;
+        return dist_any(dist_stop_requested());
     }
     linksink ls;
     job_sink inner, sink;
@@ -217,8 +235,9 @@ static void run_job(pool *p, const link_assignment *a, const char *spec_text, co
                    .resume_path = ckpt_len > 0 ? resume : NULL,
                    .sink = d->rank == 0 ? &sink : NULL};
     rc = job_run(&spec, &env, &res, &eb);
+    int stopping = dist_any(dist_stop_requested());
     if (d->rank == 0) {
-        report_outcome(p, a, rc, &res, dir, &eb);
+        report_outcome(p, a, rc, stopping, &res, dir, &eb);
         log_info("job %s attempt %d: %s", job_id, attempt,
                  rc == 0 ? "finished" : (rc == ERR_CANCELLED ? "stopped" : eb.msg));
     }
@@ -228,6 +247,7 @@ static void run_job(pool *p, const link_assignment *a, const char *spec_text, co
         log_warn("job %s: not every message was acknowledged yet", job_id);
     dist_barrier();
     remove_tree(dir);
+    return stopping;
 }
 
 static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *pool_id,
@@ -291,6 +311,7 @@ int pool_main(int argc, char **argv, const dist_info *d)
     sigemptyset(&p.sigs);
     sigaddset(&p.sigs, SIGINT);
     sigaddset(&p.sigs, SIGTERM);
+    sigaddset(&p.sigs, SIGUSR1);
     sigaddset(&p.sigs, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &p.sigs, NULL);
 
@@ -331,12 +352,21 @@ int pool_main(int argc, char **argv, const dist_info *d)
         link_assignment a;
         memset(&a, 0, sizeof a);
         char job_id[MSG_ID_MAX] = {0};
-        if (d->rank == 0 && !p.stop && link_wait_assign(p.link, -1, &a) == 0) {
-            cmd = CMD_RUN;
+        if (d->rank == 0 && !dist_stop_requested()) {
+            /* A timed wait, so that a stop asked of another rank is seen while idle. */
+            int wrc = link_wait_assign(p.link, d->world > 1 ? POOL_IDLE_CHECK_MS : -1, &a);
+            cmd = wrc == 0 ? CMD_RUN : (wrc == ERR_TIMEOUT ? CMD_IDLE : CMD_QUIT);
+        }
+        if (cmd == CMD_RUN) {
             attempt = a.attempt;
             snprintf(job_id, sizeof job_id, "%s", a.job_id);
         }
         dist_bcast_idle(&cmd, sizeof cmd, 0, POOL_IDLE_POLL_MS);
+        if (cmd == CMD_IDLE) {
+            if (dist_any(dist_stop_requested()))
+                break;
+            continue;
+        }
         if (cmd != CMD_RUN)
             break;
         dist_bcast(job_id, sizeof job_id, 0);
@@ -349,17 +379,20 @@ int pool_main(int argc, char **argv, const dist_info *d)
         }
         dist_bcast_blob(&spec_text, &spec_len, 0);
         dist_bcast_blob(&ckpt, &ckpt_len, 0);
-        run_job(&p, &a, spec_text, ckpt, ckpt_len, job_id, attempt);
+        int stopping = run_job(&p, &a, spec_text, ckpt, ckpt_len, job_id, attempt);
         free(spec_text);
         if (d->rank != 0)
             free(ckpt);
         link_assignment_free(&a);
+        if (stopping)
+            break;
     }
     if (p.link != NULL) {
         link_flush(p.link, POOL_FLUSH_MS);
         link_free(p.link);
         p.link = NULL;
     }
+    p.quitting = 1;
     pthread_kill(p.sig_thread, SIGUSR2);
     pthread_join(p.sig_thread, NULL);
     free(hosts);

@@ -25,8 +25,9 @@ static void usage(void)
 {
     fprintf(stderr, "usage: kiln-testpool --connect tcp://HOST:PORT [--pool-id ID] [--ranks N]\n"
                     "       [--steps N] [--step-ms MS] [--ckpt-every N] [--jobs N]\n"
-                    "       [--heartbeat-ms MS]\n"
-                    "A scripted pool for tests: no training happens.\n");
+                    "       [--heartbeat-ms MS] [--echo-name]\n"
+                    "A scripted pool for tests: no training happens. --echo-name: a log line\n"
+                    "and a metric named after each job's name.\n");
 }
 
 int main(int argc, char **argv)
@@ -34,17 +35,12 @@ int main(int argc, char **argv)
     log_init("kiln-testpool", LOG_INFO);
     fakepool_options o = {.ranks = 1, .steps = 20, .step_ms = 1, .token = getenv("KILN_TOKEN")};
     static const struct option opts[] = {
-        {"connect", required_argument, NULL, 'c'},
-        {"pool-id", required_argument, NULL, 'p'},
-        {"ranks", required_argument, NULL, 'r'},
-        {"steps", required_argument, NULL, 's'},
-        {"step-ms", required_argument, NULL, 'm'},
-        {"ckpt-every", required_argument, NULL, 'k'},
-        {"jobs", required_argument, NULL, 'j'},
-        {"heartbeat-ms", required_argument, NULL, 'h'},
-        {"token", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, '?'},
-        {NULL, 0, NULL, 0},
+        {"connect", required_argument, NULL, 'c'}, {"pool-id", required_argument, NULL, 'p'},
+        {"ranks", required_argument, NULL, 'r'},   {"steps", required_argument, NULL, 's'},
+        {"step-ms", required_argument, NULL, 'm'}, {"ckpt-every", required_argument, NULL, 'k'},
+        {"jobs", required_argument, NULL, 'j'},    {"heartbeat-ms", required_argument, NULL, 'h'},
+        {"token", required_argument, NULL, 't'},   {"echo-name", no_argument, NULL, 'e'},
+        {"help", no_argument, NULL, '?'},          {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -75,6 +71,9 @@ int main(int argc, char **argv)
             break;
         case 't':
             o.token = optarg;
+            break;
+        case 'e':
+            o.echo_name = 1;
             break;
         default:
             usage();

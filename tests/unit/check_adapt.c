@@ -927,6 +927,14 @@ static void dna_job(const char *model, const char *target, int want_events)
                           "search/test/top1_expected", "retrain/test/top1"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         ck_assert_msg(last_metric(cap, want[i]) != -1, "no metric %s", want[i]);
+    /* the target and its band, as the summary states the target */
+    double t = json_number_value(json_object_get(res.summary, "target_mflops"));
+    ck_assert(t > 0);
+    ck_assert_double_eq_tol(last_metric(cap, "target/mflops"), t, 1e-9 * t);
+    ck_assert_double_eq_tol(last_metric(cap, "target/band_low_mflops"), 0.99 * t, 1e-9 * t);
+    ck_assert_double_eq_tol(last_metric(cap, "target/band_high_mflops"), 1.01 * t, 1e-9 * t);
+    double dead = last_metric(cap, "target/deadband_low_mflops");
+    ck_assert(dead > 0.5 * t && dead < t);
     job_result_free(&res);
     free(cap);
     remove_dir(dir);

@@ -3,16 +3,21 @@
  * The fixture runs what kiln-server's main runs (store on a file, broker on
  * tcp loopback, HTTP on a free port); jobs run on tests/unit/fakepool.c (a
  * scripted test double of a pool). api/openapi.yaml is checked against what
- * is served, route by route, and api/examples/invalid/ against the 400s.
+ * is served, route by route, every answer's body against the schema the
+ * document gives for its status and type (tests/unit/jsonschema.c; the job
+ * spec schema fetched from where the served document points), and
+ * api/examples/invalid/ against the 400s.
  */
 #include "server/app.h"
 #include "server/broker.h"
 #include "server/embed.h"
+#include "server/handlers.h"
 #include "server/http.h"
 #include "server/routes.h"
 #include "server/yamljson.h"
 #include "tests/unit/fakepool.h"
 #include "tests/unit/httpc.h"
+#include "tests/unit/jsonschema.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -67,11 +72,14 @@ static void start_server(http_mode mode)
     A.workers = broker_workers;
     A.broker_ready = broker_ready;
     A.broker_ctx = B;
-    A.openapi_yaml = (const char *)embed_openapi_yaml;
-    A.openapi_len = embed_openapi_yaml_len;
+    const embed_file *doc = embed_find(embed_files, embed_files_count, "/api/v1/openapi.yaml");
+    ck_assert_ptr_nonnull(doc);
+    A.openapi_yaml = (const char *)doc->data;
+    A.openapi_len = doc->len;
     ck_assert_int_eq(yamljson_parse(A.openapi_yaml, A.openapi_len, &A.openapi_json, &eb), 0);
-    A.dashboard_html = (const char *)embed_index_html;
-    A.dashboard_len = embed_index_html_len;
+    docs_absolute_refs(A.openapi_json, "/api/v1/");
+    A.files = embed_files;
+    A.n_files = embed_files_count;
     A.stats = STATS;
     A.sse = HUB;
     http_options ho = {
@@ -192,69 +200,177 @@ static const char *api_dir(void)
 
 /* ---- the document matches the server ------------------------------------------- */
 
+/* Documents a $ref of the served API document points at, fetched from the
+ * server (the refs of /openapi.json are absolute paths on it) and kept. */
+typedef struct doc_cache {
+    char uri[4][128];
+    json_t *doc[4];
+    int n;
+} doc_cache;
+
+static const json_t *doc_load(void *ctx, const char *uri)
+{
+    doc_cache *c = ctx;
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->uri[i], uri) == 0)
+            return c->doc[i];
+    if (c->n == 4 || uri[0] != '/')
+        return NULL;
+    char u[256];
+    url(u, sizeof u, uri);
+    httpc_resp r;
+    if (httpc_get(u, &r) != 0 || r.status != 200 || r.json == NULL) {
+        httpc_free(&r);
+        return NULL;
+    }
+    snprintf(c->uri[c->n], sizeof c->uri[0], "%s", uri);
+    c->doc[c->n] = json_incref(r.json);
+    httpc_free(&r);
+    return c->doc[c->n++];
+}
+
+/* The documented response of op for status, with a components ref followed. */
+static const json_t *documented_response(const json_t *doc, const json_t *op, long status)
+{
+    char code[8];
+    snprintf(code, sizeof code, "%ld", status);
+    const json_t *resp = json_object_get(json_object_get(op, "responses"), code);
+    const char *ref = json_string_value(json_object_get(resp, "$ref"));
+    if (ref != NULL && strncmp(ref, "#/components/responses/", 23) == 0)
+        resp = json_object_get(json_object_get(json_object_get(doc, "components"), "responses"),
+                               ref + 23);
+    return resp;
+}
+
+/* Checks an answer against the document: a documented status, a
+ * documented content type, and a JSON body valid against its schema. */
+static void check_answer(const json_t *doc, doc_cache *dc, const char *what, const json_t *op,
+                         const httpc_resp *r)
+{
+    const json_t *resp = documented_response(doc, op, r->status);
+    ck_assert_msg(resp != NULL, "%s answered %ld, not documented", what, r->status);
+    const json_t *content = json_object_get(resp, "content");
+    if (content == NULL) {
+        ck_assert_msg(r->len == 0, "%s %ld: a body where none is documented", what, r->status);
+        return;
+    }
+    char ct[128] = "";
+    httpc_header(r, "Content-Type", ct, sizeof ct);
+    ct[strcspn(ct, "; ")] = '\0';
+    const json_t *media = json_object_get(content, ct);
+    ck_assert_msg(media != NULL, "%s %ld: Content-Type '%s' is not documented", what, r->status,
+                  ct);
+    if (strcmp(ct, "application/json") != 0 && strcmp(ct, "application/schema+json") != 0)
+        return;
+    ck_assert_msg(r->json != NULL, "%s %ld: the body is not JSON", what, r->status);
+    char err[512];
+    int rc = jsonschema_check(json_object_get(media, "schema"), doc, r->json, doc_load, dc, err,
+                              sizeof err);
+    ck_assert_msg(rc == 0, "%s %ld: the body does not match the documented schema: %s", what,
+                  r->status, err);
+    if (r->status >= 400)
+        error_code(r);
+}
+
+/* The URL of a documented path: {id} is the job, other parameters their example. */
+static void documented_url(const json_t *item, const char *path, const char *id, char *u,
+                           size_t len)
+{
+    char p[256] = "", *o = p;
+    for (const char *s = path; *s;) {
+        if (*s != '{') {
+            *o++ = *s++;
+            continue;
+        }
+        const char *e = strchr(s, '}');
+        ck_assert_ptr_nonnull(e);
+        const char *val = NULL;
+        size_t i;
+        json_t *prm;
+        json_array_foreach(json_object_get(item, "parameters"), i, prm)
+        {
+            const char *n = json_string_value(json_object_get(prm, "name"));
+            if (n != NULL && strlen(n) == (size_t)(e - s - 1) && strncmp(n, s + 1, e - s - 1) == 0)
+                val = json_string_value(json_object_get(prm, "example"));
+        }
+        if (strncmp(s, "{id}", 4) == 0)
+            val = id;
+        ck_assert_msg(val != NULL, "%s: no example for %.*s", path, (int)(e - s + 1), s);
+        o += sprintf(o, "%s", val);
+        s = e + 1;
+    }
+    *o = '\0';
+    url(u, len, p);
+}
+
 START_TEST(openapi_routes_answer_as_documented)
 {
-    const char *queued = submit(SMALL_JOB);
+    /* a job that ran, so that metrics, logs and artifacts have rows */
+    start_pool(1);
     char id[STORE_ID_MAX];
-    snprintf(id, sizeof id, "%s", queued);
-    json_t *paths = json_object_get(A.openapi_json, "paths");
+    snprintf(id, sizeof id, "%s", submit(SMALL_JOB));
+    wait_http_state(id, "SUCCEEDED", 5000);
+    /* the document as served, and its refs followed over HTTP */
+    char u[400];
+    httpc_resp r;
+    url(u, sizeof u, "/openapi.json");
+    ck_assert_int_eq(httpc_get(u, &r), 0);
+    ck_assert(json_equal(r.json, A.openapi_json));
+    json_t *doc = json_incref(r.json);
+    httpc_free(&r);
+    doc_cache dc = {.n = 0};
+    json_t *paths = json_object_get(doc, "paths");
     ck_assert(json_object_size(paths) > 10);
-    const char *path;
-    json_t *item;
     int checked = 0;
-    json_object_foreach(paths, path, item)
-    {
-        const char *method;
-        json_t *op;
-        json_object_foreach(item, method, op)
+    /* deletes last: they take the job away */
+    for (int pass = 0; pass < 2; pass++) {
+        const char *path;
+        json_t *item;
+        json_object_foreach(paths, path, item)
         {
-            if (strcmp(method, "parameters") == 0)
-                continue;
-            /* the route exists in the table */
-            char upper[16];
-            size_t k;
-            for (k = 0; method[k] && k < sizeof upper - 1; k++)
-                upper[k] = (char)(method[k] - 32);
-            upper[k] = '\0';
-            int found = 0;
-            for (int i = 0; i < routes_count(); i++)
-                found |= strcmp(routes_get(i)->method, upper) == 0 &&
-                         strcmp(routes_get(i)->pattern, path) == 0;
-            ck_assert_msg(found, "documented %s %s is not in the route table", upper, path);
-            /* and answers with a documented status */
-            char p[256] = "", *o = p;
-            for (const char *s = path; *s;) {
-                if (strncmp(s, "{id}", 4) == 0) {
-                    o += sprintf(o, "%s", id);
-                    s += 4;
-                } else if (strncmp(s, "{name}", 6) == 0) {
-                    o += sprintf(o, "model.safetensors");
-                    s += 6;
+            const char *method;
+            json_t *op;
+            json_object_foreach(item, method, op)
+            {
+                if (strcmp(method, "parameters") == 0 || (strcmp(method, "delete") == 0) != pass)
+                    continue;
+                ck_assert_msg(json_is_string(json_object_get(op, "operationId")),
+                              "%s %s has no operationId", method, path);
+                char upper[16];
+                size_t k;
+                for (k = 0; method[k] && k < sizeof upper - 1; k++)
+                    upper[k] = (char)(method[k] - 32);
+                upper[k] = '\0';
+                int found = 0;
+                for (int i = 0; i < routes_count(); i++)
+                    found |= strcmp(routes_get(i)->method, upper) == 0 &&
+                             strcmp(routes_get(i)->pattern, path) == 0;
+                ck_assert_msg(found, "documented %s %s is not in the route table", upper, path);
+                documented_url(item, path, id, u, sizeof u);
+                char what[300];
+                snprintf(what, sizeof what, "%s %s", upper, path);
+                if (strcmp(upper, "POST") == 0 && strcmp(path, "/api/v1/jobs") == 0) {
+                    ck_assert_int_eq(httpc_post_json(u, SMALL_JOB, &r), 0);
+                    ck_assert_int_eq(r.status, 201);
+                    check_answer(doc, &dc, what, op, &r);
+                    httpc_free(&r);
+                    strcat(u, "?dry_run=true"); /* and the other 200 body */
+                    ck_assert_int_eq(httpc_post_json(u, SMALL_JOB, &r), 0);
+                    ck_assert_int_eq(r.status, 200);
+                } else if (strstr(path, "/events") != NULL) {
+                    ck_assert_int_eq(httpc_stream(u, NULL, 1000, &r), 0);
                 } else {
-                    *o++ = *s++;
+                    ck_assert_int_eq(httpc_do(upper, u, NULL, NULL, 0, &r), 0);
                 }
+                check_answer(doc, &dc, what, op, &r);
+                httpc_free(&r);
+                checked++;
             }
-            *o = '\0';
-            char u[400];
-            url(u, sizeof u, p);
-            httpc_resp r;
-            if (strcmp(upper, "POST") == 0 && strcmp(path, "/api/v1/jobs") == 0)
-                httpc_post_json(u, SMALL_JOB, &r);
-            else if (strstr(path, "/events") != NULL)
-                ck_assert_int_eq(httpc_stream(u, NULL, 1000, &r), 0); /* never ends */
-            else
-                ck_assert_int_eq(httpc_do(upper, u, NULL, NULL, 0, &r), 0);
-            char code[8];
-            snprintf(code, sizeof code, "%ld", r.status);
-            json_t *responses = json_object_get(op, "responses");
-            ck_assert_msg(json_object_get(responses, code) != NULL,
-                          "%s %s answered %ld, not documented", upper, path, r.status);
-            if (r.status >= 400 && r.json != NULL && json_object_get(r.json, "error"))
-                error_code(&r);
-            httpc_free(&r);
-            checked++;
         }
     }
+    /* the job's data and the spec schema were really checked */
+    ck_assert_int_eq(dc.n, 1);
+    ck_assert_str_eq(dc.uri[0], "/api/v1/schemas/jobspec.schema.json");
     /* every route of the table is documented */
     for (int i = 0; i < routes_count(); i++) {
         const route *rt = routes_get(i);
@@ -267,17 +383,104 @@ START_TEST(openapi_routes_answer_as_documented)
                       "route %s %s is not in api/openapi.yaml", rt->method, rt->pattern);
     }
     ck_assert_int_eq(checked, routes_count());
-    /* the document itself is served, as YAML and as JSON */
-    char u[128];
-    httpc_resp r;
+    /* the YAML is served as it is */
     url(u, sizeof u, "/api/v1/openapi.yaml");
     httpc_get(u, &r);
-    ck_assert_uint_eq(r.len, embed_openapi_yaml_len);
+    ck_assert_uint_eq(r.len, A.openapi_len);
     httpc_free(&r);
-    url(u, sizeof u, "/openapi.json");
-    httpc_get(u, &r);
-    ck_assert(json_equal(r.json, A.openapi_json));
-    httpc_free(&r);
+    for (int i = 0; i < dc.n; i++)
+        json_decref(dc.doc[i]);
+    json_decref(doc);
+}
+END_TEST
+
+/* The checker itself: answers that break the document are caught. */
+START_TEST(schema_check_catches_wrong_answers)
+{
+    json_t *doc = A.openapi_json;
+    const json_t *schemas = json_object_get(json_object_get(doc, "components"), "schemas");
+    doc_cache dc = {.n = 0};
+    char err[512];
+    static const struct {
+        const char *schema, *body, *why;
+    } bad[] = {
+        {"Worker",
+         "{\"id\":\"p\",\"state\":\"gone\",\"ranks\":1,\"hosts\":[],\"cores\":1,"
+         "\"version\":\"v\",\"engine\":null,\"last_heartbeat_age_s\":0,\"connected_at\":"
+         "\"2024-01-01T00:00:00Z\",\"current_job\":null}",
+         "state"},
+        {"Progress", "{\"step\":1,\"total_steps\":2}", "fraction"},
+        {"Event",
+         "{\"seq\":1,\"time\":\"yesterday\",\"from\":null,\"to\":\"QUEUED\","
+         "\"reason\":\"SUBMITTED\",\"message\":\"\"}",
+         "date-time"},
+        {"MetricPoint", "{\"seq\":1,\"name\":\"x\",\"step\":1,\"value\":\"1\",\"time\":1}",
+         "value"},
+        {"DryRun",
+         "{\"valid\":true,\"params\":1,\"mflops\":1,\"spec\":{\"model\":{\"arch\":"
+         "\"resnet_cifar\",\"depth\":20,\"widths\":[16,32,64]},\"optim\":{"
+         "\"lr\":\"fast\"}}}",
+         "optim.lr"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *b = json_loads(bad[i].body, 0, NULL);
+        ck_assert_ptr_nonnull(b);
+        ck_assert_msg(jsonschema_check(json_object_get(schemas, bad[i].schema), doc, b, doc_load,
+                                       &dc, err, sizeof err) < 0,
+                      "a wrong %s passed", bad[i].schema);
+        ck_assert_msg(strstr(err, bad[i].why) != NULL, "%s: '%s' does not name %s", bad[i].schema,
+                      err, bad[i].why);
+        json_decref(b);
+    }
+    for (int i = 0; i < dc.n; i++)
+        json_decref(dc.doc[i]);
+}
+END_TEST
+
+/* api/examples/ against the spec schema: every valid example passes; the
+ * invalid ones whose fault is one of shape (a type, an unknown or missing
+ * field, a range, a pair of fields that exclude each other) fail it. The
+ * others fail only checks across fields that a schema cannot express
+ * (batch vs ranks, heads vs embed_dim, ...), which the server makes. */
+START_TEST(examples_match_the_spec_schema)
+{
+    char path[600], err[512];
+    snprintf(path, sizeof path, "%s/schemas/jobspec.schema.json", api_dir());
+    json_t *schema = json_load_file(path, 0, NULL);
+    ck_assert_ptr_nonnull(schema);
+    snprintf(path, sizeof path, "%s/examples", api_dir());
+    DIR *d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *de;
+    int n = 0;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/examples/%s", api_dir(), de->d_name);
+        json_t *spec = json_load_file(path, 0, NULL);
+        ck_assert_ptr_nonnull(spec);
+        ck_assert_msg(jsonschema_check(schema, schema, spec, NULL, NULL, err, sizeof err) == 0,
+                      "%s: %s", de->d_name, err);
+        json_decref(spec);
+        n++;
+    }
+    closedir(d);
+    ck_assert_int_ge(n, 8);
+    static const char *const shape[] = {"lr-as-string",      "epochs-at-top-level",
+                                        "missing-model",     "not-an-object",
+                                        "prune-two-targets", "resnet-depth",
+                                        "several-problems",  "stage-unknown-field",
+                                        "betas-with-sgd",    "adapt-dna-field-on-baseline"};
+    for (size_t i = 0; i < sizeof shape / sizeof shape[0]; i++) {
+        snprintf(path, sizeof path, "%s/examples/invalid/%s.json", api_dir(), shape[i]);
+        json_t *spec = json_load_file(path, JSON_DECODE_ANY, NULL);
+        ck_assert_ptr_nonnull(spec);
+        ck_assert_msg(jsonschema_check(schema, schema, spec, NULL, NULL, err, sizeof err) < 0,
+                      "%s passes the schema", shape[i]);
+        json_decref(spec);
+    }
+    json_decref(schema);
 }
 END_TEST
 
@@ -507,6 +710,60 @@ START_TEST(list_pages)
     httpc_get(u, &r);
     ck_assert_int_eq(json_array_size(json_object_get(r.json, "jobs")), 5);
     httpc_free(&r);
+
+    /* by priority: highest first, newest first within one, paged the same way */
+    static const int prio[3] = {10, 90, 50};
+    for (int i = 0; i < 3; i++) {
+        char spec[400];
+        snprintf(spec, sizeof spec,
+                 "{\"name\":\"p%d\",\"priority\":%d,\"model\":{\"arch\":\"resnet_cifar\","
+                 "\"depth\":20,\"widths\":[16,32,64]},\"data\":{\"dataset\":\"fashion-mnist\"}}",
+                 prio[i], prio[i]);
+        submit(spec);
+    }
+    int last_prio = 101, n = 0;
+    char last_created[64] = "";
+    tok[0] = '\0';
+    pages = 0;
+    do {
+        snprintf(u, sizeof u, "%s/api/v1/jobs?order_by=priority&page_size=3%s%s", BASE,
+                 tok[0] ? "&page_token=" : "", tok);
+        ck_assert_int_eq(httpc_get(u, &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        size_t i;
+        json_t *j;
+        json_array_foreach(json_object_get(r.json, "jobs"), i, j)
+        {
+            int p = (int)json_integer_value(json_object_get(j, "priority"));
+            const char *c = json_string_value(json_object_get(j, "created_at"));
+            ck_assert_int_le(p, last_prio);
+            if (p == last_prio)
+                ck_assert_int_le(strcmp(c, last_created), 0);
+            last_prio = p;
+            snprintf(last_created, sizeof last_created, "%s", c);
+            n++;
+        }
+        if (n == 1)
+            ck_assert_int_eq(last_prio, 90);
+        json_t *nt = json_object_get(r.json, "next_page_token");
+        snprintf(tok, sizeof tok, "%s", json_is_string(nt) ? json_string_value(nt) : "");
+        httpc_free(&r);
+    } while (tok[0] && ++pages < 10);
+    ck_assert_int_eq(n, 8);
+    ck_assert_int_eq(last_prio, 10);
+    /* a token of one order is refused by the other */
+    snprintf(u, sizeof u, "%s/api/v1/jobs?page_size=2", BASE);
+    httpc_get(u, &r);
+    snprintf(tok, sizeof tok, "%s", json_string_value(json_object_get(r.json, "next_page_token")));
+    httpc_free(&r);
+    snprintf(u, sizeof u, "%s/api/v1/jobs?order_by=priority&page_token=%s", BASE, tok);
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 400);
+    httpc_free(&r);
+    snprintf(u, sizeof u, "%s/api/v1/jobs?order_by=name", BASE);
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 400);
+    httpc_free(&r);
 }
 END_TEST
 
@@ -674,8 +931,32 @@ START_TEST(health_and_dashboard)
     url(u, sizeof u, "/");
     httpc_get(u, &r);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_ptr_nonnull(strstr(r.body, "/api/v1/jobs"));
+    ck_assert_ptr_nonnull(strstr(r.body, "src=\"/dashboard/app.js\""));
+    ck_assert_ptr_null(strstr(r.body, "<script>")); /* no inline script */
+    char h[512];
+    ck_assert_ptr_nonnull(httpc_header(&r, "Content-Security-Policy", h, sizeof h));
+    ck_assert_ptr_nonnull(strstr(h, "script-src 'self';"));
+    ck_assert_ptr_nonnull(strstr(h, "frame-ancestors 'none'"));
+    ck_assert_ptr_null(strstr(h, "unsafe"));
+    ck_assert_str_eq(httpc_header(&r, "X-Content-Type-Options", h, sizeof h), "nosniff");
     httpc_free(&r);
+    url(u, sizeof u, "/dashboard/app.js");
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(httpc_header(&r, "Content-Type", h, sizeof h),
+                     "text/javascript; charset=utf-8");
+    ck_assert_ptr_nonnull(httpc_header(&r, "Content-Security-Policy", h, sizeof h));
+    httpc_free(&r);
+    url(u, sizeof u, "/dashboard/none.js");
+    httpc_get(u, &r);
+    ck_assert_int_eq(r.status, 404);
+    httpc_free(&r);
+    /* API answers are nosniff too */
+    url(u, sizeof u, "/api/v1/jobs");
+    httpc_get(u, &r);
+    ck_assert_str_eq(httpc_header(&r, "X-Content-Type-Options", h, sizeof h), "nosniff");
+    httpc_free(&r);
+    url(u, sizeof u, "/");
     /* HEAD is served like GET, without a body */
     httpc_do("HEAD", u, NULL, NULL, 0, &r);
     ck_assert_int_eq(r.status, 200);
@@ -715,6 +996,8 @@ Suite *suite_api(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, openapi_routes_answer_as_documented);
+    tcase_add_test(tc, schema_check_catches_wrong_answers);
+    tcase_add_test(tc, examples_match_the_spec_schema);
     tcase_add_test(tc, invalid_examples_name_the_fields);
     tcase_add_test(tc, submit_defaults_dry_run_idempotency);
     tcase_add_test(tc, error_shapes);

@@ -228,7 +228,7 @@ END_TEST
 START_TEST(direct_dispatch_sweep)
 {
     static const int ics[] = {1, 2, 3, 4, 5, 6, 8, 12, 16, 24, 32, 48, 64};
-    static const int ocs[] = {16, 32, 48, 64, 96};
+    static const int ocs[] = {12, 16, 20, 32, 48, 64, 96};
     int n = 0;
     for (size_t a = 0; a < sizeof ics / sizeof ics[0]; a++)
         for (size_t o = 0; o < sizeof ocs / sizeof ocs[0]; o++)
@@ -260,6 +260,42 @@ START_TEST(direct_dispatch_sweep)
                 n++;
             }
     printf("  conv direct sweep: %d channel/stride combinations agree with the naive conv\n", n);
+}
+END_TEST
+
+/* Channel counts that are not whole vectors (the direct kernels pad them) at
+ * row widths that select every tile shape of every kernel path (P pixels of
+ * 1..16, one or two vectors), forward and both gradients against the naive
+ * convolution. make test runs this suite under each path. */
+START_TEST(direct_tile_sweep)
+{
+    static const int ws[] = {3, 4, 6, 7, 9, 12, 14, 16, 28};
+    static const int chans[][2] = {{3, 8}, {12, 20}, {16, 24}, {20, 40}, {8, 64}, {24, 12}};
+    int n = 0;
+    for (size_t a = 0; a < sizeof ws / sizeof ws[0]; a++)
+        for (size_t c = 0; c < sizeof chans / sizeof chans[0]; c++) {
+            conv_case k = {1, ws[a], ws[a], chans[c][0], chans[c][1], 3, 1, 1, 1, 1, "tiles"};
+            conv_bufs t;
+            bufs_init(&t, &k, 500u + (unsigned)n);
+            double *ry = xcalloc(t.nout, sizeof(double)), *rdx = xcalloc(t.nin, sizeof(double));
+            double *rdw = xcalloc(t.nw, sizeof(double)),
+                   *rdb = xcalloc((size_t)k.OC, sizeof(double));
+            naive_forward(ry, t.x, t.w, t.b, &t.d);
+            naive_backward(rdx, rdw, rdb, t.dy, t.x, t.w, &t.d);
+            float *dx = xcalloc(t.nin, sizeof(float)), *dw = xcalloc(t.nw, sizeof(float));
+            float *db = xcalloc((size_t)k.OC, sizeof(float));
+            nn_conv2d_forward(t.y, t.x, t.w, t.b, &t.d, t.scratch);
+            nn_conv2d_backward(dx, dw, db, t.dy, t.x, t.w, &t.d, t.scratch);
+            double ey = rel_err_d(t.y, ry, t.nout), ex = rel_err_d(dx, rdx, t.nin);
+            double ew = rel_err_d(dw, rdw, t.nw), eb = rel_err_d(db, rdb, (size_t)k.OC);
+            ck_assert_msg(ey < 2e-6 && ex < 2e-6 && ew < 2e-6 && eb < 2e-6,
+                          "tile sweep W %d IC %d OC %d: y %.2e dx %.2e dw %.2e db %.2e", ws[a],
+                          k.IC, k.OC, ey, ex, ew, eb);
+            free(ry), free(rdx), free(rdw), free(rdb), free(dx), free(dw), free(db);
+            bufs_free(&t);
+            n++;
+        }
+    printf("  conv tile sweep: %d width/channel combinations agree with the naive conv\n", n);
 }
 END_TEST
 
@@ -426,6 +462,7 @@ Suite *suite_conv(void)
                         (int)(sizeof naive_cases / sizeof naive_cases[0]));
     tcase_add_loop_test(tc, finite_differences, 0, (int)(sizeof fd_cases / sizeof fd_cases[0]));
     tcase_add_test(tc, direct_dispatch_sweep);
+    tcase_add_test(tc, direct_tile_sweep);
     tcase_add_test(tc, accumulates_skips_and_is_thread_independent);
     tcase_add_test(tc, output_size_and_scratch);
     suite_add_tcase(s, tc);

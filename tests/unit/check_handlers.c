@@ -93,9 +93,10 @@ START_TEST(submit_validates_and_stores)
     const char *id = json_string_value(json_object_get(r.json, "id"));
     char path[128];
     snprintf(path, sizeof path, "/api/v1/jobs/%s", id);
-    ck_assert_int_eq(r.n_headers, 1);
+    ck_assert_int_eq(r.n_headers, 2); /* and X-Content-Type-Options, on every answer */
     ck_assert_str_eq(r.hkey[0], "Location");
     ck_assert_str_eq(r.hval[0], path);
+    ck_assert_str_eq(r.hkey[1], "X-Content-Type-Options");
     http_response_free(&r);
     ck_assert_int_eq(call("GET", path, NULL, &r), 200);
     ck_assert_str_eq(json_string_value(json_object_get(r.json, "state")), "QUEUED");

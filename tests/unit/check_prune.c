@@ -448,6 +448,23 @@ START_TEST(dmcp_job_end_to_end)
         "retrain/test/top1",    "retrain/train/loss"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         ck_assert_msg(has_metric(cap, want[i]), "no metric %s", want[i]);
+    /* the target and the band the result must meet, once, at the first step */
+    static const struct {
+        const char *name;
+        double f;
+    } tg[] = {{"target/mflops", 1.0},
+              {"target/band_low_mflops", 0.99},
+              {"target/band_high_mflops", 1.01}};
+    for (size_t k = 0; k < sizeof tg / sizeof tg[0]; k++) {
+        int found = 0;
+        for (int i = 0; i < cap->n; i++)
+            if (strcmp(cap->name[i], tg[k].name) == 0) {
+                ck_assert_double_eq_tol(cap->value[i], tg[k].f * t, 1e-9 * t);
+                ck_assert_int_eq(cap->step[i], 0);
+                found++;
+            }
+        ck_assert_msg(found == 1, "%s emitted %d times", tg[k].name, found);
+    }
     /* one step count for the whole job: the retrain follows the search */
     ck_assert_int_eq(cap->started_total, 24 + 16);
     for (int i = 0; i < cap->n; i++)

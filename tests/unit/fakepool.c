@@ -59,6 +59,15 @@ static void run_job(fakepool *f, const link_assignment *a)
     long start = a->resume_step;
     link_started(f->link, a->job_id, a->attempt, steps);
     link_log(f->link, a->job_id, a->attempt, "info", "fakepool: starting");
+    const char *job_name = json_string_value(json_object_get(a->spec, "name"));
+    if (f->o.echo_name && job_name != NULL) { /* a log line and a metric the submitter names */
+        char line[300];
+        snprintf(line, sizeof line, "fakepool: job name %s", job_name);
+        link_log(f->link, a->job_id, a->attempt, "info", line);
+        json_t *p = json_pack("{s:I,s:f}", "step", (json_int_t)start + 1, job_name, 1.0);
+        link_metric(f->link, a->job_id, a->attempt, p);
+        json_decref(p);
+    }
     for (long s = start + 1; s <= steps; s++) {
         if (atomic_load(&f->stop))
             return; /* killed: nothing more is sent */

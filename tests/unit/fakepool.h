@@ -5,7 +5,9 @@
  * started, one metric point per step (train_loss = 1/step, lr), a checkpoint
  * every ckpt_every steps, honours cancel at the next step (final checkpoint
  * + finished/cancelled), and ends with finished/succeeded and a small
- * model.safetensors whose tensor "w" holds the step count. The number of
+ * model.safetensors whose tensor "w" holds the step count; with echo_name
+ * also a log line holding the spec's name and one metric point named by it
+ * (hostile names for the dashboard's tests). The number of
  * steps is the spec's optim.max_steps, or `steps`. Used by the check suites
  * in-process and by tests/pool/testpool.c as a program. Thread-safe.
  */
@@ -28,6 +30,7 @@ typedef struct fakepool_options {
     int fail_first; /* the first attempt of each job fails with RANK_FAILED at step 2 */
     size_t outbox_max_msgs;
     const char *token; /* a pool token for a server with tokens, or NULL */
+    int echo_name;     /* also a log line and a metric point named after the spec's name */
 } fakepool_options;
 
 typedef struct fakepool fakepool;

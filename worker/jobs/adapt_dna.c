@@ -477,6 +477,19 @@ int dna_load_checkpoint(adapter *a, const char *path, long *step, errbuf *eb)
 
 /* ---- the loop ---------------------------------------------------------------------------- */
 
+/* The target and its bands as metric points at the search's first step, so
+ * that a dashboard can draw expected_mflops against them while it runs:
+ * target/mflops, target/band_low_mflops and target/band_high_mflops (the
+ * band the derived network must meet), target/deadband_low_mflops (where
+ * the budget loss stops pulling, band * target). */
+static void emit_target(const adapter *a, long step)
+{
+    nas_emit(&a->j, "target/mflops", a->target, step);
+    nas_emit(&a->j, "target/band_low_mflops", a->target * (1 - ADAPT_TARGET_TOL), step);
+    nas_emit(&a->j, "target/band_high_mflops", a->target * (1 + ADAPT_TARGET_TOL), step);
+    nas_emit(&a->j, "target/deadband_low_mflops", a->target * a->as.band, step);
+}
+
 int dna_search(adapter *a, long start, errbuf *eb)
 {
     search s;
@@ -502,6 +515,7 @@ int dna_search(adapter *a, long start, errbuf *eb)
             a->st->as.sp.n_units, a->st->ch.n_alpha, a->st->dc.n, a->st->as.n_stages, a->target,
             a->full_mflops, modelcfg_macs(&a->st->as.sp.super) / 1e6, a->warmup_steps,
             a->total_steps - a->warmup_steps, a->as.elastic.enabled ? "on" : "off");
+    emit_target(a, start);
     sums acc = {0};
     double t0 = nas_now();
     long step = start;

@@ -150,9 +150,7 @@ int nas_cancel_now(const nas_job *j)
     const job_sink *s = nas_sink(j);
     if (s != NULL && s->cancel_requested != NULL)
         flag = s->cancel_requested(s->ctx) != 0;
-    if (j->d->world > 1)
-        dist_bcast(&flag, sizeof flag, 0);
-    return flag;
+    return dist_any_stop(flag); /* a stop asked of any rank stops them all */
 }
 
 /* ---- training helpers ------------------------------------------------------------------ */

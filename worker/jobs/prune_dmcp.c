@@ -304,6 +304,19 @@ static void search_teardown(search *s)
     free(s->w);
 }
 
+/* The target and its bands as metric points at the search's first step, so
+ * that a dashboard can draw expected_mflops against them while it runs:
+ * target/mflops, target/band_low_mflops and target/band_high_mflops (the
+ * band the derived network must meet), target/deadband_low_mflops (where
+ * the budget loss stops pulling, band * target). */
+static void emit_target(const pruner *p, long step)
+{
+    nas_emit(&p->j, "target/mflops", p->target, step);
+    nas_emit(&p->j, "target/band_low_mflops", p->target * (1 - PRUNE_TARGET_TOL), step);
+    nas_emit(&p->j, "target/band_high_mflops", p->target * (1 + PRUNE_TARGET_TOL), step);
+    nas_emit(&p->j, "target/deadband_low_mflops", p->target * p->ps.band, step);
+}
+
 int dmcp_search(pruner *p, long start, errbuf *eb)
 {
     search s;
@@ -324,6 +337,7 @@ int dmcp_search(pruner *p, long start, errbuf *eb)
             "warm-up + %ld search steps",
             p->sp.n_units, p->ch.n_alpha, p->target, p->full_mflops, p->warmup_steps,
             p->total_steps - p->warmup_steps);
+    emit_target(p, start);
     sums acc = {0};
     double t0 = nas_now();
     long step = start;

@@ -264,9 +264,7 @@ static int cancel_now(const trainer *t)
     const job_sink *s = rank0_sink(t);
     if (s != NULL && s->cancel_requested != NULL)
         flag = s->cancel_requested(s->ctx) != 0;
-    if (t->d->world > 1)
-        dist_bcast(&flag, sizeof flag, 0);
-    return flag;
+    return dist_any_stop(flag); /* a stop asked of any rank stops them all */
 }
 
 /* Every rank must see the same files under data.root: the counts, bytes

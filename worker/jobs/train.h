@@ -11,8 +11,9 @@
  * allreduce per step and divided by the rank count; BN statistics stay
  * per-rank during a step and the running statistics are averaged across
  * ranks before every evaluation and checkpoint; evaluation is sharded and
- * reduced. A cancel request seen by rank 0 reaches every rank at the next
- * step. Must be called by every rank with the same spec.
+ * reduced. A cancel request seen by rank 0, or a stop asked of any rank
+ * (dist_stop_request), reaches every rank at the next step. Must be called by
+ * every rank with the same spec.
  */
 #ifndef KILN_JOBS_TRAIN_H
 #define KILN_JOBS_TRAIN_H

@@ -53,6 +53,9 @@ typedef struct conv_plan {
     size_t off_wt, off_wf;     /* direct: HWIO weights; direct, depthwise: flipped weights */
     size_t off_xpad, off_gpad; /* direct: per-part padded input and dout images */
     size_t off_dw, off_db;     /* per-part partials of dw and db */
+    size_t off_bpad, off_opad; /* direct, channels not whole vectors: padded bias; per-part
+                                  padded output (forward) or dout (backward) images */
+    size_t off_ipad;           /* direct, likewise: per-part padded dinp images */
     size_t total;              /* floats of scratch */
 } conv_plan;
 
@@ -111,21 +114,36 @@ static void conv_plan_make(conv_plan *p, const nn_conv2d_dims *d)
         p->off_dw = at;
         at += (size_t)p->parts * d->kh * d->kw * d->IC;
         break;
-    case CONV_DIRECT:
+    case CONV_DIRECT: {
+        /* Channels run padded to whole vectors (convd_channels): the weights in
+         * the scratch are padded, and where a count is not whole already the
+         * kernels work on padded copies of the output, dout and dinp images. */
+        int OCp = convd_channels(d->OC), ICp = convd_channels(d->IC), khw = d->kh * d->kw;
+        size_t out_img = (size_t)d->Ho * d->Wo, in_img = (size_t)d->H * d->W;
         p->parts = parts_for(p->rows, (size_t)d->B);
         p->dinp_direct = convd_dinp_supported(d);
         p->off_wt = at;
-        at += wsz;
+        at += (size_t)khw * d->IC * OCp;
         p->off_xpad = at;
         at += (size_t)p->parts * (d->H + 2 * d->pad) * (d->W + 2 * d->pad) * d->IC;
         p->off_dw = at;
-        at += (size_t)p->parts * wsz;
+        at += (size_t)p->parts * khw * d->IC * OCp;
+        if (OCp != d->OC) {
+            p->off_bpad = at;
+            at += (size_t)OCp;
+            p->off_opad = at; /* forward output, then dout, per part */
+            at += (size_t)p->parts * out_img * OCp;
+        }
         if (p->dinp_direct) {
             int pp = d->kh - 1 - d->pad;
             p->off_wf = at;
-            at += wsz;
+            at += (size_t)khw * d->OC * ICp;
             p->off_gpad = at;
             at += (size_t)p->parts * (d->Ho + 2 * pp) * (d->Wo + 2 * pp) * d->OC;
+            if (ICp != d->IC) {
+                p->off_ipad = at;
+                at += (size_t)p->parts * in_img * ICp;
+            }
         } else {
             /* the input gradient goes through im2col's dcol GEMM and col2im */
             p->chunk = clampi(CONV_COL_FLOATS / p->K, 16, 4096);
@@ -135,6 +153,7 @@ static void conv_plan_make(conv_plan *p, const nn_conv2d_dims *d)
             at += (size_t)p->parts * p->chunk * p->K;
         }
         break;
+    }
     case CONV_IM2COL:
         /* Parts hold whole images, so col2im of different parts never overlap. */
         p->parts = parts_for(p->rows, (size_t)d->B);
@@ -804,19 +823,89 @@ static void im2col_backward(float *dinp, float *dw, const float *dout, const flo
 
 /* ---- direct (conv_direct.c) -------------------------------------------------- */
 
+/* dst (n, C) = the first C of every row of src (n, Cp); add: dst += instead. */
+static void unpad_rows(float *dst, const float *src, size_t n, int C, int Cp, int add)
+{
+    for (size_t r = 0; r < n; r++) {
+        float *o = dst + r * (size_t)C;
+        const float *i = src + r * (size_t)Cp;
+        if (add)
+            for (int c = 0; c < C; c++)
+                o[c] += i[c];
+        else
+            memcpy(o, i, (size_t)C * sizeof(float));
+    }
+}
+
+/* dst (n, Cp) = src (n, C) with Cp - C zero channels after each row. */
+static void pad_rows(float *dst, const float *src, size_t n, int C, int Cp)
+{
+    for (size_t r = 0; r < n; r++) {
+        memcpy(dst + r * (size_t)Cp, src + r * (size_t)C, (size_t)C * sizeof(float));
+        memset(dst + r * (size_t)Cp + C, 0, (size_t)(Cp - C) * sizeof(float));
+    }
+}
+
 static void direct_forward(float *out, const float *inp, const float *b, const nn_conv2d_dims *d,
                            const conv_plan *p, float *scratch)
 {
     const float *wt = scratch + p->off_wt;
-    size_t in_img = (size_t)d->H * d->W * d->IC, out_img = (size_t)d->Ho * d->Wo * d->OC;
+    int OCp = convd_channels(d->OC);
+    size_t pix = (size_t)d->Ho * d->Wo;
+    size_t in_img = (size_t)d->H * d->W * d->IC, out_img = pix * d->OC;
     size_t xpad_sz = (size_t)(d->H + 2 * d->pad) * (d->W + 2 * d->pad) * d->IC;
+    if (b != NULL && OCp != d->OC) {
+        float *bp = scratch + p->off_bpad;
+        pad_rows(bp, b, 1, d->OC, OCp);
+        b = bp;
+    }
     int P = p->parts;
 #pragma omp parallel for schedule(static) if (P > 1)
     for (int q = 0; q < P; q++) {
         float *xpad = scratch + p->off_xpad + (size_t)q * xpad_sz;
+        float *opad = OCp != d->OC ? scratch + p->off_opad + (size_t)q * pix * OCp : NULL;
         for (int bi = d->B * q / P; bi < d->B * (q + 1) / P; bi++) {
             convd_pad(xpad, inp + bi * in_img, d->H, d->W, d->IC, d->pad);
-            convd_forward_image(out + bi * out_img, xpad, wt, b, d);
+            if (opad == NULL) {
+                convd_forward_image(out + bi * out_img, xpad, wt, b, d);
+            } else {
+                convd_forward_image(opad, xpad, wt, b, d);
+                unpad_rows(out + bi * out_img, opad, pix, d->OC, OCp, 0);
+            }
+        }
+    }
+}
+
+/* One image's share of the direct backward: its dw partial, its input gradient. */
+static void direct_backward_image(float *part, float *dinp, const float *dout, const float *inp,
+                                  const nn_conv2d_dims *d, const conv_plan *p, float *scratch,
+                                  int q)
+{
+    int OCp = convd_channels(d->OC), ICp = convd_channels(d->IC), pp = d->kh - 1 - d->pad;
+    size_t pix = (size_t)d->Ho * d->Wo, in_pix = (size_t)d->H * d->W;
+    if (part != NULL) {
+        size_t xpad_sz = (size_t)(d->H + 2 * d->pad) * (d->W + 2 * d->pad) * d->IC;
+        float *xpad = scratch + p->off_xpad + (size_t)q * xpad_sz;
+        const float *g = dout;
+        if (OCp != d->OC) {
+            float *dpad = scratch + p->off_opad + (size_t)q * pix * OCp;
+            pad_rows(dpad, dout, pix, d->OC, OCp);
+            g = dpad;
+        }
+        convd_pad(xpad, inp, d->H, d->W, d->IC, d->pad);
+        convd_dw_image(part, xpad, g, d);
+    }
+    if (dinp != NULL) {
+        size_t gpad_sz = (size_t)(d->Ho + 2 * pp) * (d->Wo + 2 * pp) * d->OC;
+        float *gpad = scratch + p->off_gpad + (size_t)q * gpad_sz;
+        const float *wf = scratch + p->off_wf;
+        convd_pad(gpad, dout, d->Ho, d->Wo, d->OC, pp);
+        if (ICp == d->IC) {
+            convd_dinp_image(dinp, gpad, wf, d, 1);
+        } else {
+            float *ipad = scratch + p->off_ipad + (size_t)q * in_pix * ICp;
+            convd_dinp_image(ipad, gpad, wf, d, 0);
+            unpad_rows(dinp, ipad, in_pix, d->IC, ICp, 1);
         }
     }
 }
@@ -824,42 +913,29 @@ static void direct_forward(float *out, const float *inp, const float *b, const n
 static void direct_backward(float *dinp, float *dw, const float *dout, const float *inp,
                             const nn_conv2d_dims *d, const conv_plan *p, float *scratch)
 {
-    const float *wf = scratch + p->off_wf;
     float *parts = scratch + p->off_dw;
-    size_t psize = (size_t)d->OC * p->K;
+    int OCp = convd_channels(d->OC), khw = d->kh * d->kw, IC = d->IC, OC = d->OC;
+    size_t psize = (size_t)khw * IC * OCp;
     size_t in_img = (size_t)d->H * d->W * d->IC, out_img = (size_t)d->Ho * d->Wo * d->OC;
-    size_t xpad_sz = (size_t)(d->H + 2 * d->pad) * (d->W + 2 * d->pad) * d->IC;
-    int pp = d->kh - 1 - d->pad;
-    size_t gpad_sz = (size_t)(d->Ho + 2 * pp) * (d->Wo + 2 * pp) * d->OC;
     int P = p->parts, do_dinp = dinp != NULL && p->dinp_direct;
     if (dw != NULL || do_dinp) {
 #pragma omp parallel for schedule(static) if (P > 1)
         for (int q = 0; q < P; q++) {
-            float *part = parts + q * psize;
-            float *xpad = scratch + p->off_xpad + (size_t)q * xpad_sz;
-            if (dw != NULL)
+            float *part = dw != NULL ? parts + q * psize : NULL;
+            if (part != NULL)
                 memset(part, 0, psize * sizeof(float));
-            for (int bi = d->B * q / P; bi < d->B * (q + 1) / P; bi++) {
-                if (dw != NULL) {
-                    convd_pad(xpad, inp + bi * in_img, d->H, d->W, d->IC, d->pad);
-                    convd_dw_image(part, xpad, dout + bi * out_img, d);
-                }
-                if (do_dinp) {
-                    float *gpad = scratch + p->off_gpad + (size_t)q * gpad_sz;
-                    convd_pad(gpad, dout + bi * out_img, d->Ho, d->Wo, d->OC, pp);
-                    convd_dinp_image(dinp + bi * in_img, gpad, wf, d);
-                }
-            }
+            for (int bi = d->B * q / P; bi < d->B * (q + 1) / P; bi++)
+                direct_backward_image(part, do_dinp ? dinp + bi * in_img : NULL,
+                                      dout + bi * out_img, inp + bi * in_img, d, p, scratch, q);
         }
     }
     if (dw != NULL) {
-        /* partials are (kh, kw, IC, OC); dw is (OC, IC, kh, kw) */
-        int khw = d->kh * d->kw, IC = d->IC, OC = d->OC;
+        /* partials are (kh, kw, IC, OCp); dw is (OC, IC, kh, kw) */
 #pragma omp parallel for schedule(static) if (psize * P >= CONV_PAR_MIN)
         for (int o = 0; o < OC; o++)
             for (int c = 0; c < IC; c++)
                 for (int t = 0; t < khw; t++) {
-                    size_t src = ((size_t)t * IC + c) * OC + o;
+                    size_t src = ((size_t)t * IC + c) * OCp + o;
                     float s = 0.0f;
                     for (int q = 0; q < P; q++)
                         s += parts[q * psize + src];

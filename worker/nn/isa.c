@@ -102,10 +102,16 @@ int nn_isa_supported(nn_isa isa)
     switch (isa) {
     case NN_ISA_GENERIC:
         return 1;
+    /* The features that define x86-64-v3 and -v4 which the compiled code can use (every
+     * CPU with AVX2, FMA and BMI2 also has v3's F16C, LZCNT and MOVBE), spelled so that
+     * both gcc and clang know them. */
     case NN_ISA_AVX2:
-        return __builtin_cpu_supports("x86-64-v3") != 0;
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
     case NN_ISA_AVX512:
-        return __builtin_cpu_supports("x86-64-v4") != 0;
+        return nn_isa_supported(NN_ISA_AVX2) && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
     default:
         return 0;
     }

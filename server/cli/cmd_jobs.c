@@ -1,0 +1,218 @@
+/* cmd_jobs.c - kiln submit, list, get, cancel, delete and watch (see cli.h); the
+ * output helpers. */
+#include "server/cli/cli.h"
+#include "server/cli/client.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cli_json_out;
+
+void cli_print_json(const json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+    puts(s);
+    free(s);
+}
+
+const char *cli_str(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s != NULL ? s : "";
+}
+
+static double progress(const json_t *job)
+{
+    return json_number_value(json_object_get(json_object_get(job, "progress"), "fraction"));
+}
+
+int cmd_submit(int argc, char **argv)
+{
+    int quiet = 0, dry = 0, watch = 0;
+    const char *file = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-q") == 0)
+            quiet = 1;
+        else if (strcmp(argv[i], "--dry-run") == 0)
+            dry = 1;
+        else if (strcmp(argv[i], "--watch") == 0)
+            watch = 1;
+        else if (argv[i][0] == '-' && argv[i][1] != '\0')
+            return cli_bad_usage("submit", "unknown flag");
+        else if (file == NULL)
+            file = argv[i];
+        else
+            return cli_bad_usage("submit", "one FILE only");
+    }
+    if (file == NULL)
+        return cli_bad_usage("submit", "FILE is missing");
+    if (dry && watch)
+        return cli_bad_usage("submit", "--dry-run stores nothing to watch");
+    json_error_t je;
+    json_t *spec =
+        strcmp(file, "-") == 0 ? json_loadf(stdin, 0, &je) : json_load_file(file, 0, &je);
+    if (spec == NULL) {
+        fprintf(stderr, "kiln: %s: not JSON: %s (line %d, column %d)\n", file, je.text, je.line,
+                je.column);
+        return 1;
+    }
+    char *text = json_dumps(spec, JSON_COMPACT);
+    json_decref(spec);
+    long status;
+    json_t *job =
+        client_call("POST", dry ? "/api/v1/jobs?dry_run=true" : "/api/v1/jobs", text, &status);
+    free(text);
+    if (dry) {
+        if (cli_json_out)
+            cli_print_json(job);
+        else
+            printf("valid: %lld params, %.4f MFLOPs (nothing stored; --json shows the spec "
+                   "with its defaults)\n",
+                   (long long)json_integer_value(json_object_get(job, "params")),
+                   json_number_value(json_object_get(job, "mflops")));
+        json_decref(job);
+        return 0;
+    }
+    char id[128];
+    snprintf(id, sizeof id, "%s", cli_str(job, "id"));
+    if (quiet)
+        printf("%s\n", id);
+    else if (cli_json_out)
+        cli_print_json(job);
+    else
+        printf("%s job %s '%s': %s, priority %lld, %lld ranks, %lld params, %.2f MFLOPs\n",
+               status == 201 ? "submitted" : "already submitted (same idempotency key)", id,
+               cli_str(job, "name"), cli_str(job, "state"),
+               (long long)json_integer_value(json_object_get(job, "priority")),
+               (long long)json_integer_value(json_object_get(job, "ranks")),
+               (long long)json_integer_value(json_object_get(job, "params")),
+               json_number_value(json_object_get(job, "mflops")));
+    fflush(stdout);
+    json_decref(job);
+    return watch ? cli_watch_job(id) : 0;
+}
+
+/* Unreserved URL characters (RFC 3986): the rest is percent-encoded. */
+static int url_safe(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~';
+}
+
+int cmd_list(int argc, char **argv)
+{
+    const char *state = NULL, *type = NULL, *name = NULL;
+    int all = 0, prio = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--state") == 0 && i + 1 < argc)
+            state = argv[++i];
+        else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc)
+            type = argv[++i];
+        else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            name = argv[++i];
+        else if (strcmp(argv[i], "--by-priority") == 0)
+            prio = 1;
+        else if (strcmp(argv[i], "--all") == 0)
+            all = 1;
+        else
+            return cli_bad_usage("list", NULL);
+    }
+    char path[1024], token[64] = "", *esc_name = NULL;
+    if (name != NULL) { /* the query value, percent-encoded */
+        esc_name = calloc(strlen(name) * 3 + 1, 1);
+        char *o = esc_name;
+        for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+            o += (size_t)(url_safe(*p) ? sprintf(o, "%c", *p) : sprintf(o, "%%%02X", *p));
+    }
+    json_t *every = json_array();
+    do {
+        snprintf(path, sizeof path, "/api/v1/jobs?page_size=100%s%s%s%s%s%s%s%s%s",
+                 state ? "&state=" : "", state ? state : "", type ? "&type=" : "", type ? type : "",
+                 esc_name ? "&q=" : "", esc_name ? esc_name : "", prio ? "&order_by=priority" : "",
+                 token[0] ? "&page_token=" : "", token);
+        json_t *page = client_call("GET", path, NULL, NULL);
+        json_array_extend(every, json_object_get(page, "jobs"));
+        json_t *nt = json_object_get(page, "next_page_token");
+        snprintf(token, sizeof token, "%s", json_is_string(nt) ? json_string_value(nt) : "");
+        json_decref(page);
+    } while (all && token[0]);
+    free(esc_name);
+    if (cli_json_out) {
+        cli_print_json(every);
+    } else {
+        printf("%-22s %-20s %-6s %4s %-11s %6s  %s\n", "ID", "NAME", "TYPE", "PRIO", "STATE",
+               "DONE", "REASON");
+        size_t i;
+        json_t *j;
+        json_array_foreach(every, i, j)
+        {
+            printf("%-22s %-20.20s %-6s %4lld %-11s %5.1f%%  %s\n", cli_str(j, "id"),
+                   cli_str(j, "name"), cli_str(j, "type"),
+                   (long long)json_integer_value(json_object_get(j, "priority")),
+                   cli_str(j, "state"), 100.0 * progress(j), cli_str(j, "reason"));
+        }
+        if (token[0])
+            printf("(more: kiln list --all)\n");
+    }
+    json_decref(every);
+    return 0;
+}
+
+/* The one ID argument of get, cancel, delete and watch; NULL after a usage error. */
+static const char *one_id(const char *cmd, int argc, char **argv)
+{
+    if (argc != 1 || argv[0][0] == '-') {
+        cli_bad_usage(cmd, argc == 0 ? "ID is missing" : NULL);
+        return NULL;
+    }
+    return argv[0];
+}
+
+int cmd_get(int argc, char **argv)
+{
+    const char *id = one_id("get", argc, argv);
+    if (id == NULL)
+        return 2;
+    char path[256];
+    snprintf(path, sizeof path, "/api/v1/jobs/%s", id);
+    json_t *j = client_call("GET", path, NULL, NULL);
+    cli_print_json(j);
+    json_decref(j);
+    return 0;
+}
+
+int cmd_cancel(int argc, char **argv)
+{
+    const char *id = one_id("cancel", argc, argv);
+    if (id == NULL)
+        return 2;
+    char path[256];
+    snprintf(path, sizeof path, "/api/v1/jobs/%s/cancel", id);
+    json_t *j = client_call("POST", path, NULL, NULL);
+    if (cli_json_out)
+        cli_print_json(j);
+    else
+        printf("job %s: %s (%s)\n", cli_str(j, "id"), cli_str(j, "state"), cli_str(j, "message"));
+    json_decref(j);
+    return 0;
+}
+
+int cmd_delete(int argc, char **argv)
+{
+    const char *id = one_id("delete", argc, argv);
+    if (id == NULL)
+        return 2;
+    char path[256];
+    snprintf(path, sizeof path, "/api/v1/jobs/%s", id);
+    json_decref(client_call("DELETE", path, NULL, NULL));
+    printf("job %s deleted with its files\n", id);
+    return 0;
+}
+
+int cmd_watch(int argc, char **argv)
+{
+    const char *id = one_id("watch", argc, argv);
+    return id == NULL ? 2 : cli_watch_job(id);
+}
