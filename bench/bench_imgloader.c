@@ -6,11 +6,14 @@
  *   WORKERS  decoding threads (default 2)
  *   BATCHES  batches of 64 to time after 2 warm-up batches (default 40)
  *   RECIPE   deit (RandomResizedCrop bicubic, flip, RandAugment(2, 9),
- *            random erasing 0.25; the default) or plain (crop + flip)
+ *            random erasing 0.25; the default), plain (crop + flip), or
+ *            read (only read every file's bytes, as the loader does, in
+ *            index order: what a packed shard format could save at most)
  * Prints one JSON line: {"images_per_s":..., ...}. Nothing is trained.
  */
 #include "common/xalloc.h"
 #include "worker/data/dataset.h"
+#include "worker/data/imgdecode.h"
 #include "worker/data/loader.h"
 
 #include <jansson.h>
@@ -35,6 +38,7 @@ int main(int argc, char **argv)
     int size = argc > 2 ? atoi(argv[2]) : 224, workers = argc > 3 ? atoi(argv[3]) : 2;
     long batches = argc > 4 ? atol(argv[4]) : 40;
     int deit = argc > 5 ? strcmp(argv[5], "plain") != 0 : 1;
+    int read_only = argc > 5 && strcmp(argv[5], "read") == 0;
     const int B = 64;
     char text[2048];
     snprintf(text, sizeof text,
@@ -57,6 +61,24 @@ int main(int argc, char **argv)
     if (dataset_load(&tr, &te, &spec.data, &eb) != 0) {
         fprintf(stderr, "bench_imgloader: %s\n", eb.msg);
         return 1;
+    }
+    if (read_only) {
+        uint8_t *buf = NULL;
+        size_t cap = 0, len, bytes = 0;
+        double r0 = now();
+        for (int i = 0; i < tr.n; i++) {
+            char p[4096];
+            if (imgindex_path(tr.files, i, p, sizeof p) != 0 ||
+                imgdecode_read_file(p, &buf, &cap, &len, &eb) != 0)
+                return 1;
+            bytes += len;
+        }
+        double s = now() - r0;
+        printf("{\"bench\":\"imgloader\",\"recipe\":\"read\",\"files\":%d,\"bytes\":%zu,"
+               "\"seconds\":%.3f,\"images_per_s\":%.1f}\n",
+               tr.n, bytes, s, tr.n / s);
+        free(buf);
+        return 0;
     }
     loader_opts o = {.batch = B, .rank = 0, .world = 1, .seed = 1, .train = 1};
     loader *l = loader_new(&tr, &o);
