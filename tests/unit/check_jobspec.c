@@ -125,8 +125,9 @@ START_TEST(image_folder_and_recipes)
     check_round_trip(c);
     json_decref(c);
     jobspec_free(&s);
-    c = parse_ok(&s, "{\"model\":{\"arch\":\"resnet_cifar\",\"num_classes\":3},\"data\":"
-                     FOLDER_DATA ",\"optim\":{\"recipe\":\"dmcp-imagenet\",\"batch_size\":256}}");
+    c = parse_ok(&s,
+                 "{\"model\":{\"arch\":\"resnet_cifar\",\"num_classes\":3},\"data\":" FOLDER_DATA
+                 ",\"optim\":{\"recipe\":\"dmcp-imagenet\",\"batch_size\":256}}");
     ck_assert(s.optim.optimizer == OPT_SGD && s.optim.nesterov && s.optim.weight_decay == 1e-4);
     ck_assert(fabs(s.optim.lr - 0.0625) < 1e-15 && fabs(s.optim.min_lr - 0.01) < 1e-15);
     ck_assert(s.data.img.jitter[0] == 0.2 && s.data.img.jitter[3] == 0.1);
@@ -137,21 +138,26 @@ START_TEST(image_folder_and_recipes)
     expect_one("{\"model\":{\"arch\":\"resnet_cifar\"},\"data\":" FOLDER_DATA "}",
                "model.num_classes", "required");
     expect_one("{\"model\":{\"arch\":\"resnet_cifar\",\"num_classes\":3},\"data\":"
-               "{\"dataset\":\"folder\"}}", "data.root", "required");
+               "{\"dataset\":\"folder\"}}",
+               "data.root", "required");
     expect_one("{\"model\":{\"arch\":\"resnet_cifar\",\"num_classes\":3},\"data\":"
                "{\"dataset\":\"folder\",\"root\":\"/d\",\"image\":{\"on_bad_file\":\"ignore\"}}}",
                "data.image.on_bad_file", NULL);
     expect_one("{\"model\":{\"arch\":\"resnet_cifar\",\"num_classes\":3},\"data\":"
                "{\"dataset\":\"folder\",\"root\":\"/d\",\"image\":{\"train_transform\":"
-               "{\"scale\":[0.9,0.1]}}}}", "data.image.train_transform.scale", "lo <= hi");
+               "{\"scale\":[0.9,0.1]}}}}",
+               "data.image.train_transform.scale", "lo <= hi");
     expect_one("{\"model\":{\"arch\":\"resnet_cifar\",\"num_classes\":3},\"data\":"
                "{\"dataset\":\"folder\",\"root\":\"/d\",\"image\":{\"size\":64,"
-               "\"resize\":32}}}", "data.image.resize", ">= size");
+               "\"resize\":32}}}",
+               "data.image.resize", ">= size");
     expect_one("{\"model\":{\"arch\":\"resnet_cifar\",\"num_classes\":3},\"data\":"
                "{\"dataset\":\"manifest\",\"root\":\"/d\",\"image\":{\"train_manifest\":"
-               "\"a.csv\"}}}", "data.image.test_manifest", "required");
+               "\"a.csv\"}}}",
+               "data.image.test_manifest", "required");
     expect_one("{\"model\":{\"arch\":\"resnet_cifar\",\"num_classes\":3,\"image_size\":32},"
-               "\"data\":" FOLDER_DATA "}", "model.image_size", "data.image");
+               "\"data\":" FOLDER_DATA "}",
+               "model.image_size", "data.image");
     expect_one("{\"model\":{\"arch\":\"resnet_cifar\"},\"optim\":{\"recipe\":\"timm\"}}",
                "optim.recipe", NULL);
     expect_one("{\"model\":{\"arch\":\"resnet_cifar\"},\"optim\":{\"ema\":1.0}}", "optim.ema",
