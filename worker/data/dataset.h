@@ -1,5 +1,7 @@
-/* dataset.h - image classification datasets held in memory as uint8.
+/* dataset.h - image classification datasets: in memory as uint8, or files.
  *
+ * Users' images (folder, manifest) are file datasets: an index of files
+ * (imgindex.h) that the loader decodes and transforms as it goes.
  * Loaders for IDX (MNIST, Fashion-MNIST; gzipped or raw), CIFAR-10/100
  * binary batches, and a seeded synthetic dataset for tests. Images are
  * stored channels-last (n, H, W, C) as bytes, labels as bytes; the float

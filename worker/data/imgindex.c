@@ -8,6 +8,7 @@
 
 #include "common/xalloc.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -74,6 +75,8 @@ static int cmp_str(const void *a, const void *b)
 /* Sorted names of the entries of dir (without . and ..); dirs_only filters. */
 static int list_dir(const char *dir, int dirs_only, char ***out, int *n, errbuf *eb)
 {
+    *out = NULL;
+    *n = 0;
     DIR *d = opendir(dir);
     if (d == NULL)
         return err_set(eb, ERR_IO, "%s: %s", dir, strerror(errno));
@@ -223,7 +226,7 @@ int imgindex_scan(imgindex *ix, const char *root, double holdout, int keep, errb
                      keep ? " (in this split)" : "");
     if (rc == 0 && e.n > INT32_MAX / 2)
         rc = err_set(eb, ERR_FORMAT, "%s: too many files (%zu)", root, e.n);
-    if (rc == 0) {
+    if (rc == 0 && e.v != NULL) {
         qsort(e.v, e.n, sizeof *e.v, cmp_entry);
         ix->num_classes = nc;
         ix->class_names = classes;
@@ -295,6 +298,7 @@ static int cmp_name_ptr(const void *a, const void *b)
 static int assign_labels(imgindex *ix, mline *ml, size_t n, entries *e, const char *manifest,
                          errbuf *eb)
 {
+    assert(n > 0 && ml != NULL);
     int named = ml[0].label_name != NULL;
     for (size_t i = 0; i < n; i++)
         if ((ml[i].label_name != NULL) != named)

@@ -14,14 +14,18 @@
  * Random streams, with T = LOADER_STREAM_TAG: the permutation of epoch e is
  * rng_shuffle of the identity with rng_derive(seed ^ T, e, LOADER_PERM_STREAM);
  * the sample at position p of that permutation is augmented with
- * rng_derive(seed ^ T, e, p) through augment_draw (augment.h). The tag keeps
+ * rng_derive(seed ^ T, e, p) through augment_draw (augment.h), or, for a
+ * file dataset, through transform_draw_train (transform.h). The tag keeps
  * these streams apart from other users of the job seed.
  *
  * Batches come out as floats (b, H, W, C), normalised with the dataset's
  * mean/std, with int32 labels. A background thread prepares the next batch
  * while the caller computes on the current one (two buffers; it waits on a
- * condition variable, never spins). One loader per thread: the functions
- * below must all be called from the thread that owns the loader.
+ * condition variable, never spins); a file dataset gets ds->workers threads
+ * and max(ds->prefetch, workers) buffers, each thread decoding whole
+ * batches, so memory is fixed by the batch, not by the dataset.
+ * One loader per thread: the functions below must all be called from the
+ * thread that owns the loader.
  */
 #ifndef KILN_DATA_LOADER_H
 #define KILN_DATA_LOADER_H

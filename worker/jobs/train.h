@@ -4,7 +4,12 @@
  * warm-up then cosine to a floor (per step), label smoothing, drop path,
  * gradient clipping, no weight decay on 1-D tensors (biases, norms),
  * pos_embed or cls_token; top-1 and loss on the test split after every
- * epoch (and on the validation split when val_fraction > 0).
+ * epoch (and on the validation split when val_fraction > 0). With
+ * data.mix, Mixup/CutMix of each rank's batch and soft-target cross-entropy;
+ * with optim.ema, a moving average of the weights and BN buffers, evaluated
+ * each epoch and saved beside each checkpoint and the final weights as
+ * *.ema.safetensors (and read back on resume). For folder and manifest data
+ * every rank checks its copy of data.root against rank 0's at start.
  *
  * Data parallel: every rank runs the same program on its slice of each
  * global batch (worker/data/loader.h); gradients are summed with one
