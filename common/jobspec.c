@@ -495,7 +495,7 @@ static json_t *canonical_json(const job_spec *s)
     const mix_spec *mx = &d->mix;
     if (mx->mixup > 0 || mx->cutmix > 0)
         json_object_set_new(data, "mix",
-                            json_pack("{soSoSoso}", "mixup", jf_number_json(mx->mixup), "cutmix",
+                            json_pack("{sosososo}", "mixup", jf_number_json(mx->mixup), "cutmix",
                                       jf_number_json(mx->cutmix), "prob", jf_number_json(mx->prob),
                                       "switch_prob", jf_number_json(mx->switch_prob)));
     json_object_set_new(j, "data", data);

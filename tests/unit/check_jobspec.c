@@ -109,6 +109,8 @@ START_TEST(image_folder_and_recipes)
     ck_assert(s.data.img.ra_n == 2 && s.data.img.ra_m == 9 && s.data.img.erase_p == 0.25);
     ck_assert(s.data.mix.mixup == 0.8 && s.data.mix.cutmix == 1.0 && s.optim.ema == 0.9999);
     ck_assert_int_eq(s.data.img.bicubic, 1);
+    ck_assert(json_real_value(json_object_get(json_object_get(json_object_get(c, "data"), "mix"),
+                                              "mixup")) == 0.8);
     check_round_trip(c);
     json_decref(c);
     jobspec_free(&s);

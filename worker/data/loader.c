@@ -59,7 +59,7 @@ struct loader {
     uint64_t claim_gen; /* generation `claim` belongs to */
     long bad;           /* bad files met (skipped) */
     int fail_rc;        /* on_bad_fail: the first error, 0 = none */
-    char fail_msg[512];
+    char fail_msg[600]; /* an errbuf message and a note */
     pthread_mutex_t mu;
     pthread_cond_t space; /* a slot was freed, a new epoch began, or quit */
     pthread_cond_t ready; /* a slot was published */
