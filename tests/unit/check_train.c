@@ -149,6 +149,71 @@ START_TEST(learns_and_writes_weights_that_evaluate_the_same)
 }
 END_TEST
 
+/* optim.ema: the average written beside every checkpoint follows
+ * ema_k = d ema_(k-1) + (1 - d) w_k from the initial weights, and the
+ * reported EMA accuracy is that of the saved average. */
+START_TEST(ema_follows_its_recursion)
+{
+    job_spec spec;
+    make_spec(&spec, 1, 1, ",\"ema\":0.75,\"max_steps\":4");
+    char *dir = temp_dir(), weights[1100];
+    snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
+    capture *cap = xcalloc(1, sizeof *cap);
+    cap->cancel_after = -1;
+    job_sink sink = sink_for(cap);
+    train_env env = {.work_dir = dir, .weights_out = weights, .sink = &sink};
+    train_result res;
+    errbuf eb = {{0}};
+    ck_assert_msg(train_run(&spec, &env, &res, &eb) == 0, "%s", eb.msg);
+    ck_assert_int_eq(res.steps, 4);
+    net w, e;
+    net_init(&w);
+    net_init(&e);
+    ck_assert(model_build(&w, &spec.model, 32, spec.seed, NULL, &eb) == 0);
+    ck_assert(model_build(&e, &spec.model, 64, 0, NULL, &eb) == 0);
+    size_t n = w.n_params;
+    float *ema = xmallocarray(n, sizeof(float));
+    memcpy(ema, w.params, n * sizeof(float)); /* ema_0: the initial weights */
+    double worst = 0;
+    for (int k = 1; k <= 4; k++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s/ckpt-%08d.safetensors", dir, k);
+        ck_assert_msg(ckpt_load_weights(p, &w, &eb) == 0, "%s", eb.msg);
+        snprintf(p, sizeof p, "%s/ckpt-%08d.ema.safetensors", dir, k);
+        ck_assert_msg(ckpt_load_weights(p, &e, &eb) == 0, "%s", eb.msg);
+        for (size_t i = 0; i < n; i++) {
+            ema[i] = 0.75f * ema[i] + 0.25f * w.params[i];
+            double d = fabs((double)ema[i] - (double)e.params[i]);
+            worst = d > worst ? d : worst;
+        }
+    }
+    ck_assert_msg(worst < 1e-6, "EMA differs from the recursion by %g", worst);
+    /* The final average sits beside the weights and scores what was reported. */
+    char p[1200];
+    snprintf(p, sizeof p, "%s/model.ema.safetensors", dir);
+    ck_assert_msg(ckpt_load_weights(p, &e, &eb) == 0, "%s", eb.msg);
+    dataset tr, te;
+    ck_assert(dataset_load(&tr, &te, &spec.data, &eb) == 0);
+    eval_result er;
+    train_evaluate(&e, &te, 64, NULL, &er);
+    ck_assert_msg(er.top1 == res.ema_top1, "EMA evaluated %.6f, reported %.6f", er.top1,
+                  res.ema_top1);
+    int points = 0;
+    for (int i = 0; i < cap->n; i++)
+        points += strcmp(cap->name[i], "test/top1_ema") == 0;
+    ck_assert_int_eq(points, 1);
+    dataset_free(&tr);
+    dataset_free(&te);
+    free(ema);
+    net_deinit(&w);
+    net_deinit(&e);
+    free(cap);
+    remove_dir(dir);
+    free(dir);
+    jobspec_free(&spec);
+}
+END_TEST
+
 START_TEST(resume_continues_the_same_run)
 {
     job_spec spec;
@@ -244,6 +309,7 @@ Suite *suite_train(void)
     TCase *tc = tcase_create("synthetic");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, learns_and_writes_weights_that_evaluate_the_same);
+    tcase_add_test(tc, ema_follows_its_recursion);
     tcase_add_test(tc, resume_continues_the_same_run);
     tcase_add_test(tc, cancel_stops_with_a_checkpoint);
     tcase_add_test(tc, bad_data_is_named);
