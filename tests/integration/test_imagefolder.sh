@@ -71,4 +71,9 @@ check_gap_free "$id"
 n=$(curl -sf "$URL/api/v1/jobs/$id/metrics?names=data/bad_files&limit=100000" |
     jq '[.. | objects | select(.name? == "data/bad_files")] | length') || die "metrics"
 [ "$n" -gt 0 ] || die "no data/bad_files metric on the server"
-ok "folder job through the server: SUCCEEDED, gap-free metrics, data/bad_files reported"
+curl -sf "$URL/api/v1/jobs/$id/artifacts" > "$TMP/arts.json" || die "artifact list"
+for f in model.safetensors model.ema.safetensors; do
+    jq -e --arg f "$f" '.. | strings | select(. == $f)' "$TMP/arts.json" > /dev/null ||
+        die "artifact $f missing from the server: $(cat "$TMP/arts.json")"
+done
+ok "folder job through the server: SUCCEEDED, gap-free metrics, data/bad_files reported, EMA weights among the artifacts"

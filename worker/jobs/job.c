@@ -46,8 +46,14 @@ static int run_train(const job_spec *spec, const job_env *env, job_result *res, 
     }
     if (tr.val_top1 >= 0)
         json_object_set_new(res->summary, "val_top1", json_real(tr.val_top1));
+    if (spec->optim.ema > 0)
+        json_object_set_new(res->summary, "ema_top1", json_real(tr.ema_top1));
+    if (spec->data.dataset == DS_FOLDER || spec->data.dataset == DS_MANIFEST)
+        json_object_set_new(res->summary, "bad_files", json_integer(tr.bad_files));
     if (rc == 0)
         job_result_add_artifact(res, "model.safetensors");
+    if (rc == 0 && spec->optim.ema > 0)
+        job_result_add_artifact(res, "model.ema.safetensors");
     return rc;
 }
 
