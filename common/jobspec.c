@@ -241,6 +241,7 @@ static void parse_data(job_spec *out, jf_obj *o, const json_t *model, ds_dims *d
     jf_num(&j, "val_fraction", &d->val_fraction, 0.0, 0.0, 0.5, JF_HI_OPEN);
     jf_int(&j, "train_limit", &d->train_limit, 0, 0, INT_MAX);
     jf_int(&j, "test_limit", &d->test_limit, 0, 0, INT_MAX);
+    jf_int(&j, "repeated_aug", &d->repeated_aug, 1, 1, 8);
 
     if (user_images(d->dataset)) {
         if (jf_get(&j, "synthetic") != NULL)
@@ -485,6 +486,8 @@ static json_t *canonical_json(const job_spec *s)
     json_object_set_new(data, "val_fraction", jf_number_json(d->val_fraction));
     json_object_set_new(data, "train_limit", json_integer(d->train_limit));
     json_object_set_new(data, "test_limit", json_integer(d->test_limit));
+    if (d->repeated_aug > 1)
+        json_object_set_new(data, "repeated_aug", json_integer(d->repeated_aug));
     if (d->dataset == DS_SYNTHETIC)
         json_object_set_new(data, "synthetic",
                             json_pack("{sisisisisi}", "train", d->synth_train, "test",

@@ -71,7 +71,8 @@ typedef struct data_spec {
     int test_limit;      /* use only the first N test samples (0 = all) */
     /* synthetic only: sizes of the generated dataset */
     int synth_train, synth_test, synth_classes, synth_channels, synth_size;
-    image_spec img; /* folder and manifest only */
+    int repeated_aug; /* repeated augmentation: copies of each sample per epoch (1 = off) */
+    image_spec img;   /* folder and manifest only */
     mix_spec mix;
 } data_spec;
 

@@ -115,13 +115,16 @@ START_TEST(image_folder_and_recipes)
     json_decref(c);
     jobspec_free(&s);
     /* Overrides win over the preset. */
-    c = parse_ok(&s, "{\"model\":{\"arch\":\"deit\",\"embed_dim\":96,\"depth\":2,\"num_heads\":3,"
-                     "\"patch_size\":8,\"num_classes\":5},\"data\":{\"dataset\":\"folder\","
-                     "\"root\":\"/d\",\"image\":{\"size\":64,\"channels\":1,\"train_transform\":"
-                     "{\"randaugment\":[0,9]}},\"mix\":{\"cutmix\":0}},\"optim\":{\"recipe\":"
-                     "\"deit\",\"lr\":0.002,\"epochs\":3}}");
+    c = parse_ok(
+        &s,
+        "{\"model\":{\"arch\":\"deit\",\"embed_dim\":96,\"depth\":2,\"num_heads\":3,"
+        "\"patch_size\":8,\"num_classes\":5},\"data\":{\"dataset\":\"folder\","
+        "\"root\":\"/d\",\"image\":{\"size\":64,\"channels\":1,\"train_transform\":"
+        "{\"randaugment\":[0,9]}},\"mix\":{\"cutmix\":0},\"repeated_aug\":3},\"optim\":{\"recipe\":"
+        "\"deit\",\"lr\":0.002,\"epochs\":3}}");
     ck_assert(s.optim.lr == 0.002 && s.optim.warmup_epochs == 2.0 && s.optim.drop_path == 0.1);
     ck_assert(s.data.img.ra_n == 0 && s.data.mix.cutmix == 0 && s.data.mix.mixup == 0.8);
+    ck_assert_int_eq(s.data.repeated_aug, 3);
     ck_assert_int_eq(s.model.in_channels, 1);
     ck_assert_int_eq(s.model.image_size, 64);
     check_round_trip(c);

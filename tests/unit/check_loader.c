@@ -271,6 +271,55 @@ START_TEST(loader_deterministic_and_epochs_differ)
 }
 END_TEST
 
+/* Repeated augmentation: R copies in a row, dealt across ranks as DeiT's
+ * RASampler deals them; each copy is a different position, so a different
+ * augmentation stream. */
+START_TEST(loader_repeated_augmentation)
+{
+    dataset d;
+    make_indexed(&d, 240, 5, 5, 1);
+    size_t per = 25;
+    loader_opts o = {.batch = 12, .world = 1, .seed = 9, .train = 1, .repeats = 3};
+    loader *l = loader_new(&d, &o);
+    long nb = loader_batches_per_epoch(l);
+    float *x = xmallocarray((size_t)nb * 12 * per, sizeof(float));
+    int32_t *y = xmallocarray((size_t)nb * 12, sizeof(int32_t));
+    long n = read_epoch(l, 1, 0, x, y, per, 12);
+    ck_assert_int_eq(n, 240);
+    int seen[240] = {0};
+    for (long p = 0; p < n; p++) {
+        int k = decode_index(x + p * per, 1);
+        ck_assert_int_eq(k, decode_index(x + (p / 3 * 3) * per, 1));
+        seen[k]++;
+    }
+    int distinct = 0;
+    for (int k = 0; k < 240; k++) {
+        ck_assert_int_le(seen[k], 3);
+        distinct += seen[k] > 0;
+    }
+    ck_assert_int_eq(distinct, 80);
+    loader_free(l);
+    /* Two ranks, R = 2: both ranks' i-th sample of batch g is the same sample. */
+    o.world = 2, o.batch = 6, o.repeats = 2;
+    loader *r0 = loader_new(&d, &o);
+    o.rank = 1;
+    loader *r1 = loader_new(&d, &o);
+    float *x1 = xmallocarray((size_t)nb * 12 * per, sizeof(float));
+    int32_t *y1 = xmallocarray((size_t)nb * 12, sizeof(int32_t));
+    long n0 = read_epoch(r0, 0, 0, x, y, per, 6), n1 = read_epoch(r1, 0, 0, x1, y1, per, 6);
+    ck_assert_int_eq(n0, n1);
+    for (long p = 0; p < n0; p++)
+        ck_assert_int_eq(decode_index(x + p * per, 1), decode_index(x1 + p * per, 1));
+    loader_free(r0);
+    loader_free(r1);
+    free(x);
+    free(x1);
+    free(y);
+    free(y1);
+    dataset_free(&d);
+}
+END_TEST
+
 START_TEST(loader_rank_slices_union)
 {
     /* The global batch of 1 rank equals, element for element, the
@@ -513,6 +562,7 @@ Suite *suite_loader(void)
     tcase_add_test(tc, loader_matches_documented_streams);
     tcase_add_test(tc, loader_deterministic_and_epochs_differ);
     tcase_add_test(tc, loader_rank_slices_union);
+    tcase_add_test(tc, loader_repeated_augmentation);
     tcase_add_test(tc, loader_eval_shards);
     tcase_add_test(tc, loader_skip_resume);
     tcase_add_test(tc, loader_free_mid_epoch);

@@ -196,8 +196,10 @@ static void loader_claim_indices(loader *l, slot *s, int epoch)
     }
     loader_permute(l, epoch);
     long global = (long)b * l->o.world;
+    int R = l->o.repeats;
     for (int i = 0; i < b; i++)
-        s->k[i] = l->perm[s->idx * global + (long)l->o.rank * b + i];
+        s->k[i] = R > 1 ? l->perm[((s->idx * b + i) * l->o.world + l->o.rank) / R]
+                        : l->perm[s->idx * global + (long)l->o.rank * b + i];
 }
 
 static slot *loader_free_slot(loader *l)

@@ -8,6 +8,14 @@
  * derived from (seed, epoch, position in the permutation), so it too is the
  * same whatever rank processes it.
  *
+ * Repeated augmentation (repeats R > 1): the epoch's sequence lists each
+ * permuted sample R times in a row and is dealt to the ranks as DeiT's
+ * RASampler deals it (position (g, r, i) takes entry ((g*b + i)*world + r)
+ * / R of the permutation), so the R copies, each augmented by its own
+ * position's stream, land on different ranks; the epoch keeps its length
+ * and sees about n / R distinct samples. The order then depends on the
+ * rank count.
+ *
  * Evaluation (shuffle off) walks the dataset in order; rank r takes the
  * contiguous shard [r*n/world, (r+1)*n/world), nothing dropped.
  *
@@ -44,6 +52,7 @@ typedef struct loader_opts {
     int train;        /* 1: shuffled, augmented, drop last; 0: in order, sharded, no augment */
     int crop_padding; /* train only: random crop after padding (0 = off) */
     int hflip;        /* train only */
+    int repeats;      /* train only: repeated augmentation (DeiT's RASampler); 0 or 1 = off */
 } loader_opts;
 
 typedef struct loader loader;

@@ -342,7 +342,8 @@ static int setup(trainer *t, const job_spec *spec, const train_env *env, errbuf 
                       .seed = spec->seed,
                       .train = 1,
                       .crop_padding = spec->data.crop_padding,
-                      .hflip = spec->data.hflip};
+                      .hflip = spec->data.hflip,
+                      .repeats = spec->data.repeated_aug};
     t->ld = loader_new(&t->train, &lo);
     t->steps_per_epoch = loader_batches_per_epoch(t->ld);
     if (t->steps_per_epoch < 1)
