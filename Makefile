@@ -32,7 +32,12 @@ PKGS := openblas jansson libmicrohttpd libzmq sqlite3 libcurl uuid zlib libsodiu
 WARN := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wpointer-arith -Wcast-qual -Wformat=2 -Wvla -Wdouble-promotion -Wundef
 STD := -std=c11 -D_POSIX_C_SOURCE=200809L
-ARCH ?= -march=native
+# One build runs on any x86-64 CPU: the kernels choose their instruction set when the
+# program starts (worker/nn/isa.h), so nothing here depends on the build machine.
+# ARCH=native opts the code outside the kernels into this machine's instruction set
+# (the binary then runs only on CPUs like it); any other value is passed to gcc as is.
+ARCH ?=
+ARCH_FLAGS := $(if $(filter native,$(ARCH)),-march=native,$(ARCH))
 
 ifeq ($(MODE),default)
   OPT := -O2 -g
@@ -53,14 +58,23 @@ PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 BLAS_RPATH = -Wl,-rpath,$(shell $(PKG_CONFIG) --variable=libdir openblas 2>/dev/null)
 
 CPPFLAGS := -I. -MMD -MP
-CFLAGS := $(STD) $(WARN) $(OPT) $(ARCH) -fopenmp
-# The kernels are the hot loops: let gcc vectorise harder and fuse multiply-adds.
-NN_CFLAGS := -O3 -ffp-contract=fast
+CFLAGS := $(STD) $(WARN) $(OPT) $(ARCH_FLAGS) -fopenmp
+# The kernels are the hot loops: in the optimised modes let gcc vectorise harder; in
+# every mode fuse multiply-adds where the instruction set has them. -Wno-psabi: the
+# kernels pass 64-byte vectors only between static functions of one file, never across
+# an ABI boundary, so gcc's note that their ABI differs without AVX-512 does not apply.
+NN_OPT := $(if $(filter default release,$(MODE)),-O3,)
+NN_CFLAGS := $(NN_OPT) -ffp-contract=fast -Wno-psabi
 LDFLAGS := $(OPT) -fopenmp
 LDLIBS = $(PKG_LIBS) $(BLAS_RPATH) -lm -lpthread
 
 COMMON_SRC := $(sort $(wildcard common/*.c))
-WORKER_SRC := $(sort $(wildcard worker/nn/*.c worker/models/*.c worker/data/*.c worker/jobs/*.c) \
+# worker/nn: the kernel files are built once per instruction set (below); isa.c (the
+# dispatch table) and startup.c (what the process settles before main) are built once.
+NN_DISPATCH_SRC := worker/nn/isa.c worker/nn/startup.c
+NN_KERNEL_SRC := $(filter-out $(NN_DISPATCH_SRC),$(sort $(wildcard worker/nn/*.c)))
+WORKER_SRC := $(NN_DISPATCH_SRC) \
+              $(sort $(wildcard worker/models/*.c worker/data/*.c worker/jobs/*.c) \
                      $(filter-out worker/main.c,$(wildcard worker/*.c)))
 SERVER_SRC := $(sort $(filter-out server/main.c,$(wildcard server/*.c)))
 CLI_SRC := $(sort $(wildcard server/cli/*.c))
@@ -93,15 +107,39 @@ $(BUILD)/obj/%.o: %.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/worker/nn/%.o: worker/nn/%.c
-	@mkdir -p $(dir $@)
-	@echo "  CC      $<"
-	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(NN_CFLAGS) -c $< -o $@
+# ---- the kernels, once per instruction set -------------------------------------
+# Each kernel file is compiled for every path of NN_ISAS into obj/worker/nn/ISA/; then
+# objcopy renames the global symbols it defines (nn_conv2d_forward ->
+# nn_conv2d_forward_avx2, in definitions and calls alike), so that each copy calls its
+# own path's helpers, and worker/nn/isa.c defines the public names as calls through
+# the table of the path chosen at start-up. The rename list is every global symbol the
+# path's objects define, so a new kernel file needs no edit here.
+NN_ISAS := generic avx2 avx512
+ISA_FLAGS_generic := -march=x86-64 -mtune=generic
+ISA_FLAGS_avx2 := -march=x86-64-v3 -mtune=generic
+ISA_FLAGS_avx512 := -march=x86-64-v4 -mtune=generic -mprefer-vector-width=512
+nn_raw = $(patsubst worker/nn/%.c,$(BUILD)/obj/worker/nn/$(1)/%.raw.o,$(NN_KERNEL_SRC))
+nn_obj = $(patsubst worker/nn/%.c,$(BUILD)/obj/worker/nn/$(1)/%.o,$(NN_KERNEL_SRC))
+NN_OBJS = $(foreach isa,$(NN_ISAS),$(call nn_obj,$(isa)))
+
+define NN_ISA_RULES
+$(BUILD)/obj/worker/nn/$(1)/%.raw.o: worker/nn/%.c
+	@mkdir -p $$(dir $$@)
+	@echo "  CC      $$< ($(1))"
+	$$(Q)$$(CC) $$(CPPFLAGS) $$(PKG_CFLAGS) $$(CFLAGS) $$(NN_CFLAGS) $$(ISA_FLAGS_$(1)) -c $$< -o $$@
+$(BUILD)/gen/nn_syms_$(1).txt: $$(call nn_raw,$(1))
+	@mkdir -p $$(dir $$@)
+	$$(Q)nm -g --defined-only $$^ | awk 'NF == 3 { print $$$$3, $$$$3 "_$(1)" }' | sort -u > $$@.tmp
+	$$(Q)mv $$@.tmp $$@
+$(BUILD)/obj/worker/nn/$(1)/%.o: $(BUILD)/obj/worker/nn/$(1)/%.raw.o $(BUILD)/gen/nn_syms_$(1).txt
+	$$(Q)objcopy --redefine-syms=$(BUILD)/gen/nn_syms_$(1).txt $$< $$@
+endef
+$(foreach isa,$(NN_ISAS),$(eval $(call NN_ISA_RULES,$(isa))))
 
 $(LIB_COMMON): $(call obj,$(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
-$(LIB_WORKER): $(call obj,$(WORKER_SRC))
+$(LIB_WORKER): $(call obj,$(WORKER_SRC)) $(NN_OBJS)
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 # The documents kiln-server serves as they are (api/openapi.yaml, the dashboard)
@@ -182,8 +220,20 @@ test: deps
 	@$(MAKE) --no-print-directory build
 	@$(MAKE) --no-print-directory test-unit test-integration
 
+# The suites that exercise the kernels. test-unit runs every suite on the kernel path
+# the CPU chooses (or KILN_ISA forces), then the kernel suites again on each lower path
+# the CPU can run, so that every path a user may get stays exact.
+ENGINE_SUITES := act,attention,batchnorm,conv,dropout,gemm,isa,layernorm,linear,loss,optim,pool,\
+                 ref_cnn,ref_dense,reference
 test-unit: $(TESTS)
-	KILN_REF=$(REF) OMP_NUM_THREADS=2 GOMP_SPINCOUNT=10000 $(TESTS)
+	KILN_REF=$(REF) OMP_NUM_THREADS=2 $(TESTS)
+	@top=$${KILN_ISA:-$$($(TESTS) --isas | tail -n 1)}; \
+	for isa in $$($(TESTS) --isas); do \
+	    [ "$$isa" = "$$top" ] && break; \
+	    echo "== the kernel suites on the $$isa path (KILN_ISA=$$isa)"; \
+	    KILN_ISA=$$isa KILN_SUITES=$(ENGINE_SUITES) KILN_REF=$(REF) OMP_NUM_THREADS=2 \
+	        $(TESTS) || exit 1; \
+	done
 
 test-reference: $(TESTS)
 	KILN_REF=$(REF) CK_RUN_SUITE=reference $(TESTS)

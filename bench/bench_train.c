@@ -1,13 +1,17 @@
-/* bench_train.c - training throughput of kiln's engine on the reference models.
+/* bench_train.c - training and inference throughput of kiln's engine.
  *
- * For each model: build it, run WARMUP steps then timed steps of forward,
+ * For each model: build it, run warm-up steps then timed steps of forward,
  * cross-entropy, backward and an optimizer step (AdamW for ViTs, SGD for
- * CNNs) at batch B on random data, and print images/s. bench/torch_train.py
- * runs the same models in PyTorch; bench/run.sh prints both and the ratio.
+ * CNNs) at batch B on random data, then timed eval-mode forwards; print
+ * images/s of both and the training GFLOP/s (2 x 3 x forward MACs per image:
+ * the backward is two products per forward one). bench/torch_train.py runs
+ * the same models in PyTorch; bench/train.sh prints both and the ratio.
  *
- *   bench_train [--batch 64] [--seconds 8] [--profile] [MODEL...]
+ *   bench_train [--batch 64] [--seconds 8] [--peak] [--list] [MODEL...]
  *
- * Threads: OMP_NUM_THREADS (default: all cores).
+ * --peak first prints the engine line (kernel path, BLAS core) and
+ * cblas_sgemm's GFLOP/s at a large square size, the ceiling the layers are
+ * held against. Threads: OMP_NUM_THREADS (default: all cores).
  */
 #include "common/modelcfg.h"
 #include "common/rng.h"
@@ -16,7 +20,9 @@
 #include "worker/nn/gemm.h"
 #include "worker/nn/loss.h"
 #include "worker/nn/optim.h"
+#include "worker/nn/startup.h"
 
+#include <cblas.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <omp.h>
@@ -51,6 +57,25 @@ static const bench_model MODELS[] = {
     {"mobilenetv2-w050-cifar",
      "{\"arch\":\"mobilenetv2\",\"image_size\":32,\"in_channels\":3,\"num_classes\":10,"
      "\"width_mult\":0.5,\"cifar\":true}",
+     0},
+    /* The tiny (d192, depth 12) transformers at CIFAR size, and the larger CNNs. */
+    {"ceit-tiny-cifar",
+     "{\"arch\":\"ceit\",\"image_size\":32,\"in_channels\":3,\"num_classes\":10,\"embed_dim\":192,"
+     "\"depth\":12,\"num_heads\":3,\"patch_size\":2,\"stem\":{\"type\":\"i2t\",\"channels\":32},"
+     "\"ffn\":{\"type\":\"leff\"},\"head\":\"lca\"}",
+     1},
+    {"deit-tiny-cifar",
+     "{\"arch\":\"deit\",\"image_size\":32,\"in_channels\":3,\"num_classes\":10,\"embed_dim\":192,"
+     "\"depth\":12,\"num_heads\":3,\"patch_size\":4,\"stem\":{\"type\":\"patchify\"},"
+     "\"ffn\":{\"type\":\"mlp\"},\"head\":\"cls\"}",
+     1},
+    {"resnet56-cifar",
+     "{\"arch\":\"resnet_cifar\",\"image_size\":32,\"in_channels\":3,\"num_classes\":10,"
+     "\"depth\":56,\"widths\":[16,32,64]}",
+     0},
+    {"mobilenetv2-w100-cifar",
+     "{\"arch\":\"mobilenetv2\",\"image_size\":32,\"in_channels\":3,\"num_classes\":10,"
+     "\"width_mult\":1.0,\"cifar\":true}",
      0},
 };
 
@@ -117,10 +142,21 @@ static int run_model(const bench_model *bm, int B, double seconds)
         }
     }
     double dt = (now_s() - t0) / (double)steps;
-    printf("%-24s params=%6.2fM  MACs=%6.1fM  train %8.1f img/s  (%ld steps, batch %d, %d "
-           "threads)\n",
-           bm->name, (double)m.n_params / 1e6, net_macs(&m) / 1e6, B / dt, steps, B,
-           nn_get_threads());
+    /* inference: eval-mode forwards */
+    net_set_training(&m, 0);
+    long fw = 0;
+    double t1 = now_s();
+    while (now_s() - t1 < seconds / 2 || fw < 3) {
+        net_forward(&m, x, B);
+        fw++;
+    }
+    double di = (now_s() - t1) / (double)fw;
+    net_set_training(&m, 1);
+    double macs = net_macs(&m);
+    printf("%-24s params=%6.2fM  MACs=%6.1fM  train %8.1f img/s  infer %8.1f img/s  "
+           "train %6.1f GFLOP/s  (%ld steps, batch %d, %d threads)\n",
+           bm->name, (double)m.n_params / 1e6, macs / 1e6, B / dt, B / di,
+           6.0 * macs * B / dt / 1e9, steps, B, nn_get_threads());
     if (m.profile)
         net_profile_print(&m, stdout);
     fflush(stdout);
@@ -132,23 +168,62 @@ static int run_model(const bench_model *bm, int B, double seconds)
     return 0;
 }
 
+/* cblas_sgemm's GFLOP/s on an n x n x n product, best of a few timed rounds. */
+static double sgemm_peak(int n)
+{
+    size_t sz = (size_t)n * n;
+    float *a = xmallocarray(sz, sizeof(float)), *b = xmallocarray(sz, sizeof(float));
+    float *c = xmallocarray(sz, sizeof(float));
+    for (size_t i = 0; i < sz; i++)
+        a[i] = (float)(i % 13) * 0.1f, b[i] = (float)(i % 7) * 0.1f;
+    double best = 0;
+    for (int round = 0; round < 5; round++) {
+        int reps = 0;
+        double t0 = now_s(), t;
+        do {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f,
+                        c, n);
+            reps++;
+            t = now_s();
+        } while (t - t0 < 0.2);
+        double g = 2.0 * (double)n * n * n * reps / (t - t0) / 1e9;
+        best = g > best ? g : best;
+    }
+    free(a), free(b), free(c);
+    return best;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"batch", required_argument, NULL, 'b'},
                                          {"seconds", required_argument, NULL, 's'},
+                                         {"peak", no_argument, NULL, 'p'},
+                                         {"list", no_argument, NULL, 'l'},
                                          {NULL, 0, NULL, 0}};
-    int B = 64, c;
+    int B = 64, c, peak = 0;
     double seconds = 8;
-    while ((c = getopt_long(argc, argv, "b:s:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "b:s:pl", opts, NULL)) != -1) {
         if (c == 'b')
             B = atoi(optarg);
         else if (c == 's')
             seconds = atof(optarg);
-        else
+        else if (c == 'p')
+            peak = 1;
+        else if (c == 'l') {
+            for (size_t i = 0; i < sizeof MODELS / sizeof MODELS[0]; i++)
+                printf("%s\n", MODELS[i].name);
+            return 0;
+        } else
             return 2;
     }
     const char *env = getenv("OMP_NUM_THREADS");
     nn_set_threads(env ? atoi(env) : omp_get_num_procs());
+    if (peak) {
+        printf("engine: %s\n", nn_startup_summary());
+        printf("sgemm peak: %.1f GFLOP/s (1024^3, %d threads)\n", sgemm_peak(1024),
+               nn_get_threads());
+        fflush(stdout);
+    }
     int rc = 0, n = (int)(sizeof MODELS / sizeof MODELS[0]);
     for (int i = 0; i < n; i++) {
         int wanted = optind == argc;

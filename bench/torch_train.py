@@ -1,8 +1,9 @@
-"""Training throughput of the same models in PyTorch, for side-by-side runs.
+"""Training and inference throughput of the same models in PyTorch, for side-by-side runs.
 
 Same models, batch, step (forward, cross-entropy, backward, AdamW for ViTs and
-SGD for CNNs) and timing as bench_train.c. Run with /usr/bin/python3 (Debian's
-python3-torch). Usage: torch_train.py THREADS BATCH SECONDS [MODEL...]
+SGD for CNNs), eval-mode forward and timing as bench_train.c. Run with
+/usr/bin/python3 (Debian's python3-torch). Usage: torch_train.py THREADS BATCH
+SECONDS [MODEL...]; prints the BLAS core line first.
 """
 import os
 import sys
@@ -24,6 +25,10 @@ MODELS = {
     "deit-mini-fmnist": (lambda: deit(img=28, in_ch=1, patch=4, dim=96, depth=6, heads=3), (1, 28), True),
     "resnet20-cifar": (lambda: ResNetCifar(20), (3, 32), False),
     "mobilenetv2-w050-cifar": (lambda: MobileNetV2(width=0.5), (3, 32), False),
+    "ceit-tiny-cifar": (lambda: ceit(img=32, in_ch=3, patch=2, dim=192, depth=12, heads=3, stem_channels=32), (3, 32), True),
+    "deit-tiny-cifar": (lambda: deit(img=32, in_ch=3, patch=4, dim=192, depth=12, heads=3), (3, 32), True),
+    "resnet56-cifar": (lambda: ResNetCifar(56), (3, 32), False),
+    "mobilenetv2-w100-cifar": (lambda: MobileNetV2(width=1.0), (3, 32), False),
 }
 for name in sys.argv[4:] or list(MODELS):
     make, (c, s), adamw = MODELS[name]
@@ -47,5 +52,14 @@ for name in sys.argv[4:] or list(MODELS):
         step()
         n += 1
     dt = (time.perf_counter() - t0) / n
+    m.eval()
+    with torch.no_grad():
+        for _ in range(2):
+            m(x)
+        k, t1 = 0, time.perf_counter()
+        while time.perf_counter() - t1 < seconds / 2 or k < 3:
+            m(x)
+            k += 1
+    di = (time.perf_counter() - t1) / k
     params = sum(p.numel() for p in m.parameters())
-    print(f"{name:24s} params={params / 1e6:6.2f}M  train {batch / dt:8.1f} img/s  ({n} steps, batch {batch}, {threads} threads)", flush=True)
+    print(f"{name:24s} params={params / 1e6:6.2f}M  train {batch / dt:8.1f} img/s  infer {batch / di:8.1f} img/s  ({n} steps, batch {batch}, {threads} threads)", flush=True)

@@ -253,7 +253,8 @@ static int check_type_fields(const msg *m, errbuf *eb)
         if ((rc = need_string(b, "pool_id", MSG_ID_MAX, eb)) < 0 ||
             (rc = need_int(b, "ranks", 1, 1 << 20, eb)) < 0 ||
             (rc = need_int(b, "cores", 1, 1 << 24, eb)) < 0 ||
-            (rc = need_string(b, "version", 64, eb)) < 0)
+            (rc = need_string(b, "version", 64, eb)) < 0 ||
+            (json_object_get(b, "engine") != NULL && (rc = need_string(b, "engine", 256, eb)) < 0))
             return rc;
         json_t *hosts = json_object_get(b, "hosts");
         if (!json_is_array(hosts))

@@ -24,6 +24,7 @@ typedef struct pool {
     int ranks, cores;
     json_t *hosts;
     char version[64];
+    char engine[256]; /* kernel path and BLAS core, from hello; "" = not said */
     int alive;
     int ready;                /* said ready since its last job ended */
     int64_t seen_ms, sent_ms; /* last message from / to it */
@@ -194,14 +195,15 @@ static void on_hello(coord *c, const char *pool_id, const msg *m, int64_t now_ms
     json_decref(p->hosts);
     p->hosts = json_incref(msg_get(m, "hosts"));
     snprintf(p->version, sizeof p->version, "%s", msg_str(m, "version", "?"));
+    snprintf(p->engine, sizeof p->engine, "%s", msg_str(m, "engine", ""));
     p->alive = 1;
     p->ready = 0;
     p->seen_ms = now_ms;
     p->connected_at = store_now();
     p->cancel_ms = -1;
     clear_job(p);
-    log_info("pool %s: hello (%d ranks, %d cores, version %s)", p->id, p->ranks, p->cores,
-             p->version);
+    log_info("pool %s: hello (%d ranks, %d cores, version %s%s%s)", p->id, p->ranks, p->cores,
+             p->version, p->engine[0] ? "; " : "", p->engine);
 
     msg w;
     msg_init(&w, MSG_WELCOME);
@@ -607,6 +609,7 @@ json_t *coord_workers(coord *c, int64_t now_ms)
         json_object_set_new(o, "hosts", p->hosts ? json_incref(p->hosts) : json_array());
         json_object_set_new(o, "cores", json_integer(p->cores));
         json_object_set_new(o, "version", json_string(p->version));
+        json_object_set_new(o, "engine", p->engine[0] ? json_string(p->engine) : json_null());
         json_object_set_new(o, "last_heartbeat_age_s",
                             json_real((double)(now_ms - p->seen_ms) / 1000.0));
         char t[32];

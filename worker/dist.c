@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "worker/nn/gemm.h"
+#include "worker/nn/isa.h"
 
 #include <limits.h>
 #include <mpi.h>
@@ -71,6 +72,16 @@ int dist_init(int *argc, char ***argv, dist_info *info)
         MPI_Comm_free(&local);
         info->rank = my_rank;
         info->world = my_world;
+        /* Every rank must run the same kernel path: the optimizer step runs on each
+         * rank, and its rounding must not differ, or the weights drift apart. On hosts
+         * of mixed CPUs the lowest path common to all wins. */
+        int isa = (int)nn_isa_current(), common = isa;
+        MPI_CHECK(MPI_Allreduce(&isa, &common, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+        if (common != isa) {
+            nn_isa_select((nn_isa)common);
+            log_info("rank %d on %s: kernels lowered from %s to %s, the path every rank can run",
+                     my_rank, info->host, nn_isa_name((nn_isa)isa), nn_isa_name((nn_isa)common));
+        }
     }
     int threads = info->cores / info->local_size;
     if (threads < 1)

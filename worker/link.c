@@ -52,6 +52,7 @@ struct pool_link {
     int ranks, cores;
     json_t *hosts;
     char version[64];
+    char engine[256]; /* kernel path and BLAS core, sent in hello; "" = unknown */
     link_options o;
     void *ctx;
     int own_ctx;
@@ -651,6 +652,8 @@ static void send_hello(pool_link *l)
     msg_set(&m, "ranks", json_integer(l->ranks));
     msg_set(&m, "cores", json_integer(l->cores));
     msg_set(&m, "version", json_string(l->version));
+    if (l->engine[0] != '\0')
+        msg_set(&m, "engine", json_string(l->engine));
     msg_set(&m, "hosts", json_incref(l->hosts));
     msg_set(&m, "current",
             l->cur_job[0] ? json_pack("{s:s,s:i}", "job_id", l->cur_job, "attempt", l->cur_attempt)
@@ -950,6 +953,7 @@ int link_new(pool_link **out, const char *endpoint, const link_pool_info *info,
     for (int i = 0; i < info->n_hosts && info->hosts != NULL; i++)
         json_array_append_new(l->hosts, json_string(info->hosts[i]));
     snprintf(l->version, sizeof l->version, "%s", info->version ? info->version : "unknown");
+    snprintf(l->engine, sizeof l->engine, "%s", info->engine ? info->engine : "");
     if (o != NULL)
         l->o = *o;
     else

@@ -21,7 +21,7 @@
  *
  *     pool_link *l;
  *     link_pool_info info = {.pool_id = id, .ranks = R, .hosts = hosts, .n_hosts = R,
- *                            .cores = C, .version = KILN_VERSION};
+ *                            .cores = C, .version = KILN_VERSION, ...};
  *     if (link_new(&l, "tcp://server:5555", &info, NULL, &eb) < 0) ...
  *     for (;;) {
  *         link_assignment a;
@@ -56,6 +56,7 @@ typedef struct link_pool_info {
     int n_hosts;
     int cores;           /* cores on the hosts in total */
     const char *version; /* kiln version string */
+    const char *engine;  /* kernel path and BLAS core (nn_startup_summary), or NULL */
 } link_pool_info;
 
 typedef struct link_options {

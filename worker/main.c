@@ -11,6 +11,7 @@
 #include "common/jobspec.h"
 #include "common/log.h"
 #include "common/safetensors.h"
+#include "common/version.h"
 #include "common/xalloc.h"
 #include "worker/dist.h"
 #include "worker/jobs/checkpoint.h"
@@ -18,6 +19,7 @@
 #include "worker/jobs/report.h"
 #include "worker/jobs/train.h"
 #include "worker/models/model.h"
+#include "worker/nn/startup.h"
 #include "worker/pool.h"
 
 #include <errno.h>
@@ -40,6 +42,7 @@ static void usage(FILE *to)
                 "[--no-progress]\n"
                 "  kiln-worker eval [--model CFG] --weights FILE [--data SPEC] [--batch N]\n"
                 "  mpirun -np N kiln-worker --connect tcp://HOST:PORT [--pool-id ID]\n"
+                "  kiln-worker --version   (also which kernel path and BLAS core run)\n"
                 "CFG and SPEC are JSON files or inline JSON text.\n");
 }
 
@@ -290,27 +293,11 @@ static int cmd_eval(int argc, char **argv, const dist_info *d)
     return code;
 }
 
-/* libgomp reads its spin policy once, when it is loaded, and by default a
- * thread waiting at a barrier spins for a long time. On a machine where
- * anything else runs (the data loader, another rank, another job) that
- * spinning steals the core the other threads need: measured here, 2-thread
- * training ran 5-50x slower under load, while a short spin (10,000
- * iterations) costs nothing measurable on an idle machine (bench_train,
- * within 3%). So unless the user chose a policy, restart once with a short
- * spin set in the environment. */
-static void short_omp_spin(char **argv)
-{
-    if (getenv("OMP_WAIT_POLICY") != NULL || getenv("GOMP_SPINCOUNT") != NULL)
-        return;
-    if (setenv("GOMP_SPINCOUNT", "10000", 1) != 0)
-        return;
-    execv("/proc/self/exe", argv);
-    /* exec failed: go on with libgomp's default, which only costs speed */
-}
-
 int main(int argc, char **argv)
 {
-    short_omp_spin(argv);
+    /* The kernel path, the OpenMP spin and OpenBLAS's core were settled before main
+     * (worker/nn/startup.h), re-executing this program once if the environment had to
+     * change. */
     log_init("kiln-worker", LOG_INFO);
     if (argc < 2) {
         usage(stderr);
@@ -320,11 +307,17 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("kiln-worker %s\n%s\n", KILN_VERSION, nn_startup_summary());
+        return 0;
+    }
     dist_info d;
     if (dist_init(&argc, &argv, &d) != 0) {
         fprintf(stderr, "kiln-worker: cannot start MPI\n");
         return EXIT_JOB_FAILED;
     }
+    if (d.rank == 0)
+        log_info("engine: %s", nn_startup_summary());
     if (d.world > 1)
         log_info("rank %d of %d on host %s (local rank %d of %d), %d threads", d.rank, d.world,
                  d.host, d.local_rank, d.local_size, d.threads);

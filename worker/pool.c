@@ -15,10 +15,12 @@
 
 #include "common/jobspec.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "common/xalloc.h"
 #include "worker/jobs/job.h"
 #include "worker/link.h"
 #include "worker/linksink.h"
+#include "worker/nn/startup.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -31,7 +33,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define KILN_VERSION      "0.1.0"
 #define POOL_IDLE_POLL_MS 20
 #define POOL_FLUSH_MS     10000
 
@@ -310,7 +311,8 @@ int pool_main(int argc, char **argv, const dist_info *d)
                                .hosts = names,
                                .n_hosts = d->world,
                                .cores = (int)cores,
-                               .version = KILN_VERSION};
+                               .version = KILN_VERSION,
+                               .engine = nn_startup_summary()};
         errbuf eb = {{0}};
         link_options lo;
         link_options_default(&lo);

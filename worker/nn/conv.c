@@ -61,11 +61,6 @@ static int imin(int a, int b)
     return a < b ? a : b;
 }
 
-static int imax(int a, int b)
-{
-    return a > b ? a : b;
-}
-
 static int clampi(int v, int lo, int hi)
 {
     return v < lo ? lo : (v > hi ? hi : v);
@@ -255,15 +250,17 @@ static void add_bias_rows(float *out, const float *b, size_t r0, size_t r1, int 
 }
 
 /* C (rows, N) = A (rows, K) op(B) + beta*C (+ bias per row if not NULL, for
- * ldc == N), cut into row chunks that the threads run as serial GEMMs. Rows
- * are independent, so the chunking does not change the result. */
+ * ldc == N), cut into row chunks that the threads run as serial GEMMs. The
+ * chunks depend on rows alone, never on the thread count: a BLAS may round a
+ * row differently by where it falls in its tiles, so chunks that moved with
+ * the threads would make results depend on them. At least CONV_PARTS chunks
+ * where rows allow, so that up to that many threads share the work. */
 static void gemm_rows(int transb, size_t rows, int N, int K, const float *A, int lda,
                       const float *Bm, int ldb, float beta, float *C, int ldc, const float *bias)
 {
     int nch = (int)((rows + CONV_CHUNK_ROWS - 1) / CONV_CHUNK_ROWS);
-    int nt = nn_get_threads();
-    if (nt > 1 && rows >= 2u * 128)
-        nch = (imax(nch, nt) + nt - 1) / nt * nt; /* whole rounds for every thread */
+    if (nch < CONV_PARTS && rows >= 2u * CONV_PART_ROWS)
+        nch = imin(CONV_PARTS, (int)(rows / CONV_PART_ROWS));
     if (nch <= 1) {
         nn_gemm(0, transb, (int)rows, N, K, 1.0f, A, lda, Bm, ldb, beta, C, ldc);
         if (bias != NULL)

@@ -3,6 +3,7 @@
  * Row-major C = alpha * op(A) * op(B) + beta * C through cblas_sgemm.
  * Keeping every GEMM behind this wrapper lets tests swap in the naive
  * oracle (tests/unit/naive_gemm.h) and lets the bench count FLOPs.
+ * Results do not depend on the thread count (gemm.c cuts large products by shape).
  * Thread-safe as far as OpenBLAS is; nn_set_threads is process-wide.
  */
 #ifndef KILN_NN_GEMM_H

@@ -14,8 +14,10 @@
 #define VEC_LEN 16 /* floats per v16 */
 
 /* Keeps v in a register. Without it gcc folds a load into every FMA that reads v (it
- * rates memory operands as free), which makes the tile kernels load-bound. */
-#if defined(__x86_64__) || defined(__i386__)
+ * rates memory operands as free), which makes the tile kernels load-bound. Only where a
+ * v16 fits one register (AVX-512): narrower paths hold it in two or four registers,
+ * which no single asm operand can name. */
+#if defined(__AVX512F__)
 #define VEC_KEEP(v) __asm__("" : "+v"(v))
 #else
 #define VEC_KEEP(v) ((void)0)
