@@ -778,17 +778,18 @@ static const char *dna_fast(const char *target)
     return buf;
 }
 
-/* An adapt job on 4-class synthetic 12x12 images: 8 steps per epoch. */
-static void adapt_spec_of(job_spec *s, const char *model, const char *adapt, const char *extra)
+/* An adapt job of seed `seed` on 4-class synthetic 12x12 images: 8 steps per epoch. */
+static void adapt_spec_seed(job_spec *s, int seed, const char *model, const char *adapt,
+                            const char *extra)
 {
     char text[4096];
     snprintf(text, sizeof text,
-             "{\"name\":\"a\",\"type\":\"adapt\",\"seed\":2,%s\"model\":%s,"
+             "{\"name\":\"a\",\"type\":\"adapt\",\"seed\":%d,%s\"model\":%s,"
              "\"data\":{\"dataset\":\"synthetic\",\"synthetic\":{\"train\":256,\"test\":128,"
              "\"classes\":4,\"channels\":1,\"size\":12}},"
              "\"optim\":{\"lr\":0.05,\"batch_size\":32,\"epochs\":2},"
              "\"checkpoint\":{\"keep_last\":50},\"adapt\":%s}",
-             extra, model, adapt);
+             seed, extra, model, adapt);
     json_t *j = json_loads(text, 0, NULL);
     ck_assert_ptr_nonnull(j);
     field_errors fe;
@@ -797,6 +798,11 @@ static void adapt_spec_of(job_spec *s, const char *model, const char *adapt, con
     fe_format(&fe, msg, sizeof msg);
     ck_assert_msg(rc == 0, "%s", msg);
     json_decref(j);
+}
+
+static void adapt_spec_of(job_spec *s, const char *model, const char *adapt, const char *extra)
+{
+    adapt_spec_seed(s, 2, model, adapt, extra);
 }
 
 static char *temp_dir(void)
@@ -908,10 +914,10 @@ static int check_events(const char *dir, const capture *cap, const job_result *r
     return n;
 }
 
-static void dna_job(const char *model, const char *target, int want_events)
+static void dna_job(const char *model, int seed, const char *target, int want_events)
 {
     job_spec s;
-    adapt_spec_of(&s, model, dna_fast(target), "");
+    adapt_spec_seed(&s, seed, model, dna_fast(target), "");
     char *dir = temp_dir();
     capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
@@ -942,16 +948,19 @@ static void dna_job(const char *model, const char *target, int want_events)
     jobspec_free(&s);
 }
 
+/* Seeds 2 and 5: on another machine's rounding both once derived networks
+ * 2.1 % and 1.2 % under the target. */
 START_TEST(dna_shrink_job)
 {
-    dna_job(RESNET_JOB, "0.4", 1);
+    dna_job(RESNET_JOB, 2, "0.4", 1);
+    dna_job(RESNET_JOB, 5, "0.4", 0);
 }
 END_TEST
 
 START_TEST(dna_grow_job)
 {
-    dna_job(RESNET_JOB, "1.3", 1);
-    dna_job(MBV2_JOB, "1.3", 0);
+    dna_job(RESNET_JOB, 2, "1.3", 1);
+    dna_job(MBV2_JOB, 2, "1.3", 0);
 }
 END_TEST
 
@@ -998,14 +1007,14 @@ START_TEST(baseline_jobs)
             for (int g = 0; g < 3; g++)
                 check_baseline(&c, k, ratios[g], 0.99, bench[mi]);
     }
-    /* tiny nets: whole channels are coarse steps of a uniform multiplier */
+    /* tiny nets: whole channels are coarse steps, the fit still lands in the band */
     const char *tiny[2] = {RESNET_JOB, MBV2_JOB};
     for (int mi = 0; mi < 2; mi++) {
         model_cfg c;
         cfg_from(&c, tiny[mi]);
         for (int k = 1; k <= 3; k++)
             for (int g = 0; g < 3; g++)
-                check_baseline(&c, k, ratios[g], 0.8, tiny[mi]);
+                check_baseline(&c, k, ratios[g], 0.99, tiny[mi]);
     }
     /* one of them through the job: artifacts and the accuracy it reports */
     job_spec s;
@@ -1020,6 +1029,95 @@ START_TEST(baseline_jobs)
     json_t *rep = load_out(dir, "report.json");
     ck_assert_ptr_nonnull(json_object_get(json_object_get(rep, "baseline"), "depths"));
     json_decref(rep);
+    job_result_free(&res);
+    free(cap);
+    remove_dir(dir);
+    free(dir);
+    jobspec_free(&s);
+}
+END_TEST
+
+/* DNA's derivation from random chains (state_of: logits 1.5 N(0, 1)) at
+ * seeds 1..6 and targets from 0.4x to 1.4x of the existing network, each
+ * inside the window space: the network lies in the band by the model
+ * config's own count and the report says so. A target below the smallest
+ * network of the space fails naming the field. */
+START_TEST(dna_derivation_lands_in_the_band)
+{
+    const char *models[2] = {RESNET_SMALL, MBV2_SMALL};
+    const double ratios[5] = {0.4, 0.6, 0.85, 1.15, 1.4};
+    dist_info one = {.world = 1};
+    for (int mi = 0; mi < 2; mi++)
+        for (int seed = 1; seed <= 6; seed++) {
+            adapt_state *st = state_of(models[mi], (uint64_t)seed);
+            const adapt_space *as = &st->as;
+            model_cfg c, found;
+            cfg_from(&c, models[mi]);
+            double full = modelcfg_macs(&c) / 1e6;
+            adapter *a = xcalloc(1, sizeof *a);
+            a->st = st;
+            a->j.d = &one;
+            int *w = xcalloc((size_t)as->sp.n_units, sizeof(int)), d[AS_MAX_STAGES];
+            for (int s = 0; s < AS_MAX_STAGES; s++)
+                d[s] = 1;
+            as_min_widths(as, w);
+            double least = as_macs(as, w, d) / 1e6;
+            as_full_widths(as, w);
+            double most = as_macs(as, w, NULL) / 1e6;
+            errbuf eb;
+            for (int t = 0; t < 5; t++) {
+                a->as.target_ratio = ratios[t];
+                a->target = ratios[t] * full;
+                if (a->target * 1.01 <= least || a->target * 0.99 >= most)
+                    continue;
+                json_t *info = json_object();
+                ck_assert_msg(dna_derive(a, w, d, info, &eb) == 0, "%s", eb.msg);
+                as_cfg(as, w, d, &found);
+                double mf = modelcfg_macs(&found) / 1e6;
+                ck_assert_msg(mf >= 0.99 * a->target && mf <= 1.01 * a->target,
+                              "model %d seed %d: %.5f MFLOPs for %.5f", mi, seed, mf, a->target);
+                json_t *fit = json_object_get(info, "fitted");
+                ck_assert(json_is_true(json_object_get(fit, "in_band")));
+                ck_assert(json_number_value(json_object_get(fit, "mflops")) == mf);
+                json_decref(info);
+            }
+            a->target = 0.5 * least;
+            json_t *info = json_object();
+            ck_assert_int_eq(dna_derive(a, w, d, info, &eb), ERR_INVALID);
+            ck_assert_msg(strstr(eb.msg, "adapt.target_ratio") != NULL, "%s", eb.msg);
+            ck_assert_msg(strstr(eb.msg, "nearest reachable") != NULL, "%s", eb.msg);
+            json_decref(info);
+            free(w);
+            free(a);
+            adapt_state_free(st);
+        }
+}
+END_TEST
+
+/* Every unit 1 or 2 channels wide at most: no network of the baseline
+ * within +-1 % of 40 % of the existing one; the job fails naming the field
+ * and the nearest network's MFLOPs, before any retraining. */
+START_TEST(unreachable_baseline_fails_before_training)
+{
+    job_spec s;
+    adapt_spec_of(&s,
+                  "{\"arch\":\"resnet_cifar\",\"image_size\":12,\"in_channels\":1,"
+                  "\"num_classes\":4,\"stem\":2,\"stages\":[{\"width\":2,\"mids\":[2]}]}",
+                  "{\"method\":\"uniform_width\",\"target_ratio\":0.4}", "");
+    char *dir = temp_dir();
+    capture *cap = xcalloc(1, sizeof *cap);
+    cap->cancel_after = -1;
+    job_sink sink = {.ctx = cap, .metric = cap_metric, .log = cap_log};
+    job_env env = {.out_dir = dir, .sink = &sink};
+    errbuf eb = {{0}};
+    job_result res;
+    ck_assert_int_eq(job_run(&s, &env, &res, &eb), ERR_INVALID);
+    ck_assert_msg(strstr(eb.msg, "adapt.target_ratio") != NULL, "%s", eb.msg);
+    ck_assert_msg(strstr(eb.msg, "has 0.003896 MFLOPs") != NULL, "%s", eb.msg);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    ck_assert(access(path, F_OK) != 0);
+    ck_assert(last_metric(cap, "retrain/train/loss") == -1);
     job_result_free(&res);
     free(cap);
     remove_dir(dir);
@@ -1155,6 +1253,8 @@ Suite *suite_adapt(void)
     tcase_add_test(j, dna_shrink_job);
     tcase_add_test(j, dna_grow_job);
     tcase_add_test(j, baseline_jobs);
+    tcase_add_test(j, dna_derivation_lands_in_the_band);
+    tcase_add_test(j, unreachable_baseline_fails_before_training);
     tcase_add_test(j, cancelled_search_resumes_to_the_same_result);
     tcase_add_test(j, init_from_a_train_job);
     suite_add_tcase(s, j);

@@ -212,8 +212,8 @@ static json_t *search_report(adapter *a, const model_cfg *found, double top1_inh
                       "new channels: fresh filters, BN gamma 1, zero input slices downstream "
                       "(gamma 0 as well would give them no gradient ever); new blocks: last "
                       "BN gamma 0",
-                      "the final widths and depths are fitted into the band one channel or "
-                      "block at a time"));
+                      "the final widths and depths are the nearest to the expected ones whose "
+                      "real MFLOPs lie in the band (derive.fitted)"));
     } else {
         json_object_set_new(rep, "baseline", derive);
     }
@@ -238,7 +238,11 @@ static int searched_network(adapter *a, long start, model_cfg *found, json_t **r
             return rc;
         }
         int *w = xcalloc((size_t)a->st->as.sp.n_units, sizeof(int)), d[AS_MAX_STAGES];
-        dna_derive(a, w, d, info);
+        if ((rc = dna_derive(a, w, d, info, eb)) != 0) {
+            free(w);
+            json_decref(info);
+            return rc;
+        }
         as_cfg(&a->st->as, w, d, found);
         net m;
         net_init(&m);

@@ -10,7 +10,9 @@
  *      rules of adapt_elastic.c) and derives the network: expected widths
  *      and depths fitted into the target band (adapt_derive.c);
  *      uniform_width, uniform_depth, compound: one scaling rule meeting the
- *      same target (adapt_baselines.c);
+ *      same target, rounded and fitted into the band (adapt_baselines.c).
+ *      When no network lies in the band the job fails naming
+ *      adapt.target_*, before any retraining;
  *   3. writes architecture.json and trains it with the spec's optim recipe
  *      through train_run from scratch, metrics renamed "retrain/...";
  *   4. writes model.safetensors, report.json (widths, depths, FLOPs and
@@ -28,6 +30,7 @@
 
 #include "common/adaptspace.h"
 #include "common/adaptspec.h"
+#include "common/bandfit.h"
 #include "common/rng.h"
 #include "worker/jobs/job.h"
 #include "worker/jobs/nas.h"
@@ -237,17 +240,16 @@ int dna_search(adapter *a, long start, errbuf *eb);
  * *step gets its step. */
 int dna_load_checkpoint(adapter *a, const char *path, long *step, errbuf *eb);
 
-/* The derived network (adapt_derive.c): expected widths and depths fitted
- * into the band around the target; w (n_units of the final space) and d
- * (n_stages). Adds the details to info. */
-void dna_derive(adapter *a, int *w, int *d, json_t *info);
+/* The spec's target field: "adapt.target_ratio" or "adapt.target_mflops". */
+const char *adapt_target_field(const adapt_spec *as);
 
-/* Greedy fit of (w, d) into [lo, hi] MACs (adapt_derive.c): while above,
- * drops the channel or block least likely to be kept (lowest P of a unit's
- * last kept channel, lowest q of a stage's last kept block); while below,
- * adds the most likely next one that keeps it under hi. Units that only
- * dropped blocks use are left alone. Returns the number of moves. */
-int dna_fit_band(const adapt_state *st, int *w, int *d, double lo, double hi);
+/* The derived network (adapt_derive.c): expected widths and depths fitted
+ * into the band around the target (common/bandfit.h); w (n_units of the
+ * final space) and d (n_stages). Adds the details to info. Returns 0, or
+ * ERR_INVALID when no network of the final space lies in the band (the
+ * message names adapt_target_field and the nearest MFLOPs). On several
+ * ranks every rank returns rank 0's outcome. */
+int dna_derive(adapter *a, int *w, int *d, json_t *info, errbuf *eb);
 
 /* The baselines (adapt_baselines.c): the network of the method meeting the
  * target from the existing network c; fills out and adds the multipliers

@@ -1,23 +1,25 @@
 /* adapt_baselines.c - scaling rules at the same FLOPs as DNA (ALGORITHMS.md 3.3; see adapt.h).
  *
- * From the existing network, one rule each, fitted into the +-1 % band:
- *   - uniform_width: every unit at round(c * m) (>= 1 channel), the
- *     multiplier m whose net has the most MACs under the top of the band,
- *     then largest-remainder rounding: while under the band, the units
- *     that rounding cut most get one channel more (all units move together
- *     with m, so on narrow nets the plain rounding can miss the band);
+ * From the existing network, one rule each:
+ *   - uniform_width: every unit at c * m, the depths as they are;
  *   - uniform_depth: every stage at round(n * k) blocks (>= 1; new blocks
  *     copy the stage's last block). Depth alone moves the FLOPs in steps of
- *     whole blocks, so a width multiplier closes the gap to the band: of
- *     the depth multipliers whose net can be fitted, the one that needs
- *     the width multiplier closest to 1 is taken (depth does the scaling,
- *     width only the rounding);
- *   - compound (EfficientNet): depth multiplier alpha^phi and width
- *     multiplier beta^phi with phi = log(T / F) / log(alpha * beta^2), the
- *     resolution fixed; after rounding the depths, the width multiplier
- *     nearest beta^phi that fits the band is used.
- * Pure arithmetic on configs; the report names the multipliers used.
+ *     whole blocks, so a width multiplier m closes the gap: of the depth
+ *     multipliers, the one whose depths need the m closest to 1 (depth
+ *     does the scaling, width only the rounding);
+ *   - compound (EfficientNet): depths round(n * alpha^phi) with phi =
+ *     log(T / F) / log(alpha * beta^2), the resolution fixed; the rule's
+ *     width multiplier beta^phi is reported, m is solved again after the
+ *     depths are rounded.
+ * In each, m is the multiplier whose real widths c * m (at least 1) have
+ * exactly the target's MACs at those depths (bisection: MACs grow with
+ * m). The widths round(c * m) are then fitted into the +-1 % band by
+ * common/bandfit.h, each unit near c * m (a tenth of its width costs 1);
+ * a target the rule cannot meet within the band fails naming
+ * adapt.target_*. Pure arithmetic on configs; the report names the
+ * multipliers used.
  */
+#include "common/bandfit.h"
 #include "common/xalloc.h"
 #include "worker/jobs/adapt.h"
 
@@ -26,21 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define M_MIN  0.02
-#define M_MAX  4.0
-#define M_GRID 4000
+#define M_MAX        4.0
+#define BISECT_STEPS 100
+#define DEPTH_TRIES  8 /* uniform_depth: depth vectors tried, nearest m = 1 first */
 
-/* Widths of multiplier m: round(c * m), at least 1, partners apart. */
-static void widths_of(const adapt_space *as, double m, int *w)
-{
-    for (int u = 0; u < as->sp.n_units; u++) {
-        long v = lround(as->nominal[u] * m);
-        w[u] = v < 1 ? 1 : (int)v;
-    }
-    /* one channel at a time; C is the existing width here, so a unit above
-     * it moves down */
-    ps_fix_structure(&as->sp, w, 0);
-}
+static const ps_width DMCP_GRID = {0.1, 1.0, 0.1};
 
 /* The existing network at widths w, stage s at d[s] blocks (new blocks
  * copy the stage's last block). */
@@ -70,78 +62,116 @@ static void cfg_of(const adapt_space *as, const int *w, const int *d, model_cfg 
     }
 }
 
-static double macs_of(const adapt_space *as, const int *w, const int *d)
+/* The existing network at depths d: nom with its widths as they are, big
+ * with every width ceil(cap * c) (room for rounding up); units line up. */
+typedef struct scaled {
+    prune_space nom, big;
+} scaled;
+
+static void scaled_deinit(scaled *x)
 {
-    model_cfg c;
-    cfg_of(as, w, d, &c);
-    return modelcfg_macs(&c);
+    prune_space_deinit(&x->nom);
+    prune_space_deinit(&x->big);
 }
 
-/* Whether unit u may take width v: apart from its partners. */
-static int apart(const prune_space *sp, const int *w, int u, int v)
+static int scaled_init(scaled *x, const adapt_space *as, const int *d, double cap, errbuf *eb)
 {
-    if (sp->units[u].partner >= 0 && w[sp->units[u].partner] == v)
-        return 0;
-    for (int x = 0; x < sp->n_units; x++)
-        if (sp->units[x].partner == u && w[x] == v)
-            return 0;
-    return 1;
+    memset(x, 0, sizeof *x);
+    model_cfg n, b;
+    cfg_of(as, as->nominal, d, &n);
+    int rc = prune_space_init(&x->nom, &n, &DMCP_GRID, eb);
+    if (rc != 0)
+        return rc;
+    int *wb = xcalloc((size_t)x->nom.n_units, sizeof(int));
+    for (int u = 0; u < x->nom.n_units; u++)
+        wb[u] = (int)ceil(cap * x->nom.units[u].channels);
+    ps_widths_to_cfg(&x->nom, wb, &b);
+    free(wb);
+    if ((rc = prune_space_init(&x->big, &b, &DMCP_GRID, eb)) != 0)
+        return rc;
+    if (x->big.n_units != x->nom.n_units)
+        return err_set(eb, ERR_INTERNAL, "scaled network: %d units, the network %d", x->big.n_units,
+                       x->nom.n_units);
+    for (int u = 0; u < x->nom.n_units; u++)
+        if (strcmp(x->big.units[u].name, x->nom.units[u].name) != 0)
+            return err_set(eb, ERR_INTERNAL, "scaled unit %s does not match %s",
+                           x->big.units[u].name, x->nom.units[u].name);
+    return 0;
 }
 
-/* Largest-remainder rounding of multiplier m: the widths of m, then the
- * units that rounding cut most (c*m - w largest) get one channel more,
- * while the net stays <= hi, until it reaches lo. Returns the MACs. */
-static double round_into(const adapt_space *as, double m, const int *d, double lo, double hi,
-                         int *w)
+/* Real widths c * m, at least 1, of the units of nom. */
+static void real_widths(const prune_space *nom, double m, double *ec)
 {
-    widths_of(as, m, w);
-    double macs = macs_of(as, w, d);
-    int n = as->sp.n_units;
-    char *tried = xcalloc((size_t)n, 1);
-    while (macs < lo) {
-        int best = -1;
-        double cut = -HUGE_VAL;
-        for (int u = 0; u < n; u++) {
-            double c = as->nominal[u] * m - w[u];
-            if (!tried[u] && c > cut && apart(&as->sp, w, u, w[u] + 1)) {
-                cut = c;
-                best = u;
-            }
-        }
-        if (best < 0)
-            break;
-        tried[best] = 1;
-        w[best]++;
-        double x = macs_of(as, w, d);
-        if (x > hi)
-            w[best]--;
+    for (int u = 0; u < nom->n_units; u++)
+        ec[u] = fmax(1.0, nom->units[u].channels * m);
+}
+
+/* The width multiplier in (0, M_MAX] whose real widths at depths d have
+ * `target` MACs (M_MAX when even that is short). Returns -1 on a space
+ * that cannot be built. */
+static double solve_m(const adapt_space *as, const int *d, double target)
+{
+    scaled x;
+    if (scaled_init(&x, as, d, 1.0, NULL) != 0) {
+        scaled_deinit(&x);
+        return -1;
+    }
+    double *ec = xcalloc((size_t)x.nom.n_units, sizeof(double)), a = 0, b = M_MAX;
+    for (int it = 0; it < BISECT_STEPS; it++) {
+        double mid = 0.5 * (a + b);
+        real_widths(&x.nom, mid, ec);
+        if (ps_expected_macs(&x.nom, ec, NULL) > target)
+            b = mid;
         else
-            macs = x;
+            a = mid;
     }
-    free(tried);
-    return macs;
+    free(ec);
+    scaled_deinit(&x);
+    return 0.5 * (a + b);
 }
 
-/* The width multiplier for depths d whose net has the most MACs <= hi
- * (ties: the one nearest `near`), then rounded into [lo, hi] if it can be;
- * w gets the widths, *macs their MACs (-1: nothing fits). */
-static double fit_width(const adapt_space *as, const int *d, double lo, double hi, double near,
-                        int *w, double *macs)
+/* The network of multiplier m at depths d: widths round(c * m) fitted
+ * into [lo, hi]; out gets it (the nearest network when nothing fits), r
+ * the fit's outcome, *rounded the MFLOPs before the fit. Returns 0 or
+ * ERR_INVALID naming `field`. */
+static int fit_at(const adapt_space *as, const int *d, double m, double target_mflops,
+                  const char *field, model_cfg *out, bandfit_result *r, double *rounded, errbuf *eb)
 {
-    double best_m = -1, best = -1;
-    int *t = xcalloc((size_t)as->sp.n_units, sizeof(int));
-    for (int i = 0; i <= M_GRID; i++) {
-        double m = M_MIN + (M_MAX - M_MIN) * i / M_GRID;
-        widths_of(as, m, t);
-        double x = macs_of(as, t, d);
-        if (x <= hi && (x > best || (x == best && fabs(m - near) < fabs(best_m - near)))) {
-            best = x;
-            best_m = m;
-        }
+    scaled x;
+    int rc = scaled_init(&x, as, d, fmax(1.0, 1.5 * m), eb);
+    if (rc != 0) {
+        scaled_deinit(&x);
+        return rc;
     }
-    free(t);
-    *macs = best_m > 0 ? round_into(as, best_m, d, lo, hi, w) : -1;
-    return best_m;
+    int n = x.big.n_units, *w = xcalloc((size_t)n, sizeof(int));
+    int *one = xcalloc((size_t)n, sizeof(int));
+    double *want = xcalloc((size_t)n, sizeof(double)), *scale = xcalloc((size_t)n, sizeof(double));
+    real_widths(&x.nom, m, want);
+    for (int u = 0; u < n; u++) {
+        long v = lround(want[u]);
+        int C = x.big.units[u].channels;
+        w[u] = v > C ? C : (int)v;
+        one[u] = 1;
+        scale[u] = 0.1 * want[u];
+    }
+    ps_fix_structure(&x.big, w, 0);
+    *rounded = ps_macs(&x.big, w) / 1e6;
+    bandfit_spec f = {.sp = &x.big,
+                      .want = want,
+                      .scale = scale,
+                      .w_min = one,
+                      .lo = target_mflops * (1 - ADAPT_TARGET_TOL) * 1e6,
+                      .hi = target_mflops * (1 + ADAPT_TARGET_TOL) * 1e6};
+    rc = bandfit_run(&f, w, NULL, r);
+    if (rc != 0)
+        rc = bandfit_error(eb, field, target_mflops, &f, r);
+    ps_widths_to_cfg(&x.big, w, out);
+    free(w);
+    free(one);
+    free(want);
+    free(scale);
+    scaled_deinit(&x);
+    return rc;
 }
 
 static void depths_of(const adapt_space *as, double k, int *d)
@@ -152,6 +182,54 @@ static void depths_of(const adapt_space *as, double k, int *d)
     }
 }
 
+typedef struct depth_choice {
+    int d[AS_MAX_STAGES];
+    double k, m, gap;
+} depth_choice;
+
+static int by_gap(const void *x, const void *y)
+{
+    const depth_choice *a = x, *b = y;
+    if (a->gap != b->gap)
+        return a->gap < b->gap ? -1 : 1;
+    return (a->k > b->k) - (a->k < b->k);
+}
+
+/* uniform_depth: every distinct depth vector of multipliers 0.01..4 with
+ * its m, tried nearest m = 1 first. */
+static int uniform_depth(const adapt_space *as, double target_mflops, const char *field,
+                         model_cfg *out, bandfit_result *r, double *rounded, depth_choice *best,
+                         errbuf *eb)
+{
+    depth_choice *c = xcalloc(400, sizeof *c);
+    int n = 0, prev[AS_MAX_STAGES] = {0}, rc = ERR_INVALID;
+    for (int i = 1; i <= 400; i++) {
+        depth_choice x = {.k = 0.01 * i};
+        depths_of(as, x.k, x.d);
+        if (memcmp(x.d, prev, (size_t)as->n_stages * sizeof(int)) == 0)
+            continue;
+        memcpy(prev, x.d, sizeof prev);
+        x.m = solve_m(as, x.d, target_mflops * 1e6);
+        if (x.m <= 0 || x.m >= M_MAX)
+            continue;
+        x.gap = fabs(log(x.m));
+        c[n++] = x;
+    }
+    qsort(c, (size_t)n, sizeof *c, by_gap);
+    if (n == 0)
+        rc = err_set(eb, ERR_INVALID, "%s: no uniform_depth network reaches %.4f MFLOPs", field,
+                     target_mflops);
+    for (int i = 0; i < n && i < DEPTH_TRIES; i++) {
+        errbuf e2;
+        rc = fit_at(as, c[i].d, c[i].m, target_mflops, field, out, r, rounded, i == 0 ? eb : &e2);
+        *best = c[i];
+        if (rc != ERR_INVALID) /* in the band, or a failure another depth cannot mend */
+            break;
+    }
+    free(c);
+    return rc;
+}
+
 int adapt_baseline(const adapt_spec *sp, const model_cfg *c, double target_mflops, model_cfg *out,
                    json_t *info, errbuf *eb)
 {
@@ -159,40 +237,23 @@ int adapt_baseline(const adapt_spec *sp, const model_cfg *c, double target_mflop
     int rc = as_init_super(&as, c, eb);
     if (rc != 0)
         return rc;
-    double lo = target_mflops * (1 - ADAPT_TARGET_TOL) * 1e6;
-    double hi = target_mflops * (1 + ADAPT_TARGET_TOL) * 1e6;
-    double full = modelcfg_macs(c), macs = -1, m = 1, k = 1;
+    const char *field = adapt_target_field(sp);
+    double full = modelcfg_macs(c), m = 1, k = 1, rounded = 0;
     int d[AS_MAX_STAGES];
-    int *w = xcalloc((size_t)as.sp.n_units, sizeof(int));
-    int *tw = xcalloc((size_t)as.sp.n_units, sizeof(int));
+    bandfit_result r;
+    memset(&r, 0, sizeof r);
     memcpy(d, as.depth0, sizeof d);
     switch (sp->method) {
     case ADAPT_UNIFORM_WIDTH:
-        m = fit_width(&as, d, lo, hi, 1.0, w, &macs);
+        m = solve_m(&as, d, target_mflops * 1e6);
+        rc = fit_at(&as, d, m, target_mflops, field, out, &r, &rounded, eb);
         break;
     case ADAPT_UNIFORM_DEPTH: {
-        /* every distinct depth vector of multipliers 0.01..4 */
-        double best_gap = HUGE_VAL;
-        int prev[AS_MAX_STAGES] = {0}, cand[AS_MAX_STAGES] = {0};
-        for (int i = 1; i <= 400; i++) {
-            double ki = 0.01 * i;
-            depths_of(&as, ki, cand);
-            if (memcmp(cand, prev, (size_t)as.n_stages * sizeof(int)) == 0)
-                continue;
-            memcpy(prev, cand, sizeof prev);
-            double x, mi = fit_width(&as, cand, lo, hi, 1.0, tw, &x);
-            if (x < lo || mi <= 0)
-                continue;
-            double gap = fabs(log(mi));
-            if (gap < best_gap) {
-                best_gap = gap;
-                m = mi;
-                k = ki;
-                macs = x;
-                memcpy(d, cand, sizeof d);
-                memcpy(w, tw, (size_t)as.sp.n_units * sizeof(int));
-            }
-        }
+        depth_choice best = {.k = 1, .m = 1};
+        rc = uniform_depth(&as, target_mflops, field, out, &r, &rounded, &best, eb);
+        memcpy(d, best.d, sizeof d);
+        k = best.k;
+        m = best.m;
         break;
     }
     case ADAPT_COMPOUND: {
@@ -200,28 +261,25 @@ int adapt_baseline(const adapt_spec *sp, const model_cfg *c, double target_mflop
                      log(sp->compound_alpha * sp->compound_beta * sp->compound_beta);
         k = pow(sp->compound_alpha, phi);
         depths_of(&as, k, d);
-        double wn = pow(sp->compound_beta, phi);
-        m = fit_width(&as, d, lo, hi, wn, w, &macs);
+        m = solve_m(&as, d, target_mflops * 1e6);
+        rc = fit_at(&as, d, m, target_mflops, field, out, &r, &rounded, eb);
         json_object_set_new(info, "phi", json_real(phi));
-        json_object_set_new(info, "width_multiplier_rule", json_real(wn));
+        json_object_set_new(info, "width_multiplier_rule", json_real(pow(sp->compound_beta, phi)));
         break;
     }
     case ADAPT_DNA:
         rc = err_set(eb, ERR_INVALID, "dna is not a baseline");
         break;
     }
-    if (rc == 0 && (m <= 0 || macs < 0))
-        rc = err_set(eb, ERR_INVALID, "no %s network fits under %.4f MFLOPs",
-                     adaptspec_method_name(sp->method), hi / 1e6);
     if (rc == 0) {
-        cfg_of(&as, w, d, out);
         json_object_set_new(info, "width_multiplier", json_real(m));
         json_object_set_new(info, "depth_multiplier", json_real(k));
         json_object_set_new(info, "depths", nas_int_array(d, as.n_stages));
-        json_object_set_new(info, "in_band", json_boolean(macs >= lo && macs <= hi));
+        json_object_set_new(info, "rounded_mflops", json_real(rounded));
+        json_object_set_new(info, "moved_channels", json_integer(r.moved));
+        json_object_set_new(info, "distance", json_real(r.cost));
+        json_object_set_new(info, "in_band", json_boolean(r.in_band));
     }
-    free(w);
-    free(tw);
     as_deinit(&as);
     return rc;
 }

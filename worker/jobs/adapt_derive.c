@@ -1,140 +1,72 @@
 /* adapt_derive.c - the network a DNA search found (ALGORITHMS.md 3.2(f); see adapt.h).
  *
  * Widths round(E[c]) and depths round(E[depth]), then fitted into the
- * +-1 % band around the target one channel or one block at a time: the
- * candidate least likely to be kept goes while the net is too big (the
- * last kept channel of a unit, P of its group; the last kept block of a
- * stage, its q), the most likely next one comes while it is too small. The
- * proposal moves whole groups; single channels land closer to the target,
- * as in prune_derive.c. Sharing rules and block structure are kept.
+ * +-1 % band around the target by common/bandfit.h: the widths and depths
+ * nearest the expected ones (a group of a unit costs 1, a block 1) whose
+ * real MACs lie in the band, sharing rules and block structure kept; units
+ * only in dropped blocks keep their rounded widths. A target no network of
+ * the final space reaches within the band fails the job before retraining.
  */
+#include "common/bandfit.h"
 #include "common/xalloc.h"
 #include "worker/jobs/adapt.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Units that a layer of a kept block (or outside the blocks) reads or writes. */
-static void live_units(const adapt_space *as, const int *d, char *live)
+const char *adapt_target_field(const adapt_spec *as)
 {
-    memset(live, 0, (size_t)as->sp.n_units);
-    for (int i = 0; i < as->sp.n_layers; i++) {
-        const ps_layer *l = &as->sp.layers[i];
-        if (l->blk >= 0) {
-            int s = as_stage_of(as, l->blk);
-            if (l->blk - as->first[s] >= d[s])
-                continue;
-        }
-        if (l->in_unit >= 0)
-            live[l->in_unit] = 1;
-        if (l->out_unit >= 0)
-            live[l->out_unit] = 1;
-    }
+    return as->target_ratio > 0 ? "adapt.target_ratio" : "adapt.target_mflops";
 }
 
-int dna_fit_band(const adapt_state *st, int *w, int *d, double lo, double hi)
+/* All ranks take rank 0's outcome: its widths, depths and return code. */
+static int agree(adapter *a, int *w, int *d, int rc, errbuf *eb)
 {
-    const adapt_space *as = &st->as;
-    const prune_space *sp = &as->sp;
-    char *live = xcalloc((size_t)sp->n_units, 1);
-    double macs = as_macs(as, w, d);
-    int moved = 0;
-    while (macs > hi) {
-        int bu = -1, bs = -1;
-        double best = 2;
-        live_units(as, d, live);
-        for (int u = 0; u < sp->n_units; u++) {
-            if (!live[u] || !ps_move_ok(sp, w, u, w[u] - 1, sp->units[u].c_min))
-                continue;
-            double p = chains_channel_p(&st->ch, u, w[u] - 1);
-            if (p < best) {
-                best = p;
-                bu = u;
-            }
-        }
-        for (int s = 0; s < as->n_stages; s++) {
-            if (d[s] <= 1)
-                continue;
-            double q = st->dc.q[as->first[s] + d[s] - 1];
-            if (q < best) {
-                best = q;
-                bs = s;
-                bu = -1;
-            }
-        }
-        if (bs >= 0)
-            d[bs]--;
-        else if (bu >= 0)
-            w[bu]--;
-        else
-            break;
-        macs = as_macs(as, w, d);
-        moved++;
-    }
-    while (macs < lo) {
-        int bu = -1, bs = -1;
-        double best = -1;
-        live_units(as, d, live);
-        for (int u = 0; u < sp->n_units; u++) {
-            if (!live[u] || !ps_move_ok(sp, w, u, w[u] + 1, 1))
-                continue;
-            w[u]++;
-            double after = as_macs(as, w, d);
-            w[u]--;
-            double p = chains_channel_p(&st->ch, u, w[u]);
-            if (after <= hi && p > best) {
-                best = p;
-                bu = u;
-            }
-        }
-        for (int s = 0; s < as->n_stages; s++) {
-            if (d[s] >= as->depth[s])
-                continue;
-            d[s]++;
-            double after = as_macs(as, w, d);
-            d[s]--;
-            double q = st->dc.q[as->first[s] + d[s]];
-            if (after <= hi && q > best) {
-                best = q;
-                bs = s;
-                bu = -1;
-            }
-        }
-        if (bs >= 0)
-            d[bs]++;
-        else if (bu >= 0)
-            w[bu]++;
-        else
-            break;
-        macs = as_macs(as, w, d);
-        moved++;
-    }
-    free(live);
-    return moved;
+    if (a->j.d->world <= 1)
+        return rc;
+    const adapt_space *as = &a->st->as;
+    int rc0 = rc;
+    dist_bcast(&rc0, sizeof rc0, 0);
+    dist_bcast(w, (size_t)as->sp.n_units * sizeof(int), 0);
+    dist_bcast(d, (size_t)as->n_stages * sizeof(int), 0);
+    if (rc0 != rc)
+        rc = rc0 == 0 ? 0 : err_set(eb, rc0, "the derivation failed on rank 0");
+    return rc;
 }
 
-void dna_derive(adapter *a, int *w, int *d, json_t *info)
+int dna_derive(adapter *a, int *w, int *d, json_t *info, errbuf *eb)
 {
     const adapt_state *st = a->st;
     const adapt_space *as = &st->as;
-    double lo = a->target * (1 - ADAPT_TARGET_TOL), hi = a->target * (1 + ADAPT_TARGET_TOL);
+    int n = as->sp.n_units;
     adapt_expected_arch(st, w, d);
-    double es = as_macs(as, w, d) / 1e6;
     json_object_set_new(info, "expected",
-                        json_pack("{s:o, s:o, s:f}", "widths", nas_int_array(w, as->sp.n_units),
-                                  "depths", nas_int_array(d, as->n_stages), "mflops", es));
-    int moved = dna_fit_band(st, w, d, lo * 1e6, hi * 1e6);
-    double m = as_macs(as, w, d) / 1e6;
+                        json_pack("{s:o, s:o, s:f}", "widths", nas_int_array(w, n), "depths",
+                                  nas_int_array(d, as->n_stages), "mflops",
+                                  as_macs(as, w, d) / 1e6));
+    double *ec = xcalloc((size_t)n, sizeof(double)), ed[AS_MAX_STAGES];
+    adapt_expected(st, ec, ed);
+    bandfit_spec f = {.sp = &as->sp,
+                      .want = ec,
+                      .n_stages = as->n_stages,
+                      .first = as->first,
+                      .depth_max = as->depth,
+                      .want_depth = ed,
+                      .lo = a->target * (1 - ADAPT_TARGET_TOL) * 1e6,
+                      .hi = a->target * (1 + ADAPT_TARGET_TOL) * 1e6};
+    bandfit_result r;
+    int rc = bandfit_run(&f, w, d, &r);
+    double m = as_macs(as, w, d);
+    if (m != r.macs) /* the fit's count and the space's disagree: a bug, not an input */
+        rc = err_set(eb, ERR_INTERNAL, "derived network: %.0f MACs by the fit, %.0f by the space",
+                     r.macs, m);
+    else if (rc != 0)
+        rc = bandfit_error(eb, adapt_target_field(&a->as), a->target, &f, &r);
     json_object_set_new(info, "fitted",
-                        json_pack("{s:o, s:o, s:f, s:i, s:b}", "widths",
-                                  nas_int_array(w, as->sp.n_units), "depths",
-                                  nas_int_array(d, as->n_stages), "mflops", m, "moves", moved,
-                                  "in_band", m >= lo && m <= hi));
-    if (!(m >= lo && m <= hi))
-        nas_say(&a->j, "warn", "the derived network has %.4f MFLOPs, outside [%.4f, %.4f]", m, lo,
-                hi);
-    if (a->j.d->world > 1) { /* the same network everywhere, whatever the rounding */
-        dist_bcast(w, (size_t)as->sp.n_units * sizeof(int), 0);
-        dist_bcast(d, (size_t)as->n_stages * sizeof(int), 0);
-    }
+                        json_pack("{s:o, s:o, s:f, s:i, s:b, s:f, s:I}", "widths",
+                                  nas_int_array(w, n), "depths", nas_int_array(d, as->n_stages),
+                                  "mflops", m / 1e6, "moves", r.moved, "in_band", r.in_band,
+                                  "distance", r.cost, "combinations", (json_int_t)r.combos));
+    free(ec);
+    return agree(a, w, d, rc, eb); /* the same network everywhere, whatever the rounding */
 }

@@ -230,7 +230,9 @@ static int find_widths(pruner *p, long start, int *w, double *mult, double *top1
         *top1_inh = pruner_eval_widths(p, w, &p->j.test, eb);
         return *top1_inh < 0 ? ERR_INVALID : 0;
     }
-    *mult = prune_uniform_widths(p, w);
+    *derive = json_object();
+    if ((rc = prune_uniform_widths(p, w, *derive, mult, eb)) != 0)
+        return rc;
     if (p->j.spec->init_from[0]) { /* a given supernet: its accuracy and the slice's */
         p->top1_max = pruner_eval_widths(p, NULL, &p->j.test, eb);
         *top1_inh = pruner_eval_widths(p, w, &p->j.test, eb);

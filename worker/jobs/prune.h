@@ -5,9 +5,11 @@
  *   2. dmcp: trains the weight-sharing supernet and the architecture
  *      (prune_dmcp.c: warm-up with the sandwich rule, then alternating
  *      weight and architecture steps) and derives the network (prune_derive.c:
- *      the expected architecture, or a direct sample, fitted into the +-1 %
- *      band); uniform: one width multiplier meeting the same target
- *      (prune_uniform.c);
+ *      the expected architecture fitted into the +-1 % band, or a direct
+ *      sample in it); uniform: one width multiplier meeting the same target,
+ *      rounded and fitted into the band (prune_uniform.c). When no network
+ *      of the space lies in the band the job fails naming prune.target_*,
+ *      before any retraining;
  *   3. writes architecture.json (an explicit model config) and trains that
  *      network with the spec's optim recipe through train_run, from scratch
  *      or (finetune) from the supernet's weights, metrics renamed
@@ -27,6 +29,7 @@
 #ifndef KILN_JOBS_PRUNE_H
 #define KILN_JOBS_PRUNE_H
 
+#include "common/bandfit.h"
 #include "common/prunespec.h"
 #include "worker/data/dataset.h"
 #include "worker/data/loader.h"
@@ -72,22 +75,31 @@ int dmcp_search(pruner *p, long start, errbuf *eb);
 /* Restores a prune-search checkpoint into p->super and p->ch; *step gets its step. */
 int dmcp_load_checkpoint(pruner *p, const char *path, long *step, errbuf *eb);
 
-/* The derived network (prune_derive.c): ES or DS per p->ps.derive, fitted
- * into [target*(1-tol), target*(1+tol)] where the grid allows; fills w and
+/* The derived network (prune_derive.c): ES or DS per p->ps.derive, in
+ * [target*(1-tol), target*(1+tol)] (ES fitted by prune_fit_band); fills w and
  * adds "derive" details (ES and DS widths and MFLOPs, the direct samples)
- * to info. Returns 0 or ERR_INTERNAL (no direct sample in the band). */
+ * to info. Returns 0, ERR_INVALID (derive es: no network of the space
+ * in the band; the message names the target field and the nearest
+ * MFLOPs) or ERR_INTERNAL (derive ds: no direct sample in the band). On
+ * several ranks every rank returns rank 0's outcome. */
 int prune_derive_widths(pruner *p, int *w, json_t *info, errbuf *eb);
 
-/* Greedy fit of widths w into the band around the target (prune_derive.c):
- * drops channels from the unit whose last kept channel has the lowest keep
- * probability while above the band, adds channels with the highest
- * probability while below it (priority: chains when p->ch is trained, else
- * the unit's relative width). Returns the number of channels moved. */
-int prune_fit_band(pruner *p, int *w, const prune_chains *ch);
+/* The spec's target field: "prune.target_ratio" or "prune.target_mflops". */
+const char *prune_target_field(const pruner *p);
 
-/* The uniform baseline (prune_uniform.c): the largest multiplier whose net
- * is at most target*(1+tol) MFLOPs; fills w and returns the multiplier (in
- * reference-width units). */
-double prune_uniform_widths(const pruner *p, int *w);
+/* Fits widths w into [target*(1-tol), target*(1+tol)] (prune_derive.c;
+ * common/bandfit.h): the widths nearest `want` (n_units) with scale and
+ * lower bounds w_min (NULL: the unit's group and c_min; upper bound C).
+ * On entry w is the rounded start. Returns 0 with w in the band, or
+ * ERR_INVALID naming prune_target_field and the nearest MFLOPs (w is then
+ * that nearest network). r receives the outcome. */
+int prune_fit_band(const pruner *p, const double *want, const double *scale, const int *w_min,
+                   int *w, bandfit_result *r, errbuf *eb);
+
+/* The uniform baseline (prune_uniform.c): the multiplier m (in
+ * reference-width units, into *mult) whose real widths C*m/max meet the
+ * target exactly, rounded and fitted into the band; fills w and adds the
+ * details to info. Returns 0 or ERR_INVALID (the band out of reach). */
+int prune_uniform_widths(const pruner *p, int *w, json_t *info, double *mult, errbuf *eb);
 
 #endif

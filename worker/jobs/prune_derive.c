@@ -2,13 +2,15 @@
  *
  * Expected sampling (ES): every unit's width is round(E[c] - 1e-4), the
  * reference code's rule, then - unlike the reference, which does not check
- * it - fitted into the +-1 % band around the target one channel at a time,
- * taking channels off the units whose last kept channel is least likely to
- * be kept, or adding the most likely next channels. Direct sampling (DS):
- * walk every unit's chain and redraw the whole structure until its real
- * MACs lie in the band. Both keep the sharing rules (a unit is one width)
- * and the block structure (partner units stay apart).
+ * it - fitted into the +-1 % band around the target by common/bandfit.h:
+ * the widths nearest the expected ones (a group of a unit costs 1) whose
+ * real MACs lie in the band; a target no network of the space reaches
+ * within the band fails the job. Direct sampling (DS): walk every unit's
+ * chain and redraw the whole structure until its real MACs lie in the
+ * band. Both keep the sharing rules (a unit is one width) and the block
+ * structure (partner units apart).
  */
+#include "common/bandfit.h"
 #include "common/xalloc.h"
 #include "worker/jobs/prune.h"
 
@@ -26,53 +28,35 @@ static json_t *widths_json(const int *w, int n)
     return a;
 }
 
-int prune_fit_band(pruner *p, int *w, const prune_chains *ch)
+const char *prune_target_field(const pruner *p)
 {
-    const prune_space *sp = &p->sp;
-    double lo = p->target * (1 - PRUNE_TARGET_TOL) * 1e6,
-           hi = p->target * (1 + PRUNE_TARGET_TOL) * 1e6;
-    double macs = ps_macs(sp, w);
-    int moved = 0;
-    while (macs > hi) {
-        int best = -1;
-        double best_p = 2;
-        for (int u = 0; u < sp->n_units; u++) {
-            if (!ps_move_ok(sp, w, u, w[u] - 1, sp->units[u].c_min))
-                continue;
-            double pk = chains_channel_p(ch, u, w[u] - 1);
-            if (pk < best_p) {
-                best_p = pk;
-                best = u;
-            }
-        }
-        if (best < 0)
-            break;
-        w[best]--;
-        macs = ps_macs(sp, w);
-        moved++;
-    }
-    while (macs < lo) {
-        int best = -1;
-        double best_p = -1;
-        for (int u = 0; u < sp->n_units; u++) {
-            if (!ps_move_ok(sp, w, u, w[u] + 1, 1))
-                continue;
-            w[u]++;
-            double after = ps_macs(sp, w);
-            w[u]--;
-            double pk = chains_channel_p(ch, u, w[u]);
-            if (after <= hi && pk > best_p) {
-                best_p = pk;
-                best = u;
-            }
-        }
-        if (best < 0)
-            break;
-        w[best]++;
-        macs = ps_macs(sp, w);
-        moved++;
-    }
-    return moved;
+    return p->ps.target_ratio > 0 ? "prune.target_ratio" : "prune.target_mflops";
+}
+
+int prune_fit_band(const pruner *p, const double *want, const double *scale, const int *w_min,
+                   int *w, bandfit_result *r, errbuf *eb)
+{
+    bandfit_spec f = {.sp = &p->sp,
+                      .want = want,
+                      .scale = scale,
+                      .w_min = w_min,
+                      .lo = p->target * (1 - PRUNE_TARGET_TOL) * 1e6,
+                      .hi = p->target * (1 + PRUNE_TARGET_TOL) * 1e6};
+    int rc = bandfit_run(&f, w, NULL, r);
+    return rc == 0 ? 0 : bandfit_error(eb, prune_target_field(p), p->target, &f, r);
+}
+
+/* All ranks take rank 0's outcome: its widths and its return code. */
+static int agree(pruner *p, int *w, int rc, errbuf *eb)
+{
+    if (p->j.d->world <= 1)
+        return rc;
+    int rc0 = rc;
+    dist_bcast(&rc0, sizeof rc0, 0);
+    dist_bcast(w, (size_t)p->sp.n_units * sizeof(int), 0);
+    if (rc0 != rc)
+        rc = rc0 == 0 ? 0 : err_set(eb, rc0, "the derivation failed on rank 0");
+    return rc;
 }
 
 int prune_derive_widths(pruner *p, int *w, json_t *info, errbuf *eb)
@@ -80,17 +64,21 @@ int prune_derive_widths(pruner *p, int *w, json_t *info, errbuf *eb)
     const prune_space *sp = &p->sp;
     int n = sp->n_units;
     int *es = xcalloc((size_t)n, sizeof(int)), *ds = xcalloc((size_t)n, sizeof(int));
+    double *ec = xcalloc((size_t)n, sizeof(double));
     double lo = p->target * (1 - PRUNE_TARGET_TOL), hi = p->target * (1 + PRUNE_TARGET_TOL);
     chains_es_widths(&p->ch, es);
     json_object_set_new(
         info, "es",
         json_pack("{s:o, s:f}", "widths", widths_json(es, n), "mflops", ps_macs(sp, es) / 1e6));
-    int moved = prune_fit_band(p, es, &p->ch);
-    double es_m = ps_macs(sp, es) / 1e6;
+    chains_expected_widths(&p->ch, ec);
+    bandfit_result fr;
+    errbuf fit_eb = {{0}};
+    int fit_rc = prune_fit_band(p, ec, NULL, NULL, es, &fr, &fit_eb);
     json_object_set_new(info, "es_fitted",
-                        json_pack("{s:o, s:f, s:i, s:b}", "widths", widths_json(es, n), "mflops",
-                                  es_m, "moved_channels", moved, "in_band",
-                                  es_m >= lo && es_m <= hi));
+                        json_pack("{s:o, s:f, s:i, s:b, s:f, s:I}", "widths", widths_json(es, n),
+                                  "mflops", fr.macs / 1e6, "moved_channels", fr.moved, "in_band",
+                                  fr.in_band, "distance", fr.cost, "combinations",
+                                  (json_int_t)fr.combos));
     /* direct samples within the band */
     rng r;
     rng_derive(&r, p->j.spec->seed ^ DS_TAG, 0, 0);
@@ -114,19 +102,18 @@ int prune_derive_widths(pruner *p, int *w, json_t *info, errbuf *eb)
     json_object_set_new(info, "ds_draws", json_integer(draws));
     json_object_set_new(info, "used", json_string(p->ps.derive == PRUNE_DERIVE_DS ? "ds" : "es"));
     int rc = 0;
-    if (p->ps.derive == PRUNE_DERIVE_ES)
+    if (p->ps.derive == PRUNE_DERIVE_ES) {
         memcpy(w, es, (size_t)n * sizeof(int));
-    else if (found == 0)
+        if (fit_rc != 0) /* not trained: a network outside the band is not the job asked for */
+            rc = err_set(eb, fit_rc, "%s", fit_eb.msg);
+    } else if (found == 0) {
         rc = err_set(eb, ERR_INTERNAL,
                      "no direct sample within +-1 %% of %.4f MFLOPs in %d draws; use derive "
                      "\"es\"",
                      p->target, draws);
-    if (rc == 0 && !(es_m >= lo && es_m <= hi) && p->ps.derive == PRUNE_DERIVE_ES)
-        nas_say(&p->j, "warn", "the expected architecture has %.4f MFLOPs, outside [%.4f, %.4f]",
-                es_m, lo, hi);
-    if (p->j.d->world > 1) /* the same network everywhere, whatever the rounding */
-        dist_bcast(w, (size_t)n * sizeof(int), 0);
+    }
     free(es);
     free(ds);
-    return rc;
+    free(ec);
+    return agree(p, w, rc, eb); /* the same network everywhere, whatever the rounding */
 }
