@@ -121,7 +121,7 @@ static void run_space(const char *name, const char *text, int dna, int seeds)
         }
     }
     qsort(secs, (size_t)n, sizeof(double), cmp_double);
-    printf("%-9s %-5s %3d/%3d in band  worst %.3f %%  time median %.2f ms, max %.2f ms  "
+    printf("%-9s %-5s %3d/%3d in band  worst %.4f %%  time median %.2f ms, max %.2f ms  "
            "combinations <= %ld  mean distance %.2f\n",
            name, dna ? "dna" : "dmcp", in_band, n, 100 * worst, 1e3 * secs[n / 2],
            1e3 * secs[n - 1], max_combos, dist / n);

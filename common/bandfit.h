@@ -11,7 +11,8 @@
  *   + sum over the stages (d_s - want_depth_s)^2.
  * MACs come from the space's layer table (prunespace.h), exactly as
  * ps_macs and as_macs count them. Used by prune (DMCP, uniform) and adapt
- * (DNA and the three baselines). Pure C, no global state; thread-safe.
+ * (DNA and the three baselines). Depends on common/ only (prunespace.h,
+ * bestfirst.h), never on worker code. Pure C, no global state; thread-safe.
  */
 #ifndef KILN_BANDFIT_H
 #define KILN_BANDFIT_H
