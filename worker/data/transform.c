@@ -183,6 +183,7 @@ static void affine_nearest(image *out, const image *in, const double a[6])
         double x = (k & 1) ? W : 0, y = (k & 2) ? H : 0;
         assert(fabs(x * a[0] + y * a[1] + a[2]) < 32768.0);
         assert(fabs(x * a[3] + y * a[4] + a[5]) < 32768.0);
+        (void)x, (void)y; /* only the asserts read them */
     }
 #define TF_FIX(v) ((int)floor((v)*65536.0 + 0.5))
     int a0 = TF_FIX(a[0]), a1 = TF_FIX(a[1]), a3 = TF_FIX(a[3]), a4 = TF_FIX(a[4]);
