@@ -81,7 +81,8 @@ START_TEST(yields_every_vector_in_order)
 {
     rng r;
     rng_seed(&r, 3);
-    const int shapes[5][4] = {{5, 7, 3, 4}, {1, 9, 1, 6}, {12, 1, 1, 1}, {2, 2, 2, 2}, {8, 8, 8, 1}};
+    const int shapes[5][4] = {
+        {5, 7, 3, 4}, {1, 9, 1, 6}, {12, 1, 1, 1}, {2, 2, 2, 2}, {8, 8, 8, 1}};
     for (int s = 0; s < 5; s++)
         for (int n = 1; n <= 4; n++) {
             check_product(n, shapes[s], &r, 0);
