@@ -224,7 +224,7 @@ DEB_BUILD := build-essential pkg-config check libsubunit-dev libopenblas-openmp-
   libpng-dev
 DEB_PACKAGES := $(DEB_BUILD) openmpi-bin sqlite3 curl dataset-fashion-mnist \
   python3-torchvision python3-pil \
-  iproute2 procps psmisc jq \
+  iproute2 procps psmisc jq openssl \
   nodejs npm chromium
 # Only for `make bench`, `make fuzz`, `make lint`, `make format-check`.
 DEB_EXTRA := python3-torch python3-numpy wrk clang-14 libclang-rt-14-dev cppcheck clang-tidy \

@@ -54,6 +54,8 @@ static void usage(FILE *f)
             "10)\n"
             "  --sse-keepalive S      keepalive comment on idle event streams (default 15)\n"
             "  --sse-max N            event streams open at once (default 64)\n"
+            "  --tls-cert FILE        serve HTTPS with this PEM certificate (chain)\n"
+            "  --tls-key FILE         and its PEM private key (both or neither)\n"
             "\n"
             "usage: kiln-server hash-token [TOKEN]     the sha256: hash of TOKEN (or stdin)\n"
             "       kiln-server new-token NAME SCOPES  a new random token and its tokens-file "
@@ -73,6 +75,7 @@ typedef struct config {
     const char *tokens;
     char broker_buf[300];
     int conn_limit, per_ip_limit, idle_timeout, header_timeout, sse_keepalive, sse_max;
+    const char *tls_cert, *tls_key; /* PEM files; both or neither */
 } config;
 
 static int parse_args(int argc, char **argv, config *c)
@@ -94,6 +97,8 @@ static int parse_args(int argc, char **argv, config *c)
         {"header-timeout", required_argument, NULL, 'e'},
         {"sse-keepalive", required_argument, NULL, 'k'},
         {"sse-max", required_argument, NULL, 'x'},
+        {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'K'},
         {"help", no_argument, NULL, '?'},
         {NULL, 0, NULL, 0},
     };
@@ -180,6 +185,12 @@ static int parse_args(int argc, char **argv, config *c)
         case 'x':
             c->sse_max = atoi(optarg);
             break;
+        case 'c':
+            c->tls_cert = optarg;
+            break;
+        case 'K':
+            c->tls_key = optarg;
+            break;
         case '?':
         default:
             usage(stderr);
@@ -196,6 +207,11 @@ static int parse_args(int argc, char **argv, config *c)
         fprintf(stderr, "kiln-server: an option is out of range (heartbeat-ms >= 10, "
                         "liveness >= 2, body-limit >= 1024, port 0..65535, limits and timeouts "
                         ">= 1)\n");
+        return -1;
+    }
+    if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
+        fprintf(stderr, "kiln-server: --tls-cert and --tls-key go together (give both, or "
+                        "neither for plain HTTP)\n");
         return -1;
     }
     return 0;
@@ -292,6 +308,13 @@ int main(int argc, char **argv)
     memset(&a, 0, sizeof a);
     errbuf eb;
     char db[600];
+    void *tls_cert = NULL, *tls_key = NULL;
+    size_t tls_len = 0;
+    if (cfg.tls_cert != NULL && (files_read(cfg.tls_cert, &tls_cert, &tls_len, &eb) < 0 ||
+                                 files_read(cfg.tls_key, &tls_key, &tls_len, &eb) < 0)) {
+        log_error("TLS: %s", eb.msg);
+        goto out;
+    }
     if (cfg.tokens != NULL) {
         if (auth_load(&tokens, cfg.tokens, &eb) < 0) {
             log_error("%s", eb.msg);
@@ -371,14 +394,17 @@ int main(int argc, char **argv)
                        .conn_limit = cfg.conn_limit,
                        .per_ip_limit = cfg.per_ip_limit,
                        .idle_timeout_s = cfg.idle_timeout,
-                       .header_timeout_s = cfg.header_timeout};
+                       .header_timeout_s = cfg.header_timeout,
+                       .tls_cert_pem = tls_cert,
+                       .tls_key_pem = tls_key};
     if (http_start(&hs, &ho, routes_dispatch, &a, &eb) < 0) {
         log_error("%s", eb.msg);
         goto out;
     }
     int port = http_port(hs);
-    log_info("listening on http://%s:%d/ ; pools connect to %s ; data in %s", cfg.http_addr, port,
-             broker_endpoint(br), cfg.data_dir);
+    log_info("listening on %s://%s:%d/ ; pools connect to %s ; data in %s",
+             tls_cert != NULL ? "https" : "http", cfg.http_addr, port, broker_endpoint(br),
+             cfg.data_dir);
     if (tokens == NULL)
         log_info("no access tokens are configured: every route is open, so HTTP and the pool "
                  "socket listen on loopback only (give --tokens FILE to serve other hosts)");
@@ -400,6 +426,8 @@ out:
     json_decref(a.openapi_json);
     auth_free(tokens);
     stats_free(stats);
+    free(tls_cert);
+    free(tls_key);
     if (status == 0)
         log_info("stopped cleanly");
     return status;
