@@ -100,6 +100,7 @@ typedef struct net_act {
     int needs_grad;    /* a gradient must be computed for it */
     int recompute;     /* backward recomputes it at roff before node rec_at runs backward */
     int rec_at;        /* node index */
+    int rec_next;      /* next activation recomputed at the same node, in act order; -1 */
 } net_act;
 
 /* One buffer of the arena plan (net_plan.c): an activation's forward value,
@@ -129,6 +130,7 @@ typedef struct net_node {
     size_t aux_fixed, aux_per_sample;
     size_t iaux_off; /* into iaux (ints: max-pool argmax), sized for max_batch */
     size_t iaux_per_sample;
+    int rec_first; /* first activation to recompute before this node's backward; -1 */
     /* attributes */
     int k, stride, pad, groups; /* conv / maxpool */
     int heads, query;           /* attention */

@@ -98,17 +98,11 @@ static void find_uses(const net *m, act_use *u)
     }
 }
 
-/* Can backward recompute activation a instead of keeping it? */
-static int recomputable(const net *m, int a, const act_use *u)
+/* Is op an elementwise or copying op whose output backward can recompute
+ * exactly from its input (and the statistics the forward pass saved)? */
+static int recomputable_op(net_op op)
 {
-    const net_node *p = &m->nodes[m->acts[a].producer];
-    if (!p->live || a == m->output || u[a].bwd_hi < 0)
-        return 0;
-    if (p->op != NET_OP_BN && p->op != NET_OP_GELU && p->op != NET_OP_LN)
-        return 0;
-    /* its input must be a kept value: these ops read it in their own backward,
-     * which runs after every reader of their output */
-    return !m->acts[p->in[0]].recompute;
+    return op == NET_OP_BN || op == NET_OP_GELU || op == NET_OP_LN || op == NET_OP_SLICE;
 }
 
 static void add_buf(net *m, int a, net_buf_kind kind, int first, int last, int for_backward)
@@ -123,10 +117,56 @@ static void add_buf(net *m, int a, net_buf_kind kind, int first, int last, int f
     b->off = 0;
 }
 
+/* Which activations backward recomputes, and when they must exist there:
+ * rec[a] = 1 for those, with their backward interval [rfirst[a], rlast[a]]
+ * (rfirst > rlast: nothing reads it). A recomputed output may itself be the
+ * input of another recomputation (BN -> GELU, LN -> slice): its interval
+ * then starts where that one is recomputed. klast[a] is the last backward
+ * step that reads a kept activation, -1 if none. */
+static void decide_recompute(const net *m, const act_use *u, int planned, int *rec, int *rfirst,
+                             int *rlast, int *klast)
+{
+    int N = m->n_nodes;
+    for (int a = 0; a < m->n_acts; a++) {
+        const net_node *p = &m->nodes[m->acts[a].producer];
+        int has = u[a].bwd_hi >= 0;
+        rfirst[a] = has ? 2 * N - u[a].bwd_hi : 2 * N + 2;
+        rlast[a] = has ? 2 * N - u[a].bwd_lo : -1;
+        klast[a] = -1;
+        rec[a] = 0;
+        if (!planned || !p->live || a == m->output || m->acts[a].per_sample == 0 ||
+            !recomputable_op(p->op))
+            continue;
+        int src = p->in[0];
+        rec[a] = rec[src] || u[src].bwd_hi >= 0; /* the input is there in backward */
+    }
+    /* dependants come after their inputs: walk backwards so that an output's
+     * interval is final before it extends its input's */
+    for (int a = m->n_acts - 1; a >= 0; a--) {
+        if (!rec[a]) {
+            if (u[a].bwd_lo >= 0 && 2 * N - u[a].bwd_lo > klast[a])
+                klast[a] = 2 * N - u[a].bwd_lo;
+            continue;
+        }
+        if (rfirst[a] > rlast[a])
+            continue;
+        int src = m->nodes[m->acts[a].producer].in[0];
+        if (rec[src]) {
+            rfirst[src] = rfirst[a] < rfirst[src] ? rfirst[a] : rfirst[src];
+            rlast[src] = rfirst[a] > rlast[src] ? rfirst[a] : rlast[src];
+        } else if (rfirst[a] > klast[src]) {
+            klast[src] = rfirst[a];
+        }
+    }
+}
+
 /* Builds m->bufs from the uses and the recompute decisions. */
 static void build_bufs(net *m, const act_use *u, int planned)
 {
-    int N = m->n_nodes, end = 2 * N + 1;
+    int N = m->n_nodes, end = 2 * N + 1, n = m->n_acts + 1;
+    int *rec = xcalloc((size_t)n, sizeof(int)), *rfirst = xcalloc((size_t)n, sizeof(int));
+    int *rlast = xcalloc((size_t)n, sizeof(int)), *klast = xcalloc((size_t)n, sizeof(int));
+    decide_recompute(m, u, planned, rec, rfirst, rlast, klast);
     m->bufs = xcalloc((size_t)m->n_acts * 3 + 1, sizeof(net_buf));
     m->n_bufs = 0;
     for (int a = 0; a < m->n_acts; a++) {
@@ -135,19 +175,16 @@ static void build_bufs(net *m, const act_use *u, int planned)
         x->rec_at = -1;
         if (x->per_sample == 0)
             continue; /* a fused BN's own output: never materialised */
-        int p = x->producer, last = u[a].fwd_last;
-        if (a == m->output)
-            last = end;
-        if (planned && recomputable(m, a, u)) {
-            x->recompute = 1;
-            x->rec_at = u[a].bwd_hi;
+        int p = x->producer, last = a == m->output ? end : u[a].fwd_last;
+        if (rec[a]) {
             add_buf(m, a, NET_BUF_ACT, p, last, 0);
-            add_buf(m, a, NET_BUF_REC, 2 * N - u[a].bwd_hi, 2 * N - u[a].bwd_lo, 1);
+            if (rfirst[a] <= rlast[a]) {
+                x->recompute = 1;
+                x->rec_at = 2 * N - rfirst[a];
+                add_buf(m, a, NET_BUF_REC, rfirst[a], rlast[a], 1);
+            }
         } else {
-            int kept = u[a].bwd_lo >= 0;
-            if (kept && 2 * N - u[a].bwd_lo > last)
-                last = 2 * N - u[a].bwd_lo;
-            add_buf(m, a, NET_BUF_ACT, p, last, kept);
+            add_buf(m, a, NET_BUF_ACT, p, klast[a] > last ? klast[a] : last, klast[a] >= 0);
         }
         if (!x->needs_grad || (u[a].grad_hi < 0 && a != m->output))
             continue;
@@ -155,6 +192,7 @@ static void build_bufs(net *m, const act_use *u, int planned)
         int glast = m->nodes[p].op == NET_OP_INPUT ? end : 2 * N - p;
         add_buf(m, a, NET_BUF_GRAD, first < glast ? first : glast, glast, 1);
     }
+    free(rec), free(rfirst), free(rlast), free(klast);
 }
 
 static int by_size_desc(const void *pa, const void *pb)
@@ -220,6 +258,22 @@ void net_plan(net *m, int planned)
         m->arena_floats = top;
     }
     m->planned = planned;
+    /* per node, the activations to recompute before its backward, inputs first */
+    int *tail = xcalloc((size_t)m->n_nodes + 1, sizeof(int));
+    for (int i = 0; i < m->n_nodes; i++)
+        m->nodes[i].rec_first = tail[i] = -1;
+    for (int a = 0; a < m->n_acts; a++) {
+        net_act *x = &m->acts[a];
+        x->rec_next = -1;
+        if (!x->recompute)
+            continue;
+        if (tail[x->rec_at] < 0)
+            m->nodes[x->rec_at].rec_first = a;
+        else
+            m->acts[tail[x->rec_at]].rec_next = a;
+        tail[x->rec_at] = a;
+    }
+    free(tail);
     for (int i = 0; i < m->n_bufs; i++) {
         const net_buf *b = &m->bufs[i];
         net_act *x = &m->acts[b->act];

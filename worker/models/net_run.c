@@ -468,6 +468,14 @@ static void recompute(net *m, int x, int B)
         nn_layernorm_forward(out, mean, rstd, in, P(m, n->t[0]), P(m, n->t[1]), rows, y->C, n->eps);
         break;
     }
+    case NET_OP_SLICE: {
+        const net_act *src = &m->acts[n->in[0]];
+        size_t C = (size_t)y->C, T = (size_t)src->H * src->W;
+        for (int b = 0; b < B; b++)
+            memcpy(out + (size_t)b * n->count * C, in + ((size_t)b * T + n->start) * C,
+                   (size_t)n->count * C * sizeof(float));
+        break;
+    }
     default:
         assert(0 && "not a recomputable op");
         break;
@@ -477,12 +485,8 @@ static void recompute(net *m, int x, int B)
 /* Recomputes the activations that node i's backward reads first. */
 static void recompute_for(net *m, int i, int B)
 {
-    const net_node *n = &m->nodes[i];
-    for (int j = 0; j <= n->n_in; j++) {
-        int x = j < n->n_in ? n->in[j] : n->out;
-        if (m->acts[x].recompute && m->acts[x].rec_at == i)
-            recompute(m, x, B);
-    }
+    for (int x = m->nodes[i].rec_first; x >= 0; x = m->acts[x].rec_next)
+        recompute(m, x, B);
 }
 
 void net_backward(net *m, const float *dout)
