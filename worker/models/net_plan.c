@@ -12,11 +12,11 @@
  *     forward reader, and on to the last backward step that reads it (a
  *     conv, linear, BN, LN, GELU or attention reads its input; ReLU, ReLU6
  *     and a BN with a fused activation read their output).
- *   - The output of a live BN, LN or GELU whose input is kept anyway is not
- *     kept for backward: it is recomputed, bit for bit, just before the
- *     first backward step that reads it, into a buffer (kind REC) that lives
- *     only until its last backward reader. Where BN and ReLU are fused only
- *     the BN input stays across the pass.
+ *   - The output of a live BN, LN, GELU, slice or attention whose input is
+ *     there in backward anyway is not kept for backward: it is recomputed,
+ *     bit for bit, just before the first backward step that reads it, into
+ *     a buffer (kind REC) that lives only until its last backward reader.
+ *     Where BN and ReLU are fused only the BN input stays across the pass.
  *   - A gradient lives from the backward of its last consumer (where it is
  *     zeroed on first touch) to the backward of its producer.
  *
@@ -98,11 +98,13 @@ static void find_uses(const net *m, act_use *u)
     }
 }
 
-/* Is op an elementwise or copying op whose output backward can recompute
- * exactly from its input (and the statistics the forward pass saved)? */
+/* Is op a cheap op whose output backward can recompute exactly from its
+ * input and what the forward pass saved (statistics; attention: the
+ * probabilities, so only the product with v is redone)? */
 static int recomputable_op(net_op op)
 {
-    return op == NET_OP_BN || op == NET_OP_GELU || op == NET_OP_LN || op == NET_OP_SLICE;
+    return op == NET_OP_BN || op == NET_OP_GELU || op == NET_OP_LN || op == NET_OP_SLICE ||
+           op == NET_OP_ATTN;
 }
 
 static void add_buf(net *m, int a, net_buf_kind kind, int first, int last, int for_backward)

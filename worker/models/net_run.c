@@ -468,6 +468,12 @@ static void recompute(net *m, int x, int B)
         nn_layernorm_forward(out, mean, rstd, in, P(m, n->t[0]), P(m, n->t[1]), rows, y->C, n->eps);
         break;
     }
+    case NET_OP_ATTN: {
+        const net_act *src = &m->acts[n->in[0]];
+        nn_attention_output(out, AUX(m, n), in, B, src->H * src->W, y->C, n->heads, n->query,
+                            m->scratch);
+        break;
+    }
     case NET_OP_SLICE: {
         const net_act *src = &m->acts[n->in[0]];
         size_t C = (size_t)y->C, T = (size_t)src->H * src->W;
