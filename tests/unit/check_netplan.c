@@ -163,17 +163,16 @@ static void expect_same(const net *a, const net *b, const char *what, int step)
     for (int t = 0; t < a->n_tensors; t++) {
         const net_tensor *ta = &a->tensors[t];
         if (ta->kind == NET_COUNTER) {
-            ck_assert_mem_eq(a->counters + ta->off, b->counters + ta->off,
-                             ta->n * sizeof(int64_t));
+            ck_assert_mem_eq(a->counters + ta->off, b->counters + ta->off, ta->n * sizeof(int64_t));
             continue;
         }
-        ck_assert_msg(memcmp(net_tensor_data(a, t), net_tensor_data(b, t),
-                             ta->n * sizeof(float)) == 0,
+        ck_assert_msg(memcmp(net_tensor_data(a, t), net_tensor_data(b, t), ta->n * sizeof(float)) ==
+                          0,
                       "%s step %d: %s differs", what, step, ta->name);
         if (ta->kind == NET_PARAM)
-            ck_assert_msg(memcmp(net_tensor_grad(a, t), net_tensor_grad(b, t),
-                                 ta->n * sizeof(float)) == 0,
-                          "%s step %d: grad of %s differs", what, step, ta->name);
+            ck_assert_msg(
+                memcmp(net_tensor_grad(a, t), net_tensor_grad(b, t), ta->n * sizeof(float)) == 0,
+                "%s step %d: grad of %s differs", what, step, ta->name);
     }
 }
 

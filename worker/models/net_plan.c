@@ -23,9 +23,8 @@
  * Buffers are placed largest first, each at the lowest offset where it
  * overlaps no placed buffer whose interval meets its own.
  */
-#include "worker/models/net.h"
-
 #include "common/xalloc.h"
+#include "worker/models/net.h"
 #include "worker/nn/norm.h"
 
 #include <stdio.h>
@@ -314,8 +313,9 @@ void net_plan_print(const net *m, void *file)
         if (b->kind == NET_BUF_ACT && b->for_backward)
             kept += b->floats;
     }
-    fprintf(f, "arena %.1f MiB (buffers %.1f MiB unshared; kept for backward %.1f MiB); "
-               "aux %.1f MiB, argmax %.1f MiB, scratch %.1f MiB; params x4 %.1f MiB\n",
+    fprintf(f,
+            "arena %.1f MiB (buffers %.1f MiB unshared; kept for backward %.1f MiB); "
+            "aux %.1f MiB, argmax %.1f MiB, scratch %.1f MiB; params x4 %.1f MiB\n",
             mib(m->arena_floats), mib(sum), mib(kept), mib(m->aux_floats), mib(m->iaux_ints),
             mib(m->scratch_floats), mib(4 * m->n_params));
 }

@@ -105,10 +105,9 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
     case NET_OP_BN: {
         float *mean = AUX(m, n), *rstd = mean + y->C, *keep = rstd + y->C;
         if (m->training) {
-            nn_batchnorm_act_forward_train_keep(out, mean, rstd, keep, P(m, n->t[2]),
-                                                P(m, n->t[3]), in, P(m, n->t[0]), P(m, n->t[1]),
-                                                rows, y->C, n->eps, bn_momentum(m, n),
-                                                (nn_act_kind)n->act);
+            nn_batchnorm_act_forward_train_keep(out, mean, rstd, keep, P(m, n->t[2]), P(m, n->t[3]),
+                                                in, P(m, n->t[0]), P(m, n->t[1]), rows, y->C,
+                                                n->eps, bn_momentum(m, n), (nn_act_kind)n->act);
             m->counters[m->tensors[n->t[4]].off] += 1;
         } else {
             nn_batchnorm_act_forward_eval(out, in, P(m, n->t[0]), P(m, n->t[1]), P(m, n->t[2]),
