@@ -256,7 +256,7 @@ test: deps
 # the CPU chooses (or KILN_ISA forces), then the kernel suites again on each lower path
 # the CPU can run, so that every path a user may get stays exact.
 ENGINE_SUITES := act,attention,batchnorm,conv,dropout,gemm,isa,layernorm,linear,loss,optim,pool
-ENGINE_SUITES := $(ENGINE_SUITES),ref_cnn,ref_dense,reference
+ENGINE_SUITES := $(ENGINE_SUITES),ref_cnn,ref_dense,reference,netplan
 test-unit: $(TESTS)
 	KILN_REF=$(REF) OMP_NUM_THREADS=2 $(TESTS)
 	@top=$${KILN_ISA:-$$($(TESTS) --isas | tail -n 1)}; \
