@@ -35,7 +35,8 @@ typedef struct http_request {
     int n_headers;
     const char *body; /* NUL-terminated copy of the upload, or NULL */
     size_t len;
-    int too_large; /* the body went over the limit: answer 413 */
+    int too_large;         /* the body went over the limit: answer 413 */
+    const char *malformed; /* why the request breaks HTTP/1.1's rules (answer 400), or NULL */
     char request_id[24];
     /* Filled by the router: */
     const char *params[HTTP_MAX_PARAMS]; /* path parameters ({id}, {name}), in order */

@@ -52,11 +52,11 @@ int poolkeys_parse(poolkeys **out, const char *text, size_t len, const char *wha
         int got = sscanf(line, "%71s %47s %7s", name, key, extra);
         if (got <= 0 || name[0] == '#')
             continue;
-        const char *bad = got != 2                 ? "want '<name> <public key>'"
-                          : !name_valid(name)      ? "the name is not 1..63 printable characters"
-                          : !z85_key_valid(key)    ? "the key is not 40 Z85 characters"
+        const char *bad = got != 2                ? "want '<name> <public key>'"
+                          : !name_valid(name)     ? "the name is not 1..63 printable characters"
+                          : !z85_key_valid(key)   ? "the key is not 40 Z85 characters"
                           : poolkeys_name(k, key) ? "the key is listed twice"
-                                                   : NULL;
+                                                  : NULL;
         if (bad != NULL) {
             poolkeys_free(k);
             return err_set(eb, ERR_FORMAT, "%s line %d: %s", what, line_no, bad);

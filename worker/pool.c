@@ -265,6 +265,7 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
                                          {"pool-id", required_argument, NULL, 'p'},
                                          {"work-dir", required_argument, NULL, 'w'},
                                          {"token", required_argument, NULL, 't'},
+                                         {"token-file", required_argument, NULL, 'T'},
                                          {"server-key", required_argument, NULL, 'k'},
                                          {"curve-secret", required_argument, NULL, 's'},
                                          {NULL, 0, NULL, 0}};
@@ -291,6 +292,18 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
         case 't':
             snprintf(token, tlen, "%s", optarg);
             break;
+        case 'T': {
+            FILE *f = fopen(optarg, "r");
+            if (f == NULL || fgets(token, (int)tlen, f) == NULL) {
+                fprintf(stderr, "kiln-worker: cannot read a token from %s\n", optarg);
+                if (f != NULL)
+                    fclose(f);
+                return -1;
+            }
+            fclose(f);
+            token[strcspn(token, "\r\n")] = '\0';
+            break;
+        }
         case 'k':
             snprintf(cv->server_key, sizeof cv->server_key, "%s", optarg);
             break;
@@ -312,9 +325,10 @@ int pool_main(int argc, char **argv, const dist_info *d)
                    sizeof work, token, sizeof token, &cv) != 0) {
         fprintf(stderr,
                 "usage: mpirun -np N kiln-worker --connect tcp://HOST:PORT "
-                "[--pool-id ID] [--work-dir DIR] [--token TOKEN]\n"
+                "[--pool-id ID] [--work-dir DIR] [--token TOKEN | --token-file FILE]\n"
                 "       [--server-key KEY --curve-secret FILE]\n"
-                "  (the token, or $KILN_TOKEN: a 'pool' token of a server with --tokens;\n"
+                "  (the token, its file (first line), or $KILN_TOKEN: a 'pool' token of a server\n"
+                "   with --tokens; ps shows --token, so prefer the file or the variable;\n"
                 "   with a server started with --curve-secret: its public key, or\n"
                 "   $KILN_SERVER_KEY, and this pool's key file, or $KILN_CURVE_SECRET, whose\n"
                 "   public key the server lists under this pool's --pool-id)\n");

@@ -7,7 +7,8 @@
  *     download ID NAME [-o FILE]   workers   completion bash
  *
  * The server is --url, else $KILN_URL, else http://localhost:8080; the
- * bearer token is --token, else $KILN_TOKEN (none: no Authorization); an
+ * bearer token is --token (shown by ps: prefer the others), --token-file, else
+ * $KILN_TOKEN (none: no Authorization); an
  * https:// server is verified against --cacert, else $KILN_CACERT, else the
  * system's CAs.
  * `kiln --help`, `kiln help COMMAND` and `kiln COMMAND --help` list every
@@ -23,17 +24,42 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The first line of a token file (a token kept off the command line, where
+ * ps would show it). 0, or -1 with the reason on stderr. */
+static int read_token_file(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL || fgets(buf, (int)len, f) == NULL) {
+        fprintf(stderr, "kiln: cannot read a token from %s\n", path);
+        if (f != NULL)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (buf[0] == '\0') {
+        fprintf(stderr, "kiln: %s holds no token on its first line\n", path);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    static char token_buf[512];
     const char *url = getenv("KILN_URL");
     if (url == NULL || url[0] == '\0')
         url = "http://localhost:8080";
     const char *token = getenv("KILN_TOKEN");
     const char *cacert = getenv("KILN_CACERT");
     static const struct option opts[] = {
-        {"url", required_argument, NULL, 'u'},    {"token", required_argument, NULL, 't'},
-        {"cacert", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"url", required_argument, NULL, 'u'},
+        {"token", required_argument, NULL, 't'},
+        {"cacert", required_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},
+        {"token-file", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     /* Options before the command only; the command parses its own. */
@@ -44,6 +70,11 @@ int main(int argc, char **argv)
             break;
         case 't':
             token = optarg;
+            break;
+        case 'T':
+            if (read_token_file(optarg, token_buf, sizeof token_buf) != 0)
+                return 2;
+            token = token_buf;
             break;
         case 'c':
             cacert = optarg;

@@ -87,9 +87,10 @@ JOB
     >/dev/null || die "kiln submit --dry-run over https"
 id=$("$CLI" --url "$URL" --token "$tok" --cacert "$TMP/ca.pem" submit -q "$TMP/job.json") ||
     die "kiln submit over https"
+sed -n 1p "$TMP/new-gpu" >"$TMP/pool.token" # kept off the command line, where ps shows it
 OMP_NUM_THREADS=1 mpirun --oversubscribe --mca btl self,tcp -np 1 \
     "$KILN_BIN/kiln-worker" --connect "$EP" --pool-id pool-a --work-dir "$TMP/work-a" \
-    --token "$(sed -n 1p "$TMP/new-gpu")" >>"$TMP/pool-a.log" 2>&1 &
+    --token-file "$TMP/pool.token" >>"$TMP/pool-a.log" 2>&1 &
 POOLS="$POOLS $!"
 KILN_URL=$URL KILN_TOKEN=$tok KILN_CACERT=$TMP/ca.pem timeout 120 "$CLI" watch "$id" \
     >"$TMP/watch.out" 2>&1 || die "kiln watch over https: $(tail -3 "$TMP/watch.out")"
