@@ -58,6 +58,25 @@ train resnet '{"arch":"resnet_cifar","image_size":12,"in_channels":3,"num_classe
                "stages":[{"width":8,"mids":[8]},{"width":16,"mids":[12]}]}'
 check resnet "$TMP/resnet/model.safetensors"
 
+train mbv2 '{"arch":"mobilenetv2","image_size":12,"in_channels":3,"num_classes":5,"stem":8,
+             "blocks":[{"hidden":8,"out":8,"stride":1},{"hidden":24,"out":8,"stride":1},
+                       {"hidden":24,"out":16,"stride":2}],"last":32}'
+check mbv2 "$TMP/mbv2/model.safetensors"
+
+# CeiT: I2T stem (conv, BN, max-pool), LeFF (depthwise conv), LCA head
+train ceit '{"arch":"ceit","image_size":12,"in_channels":3,"num_classes":5,"embed_dim":16,
+             "depth":2,"num_heads":2,"patch_size":2,
+             "stem":{"type":"i2t","channels":8,"kernel":3,"stride":1,"pool":true},
+             "ffn":{"type":"leff","kernel":3},"head":"lca"}'
+check ceit "$TMP/ceit/model.safetensors"
+check ceit-opset17 "$TMP/ceit/model.safetensors" "" 17
+
+# DeiT: patchify stem, MLP, class-token head
+train deit '{"arch":"deit","image_size":12,"in_channels":3,"num_classes":5,"embed_dim":16,
+             "depth":2,"num_heads":2,"patch_size":4,"stem":{"type":"patchify"},
+             "ffn":{"type":"mlp"},"head":"cls"}'
+check deit "$TMP/deit/model.safetensors"
+
 # the comparison can fail: kiln's logits moved by 1e-3
 jq -c '.logits[0] += 0.001' "$TMP/resnet.logits.json" > "$TMP/off.json"
 if node "$EXPORT_DIR/check_onnx.mjs" "$TMP/resnet.onnx" "$TMP/off.json" > "$TMP/off.log" 2>&1; then
