@@ -77,6 +77,30 @@ train deit '{"arch":"deit","image_size":12,"in_channels":3,"num_classes":5,"embe
              "ffn":{"type":"mlp"},"head":"cls"}'
 check deit "$TMP/deit/model.safetensors"
 
+# a DMCP-pruned and a DNA-adapted ResNet, exported from their architecture.json
+PMODEL='{"arch":"resnet_cifar","image_size":12,"in_channels":3,"num_classes":5,"stem":8,
+         "stages":[{"width":8,"mids":[8,8]},{"width":16,"mids":[16,16]}]}'
+cat > "$TMP/dmcp.json" <<JSON
+{"name":"ex-dmcp","type":"prune","seed":2,"model":$PMODEL,"data":$DATA,
+ "optim":{"lr":0.05,"batch_size":32,"epochs":1},
+ "prune":{"method":"dmcp","target_ratio":0.5,"warmup_epochs":1,"search_epochs":1,
+          "search":{"batch_size":32},"calib_batches":2}}
+JSON
+cat > "$TMP/dna.json" <<JSON
+{"name":"ex-dna","type":"adapt","seed":3,"model":$PMODEL,"data":$DATA,
+ "optim":{"lr":0.05,"batch_size":32,"epochs":1},
+ "adapt":{"method":"dna","target_ratio":0.5,"warmup_epochs":1,"search_epochs":2,
+          "search":{"batch_size":32},"calib_batches":2,"arch":{"lr":20,"init":"existing"},
+          "elastic":{"check_every":2,"settle_steps":2}}}
+JSON
+for job in dmcp dna; do
+    "$WORKER" run "$TMP/$job.json" --out "$TMP/$job" --no-progress > "$TMP/$job.log" 2>&1 ||
+        fail "$job job: $(tail -3 "$TMP/$job.log")"
+    jq -e --argjson full "$PMODEL" '. != $full' "$TMP/$job/architecture.json" > /dev/null ||
+        fail "the $job job left the network as it was"
+    check "$job" "$TMP/$job/model.safetensors" "$TMP/$job/architecture.json"
+done
+
 # the comparison can fail: kiln's logits moved by 1e-3
 jq -c '.logits[0] += 0.001' "$TMP/resnet.logits.json" > "$TMP/off.json"
 if node "$EXPORT_DIR/check_onnx.mjs" "$TMP/resnet.onnx" "$TMP/off.json" > "$TMP/off.log" 2>&1; then
