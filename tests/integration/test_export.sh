@@ -51,12 +51,18 @@ assert m.opset_import[0].version == int(sys.argv[2]), m.opset_import' "$TMP/$nam
     "$LOGITS" "$@" --n 4 --seed 7 > "$TMP/$name.logits.json" || fail "kiln's logits of $name"
     node "$EXPORT_DIR/check_onnx.mjs" "$TMP/$name.onnx" "$TMP/$name.logits.json" ||
         fail "$name: onnxruntime's logits differ from kiln's"
-    ok "$name: exported at opset $opset, checked, onnxruntime's logits equal kiln's"
+    [ "$opset" != 13 ] || "$PY" "$EXPORT_DIR/check_torch.py" "$weights" "$TMP/$name.logits.json" \
+        ${model:+--model "$model"} || fail "$name: kiln_torch's logits differ from kiln's"
+    ok "$name: exported at opset $opset, checked; onnxruntime's and PyTorch's logits equal kiln's"
 }
 
-train resnet '{"arch":"resnet_cifar","image_size":12,"in_channels":3,"num_classes":5,"stem":8,
-               "stages":[{"width":8,"mids":[8]},{"width":16,"mids":[12]}]}'
+# ResNet and MobileNetV2 in their preset forms (the pruned ones below are explicit)
+train resnet '{"arch":"resnet_cifar","image_size":12,"in_channels":3,"num_classes":5,"depth":8,
+               "widths":[8,16]}'
 check resnet "$TMP/resnet/model.safetensors"
+train mbv2-preset '{"arch":"mobilenetv2","image_size":12,"in_channels":3,"num_classes":5,
+                    "width_mult":0.25}'
+check mbv2-preset "$TMP/mbv2-preset/model.safetensors"
 
 train mbv2 '{"arch":"mobilenetv2","image_size":12,"in_channels":3,"num_classes":5,"stem":8,
              "blocks":[{"hidden":8,"out":8,"stride":1},{"hidden":24,"out":8,"stride":1},
@@ -108,3 +114,48 @@ if node "$EXPORT_DIR/check_onnx.mjs" "$TMP/resnet.onnx" "$TMP/off.json" > "$TMP/
 fi
 grep -q "differ from kiln's" "$TMP/off.log" || fail "check_onnx.mjs: $(cat "$TMP/off.log")"
 ok "logits off by 1e-3 fail the onnxruntime check"
+if "$PY" "$EXPORT_DIR/check_torch.py" "$TMP/resnet/model.safetensors" "$TMP/off.json" \
+    > "$TMP/off.log" 2>&1; then
+    fail "check_torch.py accepted logits off by 1e-3"
+fi
+grep -q "differ from kiln's" "$TMP/off.log" || fail "check_torch.py: $(cat "$TMP/off.log")"
+ok "logits off by 1e-3 fail the PyTorch check"
+
+# bad input fails, naming the problem
+expect_fail() { # WHAT PATTERN COMMAND...
+    what=$1
+    pattern=$2
+    shift 2
+    if "$@" > "$TMP/bad.log" 2>&1; then
+        fail "$what was accepted"
+    fi
+    grep -q "$pattern" "$TMP/bad.log" || fail "$what: the error does not say '$pattern': $(cat "$TMP/bad.log")"
+}
+"$PY" -c 'import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n]); h.pop("__metadata__")
+t = json.dumps(h).encode(); t += b" " * (-len(t) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])' \
+    "$TMP/dmcp/model.safetensors" "$TMP/bare.safetensors"
+expect_fail "weights without metadata or --model" "no model metadata" \
+    "$WORKER" export --onnx "$TMP/x.onnx" --weights "$TMP/bare.safetensors"
+expect_fail "kiln_torch on weights without metadata" "no model metadata" \
+    "$PY" "$EXPORT_DIR/check_torch.py" "$TMP/bare.safetensors" "$TMP/dmcp.logits.json"
+check bare "$TMP/bare.safetensors" "$TMP/dmcp/architecture.json"
+expect_fail "weights that do not fit --model" "conv1.weight" \
+    "$WORKER" export --onnx "$TMP/x.onnx" --weights "$TMP/dmcp/model.safetensors" \
+    --model "$PMODEL"
+expect_fail "kiln_torch with weights that do not fit the config" "conv1.weight" \
+    "$PY" "$EXPORT_DIR/check_torch.py" "$TMP/dmcp/model.safetensors" "$TMP/dmcp.logits.json" \
+    --model "$PMODEL"
+expect_fail "an invalid --model" "model.num_heads" \
+    "$WORKER" export --onnx "$TMP/x.onnx" --weights "$TMP/deit/model.safetensors" \
+    --model '{"arch":"deit","image_size":12,"in_channels":3,"num_classes":5,"embed_dim":16,
+              "depth":2,"num_heads":3,"patch_size":4}'
+expect_fail "a missing weights file" "$TMP/none.safetensors" \
+    "$WORKER" export --onnx "$TMP/x.onnx" --weights "$TMP/none.safetensors"
+expect_fail "opset 12" "opset 12" \
+    "$WORKER" export --onnx "$TMP/x.onnx" --weights "$TMP/resnet/model.safetensors" --opset 12
+[ ! -e "$TMP/x.onnx" ] || fail "a failed export left $TMP/x.onnx"
+ok "bad input to export and kiln_torch fails naming the problem"
