@@ -64,7 +64,7 @@ static const char *tensor(exporter *x, int id)
 static const char *scalar(exporter *x, float v)
 {
     for (int k = 0; k < x->n_scalars; k++)
-        if (memcmp(&x->scalar_value[k], &v, sizeof v) == 0)
+        if (x->scalar_value[k] == v)
             return x->scalar_name[k];
     if (x->n_scalars == MAX_SCALARS)
         abort(); /* the exporter uses a handful of scalars; more is a bug */
