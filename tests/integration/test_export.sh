@@ -69,9 +69,10 @@ train mbv2 '{"arch":"mobilenetv2","image_size":12,"in_channels":3,"num_classes":
                        {"hidden":24,"out":16,"stride":2}],"last":32}'
 check mbv2 "$TMP/mbv2/model.safetensors"
 
-# CeiT: I2T stem (conv, BN, max-pool), LeFF (depthwise conv), LCA head
+# CeiT: I2T stem (conv, BN, max-pool), LeFF (depthwise conv), LCA head; depth 3 gives
+# two LeFFs the output reads (the last block's is dead under LCA)
 train ceit '{"arch":"ceit","image_size":12,"in_channels":3,"num_classes":5,"embed_dim":16,
-             "depth":2,"num_heads":2,"patch_size":2,
+             "depth":3,"num_heads":2,"patch_size":2,
              "stem":{"type":"i2t","channels":8,"kernel":3,"stride":1,"pool":true},
              "ffn":{"type":"leff","kernel":3},"head":"lca"}'
 check ceit "$TMP/ceit/model.safetensors"
@@ -82,6 +83,13 @@ train deit '{"arch":"deit","image_size":12,"in_channels":3,"num_classes":5,"embe
              "depth":2,"num_heads":2,"patch_size":4,"stem":{"type":"patchify"},
              "ffn":{"type":"mlp"},"head":"cls"}'
 check deit "$TMP/deit/model.safetensors"
+
+# a mix: I2T without pool, LeFF 5x5 in every block, class-token head
+train mix '{"arch":"deit","image_size":12,"in_channels":3,"num_classes":5,"embed_dim":16,
+            "depth":2,"num_heads":4,"mlp_ratio":2.5,"patch_size":3,
+            "stem":{"type":"i2t","channels":6,"kernel":5,"stride":1,"pool":false},
+            "ffn":{"type":"leff","kernel":5},"head":"cls"}'
+check mix "$TMP/mix/model.safetensors"
 
 # a DMCP-pruned and a DNA-adapted ResNet, exported from their architecture.json
 PMODEL='{"arch":"resnet_cifar","image_size":12,"in_channels":3,"num_classes":5,"stem":8,

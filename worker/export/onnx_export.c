@@ -347,13 +347,14 @@ static void emit_attention(exporter *x, const net_node *n)
     reshape(x, ot, 3, out3, produce(x, n->out, LAY_TOKENS));
 }
 
-/* Token 0 of activation a as (B, 1, C), into buf (or a's own name). */
+/* Token 0 of activation a as (B, 1, C): a's own name when it has one token,
+ * else a fresh name written into buf (NAME_LEN bytes). */
 static const char *first_token(exporter *x, int a, char *buf)
 {
     const char *t = get(x, a, LAY_TOKENS);
     if (rows_of(&x->m->acts[a]) == 1)
         return t;
-    slice(x, t, 1, 0, 1, buf);
+    slice(x, t, 1, 0, 1, tmp(x, buf));
     return buf;
 }
 
@@ -388,7 +389,7 @@ static void emit_sequence(exporter *x, const net_node *n)
         char(*firsts)[NAME_LEN] = xcalloc((size_t)n->n_in, NAME_LEN);
         const char *ins[NET_MAX_IN];
         for (int i = 0; i < n->n_in; i++)
-            ins[i] = first_token(x, n->in[i], tmp(x, firsts[i]));
+            ins[i] = first_token(x, n->in[i], firsts[i]);
         const char *out = produce(x, n->out, LAY_TOKENS);
         char cat[NAME_LEN];
         if (n->t[0] < 0) {
