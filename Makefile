@@ -223,7 +223,7 @@ DEB_BUILD := build-essential pkg-config check libsubunit-dev libopenblas-openmp-
   libcurl4-openssl-dev uuid-dev zlib1g-dev libsodium-dev libyaml-dev libjpeg62-turbo-dev \
   libpng-dev
 DEB_PACKAGES := $(DEB_BUILD) openmpi-bin sqlite3 curl dataset-fashion-mnist \
-  python3-torchvision python3-pil python3-onnx \
+  python3-torch python3-torchvision python3-pil python3-onnx \
   iproute2 procps psmisc jq openssl \
   nodejs npm chromium
 # Only for `make bench`, `make fuzz`, `make lint`, `make format-check`.

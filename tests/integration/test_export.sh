@@ -1,7 +1,8 @@
 # test_export.sh - `kiln-worker export --onnx` and api/python/kiln_torch.py.
 #
-# Short jobs on synthetic data give trained ResNet-CIFAR, MobileNetV2, CeiT
-# and DeiT weights, a DMCP-pruned ResNet and a DNA-adapted ResNet. Each is
+# Short jobs on synthetic data give trained ResNet-CIFAR, MobileNetV2, CeiT,
+# DeiT and a ViT mix, a DMCP-pruned ResNet and a DNA-adapted ResNet (and a
+# checkpoint, and weights without metadata exported with --model). Each is
 # exported to ONNX (opset 13; one ViT also at opset 17), the file passes
 # Debian's python3-onnx checker (full check, with shape inference), and on
 # seeded inputs onnxruntime's logits (tests/export/check_onnx.mjs) and those
@@ -60,6 +61,8 @@ assert m.opset_import[0].version == int(sys.argv[2]), m.opset_import' "$TMP/$nam
 train resnet '{"arch":"resnet_cifar","image_size":12,"in_channels":3,"num_classes":5,"depth":8,
                "widths":[8,16]}'
 check resnet "$TMP/resnet/model.safetensors"
+ckpt=$(ls "$TMP"/resnet/ckpt-*.safetensors | tail -n 1)
+check resnet-checkpoint "$ckpt" # optimizer and training tensors are left out
 train mbv2-preset '{"arch":"mobilenetv2","image_size":12,"in_channels":3,"num_classes":5,
                     "width_mult":0.25}'
 check mbv2-preset "$TMP/mbv2-preset/model.safetensors"
