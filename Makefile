@@ -10,7 +10,7 @@
 #
 # Sources are found by wildcard, so adding a file needs no edit here:
 #   common/*.c                       -> libkiln_common.a   (no MPI/ZeroMQ/MHD)
-#   worker/{nn,models,data,jobs}/*.c, worker/*.c except main.c -> libkiln_worker.a
+#   worker/{nn,models,data,jobs,export}/*.c, worker/*.c except main.c -> libkiln_worker.a
 #   server/*.c except main.c         -> libkiln_server.a
 #   server/cli/*.c                   -> kiln (the CLI)
 #   tests/unit/check_<name>.c        -> one suite, suite_<name>(), in kiln-tests
@@ -76,7 +76,7 @@ COMMON_SRC := $(sort $(wildcard common/*.c))
 NN_DISPATCH_SRC := worker/nn/isa.c worker/nn/startup.c
 NN_KERNEL_SRC := $(filter-out $(NN_DISPATCH_SRC),$(sort $(wildcard worker/nn/*.c)))
 WORKER_SRC := $(NN_DISPATCH_SRC) \
-              $(sort $(wildcard worker/models/*.c worker/data/*.c worker/jobs/*.c) \
+              $(sort $(wildcard worker/models/*.c worker/data/*.c worker/jobs/*.c worker/export/*.c) \
                      $(filter-out worker/main.c,$(wildcard worker/*.c)))
 SERVER_SRC := $(sort $(filter-out server/main.c,$(wildcard server/*.c)))
 CLI_SRC := $(sort $(wildcard server/cli/*.c))
@@ -223,7 +223,7 @@ DEB_BUILD := build-essential pkg-config check libsubunit-dev libopenblas-openmp-
   libcurl4-openssl-dev uuid-dev zlib1g-dev libsodium-dev libyaml-dev libjpeg62-turbo-dev \
   libpng-dev
 DEB_PACKAGES := $(DEB_BUILD) openmpi-bin sqlite3 curl dataset-fashion-mnist \
-  python3-torchvision python3-pil \
+  python3-torch python3-torchvision python3-pil python3-onnx \
   iproute2 procps psmisc jq openssl \
   nodejs npm chromium
 # Only for `make bench`, `make fuzz`, `make lint`, `make format-check`.
@@ -231,8 +231,9 @@ DEB_EXTRA := python3-torch python3-numpy wrk clang-14 libclang-rt-14-dev cppchec
   clang-format
 
 # npm projects (package.json + package-lock.json): the dashboard's chart
-# library, the browser tests' and API linter's tools, and the manifest validator.
-NPM_DIRS := server/dashboard tests/browser tests/deploy
+# library, the browser tests' and API linter's tools, the manifest validator, and
+# onnxruntime for the ONNX export checks (tests/export).
+NPM_DIRS := server/dashboard tests/browser tests/deploy tests/export
 
 deps:
 	@./tests/deps.sh $(DEB_PACKAGES)
