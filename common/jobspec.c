@@ -540,8 +540,14 @@ static json_t *canonical_json(const job_spec *s)
         json_object_set_new(j, "prune", json_deep_copy(s->prune));
     if (s->adapt != NULL)
         json_object_set_new(j, "adapt", json_deep_copy(s->adapt));
-    if (s->init_from[0])
-        json_object_set_new(j, "init_from", json_string(s->init_from));
+    if (s->init.kind != INIT_NONE)
+        json_object_set_new(j, "init_from", initref_to_json(&s->init));
+    if (s->n_after > 0) {
+        json_t *a = json_array();
+        for (int i = 0; i < s->n_after; i++)
+            json_array_append_new(a, json_string(s->after[i]));
+        json_object_set_new(j, "after", a);
+    }
     json_object_set_new(j, "seed", json_integer((json_int_t)s->seed));
     return j;
 }
@@ -570,7 +576,9 @@ int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_err
     int name_rc = jf_str(&o, "name", out->name, sizeof out->name, NULL);
     jf_int(&o, "priority", &out->priority, 50, 0, MAX_PRIORITY);
     jf_str(&o, "idempotency_key", out->idempotency_key, sizeof out->idempotency_key, NULL);
-    jf_str(&o, "init_from", out->init_from, sizeof out->init_from, NULL);
+    initref_parse(&out->init, &o, "init_from");
+    initref_describe(&out->init, out->init_from, sizeof out->init_from);
+    initref_parse_after(&o, "after", out->after, &out->n_after);
     long long seed;
     jf_long(&o, "seed", &seed, 0, 0, LLONG_MAX);
     out->seed = (uint64_t)seed;

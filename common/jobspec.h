@@ -10,6 +10,7 @@
 #define KILN_JOBSPEC_H
 
 #include "common/fielderr.h"
+#include "common/initref.h"
 #include "common/modelcfg.h"
 
 #include <jansson.h>
@@ -113,7 +114,10 @@ typedef struct job_spec {
     long ckpt_every_steps; /* checkpoint.every_steps; 0 = only at epoch ends */
     int ckpt_keep_last;
     int max_restarts;    /* retry.max_restarts */
-    char init_from[256]; /* job id or artifact path to start from; "" = fresh */
+    char init_from[256]; /* init.path, or a description of init (initref_describe); "" = fresh */
+    init_ref init;       /* init_from as given (common/initref.h) */
+    char after[INITREF_MAX_AFTER][INITREF_ID_MAX]; /* jobs to wait for (server side) */
+    int n_after;
     uint64_t seed;
     double params; /* derived: trainable parameters of the model */
     double mflops; /* derived: MACs of one forward pass / 1e6 */

@@ -3,6 +3,7 @@
 #include "common/log.h"
 #include "server/files.h"
 #include "server/handlers.h"
+#include "server/lineage.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -132,7 +133,23 @@ int jobs_create(app *a, http_request *req, http_response *resp)
         }
         snprintf(info.idem_key, sizeof info.idem_key, "%s", hkey);
     }
+    lineage lin;
+    char field[32];
+    errbuf leb;
+    rc = lineage_prepare(a->st, a->data_dir, canon, &lin, field, sizeof field, &leb);
+    if (rc != 0) {
+        lineage_free(&lin);
+        json_decref(canon);
+        if (rc != ERR_INVALID)
+            return store_failure(resp, req, rc, &leb);
+        size_t fl = strlen(field);
+        const char *why = leb.msg;
+        if (strncmp(why, field, fl) == 0 && strncmp(why + fl, ": ", 2) == 0)
+            why += fl + 2;
+        return api_error_field(resp, req, 400, field, why);
+    }
     if (flag_true(dry)) {
+        lineage_free(&lin);
         json_t *out = json_pack("{s:b,s:o,s:I,s:f}", "valid", 1, "spec", canon, "params",
                                 (json_int_t)info.params, "mflops", info.mflops);
         return api_json(resp, 200, out);
@@ -152,9 +169,11 @@ int jobs_create(app *a, http_request *req, http_response *resp)
                         .mflops = info.mflops,
                         .idem_key = info.idem_key,
                         .body_hash = hash};
+    lineage_to_job(&lin, &nj);
     char id[STORE_ID_MAX];
     errbuf eb;
     rc = store_job_create(a->st, &nj, id, &eb);
+    lineage_free(&lin);
     free(text);
     if (rc == ERR_EXISTS)
         return api_error_field(resp, req, 409, "idempotency_key", eb.msg);
