@@ -554,6 +554,12 @@ static json_t *canonical_json(const job_spec *s)
 
 int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_errors *fe)
 {
+    return jobspec_parse_flags(out, canonical, in, fe, 0);
+}
+
+int jobspec_parse_flags(job_spec *out, json_t **canonical, const json_t *in, field_errors *fe,
+                        unsigned flags)
+{
     memset(out, 0, sizeof *out);
     if (canonical != NULL)
         *canonical = NULL;
@@ -588,8 +594,10 @@ int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_err
     ds_dims dims;
     parse_data(out, &o, model, &dims, raw_recipe(in));
     int before_model = o.n_err;
-    parse_model(out, &o, model, &dims);
-    int model_ok = o.n_err == before_model;
+    int later = model == NULL && (flags & JOBSPEC_MODEL_LATER) && out->init.kind != INIT_NONE;
+    if (!later)
+        parse_model(out, &o, model, &dims);
+    int model_ok = !later && o.n_err == before_model;
     parse_optim(out, &o, raw_model_family(model));
     if (out->type == JOB_PRUNE) {
         prune_spec ps;
@@ -611,6 +619,15 @@ int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_err
     if (jf_finish(&o) != 0)
         return ERR_INVALID;
 
+    if (later) { /* as given: the defaults follow once the model is known */
+        out->model_later = 1;
+        if (name_rc == JF_ABSENT)
+            snprintf(out->name, sizeof out->name, "%s-from-%.100s", TYPE_NAMES[out->type],
+                     out->init.id);
+        if (canonical != NULL)
+            *canonical = json_deep_copy(in);
+        return 0;
+    }
     if (name_rc == JF_ABSENT)
         snprintf(out->name, sizeof out->name, "%s-%s", modelcfg_arch_name(out->model.arch),
                  TYPE_NAMES[out->type]);

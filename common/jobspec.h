@@ -119,6 +119,7 @@ typedef struct job_spec {
     char after[INITREF_MAX_AFTER][INITREF_ID_MAX]; /* jobs to wait for (server side) */
     int n_after;
     uint64_t seed;
+    int model_later; /* JOBSPEC_MODEL_LATER took effect: no model yet (server only) */
     double params; /* derived: trainable parameters of the model */
     double mflops; /* derived: MACs of one forward pass / 1e6 */
 } job_spec;
@@ -131,6 +132,17 @@ typedef struct job_spec {
  * type, so ERR_UNSUPPORTED is not returned now); *canonical is then NULL. fe (may be NULL) is reset
  * first. Release *out with jobspec_free, also after a failure. */
 int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_errors *fe);
+
+/* jobspec_parse with flags. JOBSPEC_MODEL_LATER (the server, for a job whose
+ * init_from source has not finished): a spec without "model" but with
+ * init_from is accepted with every other field checked; out->model_later
+ * is set, the name defaults to "<type>-from-<source id>", params and
+ * mflops are 0, and *canonical is a copy of `in` (the defaults that depend
+ * on the model are filled when the source's model is added and the spec
+ * parsed again). */
+#define JOBSPEC_MODEL_LATER 1u
+int jobspec_parse_flags(job_spec *out, json_t **canonical, const json_t *in, field_errors *fe,
+                        unsigned flags);
 
 /* Frees what jobspec_parse allocated inside s (not s itself). */
 void jobspec_free(job_spec *s);

@@ -65,4 +65,8 @@ typedef struct app {
 /* The spec parser of this build (common/jobspec), adapted to spec_info. */
 int app_parse_spec(const json_t *in, json_t **canonical, spec_info *info, field_errors *fe);
 
+/* The same with jobspec_parse_flags' flags (JOBSPEC_MODEL_LATER). */
+int app_parse_spec_flags(const json_t *in, json_t **canonical, spec_info *info, field_errors *fe,
+                         unsigned flags);
+
 #endif

@@ -14,9 +14,15 @@
 
 int app_parse_spec(const json_t *in, json_t **canonical, spec_info *info, field_errors *fe)
 {
+    return app_parse_spec_flags(in, canonical, info, fe, 0);
+}
+
+int app_parse_spec_flags(const json_t *in, json_t **canonical, spec_info *info, field_errors *fe,
+                         unsigned flags)
+{
     job_spec js;
     memset(info, 0, sizeof *info);
-    int rc = jobspec_parse(&js, canonical, in, fe);
+    int rc = jobspec_parse_flags(&js, canonical, in, fe, flags);
     if (rc == 0) {
         snprintf(info->name, sizeof info->name, "%s", js.name);
         snprintf(info->type, sizeof info->type, "%s", jobspec_type_name(js.type));
@@ -96,6 +102,35 @@ static int flag_true(const char *v)
     return v != NULL && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || v[0] == '\0');
 }
 
+/* A spec without "model" whose init_from names a job or uploaded model
+ * takes the model of those weights: *filled is the spec with it (new
+ * reference), or NULL with *flags JOBSPEC_MODEL_LATER when the source is
+ * an `after` job that has not ended. 0, or 400 filled in resp. */
+static int fill_model(app *a, http_request *req, http_response *resp, json_t **filled,
+                      unsigned *flags)
+{
+    *filled = NULL;
+    *flags = 0;
+    const json_t *in = req->json;
+    if (!json_is_object(in) || json_object_get(in, "model") != NULL ||
+        json_object_get(in, "init_from") == NULL)
+        return 0;
+    json_t *m = NULL;
+    int deferred = 0;
+    errbuf eb;
+    if (initsrc_source_model(a->st, a->data_dir, in, &m, &deferred, &eb) != 0) {
+        const char *why = strncmp(eb.msg, "init_from: ", 11) == 0 ? eb.msg + 11 : eb.msg;
+        return api_error_field(resp, req, 400, "init_from", why);
+    }
+    if (m != NULL) {
+        *filled = json_deep_copy(in);
+        json_object_set_new(*filled, "model", m);
+    } else if (deferred) {
+        *flags = JOBSPEC_MODEL_LATER;
+    }
+    return 0;
+}
+
 int jobs_create(app *a, http_request *req, http_response *resp)
 {
     field_errors fe;
@@ -107,7 +142,13 @@ int jobs_create(app *a, http_request *req, http_response *resp)
     if (dry != NULL && !flag_true(dry) && strcmp(dry, "false") != 0 && strcmp(dry, "0") != 0)
         return api_error_field(resp, req, 400, "dry_run", "must be true or false");
     spec_parse_fn parse = a->parse_spec != NULL ? a->parse_spec : app_parse_spec;
-    int rc = parse(req->json, &canon, &info, &fe);
+    json_t *filled;
+    unsigned flags;
+    if (fill_model(a, req, resp, &filled, &flags) != 0)
+        return resp->status;
+    int rc = flags != 0 ? app_parse_spec_flags(req->json, &canon, &info, &fe, flags)
+                        : parse(filled != NULL ? filled : req->json, &canon, &info, &fe);
+    json_decref(filled);
     if (rc == ERR_UNSUPPORTED) {
         const char *t = json_string_value(json_object_get(req->json, "type"));
         return api_error(resp, req, 501, &fe,

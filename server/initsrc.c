@@ -181,42 +181,43 @@ static void artifact_names(store *st, const char *id, char *buf, size_t len)
     json_decref(arts);
 }
 
-static int listed_in_after(const job_spec *spec, const char *id)
+static int listed_in(const char after[][INITREF_ID_MAX], int n_after, const char *id)
 {
-    for (int i = 0; i < spec->n_after; i++)
-        if (strcmp(spec->after[i], id) == 0)
+    for (int i = 0; i < n_after; i++)
+        if (strcmp(after[i], id) == 0)
             return 1;
     return 0;
 }
 
-/* A job source: its artifact or newest checkpoint, relative path into rel. */
-static int resolve_job(store *st, const job_spec *spec, int allow_defer, initsrc *out, char *rel,
-                       size_t rlen, errbuf *eb)
+/* A job source: its artifact or newest checkpoint, relative path into rel;
+ * *deferred when it is in after and has not ended. */
+static int resolve_job(store *st, const init_ref *r, const char after[][INITREF_ID_MAX],
+                       int n_after, int allow_defer, int *deferred, char *rel, size_t rlen,
+                       errbuf *eb)
 {
-    const init_ref *r = &spec->init;
     job_state state;
     errbuf e2;
     if (store_job_state(st, r->id, &state, NULL, NULL, &e2) == ERR_NOT_FOUND)
         return err_set(eb, ERR_INVALID, "init_from: no job '%s'", r->id);
+    int may_wait = allow_defer && listed_in(after, n_after, r->id) && !(JS_TERMINAL & JS_BIT(state));
     if (r->checkpoint) {
         long step;
-        if (store_checkpoint_latest(st, r->id, rel, rlen, &step, &e2) != 0) {
-            if (allow_defer && listed_in_after(spec, r->id) && !(JS_TERMINAL & JS_BIT(state))) {
-                out->deferred = 1;
-                return 0;
-            }
-            return err_set(eb, ERR_INVALID, "init_from: job %s (%s) has no checkpoint", r->id,
-                           store_state_name(state));
-        }
-        return 0;
-    }
-    if (state != JS_SUCCEEDED) {
-        if (allow_defer && listed_in_after(spec, r->id) && !(JS_TERMINAL & JS_BIT(state))) {
-            out->deferred = 1;
+        if (store_checkpoint_latest(st, r->id, rel, rlen, &step, &e2) == 0)
+            return 0;
+        if (may_wait) {
+            *deferred = 1;
             return 0;
         }
-        return err_set(eb, ERR_INVALID,
-                       "init_from: job %s is %s, not SUCCEEDED%s", r->id, store_state_name(state),
+        return err_set(eb, ERR_INVALID, "init_from: job %s (%s) has no checkpoint", r->id,
+                       store_state_name(state));
+    }
+    if (state != JS_SUCCEEDED) {
+        if (may_wait) {
+            *deferred = 1;
+            return 0;
+        }
+        return err_set(eb, ERR_INVALID, "init_from: job %s is %s, not SUCCEEDED%s", r->id,
+                       store_state_name(state),
                        JS_TERMINAL & JS_BIT(state)
                            ? ""
                            : " (list it in after to start this job when it has succeeded)");
@@ -231,43 +232,81 @@ static int resolve_job(store *st, const job_spec *spec, int allow_defer, initsrc
     return 0;
 }
 
-int initsrc_resolve(store *st, const char *data_dir, const job_spec *spec, int allow_defer,
-                    initsrc *out, errbuf *eb)
+/* The file a job or model source names (relative path into rel), or
+ * *deferred. A path source gives rel "". */
+static int locate(store *st, const init_ref *r, const char after[][INITREF_ID_MAX], int n_after,
+                  int allow_defer, int *deferred, char *rel, size_t rlen, errbuf *eb)
 {
-    memset(out, 0, sizeof *out);
-    const init_ref *r = &spec->init;
-    char rel[512] = "";
-    switch (r->kind) {
-    case INIT_NONE:
-        return 0;
-    case INIT_PATH:
+    rel[0] = '\0';
+    *deferred = 0;
+    if (r->kind == INIT_PATH) {
         if (r->path[0] != '/')
             return err_set(eb, ERR_INVALID,
                            "init_from: '%s' is a relative path; a file on the pool hosts must be "
                            "given by its absolute path (or name a job: {\"job\": ID})",
                            r->path);
         return 0;
-    case INIT_MODEL: {
+    }
+    if (r->kind == INIT_MODEL) {
         json_t *m;
         errbuf e2;
-        if (store_model_get(st, r->id, &m, rel, sizeof rel, &e2) != 0)
+        if (store_model_get(st, r->id, &m, rel, rlen, &e2) != 0)
             return err_set(eb, ERR_INVALID, "init_from: no uploaded model '%s'", r->id);
         json_decref(m);
-        break;
+        return 0;
     }
-    case INIT_JOB: {
-        int rc = resolve_job(st, spec, allow_defer, out, rel, sizeof rel, eb);
-        if (rc != 0 || out->deferred)
-            return rc;
-        break;
-    }
-    }
+    if (r->kind == INIT_JOB)
+        return resolve_job(st, r, after, n_after, allow_defer, deferred, rel, rlen, eb);
+    return 0;
+}
+
+int initsrc_source_model(store *st, const char *data_dir, const json_t *in, json_t **model,
+                         int *deferred, errbuf *eb)
+{
+    *model = NULL;
+    *deferred = 0;
+    jf_obj o;
+    init_ref r;
+    char after[INITREF_MAX_AFTER][INITREF_ID_MAX];
+    int n_after = 0;
+    jf_open(&o, in, "", NULL);
+    if (initref_parse(&r, &o, "init_from") != 0 || r.kind == INIT_NONE || r.kind == INIT_PATH ||
+        initref_parse_after(&o, "after", after, &n_after) != 0)
+        return 0; /* the full parse names the problem */
+    char rel[512], path[1100];
+    int rc = locate(st, &r, (const char(*)[INITREF_ID_MAX])after, n_after, 1, deferred, rel, sizeof rel, eb);
+    if (rc != 0 || *deferred)
+        return rc;
+    snprintf(path, sizeof path, "%s/%s", data_dir, rel);
+    st_file *f;
+    errbuf why;
+    if (st_open(&f, path, &why) != 0)
+        return err_set(eb, ERR_INVALID, "init_from: %s", why.msg);
+    const char *m = st_meta(f, "model");
+    *model = m != NULL ? json_loads(m, 0, NULL) : NULL;
+    st_close(f);
+    if (*model == NULL)
+        return err_set(eb, ERR_INVALID,
+                       "init_from: the weights carry no model config, so the spec must give model");
+    return 0;
+}
+
+int initsrc_resolve(store *st, const char *data_dir, const job_spec *spec, int allow_defer,
+                    initsrc *out, errbuf *eb)
+{
+    memset(out, 0, sizeof *out);
+    const init_ref *r = &spec->init;
+    char rel[512];
+    int rc = locate(st, r, spec->after, spec->n_after, allow_defer, &out->deferred, rel, sizeof rel,
+                    eb);
+    if (rc != 0 || out->deferred || rel[0] == '\0')
+        return rc;
     char path[1100], what[200];
     snprintf(path, sizeof path, "%s/%s", data_dir, rel);
     initref_describe(r, what, sizeof what);
     initsrc_file_info info;
     errbuf why;
-    int rc = initsrc_check_file(path, &info, &why);
+    rc = initsrc_check_file(path, &info, &why);
     if (rc != 0)
         return err_set(eb, ERR_INVALID, "init_from: %s: %s", what, why.msg);
     rc = initsrc_fits(info.model, info.params, &spec->model, INITSRC_TRANSFER, &out->head_differs,

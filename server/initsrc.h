@@ -58,4 +58,13 @@ int initsrc_resolve(store *st, const char *data_dir, const job_spec *spec, int a
 
 void initsrc_free(initsrc *s);
 
+/* For a submitted spec `in` without "model": the model config of the
+ * weights its init_from names ({"job"} or {"model"}), as *model (new
+ * reference); *deferred instead when that job is in `after` and has not
+ * ended (the model is filled in when it has). *model stays NULL for other
+ * forms (the full parse then says model is required). Returns 0 or
+ * ERR_INVALID (eb starts "init_from: "). */
+int initsrc_source_model(store *st, const char *data_dir, const json_t *in, json_t **model,
+                         int *deferred, errbuf *eb);
+
 #endif

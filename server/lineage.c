@@ -34,7 +34,7 @@ int lineage_prepare(store *st, const char *data_dir, const json_t *canonical, li
 {
     memset(l, 0, sizeof *l);
     field_errors fe;
-    if (jobspec_parse(&l->spec, NULL, canonical, &fe) != 0) {
+    if (jobspec_parse_flags(&l->spec, NULL, canonical, &fe, JOBSPEC_MODEL_LATER) != 0) {
         snprintf(field, field_len, "%s", "");
         return err_set(eb, ERR_INVALID, "the canonical spec does not parse again");
     }
@@ -75,30 +75,69 @@ static void cancel_blocked(store *st, const char *id, const char *reason, const 
         log_warn("job %s: cannot cancel (%s): %s", id, message, eb.msg);
 }
 
+/* A spec stored without its model (JOBSPEC_MODEL_LATER): the source's
+ * model added, parsed in full. Returns the canonical spec (new reference)
+ * and fills *js, or NULL with text saying why. */
+static json_t *complete_spec(store *st, const char *data_dir, json_t *spec, job_spec *js,
+                             char *text, size_t len)
+{
+    json_t *model, *canon = NULL;
+    int deferred;
+    errbuf eb;
+    if (initsrc_source_model(st, data_dir, spec, &model, &deferred, &eb) != 0 || model == NULL) {
+        snprintf(text, len, "%s", model == NULL && !deferred ? "init_from: no model config" : eb.msg);
+        return NULL;
+    }
+    json_t *full = json_deep_copy(spec);
+    json_object_set_new(full, "model", model);
+    field_errors fe;
+    if (jobspec_parse(js, &canon, full, &fe) != 0) {
+        char errs[500];
+        fe_format(&fe, errs, sizeof errs);
+        snprintf(text, len, "with the model of its init_from weights the spec is invalid: %s",
+                 errs);
+    }
+    json_decref(full);
+    return canon;
+}
+
 /* Every after job succeeded: resolve init_from now and release the job. */
 static int release(store *st, const char *data_dir, const store_blocked *b)
 {
-    json_t *spec = json_loads(b->spec_json, 0, NULL);
+    json_t *spec = json_loads(b->spec_json, 0, NULL), *canon = NULL;
     job_spec js;
     field_errors fe;
     char text[700];
-    if (spec == NULL || jobspec_parse(&js, NULL, spec, &fe) != 0) {
+    if (spec == NULL || jobspec_parse_flags(&js, NULL, spec, &fe, JOBSPEC_MODEL_LATER) != 0) {
         json_decref(spec);
         jobspec_free(&js);
         cancel_blocked(st, b->id, "INVALID_SPEC", "the stored spec does not parse");
         return 1;
     }
+    if (js.model_later) {
+        jobspec_free(&js);
+        canon = complete_spec(st, data_dir, spec, &js, text, sizeof text);
+        if (canon == NULL) {
+            json_decref(spec);
+            jobspec_free(&js);
+            cancel_blocked(st, b->id, "INIT_FROM_INVALID", text);
+            return 1;
+        }
+    }
     json_decref(spec);
     initsrc init;
     errbuf eb;
+    char *canon_text = canon != NULL ? json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(canon);
     int rc = initsrc_resolve(st, data_dir, &js, 0, &init, &eb);
     if (rc != 0) {
         snprintf(text, sizeof text, "%s", eb.msg);
         cancel_blocked(st, b->id, "INIT_FROM_INVALID", text);
     } else if (store_job_unblock(st, b->id, init.file[0] ? init.file : NULL, init.sha256,
-                                 init.size, NULL, 0, 0, &eb) == 0) {
+                                 init.size, canon_text, js.params, js.mflops, &eb) == 0) {
         log_info("job %s: every job it waited for succeeded; queued", b->id);
     }
+    free(canon_text);
     initsrc_free(&init);
     jobspec_free(&js);
     return 1;

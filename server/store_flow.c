@@ -71,7 +71,7 @@ void sq_lineage_json(store *s, const char *id, json_t *job)
     errbuf eb;
     if (prep(s,
              "SELECT d.after_id, coalesce(j.state, 'DELETED') FROM job_deps d"
-             " LEFT JOIN jobs j ON j.id = d.after_id WHERE d.job_id=?1 ORDER BY d.rowid",
+             " LEFT JOIN jobs j ON j.id = d.after_id WHERE d.job_id=?1 ORDER BY d.after_id",
              &q, &eb) == 0) {
         sq_bind_text(q, 1, id);
         while (sqlite3_step(q) == SQLITE_ROW)
@@ -143,7 +143,7 @@ int store_deps_state(store *s, const char *id, char which[STORE_ID_MAX], int *st
     pthread_mutex_lock(&s->mu);
     int rc = prep(s,
                   "SELECT d.after_id, j.state FROM job_deps d LEFT JOIN jobs j"
-                  " ON j.id = d.after_id WHERE d.job_id=?1 ORDER BY d.rowid",
+                  " ON j.id = d.after_id WHERE d.job_id=?1 ORDER BY d.after_id",
                   &q, eb);
     if (rc == 0)
         sq_bind_text(q, 1, id);

@@ -5,13 +5,20 @@
 #include <string.h>
 
 const cli_command cli_commands[] = {
-    {"submit", cmd_submit, "submit FILE [-q] [--dry-run] [--watch]",
+    {"submit", cmd_submit,
+     "submit FILE [-q] [--dry-run] [--watch] [--after ID]... [--init-from REF]",
      "submit a job spec (FILE, or - for stdin)",
      "  -q           print only the new job's id\n"
+     "  --after ID   start only when job ID has succeeded (repeatable; adds to the spec's\n"
+     "               after); the job is CANCELLED if ID fails or is cancelled\n"
+     "  --init-from REF  start from weights: a job id (its model.safetensors), an uploaded\n"
+     "               model id (m...) or a path on the pool hosts; a spec without model then\n"
+     "               takes the model of those weights\n"
      "  --dry-run    validate only: params, MFLOPs and (with --json) the spec with defaults;\n"
      "               nothing is stored\n"
      "  --watch      then follow the job until it ends; exit 1 unless it SUCCEEDED\n",
-     "kiln submit api/examples/train-resnet20-fmnist.json --watch"},
+     "kiln submit api/examples/chain/3-retrain.json --after j01a2... "
+     "--init-from j01a2..."},
     {"list", cmd_list, "list [--state S] [--type T] [--name TEXT] [--by-priority] [--all]",
      "jobs, newest first",
      "  --state S      only jobs in state S (QUEUED, RUNNING, SUCCEEDED, FAILED, ...)\n"
