@@ -41,6 +41,7 @@ typedef struct app {
     store *st;
     char data_dir[512];
     size_t body_limit;
+    size_t upload_limit; /* POST /api/v1/models (spooled to <data>/uploads) */
     spec_parse_fn parse_spec;
     /* Broker hooks; any may be NULL (then: no wake-up, no pools, not ready). */
     void (*wake)(void *ctx);        /* a job became runnable or must be cancelled */

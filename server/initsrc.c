@@ -136,17 +136,17 @@ int initsrc_fits(const json_t *have, int64_t params, const model_cfg *want, int 
         json_decref(b);
         if (diff != NULL)
             return err_set(eb, ERR_INVALID,
-                           "the weights are a %s network that does not fit the spec's model: "
-                           "model.%s is %s in the weights, %s in the spec",
+                           "the weights are a %s network that does not fit the model config: "
+                           "model.%s is %s in the weights, %s in the config",
                            modelcfg_arch_name(hc.arch), diff, hv, wv);
         if (!same_head && !allow_head)
             return err_set(eb, ERR_INVALID,
-                           "the weights have %d classes, the spec's model.num_classes is %d",
+                           "the weights have %d classes, the config's num_classes is %d",
                            hc.num_classes, want->num_classes);
     }
     if (same_head && params != modelcfg_params(want))
         return err_set(eb, ERR_INVALID,
-                       "the weights hold %lld parameters, the spec's model has %ld: a different "
+                       "the weights hold %lld parameters, the model config has %ld: a different "
                        "network",
                        (long long)params, modelcfg_params(want));
     if (head_differs != NULL)

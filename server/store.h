@@ -325,8 +325,12 @@ typedef struct store_model_new {
     int64_t params;
 } store_model_new;
 
-/* store_model_create records an uploaded model under a new id (m-...). */
-int store_model_create(store *s, const store_model_new *m, char id[STORE_ID_MAX], errbuf *eb);
+/* A new unique-enough id: prefix, then milliseconds and random hex
+ * (jobs "j...", models "m..."). */
+void store_new_id(const char *prefix, char id[STORE_ID_MAX]);
+
+/* store_model_create records an uploaded model under id (store_new_id("m")). */
+int store_model_create(store *s, const store_model_new *m, const char *id, errbuf *eb);
 
 /* store_model_get: {"id","name","size","sha256","model","tensors","params",
  * "created_at"} and, if path is not NULL, its relative path. ERR_NOT_FOUND. */
@@ -337,7 +341,8 @@ int store_model_get(store *s, const char *id, json_t **out, char *path, size_t p
 int store_model_list(store *s, json_t **out, errbuf *eb);
 
 /* store_model_delete removes the row (path gets its relative path, for the
- * caller to unlink). ERR_NOT_FOUND. */
+ * caller to unlink). ERR_NOT_FOUND; ERR_STATE while a job that has not
+ * ended starts from it. */
 int store_model_delete(store *s, const char *id, char *path, size_t pathlen, errbuf *eb);
 
 /* store_now is the wall clock in Unix seconds (double), as stored. */

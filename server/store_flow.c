@@ -262,9 +262,13 @@ int store_checkpoint_latest(store *s, const char *id, char *path, size_t pathlen
 
 /* ---- uploaded models ---- */
 
-int store_model_create(store *s, const store_model_new *m, char id[STORE_ID_MAX], errbuf *eb)
+void store_new_id(const char *prefix, char id[STORE_ID_MAX])
 {
-    sq_new_id("m", id);
+    sq_new_id(prefix, id);
+}
+
+int store_model_create(store *s, const store_model_new *m, const char *id, errbuf *eb)
+{
     sqlite3_stmt *q;
     pthread_mutex_lock(&s->mu);
     int rc = prep(s,
@@ -347,7 +351,21 @@ int store_model_delete(store *s, const char *id, char *path, size_t pathlen, err
 {
     sqlite3_stmt *q;
     pthread_mutex_lock(&s->mu);
-    int rc = prep(s, "DELETE FROM models WHERE id=?1 RETURNING path", &q, eb);
+    int rc = prep(s,
+                  "SELECT j.id FROM jobs j JOIN models m ON j.init_file = m.path WHERE m.id=?1"
+                  " AND j.state NOT IN ('SUCCEEDED','FAILED','CANCELLED') LIMIT 1",
+                  &q, eb);
+    if (rc == 0) {
+        sq_bind_text(q, 1, id);
+        if (sqlite3_step(q) == SQLITE_ROW)
+            rc = err_set(eb, ERR_STATE, "job %s, which has not ended, starts from model %s",
+                         sq_col_text(q, 0), id);
+    }
+    sqlite3_finalize(q);
+    if (rc == 0)
+        rc = prep(s, "DELETE FROM models WHERE id=?1 RETURNING path", &q, eb);
+    else
+        q = NULL;
     if (rc == 0) {
         sq_bind_text(q, 1, id);
         if (sqlite3_step(q) == SQLITE_ROW)

@@ -27,7 +27,19 @@ const cli_command cli_commands[] = {
      "  --by-priority  highest priority first\n"
      "  --all          every page, not only the first 100 jobs\n",
      "kiln list --state RUNNING"},
-    {"get", cmd_get, "get ID", "one job in full (JSON)", "", "kiln get j01a2..."},
+    {"get", cmd_get, "get ID", "one job in full (JSON; lineage in init_from, after, init_sha256)",
+     "", "kiln get j01a2..."},
+    {"upload", cmd_upload, "upload FILE [--model CFG] [--name NAME] [-q]",
+     "upload safetensors weights (e.g. trained in PyTorch) as a model for init_from",
+     "  --model CFG  the model config: a JSON file (or architecture.json) or the JSON text;\n"
+     "               without it the file's own \"model\" metadata, if any\n"
+     "  --name NAME  a name to list it by\n"
+     "  -q           print only the new model's id\n",
+     "kiln upload resnet20.safetensors --model resnet20.json"},
+    {"models", cmd_models, "models", "the uploaded models", "", "kiln models"},
+    {"resume", cmd_resume, "resume ID [-q]",
+     "submit job ID's spec again, starting from its newest checkpoint (init_from)", "",
+     "kiln resume j01a2..."},
     {"cancel", cmd_cancel, "cancel ID", "cancel a queued or running job", "",
      "kiln cancel j01a2..."},
     {"delete", cmd_delete, "delete ID", "delete a finished job and its files (admin scope)", "",

@@ -96,7 +96,7 @@ expect_400 "$TMP/noart.json" "has no artifact 'nope.safetensors' (it has: model.
 OTHER='{"arch":"resnet_cifar","image_size":12,"in_channels":1,"num_classes":4,"stem":8,
         "stages":[{"width":8,"mids":[8]},{"width":16,"mids":[8]}]}'
 spec x "{\"job\":\"$A\"}" "$TINY" "$OTHER" >"$TMP/arch.json"
-expect_400 "$TMP/arch.json" "does not fit the spec's model: model.stages"
+expect_400 "$TMP/arch.json" "does not fit the model config: model.stages"
 spec x '"runs/a/model.safetensors"' "$TINY" >"$TMP/rel.json"
 expect_400 "$TMP/rel.json" "relative path"
 ok "400 naming init_from: unknown job, queued job, missing artifact, another network, relative path"
