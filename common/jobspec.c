@@ -340,6 +340,39 @@ static optim_defaults recipe_defaults(recipe_kind r, int vit, int batch)
     return d;
 }
 
+/* optim.freeze: names of tensors (prefixes) the optimizer leaves as they are. */
+static void parse_freeze(optim_spec *op, jf_obj *j, job_type type)
+{
+    const json_t *v = jf_get(j, "freeze");
+    op->n_freeze = 0;
+    if (v == NULL)
+        return;
+    if (type != JOB_TRAIN) {
+        jf_err(j, "freeze", "is only for type \"train\"");
+        return;
+    }
+    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > JOBSPEC_MAX_FREEZE) {
+        jf_err(j, "freeze", "must be an array of 1 to %d tensor name prefixes", JOBSPEC_MAX_FREEZE);
+        return;
+    }
+    size_t i;
+    const json_t *x;
+    json_array_foreach(v, i, x)
+    {
+        const char *p = json_string_value(x);
+        if (p == NULL || p[0] == '\0' || strlen(p) >= sizeof op->freeze[0]) {
+            char path[JF_PATH_MAX], base[JF_PATH_MAX];
+            jf_path(base, sizeof base, j, "freeze");
+            jf_index_path(path, sizeof path, base, (int)i);
+            fe_add(j->fe, path, "must be a tensor name prefix of 1 to %zu characters",
+                   sizeof op->freeze[0] - 1);
+            j->n_err++;
+            continue;
+        }
+        snprintf(op->freeze[op->n_freeze++], sizeof op->freeze[0], "%s", p);
+    }
+}
+
 static void parse_optim(job_spec *out, jf_obj *o, model_family fam)
 {
     optim_spec *op = &out->optim;
@@ -401,6 +434,7 @@ static void parse_optim(job_spec *out, jf_obj *o, model_family fam)
     long long steps;
     jf_long(&j, "max_steps", &steps, 0, 0, MAX_STEPS);
     op->max_steps = (long)steps;
+    parse_freeze(op, &j, out->type);
     o->n_err += jf_finish(&j);
 }
 
@@ -529,6 +563,12 @@ static json_t *canonical_json(const job_spec *s)
         json_object_set_new(o, "recipe", json_string(RECIPE_NAMES[op->recipe]));
     if (op->ema > 0)
         json_object_set_new(o, "ema", jf_number_json(op->ema));
+    if (op->n_freeze > 0) {
+        json_t *fz = json_array();
+        for (int i = 0; i < op->n_freeze; i++)
+            json_array_append_new(fz, json_string(op->freeze[i]));
+        json_object_set_new(o, "freeze", fz);
+    }
     json_object_set_new(j, "optim", o);
 
     json_object_set_new(j, "resources", json_pack("{si}", "ranks", s->ranks));

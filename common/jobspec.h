@@ -78,6 +78,8 @@ typedef struct data_spec {
 } data_spec;
 
 typedef enum { OPT_SGD = 0, OPT_ADAMW } optim_kind;
+
+#define JOBSPEC_MAX_FREEZE 16
 typedef enum { SCHED_COSINE = 0, SCHED_CONSTANT } sched_kind;
 
 typedef struct optim_spec {
@@ -98,6 +100,8 @@ typedef struct optim_spec {
     long max_steps;     /* stop after this many steps in total (0 = no limit) */
     recipe_kind recipe; /* the preset that gave the defaults */
     double ema;         /* decay of the weights' moving average; 0 = off */
+    char freeze[JOBSPEC_MAX_FREEZE][128]; /* train: tensor name prefixes kept fixed */
+    int n_freeze;
 } optim_spec;
 
 typedef struct job_spec {

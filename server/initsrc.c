@@ -10,10 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Whether weights with another num_classes are accepted (the pool loads all
- * but the head). */
-#define INITSRC_TRANSFER 0
-
 /* Tensors that are not weights: buffers, optimizer and training state. */
 static int is_weight(const char *name)
 {
@@ -309,8 +305,9 @@ int initsrc_resolve(store *st, const char *data_dir, const job_spec *spec, int a
     rc = initsrc_check_file(path, &info, &why);
     if (rc != 0)
         return err_set(eb, ERR_INVALID, "init_from: %s: %s", what, why.msg);
-    rc = initsrc_fits(info.model, info.params, &spec->model, INITSRC_TRANSFER, &out->head_differs,
-                      &why);
+    /* train jobs load weights for another num_classes but for the head */
+    rc = initsrc_fits(info.model, info.params, &spec->model, spec->type == JOB_TRAIN,
+                      &out->head_differs, &why);
     if (rc != 0) {
         json_decref(info.model);
         return err_set(eb, ERR_INVALID, "init_from: %s: %s", what, why.msg);

@@ -796,6 +796,30 @@ START_TEST(init_from_and_after)
     expect_one("{\"model\":" RESNET ",\"after\":[\"j1\",\"j1\"]}", "after[1]", "listed twice");
     expect_one("{\"model\":" RESNET ",\"after\":[]}", "after", "array of 1 to");
     expect_one("{\"model\":" RESNET ",\"after\":[\"../x\"]}", "after[0]", "must be a job id");
+    /* optim.freeze: train only, prefixes kept in the canonical form */
+    canon = parse_ok(&s, "{\"model\":" RESNET ",\"optim\":{\"freeze\":[\"conv1\",\"layer1.\"]}}");
+    ck_assert_int_eq(s.optim.n_freeze, 2);
+    ck_assert_str_eq(s.optim.freeze[1], "layer1.");
+    ck_assert_int_eq(json_array_size(json_object_get(json_object_get(canon, "optim"), "freeze")), 2);
+    check_round_trip(canon);
+    jobspec_free(&s);
+    json_decref(canon);
+    expect_one("{\"model\":" RESNET ",\"optim\":{\"freeze\":[\"a\",\"\"]}}", "optim.freeze[1]",
+               "prefix");
+    expect_one("{\"model\":" RESNET ",\"optim\":{\"freeze\":[]}}", "optim.freeze", "1 to 16");
+    /* a spec without model, for the server's JOBSPEC_MODEL_LATER */
+    json_t *in = load("{\"init_from\":{\"job\":\"j1\"},\"after\":[\"j1\"],\"optim\":{\"epochs\":2}}");
+    field_errors fe;
+    ck_assert_int_eq(jobspec_parse(&s, NULL, in, &fe), ERR_INVALID);
+    ck_assert(has_err(&fe, "model", "is required"));
+    jobspec_free(&s);
+    ck_assert_int_eq(jobspec_parse_flags(&s, &canon, in, &fe, JOBSPEC_MODEL_LATER), 0);
+    ck_assert(s.model_later);
+    ck_assert_str_eq(s.name, "train-from-j1");
+    ck_assert(json_equal(canon, in));
+    jobspec_free(&s);
+    json_decref(canon);
+    json_decref(in);
 }
 END_TEST
 
