@@ -29,11 +29,11 @@ typedef enum { INIT_NONE = 0, INIT_PATH, INIT_JOB, INIT_MODEL } init_kind;
 
 typedef struct init_ref {
     init_kind kind;
-    int given_as_string;         /* canonical JSON keeps the string form */
-    char path[256];              /* INIT_PATH */
-    char id[INITREF_ID_MAX];     /* INIT_JOB: the job; INIT_MODEL: the model */
-    char artifact[128];          /* INIT_JOB: artifact name ("" with checkpoint) */
-    int checkpoint;              /* INIT_JOB: the job's latest checkpoint */
+    int given_as_string;     /* canonical JSON keeps the string form */
+    char path[256];          /* INIT_PATH */
+    char id[INITREF_ID_MAX]; /* INIT_JOB: the job; INIT_MODEL: the model */
+    char artifact[128];      /* INIT_JOB: artifact name ("" with checkpoint) */
+    int checkpoint;          /* INIT_JOB: the job's latest checkpoint */
 } init_ref;
 
 /* Reads o[key] (absent: kind INIT_NONE) into *r; problems go to o's errors

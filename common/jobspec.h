@@ -95,11 +95,11 @@ typedef struct optim_spec {
     sched_kind schedule;
     double min_lr; /* cosine floor */
     double label_smoothing;
-    double drop_path;   /* stochastic depth rate of the last block (ViT) */
-    double grad_clip;   /* max global L2 norm; 0 = off */
-    long max_steps;     /* stop after this many steps in total (0 = no limit) */
-    recipe_kind recipe; /* the preset that gave the defaults */
-    double ema;         /* decay of the weights' moving average; 0 = off */
+    double drop_path;                     /* stochastic depth rate of the last block (ViT) */
+    double grad_clip;                     /* max global L2 norm; 0 = off */
+    long max_steps;                       /* stop after this many steps in total (0 = no limit) */
+    recipe_kind recipe;                   /* the preset that gave the defaults */
+    double ema;                           /* decay of the weights' moving average; 0 = off */
     char freeze[JOBSPEC_MAX_FREEZE][128]; /* train: tensor name prefixes kept fixed */
     int n_freeze;
 } optim_spec;
@@ -124,8 +124,8 @@ typedef struct job_spec {
     int n_after;
     uint64_t seed;
     int model_later; /* JOBSPEC_MODEL_LATER took effect: no model yet (server only) */
-    double params; /* derived: trainable parameters of the model */
-    double mflops; /* derived: MACs of one forward pass / 1e6 */
+    double params;   /* derived: trainable parameters of the model */
+    double mflops;   /* derived: MACs of one forward pass / 1e6 */
 } job_spec;
 
 /* Parses and validates `in`. On success returns 0, fills *out and, if

@@ -38,8 +38,8 @@ int models_file(app *a, http_request *req, http_response *resp);
 
 /* Serves the file at path (a download named filename, with Range), or an
  * error naming `what`. Returns the status. */
-int api_serve_file(http_response *resp, http_request *req, const char *path,
-                   const char *filename, const char *what);
+int api_serve_file(http_response *resp, http_request *req, const char *path, const char *filename,
+                   const char *what);
 
 int events_all(app *a, http_request *req, http_response *resp);
 int workers_list(app *a, http_request *req, http_response *resp);

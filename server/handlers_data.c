@@ -173,8 +173,8 @@ static int parse_range(const char *h, int64_t size, int64_t *off, int64_t *len)
     return 1;
 }
 
-int api_serve_file(http_response *resp, http_request *req, const char *path,
-                   const char *filename, const char *what)
+int api_serve_file(http_response *resp, http_request *req, const char *path, const char *filename,
+                   const char *what)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;

@@ -95,9 +95,8 @@ int models_create(app *a, http_request *req, http_response *resp)
     errbuf eb;
     if (initsrc_check_file(req->body_file, &info, &eb) != 0) {
         size_t n = strlen(req->body_file);
-        const char *why = strncmp(eb.msg, req->body_file, n) == 0 && eb.msg[n] == ':'
-                              ? eb.msg + n + 2
-                              : eb.msg;
+        const char *why =
+            strncmp(eb.msg, req->body_file, n) == 0 && eb.msg[n] == ':' ? eb.msg + n + 2 : eb.msg;
         char text[700];
         snprintf(text, sizeof text, "not a valid safetensors file: %s", why);
         return api_error_field(resp, req, 400, "body", text);
@@ -138,8 +137,8 @@ int models_create(app *a, http_request *req, http_response *resp)
         unlink(path);
         return api_error(resp, req, 500, NULL, "the model store failed: %s", eb.msg);
     }
-    log_info("model %s uploaded: %lld bytes, %d tensors, sha256 %.16s...", id,
-             (long long)info.size, info.tensors, info.sha256);
+    log_info("model %s uploaded: %lld bytes, %d tensors, sha256 %.16s...", id, (long long)info.size,
+             info.tensors, info.sha256);
     char loc[128];
     snprintf(loc, sizeof loc, "/api/v1/models/%s", id);
     http_response_header(resp, "Location", loc);

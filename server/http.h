@@ -35,7 +35,7 @@ typedef struct http_request {
     int n_headers;
     const char *body; /* NUL-terminated copy of the upload, or NULL */
     size_t len;
-    int too_large; /* the body went over the limit: answer 413 */
+    int too_large;         /* the body went over the limit: answer 413 */
     const char *body_file; /* a spooled body (http_options.spool_path): its temporary file,
                             * len bytes; the handler may rename it away, else it is removed */
     char request_id[24];
@@ -110,9 +110,9 @@ typedef enum {
 } http_mode;
 
 typedef struct http_options {
-    const char *address; /* IPv4 address to bind, e.g. "127.0.0.1" or "0.0.0.0" */
-    int port;            /* 0 = any free port (read it back with http_port) */
-    size_t body_limit;   /* bodies larger than this get 413 */
+    const char *address;    /* IPv4 address to bind, e.g. "127.0.0.1" or "0.0.0.0" */
+    int port;               /* 0 = any free port (read it back with http_port) */
+    size_t body_limit;      /* bodies larger than this get 413 */
     const char *spool_path; /* POSTs to this exact path are written to a file in spool_dir
                              * (NULL: none), up to spool_limit bytes */
     const char *spool_dir;

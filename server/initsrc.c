@@ -195,7 +195,8 @@ static int resolve_job(store *st, const init_ref *r, const char after[][INITREF_
     errbuf e2;
     if (store_job_state(st, r->id, &state, NULL, NULL, &e2) == ERR_NOT_FOUND)
         return err_set(eb, ERR_INVALID, "init_from: no job '%s'", r->id);
-    int may_wait = allow_defer && listed_in(after, n_after, r->id) && !(JS_TERMINAL & JS_BIT(state));
+    int may_wait =
+        allow_defer && listed_in(after, n_after, r->id) && !(JS_TERMINAL & JS_BIT(state));
     if (r->checkpoint) {
         long step;
         if (store_checkpoint_latest(st, r->id, rel, rlen, &step, &e2) == 0)
@@ -270,7 +271,8 @@ int initsrc_source_model(store *st, const char *data_dir, const json_t *in, json
         initref_parse_after(&o, "after", after, &n_after) != 0)
         return 0; /* the full parse names the problem */
     char rel[512], path[1100];
-    int rc = locate(st, &r, (const char(*)[INITREF_ID_MAX])after, n_after, 1, deferred, rel, sizeof rel, eb);
+    int rc = locate(st, &r, (const char(*)[INITREF_ID_MAX])after, n_after, 1, deferred, rel,
+                    sizeof rel, eb);
     if (rc != 0 || *deferred)
         return rc;
     snprintf(path, sizeof path, "%s/%s", data_dir, rel);
@@ -293,8 +295,8 @@ int initsrc_resolve(store *st, const char *data_dir, const job_spec *spec, int a
     memset(out, 0, sizeof *out);
     const init_ref *r = &spec->init;
     char rel[512];
-    int rc = locate(st, r, spec->after, spec->n_after, allow_defer, &out->deferred, rel, sizeof rel,
-                    eb);
+    int rc =
+        locate(st, r, spec->after, spec->n_after, allow_defer, &out->deferred, rel, sizeof rel, eb);
     if (rc != 0 || out->deferred || rel[0] == '\0')
         return rc;
     char path[1100], what[200];

@@ -20,12 +20,12 @@
 #include <stdint.h>
 
 typedef struct initsrc {
-    int deferred;       /* the source job is in the after list and has not ended: later */
-    char file[512];     /* the weights, relative to the data dir; "" for none / a pool path */
-    char sha256[65];    /* hex */
+    int deferred;    /* the source job is in the after list and has not ended: later */
+    char file[512];  /* the weights, relative to the data dir; "" for none / a pool path */
+    char sha256[65]; /* hex */
     int64_t size;
-    json_t *model;      /* the weights' model config (metadata "model"), or NULL; owned */
-    int head_differs;   /* the model fits but for num_classes (transfer: fresh head) */
+    json_t *model;    /* the weights' model config (metadata "model"), or NULL; owned */
+    int head_differs; /* the model fits but for num_classes (transfer: fresh head) */
 } initsrc;
 
 /* What a safetensors file holds, as initsrc_check_file finds it. */

@@ -85,7 +85,8 @@ static json_t *complete_spec(store *st, const char *data_dir, json_t *spec, job_
     int deferred;
     errbuf eb;
     if (initsrc_source_model(st, data_dir, spec, &model, &deferred, &eb) != 0 || model == NULL) {
-        snprintf(text, len, "%s", model == NULL && !deferred ? "init_from: no model config" : eb.msg);
+        snprintf(text, len, "%s",
+                 model == NULL && !deferred ? "init_from: no model config" : eb.msg);
         return NULL;
     }
     json_t *full = json_deep_copy(spec);
@@ -133,8 +134,8 @@ static int release(store *st, const char *data_dir, const store_blocked *b)
     if (rc != 0) {
         snprintf(text, sizeof text, "%s", eb.msg);
         cancel_blocked(st, b->id, "INIT_FROM_INVALID", text);
-    } else if (store_job_unblock(st, b->id, init.file[0] ? init.file : NULL, init.sha256,
-                                 init.size, canon_text, js.params, js.mflops, &eb) == 0) {
+    } else if (store_job_unblock(st, b->id, init.file[0] ? init.file : NULL, init.sha256, init.size,
+                                 canon_text, js.params, js.mflops, &eb) == 0) {
         log_info("job %s: every job it waited for succeeded; queued", b->id);
     }
     free(canon_text);
@@ -164,7 +165,9 @@ int lineage_poll(store *st, const char *data_dir)
             store_job_wait(st, b[i].id, text, &eb);
         } else if (r == 2) {
             snprintf(text, sizeof text, "job %s, which this job waits for (after), %s", which,
-                     state < 0 ? "was deleted" : state == JS_FAILED ? "FAILED" : "was CANCELLED");
+                     state < 0            ? "was deleted"
+                     : state == JS_FAILED ? "FAILED"
+                                          : "was CANCELLED");
             cancel_blocked(st, b[i].id, "DEPENDENCY_FAILED", text);
             moved++;
         }

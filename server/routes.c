@@ -316,7 +316,7 @@ void routes_dispatch(void *ctx, http_request *req, http_response *resp)
         if (req->too_large)
             api_error(resp, req, 413, NULL, "request body is larger than the limit of %zu bytes",
                       strcmp(table[i].pattern, "/api/v1/models") == 0 ? a->upload_limit
-                                                                       : a->body_limit);
+                                                                      : a->body_limit);
         else
             run(a, &table[i], req, resp);
     }

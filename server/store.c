@@ -442,8 +442,8 @@ void sq_new_id(const char *prefix, char id[STORE_ID_MAX])
         (unsigned long long)ts.tv_sec * 1000ULL + (unsigned long long)ts.tv_nsec / 1000000ULL;
     uuid_t u;
     uuid_generate_random(u);
-    snprintf(id, STORE_ID_MAX, "%s%012llx%02x%02x%02x%02x", prefix, ms & 0xffffffffffffULL, u[0], u[1], u[2],
-             u[3]);
+    snprintf(id, STORE_ID_MAX, "%s%012llx%02x%02x%02x%02x", prefix, ms & 0xffffffffffffULL, u[0],
+             u[1], u[2], u[3]);
 }
 
 static int sq_event(store *s, const char *id, double now, int from, job_state to,
@@ -833,14 +833,10 @@ int store_job_note(store *s, const char *id, const char *message, errbuf *eb)
 int store_job_delete(store *s, const char *id, errbuf *eb)
 {
     static const char *const del[] = {
-        "DELETE FROM metrics WHERE job_id=?1",
-        "DELETE FROM logs WHERE job_id=?1",
-        "DELETE FROM events WHERE job_id=?1",
-        "DELETE FROM attempts WHERE job_id=?1",
-        "DELETE FROM checkpoints WHERE job_id=?1",
-        "DELETE FROM artifacts WHERE job_id=?1",
-        "DELETE FROM job_deps WHERE job_id=?1",
-        "DELETE FROM jobs WHERE id=?1",
+        "DELETE FROM metrics WHERE job_id=?1",     "DELETE FROM logs WHERE job_id=?1",
+        "DELETE FROM events WHERE job_id=?1",      "DELETE FROM attempts WHERE job_id=?1",
+        "DELETE FROM checkpoints WHERE job_id=?1", "DELETE FROM artifacts WHERE job_id=?1",
+        "DELETE FROM job_deps WHERE job_id=?1",    "DELETE FROM jobs WHERE id=?1",
     };
     pthread_mutex_lock(&s->mu);
     int rc = sq_begin(s, eb);
@@ -999,7 +995,7 @@ int sq_attempt_end(store *s, const char *id, int attempt, const char *reason, co
 static int sq_reason_final(const char *reason)
 {
     static const char *const final[] = {"INVALID_SPEC", "INVALID_DATA", "UNSUPPORTED",
-                                         "INVALID_INIT"};
+                                        "INVALID_INIT"};
     for (size_t i = 0; i < sizeof final / sizeof final[0]; i++)
         if (strcmp(reason, final[i]) == 0)
             return 1;

@@ -334,8 +334,7 @@ int store_model_create(store *s, const store_model_new *m, const char *id, errbu
 
 /* store_model_get: {"id","name","size","sha256","model","tensors","params",
  * "created_at"} and, if path is not NULL, its relative path. ERR_NOT_FOUND. */
-int store_model_get(store *s, const char *id, json_t **out, char *path, size_t pathlen,
-                    errbuf *eb);
+int store_model_get(store *s, const char *id, json_t **out, char *path, size_t pathlen, errbuf *eb);
 
 /* store_model_list: every model, newest first, as store_model_get shows it. */
 int store_model_list(store *s, json_t **out, errbuf *eb);

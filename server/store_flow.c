@@ -25,8 +25,10 @@ static int prep(store *s, const char *sql, sqlite3_stmt **q, errbuf *eb)
 int sq_flow_insert(store *s, const char *id, const store_job_new *j, errbuf *eb)
 {
     sqlite3_stmt *q;
-    int rc = prep(s, "UPDATE jobs SET init_file=?2, init_sha256=?3, init_size=?4, blocked=?5 "
-                     "WHERE id=?1", &q, eb);
+    int rc = prep(s,
+                  "UPDATE jobs SET init_file=?2, init_sha256=?3, init_size=?4, blocked=?5 "
+                  "WHERE id=?1",
+                  &q, eb);
     if (rc < 0)
         return rc;
     sq_bind_text(q, 1, id);
@@ -48,10 +50,9 @@ int sq_flow_insert(store *s, const char *id, const store_job_new *j, errbuf *eb)
     }
     if (rc == 0 && j->waiting_for != NULL) {
         char text[160];
-        snprintf(text, sizeof text, "WAITING_FOR %s: starts when it has succeeded",
-                 j->waiting_for);
-        if ((rc = prep(s, "UPDATE jobs SET reason='WAITING_FOR', message=?2 WHERE id=?1", &q,
-                       eb)) < 0)
+        snprintf(text, sizeof text, "WAITING_FOR %s: starts when it has succeeded", j->waiting_for);
+        if ((rc = prep(s, "UPDATE jobs SET reason='WAITING_FOR', message=?2 WHERE id=?1", &q, eb)) <
+            0)
             return rc;
         sq_bind_text(q, 1, id);
         sq_bind_text(q, 2, text);
@@ -75,8 +76,8 @@ void sq_lineage_json(store *s, const char *id, json_t *job)
              &q, &eb) == 0) {
         sq_bind_text(q, 1, id);
         while (sqlite3_step(q) == SQLITE_ROW)
-            json_array_append_new(after, json_pack("{s:s,s:s}", "id", sq_col_text(q, 0), "state",
-                                                   sq_col_text(q, 1)));
+            json_array_append_new(
+                after, json_pack("{s:s,s:s}", "id", sq_col_text(q, 0), "state", sq_col_text(q, 1)));
         sqlite3_finalize(q);
     }
     json_object_set_new(job, "after", after);
@@ -149,8 +150,8 @@ int store_deps_state(store *s, const char *id, char which[STORE_ID_MAX], int *st
         sq_bind_text(q, 1, id);
     int result = 0, step;
     while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
-        int state = sqlite3_column_type(q, 1) == SQLITE_NULL ? -1
-                                                              : store_state_parse(sq_col_text(q, 1));
+        int state =
+            sqlite3_column_type(q, 1) == SQLITE_NULL ? -1 : store_state_parse(sq_col_text(q, 1));
         int r = state == JS_SUCCEEDED ? 0 : (state < 0 || (JS_TERMINAL & JS_BIT(state))) ? 2 : 1;
         if (r > result) {
             result = r;
@@ -192,13 +193,14 @@ int store_job_unblock(store *s, const char *id, const char *init_file, const cha
 {
     sqlite3_stmt *q;
     pthread_mutex_lock(&s->mu);
-    int rc = prep(s,
-                  "UPDATE jobs SET blocked=0, reason='SUBMITTED', message='waiting for a free pool',"
-                  " init_file=?2, init_sha256=?3, init_size=?4, updated_at=?5,"
-                  " spec=coalesce(?6, spec), params=CASE WHEN ?6 IS NULL THEN params ELSE ?7 END,"
-                  " mflops=CASE WHEN ?6 IS NULL THEN mflops ELSE ?8 END"
-                  " WHERE id=?1 AND state='QUEUED' AND blocked=1",
-                  &q, eb);
+    int rc =
+        prep(s,
+             "UPDATE jobs SET blocked=0, reason='SUBMITTED', message='waiting for a free pool',"
+             " init_file=?2, init_sha256=?3, init_size=?4, updated_at=?5,"
+             " spec=coalesce(?6, spec), params=CASE WHEN ?6 IS NULL THEN params ELSE ?7 END,"
+             " mflops=CASE WHEN ?6 IS NULL THEN mflops ELSE ?8 END"
+             " WHERE id=?1 AND state='QUEUED' AND blocked=1",
+             &q, eb);
     if (rc == 0) {
         sq_bind_text(q, 1, id);
         sq_bind_text(q, 2, init_file);
@@ -243,9 +245,8 @@ int store_checkpoint_latest(store *s, const char *id, char *path, size_t pathlen
 {
     sqlite3_stmt *q;
     pthread_mutex_lock(&s->mu);
-    int rc = prep(s,
-                  "SELECT step, path FROM checkpoints WHERE job_id=?1 ORDER BY step DESC LIMIT 1",
-                  &q, eb);
+    int rc = prep(
+        s, "SELECT step, path FROM checkpoints WHERE job_id=?1 ORDER BY step DESC LIMIT 1", &q, eb);
     if (rc == 0) {
         sq_bind_text(q, 1, id);
         if (sqlite3_step(q) == SQLITE_ROW) {
@@ -310,8 +311,7 @@ static json_t *model_row(sqlite3_stmt *q)
                      "created_at", sq_col_time(q, 7), "url", url);
 }
 
-int store_model_get(store *s, const char *id, json_t **out, char *path, size_t pathlen,
-                    errbuf *eb)
+int store_model_get(store *s, const char *id, json_t **out, char *path, size_t pathlen, errbuf *eb)
 {
     *out = NULL;
     sqlite3_stmt *q;

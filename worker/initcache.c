@@ -82,8 +82,8 @@ int initcache_put(const char *dir, const char *sha, const void *data, size_t len
     initcache_sha256(data, len, got);
     if (strcmp(got, sha) != 0)
         return err_set(eb, ERR_FORMAT,
-                       "the init_from weights arrived corrupt: SHA-256 %s, the server said %s",
-                       got, sha);
+                       "the init_from weights arrived corrupt: SHA-256 %s, the server said %s", got,
+                       sha);
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return err_set(eb, ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
     char path[1200], tmp[1300];

@@ -214,8 +214,8 @@ static void init_obtain(pool *p, const link_assignment *a, init_blob *ib)
 /* Every rank: the file the job starts from (into path; "" for none), and
  * a first check that it is a safetensors file. Returns 0, or an ERR_* with
  * eb naming init_from; *final says that a retry cannot help. */
-static int init_prepare(const job_spec *spec, const init_blob *ib, const char *dir,
-                        char *path, size_t plen, int *final, errbuf *eb)
+static int init_prepare(const job_spec *spec, const init_blob *ib, const char *dir, char *path,
+                        size_t plen, int *final, errbuf *eb)
 {
     path[0] = '\0';
     *final = 0;

@@ -132,7 +132,8 @@ int cmd_resume(int argc, char **argv)
     json_decref(job);
     json_object_del(spec, "idempotency_key");
     json_object_del(spec, "after");
-    json_object_set_new(spec, "init_from", json_pack("{s:s,s:s}", "job", id, "checkpoint", "latest"));
+    json_object_set_new(spec, "init_from",
+                        json_pack("{s:s,s:s}", "job", id, "checkpoint", "latest"));
     char *text = json_dumps(spec, JSON_COMPACT);
     json_decref(spec);
     json_t *nj = client_call("POST", "/api/v1/jobs", text, NULL);

@@ -754,7 +754,8 @@ END_TEST
 START_TEST(init_from_and_after)
 {
     job_spec s;
-    json_t *canon = parse_ok(&s, "{\"model\":" RESNET ",\"init_from\":\"runs/a/model.safetensors\"}");
+    json_t *canon =
+        parse_ok(&s, "{\"model\":" RESNET ",\"init_from\":\"runs/a/model.safetensors\"}");
     ck_assert_int_eq(s.init.kind, INIT_PATH);
     ck_assert_str_eq(s.init_from, "runs/a/model.safetensors");
     ck_assert_str_eq(json_string_value(json_object_get(canon, "init_from")),
@@ -785,12 +786,12 @@ START_TEST(init_from_and_after)
     ck_assert_str_eq(s.init_from, "model m5");
     jobspec_free(&s);
     json_decref(canon);
-    expect_one("{\"model\":" RESNET ",\"init_from\":{\"job\":\"a\",\"model\":\"b\"}}",
-               "init_from", "exactly one of job, model and path");
+    expect_one("{\"model\":" RESNET ",\"init_from\":{\"job\":\"a\",\"model\":\"b\"}}", "init_from",
+               "exactly one of job, model and path");
     expect_one("{\"model\":" RESNET ",\"init_from\":{\"model\":\"b\",\"artifact\":\"x\"}}",
                "init_from.artifact", "only for");
-    expect_one("{\"model\":" RESNET ",\"init_from\":{\"job\":\"a\",\"size\":1}}",
-               "init_from.size", "unknown");
+    expect_one("{\"model\":" RESNET ",\"init_from\":{\"job\":\"a\",\"size\":1}}", "init_from.size",
+               "unknown");
     expect_one("{\"model\":" RESNET ",\"init_from\":\"a b\"}", "init_from", "neither a job id");
     expect_one("{\"model\":" RESNET ",\"init_from\":7}", "init_from", "must be a job id");
     expect_one("{\"model\":" RESNET ",\"after\":[\"j1\",\"j1\"]}", "after[1]", "listed twice");
@@ -800,7 +801,8 @@ START_TEST(init_from_and_after)
     canon = parse_ok(&s, "{\"model\":" RESNET ",\"optim\":{\"freeze\":[\"conv1\",\"layer1.\"]}}");
     ck_assert_int_eq(s.optim.n_freeze, 2);
     ck_assert_str_eq(s.optim.freeze[1], "layer1.");
-    ck_assert_int_eq(json_array_size(json_object_get(json_object_get(canon, "optim"), "freeze")), 2);
+    ck_assert_int_eq(json_array_size(json_object_get(json_object_get(canon, "optim"), "freeze")),
+                     2);
     check_round_trip(canon);
     jobspec_free(&s);
     json_decref(canon);
@@ -808,7 +810,8 @@ START_TEST(init_from_and_after)
                "prefix");
     expect_one("{\"model\":" RESNET ",\"optim\":{\"freeze\":[]}}", "optim.freeze", "1 to 16");
     /* a spec without model, for the server's JOBSPEC_MODEL_LATER */
-    json_t *in = load("{\"init_from\":{\"job\":\"j1\"},\"after\":[\"j1\"],\"optim\":{\"epochs\":2}}");
+    json_t *in =
+        load("{\"init_from\":{\"job\":\"j1\"},\"after\":[\"j1\"],\"optim\":{\"epochs\":2}}");
     field_errors fe;
     ck_assert_int_eq(jobspec_parse(&s, NULL, in, &fe), ERR_INVALID);
     ck_assert(has_err(&fe, "model", "is required"));

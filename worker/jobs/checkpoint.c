@@ -57,8 +57,7 @@ int ckpt_load(const char *path, net *m, ckpt_info *info, errbuf *eb)
     return 0;
 }
 
-int ckpt_load_init(const char *path, net *m, int classes, char *fresh, size_t fresh_len,
-                   errbuf *eb)
+int ckpt_load_init(const char *path, net *m, int classes, char *fresh, size_t fresh_len, errbuf *eb)
 {
     st_file *f;
     int rc = st_open(&f, path, eb);
