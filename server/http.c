@@ -68,6 +68,7 @@ struct http_server {
     size_t body_limit;
     char spool_path[128], spool_dir[512];
     size_t spool_limit;
+    int spool_needs_auth;
     int port;
     http_mode mode;
     unsigned prefix; /* random per process: request ids differ across restarts */
@@ -445,8 +446,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             up->too_large = 1;
             return dispatch(h, c, url, method, up);
         }
-        if (spool)
+        if (spool && h->spool_needs_auth &&
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) ==
+                NULL) {
+            /* nothing is written for a request the router answers 401 */
+            up->too_large = 1;
+            up->path[0] = '\0';
+        } else if (spool) {
             spool_open(h, up);
+        }
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -607,6 +615,7 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
         snprintf(h->spool_path, sizeof h->spool_path, "%s", o->spool_path);
         snprintf(h->spool_dir, sizeof h->spool_dir, "%s", o->spool_dir);
         h->spool_limit = o->spool_limit;
+        h->spool_needs_auth = o->spool_needs_auth;
     }
     h->mode = o->mode;
     h->prefix = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16);

@@ -117,6 +117,8 @@ typedef struct http_options {
                              * (NULL: none), up to spool_limit bytes */
     const char *spool_dir;
     size_t spool_limit;
+    int spool_needs_auth; /* spool only requests with an Authorization header (the others
+                           * are answered 401 by the router: their body is dropped) */
     http_mode mode;
     int threads;          /* HTTP_MODE_POOL only */
     int conn_limit;       /* connections at once; 0 = default 512 */

@@ -3,12 +3,14 @@
 
 #include "common/modelcfg.h"
 #include "common/safetensors.h"
+#include "server/files.h"
 
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Tensors that are not weights: buffers, optimizer and training state. */
 static int is_weight(const char *name)
@@ -289,6 +291,26 @@ int initsrc_source_model(store *st, const char *data_dir, const json_t *in, json
     return 0;
 }
 
+/* A checkpoint goes when newer ones come (checkpoint.keep_last): the job
+ * starting from it gets its own copy, <data>/inits/<sha256>.safetensors. */
+static int keep_copy(const char *data_dir, const char *path, const char *sha, char *rel,
+                     size_t rlen, errbuf *eb)
+{
+    char dst[1100];
+    snprintf(rel, rlen, "inits/%s.safetensors", sha);
+    snprintf(dst, sizeof dst, "%s/%s", data_dir, rel);
+    if (access(dst, R_OK) == 0)
+        return 0;
+    void *data;
+    size_t len;
+    int rc = files_read(path, &data, &len, eb);
+    if (rc == 0) {
+        rc = files_write_atomic(dst, data, len, eb);
+        free(data);
+    }
+    return rc;
+}
+
 int initsrc_resolve(store *st, const char *data_dir, const job_spec *spec, int allow_defer,
                     initsrc *out, errbuf *eb)
 {
@@ -313,6 +335,10 @@ int initsrc_resolve(store *st, const char *data_dir, const job_spec *spec, int a
     if (rc != 0) {
         json_decref(info.model);
         return err_set(eb, ERR_INVALID, "init_from: %s: %s", what, why.msg);
+    }
+    if (r->checkpoint && keep_copy(data_dir, path, info.sha256, rel, sizeof rel, eb) != 0) {
+        json_decref(info.model);
+        return ERR_IO;
     }
     snprintf(out->file, sizeof out->file, "%s", rel);
     memcpy(out->sha256, info.sha256, sizeof out->sha256);

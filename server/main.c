@@ -383,6 +383,7 @@ int main(int argc, char **argv)
                        .spool_path = "/api/v1/models",
                        .spool_dir = uploads,
                        .spool_limit = cfg.upload_limit,
+                       .spool_needs_auth = tokens != NULL,
                        .mode = (http_mode)cfg.http_mode,
                        .threads = cfg.http_threads,
                        .conn_limit = cfg.conn_limit,

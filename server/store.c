@@ -848,6 +848,8 @@ int store_job_delete(store *s, const char *id, errbuf *eb)
     if (rc == 0 && (JS_TERMINAL & JS_BIT(r.state)) == 0)
         rc = err_set(eb, ERR_STATE, "job %s is %s; only a finished job can be deleted", id,
                      store_state_name(r.state));
+    if (rc == 0)
+        rc = sq_init_users(s, id, eb);
     for (size_t i = 0; rc == 0 && i < sizeof del / sizeof del[0]; i++) {
         sqlite3_stmt *q;
         if (sqlite3_prepare_v2(s->db, del[i], -1, &q, NULL) != SQLITE_OK) {

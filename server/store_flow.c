@@ -111,6 +111,25 @@ void sq_fill_init(store *s, const char *id, store_assignment *a)
     sqlite3_finalize(q);
 }
 
+int sq_init_users(store *s, const char *id, errbuf *eb)
+{
+    sqlite3_stmt *q;
+    int rc = prep(s,
+                  "SELECT id FROM jobs WHERE substr(init_file, 1, length(?1)) = ?1"
+                  " AND state NOT IN ('SUCCEEDED','FAILED','CANCELLED') LIMIT 1",
+                  &q, eb);
+    if (rc < 0)
+        return rc;
+    char prefix[STORE_ID_MAX + 8];
+    snprintf(prefix, sizeof prefix, "jobs/%s/", id);
+    sq_bind_text(q, 1, prefix);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        rc = err_set(eb, ERR_STATE, "job %s, which has not ended, starts from job %s's weights",
+                     sq_col_text(q, 0), id);
+    sqlite3_finalize(q);
+    return rc;
+}
+
 int store_blocked_list(store *s, store_blocked **out, int *n, errbuf *eb)
 {
     *out = NULL;
@@ -148,8 +167,8 @@ int store_deps_state(store *s, const char *id, char which[STORE_ID_MAX], int *st
                   &q, eb);
     if (rc == 0)
         sq_bind_text(q, 1, id);
-    int result = 0, step;
-    while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
+    int result = 0;
+    while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
         int state =
             sqlite3_column_type(q, 1) == SQLITE_NULL ? -1 : store_state_parse(sq_col_text(q, 1));
         int r = state == JS_SUCCEEDED ? 0 : (state < 0 || (JS_TERMINAL & JS_BIT(state))) ? 2 : 1;

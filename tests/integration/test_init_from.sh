@@ -8,7 +8,8 @@
 #     record the SHA-256 of A's model.safetensors.
 #  2. Rejected at submit with 400 naming init_from: an unknown job id, a
 #     job that has not succeeded (queued), an artifact A does not have, a
-#     network that does not fit A's weights, a relative path.
+#     network that does not fit A's weights, a relative path. Deleting A
+#     while a queued job starts from it: 409.
 #  3. Paths on the pool hosts: a truncated copy of A's weights, an empty
 #     file, /etc/passwd and a missing file each end FAILED after ONE
 #     attempt, reason INVALID_INIT, with the loader's message.
@@ -100,6 +101,12 @@ expect_400 "$TMP/arch.json" "does not fit the model config: model.stages"
 spec x '"runs/a/model.safetensors"' "$TINY" >"$TMP/rel.json"
 expect_400 "$TMP/rel.json" "relative path"
 ok "400 naming init_from: unknown job, queued job, missing artifact, another network, relative path"
+sed 's/"ranks":2/"ranks":8/' "$TMP/from-a.json" >"$TMP/waiting.json"
+W=$(submit "$TMP/waiting.json") # queued for good: A's weights must stay
+code=$(curl -s --max-time 10 -o "$TMP/resp" -w '%{http_code}' -X DELETE "$URL/api/v1/jobs/$A")
+[ "$code" = 409 ] && grep -q "$W" "$TMP/resp" || die "delete of A while $W starts from it: HTTP $code $(cat "$TMP/resp")"
+curl -s --max-time 10 -X POST "$URL/api/v1/jobs/$W/cancel" >/dev/null
+ok "A cannot be deleted while a queued job starts from its weights (409)"
 
 # 3. bad files on the pool hosts: FAILED once, not retried, with the loader's message
 size_a=$(stat -c %s "$TMP/a.safetensors")
