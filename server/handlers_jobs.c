@@ -131,23 +131,20 @@ static int fill_model(app *a, http_request *req, http_response *resp, json_t **f
     return 0;
 }
 
-int jobs_create(app *a, http_request *req, http_response *resp)
+/* Parses the submitted spec (the model of its init_from filled in when it
+ * has none): 0 with *canon and *info, or the error status with resp filled. */
+static int parse_submitted(app *a, http_request *req, http_response *resp, json_t **canon,
+                           spec_info *info)
 {
     field_errors fe;
     fe_init(&fe);
-    spec_info info;
-    memset(&info, 0, sizeof info);
-    json_t *canon = NULL;
-    const char *dry = http_query(req, "dry_run");
-    if (dry != NULL && !flag_true(dry) && strcmp(dry, "false") != 0 && strcmp(dry, "0") != 0)
-        return api_error_field(resp, req, 400, "dry_run", "must be true or false");
     spec_parse_fn parse = a->parse_spec != NULL ? a->parse_spec : app_parse_spec;
     json_t *filled;
     unsigned flags;
     if (fill_model(a, req, resp, &filled, &flags) != 0)
         return resp->status;
-    int rc = flags != 0 ? app_parse_spec_flags(req->json, &canon, &info, &fe, flags)
-                        : parse(filled != NULL ? filled : req->json, &canon, &info, &fe);
+    int rc = flags != 0 ? app_parse_spec_flags(req->json, canon, info, &fe, flags)
+                        : parse(filled != NULL ? filled : req->json, canon, info, &fe);
     json_decref(filled);
     if (rc == ERR_UNSUPPORTED) {
         const char *t = json_string_value(json_object_get(req->json, "type"));
@@ -161,60 +158,66 @@ int jobs_create(app *a, http_request *req, http_response *resp)
         fe_format(&fe, text, sizeof text);
         return api_error(resp, req, 400, &fe, "the job spec is invalid: %s", text);
     }
+    return 0;
+}
+
+/* The Idempotency-Key header into info (it must agree with the spec's
+ * idempotency_key): 0, or 400 with resp filled. */
+static int idem_header(http_request *req, http_response *resp, spec_info *info)
+{
     const char *hkey = http_header(req, "Idempotency-Key");
-    if (hkey != NULL && hkey[0] != '\0') {
-        if (strlen(hkey) >= sizeof info.idem_key) {
-            json_decref(canon);
-            return api_error_field(resp, req, 400, "Idempotency-Key", "longer than 127 bytes");
-        }
-        if (info.idem_key[0] != '\0' && strcmp(info.idem_key, hkey) != 0) {
-            json_decref(canon);
-            return api_error_field(resp, req, 400, "idempotency_key",
-                                   "differs from the Idempotency-Key header");
-        }
-        snprintf(info.idem_key, sizeof info.idem_key, "%s", hkey);
-    }
-    lineage lin;
+    if (hkey == NULL || hkey[0] == '\0')
+        return 0;
+    if (strlen(hkey) >= sizeof info->idem_key)
+        return api_error_field(resp, req, 400, "Idempotency-Key", "longer than 127 bytes");
+    if (info->idem_key[0] != '\0' && strcmp(info->idem_key, hkey) != 0)
+        return api_error_field(resp, req, 400, "idempotency_key",
+                               "differs from the Idempotency-Key header");
+    snprintf(info->idem_key, sizeof info->idem_key, "%s", hkey);
+    return 0;
+}
+
+/* lineage_prepare with its failure answered (400 naming the field, or 500). */
+static int check_lineage(app *a, http_request *req, http_response *resp, const json_t *canon,
+                         lineage *lin)
+{
     char field[32];
-    errbuf leb;
-    rc = lineage_prepare(a->st, a->data_dir, canon, &lin, field, sizeof field, &leb);
-    if (rc != 0) {
-        lineage_free(&lin);
-        json_decref(canon);
-        if (rc != ERR_INVALID)
-            return store_failure(resp, req, rc, &leb);
-        size_t fl = strlen(field);
-        const char *why = leb.msg;
-        if (strncmp(why, field, fl) == 0 && strncmp(why + fl, ": ", 2) == 0)
-            why += fl + 2;
-        return api_error_field(resp, req, 400, field, why);
-    }
-    if (flag_true(dry)) {
-        lineage_free(&lin);
-        json_t *out = json_pack("{s:b,s:o,s:I,s:f}", "valid", 1, "spec", canon, "params",
-                                (json_int_t)info.params, "mflops", info.mflops);
-        return api_json(resp, 200, out);
-    }
+    errbuf eb;
+    int rc = lineage_prepare(a->st, a->data_dir, canon, lin, field, sizeof field, &eb);
+    if (rc == 0)
+        return 0;
+    lineage_free(lin);
+    if (rc != ERR_INVALID)
+        return store_failure(resp, req, rc, &eb);
+    size_t fl = strlen(field);
+    const char *why = eb.msg;
+    if (strncmp(why, field, fl) == 0 && strncmp(why + fl, ": ", 2) == 0)
+        why += fl + 2;
+    return api_error_field(resp, req, 400, field, why);
+}
+
+/* Stores the job; answers 201 (or 200 for an idempotent replay) with it. */
+static int store_submitted(app *a, http_request *req, http_response *resp, json_t *canon,
+                           const spec_info *info, const lineage *lin)
+{
     char *text = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(canon);
     char hash[65];
     hash_hex(text, hash);
-    store_job_new nj = {.name = info.name,
-                        .type = info.type,
-                        .priority = info.priority,
-                        .ranks = info.ranks,
-                        .max_restarts = info.max_restarts,
-                        .keep_last = info.keep_last,
+    store_job_new nj = {.name = info->name,
+                        .type = info->type,
+                        .priority = info->priority,
+                        .ranks = info->ranks,
+                        .max_restarts = info->max_restarts,
+                        .keep_last = info->keep_last,
                         .spec_json = text,
-                        .params = info.params,
-                        .mflops = info.mflops,
-                        .idem_key = info.idem_key,
+                        .params = info->params,
+                        .mflops = info->mflops,
+                        .idem_key = info->idem_key,
                         .body_hash = hash};
-    lineage_to_job(&lin, &nj);
+    lineage_to_job(lin, &nj);
     char id[STORE_ID_MAX];
     errbuf eb;
-    rc = store_job_create(a->st, &nj, id, &eb);
-    lineage_free(&lin);
+    int rc = store_job_create(a->st, &nj, id, &eb);
     free(text);
     if (rc == ERR_EXISTS)
         return api_error_field(resp, req, 409, "idempotency_key", eb.msg);
@@ -229,11 +232,38 @@ int jobs_create(app *a, http_request *req, http_response *resp)
     http_response_header(resp, "Location", loc);
     if (rc == 1) /* the same request again: the job it made */
         return api_json(resp, 200, job);
-    log_info("job %s submitted: %s '%s', priority %d, %d ranks", id, info.type, info.name,
-             info.priority, info.ranks);
+    log_info("job %s submitted: %s '%s', priority %d, %d ranks", id, info->type, info->name,
+             info->priority, info->ranks);
     if (a->wake != NULL)
         a->wake(a->broker_ctx);
     return api_json(resp, 201, job);
+}
+
+int jobs_create(app *a, http_request *req, http_response *resp)
+{
+    const char *dry = http_query(req, "dry_run");
+    if (dry != NULL && !flag_true(dry) && strcmp(dry, "false") != 0 && strcmp(dry, "0") != 0)
+        return api_error_field(resp, req, 400, "dry_run", "must be true or false");
+    spec_info info;
+    memset(&info, 0, sizeof info);
+    json_t *canon = NULL;
+    lineage lin;
+    if (parse_submitted(a, req, resp, &canon, &info) != 0)
+        return resp->status;
+    if (idem_header(req, resp, &info) != 0 || check_lineage(a, req, resp, canon, &lin) != 0) {
+        json_decref(canon);
+        return resp->status;
+    }
+    int status;
+    if (flag_true(dry))
+        status = api_json(resp, 200,
+                          json_pack("{s:b,s:O,s:I,s:f}", "valid", 1, "spec", canon, "params",
+                                    (json_int_t)info.params, "mflops", info.mflops));
+    else
+        status = store_submitted(a, req, resp, canon, &info, &lin);
+    lineage_free(&lin);
+    json_decref(canon);
+    return status;
 }
 
 /* Page tokens are opaque to clients: "p" (newest first) or "r" (by

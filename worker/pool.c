@@ -211,6 +211,30 @@ static void init_obtain(pool *p, const link_assignment *a, init_blob *ib)
                  ib->len, a->init != NULL ? "sent by the server, now cached" : "from the cache");
 }
 
+/* Rank 0: tell the server (with the next ready) which weights the pool holds. */
+static void announce_cache(pool *p)
+{
+    char held[INITCACHE_MAX][65], cache[600];
+    const char *names[INITCACHE_MAX];
+    snprintf(cache, sizeof cache, "%s/init-cache", p->work_root);
+    int n_held = initcache_list(cache, held, INITCACHE_MAX);
+    for (int i = 0; i < n_held; i++)
+        names[i] = held[i];
+    link_set_cached(p->link, names, n_held);
+}
+
+/* Every rank: the init weights of assignment a (read on rank 0), in *ib;
+ * none when the attempt resumes from a checkpoint. */
+static void init_share(pool *p, const link_assignment *a, int resuming, init_blob *ib)
+{
+    memset(ib, 0, sizeof *ib);
+    if (p->d->rank == 0 && a->has_init && !resuming)
+        init_obtain(p, a, ib);
+    dist_bcast(&ib->state, sizeof ib->state, 0);
+    if (ib->state > 0)
+        dist_bcast_blob(&ib->data, &ib->len, 0);
+}
+
 /* Every rank: the file the job starts from (into path; "" for none), and
  * a first check that it is a safetensors file. Returns 0, or an ERR_* with
  * eb naming init_from; *final says that a retry cannot help. */
@@ -432,13 +456,7 @@ int pool_main(int argc, char **argv, const dist_info *d)
         memset(&a, 0, sizeof a);
         char job_id[MSG_ID_MAX] = {0};
         if (d->rank == 0 && !dist_stop_requested()) {
-            char held[INITCACHE_MAX][65], cache[600];
-            const char *names[INITCACHE_MAX];
-            snprintf(cache, sizeof cache, "%s/init-cache", p.work_root);
-            int n_held = initcache_list(cache, held, INITCACHE_MAX);
-            for (int i = 0; i < n_held; i++)
-                names[i] = held[i];
-            link_set_cached(p.link, names, n_held);
+            announce_cache(&p);
             /* A timed wait, so that a stop asked of another rank is seen while idle. */
             int wrc = link_wait_assign(p.link, d->world > 1 ? POOL_IDLE_CHECK_MS : -1, &a);
             cmd = wrc == 0 ? CMD_RUN : (wrc == ERR_TIMEOUT ? CMD_IDLE : CMD_QUIT);
@@ -466,12 +484,7 @@ int pool_main(int argc, char **argv, const dist_info *d)
         dist_bcast_blob(&spec_text, &spec_len, 0);
         dist_bcast_blob(&ckpt, &ckpt_len, 0);
         init_blob ib;
-        memset(&ib, 0, sizeof ib);
-        if (d->rank == 0 && a.has_init && ckpt_len == 0)
-            init_obtain(&p, &a, &ib);
-        dist_bcast(&ib.state, sizeof ib.state, 0);
-        if (ib.state > 0)
-            dist_bcast_blob(&ib.data, &ib.len, 0);
+        init_share(&p, &a, ckpt_len > 0, &ib);
         int stopping = run_job(&p, &a, spec_text, ckpt, ckpt_len, &ib, job_id, attempt);
         free(ib.data);
         free(spec_text);
