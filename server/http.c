@@ -639,19 +639,43 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
     unsigned conn_limit = o->conn_limit > 0 ? (unsigned)o->conn_limit : 512;
     unsigned per_ip = o->per_ip_limit > 0 ? (unsigned)o->per_ip_limit : 64;
     unsigned idle = o->idle_timeout_s > 0 ? (unsigned)o->idle_timeout_s : 30;
+    int tls = o->tls_cert_pem != NULL;
+    if (tls && (o->tls_key_pem == NULL || MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)) {
+        pthread_mutex_destroy(&h->mu);
+        pthread_cond_destroy(&h->cv);
+        free(h);
+        return err_set(eb, ERR_INVALID,
+                       o->tls_key_pem == NULL ? "http: a TLS certificate needs its key"
+                                              : "http: this libmicrohttpd was built without TLS");
+    }
+    if (tls)
+        flags |= MHD_USE_TLS;
+    /* Options that depend on the configuration go through MHD_OPTION_ARRAY. */
+    struct MHD_OptionItem extra[4];
+    int n = 0;
+    if (tls) {
+        extra[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
+                                             (void *)(uintptr_t)o->tls_cert_pem};
+        extra[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)(uintptr_t)o->tls_key_pem};
+    }
+    if (pool > 0)
+        extra[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, pool, NULL};
+    extra[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     h->d = MHD_start_daemon(
         flags, (uint16_t)o->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_TIMEOUT, idle,
         MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-        /* last, so that without a pool the list simply ends here */
-        pool > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool, MHD_OPTION_END);
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
     if (h->d == NULL) {
         pthread_mutex_destroy(&h->mu);
         pthread_cond_destroy(&h->cv);
         free(h);
-        return err_set(eb, ERR_IO, "http: cannot listen on %s:%d (in use, or not permitted)",
+        return err_set(eb, ERR_IO,
+                       tls ? "http: cannot serve HTTPS on %s:%d (port in use or not permitted, or "
+                             "GnuTLS refused the certificate or key; the log line above says which)"
+                           : "http: cannot listen on %s:%d (in use, or not permitted)",
                        o->address, o->port);
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);

@@ -81,9 +81,12 @@ const cli_command *cli_find(const char *name)
 
 void cli_usage(FILE *f)
 {
-    fprintf(f, "usage: kiln [--url URL] [--token TOKEN] [--json] COMMAND ...\n"
-               "  --url URL      the server (default $KILN_URL, else http://localhost:8080)\n"
+    fprintf(f, "usage: kiln [--url URL] [--token TOKEN] [--cacert FILE] [--json] COMMAND ...\n"
+               "  --url URL      the server (default $KILN_URL, else http://localhost:8080;\n"
+               "                 https://... when it serves TLS)\n"
                "  --token TOKEN  bearer token (default $KILN_TOKEN)\n"
+               "  --cacert FILE  verify an https server against this CA (default $KILN_CACERT,\n"
+               "                 else the system's CAs)\n"
                "  --json         print the API's JSON instead of tables\n"
                "  -h, --help     this help; `kiln COMMAND --help` for one command\n"
                "commands:\n");
@@ -130,7 +133,7 @@ int cmd_completion(int argc, char **argv)
            "    cmd=\"\"\n"
            "    for ((i = 1; i < COMP_CWORD; i++)); do\n"
            "        case ${COMP_WORDS[i]} in\n"
-           "        --url | --token) ((i++)) ;;\n"
+           "        --url | --token | --cacert) ((i++)) ;;\n"
            "        -*) ;;\n"
            "        *) cmd=${COMP_WORDS[i]}; break ;;\n"
            "        esac\n"
@@ -140,10 +143,11 @@ int cmd_completion(int argc, char **argv)
            "SUCCEEDED FAILED CANCELLED' -- \"$cur\")); return ;;\n"
            "    --type) COMPREPLY=($(compgen -W 'train prune adapt' -- \"$cur\")); return ;;\n"
            "    -o | submit) COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n"
+           "    --cacert) COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n"
            "    --url | --token | --names | --after | --tail | --name) return ;;\n"
            "    esac\n"
            "    case $cmd in\n"
-           "    \"\") COMPREPLY=($(compgen -W '--url --token --json --help");
+           "    \"\") COMPREPLY=($(compgen -W '--url --token --cacert --json --help");
     for (const cli_command *c = cli_commands; c->name != NULL; c++)
         printf(" %s", c->name);
     printf("' -- \"$cur\")) ;;\n");

@@ -1,13 +1,15 @@
 /* kiln.c - the kiln command-line client: options, dispatch, help (see cli.h for the files).
  *
- *   kiln [--url URL] [--token TOKEN] [--json] COMMAND ...
+ *   kiln [--url URL] [--token TOKEN] [--cacert FILE] [--json] COMMAND ...
  *     submit FILE [-q] [--dry-run] [--watch]   list [--state S] [--all] ...
  *     get ID   cancel ID   delete ID   watch ID
  *     metrics ID [--names a,b] [--after N] [--csv]   logs ID [--tail N] [--follow]
  *     download ID NAME [-o FILE]   workers   completion bash
  *
  * The server is --url, else $KILN_URL, else http://localhost:8080; the
- * bearer token is --token, else $KILN_TOKEN (none: no Authorization).
+ * bearer token is --token, else $KILN_TOKEN (none: no Authorization); an
+ * https:// server is verified against --cacert, else $KILN_CACERT, else the
+ * system's CAs.
  * `kiln --help`, `kiln help COMMAND` and `kiln COMMAND --help` list every
  * flag with an example. Exit status: 0 ok, 1 failure (watch and submit
  * --watch: the job did not succeed), 2 usage.
@@ -27,12 +29,11 @@ int main(int argc, char **argv)
     if (url == NULL || url[0] == '\0')
         url = "http://localhost:8080";
     const char *token = getenv("KILN_TOKEN");
+    const char *cacert = getenv("KILN_CACERT");
     static const struct option opts[] = {
-        {"url", required_argument, NULL, 'u'},
-        {"token", required_argument, NULL, 't'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"url", required_argument, NULL, 'u'},    {"token", required_argument, NULL, 't'},
+        {"cacert", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     int c;
     /* Options before the command only; the command parses its own. */
@@ -43,6 +44,9 @@ int main(int argc, char **argv)
             break;
         case 't':
             token = optarg;
+            break;
+        case 'c':
+            cacert = optarg;
             break;
         case 'j':
             cli_json_out = 1;
@@ -90,6 +94,7 @@ int main(int argc, char **argv)
         return 1;
     }
     client_init(url, token);
+    client_set_cacert(cacert);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = cmd->fn(n, rest);
     curl_global_cleanup();
