@@ -404,7 +404,8 @@ int main(int argc, char **argv)
     }
     char uploads[600];
     snprintf(uploads, sizeof uploads, "%s/uploads", cfg.data_dir);
-    if (files_mkdirs(uploads, &eb) < 0) {
+    /* uploads cut short by a crash are of no use */
+    if (files_remove_tree(uploads, &eb) < 0 || files_mkdirs(uploads, &eb) < 0) {
         log_error("data dir: %s", eb.msg);
         goto out;
     }
