@@ -239,15 +239,16 @@ static void init_share(pool *p, const link_assignment *a, int resuming, init_blo
 /* Every rank: the file the job starts from (into path; "" for none), and
  * a first check that it is a safetensors file. Returns 0, or an ERR_* with
  * eb naming init_from; *final says that a retry cannot help. */
-static int init_prepare(const job_spec *spec, const init_blob *ib, const char *dir, char *path,
-                        size_t plen, int *final, errbuf *eb)
+static int init_prepare(const job_spec *spec, const init_blob *ib, const char *dir, int rank,
+                        char *path, size_t plen, int *final, errbuf *eb)
 {
     path[0] = '\0';
     *final = 0;
     if (ib->state < 0)
         return err_set(eb, ERR_IO, "%s", ib->msg[0] ? ib->msg : "init_from weights not received");
     if (ib->state > 0) {
-        snprintf(path, plen, "%s/init.safetensors", dir);
+        /* one file per rank: ranks of one host may share the work dir */
+        snprintf(path, plen, "%s/init-r%d.safetensors", dir, rank);
         FILE *f = fopen(path, "wb");
         if (f == NULL || fwrite(ib->data, 1, ib->len, f) != ib->len || fclose(f) != 0)
             return err_set(eb, ERR_IO, "%s: cannot write the init_from weights", path);
@@ -301,7 +302,7 @@ static int run_job(pool *p, const link_assignment *a, const char *spec_text, con
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         rc = err_set(&eb, ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
     } else if (ckpt_len > 0) {
-        snprintf(resume, sizeof resume, "%s/resume.safetensors", dir);
+        snprintf(resume, sizeof resume, "%s/resume-r%d.safetensors", dir, d->rank);
         FILE *f = fopen(resume, "wb");
         if (f == NULL || fwrite(ckpt, 1, ckpt_len, f) != ckpt_len || fclose(f) != 0)
             rc = err_set(&eb, ERR_IO, "%s: cannot write the checkpoint to resume from", resume);
@@ -309,7 +310,7 @@ static int run_job(pool *p, const link_assignment *a, const char *spec_text, con
     char init_path[1100] = "";
     int init_final = 0;
     if (rc == 0 && ckpt_len == 0)
-        rc = init_prepare(&spec, ib, dir, init_path, sizeof init_path, &init_final, &eb);
+        rc = init_prepare(&spec, ib, dir, d->rank, init_path, sizeof init_path, &init_final, &eb);
     /* The job runs only if every rank is ready for it. */
     int any_final = dist_any(init_final);
     if (dist_any(rc != 0)) {
