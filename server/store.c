@@ -501,8 +501,12 @@ int store_job_create(store *s, const store_job_new *j, char id[STORE_ID_MAX], er
     sqlite3_bind_double(q, 13, now);
     rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "insert job");
     sq_done(q);
+    char wait[160] = "waiting for a free pool";
+    if (j->waiting_for != NULL)
+        snprintf(wait, sizeof wait, "WAITING_FOR %s: starts when it has succeeded", j->waiting_for);
     if (rc == 0)
-        rc = sq_event(s, id, now, -1, JS_QUEUED, "SUBMITTED", "waiting for a free pool", eb);
+        rc = sq_event(s, id, now, -1, JS_QUEUED,
+                      j->waiting_for != NULL ? "WAITING_FOR" : "SUBMITTED", wait, eb);
     if (rc == 0)
         rc = sq_flow_insert(s, id, j, eb);
 tx:
