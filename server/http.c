@@ -3,7 +3,10 @@
  * Per request state (struct upload) buffers the body up to the limit.
  * A Content-Length over the limit is answered 413 at once, before the body
  * is read; a chunked body is counted and dropped once over the limit and
- * answered 413 at its end.
+ * answered 413 at its end. A request to the spool path (POST, e.g. model
+ * uploads) is written to a temporary file in the spool folder instead, up
+ * to its own limit; the file is removed after the response unless the
+ * handler moved it.
  *
  * Limits against slow and half-open clients: MHD caps connections in total
  * and per address and closes a connection idle for idle_timeout_s; on top,
@@ -65,6 +68,9 @@ struct http_server {
     http_dispatch_fn fn;
     void *ctx;
     size_t body_limit;
+    char spool_path[128], spool_dir[512];
+    size_t spool_limit;
+    int spool_needs_auth;
     int port;
     http_mode mode;
     unsigned prefix; /* random per process: request ids differ across restarts */
@@ -92,6 +98,8 @@ typedef struct upload {
     size_t len, cap;
     int too_large;
     const char *malformed; /* see http_request.malformed */
+    int fd;         /* spooled body: the open temporary file, or -1 */
+    char path[600]; /* its path ("" when not spooled) */
 } upload;
 
 const char *http_query(const http_request *r, const char *key)
@@ -352,6 +360,12 @@ static enum MHD_Result dispatch(http_server *h, struct MHD_Connection *c, const 
         req->len = up->len;
         req->too_large = up->too_large;
         req->malformed = up->malformed;
+        if (up->path[0] != '\0' && !up->too_large) {
+            if (up->fd >= 0)
+                close(up->fd);
+            up->fd = -1;
+            req->body_file = up->path;
+        }
     }
     make_request_id(h, req->request_id);
     h->fn(h->ctx, req, &resp);
@@ -436,6 +450,47 @@ static const char *malformed_head(struct MHD_Connection *c, const char *version)
     return NULL;
 }
 
+/* Starts spooling the body of this request to a temporary file: 0, or -1
+ * (the request is then answered 413/500 by the handler seeing no file). */
+static void spool_open(http_server *h, upload *up)
+{
+    snprintf(up->path, sizeof up->path, "%s/upload-XXXXXX", h->spool_dir);
+    up->fd = mkstemp(up->path);
+    if (up->fd < 0) {
+        log_warn("http: cannot create a spool file in %s: %s", h->spool_dir, strerror(errno));
+        up->path[0] = '\0';
+    }
+}
+
+/* Appends n bytes of a spooled body; past the limit the file goes. */
+static void spool_write(http_server *h, upload *up, const char *data, size_t n)
+{
+    if (up->too_large || up->fd < 0)
+        return;
+    if (up->len + n > h->spool_limit) {
+        up->too_large = 1;
+    } else {
+        size_t done = 0;
+        while (done < n) {
+            ssize_t w = write(up->fd, data + done, n - done);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                log_warn("http: spool file %s: %s", up->path, strerror(errno));
+                up->too_large = 1;
+                break;
+            }
+            done += (size_t)w;
+        }
+        up->len += n;
+        if (!up->too_large)
+            return;
+    }
+    close(up->fd);
+    up->fd = -1;
+    unlink(up->path);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -452,22 +507,39 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             pthread_mutex_unlock(&h->mu);
         }
         up = xcalloc(1, sizeof *up);
+        up->fd = -1;
         *con_cls = up;
         up->malformed = malformed_head(c, version);
         if (up->malformed != NULL)
             return dispatch(h, c, url, method, up); /* answered before any body is read */
+        int spool = h->spool_path[0] != '\0' && strcmp(method, "POST") == 0 &&
+                    strcmp(url, h->spool_path) == 0;
+        size_t limit = spool ? h->spool_limit : h->body_limit;
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl != NULL && strtoull(cl, NULL, 10) > h->body_limit) {
+        if (cl != NULL && strtoull(cl, NULL, 10) > limit) {
             /* Answer before reading the body; MHD closes the connection after. */
             up->too_large = 1;
             return dispatch(h, c, url, method, up);
+        }
+        if (spool && h->spool_needs_auth &&
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) ==
+                NULL) {
+            /* nothing is written for a request the router answers 401 */
+            up->too_large = 1;
+            up->path[0] = '\0';
+        } else if (spool) {
+            spool_open(h, up);
         }
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (up->path[0] != '\0') {
+            spool_write(h, up, upload_data, n);
+            return MHD_YES;
+        }
         if (up->too_large)
             return MHD_YES;
         if (up->len + n > h->body_limit) {
@@ -508,6 +580,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
     upload *up = *con_cls;
     if (up != NULL) {
+        if (up->fd >= 0)
+            close(up->fd);
+        if (up->path[0] != '\0')
+            unlink(up->path); /* ENOENT when the handler kept it */
         free(up->buf);
         free(up);
         *con_cls = NULL;
@@ -611,6 +687,12 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
     h->fn = fn;
     h->ctx = ctx;
     h->body_limit = o->body_limit;
+    if (o->spool_path != NULL && o->spool_dir != NULL) {
+        snprintf(h->spool_path, sizeof h->spool_path, "%s", o->spool_path);
+        snprintf(h->spool_dir, sizeof h->spool_dir, "%s", o->spool_dir);
+        h->spool_limit = o->spool_limit;
+        h->spool_needs_auth = o->spool_needs_auth;
+    }
     h->mode = o->mode;
     h->prefix = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16);
     h->header_timeout_ms = 1000 * (o->header_timeout_s > 0 ? o->header_timeout_s : 10);

@@ -37,6 +37,8 @@ typedef struct http_request {
     size_t len;
     int too_large;         /* the body went over the limit: answer 413 */
     const char *malformed; /* why the request breaks HTTP/1.1's rules (answer 400), or NULL */
+    const char *body_file; /* a spooled body (http_options.spool_path): its temporary file,
+                            * len bytes; the handler may rename it away, else it is removed */
     char request_id[24];
     /* Filled by the router: */
     const char *params[HTTP_MAX_PARAMS]; /* path parameters ({id}, {name}), in order */
@@ -109,9 +111,15 @@ typedef enum {
 } http_mode;
 
 typedef struct http_options {
-    const char *address; /* IPv4 address to bind, e.g. "127.0.0.1" or "0.0.0.0" */
-    int port;            /* 0 = any free port (read it back with http_port) */
-    size_t body_limit;   /* bodies larger than this get 413 */
+    const char *address;    /* IPv4 address to bind, e.g. "127.0.0.1" or "0.0.0.0" */
+    int port;               /* 0 = any free port (read it back with http_port) */
+    size_t body_limit;      /* bodies larger than this get 413 */
+    const char *spool_path; /* POSTs to this exact path are written to a file in spool_dir
+                             * (NULL: none), up to spool_limit bytes */
+    const char *spool_dir;
+    size_t spool_limit;
+    int spool_needs_auth; /* spool only requests with an Authorization header (the others
+                           * are answered 401 by the router: their body is dropped) */
     http_mode mode;
     int threads;              /* HTTP_MODE_POOL only */
     int conn_limit;           /* connections at once; 0 = default 512 */

@@ -40,6 +40,8 @@ static void usage(FILE *f)
             "  --heartbeat-ms MS      pool heartbeat interval (default 1000)\n"
             "  --liveness N           a pool silent for N intervals is lost (default 5)\n"
             "  --body-limit BYTES     largest request body (default 1048576)\n"
+            "  --upload-limit BYTES   largest model upload, POST /api/v1/models (default\n"
+            "                         2147483648); streamed to DATA/uploads\n"
             "  --http-mode MODE       epoll | pool | per-connection (default pool)\n"
             "  --http-threads N       threads of the pool mode (default 2)\n"
             "  --port-file FILE       write the HTTP port and broker endpoint there once ready\n"
@@ -74,7 +76,7 @@ typedef struct config {
     const char *broker;
     const char *data_dir;
     int heartbeat_ms, liveness;
-    size_t body_limit;
+    size_t body_limit, upload_limit;
     int http_mode, http_threads;
     const char *port_file;
     const char *tokens;
@@ -93,6 +95,7 @@ static int parse_args(int argc, char **argv, config *c)
         {"heartbeat-ms", required_argument, NULL, 'h'},
         {"liveness", required_argument, NULL, 'l'},
         {"body-limit", required_argument, NULL, 'L'},
+        {"upload-limit", required_argument, NULL, 'U'},
         {"http-mode", required_argument, NULL, 'm'},
         {"http-threads", required_argument, NULL, 't'},
         {"port-file", required_argument, NULL, 'p'},
@@ -117,6 +120,7 @@ static int parse_args(int argc, char **argv, config *c)
     c->heartbeat_ms = 1000;
     c->liveness = 5;
     c->body_limit = 1 << 20;
+    c->upload_limit = (size_t)2 << 30;
     /* Measured with bench/server.sh (wrk, 16 connections, 1,000 jobs, 2 cores):
      * a pool of 2 epoll threads served GET /jobs 1.4-1.7x the requests of one
      * epoll thread and matched thread-per-connection on GET /jobs/{id}, with
@@ -158,6 +162,9 @@ static int parse_args(int argc, char **argv, config *c)
             break;
         case 'L':
             c->body_limit = (size_t)strtoull(optarg, NULL, 10);
+            break;
+        case 'U':
+            c->upload_limit = (size_t)strtoull(optarg, NULL, 10);
             break;
         case 'm':
             c->http_mode = http_mode_parse(optarg);
@@ -395,6 +402,13 @@ int main(int argc, char **argv)
         log_error("data dir: %s", eb.msg);
         goto out;
     }
+    char uploads[600];
+    snprintf(uploads, sizeof uploads, "%s/uploads", cfg.data_dir);
+    /* uploads cut short by a crash are of no use */
+    if (files_remove_tree(uploads, &eb) < 0 || files_mkdirs(uploads, &eb) < 0) {
+        log_error("data dir: %s", eb.msg);
+        goto out;
+    }
     snprintf(db, sizeof db, "%s/kiln.db", cfg.data_dir);
     if (store_open(&st, db, &eb) < 0) {
         log_error("%s", eb.msg);
@@ -415,6 +429,7 @@ int main(int argc, char **argv)
     a.st = st;
     snprintf(a.data_dir, sizeof a.data_dir, "%s", cfg.data_dir);
     a.body_limit = cfg.body_limit;
+    a.upload_limit = cfg.upload_limit;
     a.parse_spec = app_parse_spec;
     a.wake = broker_wake;
     a.workers = broker_workers;
@@ -440,6 +455,10 @@ int main(int argc, char **argv)
     http_options ho = {.address = cfg.http_addr,
                        .port = cfg.http_port,
                        .body_limit = cfg.body_limit,
+                       .spool_path = "/api/v1/models",
+                       .spool_dir = uploads,
+                       .spool_limit = cfg.upload_limit,
+                       .spool_needs_auth = tokens != NULL,
                        .mode = (http_mode)cfg.http_mode,
                        .threads = cfg.http_threads,
                        .conn_limit = cfg.conn_limit,

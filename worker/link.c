@@ -80,6 +80,7 @@ struct pool_link {
     uint64_t cur_end_seq; /* seq of its finished/failed, 0 while it runs */
     int waiting, interrupted, stop;
     link_stats stats;
+    json_t *cached; /* SHA-256s of the init weights held, sent with ready (or NULL) */
 
     /* Link thread only. */
     void *sock;
@@ -553,10 +554,22 @@ int link_wait_assign(pool_link *l, int timeout_ms, link_assignment *a)
     return rc;
 }
 
+void link_set_cached(pool_link *l, const char *const *sha256, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n && i < MSG_MAX_CACHED; i++)
+        json_array_append_new(a, json_string(sha256[i]));
+    pthread_mutex_lock(&l->mu);
+    json_decref(l->cached);
+    l->cached = a;
+    pthread_mutex_unlock(&l->mu);
+}
+
 void link_assignment_free(link_assignment *a)
 {
     json_decref(a->spec);
     free(a->checkpoint);
+    free(a->init);
     memset(a, 0, sizeof *a);
 }
 
@@ -598,6 +611,8 @@ static int send_simple(pool_link *l, msg_type t)
 {
     msg m;
     msg_init(&m, t);
+    if (t == MSG_READY && l->cached != NULL)
+        msg_set(&m, "cached", json_deep_copy(l->cached));
     int rc = send_msg(l, &m);
     msg_deinit(&m);
     return rc;
@@ -739,7 +754,21 @@ static void on_assign(pool_link *l, msg *m)
     snprintf(a->job_id, sizeof a->job_id, "%s", m->job_id);
     a->attempt = m->attempt;
     a->spec = json_incref(msg_get(m, "spec"));
-    if (m->n_blobs > 0) {
+    json_t *init = msg_get(m, "init");
+    int n_ckpt = m->n_blobs;
+    if (init != NULL) {
+        a->has_init = 1;
+        snprintf(a->init_sha256, sizeof a->init_sha256, "%s",
+                 json_string_value(json_object_get(init, "sha256")));
+        a->init_size = (long long)json_integer_value(json_object_get(init, "size"));
+        if (json_is_true(json_object_get(init, "attached")) && m->n_blobs > 0) {
+            n_ckpt--;
+            a->init = m->blobs[n_ckpt].data;
+            a->init_len = m->blobs[n_ckpt].len;
+            m->blobs[n_ckpt].data = NULL;
+        }
+    }
+    if (n_ckpt > 0) {
         a->checkpoint = m->blobs[0].data;
         a->checkpoint_len = m->blobs[0].len;
         m->blobs[0].data = NULL;
@@ -1041,6 +1070,7 @@ fail:
         close(l->wake_fd[1]);
     }
     json_decref(l->hosts);
+    json_decref(l->cached);
     free(l);
     return rc;
 }
@@ -1073,6 +1103,7 @@ void link_free(pool_link *l)
     close(l->wake_fd[0]);
     close(l->wake_fd[1]);
     json_decref(l->hosts);
+    json_decref(l->cached);
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
     free(l);

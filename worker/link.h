@@ -102,7 +102,17 @@ typedef struct link_assignment {
     void *checkpoint; /* safetensors bytes to resume from (owned), or NULL */
     size_t checkpoint_len;
     long resume_step; /* the step of that checkpoint; 0 when fresh */
+    int has_init;     /* the job starts from weights the server holds (init_from) */
+    char init_sha256[65];
+    long long init_size;
+    void *init; /* their bytes (owned), or NULL when the pool said it has them cached */
+    size_t init_len;
 } link_assignment;
+
+/* link_set_cached sets the SHA-256s (hex) of the init weights this pool
+ * holds; the next ready carries them, so the server sends only what the
+ * pool lacks. Thread-safe. */
+void link_set_cached(pool_link *l, const char *const *sha256, int n);
 
 /* link_wait_assign tells the server this pool is free (ready) and blocks
  * until an assignment arrives (0, *a filled; free it with

@@ -135,6 +135,14 @@ static int cmd_run(int argc, char **argv, const dist_info *d)
         return EXIT_USAGE;
     }
     json_decref(canonical);
+    if (spec.init.kind == INIT_JOB || spec.init.kind == INIT_MODEL) {
+        fprintf(stderr,
+                "kiln-worker: %s: init_from: '%s' names a job or model of a server; "
+                "`kiln-worker run` needs the path of a .safetensors file\n",
+                job_path, spec.init_from);
+        jobspec_free(&spec);
+        return EXIT_USAGE;
+    }
     char dir[1024];
     snprintf(dir, sizeof dir, "%s", out_dir ? out_dir : "runs");
     if (out_dir == NULL) {
@@ -161,7 +169,7 @@ static int cmd_run(int argc, char **argv, const dist_info *d)
     job_env env = {.dist = d,
                    .out_dir = dir,
                    .resume_path = resume,
-                   .init_weights = spec.init_from[0] ? spec.init_from : NULL,
+                   .init_weights = spec.init.kind == INIT_PATH ? spec.init.path : NULL,
                    .sink = d->rank == 0 ? &sink : NULL};
     job_result res;
     errbuf eb = {{0}};

@@ -190,6 +190,41 @@ json_t *client_call(const char *method, const char *path, const char *data, long
     return j;
 }
 
+json_t *client_upload(const char *path, FILE *f, long long size)
+{
+    char url[4096];
+    struct curl_slist *h;
+    CURL *c = handle(path, url, sizeof url, &h, "Content-Type: application/octet-stream");
+    body b = {NULL, 0, NULL};
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_READDATA, f);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (rc != CURLE_OK)
+        die_curl(rc, url);
+    json_t *j = b.n > 0 ? json_loadb(b.p, b.n, 0, NULL) : NULL;
+    free(b.p);
+    if (status >= 400)
+        die_api(status, "POST", path, j);
+    return j;
+}
+
+char *client_escape(const char *s)
+{
+    CURL *c = curl_easy_init();
+    char *e = curl_easy_escape(c, s, 0);
+    char *out = xstrdup(e != NULL ? e : "");
+    curl_free(e);
+    curl_easy_cleanup(c);
+    return out;
+}
+
 long client_download(const char *path, FILE *f)
 {
     body b = {NULL, 0, f};

@@ -30,6 +30,14 @@ const char *client_base(void);
  * in *status (if not NULL). */
 json_t *client_call(const char *method, const char *path, const char *data, long *status);
 
+/* POST the size bytes of the open file f to path as
+ * application/octet-stream (streamed). Exits on any failure; returns the
+ * JSON answer (new reference). */
+json_t *client_upload(const char *path, FILE *f, long long size);
+
+/* s percent-encoded for a query value (malloc'd). */
+char *client_escape(const char *s);
+
 /* GET path into the open file f. Returns the HTTP status; on a status
  * other than 200 the error body is printed (as client_call would) and
  * nothing useful is in f. Exits on a transport failure. */

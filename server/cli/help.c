@@ -5,13 +5,20 @@
 #include <string.h>
 
 const cli_command cli_commands[] = {
-    {"submit", cmd_submit, "submit FILE [-q] [--dry-run] [--watch]",
+    {"submit", cmd_submit,
+     "submit FILE [-q] [--dry-run] [--watch] [--after ID]... [--init-from REF]",
      "submit a job spec (FILE, or - for stdin)",
      "  -q           print only the new job's id\n"
+     "  --after ID   start only when job ID has succeeded (repeatable; adds to the spec's\n"
+     "               after); the job is CANCELLED if ID fails or is cancelled\n"
+     "  --init-from REF  start from weights: a job id (its model.safetensors), an uploaded\n"
+     "               model id (m...) or a path on the pool hosts; a spec without model then\n"
+     "               takes the model of those weights\n"
      "  --dry-run    validate only: params, MFLOPs and (with --json) the spec with defaults;\n"
      "               nothing is stored\n"
      "  --watch      then follow the job until it ends; exit 1 unless it SUCCEEDED\n",
-     "kiln submit api/examples/train-resnet20-fmnist.json --watch"},
+     "kiln submit api/examples/chain/3-retrain.json --after j01a2... "
+     "--init-from j01a2..."},
     {"list", cmd_list, "list [--state S] [--type T] [--name TEXT] [--by-priority] [--all]",
      "jobs, newest first",
      "  --state S      only jobs in state S (QUEUED, RUNNING, SUCCEEDED, FAILED, ...)\n"
@@ -20,7 +27,19 @@ const cli_command cli_commands[] = {
      "  --by-priority  highest priority first\n"
      "  --all          every page, not only the first 100 jobs\n",
      "kiln list --state RUNNING"},
-    {"get", cmd_get, "get ID", "one job in full (JSON)", "", "kiln get j01a2..."},
+    {"get", cmd_get, "get ID", "one job in full (JSON; lineage in init_from, after, init_sha256)",
+     "", "kiln get j01a2..."},
+    {"upload", cmd_upload, "upload FILE [--model CFG] [--name NAME] [-q]",
+     "upload safetensors weights (e.g. trained in PyTorch) as a model for init_from",
+     "  --model CFG  the model config: a JSON file (or architecture.json) or the JSON text;\n"
+     "               without it the file's own \"model\" metadata, if any\n"
+     "  --name NAME  a name to list it by\n"
+     "  -q           print only the new model's id\n",
+     "kiln upload resnet20.safetensors --model resnet20.json"},
+    {"models", cmd_models, "models", "the uploaded models", "", "kiln models"},
+    {"resume", cmd_resume, "resume ID [-q]",
+     "submit job ID's spec again, starting from its newest checkpoint (init_from)", "",
+     "kiln resume j01a2..."},
     {"cancel", cmd_cancel, "cancel ID", "cancel a queued or running job", "",
      "kiln cancel j01a2..."},
     {"delete", cmd_delete, "delete ID", "delete a finished job and its files (admin scope)", "",

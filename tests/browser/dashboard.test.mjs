@@ -6,7 +6,8 @@
 // and the job is cancelled from its page; a 400 shows beside its field;
 // a prune job shows its MFLOPs chart against the target band and its
 // width bars; a DNA job its depth chart and elastic events; two jobs are
-// compared. Server B has tokens and a test pool that echoes job names: the
+// compared; a job's lineage (init_from, after) links the jobs it names.
+// Server B has tokens and a test pool that echoes job names: the
 // page asks for the token once, a read-only token's cancel is refused
 // plainly, and a job, metric and log line named like HTML run nothing.
 // Screenshots (1280x800) go to $KILN_SHOTS. Each test has its own timeout.
@@ -196,6 +197,30 @@ test("a prune job's page: expected MFLOPs against the target band, widths before
   assert.ok(rows.every(([b, a]) => a > 0 && a <= b), "after <= before on every layer");
   assert.ok(rows.some(([b, a]) => a < b), "some layer was narrowed");
   await page.screenshot({path: join(SHOTS, "job-prune.png"), fullPage: true});
+  await page.close();
+});
+
+test("a job's lineage: the job it starts from and waits for, as links with their states", {timeout: 40000}, async () => {
+  const t = await api(A, "POST", "/api/v1/jobs", {name: "lineage-src", seed: 3, model: MODEL, data: DATA,
+    optim: {lr: 0.05, batch_size: 32, epochs: 1}});
+  assert.equal(t.status, 201);
+  const src = t.body.id;
+  const r = await api(A, "POST", "/api/v1/jobs", {name: "lineage-next", seed: 3, data: DATA,
+    init_from: {job: src}, after: [src], optim: {lr: 0.01, batch_size: 32, epochs: 1}});
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const page = await newPage();
+  await page.goto(A + "/#/jobs/" + r.body.id);
+  await waitState(page, "SUCCEEDED", 30000);
+  await page.reload();
+  await waitState(page, "SUCCEEDED", 10000);
+  const sec = page.locator("#lineage");
+  await sec.waitFor();
+  const text = await sec.innerText();
+  assert.match(text, new RegExp("starts from job " + src + " \\(model.safetensors\\)"));
+  assert.match(text, new RegExp("runs after " + src + " \\(SUCCEEDED\\)"));
+  assert.match(text, /weights SHA-256 [0-9a-f]{16}/);
+  assert.equal(await sec.locator(`a[href="#/jobs/${src}"]`).count(), 2, "both name the source job as a link");
+  await page.screenshot({path: join(SHOTS, "job-lineage.png"), fullPage: true});
   await page.close();
 });
 
