@@ -119,7 +119,7 @@ int adaptspec_reach(const adapt_spec *a, const model_cfg *c, double *lo, double 
             as_stages(&big, first, depth);
             int last = first[i] + depth[i] - 1;
             int inner = modelcfg_is_resnet(big.arch) ? big.stages[i].mids[depth[i] - 1]
-                                                    : big.blocks[last].hidden;
+                                                     : big.blocks[last].hidden;
             if (as_cfg_append_block(&big, i, inner) < 0)
                 break;
         }

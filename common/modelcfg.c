@@ -15,10 +15,10 @@
 #include <string.h>
 
 static const char *const ARCH_NAMES[] = {"ceit", "deit", "resnet_cifar", "mobilenetv2",
-                                         "resnet"}; /* mc_arch order */
-static const char *const STEM_NAMES[] = {"patchify", "i2t"}; /* mc_stem order */
-static const char *const FFN_NAMES[] = {"mlp", "leff"};      /* mc_ffn order */
-static const char *const HEAD_NAMES[] = {"cls", "lca"};      /* mc_head order */
+                                         "resnet"};               /* mc_arch order */
+static const char *const STEM_NAMES[] = {"patchify", "i2t"};      /* mc_stem order */
+static const char *const FFN_NAMES[] = {"mlp", "leff"};           /* mc_ffn order */
+static const char *const HEAD_NAMES[] = {"cls", "lca"};           /* mc_head order */
 static const char *const BLOCK_NAMES[] = {"basic", "bottleneck"}; /* mc_block order */
 
 #define MAX_WIDTH       8192  /* any channel count */
@@ -234,7 +234,8 @@ static void parse_resnet(model_cfg *c, jf_obj *o)
         if (jf_get(o, "block") != NULL)
             jf_err(o, "block", "follows from depth; give it only with the explicit form");
         if (jf_get(o, "widths") != NULL)
-            jf_err(o, "widths", "is not a field of resnet (use the explicit form for other widths)");
+            jf_err(o, "widths",
+                   "is not a field of resnet (use the explicit form for other widths)");
         if (jf_int(o, "depth", &depth, 50, 18, 152) != JF_BAD &&
             resnet_imagenet_preset(c, depth) != 0)
             jf_err(o, "depth", "must be 18, 34, 50, 101 or 152 (torchvision's ResNets)");
@@ -537,8 +538,7 @@ static long vit_params(const model_cfg *c)
 
 /* A ResNet block's convs and BNs: BasicBlock 3x3 (stride) + 3x3, Bottleneck
  * 1x1 + 3x3 (stride, torchvision's v1.5) + 1x1; plus the projection. */
-static long resnet_block_params(const model_cfg *c, long cin, long w, long m1, long m2,
-                                int stride)
+static long resnet_block_params(const model_cfg *c, long cin, long w, long m1, long m2, int stride)
 {
     long total;
     if (c->arch == MC_RESNET && c->block == MC_BLOCK_BOTTLENECK)
@@ -560,8 +560,8 @@ static long resnet_params(const model_cfg *c)
         long w = c->stages[i].width;
         for (int b = 0; b < c->stages[i].n_blocks; b++) {
             int stride = (i > 0 && b == 0) ? 2 : 1;
-            total += resnet_block_params(c, cin, w, c->stages[i].mids[b], c->stages[i].mids2[b],
-                                         stride);
+            total +=
+                resnet_block_params(c, cin, w, c->stages[i].mids[b], c->stages[i].mids2[b], stride);
             cin = w;
         }
     }
@@ -675,8 +675,8 @@ static double resnet_macs(const model_cfg *c)
 {
     long stem_hw;
     long hw = resnet_stem_out(c, &stem_hw);
-    double total = conv_macs(c->arch == MC_RESNET ? 7 : 3, c->in_channels, 1, 0, stem_hw,
-                             c->stem_width);
+    double total =
+        conv_macs(c->arch == MC_RESNET ? 7 : 3, c->in_channels, 1, 0, stem_hw, c->stem_width);
     long cin = c->stem_width;
     for (int i = 0; i < c->n_stages; i++) {
         long w = c->stages[i].width;

@@ -43,7 +43,7 @@ Suite *suite_adapt(void);
 /* torchvision's ImageNet form with Bottlenecks: two inner widths per block */
 #define RESNET_BN_SMALL                                                                            \
     "{\"arch\":\"resnet\",\"image_size\":16,\"in_channels\":3,\"num_classes\":5,"                  \
-    "\"block\":\"bottleneck\",\"stem\":8,\"stages\":[{\"width\":16,\"mids\":[4,6],"               \
+    "\"block\":\"bottleneck\",\"stem\":8,\"stages\":[{\"width\":16,\"mids\":[4,6],"                \
     "\"mids2\":[6,4]},{\"width\":24,\"mids\":[8,6],\"mids2\":[6,8]}]}"
 #define MBV2_SMALL                                                                                 \
     "{\"arch\":\"mobilenetv2\",\"image_size\":8,\"in_channels\":3,\"num_classes\":5,"              \

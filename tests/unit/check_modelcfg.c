@@ -668,7 +668,7 @@ END_TEST
  * params = sum of numel over torchvision's / models.py's parameters and MACs
  * by forward hooks, both printed by `/usr/bin/python3 tests/tools/count_macs.py`
  * (ALGORITHMS.md 1.5 gives the same CeiT/DeiT figures: 6.36M / 1.40G, ...). */
-#define IN224 "\"image_size\":224,\"in_channels\":3,\"num_classes\":1000,"
+#define IN224  "\"image_size\":224,\"in_channels\":3,\"num_classes\":1000,"
 #define I2T224 "\"stem\":{\"type\":\"i2t\",\"channels\":64,\"kernel\":7,\"stride\":2}"
 static const struct {
     const char *name, *config;
@@ -680,14 +680,22 @@ static const struct {
     {"resnet50", "{\"arch\":\"resnet\"," IN224 "\"depth\":50}", 25557032, 4089185256.0},
     {"resnet101", "{\"arch\":\"resnet\"," IN224 "\"depth\":101}", 44549160, 7801406440.0},
     {"resnet152", "{\"arch\":\"resnet\"," IN224 "\"depth\":152}", 60192808, 11513627624.0},
-    {"ceit-t", "{\"arch\":\"ceit\"," IN224 "\"embed_dim\":192,\"depth\":12,\"num_heads\":3,"
-     "\"patch_size\":4," I2T224 "}", 6356904, 1401231400.0},
-    {"ceit-s", "{\"arch\":\"ceit\"," IN224 "\"embed_dim\":384,\"depth\":12,\"num_heads\":6,"
-     "\"patch_size\":4," I2T224 "}", 24204840, 4771392616.0},
-    {"deit-t", "{\"arch\":\"deit\"," IN224 "\"embed_dim\":192,\"depth\":12,\"num_heads\":3,"
-     "\"patch_size\":16}", 5717416, 1257806824.0},
-    {"deit-s", "{\"arch\":\"deit\"," IN224 "\"embed_dim\":384,\"depth\":12,\"num_heads\":6,"
-     "\"patch_size\":16}", 22050664, 4607128552.0},
+    {"ceit-t",
+     "{\"arch\":\"ceit\"," IN224 "\"embed_dim\":192,\"depth\":12,\"num_heads\":3,"
+     "\"patch_size\":4," I2T224 "}",
+     6356904, 1401231400.0},
+    {"ceit-s",
+     "{\"arch\":\"ceit\"," IN224 "\"embed_dim\":384,\"depth\":12,\"num_heads\":6,"
+     "\"patch_size\":4," I2T224 "}",
+     24204840, 4771392616.0},
+    {"deit-t",
+     "{\"arch\":\"deit\"," IN224 "\"embed_dim\":192,\"depth\":12,\"num_heads\":3,"
+     "\"patch_size\":16}",
+     5717416, 1257806824.0},
+    {"deit-s",
+     "{\"arch\":\"deit\"," IN224 "\"embed_dim\":384,\"depth\":12,\"num_heads\":6,"
+     "\"patch_size\":16}",
+     22050664, 4607128552.0},
     {"mobilenetv2-1.0", "{\"arch\":\"mobilenetv2\"," IN224 "\"width_mult\":1.0,\"cifar\":false}",
      3504872, 300775272.0},
     {"mobilenetv2-1.5", "{\"arch\":\"mobilenetv2\"," IN224 "\"width_mult\":1.5,\"cifar\":false}",

@@ -57,7 +57,7 @@ static void cfg_from(model_cfg *c, const char *text)
     "{\"arch\":\"resnet\",\"image_size\":64,\"in_channels\":3,\"num_classes\":10,\"depth\":18}"
 #define RBN_SMALL                                                                                  \
     "{\"arch\":\"resnet\",\"image_size\":40,\"in_channels\":3,\"num_classes\":7,"                  \
-    "\"block\":\"bottleneck\",\"stem\":16,\"stages\":[{\"width\":32,\"mids\":[8,12],"             \
+    "\"block\":\"bottleneck\",\"stem\":16,\"stages\":[{\"width\":32,\"mids\":[8,12],"              \
     "\"mids2\":[12,8]},{\"width\":48,\"mids\":[16],\"mids2\":[20]}]}"
 #define MB_W050                                                                                    \
     "{\"arch\":\"mobilenetv2\",\"image_size\":32,\"in_channels\":3,\"num_classes\":10,"            \
