@@ -225,7 +225,7 @@ DEB_BUILD := build-essential pkg-config check libsubunit-dev libopenblas-openmp-
   libpng-dev
 DEB_PACKAGES := $(DEB_BUILD) openmpi-bin sqlite3 curl dataset-fashion-mnist \
   python3-torch python3-torchvision python3-pil \
-  iproute2 procps psmisc jq \
+  iproute2 procps psmisc jq openssl \
   nodejs npm chromium
 # Only for `make bench`, `make fuzz`, `make lint`, `make format-check`.
 DEB_EXTRA := python3-numpy wrk clang-14 libclang-rt-14-dev cppcheck clang-tidy \
@@ -257,7 +257,7 @@ test: deps
 # the CPU chooses (or KILN_ISA forces), then the kernel suites again on each lower path
 # the CPU can run, so that every path a user may get stays exact.
 ENGINE_SUITES := act,attention,batchnorm,conv,dropout,gemm,isa,layernorm,linear,loss,optim,pool
-ENGINE_SUITES := $(ENGINE_SUITES),ref_cnn,ref_dense,reference
+ENGINE_SUITES := $(ENGINE_SUITES),ref_cnn,ref_dense,reference,netplan
 test-unit: $(TESTS) gen-ref
 	KILN_REF=$(REF_DIRS) OMP_NUM_THREADS=2 $(TESTS)
 	@top=$${KILN_ISA:-$$($(TESTS) --isas | tail -n 1)}; \

@@ -299,8 +299,10 @@ void routes_dispatch(void *ctx, http_request *req, http_response *resp)
     app *a = ctx;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int i = route_find(a, req, resp);
-    if (i >= 0 && authorize(a, &table[i], req, resp) == 0) {
+    int i = req->malformed != NULL ? -1 : route_find(a, req, resp);
+    if (req->malformed != NULL)
+        api_error(resp, req, 400, NULL, "malformed request: %s", req->malformed);
+    else if (i >= 0 && authorize(a, &table[i], req, resp) == 0) {
         if (req->too_large)
             api_error(resp, req, 413, NULL, "request body is larger than the limit of %zu bytes",
                       a->body_limit);

@@ -47,7 +47,8 @@ typedef struct job_key {
 
 struct pool_link {
     char endpoint[256];
-    char token[300]; /* PLAIN password, or "" */
+    char token[300];                                           /* PLAIN password, or "" */
+    char curve_server[41], curve_secret[41], curve_public[41]; /* Z85; "" = no CURVE */
     char pool_id[MSG_ID_MAX];
     int ranks, cores;
     json_t *hosts;
@@ -628,7 +629,11 @@ static int connect_sock(pool_link *l, int64_t t)
     zmq_setsockopt(l->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(l->sock, ZMQ_IMMEDIATE, &one, sizeof one);
     zmq_setsockopt(l->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    if (l->token[0] != '\0') {
+    if (l->curve_server[0] != '\0') {
+        zmq_setsockopt(l->sock, ZMQ_CURVE_SERVERKEY, l->curve_server, sizeof l->curve_server);
+        zmq_setsockopt(l->sock, ZMQ_CURVE_PUBLICKEY, l->curve_public, sizeof l->curve_public);
+        zmq_setsockopt(l->sock, ZMQ_CURVE_SECRETKEY, l->curve_secret, sizeof l->curve_secret);
+    } else if (l->token[0] != '\0') {
         zmq_setsockopt(l->sock, ZMQ_PLAIN_USERNAME, l->pool_id, strlen(l->pool_id));
         zmq_setsockopt(l->sock, ZMQ_PLAIN_PASSWORD, l->token, strlen(l->token));
     }
@@ -910,10 +915,13 @@ static void *run(void *arg)
              * handshake, silently: say what may be wrong. */
             log_warn("link: nothing from %s for %lld ms; reconnecting in %d ms%s", l->endpoint,
                      (long long)(t - l->last_recv), l->backoff_ms,
-                     l->stats.connected ? ""
-                     : l->token[0]      ? " (is the server up? does it know this pool token?)"
-                                        : " (is the server up? one started with --tokens needs a "
-                                          "pool token: --token or KILN_TOKEN)");
+                     l->stats.connected   ? ""
+                     : l->curve_server[0] ? " (is the server up, with this --server-key? does its "
+                                            "pool keys file list this pool's public key under "
+                                            "this --pool-id?)"
+                     : l->token[0]        ? " (is the server up? does it know this pool token?)"
+                                          : " (is the server up? one started with --tokens needs a "
+                                            "pool token: --token or KILN_TOKEN)");
             disconnect(l, t);
             continue;
         }
@@ -960,6 +968,12 @@ int link_new(pool_link **out, const char *endpoint, const link_pool_info *info,
         link_options_default(&l->o);
     snprintf(l->token, sizeof l->token, "%s", l->o.token != NULL ? l->o.token : "");
     l->o.token = NULL; /* borrowed from the caller: l->token holds the copy */
+    if (l->o.curve_server_key != NULL) {
+        snprintf(l->curve_server, sizeof l->curve_server, "%s", l->o.curve_server_key);
+        snprintf(l->curve_secret, sizeof l->curve_secret, "%s",
+                 l->o.curve_secret != NULL ? l->o.curve_secret : "");
+    }
+    l->o.curve_server_key = l->o.curve_secret = NULL; /* borrowed, as the token */
     link_options d;
     link_options_default(&d);
     if (l->o.heartbeat_ms <= 0)
@@ -983,6 +997,13 @@ int link_new(pool_link **out, const char *endpoint, const link_pool_info *info,
     int rc = spill_open(l, eb);
     if (rc < 0)
         goto fail;
+    if (l->curve_server[0] != '\0' && (strlen(l->curve_server) != 40 || !zmq_has("curve") ||
+                                       zmq_curve_public(l->curve_public, l->curve_secret) != 0)) {
+        rc = err_set(eb, ERR_INVALID,
+                     "link: the CURVE keys are not usable (the server key and the pool's secret "
+                     "key are 40 Z85 characters each, from kiln-server curve-keypair)");
+        goto fail;
+    }
     if (pipe(l->wake_fd) != 0) {
         rc = err_set(eb, ERR_IO, "link: pipe: %s", strerror(errno));
         goto fail;

@@ -18,6 +18,7 @@
 #include "worker/pool.h"
 
 #include "common/jobspec.h"
+#include "common/keyfile.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "common/xalloc.h"
@@ -250,19 +251,33 @@ static int run_job(pool *p, const link_assignment *a, const char *spec_text, con
     return stopping;
 }
 
+/* The pool's CurveZMQ settings: the server's public key and this pool's secret key. */
+typedef struct pool_curve {
+    char server_key[KEYFILE_Z85_LEN + 8]; /* "" = no CURVE */
+    char secret_file[512];
+} pool_curve;
+
 static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *pool_id,
-                      size_t plen, char *work, size_t wlen, char *token, size_t tlen)
+                      size_t plen, char *work, size_t wlen, char *token, size_t tlen,
+                      pool_curve *cv)
 {
     static const struct option opts[] = {{"connect", required_argument, NULL, 'c'},
                                          {"pool-id", required_argument, NULL, 'p'},
                                          {"work-dir", required_argument, NULL, 'w'},
                                          {"token", required_argument, NULL, 't'},
+                                         {"token-file", required_argument, NULL, 'T'},
+                                         {"server-key", required_argument, NULL, 'k'},
+                                         {"curve-secret", required_argument, NULL, 's'},
                                          {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
     endpoint[0] = pool_id[0] = work[0] = '\0';
     const char *env = getenv("KILN_TOKEN");
     snprintf(token, tlen, "%s", env != NULL ? env : "");
+    env = getenv("KILN_SERVER_KEY");
+    snprintf(cv->server_key, sizeof cv->server_key, "%s", env != NULL ? env : "");
+    env = getenv("KILN_CURVE_SECRET");
+    snprintf(cv->secret_file, sizeof cv->secret_file, "%s", env != NULL ? env : "");
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
@@ -277,6 +292,24 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
         case 't':
             snprintf(token, tlen, "%s", optarg);
             break;
+        case 'T': {
+            FILE *f = fopen(optarg, "r");
+            if (f == NULL || fgets(token, (int)tlen, f) == NULL) {
+                fprintf(stderr, "kiln-worker: cannot read a token from %s\n", optarg);
+                if (f != NULL)
+                    fclose(f);
+                return -1;
+            }
+            fclose(f);
+            token[strcspn(token, "\r\n")] = '\0';
+            break;
+        }
+        case 'k':
+            snprintf(cv->server_key, sizeof cv->server_key, "%s", optarg);
+            break;
+        case 's':
+            snprintf(cv->secret_file, sizeof cv->secret_file, "%s", optarg);
+            break;
         default:
             return -1;
         }
@@ -287,13 +320,41 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
 int pool_main(int argc, char **argv, const dist_info *d)
 {
     char endpoint[512], pool_id[128], work[512], token[300];
+    pool_curve cv;
     if (parse_args(argc, argv, endpoint, sizeof endpoint, pool_id, sizeof pool_id, work,
-                   sizeof work, token, sizeof token) != 0) {
+                   sizeof work, token, sizeof token, &cv) != 0) {
         fprintf(stderr,
                 "usage: mpirun -np N kiln-worker --connect tcp://HOST:PORT "
-                "[--pool-id ID] [--work-dir DIR] [--token TOKEN]\n"
-                "  (the token, or $KILN_TOKEN: a 'pool' token of a server with --tokens)\n");
+                "[--pool-id ID] [--work-dir DIR] [--token TOKEN | --token-file FILE]\n"
+                "       [--server-key KEY --curve-secret FILE]\n"
+                "  (the token, its file (first line), or $KILN_TOKEN: a 'pool' token of a server\n"
+                "   with --tokens; ps shows --token, so prefer the file or the variable;\n"
+                "   with a server started with --curve-secret: its public key, or\n"
+                "   $KILN_SERVER_KEY, and this pool's key file, or $KILN_CURVE_SECRET, whose\n"
+                "   public key the server lists under this pool's --pool-id)\n");
         return 2;
+    }
+    char curve_secret[KEYFILE_Z85_LEN + 1] = "";
+    if ((cv.server_key[0] != '\0') != (cv.secret_file[0] != '\0')) {
+        fprintf(stderr, "kiln-worker: --server-key and --curve-secret go together\n");
+        return 2;
+    }
+    if (cv.server_key[0] != '\0') {
+        errbuf keb = {{0}};
+        if (!z85_key_valid(cv.server_key)) {
+            fprintf(stderr, "kiln-worker: --server-key is not 40 Z85 characters (the 'public' "
+                            "key the server logs at start)\n");
+            return 2;
+        }
+        if (keyfile_read_secret(cv.secret_file, curve_secret, &keb) < 0) {
+            fprintf(stderr, "kiln-worker: %s\n", keb.msg);
+            return 2;
+        }
+        if (pool_id[0] == '\0') {
+            fprintf(stderr, "kiln-worker: with CURVE keys give --pool-id: the name the "
+                            "server's pool keys file gives this pool's key\n");
+            return 2;
+        }
     }
     pool p;
     memset(&p, 0, sizeof p);
@@ -338,6 +399,8 @@ int pool_main(int argc, char **argv, const dist_info *d)
         link_options lo;
         link_options_default(&lo);
         lo.token = token[0] != '\0' ? token : NULL;
+        lo.curve_server_key = cv.server_key[0] != '\0' ? cv.server_key : NULL;
+        lo.curve_secret = curve_secret;
         rc = link_new(&p.link, endpoint, &info, &lo, &eb);
         free(names);
         if (rc != 0)

@@ -17,6 +17,11 @@
  * for none); both strings must outlive the process's calls. */
 void client_init(const char *base_url, const char *token);
 
+/* Verifies an https:// server against the CA certificate(s) in the PEM file
+ * at path instead of the system's CAs (NULL or "": the system's). The string
+ * must outlive the process's calls. */
+void client_set_cacert(const char *path);
+
 /* The server URL as given. */
 const char *client_base(void);
 

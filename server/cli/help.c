@@ -62,12 +62,18 @@ const cli_command *cli_find(const char *name)
 
 void cli_usage(FILE *f)
 {
-    fprintf(f, "usage: kiln [--url URL] [--token TOKEN] [--json] COMMAND ...\n"
-               "  --url URL      the server (default $KILN_URL, else http://localhost:8080)\n"
-               "  --token TOKEN  bearer token (default $KILN_TOKEN)\n"
-               "  --json         print the API's JSON instead of tables\n"
-               "  -h, --help     this help; `kiln COMMAND --help` for one command\n"
-               "commands:\n");
+    fprintf(f,
+            "usage: kiln [--url URL] [--token TOKEN | --token-file FILE] [--cacert FILE] [--json]\n"
+            "            COMMAND ...\n"
+            "  --url URL      the server (default $KILN_URL, else http://localhost:8080;\n"
+            "                 https://... when it serves TLS)\n"
+            "  --token TOKEN  bearer token (default $KILN_TOKEN; ps shows arguments, so\n"
+            "                 prefer KILN_TOKEN or --token-file FILE, its first line)\n"
+            "  --cacert FILE  verify an https server against this CA (default $KILN_CACERT,\n"
+            "                 else the system's CAs)\n"
+            "  --json         print the API's JSON instead of tables\n"
+            "  -h, --help     this help; `kiln COMMAND --help` for one command\n"
+            "commands:\n");
     for (const cli_command *c = cli_commands; c->name != NULL; c++)
         fprintf(f, "  %-10s %s\n", c->name, c->summary);
     fprintf(f, "example: kiln --url http://localhost:8080 submit job.json --watch\n");
@@ -111,7 +117,7 @@ int cmd_completion(int argc, char **argv)
            "    cmd=\"\"\n"
            "    for ((i = 1; i < COMP_CWORD; i++)); do\n"
            "        case ${COMP_WORDS[i]} in\n"
-           "        --url | --token) ((i++)) ;;\n"
+           "        --url | --token | --token-file | --cacert) ((i++)) ;;\n"
            "        -*) ;;\n"
            "        *) cmd=${COMP_WORDS[i]}; break ;;\n"
            "        esac\n"
@@ -121,10 +127,11 @@ int cmd_completion(int argc, char **argv)
            "SUCCEEDED FAILED CANCELLED' -- \"$cur\")); return ;;\n"
            "    --type) COMPREPLY=($(compgen -W 'train prune adapt' -- \"$cur\")); return ;;\n"
            "    -o | submit) COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n"
+           "    --cacert | --token-file) COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n"
            "    --url | --token | --names | --after | --tail | --name) return ;;\n"
            "    esac\n"
            "    case $cmd in\n"
-           "    \"\") COMPREPLY=($(compgen -W '--url --token --json --help");
+           "    \"\") COMPREPLY=($(compgen -W '--url --token --token-file --cacert --json --help");
     for (const cli_command *c = cli_commands; c->name != NULL; c++)
         printf(" %s", c->name);
     printf("' -- \"$cur\")) ;;\n");
