@@ -534,7 +534,7 @@ START_TEST(adapt_object)
          "\"search\":{\"batch_size\":128}}}",
          "adapt.search.batch_size", "divisible by resources.ranks (3)"},
         {"{\"type\":\"adapt\",\"model\":" DEIT_C ",\"adapt\":{\"target_ratio\":0.5}}", "model.arch",
-         "resnet_cifar and mobilenetv2"},
+         "resnet_cifar, resnet and mobilenetv2"},
         {"{\"type\":\"adapt\",\"model\":" RESNET ",\"prune\":{},"
          "\"adapt\":{\"target_ratio\":0.5}}",
          "prune", "only for type"},
@@ -617,7 +617,7 @@ START_TEST(prune_object)
          "\"search\":{\"batch_size\":128}}}",
          "prune.search.batch_size", "divisible by resources.ranks (3)"},
         {"{\"type\":\"prune\",\"model\":" DEIT_C ",\"prune\":{\"target_ratio\":0.5}}", "model.arch",
-         "resnet_cifar and mobilenetv2"},
+         "resnet_cifar, resnet and mobilenetv2"},
         {"{\"type\":\"prune\",\"model\":" RESNET ",\"adapt\":{},"
          "\"prune\":{\"target_ratio\":0.5}}",
          "adapt", "only for type"},
@@ -675,6 +675,8 @@ static const struct {
     {"adapt-dna-resnet20-fmnist.json", 272186, 31021962},
     {"adapt-compound-mobilenetv2-fmnist.json", 700202, 23111722},
     {"train-resnet20-imagefolder.json", 272474, 163250826},
+    {"train-resnet50-imagefolder.json", 23712932, 4087341156},
+    {"train-ceit-t-imagefolder.json", 6183204, 1401057700},
 };
 
 START_TEST(golden_valid_examples)
