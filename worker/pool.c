@@ -424,7 +424,7 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
 int pool_main(int argc, char **argv, const dist_info *d)
 {
     char endpoint[512], pool_id[128], work[512], token[300];
-    pool_curve cv;
+    pool_curve cv = {"", ""};
     if (parse_args(argc, argv, endpoint, sizeof endpoint, pool_id, sizeof pool_id, work,
                    sizeof work, token, sizeof token, &cv) != 0) {
         fprintf(stderr,
