@@ -98,8 +98,8 @@ typedef struct upload {
     size_t len, cap;
     int too_large;
     const char *malformed; /* see http_request.malformed */
-    int fd;         /* spooled body: the open temporary file, or -1 */
-    char path[600]; /* its path ("" when not spooled) */
+    int fd;                /* spooled body: the open temporary file, or -1 */
+    char path[600];        /* its path ("" when not spooled) */
 } upload;
 
 const char *http_query(const http_request *r, const char *key)
