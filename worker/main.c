@@ -14,6 +14,7 @@
 #include "common/safetensors.h"
 #include "common/version.h"
 #include "common/xalloc.h"
+#include "worker/data/loader.h"
 #include "worker/dist.h"
 #include "worker/export/onnx_export.h"
 #include "worker/jobs/checkpoint.h"
@@ -44,6 +45,8 @@ static void usage(FILE *to)
                 "  kiln-worker run JOB.json [--out DIR] [--metrics FILE] [--resume CKPT] "
                 "[--no-progress]\n"
                 "  kiln-worker eval [--model CFG] --weights FILE [--data SPEC] [--batch N]\n"
+                "                   [--dump FILE]   (also writes the test inputs, as the net sees\n"
+                "                   them, their labels and top1 as JSON: to check an export)\n"
                 "  kiln-worker export --onnx OUT.onnx --weights FILE [--model CFG] [--opset N]\n"
                 "  mpirun -np N kiln-worker --connect tcp://HOST:PORT [--pool-id ID]\n"
                 "  kiln-worker --version   (also which kernel path and BLAS core run)\n"
@@ -204,13 +207,75 @@ static int cmd_run(int argc, char **argv, const dist_info *d)
     return exit_code;
 }
 
+/* Writes the test split as the network sees it (normalised, NCHW, in the
+ * loader's eval order), its labels, kiln's eval logits and top-1 to path as
+ * JSON: {"shape":[N,C,H,W],"input":[...],"labels":[...],"classes":K,
+ * "logits":[...N*K...],"top1":x,"n":N}, for
+ * tests/export/check_onnx.mjs to score an exported network on the same
+ * samples. Floats to 9 significant digits (exact for float32). 0 or -1. */
+static int dump_eval_inputs(net *m, const dataset *ds, int batch, const eval_result *e,
+                            const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        fprintf(stderr, "kiln-worker: cannot write %s\n", path);
+        return -1;
+    }
+    loader_opts lo = {.batch = batch, .rank = 0, .world = 1, .seed = 0, .train = 0};
+    loader *ld = loader_new(ds, &lo);
+    size_t per = (size_t)ds->H * ds->W * ds->C;
+    float *x = xmallocarray((size_t)batch * per, sizeof(float));
+    int32_t *y = xmallocarray((size_t)batch, sizeof(int32_t));
+    loader_start_epoch(ld, 0, 0);
+    fprintf(f, "{\"shape\":[%ld,%d,%d,%d],\"input\":[", e->n, ds->C, ds->H, ds->W);
+    long done = 0;
+    int n;
+    while ((n = loader_next(ld, x, y)) > 0)
+        for (int b = 0; b < n; b++, done++) /* the loader's batches are channels-last */
+            for (int c = 0; c < ds->C; c++)
+                for (int i = 0; i < ds->H * ds->W; i++)
+                    fprintf(f, "%s%.9g", done == 0 && c == 0 && i == 0 ? "" : ",",
+                            (double)x[(size_t)b * per + (size_t)i * ds->C + c]);
+    fprintf(f, "],\"labels\":[");
+    loader_start_epoch(ld, 0, 0);
+    long k = 0;
+    while ((n = loader_next(ld, x, y)) > 0)
+        for (int b = 0; b < n; b++, k++)
+            fprintf(f, "%s%d", k ? "," : "", (int)y[b]);
+    fprintf(f, "],\"classes\":%d,\"logits\":[", (int)net_out_size(m));
+    loader_start_epoch(ld, 0, 0);
+    k = 0;
+    net_set_training(m, 0);
+    while ((n = loader_next(ld, x, y)) > 0) {
+        net_forward(m, x, n);
+        const float *o = net_out(m);
+        for (size_t i = 0; i < (size_t)n * net_out_size(m); i++, k++)
+            fprintf(f, "%s%.9g", k ? "," : "", (double)o[i]);
+    }
+    fprintf(f, "],\"top1\":%.9g,\"n\":%ld}\n", e->top1, done);
+    free(x);
+    free(y);
+    loader_free(ld);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad || done != e->n) {
+        fprintf(stderr, "kiln-worker: %s: %s\n", path,
+                done != e->n ? "the loader gave another count than the evaluation"
+                             : "write failed");
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_eval(int argc, char **argv, const dist_info *d)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'}, {"weights", required_argument, NULL, 'w'},
-        {"data", required_argument, NULL, 'd'},  {"batch", required_argument, NULL, 'b'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
-    const char *model_arg = NULL, *weights = NULL, *data_arg = NULL;
+    static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
+                                         {"weights", required_argument, NULL, 'w'},
+                                         {"data", required_argument, NULL, 'd'},
+                                         {"batch", required_argument, NULL, 'b'},
+                                         {"dump", required_argument, NULL, 'D'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *model_arg = NULL, *weights = NULL, *data_arg = NULL, *dump = NULL;
     int batch = 256, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:w:d:b:h", opts, NULL)) != -1) {
@@ -226,6 +291,9 @@ static int cmd_eval(int argc, char **argv, const dist_info *d)
             break;
         case 'b':
             batch = atoi(optarg);
+            break;
+        case 'D':
+            dump = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -297,6 +365,8 @@ static int cmd_eval(int argc, char **argv, const dist_info *d)
         if (d->rank == 0)
             printf("{\"top1\":%.6f,\"loss\":%.6f,\"n\":%ld,\"dataset\":\"%s\"}\n", e.top1, e.loss,
                    e.n, test.name);
+        if (dump != NULL && d->rank == 0 && dump_eval_inputs(&m, &test, batch, &e, dump) != 0)
+            code = EXIT_USAGE;
     }
     net_deinit(&m);
     dataset_free(&train);

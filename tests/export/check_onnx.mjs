@@ -4,6 +4,9 @@
 // eval logits there: prints the largest absolute difference and exits 1 if it
 // exceeds TOL (default 1e-4), if a shape differs or if the logits are
 // degenerate (every sample the same, which would make the check vacuous).
+// Given a test set instead (`kiln-worker eval --dump`: inputs, labels and
+// kiln's top-1), it scores the export there and exits 1 unless its top-1 is
+// kiln's or a logit differs from kiln's by more than TOL.
 import { readFileSync } from 'node:fs';
 import ort from 'onnxruntime-node';
 
@@ -24,6 +27,28 @@ if (session.inputNames.join() !== 'input' || session.outputNames.join() !== 'log
 }
 const input = new ort.Tensor('float32', Float32Array.from(want.input), [n, c, h, w]);
 const out = (await session.run({ input })).logits;
+if (want.labels) {
+    const K2 = out.dims[1];
+    let worstT = 0;
+    for (let i = 0; i < n * K2; i++) worstT = Math.max(worstT, Math.abs(out.data[i] - want.logits[i]));
+    if (want.logits.length !== n * K2 || !(worstT <= tol)) {
+        console.error(`FAIL: on the test set onnxruntime's logits differ from kiln's by ${worstT} (> ${tol})`);
+        process.exit(1);
+    }
+    let correct = 0;
+    for (let i = 0; i < n; i++) {
+        let best = 0;
+        for (let k = 1; k < K2; k++) if (out.data[i * K2 + k] > out.data[i * K2 + best]) best = k;
+        if (best === want.labels[i]) correct++;
+    }
+    const top1 = correct / n;
+    console.log(`onnxruntime: top-1 ${top1.toFixed(6)} on ${n} test samples (${correct} right), logits within ${worstT.toExponential(2)} of kiln's; kiln's eval ${Number(want.top1).toFixed(6)}`);
+    if (want.labels.length !== n || Math.abs(top1 - want.top1) > 0.5 / n) {
+        console.error(`FAIL: the export scores ${top1}, kiln ${want.top1}`);
+        process.exit(1);
+    }
+    process.exit(0);
+}
 if (out.dims.join() !== [n, K].join()) {
     console.error(`FAIL: logits of shape [${out.dims}], kiln's are [${n},${K}]`);
     process.exit(1);

@@ -9,6 +9,8 @@
 #     previous step's model.safetensors; the retrain step, submitted without
 #     a model, runs the pruned network (fewer parameters than the trained
 #     one, the same as the prune job's weights); its weights download.
+#     The retrained weights, exported as ONNX, give onnxruntime kiln's logits
+#     (1e-4) and the job's reported top-1 on the same test samples.
 #  2. A job after a job that is then cancelled ends CANCELLED, reason
 #     DEPENDENCY_FAILED, naming that job.
 #  3. 400 naming after[0]: an unknown job, a cancelled job.
@@ -73,6 +75,19 @@ pr=$(jq_job "$R" .params)
     --data '{"dataset":"fashion-mnist","test_limit":256}' >"$TMP/eval.out" ||
     die "eval of the retrained weights: $(cat "$TMP/eval.out")"
 ok "chain train -> prune -> retrain: WAITING_FOR, each step from the last one's weights ($pt -> $pr params)"
+# ... and leaves kiln as ONNX that onnxruntime scores as the job reported
+"$KILN_BIN/kiln-worker" export --onnx "$TMP/retrained.onnx" --weights "$TMP/retrained.safetensors" \
+    >"$TMP/export.out" 2>&1 || die "export: $(cat "$TMP/export.out")"
+"$KILN_BIN/kiln-worker" eval --weights "$TMP/retrained.safetensors" \
+    --data '{"dataset":"fashion-mnist","test_limit":256}' --dump "$TMP/testset.json" >"$TMP/eval2.out" ||
+    die "eval --dump: $(cat "$TMP/eval2.out")"
+reported=$(job "$R" | grep -o '"test_top1":[0-9.e-]*' | head -1 | cut -d: -f2)
+top1=$($JQ .top1 "$TMP/testset.json")
+awk -v a="$top1" -v b="$reported" 'BEGIN { d = a - b; exit !(d < 1e-5 && d > -1e-5) }' ||
+    die "the retrained weights evaluate to $top1, the job reported $reported"
+node "$(dirname "$0")/../export/check_onnx.mjs" "$TMP/retrained.onnx" "$TMP/testset.json" \
+    >"$TMP/onnx.out" 2>&1 || die "onnxruntime: $(cat "$TMP/onnx.out")"
+ok "the retrained network as ONNX: $(cat "$TMP/onnx.out") = the job's reported $reported"
 
 # 2. a cancelled dependency cancels the job after it
 $JQ '.resources.ranks = 8 | .optim.batch_size = 64' "$TMP/chain/1-train-resnet20-fmnist.json" \
