@@ -981,7 +981,8 @@ int sq_attempt_end(store *s, const char *id, int attempt, const char *reason, co
 /* Reasons a retry cannot fix: the job goes FAILED at once. */
 static int sq_reason_final(const char *reason)
 {
-    static const char *const final[] = {"INVALID_SPEC", "INVALID_DATA", "UNSUPPORTED"};
+    static const char *const final[] = {"INVALID_SPEC", "INVALID_DATA", "UNSUPPORTED",
+                                        "OUT_OF_MEMORY"};
     for (size_t i = 0; i < sizeof final / sizeof final[0]; i++)
         if (strcmp(reason, final[i]) == 0)
             return 1;

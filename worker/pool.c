@@ -131,6 +131,8 @@ static const char *failure_reason(int rc)
         return "INVALID_DATA";
     case ERR_UNSUPPORTED:
         return "UNSUPPORTED";
+    case ERR_NOMEM:
+        return "OUT_OF_MEMORY";
     default:
         return "INTERNAL";
     }
