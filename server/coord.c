@@ -25,6 +25,7 @@ typedef struct pool {
     json_t *hosts;
     char version[64];
     char engine[256]; /* kernel path and BLAS core, from hello; "" = not said */
+    int64_t memory, rank_memory; /* bytes, from hello; 0 = not said */
     int alive;
     int ready;                /* said ready since its last job ended */
     int64_t seen_ms, sent_ms; /* last message from / to it */
@@ -196,6 +197,8 @@ static void on_hello(coord *c, const char *pool_id, const msg *m, int64_t now_ms
     p->hosts = json_incref(msg_get(m, "hosts"));
     snprintf(p->version, sizeof p->version, "%s", msg_str(m, "version", "?"));
     snprintf(p->engine, sizeof p->engine, "%s", msg_str(m, "engine", ""));
+    p->memory = msg_int(m, "memory", 0);
+    p->rank_memory = msg_int(m, "rank_memory", 0);
     p->alive = 1;
     p->ready = 0;
     p->seen_ms = now_ms;
@@ -610,6 +613,9 @@ json_t *coord_workers(coord *c, int64_t now_ms)
         json_object_set_new(o, "cores", json_integer(p->cores));
         json_object_set_new(o, "version", json_string(p->version));
         json_object_set_new(o, "engine", p->engine[0] ? json_string(p->engine) : json_null());
+        json_object_set_new(o, "memory", p->memory > 0 ? json_integer(p->memory) : json_null());
+        json_object_set_new(o, "rank_memory",
+                            p->rank_memory > 0 ? json_integer(p->rank_memory) : json_null());
         json_object_set_new(o, "last_heartbeat_age_s",
                             json_real((double)(now_ms - p->seen_ms) / 1000.0));
         char t[32];

@@ -1,6 +1,8 @@
 /* handlers_jobs.c - submit, list, get, cancel and delete jobs (see handlers.h). */
 #include "common/jobspec.h"
 #include "common/log.h"
+#include "common/modelmem.h"
+#include "server/admission.h"
 #include "server/files.h"
 #include "server/handlers.h"
 
@@ -25,6 +27,11 @@ int app_parse_spec(const json_t *in, json_t **canonical, spec_info *info, field_
         info->keep_last = js.ckpt_keep_last;
         info->params = js.params;
         info->mflops = js.mflops;
+        info->batch_per_rank = js.ranks > 0 ? js.optim.batch_size / js.ranks : 1;
+        model_memory mm;
+        modelmem_estimate(&js.model, info->batch_per_rank, js.optim.ema > 0, &mm);
+        info->mem_per_rank = mm.total_bytes;
+        info->mem_state = mm.state_bytes;
         snprintf(info->idem_key, sizeof info->idem_key, "%s", js.idempotency_key);
     }
     jobspec_free(&js);
@@ -95,6 +102,26 @@ static int flag_true(const char *v)
     return v != NULL && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || v[0] == '\0');
 }
 
+/* Admission control: 0 when the job may be queued, else the 400 answer. */
+static int admit(app *a, http_request *req, http_response *resp, const spec_info *info)
+{
+    if (info->mem_per_rank <= 0)
+        return 0;
+    admission_need n = {.per_rank = info->mem_per_rank,
+                        .state = info->mem_state,
+                        .params = info->params,
+                        .ranks = info->ranks > 0 ? info->ranks : 1,
+                        .batch_per_rank = info->batch_per_rank};
+    json_t *pools = a->workers != NULL ? a->workers(a->broker_ctx) : NULL;
+    char field[32], reason[400];
+    int rc = admission_check(&n, pools, a->max_job_memory, field, reason);
+    json_decref(pools);
+    if (rc == 0)
+        return 0;
+    log_info("job refused at admission: %s: %s", field, reason);
+    return api_error_field(resp, req, 400, field, reason);
+}
+
 int jobs_create(app *a, http_request *req, http_response *resp)
 {
     field_errors fe;
@@ -118,6 +145,10 @@ int jobs_create(app *a, http_request *req, http_response *resp)
         char text[768];
         fe_format(&fe, text, sizeof text);
         return api_error(resp, req, 400, &fe, "the job spec is invalid: %s", text);
+    }
+    if ((rc = admit(a, req, resp, &info)) != 0) {
+        json_decref(canon);
+        return rc;
     }
     const char *hkey = http_header(req, "Idempotency-Key");
     if (hkey != NULL && hkey[0] != '\0') {

@@ -9,6 +9,7 @@
  * `kiln-server hash-token` and `kiln-server new-token` make tokens-file lines.
  */
 #include "common/log.h"
+#include "server/admission.h"
 #include "server/app.h"
 #include "server/auth.h"
 #include "server/broker.h"
@@ -59,6 +60,8 @@ static void usage(FILE *f)
             "  --pool-keys FILE       a key listed here, one '<pool id> <public key>' a line\n"
             "  --tls-cert FILE        serve HTTPS with this PEM certificate (chain)\n"
             "  --tls-key FILE         and its PEM private key (both or neither)\n"
+            "  --max-job-memory SIZE  refuse jobs whose estimated memory over all their ranks\n"
+            "                         is larger (bytes, or 512M, 64G; default: no limit)\n"
             "\n"
             "usage: kiln-server hash-token [TOKEN]     the sha256: hash of TOKEN (or stdin)\n"
             "       kiln-server new-token NAME SCOPES  a new random token and its tokens-file "
@@ -82,6 +85,7 @@ typedef struct config {
     int conn_limit, per_ip_limit, idle_timeout, header_timeout, sse_keepalive, sse_max;
     const char *tls_cert, *tls_key;       /* PEM files; both or neither */
     const char *curve_secret, *pool_keys; /* key files; both or neither */
+    double max_job_memory;                /* bytes; 0 = no limit */
 } config;
 
 static int parse_args(int argc, char **argv, config *c)
@@ -107,6 +111,7 @@ static int parse_args(int argc, char **argv, config *c)
         {"pool-keys", required_argument, NULL, 'P'},
         {"tls-cert", required_argument, NULL, 'c'},
         {"tls-key", required_argument, NULL, 'K'},
+        {"max-job-memory", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, '?'},
         {NULL, 0, NULL, 0},
     };
@@ -204,6 +209,16 @@ static int parse_args(int argc, char **argv, config *c)
             break;
         case 'K':
             c->tls_key = optarg;
+            break;
+        case 'M':
+            if (admission_parse_size(optarg, &c->max_job_memory) != 0 ||
+                c->max_job_memory <= 0) {
+                fprintf(stderr,
+                        "kiln-server: --max-job-memory wants a size (bytes, or with K, M, G, T: "
+                        "64G), got '%s'\n",
+                        optarg);
+                return -1;
+            }
             break;
         case '?':
         default:
@@ -415,6 +430,7 @@ int main(int argc, char **argv)
     a.st = st;
     snprintf(a.data_dir, sizeof a.data_dir, "%s", cfg.data_dir);
     a.body_limit = cfg.body_limit;
+    a.max_job_memory = cfg.max_job_memory;
     a.parse_spec = app_parse_spec;
     a.wake = broker_wake;
     a.workers = broker_workers;

@@ -20,6 +20,7 @@
 #include "common/jobspec.h"
 #include "common/keyfile.h"
 #include "common/log.h"
+#include "common/meminfo.h"
 #include "common/version.h"
 #include "common/xalloc.h"
 #include "worker/jobs/job.h"
@@ -371,6 +372,18 @@ int pool_main(int argc, char **argv, const dist_info *d)
     dist_allgather(host, hosts, sizeof host);
     double cores = d->local_rank == 0 ? d->cores : 0;
     dist_allreduce_sum_f64(&cores, 1);
+    /* Memory: the hosts' in all, and the least one rank has (its host's
+     * shared by the ranks there), for the server's admission control. */
+    double host_mem = (double)meminfo_total_bytes();
+    double mem_total = d->local_rank == 0 ? host_mem : 0;
+    dist_allreduce_sum_f64(&mem_total, 1);
+    double mine = host_mem / (d->local_size > 0 ? d->local_size : 1);
+    double *per_rank = xcalloc((size_t)d->world, sizeof(double));
+    dist_allgather(&mine, per_rank, sizeof mine);
+    double rank_mem = per_rank[0];
+    for (int i = 1; i < d->world; i++)
+        rank_mem = per_rank[i] < rank_mem ? per_rank[i] : rank_mem;
+    free(per_rank);
     int rc = 0;
     if (d->rank == 0) {
         const char **names = xcalloc((size_t)d->world, sizeof(char *));
@@ -382,7 +395,9 @@ int pool_main(int argc, char **argv, const dist_info *d)
                                .n_hosts = d->world,
                                .cores = (int)cores,
                                .version = KILN_VERSION,
-                               .engine = nn_startup_summary()};
+                               .engine = nn_startup_summary(),
+                               .memory = (int64_t)mem_total,
+                               .rank_memory = (int64_t)rank_mem};
         errbuf eb = {{0}};
         link_options lo;
         link_options_default(&lo);

@@ -1,0 +1,331 @@
+/* check_hostile.c - the server among many users, against the defects a probe
+ * found: admission control of oversized models and failures a retry cannot
+ * fix, pool identity bound to the first connection, checkpoint resends and
+ * temporary files, event-stream slots, and strict HTTP parsing. A real
+ * server on 127.0.0.1:0 with pools that are the scripted fakepool (a test
+ * double) or raw ZeroMQ sockets. Every loop is bounded in count and time.
+ */
+#include "common/msg.h"
+#include "server/app.h"
+#include "server/auth.h"
+#include "server/broker.h"
+#include "server/http.h"
+#include "server/routes.h"
+#include "server/sse.h"
+#include "server/stats.h"
+#include "tests/unit/fakepool.h"
+#include "tests/unit/httpc.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+Suite *suite_hostile(void);
+
+static store *S;
+static broker *B;
+static http_server *H;
+static server_stats *STATS;
+static sse_hub *HUB;
+static auth *TOKENS;
+static app A;
+static char DIR_[64];
+static char BASE[64];
+static fakepool *POOL;
+
+static const char *TOK_SUBMIT = "kiln_submitter-0123456789";
+static const char *TOK_ADMIN = "kiln_admin-0123456789";
+static const char *TOK_POOL = "kiln_pool-0123456789";
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+typedef struct fixture_opts {
+    int with_tokens;
+    double max_job_memory;
+    int sse_max;
+} fixture_opts;
+
+static void start(const fixture_opts *fo)
+{
+    errbuf eb;
+    snprintf(DIR_, sizeof DIR_, "/tmp/kiln-hostile-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(DIR_));
+    char db[128];
+    snprintf(db, sizeof db, "%s/kiln.db", DIR_);
+    ck_assert_int_eq(store_open(&S, db, &eb), 0);
+    STATS = stats_new(routes_labels(), routes_count());
+    sse_options so = {
+        .keepalive_ms = 300, .max_streams = fo->sse_max ? fo->sse_max : 6, .poll_ms = 20};
+    HUB = sse_hub_new(S, STATS, &so);
+    TOKENS = NULL;
+    if (fo->with_tokens) {
+        char text[1024], h1[72], h2[72], h3[72];
+        auth_hash(TOK_SUBMIT, h1);
+        auth_hash(TOK_ADMIN, h2);
+        auth_hash(TOK_POOL, h3);
+        snprintf(text, sizeof text, "ci submit,read %s\nroot admin %s\ngpu pool %s\n", h1, h2, h3);
+        ck_assert_int_eq(auth_parse(&TOKENS, text, strlen(text), "test tokens", &eb), 0);
+    }
+    broker_options bo = {.endpoint = "tcp://127.0.0.1:*",
+                         .heartbeat_ms = 100,
+                         .liveness = 5,
+                         .data_dir = DIR_,
+                         .stats = STATS,
+                         .auth = TOKENS};
+    ck_assert_msg(broker_start(&B, S, &bo, &eb) == 0, "%s", eb.msg);
+    memset(&A, 0, sizeof A);
+    A.st = S;
+    snprintf(A.data_dir, sizeof A.data_dir, "%s", DIR_);
+    A.body_limit = 8192;
+    A.max_job_memory = fo->max_job_memory;
+    A.wake = broker_wake;
+    A.workers = broker_workers;
+    A.broker_ready = broker_ready;
+    A.broker_ctx = B;
+    A.stats = STATS;
+    A.sse = HUB;
+    A.auth = TOKENS;
+    http_options ho = {
+        .address = "127.0.0.1", .port = 0, .body_limit = 8192, .mode = HTTP_MODE_POOL, .threads = 2};
+    ck_assert_msg(http_start(&H, &ho, routes_dispatch, &A, &eb) == 0, "%s", eb.msg);
+    snprintf(BASE, sizeof BASE, "http://127.0.0.1:%d", http_port(H));
+    POOL = NULL;
+}
+
+static void setup_plain(void)
+{
+    fixture_opts fo = {0};
+    start(&fo);
+}
+
+static void setup_tokens(void)
+{
+    fixture_opts fo = {.with_tokens = 1};
+    start(&fo);
+}
+
+static void setup_limit(void)
+{
+    fixture_opts fo = {.max_job_memory = 64.0 * 1024 * 1024};
+    start(&fo);
+}
+
+static void teardown(void)
+{
+    fakepool_stop(POOL);
+    http_stop(H);
+    sse_hub_free(HUB);
+    broker_stop(B);
+    store_close(S);
+    stats_free(STATS);
+    auth_free(TOKENS);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", DIR_);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* A request with an optional bearer token; returns the status. */
+static long req(const char *method, const char *path, const char *tok, const char *body,
+                httpc_resp *r)
+{
+    char u[512], auth_h[128];
+    snprintf(u, sizeof u, "%s%s", BASE, path);
+    const char *h[3] = {NULL, NULL, NULL};
+    int n = 0;
+    if (tok != NULL) {
+        snprintf(auth_h, sizeof auth_h, "Authorization: Bearer %s", tok);
+        h[n++] = auth_h;
+    }
+    if (body != NULL)
+        h[n++] = "Content-Type: application/json";
+    ck_assert_int_eq(httpc_do(method, u, h, body, body != NULL ? strlen(body) : 0, r), 0);
+    return r->status;
+}
+
+/* The one {field, reason} detail of an error answer. */
+static const char *detail(const httpc_resp *r, const char *key)
+{
+    json_t *d = json_array_get(json_object_get(json_object_get(r->json, "error"), "details"), 0);
+    const char *v = json_string_value(json_object_get(d, key));
+    return v != NULL ? v : "";
+}
+
+static void wait_state(const char *id, const char *want, int ms)
+{
+    char st[32] = "";
+    for (int t = 0; t < ms; t += 20) {
+        job_state s;
+        errbuf eb;
+        ck_assert_int_eq(store_job_state(S, id, &s, NULL, NULL, &eb), 0);
+        snprintf(st, sizeof st, "%s", store_state_name(s));
+        if (strcmp(st, want) == 0)
+            return;
+        sleep_ms(20);
+    }
+    ck_abort_msg("job %s is %s, expected %s", id, st, want);
+}
+
+/* Waits until GET /workers lists pool `id`. */
+static void wait_pool(const char *id, const char *tok)
+{
+    for (int t = 0; t < 5000; t += 20) {
+        httpc_resp r;
+        req("GET", "/api/v1/workers", tok, NULL, &r);
+        char *text = r.body;
+        int seen = text != NULL && strstr(text, id) != NULL;
+        httpc_free(&r);
+        if (seen)
+            return;
+        sleep_ms(20);
+    }
+    ck_abort_msg("pool %s did not join", id);
+}
+
+#define RESNET20                                                                                   \
+    "\"model\":{\"arch\":\"resnet_cifar\",\"depth\":20,\"widths\":[16,32,64]},"                     \
+    "\"data\":{\"dataset\":\"fashion-mnist\"}"
+
+/* ---- 1. admission control and failures a retry cannot fix ------------------------- */
+
+START_TEST(oversized_models_are_refused)
+{
+    fakepool_options fo = {.endpoint = broker_endpoint(B),
+                           .pool_id = "mem-pool",
+                           .ranks = 2,
+                           .step_ms = 1,
+                           .rank_memory = (int64_t)1 << 30};
+    POOL = fakepool_start(&fo);
+    ck_assert_ptr_nonnull(POOL);
+    wait_pool("mem-pool", NULL);
+    httpc_resp r;
+    /* the pool says its memory */
+    ck_assert_int_eq(req("GET", "/api/v1/workers", NULL, NULL, &r), 200);
+    json_t *w = json_array_get(json_is_array(r.json) ? r.json : json_object_get(r.json, "workers"),
+                               0);
+    ck_assert_int_eq(json_integer_value(json_object_get(w, "rank_memory")), (json_int_t)1 << 30);
+    ck_assert_int_eq(json_integer_value(json_object_get(w, "memory")), (json_int_t)2 << 30);
+    httpc_free(&r);
+    /* the probe's ResNet: 232e9 parameters */
+    ck_assert_int_eq(req("POST", "/api/v1/jobs", NULL,
+                         "{\"model\":{\"arch\":\"resnet_cifar\",\"depth\":386,\"widths\":[8192,"
+                         "8192,8192]},\"data\":{\"dataset\":\"synthetic\"}}",
+                         &r),
+                     400);
+    ck_assert_str_eq(detail(&r, "field"), "model");
+    ck_assert_msg(strstr(detail(&r, "reason"), "mem-pool") != NULL, "%s", r.body);
+    httpc_free(&r);
+    /* a DeiT of 7e11 parameters */
+    ck_assert_int_eq(req("POST", "/api/v1/jobs", NULL,
+                         "{\"model\":{\"arch\":\"deit\",\"image_size\":32,\"in_channels\":3,"
+                         "\"num_classes\":10,\"embed_dim\":8192,\"depth\":64,\"num_heads\":64,"
+                         "\"patch_size\":4,\"mlp_ratio\":16},\"data\":{\"dataset\":\"synthetic\","
+                         "\"synthetic\":{\"size\":32,\"channels\":3}}}",
+                         &r),
+                     400);
+    ck_assert_msg(strcmp(detail(&r, "field"), "model") == 0, "%s", r.body);
+    httpc_free(&r);
+    /* a small model with a huge batch: the batch is named */
+    ck_assert_int_eq(req("POST", "/api/v1/jobs", NULL,
+                         "{" RESNET20 ",\"optim\":{\"batch_size\":16384},\"resources\":{\"ranks\":2}}",
+                         &r),
+                     400);
+    ck_assert_str_eq(detail(&r, "field"), "optim.batch_size");
+    httpc_free(&r);
+    /* the same model at its default batch runs */
+    ck_assert_int_eq(req("POST", "/api/v1/jobs", NULL,
+                         "{" RESNET20 ",\"optim\":{\"max_steps\":3},\"resources\":{\"ranks\":2}}", &r),
+                     201);
+    char id[STORE_ID_MAX];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r.json, "id")));
+    httpc_free(&r);
+    wait_state(id, "SUCCEEDED", 10000);
+}
+END_TEST
+
+START_TEST(max_job_memory_is_enforced)
+{
+    httpc_resp r;
+    /* ResNet-20 at batch 128 needs more than 64 MiB; its state alone does not */
+    ck_assert_int_eq(req("POST", "/api/v1/jobs", NULL, "{" RESNET20 "}", &r), 400);
+    ck_assert_str_eq(detail(&r, "field"), "optim.batch_size");
+    ck_assert_msg(strstr(detail(&r, "reason"), "--max-job-memory") != NULL, "%s", r.body);
+    httpc_free(&r);
+    ck_assert_int_eq(
+        req("POST", "/api/v1/jobs", NULL,
+            "{\"model\":{\"arch\":\"resnet_cifar\",\"depth\":20,\"widths\":[256,512,1024]},"
+            "\"data\":{\"dataset\":\"fashion-mnist\"},\"optim\":{\"batch_size\":2}}",
+            &r),
+        400);
+    ck_assert_str_eq(detail(&r, "field"), "model");
+    httpc_free(&r);
+    ck_assert_int_eq(
+        req("POST", "/api/v1/jobs", NULL, "{" RESNET20 ",\"optim\":{\"batch_size\":8}}", &r), 201);
+    httpc_free(&r);
+}
+END_TEST
+
+/* OUT_OF_MEMORY (and the other reasons a retry cannot fix) end the job at
+ * once, whatever retry.max_restarts allows; RANK_FAILED is retried. */
+START_TEST(failures_a_retry_cannot_fix_are_final)
+{
+    const char *reasons[] = {"OUT_OF_MEMORY", "INVALID_DATA", "RANK_FAILED"};
+    for (int i = 0; i < 3; i++) {
+        fakepool_options fo = {.endpoint = broker_endpoint(B),
+                               .pool_id = "oom-pool",
+                               .ranks = 1,
+                               .step_ms = 1,
+                               .fail_first = 1,
+                               .fail_reason = reasons[i]};
+        POOL = fakepool_start(&fo);
+        ck_assert_ptr_nonnull(POOL);
+        httpc_resp r;
+        ck_assert_int_eq(req("POST", "/api/v1/jobs", NULL,
+                             "{" RESNET20 ",\"optim\":{\"max_steps\":5},\"retry\":{\"max_restarts\":"
+                             "3},\"resources\":{\"ranks\":1}}",
+                             &r),
+                         201);
+        char id[STORE_ID_MAX];
+        snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r.json, "id")));
+        httpc_free(&r);
+        wait_state(id, i < 2 ? "FAILED" : "SUCCEEDED", 10000);
+        char path[128];
+        snprintf(path, sizeof path, "/api/v1/jobs/%s", id);
+        ck_assert_int_eq(req("GET", path, NULL, NULL, &r), 200);
+        ck_assert_int_eq(json_integer_value(json_object_get(r.json, "attempt")), i < 2 ? 1 : 2);
+        if (i < 2)
+            ck_assert_str_eq(json_string_value(json_object_get(r.json, "reason")), reasons[i]);
+        httpc_free(&r);
+        fakepool_stop(POOL);
+        POOL = NULL;
+    }
+}
+END_TEST
+
+Suite *suite_hostile(void)
+{
+    Suite *s = suite_create("hostile");
+    TCase *adm = tcase_create("admission");
+    tcase_add_checked_fixture(adm, setup_plain, teardown);
+    tcase_set_timeout(adm, 60);
+    tcase_add_test(adm, oversized_models_are_refused);
+    tcase_add_test(adm, failures_a_retry_cannot_fix_are_final);
+    suite_add_tcase(s, adm);
+    TCase *lim = tcase_create("limit");
+    tcase_add_checked_fixture(lim, setup_limit, teardown);
+    tcase_set_timeout(lim, 30);
+    tcase_add_test(lim, max_job_memory_is_enforced);
+    suite_add_tcase(s, lim);
+    (void)setup_tokens;
+    (void)TOK_ADMIN;
+    (void)TOK_POOL;
+    (void)TOK_SUBMIT;
+    return s;
+}
