@@ -105,6 +105,15 @@ static pool *find_pool(coord *c, const char *id)
     return NULL;
 }
 
+int coord_pool_live(coord *c, const char *id, int64_t now_ms)
+{
+    pthread_mutex_lock(&c->mu);
+    const pool *p = find_pool(c, id);
+    int live = p != NULL && p->alive && now_ms - p->seen_ms < 2 * (int64_t)c->o.heartbeat_ms;
+    pthread_mutex_unlock(&c->mu);
+    return live;
+}
+
 static void send_to(coord *c, pool *p, const msg *m, int64_t now_ms)
 {
     c->send(c->ctx, p->id, m);
@@ -328,7 +337,12 @@ static int flush_locked(coord *c, int64_t now_ms)
     errbuf eb;
     for (int i = 0; i < n; i++) {
         pending *pe = &c->pend[i];
-        if (write_blobs(c, &pe->m, rel[i], &eb) < 0) {
+        /* Files only for a message that can still be applied: a resend of
+         * one already applied, or a message from a pool that does not hold
+         * the attempt, is acked or dropped without touching the disk. */
+        int wanted = pe->m.n_blobs > 0 &&
+                     store_attempt_wants(c->st, pe->m.job_id, pe->m.attempt, pe->pool_id, pe->m.seq);
+        if (wanted && write_blobs(c, &pe->m, rel[i], &eb) < 0) {
             /* No ack: the pool sends it again. */
             log_error("job %s: cannot store the files of %s seq %llu: %s", pe->m.job_id,
                       msg_type_name(pe->m.type), (unsigned long long)pe->m.seq, eb.msg);
@@ -336,7 +350,7 @@ static int flush_locked(coord *c, int64_t now_ms)
         }
         in[k].m = &pe->m;
         in[k].pool_id = pe->pool_id;
-        for (int b = 0; b < pe->m.n_blobs; b++)
+        for (int b = 0; wanted && b < pe->m.n_blobs; b++)
             in[k].blob_paths[b] = rel[i][b];
         k++;
     }
@@ -370,7 +384,7 @@ static int flush_locked(coord *c, int64_t now_ms)
         }
         if (out[j].outcome == APPLY_STALE || out[j].outcome == APPLY_GAP ||
             out[j].outcome == APPLY_BAD)
-            for (int b = 0; b < m->n_blobs; b++)
+            for (int b = 0; b < m->n_blobs && in[j].blob_paths[b] != NULL; b++)
                 unlink_rel(c, in[j].blob_paths[b]);
         if (out[j].outcome == APPLY_STALE && p != NULL && m->type != MSG_FINISHED &&
             m->type != MSG_FAILED && !later) {

@@ -214,6 +214,14 @@ typedef struct store_apply_out {
  * send no ack). */
 int store_apply_batch(store *s, const store_apply_in *in, store_apply_out *out, int n, errbuf *eb);
 
+/* Whether a job message (job_id, attempt, seq) from pool_id could still be
+ * applied: the attempt is active, held by that pool, and seq is past the
+ * last one applied. The coordinator writes a message's files only then, so
+ * a resent checkpoint that was applied (and maybe pruned since) is not
+ * written again, and no other pool's blob reaches the attempt's files. */
+int store_attempt_wants(store *s, const char *job_id, int attempt, const char *pool_id,
+                        uint64_t seq);
+
 typedef struct store_metric_query {
     int64_t after_seq; /* exclusive cursor */
     int limit;         /* 1..100000 rows scanned */

@@ -40,6 +40,7 @@ static fakepool *POOL;
 static const char *TOK_SUBMIT = "kiln_submitter-0123456789";
 static const char *TOK_ADMIN = "kiln_admin-0123456789";
 static const char *TOK_POOL = "kiln_pool-0123456789";
+static const char *TOK_POOL2 = "kiln_pool2-0123456789";
 
 static void sleep_ms(int ms)
 {
@@ -67,11 +68,13 @@ static void start(const fixture_opts *fo)
     HUB = sse_hub_new(S, STATS, &so);
     TOKENS = NULL;
     if (fo->with_tokens) {
-        char text[1024], h1[72], h2[72], h3[72];
+        char text[1024], h1[72], h2[72], h3[72], h4[72];
         auth_hash(TOK_SUBMIT, h1);
         auth_hash(TOK_ADMIN, h2);
         auth_hash(TOK_POOL, h3);
-        snprintf(text, sizeof text, "ci submit,read %s\nroot admin %s\ngpu pool %s\n", h1, h2, h3);
+        auth_hash(TOK_POOL2, h4);
+        snprintf(text, sizeof text, "ci submit,read %s\nroot admin %s\ngpu pool %s\ngpu2 pool %s\n",
+                 h1, h2, h3, h4);
         ck_assert_int_eq(auth_parse(&TOKENS, text, strlen(text), "test tokens", &eb), 0);
     }
     broker_options bo = {.endpoint = "tcp://127.0.0.1:*",
@@ -309,6 +312,143 @@ START_TEST(failures_a_retry_cannot_fix_are_final)
 }
 END_TEST
 
+/* ---- 2. pool identity -------------------------------------------------------------- */
+
+/* A raw pool connection: routing id, PLAIN user name and password. */
+static void *rogue_open(void *ctx, const char *routing_id, const char *user, const char *pass)
+{
+    void *d = zmq_socket(ctx, ZMQ_DEALER);
+    ck_assert_ptr_nonnull(d);
+    int zero = 0;
+    zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(d, ZMQ_ROUTING_ID, routing_id, strlen(routing_id));
+    zmq_setsockopt(d, ZMQ_PLAIN_USERNAME, user, strlen(user));
+    zmq_setsockopt(d, ZMQ_PLAIN_PASSWORD, pass, strlen(pass));
+    ck_assert_int_eq(zmq_connect(d, broker_endpoint(B)), 0);
+    return d;
+}
+
+static void rogue_send(void *d, msg *m)
+{
+    size_t len;
+    char *hdr = msg_encode(m, &len);
+    zmq_send(d, hdr, len, m->n_blobs > 0 ? ZMQ_SNDMORE : 0);
+    for (int i = 0; i < m->n_blobs; i++)
+        zmq_send(d, m->blobs[i].data, m->blobs[i].len, i + 1 < m->n_blobs ? ZMQ_SNDMORE : 0);
+    free(hdr);
+    msg_deinit(m);
+}
+
+static void rogue_hello(void *d, const char *pool_id, const char *job)
+{
+    msg m;
+    msg_init(&m, MSG_HELLO);
+    msg_set(&m, "pool_id", json_string(pool_id));
+    msg_set(&m, "ranks", json_integer(2));
+    msg_set(&m, "cores", json_integer(1));
+    msg_set(&m, "version", json_string("rogue"));
+    msg_set(&m, "hosts", json_pack("[s]", "x"));
+    msg_set(&m, "current", job != NULL ? json_pack("{s:s,s:i}", "job_id", job, "attempt", 1)
+                                       : json_null());
+    rogue_send(d, &m);
+}
+
+/* Whether a welcome comes within ms. */
+static int rogue_welcomed(void *d, int ms)
+{
+    for (int t = 0; t < ms; t += 20) {
+        zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 20) > 0) {
+            char buf[4096];
+            int n = zmq_recv(d, buf, sizeof buf - 1, 0);
+            if (n > 0 && (size_t)n < sizeof buf) {
+                buf[n] = '\0';
+                if (strstr(buf, "\"welcome\"") != NULL)
+                    return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* What the probe did with a pool token: a second connection under the live
+ * pool-a (refused at the handshake), and a pool under its own id sending
+ * pool-a's job a metric and a `finished` with a 4-byte model (dropped: the
+ * attempt is not its). The job ends on pool-a with pool-a's model; the
+ * id stays bound to pool-a's token after pool-a leaves. */
+START_TEST(a_pool_cannot_take_another_pools_job)
+{
+    fakepool_options fo = {.endpoint = broker_endpoint(B),
+                           .pool_id = "pool-a",
+                           .ranks = 1,
+                           .step_ms = 30,
+                           .token = TOK_POOL};
+    POOL = fakepool_start(&fo);
+    ck_assert_ptr_nonnull(POOL);
+    httpc_resp r;
+    ck_assert_int_eq(req("POST", "/api/v1/jobs", TOK_SUBMIT,
+                         "{" RESNET20 ",\"optim\":{\"max_steps\":60},\"resources\":{\"ranks\":1}}",
+                         &r),
+                     201);
+    char id[STORE_ID_MAX];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r.json, "id")));
+    httpc_free(&r);
+    wait_state(id, "RUNNING", 5000);
+    void *ctx = zmq_ctx_new();
+    /* the same id, the same token: refused while pool-a is live */
+    void *twin = rogue_open(ctx, "pool-a", "pool-a", TOK_POOL);
+    rogue_hello(twin, "pool-a", id);
+    ck_assert_msg(!rogue_welcomed(twin, 800), "a second connection under pool-a was welcomed");
+    /* its own id, pool-a's job: welcomed as itself, its job messages dropped */
+    void *evil = rogue_open(ctx, "evil", "evil", TOK_POOL);
+    rogue_hello(evil, "evil", id);
+    ck_assert(rogue_welcomed(evil, 2000));
+    for (int seq = 1; seq <= 80; seq++) {
+        msg m;
+        msg_init(&m, seq % 2 ? MSG_METRIC : MSG_FINISHED);
+        msg_set_job(&m, id, 1, (uint64_t)seq);
+        if (seq % 2) {
+            msg_set(&m, "points", json_pack("[{s:i,s:f}]", "step", 1, "train_loss", 123456.5));
+        } else {
+            msg_set(&m, "status", json_string("succeeded"));
+            msg_set(&m, "artifacts", json_pack("[{s:s,s:i}]", "name", "model.safetensors", "size", 4));
+            msg_add_blob(&m, "EVIL", 4);
+        }
+        rogue_send(evil, &m);
+    }
+    /* a routing id other than the name it authenticated as: dropped */
+    void *liar = rogue_open(ctx, "liar", "evil2", TOK_POOL);
+    rogue_hello(liar, "liar", NULL);
+    ck_assert(!rogue_welcomed(liar, 500));
+    wait_state(id, "SUCCEEDED", 15000);
+    char path[160];
+    snprintf(path, sizeof path, "/api/v1/jobs/%s/artifacts/model.safetensors", id);
+    ck_assert_int_eq(req("GET", path, TOK_SUBMIT, NULL, &r), 200);
+    ck_assert_msg(r.len > 8 && memcmp(r.body, "EVIL", 4) != 0, "the model is %zu bytes", r.len);
+    httpc_free(&r);
+    snprintf(path, sizeof path, "/api/v1/jobs/%s/metrics?names=train_loss&limit=1000", id);
+    ck_assert_int_eq(req("GET", path, TOK_SUBMIT, NULL, &r), 200);
+    ck_assert_ptr_null(strstr(r.body, "123456"));
+    httpc_free(&r);
+    /* pool-a leaves; its id stays bound to its token */
+    fakepool_stop(POOL);
+    POOL = NULL;
+    sleep_ms(400);
+    void *other = rogue_open(ctx, "pool-a", "pool-a", TOK_POOL2);
+    rogue_hello(other, "pool-a", NULL);
+    ck_assert_msg(!rogue_welcomed(other, 800), "pool-a joined with another token");
+    void *back = rogue_open(ctx, "pool-a", "pool-a", TOK_POOL);
+    rogue_hello(back, "pool-a", NULL);
+    ck_assert_msg(rogue_welcomed(back, 3000), "pool-a could not come back with its token");
+    zmq_close(twin);
+    zmq_close(evil);
+    zmq_close(liar);
+    zmq_close(other);
+    zmq_close(back);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
 Suite *suite_hostile(void)
 {
     Suite *s = suite_create("hostile");
@@ -323,9 +463,11 @@ Suite *suite_hostile(void)
     tcase_set_timeout(lim, 30);
     tcase_add_test(lim, max_job_memory_is_enforced);
     suite_add_tcase(s, lim);
-    (void)setup_tokens;
+    TCase *id = tcase_create("identity");
+    tcase_add_checked_fixture(id, setup_tokens, teardown);
+    tcase_set_timeout(id, 60);
+    tcase_add_test(id, a_pool_cannot_take_another_pools_job);
+    suite_add_tcase(s, id);
     (void)TOK_ADMIN;
-    (void)TOK_POOL;
-    (void)TOK_SUBMIT;
     return s;
 }
