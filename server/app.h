@@ -44,6 +44,7 @@ typedef struct app {
     char data_dir[512];
     size_t body_limit;
     double max_job_memory; /* bytes a job may need over all its ranks; 0 = no limit */
+    double min_free_disk;  /* bytes free in data_dir below which /readyz is not ready */
     spec_parse_fn parse_spec;
     /* Broker hooks; any may be NULL (then: no wake-up, no pools, not ready). */
     void (*wake)(void *ctx);        /* a job became runnable or must be cancelled */

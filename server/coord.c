@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #define COORD_BATCH_MAX 256
+#define COORD_STORE_LOG_MS 10000
 
 typedef struct pool {
     char id[MSG_ID_MAX];
@@ -54,6 +55,9 @@ struct coord {
     int64_t start_ms;
     int wake;
     int64_t last_sched_ms, last_reconcile_ms;
+    int64_t store_log_ms;       /* the last report of files that could not be written */
+    long store_failures;        /* failures since then */
+    char blocked_job[MSG_ID_MAX]; /* the job whose message says it waits for the disk */
 };
 
 coord *coord_new(store *st, const coord_options *o, coord_send_fn send, void *ctx, int64_t start_ms)
@@ -325,6 +329,45 @@ static void unlink_rel(coord *c, const char *rel)
     unlink(path);
 }
 
+/* A job message's files could not be written (a full disk, a broken
+ * folder): the job waits with the reason in its message, and the log says it
+ * at most once per COORD_STORE_LOG_MS with the count of what it left out. */
+static void note_store_failure(coord *c, const msg *m, const char *why, int64_t now_ms)
+{
+    c->store_failures++;
+    if (c->store_log_ms == 0 || now_ms - c->store_log_ms >= COORD_STORE_LOG_MS) {
+        log_error("job %s: cannot store the files of %s seq %llu (the pool sends them again): "
+                  "%s%s",
+                  m->job_id, msg_type_name(m->type), (unsigned long long)m->seq, why,
+                  c->store_failures > 1 ? " (and more such failures since the last report)" : "");
+        c->store_log_ms = now_ms;
+        c->store_failures = 0;
+    }
+    if (strcmp(c->blocked_job, m->job_id) != 0) {
+        char text[700];
+        snprintf(text, sizeof text,
+                 "waiting: the server cannot store this job's files (%s); the pool keeps them "
+                 "and sends them again",
+                 why);
+        errbuf eb;
+        if (store_job_note_active(c->st, m->job_id, text, &eb) == 0)
+            snprintf(c->blocked_job, sizeof c->blocked_job, "%s", m->job_id);
+    }
+}
+
+/* The files of a job that was blocked were written: its message says so. */
+static void note_store_ok(coord *c, const msg *m)
+{
+    if (strcmp(c->blocked_job, m->job_id) != 0)
+        return;
+    char text[300];
+    snprintf(text, sizeof text, "attempt %d running; the server stores its files again", m->attempt);
+    errbuf eb;
+    if (store_job_note_active(c->st, m->job_id, text, &eb) == 0)
+        c->blocked_job[0] = '\0';
+    log_info("job %s: its files are stored again", m->job_id);
+}
+
 static int flush_locked(coord *c, int64_t now_ms)
 {
     int n = c->n_pend;
@@ -343,11 +386,12 @@ static int flush_locked(coord *c, int64_t now_ms)
         int wanted = pe->m.n_blobs > 0 &&
                      store_attempt_wants(c->st, pe->m.job_id, pe->m.attempt, pe->pool_id, pe->m.seq);
         if (wanted && write_blobs(c, &pe->m, rel[i], &eb) < 0) {
-            /* No ack: the pool sends it again. */
-            log_error("job %s: cannot store the files of %s seq %llu: %s", pe->m.job_id,
-                      msg_type_name(pe->m.type), (unsigned long long)pe->m.seq, eb.msg);
+            /* No ack: the pool keeps the message and sends it again. */
+            note_store_failure(c, &pe->m, eb.msg, now_ms);
             continue;
         }
+        if (wanted)
+            note_store_ok(c, &pe->m);
         in[k].m = &pe->m;
         in[k].pool_id = pe->pool_id;
         for (int b = 0; wanted && b < pe->m.n_blobs; b++)

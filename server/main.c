@@ -62,6 +62,8 @@ static void usage(FILE *f)
             "  --tls-key FILE         and its PEM private key (both or neither)\n"
             "  --max-job-memory SIZE  refuse jobs whose estimated memory over all their ranks\n"
             "                         is larger (bytes, or 512M, 64G; default: no limit)\n"
+            "  --min-free-disk SIZE   /readyz is not ready with less free in the data dir\n"
+            "                         (default 64M)\n"
             "\n"
             "usage: kiln-server hash-token [TOKEN]     the sha256: hash of TOKEN (or stdin)\n"
             "       kiln-server new-token NAME SCOPES  a new random token and its tokens-file "
@@ -86,6 +88,7 @@ typedef struct config {
     const char *tls_cert, *tls_key;       /* PEM files; both or neither */
     const char *curve_secret, *pool_keys; /* key files; both or neither */
     double max_job_memory;                /* bytes; 0 = no limit */
+    double min_free_disk;                 /* bytes /readyz wants free in the data dir */
 } config;
 
 static int parse_args(int argc, char **argv, config *c)
@@ -112,6 +115,7 @@ static int parse_args(int argc, char **argv, config *c)
         {"tls-cert", required_argument, NULL, 'c'},
         {"tls-key", required_argument, NULL, 'K'},
         {"max-job-memory", required_argument, NULL, 'M'},
+        {"min-free-disk", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, '?'},
         {NULL, 0, NULL, 0},
     };
@@ -134,6 +138,7 @@ static int parse_args(int argc, char **argv, config *c)
     c->header_timeout = 10;
     c->sse_keepalive = 15;
     c->sse_max = 64;
+    c->min_free_disk = 64.0 * 1024 * 1024;
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
@@ -209,6 +214,13 @@ static int parse_args(int argc, char **argv, config *c)
             break;
         case 'K':
             c->tls_key = optarg;
+            break;
+        case 'F':
+            if (admission_parse_size(optarg, &c->min_free_disk) != 0) {
+                fprintf(stderr, "kiln-server: --min-free-disk wants a size (512M, 1G), got '%s'\n",
+                        optarg);
+                return -1;
+            }
             break;
         case 'M':
             if (admission_parse_size(optarg, &c->max_job_memory) != 0 ||
@@ -410,6 +422,11 @@ int main(int argc, char **argv)
         log_error("data dir: %s", eb.msg);
         goto out;
     }
+    char jobs_dir[600];
+    snprintf(jobs_dir, sizeof jobs_dir, "%s/jobs", cfg.data_dir);
+    int swept = files_sweep_tmp(jobs_dir);
+    if (swept > 0)
+        log_info("removed %d temporary file(s) a previous run left in %s", swept, jobs_dir);
     snprintf(db, sizeof db, "%s/kiln.db", cfg.data_dir);
     if (store_open(&st, db, &eb) < 0) {
         log_error("%s", eb.msg);
@@ -431,6 +448,7 @@ int main(int argc, char **argv)
     snprintf(a.data_dir, sizeof a.data_dir, "%s", cfg.data_dir);
     a.body_limit = cfg.body_limit;
     a.max_job_memory = cfg.max_job_memory;
+    a.min_free_disk = cfg.min_free_disk;
     a.parse_spec = app_parse_spec;
     a.wake = broker_wake;
     a.workers = broker_workers;

@@ -128,6 +128,11 @@ int store_transition(store *s, const char *id, unsigned from_mask, job_state to,
  * message is the same. Returns 0 or ERR_IO. */
 int store_job_note(store *s, const char *id, const char *message, errbuf *eb);
 
+/* store_job_note_active is store_job_note for a job on a pool (STARTING,
+ * RUNNING, CANCELLING): why it cannot go on (the server cannot store its
+ * files). Returns 0 or ERR_IO. */
+int store_job_note_active(store *s, const char *id, const char *message, errbuf *eb);
+
 /* store_job_delete deletes a terminal job and all its rows. Returns 0,
  * ERR_NOT_FOUND, or ERR_STATE if the job is not terminal. The caller removes
  * its files afterwards. */

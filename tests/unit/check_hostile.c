@@ -9,6 +9,7 @@
 #include "server/app.h"
 #include "server/auth.h"
 #include "server/broker.h"
+#include "server/files.h"
 #include "server/http.h"
 #include "server/routes.h"
 #include "server/sse.h"
@@ -322,8 +323,10 @@ static void *rogue_open(void *ctx, const char *routing_id, const char *user, con
     int zero = 0;
     zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(d, ZMQ_ROUTING_ID, routing_id, strlen(routing_id));
-    zmq_setsockopt(d, ZMQ_PLAIN_USERNAME, user, strlen(user));
-    zmq_setsockopt(d, ZMQ_PLAIN_PASSWORD, pass, strlen(pass));
+    if (user != NULL) {
+        zmq_setsockopt(d, ZMQ_PLAIN_USERNAME, user, strlen(user));
+        zmq_setsockopt(d, ZMQ_PLAIN_PASSWORD, pass, strlen(pass));
+    }
     ck_assert_int_eq(zmq_connect(d, broker_endpoint(B)), 0);
     return d;
 }
@@ -449,6 +452,187 @@ START_TEST(a_pool_cannot_take_another_pools_job)
 }
 END_TEST
 
+/* ---- 3. checkpoint resends, temporary files, a full disk ------------------------ */
+
+/* Reads messages until one of type `type` (with seq >= min_seq when > 0)
+ * comes; its header (new ref), or NULL after ms. */
+static json_t *rogue_wait(void *d, const char *type, long long min_seq, int ms)
+{
+    for (int t = 0; t < ms; t += 20) {
+        zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 20) <= 0)
+            continue;
+        json_t *hdr = NULL;
+        for (int frame = 0;; frame++) {
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            ck_assert_int_ge(zmq_msg_recv(&part, d, 0), 0);
+            if (frame == 0)
+                hdr = json_loadb(zmq_msg_data(&part), zmq_msg_size(&part), 0, NULL);
+            int more = zmq_msg_more(&part);
+            zmq_msg_close(&part);
+            if (!more)
+                break;
+        }
+        const char *got = json_string_value(json_object_get(hdr, "type"));
+        if (got != NULL && strcmp(got, type) == 0 &&
+            (min_seq <= 0 || json_integer_value(json_object_get(hdr, "seq")) >= min_seq))
+            return hdr;
+        json_decref(hdr);
+    }
+    return NULL;
+}
+
+static void rogue_checkpoint(void *d, const char *id, int seq, int step)
+{
+    msg m;
+    msg_init(&m, MSG_CHECKPOINT);
+    msg_set_job(&m, id, 1, (uint64_t)seq);
+    msg_set(&m, "step", json_integer(step));
+    char blob[32];
+    snprintf(blob, sizeof blob, "checkpoint of step %d", step);
+    msg_add_blob(&m, blob, strlen(blob));
+    rogue_send(d, &m);
+}
+
+/* Files in the job's checkpoint folder (temporary ones included). */
+static int ckpt_files(const char *id)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ls -A %s/jobs/%s/checkpoints 2>/dev/null | wc -l", DIR_, id);
+    FILE *f = popen(cmd, "r");
+    int n = -1;
+    ck_assert_int_eq(fscanf(f, "%d", &n), 1);
+    pclose(f);
+    return n;
+}
+
+static const char *job_message(const char *id, char *buf, size_t len)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/jobs/%s", id);
+    httpc_resp r;
+    ck_assert_int_eq(req("GET", path, NULL, NULL, &r), 200);
+    snprintf(buf, len, "%s", json_string_value(json_object_get(r.json, "message")));
+    httpc_free(&r);
+    return buf;
+}
+
+/* keep_last 2 with a checkpoint every step; the server is slow and the pool
+ * sends every checkpoint again: the resends (applied and pruned already) are
+ * acked without being written, so 2 files stay on disk. Then the folder
+ * cannot take files (as on a full disk): the job waits, saying why, no ack
+ * goes out, and when the folder works again the resent checkpoint is stored
+ * and the job ends. */
+START_TEST(resent_checkpoints_and_a_full_disk)
+{
+    httpc_resp r;
+    ck_assert_int_eq(req("POST", "/api/v1/jobs", NULL,
+                         "{" RESNET20 ",\"optim\":{\"max_steps\":10},\"resources\":{\"ranks\":1},"
+                         "\"checkpoint\":{\"every_steps\":1,\"keep_last\":2}}",
+                         &r),
+                     201);
+    char id[STORE_ID_MAX];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r.json, "id")));
+    httpc_free(&r);
+    void *ctx = zmq_ctx_new();
+    void *d = rogue_open(ctx, "ck-pool", NULL, NULL);
+    rogue_hello(d, "ck-pool", NULL);
+    msg m;
+    msg_init(&m, MSG_READY);
+    rogue_send(d, &m);
+    json_t *h = rogue_wait(d, "assign", 0, 5000);
+    ck_assert_ptr_nonnull(h);
+    json_decref(h);
+    msg_init(&m, MSG_STARTED);
+    msg_set_job(&m, id, 1, 1);
+    rogue_send(d, &m);
+    for (int step = 1; step <= 5; step++)
+        rogue_checkpoint(d, id, step + 1, step);
+    ck_assert_ptr_nonnull(h = rogue_wait(d, "ack", 6, 5000));
+    json_decref(h);
+    ck_assert_int_eq(ckpt_files(id), 2);
+    for (int round = 0; round < 3; round++) /* every one of them again, three times */
+        for (int step = 1; step <= 5; step++)
+            rogue_checkpoint(d, id, step + 1, step);
+    ck_assert_ptr_nonnull(h = rogue_wait(d, "ack", 6, 5000));
+    json_decref(h);
+    sleep_ms(200);
+    ck_assert_int_eq(ckpt_files(id), 2);
+
+    /* the folder cannot take files */
+    char dir[160], aside[170], cmd[600];
+    snprintf(dir, sizeof dir, "%s/jobs/%s/checkpoints", DIR_, id);
+    snprintf(aside, sizeof aside, "%s.aside", dir);
+    ck_assert_int_eq(rename(dir, aside), 0);
+    FILE *f = fopen(dir, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    for (int i = 0; i < 20; i++)
+        rogue_checkpoint(d, id, 7, 6);
+    ck_assert_ptr_null(rogue_wait(d, "ack", 7, 600));
+    char text[700];
+    ck_assert_msg(strstr(job_message(id, text, sizeof text), "cannot store this job's files") != NULL,
+                  "%s", text);
+    snprintf(cmd, sizeof cmd, "rm -f %s && mv %s %s", dir, aside, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    rogue_checkpoint(d, id, 7, 6);
+    ck_assert_ptr_nonnull(h = rogue_wait(d, "ack", 7, 5000));
+    json_decref(h);
+    ck_assert_ptr_nonnull(strstr(job_message(id, text, sizeof text), "stores its files again"));
+    ck_assert_int_eq(ckpt_files(id), 2);
+    msg_init(&m, MSG_FINISHED);
+    msg_set_job(&m, id, 1, 8);
+    msg_set(&m, "status", json_string("succeeded"));
+    msg_set(&m, "artifacts", json_array());
+    rogue_send(d, &m);
+    wait_state(id, "SUCCEEDED", 5000);
+    zmq_close(d);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
+START_TEST(temporary_files_are_swept)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s/jobs/j1/checkpoints %s/jobs/j1/artifacts/a1 && cd %s/jobs/j1 && "
+             "touch checkpoints/a1-step-5.safetensors checkpoints/a1-step-6.safetensors.tmp.123.0 "
+             "artifacts/a1/model.safetensors.tmp.99.12 artifacts/a1/model.safetensors "
+             "artifacts/a1/notes.tmp.txt artifacts/a1/x.tmp.1",
+             DIR_, DIR_, DIR_);
+    ck_assert_int_eq(system(cmd), 0);
+    char jobs[128];
+    snprintf(jobs, sizeof jobs, "%s/jobs", DIR_);
+    ck_assert_int_eq(files_sweep_tmp(jobs), 2);
+    snprintf(cmd, sizeof cmd, "cd %s/jobs/j1 && (ls checkpoints; ls artifacts/a1) | tr '\\n' ' '", DIR_);
+    FILE *f = popen(cmd, "r");
+    char out[400] = "";
+    ck_assert_ptr_nonnull(fgets(out, sizeof out, f));
+    pclose(f);
+    ck_assert_str_eq(out, "a1-step-5.safetensors model.safetensors notes.tmp.txt x.tmp.1 ");
+    ck_assert_int_eq(files_sweep_tmp("/nonexistent/kiln"), 0);
+}
+END_TEST
+
+/* /readyz looks at the data dir: not ready with less free than asked for. */
+START_TEST(readyz_sees_the_disk)
+{
+    httpc_resp r;
+    ck_assert_int_eq(req("GET", "/readyz", NULL, NULL, &r), 200);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "checks"), "disk")),
+                     "ok");
+    httpc_free(&r);
+    A.min_free_disk = 1e18; /* an exabyte: no disk here has it */
+    ck_assert_int_eq(req("GET", "/readyz", NULL, NULL, &r), 503);
+    const char *why =
+        json_string_value(json_object_get(json_object_get(r.json, "checks"), "disk"));
+    ck_assert_msg(why != NULL && strstr(why, "MiB free, less than") != NULL, "%s", r.body);
+    httpc_free(&r);
+    A.min_free_disk = 0;
+}
+END_TEST
+
 Suite *suite_hostile(void)
 {
     Suite *s = suite_create("hostile");
@@ -457,6 +641,9 @@ Suite *suite_hostile(void)
     tcase_set_timeout(adm, 60);
     tcase_add_test(adm, oversized_models_are_refused);
     tcase_add_test(adm, failures_a_retry_cannot_fix_are_final);
+    tcase_add_test(adm, resent_checkpoints_and_a_full_disk);
+    tcase_add_test(adm, temporary_files_are_swept);
+    tcase_add_test(adm, readyz_sees_the_disk);
     suite_add_tcase(s, adm);
     TCase *lim = tcase_create("limit");
     tcase_add_checked_fixture(lim, setup_limit, teardown);
