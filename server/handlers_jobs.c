@@ -7,6 +7,7 @@
 #include "server/handlers.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -51,13 +52,19 @@ int query_int(http_request *req, http_response *resp, const char *key, long long
     if (v == NULL)
         return 0;
     char *end;
+    errno = 0;
     long long x = strtoll(v, &end, 10);
     char reason[160];
-    if (v[0] == '\0' || *end != '\0') {
+    /* digits with an optional minus sign: no spaces, no plus, nothing after */
+    if (v[0] == '\0' || *end != '\0' || !(isdigit((unsigned char)v[0]) || v[0] == '-')) {
         snprintf(reason, sizeof reason, "must be an integer, got '%.40s'", v);
         return api_error_field(resp, req, 400, key, reason);
     }
-    if (x < lo || x > hi) {
+    if (errno == ERANGE || x < lo || x > hi) { /* out of range is refused, never clamped */
+        if (errno == ERANGE) {
+            snprintf(reason, sizeof reason, "must be in %lld..%lld, got '%.40s'", lo, hi, v);
+            return api_error_field(resp, req, 400, key, reason);
+        }
         snprintf(reason, sizeof reason, "must be in %lld..%lld, got %lld", lo, hi, x);
         return api_error_field(resp, req, 400, key, reason);
     }

@@ -22,6 +22,7 @@
 
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "server/httpstrict.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -43,6 +44,7 @@ typedef struct conn {
     int in_headers;   /* waiting for (the rest of) a request's headers */
     int64_t phase_ms; /* when that wait began */
     int reaped;       /* shut down by the reaper */
+    int nul_seen;     /* the request's path or query had %00 (httpstrict) */
     struct conn *prev, *next;
 } conn;
 
@@ -362,24 +364,61 @@ static enum MHD_Result dispatch(http_server *h, struct MHD_Connection *c, const 
     return ret;
 }
 
+/* httpstrict_flag_fn: the %00 flag of a connection. */
+static int *conn_nul_flag(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL && ci->socket_context != NULL ? &((conn *)ci->socket_context)->nul_seen
+                                                    : NULL;
+}
+
+/* 400 before the body is read, and the connection closed after: what the
+ * request framing says cannot be trusted. */
+static enum MHD_Result refuse(http_server *h, struct MHD_Connection *c, const char *field,
+                              const char *reason)
+{
+    http_response resp;
+    http_response_init(&resp);
+    char rid[24];
+    make_request_id(h, rid);
+    resp.status = 400;
+    resp.json = json_pack("{s:{s:s,s:s+++,s:[{s:s,s:s}],s:s}}", "error", "code", "INVALID_ARGUMENT",
+                          "message", field, ": ", reason, "details", "field", field, "reason",
+                          reason, "request_id", rid);
+    http_response_header(&resp, "Connection", "close");
+    enum MHD_Result ret = send_response(h, c, &resp, rid);
+    http_response_free(&resp);
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
     http_server *h = cls;
     upload *up = *con_cls;
     if (up == NULL) {
         /* The headers are all in: the header deadline no longer applies. */
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        int nul_seen = 0;
         if (ci != NULL && ci->socket_context != NULL) {
             pthread_mutex_lock(&h->mu);
-            ((conn *)ci->socket_context)->in_headers = 0;
+            conn *k = ci->socket_context;
+            k->in_headers = 0;
+            nul_seen = k->nul_seen;
+            k->nul_seen = 0;
             pthread_mutex_unlock(&h->mu);
         }
         up = xcalloc(1, sizeof *up);
         *con_cls = up;
+        const char *field;
+        const char *bad = httpstrict_check(c, version, nul_seen, &field);
+        if (bad != NULL) {
+            up->too_large = 1; /* any body is not read */
+            return refuse(h, c, field, bad);
+        }
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl != NULL && strtoull(cl, NULL, 10) > h->body_limit) {
@@ -569,7 +608,7 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
     if (tls)
         flags |= MHD_USE_TLS;
     /* Options that depend on the configuration go through MHD_OPTION_ARRAY. */
-    struct MHD_OptionItem extra[4];
+    struct MHD_OptionItem extra[5];
     int n = 0;
     if (tls) {
         extra[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
@@ -579,6 +618,9 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
     }
     if (pool > 0)
         extra[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, pool, NULL};
+    extra[n++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK,
+                                         (intptr_t)httpstrict_unescape,
+                                         (void *)(uintptr_t)conn_nul_flag};
     extra[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     h->d = MHD_start_daemon(
         flags, (uint16_t)o->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,

@@ -17,7 +17,11 @@
 #include "tests/unit/fakepool.h"
 #include "tests/unit/httpc.h"
 
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -455,10 +459,14 @@ END_TEST
 /* ---- 3. checkpoint resends, temporary files, a full disk ------------------------ */
 
 /* Reads messages until one of type `type` (with seq >= min_seq when > 0)
- * comes; its header (new ref), or NULL after ms. */
+ * comes; its header (new ref), or NULL after ms. Heartbeats meanwhile, so
+ * that the server does not take the pool for lost. */
 static json_t *rogue_wait(void *d, const char *type, long long min_seq, int ms)
 {
     for (int t = 0; t < ms; t += 20) {
+        msg hb;
+        msg_init(&hb, MSG_HEARTBEAT);
+        rogue_send(d, &hb);
         zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&it, 1, 20) <= 0)
             continue;
@@ -633,6 +641,67 @@ START_TEST(readyz_sees_the_disk)
 }
 END_TEST
 
+/* ---- 6. strict HTTP -------------------------------------------------------------- */
+
+/* Sends raw request text to the server; the status of the answer (0: none). */
+static int raw_http(const char *text)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_port(H))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    char buf[512] = "";
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    int status = 0;
+    if (n > 12)
+        sscanf(buf, "HTTP/1.%*d %d", &status);
+    return status;
+}
+
+START_TEST(strict_http)
+{
+    /* a well-formed request passes */
+    ck_assert_int_eq(raw_http("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+    ck_assert_int_eq(raw_http("GET /healthz HTTP/1.0\r\n\r\n"), 200);
+    ck_assert_int_eq(raw_http("POST /api/v1/jobs?dry_run=true HTTP/1.1\r\nHost: x\r\n"
+                              "Content-Type: application/json\r\nContent-Length: 2\r\n"
+                              "Content-Length: 2\r\n\r\n{}"),
+                     400); /* the same length twice is allowed; {} is not a spec */
+    /* conflicting Content-Length */
+    ck_assert_int_eq(raw_http("POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\n"
+                              "Content-Type: application/json\r\nContent-Length: 2\r\n"
+                              "Content-Length: 40\r\n\r\n{}"),
+                     400);
+    /* HTTP/1.1 without Host */
+    ck_assert_int_eq(raw_http("GET /healthz HTTP/1.1\r\n\r\n"), 400);
+    /* %00 in a path or a query */
+    ck_assert_int_eq(raw_http("GET /api/v1/jobs/j1/artifacts/model.safetensors%00.txt HTTP/1.1\r\n"
+                              "Host: x\r\n\r\n"),
+                     400);
+    ck_assert_int_eq(raw_http("GET /api/v1/jobs?state=QUEUED%00x HTTP/1.1\r\nHost: x\r\n\r\n"),
+                     400);
+    /* the flag does not stick to the connection's next request */
+    ck_assert_int_eq(raw_http("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+    /* out-of-range and malformed integers: refused, not clamped */
+    httpc_resp r;
+    const char *bad[] = {"/api/v1/jobs?page_size=1001", "/api/v1/jobs?page_size=0",
+                         "/api/v1/jobs?page_size=99999999999999999999999",
+                         "/api/v1/jobs?page_size=%2B5", "/api/v1/jobs?page_size=%205"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_msg(req("GET", bad[i], NULL, NULL, &r) == 400, "%s: %ld", bad[i], r.status);
+        ck_assert_str_eq(detail(&r, "field"), "page_size");
+        httpc_free(&r);
+    }
+    ck_assert_int_eq(req("GET", "/api/v1/jobs?page_size=1000", NULL, NULL, &r), 200);
+    httpc_free(&r);
+}
+END_TEST
+
 Suite *suite_hostile(void)
 {
     Suite *s = suite_create("hostile");
@@ -644,6 +713,7 @@ Suite *suite_hostile(void)
     tcase_add_test(adm, resent_checkpoints_and_a_full_disk);
     tcase_add_test(adm, temporary_files_are_swept);
     tcase_add_test(adm, readyz_sees_the_disk);
+    tcase_add_test(adm, strict_http);
     suite_add_tcase(s, adm);
     TCase *lim = tcase_create("limit");
     tcase_add_checked_fixture(lim, setup_limit, teardown);
