@@ -486,7 +486,9 @@ START_TEST(artifact_names_stay_in_the_job_folder)
         snprintf(p, sizeof p, "/api/v1/jobs/%s/artifacts/%s", id, tricks[i]);
         httpc_resp r;
         long st = req_tok("GET", p, NULL, NULL, &r);
-        ck_assert_msg(st == 404, "%s answered %ld", tricks[i], st);
+        /* a NUL is refused before any route (400), the rest find nothing */
+        ck_assert_msg(st == (strstr(tricks[i], "%00") != NULL ? 400 : 404), "%s answered %ld",
+                      tricks[i], st);
         ck_assert_ptr_null(strstr(r.body, "do not serve me"));
         httpc_free(&r);
     }
