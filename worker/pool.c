@@ -268,6 +268,7 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
                                          {"pool-id", required_argument, NULL, 'p'},
                                          {"work-dir", required_argument, NULL, 'w'},
                                          {"token", required_argument, NULL, 't'},
+                                         {"token-file", required_argument, NULL, 'T'},
                                          {"server-key", required_argument, NULL, 'k'},
                                          {"curve-secret", required_argument, NULL, 's'},
                                          {NULL, 0, NULL, 0}};
@@ -276,6 +277,7 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
     endpoint[0] = pool_id[0] = work[0] = '\0';
     const char *env = getenv("KILN_TOKEN");
     snprintf(token, tlen, "%s", env != NULL ? env : "");
+    const char *token_file = getenv("KILN_TOKEN_FILE");
     env = getenv("KILN_SERVER_KEY");
     snprintf(cv->server_key, sizeof cv->server_key, "%s", env != NULL ? env : "");
     env = getenv("KILN_CURVE_SECRET");
@@ -293,6 +295,10 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
             break;
         case 't':
             snprintf(token, tlen, "%s", optarg);
+            token_file = NULL;
+            break;
+        case 'T':
+            token_file = optarg;
             break;
         case 'k':
             snprintf(cv->server_key, sizeof cv->server_key, "%s", optarg);
@@ -301,6 +307,13 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
             snprintf(cv->secret_file, sizeof cv->secret_file, "%s", optarg);
             break;
         default:
+            return -1;
+        }
+    }
+    if (token_file != NULL && token_file[0] != '\0') {
+        errbuf eb;
+        if (keyfile_read_token(token_file, token, tlen, &eb) != 0) {
+            fprintf(stderr, "kiln-worker: --token-file: %s\n", eb.msg);
             return -1;
         }
     }
@@ -315,9 +328,11 @@ int pool_main(int argc, char **argv, const dist_info *d)
                    sizeof work, token, sizeof token, &cv) != 0) {
         fprintf(stderr,
                 "usage: mpirun -np N kiln-worker --connect tcp://HOST:PORT "
-                "[--pool-id ID] [--work-dir DIR] [--token TOKEN]\n"
+                "[--pool-id ID] [--work-dir DIR] [--token-file FILE | --token TOKEN]\n"
                 "       [--server-key KEY --curve-secret FILE]\n"
-                "  (the token, or $KILN_TOKEN: a 'pool' token of a server with --tokens;\n"
+                "  (the token: the first line of --token-file or $KILN_TOKEN_FILE, or\n"
+                "   --token or $KILN_TOKEN, which ps shows: a 'pool' token of a server\n"
+                "   with --tokens;\n"
                 "   with a server started with --curve-secret: its public key, or\n"
                 "   $KILN_SERVER_KEY, and this pool's key file, or $KILN_CURVE_SECRET, whose\n"
                 "   public key the server lists under this pool's --pool-id)\n");

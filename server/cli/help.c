@@ -62,10 +62,12 @@ const cli_command *cli_find(const char *name)
 
 void cli_usage(FILE *f)
 {
-    fprintf(f, "usage: kiln [--url URL] [--token TOKEN] [--cacert FILE] [--json] COMMAND ...\n"
+    fprintf(f, "usage: kiln [--url URL] [--token TOKEN | --token-file FILE] [--cacert FILE] [--json] "
+               "COMMAND ...\n"
                "  --url URL      the server (default $KILN_URL, else http://localhost:8080;\n"
                "                 https://... when it serves TLS)\n"
-               "  --token TOKEN  bearer token (default $KILN_TOKEN)\n"
+               "  --token TOKEN  bearer token (default $KILN_TOKEN; ps shows it: prefer)\n"
+               "  --token-file FILE  the token on the file's first line (or $KILN_TOKEN_FILE)\n"
                "  --cacert FILE  verify an https server against this CA (default $KILN_CACERT,\n"
                "                 else the system's CAs)\n"
                "  --json         print the API's JSON instead of tables\n"
@@ -114,7 +116,7 @@ int cmd_completion(int argc, char **argv)
            "    cmd=\"\"\n"
            "    for ((i = 1; i < COMP_CWORD; i++)); do\n"
            "        case ${COMP_WORDS[i]} in\n"
-           "        --url | --token | --cacert) ((i++)) ;;\n"
+           "        --url | --token | --token-file | --cacert) ((i++)) ;;\n"
            "        -*) ;;\n"
            "        *) cmd=${COMP_WORDS[i]}; break ;;\n"
            "        esac\n"
@@ -128,7 +130,7 @@ int cmd_completion(int argc, char **argv)
            "    --url | --token | --names | --after | --tail | --name) return ;;\n"
            "    esac\n"
            "    case $cmd in\n"
-           "    \"\") COMPREPLY=($(compgen -W '--url --token --cacert --json --help");
+           "    \"\") COMPREPLY=($(compgen -W '--url --token --token-file --cacert --json --help");
     for (const cli_command *c = cli_commands; c->name != NULL; c++)
         printf(" %s", c->name);
     printf("' -- \"$cur\")) ;;\n");

@@ -1,13 +1,15 @@
 /* kiln.c - the kiln command-line client: options, dispatch, help (see cli.h for the files).
  *
- *   kiln [--url URL] [--token TOKEN] [--cacert FILE] [--json] COMMAND ...
+ *   kiln [--url URL] [--token TOKEN | --token-file FILE] [--cacert FILE] [--json] COMMAND ...
  *     submit FILE [-q] [--dry-run] [--watch]   list [--state S] [--all] ...
  *     get ID   cancel ID   delete ID   watch ID
  *     metrics ID [--names a,b] [--after N] [--csv]   logs ID [--tail N] [--follow]
  *     download ID NAME [-o FILE]   workers   completion bash
  *
  * The server is --url, else $KILN_URL, else http://localhost:8080; the
- * bearer token is --token, else $KILN_TOKEN (none: no Authorization); an
+ * bearer token is --token, else the first line of --token-file or
+ * $KILN_TOKEN_FILE, else $KILN_TOKEN (none: no Authorization; a file or the
+ * environment keeps it out of ps); an
  * https:// server is verified against --cacert, else $KILN_CACERT, else the
  * system's CAs.
  * `kiln --help`, `kiln help COMMAND` and `kiln COMMAND --help` list every
@@ -15,6 +17,7 @@
  * --watch: the job did not succeed), 2 usage.
  */
 #include "server/cli/cli.h"
+#include "common/keyfile.h"
 #include "server/cli/client.h"
 
 #include <curl/curl.h>
@@ -29,9 +32,12 @@ int main(int argc, char **argv)
     if (url == NULL || url[0] == '\0')
         url = "http://localhost:8080";
     const char *token = getenv("KILN_TOKEN");
+    const char *token_file = getenv("KILN_TOKEN_FILE");
+    static char token_buf[512];
     const char *cacert = getenv("KILN_CACERT");
     static const struct option opts[] = {
         {"url", required_argument, NULL, 'u'},    {"token", required_argument, NULL, 't'},
+        {"token-file", required_argument, NULL, 'T'},
         {"cacert", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
@@ -44,6 +50,10 @@ int main(int argc, char **argv)
             break;
         case 't':
             token = optarg;
+            token_file = NULL;
+            break;
+        case 'T':
+            token_file = optarg;
             break;
         case 'c':
             cacert = optarg;
@@ -92,6 +102,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "kiln: '%s' is not a server URL (expected e.g. http://localhost:8080)\n",
                 url);
         return 1;
+    }
+    if (token_file != NULL && token_file[0] != '\0') {
+        errbuf eb;
+        if (keyfile_read_token(token_file, token_buf, sizeof token_buf, &eb) != 0) {
+            fprintf(stderr, "kiln: --token-file: %s\n", eb.msg);
+            return 1;
+        }
+        token = token_buf;
     }
     client_init(url, token);
     client_set_cacert(cacert);
