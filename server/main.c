@@ -55,6 +55,8 @@ static void usage(FILE *f)
             "10)\n"
             "  --sse-keepalive S      keepalive comment on idle event streams (default 15)\n"
             "  --sse-max N            event streams open at once (default 64)\n"
+            "  --sse-max-per-client N  ... of them for one token, or one address without\n"
+            "                         tokens (default 16)\n"
             "  --curve-secret FILE    encrypt the pool socket (CurveZMQ) with this server key\n"
             "                         (from kiln-server curve-keypair); pools then join with\n"
             "  --pool-keys FILE       a key listed here, one '<pool id> <public key>' a line\n"
@@ -85,6 +87,7 @@ typedef struct config {
     const char *tokens;
     char broker_buf[300];
     int conn_limit, per_ip_limit, idle_timeout, header_timeout, sse_keepalive, sse_max;
+    int sse_max_per_client;
     const char *tls_cert, *tls_key;       /* PEM files; both or neither */
     const char *curve_secret, *pool_keys; /* key files; both or neither */
     double max_job_memory;                /* bytes; 0 = no limit */
@@ -116,6 +119,7 @@ static int parse_args(int argc, char **argv, config *c)
         {"tls-key", required_argument, NULL, 'K'},
         {"max-job-memory", required_argument, NULL, 'M'},
         {"min-free-disk", required_argument, NULL, 'F'},
+        {"sse-max-per-client", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, '?'},
         {NULL, 0, NULL, 0},
     };
@@ -138,6 +142,7 @@ static int parse_args(int argc, char **argv, config *c)
     c->header_timeout = 10;
     c->sse_keepalive = 15;
     c->sse_max = 64;
+    c->sse_max_per_client = 16;
     c->min_free_disk = 64.0 * 1024 * 1024;
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -215,6 +220,9 @@ static int parse_args(int argc, char **argv, config *c)
         case 'K':
             c->tls_key = optarg;
             break;
+        case 'X':
+            c->sse_max_per_client = atoi(optarg);
+            break;
         case 'F':
             if (admission_parse_size(optarg, &c->min_free_disk) != 0) {
                 fprintf(stderr, "kiln-server: --min-free-disk wants a size (512M, 1G), got '%s'\n",
@@ -244,7 +252,8 @@ static int parse_args(int argc, char **argv, config *c)
     }
     if (c->heartbeat_ms < 10 || c->liveness < 2 || c->body_limit < 1024 || c->http_port < 0 ||
         c->http_port > 65535 || c->http_threads < 1 || c->conn_limit < 1 || c->per_ip_limit < 1 ||
-        c->idle_timeout < 1 || c->header_timeout < 1 || c->sse_keepalive < 1 || c->sse_max < 1) {
+        c->idle_timeout < 1 || c->header_timeout < 1 || c->sse_keepalive < 1 || c->sse_max < 1 ||
+        c->sse_max_per_client < 1) {
         fprintf(stderr, "kiln-server: an option is out of range (heartbeat-ms >= 10, "
                         "liveness >= 2, body-limit >= 1024, port 0..65535, limits and timeouts "
                         ">= 1)\n");
@@ -468,7 +477,9 @@ int main(int argc, char **argv)
     a.n_files = embed_files_count;
     a.auth = tokens;
     a.stats = stats;
-    sse_options so = {.keepalive_ms = cfg.sse_keepalive * 1000, .max_streams = cfg.sse_max};
+    sse_options so = {.keepalive_ms = cfg.sse_keepalive * 1000,
+                      .max_streams = cfg.sse_max,
+                      .max_per_owner = cfg.sse_max_per_client};
     hub = sse_hub_new(st, stats, &so);
     a.sse = hub;
     http_options ho = {.address = cfg.http_addr,

@@ -68,8 +68,11 @@ static void start(const fixture_opts *fo)
     snprintf(db, sizeof db, "%s/kiln.db", DIR_);
     ck_assert_int_eq(store_open(&S, db, &eb), 0);
     STATS = stats_new(routes_labels(), routes_count());
-    sse_options so = {
-        .keepalive_ms = 300, .max_streams = fo->sse_max ? fo->sse_max : 6, .poll_ms = 20};
+    /* keepalives far apart: a closed stream must be noticed without them */
+    sse_options so = {.keepalive_ms = 30000,
+                      .max_streams = fo->sse_max ? fo->sse_max : 6,
+                      .max_per_owner = 3,
+                      .poll_ms = 20};
     HUB = sse_hub_new(S, STATS, &so);
     TOKENS = NULL;
     if (fo->with_tokens) {
@@ -641,6 +644,64 @@ START_TEST(readyz_sees_the_disk)
 }
 END_TEST
 
+/* ---- 4. event-stream slots ------------------------------------------------------- */
+
+/* Opens GET /api/v1/events on a raw socket; the socket, and the status. */
+static int open_events(int *status)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_port(H))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const char *text = "GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n";
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    char buf[256] = "";
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    *status = 0;
+    if (n > 12)
+        sscanf(buf, "HTTP/1.%*d %d", status);
+    return fd;
+}
+
+/* One client may hold 3 of the 6 streams; streams it closes free their
+ * slots at once (well before the keepalive that would notice otherwise). */
+START_TEST(closed_streams_free_their_slots)
+{
+    int fds[3], st;
+    for (int i = 0; i < 3; i++) {
+        fds[i] = open_events(&st);
+        ck_assert_int_eq(st, 200);
+    }
+    int extra = open_events(&st);
+    ck_assert_int_eq(st, 503); /* the per-client cap, with 3 of 6 open */
+    close(extra);
+    ck_assert_int_eq(sse_hub_count(HUB), 3);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int waited = 0;
+    while (sse_hub_count(HUB) > 0 && waited < 5000) {
+        sleep_ms(10);
+        waited += 10;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    ck_assert_msg(sse_hub_count(HUB) == 0 && ms < 1000,
+                  "%d streams still open %.0f ms after their clients closed them",
+                  sse_hub_count(HUB), ms);
+    for (int i = 0; i < 3; i++) {
+        fds[i] = open_events(&st);
+        ck_assert_int_eq(st, 200);
+    }
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+}
+END_TEST
+
 /* ---- 6. strict HTTP -------------------------------------------------------------- */
 
 /* Sends raw request text to the server; the status of the answer (0: none). */
@@ -714,6 +775,7 @@ Suite *suite_hostile(void)
     tcase_add_test(adm, temporary_files_are_swept);
     tcase_add_test(adm, readyz_sees_the_disk);
     tcase_add_test(adm, strict_http);
+    tcase_add_test(adm, closed_streams_free_their_slots);
     suite_add_tcase(s, adm);
     TCase *lim = tcase_create("limit");
     tcase_add_checked_fixture(lim, setup_limit, teardown);
