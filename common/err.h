@@ -4,7 +4,8 @@
  * ERR_* code; 0 is success. Functions that can say more take an `errbuf *`
  * (may be NULL) and write one human-readable line naming the problem: the
  * field, tensor, file or offset. Bugs use assert(); out-of-memory aborts in
- * xalloc.h, except on the try paths that return ERR_NOMEM. No dependencies beyond libc; thread-safe (no global state).
+ * xalloc.h, except on the try paths that return ERR_NOMEM. No dependencies beyond libc; thread-safe
+ * (no global state).
  */
 #ifndef KILN_ERR_H
 #define KILN_ERR_H

@@ -50,7 +50,8 @@ int keyfile_read_secret(const char *path, char out[KEYFILE_Z85_LEN + 1], errbuf 
         return ERR_IO;
     out[0] = '\0';
     char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+    for (char *line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
         char a[16] = "", b[KEYFILE_Z85_LEN + 8] = "";
         int got = sscanf(line, "%15s %47s", a, b);
         if (got == 2 && strcmp(a, "secret") == 0 && z85_key_valid(b))

@@ -115,7 +115,7 @@ static void vit_tally(const model_cfg *c, tally *t)
     } else {
         need_scratch(t, (double)c->patch_size * c->patch_size * c->in_channels * g2);
     }
-    keep(t, g2 * C, 1.0); /* patch embedding */
+    keep(t, g2 * C, 1.0);     /* patch embedding */
     keep(t, tokens * C, 1.0); /* tokens with positions */
     for (int l = 0; l < c->depth; l++)
         vit_block(c, t, tokens);
@@ -145,8 +145,8 @@ void modelmem_estimate(const model_cfg *c, int batch, int ema, model_memory *out
     out->params = (double)modelcfg_params(c);
     out->state_bytes = (4.0 + (ema ? 1.0 : 0.0)) * out->params * sizeof(float);
     /* the gradients in flight: a few layer outputs at a time */
-    out->act_bytes = (double)(batch > 0 ? batch : 1) * (t.acts + 2.0 * t.peak + t.scratch) *
-                     sizeof(float);
+    out->act_bytes =
+        (double)(batch > 0 ? batch : 1) * (t.acts + 2.0 * t.peak + t.scratch) * sizeof(float);
     out->act_bytes += MODELMEM_FIXED_BYTES;
     out->total_bytes = out->state_bytes + out->act_bytes;
 }

@@ -23,10 +23,10 @@
 #include "common/modelcfg.h"
 
 typedef struct model_memory {
-    double params;       /* trainable parameters */
-    double state_bytes;  /* parameters, gradients, optimizer state (+ EMA) */
-    double act_bytes;    /* activations, gradients in flight, scratch at the batch */
-    double total_bytes;  /* state_bytes + act_bytes: one rank's need */
+    double params;      /* trainable parameters */
+    double state_bytes; /* parameters, gradients, optimizer state (+ EMA) */
+    double act_bytes;   /* activations, gradients in flight, scratch at the batch */
+    double total_bytes; /* state_bytes + act_bytes: one rank's need */
 } model_memory;
 
 /* Estimates the need of one rank that trains c on `batch` images at a time

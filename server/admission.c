@@ -50,7 +50,7 @@ static void explain(const admission_need *n, double limit, const char *what, cha
 }
 
 int admission_check(const admission_need *n, const json_t *pools, double max_job_bytes,
-                     char field[32], char reason[400])
+                    char field[32], char reason[400])
 {
     if (max_job_bytes > 0 && n->per_rank * n->ranks > max_job_bytes) {
         char what[200];

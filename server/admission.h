@@ -14,10 +14,10 @@
 #include <jansson.h>
 
 typedef struct admission_need {
-    double per_rank;   /* bytes one rank needs */
-    double state;      /* of which parameters, gradients, optimizer state */
-    double params;     /* trainable parameters */
-    int ranks;         /* resources.ranks */
+    double per_rank; /* bytes one rank needs */
+    double state;    /* of which parameters, gradients, optimizer state */
+    double params;   /* trainable parameters */
+    int ranks;       /* resources.ranks */
     int batch_per_rank;
 } admission_need;
 
@@ -27,7 +27,7 @@ typedef struct admission_need {
  * fit, "optim.batch_size" when its activations make it not fit) and reason
  * (how much it needs, how much there is, what to change) filled. */
 int admission_check(const admission_need *n, const json_t *pools, double max_job_bytes,
-                     char field[32], char reason[400]);
+                    char field[32], char reason[400]);
 
 /* Parses a size: bytes, or a number with K, M, G or T (powers of 1024,
  * optionally followed by "iB" or "B"). Returns 0, or -1 for anything else. */

@@ -44,7 +44,7 @@ struct broker {
     struct binding {
         char id[MSG_ID_MAX];
         char token[AUTH_NAME_MAX];
-    } *bound;
+    } * bound;
     int n_bound, cap_bound;
 };
 
@@ -100,8 +100,8 @@ static int id_matches_user(const broker *b, zmq_msg_t *part, const char *id, err
     const char *uid = zmq_msg_gets(part, "User-Id");
     if (uid != NULL && strcmp(uid, id) == 0)
         return 1;
-    err_set(eb, ERR_AUTH, "pool id '%s' is not the name %s ('%s'): give the pool --pool-id %s",
-            id, b->curve ? "of the key it joined with" : "it joined with", uid != NULL ? uid : "?",
+    err_set(eb, ERR_AUTH, "pool id '%s' is not the name %s ('%s'): give the pool --pool-id %s", id,
+            b->curve ? "of the key it joined with" : "it joined with", uid != NULL ? uid : "?",
             uid != NULL ? uid : "NAME");
     return 0;
 }

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define COORD_BATCH_MAX 256
+#define COORD_BATCH_MAX    256
 #define COORD_STORE_LOG_MS 10000
 
 typedef struct pool {
@@ -25,7 +25,7 @@ typedef struct pool {
     int ranks, cores;
     json_t *hosts;
     char version[64];
-    char engine[256]; /* kernel path and BLAS core, from hello; "" = not said */
+    char engine[256];            /* kernel path and BLAS core, from hello; "" = not said */
     int64_t memory, rank_memory; /* bytes, from hello; 0 = not said */
     int alive;
     int ready;                /* said ready since its last job ended */
@@ -55,8 +55,8 @@ struct coord {
     int64_t start_ms;
     int wake;
     int64_t last_sched_ms, last_reconcile_ms;
-    int64_t store_log_ms;       /* the last report of files that could not be written */
-    long store_failures;        /* failures since then */
+    int64_t store_log_ms;         /* the last report of files that could not be written */
+    long store_failures;          /* failures since then */
     char blocked_job[MSG_ID_MAX]; /* the job whose message says it waits for the disk */
 };
 
@@ -361,7 +361,8 @@ static void note_store_ok(coord *c, const msg *m)
     if (strcmp(c->blocked_job, m->job_id) != 0)
         return;
     char text[300];
-    snprintf(text, sizeof text, "attempt %d running; the server stores its files again", m->attempt);
+    snprintf(text, sizeof text, "attempt %d running; the server stores its files again",
+             m->attempt);
     errbuf eb;
     if (store_job_note_active(c->st, m->job_id, text, &eb) == 0)
         c->blocked_job[0] = '\0';
@@ -383,8 +384,8 @@ static int flush_locked(coord *c, int64_t now_ms)
         /* Files only for a message that can still be applied: a resend of
          * one already applied, or a message from a pool that does not hold
          * the attempt, is acked or dropped without touching the disk. */
-        int wanted = pe->m.n_blobs > 0 &&
-                     store_attempt_wants(c->st, pe->m.job_id, pe->m.attempt, pe->pool_id, pe->m.seq);
+        int wanted = pe->m.n_blobs > 0 && store_attempt_wants(c->st, pe->m.job_id, pe->m.attempt,
+                                                              pe->pool_id, pe->m.seq);
         if (wanted && write_blobs(c, &pe->m, rel[i], &eb) < 0) {
             /* No ack: the pool keeps the message and sends it again. */
             note_store_failure(c, &pe->m, eb.msg, now_ms);

@@ -26,9 +26,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <poll.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -275,7 +275,8 @@ static struct MHD_Response *stream_response(http_server *h, struct MHD_Connectio
     s->fn = resp->stream;
     s->ctx = resp->stream_ctx;
     s->free_fn = resp->stream_free;
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     s->fd = ci != NULL ? ci->connect_fd : -1;
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_release);
@@ -356,7 +357,8 @@ static enum MHD_Result dispatch(http_server *h, struct MHD_Connection *c, const 
         req->too_large = up->too_large;
     }
     make_request_id(h, req->request_id);
-    const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const union MHD_ConnectionInfo *ai =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (ai != NULL && ai->client_addr != NULL && ai->client_addr->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)ai->client_addr)->sin_addr, req->client,
                   sizeof req->client);
@@ -648,9 +650,9 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
     }
     if (pool > 0)
         extra[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, pool, NULL};
-    extra[n++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK,
-                                         (intptr_t)httpstrict_unescape,
-                                         (void *)(uintptr_t)conn_nul_flag};
+    extra[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)httpstrict_unescape,
+                                (void *)(uintptr_t)conn_nul_flag};
     extra[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     h->d = MHD_start_daemon(
         flags, (uint16_t)o->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,

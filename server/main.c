@@ -231,8 +231,7 @@ static int parse_args(int argc, char **argv, config *c)
             }
             break;
         case 'M':
-            if (admission_parse_size(optarg, &c->max_job_memory) != 0 ||
-                c->max_job_memory <= 0) {
+            if (admission_parse_size(optarg, &c->max_job_memory) != 0 || c->max_job_memory <= 0) {
                 fprintf(stderr,
                         "kiln-server: --max-job-memory wants a size (bytes, or with K, M, G, T: "
                         "64G), got '%s'\n",

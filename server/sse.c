@@ -49,8 +49,8 @@ struct sse_hub {
     sse_options o;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    sse_stream *list; /* attached streams */
-    int open;         /* streams allocated (attached or not) */
+    sse_stream *list;    /* attached streams */
+    int open;            /* streams allocated (attached or not) */
     owner_count *owners; /* streams open per owner (n > 0 only) */
     int n_owners, cap_owners;
     int stop;

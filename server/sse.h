@@ -36,7 +36,7 @@ typedef struct sse_options {
     int keepalive_ms;  /* default 15000 */
     int max_streams;   /* open at once; default 64 */
     int max_per_owner; /* open at once for one token (or client address); default 16 */
-    int poll_ms;      /* how often the hub looks for changes; default 100 */
+    int poll_ms;       /* how often the hub looks for changes; default 100 */
 } sse_options;
 
 /* sse_hub_new starts the hub thread. st and stats (may be NULL) are

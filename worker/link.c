@@ -53,7 +53,7 @@ struct pool_link {
     int ranks, cores;
     json_t *hosts;
     char version[64];
-    char engine[256]; /* kernel path and BLAS core, sent in hello; "" = unknown */
+    char engine[256];            /* kernel path and BLAS core, sent in hello; "" = unknown */
     int64_t memory, rank_memory; /* sent in hello when > 0 */
     link_options o;
     void *ctx;

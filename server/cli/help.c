@@ -62,17 +62,18 @@ const cli_command *cli_find(const char *name)
 
 void cli_usage(FILE *f)
 {
-    fprintf(f, "usage: kiln [--url URL] [--token TOKEN | --token-file FILE] [--cacert FILE] [--json] "
-               "COMMAND ...\n"
-               "  --url URL      the server (default $KILN_URL, else http://localhost:8080;\n"
-               "                 https://... when it serves TLS)\n"
-               "  --token TOKEN  bearer token (default $KILN_TOKEN; ps shows it: prefer)\n"
-               "  --token-file FILE  the token on the file's first line (or $KILN_TOKEN_FILE)\n"
-               "  --cacert FILE  verify an https server against this CA (default $KILN_CACERT,\n"
-               "                 else the system's CAs)\n"
-               "  --json         print the API's JSON instead of tables\n"
-               "  -h, --help     this help; `kiln COMMAND --help` for one command\n"
-               "commands:\n");
+    fprintf(f,
+            "usage: kiln [--url URL] [--token TOKEN | --token-file FILE] [--cacert FILE] [--json] "
+            "COMMAND ...\n"
+            "  --url URL      the server (default $KILN_URL, else http://localhost:8080;\n"
+            "                 https://... when it serves TLS)\n"
+            "  --token TOKEN  bearer token (default $KILN_TOKEN; ps shows it: prefer)\n"
+            "  --token-file FILE  the token on the file's first line (or $KILN_TOKEN_FILE)\n"
+            "  --cacert FILE  verify an https server against this CA (default $KILN_CACERT,\n"
+            "                 else the system's CAs)\n"
+            "  --json         print the API's JSON instead of tables\n"
+            "  -h, --help     this help; `kiln COMMAND --help` for one command\n"
+            "commands:\n");
     for (const cli_command *c = cli_commands; c->name != NULL; c++)
         fprintf(f, "  %-10s %s\n", c->name, c->summary);
     fprintf(f, "example: kiln --url http://localhost:8080 submit job.json --watch\n");

@@ -16,8 +16,8 @@
  * flag with an example. Exit status: 0 ok, 1 failure (watch and submit
  * --watch: the job did not succeed), 2 usage.
  */
-#include "server/cli/cli.h"
 #include "common/keyfile.h"
+#include "server/cli/cli.h"
 #include "server/cli/client.h"
 
 #include <curl/curl.h>
@@ -36,10 +36,13 @@ int main(int argc, char **argv)
     static char token_buf[512];
     const char *cacert = getenv("KILN_CACERT");
     static const struct option opts[] = {
-        {"url", required_argument, NULL, 'u'},    {"token", required_argument, NULL, 't'},
+        {"url", required_argument, NULL, 'u'},
+        {"token", required_argument, NULL, 't'},
         {"token-file", required_argument, NULL, 'T'},
-        {"cacert", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"cacert", required_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     /* Options before the command only; the command parses its own. */

@@ -20,11 +20,11 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -104,8 +104,11 @@ static void start(const fixture_opts *fo)
     A.stats = STATS;
     A.sse = HUB;
     A.auth = TOKENS;
-    http_options ho = {
-        .address = "127.0.0.1", .port = 0, .body_limit = 8192, .mode = HTTP_MODE_POOL, .threads = 2};
+    http_options ho = {.address = "127.0.0.1",
+                       .port = 0,
+                       .body_limit = 8192,
+                       .mode = HTTP_MODE_POOL,
+                       .threads = 2};
     ck_assert_msg(http_start(&H, &ho, routes_dispatch, &A, &eb) == 0, "%s", eb.msg);
     snprintf(BASE, sizeof BASE, "http://127.0.0.1:%d", http_port(H));
     POOL = NULL;
@@ -201,7 +204,7 @@ static void wait_pool(const char *id, const char *tok)
 }
 
 #define RESNET20                                                                                   \
-    "\"model\":{\"arch\":\"resnet_cifar\",\"depth\":20,\"widths\":[16,32,64]},"                     \
+    "\"model\":{\"arch\":\"resnet_cifar\",\"depth\":20,\"widths\":[16,32,64]},"                    \
     "\"data\":{\"dataset\":\"fashion-mnist\"}"
 
 /* ---- 1. admission control and failures a retry cannot fix ------------------------- */
@@ -219,8 +222,8 @@ START_TEST(oversized_models_are_refused)
     httpc_resp r;
     /* the pool says its memory */
     ck_assert_int_eq(req("GET", "/api/v1/workers", NULL, NULL, &r), 200);
-    json_t *w = json_array_get(json_is_array(r.json) ? r.json : json_object_get(r.json, "workers"),
-                               0);
+    json_t *w =
+        json_array_get(json_is_array(r.json) ? r.json : json_object_get(r.json, "workers"), 0);
     ck_assert_int_eq(json_integer_value(json_object_get(w, "rank_memory")), (json_int_t)1 << 30);
     ck_assert_int_eq(json_integer_value(json_object_get(w, "memory")), (json_int_t)2 << 30);
     httpc_free(&r);
@@ -244,15 +247,16 @@ START_TEST(oversized_models_are_refused)
     ck_assert_msg(strcmp(detail(&r, "field"), "model") == 0, "%s", r.body);
     httpc_free(&r);
     /* a small model with a huge batch: the batch is named */
-    ck_assert_int_eq(req("POST", "/api/v1/jobs", NULL,
-                         "{" RESNET20 ",\"optim\":{\"batch_size\":16384},\"resources\":{\"ranks\":2}}",
-                         &r),
-                     400);
+    ck_assert_int_eq(
+        req("POST", "/api/v1/jobs", NULL,
+            "{" RESNET20 ",\"optim\":{\"batch_size\":16384},\"resources\":{\"ranks\":2}}", &r),
+        400);
     ck_assert_str_eq(detail(&r, "field"), "optim.batch_size");
     httpc_free(&r);
     /* the same model at its default batch runs */
     ck_assert_int_eq(req("POST", "/api/v1/jobs", NULL,
-                         "{" RESNET20 ",\"optim\":{\"max_steps\":3},\"resources\":{\"ranks\":2}}", &r),
+                         "{" RESNET20 ",\"optim\":{\"max_steps\":3},\"resources\":{\"ranks\":2}}",
+                         &r),
                      201);
     char id[STORE_ID_MAX];
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r.json, "id")));
@@ -299,7 +303,8 @@ START_TEST(failures_a_retry_cannot_fix_are_final)
         ck_assert_ptr_nonnull(POOL);
         httpc_resp r;
         ck_assert_int_eq(req("POST", "/api/v1/jobs", NULL,
-                             "{" RESNET20 ",\"optim\":{\"max_steps\":5},\"retry\":{\"max_restarts\":"
+                             "{" RESNET20
+                             ",\"optim\":{\"max_steps\":5},\"retry\":{\"max_restarts\":"
                              "3},\"resources\":{\"ranks\":1}}",
                              &r),
                          201);
@@ -358,8 +363,8 @@ static void rogue_hello(void *d, const char *pool_id, const char *job)
     msg_set(&m, "cores", json_integer(1));
     msg_set(&m, "version", json_string("rogue"));
     msg_set(&m, "hosts", json_pack("[s]", "x"));
-    msg_set(&m, "current", job != NULL ? json_pack("{s:s,s:i}", "job_id", job, "attempt", 1)
-                                       : json_null());
+    msg_set(&m, "current",
+            job != NULL ? json_pack("{s:s,s:i}", "job_id", job, "attempt", 1) : json_null());
     rogue_send(d, &m);
 }
 
@@ -421,7 +426,8 @@ START_TEST(a_pool_cannot_take_another_pools_job)
             msg_set(&m, "points", json_pack("[{s:i,s:f}]", "step", 1, "train_loss", 123456.5));
         } else {
             msg_set(&m, "status", json_string("succeeded"));
-            msg_set(&m, "artifacts", json_pack("[{s:s,s:i}]", "name", "model.safetensors", "size", 4));
+            msg_set(&m, "artifacts",
+                    json_pack("[{s:s,s:i}]", "name", "model.safetensors", "size", 4));
             msg_add_blob(&m, "EVIL", 4);
         }
         rogue_send(evil, &m);
@@ -583,7 +589,8 @@ START_TEST(resent_checkpoints_and_a_full_disk)
         rogue_checkpoint(d, id, 7, 6);
     ck_assert_ptr_null(rogue_wait(d, "ack", 7, 600));
     char text[700];
-    ck_assert_msg(strstr(job_message(id, text, sizeof text), "cannot store this job's files") != NULL,
+    ck_assert_msg(strstr(job_message(id, text, sizeof text), "cannot store this job's files") !=
+                      NULL,
                   "%s", text);
     snprintf(cmd, sizeof cmd, "rm -f %s && mv %s %s", dir, aside, dir);
     ck_assert_int_eq(system(cmd), 0);
@@ -616,7 +623,8 @@ START_TEST(temporary_files_are_swept)
     char jobs[128];
     snprintf(jobs, sizeof jobs, "%s/jobs", DIR_);
     ck_assert_int_eq(files_sweep_tmp(jobs), 2);
-    snprintf(cmd, sizeof cmd, "cd %s/jobs/j1 && (ls checkpoints; ls artifacts/a1) | tr '\\n' ' '", DIR_);
+    snprintf(cmd, sizeof cmd, "cd %s/jobs/j1 && (ls checkpoints; ls artifacts/a1) | tr '\\n' ' '",
+             DIR_);
     FILE *f = popen(cmd, "r");
     char out[400] = "";
     ck_assert_ptr_nonnull(fgets(out, sizeof out, f));
@@ -636,8 +644,7 @@ START_TEST(readyz_sees_the_disk)
     httpc_free(&r);
     A.min_free_disk = 1e18; /* an exabyte: no disk here has it */
     ck_assert_int_eq(req("GET", "/readyz", NULL, NULL, &r), 503);
-    const char *why =
-        json_string_value(json_object_get(json_object_get(r.json, "checks"), "disk"));
+    const char *why = json_string_value(json_object_get(json_object_get(r.json, "checks"), "disk"));
     ck_assert_msg(why != NULL && strstr(why, "MiB free, less than") != NULL, "%s", r.body);
     httpc_free(&r);
     A.min_free_disk = 0;

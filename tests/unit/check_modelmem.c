@@ -56,8 +56,8 @@ static double worker_bytes(const model_cfg *c, int b)
 }
 
 /* The estimate is never below what the worker allocates (with its liveness
- * plan, the default) and at most 2.5 times that plus its 1 MiB of tables: close enough to refuse only
- * what cannot fit, and never to admit what does not. */
+ * plan, the default) and at most 2.5 times that plus its 1 MiB of tables: close enough to refuse
+ * only what cannot fit, and never to admit what does not. */
 START_TEST(estimate_bounds_the_worker)
 {
     model_cfg c;

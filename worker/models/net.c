@@ -485,10 +485,10 @@ static int net_alloc(net *m, errbuf *eb)
                        meminfo_format((int64_t)need, a, sizeof a), m->n_params, m->max_batch,
                        meminfo_format(avail, b, sizeof b));
     size_t np = m->n_params ? m->n_params : 1;
-    float **blocks[] = {&m->params, &m->grads,   &m->opt_m,   &m->opt_v,
+    float **blocks[] = {&m->params,  &m->grads, &m->opt_m,   &m->opt_v,
                         &m->buffers, &m->arena, &m->aux_mem, &m->scratch};
-    size_t floats[] = {np, np, np, np, m->n_buffers, m->arena_floats, m->aux_floats,
-                       m->scratch_floats};
+    size_t floats[] = {
+        np, np, np, np, m->n_buffers, m->arena_floats, m->aux_floats, m->scratch_floats};
     int ok = 1;
     for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
         *blocks[i] = xtry_aligned((floats[i] ? floats[i] : 1) * sizeof(float));
