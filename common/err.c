@@ -38,6 +38,8 @@ const char *err_str(int code)
         return "not authorised";
     case ERR_INTERNAL:
         return "internal error";
+    case ERR_NOMEM:
+        return "out of memory";
     default:
         return "unknown error";
     }

@@ -4,7 +4,8 @@
  * ERR_* code; 0 is success. Functions that can say more take an `errbuf *`
  * (may be NULL) and write one human-readable line naming the problem: the
  * field, tensor, file or offset. Bugs use assert(); out-of-memory aborts in
- * xalloc.h. No dependencies beyond libc; thread-safe (no global state).
+ * xalloc.h, except on the try paths that return ERR_NOMEM. No dependencies beyond libc; thread-safe
+ * (no global state).
  */
 #ifndef KILN_ERR_H
 #define KILN_ERR_H
@@ -27,6 +28,7 @@ enum {
     ERR_PEER = -12,       /* the other side went away or broke the protocol */
     ERR_AUTH = -13,       /* missing or bad credentials, or missing scope */
     ERR_INTERNAL = -14,   /* an unexpected failure of a library call */
+    ERR_NOMEM = -15,      /* a large allocation (a model's buffers) cannot fit in memory */
 };
 
 /* One line of detail for the caller; always NUL-terminated. */

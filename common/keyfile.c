@@ -67,3 +67,30 @@ int keyfile_read_secret(const char *path, char out[KEYFILE_Z85_LEN + 1], errbuf 
                        path);
     return 0;
 }
+
+int keyfile_read_token(const char *path, char *out, size_t len, errbuf *eb)
+{
+    char *text;
+    size_t n;
+    int rc = keyfile_read_text(path, &text, &n, eb);
+    if (rc < 0)
+        return rc;
+    const char *p = text;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t k = strcspn(p, "\r\n");
+    while (k > 0 && (p[k - 1] == ' ' || p[k - 1] == '\t'))
+        k--;
+    if (k == 0)
+        rc = err_set(eb, ERR_FORMAT, "%s holds no token on its first line", path);
+    else if (k >= len)
+        rc = err_set(eb, ERR_FORMAT, "%s: the token is longer than %zu bytes", path, len - 1);
+    else if (memchr(p, ' ', k) != NULL || memchr(p, '\t', k) != NULL)
+        rc = err_set(eb, ERR_FORMAT, "%s: a token has no spaces (give the token alone)", path);
+    else {
+        memcpy(out, p, k);
+        out[k] = '\0';
+    }
+    free(text);
+    return rc;
+}

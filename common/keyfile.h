@@ -23,6 +23,13 @@ int keyfile_read_secret(const char *path, char out[KEYFILE_Z85_LEN + 1], errbuf 
  * (*len bytes before the NUL). Returns 0 or ERR_IO naming the file. */
 int keyfile_read_text(const char *path, char **out, size_t *len, errbuf *eb);
 
+/* keyfile_read_token reads a bearer token from a file (its first line,
+ * spaces and the line end trimmed), so that a token need not be given on a
+ * command line where ps shows it (kiln --token-file, kiln-worker
+ * --token-file). Returns 0, or ERR_IO (cannot read) / ERR_FORMAT (empty,
+ * longer than len - 1, or with a space inside) naming the file. */
+int keyfile_read_token(const char *path, char *out, size_t len, errbuf *eb);
+
 /* Whether s (NUL-terminated) is 40 characters of the Z85 alphabet. */
 int z85_key_valid(const char *s);
 

@@ -302,6 +302,12 @@ static int check_type_fields(const msg *m, errbuf *eb)
             (rc = need_string(b, "version", 64, eb)) < 0 ||
             (json_object_get(b, "engine") != NULL && (rc = need_string(b, "engine", 256, eb)) < 0))
             return rc;
+        /* optional (pools before 0.2 do not say): bytes of memory in all and per rank */
+        if ((json_object_get(b, "memory") != NULL &&
+             (rc = need_int(b, "memory", 1, (long long)1 << 60, eb)) < 0) ||
+            (json_object_get(b, "rank_memory") != NULL &&
+             (rc = need_int(b, "rank_memory", 1, (long long)1 << 60, eb)) < 0))
+            return rc;
         json_t *hosts = json_object_get(b, "hosts");
         if (!json_is_array(hosts))
             return err_set(eb, ERR_INVALID, "field 'hosts': missing or not an array");

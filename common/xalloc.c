@@ -53,6 +53,15 @@ char *xstrdup_at(const char *s, const char *file, int line)
     return p;
 }
 
+void *xtry_aligned(size_t size)
+{
+    void *p = NULL;
+    size_t rounded = (size + 63) / 64 * 64;
+    if (rounded < size || posix_memalign(&p, 64, rounded ? rounded : 64) != 0)
+        return NULL;
+    return p;
+}
+
 void *xaligned_at(size_t size, const char *file, int line)
 {
     void *p = NULL;

@@ -3,7 +3,8 @@
  * Every allocation in kiln goes through these. On failure they print the
  * caller's file and line and abort; they never return NULL (except for a
  * zero-byte request, which returns a unique pointer as malloc does).
- * xcalloc and xmallocarray check n*size for overflow. Thread-safe.
+ * xcalloc and xmallocarray check n*size for overflow. xtry_aligned is the
+ * one allocator that returns NULL. Thread-safe.
  */
 #ifndef KILN_XALLOC_H
 #define KILN_XALLOC_H
@@ -24,5 +25,11 @@ void *xrealloc_at(void *p, size_t size, const char *file, int line);
 void *xmallocarray_at(size_t n, size_t size, const char *file, int line);
 char *xstrdup_at(const char *s, const char *file, int line);
 void *xaligned_at(size_t size, const char *file, int line);
+
+/* xtry_aligned is xaligned that returns NULL instead of aborting: for the
+ * few large buffers (a model's parameters, activations) whose size comes
+ * from a user's job, where running out of memory is the job's failure, not
+ * the process's. */
+void *xtry_aligned(size_t size);
 
 #endif

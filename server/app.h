@@ -29,6 +29,8 @@ typedef struct spec_info {
     int keep_last;
     double params, mflops;
     char idem_key[128];
+    double mem_per_rank, mem_state; /* bytes one rank needs; of which the model's state */
+    int batch_per_rank;
 } spec_info;
 
 /* Validates a submitted spec: 0 with *canonical (new reference, defaults
@@ -42,6 +44,8 @@ typedef struct app {
     char data_dir[512];
     size_t body_limit;
     size_t upload_limit; /* POST /api/v1/models (spooled to <data>/uploads) */
+    double max_job_memory; /* bytes a job may need over all its ranks; 0 = no limit */
+    double min_free_disk;  /* bytes free in data_dir below which /readyz is not ready */
     spec_parse_fn parse_spec;
     /* Broker hooks; any may be NULL (then: no wake-up, no pools, not ready). */
     void (*wake)(void *ctx);        /* a job became runnable or must be cancelled */

@@ -39,6 +39,13 @@ struct broker {
     void *zap;            /* REP socket answering ZAP requests, when auth or CURVE */
     const poolkeys *keys; /* CURVE: the keys that may join (a pool id is its key's name) */
     int curve;
+    /* PLAIN: each pool id is bound to the token name of its first
+     * authenticated connection (broker thread only). */
+    struct binding {
+        char id[MSG_ID_MAX];
+        char token[AUTH_NAME_MAX];
+    } * bound;
+    int n_bound, cap_bound;
 };
 
 static int64_t now_ms(void)
@@ -84,18 +91,18 @@ static int id_printable(const char *s, size_t n)
     return 1;
 }
 
-/* Under CURVE a pool is the name its key has in the pool keys file (the ZAP
- * handler's User-Id): a message under any other pool id is refused, so no
- * pool can speak for another, whatever routing id it picks. */
-static int id_matches_key(zmq_msg_t *part, const char *id, errbuf *eb)
+/* A pool is the name it authenticated as (the ZAP handler's User-Id): under
+ * CURVE the name its key has in the pool keys file, under PLAIN the user name
+ * its token was accepted with. A message under any other pool id is refused,
+ * so no pool can speak for another, whatever routing id it picks. */
+static int id_matches_user(const broker *b, zmq_msg_t *part, const char *id, errbuf *eb)
 {
     const char *uid = zmq_msg_gets(part, "User-Id");
     if (uid != NULL && strcmp(uid, id) == 0)
         return 1;
-    err_set(eb, ERR_AUTH,
-            "pool id '%s' is not the name of the key it joined with ('%s'): give the pool "
-            "--pool-id %s",
-            id, uid != NULL ? uid : "?", uid != NULL ? uid : "NAME");
+    err_set(eb, ERR_AUTH, "pool id '%s' is not the name %s ('%s'): give the pool --pool-id %s", id,
+            b->curve ? "of the key it joined with" : "it joined with", uid != NULL ? uid : "?",
+            uid != NULL ? uid : "NAME");
     return 0;
 }
 
@@ -124,7 +131,7 @@ static int read_one(broker *b, int64_t t)
                 memcpy(id, data, n), id[n] = '\0';
             else
                 bad = 1;
-        } else if (nframes == 1 && !bad && b->curve && !id_matches_key(&part, id, &eb)) {
+        } else if (nframes == 1 && !bad && b->zap != NULL && !id_matches_user(b, &part, id, &eb)) {
             bad = 1;
         } else if (nframes == 1 && !bad) {
             if (msg_decode(&m, data, n, &eb) == 0)
@@ -165,6 +172,50 @@ static int read_one(broker *b, int64_t t)
     return 1;
 }
 
+/* PLAIN: whether a connection under pool id `id` (its PLAIN user name) with
+ * a token named `token` may join. The first authenticated connection binds
+ * the id to its token; a connection under an id bound to another token, or
+ * under the id of a pool that is live on another connection, is refused and
+ * logged. 1 = join; 0 = refused, with why. */
+static int plain_id_ok(broker *b, const char *id, const char *token, const char *addr,
+                       const char **why)
+{
+    if (!id_printable(id, strlen(id))) {
+        *why = "the PLAIN user name must be the pool id";
+        log_warn("broker: a pool from %.64s refused: its PLAIN user name is not a pool id", addr);
+        return 0;
+    }
+    struct binding *found = NULL;
+    for (int i = 0; i < b->n_bound && found == NULL; i++)
+        if (strcmp(b->bound[i].id, id) == 0)
+            found = &b->bound[i];
+    if (found != NULL && strcmp(found->token, token) != 0) {
+        *why = "the pool id belongs to another token";
+        log_warn("broker: pool '%s' from %.64s refused: the id is bound to token '%s', it came "
+                 "with token '%s'",
+                 id, addr, found->token, token);
+        return 0;
+    }
+    if (coord_pool_live(b->co, id, now_ms())) {
+        *why = "a pool is live under this id on another connection";
+        log_warn("broker: a second connection under live pool id '%s' from %.64s refused (the "
+                 "pool's own connection is kept)",
+                 id, addr);
+        return 0;
+    }
+    if (found == NULL) {
+        if (b->n_bound == b->cap_bound) {
+            b->cap_bound = b->cap_bound ? 2 * b->cap_bound : 16;
+            b->bound = xrealloc(b->bound, (size_t)b->cap_bound * sizeof *b->bound);
+        }
+        found = &b->bound[b->n_bound++];
+        snprintf(found->id, sizeof found->id, "%s", id);
+        snprintf(found->token, sizeof found->token, "%s", token);
+        log_info("broker: pool id '%s' bound to token '%s' (from %.64s)", id, token, addr);
+    }
+    return 1;
+}
+
 /* Answers one ZAP request (RFC 27): version, request id, domain, address,
  * routing id, mechanism, then the credentials. A PLAIN password that is a
  * token with the pool scope is accepted; a CURVE client key listed in the
@@ -197,6 +248,7 @@ static void zap_answer(broker *b)
     const char *status = "400", *text = "a pool token is needed";
     unsigned scopes = 0;
     char name[AUTH_NAME_MAX] = "";
+    char uid[sizeof f[0]] = ""; /* the User-Id: the pool id a connection is */
     char z85[POOLKEYS_Z85_LEN + 1] = "";
     const char *key_name = NULL;
     if (b->curve && n >= 7 && strcmp(f[5], "CURVE") == 0 && len[6] == 32 &&
@@ -205,7 +257,7 @@ static void zap_answer(broker *b)
     if (key_name != NULL) {
         status = "200";
         text = "OK";
-        snprintf(name, sizeof name, "%s", key_name);
+        snprintf(uid, sizeof uid, "%s", key_name);
     } else if (b->curve) {
         text = "an unknown pool key";
         log_warn("broker: a pool from %.64s refused: %s%s is not in the pool keys file",
@@ -213,8 +265,14 @@ static void zap_answer(broker *b)
         stats_zmq_error(b->stats, 0);
     } else if (n >= 8 && strcmp(f[5], "PLAIN") == 0 && len[7] < sizeof f[7] - 1 &&
                auth_check(b->auth, f[7], &scopes, name) && (scopes & AUTH_POOL)) {
-        status = "200";
-        text = "OK";
+        if (plain_id_ok(b, f[6], name, f[3], &text)) {
+            status = "200";
+            text = "OK";
+        } else {
+            stats_zmq_error(b->stats, 0);
+        }
+        /* the User-Id of the connection: the pool id it authenticated as */
+        snprintf(uid, sizeof uid, "%s", f[6]);
     } else {
         log_warn("broker: pool '%.64s' from %.64s refused: %s", n >= 7 ? f[6] : "?",
                  n >= 4 ? f[3] : "?",
@@ -225,7 +283,7 @@ static void zap_answer(broker *b)
     zmq_send(b->zap, f[1], n >= 2 ? len[1] : 0, ZMQ_SNDMORE);
     zmq_send(b->zap, status, 3, ZMQ_SNDMORE);
     zmq_send(b->zap, text, strlen(text), ZMQ_SNDMORE);
-    zmq_send(b->zap, name, strlen(name), ZMQ_SNDMORE);
+    zmq_send(b->zap, uid, strlen(uid), ZMQ_SNDMORE);
     zmq_send(b->zap, "", 0, 0);
 }
 
@@ -300,12 +358,12 @@ int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb)
         goto fail;
     }
     int one = 1, zero = 0, hwm = 100000;
-    /* A reconnecting pool takes its id over from its stale connection; under
-     * CURVE ids are names of keys, so a connection under a live id is refused
-     * instead (a pool with another key cannot take a pool's connection), and
-     * ZMTP heartbeats drop a dead connection within the liveness window so its
-     * pool can come back. */
-    int handover = o->curve_secret == NULL;
+    /* Without authentication a reconnecting pool takes its id over from its
+     * stale connection. With tokens or CURVE a pool's id is what it
+     * authenticated as, so a connection under a live id is refused instead
+     * (nobody can take a pool's connection over), and ZMTP heartbeats drop a
+     * dead connection within the liveness window so its pool can come back. */
+    int handover = o->curve_secret == NULL && o->auth == NULL;
     zmq_setsockopt(b->sock, ZMQ_ROUTER_HANDOVER, &handover, sizeof handover);
     if (!handover) {
         int ivl = o->heartbeat_ms > 0 ? o->heartbeat_ms : 1000;
@@ -425,5 +483,6 @@ void broker_stop(broker *b)
         zmq_ctx_term(b->ctx);
     close(b->wake_fd[0]);
     close(b->wake_fd[1]);
+    free(b->bound);
     free(b);
 }

@@ -18,14 +18,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define COORD_BATCH_MAX 256
+#define COORD_BATCH_MAX    256
+#define COORD_STORE_LOG_MS 10000
 
 typedef struct pool {
     char id[MSG_ID_MAX];
     int ranks, cores;
     json_t *hosts;
     char version[64];
-    char engine[256]; /* kernel path and BLAS core, from hello; "" = not said */
+    char engine[256];            /* kernel path and BLAS core, from hello; "" = not said */
+    int64_t memory, rank_memory; /* bytes, from hello; 0 = not said */
     int alive;
     int ready;                /* said ready since its last job ended */
     int64_t seen_ms, sent_ms; /* last message from / to it */
@@ -55,6 +57,9 @@ struct coord {
     int64_t start_ms;
     int wake;
     int64_t last_sched_ms, last_reconcile_ms;
+    int64_t store_log_ms;         /* the last report of files that could not be written */
+    long store_failures;          /* failures since then */
+    char blocked_job[MSG_ID_MAX]; /* the job whose message says it waits for the disk */
 };
 
 coord *coord_new(store *st, const coord_options *o, coord_send_fn send, void *ctx, int64_t start_ms)
@@ -106,6 +111,15 @@ static pool *find_pool(coord *c, const char *id)
         if (strcmp(c->pools[i].id, id) == 0)
             return &c->pools[i];
     return NULL;
+}
+
+int coord_pool_live(coord *c, const char *id, int64_t now_ms)
+{
+    pthread_mutex_lock(&c->mu);
+    const pool *p = find_pool(c, id);
+    int live = p != NULL && p->alive && now_ms - p->seen_ms < 2 * (int64_t)c->o.heartbeat_ms;
+    pthread_mutex_unlock(&c->mu);
+    return live;
 }
 
 static void send_to(coord *c, pool *p, const msg *m, int64_t now_ms)
@@ -238,6 +252,8 @@ static void on_hello(coord *c, const char *pool_id, const msg *m, int64_t now_ms
     p->hosts = json_incref(msg_get(m, "hosts"));
     snprintf(p->version, sizeof p->version, "%s", msg_str(m, "version", "?"));
     snprintf(p->engine, sizeof p->engine, "%s", msg_str(m, "engine", ""));
+    p->memory = msg_int(m, "memory", 0);
+    p->rank_memory = msg_int(m, "rank_memory", 0);
     p->alive = 1;
     p->ready = 0;
     p->seen_ms = now_ms;
@@ -357,6 +373,46 @@ static void unlink_rel(coord *c, const char *rel)
     unlink(path);
 }
 
+/* A job message's files could not be written (a full disk, a broken
+ * folder): the job waits with the reason in its message, and the log says it
+ * at most once per COORD_STORE_LOG_MS with the count of what it left out. */
+static void note_store_failure(coord *c, const msg *m, const char *why, int64_t now_ms)
+{
+    c->store_failures++;
+    if (c->store_log_ms == 0 || now_ms - c->store_log_ms >= COORD_STORE_LOG_MS) {
+        log_error("job %s: cannot store the files of %s seq %llu (the pool sends them again): "
+                  "%s%s",
+                  m->job_id, msg_type_name(m->type), (unsigned long long)m->seq, why,
+                  c->store_failures > 1 ? " (and more such failures since the last report)" : "");
+        c->store_log_ms = now_ms;
+        c->store_failures = 0;
+    }
+    if (strcmp(c->blocked_job, m->job_id) != 0) {
+        char text[700];
+        snprintf(text, sizeof text,
+                 "waiting: the server cannot store this job's files (%s); the pool keeps them "
+                 "and sends them again",
+                 why);
+        errbuf eb;
+        if (store_job_note_active(c->st, m->job_id, text, &eb) == 0)
+            snprintf(c->blocked_job, sizeof c->blocked_job, "%s", m->job_id);
+    }
+}
+
+/* The files of a job that was blocked were written: its message says so. */
+static void note_store_ok(coord *c, const msg *m)
+{
+    if (strcmp(c->blocked_job, m->job_id) != 0)
+        return;
+    char text[300];
+    snprintf(text, sizeof text, "attempt %d running; the server stores its files again",
+             m->attempt);
+    errbuf eb;
+    if (store_job_note_active(c->st, m->job_id, text, &eb) == 0)
+        c->blocked_job[0] = '\0';
+    log_info("job %s: its files are stored again", m->job_id);
+}
+
 static int flush_locked(coord *c, int64_t now_ms)
 {
     int n = c->n_pend;
@@ -369,15 +425,21 @@ static int flush_locked(coord *c, int64_t now_ms)
     errbuf eb;
     for (int i = 0; i < n; i++) {
         pending *pe = &c->pend[i];
-        if (write_blobs(c, &pe->m, rel[i], &eb) < 0) {
-            /* No ack: the pool sends it again. */
-            log_error("job %s: cannot store the files of %s seq %llu: %s", pe->m.job_id,
-                      msg_type_name(pe->m.type), (unsigned long long)pe->m.seq, eb.msg);
+        /* Files only for a message that can still be applied: a resend of
+         * one already applied, or a message from a pool that does not hold
+         * the attempt, is acked or dropped without touching the disk. */
+        int wanted = pe->m.n_blobs > 0 && store_attempt_wants(c->st, pe->m.job_id, pe->m.attempt,
+                                                              pe->pool_id, pe->m.seq);
+        if (wanted && write_blobs(c, &pe->m, rel[i], &eb) < 0) {
+            /* No ack: the pool keeps the message and sends it again. */
+            note_store_failure(c, &pe->m, eb.msg, now_ms);
             continue;
         }
+        if (wanted)
+            note_store_ok(c, &pe->m);
         in[k].m = &pe->m;
         in[k].pool_id = pe->pool_id;
-        for (int b = 0; b < pe->m.n_blobs; b++)
+        for (int b = 0; wanted && b < pe->m.n_blobs; b++)
             in[k].blob_paths[b] = rel[i][b];
         k++;
     }
@@ -411,7 +473,7 @@ static int flush_locked(coord *c, int64_t now_ms)
         }
         if (out[j].outcome == APPLY_STALE || out[j].outcome == APPLY_GAP ||
             out[j].outcome == APPLY_BAD)
-            for (int b = 0; b < m->n_blobs; b++)
+            for (int b = 0; b < m->n_blobs && in[j].blob_paths[b] != NULL; b++)
                 unlink_rel(c, in[j].blob_paths[b]);
         if (out[j].outcome == APPLY_STALE && p != NULL && m->type != MSG_FINISHED &&
             m->type != MSG_FAILED && !later) {
@@ -655,6 +717,9 @@ json_t *coord_workers(coord *c, int64_t now_ms)
         json_object_set_new(o, "cores", json_integer(p->cores));
         json_object_set_new(o, "version", json_string(p->version));
         json_object_set_new(o, "engine", p->engine[0] ? json_string(p->engine) : json_null());
+        json_object_set_new(o, "memory", p->memory > 0 ? json_integer(p->memory) : json_null());
+        json_object_set_new(o, "rank_memory",
+                            p->rank_memory > 0 ? json_integer(p->rank_memory) : json_null());
         json_object_set_new(o, "last_heartbeat_age_s",
                             json_real((double)(now_ms - p->seen_ms) / 1000.0));
         char t[32];

@@ -52,6 +52,10 @@ int coord_flush(coord *c, int64_t now_ms);
  * heartbeat_ms / 2. Returns the delay in ms until it wants to run again. */
 int coord_tick(coord *c, int64_t now_ms);
 
+/* Whether pool `id` is live: not lost, and heard from within two heartbeat
+ * intervals. A second connection under a live id is refused by the broker. */
+int coord_pool_live(coord *c, const char *id, int64_t now_ms);
+
 /* coord_wake asks for scheduling and cancel delivery at the next tick. */
 void coord_wake(coord *c);
 

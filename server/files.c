@@ -7,11 +7,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int files_mkdirs(const char *path, errbuf *eb)
@@ -150,4 +152,65 @@ int files_remove_tree(const char *path, errbuf *eb)
     if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
         return err_set(eb, ERR_IO, "cannot remove %s: %s", path, strerror(errno));
     return 0;
+}
+
+/* Whether a file name is "<name>.tmp.<pid>.<n>", what files_write_atomic
+ * writes before its rename. */
+static int is_tmp_name(const char *base)
+{
+    const char *t = NULL;
+    for (const char *p = strstr(base, ".tmp."); p != NULL; p = strstr(p + 1, ".tmp."))
+        t = p;
+    if (t == NULL || t == base)
+        return 0;
+    const char *p = t + 5;
+    int dots = 0, digits = 0;
+    for (; *p != '\0'; p++) {
+        if (*p == '.' && digits > 0 && dots == 0)
+            dots++, digits = 0;
+        else if (*p >= '0' && *p <= '9')
+            digits++;
+        else
+            return 0;
+    }
+    return dots == 1 && digits > 0;
+}
+
+static int swept;
+
+static int sweep_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    if (type == FTW_F && is_tmp_name(path + ftw->base) && unlink(path) == 0)
+        swept++;
+    return 0;
+}
+
+int files_sweep_tmp(const char *dir)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&mu);
+    swept = 0;
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        nftw(dir, sweep_one, 16, FTW_PHYS);
+    int n = swept;
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
+int files_disk_check(const char *dir, double min_free, errbuf *eb)
+{
+    struct statvfs vs;
+    if (statvfs(dir, &vs) != 0)
+        return err_set(eb, ERR_IO, "cannot stat the file system of %s: %s", dir, strerror(errno));
+    double avail = (double)vs.f_bavail * (double)vs.f_frsize;
+    if (avail < min_free)
+        return err_set(eb, ERR_IO, "%s has %.0f MiB free, less than the %.0f MiB needed", dir,
+                       avail / 1048576.0, min_free / 1048576.0);
+    char probe[1100];
+    snprintf(probe, sizeof probe, "%s/.ready-probe", dir);
+    int rc = files_write_atomic(probe, "ok\n", 3, eb);
+    unlink(probe);
+    return rc;
 }

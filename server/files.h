@@ -27,4 +27,15 @@ int files_read(const char *path, void **data, size_t *len, errbuf *eb);
  * not an error. Returns 0 or ERR_IO. */
 int files_remove_tree(const char *path, errbuf *eb);
 
+/* files_sweep_tmp removes, anywhere below dir, the temporary files
+ * files_write_atomic leaves when the process dies between writing and
+ * renaming ("<name>.tmp.<pid>.<n>"). For the server's start, before anything
+ * writes. Returns how many it removed. */
+int files_sweep_tmp(const char *dir);
+
+/* files_disk_check: 0 when dir's file system has at least min_free bytes
+ * free and a small file can be written there (created, fsync'd, renamed,
+ * removed); else ERR_IO saying which, with the free space. */
+int files_disk_check(const char *dir, double min_free, errbuf *eb);
+
 #endif

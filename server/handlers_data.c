@@ -37,7 +37,8 @@ static int open_stream(app *a, http_request *req, http_response *resp, sse_kind 
     const char *last = http_header(req, "Last-Event-ID");
     if (last == NULL)
         last = http_query(req, "last_event_id");
-    int rc = sse_open(a->sse, kind, job, last, resp, &eb);
+    const char *owner = req->principal[0] != '\0' ? req->principal : req->client;
+    int rc = sse_open(a->sse, kind, job, last, owner, resp, &eb);
     if (rc == ERR_INVALID)
         return api_error_field(resp, req, 400, "Last-Event-ID", eb.msg);
     if (rc == ERR_BUSY) {

@@ -1,6 +1,8 @@
 /* handlers_jobs.c - submit, list, get, cancel and delete jobs (see handlers.h). */
 #include "common/jobspec.h"
 #include "common/log.h"
+#include "common/modelmem.h"
+#include "server/admission.h"
 #include "server/files.h"
 #include "server/handlers.h"
 #include "server/lineage.h"
@@ -33,6 +35,11 @@ int app_parse_spec_flags(const json_t *in, json_t **canonical, spec_info *info, 
         info->keep_last = js.ckpt_keep_last;
         info->params = js.params;
         info->mflops = js.mflops;
+        info->batch_per_rank = js.ranks > 0 ? js.optim.batch_size / js.ranks : 1;
+        model_memory mm;
+        modelmem_estimate(&js.model, info->batch_per_rank, js.optim.ema > 0, &mm);
+        info->mem_per_rank = mm.total_bytes;
+        info->mem_state = mm.state_bytes;
         snprintf(info->idem_key, sizeof info->idem_key, "%s", js.idempotency_key);
     }
     jobspec_free(&js);
@@ -55,15 +62,16 @@ int query_int(http_request *req, http_response *resp, const char *key, long long
     errno = 0;
     long long x = strtoll(v, &end, 10);
     char reason[160];
-    if (errno == ERANGE) {
-        snprintf(reason, sizeof reason, "must be in %lld..%lld, got '%.40s'", lo, hi, v);
-        return api_error_field(resp, req, 400, key, reason);
-    }
-    if (v[0] == '\0' || *end != '\0') {
+    /* digits with an optional minus sign: no spaces, no plus, nothing after */
+    if (v[0] == '\0' || *end != '\0' || !(isdigit((unsigned char)v[0]) || v[0] == '-')) {
         snprintf(reason, sizeof reason, "must be an integer, got '%.40s'", v);
         return api_error_field(resp, req, 400, key, reason);
     }
-    if (x < lo || x > hi) {
+    if (errno == ERANGE || x < lo || x > hi) { /* out of range is refused, never clamped */
+        if (errno == ERANGE) {
+            snprintf(reason, sizeof reason, "must be in %lld..%lld, got '%.40s'", lo, hi, v);
+            return api_error_field(resp, req, 400, key, reason);
+        }
         snprintf(reason, sizeof reason, "must be in %lld..%lld, got %lld", lo, hi, x);
         return api_error_field(resp, req, 400, key, reason);
     }
@@ -106,6 +114,26 @@ static void hash_hex(const char *text, char out[65])
 static int flag_true(const char *v)
 {
     return v != NULL && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || v[0] == '\0');
+}
+
+/* Admission control: 0 when the job may be queued, else the 400 answer. */
+static int admit(app *a, http_request *req, http_response *resp, const spec_info *info)
+{
+    if (info->mem_per_rank <= 0)
+        return 0;
+    admission_need n = {.per_rank = info->mem_per_rank,
+                        .state = info->mem_state,
+                        .params = info->params,
+                        .ranks = info->ranks > 0 ? info->ranks : 1,
+                        .batch_per_rank = info->batch_per_rank};
+    json_t *pools = a->workers != NULL ? a->workers(a->broker_ctx) : NULL;
+    char field[32], reason[400];
+    int rc = admission_check(&n, pools, a->max_job_memory, field, reason);
+    json_decref(pools);
+    if (rc == 0)
+        return 0;
+    log_info("job refused at admission: %s: %s", field, reason);
+    return api_error_field(resp, req, 400, field, reason);
 }
 
 /* A spec without "model" whose init_from names a job or uploaded model
@@ -256,7 +284,7 @@ int jobs_create(app *a, http_request *req, http_response *resp)
     lineage lin;
     if (parse_submitted(a, req, resp, &canon, &info) != 0)
         return resp->status;
-    if (idem_header(req, resp, &info) != 0 || check_lineage(a, req, resp, canon, &lin) != 0) {
+    if (admit(a, req, resp, &info) != 0 || idem_header(req, resp, &info) != 0 || check_lineage(a, req, resp, canon, &lin) != 0) {
         json_decref(canon);
         return resp->status;
     }

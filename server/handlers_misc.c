@@ -1,6 +1,7 @@
 /* handlers_misc.c - workers, health, the API document, its schemas and the dashboard's
  * files (see handlers.h). */
 #include "common/xalloc.h"
+#include "server/files.h"
 #include "server/handlers.h"
 
 #include <stdio.h>
@@ -27,9 +28,12 @@ int health_ready(app *a, http_request *req, http_response *resp)
     errbuf eb;
     int store_ok = store_writable(a->st, &eb) == 0;
     int broker_ok = a->broker_ready != NULL && a->broker_ready(a->broker_ctx);
-    json_t *checks = json_pack("{s:s,s:s}", "store", store_ok ? "ok" : eb.msg, "broker",
-                               broker_ok ? "ok" : "the pool socket is not bound");
-    int ok = store_ok && broker_ok;
+    errbuf deb;
+    int disk_ok = files_disk_check(a->data_dir, a->min_free_disk, &deb) == 0;
+    json_t *checks = json_pack("{s:s,s:s,s:s}", "store", store_ok ? "ok" : eb.msg, "broker",
+                               broker_ok ? "ok" : "the pool socket is not bound", "disk",
+                               disk_ok ? "ok" : deb.msg);
+    int ok = store_ok && broker_ok && disk_ok;
     return api_json(resp, ok ? 200 : 503,
                     json_pack("{s:s,s:o}", "status", ok ? "ready" : "not ready", "checks", checks));
 }

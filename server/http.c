@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -59,7 +60,8 @@ struct http_stream {
     void (*free_fn)(void *ctx);
     int suspended; /* under h->mu */
     int pending;   /* a resume came while the reader was running (under h->mu) */
-    int ended;     /* the server is stopping: end the body */
+    int ended;     /* the server is stopping, or the client went away: end the body */
+    int fd;        /* the connection's socket, to notice the client closing it */
     struct http_stream *prev, *next;
 };
 
@@ -282,6 +284,9 @@ static struct MHD_Response *stream_response(http_server *h, struct MHD_Connectio
     s->fn = resp->stream;
     s->ctx = resp->stream_ctx;
     s->free_fn = resp->stream_free;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    s->fd = ci != NULL ? ci->connect_fd : -1;
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_release);
     if (r == NULL) {
@@ -368,6 +373,11 @@ static enum MHD_Result dispatch(http_server *h, struct MHD_Connection *c, const 
         }
     }
     make_request_id(h, req->request_id);
+    const union MHD_ConnectionInfo *ai =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ai != NULL && ai->client_addr != NULL && ai->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ai->client_addr)->sin_addr, req->client,
+                  sizeof req->client);
     h->fn(h->ctx, req, &resp);
     enum MHD_Result ret = send_response(h, c, &resp, req->request_id);
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -625,6 +635,20 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     }
 }
 
+/* Whether the peer closed the socket: readable, and a peek reads nothing. */
+static int client_gone(int fd)
+{
+    if (fd < 0)
+        return 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 0) <= 0)
+        return 0;
+    if (p.revents & (POLLHUP | POLLERR))
+        return 1;
+    char ch;
+    return (p.revents & POLLIN) && recv(fd, &ch, 1, MSG_PEEK) == 0;
+}
+
 /* The reaper: shuts down connections past the header deadline. MHD then
  * sees the socket end and closes the connection in its own thread. The fd
  * is still MHD's while the connection is listed (it is unlisted before MHD
@@ -643,6 +667,14 @@ static void *reaper_main(void *arg)
         }
         pthread_cond_timedwait(&h->cv, &h->mu, &ts);
         int64_t now = mono_ms();
+        /* A stream waits suspended, where MHD does not watch its socket: a
+         * client that closed it is noticed here, and its stream ended at
+         * once (MHD's completion callback then frees its slot). */
+        for (http_stream *s = h->streams; s != NULL; s = s->next)
+            if (!s->ended && client_gone(s->fd)) {
+                s->ended = 1;
+                stream_wake_locked(s);
+            }
         for (conn *k = h->conns; k != NULL; k = k->next)
             if (k->in_headers && !k->reaped && k->fd >= 0 &&
                 now - k->phase_ms > h->header_timeout_ms) {
@@ -727,7 +759,7 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
     if (tls)
         flags |= MHD_USE_TLS;
     /* Options that depend on the configuration go through MHD_OPTION_ARRAY. */
-    struct MHD_OptionItem extra[4];
+    struct MHD_OptionItem extra[5];
     int n = 0;
     if (tls) {
         extra[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,

@@ -9,6 +9,7 @@
  * `kiln-server hash-token` and `kiln-server new-token` make tokens-file lines.
  */
 #include "common/log.h"
+#include "server/admission.h"
 #include "server/app.h"
 #include "server/auth.h"
 #include "server/broker.h"
@@ -56,11 +57,17 @@ static void usage(FILE *f)
             "10)\n"
             "  --sse-keepalive S      keepalive comment on idle event streams (default 15)\n"
             "  --sse-max N            event streams open at once (default 64)\n"
+            "  --sse-max-per-client N  ... of them for one token, or one address without\n"
+            "                         tokens (default 16)\n"
             "  --curve-secret FILE    encrypt the pool socket (CurveZMQ) with this server key\n"
             "                         (from kiln-server curve-keypair); pools then join with\n"
             "  --pool-keys FILE       a key listed here, one '<pool id> <public key>' a line\n"
             "  --tls-cert FILE        serve HTTPS with this PEM certificate (chain)\n"
             "  --tls-key FILE         and its PEM private key (both or neither)\n"
+            "  --max-job-memory SIZE  refuse jobs whose estimated memory over all their ranks\n"
+            "                         is larger (bytes, or 512M, 64G; default: no limit)\n"
+            "  --min-free-disk SIZE   /readyz is not ready with less free in the data dir\n"
+            "                         (default 64M)\n"
             "\n"
             "usage: kiln-server hash-token [TOKEN]     the sha256: hash of TOKEN (or stdin)\n"
             "       kiln-server new-token NAME SCOPES  a new random token and its tokens-file "
@@ -82,8 +89,11 @@ typedef struct config {
     const char *tokens;
     char broker_buf[300];
     int conn_limit, per_ip_limit, idle_timeout, header_timeout, sse_keepalive, sse_max;
+    int sse_max_per_client;
     const char *tls_cert, *tls_key;       /* PEM files; both or neither */
     const char *curve_secret, *pool_keys; /* key files; both or neither */
+    double max_job_memory;                /* bytes; 0 = no limit */
+    double min_free_disk;                 /* bytes /readyz wants free in the data dir */
 } config;
 
 static int parse_args(int argc, char **argv, config *c)
@@ -110,6 +120,9 @@ static int parse_args(int argc, char **argv, config *c)
         {"pool-keys", required_argument, NULL, 'P'},
         {"tls-cert", required_argument, NULL, 'c'},
         {"tls-key", required_argument, NULL, 'K'},
+        {"max-job-memory", required_argument, NULL, 'M'},
+        {"min-free-disk", required_argument, NULL, 'F'},
+        {"sse-max-per-client", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, '?'},
         {NULL, 0, NULL, 0},
     };
@@ -133,6 +146,8 @@ static int parse_args(int argc, char **argv, config *c)
     c->header_timeout = 10;
     c->sse_keepalive = 15;
     c->sse_max = 64;
+    c->sse_max_per_client = 16;
+    c->min_free_disk = 64.0 * 1024 * 1024;
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
@@ -212,6 +227,25 @@ static int parse_args(int argc, char **argv, config *c)
         case 'K':
             c->tls_key = optarg;
             break;
+        case 'X':
+            c->sse_max_per_client = atoi(optarg);
+            break;
+        case 'F':
+            if (admission_parse_size(optarg, &c->min_free_disk) != 0) {
+                fprintf(stderr, "kiln-server: --min-free-disk wants a size (512M, 1G), got '%s'\n",
+                        optarg);
+                return -1;
+            }
+            break;
+        case 'M':
+            if (admission_parse_size(optarg, &c->max_job_memory) != 0 || c->max_job_memory <= 0) {
+                fprintf(stderr,
+                        "kiln-server: --max-job-memory wants a size (bytes, or with K, M, G, T: "
+                        "64G), got '%s'\n",
+                        optarg);
+                return -1;
+            }
+            break;
         case '?':
         default:
             usage(stderr);
@@ -224,7 +258,8 @@ static int parse_args(int argc, char **argv, config *c)
     }
     if (c->heartbeat_ms < 10 || c->liveness < 2 || c->body_limit < 1024 || c->http_port < 0 ||
         c->http_port > 65535 || c->http_threads < 1 || c->conn_limit < 1 || c->per_ip_limit < 1 ||
-        c->idle_timeout < 1 || c->header_timeout < 1 || c->sse_keepalive < 1 || c->sse_max < 1) {
+        c->idle_timeout < 1 || c->header_timeout < 1 || c->sse_keepalive < 1 || c->sse_max < 1 ||
+        c->sse_max_per_client < 1) {
         fprintf(stderr, "kiln-server: an option is out of range (heartbeat-ms >= 10, "
                         "liveness >= 2, body-limit >= 1024, port 0..65535, limits and timeouts "
                         ">= 1)\n");
@@ -409,6 +444,11 @@ int main(int argc, char **argv)
         log_error("data dir: %s", eb.msg);
         goto out;
     }
+    char jobs_dir[600];
+    snprintf(jobs_dir, sizeof jobs_dir, "%s/jobs", cfg.data_dir);
+    int swept = files_sweep_tmp(jobs_dir);
+    if (swept > 0)
+        log_info("removed %d temporary file(s) a previous run left in %s", swept, jobs_dir);
     snprintf(db, sizeof db, "%s/kiln.db", cfg.data_dir);
     if (store_open(&st, db, &eb) < 0) {
         log_error("%s", eb.msg);
@@ -430,6 +470,8 @@ int main(int argc, char **argv)
     snprintf(a.data_dir, sizeof a.data_dir, "%s", cfg.data_dir);
     a.body_limit = cfg.body_limit;
     a.upload_limit = cfg.upload_limit;
+    a.max_job_memory = cfg.max_job_memory;
+    a.min_free_disk = cfg.min_free_disk;
     a.parse_spec = app_parse_spec;
     a.wake = broker_wake;
     a.workers = broker_workers;
@@ -449,7 +491,9 @@ int main(int argc, char **argv)
     a.n_files = embed_files_count;
     a.auth = tokens;
     a.stats = stats;
-    sse_options so = {.keepalive_ms = cfg.sse_keepalive * 1000, .max_streams = cfg.sse_max};
+    sse_options so = {.keepalive_ms = cfg.sse_keepalive * 1000,
+                      .max_streams = cfg.sse_max,
+                      .max_per_owner = cfg.sse_max_per_client};
     hub = sse_hub_new(st, stats, &so);
     a.sse = hub;
     http_options ho = {.address = cfg.http_addr,

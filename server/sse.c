@@ -34,8 +34,14 @@ typedef struct sse_stream {
     size_t off, len, cap;
     atomic_llong last_write_ms;
     int end_sent;
+    char owner[SSE_OWNER_MAX]; /* the token name or client address it counts against */
     struct sse_stream *prev, *next;
 } sse_stream;
+
+typedef struct owner_count {
+    char owner[SSE_OWNER_MAX];
+    int n;
+} owner_count;
 
 struct sse_hub {
     store *st;
@@ -43,8 +49,10 @@ struct sse_hub {
     sse_options o;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    sse_stream *list; /* attached streams */
-    int open;         /* streams allocated (attached or not) */
+    sse_stream *list;    /* attached streams */
+    int open;            /* streams allocated (attached or not) */
+    owner_count *owners; /* streams open per owner (n > 0 only) */
+    int n_owners, cap_owners;
     int stop;
     pthread_t thread;
 };
@@ -95,6 +103,8 @@ sse_hub *sse_hub_new(store *st, server_stats *stats, const sse_options *o)
         h->o.max_streams = 64;
     if (h->o.poll_ms <= 0)
         h->o.poll_ms = 100;
+    if (h->o.max_per_owner <= 0)
+        h->o.max_per_owner = 16;
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
     if (pthread_create(&h->thread, NULL, hub_main, h) != 0) {
@@ -119,6 +129,7 @@ void sse_hub_free(sse_hub *h)
         log_warn("sse: %d streams still open at shutdown", open);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
+    free(h->owners);
     free(h);
 }
 
@@ -304,6 +315,29 @@ static void stream_attach(void *ctx, http_stream *hs)
     pthread_mutex_unlock(&h->mu);
 }
 
+/* Changes the count of owner's streams by delta; returns it. Under h->mu. */
+static int owner_add(sse_hub *h, const char *owner, int delta)
+{
+    int i = 0;
+    while (i < h->n_owners && strcmp(h->owners[i].owner, owner) != 0)
+        i++;
+    if (i == h->n_owners) {
+        if (delta <= 0)
+            return 0;
+        if (h->n_owners == h->cap_owners) {
+            h->cap_owners = h->cap_owners ? 2 * h->cap_owners : 16;
+            h->owners = xrealloc(h->owners, (size_t)h->cap_owners * sizeof *h->owners);
+        }
+        snprintf(h->owners[i].owner, SSE_OWNER_MAX, "%s", owner);
+        h->owners[i].n = 0;
+        h->n_owners++;
+    }
+    int n = h->owners[i].n += delta;
+    if (n <= 0)
+        h->owners[i] = h->owners[--h->n_owners];
+    return n;
+}
+
 static void stream_free(void *ctx)
 {
     sse_stream *s = ctx;
@@ -318,6 +352,7 @@ static void stream_free(void *ctx)
             s->next->prev = s->prev;
     }
     h->open--;
+    owner_add(h, s->owner, -1);
     pthread_mutex_unlock(&h->mu);
     stats_sse(h->stats, -1);
     free(s->out);
@@ -344,8 +379,10 @@ static int parse_cursor(sse_kind kind, const char *text, int64_t v[4], errbuf *e
 }
 
 int sse_open(sse_hub *h, sse_kind kind, const char *job_id, const char *last_event_id,
-             http_response *resp, errbuf *eb)
+             const char *owner, http_response *resp, errbuf *eb)
 {
+    if (owner == NULL)
+        owner = "";
     int64_t v[4] = {0, 0, 0, -1};
     int has_id = last_event_id != NULL && last_event_id[0] != '\0';
     if (has_id && parse_cursor(kind, last_event_id, v, eb) < 0)
@@ -356,12 +393,19 @@ int sse_open(sse_hub *h, sse_kind kind, const char *job_id, const char *last_eve
         return err_set(eb, ERR_BUSY, "%d event streams are open, the most this server keeps",
                        h->o.max_streams);
     }
+    if (owner_add(h, owner, 0) >= h->o.max_per_owner) {
+        pthread_mutex_unlock(&h->mu);
+        return err_set(eb, ERR_BUSY, "%d event streams are open for %s, the most one client keeps",
+                       h->o.max_per_owner, owner[0] ? owner : "this client");
+    }
+    owner_add(h, owner, +1);
     h->open++;
     pthread_mutex_unlock(&h->mu);
     stats_sse(h->stats, +1);
     sse_stream *s = xcalloc(1, sizeof *s);
     s->hub = h;
     s->kind = kind;
+    snprintf(s->owner, sizeof s->owner, "%s", owner);
     snprintf(s->job, sizeof s->job, "%s", job_id != NULL ? job_id : "");
     s->cap = 4096;
     s->out = xmalloc(s->cap);

@@ -30,10 +30,13 @@ typedef enum { SSE_JOB = 0, SSE_LOGS, SSE_ALL } sse_kind;
 
 typedef struct sse_hub sse_hub;
 
+#define SSE_OWNER_MAX 64
+
 typedef struct sse_options {
-    int keepalive_ms; /* default 15000 */
-    int max_streams;  /* open at once; default 64 */
-    int poll_ms;      /* how often the hub looks for changes; default 100 */
+    int keepalive_ms;  /* default 15000 */
+    int max_streams;   /* open at once; default 64 */
+    int max_per_owner; /* open at once for one token (or client address); default 16 */
+    int poll_ms;       /* how often the hub looks for changes; default 100 */
 } sse_options;
 
 /* sse_hub_new starts the hub thread. st and stats (may be NULL) are
@@ -49,10 +52,11 @@ int sse_hub_count(sse_hub *h);
 
 /* sse_open makes resp a stream of `kind` (job_id for SSE_JOB and SSE_LOGS,
  * which must exist), starting after last_event_id (NULL or "" = the default
- * start above). Returns 0 (resp: 200, text/event-stream), ERR_INVALID (the
- * id is not a cursor of this kind; eb says the shape), or ERR_BUSY (too many
- * streams). */
+ * start above), counted against owner (the token name, or the client's
+ * address without tokens). Returns 0 (resp: 200, text/event-stream),
+ * ERR_INVALID (the id is not a cursor of this kind; eb says the shape), or
+ * ERR_BUSY (too many streams in all, or for this owner). */
 int sse_open(sse_hub *h, sse_kind kind, const char *job_id, const char *last_event_id,
-             http_response *resp, errbuf *eb);
+             const char *owner, http_response *resp, errbuf *eb);
 
 #endif

@@ -138,6 +138,8 @@ static const char *const sql_text[Q__COUNT] = {
     [Q_JOB_COUNTS] = "SELECT state, count(*) FROM jobs GROUP BY state",
     [Q_JOB_NOTE] = "UPDATE jobs SET message=?2, updated_at=?3 WHERE id=?1 AND state='QUEUED'"
                    " AND message<>?2",
+    [Q_JOB_NOTE_ACTIVE] = "UPDATE jobs SET message=?2, updated_at=?3 WHERE id=?1 AND state IN"
+                          " ('STARTING','RUNNING','CANCELLING') AND message<>?2",
     [Q_QUEUE] = "SELECT id,priority,ranks,seq FROM jobs WHERE state IN ('QUEUED','RESTARTING')"
                 " AND blocked=0 ORDER BY priority DESC, seq ASC",
     [Q_ATTEMPT_INSERT] = "INSERT INTO attempts(job_id,attempt,pool_id,active,started_at)"
@@ -834,6 +836,19 @@ int store_job_note(store *s, const char *id, const char *message, errbuf *eb)
     return rc;
 }
 
+int store_job_note_active(store *s, const char *id, const char *message, errbuf *eb)
+{
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_NOTE_ACTIVE);
+    sq_bind_text(q, 1, id);
+    sq_bind_text(q, 2, message);
+    sqlite3_bind_double(q, 3, store_now());
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "note job");
+    sq_done(q);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
 int store_job_delete(store *s, const char *id, errbuf *eb)
 {
     static const char *const del[] = {
@@ -1001,7 +1016,7 @@ int sq_attempt_end(store *s, const char *id, int attempt, const char *reason, co
 static int sq_reason_final(const char *reason)
 {
     static const char *const final[] = {"INVALID_SPEC", "INVALID_DATA", "UNSUPPORTED",
-                                        "INVALID_INIT"};
+                                        "INVALID_INIT", "OUT_OF_MEMORY"};
     for (size_t i = 0; i < sizeof final / sizeof final[0]; i++)
         if (strcmp(reason, final[i]) == 0)
             return 1;

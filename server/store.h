@@ -136,6 +136,11 @@ int store_transition(store *s, const char *id, unsigned from_mask, job_state to,
  * message is the same. Returns 0 or ERR_IO. */
 int store_job_note(store *s, const char *id, const char *message, errbuf *eb);
 
+/* store_job_note_active is store_job_note for a job on a pool (STARTING,
+ * RUNNING, CANCELLING): why it cannot go on (the server cannot store its
+ * files). Returns 0 or ERR_IO. */
+int store_job_note_active(store *s, const char *id, const char *message, errbuf *eb);
+
 /* store_job_delete deletes a terminal job and all its rows. Returns 0,
  * ERR_NOT_FOUND, or ERR_STATE if the job is not terminal. The caller removes
  * its files afterwards. */
@@ -224,6 +229,14 @@ typedef struct store_apply_out {
  * out[i].unlink with json_decref). Returns 0 or ERR_IO (nothing applied:
  * send no ack). */
 int store_apply_batch(store *s, const store_apply_in *in, store_apply_out *out, int n, errbuf *eb);
+
+/* Whether a job message (job_id, attempt, seq) from pool_id could still be
+ * applied: the attempt is active, held by that pool, and seq is past the
+ * last one applied. The coordinator writes a message's files only then, so
+ * a resent checkpoint that was applied (and maybe pruned since) is not
+ * written again, and no other pool's blob reaches the attempt's files. */
+int store_attempt_wants(store *s, const char *job_id, int attempt, const char *pool_id,
+                        uint64_t seq);
 
 typedef struct store_metric_query {
     int64_t after_seq; /* exclusive cursor */

@@ -202,6 +202,21 @@ static int apply_finished(store *s, const store_apply_in *in, job_row *r, errbuf
                          NULL, eb);
 }
 
+int store_attempt_wants(store *s, const char *job_id, int attempt, const char *pool_id,
+                        uint64_t seq)
+{
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = sq_stmt(s, Q_ATTEMPT_GET);
+    sq_bind_text(q, 1, job_id);
+    sqlite3_bind_int(q, 2, attempt);
+    int wants = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) != 0 &&
+                (uint64_t)sqlite3_column_int64(q, 1) < seq &&
+                strcmp(sq_col_text(q, 2), pool_id) == 0;
+    sq_done(q);
+    pthread_mutex_unlock(&s->mu);
+    return wants;
+}
+
 static int apply_one(store *s, const store_apply_in *in, store_apply_out *o, errbuf *eb)
 {
     const msg *m = in->m;

@@ -28,6 +28,7 @@ enum {
     Q_JOB_LIST_PRIO,
     Q_JOB_COUNT,
     Q_JOB_NOTE,
+    Q_JOB_NOTE_ACTIVE,
     Q_JOB_COUNTS,
     Q_QUEUE,
     Q_ATTEMPT_INSERT,

@@ -53,7 +53,8 @@ struct pool_link {
     int ranks, cores;
     json_t *hosts;
     char version[64];
-    char engine[256]; /* kernel path and BLAS core, sent in hello; "" = unknown */
+    char engine[256];            /* kernel path and BLAS core, sent in hello; "" = unknown */
+    int64_t memory, rank_memory; /* sent in hello when > 0 */
     link_options o;
     void *ctx;
     int own_ctx;
@@ -675,6 +676,10 @@ static void send_hello(pool_link *l)
     if (l->engine[0] != '\0')
         msg_set(&m, "engine", json_string(l->engine));
     msg_set(&m, "hosts", json_incref(l->hosts));
+    if (l->memory > 0)
+        msg_set(&m, "memory", json_integer((json_int_t)l->memory));
+    if (l->rank_memory > 0)
+        msg_set(&m, "rank_memory", json_integer((json_int_t)l->rank_memory));
     msg_set(&m, "current",
             l->cur_job[0] ? json_pack("{s:s,s:i}", "job_id", l->cur_job, "attempt", l->cur_attempt)
                           : json_null());
@@ -986,6 +991,8 @@ int link_new(pool_link **out, const char *endpoint, const link_pool_info *info,
     }
     l->ranks = info->ranks;
     l->cores = info->cores;
+    l->memory = info->memory;
+    l->rank_memory = info->rank_memory;
     l->hosts = json_array();
     for (int i = 0; i < info->n_hosts && info->hosts != NULL; i++)
         json_array_append_new(l->hosts, json_string(info->hosts[i]));

@@ -57,6 +57,8 @@ typedef struct link_pool_info {
     int cores;           /* cores on the hosts in total */
     const char *version; /* kiln version string */
     const char *engine;  /* kernel path and BLAS core (nn_startup_summary), or NULL */
+    int64_t memory;      /* bytes of memory on the hosts in total; 0 = not said */
+    int64_t rank_memory; /* bytes the rank with the least can use; 0 = not said */
 } link_pool_info;
 
 typedef struct link_options {

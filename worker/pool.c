@@ -21,6 +21,7 @@
 #include "common/keyfile.h"
 #include "common/log.h"
 #include "common/safetensors.h"
+#include "common/meminfo.h"
 #include "common/version.h"
 #include "common/xalloc.h"
 #include "worker/initcache.h"
@@ -133,6 +134,8 @@ static const char *failure_reason(int rc)
         return "INVALID_DATA";
     case ERR_UNSUPPORTED:
         return "UNSUPPORTED";
+    case ERR_NOMEM:
+        return "OUT_OF_MEMORY";
     default:
         return "INTERNAL";
     }
@@ -378,6 +381,7 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
     endpoint[0] = pool_id[0] = work[0] = '\0';
     const char *env = getenv("KILN_TOKEN");
     snprintf(token, tlen, "%s", env != NULL ? env : "");
+    const char *token_file = getenv("KILN_TOKEN_FILE");
     env = getenv("KILN_SERVER_KEY");
     snprintf(cv->server_key, sizeof cv->server_key, "%s", env != NULL ? env : "");
     env = getenv("KILN_CURVE_SECRET");
@@ -395,19 +399,11 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
             break;
         case 't':
             snprintf(token, tlen, "%s", optarg);
+            token_file = NULL;
             break;
-        case 'T': {
-            FILE *f = fopen(optarg, "r");
-            if (f == NULL || fgets(token, (int)tlen, f) == NULL) {
-                fprintf(stderr, "kiln-worker: cannot read a token from %s\n", optarg);
-                if (f != NULL)
-                    fclose(f);
-                return -1;
-            }
-            fclose(f);
-            token[strcspn(token, "\r\n")] = '\0';
+        case 'T':
+            token_file = optarg;
             break;
-        }
         case 'k':
             snprintf(cv->server_key, sizeof cv->server_key, "%s", optarg);
             break;
@@ -415,6 +411,13 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
             snprintf(cv->secret_file, sizeof cv->secret_file, "%s", optarg);
             break;
         default:
+            return -1;
+        }
+    }
+    if (token_file != NULL && token_file[0] != '\0') {
+        errbuf eb;
+        if (keyfile_read_token(token_file, token, tlen, &eb) != 0) {
+            fprintf(stderr, "kiln-worker: --token-file: %s\n", eb.msg);
             return -1;
         }
     }
@@ -429,10 +432,11 @@ int pool_main(int argc, char **argv, const dist_info *d)
                    sizeof work, token, sizeof token, &cv) != 0) {
         fprintf(stderr,
                 "usage: mpirun -np N kiln-worker --connect tcp://HOST:PORT "
-                "[--pool-id ID] [--work-dir DIR] [--token TOKEN | --token-file FILE]\n"
+                "[--pool-id ID] [--work-dir DIR] [--token-file FILE | --token TOKEN]\n"
                 "       [--server-key KEY --curve-secret FILE]\n"
-                "  (the token, its file (first line), or $KILN_TOKEN: a 'pool' token of a server\n"
-                "   with --tokens; ps shows --token, so prefer the file or the variable;\n"
+                "  (the token: the first line of --token-file or $KILN_TOKEN_FILE, or\n"
+                "   --token or $KILN_TOKEN, which ps shows: a 'pool' token of a server\n"
+                "   with --tokens;\n"
                 "   with a server started with --curve-secret: its public key, or\n"
                 "   $KILN_SERVER_KEY, and this pool's key file, or $KILN_CURVE_SECRET, whose\n"
                 "   public key the server lists under this pool's --pool-id)\n");
@@ -487,6 +491,18 @@ int pool_main(int argc, char **argv, const dist_info *d)
     dist_allgather(host, hosts, sizeof host);
     double cores = d->local_rank == 0 ? d->cores : 0;
     dist_allreduce_sum_f64(&cores, 1);
+    /* Memory: the hosts' in all, and the least one rank has (its host's
+     * shared by the ranks there), for the server's admission control. */
+    double host_mem = (double)meminfo_total_bytes();
+    double mem_total = d->local_rank == 0 ? host_mem : 0;
+    dist_allreduce_sum_f64(&mem_total, 1);
+    double mine = host_mem / (d->local_size > 0 ? d->local_size : 1);
+    double *per_rank = xcalloc((size_t)d->world, sizeof(double));
+    dist_allgather(&mine, per_rank, sizeof mine);
+    double rank_mem = per_rank[0];
+    for (int i = 1; i < d->world; i++)
+        rank_mem = per_rank[i] < rank_mem ? per_rank[i] : rank_mem;
+    free(per_rank);
     int rc = 0;
     if (d->rank == 0) {
         const char **names = xcalloc((size_t)d->world, sizeof(char *));
@@ -498,7 +514,9 @@ int pool_main(int argc, char **argv, const dist_info *d)
                                .n_hosts = d->world,
                                .cores = (int)cores,
                                .version = KILN_VERSION,
-                               .engine = nn_startup_summary()};
+                               .engine = nn_startup_summary(),
+                               .memory = (int64_t)mem_total,
+                               .rank_memory = (int64_t)rank_mem};
         errbuf eb = {{0}};
         link_options lo;
         link_options_default(&lo);

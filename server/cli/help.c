@@ -82,12 +82,12 @@ const cli_command *cli_find(const char *name)
 void cli_usage(FILE *f)
 {
     fprintf(f,
-            "usage: kiln [--url URL] [--token TOKEN | --token-file FILE] [--cacert FILE] [--json]\n"
-            "            COMMAND ...\n"
+            "usage: kiln [--url URL] [--token TOKEN | --token-file FILE] [--cacert FILE] [--json] "
+            "COMMAND ...\n"
             "  --url URL      the server (default $KILN_URL, else http://localhost:8080;\n"
             "                 https://... when it serves TLS)\n"
-            "  --token TOKEN  bearer token (default $KILN_TOKEN; ps shows arguments, so\n"
-            "                 prefer KILN_TOKEN or --token-file FILE, its first line)\n"
+            "  --token TOKEN  bearer token (default $KILN_TOKEN; ps shows it: prefer)\n"
+            "  --token-file FILE  the token on the file's first line (or $KILN_TOKEN_FILE)\n"
             "  --cacert FILE  verify an https server against this CA (default $KILN_CACERT,\n"
             "                 else the system's CAs)\n"
             "  --json         print the API's JSON instead of tables\n"

@@ -81,8 +81,9 @@ static void run_job(fakepool *f, const link_assignment *a)
             return;
         }
         if (f->o.fail_first && a->attempt == 1 && s == 2) {
-            link_failed(f->link, a->job_id, a->attempt, "RANK_FAILED",
-                        "fakepool: rank 1 exited (scripted failure)");
+            link_failed(f->link, a->job_id, a->attempt,
+                        f->o.fail_reason != NULL ? f->o.fail_reason : "RANK_FAILED",
+                        "fakepool: scripted failure");
             return;
         }
         json_t *p = json_pack("{s:I,s:f,s:f}", "step", (json_int_t)s, "train_loss", 1.0 / (double)s,
@@ -133,7 +134,9 @@ static int make_link(fakepool *f, const fakepool_options *o)
                            .hosts = hosts,
                            .n_hosts = 1,
                            .cores = 1,
-                           .version = "fakepool"};
+                           .version = "fakepool",
+                           .memory = o->rank_memory * (o->ranks > 0 ? o->ranks : 1),
+                           .rank_memory = o->rank_memory};
     errbuf eb;
     if (link_new(&f->link, o->endpoint, &info, &lo, &eb) < 0) {
         log_error("fakepool: %s", eb.msg);

@@ -26,11 +26,13 @@ typedef struct fakepool_options {
     int ckpt_every;    /* 0 = no periodic checkpoints */
     int heartbeat_ms;  /* link heartbeat until welcome; default 1000 */
     int liveness;
-    int max_jobs;   /* stop after this many jobs; 0 = until fakepool_stop */
-    int fail_first; /* the first attempt of each job fails with RANK_FAILED at step 2 */
+    int max_jobs;            /* stop after this many jobs; 0 = until fakepool_stop */
+    int fail_first;          /* the first attempt of each job fails with RANK_FAILED at step 2 */
+    const char *fail_reason; /* with fail_first: this reason instead of RANK_FAILED */
     size_t outbox_max_msgs;
-    const char *token; /* a pool token for a server with tokens, or NULL */
-    int echo_name;     /* also a log line and a metric point named after the spec's name */
+    const char *token;   /* a pool token for a server with tokens, or NULL */
+    int echo_name;       /* also a log line and a metric point named after the spec's name */
+    int64_t rank_memory; /* bytes per rank said in hello; 0 = not said */
 } fakepool_options;
 
 typedef struct fakepool fakepool;

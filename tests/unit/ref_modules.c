@@ -64,7 +64,8 @@ static void run_module(const ref_case *c, module_builder build, int leff)
     int in = net_input(&m, T, 1, C, 1);
     int out = build(&m, in, &p);
     ck_assert_msg(out >= 0, "case %s: module does not fit its input shape", c->name);
-    net_finalize(&m, out, B, 0);
+    errbuf feb;
+    ck_assert_msg(net_finalize(&m, out, B, 0, &feb) == 0, "%s", feb.msg);
     /* the module's state, by name, under the case prefix */
     for (int i = 0; i < m.n_tensors; i++) {
         const net_tensor *t = &m.tensors[i];

@@ -357,7 +357,11 @@ static int setup(trainer *t, const job_spec *spec, const train_env *env, errbuf 
     t->K = c->num_classes;
     model_opts mo = {.drop_path = (float)spec->optim.drop_path};
     net_init(&t->m);
-    if ((rc = model_build(&t->m, c, t->b, spec->seed, &mo, eb)) != 0)
+    rc = model_build(&t->m, c, t->b, spec->seed, &mo, eb);
+    /* A rank that cannot hold the model must not leave the others waiting. */
+    if (t->d->world > 1 && dist_any(rc != 0) && rc == 0)
+        return err_set(eb, ERR_NOMEM, "another rank cannot hold the model in its memory");
+    if (rc != 0)
         return rc;
     /* Every rank starts from rank 0's parameters (equal already for equal
      * seeds; the broadcast makes it a guarantee). */

@@ -37,6 +37,5 @@ int model_build(net *m, const model_cfg *c, int max_batch, uint64_t seed, const 
         return err_set(eb, ERR_INVALID,
                        "model config does not describe a buildable network "
                        "(token grid not square or not whole)");
-    net_finalize(m, logits, max_batch, seed);
-    return 0;
+    return net_finalize(m, logits, max_batch, seed, eb);
 }

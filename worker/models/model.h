@@ -45,7 +45,8 @@ typedef struct model_opts {
 
 /* Builds the network of c into m (freshly net_init'ed), finalises it for
  * batches up to max_batch and initialises its parameters from seed.
- * opts may be NULL (defaults). Returns 0 or ERR_INVALID (eb says why). */
+ * opts may be NULL (defaults). Returns 0, ERR_INVALID (eb says why) or
+ * ERR_NOMEM (the model's buffers do not fit in this host's memory). */
 int model_build(net *m, const model_cfg *c, int max_batch, uint64_t seed, const model_opts *opts,
                 errbuf *eb);
 

@@ -4,6 +4,7 @@
  */
 #include "worker/models/net.h"
 
+#include "common/meminfo.h"
 #include "common/xalloc.h"
 #include "worker/nn/attention.h"
 #include "worker/nn/conv.h"
@@ -460,8 +461,63 @@ static void fuse_bn_act(net *m)
     free(readers);
 }
 
-void net_finalize(net *m, int out, int max_batch, uint64_t seed)
+size_t net_memory_bytes(const net *m)
 {
+    size_t np = m->n_params ? m->n_params : 1;
+    return 4 * np * sizeof(float) + (m->n_buffers + 1) * sizeof(float) +
+           (m->n_counters + 1) * sizeof(int64_t) +
+           (m->arena_floats + m->aux_floats + m->scratch_floats + 3) * sizeof(float) +
+           (m->iaux_ints + 1) * sizeof(int) + (size_t)m->n_acts;
+}
+
+/* The large blocks, sized by the plan: checked against the memory this host
+ * has available, then allocated on the try path, so that a model too large
+ * for the host is the job's failure (ERR_NOMEM) and not the process's. */
+static int net_alloc(net *m, errbuf *eb)
+{
+    size_t need = net_memory_bytes(m);
+    int64_t avail = meminfo_available_bytes();
+    char a[32], b[32];
+    if (avail > 0 && need > (size_t)avail)
+        return err_set(eb, ERR_NOMEM,
+                       "out of memory: the model needs %s per rank (%zu parameters, activations "
+                       "for a batch of %d per rank), this host has %s available",
+                       meminfo_format((int64_t)need, a, sizeof a), m->n_params, m->max_batch,
+                       meminfo_format(avail, b, sizeof b));
+    size_t np = m->n_params ? m->n_params : 1;
+    float **blocks[] = {&m->params,  &m->grads, &m->opt_m,   &m->opt_v,
+                        &m->buffers, &m->arena, &m->aux_mem, &m->scratch};
+    size_t floats[] = {
+        np, np, np, np, m->n_buffers, m->arena_floats, m->aux_floats, m->scratch_floats};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
+        *blocks[i] = xtry_aligned((floats[i] ? floats[i] : 1) * sizeof(float));
+        ok &= *blocks[i] != NULL;
+    }
+    m->iaux_mem = xtry_aligned((m->iaux_ints ? m->iaux_ints : 1) * sizeof(int));
+    ok &= m->iaux_mem != NULL;
+    if (!ok) {
+        for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
+            free(*blocks[i]);
+            *blocks[i] = NULL;
+        }
+        free(m->iaux_mem);
+        m->iaux_mem = NULL;
+        return err_set(eb, ERR_NOMEM,
+                       "out of memory: cannot allocate the %s the model needs per rank (%zu "
+                       "parameters, activations for a batch of %d per rank)",
+                       meminfo_format((int64_t)need, a, sizeof a), m->n_params, m->max_batch);
+    }
+    memset(m->grads, 0, np * sizeof(float));
+    memset(m->opt_m, 0, np * sizeof(float));
+    memset(m->opt_v, 0, np * sizeof(float));
+    m->counters = xcalloc(m->n_counters ? m->n_counters : 1, sizeof(int64_t));
+    return 0;
+}
+
+int net_finalize(net *m, int out, int max_batch, uint64_t seed, errbuf *eb)
+{
+    int rc;
     NET_CHECK(m->input >= 0 && out >= 0 && out < m->n_acts && max_batch >= 1);
     m->output = out;
     m->max_batch = max_batch;
@@ -502,24 +558,13 @@ void net_finalize(net *m, int out, int max_batch, uint64_t seed)
     m->aux_floats = aux_floats;
     m->iaux_ints = iaux_ints;
     m->scratch_floats = scratch;
-    size_t np = m->n_params ? m->n_params : 1;
-    m->params = xaligned(np * sizeof(float));
-    m->grads = xaligned(np * sizeof(float));
-    m->opt_m = xaligned(np * sizeof(float));
-    m->opt_v = xaligned(np * sizeof(float));
-    memset(m->grads, 0, np * sizeof(float));
-    memset(m->opt_m, 0, np * sizeof(float));
-    memset(m->opt_v, 0, np * sizeof(float));
-    m->buffers = xaligned((m->n_buffers ? m->n_buffers : 1) * sizeof(float));
-    m->counters = xcalloc(m->n_counters ? m->n_counters : 1, sizeof(int64_t));
-    m->arena = xaligned((m->arena_floats ? m->arena_floats : 1) * sizeof(float));
-    m->aux_mem = xaligned((aux_floats ? aux_floats : 1) * sizeof(float));
-    m->iaux_mem = xaligned((iaux_ints ? iaux_ints : 1) * sizeof(int));
-    m->scratch = xaligned((scratch ? scratch : 1) * sizeof(float));
+    if ((rc = net_alloc(m, eb)) != 0)
+        return rc;
     m->dtouched = xcalloc((size_t)m->n_acts, 1);
     const char *prof = getenv("KILN_PROFILE");
     m->profile = prof != NULL && prof[0] == '1';
     net_init_params(m, seed);
+    return 0;
 }
 
 void net_init_params(net *m, uint64_t seed)

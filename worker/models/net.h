@@ -35,6 +35,7 @@
 #ifndef KILN_MODELS_NET_H
 #define KILN_MODELS_NET_H
 
+#include "common/err.h"
 #include "common/rng.h"
 
 #include <stddef.h>
@@ -219,8 +220,15 @@ int net_chscale(net *m, int x, float *s, float *ds);
 int net_scaleadd(net *m, int a, int b, float *q, float *dq);
 
 /* Marks `out` as the output, finds live nodes and allocates every buffer for
- * batches up to max_batch. Initialises parameters from `seed`. */
-void net_finalize(net *m, int out, int max_batch, uint64_t seed);
+ * batches up to max_batch. Initialises parameters from `seed`. Returns 0, or
+ * ERR_NOMEM (eb says how much the model needs and how much the host has)
+ * when the buffers do not fit in the memory available: nothing is allocated
+ * then, and net_deinit still frees the rest. */
+int net_finalize(net *m, int out, int max_batch, uint64_t seed, errbuf *eb);
+
+/* Bytes net_finalize allocates for m (after its plan): parameters, gradients
+ * and two optimizer moments, buffers, the activation arena, aux and scratch. */
+size_t net_memory_bytes(const net *m);
 
 /* Re-draws every parameter and resets every buffer from `seed`. */
 void net_init_params(net *m, uint64_t seed);
