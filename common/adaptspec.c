@@ -1,6 +1,6 @@
 /* adaptspec.c - the adapt object of a job spec (see adaptspec.h).
  *
- * Defaults: DMCP's small-scale recipe (prunespec.c) for the search, the
+ * Defaults: DMCP's small-scale recipe (common/searchspec.c) for the search, the
  * window and elastic rules of ALGORITHMS.md 3.2, EfficientNet's compound
  * bases. Pure C + jansson; no global state, thread-safe.
  */
@@ -17,9 +17,8 @@
 static const char *const METHOD_NAMES[] = {"dna", "uniform_width", "uniform_depth", "compound"};
 static const char *const INIT_NAMES[] = {"zero", "existing"};
 
-#define N_METHODS  4
-#define MAX_EPOCHS 10000
-#define MAX_RATIO  4.0
+#define N_METHODS 4
+#define MAX_RATIO 4.0
 
 /* Fields that only the dna method reads. */
 static const char *const DNA_ONLY[] = {"window", "warmup_epochs", "search_epochs", "search",
@@ -65,27 +64,21 @@ static void parse_elastic(adapt_elastic *e, jf_obj *o)
     o->n_err += jf_finish(&x);
 }
 
+/* The arch object's own field: where the chains start. */
+static void parse_arch_init(jf_obj *r, void *ctx)
+{
+    adapt_spec *a = ctx;
+    int init;
+    jf_enum(r, "init", &init, ADAPT_INIT_ZERO, INIT_NAMES, 2);
+    a->init = (adapt_init)init;
+}
+
 static void parse_dna(adapt_spec *a, jf_obj *o, int ranks)
 {
     parse_window(a, o);
-    jf_int(o, "warmup_epochs", &a->warmup_epochs, 20, 0, MAX_EPOCHS);
-    jf_int(o, "search_epochs", &a->search_epochs, 20, 1, MAX_EPOCHS);
-
-    prunespec_parse_search(o, ranks, &a->batch_size, &a->weights, &a->label_smoothing);
-
-    jf_obj r;
-    jf_child(&r, o, "arch");
-    prunespec_parse_sgd(&r, &a->arch, 0.5, 0.1, 0.0);
-    jf_num(&r, "flops_loss_weight", &a->flops_loss_weight, 0.1, 0.0, 1000.0, 0);
-    jf_num(&r, "band", &a->band, 0.95, 0.5, 1.0, 0);
-    int init;
-    jf_enum(&r, "init", &init, ADAPT_INIT_ZERO, INIT_NAMES, 2);
-    a->init = (adapt_init)init;
-    o->n_err += jf_finish(&r);
-
+    searchspec_parse(&a->search, o, ranks, parse_arch_init, a);
     parse_elastic(&a->elastic, o);
-    jf_int(o, "calib_batches", &a->calib_batches, 5, 1, 1000);
-    jf_int(o, "eval_limit", &a->eval_limit, 0, 0, INT_MAX);
+    searchspec_parse_eval(&a->search, o);
 }
 
 int adaptspec_reach(const adapt_spec *a, const model_cfg *c, double *lo, double *hi, errbuf *eb)
@@ -157,36 +150,13 @@ void adaptspec_parse(adapt_spec *a, jf_obj *root, const json_t *j, const model_c
                      int ranks)
 {
     memset(a, 0, sizeof *a);
+    static const search_head head = {"adapt", METHOD_NAMES, N_METHODS, MAX_RATIO, 0};
     jf_obj o;
-    jf_open(&o, NULL, "adapt", root->fe);
-    if (j == NULL) {
-        jf_err(&o, NULL, "is required for type \"adapt\"");
-        root->n_err += o.n_err;
-        return;
-    }
-    if (jf_open(&o, j, "adapt", root->fe) == JF_BAD) {
-        root->n_err++;
-        return;
-    }
     int m;
-    jf_enum(&o, "method", &m, ADAPT_DNA, METHOD_NAMES, N_METHODS);
+    const char *tkey;
+    if (!searchspec_open(&o, root, j, &head, &m, &a->target_mflops, &a->target_ratio, &tkey))
+        return;
     a->method = (adapt_method)m;
-
-    int has_t = jf_num(&o, "target_mflops", &a->target_mflops, 0.0, 0.0, 1e9, JF_LO_OPEN);
-    int has_r = jf_num(&o, "target_ratio", &a->target_ratio, 0.0, 0.0, MAX_RATIO, JF_LO_OPEN);
-    const char *tkey = NULL;
-    if (has_t != JF_ABSENT && has_r != JF_ABSENT)
-        jf_err(&o, "target_ratio", "cannot be combined with target_mflops");
-    else if (has_t == JF_ABSENT && has_r == JF_ABSENT)
-        jf_err(&o, "target_mflops", "is required (or target_ratio)");
-    else if (has_t == JF_SET)
-        tkey = "target_mflops";
-    else if (has_r == JF_SET)
-        tkey = "target_ratio";
-    if (has_t != JF_SET)
-        a->target_mflops = 0;
-    if (has_r != JF_SET)
-        a->target_ratio = 0;
 
     /* the window and elastic defaults also bound the baselines' reach */
     a->window = (as_window){0.25, 1.5, 0.1};
@@ -233,11 +203,7 @@ void adaptspec_parse(adapt_spec *a, jf_obj *root, const json_t *j, const model_c
 json_t *adaptspec_to_json(const adapt_spec *a)
 {
     json_t *j = json_object();
-    json_object_set_new(j, "method", json_string(METHOD_NAMES[a->method]));
-    if (a->target_ratio > 0)
-        json_object_set_new(j, "target_ratio", jf_number_json(a->target_ratio));
-    else
-        json_object_set_new(j, "target_mflops", jf_number_json(a->target_mflops));
+    searchspec_head_json(j, METHOD_NAMES[a->method], a->target_mflops, a->target_ratio);
     if (a->method == ADAPT_COMPOUND)
         json_object_set_new(j, "compound",
                             json_pack("{s:o, s:o}", "alpha", jf_number_json(a->compound_alpha),
@@ -248,17 +214,8 @@ json_t *adaptspec_to_json(const adapt_spec *a)
                         json_pack("{s:o, s:o, s:o}", "min", jf_number_json(a->window.min), "max",
                                   jf_number_json(a->window.max), "group",
                                   jf_number_json(a->window.group)));
-    json_object_set_new(j, "warmup_epochs", json_integer(a->warmup_epochs));
-    json_object_set_new(j, "search_epochs", json_integer(a->search_epochs));
-    json_t *s = prunespec_sgd_json(&a->weights);
-    json_object_set_new(s, "batch_size", json_integer(a->batch_size));
-    json_object_set_new(s, "label_smoothing", jf_number_json(a->label_smoothing));
-    json_object_set_new(j, "search", s);
-    json_t *r = prunespec_sgd_json(&a->arch);
-    json_object_set_new(r, "flops_loss_weight", jf_number_json(a->flops_loss_weight));
-    json_object_set_new(r, "band", jf_number_json(a->band));
+    json_t *r = searchspec_to_json(&a->search, j);
     json_object_set_new(r, "init", json_string(INIT_NAMES[a->init]));
-    json_object_set_new(j, "arch", r);
     const adapt_elastic *e = &a->elastic;
     json_t *x = json_object();
     json_object_set_new(x, "enabled", json_boolean(e->enabled));
@@ -274,7 +231,6 @@ json_t *adaptspec_to_json(const adapt_spec *a)
     json_object_set_new(x, "max_width", jf_number_json(e->max_width));
     json_object_set_new(x, "max_depth", jf_number_json(e->max_depth));
     json_object_set_new(j, "elastic", x);
-    json_object_set_new(j, "calib_batches", json_integer(a->calib_batches));
-    json_object_set_new(j, "eval_limit", json_integer(a->eval_limit));
+    searchspec_eval_json(&a->search, j);
     return j;
 }

@@ -60,14 +60,15 @@ static int setup(adapter *a, const job_spec *spec, const job_env *env, errbuf *e
     a->target = a->as.target_mflops;
     a->full_mflops = modelcfg_macs(&spec->model) / 1e6;
     int dna = a->as.method == ADAPT_DNA;
-    int rc = nas_init(&a->j, spec, env, dna ? a->as.batch_size : spec->optim.batch_size,
-                      dna ? a->as.calib_batches : 0, dna ? a->as.eval_limit : 0, eb);
+    int rc = nas_init(&a->j, spec, env, dna ? a->as.search.batch_size : spec->optim.batch_size,
+                      dna ? a->as.search.calib_batches : 0, dna ? a->as.search.eval_limit : 0, eb);
     if (rc != 0)
         return rc;
     if (!dna)
         return 0;
-    a->warmup_steps = a->j.steps_per_epoch * a->as.warmup_epochs;
-    a->total_steps = a->j.steps_per_epoch * (a->as.warmup_epochs + a->as.search_epochs);
+    a->warmup_steps = a->j.steps_per_epoch * a->as.search.warmup_epochs;
+    a->total_steps =
+        a->j.steps_per_epoch * (a->as.search.warmup_epochs + a->as.search.search_epochs);
     adapt_space as;
     if ((rc = as_init(&as, &spec->model, &a->as.window, eb)) != 0)
         return rc;

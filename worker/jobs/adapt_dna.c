@@ -55,12 +55,14 @@ typedef struct search {
 
 static double weight_lr(const adapter *a, long step)
 {
-    return nas_cosine(a->as.weights.lr, a->as.weights.min_lr, step, 0, a->total_steps);
+    return nas_cosine(a->as.search.weights.lr, a->as.search.weights.min_lr, step, 0,
+                      a->total_steps);
 }
 
 static double arch_lr(const adapter *a, long step)
 {
-    return nas_cosine(a->as.arch.lr, a->as.arch.min_lr, step, a->warmup_steps, a->total_steps);
+    return nas_cosine(a->as.search.arch.lr, a->as.search.arch.min_lr, step, a->warmup_steps,
+                      a->total_steps);
 }
 
 static int build_min(search *s, errbuf *eb)
@@ -98,7 +100,7 @@ static int sandwich(search *s, long step, sums *acc, errbuf *eb)
     adapter *a = s->a;
     nas_job *j = &a->j;
     net *m = &a->st->super;
-    float ls = (float)a->as.label_smoothing;
+    float ls = (float)a->as.search.label_smoothing;
     net_zero_grad(m);
     net_forward(m, j->x, j->b);
     float ce = nn_crossentropy_forward(j->probs, NULL, net_out(m), j->y, j->b, j->K, ls);
@@ -124,7 +126,7 @@ static int sandwich(search *s, long step, sums *acc, errbuf *eb)
     }
     if (j->d->world > 1)
         dist_allreduce_mean_f32(m->grads, m->n_params);
-    nas_weight_step(m, &a->as.weights, weight_lr(a, step), step == 0);
+    nas_weight_step(m, &a->as.search.weights, weight_lr(a, step), step == 0);
     acc->ce += (double)ce;
     acc->kd += kd / (1 + N_RANDOM);
     acc->n += 1;
@@ -138,7 +140,7 @@ static void arch_step(search *s, long step, sums *acc)
     nas_job *j = &a->j;
     adapt_state *st = a->st;
     net *m = &st->super;
-    float ls = (float)a->as.label_smoothing;
+    float ls = (float)a->as.search.label_smoothing;
     adapt_set_scaling(st, 1);
     adapt_zero_arch_grad(st);
     net_forward(m, j->x, j->b);
@@ -152,9 +154,9 @@ static void arch_step(search *s, long step, sums *acc)
             dist_allreduce_mean_f32(st->dc.dq, (size_t)st->dc.n);
     }
     double dl, e = adapt_expected_macs(st, NULL, NULL) / 1e6;
-    ps_budget_loss(e, a->target, a->as.flops_loss_weight, a->as.band, &dl);
+    ps_budget_loss(e, a->target, a->as.search.flops_loss_weight, a->as.search.band, &dl);
     adapt_arch_backward(st, dl / 1e6);
-    const prune_sgd *o = &a->as.arch;
+    const search_sgd *o = &a->as.search.arch;
     adapt_arch_sgd(st, arch_lr(a, step), o->momentum, o->nesterov, o->weight_decay,
                    step == a->warmup_steps);
     adapt_set_scaling(st, 0);
@@ -187,7 +189,8 @@ static void log_point(search *s, long step, sums *acc)
     }
     emitf(a, step, ph, "lr", weight_lr(a, step - 1));
     double dl, e = adapt_expected_macs(a->st, NULL, NULL) / 1e6;
-    double lf = ps_budget_loss(e, a->target, a->as.flops_loss_weight, a->as.band, &dl);
+    double lf =
+        ps_budget_loss(e, a->target, a->as.search.flops_loss_weight, a->as.search.band, &dl);
     emitf(a, step, ph, "expected_mflops", e);
     emitf(a, step, ph, "flops_loss", lf);
     if (v[4] > 0) {
@@ -487,7 +490,7 @@ static void emit_target(const adapter *a, long step)
     nas_emit(&a->j, "target/mflops", a->target, step);
     nas_emit(&a->j, "target/band_low_mflops", a->target * (1 - ADAPT_TARGET_TOL), step);
     nas_emit(&a->j, "target/band_high_mflops", a->target * (1 + ADAPT_TARGET_TOL), step);
-    nas_emit(&a->j, "target/deadband_low_mflops", a->target * a->as.band, step);
+    nas_emit(&a->j, "target/deadband_low_mflops", a->target * a->as.search.band, step);
 }
 
 int dna_search(adapter *a, long start, errbuf *eb)
@@ -553,7 +556,7 @@ int dna_search(adapter *a, long start, errbuf *eb)
             if (k != NULL && k->progress != NULL)
                 k->progress(k->ctx, step, a->total_steps + j->retrain_steps,
                             acc.n > 0 ? acc.ce / acc.n : 0.0,
-                            (double)(step - start) * a->as.batch_size / (nas_now() - t0));
+                            (double)(step - start) * a->as.search.batch_size / (nas_now() - t0));
             if (j->spec->ckpt_every_steps > 0 && step % j->spec->ckpt_every_steps == 0 &&
                 step < epoch_end && (rc = save_checkpoint(&s, step, eb)) != 0)
                 goto done;

@@ -203,7 +203,7 @@ double nas_cosine(double peak, double floor_, long t, long t0, long t1)
     return floor_ + (peak - floor_) * (1.0 + cos(PI * f)) / 2.0;
 }
 
-void nas_weight_step(net *m, const prune_sgd *o, double lr, int first)
+void nas_weight_step(net *m, const search_sgd *o, double lr, int first)
 {
     for (int i = 0; i < m->n_tensors; i++) {
         const net_tensor *t = &m->tensors[i];

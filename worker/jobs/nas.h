@@ -14,7 +14,7 @@
 #define KILN_JOBS_NAS_H
 
 #include "common/jobspec.h"
-#include "common/prunespec.h"
+#include "common/searchspec.h"
 #include "worker/data/dataset.h"
 #include "worker/data/loader.h"
 #include "worker/jobs/job.h"
@@ -87,7 +87,7 @@ double nas_cosine(double peak, double floor_, long t, long t0, long t1);
 
 /* One SGD step of recipe o at lr over m's parameters, no weight decay on
  * 1-D tensors (biases, BN); first: initialise the momentum. */
-void nas_weight_step(net *m, const prune_sgd *o, double lr, int first);
+void nas_weight_step(net *m, const search_sgd *o, double lr, int first);
 
 /* In-place distillation of the sandwich rule: gathers sub from super
  * (through map), runs it on j->x, takes KL to j->teacher (tau = 1), runs

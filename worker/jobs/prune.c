@@ -67,13 +67,14 @@ static int setup(pruner *p, const job_spec *spec, const job_env *env, errbuf *eb
     if (rc != 0)
         return rc;
     chains_init(&p->ch, &p->sp);
-    int gb = p->ps.method == PRUNE_DMCP ? p->ps.batch_size : spec->optim.batch_size;
-    rc = nas_init(&p->j, spec, env, gb, p->ps.calib_batches, p->ps.eval_limit, eb);
+    int gb = p->ps.method == PRUNE_DMCP ? p->ps.search.batch_size : spec->optim.batch_size;
+    rc = nas_init(&p->j, spec, env, gb, p->ps.search.calib_batches, p->ps.search.eval_limit, eb);
     if (rc != 0)
         return rc;
     if (p->ps.method == PRUNE_DMCP) {
-        p->warmup_steps = p->j.steps_per_epoch * p->ps.warmup_epochs;
-        p->total_steps = p->j.steps_per_epoch * (p->ps.warmup_epochs + p->ps.search_epochs);
+        p->warmup_steps = p->j.steps_per_epoch * p->ps.search.warmup_epochs;
+        p->total_steps =
+            p->j.steps_per_epoch * (p->ps.search.warmup_epochs + p->ps.search.search_epochs);
     }
     /* the supernet, with a scaling site at every BN of a unit (uniform needs
      * it only to slice given weights from) */

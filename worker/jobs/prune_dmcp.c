@@ -53,12 +53,14 @@ typedef struct search {
 
 static double weight_lr(const pruner *p, long step)
 {
-    return nas_cosine(p->ps.weights.lr, p->ps.weights.min_lr, step, 0, p->total_steps);
+    return nas_cosine(p->ps.search.weights.lr, p->ps.search.weights.min_lr, step, 0,
+                      p->total_steps);
 }
 
 static double arch_lr(const pruner *p, long step)
 {
-    return nas_cosine(p->ps.arch.lr, p->ps.arch.min_lr, step, p->warmup_steps, p->total_steps);
+    return nas_cosine(p->ps.search.arch.lr, p->ps.search.arch.min_lr, step, p->warmup_steps,
+                      p->total_steps);
 }
 
 /* Width draw for random sub-net `which` at `step`. */
@@ -84,7 +86,7 @@ static int sandwich(search *s, long step, sums *acc, errbuf *eb)
 {
     pruner *p = s->p;
     net *m = &p->super;
-    float ls = (float)p->ps.label_smoothing;
+    float ls = (float)p->ps.search.label_smoothing;
     net_zero_grad(m);
     net_forward(m, p->j.x, p->j.b);
     float ce = nn_crossentropy_forward(p->j.probs, NULL, net_out(m), p->j.y, p->j.b, p->j.K, ls);
@@ -108,7 +110,7 @@ static int sandwich(search *s, long step, sums *acc, errbuf *eb)
     }
     if (p->j.d->world > 1)
         dist_allreduce_mean_f32(m->grads, m->n_params);
-    nas_weight_step(m, &p->ps.weights, weight_lr(p, step), step == 0);
+    nas_weight_step(m, &p->ps.search.weights, weight_lr(p, step), step == 0);
     acc->ce += (double)ce;
     acc->kd += kd / (1 + N_RANDOM);
     acc->n += 1;
@@ -121,7 +123,7 @@ static void arch_step(search *s, long step, sums *acc)
     pruner *p = s->p;
     net *m = &p->super;
     prune_chains *ch = &p->ch;
-    float ls = (float)p->ps.label_smoothing;
+    float ls = (float)p->ps.search.label_smoothing;
     chains_set_scaling(ch, 1);
     chains_zero_grad(ch);
     net_forward(m, p->j.x, p->j.b);
@@ -133,9 +135,9 @@ static void arch_step(search *s, long step, sums *acc)
         dist_allreduce_mean_f32(ch->dscale, ch->s_off[p->sp.n_units]);
     double dl;
     double e = chains_expected_macs(ch, NULL) / 1e6;
-    ps_budget_loss(e, p->target, p->ps.flops_loss_weight, p->ps.band, &dl);
+    ps_budget_loss(e, p->target, p->ps.search.flops_loss_weight, p->ps.search.band, &dl);
     chains_backward(ch, dl / 1e6);
-    const prune_sgd *o = &p->ps.arch;
+    const search_sgd *o = &p->ps.search.arch;
     chains_sgd_step(ch, arch_lr(p, step), o->momentum, o->nesterov, o->weight_decay,
                     step == p->warmup_steps);
     chains_set_scaling(ch, 0);
@@ -168,7 +170,8 @@ static void log_point(search *s, long step, sums *acc)
     }
     emitf(p, step, ph, "lr", weight_lr(p, step - 1));
     double dl, e = chains_expected_macs(&p->ch, NULL) / 1e6;
-    double lf = ps_budget_loss(e, p->target, p->ps.flops_loss_weight, p->ps.band, &dl);
+    double lf =
+        ps_budget_loss(e, p->target, p->ps.search.flops_loss_weight, p->ps.search.band, &dl);
     emitf(p, step, ph, "expected_mflops", e);
     emitf(p, step, ph, "flops_loss", lf);
     if (v[4] > 0) {
@@ -314,7 +317,7 @@ static void emit_target(const pruner *p, long step)
     nas_emit(&p->j, "target/mflops", p->target, step);
     nas_emit(&p->j, "target/band_low_mflops", p->target * (1 - PRUNE_TARGET_TOL), step);
     nas_emit(&p->j, "target/band_high_mflops", p->target * (1 + PRUNE_TARGET_TOL), step);
-    nas_emit(&p->j, "target/deadband_low_mflops", p->target * p->ps.band, step);
+    nas_emit(&p->j, "target/deadband_low_mflops", p->target * p->ps.search.band, step);
 }
 
 int dmcp_search(pruner *p, long start, errbuf *eb)
@@ -368,7 +371,7 @@ int dmcp_search(pruner *p, long start, errbuf *eb)
             if (k != NULL && k->progress != NULL)
                 k->progress(k->ctx, step, p->total_steps + p->j.retrain_steps,
                             acc.n > 0 ? acc.ce / acc.n : 0.0,
-                            (double)(step - start) * p->ps.batch_size / (nas_now() - t0));
+                            (double)(step - start) * p->ps.search.batch_size / (nas_now() - t0));
             if (step == p->warmup_steps && (rc = save_supernet(p, eb)) != 0)
                 goto done;
             if (p->j.spec->ckpt_every_steps > 0 && step % p->j.spec->ckpt_every_steps == 0 &&
