@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "common/safetensors.h"
 #include "common/xalloc.h"
+#include "worker/jobs/checkpoint.h"
 #include "worker/nn/loss.h"
 #include "worker/nn/optim.h"
 
@@ -126,31 +127,12 @@ const job_sink *nas_sink(const nas_job *j)
 
 void nas_emit(const nas_job *j, const char *name, double v, long step)
 {
-    const job_sink *s = nas_sink(j);
-    if (s != NULL && s->metric != NULL)
-        s->metric(s->ctx, name, v, step, (double)step / (double)j->steps_per_epoch);
-}
-
-void nas_say(const nas_job *j, const char *level, const char *fmt, ...)
-{
-    const job_sink *s = nas_sink(j);
-    if (s == NULL || s->log == NULL)
-        return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    s->log(s->ctx, level, msg);
+    sink_metric(nas_sink(j), name, v, step, j->steps_per_epoch);
 }
 
 int nas_cancel_now(const nas_job *j)
 {
-    int flag = 0;
-    const job_sink *s = nas_sink(j);
-    if (s != NULL && s->cancel_requested != NULL)
-        flag = s->cancel_requested(s->ctx) != 0;
-    return dist_any_stop(flag); /* a stop asked of any rank stops them all */
+    return sink_cancel_now(nas_sink(j));
 }
 
 /* ---- training helpers ------------------------------------------------------------------ */
@@ -230,24 +212,10 @@ float nas_distill(nas_job *j, net *sub, net *super, const slice_map *map)
 
 void nas_keep_checkpoint(nas_job *j, const char *path, long step)
 {
-    if (j->d->rank != 0)
-        return;
-    if (j->n_kept > 0 && strcmp(j->kept[j->n_kept - 1], path) == 0)
-        return;
-    int keep = j->spec->ckpt_keep_last;
-    if (keep < 1)
-        keep = 1;
-    if (keep > NAS_MAX_KEEP_CKPT)
-        keep = NAS_MAX_KEEP_CKPT;
-    if (j->n_kept == keep) {
-        unlink(j->kept[0]);
-        memmove(j->kept[0], j->kept[1], (size_t)(keep - 1) * sizeof j->kept[0]);
-        j->n_kept--;
-    }
-    snprintf(j->kept[j->n_kept++], sizeof j->kept[0], "%s", path);
-    const job_sink *k = nas_sink(j);
-    if (k != NULL && k->checkpoint != NULL)
-        k->checkpoint(k->ctx, path, step);
+    char dropped[CKPT_PATH_MAX];
+    if (j->d->rank == 0 &&
+        ckpt_ring_push(&j->ckpts, path, j->spec->ckpt_keep_last, dropped, sizeof dropped))
+        sink_checkpoint(nas_sink(j), path, step);
 }
 
 /* ---- artifacts ---------------------------------------------------------------------------- */

@@ -17,6 +17,7 @@
 #include "common/searchspec.h"
 #include "worker/data/dataset.h"
 #include "worker/data/loader.h"
+#include "worker/jobs/checkpoint.h"
 #include "worker/jobs/job.h"
 #include "worker/jobs/train.h"
 #include "worker/models/net.h"
@@ -24,8 +25,6 @@
 
 #include <jansson.h>
 #include <stdint.h>
-
-#define NAS_MAX_KEEP_CKPT 64
 
 typedef struct nas_job {
     const job_spec *spec;                 /* borrowed */
@@ -42,8 +41,7 @@ typedef struct nas_job {
     float *x, *probs, *teacher, *dlogits; /* (b, ...) batch buffers */
     float *sprobs;                        /* (b, K) a sub-net's softmax */
     int32_t *y;                           /* (b) labels */
-    char kept[NAS_MAX_KEEP_CKPT][1100];   /* search checkpoints on disk, oldest first */
-    int n_kept;
+    ckpt_ring ckpts;                      /* search checkpoints on disk */
 } nas_job;
 
 /* Sets up j for spec on env: ranks, the training split (the validation
@@ -67,9 +65,8 @@ const job_sink *nas_sink(const nas_job *j);
 /* A metric point at global step `step` (epoch = step / steps_per_epoch). */
 void nas_emit(const nas_job *j, const char *name, double v, long step);
 
-/* A log line on rank 0. */
-void nas_say(const nas_job *j, const char *level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* A log line on rank 0: sink_say(nas_sink(j), ...). */
+#define nas_say(j, ...) sink_say(nas_sink(j), __VA_ARGS__)
 
 /* Non-zero (on every rank) when the job should stop now. */
 int nas_cancel_now(const nas_job *j);

@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #define TRAIN_LOG_EVERY 10 /* steps between training-metric points */
-#define TRAIN_MAX_KEEP  64
 
 /* A run of consecutive parameters with the same weight decay: one optimizer call. */
 typedef struct param_run {
@@ -45,13 +44,12 @@ typedef struct trainer {
     param_run *runs;
     int n_runs;
     char *model_json, *spec_json;
-    double allreduce_s;              /* time in the gradient allreduce */
-    double data_wait_s;              /* time waiting for the loader */
-    int data_rc;                     /* a loader failure (data.image.on_bad_file "fail") */
-    float *targets;                  /* (b, K) soft targets when mixing */
-    float *ema;                      /* (n_params + n_buffers) moving average, or NULL */
-    char kept[TRAIN_MAX_KEEP][1024]; /* checkpoint paths, oldest first */
-    int n_kept;
+    double allreduce_s; /* time in the gradient allreduce */
+    double data_wait_s; /* time waiting for the loader */
+    int data_rc;        /* a loader failure (data.image.on_bad_file "fail") */
+    float *targets;     /* (b, K) soft targets when mixing */
+    float *ema;         /* (n_params + n_buffers) moving average, or NULL */
+    ckpt_ring ckpts;    /* checkpoints on disk */
 } trainer;
 
 static double now_s(void)
@@ -68,24 +66,7 @@ static const job_sink *rank0_sink(const trainer *t)
 
 static void emit(const trainer *t, const char *name, double v, long step)
 {
-    const job_sink *s = rank0_sink(t);
-    if (s != NULL && s->metric != NULL)
-        s->metric(s->ctx, name, v, step, (double)step / (double)t->steps_per_epoch);
-}
-
-static void say(const trainer *t, const char *level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(const trainer *t, const char *level, const char *fmt, ...)
-{
-    const job_sink *s = rank0_sink(t);
-    if (s == NULL || s->log == NULL)
-        return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    s->log(s->ctx, level, msg);
+    sink_metric(rank0_sink(t), name, v, step, t->steps_per_epoch);
 }
 
 static void build_runs(trainer *t)
@@ -236,35 +217,21 @@ static int save_checkpoint(trainer *t, long step, errbuf *eb)
         rc = ema_save(t, path, eb);
     if (rc != 0)
         return rc;
-    if (t->n_kept > 0 && strcmp(t->kept[t->n_kept - 1], path) == 0)
+    char dropped[CKPT_PATH_MAX];
+    if (!ckpt_ring_push(&t->ckpts, path, t->spec->ckpt_keep_last, dropped, sizeof dropped))
         return 0; /* the same step again (e.g. the end of an epoch that was also a cancel) */
-    int keep = t->spec->ckpt_keep_last > 0 ? t->spec->ckpt_keep_last : 1;
-    if (keep > TRAIN_MAX_KEEP)
-        keep = TRAIN_MAX_KEEP;
-    if (t->n_kept == keep) {
-        unlink(t->kept[0]);
-        if (t->ema != NULL) {
-            char ep[1100];
-            ema_path(ep, sizeof ep, t->kept[0]);
-            unlink(ep);
-        }
-        memmove(t->kept[0], t->kept[1], (size_t)(keep - 1) * sizeof t->kept[0]);
-        t->n_kept--;
+    if (dropped[0] && t->ema != NULL) {
+        char ep[1100];
+        ema_path(ep, sizeof ep, dropped);
+        unlink(ep);
     }
-    snprintf(t->kept[t->n_kept++], sizeof t->kept[0], "%s", path);
-    const job_sink *s = rank0_sink(t);
-    if (s != NULL && s->checkpoint != NULL)
-        s->checkpoint(s->ctx, path, step);
+    sink_checkpoint(rank0_sink(t), path, step);
     return 0;
 }
 
 static int cancel_now(const trainer *t)
 {
-    int flag = 0;
-    const job_sink *s = rank0_sink(t);
-    if (s != NULL && s->cancel_requested != NULL)
-        flag = s->cancel_requested(s->ctx) != 0;
-    return dist_any_stop(flag); /* a stop asked of any rank stops them all */
+    return sink_cancel_now(rank0_sink(t));
 }
 
 /* Every rank must see the same files under data.root: the counts, bytes
@@ -469,8 +436,8 @@ static void evaluate_epoch(trainer *t, long step, train_result *res)
         res->val_top1 = v.top1;
         emit(t, "val/top1", v.top1, step);
     }
-    say(t, "info", "epoch %.2f: test top-1 %.4f, test loss %.4f",
-        (double)step / (double)t->steps_per_epoch, e.top1, e.loss);
+    sink_say(rank0_sink(t), "info", "epoch %.2f: test top-1 %.4f, test loss %.4f",
+             (double)step / (double)t->steps_per_epoch, e.top1, e.loss);
     if (t->ema != NULL) {
         eval_result ee;
         ema_swap(t);
@@ -479,8 +446,8 @@ static void evaluate_epoch(trainer *t, long step, train_result *res)
         res->ema_top1 = ee.top1;
         emit(t, "test/top1_ema", ee.top1, step);
         emit(t, "test/loss_ema", ee.loss, step);
-        say(t, "info", "epoch %.2f: EMA test top-1 %.4f", (double)step / (double)t->steps_per_epoch,
-            ee.top1);
+        sink_say(rank0_sink(t), "info", "epoch %.2f: EMA test top-1 %.4f",
+                 (double)step / (double)t->steps_per_epoch, ee.top1);
     }
     long bad = loader_bad_files(t->ld);
     if (t->d->world > 1) {
@@ -492,8 +459,8 @@ static void evaluate_epoch(trainer *t, long step, train_result *res)
     if (t->train.files != NULL) {
         emit(t, "data/bad_files", (double)bad, step);
         if (bad > 0)
-            say(t, "warn", "%ld bad image files skipped so far (data.image.on_bad_file \"skip\")",
-                bad);
+            sink_say(rank0_sink(t), "warn",
+                     "%ld bad image files skipped so far (data.image.on_bad_file \"skip\")", bad);
     }
 }
 
@@ -528,7 +495,7 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
                 ema_reset(&t);
             }
         }
-        say(&t, "info", "resumed from %s at step %ld", env->resume_path, step);
+        sink_say(rank0_sink(&t), "info", "resumed from %s at step %ld", env->resume_path, step);
     } else if (env->init_weights != NULL) {
         if ((rc = ckpt_load_weights(env->init_weights, &t.m, eb)) != 0)
             goto out;
@@ -540,8 +507,9 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
     const job_sink *s0 = rank0_sink(&t);
     if (s0 != NULL && s0->started != NULL)
         s0->started(s0->ctx, t.total_steps);
-    say(&t, "info", "training %s: %zu params, %ld steps of %d images (%d per rank x %d ranks)",
-        spec->name, t.m.n_params, t.total_steps, spec->optim.batch_size, t.b, t.d->world);
+    sink_say(rank0_sink(&t), "info",
+             "training %s: %zu params, %ld steps of %d images (%d per rank x %d ranks)", spec->name,
+             t.m.n_params, t.total_steps, spec->optim.batch_size, t.b, t.d->world);
     double loss_sum = 0, correct_sum = 0, seen = 0, t_log = now_s();
     long step0 = step, log_from = step;
     while (step < t.total_steps) {
