@@ -130,6 +130,13 @@ void nas_emit(const nas_job *j, const char *name, double v, long step)
     sink_metric(nas_sink(j), name, v, step, j->steps_per_epoch);
 }
 
+void nas_emit_phase(const nas_job *j, long step, const char *phase, const char *what, double v)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%s/%s", phase, what);
+    nas_emit(j, name, v, step);
+}
+
 int nas_cancel_now(const nas_job *j)
 {
     return sink_cancel_now(nas_sink(j));

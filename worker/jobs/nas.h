@@ -65,6 +65,9 @@ const job_sink *nas_sink(const nas_job *j);
 /* A metric point at global step `step` (epoch = step / steps_per_epoch). */
 void nas_emit(const nas_job *j, const char *name, double v, long step);
 
+/* The metric "<phase>/<what>" at step. */
+void nas_emit_phase(const nas_job *j, long step, const char *phase, const char *what, double v);
+
 /* A log line on rank 0: sink_say(nas_sink(j), ...). */
 #define nas_say(j, ...) sink_say(nas_sink(j), __VA_ARGS__)
 
