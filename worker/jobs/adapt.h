@@ -39,7 +39,8 @@
 
 #include <jansson.h>
 
-/* Runs an adapt job (spec->type == JOB_ADAPT). As job_run. */
+/* Runs an adapt job (spec->type == JOB_ADAPT). As job_run, except that
+ * res->summary may stay NULL when the job fails (job_run fills it). */
 int adapt_run(const job_spec *spec, const job_env *env, job_result *res, errbuf *eb);
 
 /* ---- the state of a DNA search (adapt_space.c) ------------------------------------ */
@@ -230,6 +231,7 @@ typedef struct adapter {
     long settle_until;  /* no architecture step before this step (after a change) */
     double top1_before; /* the existing network's (init_from), -1 unknown */
     double top1_super;  /* dna: the supernet's after the search, -1 unknown */
+    double t0;          /* nas_now() at the start */
 } adapter;
 
 /* DNA's search (adapt_dna.c) from step `start` to a->total_steps. Returns 0,

@@ -60,16 +60,22 @@ static int run_train(const job_spec *spec, const job_env *env, job_result *res, 
 int job_run(const job_spec *spec, const job_env *env, job_result *res, errbuf *eb)
 {
     memset(res, 0, sizeof *res);
+    int rc;
     switch (spec->type) {
     case JOB_TRAIN:
         return run_train(spec, env, res, eb);
     case JOB_PRUNE:
-        return prune_run(spec, env, res, eb);
+        rc = prune_run(spec, env, res, eb);
+        break;
     case JOB_ADAPT:
-        return adapt_run(spec, env, res, eb);
+        rc = adapt_run(spec, env, res, eb);
+        break;
     default:
-        res->summary = json_object();
-        return err_set(eb, ERR_UNSUPPORTED, "%s jobs are not available in this build",
-                       jobspec_type_name(spec->type));
+        rc = err_set(eb, ERR_UNSUPPORTED, "%s jobs are not available in this build",
+                     jobspec_type_name(spec->type));
+        break;
     }
+    if (res->summary == NULL) /* a job that failed before it had one */
+        res->summary = json_object();
+    return rc;
 }

@@ -60,14 +60,14 @@ static int build_min(run *r, errbuf *eb)
 }
 
 /* The supernet on j's batch with the labels: forward, CE (softmax in
- * j->probs), backward. Returns the loss. */
+ * j->bt.probs), backward. Returns the loss. */
 static float ce_backward(nas_job *j, net *m, float ls)
 {
-    net_forward(m, j->x, j->b);
-    float ce = nn_crossentropy_forward(j->probs, NULL, net_out(m), j->y, j->b, j->K, ls);
-    memset(j->dlogits, 0, (size_t)j->b * j->K * sizeof(float));
-    nn_crossentropy_backward(j->dlogits, j->probs, j->y, j->b, j->K, ls, 1.0f);
-    net_backward(m, j->dlogits);
+    net_forward(m, j->bt.x, j->b);
+    float ce = nn_crossentropy_forward(j->bt.probs, NULL, net_out(m), j->bt.y, j->b, j->K, ls);
+    memset(j->bt.dlogits, 0, (size_t)j->b * j->K * sizeof(float));
+    nn_crossentropy_backward(j->bt.dlogits, j->bt.probs, j->bt.y, j->b, j->K, ls, 1.0f);
+    net_backward(m, j->bt.dlogits);
     return ce;
 }
 
@@ -87,7 +87,7 @@ static void draw(run *r, long step, int which)
     r->ops->sample(r->ctx, kind, &g);
 }
 
-/* One sandwich-rule weight step on the batch in j->x / j->y. */
+/* One sandwich-rule weight step on the batch in j->bt.x / j->bt.y. */
 static int sandwich(run *r, long step, errbuf *eb)
 {
     nas_job *j = r->j;
@@ -95,7 +95,7 @@ static int sandwich(run *r, long step, errbuf *eb)
     net_zero_grad(m);
     float ce = ce_backward(j, m, (float)r->s->ss->label_smoothing);
     /* the teacher: the supernet's plain softmax, detached */
-    memcpy(j->teacher, j->probs, (size_t)j->b * j->K * sizeof(float));
+    memcpy(j->teacher, j->bt.probs, (size_t)j->b * j->K * sizeof(float));
     double kd = nas_distill(j, &r->min_net, m, map_or_null(&r->min_map));
     for (int i = 0; i < N_RANDOM; i++) {
         draw(r, step, i);
@@ -324,7 +324,7 @@ static int iteration(run *r, long step, long start, long epoch_end, double t0, e
 {
     const nas_search *s = r->s;
     nas_job *j = r->j;
-    int n = loader_next(r->ld, j->x, j->y);
+    int n = loader_next(r->ld, j->bt.x, j->bt.y);
     if (n != j->b) {
         log_error("loader returned %d samples at step %ld, expected %d", n, step, j->b);
         abort();

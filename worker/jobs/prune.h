@@ -40,7 +40,8 @@
 
 #include <jansson.h>
 
-/* Runs a prune job (spec->type == JOB_PRUNE). As job_run. */
+/* Runs a prune job (spec->type == JOB_PRUNE). As job_run, except that
+ * res->summary may stay NULL when the job fails (job_run fills it). */
 int prune_run(const job_spec *spec, const job_env *env, job_result *res, errbuf *eb);
 
 /* ---- shared by the prune_*.c files ---------------------------------------- */
@@ -56,6 +57,7 @@ typedef struct pruner {
     net super;          /* the supernet, with scaling sites */
     prune_chains ch;    /* its architecture parameters */
     double top1_max;    /* supernet at full width after the search, recalibrated */
+    double t0;          /* nas_now() at the start */
 } pruner;
 
 /* Builds the sub-net of widths w (batch b) into m (net_init'ed by the

@@ -5,6 +5,7 @@
 #include "common/xalloc.h"
 #include "worker/data/loader.h"
 #include "worker/data/mix.h"
+#include "worker/jobs/batch.h"
 #include "worker/jobs/checkpoint.h"
 #include "worker/models/model.h"
 #include "worker/models/state.h"
@@ -37,8 +38,7 @@ typedef struct trainer {
     net m;
     dataset train, test, val;
     loader *ld;
-    float *x, *probs, *dlogits;
-    int32_t *y;
+    job_batch bt; /* the batch buffers */
     nn_schedule sched;
     long steps_per_epoch, total_steps;
     param_run *runs;
@@ -325,11 +325,7 @@ static int setup(trainer *t, const job_spec *spec, const train_env *env, errbuf 
     t->sched.warmup_steps = lround(spec->optim.warmup_epochs * (double)t->steps_per_epoch);
     t->sched.total_steps = t->steps_per_epoch * spec->optim.epochs;
     t->sched.cosine = spec->optim.schedule == SCHED_COSINE;
-    size_t px = (size_t)t->b * c->image_size * c->image_size * c->in_channels;
-    t->x = xmallocarray(px, sizeof(float));
-    t->y = xmallocarray((size_t)t->b, sizeof(int32_t));
-    t->probs = xmallocarray((size_t)t->b * t->K, sizeof(float));
-    t->dlogits = xmallocarray((size_t)t->b * t->K, sizeof(float));
+    job_batch_alloc(&t->bt, c, t->b);
     t->targets = xmallocarray((size_t)t->b * t->K, sizeof(float));
     if (spec->optim.ema > 0) {
         t->ema = xmallocarray(t->m.n_params + t->m.n_buffers + 1, sizeof(float));
@@ -349,10 +345,7 @@ static void teardown(trainer *t)
     dataset_free(&t->train);
     dataset_free(&t->test);
     dataset_free(&t->val);
-    free(t->x);
-    free(t->y);
-    free(t->probs);
-    free(t->dlogits);
+    job_batch_free(&t->bt);
     free(t->targets);
     free(t->ema);
     free(t->runs);
@@ -365,7 +358,7 @@ static float train_step(trainer *t, long step, int *correct)
 {
     net *m = &t->m;
     double w0 = now_s();
-    int n = loader_next(t->ld, t->x, t->y);
+    int n = loader_next(t->ld, t->bt.x, t->bt.y);
     t->data_wait_s += now_s() - w0;
     if (n < 0) {
         t->data_rc = n;
@@ -385,29 +378,29 @@ static float train_step(trainer *t, long step, int *correct)
         rng r;
         rng_derive(&r, t->spec->seed ^ 0x6b696c6e4d495855ULL, (uint64_t)step, (uint64_t)t->d->rank);
         const model_cfg *c = &t->spec->model;
-        mix_batch(t->x, t->targets, t->y, n, c->image_size, c->image_size, c->in_channels, t->K, mx,
-                  ls, &r);
+        mix_batch(t->bt.x, t->targets, t->bt.y, n, c->image_size, c->image_size, c->in_channels,
+                  t->K, mx, ls, &r);
     }
     net_zero_grad(m);
-    net_forward(m, t->x, n);
+    net_forward(m, t->bt.x, n);
     float loss;
-    memset(t->dlogits, 0, (size_t)n * t->K * sizeof(float));
+    memset(t->bt.dlogits, 0, (size_t)n * t->K * sizeof(float));
     if (mixing) {
-        loss = nn_softtarget_forward(t->probs, net_out(m), t->targets, n, t->K);
-        nn_softtarget_backward(t->dlogits, t->probs, t->targets, n, t->K, 1.0f);
+        loss = nn_softtarget_forward(t->bt.probs, net_out(m), t->targets, n, t->K);
+        nn_softtarget_backward(t->bt.dlogits, t->bt.probs, t->targets, n, t->K, 1.0f);
         *correct = 0;
         for (int i = 0; i < n; i++) { /* accuracy against the unmixed label */
-            const float *p = t->probs + (size_t)i * t->K;
+            const float *p = t->bt.probs + (size_t)i * t->K;
             int best = 0;
             for (int k = 1; k < t->K; k++)
                 best = p[k] > p[best] ? k : best;
-            *correct += best == t->y[i];
+            *correct += best == t->bt.y[i];
         }
     } else {
-        loss = nn_crossentropy_forward(t->probs, correct, net_out(m), t->y, n, t->K, ls);
-        nn_crossentropy_backward(t->dlogits, t->probs, t->y, n, t->K, ls, 1.0f);
+        loss = nn_crossentropy_forward(t->bt.probs, correct, net_out(m), t->bt.y, n, t->K, ls);
+        nn_crossentropy_backward(t->bt.dlogits, t->bt.probs, t->bt.y, n, t->K, ls, 1.0f);
     }
-    net_backward(m, t->dlogits);
+    net_backward(m, t->bt.dlogits);
     if (t->d->world > 1) {
         double t0 = now_s();
         dist_allreduce_mean_f32(m->grads, m->n_params);
