@@ -20,6 +20,8 @@ static const char *const INIT_NAMES[] = {"zero", "existing"};
 #define N_METHODS 4
 #define MAX_RATIO 4.0
 
+static const search_head HEAD = {"adapt", METHOD_NAMES, N_METHODS, MAX_RATIO, 0};
+
 /* Fields that only the dna method reads. */
 static const char *const DNA_ONLY[] = {"window", "warmup_epochs", "search_epochs", "search",
                                        "arch",   "elastic",       "calib_batches", "eval_limit"};
@@ -124,8 +126,9 @@ int adaptspec_reach(const adapt_spec *a, const model_cfg *c, double *lo, double 
 }
 
 /* The target against what the space can reach. */
-static void check_target(adapt_spec *a, jf_obj *o, const model_cfg *model, const char *key)
+static void check_target(adapt_spec *a, jf_obj *o, const model_cfg *model)
 {
+    const char *key = searchspec_target_key(a->target_ratio);
     double full = modelcfg_macs(model) / 1e6, lo, hi;
     if (a->target_ratio > 0)
         a->target_mflops = a->target_ratio * full;
@@ -150,11 +153,9 @@ void adaptspec_parse(adapt_spec *a, jf_obj *root, const json_t *j, const model_c
                      int ranks)
 {
     memset(a, 0, sizeof *a);
-    static const search_head head = {"adapt", METHOD_NAMES, N_METHODS, MAX_RATIO, 0};
     jf_obj o;
-    int m;
-    const char *tkey;
-    if (!searchspec_open(&o, root, j, &head, &m, &a->target_mflops, &a->target_ratio, &tkey))
+    int m = searchspec_open(&o, root, j, &HEAD, &a->target_mflops, &a->target_ratio);
+    if (m < 0)
         return;
     a->method = (adapt_method)m;
 
@@ -174,9 +175,7 @@ void adaptspec_parse(adapt_spec *a, jf_obj *root, const json_t *j, const model_c
     if (a->method == ADAPT_DNA) {
         parse_dna(a, &o, ranks);
     } else {
-        for (size_t i = 0; i < sizeof DNA_ONLY / sizeof DNA_ONLY[0]; i++)
-            if (jf_get(&o, DNA_ONLY[i]) != NULL)
-                jf_err(&o, DNA_ONLY[i], "is only for method \"dna\"");
+        searchspec_only(&o, DNA_ONLY, sizeof DNA_ONLY / sizeof DNA_ONLY[0], "dna");
     }
     a->compound_alpha = 1.2;
     a->compound_beta = 1.1;
@@ -195,15 +194,14 @@ void adaptspec_parse(adapt_spec *a, jf_obj *root, const json_t *j, const model_c
         o.n_err++;
     }
     /* the range check needs a valid model and window */
-    if (tkey != NULL && model != NULL && o.n_err == 0)
-        check_target(a, &o, model, tkey);
+    if (model != NULL && o.n_err == 0)
+        check_target(a, &o, model);
     root->n_err += jf_finish(&o);
 }
 
 json_t *adaptspec_to_json(const adapt_spec *a)
 {
-    json_t *j = json_object();
-    searchspec_head_json(j, METHOD_NAMES[a->method], a->target_mflops, a->target_ratio);
+    json_t *j = searchspec_head_json(METHOD_NAMES[a->method], a->target_mflops, a->target_ratio);
     if (a->method == ADAPT_COMPOUND)
         json_object_set_new(j, "compound",
                             json_pack("{s:o, s:o}", "alpha", jf_number_json(a->compound_alpha),

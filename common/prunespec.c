@@ -17,6 +17,8 @@
 static const char *const METHOD_NAMES[] = {"dmcp", "uniform"};
 static const char *const DERIVE_NAMES[] = {"es", "ds"};
 
+static const search_head HEAD = {"prune", METHOD_NAMES, 2, 1.0, 1};
+
 /* Fields that only the dmcp method reads. */
 static const char *const DMCP_ONLY[] = {"warmup_epochs", "search_epochs", "search", "arch",
                                         "calib_batches", "eval_limit",    "derive", "ds_samples"};
@@ -53,8 +55,9 @@ static void parse_dmcp(prune_spec *p, jf_obj *o, int ranks)
 
 /* The target against what the space can reach: above the smallest net,
  * below the model. */
-static void check_target(prune_spec *p, jf_obj *o, const model_cfg *model, const char *key)
+static void check_target(prune_spec *p, jf_obj *o, const model_cfg *model)
 {
+    const char *key = searchspec_target_key(p->target_ratio);
     prune_space sp;
     errbuf eb;
     if (prune_space_init(&sp, model, &p->width, &eb) != 0) {
@@ -82,11 +85,9 @@ void prunespec_parse(prune_spec *p, jf_obj *root, const json_t *j, const model_c
                      int ranks, int has_init_from)
 {
     memset(p, 0, sizeof *p);
-    static const search_head head = {"prune", METHOD_NAMES, 2, 1.0, 1};
     jf_obj o;
-    int m;
-    const char *tkey;
-    if (!searchspec_open(&o, root, j, &head, &m, &p->target_mflops, &p->target_ratio, &tkey))
+    int m = searchspec_open(&o, root, j, &HEAD, &p->target_mflops, &p->target_ratio);
+    if (m < 0)
         return;
     p->method = (prune_method)m;
 
@@ -95,24 +96,21 @@ void prunespec_parse(prune_spec *p, jf_obj *root, const json_t *j, const model_c
     if (p->method == PRUNE_DMCP) {
         parse_dmcp(p, &o, ranks);
     } else {
-        for (size_t i = 0; i < sizeof DMCP_ONLY / sizeof DMCP_ONLY[0]; i++)
-            if (jf_get(&o, DMCP_ONLY[i]) != NULL)
-                jf_err(&o, DMCP_ONLY[i], "is only for method \"dmcp\"");
+        searchspec_only(&o, DMCP_ONLY, sizeof DMCP_ONLY / sizeof DMCP_ONLY[0], "dmcp");
         if (p->finetune && !has_init_from)
             jf_err(&o, "finetune",
                    "needs init_from with method \"uniform\" (it trains no "
                    "supernet to inherit from)");
     }
     /* the range check needs a valid model and width range */
-    if (tkey != NULL && model != NULL && o.n_err == 0)
-        check_target(p, &o, model, tkey);
+    if (model != NULL && o.n_err == 0)
+        check_target(p, &o, model);
     root->n_err += jf_finish(&o);
 }
 
 json_t *prunespec_to_json(const prune_spec *p)
 {
-    json_t *j = json_object();
-    searchspec_head_json(j, METHOD_NAMES[p->method], p->target_mflops, p->target_ratio);
+    json_t *j = searchspec_head_json(METHOD_NAMES[p->method], p->target_mflops, p->target_ratio);
     json_object_set_new(j, "width",
                         json_pack("{s:o, s:o, s:o}", "min", jf_number_json(p->width.min), "max",
                                   jf_number_json(p->width.max), "offset",

@@ -14,21 +14,21 @@
 #define MAX_EPOCHS 10000
 #define MAX_BATCH  65536
 
-int searchspec_open(jf_obj *o, jf_obj *root, const json_t *j, const search_head *h, int *method,
-                    double *mflops, double *ratio, const char **tkey)
+int searchspec_open(jf_obj *o, jf_obj *root, const json_t *j, const search_head *h, double *mflops,
+                    double *ratio)
 {
-    *tkey = NULL;
     jf_open(o, NULL, h->object, root->fe);
     if (j == NULL) {
         jf_err(o, NULL, "is required for type \"%s\"", h->object);
         root->n_err += o->n_err;
-        return 0;
+        return -1;
     }
     if (jf_open(o, j, h->object, root->fe) == JF_BAD) {
         root->n_err++;
-        return 0;
+        return -1;
     }
-    jf_enum(o, "method", method, 0, h->methods, h->n_methods);
+    int method;
+    jf_enum(o, "method", &method, 0, h->methods, h->n_methods);
     int has_t = jf_num(o, "target_mflops", mflops, 0.0, 0.0, 1e9, JF_LO_OPEN);
     int has_r = jf_num(o, "target_ratio", ratio, 0.0, 0.0, h->max_ratio,
                        JF_LO_OPEN | (h->ratio_hi_open ? JF_HI_OPEN : 0));
@@ -36,24 +36,34 @@ int searchspec_open(jf_obj *o, jf_obj *root, const json_t *j, const search_head 
         jf_err(o, "target_ratio", "cannot be combined with target_mflops");
     else if (has_t == JF_ABSENT && has_r == JF_ABSENT)
         jf_err(o, "target_mflops", "is required (or target_ratio)");
-    else if (has_t == JF_SET)
-        *tkey = "target_mflops";
-    else if (has_r == JF_SET)
-        *tkey = "target_ratio";
     if (has_t != JF_SET)
         *mflops = 0;
     if (has_r != JF_SET)
         *ratio = 0;
-    return 1;
+    return method;
 }
 
-void searchspec_head_json(json_t *j, const char *method, double mflops, double ratio)
+const char *searchspec_target_key(double ratio)
 {
+    return ratio > 0 ? "target_ratio" : "target_mflops";
+}
+
+void searchspec_only(jf_obj *o, const char *const *keys, size_t n, const char *method)
+{
+    for (size_t i = 0; i < n; i++)
+        if (jf_get(o, keys[i]) != NULL)
+            jf_err(o, keys[i], "is only for method \"%s\"", method);
+}
+
+json_t *searchspec_head_json(const char *method, double mflops, double ratio)
+{
+    json_t *j = json_object();
     json_object_set_new(j, "method", json_string(method));
     if (ratio > 0)
         json_object_set_new(j, "target_ratio", jf_number_json(ratio));
     else
         json_object_set_new(j, "target_mflops", jf_number_json(mflops));
+    return j;
 }
 
 void searchspec_parse_sgd(jf_obj *o, search_sgd *s, double lr, double min_lr, double wd)

@@ -55,18 +55,24 @@ typedef struct search_head {
     int ratio_hi_open;
 } search_head;
 
-/* Opens j as root's child h->object into o and reads "method" into
- * *method and the target into *mflops / *ratio (the one not given is 0).
- * Returns 1 with *tkey the target's key ("target_mflops" or
- * "target_ratio"; NULL when both, neither or a bad one was given, which is
- * reported), or 0 when j is NULL ("is required") or not an object: the
- * error is then counted in root and o must not be finished. */
-int searchspec_open(jf_obj *o, jf_obj *root, const json_t *j, const search_head *h, int *method,
-                    double *mflops, double *ratio, const char **tkey);
+/* Opens j as root's child h->object into o and reads the target into
+ * *mflops / *ratio (the one not given is 0; both, neither or a bad one is
+ * reported in o). Returns "method" (an index into h->methods), or -1 when
+ * j is NULL ("is required") or not an object: the error is then counted in
+ * root and o must not be finished. */
+int searchspec_open(jf_obj *o, jf_obj *root, const json_t *j, const search_head *h, double *mflops,
+                    double *ratio);
 
-/* Adds "method" and the target as given ("target_ratio" when ratio > 0,
- * else "target_mflops") to j: the canonical head of the object. */
-void searchspec_head_json(json_t *j, const char *method, double mflops, double ratio);
+/* The key the target was given as ("target_ratio" when ratio > 0, else
+ * "target_mflops"), for messages about it after a clean parse. */
+const char *searchspec_target_key(double ratio);
+
+/* Reports each of the n keys present in o: "is only for method <method>". */
+void searchspec_only(jf_obj *o, const char *const *keys, size_t n, const char *method);
+
+/* The canonical head of the object: "method" and the target as given
+ * ("target_ratio" when ratio > 0, else "target_mflops"). New reference. */
+json_t *searchspec_head_json(const char *method, double mflops, double ratio);
 
 /* Reads an SGD recipe object (lr, min_lr, weight_decay, momentum, nesterov)
  * through o with the given defaults (min_lr defaults to min(min_lr, lr)). */
