@@ -4,9 +4,9 @@
  *   1. takes the existing network (the spec's model; fresh weights, or a
  *      finished job's weights through init_from);
  *   2. dna: builds the window supernet around it (common/adaptspace.h),
- *      trains the weights and the width and depth chains (adapt_dna.c:
- *      warm-up with the sandwich rule, then alternating weight and
- *      architecture steps; the space grows and shrinks by the elastic
+ *      trains the weights and the width and depth chains (nas_search.c's
+ *      schedule over adapt_dna.c's space: warm-up with the sandwich rule,
+ *      then alternating weight and architecture steps; the space grows and shrinks by the elastic
  *      rules of adapt_elastic.c) and derives the network: expected widths
  *      and depths fitted into the target band (adapt_derive.c);
  *      uniform_width, uniform_depth, compound: one scaling rule meeting the

@@ -4,11 +4,12 @@
  * space: the ranks, the search's datasets and batch buffers, the BN
  * recalibration batches, the sink helpers (metrics, log lines, cancel), the
  * weight step and the in-place distillation of the sandwich rule, the
- * checkpoint rotation, the artifacts (JSON files in out_dir) and the
- * retrain of the found network through train_run with its metrics renamed
- * "retrain/...". The job files (prune*.c, adapt*.c) embed one and add their
- * space, chains and schedule. Used by the job's thread only; every rank
- * holds its own.
+ * checkpoint ring, the artifacts (JSON files in out_dir) and the retrain
+ * of the found network through train_run with its metrics renamed
+ * "retrain/...". nas_run_job is the frame of both jobs (resume, search,
+ * retrain, report); the search itself is nas_search.c's. The job files
+ * (prune*.c, adapt*.c) embed a nas_job and add their space and chains.
+ * Used by the job's thread only; every rank holds its own.
  */
 #ifndef KILN_JOBS_NAS_H
 #define KILN_JOBS_NAS_H

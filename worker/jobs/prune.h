@@ -3,8 +3,9 @@
  * prune_run is job_run's case for type prune. The job:
  *   1. builds the search space of the spec's model (common/prunespace.h);
  *   2. dmcp: trains the weight-sharing supernet and the architecture
- *      (prune_dmcp.c: warm-up with the sandwich rule, then alternating
- *      weight and architecture steps) and derives the network (prune_derive.c:
+ *      (nas_search.c's schedule over prune_dmcp.c's width space: warm-up
+ *      with the sandwich rule, then alternating weight and architecture
+ *      steps) and derives the network (prune_derive.c:
  *      the expected architecture fitted into the +-1 % band, or a direct
  *      sample in it); uniform: one width multiplier meeting the same target,
  *      rounded and fitted into the band (prune_uniform.c). When no network
