@@ -199,6 +199,18 @@ void adaptspec_parse(adapt_spec *a, jf_obj *root, const json_t *j, const model_c
     root->n_err += jf_finish(&o);
 }
 
+/* The canonical elastic object. New reference. */
+static json_t *elastic_json(const adapt_elastic *e)
+{
+    return json_pack("{s:b, s:i, s:i, s:o, s:o, s:o, s:i, s:i, s:o, s:i, s:o, s:o}", "enabled",
+                     e->enabled, "check_every", e->check_every, "patience", e->patience, "expand_p",
+                     jf_number_json(e->expand_p), "condense_p", jf_number_json(e->condense_p),
+                     "drop_p", jf_number_json(e->drop_p), "expand_groups", e->expand_groups,
+                     "condense_groups", e->condense_groups, "freeze", jf_number_json(e->freeze),
+                     "settle_steps", e->settle_steps, "max_width", jf_number_json(e->max_width),
+                     "max_depth", jf_number_json(e->max_depth));
+}
+
 json_t *adaptspec_to_json(const adapt_spec *a)
 {
     json_t *j = searchspec_head_json(METHOD_NAMES[a->method], a->target_mflops, a->target_ratio);
@@ -214,21 +226,7 @@ json_t *adaptspec_to_json(const adapt_spec *a)
                                   jf_number_json(a->window.group)));
     json_t *r = searchspec_to_json(&a->search, j);
     json_object_set_new(r, "init", json_string(INIT_NAMES[a->init]));
-    const adapt_elastic *e = &a->elastic;
-    json_t *x = json_object();
-    json_object_set_new(x, "enabled", json_boolean(e->enabled));
-    json_object_set_new(x, "check_every", json_integer(e->check_every));
-    json_object_set_new(x, "patience", json_integer(e->patience));
-    json_object_set_new(x, "expand_p", jf_number_json(e->expand_p));
-    json_object_set_new(x, "condense_p", jf_number_json(e->condense_p));
-    json_object_set_new(x, "drop_p", jf_number_json(e->drop_p));
-    json_object_set_new(x, "expand_groups", json_integer(e->expand_groups));
-    json_object_set_new(x, "condense_groups", json_integer(e->condense_groups));
-    json_object_set_new(x, "freeze", jf_number_json(e->freeze));
-    json_object_set_new(x, "settle_steps", json_integer(e->settle_steps));
-    json_object_set_new(x, "max_width", jf_number_json(e->max_width));
-    json_object_set_new(x, "max_depth", jf_number_json(e->max_depth));
-    json_object_set_new(j, "elastic", x);
+    json_object_set_new(j, "elastic", elastic_json(&a->elastic));
     searchspec_eval_json(&a->search, j);
     return j;
 }
