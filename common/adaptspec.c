@@ -1,6 +1,6 @@
 /* adaptspec.c - the adapt object of a job spec (see adaptspec.h).
  *
- * Defaults: DMCP's small-scale recipe (prunespec.c) for the search, the
+ * Defaults: DMCP's small-scale recipe (common/searchspec.c) for the search, the
  * window and elastic rules of ALGORITHMS.md 3.2, EfficientNet's compound
  * bases. Pure C + jansson; no global state, thread-safe.
  */
@@ -17,9 +17,10 @@
 static const char *const METHOD_NAMES[] = {"dna", "uniform_width", "uniform_depth", "compound"};
 static const char *const INIT_NAMES[] = {"zero", "existing"};
 
-#define N_METHODS  4
-#define MAX_EPOCHS 10000
-#define MAX_RATIO  4.0
+#define N_METHODS 4
+#define MAX_RATIO 4.0
+
+static const search_head HEAD = {"adapt", METHOD_NAMES, N_METHODS, MAX_RATIO, 0};
 
 /* Fields that only the dna method reads. */
 static const char *const DNA_ONLY[] = {"window", "warmup_epochs", "search_epochs", "search",
@@ -65,27 +66,21 @@ static void parse_elastic(adapt_elastic *e, jf_obj *o)
     o->n_err += jf_finish(&x);
 }
 
+/* The arch object's own field: where the chains start. */
+static void parse_arch_init(jf_obj *r, void *ctx)
+{
+    adapt_spec *a = ctx;
+    int init;
+    jf_enum(r, "init", &init, ADAPT_INIT_ZERO, INIT_NAMES, 2);
+    a->init = (adapt_init)init;
+}
+
 static void parse_dna(adapt_spec *a, jf_obj *o, int ranks)
 {
     parse_window(a, o);
-    jf_int(o, "warmup_epochs", &a->warmup_epochs, 20, 0, MAX_EPOCHS);
-    jf_int(o, "search_epochs", &a->search_epochs, 20, 1, MAX_EPOCHS);
-
-    prunespec_parse_search(o, ranks, &a->batch_size, &a->weights, &a->label_smoothing);
-
-    jf_obj r;
-    jf_child(&r, o, "arch");
-    prunespec_parse_sgd(&r, &a->arch, 0.5, 0.1, 0.0);
-    jf_num(&r, "flops_loss_weight", &a->flops_loss_weight, 0.1, 0.0, 1000.0, 0);
-    jf_num(&r, "band", &a->band, 0.95, 0.5, 1.0, 0);
-    int init;
-    jf_enum(&r, "init", &init, ADAPT_INIT_ZERO, INIT_NAMES, 2);
-    a->init = (adapt_init)init;
-    o->n_err += jf_finish(&r);
-
+    searchspec_parse(&a->search, o, ranks, parse_arch_init, a);
     parse_elastic(&a->elastic, o);
-    jf_int(o, "calib_batches", &a->calib_batches, 5, 1, 1000);
-    jf_int(o, "eval_limit", &a->eval_limit, 0, 0, INT_MAX);
+    searchspec_parse_eval(&a->search, o);
 }
 
 int adaptspec_reach(const adapt_spec *a, const model_cfg *c, double *lo, double *hi, errbuf *eb)
@@ -131,8 +126,9 @@ int adaptspec_reach(const adapt_spec *a, const model_cfg *c, double *lo, double 
 }
 
 /* The target against what the space can reach. */
-static void check_target(adapt_spec *a, jf_obj *o, const model_cfg *model, const char *key)
+static void check_target(adapt_spec *a, jf_obj *o, const model_cfg *model)
 {
+    const char *key = searchspec_target_key(a->target_ratio);
     double full = modelcfg_macs(model) / 1e6, lo, hi;
     if (a->target_ratio > 0)
         a->target_mflops = a->target_ratio * full;
@@ -158,35 +154,10 @@ void adaptspec_parse(adapt_spec *a, jf_obj *root, const json_t *j, const model_c
 {
     memset(a, 0, sizeof *a);
     jf_obj o;
-    jf_open(&o, NULL, "adapt", root->fe);
-    if (j == NULL) {
-        jf_err(&o, NULL, "is required for type \"adapt\"");
-        root->n_err += o.n_err;
+    int m = searchspec_open(&o, root, j, &HEAD, &a->target_mflops, &a->target_ratio);
+    if (m < 0)
         return;
-    }
-    if (jf_open(&o, j, "adapt", root->fe) == JF_BAD) {
-        root->n_err++;
-        return;
-    }
-    int m;
-    jf_enum(&o, "method", &m, ADAPT_DNA, METHOD_NAMES, N_METHODS);
     a->method = (adapt_method)m;
-
-    int has_t = jf_num(&o, "target_mflops", &a->target_mflops, 0.0, 0.0, 1e9, JF_LO_OPEN);
-    int has_r = jf_num(&o, "target_ratio", &a->target_ratio, 0.0, 0.0, MAX_RATIO, JF_LO_OPEN);
-    const char *tkey = NULL;
-    if (has_t != JF_ABSENT && has_r != JF_ABSENT)
-        jf_err(&o, "target_ratio", "cannot be combined with target_mflops");
-    else if (has_t == JF_ABSENT && has_r == JF_ABSENT)
-        jf_err(&o, "target_mflops", "is required (or target_ratio)");
-    else if (has_t == JF_SET)
-        tkey = "target_mflops";
-    else if (has_r == JF_SET)
-        tkey = "target_ratio";
-    if (has_t != JF_SET)
-        a->target_mflops = 0;
-    if (has_r != JF_SET)
-        a->target_ratio = 0;
 
     /* the window and elastic defaults also bound the baselines' reach */
     a->window = (as_window){0.25, 1.5, 0.1};
@@ -204,9 +175,7 @@ void adaptspec_parse(adapt_spec *a, jf_obj *root, const json_t *j, const model_c
     if (a->method == ADAPT_DNA) {
         parse_dna(a, &o, ranks);
     } else {
-        for (size_t i = 0; i < sizeof DNA_ONLY / sizeof DNA_ONLY[0]; i++)
-            if (jf_get(&o, DNA_ONLY[i]) != NULL)
-                jf_err(&o, DNA_ONLY[i], "is only for method \"dna\"");
+        searchspec_only(&o, DNA_ONLY, sizeof DNA_ONLY / sizeof DNA_ONLY[0], "dna");
     }
     a->compound_alpha = 1.2;
     a->compound_beta = 1.1;
@@ -226,19 +195,26 @@ void adaptspec_parse(adapt_spec *a, jf_obj *root, const json_t *j, const model_c
         o.n_err++;
     }
     /* the range check needs a valid model and window */
-    if (tkey != NULL && model != NULL && o.n_err == 0)
-        check_target(a, &o, model, tkey);
+    if (model != NULL && o.n_err == 0)
+        check_target(a, &o, model);
     root->n_err += jf_finish(&o);
+}
+
+/* The canonical elastic object. New reference. */
+static json_t *elastic_json(const adapt_elastic *e)
+{
+    return json_pack("{s:b, s:i, s:i, s:o, s:o, s:o, s:i, s:i, s:o, s:i, s:o, s:o}", "enabled",
+                     e->enabled, "check_every", e->check_every, "patience", e->patience, "expand_p",
+                     jf_number_json(e->expand_p), "condense_p", jf_number_json(e->condense_p),
+                     "drop_p", jf_number_json(e->drop_p), "expand_groups", e->expand_groups,
+                     "condense_groups", e->condense_groups, "freeze", jf_number_json(e->freeze),
+                     "settle_steps", e->settle_steps, "max_width", jf_number_json(e->max_width),
+                     "max_depth", jf_number_json(e->max_depth));
 }
 
 json_t *adaptspec_to_json(const adapt_spec *a)
 {
-    json_t *j = json_object();
-    json_object_set_new(j, "method", json_string(METHOD_NAMES[a->method]));
-    if (a->target_ratio > 0)
-        json_object_set_new(j, "target_ratio", jf_number_json(a->target_ratio));
-    else
-        json_object_set_new(j, "target_mflops", jf_number_json(a->target_mflops));
+    json_t *j = searchspec_head_json(METHOD_NAMES[a->method], a->target_mflops, a->target_ratio);
     if (a->method == ADAPT_COMPOUND)
         json_object_set_new(j, "compound",
                             json_pack("{s:o, s:o}", "alpha", jf_number_json(a->compound_alpha),
@@ -249,33 +225,9 @@ json_t *adaptspec_to_json(const adapt_spec *a)
                         json_pack("{s:o, s:o, s:o}", "min", jf_number_json(a->window.min), "max",
                                   jf_number_json(a->window.max), "group",
                                   jf_number_json(a->window.group)));
-    json_object_set_new(j, "warmup_epochs", json_integer(a->warmup_epochs));
-    json_object_set_new(j, "search_epochs", json_integer(a->search_epochs));
-    json_t *s = prunespec_sgd_json(&a->weights);
-    json_object_set_new(s, "batch_size", json_integer(a->batch_size));
-    json_object_set_new(s, "label_smoothing", jf_number_json(a->label_smoothing));
-    json_object_set_new(j, "search", s);
-    json_t *r = prunespec_sgd_json(&a->arch);
-    json_object_set_new(r, "flops_loss_weight", jf_number_json(a->flops_loss_weight));
-    json_object_set_new(r, "band", jf_number_json(a->band));
+    json_t *r = searchspec_to_json(&a->search, j);
     json_object_set_new(r, "init", json_string(INIT_NAMES[a->init]));
-    json_object_set_new(j, "arch", r);
-    const adapt_elastic *e = &a->elastic;
-    json_t *x = json_object();
-    json_object_set_new(x, "enabled", json_boolean(e->enabled));
-    json_object_set_new(x, "check_every", json_integer(e->check_every));
-    json_object_set_new(x, "patience", json_integer(e->patience));
-    json_object_set_new(x, "expand_p", jf_number_json(e->expand_p));
-    json_object_set_new(x, "condense_p", jf_number_json(e->condense_p));
-    json_object_set_new(x, "drop_p", jf_number_json(e->drop_p));
-    json_object_set_new(x, "expand_groups", json_integer(e->expand_groups));
-    json_object_set_new(x, "condense_groups", json_integer(e->condense_groups));
-    json_object_set_new(x, "freeze", jf_number_json(e->freeze));
-    json_object_set_new(x, "settle_steps", json_integer(e->settle_steps));
-    json_object_set_new(x, "max_width", jf_number_json(e->max_width));
-    json_object_set_new(x, "max_depth", jf_number_json(e->max_depth));
-    json_object_set_new(j, "elastic", x);
-    json_object_set_new(j, "calib_batches", json_integer(a->calib_batches));
-    json_object_set_new(j, "eval_limit", json_integer(a->eval_limit));
+    json_object_set_new(j, "elastic", elastic_json(&a->elastic));
+    searchspec_eval_json(&a->search, j);
     return j;
 }

@@ -46,7 +46,7 @@
 #include "common/adaptspace.h"
 #include "common/jsonfield.h"
 #include "common/modelcfg.h"
-#include "common/prunespec.h"
+#include "common/searchspec.h"
 
 #include <jansson.h>
 
@@ -76,17 +76,9 @@ typedef struct adapt_spec {
     double target_ratio;  /* as given, or 0 when target_mflops was given */
     /* dna */
     as_window window;
-    int warmup_epochs, search_epochs;
-    int batch_size; /* global batch of the search */
-    prune_sgd weights;
-    double label_smoothing;
-    prune_sgd arch;
-    double flops_loss_weight; /* lambda */
-    double band;              /* the dead band is [band*T, T) */
+    search_spec search; /* the schedule (common/searchspec.h) */
     adapt_init init;
     adapt_elastic elastic;
-    int calib_batches;
-    int eval_limit;
     /* compound */
     double compound_alpha, compound_beta;
 } adapt_spec;

@@ -10,14 +10,8 @@
  *     "width": {"min": 0.1, "max": 1.0, "offset": 0.1},  // DMCP's [min_w, max_w, offset]
  *     "finetune": false,             // retrain from the supernet's weights, not from scratch
  *     -- dmcp only --
- *     "warmup_epochs": 20,           // weights only (sandwich rule)
- *     "search_epochs": 20,           // weight and architecture steps alternate
- *     "search": {"batch_size":128, "lr":0.1, "min_lr":0.016, "weight_decay":5e-4,
- *                "momentum":0.9, "nesterov":true, "label_smoothing":0},
- *     "arch":   {"lr":0.5, "min_lr":0.1, "momentum":0.9, "nesterov":true, "weight_decay":0,
- *                "flops_loss_weight":0.1, "band":0.95},
- *     "calib_batches": 5,            // BN recalibration before a sub-net is evaluated
- *     "eval_limit": 0,               // test images for the search-phase accuracies (0 = all)
+ *     (the search settings of common/searchspec.h: warmup_epochs,
+ *      search_epochs, search, arch, calib_batches, eval_limit)
  *     "derive": "es",                // or "ds": a direct sample within +-1 % of the target
  *     "ds_samples": 5                // direct samples listed in the report
  *   }
@@ -32,17 +26,12 @@
 #include "common/jsonfield.h"
 #include "common/modelcfg.h"
 #include "common/prunespace.h"
+#include "common/searchspec.h"
 
 #include <jansson.h>
 
 typedef enum { PRUNE_DMCP = 0, PRUNE_UNIFORM } prune_method;
 typedef enum { PRUNE_DERIVE_ES = 0, PRUNE_DERIVE_DS } prune_derive;
-
-/* An SGD recipe of the search: per-iteration cosine from lr to min_lr. */
-typedef struct prune_sgd {
-    double lr, min_lr, weight_decay, momentum;
-    int nesterov;
-} prune_sgd;
 
 typedef struct prune_spec {
     prune_method method;
@@ -51,15 +40,7 @@ typedef struct prune_spec {
     ps_width width;
     int finetune;
     /* dmcp */
-    int warmup_epochs, search_epochs;
-    int batch_size; /* global batch of the search */
-    prune_sgd weights;
-    double label_smoothing;
-    prune_sgd arch;
-    double flops_loss_weight; /* lambda */
-    double band;              /* the dead band is [band*T, T) */
-    int calib_batches;
-    int eval_limit;
+    search_spec search; /* the schedule (common/searchspec.h) */
     prune_derive derive;
     int ds_samples;
 } prune_spec;
@@ -80,20 +61,5 @@ void prunespec_parse(prune_spec *p, jf_obj *root, const json_t *j, const model_c
 json_t *prunespec_to_json(const prune_spec *p);
 
 const char *prunespec_method_name(prune_method m);
-
-/* Reads an SGD recipe object (lr, min_lr, weight_decay, momentum, nesterov)
- * through o with the given defaults (min_lr defaults to min(min_lr, lr)).
- * Shared with the adapt object (adaptspec.h). */
-void prunespec_parse_sgd(jf_obj *o, prune_sgd *s, double lr, double min_lr, double wd);
-
-/* Reads the "search" child of o, the weight recipe of a search (prune dmcp,
- * adapt dna): batch_size (default 128, divisible by ranks when ranks > 0),
- * the SGD recipe (lr 0.1, min_lr 0.016, weight_decay 5e-4) and
- * label_smoothing (0). Errors are counted in o. */
-void prunespec_parse_search(jf_obj *o, int ranks, int *batch_size, prune_sgd *weights,
-                            double *label_smoothing);
-
-/* The canonical JSON of an SGD recipe. New reference. */
-json_t *prunespec_sgd_json(const prune_sgd *s);
 
 #endif

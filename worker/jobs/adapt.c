@@ -46,28 +46,24 @@ static int inherit_weights(adapter *a, const char *path, errbuf *eb)
 static int setup(adapter *a, const job_spec *spec, const job_env *env, errbuf *eb)
 {
     a->top1_before = a->top1_super = -1;
-    int world = env->dist != NULL ? env->dist->world : 1;
-    field_errors fe;
-    fe_init(&fe);
-    jf_obj root;
-    jf_open(&root, NULL, "", &fe);
-    adaptspec_parse(&a->as, &root, spec->adapt, &spec->model, world);
-    if (root.n_err != 0) {
-        char msg[400];
-        fe_format(&fe, msg, sizeof msg);
-        return err_set(eb, ERR_INVALID, "adapt spec: %s", msg);
-    }
+    nas_reparse rp;
+    nas_reparse_begin(&rp);
+    adaptspec_parse(&a->as, &rp.root, spec->adapt, &spec->model, nas_world(env));
+    int rc = nas_reparse_end(&rp, "adapt spec", eb);
+    if (rc != 0)
+        return rc;
     a->target = a->as.target_mflops;
     a->full_mflops = modelcfg_macs(&spec->model) / 1e6;
     int dna = a->as.method == ADAPT_DNA;
-    int rc = nas_init(&a->j, spec, env, dna ? a->as.batch_size : spec->optim.batch_size,
-                      dna ? a->as.calib_batches : 0, dna ? a->as.eval_limit : 0, eb);
+    rc = nas_init(&a->j, spec, env, dna ? a->as.search.batch_size : spec->optim.batch_size,
+                  dna ? a->as.search.calib_batches : 0, dna ? a->as.search.eval_limit : 0, eb);
     if (rc != 0)
         return rc;
     if (!dna)
         return 0;
-    a->warmup_steps = a->j.steps_per_epoch * a->as.warmup_epochs;
-    a->total_steps = a->j.steps_per_epoch * (a->as.warmup_epochs + a->as.search_epochs);
+    a->warmup_steps = a->j.steps_per_epoch * a->as.search.warmup_epochs;
+    a->total_steps =
+        a->j.steps_per_epoch * (a->as.search.warmup_epochs + a->as.search.search_epochs);
     adapt_space as;
     if ((rc = as_init(&as, &spec->model, &a->as.window, eb)) != 0)
         return rc;
@@ -177,29 +173,19 @@ static json_t *elastic_json(const adapter *a, double initial)
                      a->st != NULL ? modelcfg_macs(&a->st->as.sp.super) / 1e6 : 0.0);
 }
 
+static void op_outcome(void *ctx, nas_outcome *o);
+
 /* The report's part known before the retrain (also search.json). */
 static json_t *search_report(adapter *a, const model_cfg *found, double top1_inh, json_t *derive,
                              double initial)
 {
     const job_spec *spec = a->j.spec;
-    json_t *rep = json_object();
-    json_object_set_new(rep, "method", json_string(adaptspec_method_name(a->as.method)));
-    json_object_set_new(rep, "target_mflops", json_real(a->target));
-    json_object_set_new(rep, "target_band_mflops",
-                        json_pack("[f, f]", a->target * (1 - ADAPT_TARGET_TOL),
-                                  a->target * (1 + ADAPT_TARGET_TOL)));
-    json_t *before =
-        json_pack("{s:f, s:I, s:o}", "mflops", a->full_mflops, "params",
-                  (json_int_t)modelcfg_params(&spec->model), "depths", depths_json(&spec->model));
-    json_object_set_new(before, "top1",
-                        a->top1_before >= 0 ? json_real(a->top1_before) : json_null());
-    json_object_set_new(before, "weights",
+    nas_outcome o;
+    op_outcome(a, &o);
+    json_t *rep = nas_report_head(&a->j, &o, found, top1_inh, "depths", depths_json(&spec->model),
+                                  depths_json(found));
+    json_object_set_new(json_object_get(rep, "before"), "weights",
                         spec->init_from[0] ? json_string(spec->init_from) : json_string("fresh"));
-    json_object_set_new(rep, "before", before);
-    json_t *after = json_pack("{s:f, s:I, s:o}", "mflops", modelcfg_macs(found) / 1e6, "params",
-                              (json_int_t)modelcfg_params(found), "depths", depths_json(found));
-    json_object_set_new(after, "top1_inherited", top1_inh >= 0 ? json_real(top1_inh) : json_null());
-    json_object_set_new(rep, "after", after);
     json_object_set_new(rep, "layers", layers_json(found));
     if (a->as.method == ADAPT_DNA) {
         json_object_set_new(rep, "supernet_top1",
@@ -260,11 +246,7 @@ static int searched_network(adapter *a, long start, model_cfg *found, json_t **r
         }
         *report = search_report(a, found, -1, info, 0);
     }
-    json_t *arch = modelcfg_to_explicit_json(found);
-    rc = nas_write_json(&a->j, "architecture.json", arch, eb);
-    json_decref(arch);
-    if (rc == 0)
-        rc = nas_write_json(&a->j, "search.json", *report, eb);
+    rc = nas_write_found(&a->j, found, *report, eb);
     if (rc == 0 && a->as.method == ADAPT_DNA) {
         json_t *ev = json_object_get(*report, "elastic");
         rc = nas_write_json(&a->j, "elastic.json", ev, eb);
@@ -276,91 +258,79 @@ static int searched_network(adapter *a, long start, model_cfg *found, json_t **r
     return rc;
 }
 
-static void finish(adapter *a, const model_cfg *found, const train_result *tr, json_t *report,
-                   double t0, job_result *res)
+/* ---- the job through nas_run_job ------------------------------------------------------- */
+
+/* What an adapt job leaves beyond the three artifacts of every job. */
+static const char *const EXTRA_ARTIFACTS[] = {"search.json", "elastic.json"};
+
+static int op_prepare(void *ctx, int phase, long *start, errbuf *eb)
 {
-    const job_spec *spec = a->j.spec;
-    json_object_set_new(report, "retrain",
-                        json_pack("{s:s, s:i, s:I, s:f, s:f, s:f}", "from", "scratch", "epochs",
-                                  spec->optim.epochs, "steps", (json_int_t)tr->steps, "test_top1",
-                                  tr->test_top1, "test_loss", tr->test_loss, "seconds",
-                                  tr->seconds));
-    json_t *after = json_object_get(report, "after");
-    if (after != NULL)
-        json_object_set_new(after, "top1", json_real(tr->test_top1));
-    res->summary =
-        json_pack("{s:s, s:f, s:f, s:f, s:I, s:I, s:f, s:I, s:f}", "method",
-                  adaptspec_method_name(a->as.method), "target_mflops", a->target, "mflops",
-                  modelcfg_macs(found) / 1e6, "mflops_full", a->full_mflops, "params",
-                  (json_int_t)modelcfg_params(found), "params_full",
-                  (json_int_t)modelcfg_params(&spec->model), "test_top1", tr->test_top1, "steps",
-                  (json_int_t)a->total_steps + (json_int_t)tr->steps, "seconds", nas_now() - t0);
-    json_object_set_new(res->summary, "top1_before",
-                        a->top1_before >= 0 ? json_real(a->top1_before) : json_null());
+    adapter *a = ctx;
+    const job_env *env = a->j.env;
+    int rc = 0;
+    if (phase != 2 && env->init_weights != NULL)
+        rc = inherit_weights(a, env->init_weights, eb);
+    if (rc == 0 && phase == 1 && a->st != NULL)
+        rc = dna_load_checkpoint(a, env->resume_path, start, eb);
+    else if (rc == 0 && phase == 1)
+        rc = err_set(eb, ERR_FORMAT, "%s: a search checkpoint for a job without a search",
+                     env->resume_path);
+    return rc;
+}
+
+static int op_search(void *ctx, long start, model_cfg *found, json_t **report, char *init,
+                     size_t len, errbuf *eb)
+{
+    (void)init;
+    (void)len; /* the retrain starts from scratch */
+    return searched_network(ctx, start, found, report, eb);
+}
+
+static void op_release(void *ctx)
+{
+    release_search(ctx);
+}
+
+static void op_outcome(void *ctx, nas_outcome *o)
+{
+    const adapter *a = ctx;
+    *o = (nas_outcome){.method = adaptspec_method_name(a->as.method),
+                       .from = "scratch",
+                       .target = a->target,
+                       .target_tol = ADAPT_TARGET_TOL,
+                       .full_mflops = a->full_mflops,
+                       .top1_before = a->top1_before,
+                       .search_steps = a->total_steps,
+                       .t0 = a->t0,
+                       .extra = EXTRA_ARTIFACTS,
+                       .n_extra = 2};
+}
+
+/* The summary's count of elastic events (from the report: a resumed
+ * retrain has them from search.json only). */
+static void op_finished(void *ctx, const json_t *report, job_result *res)
+{
+    (void)ctx;
     json_t *el = json_object_get(report, "elastic");
     if (el != NULL)
         json_object_set(res->summary, "elastic_events",
                         json_object_get(json_object_get(el, "counts"), "total"));
-    job_result_add_artifact(res, "model.safetensors");
-    job_result_add_artifact(res, "architecture.json");
-    job_result_add_artifact(res, "report.json");
-    const char *extra[2] = {"search.json", "elastic.json"};
-    for (int i = 0; i < 2; i++) {
-        char path[1100];
-        nas_out_path(&a->j, path, sizeof path, extra[i]);
-        if (access(path, R_OK) == 0)
-            job_result_add_artifact(res, extra[i]);
-    }
 }
+
+static const nas_job_ops ADAPT_OPS = {.search_kind = "adapt-search",
+                                      .prepare = op_prepare,
+                                      .search = op_search,
+                                      .release = op_release,
+                                      .outcome = op_outcome,
+                                      .finished = op_finished};
 
 int adapt_run(const job_spec *spec, const job_env *env, job_result *res, errbuf *eb)
 {
-    double t0 = nas_now();
     adapter *a = xcalloc(1, sizeof *a);
-    json_t *report = NULL;
-    char *resume_model = NULL;
-    int kind = 0;
-    long start = 0;
-    model_cfg found;
+    a->t0 = nas_now();
     int rc = setup(a, spec, env, eb);
-    if (rc != 0)
-        goto out;
-    if (env->resume_path != NULL &&
-        (kind = nas_resume_kind(env->resume_path, "adapt-search", &resume_model, eb)) < 0) {
-        rc = kind;
-        goto out;
-    }
-    const job_sink *s0 = nas_sink(&a->j);
-    if (s0 != NULL && s0->started != NULL)
-        s0->started(s0->ctx, a->total_steps + a->j.retrain_steps);
-    if (kind != 2 && env->init_weights != NULL)
-        rc = inherit_weights(a, env->init_weights, eb);
-    if (rc == 0 && kind == 1 && a->st != NULL)
-        rc = dna_load_checkpoint(a, env->resume_path, &start, eb);
-    else if (rc == 0 && kind == 1)
-        rc = err_set(eb, ERR_FORMAT, "%s: a search checkpoint for a job without a search",
-                     env->resume_path);
     if (rc == 0)
-        rc = kind == 2 ? nas_resumed_network(&a->j, resume_model, &found, &report, eb)
-                       : searched_network(a, start, &found, &report, eb);
-    if (rc != 0) {
-        res->cancelled = rc == ERR_CANCELLED;
-        goto out;
-    }
-    release_search(a);
-    train_result tr;
-    rc = nas_retrain(&a->j, &found, NULL, kind == 2 ? env->resume_path : NULL, a->total_steps, &tr,
-                     eb);
-    res->cancelled = tr.cancelled;
-    if (rc == 0) {
-        finish(a, &found, &tr, report, t0, res);
-        rc = nas_write_json(&a->j, "report.json", report, eb);
-    }
-out:
-    if (res->summary == NULL)
-        res->summary = json_object();
-    json_decref(report);
-    free(resume_model);
+        rc = nas_run_job(&a->j, &ADAPT_OPS, a, a->total_steps, res, eb);
     teardown(a);
     free(a);
     return rc;

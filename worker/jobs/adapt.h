@@ -4,9 +4,9 @@
  *   1. takes the existing network (the spec's model; fresh weights, or a
  *      finished job's weights through init_from);
  *   2. dna: builds the window supernet around it (common/adaptspace.h),
- *      trains the weights and the width and depth chains (adapt_dna.c:
- *      warm-up with the sandwich rule, then alternating weight and
- *      architecture steps; the space grows and shrinks by the elastic
+ *      trains the weights and the width and depth chains (nas_search.c's
+ *      schedule over adapt_dna.c's space: warm-up with the sandwich rule,
+ *      then alternating weight and architecture steps; the space grows and shrinks by the elastic
  *      rules of adapt_elastic.c) and derives the network: expected widths
  *      and depths fitted into the target band (adapt_derive.c);
  *      uniform_width, uniform_depth, compound: one scaling rule meeting the
@@ -39,7 +39,8 @@
 
 #include <jansson.h>
 
-/* Runs an adapt job (spec->type == JOB_ADAPT). As job_run. */
+/* Runs an adapt job (spec->type == JOB_ADAPT). As job_run, except that
+ * res->summary may stay NULL when the job fails (job_run fills it). */
 int adapt_run(const job_spec *spec, const job_env *env, job_result *res, errbuf *eb);
 
 /* ---- the state of a DNA search (adapt_space.c) ------------------------------------ */
@@ -230,6 +231,7 @@ typedef struct adapter {
     long settle_until;  /* no architecture step before this step (after a change) */
     double top1_before; /* the existing network's (init_from), -1 unknown */
     double top1_super;  /* dna: the supernet's after the search, -1 unknown */
+    double t0;          /* nas_now() at the start */
 } adapter;
 
 /* DNA's search (adapt_dna.c) from step `start` to a->total_steps. Returns 0,

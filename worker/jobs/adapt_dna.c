@@ -1,256 +1,116 @@
-/* adapt_dna.c - DNA's search schedule in the elastic space (ALGORITHMS.md 3.2(e); see adapt.h).
+/* adapt_dna.c - DNA's elastic search space for the search driver (ALGORITHMS.md 3.2(e); see
+ * adapt.h).
  *
- * DMCP's schedule (prune_dmcp.c) over widths and depths. Every iteration
- * is one sandwich-rule weight step: the whole supernet (every group, every
- * block) with the labels, the smallest net (c_min, one block per stage)
- * and two random sub-nets with in-place distillation; random sub-nets draw
- * a group count per unit and a depth per stage uniformly in the warm-up,
- * and from the chains with probability 1 - p_s during the search (p_s as
- * in DMCP). From the end of the warm-up on, each weight step is followed
- * by an architecture step on the same batch: the supernet with every BN
- * output scaled by its channel keep probabilities and every droppable
- * block's branch by its block keep probability (x + q F(x)), loss CE + the
- * budget loss on the expected FLOPs over both kinds of chain, one SGD step
- * on alpha and beta. The elastic rules are checked every check_every
- * search steps (or at every epoch end), except in the last `freeze`
- * fraction of the search; after a change the architecture steps pause for
- * settle_steps steps. Every change is a log line and metric points
- * ("elastic/<kind>" and "elastic/events": running counts,
- * "elastic/supernet_mflops"). Data-parallel: every rank draws the same
- * sub-nets and makes the same changes (they depend on alpha and beta,
- * which the averaged gradients keep equal, and on the seed).
- * Checkpoints (kind adapt-search) at every epoch end, every
- * checkpoint.every_steps and on cancel hold the supernet as it is then
- * (config, windows, weights, momentum), the chains and their momentum, the
- * event log and the rules' counters.
+ * The schedule is nas_search.c's (DMCP's, over widths and depths); this
+ * file supplies the space: the window supernet, whose BN outputs are
+ * scaled by their channel keep probabilities and whose droppable blocks'
+ * branches by their block keep probability (x + q F(x)) in the
+ * architecture step; the width chains (alpha) and depth chains (beta);
+ * sub-nets with a group count per unit and a depth per stage (uniform
+ * draws, direct samples, the expected architecture; the smallest is c_min
+ * with one block per stage), mapped into the supernet by block; and the
+ * elastic rules, checked every check_every search steps (or at every
+ * epoch end) except in the last `freeze` fraction of the search. After a
+ * change the architecture steps pause for settle_steps steps. Every
+ * change is a log line and metric points ("elastic/<kind>" and
+ * "elastic/events": running counts, "elastic/supernet_mflops"). Every
+ * rank makes the same changes (they depend on alpha and beta, which the
+ * averaged gradients keep equal, and on the seed). Checkpoints (kind
+ * adapt-search) hold the supernet as it is then (config, windows, weights,
+ * momentum), the chains and their momentum, the event log and the rules'
+ * counters.
  */
-#include "common/log.h"
-#include "common/safetensors.h"
 #include "common/xalloc.h"
 #include "worker/jobs/adapt.h"
-#include "worker/models/state.h"
-#include "worker/nn/loss.h"
+#include "worker/jobs/nas_search.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define LOG_EVERY 10
-#define N_RANDOM  2
-#define PS_DECAY  0.9999
-#define RNG_TAG   0x646e615f73ULL /* "dna_s" */
+#define RNG_TAG 0x646e615f73ULL /* "dna_s" */
 
-typedef struct sums {
-    double ce, kd, arch_ce, n, arch_n;
-} sums;
-
-typedef struct search {
+/* The space: the adapter and the current architecture. */
+typedef struct dna_space {
     adapter *a;
-    net min_net;         /* the smallest sub-net, rebuilt after every change */
-    as_blockmap min_map; /* its blocks in the supernet */
-    int *w;              /* (n_units) scratch widths */
+    int *w; /* (cap_w >= n_units) widths */
+    int cap_w;
     int d[AS_MAX_STAGES];
-} search;
+    as_blockmap maps[2]; /* the sub-nets' block maps, by NAS_SLOT_* */
+} dna_space;
 
-static double weight_lr(const adapter *a, long step)
+static net *dn_supernet(void *ctx)
 {
-    return nas_cosine(a->as.weights.lr, a->as.weights.min_lr, step, 0, a->total_steps);
+    return &((dna_space *)ctx)->a->st->super;
 }
 
-static double arch_lr(const adapter *a, long step)
+static const prune_chains *dn_chains(void *ctx)
 {
-    return nas_cosine(a->as.arch.lr, a->as.arch.min_lr, step, a->warmup_steps, a->total_steps);
+    return &((dna_space *)ctx)->a->st->ch;
 }
 
-static int build_min(search *s, errbuf *eb)
+static void dn_sample(void *ctx, nas_arch which, rng *r)
 {
-    adapter *a = s->a;
-    net_deinit(&s->min_net);
-    free(s->w);
-    s->w = xcalloc((size_t)a->st->as.sp.n_units, sizeof(int));
-    adapt_min_arch(a->st, s->w, s->d);
-    net_init(&s->min_net);
-    return adapt_subnet(a->st, s->w, s->d, a->j.b, a->j.spec->seed, &s->min_net, &s->min_map, eb);
-}
-
-/* The architecture of random sub-net `which` at `step`. */
-static void random_arch(search *s, long step, int which)
-{
-    adapter *a = s->a;
-    rng r;
-    rng_derive(&r, a->j.spec->seed ^ RNG_TAG, (uint64_t)step, (uint64_t)which);
-    if (step >= a->warmup_steps) {
-        long it = step - a->warmup_steps;
-        long tens = it / 10; /* the decay steps every 10 iterations */
-        double ps = pow(PS_DECAY, (double)(N_RANDOM * tens));
-        if ((double)rng_uniform(&r) >= ps) {
-            adapt_sample_arch(a->st, &r, s->w, s->d);
-            return;
-        }
+    dna_space *s = ctx;
+    const adapt_state *st = s->a->st;
+    if (s->cap_w < st->as.sp.n_units) { /* the space grew */
+        s->cap_w = st->as.sp.n_units;
+        s->w = xrealloc(s->w, (size_t)s->cap_w * sizeof(int));
     }
-    adapt_random_arch(a->st, &r, s->w, s->d);
+    if (which == NAS_ARCH_MIN)
+        adapt_min_arch(st, s->w, s->d);
+    else if (which == NAS_ARCH_EXPECTED)
+        adapt_expected_arch(st, s->w, s->d);
+    else if (which == NAS_ARCH_CHAINS)
+        adapt_sample_arch(st, r, s->w, s->d);
+    else
+        adapt_random_arch(st, r, s->w, s->d);
 }
 
-/* One sandwich-rule weight step on the batch in a->j.x / a->j.y. */
-static int sandwich(search *s, long step, sums *acc, errbuf *eb)
+static int dn_build_subnet(void *ctx, int slot, net *sub, slice_map *map, errbuf *eb)
 {
-    adapter *a = s->a;
-    nas_job *j = &a->j;
-    net *m = &a->st->super;
-    float ls = (float)a->as.label_smoothing;
-    net_zero_grad(m);
-    net_forward(m, j->x, j->b);
-    float ce = nn_crossentropy_forward(j->probs, NULL, net_out(m), j->y, j->b, j->K, ls);
-    memcpy(j->teacher, j->probs, (size_t)j->b * j->K * sizeof(float));
-    memset(j->dlogits, 0, (size_t)j->b * j->K * sizeof(float));
-    nn_crossentropy_backward(j->dlogits, j->probs, j->y, j->b, j->K, ls, 1.0f);
-    net_backward(m, j->dlogits);
-    slice_map mm = {as_map_name, &s->min_map};
-    double kd = nas_distill(j, &s->min_net, m, &mm);
-    for (int i = 0; i < N_RANDOM; i++) {
-        random_arch(s, step, i);
-        net sub;
-        net_init(&sub);
-        as_blockmap map;
-        int rc = adapt_subnet(a->st, s->w, s->d, j->b, j->spec->seed, &sub, &map, eb);
-        if (rc != 0) {
-            net_deinit(&sub);
-            return rc;
-        }
-        slice_map sm = {as_map_name, &map};
-        kd += (double)nas_distill(j, &sub, m, &sm);
-        net_deinit(&sub);
-    }
-    if (j->d->world > 1)
-        dist_allreduce_mean_f32(m->grads, m->n_params);
-    nas_weight_step(m, &a->as.weights, weight_lr(a, step), step == 0);
-    acc->ce += (double)ce;
-    acc->kd += kd / (1 + N_RANDOM);
-    acc->n += 1;
-    return 0;
+    dna_space *s = ctx;
+    const adapter *a = s->a;
+    *map = (slice_map){as_map_name, &s->maps[slot]};
+    return adapt_subnet(a->st, s->w, s->d, a->j.b, a->j.spec->seed, sub, &s->maps[slot], eb);
 }
 
-/* One architecture step on the same batch. */
-static void arch_step(search *s, long step, sums *acc)
+static double dn_arch_macs(void *ctx)
 {
-    adapter *a = s->a;
-    nas_job *j = &a->j;
+    dna_space *s = ctx;
+    return as_macs(&s->a->st->as, s->w, s->d);
+}
+
+static double dn_expected_macs(void *ctx)
+{
+    return adapt_expected_macs(((dna_space *)ctx)->a->st, NULL, NULL);
+}
+
+static void dn_arch_scaling(void *ctx, int on)
+{
+    adapt_state *st = ((dna_space *)ctx)->a->st;
+    adapt_set_scaling(st, on);
+    if (on)
+        adapt_zero_arch_grad(st);
+}
+
+static void dn_arch_step(void *ctx, double dl_dmacs, const search_sgd *o, double lr, int first)
+{
+    adapter *a = ((dna_space *)ctx)->a;
     adapt_state *st = a->st;
-    net *m = &st->super;
-    float ls = (float)a->as.label_smoothing;
-    adapt_set_scaling(st, 1);
-    adapt_zero_arch_grad(st);
-    net_forward(m, j->x, j->b);
-    float ce = nn_crossentropy_forward(j->probs, NULL, net_out(m), j->y, j->b, j->K, ls);
-    memset(j->dlogits, 0, (size_t)j->b * j->K * sizeof(float));
-    nn_crossentropy_backward(j->dlogits, j->probs, j->y, j->b, j->K, ls, 1.0f);
-    net_backward(m, j->dlogits); /* the weight gradients are dropped at the next zero_grad */
-    if (j->d->world > 1) {
+    if (a->j.d->world > 1) {
         dist_allreduce_mean_f32(st->ch.dscale, st->ch.s_off[st->as.sp.n_units]);
         if (st->dc.n > 0)
             dist_allreduce_mean_f32(st->dc.dq, (size_t)st->dc.n);
     }
-    double dl, e = adapt_expected_macs(st, NULL, NULL) / 1e6;
-    ps_budget_loss(e, a->target, a->as.flops_loss_weight, a->as.band, &dl);
-    adapt_arch_backward(st, dl / 1e6);
-    const prune_sgd *o = &a->as.arch;
-    adapt_arch_sgd(st, arch_lr(a, step), o->momentum, o->nesterov, o->weight_decay,
-                   step == a->warmup_steps);
-    adapt_set_scaling(st, 0);
-    acc->arch_ce += (double)ce;
-    acc->arch_n += 1;
+    adapt_arch_backward(st, dl_dmacs);
+    adapt_arch_sgd(st, lr, o->momentum, o->nesterov, o->weight_decay, first);
 }
 
-static const char *phase_of(const adapter *a, long step)
+static int dn_arch_due(void *ctx, long step)
 {
-    return step < a->warmup_steps ? "warmup" : "search";
-}
-
-static void emitf(const adapter *a, long step, const char *phase, const char *what, double v)
-{
-    char name[128];
-    snprintf(name, sizeof name, "%s/%s", phase, what);
-    nas_emit(&a->j, name, v, step);
-}
-
-static void log_point(search *s, long step, sums *acc)
-{
-    adapter *a = s->a;
-    double v[5] = {acc->ce, acc->kd, acc->arch_ce, acc->n, acc->arch_n};
-    if (a->j.d->world > 1)
-        dist_allreduce_sum_f64(v, 5);
-    const char *ph = phase_of(a, step - 1);
-    if (v[3] > 0) {
-        emitf(a, step, ph, "train/loss", v[0] / v[3]);
-        emitf(a, step, ph, "train/kd", v[1] / v[3]);
-    }
-    emitf(a, step, ph, "lr", weight_lr(a, step - 1));
-    double dl, e = adapt_expected_macs(a->st, NULL, NULL) / 1e6;
-    double lf = ps_budget_loss(e, a->target, a->as.flops_loss_weight, a->as.band, &dl);
-    emitf(a, step, ph, "expected_mflops", e);
-    emitf(a, step, ph, "flops_loss", lf);
-    if (v[4] > 0) {
-        emitf(a, step, ph, "arch/loss", v[2] / v[4]);
-        emitf(a, step, ph, "arch/lr", arch_lr(a, step - 1));
-    }
-    memset(acc, 0, sizeof *acc);
-}
-
-/* Top-1 of the sub-net (w, d) (NULL, NULL: the supernet) on the eval split. */
-static double eval_arch(adapter *a, const int *w, const int *d, errbuf *eb)
-{
-    if (w == NULL)
-        return nas_evaluate(&a->j, &a->st->super, &a->j.eval);
-    net m;
-    net_init(&m);
-    as_blockmap map;
-    double top1 = -1;
-    if (adapt_subnet(a->st, w, d, a->j.b, a->j.spec->seed, &m, &map, eb) == 0)
-        top1 = nas_evaluate(&a->j, &m, &a->j.eval);
-    net_deinit(&m);
-    return top1;
-}
-
-/* End of an epoch: mean P_k per unit, expected depths, and the max, min
- * and expected sub-nets' accuracy after BN recalibration. */
-static int epoch_point(search *s, long step, errbuf *eb)
-{
-    adapter *a = s->a;
-    adapt_state *st = a->st;
-    const char *ph = phase_of(a, step - 1);
-    char what[96];
-    for (int u = 0; u < st->as.sp.n_units; u++) {
-        snprintf(what, sizeof what, "p_mean/%s", st->as.sp.units[u].name);
-        emitf(a, step, ph, what, chains_p_mean(&st->ch, u));
-    }
-    double ed[AS_MAX_STAGES];
-    adapt_expected(st, NULL, ed);
-    for (int i = 0; i < st->as.n_stages; i++) {
-        snprintf(what, sizeof what, "expected_depth/stage%d", i + 1);
-        emitf(a, step, ph, what, ed[i]);
-    }
-    emitf(a, step, ph, "supernet_mflops", modelcfg_macs(&st->as.sp.super) / 1e6);
-    int *w = xcalloc((size_t)st->as.sp.n_units, sizeof(int)), d[AS_MAX_STAGES];
-    double top_max = eval_arch(a, NULL, NULL, eb);
-    adapt_min_arch(st, w, d);
-    double top_min = eval_arch(a, w, d, eb);
-    adapt_expected_arch(st, w, d);
-    double es_mflops = as_macs(&st->as, w, d) / 1e6;
-    double top_es = eval_arch(a, w, d, eb);
-    free(w);
-    if (top_max < 0 || top_min < 0 || top_es < 0)
-        return ERR_INVALID;
-    emitf(a, step, ph, "test/top1_max", top_max);
-    emitf(a, step, ph, "test/top1_min", top_min);
-    emitf(a, step, ph, "test/top1_expected", top_es);
-    emitf(a, step, ph, "expected_net_mflops", es_mflops);
-    nas_say(&a->j, "info",
-            "%s epoch %.2f: top-1 max %.4f, min %.4f, expected %.4f (%.3f MFLOPs, target %.3f; "
-            "supernet %.3f MFLOPs, %d elastic events so far)",
-            ph, (double)step / (double)a->j.steps_per_epoch, top_max, top_min, top_es, es_mflops,
-            a->target, modelcfg_macs(&st->as.sp.super) / 1e6, a->el.n_ev);
-    return 0;
+    return step >= ((dna_space *)ctx)->a->settle_until;
 }
 
 /* ---- elastic checks ------------------------------------------------------------------ */
@@ -270,9 +130,12 @@ static int check_due(const adapter *a, long step)
     return (step + 1) % a->j.steps_per_epoch == 0;
 }
 
-static int elastic_point(search *s, long step, errbuf *eb)
+/* The elastic rules at step: their changes as log lines and metric points. */
+static int dn_on_check(void *ctx, long step, errbuf *eb)
 {
-    adapter *a = s->a;
+    adapter *a = ((dna_space *)ctx)->a;
+    if (!check_due(a, step))
+        return 0;
     int first = a->el.n_ev;
     int rc = elastic_check(&a->el, &a->st, step + 1, a->j.b, eb);
     if (rc <= 0)
@@ -284,12 +147,47 @@ static int elastic_point(search *s, long step, errbuf *eb)
         nas_say(&a->j, "info", "%s", line);
         char name[64];
         snprintf(name, sizeof name, "elastic/%s", elastic_kind_name(a->el.ev[i].kind));
-        emitf(a, step + 1, "search", name, a->el.counts[a->el.ev[i].kind]);
+        nas_emit_phase(&a->j, step + 1, "search", name, a->el.counts[a->el.ev[i].kind]);
     }
-    emitf(a, step + 1, "search", "elastic/events", a->el.n_ev);
-    emitf(a, step + 1, "search", "elastic/supernet_mflops",
-          modelcfg_macs(&a->st->as.sp.super) / 1e6);
-    return build_min(s, eb);
+    nas_emit_phase(&a->j, step + 1, "search", "elastic/events", a->el.n_ev);
+    nas_emit_phase(&a->j, step + 1, "search", "elastic/supernet_mflops",
+                   modelcfg_macs(&a->st->as.sp.super) / 1e6);
+    return rc;
+}
+
+/* ---- reporting ----------------------------------------------------------------------- */
+
+/* Expected depths and the supernet's size at an epoch end. */
+static void dn_epoch_metrics(void *ctx, long step, const char *phase)
+{
+    adapter *a = ((dna_space *)ctx)->a;
+    adapt_state *st = a->st;
+    double ed[AS_MAX_STAGES];
+    adapt_expected(st, NULL, ed);
+    for (int i = 0; i < st->as.n_stages; i++) {
+        char what[96];
+        snprintf(what, sizeof what, "expected_depth/stage%d", i + 1);
+        nas_emit_phase(&a->j, step, phase, what, ed[i]);
+    }
+    nas_emit_phase(&a->j, step, phase, "supernet_mflops", modelcfg_macs(&st->as.sp.super) / 1e6);
+}
+
+static void dn_epoch_note(void *ctx, char *buf, size_t len)
+{
+    adapter *a = ((dna_space *)ctx)->a;
+    snprintf(buf, len, "; supernet %.3f MFLOPs, %d elastic events so far",
+             modelcfg_macs(&a->st->as.sp.super) / 1e6, a->el.n_ev);
+}
+
+static void dn_describe(void *ctx, char *buf, size_t len)
+{
+    adapter *a = ((dna_space *)ctx)->a;
+    snprintf(buf, len,
+             "dna: %d units, %zu width and %d depth parameters, %d stages; target %.3f MFLOPs, "
+             "existing network %.3f, supernet %.3f; %ld warm-up + %ld search steps; elastic %s",
+             a->st->as.sp.n_units, a->st->ch.n_alpha, a->st->dc.n, a->st->as.n_stages, a->target,
+             a->full_mflops, modelcfg_macs(&a->st->as.sp.super) / 1e6, a->warmup_steps,
+             a->total_steps - a->warmup_steps, a->as.elastic.enabled ? "on" : "off");
 }
 
 /* ---- checkpoints ----------------------------------------------------------------------- */
@@ -326,23 +224,15 @@ static json_t *rules_json(const adapter *a)
                      "settle_until", (json_int_t)a->settle_until);
 }
 
-static int save_checkpoint(search *s, long step, errbuf *eb)
+static char *dn_model_json(void *ctx)
 {
-    adapter *a = s->a;
-    adapt_state *st = a->st;
-    net *m = &st->super;
-    if (a->j.d->world > 1 && m->n_buffers > 0)
-        dist_allreduce_mean_f32(m->buffers, m->n_buffers);
-    if (a->j.d->rank != 0)
-        return 0;
-    char path[1100];
-    snprintf(path, sizeof path, "%s/search-%08ld.safetensors", a->j.env->out_dir, step);
-    st_writer *w = st_writer_new();
-    st_writer_meta(w, "kind", "adapt-search");
-    char *t = compact(modelcfg_to_explicit_json(&st->as.sp.super));
-    st_writer_meta(w, "model", t);
-    free(t);
-    t = compact(space_json(&st->as));
+    return compact(modelcfg_to_explicit_json(&((dna_space *)ctx)->a->st->as.sp.super));
+}
+
+static void dn_save_meta(void *ctx, st_writer *w)
+{
+    adapter *a = ((dna_space *)ctx)->a;
+    char *t = compact(space_json(&a->st->as));
     st_writer_meta(w, "space", t);
     free(t);
     t = compact(elastic_events_json(&a->el, a->j.steps_per_epoch));
@@ -351,20 +241,16 @@ static int save_checkpoint(search *s, long step, errbuf *eb)
     t = compact(rules_json(a));
     st_writer_meta(w, "rules", t);
     free(t);
-    net_add_state(m, w, "");
-    net_add_param_like(m, w, "optim.m.", m->opt_m);
+}
+
+static void dn_save_state(void *ctx, st_writer *w)
+{
+    adapt_state *st = ((dna_space *)ctx)->a->st;
     int na = (int)(st->ch.n_alpha ? st->ch.n_alpha : 1), nb = st->dc.n ? st->dc.n : 1;
     st_writer_add_f32(w, "arch.alpha", 1, &na, st->ch.alpha);
     st_writer_add_f32(w, "arch.alpha_momentum", 1, &na, st->ch.mom);
     st_writer_add_f32(w, "arch.beta", 1, &nb, st->dc.beta);
     st_writer_add_f32(w, "arch.beta_momentum", 1, &nb, st->dc.mom);
-    int64_t sv = step;
-    st_writer_add(w, "train.step", ST_I64, 0, NULL, &sv);
-    int rc = st_writer_save(w, path, eb);
-    st_writer_free(w);
-    if (rc == 0)
-        nas_keep_checkpoint(&a->j, path, step);
-    return rc;
 }
 
 /* The state of a checkpoint's metadata: config, grids, nominal widths. */
@@ -437,134 +323,81 @@ static void restore_rules(adapter *a, const st_file *f)
     json_decref(rj);
 }
 
-static const char *const SEARCH_PREFIXES[] = {"optim.", "train.", "arch.", NULL};
-
-int dna_load_checkpoint(adapter *a, const char *path, long *step, errbuf *eb)
+static int dn_load_meta(void *ctx, const st_file *f, errbuf *eb)
 {
-    st_file *f;
-    int rc = st_open(&f, path, eb);
-    if (rc != 0)
+    return restore_state(((dna_space *)ctx)->a, f, eb);
+}
+
+static int dn_load_state(void *ctx, const st_file *f, errbuf *eb)
+{
+    adapter *a = ((dna_space *)ctx)->a;
+    adapt_state *st = a->st;
+    size_t na = st->ch.n_alpha ? st->ch.n_alpha : 1, nb = (size_t)(st->dc.n ? st->dc.n : 1);
+    int rc;
+    if ((rc = st_read_f32(f, "arch.alpha", st->ch.alpha, na, eb)) != 0 ||
+        (rc = st_read_f32(f, "arch.alpha_momentum", st->ch.mom, na, eb)) != 0 ||
+        (rc = st_read_f32(f, "arch.beta", st->dc.beta, nb, eb)) != 0 ||
+        (rc = st_read_f32(f, "arch.beta_momentum", st->dc.mom, nb, eb)) != 0)
         return rc;
-    int64_t sv = 0;
-    const char *kind = st_meta(f, "kind");
-    if (kind == NULL || strcmp(kind, "adapt-search") != 0)
-        rc = err_set(eb, ERR_FORMAT, "not an adapt-search checkpoint (kind %s)",
-                     kind ? kind : "missing");
-    else
-        rc = restore_state(a, f, eb);
-    if (rc == 0) {
-        adapt_state *st = a->st;
-        size_t na = st->ch.n_alpha ? st->ch.n_alpha : 1, nb = (size_t)(st->dc.n ? st->dc.n : 1);
-        if ((rc = net_load_state(&st->super, f, SEARCH_PREFIXES, eb)) == 0 &&
-            (rc = net_read_param_like(&st->super, f, "optim.m.", st->super.opt_m, eb)) == 0 &&
-            (rc = st_read_f32(f, "arch.alpha", st->ch.alpha, na, eb)) == 0 &&
-            (rc = st_read_f32(f, "arch.alpha_momentum", st->ch.mom, na, eb)) == 0 &&
-            (rc = st_read_f32(f, "arch.beta", st->dc.beta, nb, eb)) == 0 &&
-            (rc = st_read_f32(f, "arch.beta_momentum", st->dc.mom, nb, eb)) == 0 &&
-            (rc = st_read_i64(f, "train.step", &sv, 1, eb)) == 0 && sv < 0)
-            rc = err_set(eb, ERR_FORMAT, "negative train.step");
-        if (rc == 0) {
-            adapt_update(st);
-            restore_rules(a, f);
-        }
-    }
-    st_close(f);
-    if (rc != 0)
-        return err_prefix(eb, rc, "checkpoint %s", path);
-    *step = (long)sv;
+    adapt_update(st);
+    restore_rules(a, f);
     return 0;
 }
 
-/* ---- the loop ---------------------------------------------------------------------------- */
+/* ---- the driver ---------------------------------------------------------------------------- */
 
-/* The target and its bands as metric points at the search's first step, so
- * that a dashboard can draw expected_mflops against them while it runs:
- * target/mflops, target/band_low_mflops and target/band_high_mflops (the
- * band the derived network must meet), target/deadband_low_mflops (where
- * the budget loss stops pulling, band * target). */
-static void emit_target(const adapter *a, long step)
+static const nas_space_ops DNA_OPS = {
+    .kind = "adapt-search",
+    .rng_tag = RNG_TAG,
+    .supernet = dn_supernet,
+    .chains = dn_chains,
+    .sample = dn_sample,
+    .build_subnet = dn_build_subnet,
+    .arch_macs = dn_arch_macs,
+    .expected_macs = dn_expected_macs,
+    .arch_scaling = dn_arch_scaling,
+    .arch_step = dn_arch_step,
+    .arch_due = dn_arch_due,
+    .on_check = dn_on_check,
+    .epoch_metrics = dn_epoch_metrics,
+    .describe = dn_describe,
+    .epoch_note = dn_epoch_note,
+    .model_json = dn_model_json,
+    .save_meta = dn_save_meta,
+    .save_state = dn_save_state,
+    .load_meta = dn_load_meta,
+    .load_state = dn_load_state,
+};
+
+/* The driver's view of a's search, over the space s. */
+static nas_search dna_of(adapter *a, dna_space *s)
 {
-    nas_emit(&a->j, "target/mflops", a->target, step);
-    nas_emit(&a->j, "target/band_low_mflops", a->target * (1 - ADAPT_TARGET_TOL), step);
-    nas_emit(&a->j, "target/band_high_mflops", a->target * (1 + ADAPT_TARGET_TOL), step);
-    nas_emit(&a->j, "target/deadband_low_mflops", a->target * a->as.band, step);
+    return (nas_search){.j = &a->j,
+                        .ss = &a->as.search,
+                        .target = a->target,
+                        .target_tol = ADAPT_TARGET_TOL,
+                        .warmup_steps = a->warmup_steps,
+                        .total_steps = a->total_steps,
+                        .ops = &DNA_OPS,
+                        .ctx = s};
 }
 
 int dna_search(adapter *a, long start, errbuf *eb)
 {
-    search s;
+    dna_space s;
     memset(&s, 0, sizeof s);
     s.a = a;
-    net_init(&s.min_net);
-    loader *ld = NULL;
-    int rc = build_min(&s, eb);
-    if (rc != 0)
-        goto done;
-    nas_job *j = &a->j;
-    loader_opts lo = {.batch = j->b,
-                      .rank = j->d->rank,
-                      .world = j->d->world,
-                      .seed = j->spec->seed,
-                      .train = 1,
-                      .crop_padding = j->spec->data.crop_padding,
-                      .hflip = j->spec->data.hflip};
-    ld = loader_new(&j->train, &lo);
-    nas_say(j, "info",
-            "dna: %d units, %zu width and %d depth parameters, %d stages; target %.3f MFLOPs, "
-            "existing network %.3f, supernet %.3f; %ld warm-up + %ld search steps; elastic %s",
-            a->st->as.sp.n_units, a->st->ch.n_alpha, a->st->dc.n, a->st->as.n_stages, a->target,
-            a->full_mflops, modelcfg_macs(&a->st->as.sp.super) / 1e6, a->warmup_steps,
-            a->total_steps - a->warmup_steps, a->as.elastic.enabled ? "on" : "off");
-    emit_target(a, start);
-    sums acc = {0};
-    double t0 = nas_now();
-    long step = start;
-    while (step < a->total_steps) {
-        int epoch = (int)(step / j->steps_per_epoch);
-        loader_start_epoch(ld, epoch, step % j->steps_per_epoch);
-        long epoch_end = (long)(epoch + 1) * j->steps_per_epoch;
-        while (step < epoch_end) {
-            if (nas_cancel_now(j)) {
-                rc = save_checkpoint(&s, step, eb);
-                if (rc == 0)
-                    rc = err_set(eb, ERR_CANCELLED, "cancelled in the search at step %ld", step);
-                goto done;
-            }
-            int n = loader_next(ld, j->x, j->y);
-            if (n != j->b) {
-                log_error("loader returned %d samples at step %ld, expected %d", n, step, j->b);
-                abort();
-            }
-            if ((rc = sandwich(&s, step, &acc, eb)) != 0)
-                goto done;
-            if (step >= a->warmup_steps && step >= a->settle_until)
-                arch_step(&s, step, &acc);
-            if (check_due(a, step)) {
-                int changes = elastic_point(&s, step, eb);
-                if (changes < 0) {
-                    rc = changes;
-                    goto done;
-                }
-            }
-            step++;
-            if (step % LOG_EVERY == 0 || step == epoch_end)
-                log_point(&s, step, &acc);
-            const job_sink *k = nas_sink(j);
-            if (k != NULL && k->progress != NULL)
-                k->progress(k->ctx, step, a->total_steps + j->retrain_steps,
-                            acc.n > 0 ? acc.ce / acc.n : 0.0,
-                            (double)(step - start) * a->as.batch_size / (nas_now() - t0));
-            if (j->spec->ckpt_every_steps > 0 && step % j->spec->ckpt_every_steps == 0 &&
-                step < epoch_end && (rc = save_checkpoint(&s, step, eb)) != 0)
-                goto done;
-        }
-        if ((rc = epoch_point(&s, step, eb)) != 0 || (rc = save_checkpoint(&s, step, eb)) != 0)
-            goto done;
-    }
-    a->top1_super = nas_evaluate(j, &a->st->super, &j->test);
-done:
-    loader_free(ld);
-    net_deinit(&s.min_net);
+    nas_search ns = dna_of(a, &s);
+    int rc = nas_search_run(&ns, start, &a->top1_super, eb);
     free(s.w);
     return rc;
+}
+
+int dna_load_checkpoint(adapter *a, const char *path, long *step, errbuf *eb)
+{
+    dna_space s;
+    memset(&s, 0, sizeof s);
+    s.a = a;
+    nas_search ns = dna_of(a, &s);
+    return nas_search_load(&ns, path, step, eb);
 }

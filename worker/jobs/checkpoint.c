@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const TRAIN_PREFIXES[] = {"optim.", "train.", NULL};
 
@@ -86,4 +87,22 @@ int ckpt_load_weights(const char *path, net *m, errbuf *eb)
     if (rc != 0)
         return err_prefix(eb, rc, "weights %s", path);
     return 0;
+}
+
+int ckpt_ring_push(ckpt_ring *r, const char *path, int keep_last, char *dropped, size_t len)
+{
+    if (len > 0)
+        dropped[0] = '\0';
+    if (r->n > 0 && strcmp(r->kept[r->n - 1], path) == 0)
+        return 0;
+    int keep = keep_last < 1 ? 1 : keep_last > CKPT_MAX_KEEP ? CKPT_MAX_KEEP : keep_last;
+    if (r->n == keep) {
+        unlink(r->kept[0]);
+        if (len > 0)
+            snprintf(dropped, len, "%s", r->kept[0]);
+        memmove(r->kept[0], r->kept[1], (size_t)(keep - 1) * sizeof r->kept[0]);
+        r->n--;
+    }
+    snprintf(r->kept[r->n++], sizeof r->kept[0], "%s", path);
+    return 1;
 }

@@ -41,4 +41,22 @@ int ckpt_load_weights(const char *path, net *m, errbuf *eb);
 int ckpt_load_init(const char *path, net *m, int classes, char *fresh, size_t fresh_len,
                    errbuf *eb);
 
+/* ---- rotation ----------------------------------------------------------------------- */
+
+#define CKPT_MAX_KEEP 64   /* checkpoints a ring holds at most */
+#define CKPT_PATH_MAX 1100 /* a checkpoint path's buffer */
+
+/* The checkpoints a run has on disk, oldest first (train.c, nas_search.c). */
+typedef struct ckpt_ring {
+    char kept[CKPT_MAX_KEEP][CKPT_PATH_MAX];
+    int n;
+} ckpt_ring;
+
+/* Records the file at path as the newest checkpoint, keeping at most
+ * keep_last (clamped to 1..CKPT_MAX_KEEP): the oldest beyond that is
+ * deleted and its path copied into dropped (len bytes; "" when none was).
+ * Returns 1, or 0 without doing anything when path is already the newest
+ * (the same step written twice, e.g. an epoch end that was also a cancel). */
+int ckpt_ring_push(ckpt_ring *r, const char *path, int keep_last, char *dropped, size_t len);
+
 #endif

@@ -57,6 +57,16 @@ static int run_train(const job_spec *spec, const job_env *env, job_result *res, 
     return rc;
 }
 
+/* A prune or adapt job: the search's job types. */
+static int run_search(const job_spec *spec, const job_env *env, job_result *res, errbuf *eb)
+{
+    int rc =
+        spec->type == JOB_PRUNE ? prune_run(spec, env, res, eb) : adapt_run(spec, env, res, eb);
+    if (res->summary == NULL) /* a job that failed before it had one */
+        res->summary = json_object();
+    return rc;
+}
+
 int job_run(const job_spec *spec, const job_env *env, job_result *res, errbuf *eb)
 {
     memset(res, 0, sizeof *res);
@@ -64,9 +74,8 @@ int job_run(const job_spec *spec, const job_env *env, job_result *res, errbuf *e
     case JOB_TRAIN:
         return run_train(spec, env, res, eb);
     case JOB_PRUNE:
-        return prune_run(spec, env, res, eb);
     case JOB_ADAPT:
-        return adapt_run(spec, env, res, eb);
+        return run_search(spec, env, res, eb);
     default:
         res->summary = json_object();
         return err_set(eb, ERR_UNSUPPORTED, "%s jobs are not available in this build",

@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "common/safetensors.h"
 #include "common/xalloc.h"
+#include "worker/jobs/checkpoint.h"
 #include "worker/nn/loss.h"
 #include "worker/nn/optim.h"
 
@@ -77,12 +78,8 @@ int nas_init(nas_job *j, const job_spec *spec, const job_env *env, int batch, in
     j->retrain_steps = (long)(j->train.n / spec->optim.batch_size) * spec->optim.epochs;
     if (spec->optim.max_steps > 0 && spec->optim.max_steps < j->retrain_steps)
         j->retrain_steps = spec->optim.max_steps;
-    size_t px = (size_t)j->b * c->image_size * c->image_size * c->in_channels;
-    j->x = xmallocarray(px, sizeof(float));
-    j->y = xmallocarray((size_t)j->b, sizeof(int32_t));
-    j->probs = xmallocarray((size_t)j->b * j->K, sizeof(float));
+    job_batch_alloc(&j->bt, c, j->b);
     j->teacher = xmallocarray((size_t)j->b * j->K, sizeof(float));
-    j->dlogits = xmallocarray((size_t)j->b * j->K, sizeof(float));
     j->sprobs = xmallocarray((size_t)j->b * j->K, sizeof(float));
     loader_opts lo = {.batch = j->b,
                       .rank = j->d->rank,
@@ -101,15 +98,10 @@ void nas_release(nas_job *j)
     j->calib = NULL;
     dataset_free(&j->train);
     dataset_free(&j->test);
-    free(j->x);
-    free(j->y);
-    free(j->probs);
+    job_batch_free(&j->bt);
     free(j->teacher);
-    free(j->dlogits);
     free(j->sprobs);
-    j->x = NULL;
-    j->y = NULL;
-    j->probs = j->teacher = j->dlogits = j->sprobs = NULL;
+    j->teacher = j->sprobs = NULL;
 }
 
 void nas_deinit(nas_job *j)
@@ -126,31 +118,19 @@ const job_sink *nas_sink(const nas_job *j)
 
 void nas_emit(const nas_job *j, const char *name, double v, long step)
 {
-    const job_sink *s = nas_sink(j);
-    if (s != NULL && s->metric != NULL)
-        s->metric(s->ctx, name, v, step, (double)step / (double)j->steps_per_epoch);
+    sink_metric(nas_sink(j), name, v, step, j->steps_per_epoch);
 }
 
-void nas_say(const nas_job *j, const char *level, const char *fmt, ...)
+void nas_emit_phase(const nas_job *j, long step, const char *phase, const char *what, double v)
 {
-    const job_sink *s = nas_sink(j);
-    if (s == NULL || s->log == NULL)
-        return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    s->log(s->ctx, level, msg);
+    char name[128];
+    snprintf(name, sizeof name, "%s/%s", phase, what);
+    nas_emit(j, name, v, step);
 }
 
 int nas_cancel_now(const nas_job *j)
 {
-    int flag = 0;
-    const job_sink *s = nas_sink(j);
-    if (s != NULL && s->cancel_requested != NULL)
-        flag = s->cancel_requested(s->ctx) != 0;
-    return dist_any_stop(flag); /* a stop asked of any rank stops them all */
+    return sink_cancel_now(nas_sink(j));
 }
 
 /* ---- training helpers ------------------------------------------------------------------ */
@@ -171,11 +151,11 @@ void nas_calibrate(nas_job *j, net *m)
      * weights alone, and a resumed search reports what the first run would */
     loader_start_epoch(j->calib, 0, 0);
     for (int i = 0; i < j->calib_batches; i++) {
-        int n = loader_next(j->calib, j->x, j->y);
+        int n = loader_next(j->calib, j->bt.x, j->bt.y);
         if (n <= 0)
             break;
         m->bn_momentum = 1.0f / (float)(i + 1); /* cumulative mean over the batches */
-        net_forward(m, j->x, n);
+        net_forward(m, j->bt.x, n);
     }
     m->bn_momentum = -1.0f;
     net_set_training(m, was);
@@ -203,7 +183,7 @@ double nas_cosine(double peak, double floor_, long t, long t0, long t1)
     return floor_ + (peak - floor_) * (1.0 + cos(PI * f)) / 2.0;
 }
 
-void nas_weight_step(net *m, const prune_sgd *o, double lr, int first)
+void nas_weight_step(net *m, const search_sgd *o, double lr, int first)
 {
     for (int i = 0; i < m->n_tensors; i++) {
         const net_tensor *t = &m->tensors[i];
@@ -219,35 +199,21 @@ float nas_distill(nas_job *j, net *sub, net *super, const slice_map *map)
 {
     net_slice_gather_map(sub, super, map);
     net_zero_grad(sub);
-    net_forward(sub, j->x, j->b);
+    net_forward(sub, j->bt.x, j->b);
     float kl = nn_softtarget_forward(j->sprobs, net_out(sub), j->teacher, j->b, j->K);
-    memset(j->dlogits, 0, (size_t)j->b * j->K * sizeof(float));
-    nn_softtarget_backward(j->dlogits, j->sprobs, j->teacher, j->b, j->K, 1.0f);
-    net_backward(sub, j->dlogits);
+    memset(j->bt.dlogits, 0, (size_t)j->b * j->K * sizeof(float));
+    nn_softtarget_backward(j->bt.dlogits, j->sprobs, j->teacher, j->b, j->K, 1.0f);
+    net_backward(sub, j->bt.dlogits);
     net_slice_scatter_grads_map(super, sub, map);
     return kl;
 }
 
 void nas_keep_checkpoint(nas_job *j, const char *path, long step)
 {
-    if (j->d->rank != 0)
-        return;
-    if (j->n_kept > 0 && strcmp(j->kept[j->n_kept - 1], path) == 0)
-        return;
-    int keep = j->spec->ckpt_keep_last;
-    if (keep < 1)
-        keep = 1;
-    if (keep > NAS_MAX_KEEP_CKPT)
-        keep = NAS_MAX_KEEP_CKPT;
-    if (j->n_kept == keep) {
-        unlink(j->kept[0]);
-        memmove(j->kept[0], j->kept[1], (size_t)(keep - 1) * sizeof j->kept[0]);
-        j->n_kept--;
-    }
-    snprintf(j->kept[j->n_kept++], sizeof j->kept[0], "%s", path);
-    const job_sink *k = nas_sink(j);
-    if (k != NULL && k->checkpoint != NULL)
-        k->checkpoint(k->ctx, path, step);
+    char dropped[CKPT_PATH_MAX];
+    if (j->d->rank == 0 &&
+        ckpt_ring_push(&j->ckpts, path, j->spec->ckpt_keep_last, dropped, sizeof dropped))
+        sink_checkpoint(nas_sink(j), path, step);
 }
 
 /* ---- artifacts ---------------------------------------------------------------------------- */
@@ -397,5 +363,144 @@ int nas_resumed_network(const nas_job *j, const char *model_json, model_cfg *fou
     json_decref(mj);
     if (rc == 0)
         *report = nas_load_json(j, "search.json");
+    return rc;
+}
+
+/* ---- the job's frame ------------------------------------------------------------------ */
+
+void nas_reparse_begin(nas_reparse *r)
+{
+    fe_init(&r->fe);
+    jf_open(&r->root, NULL, "", &r->fe);
+}
+
+int nas_reparse_end(nas_reparse *r, const char *what, errbuf *eb)
+{
+    if (r->root.n_err == 0)
+        return 0;
+    char msg[400];
+    fe_format(&r->fe, msg, sizeof msg);
+    return err_set(eb, ERR_INVALID, "%s: %s", what, msg);
+}
+
+int nas_world(const job_env *env)
+{
+    return env->dist != NULL ? env->dist->world : 1;
+}
+
+int nas_start(nas_job *j, const char *search_kind, long search_steps, char **model_json, errbuf *eb)
+{
+    int kind = 0;
+    if (j->env->resume_path != NULL &&
+        (kind = nas_resume_kind(j->env->resume_path, search_kind, model_json, eb)) < 0)
+        return kind;
+    const job_sink *s = nas_sink(j);
+    if (s != NULL && s->started != NULL)
+        s->started(s->ctx, search_steps + j->retrain_steps);
+    return kind;
+}
+
+int nas_write_found(const nas_job *j, const model_cfg *found, const json_t *report, errbuf *eb)
+{
+    json_t *arch = modelcfg_to_explicit_json(found);
+    int rc = nas_write_json(j, "architecture.json", arch, eb);
+    json_decref(arch);
+    return rc != 0 ? rc : nas_write_json(j, "search.json", report, eb);
+}
+
+/* {mflops, params, [key: v], <top1_key>: top1 or null} of network c. */
+static json_t *network_facts(const model_cfg *c, double mflops, const char *key, json_t *v,
+                             const char *top1_key, double top1)
+{
+    json_t *o = json_pack("{s:f, s:I}", "mflops", mflops, "params", (json_int_t)modelcfg_params(c));
+    if (key != NULL)
+        json_object_set_new(o, key, v);
+    json_object_set_new(o, top1_key, top1 >= 0 ? json_real(top1) : json_null());
+    return o;
+}
+
+json_t *nas_report_head(const nas_job *j, const nas_outcome *o, const model_cfg *found,
+                        double top1_inherited, const char *key, json_t *before_v, json_t *after_v)
+{
+    json_t *rep = json_object();
+    json_object_set_new(rep, "method", json_string(o->method));
+    json_object_set_new(rep, "target_mflops", json_real(o->target));
+    json_object_set_new(
+        rep, "target_band_mflops",
+        json_pack("[f, f]", o->target * (1 - o->target_tol), o->target * (1 + o->target_tol)));
+    json_object_set_new(
+        rep, "before",
+        network_facts(&j->spec->model, o->full_mflops, key, before_v, "top1", o->top1_before));
+    json_object_set_new(rep, "after",
+                        network_facts(found, modelcfg_macs(found) / 1e6, key, after_v,
+                                      "top1_inherited", top1_inherited));
+    return rep;
+}
+
+int nas_finish(const nas_job *j, const nas_outcome *o, const model_cfg *found,
+               const train_result *tr, json_t *report, job_result *res, errbuf *eb)
+{
+    const model_cfg *full = &j->spec->model;
+    json_object_set_new(report, "retrain",
+                        json_pack("{s:s, s:i, s:I, s:f, s:f, s:f}", "from", o->from, "epochs",
+                                  j->spec->optim.epochs, "steps", (json_int_t)tr->steps,
+                                  "test_top1", tr->test_top1, "test_loss", tr->test_loss, "seconds",
+                                  tr->seconds));
+    json_t *after = json_object_get(report, "after");
+    if (after != NULL)
+        json_object_set_new(after, "top1", json_real(tr->test_top1));
+    res->summary = json_pack(
+        "{s:s, s:f, s:f, s:f, s:I, s:I, s:f, s:I, s:f}", "method", o->method, "target_mflops",
+        o->target, "mflops", modelcfg_macs(found) / 1e6, "mflops_full", o->full_mflops, "params",
+        (json_int_t)modelcfg_params(found), "params_full", (json_int_t)modelcfg_params(full),
+        "test_top1", tr->test_top1, "steps", (json_int_t)o->search_steps + (json_int_t)tr->steps,
+        "seconds", nas_now() - o->t0);
+    json_object_set_new(res->summary, "top1_before",
+                        o->top1_before >= 0 ? json_real(o->top1_before) : json_null());
+    job_result_add_artifact(res, "model.safetensors");
+    job_result_add_artifact(res, "architecture.json");
+    job_result_add_artifact(res, "report.json");
+    int rc = nas_write_json(j, "report.json", report, eb);
+    for (int i = 0; rc == 0 && i < o->n_extra; i++) {
+        char path[1100];
+        nas_out_path(j, path, sizeof path, o->extra[i]);
+        if (access(path, R_OK) == 0)
+            job_result_add_artifact(res, o->extra[i]);
+    }
+    return rc;
+}
+
+int nas_run_job(nas_job *j, const nas_job_ops *ops, void *ctx, long search_steps, job_result *res,
+                errbuf *eb)
+{
+    json_t *report = NULL;
+    char *resume_model = NULL, init[CKPT_PATH_MAX] = "";
+    long start = 0;
+    model_cfg found;
+    int phase = nas_start(j, ops->search_kind, search_steps, &resume_model, eb);
+    int rc = phase < 0 ? phase : ops->prepare(ctx, phase, &start, eb);
+    if (rc == 0)
+        rc = phase == 2 ? nas_resumed_network(j, resume_model, &found, &report, eb)
+                        : ops->search(ctx, start, &found, &report, init, sizeof init, eb);
+    if (rc != 0) {
+        res->cancelled = rc == ERR_CANCELLED;
+    } else {
+        ops->release(ctx);
+        train_result tr;
+        rc = nas_retrain(j, &found, init[0] ? init : NULL, phase == 2 ? j->env->resume_path : NULL,
+                         search_steps, &tr, eb);
+        res->cancelled = tr.cancelled;
+        if (init[0] && j->d->rank != 0)
+            unlink(init); /* a private copy (rank 0's is an artifact) */
+        nas_outcome o;
+        if (rc == 0) {
+            ops->outcome(ctx, &o);
+            rc = nas_finish(j, &o, &found, &tr, report, res, eb);
+            if (ops->finished != NULL)
+                ops->finished(ctx, report, res);
+        }
+    }
+    json_decref(report);
+    free(resume_model);
     return rc;
 }

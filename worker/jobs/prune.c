@@ -50,30 +50,27 @@ static int setup(pruner *p, const job_spec *spec, const job_env *env, errbuf *eb
 {
     net_init(&p->super);
     /* the canonical prune object parses without problems */
-    int world = env->dist != NULL ? env->dist->world : 1;
-    field_errors fe;
-    fe_init(&fe);
-    jf_obj root;
-    jf_open(&root, NULL, "", &fe);
-    prunespec_parse(&p->ps, &root, spec->prune, &spec->model, world, spec->init_from[0]);
-    if (root.n_err != 0) {
-        char msg[400];
-        fe_format(&fe, msg, sizeof msg);
-        return err_set(eb, ERR_INVALID, "prune spec: %s", msg);
-    }
+    nas_reparse rp;
+    nas_reparse_begin(&rp);
+    prunespec_parse(&p->ps, &rp.root, spec->prune, &spec->model, nas_world(env),
+                    spec->init_from[0]);
+    int rc = nas_reparse_end(&rp, "prune spec", eb);
+    if (rc != 0)
+        return rc;
     p->target = p->ps.target_mflops;
     p->full_mflops = modelcfg_macs(&spec->model) / 1e6;
-    int rc = prune_space_init(&p->sp, &spec->model, &p->ps.width, eb);
+    rc = prune_space_init(&p->sp, &spec->model, &p->ps.width, eb);
     if (rc != 0)
         return rc;
     chains_init(&p->ch, &p->sp);
-    int gb = p->ps.method == PRUNE_DMCP ? p->ps.batch_size : spec->optim.batch_size;
-    rc = nas_init(&p->j, spec, env, gb, p->ps.calib_batches, p->ps.eval_limit, eb);
+    int gb = p->ps.method == PRUNE_DMCP ? p->ps.search.batch_size : spec->optim.batch_size;
+    rc = nas_init(&p->j, spec, env, gb, p->ps.search.calib_batches, p->ps.search.eval_limit, eb);
     if (rc != 0)
         return rc;
     if (p->ps.method == PRUNE_DMCP) {
-        p->warmup_steps = p->j.steps_per_epoch * p->ps.warmup_epochs;
-        p->total_steps = p->j.steps_per_epoch * (p->ps.warmup_epochs + p->ps.search_epochs);
+        p->warmup_steps = p->j.steps_per_epoch * p->ps.search.warmup_epochs;
+        p->total_steps =
+            p->j.steps_per_epoch * (p->ps.search.warmup_epochs + p->ps.search.search_epochs);
     }
     /* the supernet, with a scaling site at every BN of a unit (uniform needs
      * it only to slice given weights from) */
@@ -148,26 +145,15 @@ static void add_tables(const pruner *p, const int *w, json_t *rep, int with_chai
     free(full);
 }
 
+static void op_outcome(void *ctx, nas_outcome *o);
+
 /* The report's part known before the retrain (also search.json). */
 static json_t *search_report(pruner *p, const int *w, const model_cfg *found, double mult,
                              double top1_inherited, json_t *derive)
 {
-    const job_spec *spec = p->j.spec;
-    json_t *rep = json_object();
-    json_object_set_new(rep, "method", json_string(prunespec_method_name(p->ps.method)));
-    json_object_set_new(rep, "target_mflops", json_real(p->target));
-    json_object_set_new(rep, "target_band_mflops",
-                        json_pack("[f, f]", p->target * (1 - PRUNE_TARGET_TOL),
-                                  p->target * (1 + PRUNE_TARGET_TOL)));
-    json_t *before = json_pack("{s:f, s:I}", "mflops", p->full_mflops, "params",
-                               (json_int_t)modelcfg_params(&spec->model));
-    json_object_set_new(before, "top1", p->top1_max >= 0 ? json_real(p->top1_max) : json_null());
-    json_object_set_new(rep, "before", before);
-    json_t *after = json_pack("{s:f, s:I}", "mflops", modelcfg_macs(found) / 1e6, "params",
-                              (json_int_t)modelcfg_params(found));
-    json_object_set_new(after, "top1_inherited",
-                        top1_inherited >= 0 ? json_real(top1_inherited) : json_null());
-    json_object_set_new(rep, "after", after);
+    nas_outcome o;
+    op_outcome(p, &o);
+    json_t *rep = nas_report_head(&p->j, &o, found, top1_inherited, NULL, NULL, NULL);
     if (p->ps.method == PRUNE_UNIFORM)
         json_object_set_new(rep, "width_multiplier", json_real(mult));
     json_object_set_new(rep, "widths", nas_int_array(w, p->sp.n_units));
@@ -257,11 +243,7 @@ static int searched_network(pruner *p, long start, int *w, model_cfg *found, jso
     *report = search_report(p, w, found, mult, top1_inh, derive);
     if (p->ps.finetune && (rc = save_inherited(p, w, found, init, init_len, eb)) != 0)
         return rc;
-    json_t *arch = modelcfg_to_explicit_json(found);
-    rc = nas_write_json(&p->j, "architecture.json", arch, eb);
-    json_decref(arch);
-    if (rc == 0)
-        rc = nas_write_json(&p->j, "search.json", *report, eb);
+    rc = nas_write_found(&p->j, found, *report, eb);
     if (rc == 0)
         nas_say(&p->j, "info", "found %.4f MFLOPs (target %.4f, model %.4f); retraining %s",
                 modelcfg_macs(found) / 1e6, p->target, p->full_mflops,
@@ -269,93 +251,69 @@ static int searched_network(pruner *p, long start, int *w, model_cfg *found, jso
     return rc;
 }
 
-/* The retrain's outcome into the report; the summary and artifact list. */
-static void finish(pruner *p, const model_cfg *found, const train_result *tr, json_t *report,
-                   double t0, job_result *res)
+/* ---- the job through nas_run_job ------------------------------------------------------- */
+
+/* What a dmcp job leaves beyond the three artifacts of every prune job. */
+static const char *const DMCP_ARTIFACTS[] = {"search.json", "supernet.safetensors"};
+
+static int op_prepare(void *ctx, int phase, long *start, errbuf *eb)
 {
-    const job_spec *spec = p->j.spec;
-    json_object_set_new(
-        report, "retrain",
-        json_pack("{s:s, s:i, s:I, s:f, s:f, s:f}", "from", p->ps.finetune ? "supernet" : "scratch",
-                  "epochs", spec->optim.epochs, "steps", (json_int_t)tr->steps, "test_top1",
-                  tr->test_top1, "test_loss", tr->test_loss, "seconds", tr->seconds));
-    json_t *after = json_object_get(report, "after");
-    if (after != NULL)
-        json_object_set_new(after, "top1", json_real(tr->test_top1));
-    res->summary =
-        json_pack("{s:s, s:f, s:f, s:f, s:I, s:I, s:f, s:I, s:f}", "method",
-                  prunespec_method_name(p->ps.method), "target_mflops", p->target, "mflops",
-                  modelcfg_macs(found) / 1e6, "mflops_full", p->full_mflops, "params",
-                  (json_int_t)modelcfg_params(found), "params_full",
-                  (json_int_t)modelcfg_params(&spec->model), "test_top1", tr->test_top1, "steps",
-                  (json_int_t)p->total_steps + (json_int_t)tr->steps, "seconds", nas_now() - t0);
-    json_object_set_new(res->summary, "top1_before",
-                        p->top1_max >= 0 ? json_real(p->top1_max) : json_null());
-    job_result_add_artifact(res, "model.safetensors");
-    job_result_add_artifact(res, "architecture.json");
-    job_result_add_artifact(res, "report.json");
-    char path[1100];
-    nas_out_path(&p->j, path, sizeof path, "search.json");
-    if (p->ps.method == PRUNE_DMCP && access(path, R_OK) == 0)
-        job_result_add_artifact(res, "search.json");
-    nas_out_path(&p->j, path, sizeof path, "supernet.safetensors");
-    if (p->ps.method == PRUNE_DMCP && access(path, R_OK) == 0)
-        job_result_add_artifact(res, "supernet.safetensors");
+    pruner *p = ctx;
+    const job_env *env = p->j.env;
+    if (phase == 1)
+        return dmcp_load_checkpoint(p, env->resume_path, start, eb);
+    if (phase != 0 || env->init_weights == NULL)
+        return 0;
+    int rc = ckpt_load_weights(env->init_weights, &p->super, eb);
+    if (rc == 0 && p->j.d->world > 1)
+        dist_bcast(p->super.params, p->super.n_params * sizeof(float), 0);
+    return rc;
 }
+
+static int op_search(void *ctx, long start, model_cfg *found, json_t **report, char *init,
+                     size_t len, errbuf *eb)
+{
+    pruner *p = ctx;
+    int *w = xcalloc((size_t)p->sp.n_units, sizeof(int));
+    int rc = searched_network(p, start, w, found, report, init, len, eb);
+    free(w);
+    return rc;
+}
+
+static void op_release(void *ctx)
+{
+    release_search(ctx);
+}
+
+static void op_outcome(void *ctx, nas_outcome *o)
+{
+    const pruner *p = ctx;
+    *o = (nas_outcome){.method = prunespec_method_name(p->ps.method),
+                       .from = p->ps.finetune ? "supernet" : "scratch",
+                       .target = p->target,
+                       .target_tol = PRUNE_TARGET_TOL,
+                       .full_mflops = p->full_mflops,
+                       .top1_before = p->top1_max,
+                       .search_steps = p->total_steps,
+                       .t0 = p->t0,
+                       .extra = DMCP_ARTIFACTS,
+                       .n_extra = p->ps.method == PRUNE_DMCP ? 2 : 0};
+}
+
+static const nas_job_ops PRUNE_OPS = {.search_kind = "prune-search",
+                                      .prepare = op_prepare,
+                                      .search = op_search,
+                                      .release = op_release,
+                                      .outcome = op_outcome};
 
 int prune_run(const job_spec *spec, const job_env *env, job_result *res, errbuf *eb)
 {
-    double t0 = nas_now();
     pruner *p = xcalloc(1, sizeof *p);
+    p->t0 = nas_now();
     p->top1_max = -1;
-    json_t *report = NULL;
-    char *resume_model = NULL, init[1100] = "";
-    int *w = NULL, kind = 0;
-    long start = 0;
-    model_cfg found;
     int rc = setup(p, spec, env, eb);
-    if (rc != 0)
-        goto out;
-    w = xcalloc((size_t)p->sp.n_units, sizeof(int));
-    if (env->resume_path != NULL &&
-        (kind = nas_resume_kind(env->resume_path, "prune-search", &resume_model, eb)) < 0) {
-        rc = kind;
-        goto out;
-    }
-    const job_sink *s0 = nas_sink(&p->j);
-    if (s0 != NULL && s0->started != NULL)
-        s0->started(s0->ctx, p->total_steps + p->j.retrain_steps);
-    if (kind == 1) {
-        rc = dmcp_load_checkpoint(p, env->resume_path, &start, eb);
-    } else if (kind == 0 && env->init_weights != NULL) {
-        rc = ckpt_load_weights(env->init_weights, &p->super, eb);
-        if (rc == 0 && p->j.d->world > 1)
-            dist_bcast(p->super.params, p->super.n_params * sizeof(float), 0);
-    }
     if (rc == 0)
-        rc = kind == 2 ? nas_resumed_network(&p->j, resume_model, &found, &report, eb)
-                       : searched_network(p, start, w, &found, &report, init, sizeof init, eb);
-    if (rc != 0) {
-        res->cancelled = rc == ERR_CANCELLED;
-        goto out;
-    }
-    release_search(p);
-    train_result tr;
-    rc = nas_retrain(&p->j, &found, init[0] ? init : NULL, kind == 2 ? env->resume_path : NULL,
-                     p->total_steps, &tr, eb);
-    res->cancelled = tr.cancelled;
-    if (init[0] && p->j.d->rank != 0)
-        unlink(init);
-    if (rc == 0) {
-        finish(p, &found, &tr, report, t0, res);
-        rc = nas_write_json(&p->j, "report.json", report, eb);
-    }
-out:
-    if (res->summary == NULL)
-        res->summary = json_object();
-    json_decref(report);
-    free(resume_model);
-    free(w);
+        rc = nas_run_job(&p->j, &PRUNE_OPS, p, p->total_steps, res, eb);
     teardown(p);
     free(p);
     return rc;

@@ -3,8 +3,9 @@
  * prune_run is job_run's case for type prune. The job:
  *   1. builds the search space of the spec's model (common/prunespace.h);
  *   2. dmcp: trains the weight-sharing supernet and the architecture
- *      (prune_dmcp.c: warm-up with the sandwich rule, then alternating
- *      weight and architecture steps) and derives the network (prune_derive.c:
+ *      (nas_search.c's schedule over prune_dmcp.c's width space: warm-up
+ *      with the sandwich rule, then alternating weight and architecture
+ *      steps) and derives the network (prune_derive.c:
  *      the expected architecture fitted into the +-1 % band, or a direct
  *      sample in it); uniform: one width multiplier meeting the same target,
  *      rounded and fitted into the band (prune_uniform.c). When no network
@@ -40,7 +41,8 @@
 
 #include <jansson.h>
 
-/* Runs a prune job (spec->type == JOB_PRUNE). As job_run. */
+/* Runs a prune job (spec->type == JOB_PRUNE). As job_run, except that
+ * res->summary may stay NULL when the job fails (job_run fills it). */
 int prune_run(const job_spec *spec, const job_env *env, job_result *res, errbuf *eb);
 
 /* ---- shared by the prune_*.c files ---------------------------------------- */
@@ -56,6 +58,7 @@ typedef struct pruner {
     net super;          /* the supernet, with scaling sites */
     prune_chains ch;    /* its architecture parameters */
     double top1_max;    /* supernet at full width after the search, recalibrated */
+    double t0;          /* nas_now() at the start */
 } pruner;
 
 /* Builds the sub-net of widths w (batch b) into m (net_init'ed by the

@@ -25,4 +25,20 @@ typedef struct job_sink {
     int (*cancel_requested)(void *ctx);
 } job_sink;
 
+/* ---- calls on a sink (sink.c); s NULL (a rank other than 0) does nothing ---- */
+
+/* A metric point at `step` (epoch = step / steps_per_epoch). */
+void sink_metric(const job_sink *s, const char *name, double v, long step, long steps_per_epoch);
+
+/* A log line (printf format, up to 511 bytes). */
+void sink_say(const job_sink *s, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A checkpoint was written. */
+void sink_checkpoint(const job_sink *s, const char *path, long step);
+
+/* Non-zero on every rank when a cancel was asked of any rank's sink (a
+ * collective call: every rank must make it at the same step). */
+int sink_cancel_now(const job_sink *s);
+
 #endif

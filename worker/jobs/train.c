@@ -5,6 +5,7 @@
 #include "common/xalloc.h"
 #include "worker/data/loader.h"
 #include "worker/data/mix.h"
+#include "worker/jobs/batch.h"
 #include "worker/jobs/checkpoint.h"
 #include "worker/models/model.h"
 #include "worker/models/state.h"
@@ -21,7 +22,6 @@
 #include <unistd.h>
 
 #define TRAIN_LOG_EVERY 10 /* steps between training-metric points */
-#define TRAIN_MAX_KEEP  64
 
 /* A run of consecutive parameters with the same weight decay: one optimizer call. */
 typedef struct param_run {
@@ -38,20 +38,18 @@ typedef struct trainer {
     net m;
     dataset train, test, val;
     loader *ld;
-    float *x, *probs, *dlogits;
-    int32_t *y;
+    job_batch bt; /* the batch buffers */
     nn_schedule sched;
     long steps_per_epoch, total_steps;
     param_run *runs;
     int n_runs;
     char *model_json, *spec_json;
-    double allreduce_s;              /* time in the gradient allreduce */
-    double data_wait_s;              /* time waiting for the loader */
-    int data_rc;                     /* a loader failure (data.image.on_bad_file "fail") */
-    float *targets;                  /* (b, K) soft targets when mixing */
-    float *ema;                      /* (n_params + n_buffers) moving average, or NULL */
-    char kept[TRAIN_MAX_KEEP][1024]; /* checkpoint paths, oldest first */
-    int n_kept;
+    double allreduce_s; /* time in the gradient allreduce */
+    double data_wait_s; /* time waiting for the loader */
+    int data_rc;        /* a loader failure (data.image.on_bad_file "fail") */
+    float *targets;     /* (b, K) soft targets when mixing */
+    float *ema;         /* (n_params + n_buffers) moving average, or NULL */
+    ckpt_ring ckpts;    /* checkpoints on disk */
 } trainer;
 
 static double now_s(void)
@@ -68,24 +66,7 @@ static const job_sink *rank0_sink(const trainer *t)
 
 static void emit(const trainer *t, const char *name, double v, long step)
 {
-    const job_sink *s = rank0_sink(t);
-    if (s != NULL && s->metric != NULL)
-        s->metric(s->ctx, name, v, step, (double)step / (double)t->steps_per_epoch);
-}
-
-static void say(const trainer *t, const char *level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(const trainer *t, const char *level, const char *fmt, ...)
-{
-    const job_sink *s = rank0_sink(t);
-    if (s == NULL || s->log == NULL)
-        return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    s->log(s->ctx, level, msg);
+    sink_metric(rank0_sink(t), name, v, step, t->steps_per_epoch);
 }
 
 /* Whether optim.freeze keeps tensor `name` fixed. */
@@ -263,35 +244,21 @@ static int save_checkpoint(trainer *t, long step, errbuf *eb)
         rc = ema_save(t, path, eb);
     if (rc != 0)
         return rc;
-    if (t->n_kept > 0 && strcmp(t->kept[t->n_kept - 1], path) == 0)
+    char dropped[CKPT_PATH_MAX];
+    if (!ckpt_ring_push(&t->ckpts, path, t->spec->ckpt_keep_last, dropped, sizeof dropped))
         return 0; /* the same step again (e.g. the end of an epoch that was also a cancel) */
-    int keep = t->spec->ckpt_keep_last > 0 ? t->spec->ckpt_keep_last : 1;
-    if (keep > TRAIN_MAX_KEEP)
-        keep = TRAIN_MAX_KEEP;
-    if (t->n_kept == keep) {
-        unlink(t->kept[0]);
-        if (t->ema != NULL) {
-            char ep[1100];
-            ema_path(ep, sizeof ep, t->kept[0]);
-            unlink(ep);
-        }
-        memmove(t->kept[0], t->kept[1], (size_t)(keep - 1) * sizeof t->kept[0]);
-        t->n_kept--;
+    if (dropped[0] && t->ema != NULL) {
+        char ep[1100];
+        ema_path(ep, sizeof ep, dropped);
+        unlink(ep);
     }
-    snprintf(t->kept[t->n_kept++], sizeof t->kept[0], "%s", path);
-    const job_sink *s = rank0_sink(t);
-    if (s != NULL && s->checkpoint != NULL)
-        s->checkpoint(s->ctx, path, step);
+    sink_checkpoint(rank0_sink(t), path, step);
     return 0;
 }
 
 static int cancel_now(const trainer *t)
 {
-    int flag = 0;
-    const job_sink *s = rank0_sink(t);
-    if (s != NULL && s->cancel_requested != NULL)
-        flag = s->cancel_requested(s->ctx) != 0;
-    return dist_any_stop(flag); /* a stop asked of any rank stops them all */
+    return sink_cancel_now(rank0_sink(t));
 }
 
 /* Every rank must see the same files under data.root: the counts, bytes
@@ -389,11 +356,7 @@ static int setup(trainer *t, const job_spec *spec, const train_env *env, errbuf 
     t->sched.warmup_steps = lround(spec->optim.warmup_epochs * (double)t->steps_per_epoch);
     t->sched.total_steps = t->steps_per_epoch * spec->optim.epochs;
     t->sched.cosine = spec->optim.schedule == SCHED_COSINE;
-    size_t px = (size_t)t->b * c->image_size * c->image_size * c->in_channels;
-    t->x = xmallocarray(px, sizeof(float));
-    t->y = xmallocarray((size_t)t->b, sizeof(int32_t));
-    t->probs = xmallocarray((size_t)t->b * t->K, sizeof(float));
-    t->dlogits = xmallocarray((size_t)t->b * t->K, sizeof(float));
+    job_batch_alloc(&t->bt, c, t->b);
     t->targets = xmallocarray((size_t)t->b * t->K, sizeof(float));
     if (spec->optim.ema > 0) {
         t->ema = xmallocarray(t->m.n_params + t->m.n_buffers + 1, sizeof(float));
@@ -416,10 +379,7 @@ static void teardown(trainer *t)
     dataset_free(&t->train);
     dataset_free(&t->test);
     dataset_free(&t->val);
-    free(t->x);
-    free(t->y);
-    free(t->probs);
-    free(t->dlogits);
+    job_batch_free(&t->bt);
     free(t->targets);
     free(t->ema);
     free(t->runs);
@@ -432,7 +392,7 @@ static float train_step(trainer *t, long step, int *correct)
 {
     net *m = &t->m;
     double w0 = now_s();
-    int n = loader_next(t->ld, t->x, t->y);
+    int n = loader_next(t->ld, t->bt.x, t->bt.y);
     t->data_wait_s += now_s() - w0;
     if (n < 0) {
         t->data_rc = n;
@@ -452,29 +412,29 @@ static float train_step(trainer *t, long step, int *correct)
         rng r;
         rng_derive(&r, t->spec->seed ^ 0x6b696c6e4d495855ULL, (uint64_t)step, (uint64_t)t->d->rank);
         const model_cfg *c = &t->spec->model;
-        mix_batch(t->x, t->targets, t->y, n, c->image_size, c->image_size, c->in_channels, t->K, mx,
-                  ls, &r);
+        mix_batch(t->bt.x, t->targets, t->bt.y, n, c->image_size, c->image_size, c->in_channels,
+                  t->K, mx, ls, &r);
     }
     net_zero_grad(m);
-    net_forward(m, t->x, n);
+    net_forward(m, t->bt.x, n);
     float loss;
-    memset(t->dlogits, 0, (size_t)n * t->K * sizeof(float));
+    memset(t->bt.dlogits, 0, (size_t)n * t->K * sizeof(float));
     if (mixing) {
-        loss = nn_softtarget_forward(t->probs, net_out(m), t->targets, n, t->K);
-        nn_softtarget_backward(t->dlogits, t->probs, t->targets, n, t->K, 1.0f);
+        loss = nn_softtarget_forward(t->bt.probs, net_out(m), t->targets, n, t->K);
+        nn_softtarget_backward(t->bt.dlogits, t->bt.probs, t->targets, n, t->K, 1.0f);
         *correct = 0;
         for (int i = 0; i < n; i++) { /* accuracy against the unmixed label */
-            const float *p = t->probs + (size_t)i * t->K;
+            const float *p = t->bt.probs + (size_t)i * t->K;
             int best = 0;
             for (int k = 1; k < t->K; k++)
                 best = p[k] > p[best] ? k : best;
-            *correct += best == t->y[i];
+            *correct += best == t->bt.y[i];
         }
     } else {
-        loss = nn_crossentropy_forward(t->probs, correct, net_out(m), t->y, n, t->K, ls);
-        nn_crossentropy_backward(t->dlogits, t->probs, t->y, n, t->K, ls, 1.0f);
+        loss = nn_crossentropy_forward(t->bt.probs, correct, net_out(m), t->bt.y, n, t->K, ls);
+        nn_crossentropy_backward(t->bt.dlogits, t->bt.probs, t->bt.y, n, t->K, ls, 1.0f);
     }
-    net_backward(m, t->dlogits);
+    net_backward(m, t->bt.dlogits);
     if (t->d->world > 1) {
         double t0 = now_s();
         dist_allreduce_mean_f32(m->grads, m->n_params);
@@ -503,8 +463,8 @@ static void evaluate_epoch(trainer *t, long step, train_result *res)
         res->val_top1 = v.top1;
         emit(t, "val/top1", v.top1, step);
     }
-    say(t, "info", "epoch %.2f: test top-1 %.4f, test loss %.4f",
-        (double)step / (double)t->steps_per_epoch, e.top1, e.loss);
+    sink_say(rank0_sink(t), "info", "epoch %.2f: test top-1 %.4f, test loss %.4f",
+             (double)step / (double)t->steps_per_epoch, e.top1, e.loss);
     if (t->ema != NULL) {
         eval_result ee;
         ema_swap(t);
@@ -513,8 +473,8 @@ static void evaluate_epoch(trainer *t, long step, train_result *res)
         res->ema_top1 = ee.top1;
         emit(t, "test/top1_ema", ee.top1, step);
         emit(t, "test/loss_ema", ee.loss, step);
-        say(t, "info", "epoch %.2f: EMA test top-1 %.4f", (double)step / (double)t->steps_per_epoch,
-            ee.top1);
+        sink_say(rank0_sink(t), "info", "epoch %.2f: EMA test top-1 %.4f",
+                 (double)step / (double)t->steps_per_epoch, ee.top1);
     }
     long bad = loader_bad_files(t->ld);
     if (t->d->world > 1) {
@@ -526,8 +486,8 @@ static void evaluate_epoch(trainer *t, long step, train_result *res)
     if (t->train.files != NULL) {
         emit(t, "data/bad_files", (double)bad, step);
         if (bad > 0)
-            say(t, "warn", "%ld bad image files skipped so far (data.image.on_bad_file \"skip\")",
-                bad);
+            sink_say(rank0_sink(t), "warn",
+                     "%ld bad image files skipped so far (data.image.on_bad_file \"skip\")", bad);
     }
 }
 
@@ -562,14 +522,14 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
                 ema_reset(&t);
             }
         }
-        say(&t, "info", "resumed from %s at step %ld", env->resume_path, step);
+        sink_say(rank0_sink(&t), "info", "resumed from %s at step %ld", env->resume_path, step);
     } else if (env->init_weights != NULL) {
         char fresh[400] = "";
         if ((rc = ckpt_load_init(env->init_weights, &t.m, spec->model.num_classes, fresh,
                                  sizeof fresh, eb)) != 0)
             goto out;
         if (fresh[0] != '\0')
-            say(&t, "info", "init_from %s: %s", env->init_weights, fresh);
+            sink_say(rank0_sink(&t), "info", "init_from %s: %s", env->init_weights, fresh);
         if (t.d->world > 1)
             dist_bcast(t.m.params, t.m.n_params * sizeof(float), 0);
         if (t.ema != NULL)
@@ -578,8 +538,9 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
     const job_sink *s0 = rank0_sink(&t);
     if (s0 != NULL && s0->started != NULL)
         s0->started(s0->ctx, t.total_steps);
-    say(&t, "info", "training %s: %zu params, %ld steps of %d images (%d per rank x %d ranks)",
-        spec->name, t.m.n_params, t.total_steps, spec->optim.batch_size, t.b, t.d->world);
+    sink_say(rank0_sink(&t), "info",
+             "training %s: %zu params, %ld steps of %d images (%d per rank x %d ranks)", spec->name,
+             t.m.n_params, t.total_steps, spec->optim.batch_size, t.b, t.d->world);
     double loss_sum = 0, correct_sum = 0, seen = 0, t_log = now_s();
     long step0 = step, log_from = step;
     while (step < t.total_steps) {
