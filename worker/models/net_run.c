@@ -96,14 +96,16 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
     }
     case NET_OP_BN: {
         float *mean = AUX(m, n), *rstd = mean + y->C;
+        const float *res = n->n_in > 1 ? A(m, n->in[1]) : NULL; /* a fused residual add */
         if (m->training) {
-            nn_batchnorm_act_forward_train(out, mean, rstd, P(m, n->t[2]), P(m, n->t[3]), in,
-                                           P(m, n->t[0]), P(m, n->t[1]), rows, y->C, n->eps,
-                                           bn_momentum(m, n), (nn_act_kind)n->act);
+            nn_batchnorm_add_act_forward_train(out, mean, rstd, P(m, n->t[2]), P(m, n->t[3]), in,
+                                               res, P(m, n->t[0]), P(m, n->t[1]), rows, y->C,
+                                               n->eps, bn_momentum(m, n), (nn_act_kind)n->act);
             m->counters[m->tensors[n->t[4]].off] += 1;
         } else {
-            nn_batchnorm_act_forward_eval(out, in, P(m, n->t[0]), P(m, n->t[1]), P(m, n->t[2]),
-                                          P(m, n->t[3]), rows, y->C, n->eps, (nn_act_kind)n->act);
+            nn_batchnorm_add_act_forward_eval(out, in, res, P(m, n->t[0]), P(m, n->t[1]),
+                                              P(m, n->t[2]), P(m, n->t[3]), rows, y->C, n->eps,
+                                              (nn_act_kind)n->act);
         }
         break;
     }
@@ -279,14 +281,15 @@ static void backward_node(net *m, net_node *n, int B)
     }
     case NET_OP_BN: {
         const float *mean = AUX(m, n), *rstd = mean + y->C;
+        float *dres = n->n_in > 1 ? dA(m, n->in[1], B) : NULL; /* a fused residual add */
         if (m->training)
-            nn_batchnorm_act_backward_train(din, G(m, n->t[0]), G(m, n->t[1]), dout, out, in,
-                                            P(m, n->t[0]), mean, rstd, rows, y->C,
-                                            (nn_act_kind)n->act);
+            nn_batchnorm_add_act_backward_train(din, dres, G(m, n->t[0]), G(m, n->t[1]), dout, out,
+                                                in, P(m, n->t[0]), mean, rstd, rows, y->C,
+                                                (nn_act_kind)n->act);
         else
-            nn_batchnorm_act_backward_eval(din, G(m, n->t[0]), G(m, n->t[1]), dout, out, in,
-                                           P(m, n->t[0]), P(m, n->t[2]), P(m, n->t[3]), rows, y->C,
-                                           n->eps, (nn_act_kind)n->act);
+            nn_batchnorm_add_act_backward_eval(din, dres, G(m, n->t[0]), G(m, n->t[1]), dout, out,
+                                               in, P(m, n->t[0]), P(m, n->t[2]), P(m, n->t[3]),
+                                               rows, y->C, n->eps, (nn_act_kind)n->act);
         break;
     }
     case NET_OP_RELU:

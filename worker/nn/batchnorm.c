@@ -91,16 +91,37 @@ static void bn_sums(double *s1, double *s2, bn_sum_mode mode, const float *x, co
     }
 }
 
-/* out[:, c0:c0+n] = act((inp - ctr - lo) * scale + shift), all indexed from
- * c0; lo is the part of a double centre that a float ctr cannot hold. */
-static void bn_apply(float *out, const float *inp, const float *ctr, const float *lo,
-                     const float *scale, const float *shift, nn_act_kind act, int N, int C, int c0,
-                     int n)
+/* out[:, c0:c0+n] = act((inp - ctr - lo) * scale + shift [+ res]), all indexed from
+ * c0; lo is the part of a double centre that a float ctr cannot hold. res (may be NULL)
+ * is added after the affine step and before the activation, as a separate residual add
+ * would (the same two roundings). */
+static void bn_apply(float *out, const float *inp, const float *res, const float *ctr,
+                     const float *lo, const float *scale, const float *shift, nn_act_kind act,
+                     int N, int C, int c0, int n)
 {
 #pragma omp parallel for schedule(static) if ((size_t)N * n >= BN_PAR_MIN)
     for (int r = 0; r < N; r++) {
         const float *xr = inp + (size_t)r * C + c0;
         float *o = out + (size_t)r * C + c0;
+        if (res != NULL) {
+            const float *rr = res + (size_t)r * C + c0;
+            switch (act) {
+            case NN_ACT_RELU:
+                for (int c = 0; c < n; c++)
+                    o[c] = act_apply(NN_ACT_RELU,
+                                     (xr[c] - ctr[c] - lo[c]) * scale[c] + shift[c] + rr[c]);
+                break;
+            case NN_ACT_RELU6:
+                for (int c = 0; c < n; c++)
+                    o[c] = act_apply(NN_ACT_RELU6,
+                                     (xr[c] - ctr[c] - lo[c]) * scale[c] + shift[c] + rr[c]);
+                break;
+            default:
+                for (int c = 0; c < n; c++)
+                    o[c] = (xr[c] - ctr[c] - lo[c]) * scale[c] + shift[c] + rr[c];
+            }
+            continue;
+        }
         switch (act) {
         case NN_ACT_RELU:
             for (int c = 0; c < n; c++)
@@ -129,6 +150,15 @@ void nn_batchnorm_act_forward_train(float *out, float *mean, float *rstd, float 
                                     float *run_var, const float *inp, const float *w,
                                     const float *b, int N, int C, float eps, float momentum,
                                     nn_act_kind act)
+{
+    nn_batchnorm_add_act_forward_train(out, mean, rstd, run_mean, run_var, inp, NULL, w, b, N, C,
+                                       eps, momentum, act);
+}
+
+void nn_batchnorm_add_act_forward_train(float *out, float *mean, float *rstd, float *run_mean,
+                                        float *run_var, const float *inp, const float *res,
+                                        const float *w, const float *b, int N, int C, float eps,
+                                        float momentum, nn_act_kind act)
 {
     NN_ASSERT(out != NULL && mean != NULL && rstd != NULL && inp != NULL && w != NULL && b != NULL);
     NN_ASSERT(N >= 1 && C >= 1 && eps >= 0.0f);
@@ -164,7 +194,7 @@ void nn_batchnorm_act_forward_train(float *out, float *mean, float *rstd, float 
                 }
             }
         }
-        bn_apply(out, inp, mean + c0, lo, scale, b + c0, act, N, C, c0, n);
+        bn_apply(out, inp, res, mean + c0, lo, scale, b + c0, act, N, C, c0, n);
     }
 }
 
@@ -182,6 +212,47 @@ void nn_batchnorm_act_backward_train(float *dinp, float *dw, float *db, const fl
                                      const float *out, const float *inp, const float *w,
                                      const float *mean, const float *rstd, int N, int C,
                                      nn_act_kind act)
+{
+    nn_batchnorm_add_act_backward_train(dinp, NULL, dw, db, dout, out, inp, w, mean, rstd, N, C,
+                                        act);
+}
+
+/* The gradient pass of the training backward for channels [c0, c0+n) (k, a, off, mu
+ * indexed from c0): dinp += k*g - a*(x - mu) - off and dres += g, with g = dout masked by
+ * the activation's derivative (read from out). Either output may be NULL. */
+static void bn_grad_train(float *dinp, float *dres, const float *dout, const float *out,
+                          const float *inp, const float *mu, const float *k, const float *a,
+                          const float *off, nn_act_kind act, int N, int C, int c0, int n)
+{
+    float hi = act == NN_ACT_RELU6 ? 6.0f : INFINITY;
+#pragma omp parallel for schedule(static) if ((size_t)N * n >= BN_PAR_MIN)
+    for (int r = 0; r < N; r++) {
+        size_t o = (size_t)r * C + c0;
+        const float *xr = inp + o, *gr = dout + o;
+        float gm[BN_CBLK];
+        if (act != NN_ACT_NONE) {
+            const float *yr = out + o;
+            for (int c = 0; c < n; c++)
+                gm[c] = ((yr[c] > 0.0f) & (yr[c] < hi)) ? gr[c] : 0.0f;
+            gr = gm;
+        }
+        if (dres != NULL) {
+            float *dr = dres + o;
+            for (int c = 0; c < n; c++)
+                dr[c] += gr[c];
+        }
+        if (dinp != NULL) {
+            float *dx = dinp + o;
+            for (int c = 0; c < n; c++)
+                dx[c] += k[c] * gr[c] - a[c] * (xr[c] - mu[c]) - off[c];
+        }
+    }
+}
+
+void nn_batchnorm_add_act_backward_train(float *dinp, float *dres, float *dw, float *db,
+                                         const float *dout, const float *out, const float *inp,
+                                         const float *w, const float *mean, const float *rstd,
+                                         int N, int C, nn_act_kind act)
 {
     NN_ASSERT(dout != NULL && inp != NULL && w != NULL && mean != NULL && rstd != NULL);
     NN_ASSERT(act == NN_ACT_NONE || out != NULL);
@@ -203,26 +274,8 @@ void nn_batchnorm_act_backward_train(float *dinp, float *dw, float *db, const fl
             a[c] = (float)(kk * rs * rs * sgx[c] / N);
             off[c] = (float)(kk * sg[c] / N);
         }
-        if (dinp == NULL)
-            continue;
-        const float *mu = mean + c0;
-#pragma omp parallel for schedule(static) if ((size_t)N * n >= BN_PAR_MIN)
-        for (int r = 0; r < N; r++) {
-            const float *xr = inp + (size_t)r * C + c0;
-            const float *gr = dout + (size_t)r * C + c0;
-            float *dx = dinp + (size_t)r * C + c0;
-            if (act == NN_ACT_NONE) {
-                for (int c = 0; c < n; c++)
-                    dx[c] += k[c] * gr[c] - a[c] * (xr[c] - mu[c]) - off[c];
-            } else {
-                const float *yr = out + (size_t)r * C + c0;
-                float hi = act == NN_ACT_RELU6 ? 6.0f : INFINITY;
-                for (int c = 0; c < n; c++) {
-                    float g = ((yr[c] > 0.0f) & (yr[c] < hi)) ? gr[c] : 0.0f;
-                    dx[c] += k[c] * g - a[c] * (xr[c] - mu[c]) - off[c];
-                }
-            }
-        }
+        if (dinp != NULL || dres != NULL)
+            bn_grad_train(dinp, dres, dout, out, inp, mean + c0, k, a, off, act, N, C, c0, n);
     }
 }
 
@@ -236,6 +289,14 @@ void nn_batchnorm_act_forward_eval(float *out, const float *inp, const float *w,
                                    const float *run_mean, const float *run_var, int N, int C,
                                    float eps, nn_act_kind act)
 {
+    nn_batchnorm_add_act_forward_eval(out, inp, NULL, w, b, run_mean, run_var, N, C, eps, act);
+}
+
+void nn_batchnorm_add_act_forward_eval(float *out, const float *inp, const float *res,
+                                       const float *w, const float *b, const float *run_mean,
+                                       const float *run_var, int N, int C, float eps,
+                                       nn_act_kind act)
+{
     NN_ASSERT(out != NULL && inp != NULL && w != NULL && b != NULL && run_mean != NULL &&
               run_var != NULL);
     NN_ASSERT(N >= 1 && C >= 1);
@@ -246,7 +307,7 @@ void nn_batchnorm_act_forward_eval(float *out, const float *inp, const float *w,
             scale[c] = (float)((double)w[c0 + c] / sqrt((double)run_var[c0 + c] + (double)eps));
             lo[c] = 0.0f;
         }
-        bn_apply(out, inp, run_mean + c0, lo, scale, b + c0, act, N, C, c0, n);
+        bn_apply(out, inp, res, run_mean + c0, lo, scale, b + c0, act, N, C, c0, n);
     }
 }
 
@@ -262,6 +323,15 @@ void nn_batchnorm_act_backward_eval(float *dinp, float *dw, float *db, const flo
                                     const float *out, const float *inp, const float *w,
                                     const float *run_mean, const float *run_var, int N, int C,
                                     float eps, nn_act_kind act)
+{
+    nn_batchnorm_add_act_backward_eval(dinp, NULL, dw, db, dout, out, inp, w, run_mean, run_var, N,
+                                       C, eps, act);
+}
+
+void nn_batchnorm_add_act_backward_eval(float *dinp, float *dres, float *dw, float *db,
+                                        const float *dout, const float *out, const float *inp,
+                                        const float *w, const float *run_mean, const float *run_var,
+                                        int N, int C, float eps, nn_act_kind act)
 {
     NN_ASSERT(dout != NULL && inp != NULL && w != NULL && run_mean != NULL && run_var != NULL);
     NN_ASSERT(act == NN_ACT_NONE || out != NULL);
@@ -284,18 +354,29 @@ void nn_batchnorm_act_backward_eval(float *dinp, float *dw, float *db, const flo
                     dw[c0 + c] += (float)(sgx[c] * rs[c]);
             }
         }
-        if (dinp == NULL)
+        if (dinp == NULL && dres == NULL)
             continue;
 #pragma omp parallel for schedule(static) if ((size_t)N * n >= BN_PAR_MIN)
         for (int r = 0; r < N; r++) {
             const float *gr = dout + (size_t)r * C + c0;
             const float *yr = out != NULL ? out + (size_t)r * C + c0 : NULL;
+            float hi = act == NN_ACT_RELU6 ? 6.0f : INFINITY;
+            if (dres != NULL) {
+                float *dr = dres + (size_t)r * C + c0;
+                if (act == NN_ACT_NONE)
+                    for (int c = 0; c < n; c++)
+                        dr[c] += gr[c];
+                else
+                    for (int c = 0; c < n; c++)
+                        dr[c] += ((yr[c] > 0.0f) & (yr[c] < hi)) ? gr[c] : 0.0f;
+            }
+            if (dinp == NULL)
+                continue;
             float *dx = dinp + (size_t)r * C + c0;
             if (act == NN_ACT_NONE) {
                 for (int c = 0; c < n; c++)
                     dx[c] += k[c] * gr[c];
             } else {
-                float hi = act == NN_ACT_RELU6 ? 6.0f : INFINITY;
                 for (int c = 0; c < n; c++)
                     dx[c] += ((yr[c] > 0.0f) & (yr[c] < hi)) ? k[c] * gr[c] : 0.0f;
             }
