@@ -120,8 +120,7 @@ START_TEST(fused_program_equals_unfused)
     ck_assert_int_eq(residual + act, 0);
     count_fused(&fused, &residual, &act);
     ck_assert_msg(residual >= fc->residual && act >= fc->act,
-                  "case %d: %d BN nodes with a residual, %d with an activation", _i, residual,
-                  act);
+                  "case %d: %d BN nodes with a residual, %d with an activation", _i, residual, act);
     compare(&fused, &plain);
     net_deinit(&fused);
     net_deinit(&plain);
@@ -133,8 +132,7 @@ Suite *suite_fusion(void)
     Suite *s = suite_create("fusion");
     TCase *tc = tcase_create("nets");
     tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, fused_program_equals_unfused, 0,
-                        (int)(sizeof CASES / sizeof CASES[0]));
+    tcase_add_loop_test(tc, fused_program_equals_unfused, 0, (int)(sizeof CASES / sizeof CASES[0]));
     suite_add_tcase(s, tc);
     return s;
 }
