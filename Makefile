@@ -4,13 +4,14 @@
 #   make run           install missing packages, build, start server + local pool
 #   make test          install missing packages, build, run every check suite, lint the
 #                      API document, run the dashboard's browser tests
-#   make test-reference REF=DIR   reference-vector checks on DIR/*.safetensors
+#   make test-reference REF=DIR   reference-vector checks on DIR/*.safetensors and on
+#                      the whole-model files tests/reference/gen_models.py writes (torch)
 #   make test-containers             the image, compose, multi-container pools (podman)
 #   make asan | lint | format-check | bench | fuzz | deps | clean
 #
 # Sources are found by wildcard, so adding a file needs no edit here:
 #   common/*.c                       -> libkiln_common.a   (no MPI/ZeroMQ/MHD)
-#   worker/{nn,models,data,jobs}/*.c, worker/*.c except main.c -> libkiln_worker.a
+#   worker/{nn,models,data,jobs,export}/*.c, worker/*.c except main.c -> libkiln_worker.a
 #   server/*.c except main.c         -> libkiln_server.a
 #   server/cli/*.c                   -> kiln (the CLI)
 #   tests/unit/check_<name>.c        -> one suite, suite_<name>(), in kiln-tests
@@ -76,7 +77,7 @@ COMMON_SRC := $(sort $(wildcard common/*.c))
 NN_DISPATCH_SRC := worker/nn/isa.c worker/nn/startup.c
 NN_KERNEL_SRC := $(filter-out $(NN_DISPATCH_SRC),$(sort $(wildcard worker/nn/*.c)))
 WORKER_SRC := $(NN_DISPATCH_SRC) \
-              $(sort $(wildcard worker/models/*.c worker/data/*.c worker/jobs/*.c) \
+              $(sort $(wildcard worker/models/*.c worker/data/*.c worker/jobs/*.c worker/export/*.c) \
                      $(filter-out worker/main.c,$(wildcard worker/*.c)))
 SERVER_SRC := $(sort $(filter-out server/main.c,$(wildcard server/*.c)))
 CLI_SRC := $(sort $(wildcard server/cli/*.c))
@@ -99,7 +100,7 @@ TESTS := $(BIN)/kiln-tests
 TESTPOOL := $(BIN)/kiln-testpool
 
 FORCE:
-.PHONY: all build run test test-unit test-reference test-integration test-api-doc test-browser asan lint format format-check \
+.PHONY: all build run test test-unit test-reference gen-ref test-integration test-api-doc test-browser asan lint format format-check \
         bench fuzz deps clean check-deps programs deps-build test-deploy test-containers
 
 all: build
@@ -223,16 +224,17 @@ DEB_BUILD := build-essential pkg-config check libsubunit-dev libopenblas-openmp-
   libcurl4-openssl-dev uuid-dev zlib1g-dev libsodium-dev libyaml-dev libjpeg62-turbo-dev \
   libpng-dev
 DEB_PACKAGES := $(DEB_BUILD) openmpi-bin sqlite3 curl dataset-fashion-mnist \
-  python3-torchvision python3-pil \
-  iproute2 procps psmisc jq \
+  python3-torch python3-torchvision python3-pil python3-onnx \
+  iproute2 procps psmisc jq openssl \
   nodejs npm chromium
 # Only for `make bench`, `make fuzz`, `make lint`, `make format-check`.
-DEB_EXTRA := python3-torch python3-numpy wrk clang-14 libclang-rt-14-dev cppcheck clang-tidy \
+DEB_EXTRA := python3-numpy wrk clang-14 libclang-rt-14-dev cppcheck clang-tidy \
   clang-format
 
 # npm projects (package.json + package-lock.json): the dashboard's chart
-# library, the browser tests' and API linter's tools, and the manifest validator.
-NPM_DIRS := server/dashboard tests/browser tests/deploy
+# library, the browser tests' and API linter's tools, the manifest validator, and
+# onnxruntime for the ONNX export checks (tests/export).
+NPM_DIRS := server/dashboard tests/browser tests/deploy tests/export
 
 deps:
 	@./tests/deps.sh $(DEB_PACKAGES)
@@ -256,19 +258,36 @@ test: deps
 # the CPU chooses (or KILN_ISA forces), then the kernel suites again on each lower path
 # the CPU can run, so that every path a user may get stays exact.
 ENGINE_SUITES := act,attention,batchnorm,conv,dropout,fusion,gemm,isa,layernorm,linear,loss,optim,pool
-ENGINE_SUITES := $(ENGINE_SUITES),ref_cnn,ref_dense,reference
-test-unit: $(TESTS)
-	KILN_REF=$(REF) OMP_NUM_THREADS=2 $(TESTS)
+ENGINE_SUITES := $(ENGINE_SUITES),ref_cnn,ref_dense,reference,netplan
+test-unit: $(TESTS) gen-ref
+	KILN_REF=$(REF_DIRS) OMP_NUM_THREADS=2 $(TESTS)
 	@top=$${KILN_ISA:-$$($(TESTS) --isas | tail -n 1)}; \
 	for isa in $$($(TESTS) --isas); do \
 	    [ "$$isa" = "$$top" ] && break; \
 	    echo "== the kernel suites on the $$isa path (KILN_ISA=$$isa)"; \
-	    KILN_ISA=$$isa KILN_SUITES=$(ENGINE_SUITES) KILN_REF=$(REF) OMP_NUM_THREADS=2 \
+	    KILN_ISA=$$isa KILN_SUITES=$(ENGINE_SUITES) KILN_REF=$(REF_DIRS) OMP_NUM_THREADS=2 \
 	        $(TESTS) || exit 1; \
 	done
 
-test-reference: $(TESTS)
-	KILN_REF=$(REF) CK_RUN_SUITE=reference $(TESTS)
+test-reference: $(TESTS) gen-ref
+	KILN_REF=$(REF_DIRS) CK_RUN_SUITE=reference $(TESTS)
+
+# Whole-model reference files of the torchvision ResNets and the 224-stem CeiT/DeiT
+# and MobileNetV2, made by PyTorch itself (tests/reference/gen_models.py) into
+# $(BUILD)/ref when /usr/bin/python3 has torch and torchvision (python3-torch,
+# python3-torchvision); the reference suite then checks them beside the shared ones.
+# KILN_REF is a colon-separated list of folders.
+GEN_REF := $(BUILD)/ref
+REF_DIRS = $(REF)$(if $(wildcard $(GEN_REF)/*.safetensors),:$(GEN_REF))
+gen-ref: $(GEN_REF)/.stamp
+$(GEN_REF)/.stamp: tests/reference/gen_models.py $(wildcard $(REF)/torch/models.py)
+	@mkdir -p $(GEN_REF)
+	@if /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null; then \
+	    echo "  GEN     $(GEN_REF) (tests/reference/gen_models.py)"; \
+	    OMP_NUM_THREADS=2 /usr/bin/python3 tests/reference/gen_models.py $(GEN_REF) $(REF) && touch $@; \
+	else \
+	    echo "  SKIP    $(GEN_REF): /usr/bin/python3 has no torch/torchvision (make deps installs them)"; \
+	fi
 
 test-integration: $(PROGRAMS) $(TOOLS)
 	@./tests/integration/run.sh $(BIN)

@@ -9,7 +9,7 @@
  * machine). bench/torch_train.py runs
  * the same models in PyTorch; bench/train.sh prints both and the ratio.
  *
- *   bench_train [--batch 64] [--seconds 8] [--peak] [--list] [MODEL...]
+ *   bench_train [--batch 64] [--seconds 8] [--warmup 3] [--peak] [--list] [MODEL...]
  *
  * --peak first prints the engine line (kernel path, BLAS core) and
  * cblas_sgemm's GFLOP/s at a large square size, the ceiling the layers are
@@ -79,6 +79,21 @@ static const bench_model MODELS[] = {
      "{\"arch\":\"mobilenetv2\",\"image_size\":32,\"in_channels\":3,\"num_classes\":10,"
      "\"width_mult\":1.0,\"cifar\":true}",
      0},
+    /* ImageNet size (issue 16): torchvision's ResNet-18/50 and CeiT-T, 1000 classes. */
+    {"resnet18-224",
+     "{\"arch\":\"resnet\",\"image_size\":224,\"in_channels\":3,\"num_classes\":1000,"
+     "\"depth\":18}",
+     0},
+    {"resnet50-224",
+     "{\"arch\":\"resnet\",\"image_size\":224,\"in_channels\":3,\"num_classes\":1000,"
+     "\"depth\":50}",
+     0},
+    {"ceit-t-224",
+     "{\"arch\":\"ceit\",\"image_size\":224,\"in_channels\":3,\"num_classes\":1000,"
+     "\"embed_dim\":192,\"depth\":12,\"num_heads\":3,\"patch_size\":4,"
+     "\"stem\":{\"type\":\"i2t\",\"channels\":64,\"kernel\":7,\"stride\":2},"
+     "\"ffn\":{\"type\":\"leff\"},\"head\":\"lca\"}",
+     1},
 };
 
 static double now_s(void)
@@ -97,7 +112,7 @@ static double cpu_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int run_model(const bench_model *bm, int B, double seconds)
+static int run_model(const bench_model *bm, int B, double seconds, int warmup)
 {
     json_error_t jerr;
     json_t *j = json_loads(bm->config, 0, &jerr);
@@ -133,7 +148,7 @@ static int run_model(const bench_model *bm, int B, double seconds)
     nn_sgd_params sp = {0.01f, 0.9f, 0.0f, 5e-4f, 0};
     long steps = 0;
     double t0 = 0, c0 = 0;
-    for (int warm = 3;; warm--) {
+    for (int warm = warmup;; warm--) {
         if (warm == 0) {
             t0 = now_s();
             c0 = cpu_s();
@@ -208,16 +223,17 @@ static double sgemm_peak(int n)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"batch", required_argument, NULL, 'b'},
-                                         {"seconds", required_argument, NULL, 's'},
-                                         {"peak", no_argument, NULL, 'p'},
-                                         {"list", no_argument, NULL, 'l'},
-                                         {NULL, 0, NULL, 0}};
-    int B = 64, c, peak = 0;
+    static const struct option opts[] = {
+        {"batch", required_argument, NULL, 'b'},  {"seconds", required_argument, NULL, 's'},
+        {"peak", no_argument, NULL, 'p'},         {"list", no_argument, NULL, 'l'},
+        {"warmup", required_argument, NULL, 'w'}, {NULL, 0, NULL, 0}};
+    int B = 64, c, peak = 0, warmup = 3;
     double seconds = 8;
-    while ((c = getopt_long(argc, argv, "b:s:pl", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "b:s:plw:", opts, NULL)) != -1) {
         if (c == 'b')
             B = atoi(optarg);
+        else if (c == 'w')
+            warmup = atoi(optarg) > 0 ? atoi(optarg) : 1;
         else if (c == 's')
             seconds = atof(optarg);
         else if (c == 'p')
@@ -243,7 +259,7 @@ int main(int argc, char **argv)
         for (int k = optind; k < argc; k++)
             wanted |= strcmp(argv[k], MODELS[i].name) == 0;
         if (wanted)
-            rc |= run_model(&MODELS[i], B, seconds);
+            rc |= run_model(&MODELS[i], B, seconds, warmup);
     }
     return rc;
 }

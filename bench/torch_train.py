@@ -3,7 +3,7 @@
 Same models, batch, step (forward, cross-entropy, backward, AdamW for ViTs and
 SGD for CNNs), eval-mode forward and timing as bench_train.c. Run with
 /usr/bin/python3 (Debian's python3-torch). Usage: torch_train.py THREADS BATCH
-SECONDS [MODEL...]; prints the BLAS core line first.
+SECONDS [MODEL...] (WARMUP=n steps first, default 3); prints the BLAS core line first.
 """
 import os
 import sys
@@ -16,8 +16,10 @@ import torch.nn.functional as F  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared", "reference", "torch"))
 sys.path.insert(0, os.environ.get("KILN_TORCH_MODELS", ""))
 from models import ceit, deit, ResNetCifar, MobileNetV2  # noqa: E402
+import torchvision  # noqa: E402
 
 threads, batch, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+warmup = int(os.environ.get("WARMUP", "3"))
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 MODELS = {
@@ -29,6 +31,10 @@ MODELS = {
     "deit-tiny-cifar": (lambda: deit(img=32, in_ch=3, patch=4, dim=192, depth=12, heads=3), (3, 32), True),
     "resnet56-cifar": (lambda: ResNetCifar(56), (3, 32), False),
     "mobilenetv2-w100-cifar": (lambda: MobileNetV2(width=1.0), (3, 32), False),
+    "resnet18-224": (lambda: torchvision.models.resnet18(num_classes=1000), (3, 224), False),
+    "resnet50-224": (lambda: torchvision.models.resnet50(num_classes=1000), (3, 224), False),
+    "ceit-t-224": (lambda: ceit(img=224, in_ch=3, classes=1000, patch=4, dim=192, depth=12, heads=3,
+                                stem_channels=64, stem_kernel=7, stem_stride=2), (3, 224), True),
 }
 for name in sys.argv[4:] or list(MODELS):
     make, (c, s), adamw = MODELS[name]
@@ -45,7 +51,7 @@ for name in sys.argv[4:] or list(MODELS):
         F.cross_entropy(m(x), y).backward()
         opt.step()
 
-    for _ in range(3):
+    for _ in range(warmup):
         step()
     n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds or n < 3:

@@ -44,7 +44,7 @@ void as_window_grid(const as_window *w, int c, int *c_min, int *g, int *K)
 int as_stages(const model_cfg *c, int *first, int *depth)
 {
     int n = 0;
-    if (c->arch == MC_RESNET_CIFAR) {
+    if (modelcfg_is_resnet(c->arch)) {
         int b = 0;
         for (int i = 0; i < c->n_stages; i++) {
             first[n] = b;
@@ -94,7 +94,7 @@ int as_block_of(const adapt_space *a, const char *prefix)
 {
     int s, j, f, n;
     const model_cfg *c = &a->sp.super;
-    if (c->arch == MC_RESNET_CIFAR) {
+    if (modelcfg_is_resnet(c->arch)) {
         if (sscanf(prefix, "layer%d.%d%n", &s, &j, &n) != 2 || prefix[n] != '\0')
             return -1;
         if (s < 1 || s > a->n_stages || j < 0 || j >= a->depth[s - 1])
@@ -182,7 +182,7 @@ void as_cfg(const adapt_space *a, const int *w, const int *d, model_cfg *out)
     ps_widths_to_cfg(&a->sp, w, out);
     if (d == NULL)
         return;
-    if (out->arch == MC_RESNET_CIFAR) {
+    if (modelcfg_is_resnet(out->arch)) {
         for (int s = 0; s < out->n_stages; s++)
             out->stages[s].n_blocks = d[s];
         return;
@@ -230,10 +230,11 @@ int as_cfg_append_block(model_cfg *c, int s, int inner)
     int n = as_stages(c, first, depth);
     assert(s >= 0 && s < n);
     (void)n;
-    if (c->arch == MC_RESNET_CIFAR) {
+    if (modelcfg_is_resnet(c->arch)) {
         mc_stage *st = &c->stages[s];
         if (st->n_blocks >= MC_MAX_STAGE_BLOCKS)
             return ERR_INVALID;
+        st->mids2[st->n_blocks] = st->mids2[st->n_blocks - 1]; /* Bottleneck: as the last */
         st->mids[st->n_blocks++] = inner;
         return first[s] + depth[s] - 1 + 1;
     }
@@ -254,7 +255,7 @@ void as_cfg_remove_blocks(model_cfg *c, int s, int count)
     int n = as_stages(c, first, depth);
     assert(s >= 0 && s < n && count >= 0 && count < depth[s]);
     (void)n;
-    if (c->arch == MC_RESNET_CIFAR) {
+    if (modelcfg_is_resnet(c->arch)) {
         c->stages[s].n_blocks -= count;
         return;
     }

@@ -1,7 +1,7 @@
 /* adaptspace.h - the DNA search space of a CNN: width windows and depths.
  *
  * An adapt_space describes the supernet of a DNA search (ALGORITHMS.md
- * 3.2) around an existing network (a ResNet-CIFAR or MobileNetV2 model_cfg
+ * 3.2) around an existing network (a ResNet of either form or a MobileNetV2 model_cfg
  * with explicit widths):
  *   - widths: the DMCP units of prunespace.h, each with a window grid
  *     c_min + k*g, k = 0..K, around the unit's width c in the existing

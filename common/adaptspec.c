@@ -118,8 +118,8 @@ int adaptspec_reach(const adapt_spec *a, const model_cfg *c, double *lo, double 
             int first[AS_MAX_STAGES], depth[AS_MAX_STAGES];
             as_stages(&big, first, depth);
             int last = first[i] + depth[i] - 1;
-            int inner = big.arch == MC_RESNET_CIFAR ? big.stages[i].mids[depth[i] - 1]
-                                                    : big.blocks[last].hidden;
+            int inner = modelcfg_is_resnet(big.arch) ? big.stages[i].mids[depth[i] - 1]
+                                                     : big.blocks[last].hidden;
             if (as_cfg_append_block(&big, i, inner) < 0)
                 break;
         }
@@ -219,8 +219,9 @@ void adaptspec_parse(adapt_spec *a, jf_obj *root, const json_t *j, const model_c
     } else if (jf_get(&o, "compound") != NULL) {
         jf_err(&o, "compound", "is only for method \"compound\"");
     }
-    if (model != NULL && model->arch != MC_RESNET_CIFAR && model->arch != MC_MOBILENETV2) {
-        fe_add(o.fe, "model.arch", "network adaption supports resnet_cifar and mobilenetv2, not %s",
+    if (model != NULL && !modelcfg_is_resnet(model->arch) && model->arch != MC_MOBILENETV2) {
+        fe_add(o.fe, "model.arch",
+               "network adaption supports resnet_cifar, resnet and mobilenetv2, not %s",
                modelcfg_arch_name(model->arch));
         o.n_err++;
     }

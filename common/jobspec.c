@@ -87,7 +87,7 @@ static model_family raw_model_family(const json_t *model)
         return FAMILY_UNKNOWN;
     if (strcmp(s, "ceit") == 0 || strcmp(s, "deit") == 0)
         return FAMILY_VIT;
-    if (strcmp(s, "resnet_cifar") == 0 || strcmp(s, "mobilenetv2") == 0)
+    if (strcmp(s, "resnet_cifar") == 0 || strcmp(s, "resnet") == 0 || strcmp(s, "mobilenetv2") == 0)
         return FAMILY_CNN;
     return FAMILY_UNKNOWN;
 }
@@ -340,6 +340,39 @@ static optim_defaults recipe_defaults(recipe_kind r, int vit, int batch)
     return d;
 }
 
+/* optim.freeze: names of tensors (prefixes) the optimizer leaves as they are. */
+static void parse_freeze(optim_spec *op, jf_obj *j, job_type type)
+{
+    const json_t *v = jf_get(j, "freeze");
+    op->n_freeze = 0;
+    if (v == NULL)
+        return;
+    if (type != JOB_TRAIN) {
+        jf_err(j, "freeze", "is only for type \"train\"");
+        return;
+    }
+    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > JOBSPEC_MAX_FREEZE) {
+        jf_err(j, "freeze", "must be an array of 1 to %d tensor name prefixes", JOBSPEC_MAX_FREEZE);
+        return;
+    }
+    size_t i;
+    const json_t *x;
+    json_array_foreach(v, i, x)
+    {
+        const char *p = json_string_value(x);
+        if (p == NULL || p[0] == '\0' || strlen(p) >= sizeof op->freeze[0]) {
+            char path[JF_PATH_MAX], base[JF_PATH_MAX];
+            jf_path(base, sizeof base, j, "freeze");
+            jf_index_path(path, sizeof path, base, (int)i);
+            fe_add(j->fe, path, "must be a tensor name prefix of 1 to %zu characters",
+                   sizeof op->freeze[0] - 1);
+            j->n_err++;
+            continue;
+        }
+        snprintf(op->freeze[op->n_freeze++], sizeof op->freeze[0], "%s", p);
+    }
+}
+
 static void parse_optim(job_spec *out, jf_obj *o, model_family fam)
 {
     optim_spec *op = &out->optim;
@@ -401,6 +434,7 @@ static void parse_optim(job_spec *out, jf_obj *o, model_family fam)
     long long steps;
     jf_long(&j, "max_steps", &steps, 0, 0, MAX_STEPS);
     op->max_steps = (long)steps;
+    parse_freeze(op, &j, out->type);
     o->n_err += jf_finish(&j);
 }
 
@@ -529,6 +563,12 @@ static json_t *canonical_json(const job_spec *s)
         json_object_set_new(o, "recipe", json_string(RECIPE_NAMES[op->recipe]));
     if (op->ema > 0)
         json_object_set_new(o, "ema", jf_number_json(op->ema));
+    if (op->n_freeze > 0) {
+        json_t *fz = json_array();
+        for (int i = 0; i < op->n_freeze; i++)
+            json_array_append_new(fz, json_string(op->freeze[i]));
+        json_object_set_new(o, "freeze", fz);
+    }
     json_object_set_new(j, "optim", o);
 
     json_object_set_new(j, "resources", json_pack("{si}", "ranks", s->ranks));
@@ -540,13 +580,25 @@ static json_t *canonical_json(const job_spec *s)
         json_object_set_new(j, "prune", json_deep_copy(s->prune));
     if (s->adapt != NULL)
         json_object_set_new(j, "adapt", json_deep_copy(s->adapt));
-    if (s->init_from[0])
-        json_object_set_new(j, "init_from", json_string(s->init_from));
+    if (s->init.kind != INIT_NONE)
+        json_object_set_new(j, "init_from", initref_to_json(&s->init));
+    if (s->n_after > 0) {
+        json_t *a = json_array();
+        for (int i = 0; i < s->n_after; i++)
+            json_array_append_new(a, json_string(s->after[i]));
+        json_object_set_new(j, "after", a);
+    }
     json_object_set_new(j, "seed", json_integer((json_int_t)s->seed));
     return j;
 }
 
 int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_errors *fe)
+{
+    return jobspec_parse_flags(out, canonical, in, fe, 0);
+}
+
+int jobspec_parse_flags(job_spec *out, json_t **canonical, const json_t *in, field_errors *fe,
+                        unsigned flags)
 {
     memset(out, 0, sizeof *out);
     if (canonical != NULL)
@@ -570,7 +622,9 @@ int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_err
     int name_rc = jf_str(&o, "name", out->name, sizeof out->name, NULL);
     jf_int(&o, "priority", &out->priority, 50, 0, MAX_PRIORITY);
     jf_str(&o, "idempotency_key", out->idempotency_key, sizeof out->idempotency_key, NULL);
-    jf_str(&o, "init_from", out->init_from, sizeof out->init_from, NULL);
+    initref_parse(&out->init, &o, "init_from");
+    initref_describe(&out->init, out->init_from, sizeof out->init_from);
+    initref_parse_after(&o, "after", out->after, &out->n_after);
     long long seed;
     jf_long(&o, "seed", &seed, 0, 0, LLONG_MAX);
     out->seed = (uint64_t)seed;
@@ -580,8 +634,10 @@ int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_err
     ds_dims dims;
     parse_data(out, &o, model, &dims, raw_recipe(in));
     int before_model = o.n_err;
-    parse_model(out, &o, model, &dims);
-    int model_ok = o.n_err == before_model;
+    int later = model == NULL && (flags & JOBSPEC_MODEL_LATER) && out->init.kind != INIT_NONE;
+    if (!later)
+        parse_model(out, &o, model, &dims);
+    int model_ok = !later && o.n_err == before_model;
     parse_optim(out, &o, raw_model_family(model));
     if (out->type == JOB_PRUNE) {
         prune_spec ps;
@@ -603,6 +659,15 @@ int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_err
     if (jf_finish(&o) != 0)
         return ERR_INVALID;
 
+    if (later) { /* as given: the defaults follow once the model is known */
+        out->model_later = 1;
+        if (name_rc == JF_ABSENT)
+            snprintf(out->name, sizeof out->name, "%s-from-%.100s", TYPE_NAMES[out->type],
+                     out->init.id);
+        if (canonical != NULL)
+            *canonical = json_deep_copy(in);
+        return 0;
+    }
     if (name_rc == JF_ABSENT)
         snprintf(out->name, sizeof out->name, "%s-%s", modelcfg_arch_name(out->model.arch),
                  TYPE_NAMES[out->type]);

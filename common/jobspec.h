@@ -10,6 +10,7 @@
 #define KILN_JOBSPEC_H
 
 #include "common/fielderr.h"
+#include "common/initref.h"
 #include "common/modelcfg.h"
 
 #include <jansson.h>
@@ -77,6 +78,8 @@ typedef struct data_spec {
 } data_spec;
 
 typedef enum { OPT_SGD = 0, OPT_ADAMW } optim_kind;
+
+#define JOBSPEC_MAX_FREEZE 16
 typedef enum { SCHED_COSINE = 0, SCHED_CONSTANT } sched_kind;
 
 typedef struct optim_spec {
@@ -92,11 +95,13 @@ typedef struct optim_spec {
     sched_kind schedule;
     double min_lr; /* cosine floor */
     double label_smoothing;
-    double drop_path;   /* stochastic depth rate of the last block (ViT) */
-    double grad_clip;   /* max global L2 norm; 0 = off */
-    long max_steps;     /* stop after this many steps in total (0 = no limit) */
-    recipe_kind recipe; /* the preset that gave the defaults */
-    double ema;         /* decay of the weights' moving average; 0 = off */
+    double drop_path;                     /* stochastic depth rate of the last block (ViT) */
+    double grad_clip;                     /* max global L2 norm; 0 = off */
+    long max_steps;                       /* stop after this many steps in total (0 = no limit) */
+    recipe_kind recipe;                   /* the preset that gave the defaults */
+    double ema;                           /* decay of the weights' moving average; 0 = off */
+    char freeze[JOBSPEC_MAX_FREEZE][128]; /* train: tensor name prefixes kept fixed */
+    int n_freeze;
 } optim_spec;
 
 typedef struct job_spec {
@@ -113,10 +118,14 @@ typedef struct job_spec {
     long ckpt_every_steps; /* checkpoint.every_steps; 0 = only at epoch ends */
     int ckpt_keep_last;
     int max_restarts;    /* retry.max_restarts */
-    char init_from[256]; /* job id or artifact path to start from; "" = fresh */
+    char init_from[256]; /* init.path, or a description of init (initref_describe); "" = fresh */
+    init_ref init;       /* init_from as given (common/initref.h) */
+    char after[INITREF_MAX_AFTER][INITREF_ID_MAX]; /* jobs to wait for (server side) */
+    int n_after;
     uint64_t seed;
-    double params; /* derived: trainable parameters of the model */
-    double mflops; /* derived: MACs of one forward pass / 1e6 */
+    int model_later; /* JOBSPEC_MODEL_LATER took effect: no model yet (server only) */
+    double params;   /* derived: trainable parameters of the model */
+    double mflops;   /* derived: MACs of one forward pass / 1e6 */
 } job_spec;
 
 /* Parses and validates `in`. On success returns 0, fills *out and, if
@@ -127,6 +136,17 @@ typedef struct job_spec {
  * type, so ERR_UNSUPPORTED is not returned now); *canonical is then NULL. fe (may be NULL) is reset
  * first. Release *out with jobspec_free, also after a failure. */
 int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_errors *fe);
+
+/* jobspec_parse with flags. JOBSPEC_MODEL_LATER (the server, for a job whose
+ * init_from source has not finished): a spec without "model" but with
+ * init_from is accepted with every other field checked; out->model_later
+ * is set, the name defaults to "<type>-from-<source id>", params and
+ * mflops are 0, and *canonical is a copy of `in` (the defaults that depend
+ * on the model are filled when the source's model is added and the spec
+ * parsed again). */
+#define JOBSPEC_MODEL_LATER 1u
+int jobspec_parse_flags(job_spec *out, json_t **canonical, const json_t *in, field_errors *fe,
+                        unsigned flags);
 
 /* Frees what jobspec_parse allocated inside s (not s itself). */
 void jobspec_free(job_spec *s);

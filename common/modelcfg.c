@@ -14,10 +14,12 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const ARCH_NAMES[] = {"ceit", "deit", "resnet_cifar", "mobilenetv2"};
-static const char *const STEM_NAMES[] = {"patchify", "i2t"}; /* mc_stem order */
-static const char *const FFN_NAMES[] = {"mlp", "leff"};      /* mc_ffn order */
-static const char *const HEAD_NAMES[] = {"cls", "lca"};      /* mc_head order */
+static const char *const ARCH_NAMES[] = {"ceit", "deit", "resnet_cifar", "mobilenetv2",
+                                         "resnet"};               /* mc_arch order */
+static const char *const STEM_NAMES[] = {"patchify", "i2t"};      /* mc_stem order */
+static const char *const FFN_NAMES[] = {"mlp", "leff"};           /* mc_ffn order */
+static const char *const HEAD_NAMES[] = {"cls", "lca"};           /* mc_head order */
+static const char *const BLOCK_NAMES[] = {"basic", "bottleneck"}; /* mc_block order */
 
 #define MAX_WIDTH       8192  /* any channel count */
 #define MAX_HIDDEN      65536 /* an MBv2 expansion width */
@@ -145,7 +147,77 @@ static void parse_resnet_stage(model_cfg *c, int i, const json_t *v, const char 
     if (jf_int_array(&s, "mids", st->mids, &st->n_blocks, MC_MAX_STAGE_BLOCKS, 1, MAX_WIDTH) ==
         JF_ABSENT)
         jf_err(&s, "mids", "is required");
+    if (c->block == MC_BLOCK_BOTTLENECK) {
+        int n2 = 0;
+        int rc = jf_int_array(&s, "mids2", st->mids2, &n2, MC_MAX_STAGE_BLOCKS, 1, MAX_WIDTH);
+        if (rc == JF_ABSENT)
+            jf_err(&s, "mids2", "is required for Bottleneck blocks (the conv2 widths)");
+        else if (rc == JF_SET && n2 != st->n_blocks)
+            jf_err(&s, "mids2", "has %d entries, mids %d: one per block", n2, st->n_blocks);
+    } else if (jf_get(&s, "mids2") != NULL) {
+        jf_err(&s, "mids2", "is only for Bottleneck blocks (resnet with block \"bottleneck\")");
+    }
     o->n_err += jf_finish(&s);
+}
+
+/* torchvision's ResNet-18/34/50/101/152: blocks per stage, block type. */
+static int resnet_imagenet_preset(model_cfg *c, int depth)
+{
+    static const struct {
+        int depth, block, n[4];
+    } table[] = {{18, MC_BLOCK_BASIC, {2, 2, 2, 2}},
+                 {34, MC_BLOCK_BASIC, {3, 4, 6, 3}},
+                 {50, MC_BLOCK_BOTTLENECK, {3, 4, 6, 3}},
+                 {101, MC_BLOCK_BOTTLENECK, {3, 4, 23, 3}},
+                 {152, MC_BLOCK_BOTTLENECK, {3, 8, 36, 3}}};
+    for (size_t k = 0; k < sizeof table / sizeof table[0]; k++) {
+        if (table[k].depth != depth)
+            continue;
+        c->resnet_depth = depth;
+        c->block = (mc_block)table[k].block;
+        c->stem_width = 64;
+        c->n_stages = 4;
+        for (int i = 0; i < 4; i++) {
+            int planes = 64 << i;
+            mc_stage *st = &c->stages[i];
+            st->width = c->block == MC_BLOCK_BOTTLENECK ? 4 * planes : planes;
+            st->n_blocks = table[k].n[i];
+            for (int b = 0; b < st->n_blocks; b++)
+                st->mids[b] = st->mids2[b] = planes;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+/* The explicit form {stem, stages} (both arches) and the ImageNet form's block. */
+static void parse_resnet_explicit(model_cfg *c, jf_obj *o, const json_t *stages)
+{
+    if (jf_get(o, "depth") != NULL)
+        jf_err(o, "depth", "cannot be combined with the explicit form (stem, stages)");
+    if (jf_get(o, "widths") != NULL)
+        jf_err(o, "widths", "cannot be combined with the explicit form (stem, stages)");
+    if (c->arch == MC_RESNET) {
+        int block;
+        if (jf_enum(o, "block", &block, 0, BLOCK_NAMES, 2) == JF_ABSENT)
+            jf_err(o, "block", "is required with the explicit form (\"basic\" or \"bottleneck\")");
+        c->block = (mc_block)block;
+    }
+    jf_int_req(o, "stem", &c->stem_width, 1, MAX_WIDTH);
+    if (stages == NULL) {
+        jf_err(o, "stages", "is required with stem");
+        return;
+    }
+    size_t n = json_array_size(stages);
+    if (!json_is_array(stages) || n == 0 || n > MC_MAX_STAGES) {
+        jf_err(o, "stages", "must be an array of 1 to %d stage objects", MC_MAX_STAGES);
+        return;
+    }
+    char base[JF_PATH_MAX];
+    jf_path(base, sizeof base, o, "stages");
+    c->n_stages = (int)n;
+    for (size_t i = 0; i < n; i++)
+        parse_resnet_stage(c, (int)i, json_array_get(stages, i), base, o);
 }
 
 static void parse_resnet(model_cfg *c, jf_obj *o)
@@ -154,28 +226,22 @@ static void parse_resnet(model_cfg *c, jf_obj *o)
     int explicit_form = stages != NULL || jf_get(o, "stem") != NULL;
     c->preset = !explicit_form;
     if (explicit_form) {
-        if (jf_get(o, "depth") != NULL)
-            jf_err(o, "depth", "cannot be combined with the explicit form (stem, stages)");
-        if (jf_get(o, "widths") != NULL)
-            jf_err(o, "widths", "cannot be combined with the explicit form (stem, stages)");
-        jf_int_req(o, "stem", &c->stem_width, 1, MAX_WIDTH);
-        if (stages == NULL) {
-            jf_err(o, "stages", "is required with stem");
-            return;
-        }
-        size_t n = json_array_size(stages);
-        if (!json_is_array(stages) || n == 0 || n > MC_MAX_STAGES) {
-            jf_err(o, "stages", "must be an array of 1 to %d stage objects", MC_MAX_STAGES);
-            return;
-        }
-        char base[JF_PATH_MAX];
-        jf_path(base, sizeof base, o, "stages");
-        c->n_stages = (int)n;
-        for (size_t i = 0; i < n; i++)
-            parse_resnet_stage(c, (int)i, json_array_get(stages, i), base, o);
+        parse_resnet_explicit(c, o, stages);
         return;
     }
-    int depth, widths[MC_MAX_STAGES], n_widths;
+    int depth;
+    if (c->arch == MC_RESNET) {
+        if (jf_get(o, "block") != NULL)
+            jf_err(o, "block", "follows from depth; give it only with the explicit form");
+        if (jf_get(o, "widths") != NULL)
+            jf_err(o, "widths",
+                   "is not a field of resnet (use the explicit form for other widths)");
+        if (jf_int(o, "depth", &depth, 50, 18, 152) != JF_BAD &&
+            resnet_imagenet_preset(c, depth) != 0)
+            jf_err(o, "depth", "must be 18, 34, 50, 101 or 152 (torchvision's ResNets)");
+        return;
+    }
+    int widths[MC_MAX_STAGES], n_widths;
     if (jf_int(o, "depth", &depth, 20, 8, 6 * MC_MAX_STAGE_BLOCKS + 2) == JF_SET &&
         (depth - 2) % 6 != 0) {
         jf_err(o, "depth", "must be 6n+2 (8, 14, 20, 26, 32, 44, 56, 110, ...)");
@@ -284,7 +350,7 @@ int modelcfg_parse(model_cfg *c, const json_t *j, const char *path, field_errors
     if (jf_open(&o, j, path, fe) == JF_BAD)
         return ERR_INVALID;
     int arch;
-    int arch_rc = jf_enum(&o, "arch", &arch, 0, ARCH_NAMES, 4);
+    int arch_rc = jf_enum(&o, "arch", &arch, 0, ARCH_NAMES, 5);
     if (arch_rc == JF_ABSENT)
         jf_err(&o, "arch", "is required");
     c->arch = (mc_arch)arch;
@@ -299,6 +365,7 @@ int modelcfg_parse(model_cfg *c, const json_t *j, const char *path, field_errors
         parse_vit(c, &o);
         break;
     case MC_RESNET_CIFAR:
+    case MC_RESNET:
         parse_resnet(c, &o);
         break;
     case MC_MOBILENETV2:
@@ -354,12 +421,17 @@ static void vit_json(json_t *j, const model_cfg *c)
 
 static void resnet_explicit_json(json_t *j, const model_cfg *c)
 {
+    if (c->arch == MC_RESNET)
+        json_object_set_new(j, "block", json_string(BLOCK_NAMES[c->block]));
     json_object_set_new(j, "stem", json_integer(c->stem_width));
     json_t *stages = json_array();
     for (int i = 0; i < c->n_stages; i++) {
         json_t *s = json_object();
         json_object_set_new(s, "width", json_integer(c->stages[i].width));
         json_object_set_new(s, "mids", int_array_json(c->stages[i].mids, c->stages[i].n_blocks));
+        if (c->arch == MC_RESNET && c->block == MC_BLOCK_BOTTLENECK)
+            json_object_set_new(s, "mids2",
+                                int_array_json(c->stages[i].mids2, c->stages[i].n_blocks));
         json_array_append_new(stages, s);
     }
     json_object_set_new(j, "stages", stages);
@@ -399,6 +471,12 @@ static json_t *to_json(const model_cfg *c, int explicit_form)
         } else {
             resnet_explicit_json(j, c);
         }
+        break;
+    case MC_RESNET:
+        if (c->preset && !explicit_form)
+            json_object_set_new(j, "depth", json_integer(c->resnet_depth));
+        else
+            resnet_explicit_json(j, c);
         break;
     case MC_MOBILENETV2:
         if (c->preset && !explicit_form) {
@@ -458,19 +536,32 @@ static long vit_params(const model_cfg *c)
     return total;
 }
 
+/* A ResNet block's convs and BNs: BasicBlock 3x3 (stride) + 3x3, Bottleneck
+ * 1x1 + 3x3 (stride, torchvision's v1.5) + 1x1; plus the projection. */
+static long resnet_block_params(const model_cfg *c, long cin, long w, long m1, long m2, int stride)
+{
+    long total;
+    if (c->arch == MC_RESNET && c->block == MC_BLOCK_BOTTLENECK)
+        total = conv_params(1, cin, m1, 1, 0) + 2 * m1 + conv_params(3, m1, m2, 1, 0) + 2 * m2 +
+                conv_params(1, m2, w, 1, 0) + 2 * w;
+    else
+        total = conv_params(3, cin, m1, 1, 0) + 2 * m1 + conv_params(3, m1, w, 1, 0) + 2 * w;
+    if (stride != 1 || cin != w)
+        total += conv_params(1, cin, w, 1, 0) + 2 * w;
+    return total;
+}
+
 static long resnet_params(const model_cfg *c)
 {
-    long total = conv_params(3, c->in_channels, c->stem_width, 1, 0) + 2L * c->stem_width;
+    int k = c->arch == MC_RESNET ? 7 : 3;
+    long total = conv_params(k, c->in_channels, c->stem_width, 1, 0) + 2L * c->stem_width;
     long cin = c->stem_width;
     for (int i = 0; i < c->n_stages; i++) {
         long w = c->stages[i].width;
         for (int b = 0; b < c->stages[i].n_blocks; b++) {
-            long mid = c->stages[i].mids[b];
             int stride = (i > 0 && b == 0) ? 2 : 1;
             total +=
-                conv_params(3, cin, mid, 1, 0) + 2 * mid + conv_params(3, mid, w, 1, 0) + 2 * w;
-            if (stride != 1 || cin != w)
-                total += conv_params(1, cin, w, 1, 0) + 2 * w;
+                resnet_block_params(c, cin, w, c->stages[i].mids[b], c->stages[i].mids2[b], stride);
             cin = w;
         }
     }
@@ -500,6 +591,7 @@ long modelcfg_params(const model_cfg *c)
     case MC_DEIT:
         return vit_params(c);
     case MC_RESNET_CIFAR:
+    case MC_RESNET:
         return resnet_params(c);
     case MC_MOBILENETV2:
         return mbv2_params(c);
@@ -552,21 +644,47 @@ static double vit_macs(const model_cfg *c)
     return total + linear_macs(C, c->num_classes, 1);
 }
 
+/* The MACs of one ResNet block on an hw x hw input (see resnet_block_params). */
+static double resnet_block_macs(const model_cfg *c, long hw, long cin, long w, long m1, long m2,
+                                int stride)
+{
+    long ho = conv_out((int)hw, 3, stride, 1);
+    double total;
+    if (c->arch == MC_RESNET && c->block == MC_BLOCK_BOTTLENECK)
+        total = conv_macs(1, cin, 1, 0, hw, m1) + conv_macs(3, m1, 1, 0, ho, m2) +
+                conv_macs(1, m2, 1, 0, ho, w);
+    else
+        total = conv_macs(3, cin, 1, 0, ho, m1) + conv_macs(3, m1, 1, 0, ho, w);
+    if (stride != 1 || cin != w)
+        total += conv_macs(1, cin, 1, 0, conv_out((int)hw, 1, stride, 0), w);
+    return total;
+}
+
+/* The side of the first stage's input: the stem (and the ImageNet form's pool). */
+static long resnet_stem_out(const model_cfg *c, long *stem_hw)
+{
+    if (c->arch != MC_RESNET) {
+        *stem_hw = c->image_size;
+        return c->image_size;
+    }
+    *stem_hw = conv_out(c->image_size, 7, 2, 3);
+    return conv_out((int)*stem_hw, 3, 2, 1);
+}
+
 static double resnet_macs(const model_cfg *c)
 {
-    long hw = c->image_size;
-    double total = conv_macs(3, c->in_channels, 1, 0, hw, c->stem_width);
+    long stem_hw;
+    long hw = resnet_stem_out(c, &stem_hw);
+    double total =
+        conv_macs(c->arch == MC_RESNET ? 7 : 3, c->in_channels, 1, 0, stem_hw, c->stem_width);
     long cin = c->stem_width;
     for (int i = 0; i < c->n_stages; i++) {
         long w = c->stages[i].width;
         for (int b = 0; b < c->stages[i].n_blocks; b++) {
-            long mid = c->stages[i].mids[b];
             int stride = (i > 0 && b == 0) ? 2 : 1;
-            long ho = conv_out((int)hw, 3, stride, 1);
-            total += conv_macs(3, cin, 1, 0, ho, mid) + conv_macs(3, mid, 1, 0, ho, w);
-            if (stride != 1 || cin != w)
-                total += conv_macs(1, cin, 1, 0, conv_out((int)hw, 1, stride, 0), w);
-            hw = ho;
+            total += resnet_block_macs(c, hw, cin, w, c->stages[i].mids[b], c->stages[i].mids2[b],
+                                       stride);
+            hw = conv_out((int)hw, 3, stride, 1);
             cin = w;
         }
     }
@@ -598,11 +716,17 @@ double modelcfg_macs(const model_cfg *c)
     case MC_DEIT:
         return vit_macs(c);
     case MC_RESNET_CIFAR:
+    case MC_RESNET:
         return resnet_macs(c);
     case MC_MOBILENETV2:
         return mbv2_macs(c);
     }
     return 0;
+}
+
+int modelcfg_is_resnet(mc_arch a)
+{
+    return a == MC_RESNET_CIFAR || a == MC_RESNET;
 }
 
 const char *modelcfg_arch_name(mc_arch a)

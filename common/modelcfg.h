@@ -2,7 +2,9 @@
  *
  * A model config is the JSON object of shared/reference/README.md ("Model
  * config JSON"): ViT (ceit/deit with stem/ffn/head switches), ResNet-CIFAR
- * (preset {depth, widths} or explicit {stem, stages}) and MobileNetV2
+ * (preset {depth, widths} or explicit {stem, stages}), ResNet in the
+ * ImageNet form of torchvision ("resnet": preset {depth} = 18/34/50/101/152
+ * or explicit {block, stem, stages}) and MobileNetV2
  * (preset {width_mult} or explicit {stem, blocks, last}). This module turns
  * it into a model_cfg with every default filled and every derived size
  * computed, and counts parameters and multiply-accumulates from the config
@@ -25,7 +27,8 @@
 #define MC_MAX_MB_BLOCKS    64
 #define MC_MAX_DEPTH        64
 
-typedef enum { MC_CEIT = 0, MC_DEIT, MC_RESNET_CIFAR, MC_MOBILENETV2 } mc_arch;
+typedef enum { MC_CEIT = 0, MC_DEIT, MC_RESNET_CIFAR, MC_MOBILENETV2, MC_RESNET } mc_arch;
+typedef enum { MC_BLOCK_BASIC = 0, MC_BLOCK_BOTTLENECK } mc_block;
 typedef enum { MC_STEM_PATCHIFY = 0, MC_STEM_I2T } mc_stem;
 typedef enum { MC_FFN_MLP = 0, MC_FFN_LEFF } mc_ffn;
 typedef enum { MC_HEAD_CLS = 0, MC_HEAD_LCA } mc_head;
@@ -33,7 +36,8 @@ typedef enum { MC_HEAD_CLS = 0, MC_HEAD_LCA } mc_head;
 typedef struct mc_stage {
     int width; /* output (residual) width of the stage */
     int n_blocks;
-    int mids[MC_MAX_STAGE_BLOCKS]; /* inner width of each BasicBlock */
+    int mids[MC_MAX_STAGE_BLOCKS];  /* inner width of each block (a Bottleneck's conv1) */
+    int mids2[MC_MAX_STAGE_BLOCKS]; /* Bottleneck only: the conv2 width of each block */
 } mc_stage;
 
 typedef struct mc_mbblock {
@@ -56,9 +60,12 @@ typedef struct model_cfg {
     int grid;    /* derived: token grid side; tokens = grid*grid + 1 */
     int stem_fm; /* derived: i2t feature-map side after conv (and pool) */
 
-    /* ResNet-CIFAR: both forms are expanded into stem_width + stages */
-    int preset;       /* 1 if given as {depth, widths} / {width_mult} */
+    /* ResNet-CIFAR and ResNet (ImageNet form): both forms are expanded into
+     * stem_width + stages. The ImageNet form has a 7x7/2 stem and a 3/2/1
+     * max-pool and BasicBlocks or Bottlenecks (torchvision's layout). */
+    int preset;       /* 1 if given as {depth, widths} / {depth} / {width_mult} */
     int resnet_depth; /* preset form only */
+    mc_block block;   /* ResNet (ImageNet form) only; CIFAR is always basic */
     int stem_width;
     int n_stages;
     mc_stage stages[MC_MAX_STAGES];
@@ -91,6 +98,9 @@ long modelcfg_params(const model_cfg *c);
 
 /* Multiply-accumulates of one forward pass of one image, by the rule above. */
 double modelcfg_macs(const model_cfg *c);
+
+/* Whether the arch is a ResNet (either form): stem_width + stages describe it. */
+int modelcfg_is_resnet(mc_arch a);
 
 /* The arch's name as the config spells it ("ceit", "resnet_cifar", ...). */
 const char *modelcfg_arch_name(mc_arch a);

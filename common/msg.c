@@ -243,6 +243,52 @@ static int check_artifacts(const json_t *arts, errbuf *eb)
     return 0;
 }
 
+/* 64 lower-case hex digits. */
+static int sha256_hex_ok(const char *s)
+{
+    if (s == NULL || strlen(s) != 64)
+        return 0;
+    for (const char *p = s; *p != '\0'; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* ready's optional "cached": the SHA-256s of the init weights a pool holds. */
+static int check_cached(const json_t *cached, errbuf *eb)
+{
+    if (cached == NULL)
+        return 0;
+    if (!json_is_array(cached) || json_array_size(cached) > MSG_MAX_CACHED)
+        return err_set(eb, ERR_INVALID, "field 'cached': must be an array of at most %d",
+                       MSG_MAX_CACHED);
+    size_t i;
+    json_t *x;
+    json_array_foreach(cached, i, x)
+    {
+        if (!sha256_hex_ok(json_string_value(x)))
+            return err_set(eb, ERR_INVALID, "field 'cached[%zu]': not a SHA-256 in hex", i);
+    }
+    return 0;
+}
+
+/* assign's optional "init": {sha256, size, attached}. */
+static int check_init(const json_t *init, errbuf *eb)
+{
+    if (init == NULL)
+        return 0;
+    int rc;
+    if (!json_is_object(init))
+        return err_set(eb, ERR_INVALID, "field 'init': not an object");
+    if (!sha256_hex_ok(json_string_value(json_object_get(init, "sha256"))))
+        return err_set(eb, ERR_INVALID, "field 'init.sha256': missing or not a SHA-256 in hex");
+    if ((rc = need_int(init, "size", 0, (long long)1 << 50, eb)) < 0)
+        return err_prefix(eb, rc, "field 'init'");
+    if (!json_is_boolean(json_object_get(init, "attached")))
+        return err_set(eb, ERR_INVALID, "field 'init.attached': missing or not a boolean");
+    return 0;
+}
+
 /* The fields each type requires beyond "type". */
 static int check_type_fields(const msg *m, errbuf *eb)
 {
@@ -273,13 +319,14 @@ static int check_type_fields(const msg *m, errbuf *eb)
             return rc;
         return 0;
     case MSG_HEARTBEAT:
-    case MSG_READY:
         return 0;
+    case MSG_READY:
+        return check_cached(json_object_get(b, "cached"), eb);
     case MSG_ASSIGN:
         if ((rc = need_object(b, "spec", eb)) < 0 ||
             (rc = opt_int(b, "resume_step", 0, (long long)1 << 62, eb)) < 0)
             return rc;
-        return 0;
+        return check_init(json_object_get(b, "init"), eb);
     case MSG_STARTED:
         return opt_int(b, "total_steps", 0, (long long)1 << 62, eb);
     case MSG_METRIC:

@@ -20,8 +20,9 @@ typedef enum {
     MSG_HELLO = 0, /* pool -> server: pool_id, ranks, hosts, cores, version, current */
     MSG_WELCOME,   /* server -> pool: heartbeat_ms, liveness */
     MSG_HEARTBEAT, /* both ways */
-    MSG_READY,     /* pool -> server: idle, asks for work */
-    MSG_ASSIGN,    /* server -> pool: job_id, attempt, spec, resume_step (+ checkpoint blob) */
+    MSG_READY,     /* pool -> server: idle, asks for work; cached (init weights it holds) */
+    MSG_ASSIGN,    /* server -> pool: job_id, attempt, spec, resume_step, init
+                    * (+ checkpoint blob) (+ init weights blob, when init.attached) */
     MSG_STARTED,   /* pool -> server, job message: total_steps */
     MSG_METRIC,    /* pool -> server, job message: points [{step, epoch?, time?, name: value...}] */
     MSG_LOG,       /* pool -> server, job message: lines [{level, text, time}] */
@@ -37,6 +38,7 @@ typedef enum {
 #define MSG_MAX_BLOBS     16         /* binary frames after the header */
 #define MSG_HEADER_MAX    (4u << 20) /* a header frame larger than this is refused */
 #define MSG_ARTIFACT_NAME 128        /* artifact names, including the NUL */
+#define MSG_MAX_CACHED    64         /* SHA-256s in a ready's "cached" */
 
 typedef struct msg_blob {
     unsigned char *data; /* owned by the msg */

@@ -89,55 +89,85 @@ static void add_site(builder *b, const char *bn, int unit)
     t->unit = unit;
 }
 
-/* resnet.c: conv1 -> bn1 -> ReLU; BasicBlocks with a 1x1 projection where
- * the stride or the width changes; avgpool; fc. */
+/* The convs, units and sites of block j of stage i (resnet.c's block) on the
+ * stream unit `stream` (cin channels, hw x hw); returns the block's output unit. */
+static int resnet_block(builder *b, int i, int j, int stream, int cin, int *hw, int blk)
+{
+    prune_space *s = b->s;
+    const model_cfg *c = &s->super;
+    const mc_stage *st = &c->stages[i];
+    int bottleneck = c->arch == MC_RESNET && c->block == MC_BLOCK_BOTTLENECK;
+    char name[PS_NAME_MAX], pre[24];
+    snprintf(pre, sizeof pre, "layer%d.%d", i + 1, j);
+    int stride = (i > 0 && j == 0) ? 2 : 1;
+    int ho = conv_out(*hw, 3, stride, 1);
+    snprintf(name, sizeof name, "%s.conv1", pre);
+    int mid = add_unit(b, name, st->mids[j], -1), inner = mid;
+    s->mid_unit[i * MC_MAX_STAGE_BLOCKS + j] = mid;
+    if (bottleneck) {
+        add_layer(b, name, stream, 0, mid, 0, 1, (long)*hw * *hw, 0, 0, blk);
+        snprintf(name, sizeof name, "%s.conv2", pre);
+        inner = add_unit(b, name, st->mids2[j], -1);
+        s->mid2_unit[i * MC_MAX_STAGE_BLOCKS + j] = inner;
+        add_layer(b, name, mid, 0, inner, 0, 3, (long)ho * ho, 0, 0, blk);
+    } else {
+        add_layer(b, name, stream, 0, mid, 0, 3, (long)ho * ho, 0, 0, blk);
+    }
+    snprintf(name, sizeof name, "%s.bn1", pre);
+    add_site(b, name, mid);
+    if (bottleneck) {
+        snprintf(name, sizeof name, "%s.bn2", pre);
+        add_site(b, name, inner);
+    }
+    int out = stream;
+    if (stride != 1 || cin != st->width) {
+        /* the projection block owns the stage's residual width; with
+         * stride 1 equal widths would turn it into an identity */
+        snprintf(name, sizeof name, "layer%d", i + 1);
+        out = add_unit(b, name, st->width, stride == 1 ? stream : -1);
+        snprintf(name, sizeof name, "%s.downsample.0", pre);
+        int hd = conv_out(*hw, 1, stride, 0);
+        add_layer(b, name, stream, 0, out, 0, 1, (long)hd * hd, 0, 0, blk);
+    }
+    const char *last = bottleneck ? "conv3" : "conv2";
+    snprintf(name, sizeof name, "%s.%s", pre, last);
+    add_layer(b, name, inner, 0, out, 0, bottleneck ? 1 : 3, (long)ho * ho, 0, 0, blk);
+    snprintf(name, sizeof name, "%s.%s", pre, bottleneck ? "bn3" : "bn2");
+    add_site(b, name, out);
+    if (out != stream) {
+        snprintf(name, sizeof name, "%s.downsample.1", pre);
+        add_site(b, name, out);
+    }
+    *hw = ho;
+    return out;
+}
+
+/* resnet.c: the stem (CIFAR: conv1 3x3 -> bn1 -> ReLU; ImageNet: conv1
+ * 7x7/2 -> bn1 -> ReLU -> max-pool 3/2/1); BasicBlocks or Bottlenecks with
+ * a 1x1 projection where the stride or the width changes; avgpool; fc. */
 static void build_resnet(builder *b)
 {
     prune_space *s = b->s;
     const model_cfg *c = &s->super;
-    char name[PS_NAME_MAX], name2[PS_NAME_MAX];
-    int hw = c->image_size;
+    int imagenet = c->arch == MC_RESNET;
+    int hw = imagenet ? conv_out(c->image_size, 7, 2, 3) : c->image_size;
     int stream = add_unit(b, "conv1", c->stem_width, -1);
     s->stem_unit = stream;
-    add_layer(b, "conv1", -1, c->in_channels, stream, 0, 3, (long)hw * hw, 0, 0, -1);
+    add_layer(b, "conv1", -1, c->in_channels, stream, 0, imagenet ? 7 : 3, (long)hw * hw, 0, 0, -1);
     add_site(b, "bn1", stream);
+    if (imagenet)
+        hw = conv_out(hw, 3, 2, 1); /* the max-pool */
     int cin = c->stem_width;
     s->stage_unit = xcalloc((size_t)c->n_stages, sizeof(int));
     s->mid_unit = xcalloc((size_t)c->n_stages * MC_MAX_STAGE_BLOCKS, sizeof(int));
+    if (imagenet && c->block == MC_BLOCK_BOTTLENECK)
+        s->mid2_unit = xcalloc((size_t)c->n_stages * MC_MAX_STAGE_BLOCKS, sizeof(int));
     int blk = 0;
     for (int i = 0; i < c->n_stages; i++) {
         const mc_stage *st = &c->stages[i];
         for (int j = 0; j < st->n_blocks; j++) {
-            int stride = (i > 0 && j == 0) ? 2 : 1;
-            int ho = conv_out(hw, 3, stride, 1);
-            snprintf(name, sizeof name, "layer%d.%d.conv1", i + 1, j);
-            int mid = add_unit(b, name, st->mids[j], -1);
-            s->mid_unit[i * MC_MAX_STAGE_BLOCKS + j] = mid;
-            add_layer(b, name, stream, 0, mid, 0, 3, (long)ho * ho, 0, 0, blk);
-            snprintf(name, sizeof name, "layer%d.%d.bn1", i + 1, j);
-            add_site(b, name, mid);
-            int out = stream;
-            if (stride != 1 || cin != st->width) {
-                /* the projection block owns the stage's residual width; with
-                 * stride 1 equal widths would turn it into an identity */
-                snprintf(name, sizeof name, "layer%d", i + 1);
-                out = add_unit(b, name, st->width, stride == 1 ? stream : -1);
-                snprintf(name, sizeof name, "layer%d.%d.downsample.0", i + 1, j);
-                int hd = conv_out(hw, 1, stride, 0);
-                add_layer(b, name, stream, 0, out, 0, 1, (long)hd * hd, 0, 0, blk);
-            }
-            snprintf(name, sizeof name, "layer%d.%d.conv2", i + 1, j);
-            add_layer(b, name, mid, 0, out, 0, 3, (long)ho * ho, 0, 0, blk);
-            snprintf(name2, sizeof name2, "layer%d.%d.bn2", i + 1, j);
-            add_site(b, name2, out);
-            if (out != stream) {
-                snprintf(name2, sizeof name2, "layer%d.%d.downsample.1", i + 1, j);
-                add_site(b, name2, out);
-            }
-            stream = out;
-            hw = ho;
+            stream = resnet_block(b, i, j, stream, cin, &hw, blk++);
             cin = st->width;
-            blk++;
         }
         s->stage_unit[i] = stream;
     }
@@ -204,9 +234,9 @@ static void build_mbv2(builder *b)
 int prune_space_init(prune_space *s, const model_cfg *c, const ps_width *w, errbuf *eb)
 {
     memset(s, 0, sizeof *s);
-    if (c->arch != MC_RESNET_CIFAR && c->arch != MC_MOBILENETV2)
+    if (!modelcfg_is_resnet(c->arch) && c->arch != MC_MOBILENETV2)
         return err_set(eb, ERR_INVALID,
-                       "channel pruning supports resnet_cifar and mobilenetv2, "
+                       "channel pruning supports resnet_cifar, resnet and mobilenetv2, "
                        "not %s",
                        modelcfg_arch_name(c->arch));
     if (!(w->min > 0 && w->offset > 0 && w->min <= w->max))
@@ -217,7 +247,7 @@ int prune_space_init(prune_space *s, const model_cfg *c, const ps_width *w, errb
     s->width = *w;
     s->last_unit = -1;
     builder b = {.s = s};
-    if (c->arch == MC_RESNET_CIFAR)
+    if (modelcfg_is_resnet(c->arch))
         build_resnet(&b);
     else
         build_mbv2(&b);
@@ -231,6 +261,7 @@ void prune_space_deinit(prune_space *s)
     free(s->sites);
     free(s->stage_unit);
     free(s->mid_unit);
+    free(s->mid2_unit);
     free(s->hid_unit);
     free(s->out_unit);
     memset(s, 0, sizeof *s);
@@ -263,12 +294,16 @@ void ps_widths_to_cfg(const prune_space *s, const int *w, model_cfg *out)
 {
     *out = s->super;
     out->preset = 0;
-    if (out->arch == MC_RESNET_CIFAR) {
+    if (modelcfg_is_resnet(out->arch)) {
         out->stem_width = w[s->stem_unit];
         for (int i = 0; i < out->n_stages; i++) {
             out->stages[i].width = w[s->stage_unit[i]];
-            for (int j = 0; j < out->stages[i].n_blocks; j++)
-                out->stages[i].mids[j] = w[s->mid_unit[i * MC_MAX_STAGE_BLOCKS + j]];
+            for (int j = 0; j < out->stages[i].n_blocks; j++) {
+                int k = i * MC_MAX_STAGE_BLOCKS + j;
+                out->stages[i].mids[j] = w[s->mid_unit[k]];
+                if (s->mid2_unit != NULL)
+                    out->stages[i].mids2[j] = w[s->mid2_unit[k]];
+            }
         }
     } else {
         out->mb_stem = w[s->stem_unit];

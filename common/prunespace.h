@@ -1,12 +1,14 @@
 /* prunespace.h - the DMCP search space of a CNN: units, channel groups, FLOPs.
  *
- * A prune_space describes how a supernet (a ResNet-CIFAR or MobileNetV2
- * model_cfg with explicit widths) may be narrowed (ALGORITHMS.md 2.1-2.5):
+ * A prune_space describes how a supernet (a ResNet, either form, or a
+ * MobileNetV2 model_cfg with explicit widths) may be narrowed (ALGORITHMS.md
+ * 2.1-2.5):
  *   - units: the sets of output channels that share one width. ResNet: the
  *     stem, one residual stream per stage (owned by the stage's projection
  *     block; with no projection the incoming stream continues, so when the
  *     stem width equals stage 1's the stem unit governs layer1), and the
- *     inner width of every block. MobileNetV2: the stem, the expansion width
+ *     inner width of every block (a Bottleneck has two: "layerI.J.conv1"
+ *     and "layerI.J.conv2"). MobileNetV2: the stem, the expansion width
  *     of each block (which the depthwise conv shares; a block without
  *     expansion uses its input's unit), the output of each block that
  *     changes shape (a residual block reuses its input's unit), and the last
@@ -81,7 +83,8 @@ typedef struct prune_space {
     /* where unit widths go in a model_cfg */
     int stem_unit;
     int *stage_unit; /* ResNet (n_stages): the stage's residual width */
-    int *mid_unit;   /* ResNet: (n_stages * MC_MAX_STAGE_BLOCKS) inner widths */
+    int *mid_unit;   /* ResNet: (n_stages * MC_MAX_STAGE_BLOCKS) inner widths (conv1) */
+    int *mid2_unit;  /* ResNet with Bottlenecks (same layout): conv2 widths; else NULL */
     int *hid_unit;   /* MobileNetV2 (n_blocks): hidden width (the input's unit without expansion) */
     int *out_unit;   /* MobileNetV2 (n_blocks) */
     int last_unit;   /* MobileNetV2 */

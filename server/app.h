@@ -41,6 +41,7 @@ typedef struct app {
     store *st;
     char data_dir[512];
     size_t body_limit;
+    size_t upload_limit; /* POST /api/v1/models (spooled to <data>/uploads) */
     spec_parse_fn parse_spec;
     /* Broker hooks; any may be NULL (then: no wake-up, no pools, not ready). */
     void (*wake)(void *ctx);        /* a job became runnable or must be cancelled */
@@ -64,5 +65,9 @@ typedef struct app {
 
 /* The spec parser of this build (common/jobspec), adapted to spec_info. */
 int app_parse_spec(const json_t *in, json_t **canonical, spec_info *info, field_errors *fe);
+
+/* The same with jobspec_parse_flags' flags (JOBSPEC_MODEL_LATER). */
+int app_parse_spec_flags(const json_t *in, json_t **canonical, spec_info *info, field_errors *fe,
+                         unsigned flags);
 
 #endif

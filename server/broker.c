@@ -36,7 +36,9 @@ struct broker {
     atomic_int running;
     server_stats *stats;
     const auth *auth;
-    void *zap; /* REP socket answering ZAP requests, when auth */
+    void *zap;            /* REP socket answering ZAP requests, when auth or CURVE */
+    const poolkeys *keys; /* CURVE: the keys that may join (a pool id is its key's name) */
+    int curve;
 };
 
 static int64_t now_ms(void)
@@ -82,6 +84,21 @@ static int id_printable(const char *s, size_t n)
     return 1;
 }
 
+/* Under CURVE a pool is the name its key has in the pool keys file (the ZAP
+ * handler's User-Id): a message under any other pool id is refused, so no
+ * pool can speak for another, whatever routing id it picks. */
+static int id_matches_key(zmq_msg_t *part, const char *id, errbuf *eb)
+{
+    const char *uid = zmq_msg_gets(part, "User-Id");
+    if (uid != NULL && strcmp(uid, id) == 0)
+        return 1;
+    err_set(eb, ERR_AUTH,
+            "pool id '%s' is not the name of the key it joined with ('%s'): give the pool "
+            "--pool-id %s",
+            id, uid != NULL ? uid : "?", uid != NULL ? uid : "NAME");
+    return 0;
+}
+
 /* Reads one multipart message; 1 if one was read, 0 if none is waiting. */
 static int read_one(broker *b, int64_t t)
 {
@@ -107,6 +124,8 @@ static int read_one(broker *b, int64_t t)
                 memcpy(id, data, n), id[n] = '\0';
             else
                 bad = 1;
+        } else if (nframes == 1 && !bad && b->curve && !id_matches_key(&part, id, &eb)) {
+            bad = 1;
         } else if (nframes == 1 && !bad) {
             if (msg_decode(&m, data, n, &eb) == 0)
                 decoded = 1;
@@ -148,7 +167,8 @@ static int read_one(broker *b, int64_t t)
 
 /* Answers one ZAP request (RFC 27): version, request id, domain, address,
  * routing id, mechanism, then the credentials. A PLAIN password that is a
- * token with the pool scope is accepted. */
+ * token with the pool scope is accepted; a CURVE client key listed in the
+ * pool keys file is accepted with its name as the User-Id. */
 static void zap_answer(broker *b)
 {
     char f[8][320];
@@ -177,8 +197,22 @@ static void zap_answer(broker *b)
     const char *status = "400", *text = "a pool token is needed";
     unsigned scopes = 0;
     char name[AUTH_NAME_MAX] = "";
-    if (n >= 8 && strcmp(f[5], "PLAIN") == 0 && len[7] < sizeof f[7] - 1 &&
-        auth_check(b->auth, f[7], &scopes, name) && (scopes & AUTH_POOL)) {
+    char z85[POOLKEYS_Z85_LEN + 1] = "";
+    const char *key_name = NULL;
+    if (b->curve && n >= 7 && strcmp(f[5], "CURVE") == 0 && len[6] == 32 &&
+        zmq_z85_encode(z85, (const uint8_t *)f[6], 32) != NULL)
+        key_name = poolkeys_name(b->keys, z85);
+    if (key_name != NULL) {
+        status = "200";
+        text = "OK";
+        snprintf(name, sizeof name, "%s", key_name);
+    } else if (b->curve) {
+        text = "an unknown pool key";
+        log_warn("broker: a pool from %.64s refused: %s%s is not in the pool keys file",
+                 n >= 4 ? f[3] : "?", z85[0] ? "its key " : "it did not join with CURVE", z85);
+        stats_zmq_error(b->stats, 0);
+    } else if (n >= 8 && strcmp(f[5], "PLAIN") == 0 && len[7] < sizeof f[7] - 1 &&
+               auth_check(b->auth, f[7], &scopes, name) && (scopes & AUTH_POOL)) {
         status = "200";
         text = "OK";
     } else {
@@ -231,6 +265,19 @@ static void *run(void *arg)
     return NULL;
 }
 
+int broker_curve_keypair(char *public_z85, char *secret_z85)
+{
+    return zmq_has("curve") && zmq_curve_keypair(public_z85, secret_z85) == 0 ? 0 : -1;
+}
+
+int broker_curve_public(const char *secret_z85, char *public_z85)
+{
+    return zmq_has("curve") && z85_key_valid(secret_z85) &&
+                   zmq_curve_public(public_z85, secret_z85) == 0
+               ? 0
+               : -1;
+}
+
 int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb)
 {
     *out = NULL;
@@ -238,6 +285,8 @@ int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb)
     b->wake_fd[0] = b->wake_fd[1] = -1;
     b->stats = o->stats;
     b->auth = o->auth;
+    b->keys = o->pool_keys;
+    b->curve = o->curve_secret != NULL;
     int rc = 0;
     b->ctx = o->zmq_context;
     if (b->ctx == NULL) {
@@ -251,7 +300,19 @@ int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb)
         goto fail;
     }
     int one = 1, zero = 0, hwm = 100000;
-    zmq_setsockopt(b->sock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    /* A reconnecting pool takes its id over from its stale connection; under
+     * CURVE ids are names of keys, so a connection under a live id is refused
+     * instead (a pool with another key cannot take a pool's connection), and
+     * ZMTP heartbeats drop a dead connection within the liveness window so its
+     * pool can come back. */
+    int handover = o->curve_secret == NULL;
+    zmq_setsockopt(b->sock, ZMQ_ROUTER_HANDOVER, &handover, sizeof handover);
+    if (!handover) {
+        int ivl = o->heartbeat_ms > 0 ? o->heartbeat_ms : 1000;
+        int ttl = ivl * (o->liveness > 1 ? o->liveness : 5);
+        zmq_setsockopt(b->sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+        zmq_setsockopt(b->sock, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
+    }
     zmq_setsockopt(b->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(b->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(b->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
@@ -260,7 +321,7 @@ int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb)
      * the connection rather than the server's memory. */
     int64_t maxmsg = (int64_t)1 << 30;
     zmq_setsockopt(b->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    if (b->auth != NULL) {
+    if (b->auth != NULL || b->curve) {
         /* The ZAP handler must be bound before the first handshake. */
         b->zap = zmq_socket(b->ctx, ZMQ_REP);
         if (b->zap == NULL || zmq_bind(b->zap, "inproc://zeromq.zap.01") != 0) {
@@ -269,7 +330,19 @@ int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb)
             goto fail;
         }
         zmq_setsockopt(b->zap, ZMQ_LINGER, &zero, sizeof zero);
-        zmq_setsockopt(b->sock, ZMQ_PLAIN_SERVER, &one, sizeof one);
+        if (b->curve) {
+            if (zmq_setsockopt(b->sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+                zmq_setsockopt(b->sock, ZMQ_CURVE_SECRETKEY, o->curve_secret,
+                               strlen(o->curve_secret) + 1) != 0) {
+                rc = err_set(eb, ERR_INVALID,
+                             "broker: CURVE refused (%s): is the secret key "
+                             "40 Z85 characters, and ZeroMQ built with CURVE?",
+                             zmq_strerror(errno));
+                goto fail;
+            }
+        } else {
+            zmq_setsockopt(b->sock, ZMQ_PLAIN_SERVER, &one, sizeof one);
+        }
         zmq_setsockopt(b->sock, ZMQ_ZAP_DOMAIN, "kiln", 4);
     }
     if (zmq_bind(b->sock, o->endpoint) != 0) {

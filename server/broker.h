@@ -14,6 +14,7 @@
 
 #include "common/err.h"
 #include "server/auth.h"
+#include "server/poolkeys.h"
 #include "server/stats.h"
 #include "server/store.h"
 
@@ -22,15 +23,27 @@
 typedef struct broker broker;
 
 typedef struct broker_options {
-    const char *endpoint; /* e.g. "tcp://127.0.0.1:5555", "tcp://127.0.0.1:*", "inproc://x" */
-    int heartbeat_ms;     /* default 1000 */
-    int liveness;         /* default 5 */
-    const char *data_dir; /* where checkpoints and artifacts go */
-    void *zmq_context;    /* NULL: the broker makes its own (an inproc peer must share one) */
-    server_stats *stats;  /* messages in and out are counted here; may be NULL */
-    const auth *auth;     /* tokens: pools must join with a pool-scope token as their
-                           * ZeroMQ PLAIN password; NULL = no check (loopback only) */
+    const char *endpoint;      /* e.g. "tcp://127.0.0.1:5555", "tcp://127.0.0.1:*", "inproc://x" */
+    int heartbeat_ms;          /* default 1000 */
+    int liveness;              /* default 5 */
+    const char *data_dir;      /* where checkpoints and artifacts go */
+    void *zmq_context;         /* NULL: the broker makes its own (an inproc peer must share one) */
+    server_stats *stats;       /* messages in and out are counted here; may be NULL */
+    const auth *auth;          /* tokens: pools must join with a pool-scope token as their
+                                * ZeroMQ PLAIN password; NULL = no check (loopback only) */
+    const char *curve_secret;  /* the server's CurveZMQ secret key (Z85): the pool socket
+                                * is encrypted and pools join with a key listed in
+                                * pool_keys instead of a token; NULL = no CURVE */
+    const poolkeys *pool_keys; /* with curve_secret: who may join, under which pool id */
 } broker_options;
+
+/* broker_curve_keypair makes a new CurveZMQ keypair in Z85 (41 bytes each,
+ * NUL-terminated). Returns 0, or -1 when ZeroMQ was built without CURVE. */
+int broker_curve_keypair(char *public_z85, char *secret_z85);
+
+/* broker_curve_public derives the public key (Z85) of a secret key (Z85).
+ * Returns 0, or -1 (not a key, or no CURVE). */
+int broker_curve_public(const char *secret_z85, char *public_z85);
 
 /* broker_start binds the socket and starts the thread. Returns 0, or ERR_IO
  * (bind failed; eb names the endpoint and the reason). */

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "server/files.h"
+#include "server/lineage.h"
 #include "server/scheduler.h"
 
 #include <pthread.h>
@@ -32,6 +33,7 @@ typedef struct pool {
     char job[MSG_ID_MAX];     /* the attempt the server has on this pool, or "" */
     int attempt;
     int64_t cancel_ms; /* last cancel sent */
+    json_t *cached;    /* SHA-256s of the init weights the pool holds (from ready), or NULL */
 } pool;
 
 typedef struct pending {
@@ -82,8 +84,10 @@ void coord_free(coord *c)
     for (int i = 0; i < c->n_pend; i++)
         msg_deinit(&c->pend[i].m);
     free(c->pend);
-    for (int i = 0; i < c->n_pools; i++)
+    for (int i = 0; i < c->n_pools; i++) {
         json_decref(c->pools[i].hosts);
+        json_decref(c->pools[i].cached);
+    }
     free(c->pools);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -139,8 +143,44 @@ static void lose_attempt(coord *c, const char *job, int attempt, const char *why
     c->wake = 1;
 }
 
+/* Whether pool p said it holds the weights with this SHA-256. */
+static int pool_has(const pool *p, const char *sha)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(p->cached, i, x)
+    {
+        if (json_is_string(x) && strcmp(json_string_value(x), sha) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Adds the init weights to an assign: {"init": {sha256, size, attached}}
+ * and, unless the pool has them cached, their bytes as the last blob. A
+ * file that cannot be read is sent as announced-but-missing: the pool then
+ * fails the attempt naming it. */
+static void attach_init(coord *c, const pool *p, const store_assignment *a, msg *m)
+{
+    int attached = 0;
+    if (!pool_has(p, a->init_sha256)) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/%s", c->data_dir, a->init_file);
+        void *data;
+        size_t len;
+        errbuf eb;
+        if (files_read(path, &data, &len, &eb) == 0)
+            attached = msg_take_blob(m, data, len) == 0;
+        else
+            log_error("job %s: cannot read the init_from weights: %s", a->job_id, eb.msg);
+    }
+    msg_set(m, "init",
+            json_pack("{s:s,s:I,s:b}", "sha256", a->init_sha256, "size", (json_int_t)a->init_size,
+                      "attached", attached));
+}
+
 /* Sends the assign of (job, attempt) to p: the spec, and the newest
- * checkpoint if there is one. */
+ * checkpoint if there is one, else the init_from weights if any. */
 static int send_assign(coord *c, pool *p, const store_assignment *a, int64_t now_ms)
 {
     json_error_t je;
@@ -168,6 +208,8 @@ static int send_assign(coord *c, pool *p, const store_assignment *a, int64_t now
                      a->job_id, eb.msg, a->attempt);
         }
     }
+    if (a->init_file[0] != '\0' && a->ckpt_path[0] == '\0')
+        attach_init(c, p, a, &m);
     send_to(c, p, &m, now_ms);
     msg_deinit(&m);
     snprintf(p->job, sizeof p->job, "%s", a->job_id);
@@ -255,9 +297,11 @@ static void on_hello(coord *c, const char *pool_id, const msg *m, int64_t now_ms
     }
 }
 
-static void on_ready(coord *c, pool *p, int64_t now_ms)
+static void on_ready(coord *c, pool *p, const msg *m, int64_t now_ms)
 {
     p->ready = 1;
+    json_decref(p->cached);
+    p->cached = json_incref(msg_get(m, "cached"));
     c->wake = 1;
     if (p->job[0] == '\0')
         return;
@@ -443,7 +487,7 @@ void coord_receive(coord *c, const char *pool_id, msg *m, int64_t now_ms)
         break;
     case MSG_READY:
         if (p != NULL && p->alive)
-            on_ready(c, p, now_ms);
+            on_ready(c, p, m, now_ms);
         break;
     default:
         log_warn("pool %s: unexpected %s message dropped", pool_id, msg_type_name(m->type));
@@ -489,6 +533,7 @@ static void schedule(coord *c, int64_t now_ms)
             index[nf++] = i;
         }
     }
+    lineage_poll(c->st, c->data_dir);
     store_queued *q = NULL;
     int nq = 0;
     errbuf eb;

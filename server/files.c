@@ -125,6 +125,7 @@ int files_read(const char *path, void **data, size_t *len, errbuf *eb)
         }
         got += (size_t)r;
     }
+    buf[n] = '\0';
     *data = buf;
     *len = n;
 out:

@@ -19,7 +19,8 @@ int files_mkdirs(const char *path, errbuf *eb);
  * described above. Returns 0 or ERR_IO naming the path. */
 int files_write_atomic(const char *path, const void *data, size_t len, errbuf *eb);
 
-/* files_read reads a whole file into a malloc'd buffer. ERR_IO/ERR_NOT_FOUND. */
+/* files_read reads a whole file into a malloc'd buffer, with a NUL after its
+ * len bytes (so text files are C strings). ERR_IO/ERR_NOT_FOUND. */
 int files_read(const char *path, void **data, size_t *len, errbuf *eb);
 
 /* files_remove_tree removes path and everything below it; a missing path is

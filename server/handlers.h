@@ -5,7 +5,9 @@
  * Handlers never touch sockets or MHD: tests call them directly. They are
  * thread-safe (the store and the broker hooks are).
  *   handlers_jobs.c: submit, list, get, cancel, delete
- *   handlers_data.c: metrics, logs, artifacts (with Range), event streams
+ *   handlers_data.c: metrics, logs, artifacts and the latest checkpoint (with Range),
+ *                    event streams
+ *   handlers_models.c: uploaded models (POST streamed to a file, list, get, file, delete)
  *   handlers_misc.c: workers, healthz, readyz, Prometheus metrics, openapi and its
  *                    schemas, the dashboard's page and files (with their CSP)
  */
@@ -25,6 +27,19 @@ int jobs_logs(app *a, http_request *req, http_response *resp);
 int jobs_events(app *a, http_request *req, http_response *resp);
 int jobs_artifacts(app *a, http_request *req, http_response *resp);
 int jobs_artifact(app *a, http_request *req, http_response *resp);
+
+int jobs_checkpoint_latest(app *a, http_request *req, http_response *resp);
+
+int models_create(app *a, http_request *req, http_response *resp);
+int models_list(app *a, http_request *req, http_response *resp);
+int models_get(app *a, http_request *req, http_response *resp);
+int models_delete(app *a, http_request *req, http_response *resp);
+int models_file(app *a, http_request *req, http_response *resp);
+
+/* Serves the file at path (a download named filename, with Range), or an
+ * error naming `what`. Returns the status. */
+int api_serve_file(http_response *resp, http_request *req, const char *path, const char *filename,
+                   const char *what);
 
 int events_all(app *a, http_request *req, http_response *resp);
 int workers_list(app *a, http_request *req, http_response *resp);

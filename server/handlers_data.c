@@ -173,35 +173,24 @@ static int parse_range(const char *h, int64_t size, int64_t *off, int64_t *len)
     return 1;
 }
 
-int jobs_artifact(app *a, http_request *req, http_response *resp)
+int api_serve_file(http_response *resp, http_request *req, const char *path, const char *filename,
+                   const char *what)
 {
-    const char *id = req->params[0], *name = req->params[1];
-    if (!msg_name_ok(name))
-        return api_error(resp, req, 404, NULL, "job %s has no artifact '%.80s'", id, name);
-    char rel[512], path[1100];
-    int64_t size;
-    errbuf eb;
-    int rc = store_artifact(a->st, id, name, rel, sizeof rel, &size, &eb);
-    if (rc < 0)
-        return lookup_failed(resp, req, rc, &eb);
-    snprintf(path, sizeof path, "%s/%s", a->data_dir, rel);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0) {
         int e = errno;
         if (fd >= 0)
             close(fd);
-        log_error("artifact %s of job %s: cannot open %s: %s", name, id, path, strerror(e));
-        return api_error(resp, req, 500, NULL,
-                         "artifact '%s' of job %s is recorded but its file "
-                         "cannot be read: %s",
-                         name, id, strerror(e));
+        log_error("%s: cannot open %s: %s", what, path, strerror(e));
+        return api_error(resp, req, 500, NULL, "%s is recorded but its file cannot be read: %s",
+                         what, strerror(e));
     }
-    size = (int64_t)sb.st_size;
+    int64_t size = (int64_t)sb.st_size;
     int64_t off = 0, len = size;
     const char *range = http_header(req, "Range");
     int r = range != NULL ? parse_range(range, size, &off, &len) : 0;
-    char buf[160];
+    char buf[200];
     if (r < 0) {
         close(fd);
         snprintf(buf, sizeof buf, "bytes */%" PRId64, size);
@@ -215,7 +204,7 @@ int jobs_artifact(app *a, http_request *req, http_response *resp)
     resp->length = len;
     resp->content_type = "application/octet-stream";
     http_response_header(resp, "Accept-Ranges", "bytes");
-    snprintf(buf, sizeof buf, "attachment; filename=\"%s\"", name);
+    snprintf(buf, sizeof buf, "attachment; filename=\"%s\"", filename);
     http_response_header(resp, "Content-Disposition", buf);
     if (r > 0) {
         snprintf(buf, sizeof buf, "bytes %" PRId64 "-%" PRId64 "/%" PRId64, off, off + len - 1,
@@ -223,4 +212,42 @@ int jobs_artifact(app *a, http_request *req, http_response *resp)
         http_response_header(resp, "Content-Range", buf);
     }
     return resp->status;
+}
+
+int jobs_artifact(app *a, http_request *req, http_response *resp)
+{
+    const char *id = req->params[0], *name = req->params[1];
+    if (!msg_name_ok(name))
+        return api_error(resp, req, 404, NULL, "job %s has no artifact '%.80s'", id, name);
+    char rel[512], path[1100], what[300];
+    int64_t size;
+    errbuf eb;
+    int rc = store_artifact(a->st, id, name, rel, sizeof rel, &size, &eb);
+    if (rc < 0)
+        return lookup_failed(resp, req, rc, &eb);
+    snprintf(path, sizeof path, "%s/%s", a->data_dir, rel);
+    snprintf(what, sizeof what, "artifact '%s' of job %s", name, id);
+    return api_serve_file(resp, req, path, name, what);
+}
+
+int jobs_checkpoint_latest(app *a, http_request *req, http_response *resp)
+{
+    const char *id = req->params[0];
+    job_state st;
+    errbuf eb;
+    int rc = store_job_state(a->st, id, &st, NULL, NULL, &eb);
+    if (rc < 0)
+        return lookup_failed(resp, req, rc, &eb);
+    char rel[512], path[1100], name[96], what[200];
+    long step;
+    if (store_checkpoint_latest(a->st, id, rel, sizeof rel, &step, &eb) != 0)
+        return api_error(resp, req, 404, NULL, "job %s (%s) has no checkpoint", id,
+                         store_state_name(st));
+    snprintf(path, sizeof path, "%s/%s", a->data_dir, rel);
+    snprintf(name, sizeof name, "%.60s-step-%ld.safetensors", id, step);
+    snprintf(what, sizeof what, "the checkpoint of job %s at step %ld", id, step);
+    char stepv[32];
+    snprintf(stepv, sizeof stepv, "%ld", step);
+    http_response_header(resp, "X-Kiln-Step", stepv);
+    return api_serve_file(resp, req, path, name, what);
 }

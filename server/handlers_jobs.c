@@ -3,8 +3,10 @@
 #include "common/log.h"
 #include "server/files.h"
 #include "server/handlers.h"
+#include "server/lineage.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -13,9 +15,15 @@
 
 int app_parse_spec(const json_t *in, json_t **canonical, spec_info *info, field_errors *fe)
 {
+    return app_parse_spec_flags(in, canonical, info, fe, 0);
+}
+
+int app_parse_spec_flags(const json_t *in, json_t **canonical, spec_info *info, field_errors *fe,
+                         unsigned flags)
+{
     job_spec js;
     memset(info, 0, sizeof *info);
-    int rc = jobspec_parse(&js, canonical, in, fe);
+    int rc = jobspec_parse_flags(&js, canonical, in, fe, flags);
     if (rc == 0) {
         snprintf(info->name, sizeof info->name, "%s", js.name);
         snprintf(info->type, sizeof info->type, "%s", jobspec_type_name(js.type));
@@ -44,8 +52,13 @@ int query_int(http_request *req, http_response *resp, const char *key, long long
     if (v == NULL)
         return 0;
     char *end;
+    errno = 0;
     long long x = strtoll(v, &end, 10);
     char reason[160];
+    if (errno == ERANGE) {
+        snprintf(reason, sizeof reason, "must be in %lld..%lld, got '%.40s'", lo, hi, v);
+        return api_error_field(resp, req, 400, key, reason);
+    }
     if (v[0] == '\0' || *end != '\0') {
         snprintf(reason, sizeof reason, "must be an integer, got '%.40s'", v);
         return api_error_field(resp, req, 400, key, reason);
@@ -95,18 +108,50 @@ static int flag_true(const char *v)
     return v != NULL && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || v[0] == '\0');
 }
 
-int jobs_create(app *a, http_request *req, http_response *resp)
+/* A spec without "model" whose init_from names a job or uploaded model
+ * takes the model of those weights: *filled is the spec with it (new
+ * reference), or NULL with *flags JOBSPEC_MODEL_LATER when the source is
+ * an `after` job that has not ended. 0, or 400 filled in resp. */
+static int fill_model(app *a, http_request *req, http_response *resp, json_t **filled,
+                      unsigned *flags)
+{
+    *filled = NULL;
+    *flags = 0;
+    const json_t *in = req->json;
+    if (!json_is_object(in) || json_object_get(in, "model") != NULL ||
+        json_object_get(in, "init_from") == NULL)
+        return 0;
+    json_t *m = NULL;
+    int deferred = 0;
+    errbuf eb;
+    if (initsrc_source_model(a->st, a->data_dir, in, &m, &deferred, &eb) != 0) {
+        const char *why = strncmp(eb.msg, "init_from: ", 11) == 0 ? eb.msg + 11 : eb.msg;
+        return api_error_field(resp, req, 400, "init_from", why);
+    }
+    if (m != NULL) {
+        *filled = json_deep_copy(in);
+        json_object_set_new(*filled, "model", m);
+    } else if (deferred) {
+        *flags = JOBSPEC_MODEL_LATER;
+    }
+    return 0;
+}
+
+/* Parses the submitted spec (the model of its init_from filled in when it
+ * has none): 0 with *canon and *info, or the error status with resp filled. */
+static int parse_submitted(app *a, http_request *req, http_response *resp, json_t **canon,
+                           spec_info *info)
 {
     field_errors fe;
     fe_init(&fe);
-    spec_info info;
-    memset(&info, 0, sizeof info);
-    json_t *canon = NULL;
-    const char *dry = http_query(req, "dry_run");
-    if (dry != NULL && !flag_true(dry) && strcmp(dry, "false") != 0 && strcmp(dry, "0") != 0)
-        return api_error_field(resp, req, 400, "dry_run", "must be true or false");
     spec_parse_fn parse = a->parse_spec != NULL ? a->parse_spec : app_parse_spec;
-    int rc = parse(req->json, &canon, &info, &fe);
+    json_t *filled;
+    unsigned flags;
+    if (fill_model(a, req, resp, &filled, &flags) != 0)
+        return resp->status;
+    int rc = flags != 0 ? app_parse_spec_flags(req->json, canon, info, &fe, flags)
+                        : parse(filled != NULL ? filled : req->json, canon, info, &fe);
+    json_decref(filled);
     if (rc == ERR_UNSUPPORTED) {
         const char *t = json_string_value(json_object_get(req->json, "type"));
         return api_error(resp, req, 501, &fe,
@@ -119,42 +164,66 @@ int jobs_create(app *a, http_request *req, http_response *resp)
         fe_format(&fe, text, sizeof text);
         return api_error(resp, req, 400, &fe, "the job spec is invalid: %s", text);
     }
+    return 0;
+}
+
+/* The Idempotency-Key header into info (it must agree with the spec's
+ * idempotency_key): 0, or 400 with resp filled. */
+static int idem_header(http_request *req, http_response *resp, spec_info *info)
+{
     const char *hkey = http_header(req, "Idempotency-Key");
-    if (hkey != NULL && hkey[0] != '\0') {
-        if (strlen(hkey) >= sizeof info.idem_key) {
-            json_decref(canon);
-            return api_error_field(resp, req, 400, "Idempotency-Key", "longer than 127 bytes");
-        }
-        if (info.idem_key[0] != '\0' && strcmp(info.idem_key, hkey) != 0) {
-            json_decref(canon);
-            return api_error_field(resp, req, 400, "idempotency_key",
-                                   "differs from the Idempotency-Key header");
-        }
-        snprintf(info.idem_key, sizeof info.idem_key, "%s", hkey);
-    }
-    if (flag_true(dry)) {
-        json_t *out = json_pack("{s:b,s:o,s:I,s:f}", "valid", 1, "spec", canon, "params",
-                                (json_int_t)info.params, "mflops", info.mflops);
-        return api_json(resp, 200, out);
-    }
+    if (hkey == NULL || hkey[0] == '\0')
+        return 0;
+    if (strlen(hkey) >= sizeof info->idem_key)
+        return api_error_field(resp, req, 400, "Idempotency-Key", "longer than 127 bytes");
+    if (info->idem_key[0] != '\0' && strcmp(info->idem_key, hkey) != 0)
+        return api_error_field(resp, req, 400, "idempotency_key",
+                               "differs from the Idempotency-Key header");
+    snprintf(info->idem_key, sizeof info->idem_key, "%s", hkey);
+    return 0;
+}
+
+/* lineage_prepare with its failure answered (400 naming the field, or 500). */
+static int check_lineage(app *a, http_request *req, http_response *resp, const json_t *canon,
+                         lineage *lin)
+{
+    char field[32];
+    errbuf eb;
+    int rc = lineage_prepare(a->st, a->data_dir, canon, lin, field, sizeof field, &eb);
+    if (rc == 0)
+        return 0;
+    lineage_free(lin);
+    if (rc != ERR_INVALID)
+        return store_failure(resp, req, rc, &eb);
+    size_t fl = strlen(field);
+    const char *why = eb.msg;
+    if (strncmp(why, field, fl) == 0 && strncmp(why + fl, ": ", 2) == 0)
+        why += fl + 2;
+    return api_error_field(resp, req, 400, field, why);
+}
+
+/* Stores the job; answers 201 (or 200 for an idempotent replay) with it. */
+static int store_submitted(app *a, http_request *req, http_response *resp, json_t *canon,
+                           const spec_info *info, const lineage *lin)
+{
     char *text = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(canon);
     char hash[65];
     hash_hex(text, hash);
-    store_job_new nj = {.name = info.name,
-                        .type = info.type,
-                        .priority = info.priority,
-                        .ranks = info.ranks,
-                        .max_restarts = info.max_restarts,
-                        .keep_last = info.keep_last,
+    store_job_new nj = {.name = info->name,
+                        .type = info->type,
+                        .priority = info->priority,
+                        .ranks = info->ranks,
+                        .max_restarts = info->max_restarts,
+                        .keep_last = info->keep_last,
                         .spec_json = text,
-                        .params = info.params,
-                        .mflops = info.mflops,
-                        .idem_key = info.idem_key,
+                        .params = info->params,
+                        .mflops = info->mflops,
+                        .idem_key = info->idem_key,
                         .body_hash = hash};
+    lineage_to_job(lin, &nj);
     char id[STORE_ID_MAX];
     errbuf eb;
-    rc = store_job_create(a->st, &nj, id, &eb);
+    int rc = store_job_create(a->st, &nj, id, &eb);
     free(text);
     if (rc == ERR_EXISTS)
         return api_error_field(resp, req, 409, "idempotency_key", eb.msg);
@@ -169,11 +238,38 @@ int jobs_create(app *a, http_request *req, http_response *resp)
     http_response_header(resp, "Location", loc);
     if (rc == 1) /* the same request again: the job it made */
         return api_json(resp, 200, job);
-    log_info("job %s submitted: %s '%s', priority %d, %d ranks", id, info.type, info.name,
-             info.priority, info.ranks);
+    log_info("job %s submitted: %s '%s', priority %d, %d ranks", id, info->type, info->name,
+             info->priority, info->ranks);
     if (a->wake != NULL)
         a->wake(a->broker_ctx);
     return api_json(resp, 201, job);
+}
+
+int jobs_create(app *a, http_request *req, http_response *resp)
+{
+    const char *dry = http_query(req, "dry_run");
+    if (dry != NULL && !flag_true(dry) && strcmp(dry, "false") != 0 && strcmp(dry, "0") != 0)
+        return api_error_field(resp, req, 400, "dry_run", "must be true or false");
+    spec_info info;
+    memset(&info, 0, sizeof info);
+    json_t *canon = NULL;
+    lineage lin;
+    if (parse_submitted(a, req, resp, &canon, &info) != 0)
+        return resp->status;
+    if (idem_header(req, resp, &info) != 0 || check_lineage(a, req, resp, canon, &lin) != 0) {
+        json_decref(canon);
+        return resp->status;
+    }
+    int status;
+    if (flag_true(dry))
+        status = api_json(resp, 200,
+                          json_pack("{s:b,s:O,s:I,s:f}", "valid", 1, "spec", canon, "params",
+                                    (json_int_t)info.params, "mflops", info.mflops));
+    else
+        status = store_submitted(a, req, resp, canon, &info, &lin);
+    lineage_free(&lin);
+    json_decref(canon);
+    return status;
 }
 
 /* Page tokens are opaque to clients: "p" (newest first) or "r" (by

@@ -3,7 +3,10 @@
  * Per request state (struct upload) buffers the body up to the limit.
  * A Content-Length over the limit is answered 413 at once, before the body
  * is read; a chunked body is counted and dropped once over the limit and
- * answered 413 at its end.
+ * answered 413 at its end. A request to the spool path (POST, e.g. model
+ * uploads) is written to a temporary file in the spool folder instead, up
+ * to its own limit; the file is removed after the response unless the
+ * handler moved it.
  *
  * Limits against slow and half-open clients: MHD caps connections in total
  * and per address and closes a connection idle for idle_timeout_s; on top,
@@ -24,6 +27,7 @@
 #include "common/xalloc.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -43,6 +47,7 @@ typedef struct conn {
     int in_headers;   /* waiting for (the rest of) a request's headers */
     int64_t phase_ms; /* when that wait began */
     int reaped;       /* shut down by the reaper */
+    int ctl_escape;   /* the request's URL escaped a control character (%00..%1F) */
     struct conn *prev, *next;
 } conn;
 
@@ -63,6 +68,9 @@ struct http_server {
     http_dispatch_fn fn;
     void *ctx;
     size_t body_limit;
+    char spool_path[128], spool_dir[512];
+    size_t spool_limit;
+    int spool_needs_auth;
     int port;
     http_mode mode;
     unsigned prefix; /* random per process: request ids differ across restarts */
@@ -89,6 +97,9 @@ typedef struct upload {
     char *buf;
     size_t len, cap;
     int too_large;
+    const char *malformed; /* see http_request.malformed */
+    int fd;                /* spooled body: the open temporary file, or -1 */
+    char path[600];        /* its path ("" when not spooled) */
 } upload;
 
 const char *http_query(const http_request *r, const char *key)
@@ -348,6 +359,13 @@ static enum MHD_Result dispatch(http_server *h, struct MHD_Connection *c, const 
         req->body = up->buf;
         req->len = up->len;
         req->too_large = up->too_large;
+        req->malformed = up->malformed;
+        if (up->path[0] != '\0' && !up->too_large) {
+            if (up->fd >= 0)
+                close(up->fd);
+            up->fd = -1;
+            req->body_file = up->path;
+        }
     }
     make_request_id(h, req->request_id);
     h->fn(h->ctx, req, &resp);
@@ -362,11 +380,121 @@ static enum MHD_Result dispatch(http_server *h, struct MHD_Connection *c, const 
     return ret;
 }
 
+/* The connection's own state (NULL before on_connection made it). */
+static conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
+/* MHD's unescape callback (path and query): decodes as MHD does, and notes a
+ * control character escaped in the URL, which would otherwise cut a path
+ * short at a NUL ("model.safetensors%00.txt") or reach a handler raw. */
+static size_t unescape_url(void *cls, struct MHD_Connection *c, char *uri)
+{
+    (void)cls;
+    for (const char *p = uri; (p = strchr(p, '%')) != NULL; p++)
+        if ((p[1] == '0' || p[1] == '1') && isxdigit((unsigned char)p[2])) {
+            conn *k = conn_of(c);
+            if (k != NULL)
+                k->ctl_escape = 1;
+        }
+    return MHD_http_unescape(uri);
+}
+
+typedef struct header_scan {
+    const char *content_length; /* the first value seen */
+    int conflicting_length;
+    int transfer_encoding;
+    int host;
+} header_scan;
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    header_scan *s = cls;
+    if (value == NULL)
+        value = "";
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (s->content_length == NULL)
+            s->content_length = value;
+        else if (strcmp(s->content_length, value) != 0)
+            s->conflicting_length = 1;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        s->transfer_encoding = 1;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+        s->host = 1;
+    }
+    return MHD_YES;
+}
+
+/* Why the request's head breaks HTTP/1.1's framing rules (RFC 9112), or NULL:
+ * a proxy in front and kiln must never read one request two ways. */
+static const char *malformed_head(struct MHD_Connection *c, const char *version)
+{
+    conn *k = conn_of(c);
+    if (k != NULL && k->ctl_escape) {
+        k->ctl_escape = 0;
+        return "the URL escapes a control character (%00..%1F)";
+    }
+    header_scan s = {NULL, 0, 0, 0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, scan_header, &s);
+    if (s.conflicting_length)
+        return "conflicting Content-Length headers";
+    if (s.content_length != NULL && s.transfer_encoding)
+        return "both Content-Length and Transfer-Encoding";
+    if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && !s.host)
+        return "an HTTP/1.1 request without a Host header";
+    return NULL;
+}
+
+/* Starts spooling the body of this request to a temporary file: 0, or -1
+ * (the request is then answered 413/500 by the handler seeing no file). */
+static void spool_open(http_server *h, upload *up)
+{
+    snprintf(up->path, sizeof up->path, "%s/upload-XXXXXX", h->spool_dir);
+    up->fd = mkstemp(up->path);
+    if (up->fd < 0) {
+        log_warn("http: cannot create a spool file in %s: %s", h->spool_dir, strerror(errno));
+        up->path[0] = '\0';
+    }
+}
+
+/* Appends n bytes of a spooled body; past the limit the file goes. */
+static void spool_write(http_server *h, upload *up, const char *data, size_t n)
+{
+    if (up->too_large || up->fd < 0)
+        return;
+    if (up->len + n > h->spool_limit) {
+        up->too_large = 1;
+    } else {
+        size_t done = 0;
+        while (done < n) {
+            ssize_t w = write(up->fd, data + done, n - done);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                log_warn("http: spool file %s: %s", up->path, strerror(errno));
+                up->too_large = 1;
+                break;
+            }
+            done += (size_t)w;
+        }
+        up->len += n;
+        if (!up->too_large)
+            return;
+    }
+    close(up->fd);
+    up->fd = -1;
+    unlink(up->path);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
     http_server *h = cls;
     upload *up = *con_cls;
     if (up == NULL) {
@@ -379,19 +507,39 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             pthread_mutex_unlock(&h->mu);
         }
         up = xcalloc(1, sizeof *up);
+        up->fd = -1;
         *con_cls = up;
+        up->malformed = malformed_head(c, version);
+        if (up->malformed != NULL)
+            return dispatch(h, c, url, method, up); /* answered before any body is read */
+        int spool = h->spool_path[0] != '\0' && strcmp(method, "POST") == 0 &&
+                    strcmp(url, h->spool_path) == 0;
+        size_t limit = spool ? h->spool_limit : h->body_limit;
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl != NULL && strtoull(cl, NULL, 10) > h->body_limit) {
+        if (cl != NULL && strtoull(cl, NULL, 10) > limit) {
             /* Answer before reading the body; MHD closes the connection after. */
             up->too_large = 1;
             return dispatch(h, c, url, method, up);
+        }
+        if (spool && h->spool_needs_auth &&
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) ==
+                NULL) {
+            /* nothing is written for a request the router answers 401 */
+            up->too_large = 1;
+            up->path[0] = '\0';
+        } else if (spool) {
+            spool_open(h, up);
         }
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (up->path[0] != '\0') {
+            spool_write(h, up, upload_data, n);
+            return MHD_YES;
+        }
         if (up->too_large)
             return MHD_YES;
         if (up->len + n > h->body_limit) {
@@ -432,6 +580,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
     upload *up = *con_cls;
     if (up != NULL) {
+        if (up->fd >= 0)
+            close(up->fd);
+        if (up->path[0] != '\0')
+            unlink(up->path); /* ENOENT when the handler kept it */
         free(up->buf);
         free(up);
         *con_cls = NULL;
@@ -535,6 +687,12 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
     h->fn = fn;
     h->ctx = ctx;
     h->body_limit = o->body_limit;
+    if (o->spool_path != NULL && o->spool_dir != NULL) {
+        snprintf(h->spool_path, sizeof h->spool_path, "%s", o->spool_path);
+        snprintf(h->spool_dir, sizeof h->spool_dir, "%s", o->spool_dir);
+        h->spool_limit = o->spool_limit;
+        h->spool_needs_auth = o->spool_needs_auth;
+    }
     h->mode = o->mode;
     h->prefix = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16);
     h->header_timeout_ms = 1000 * (o->header_timeout_s > 0 ? o->header_timeout_s : 10);
@@ -557,19 +715,44 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
     unsigned conn_limit = o->conn_limit > 0 ? (unsigned)o->conn_limit : 512;
     unsigned per_ip = o->per_ip_limit > 0 ? (unsigned)o->per_ip_limit : 64;
     unsigned idle = o->idle_timeout_s > 0 ? (unsigned)o->idle_timeout_s : 30;
+    int tls = o->tls_cert_pem != NULL;
+    if (tls && (o->tls_key_pem == NULL || MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)) {
+        pthread_mutex_destroy(&h->mu);
+        pthread_cond_destroy(&h->cv);
+        free(h);
+        return err_set(eb, ERR_INVALID,
+                       o->tls_key_pem == NULL ? "http: a TLS certificate needs its key"
+                                              : "http: this libmicrohttpd was built without TLS");
+    }
+    if (tls)
+        flags |= MHD_USE_TLS;
+    /* Options that depend on the configuration go through MHD_OPTION_ARRAY. */
+    struct MHD_OptionItem extra[4];
+    int n = 0;
+    if (tls) {
+        extra[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
+                                             (void *)(uintptr_t)o->tls_cert_pem};
+        extra[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)(uintptr_t)o->tls_key_pem};
+    }
+    if (pool > 0)
+        extra[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, pool, NULL};
+    extra[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     h->d = MHD_start_daemon(
         flags, (uint16_t)o->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_TIMEOUT, idle,
-        MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-        /* last, so that without a pool the list simply ends here */
-        pool > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape_url,
+        h, MHD_OPTION_CONNECTION_TIMEOUT, idle, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+        MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
     if (h->d == NULL) {
         pthread_mutex_destroy(&h->mu);
         pthread_cond_destroy(&h->cv);
         free(h);
-        return err_set(eb, ERR_IO, "http: cannot listen on %s:%d (in use, or not permitted)",
+        return err_set(eb, ERR_IO,
+                       tls ? "http: cannot serve HTTPS on %s:%d (port in use or not permitted, or "
+                             "GnuTLS refused the certificate or key; the log line above says which)"
+                           : "http: cannot listen on %s:%d (in use, or not permitted)",
                        o->address, o->port);
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);

@@ -35,7 +35,10 @@ typedef struct http_request {
     int n_headers;
     const char *body; /* NUL-terminated copy of the upload, or NULL */
     size_t len;
-    int too_large; /* the body went over the limit: answer 413 */
+    int too_large;         /* the body went over the limit: answer 413 */
+    const char *malformed; /* why the request breaks HTTP/1.1's rules (answer 400), or NULL */
+    const char *body_file; /* a spooled body (http_options.spool_path): its temporary file,
+                            * len bytes; the handler may rename it away, else it is removed */
     char request_id[24];
     /* Filled by the router: */
     const char *params[HTTP_MAX_PARAMS]; /* path parameters ({id}, {name}), in order */
@@ -108,22 +111,33 @@ typedef enum {
 } http_mode;
 
 typedef struct http_options {
-    const char *address; /* IPv4 address to bind, e.g. "127.0.0.1" or "0.0.0.0" */
-    int port;            /* 0 = any free port (read it back with http_port) */
-    size_t body_limit;   /* bodies larger than this get 413 */
+    const char *address;    /* IPv4 address to bind, e.g. "127.0.0.1" or "0.0.0.0" */
+    int port;               /* 0 = any free port (read it back with http_port) */
+    size_t body_limit;      /* bodies larger than this get 413 */
+    const char *spool_path; /* POSTs to this exact path are written to a file in spool_dir
+                             * (NULL: none), up to spool_limit bytes */
+    const char *spool_dir;
+    size_t spool_limit;
+    int spool_needs_auth; /* spool only requests with an Authorization header (the others
+                           * are answered 401 by the router: their body is dropped) */
     http_mode mode;
-    int threads;          /* HTTP_MODE_POOL only */
-    int conn_limit;       /* connections at once; 0 = default 512 */
-    int per_ip_limit;     /* connections at once from one address; 0 = default 64 */
-    int idle_timeout_s;   /* a connection silent this long is closed; 0 = default 30 */
-    int header_timeout_s; /* a request's headers must arrive within this (from the
-                           * connection or the previous request); 0 = default 10 */
+    int threads;              /* HTTP_MODE_POOL only */
+    int conn_limit;           /* connections at once; 0 = default 512 */
+    int per_ip_limit;         /* connections at once from one address; 0 = default 64 */
+    int idle_timeout_s;       /* a connection silent this long is closed; 0 = default 30 */
+    int header_timeout_s;     /* a request's headers must arrive within this (from the
+                               * connection or the previous request); 0 = default 10 */
+    const char *tls_cert_pem; /* PEM certificate chain (NUL-terminated text): serve HTTPS;
+                               * NULL = plain HTTP */
+    const char *tls_key_pem;  /* its PEM private key; required with tls_cert_pem */
 } http_options;
 
 typedef struct http_server http_server;
 
-/* http_start starts serving. Returns 0, or ERR_IO (bind failed, eb says why)
- * or ERR_INVALID (bad address). */
+/* http_start starts serving (HTTPS through libmicrohttpd's GnuTLS when
+ * o->tls_cert_pem is set). Returns 0, or ERR_IO (bind failed, eb says why)
+ * or ERR_INVALID (bad address, TLS asked of a libmicrohttpd without it, or a
+ * certificate/key GnuTLS refuses). */
 int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, void *ctx,
                errbuf *eb);
 

@@ -40,6 +40,8 @@ static void usage(FILE *f)
             "  --heartbeat-ms MS      pool heartbeat interval (default 1000)\n"
             "  --liveness N           a pool silent for N intervals is lost (default 5)\n"
             "  --body-limit BYTES     largest request body (default 1048576)\n"
+            "  --upload-limit BYTES   largest model upload, POST /api/v1/models (default\n"
+            "                         2147483648); streamed to DATA/uploads\n"
             "  --http-mode MODE       epoll | pool | per-connection (default pool)\n"
             "  --http-threads N       threads of the pool mode (default 2)\n"
             "  --port-file FILE       write the HTTP port and broker endpoint there once ready\n"
@@ -54,11 +56,18 @@ static void usage(FILE *f)
             "10)\n"
             "  --sse-keepalive S      keepalive comment on idle event streams (default 15)\n"
             "  --sse-max N            event streams open at once (default 64)\n"
+            "  --curve-secret FILE    encrypt the pool socket (CurveZMQ) with this server key\n"
+            "                         (from kiln-server curve-keypair); pools then join with\n"
+            "  --pool-keys FILE       a key listed here, one '<pool id> <public key>' a line\n"
+            "  --tls-cert FILE        serve HTTPS with this PEM certificate (chain)\n"
+            "  --tls-key FILE         and its PEM private key (both or neither)\n"
             "\n"
             "usage: kiln-server hash-token [TOKEN]     the sha256: hash of TOKEN (or stdin)\n"
             "       kiln-server new-token NAME SCOPES  a new random token and its tokens-file "
             "line\n"
-            "                                          (SCOPES: read,submit,admin,pool)\n");
+            "                                          (SCOPES: read,submit,admin,pool)\n"
+            "       kiln-server curve-keypair          a new CurveZMQ keypair ('public K' and\n"
+            "                                          'secret K' lines: keep it as a key file)\n");
 }
 
 typedef struct config {
@@ -67,12 +76,14 @@ typedef struct config {
     const char *broker;
     const char *data_dir;
     int heartbeat_ms, liveness;
-    size_t body_limit;
+    size_t body_limit, upload_limit;
     int http_mode, http_threads;
     const char *port_file;
     const char *tokens;
     char broker_buf[300];
     int conn_limit, per_ip_limit, idle_timeout, header_timeout, sse_keepalive, sse_max;
+    const char *tls_cert, *tls_key;       /* PEM files; both or neither */
+    const char *curve_secret, *pool_keys; /* key files; both or neither */
 } config;
 
 static int parse_args(int argc, char **argv, config *c)
@@ -84,6 +95,7 @@ static int parse_args(int argc, char **argv, config *c)
         {"heartbeat-ms", required_argument, NULL, 'h'},
         {"liveness", required_argument, NULL, 'l'},
         {"body-limit", required_argument, NULL, 'L'},
+        {"upload-limit", required_argument, NULL, 'U'},
         {"http-mode", required_argument, NULL, 'm'},
         {"http-threads", required_argument, NULL, 't'},
         {"port-file", required_argument, NULL, 'p'},
@@ -94,6 +106,10 @@ static int parse_args(int argc, char **argv, config *c)
         {"header-timeout", required_argument, NULL, 'e'},
         {"sse-keepalive", required_argument, NULL, 'k'},
         {"sse-max", required_argument, NULL, 'x'},
+        {"curve-secret", required_argument, NULL, 's'},
+        {"pool-keys", required_argument, NULL, 'P'},
+        {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'K'},
         {"help", no_argument, NULL, '?'},
         {NULL, 0, NULL, 0},
     };
@@ -104,6 +120,7 @@ static int parse_args(int argc, char **argv, config *c)
     c->heartbeat_ms = 1000;
     c->liveness = 5;
     c->body_limit = 1 << 20;
+    c->upload_limit = (size_t)2 << 30;
     /* Measured with bench/server.sh (wrk, 16 connections, 1,000 jobs, 2 cores):
      * a pool of 2 epoll threads served GET /jobs 1.4-1.7x the requests of one
      * epoll thread and matched thread-per-connection on GET /jobs/{id}, with
@@ -146,6 +163,9 @@ static int parse_args(int argc, char **argv, config *c)
         case 'L':
             c->body_limit = (size_t)strtoull(optarg, NULL, 10);
             break;
+        case 'U':
+            c->upload_limit = (size_t)strtoull(optarg, NULL, 10);
+            break;
         case 'm':
             c->http_mode = http_mode_parse(optarg);
             if (c->http_mode < 0) {
@@ -180,6 +200,18 @@ static int parse_args(int argc, char **argv, config *c)
         case 'x':
             c->sse_max = atoi(optarg);
             break;
+        case 's':
+            c->curve_secret = optarg;
+            break;
+        case 'P':
+            c->pool_keys = optarg;
+            break;
+        case 'c':
+            c->tls_cert = optarg;
+            break;
+        case 'K':
+            c->tls_key = optarg;
+            break;
         case '?':
         default:
             usage(stderr);
@@ -196,6 +228,16 @@ static int parse_args(int argc, char **argv, config *c)
         fprintf(stderr, "kiln-server: an option is out of range (heartbeat-ms >= 10, "
                         "liveness >= 2, body-limit >= 1024, port 0..65535, limits and timeouts "
                         ">= 1)\n");
+        return -1;
+    }
+    if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
+        fprintf(stderr, "kiln-server: --tls-cert and --tls-key go together (give both, or "
+                        "neither for plain HTTP)\n");
+        return -1;
+    }
+    if ((c->curve_secret == NULL) != (c->pool_keys == NULL)) {
+        fprintf(stderr, "kiln-server: --curve-secret and --pool-keys go together (the server's "
+                        "key, and the pools' keys that may join)\n");
         return -1;
     }
     return 0;
@@ -270,6 +312,16 @@ int main(int argc, char **argv)
     }
     if (argc >= 2 && (strcmp(argv[1], "hash-token") == 0 || strcmp(argv[1], "new-token") == 0))
         return token_command(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "curve-keypair") == 0) {
+        char pub[POOLKEYS_Z85_LEN + 1], sec[POOLKEYS_Z85_LEN + 1];
+        if (argc != 2 || broker_curve_keypair(pub, sec) != 0) {
+            fprintf(stderr, argc != 2 ? "usage: kiln-server curve-keypair\n"
+                                      : "kiln-server: this ZeroMQ has no CURVE support\n");
+            return 2;
+        }
+        printf("public %s\nsecret %s\n", pub, sec);
+        return 0;
+    }
     config cfg;
     memset(&cfg, 0, sizeof cfg);
     if (parse_args(argc, argv, &cfg) < 0)
@@ -286,20 +338,47 @@ int main(int argc, char **argv)
     broker *br = NULL;
     http_server *hs = NULL;
     auth *tokens = NULL;
+    poolkeys *pool_keys = NULL;
     server_stats *stats = NULL;
     sse_hub *hub = NULL;
     app a;
     memset(&a, 0, sizeof a);
     errbuf eb;
     char db[600];
+    void *tls_cert = NULL, *tls_key = NULL;
+    size_t tls_len = 0;
+    if (cfg.tls_cert != NULL && (files_read(cfg.tls_cert, &tls_cert, &tls_len, &eb) < 0 ||
+                                 files_read(cfg.tls_key, &tls_key, &tls_len, &eb) < 0)) {
+        log_error("TLS: %s", eb.msg);
+        goto out;
+    }
+    char curve_secret[POOLKEYS_Z85_LEN + 1] = "", curve_public[POOLKEYS_Z85_LEN + 1] = "";
+    if (cfg.curve_secret != NULL) {
+        if (keyfile_read_secret(cfg.curve_secret, curve_secret, &eb) < 0 ||
+            poolkeys_load(&pool_keys, cfg.pool_keys, &eb) < 0) {
+            log_error("CURVE: %s", eb.msg);
+            goto out;
+        }
+        if (broker_curve_public(curve_secret, curve_public) != 0) {
+            log_error("CURVE: %s holds no usable key (or this ZeroMQ has no CURVE)",
+                      cfg.curve_secret);
+            goto out;
+        }
+        log_info("pool socket encrypted (CURVE); %d pool key(s) from %s; pools join with "
+                 "--server-key %s",
+                 poolkeys_count(pool_keys), cfg.pool_keys, curve_public);
+    }
     if (cfg.tokens != NULL) {
         if (auth_load(&tokens, cfg.tokens, &eb) < 0) {
             log_error("%s", eb.msg);
             goto out;
         }
         log_info("%d access token(s) loaded from %s; the API needs 'Authorization: Bearer "
-                 "<token>' and pools a token with the pool scope (kiln-worker --token)",
-                 auth_count(tokens), cfg.tokens);
+                 "<token>'%s",
+                 auth_count(tokens), cfg.tokens,
+                 pool_keys != NULL
+                     ? ""
+                     : " and pools a token with the pool scope (kiln-worker --token)");
     } else {
         /* Every route is open: nothing but this machine may reach it. */
         if (!loopback_addr(cfg.http_addr)) {
@@ -308,7 +387,7 @@ int main(int argc, char **argv)
                      cfg.http_addr);
             snprintf(cfg.http_addr, sizeof cfg.http_addr, "127.0.0.1");
         }
-        if (!loopback_endpoint(cfg.broker)) {
+        if (pool_keys == NULL && !loopback_endpoint(cfg.broker)) {
             const char *colon = strrchr(cfg.broker, ':');
             snprintf(cfg.broker_buf, sizeof cfg.broker_buf, "tcp://127.0.0.1%s",
                      colon != NULL && colon > cfg.broker + 5 ? colon : ":5555");
@@ -323,6 +402,13 @@ int main(int argc, char **argv)
         log_error("data dir: %s", eb.msg);
         goto out;
     }
+    char uploads[600];
+    snprintf(uploads, sizeof uploads, "%s/uploads", cfg.data_dir);
+    /* uploads cut short by a crash are of no use */
+    if (files_remove_tree(uploads, &eb) < 0 || files_mkdirs(uploads, &eb) < 0) {
+        log_error("data dir: %s", eb.msg);
+        goto out;
+    }
     snprintf(db, sizeof db, "%s/kiln.db", cfg.data_dir);
     if (store_open(&st, db, &eb) < 0) {
         log_error("%s", eb.msg);
@@ -333,7 +419,9 @@ int main(int argc, char **argv)
                          .liveness = cfg.liveness,
                          .data_dir = cfg.data_dir,
                          .stats = stats,
-                         .auth = tokens};
+                         .auth = tokens,
+                         .curve_secret = pool_keys != NULL ? curve_secret : NULL,
+                         .pool_keys = pool_keys};
     if (broker_start(&br, st, &bo, &eb) < 0) {
         log_error("%s", eb.msg);
         goto out;
@@ -341,6 +429,7 @@ int main(int argc, char **argv)
     a.st = st;
     snprintf(a.data_dir, sizeof a.data_dir, "%s", cfg.data_dir);
     a.body_limit = cfg.body_limit;
+    a.upload_limit = cfg.upload_limit;
     a.parse_spec = app_parse_spec;
     a.wake = broker_wake;
     a.workers = broker_workers;
@@ -366,20 +455,31 @@ int main(int argc, char **argv)
     http_options ho = {.address = cfg.http_addr,
                        .port = cfg.http_port,
                        .body_limit = cfg.body_limit,
+                       .spool_path = "/api/v1/models",
+                       .spool_dir = uploads,
+                       .spool_limit = cfg.upload_limit,
+                       .spool_needs_auth = tokens != NULL,
                        .mode = (http_mode)cfg.http_mode,
                        .threads = cfg.http_threads,
                        .conn_limit = cfg.conn_limit,
                        .per_ip_limit = cfg.per_ip_limit,
                        .idle_timeout_s = cfg.idle_timeout,
-                       .header_timeout_s = cfg.header_timeout};
+                       .header_timeout_s = cfg.header_timeout,
+                       .tls_cert_pem = tls_cert,
+                       .tls_key_pem = tls_key};
     if (http_start(&hs, &ho, routes_dispatch, &a, &eb) < 0) {
         log_error("%s", eb.msg);
         goto out;
     }
     int port = http_port(hs);
-    log_info("listening on http://%s:%d/ ; pools connect to %s ; data in %s", cfg.http_addr, port,
-             broker_endpoint(br), cfg.data_dir);
-    if (tokens == NULL)
+    log_info("listening on %s://%s:%d/ ; pools connect to %s ; data in %s",
+             tls_cert != NULL ? "https" : "http", cfg.http_addr, port, broker_endpoint(br),
+             cfg.data_dir);
+    if (tokens != NULL && pool_keys == NULL && !loopback_endpoint(cfg.broker))
+        log_warn("the pool socket %s is not encrypted (pool tokens travel in clear): give "
+                 "--curve-secret and --pool-keys, or keep the pools on a trusted network",
+                 broker_endpoint(br));
+    if (tokens == NULL && pool_keys == NULL)
         log_info("no access tokens are configured: every route is open, so HTTP and the pool "
                  "socket listen on loopback only (give --tokens FILE to serve other hosts)");
     if (cfg.port_file != NULL) {
@@ -399,7 +499,10 @@ out:
     store_close(st);
     json_decref(a.openapi_json);
     auth_free(tokens);
+    poolkeys_free(pool_keys);
     stats_free(stats);
+    free(tls_cert);
+    free(tls_key);
     if (status == 0)
         log_info("stopped cleanly");
     return status;

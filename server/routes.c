@@ -32,6 +32,12 @@ static const route table[] = {
     {"GET", "/api/v1/jobs/{id}/artifacts/{name}", jobs_artifact, 0, R},
     {"GET", "/api/v1/events", events_all, 0, R},
     {"GET", "/api/v1/workers", workers_list, 0, R},
+    {"POST", "/api/v1/models", models_create, 0, S},
+    {"GET", "/api/v1/models", models_list, 0, R},
+    {"GET", "/api/v1/models/{id}", models_get, 0, R},
+    {"DELETE", "/api/v1/models/{id}", models_delete, 0, A},
+    {"GET", "/api/v1/models/{id}/file", models_file, 0, R},
+    {"GET", "/api/v1/jobs/{id}/checkpoints/latest", jobs_checkpoint_latest, 0, R},
     {"GET", "/api/v1/openapi.yaml", docs_openapi_yaml, 0, 0},
     {"GET", "/openapi.json", docs_openapi_json, 0, 0},
     {"GET", "/healthz", health_live, 0, 0},
@@ -61,6 +67,12 @@ static const char *const labels[N_ROUTES] = {
     "GET /api/v1/jobs/{id}/artifacts/{name}",
     "GET /api/v1/events",
     "GET /api/v1/workers",
+    "POST /api/v1/models",
+    "GET /api/v1/models",
+    "GET /api/v1/models/{id}",
+    "DELETE /api/v1/models/{id}",
+    "GET /api/v1/models/{id}/file",
+    "GET /api/v1/jobs/{id}/checkpoints/latest",
     "GET /api/v1/openapi.yaml",
     "GET /openapi.json",
     "GET /healthz",
@@ -299,11 +311,14 @@ void routes_dispatch(void *ctx, http_request *req, http_response *resp)
     app *a = ctx;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int i = route_find(a, req, resp);
-    if (i >= 0 && authorize(a, &table[i], req, resp) == 0) {
+    int i = req->malformed != NULL ? -1 : route_find(a, req, resp);
+    if (req->malformed != NULL)
+        api_error(resp, req, 400, NULL, "malformed request: %s", req->malformed);
+    else if (i >= 0 && authorize(a, &table[i], req, resp) == 0) {
         if (req->too_large)
             api_error(resp, req, 413, NULL, "request body is larger than the limit of %zu bytes",
-                      a->body_limit);
+                      strcmp(table[i].pattern, "/api/v1/models") == 0 ? a->upload_limit
+                                                                      : a->body_limit);
         else
             run(a, &table[i], req, resp);
     }

@@ -81,6 +81,18 @@ static const char *const migrations[] = {
     "CREATE TABLE artifacts("
     " job_id TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,"
     " time REAL NOT NULL, PRIMARY KEY(job_id, name)) WITHOUT ROWID;",
+    /* 2: lineage (init_from resolved, after), uploaded models */
+    "ALTER TABLE jobs ADD COLUMN init_file TEXT;"
+    "ALTER TABLE jobs ADD COLUMN init_sha256 TEXT;"
+    "ALTER TABLE jobs ADD COLUMN init_size INTEGER;"
+    "ALTER TABLE jobs ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE job_deps("
+    " job_id TEXT NOT NULL, after_id TEXT NOT NULL, PRIMARY KEY(job_id, after_id)) WITHOUT ROWID;"
+    "CREATE INDEX job_deps_after ON job_deps(after_id);"
+    "CREATE TABLE models("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
+    " path TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, model TEXT,"
+    " tensors INTEGER NOT NULL, params INTEGER NOT NULL, created_at REAL NOT NULL);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
@@ -127,7 +139,7 @@ static const char *const sql_text[Q__COUNT] = {
     [Q_JOB_NOTE] = "UPDATE jobs SET message=?2, updated_at=?3 WHERE id=?1 AND state='QUEUED'"
                    " AND message<>?2",
     [Q_QUEUE] = "SELECT id,priority,ranks,seq FROM jobs WHERE state IN ('QUEUED','RESTARTING')"
-                " ORDER BY priority DESC, seq ASC",
+                " AND blocked=0 ORDER BY priority DESC, seq ASC",
     [Q_ATTEMPT_INSERT] = "INSERT INTO attempts(job_id,attempt,pool_id,active,started_at)"
                          " VALUES(?1,?2,?3,1,?4)",
     [Q_ATTEMPT_GET] = "SELECT active,last_seq,pool_id FROM attempts WHERE job_id=?1 AND attempt=?2",
@@ -422,7 +434,7 @@ int store_writable(store *s, errbuf *eb)
 
 /* A job id sorts by creation time: "j" + 12 hex digits of milliseconds since
  * the epoch + 8 random hex digits. */
-static void new_id(char id[STORE_ID_MAX])
+void sq_new_id(const char *prefix, char id[STORE_ID_MAX])
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -430,8 +442,8 @@ static void new_id(char id[STORE_ID_MAX])
         (unsigned long long)ts.tv_sec * 1000ULL + (unsigned long long)ts.tv_nsec / 1000000ULL;
     uuid_t u;
     uuid_generate_random(u);
-    snprintf(id, STORE_ID_MAX, "j%012llx%02x%02x%02x%02x", ms & 0xffffffffffffULL, u[0], u[1], u[2],
-             u[3]);
+    snprintf(id, STORE_ID_MAX, "%s%012llx%02x%02x%02x%02x", prefix, ms & 0xffffffffffffULL, u[0],
+             u[1], u[2], u[3]);
 }
 
 static int sq_event(store *s, const char *id, double now, int from, job_state to,
@@ -471,7 +483,7 @@ int store_job_create(store *s, const store_job_new *j, char id[STORE_ID_MAX], er
         }
         sq_done(q);
     }
-    new_id(id);
+    sq_new_id("j", id);
     double now = store_now();
     sqlite3_stmt *q = sq_stmt(s, Q_JOB_INSERT);
     sq_bind_text(q, 1, id);
@@ -489,8 +501,14 @@ int store_job_create(store *s, const store_job_new *j, char id[STORE_ID_MAX], er
     sqlite3_bind_double(q, 13, now);
     rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "insert job");
     sq_done(q);
+    char wait[160] = "waiting for a free pool";
+    if (j->waiting_for != NULL)
+        snprintf(wait, sizeof wait, "WAITING_FOR %s: starts when it has succeeded", j->waiting_for);
     if (rc == 0)
-        rc = sq_event(s, id, now, -1, JS_QUEUED, "SUBMITTED", "waiting for a free pool", eb);
+        rc = sq_event(s, id, now, -1, JS_QUEUED,
+                      j->waiting_for != NULL ? "WAITING_FOR" : "SUBMITTED", wait, eb);
+    if (rc == 0)
+        rc = sq_flow_insert(s, id, j, eb);
 tx:
     rc = sq_end(s, rc, eb);
 out:
@@ -706,6 +724,7 @@ int store_job_get(store *s, const char *id, json_t **out, errbuf *eb)
         json_array_append_new(ev, sq_event_row(q));
     sq_done(q);
     json_object_set_new(o, "events", ev);
+    sq_lineage_json(s, id, o);
     *out = o;
 out:
     pthread_mutex_unlock(&s->mu);
@@ -818,13 +837,10 @@ int store_job_note(store *s, const char *id, const char *message, errbuf *eb)
 int store_job_delete(store *s, const char *id, errbuf *eb)
 {
     static const char *const del[] = {
-        "DELETE FROM metrics WHERE job_id=?1",
-        "DELETE FROM logs WHERE job_id=?1",
-        "DELETE FROM events WHERE job_id=?1",
-        "DELETE FROM attempts WHERE job_id=?1",
-        "DELETE FROM checkpoints WHERE job_id=?1",
-        "DELETE FROM artifacts WHERE job_id=?1",
-        "DELETE FROM jobs WHERE id=?1",
+        "DELETE FROM metrics WHERE job_id=?1",     "DELETE FROM logs WHERE job_id=?1",
+        "DELETE FROM events WHERE job_id=?1",      "DELETE FROM attempts WHERE job_id=?1",
+        "DELETE FROM checkpoints WHERE job_id=?1", "DELETE FROM artifacts WHERE job_id=?1",
+        "DELETE FROM job_deps WHERE job_id=?1",    "DELETE FROM jobs WHERE id=?1",
     };
     pthread_mutex_lock(&s->mu);
     int rc = sq_begin(s, eb);
@@ -836,6 +852,8 @@ int store_job_delete(store *s, const char *id, errbuf *eb)
     if (rc == 0 && (JS_TERMINAL & JS_BIT(r.state)) == 0)
         rc = err_set(eb, ERR_STATE, "job %s is %s; only a finished job can be deleted", id,
                      store_state_name(r.state));
+    if (rc == 0)
+        rc = sq_init_users(s, id, eb);
     for (size_t i = 0; rc == 0 && i < sizeof del / sizeof del[0]; i++) {
         sqlite3_stmt *q;
         if (sqlite3_prepare_v2(s->db, del[i], -1, &q, NULL) != SQLITE_OK) {
@@ -894,6 +912,7 @@ static int sq_fill_assignment(store *s, const char *id, int attempt, store_assig
     }
     a->spec_json = xstrdup(sq_col_text(q, 8));
     sq_done(q);
+    sq_fill_init(s, id, a);
     q = sq_stmt(s, Q_CKPT_LATEST);
     sq_bind_text(q, 1, id);
     if (sqlite3_step(q) == SQLITE_ROW) {
@@ -981,7 +1000,8 @@ int sq_attempt_end(store *s, const char *id, int attempt, const char *reason, co
 /* Reasons a retry cannot fix: the job goes FAILED at once. */
 static int sq_reason_final(const char *reason)
 {
-    static const char *const final[] = {"INVALID_SPEC", "INVALID_DATA", "UNSUPPORTED"};
+    static const char *const final[] = {"INVALID_SPEC", "INVALID_DATA", "UNSUPPORTED",
+                                        "INVALID_INIT"};
     for (size_t i = 0; i < sizeof final / sizeof final[0]; i++)
         if (strcmp(reason, final[i]) == 0)
             return 1;

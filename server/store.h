@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #define STORE_ID_MAX         MSG_ID_MAX
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 typedef enum {
     JS_QUEUED = 0,
@@ -76,6 +76,14 @@ typedef struct store_job_new {
     double params, mflops;
     const char *idem_key;  /* NULL or "" for none */
     const char *body_hash; /* hex digest of the canonical spec, for the key check */
+    /* Lineage (store_flow.c): */
+    const char *init_file;   /* weights the server holds for init_from, relative to the data
+                              * dir; NULL: none (fresh, a pool-host path, or not resolved yet) */
+    const char *init_sha256; /* their SHA-256 (hex) */
+    int64_t init_size;
+    const char *const *after; /* jobs this one waits for */
+    int n_after;
+    const char *waiting_for; /* non-NULL: the job starts blocked, waiting for this one */
 } store_job_new;
 
 /* store_job_create stores a QUEUED job (fsync'd on return) and writes its id.
@@ -152,6 +160,9 @@ typedef struct store_assignment {
     char *spec_json;     /* malloc'd canonical spec */
     char ckpt_path[512]; /* newest checkpoint, relative to the data dir, or "" */
     long ckpt_step;
+    char init_file[512]; /* weights to start from, relative to the data dir, or "" */
+    char init_sha256[65];
+    int64_t init_size;
 } store_assignment;
 
 /* store_attempt_start moves a runnable job (QUEUED or RESTARTING) to
@@ -264,6 +275,74 @@ int store_attempt_counts(store *s, json_t **out, errbuf *eb);
 /* store_changes counts the write transactions committed so far: a cheap
  * "did anything change?" for the event streams. Thread-safe, lock-free. */
 uint64_t store_changes(store *s);
+
+/* ---- lineage: after and init_from (store_flow.c) ---- */
+
+/* A job that waits (QUEUED, blocked) for the jobs in its after list. */
+typedef struct store_blocked {
+    char id[STORE_ID_MAX];
+    char *spec_json; /* malloc'd */
+} store_blocked;
+
+/* store_blocked_list lists the blocked QUEUED jobs, oldest first. *out
+ * malloc'd (free each spec_json, then out). */
+int store_blocked_list(store *s, store_blocked **out, int *n, errbuf *eb);
+
+/* store_deps_state finds how the after list of job id stands: 0 when every
+ * job SUCCEEDED; 1 when one has not ended yet (its id in `which`, its state
+ * in *st); 2 when one ended without success or no longer exists (id in
+ * which, *st its state, -1 if deleted). */
+int store_deps_state(store *s, const char *id, char which[STORE_ID_MAX], int *st, errbuf *eb);
+
+/* store_job_wait sets reason WAITING_FOR and message of a blocked QUEUED
+ * job (no event; nothing if they are the same). */
+int store_job_wait(store *s, const char *id, const char *message, errbuf *eb);
+
+/* store_job_unblock lets a blocked QUEUED job run: records its init weights
+ * (init_file NULL: none) and, when spec_json is not NULL, its completed spec
+ * (params, mflops). ERR_STATE when the job is no longer QUEUED. */
+int store_job_unblock(store *s, const char *id, const char *init_file, const char *init_sha256,
+                      int64_t init_size, const char *spec_json, double params, double mflops,
+                      errbuf *eb);
+
+/* store_job_spec reads a job's stored spec (malloc'd text). ERR_NOT_FOUND. */
+int store_job_spec(store *s, const char *id, char **spec_json, errbuf *eb);
+
+/* store_checkpoint_latest finds a job's newest checkpoint (relative path,
+ * step). ERR_NOT_FOUND (no job, or no checkpoint). */
+int store_checkpoint_latest(store *s, const char *id, char *path, size_t pathlen, long *step,
+                            errbuf *eb);
+
+/* ---- uploaded models (store_flow.c) ---- */
+
+typedef struct store_model_new {
+    const char *name;
+    const char *path; /* relative to the data dir, already on disk */
+    int64_t size;
+    const char *sha256;
+    const char *model_json; /* model config (compact JSON), or NULL */
+    int tensors;
+    int64_t params;
+} store_model_new;
+
+/* A new unique-enough id: prefix, then milliseconds and random hex
+ * (jobs "j...", models "m..."). */
+void store_new_id(const char *prefix, char id[STORE_ID_MAX]);
+
+/* store_model_create records an uploaded model under id (store_new_id("m")). */
+int store_model_create(store *s, const store_model_new *m, const char *id, errbuf *eb);
+
+/* store_model_get: {"id","name","size","sha256","model","tensors","params",
+ * "created_at"} and, if path is not NULL, its relative path. ERR_NOT_FOUND. */
+int store_model_get(store *s, const char *id, json_t **out, char *path, size_t pathlen, errbuf *eb);
+
+/* store_model_list: every model, newest first, as store_model_get shows it. */
+int store_model_list(store *s, json_t **out, errbuf *eb);
+
+/* store_model_delete removes the row (path gets its relative path, for the
+ * caller to unlink). ERR_NOT_FOUND; ERR_STATE while a job that has not
+ * ended starts from it. */
+int store_model_delete(store *s, const char *id, char *path, size_t pathlen, errbuf *eb);
 
 /* store_now is the wall clock in Unix seconds (double), as stored. */
 double store_now(void);

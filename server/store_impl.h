@@ -111,4 +111,16 @@ int sq_attempt_end(store *s, const char *id, int attempt, const char *reason, co
 int sq_attempt_failed(store *s, const char *id, const job_row *r, const char *reason,
                       const char *message, errbuf *eb);
 
+/* store_flow.c: after a job row is inserted, its deps and init columns; the
+ * lineage fields of the job view ("init_from", "after", "init_sha256",
+ * "waiting_for"); the init weights of an assignment. */
+int sq_flow_insert(store *s, const char *id, const store_job_new *j, errbuf *eb);
+void sq_lineage_json(store *s, const char *id, json_t *job);
+void sq_fill_init(store *s, const char *id, store_assignment *a);
+/* ERR_STATE naming a job that has not ended and starts from job id's files
+ * (its artifact or checkpoint), else 0: such a job's files must stay. */
+int sq_init_users(store *s, const char *id, errbuf *eb);
+/* A new random id with a prefix ("j-", "m-"), as store.c makes job ids. */
+void sq_new_id(const char *prefix, char id[STORE_ID_MAX]);
+
 #endif

@@ -47,7 +47,8 @@ typedef struct job_key {
 
 struct pool_link {
     char endpoint[256];
-    char token[300]; /* PLAIN password, or "" */
+    char token[300];                                           /* PLAIN password, or "" */
+    char curve_server[41], curve_secret[41], curve_public[41]; /* Z85; "" = no CURVE */
     char pool_id[MSG_ID_MAX];
     int ranks, cores;
     json_t *hosts;
@@ -79,6 +80,7 @@ struct pool_link {
     uint64_t cur_end_seq; /* seq of its finished/failed, 0 while it runs */
     int waiting, interrupted, stop;
     link_stats stats;
+    json_t *cached; /* SHA-256s of the init weights held, sent with ready (or NULL) */
 
     /* Link thread only. */
     void *sock;
@@ -552,10 +554,22 @@ int link_wait_assign(pool_link *l, int timeout_ms, link_assignment *a)
     return rc;
 }
 
+void link_set_cached(pool_link *l, const char *const *sha256, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n && i < MSG_MAX_CACHED; i++)
+        json_array_append_new(a, json_string(sha256[i]));
+    pthread_mutex_lock(&l->mu);
+    json_decref(l->cached);
+    l->cached = a;
+    pthread_mutex_unlock(&l->mu);
+}
+
 void link_assignment_free(link_assignment *a)
 {
     json_decref(a->spec);
     free(a->checkpoint);
+    free(a->init);
     memset(a, 0, sizeof *a);
 }
 
@@ -597,6 +611,8 @@ static int send_simple(pool_link *l, msg_type t)
 {
     msg m;
     msg_init(&m, t);
+    if (t == MSG_READY && l->cached != NULL)
+        msg_set(&m, "cached", json_deep_copy(l->cached));
     int rc = send_msg(l, &m);
     msg_deinit(&m);
     return rc;
@@ -628,7 +644,11 @@ static int connect_sock(pool_link *l, int64_t t)
     zmq_setsockopt(l->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(l->sock, ZMQ_IMMEDIATE, &one, sizeof one);
     zmq_setsockopt(l->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    if (l->token[0] != '\0') {
+    if (l->curve_server[0] != '\0') {
+        zmq_setsockopt(l->sock, ZMQ_CURVE_SERVERKEY, l->curve_server, sizeof l->curve_server);
+        zmq_setsockopt(l->sock, ZMQ_CURVE_PUBLICKEY, l->curve_public, sizeof l->curve_public);
+        zmq_setsockopt(l->sock, ZMQ_CURVE_SECRETKEY, l->curve_secret, sizeof l->curve_secret);
+    } else if (l->token[0] != '\0') {
         zmq_setsockopt(l->sock, ZMQ_PLAIN_USERNAME, l->pool_id, strlen(l->pool_id));
         zmq_setsockopt(l->sock, ZMQ_PLAIN_PASSWORD, l->token, strlen(l->token));
     }
@@ -734,7 +754,21 @@ static void on_assign(pool_link *l, msg *m)
     snprintf(a->job_id, sizeof a->job_id, "%s", m->job_id);
     a->attempt = m->attempt;
     a->spec = json_incref(msg_get(m, "spec"));
-    if (m->n_blobs > 0) {
+    json_t *init = msg_get(m, "init");
+    int n_ckpt = m->n_blobs;
+    if (init != NULL) {
+        a->has_init = 1;
+        snprintf(a->init_sha256, sizeof a->init_sha256, "%s",
+                 json_string_value(json_object_get(init, "sha256")));
+        a->init_size = (long long)json_integer_value(json_object_get(init, "size"));
+        if (json_is_true(json_object_get(init, "attached")) && m->n_blobs > 0) {
+            n_ckpt--;
+            a->init = m->blobs[n_ckpt].data;
+            a->init_len = m->blobs[n_ckpt].len;
+            m->blobs[n_ckpt].data = NULL;
+        }
+    }
+    if (n_ckpt > 0) {
         a->checkpoint = m->blobs[0].data;
         a->checkpoint_len = m->blobs[0].len;
         m->blobs[0].data = NULL;
@@ -910,10 +944,13 @@ static void *run(void *arg)
              * handshake, silently: say what may be wrong. */
             log_warn("link: nothing from %s for %lld ms; reconnecting in %d ms%s", l->endpoint,
                      (long long)(t - l->last_recv), l->backoff_ms,
-                     l->stats.connected ? ""
-                     : l->token[0]      ? " (is the server up? does it know this pool token?)"
-                                        : " (is the server up? one started with --tokens needs a "
-                                          "pool token: --token or KILN_TOKEN)");
+                     l->stats.connected   ? ""
+                     : l->curve_server[0] ? " (is the server up, with this --server-key? does its "
+                                            "pool keys file list this pool's public key under "
+                                            "this --pool-id?)"
+                     : l->token[0]        ? " (is the server up? does it know this pool token?)"
+                                          : " (is the server up? one started with --tokens needs a "
+                                            "pool token: --token or KILN_TOKEN)");
             disconnect(l, t);
             continue;
         }
@@ -960,6 +997,12 @@ int link_new(pool_link **out, const char *endpoint, const link_pool_info *info,
         link_options_default(&l->o);
     snprintf(l->token, sizeof l->token, "%s", l->o.token != NULL ? l->o.token : "");
     l->o.token = NULL; /* borrowed from the caller: l->token holds the copy */
+    if (l->o.curve_server_key != NULL) {
+        snprintf(l->curve_server, sizeof l->curve_server, "%s", l->o.curve_server_key);
+        snprintf(l->curve_secret, sizeof l->curve_secret, "%s",
+                 l->o.curve_secret != NULL ? l->o.curve_secret : "");
+    }
+    l->o.curve_server_key = l->o.curve_secret = NULL; /* borrowed, as the token */
     link_options d;
     link_options_default(&d);
     if (l->o.heartbeat_ms <= 0)
@@ -983,6 +1026,13 @@ int link_new(pool_link **out, const char *endpoint, const link_pool_info *info,
     int rc = spill_open(l, eb);
     if (rc < 0)
         goto fail;
+    if (l->curve_server[0] != '\0' && (strlen(l->curve_server) != 40 || !zmq_has("curve") ||
+                                       zmq_curve_public(l->curve_public, l->curve_secret) != 0)) {
+        rc = err_set(eb, ERR_INVALID,
+                     "link: the CURVE keys are not usable (the server key and the pool's secret "
+                     "key are 40 Z85 characters each, from kiln-server curve-keypair)");
+        goto fail;
+    }
     if (pipe(l->wake_fd) != 0) {
         rc = err_set(eb, ERR_IO, "link: pipe: %s", strerror(errno));
         goto fail;
@@ -1020,6 +1070,7 @@ fail:
         close(l->wake_fd[1]);
     }
     json_decref(l->hosts);
+    json_decref(l->cached);
     free(l);
     return rc;
 }
@@ -1052,6 +1103,7 @@ void link_free(pool_link *l)
     close(l->wake_fd[0]);
     close(l->wake_fd[1]);
     json_decref(l->hosts);
+    json_decref(l->cached);
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
     free(l);

@@ -60,19 +60,24 @@ typedef struct link_pool_info {
 } link_pool_info;
 
 typedef struct link_options {
-    int heartbeat_ms;        /* until the server's welcome says otherwise; default 1000 */
-    int liveness;            /* silent intervals before reconnecting; default 5 */
-    int reconnect_min_ms;    /* back-off: default 100, doubling ... */
-    int reconnect_max_ms;    /* ... up to this; default 5000 */
-    int resend_ms;           /* resend unacked messages after no ack for this long (or 4
-                              * round trips if longer), doubling; default 2000 */
-    size_t outbox_max_msgs;  /* in memory; default 4096 */
-    size_t outbox_max_bytes; /* in memory; default 64 MiB */
-    const char *spill_dir;   /* for the spill file; default $TMPDIR or /tmp */
-    void *zmq_context;       /* NULL: the link makes its own (inproc needs the server's) */
-    const char *token;       /* a pool-scope token of a server started with --tokens: sent
-                              * as the ZeroMQ PLAIN password (user name = pool id);
-                              * NULL = none (copied by link_new) */
+    int heartbeat_ms;             /* until the server's welcome says otherwise; default 1000 */
+    int liveness;                 /* silent intervals before reconnecting; default 5 */
+    int reconnect_min_ms;         /* back-off: default 100, doubling ... */
+    int reconnect_max_ms;         /* ... up to this; default 5000 */
+    int resend_ms;                /* resend unacked messages after no ack for this long (or 4
+                                   * round trips if longer), doubling; default 2000 */
+    size_t outbox_max_msgs;       /* in memory; default 4096 */
+    size_t outbox_max_bytes;      /* in memory; default 64 MiB */
+    const char *spill_dir;        /* for the spill file; default $TMPDIR or /tmp */
+    void *zmq_context;            /* NULL: the link makes its own (inproc needs the server's) */
+    const char *token;            /* a pool-scope token of a server started with --tokens: sent
+                                   * as the ZeroMQ PLAIN password (user name = pool id);
+                                   * NULL = none (copied by link_new) */
+    const char *curve_server_key; /* the server's CurveZMQ public key (Z85): the link is
+                                   * encrypted and joins with curve_secret; NULL = no CURVE
+                                   * (copied by link_new) */
+    const char *curve_secret;     /* this pool's secret key (Z85); its public key must be in
+                                   * the server's pool keys file under this pool's id */
 } link_options;
 
 /* link_options_default fills the defaults above. */
@@ -97,7 +102,17 @@ typedef struct link_assignment {
     void *checkpoint; /* safetensors bytes to resume from (owned), or NULL */
     size_t checkpoint_len;
     long resume_step; /* the step of that checkpoint; 0 when fresh */
+    int has_init;     /* the job starts from weights the server holds (init_from) */
+    char init_sha256[65];
+    long long init_size;
+    void *init; /* their bytes (owned), or NULL when the pool said it has them cached */
+    size_t init_len;
 } link_assignment;
+
+/* link_set_cached sets the SHA-256s (hex) of the init weights this pool
+ * holds; the next ready carries them, so the server sends only what the
+ * pool lacks. Thread-safe. */
+void link_set_cached(pool_link *l, const char *const *sha256, int n);
 
 /* link_wait_assign tells the server this pool is free (ready) and blocks
  * until an assignment arrives (0, *a filled; free it with

@@ -2,6 +2,7 @@
  *
  *   kiln-worker run JOB.json [--out DIR] [--metrics FILE] [--resume CKPT] [--no-progress]
  *   kiln-worker eval [--model CFG] --weights FILE [--data SPEC] [--batch N]
+ *   kiln-worker export --onnx OUT.onnx --weights FILE [--model CFG] [--opset N]
  *   mpirun -np N kiln-worker --connect tcp://HOST:PORT [--pool-id ID]
  *
  * `run` and `eval` work with or without mpirun; under mpirun every rank
@@ -14,11 +15,13 @@
 #include "common/version.h"
 #include "common/xalloc.h"
 #include "worker/dist.h"
+#include "worker/export/onnx_export.h"
 #include "worker/jobs/checkpoint.h"
 #include "worker/jobs/job.h"
 #include "worker/jobs/report.h"
 #include "worker/jobs/train.h"
 #include "worker/models/model.h"
+#include "worker/models/netload.h"
 #include "worker/nn/startup.h"
 #include "worker/pool.h"
 
@@ -41,6 +44,7 @@ static void usage(FILE *to)
                 "  kiln-worker run JOB.json [--out DIR] [--metrics FILE] [--resume CKPT] "
                 "[--no-progress]\n"
                 "  kiln-worker eval [--model CFG] --weights FILE [--data SPEC] [--batch N]\n"
+                "  kiln-worker export --onnx OUT.onnx --weights FILE [--model CFG] [--opset N]\n"
                 "  mpirun -np N kiln-worker --connect tcp://HOST:PORT [--pool-id ID]\n"
                 "  kiln-worker --version   (also which kernel path and BLAS core run)\n"
                 "CFG and SPEC are JSON files or inline JSON text.\n");
@@ -131,6 +135,14 @@ static int cmd_run(int argc, char **argv, const dist_info *d)
         return EXIT_USAGE;
     }
     json_decref(canonical);
+    if (spec.init.kind == INIT_JOB || spec.init.kind == INIT_MODEL) {
+        fprintf(stderr,
+                "kiln-worker: %s: init_from: '%s' names a job or model of a server; "
+                "`kiln-worker run` needs the path of a .safetensors file\n",
+                job_path, spec.init_from);
+        jobspec_free(&spec);
+        return EXIT_USAGE;
+    }
     char dir[1024];
     snprintf(dir, sizeof dir, "%s", out_dir ? out_dir : "runs");
     if (out_dir == NULL) {
@@ -157,7 +169,7 @@ static int cmd_run(int argc, char **argv, const dist_info *d)
     job_env env = {.dist = d,
                    .out_dir = dir,
                    .resume_path = resume,
-                   .init_weights = spec.init_from[0] ? spec.init_from : NULL,
+                   .init_weights = spec.init.kind == INIT_PATH ? spec.init.path : NULL,
                    .sink = d->rank == 0 ? &sink : NULL};
     job_result res;
     errbuf eb = {{0}};
@@ -293,6 +305,63 @@ static int cmd_eval(int argc, char **argv, const dist_info *d)
     return code;
 }
 
+/* Writes the network of a weights file as ONNX (worker/export/onnx_export.h). */
+static int cmd_export(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"onnx", required_argument, NULL, 'o'},  {"weights", required_argument, NULL, 'w'},
+        {"model", required_argument, NULL, 'm'}, {"opset", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+    const char *out = NULL, *weights = NULL, *model_arg = NULL;
+    int opset = ONNX_EXPORT_OPSET, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:w:m:p:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            out = optarg;
+            break;
+        case 'w':
+            weights = optarg;
+            break;
+        case 'm':
+            model_arg = optarg;
+            break;
+        case 'p':
+            opset = atoi(optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (out == NULL || weights == NULL || optind != argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    net m;
+    net_init(&m);
+    json_t *cfg = NULL;
+    errbuf eb = {{0}};
+    int rc = netload_for_eval(&m, weights, model_arg, 1, NULL, &cfg, &eb);
+    if (rc == 0) {
+        char *text = json_dumps(cfg, JSON_COMPACT);
+        onnx_prop props[2] = {{"kiln.model", text},
+                              {"kiln.input", "NCHW float32, normalised as in training"}};
+        rc = onnx_export_save(&m, opset, props, 2, out, &eb);
+        free(text);
+    }
+    json_decref(cfg);
+    net_deinit(&m);
+    if (rc != 0) {
+        fprintf(stderr, "kiln-worker: export: %s\n", eb.msg);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* The kernel path, the OpenMP spin and OpenBLAS's core were settled before main
@@ -311,6 +380,8 @@ int main(int argc, char **argv)
         printf("kiln-worker %s\n%s\n", KILN_VERSION, nn_startup_summary());
         return 0;
     }
+    if (strcmp(argv[1], "export") == 0) /* one process; no MPI */
+        return cmd_export(argc - 1, argv + 1);
     dist_info d;
     if (dist_init(&argc, &argv, &d) != 0) {
         fprintf(stderr, "kiln-worker: cannot start MPI\n");

@@ -18,9 +18,12 @@
 #include "worker/pool.h"
 
 #include "common/jobspec.h"
+#include "common/keyfile.h"
 #include "common/log.h"
+#include "common/safetensors.h"
 #include "common/version.h"
 #include "common/xalloc.h"
+#include "worker/initcache.h"
 #include "worker/jobs/job.h"
 #include "worker/link.h"
 #include "worker/linksink.h"
@@ -176,11 +179,104 @@ static void report_outcome(pool *p, const link_assignment *a, int rc, int stoppi
     }
 }
 
-/* Every rank: run one assigned job. spec_text and the checkpoint bytes are
- * the same on every rank (broadcast by rank 0). Returns 1 when the pool was
- * asked to stop (on any rank), the same on every rank. */
+/* The init_from weights of an assignment, as every rank gets them. */
+typedef struct init_blob {
+    int state; /* 0: none sent; 1: bytes; -1: rank 0 could not get them (msg says why) */
+    void *data;
+    size_t len;
+    char msg[600];
+} init_blob;
+
+/* Rank 0: the weights the server sent, or the ones it said we hold. */
+static void init_obtain(pool *p, const link_assignment *a, init_blob *ib)
+{
+    char cache[600];
+    errbuf eb = {{0}};
+    snprintf(cache, sizeof cache, "%s/init-cache", p->work_root);
+    int rc;
+    if (a->init != NULL) {
+        rc = initcache_put(cache, a->init_sha256, a->init, a->init_len, &eb);
+        if (rc == 0) {
+            ib->data = xmalloc(a->init_len);
+            memcpy(ib->data, a->init, a->init_len);
+            ib->len = a->init_len;
+        }
+    } else {
+        rc = initcache_get(cache, a->init_sha256, &ib->data, &ib->len, &eb);
+    }
+    ib->state = rc == 0 ? 1 : -1;
+    if (rc != 0)
+        snprintf(ib->msg, sizeof ib->msg, "init_from weights %.16s...: %s", a->init_sha256, eb.msg);
+    else
+        log_info("job %s: init_from weights %.16s... (%zu bytes, %s)", a->job_id, a->init_sha256,
+                 ib->len, a->init != NULL ? "sent by the server, now cached" : "from the cache");
+}
+
+/* Rank 0: tell the server (with the next ready) which weights the pool holds. */
+static void announce_cache(pool *p)
+{
+    char held[INITCACHE_MAX][65], cache[600];
+    const char *names[INITCACHE_MAX];
+    snprintf(cache, sizeof cache, "%s/init-cache", p->work_root);
+    int n_held = initcache_list(cache, held, INITCACHE_MAX);
+    for (int i = 0; i < n_held; i++)
+        names[i] = held[i];
+    link_set_cached(p->link, names, n_held);
+}
+
+/* Every rank: the init weights of assignment a (read on rank 0), in *ib;
+ * none when the attempt resumes from a checkpoint. */
+static void init_share(pool *p, const link_assignment *a, int resuming, init_blob *ib)
+{
+    memset(ib, 0, sizeof *ib);
+    if (p->d->rank == 0 && a->has_init && !resuming)
+        init_obtain(p, a, ib);
+    dist_bcast(&ib->state, sizeof ib->state, 0);
+    if (ib->state > 0)
+        dist_bcast_blob(&ib->data, &ib->len, 0);
+}
+
+/* Every rank: the file the job starts from (into path; "" for none), and
+ * a first check that it is a safetensors file. Returns 0, or an ERR_* with
+ * eb naming init_from; *final says that a retry cannot help. */
+static int init_prepare(const job_spec *spec, const init_blob *ib, const char *dir, int rank,
+                        char *path, size_t plen, int *final, errbuf *eb)
+{
+    path[0] = '\0';
+    *final = 0;
+    if (ib->state < 0)
+        return err_set(eb, ERR_IO, "%s", ib->msg[0] ? ib->msg : "init_from weights not received");
+    if (ib->state > 0) {
+        /* one file per rank: ranks of one host may share the work dir */
+        snprintf(path, plen, "%s/init-r%d.safetensors", dir, rank);
+        FILE *f = fopen(path, "wb");
+        if (f == NULL || fwrite(ib->data, 1, ib->len, f) != ib->len || fclose(f) != 0)
+            return err_set(eb, ERR_IO, "%s: cannot write the init_from weights", path);
+    } else if (spec->init.kind == INIT_PATH) {
+        snprintf(path, plen, "%s", spec->init.path);
+    } else if (spec->init.kind != INIT_NONE) {
+        return err_set(eb, ERR_INVALID, "init_from: %s: the server sent no weights for it",
+                       spec->init_from);
+    } else {
+        return 0;
+    }
+    st_file *f;
+    errbuf why = {{0}};
+    if (st_open(&f, path, &why) != 0) {
+        *final = 1;
+        if (spec->init.kind == INIT_PATH) /* the loader's message names the path */
+            return err_set(eb, ERR_FORMAT, "init_from: %s", why.msg);
+        return err_set(eb, ERR_FORMAT, "init_from: %s: %s", spec->init_from, why.msg);
+    }
+    st_close(f);
+    return 0;
+}
+
+/* Every rank: run one assigned job. spec_text, the checkpoint bytes and the
+ * init weights are the same on every rank (broadcast by rank 0). Returns 1
+ * when the pool was asked to stop (on any rank), the same on every rank. */
 static int run_job(pool *p, const link_assignment *a, const char *spec_text, const void *ckpt,
-                   size_t ckpt_len, const char *job_id, int attempt)
+                   size_t ckpt_len, const init_blob *ib, const char *job_id, int attempt)
 {
     const dist_info *d = p->d;
     char dir[1024], resume[1100];
@@ -206,16 +302,24 @@ static int run_job(pool *p, const link_assignment *a, const char *spec_text, con
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         rc = err_set(&eb, ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
     } else if (ckpt_len > 0) {
-        snprintf(resume, sizeof resume, "%s/resume.safetensors", dir);
+        snprintf(resume, sizeof resume, "%s/resume-r%d.safetensors", dir, d->rank);
         FILE *f = fopen(resume, "wb");
         if (f == NULL || fwrite(ckpt, 1, ckpt_len, f) != ckpt_len || fclose(f) != 0)
             rc = err_set(&eb, ERR_IO, "%s: cannot write the checkpoint to resume from", resume);
     }
+    char init_path[1100] = "";
+    int init_final = 0;
+    if (rc == 0 && ckpt_len == 0)
+        rc = init_prepare(&spec, ib, dir, d->rank, init_path, sizeof init_path, &init_final, &eb);
     /* The job runs only if every rank is ready for it. */
+    int any_final = dist_any(init_final);
     if (dist_any(rc != 0)) {
         if (d->rank == 0)
-            link_failed(p->link, job_id, attempt, "INTERNAL",
-                        rc ? eb.msg : "a rank could not prepare the job");
+            link_failed(p->link, job_id, attempt, any_final ? "INVALID_INIT" : "INTERNAL",
+                        rc ? eb.msg
+                           : (any_final ? "init_from: the file is missing or not safetensors on "
+                                          "another host of the pool"
+                                        : "a rank could not prepare the job"));
         jobspec_free(&spec);
         remove_tree(dir);
         return dist_any(dist_stop_requested());
@@ -233,6 +337,7 @@ static int run_job(pool *p, const link_assignment *a, const char *spec_text, con
     job_env env = {.dist = d,
                    .out_dir = dir,
                    .resume_path = ckpt_len > 0 ? resume : NULL,
+                   .init_weights = init_path[0] ? init_path : NULL,
                    .sink = d->rank == 0 ? &sink : NULL};
     rc = job_run(&spec, &env, &res, &eb);
     int stopping = dist_any(dist_stop_requested());
@@ -250,19 +355,33 @@ static int run_job(pool *p, const link_assignment *a, const char *spec_text, con
     return stopping;
 }
 
+/* The pool's CurveZMQ settings: the server's public key and this pool's secret key. */
+typedef struct pool_curve {
+    char server_key[KEYFILE_Z85_LEN + 8]; /* "" = no CURVE */
+    char secret_file[512];
+} pool_curve;
+
 static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *pool_id,
-                      size_t plen, char *work, size_t wlen, char *token, size_t tlen)
+                      size_t plen, char *work, size_t wlen, char *token, size_t tlen,
+                      pool_curve *cv)
 {
     static const struct option opts[] = {{"connect", required_argument, NULL, 'c'},
                                          {"pool-id", required_argument, NULL, 'p'},
                                          {"work-dir", required_argument, NULL, 'w'},
                                          {"token", required_argument, NULL, 't'},
+                                         {"token-file", required_argument, NULL, 'T'},
+                                         {"server-key", required_argument, NULL, 'k'},
+                                         {"curve-secret", required_argument, NULL, 's'},
                                          {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
     endpoint[0] = pool_id[0] = work[0] = '\0';
     const char *env = getenv("KILN_TOKEN");
     snprintf(token, tlen, "%s", env != NULL ? env : "");
+    env = getenv("KILN_SERVER_KEY");
+    snprintf(cv->server_key, sizeof cv->server_key, "%s", env != NULL ? env : "");
+    env = getenv("KILN_CURVE_SECRET");
+    snprintf(cv->secret_file, sizeof cv->secret_file, "%s", env != NULL ? env : "");
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
@@ -277,6 +396,24 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
         case 't':
             snprintf(token, tlen, "%s", optarg);
             break;
+        case 'T': {
+            FILE *f = fopen(optarg, "r");
+            if (f == NULL || fgets(token, (int)tlen, f) == NULL) {
+                fprintf(stderr, "kiln-worker: cannot read a token from %s\n", optarg);
+                if (f != NULL)
+                    fclose(f);
+                return -1;
+            }
+            fclose(f);
+            token[strcspn(token, "\r\n")] = '\0';
+            break;
+        }
+        case 'k':
+            snprintf(cv->server_key, sizeof cv->server_key, "%s", optarg);
+            break;
+        case 's':
+            snprintf(cv->secret_file, sizeof cv->secret_file, "%s", optarg);
+            break;
         default:
             return -1;
         }
@@ -287,13 +424,41 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
 int pool_main(int argc, char **argv, const dist_info *d)
 {
     char endpoint[512], pool_id[128], work[512], token[300];
+    pool_curve cv = {"", ""};
     if (parse_args(argc, argv, endpoint, sizeof endpoint, pool_id, sizeof pool_id, work,
-                   sizeof work, token, sizeof token) != 0) {
+                   sizeof work, token, sizeof token, &cv) != 0) {
         fprintf(stderr,
                 "usage: mpirun -np N kiln-worker --connect tcp://HOST:PORT "
-                "[--pool-id ID] [--work-dir DIR] [--token TOKEN]\n"
-                "  (the token, or $KILN_TOKEN: a 'pool' token of a server with --tokens)\n");
+                "[--pool-id ID] [--work-dir DIR] [--token TOKEN | --token-file FILE]\n"
+                "       [--server-key KEY --curve-secret FILE]\n"
+                "  (the token, its file (first line), or $KILN_TOKEN: a 'pool' token of a server\n"
+                "   with --tokens; ps shows --token, so prefer the file or the variable;\n"
+                "   with a server started with --curve-secret: its public key, or\n"
+                "   $KILN_SERVER_KEY, and this pool's key file, or $KILN_CURVE_SECRET, whose\n"
+                "   public key the server lists under this pool's --pool-id)\n");
         return 2;
+    }
+    char curve_secret[KEYFILE_Z85_LEN + 1] = "";
+    if ((cv.server_key[0] != '\0') != (cv.secret_file[0] != '\0')) {
+        fprintf(stderr, "kiln-worker: --server-key and --curve-secret go together\n");
+        return 2;
+    }
+    if (cv.server_key[0] != '\0') {
+        errbuf keb = {{0}};
+        if (!z85_key_valid(cv.server_key)) {
+            fprintf(stderr, "kiln-worker: --server-key is not 40 Z85 characters (the 'public' "
+                            "key the server logs at start)\n");
+            return 2;
+        }
+        if (keyfile_read_secret(cv.secret_file, curve_secret, &keb) < 0) {
+            fprintf(stderr, "kiln-worker: %s\n", keb.msg);
+            return 2;
+        }
+        if (pool_id[0] == '\0') {
+            fprintf(stderr, "kiln-worker: with CURVE keys give --pool-id: the name the "
+                            "server's pool keys file gives this pool's key\n");
+            return 2;
+        }
     }
     pool p;
     memset(&p, 0, sizeof p);
@@ -338,6 +503,8 @@ int pool_main(int argc, char **argv, const dist_info *d)
         link_options lo;
         link_options_default(&lo);
         lo.token = token[0] != '\0' ? token : NULL;
+        lo.curve_server_key = cv.server_key[0] != '\0' ? cv.server_key : NULL;
+        lo.curve_secret = curve_secret;
         rc = link_new(&p.link, endpoint, &info, &lo, &eb);
         free(names);
         if (rc != 0)
@@ -353,6 +520,7 @@ int pool_main(int argc, char **argv, const dist_info *d)
         memset(&a, 0, sizeof a);
         char job_id[MSG_ID_MAX] = {0};
         if (d->rank == 0 && !dist_stop_requested()) {
+            announce_cache(&p);
             /* A timed wait, so that a stop asked of another rank is seen while idle. */
             int wrc = link_wait_assign(p.link, d->world > 1 ? POOL_IDLE_CHECK_MS : -1, &a);
             cmd = wrc == 0 ? CMD_RUN : (wrc == ERR_TIMEOUT ? CMD_IDLE : CMD_QUIT);
@@ -379,7 +547,10 @@ int pool_main(int argc, char **argv, const dist_info *d)
         }
         dist_bcast_blob(&spec_text, &spec_len, 0);
         dist_bcast_blob(&ckpt, &ckpt_len, 0);
-        int stopping = run_job(&p, &a, spec_text, ckpt, ckpt_len, job_id, attempt);
+        init_blob ib;
+        init_share(&p, &a, ckpt_len > 0, &ib);
+        int stopping = run_job(&p, &a, spec_text, ckpt, ckpt_len, &ib, job_id, attempt);
+        free(ib.data);
         free(spec_text);
         if (d->rank != 0)
             free(ckpt);

@@ -4,6 +4,7 @@
  *   help.c      each command's usage, flags and example; bash completion
  *   cmd_jobs.c  submit (--dry-run, --watch), list, get, cancel, delete, watch
  *   cmd_data.c  metrics (--csv), logs (--follow), download, workers, health
+ *   cmd_models.c upload (--model), models, resume
  *   client.c    HTTP: calls, downloads, event streams (client.h)
  * Each command takes the arguments after its name and returns the exit
  * status: 0 ok, 1 failure (watch: the job did not succeed), 2 usage. Not
@@ -30,6 +31,9 @@ int cmd_download(int argc, char **argv);
 int cmd_workers(int argc, char **argv);
 int cmd_health(int argc, char **argv);
 int cmd_completion(int argc, char **argv);
+int cmd_upload(int argc, char **argv);
+int cmd_models(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
 
 typedef struct cli_command {
     const char *name;

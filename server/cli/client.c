@@ -10,11 +10,17 @@
 
 static const char *base_url = "http://localhost:8080";
 static const char *bearer;
+static const char *cacert;
 
 void client_init(const char *base, const char *token)
 {
     base_url = base;
     bearer = token;
+}
+
+void client_set_cacert(const char *path)
+{
+    cacert = path != NULL && path[0] != '\0' ? path : NULL;
 }
 
 const char *client_base(void)
@@ -58,6 +64,23 @@ static void die_curl(CURLcode rc, const char *url)
     case CURLE_COULDNT_RESOLVE_HOST:
         fprintf(stderr, "kiln: cannot resolve the host of %s: check --url or KILN_URL\n", base_url);
         break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+        fprintf(stderr,
+                "kiln: the certificate of %s does not verify (%s): give the CA that signed it "
+                "with --cacert FILE or KILN_CACERT\n",
+                base_url, cacert != NULL ? cacert : "system CAs");
+        break;
+    case CURLE_SSL_CONNECT_ERROR:
+        fprintf(stderr, "kiln: TLS handshake with %s failed: is it an https:// server?\n",
+                base_url);
+        break;
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+        fprintf(stderr,
+                "kiln: %s closed the connection without an answer: if the server has "
+                "--tls-cert, use an https:// URL\n",
+                base_url);
+        break;
     case CURLE_OPERATION_TIMEDOUT:
         fprintf(stderr, "kiln: %s did not answer in time\n", url);
         break;
@@ -93,6 +116,8 @@ static CURL *handle(const char *path, char *url, size_t ulen, struct curl_slist 
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, *h);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "kiln-cli/0.1");
+    if (cacert != NULL)
+        curl_easy_setopt(c, CURLOPT_CAINFO, cacert);
     return c;
 }
 
@@ -163,6 +188,41 @@ json_t *client_call(const char *method, const char *path, const char *data, long
         exit(1);
     }
     return j;
+}
+
+json_t *client_upload(const char *path, FILE *f, long long size)
+{
+    char url[4096];
+    struct curl_slist *h;
+    CURL *c = handle(path, url, sizeof url, &h, "Content-Type: application/octet-stream");
+    body b = {NULL, 0, NULL};
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_READDATA, f);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (rc != CURLE_OK)
+        die_curl(rc, url);
+    json_t *j = b.n > 0 ? json_loadb(b.p, b.n, 0, NULL) : NULL;
+    free(b.p);
+    if (status >= 400)
+        die_api(status, "POST", path, j);
+    return j;
+}
+
+char *client_escape(const char *s)
+{
+    CURL *c = curl_easy_init();
+    char *e = curl_easy_escape(c, s, 0);
+    char *out = xstrdup(e != NULL ? e : "");
+    curl_free(e);
+    curl_easy_cleanup(c);
+    return out;
 }
 
 long client_download(const char *path, FILE *f)

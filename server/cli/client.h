@@ -17,6 +17,11 @@
  * for none); both strings must outlive the process's calls. */
 void client_init(const char *base_url, const char *token);
 
+/* Verifies an https:// server against the CA certificate(s) in the PEM file
+ * at path instead of the system's CAs (NULL or "": the system's). The string
+ * must outlive the process's calls. */
+void client_set_cacert(const char *path);
+
 /* The server URL as given. */
 const char *client_base(void);
 
@@ -24,6 +29,14 @@ const char *client_base(void);
  * failure; returns the body (new reference; NULL for 204) and the status
  * in *status (if not NULL). */
 json_t *client_call(const char *method, const char *path, const char *data, long *status);
+
+/* POST the size bytes of the open file f to path as
+ * application/octet-stream (streamed). Exits on any failure; returns the
+ * JSON answer (new reference). */
+json_t *client_upload(const char *path, FILE *f, long long size);
+
+/* s percent-encoded for a query value (malloc'd). */
+char *client_escape(const char *s);
 
 /* GET path into the open file f. Returns the HTTP status; on a status
  * other than 200 the error body is printed (as client_call would) and

@@ -28,36 +28,71 @@ static double progress(const json_t *job)
     return json_number_value(json_object_get(json_object_get(job, "progress"), "fraction"));
 }
 
+/* --init-from REF: a job id ({"job": ID}), an uploaded model ("m..."
+ * ids are the server's model ids: {"model": ID}) or a path. */
+static json_t *init_from_arg(const char *ref)
+{
+    if (strchr(ref, '/') != NULL)
+        return json_pack("{s:s}", "path", ref);
+    if (ref[0] == 'm')
+        return json_pack("{s:s}", "model", ref);
+    return json_pack("{s:s}", "job", ref);
+}
+
+/* Adds --after and --init-from to the spec; a usage error exits. */
+static void add_lineage(json_t *spec, json_t *after, const char *init)
+{
+    if (json_array_size(after) > 0) {
+        json_t *have = json_object_get(spec, "after");
+        if (json_is_array(have))
+            json_array_extend(have, after);
+        else
+            json_object_set(spec, "after", after);
+    }
+    if (init != NULL)
+        json_object_set_new(spec, "init_from", init_from_arg(init));
+}
+
 int cmd_submit(int argc, char **argv)
 {
     int quiet = 0, dry = 0, watch = 0;
-    const char *file = NULL;
+    const char *file = NULL, *init = NULL;
+    json_t *after = json_array();
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "-q") == 0)
+        if (strcmp(argv[i], "--after") == 0 && i + 1 < argc)
+            json_array_append_new(after, json_string(argv[++i]));
+        else if (strcmp(argv[i], "--init-from") == 0 && i + 1 < argc)
+            init = argv[++i];
+        else if (strcmp(argv[i], "-q") == 0)
             quiet = 1;
         else if (strcmp(argv[i], "--dry-run") == 0)
             dry = 1;
         else if (strcmp(argv[i], "--watch") == 0)
             watch = 1;
-        else if (argv[i][0] == '-' && argv[i][1] != '\0')
-            return cli_bad_usage("submit", "unknown flag");
-        else if (file == NULL)
+        else if ((argv[i][0] == '-' && argv[i][1] != '\0') || file != NULL) {
+            json_decref(after);
+            return cli_bad_usage("submit", file != NULL && argv[i][0] != '-' ? "one FILE only"
+                                                                             : "unknown flag");
+        } else
             file = argv[i];
-        else
-            return cli_bad_usage("submit", "one FILE only");
     }
-    if (file == NULL)
-        return cli_bad_usage("submit", "FILE is missing");
-    if (dry && watch)
-        return cli_bad_usage("submit", "--dry-run stores nothing to watch");
+    if (file == NULL || (dry && watch)) {
+        json_decref(after);
+        return cli_bad_usage("submit", file == NULL ? "FILE is missing"
+                                                    : "--dry-run stores nothing to watch");
+    }
     json_error_t je;
     json_t *spec =
         strcmp(file, "-") == 0 ? json_loadf(stdin, 0, &je) : json_load_file(file, 0, &je);
     if (spec == NULL) {
         fprintf(stderr, "kiln: %s: not JSON: %s (line %d, column %d)\n", file, je.text, je.line,
                 je.column);
+        json_decref(after);
         return 1;
     }
+    if (json_is_object(spec))
+        add_lineage(spec, after, init);
+    json_decref(after);
     char *text = json_dumps(spec, JSON_COMPACT);
     json_decref(spec);
     long status;

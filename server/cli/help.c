@@ -5,13 +5,20 @@
 #include <string.h>
 
 const cli_command cli_commands[] = {
-    {"submit", cmd_submit, "submit FILE [-q] [--dry-run] [--watch]",
+    {"submit", cmd_submit,
+     "submit FILE [-q] [--dry-run] [--watch] [--after ID]... [--init-from REF]",
      "submit a job spec (FILE, or - for stdin)",
      "  -q           print only the new job's id\n"
+     "  --after ID   start only when job ID has succeeded (repeatable; adds to the spec's\n"
+     "               after); the job is CANCELLED if ID fails or is cancelled\n"
+     "  --init-from REF  start from weights: a job id (its model.safetensors), an uploaded\n"
+     "               model id (m...) or a path on the pool hosts; a spec without model then\n"
+     "               takes the model of those weights\n"
      "  --dry-run    validate only: params, MFLOPs and (with --json) the spec with defaults;\n"
      "               nothing is stored\n"
      "  --watch      then follow the job until it ends; exit 1 unless it SUCCEEDED\n",
-     "kiln submit api/examples/train-resnet20-fmnist.json --watch"},
+     "kiln submit api/examples/chain/3-retrain.json --after j01a2... "
+     "--init-from j01a2..."},
     {"list", cmd_list, "list [--state S] [--type T] [--name TEXT] [--by-priority] [--all]",
      "jobs, newest first",
      "  --state S      only jobs in state S (QUEUED, RUNNING, SUCCEEDED, FAILED, ...)\n"
@@ -20,7 +27,19 @@ const cli_command cli_commands[] = {
      "  --by-priority  highest priority first\n"
      "  --all          every page, not only the first 100 jobs\n",
      "kiln list --state RUNNING"},
-    {"get", cmd_get, "get ID", "one job in full (JSON)", "", "kiln get j01a2..."},
+    {"get", cmd_get, "get ID", "one job in full (JSON; lineage in init_from, after, init_sha256)",
+     "", "kiln get j01a2..."},
+    {"upload", cmd_upload, "upload FILE [--model CFG] [--name NAME] [-q]",
+     "upload safetensors weights (e.g. trained in PyTorch) as a model for init_from",
+     "  --model CFG  the model config: a JSON file (or architecture.json) or the JSON text;\n"
+     "               without it the file's own \"model\" metadata, if any\n"
+     "  --name NAME  a name to list it by\n"
+     "  -q           print only the new model's id\n",
+     "kiln upload resnet20.safetensors --model resnet20.json"},
+    {"models", cmd_models, "models", "the uploaded models", "", "kiln models"},
+    {"resume", cmd_resume, "resume ID [-q]",
+     "submit job ID's spec again, starting from its newest checkpoint (init_from)", "",
+     "kiln resume j01a2..."},
     {"cancel", cmd_cancel, "cancel ID", "cancel a queued or running job", "",
      "kiln cancel j01a2..."},
     {"delete", cmd_delete, "delete ID", "delete a finished job and its files (admin scope)", "",
@@ -62,12 +81,18 @@ const cli_command *cli_find(const char *name)
 
 void cli_usage(FILE *f)
 {
-    fprintf(f, "usage: kiln [--url URL] [--token TOKEN] [--json] COMMAND ...\n"
-               "  --url URL      the server (default $KILN_URL, else http://localhost:8080)\n"
-               "  --token TOKEN  bearer token (default $KILN_TOKEN)\n"
-               "  --json         print the API's JSON instead of tables\n"
-               "  -h, --help     this help; `kiln COMMAND --help` for one command\n"
-               "commands:\n");
+    fprintf(f,
+            "usage: kiln [--url URL] [--token TOKEN | --token-file FILE] [--cacert FILE] [--json]\n"
+            "            COMMAND ...\n"
+            "  --url URL      the server (default $KILN_URL, else http://localhost:8080;\n"
+            "                 https://... when it serves TLS)\n"
+            "  --token TOKEN  bearer token (default $KILN_TOKEN; ps shows arguments, so\n"
+            "                 prefer KILN_TOKEN or --token-file FILE, its first line)\n"
+            "  --cacert FILE  verify an https server against this CA (default $KILN_CACERT,\n"
+            "                 else the system's CAs)\n"
+            "  --json         print the API's JSON instead of tables\n"
+            "  -h, --help     this help; `kiln COMMAND --help` for one command\n"
+            "commands:\n");
     for (const cli_command *c = cli_commands; c->name != NULL; c++)
         fprintf(f, "  %-10s %s\n", c->name, c->summary);
     fprintf(f, "example: kiln --url http://localhost:8080 submit job.json --watch\n");
@@ -111,7 +136,7 @@ int cmd_completion(int argc, char **argv)
            "    cmd=\"\"\n"
            "    for ((i = 1; i < COMP_CWORD; i++)); do\n"
            "        case ${COMP_WORDS[i]} in\n"
-           "        --url | --token) ((i++)) ;;\n"
+           "        --url | --token | --token-file | --cacert) ((i++)) ;;\n"
            "        -*) ;;\n"
            "        *) cmd=${COMP_WORDS[i]}; break ;;\n"
            "        esac\n"
@@ -121,10 +146,11 @@ int cmd_completion(int argc, char **argv)
            "SUCCEEDED FAILED CANCELLED' -- \"$cur\")); return ;;\n"
            "    --type) COMPREPLY=($(compgen -W 'train prune adapt' -- \"$cur\")); return ;;\n"
            "    -o | submit) COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n"
+           "    --cacert | --token-file) COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n"
            "    --url | --token | --names | --after | --tail | --name) return ;;\n"
            "    esac\n"
            "    case $cmd in\n"
-           "    \"\") COMPREPLY=($(compgen -W '--url --token --json --help");
+           "    \"\") COMPREPLY=($(compgen -W '--url --token --token-file --cacert --json --help");
     for (const cli_command *c = cli_commands; c->name != NULL; c++)
         printf(" %s", c->name);
     printf("' -- \"$cur\")) ;;\n");

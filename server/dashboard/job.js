@@ -150,15 +150,27 @@ window.kiln = window.kiln || {};
       setTimeout(() => URL.revokeObjectURL(url), 10000);
     }
 
-    /* init_from and after (later API versions); each may name jobs. */
+    /* init_from (a job's artifact or checkpoint, an uploaded model, a path)
+     * and after (jobs with their states); each job is a link. */
     function renderLineage(j) {
       const s = j.spec || {};
       const items = [];
       const link = v => /^[A-Za-z0-9_-]+$/.test(String(v)) ? h("a", {href: "#/jobs/" + encodeURIComponent(v), text: v}) : h("span.mono", {text: v});
-      if (s.init_from) items.push(h("li", {}, "starts from ", link(s.init_from)));
-      const after = j.after || s.after;
-      if (Array.isArray(after) && after.length) items.push(h("li", {}, "runs after ", after.map((a, i) => [i ? ", " : "", link(a)])));
-      else if (typeof after === "string") items.push(h("li", {}, "runs after ", link(after)));
+      const init = j.init_from || s.init_from;
+      if (typeof init === "string") {
+        items.push(h("li", {}, "starts from ", link(init)));
+      } else if (init && init.job) {
+        items.push(h("li", {}, "starts from job ", link(init.job), init.checkpoint ? " (its latest checkpoint)" : " (" + (init.artifact || "model.safetensors") + ")"));
+      } else if (init && init.model) {
+        items.push(h("li", {}, "starts from uploaded model ", h("span.mono", {text: init.model})));
+      } else if (init && init.path) {
+        items.push(h("li", {}, "starts from ", h("span.mono", {text: init.path}), " on the pool hosts"));
+      }
+      if (j.init_sha256) items.push(h("li", {}, "weights SHA-256 ", h("span.mono", {text: j.init_sha256.slice(0, 16) + "\u2026", title: j.init_sha256})));
+      const after = Array.isArray(j.after) && j.after.length ? j.after : s.after;
+      if (Array.isArray(after) && after.length) {
+        items.push(h("li", {}, "runs after ", after.map((a, i) => [i ? ", " : "", link(a.id || a), a.state ? " (" + a.state + ")" : ""])));
+      }
       const children = j.children || (j.lineage && j.lineage.children);
       if (Array.isArray(children) && children.length) items.push(h("li", {}, "used by ", children.map((c, i) => [i ? ", " : "", link(c.id || c)])));
       lineage.hidden = items.length === 0;

@@ -6,7 +6,8 @@
 // and the job is cancelled from its page; a 400 shows beside its field;
 // a prune job shows its MFLOPs chart against the target band and its
 // width bars; a DNA job its depth chart and elastic events; two jobs are
-// compared. Server B has tokens and a test pool that echoes job names: the
+// compared; a job's lineage (init_from, after) links the jobs it names.
+// Server B has tokens and a test pool that echoes job names: the
 // page asks for the token once, a read-only token's cancel is refused
 // plainly, and a job, metric and log line named like HTML run nothing.
 // Screenshots (1280x800) go to $KILN_SHOTS. Each test has its own timeout.
@@ -199,6 +200,30 @@ test("a prune job's page: expected MFLOPs against the target band, widths before
   await page.close();
 });
 
+test("a job's lineage: the job it starts from and waits for, as links with their states", {timeout: 40000}, async () => {
+  const t = await api(A, "POST", "/api/v1/jobs", {name: "lineage-src", seed: 3, model: MODEL, data: DATA,
+    optim: {lr: 0.05, batch_size: 32, epochs: 1}});
+  assert.equal(t.status, 201);
+  const src = t.body.id;
+  const r = await api(A, "POST", "/api/v1/jobs", {name: "lineage-next", seed: 3, data: DATA,
+    init_from: {job: src}, after: [src], optim: {lr: 0.01, batch_size: 32, epochs: 1}});
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const page = await newPage();
+  await page.goto(A + "/#/jobs/" + r.body.id);
+  await waitState(page, "SUCCEEDED", 30000);
+  await page.reload();
+  await waitState(page, "SUCCEEDED", 10000);
+  const sec = page.locator("#lineage");
+  await sec.waitFor();
+  const text = await sec.innerText();
+  assert.match(text, new RegExp("starts from job " + src + " \\(model.safetensors\\)"));
+  assert.match(text, new RegExp("runs after " + src + " \\(SUCCEEDED\\)"));
+  assert.match(text, /weights SHA-256 [0-9a-f]{16}/);
+  assert.equal(await sec.locator(`a[href="#/jobs/${src}"]`).count(), 2, "both name the source job as a link");
+  await page.screenshot({path: join(SHOTS, "job-lineage.png"), fullPage: true});
+  await page.close();
+});
+
 test("a DNA job's page: per-stage expected depth, elastic events marked", {timeout: 60000}, async () => {
   const r = await api(A, "POST", "/api/v1/jobs", {name: "dna-grow", type: "adapt", seed: 3, model: MODEL, data: DATA,
     optim: {lr: 0.05, batch_size: 32, epochs: 2},
@@ -295,8 +320,10 @@ test("a job, metric and log line named like HTML are shown as text and run nothi
   await waitState(page, "SUCCEEDED", 20000);
   await page.locator("#logs .log-text", {hasText: "job name"}).waitFor();
   assert.equal(await page.locator("#logs .log-text", {hasText: "job name"}).textContent(), "fakepool: job name " + evil);
-  await page.locator(".other summary").click();
-  await page.locator(".other td", {hasText: "onerror"}).waitFor();
+  // The live page may draw the <details> again (closed) after a click: open it
+  // from the page, and read the cell whether or not it is visible at that moment.
+  await page.locator(".other").first().evaluate(d => { d.open = true; });
+  await page.locator(".other td", {hasText: "onerror"}).first().waitFor({state: "attached"});
   assert.equal(await page.locator(".other td", {hasText: "onerror"}).first().textContent(), evil);
   assert.equal(await page.locator("h2").first().textContent(), evil);
   await page.waitForTimeout(300);

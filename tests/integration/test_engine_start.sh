@@ -10,7 +10,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 new_tmp
 
-version() { env -u OPENBLAS_CORETYPE "$@" "$WORKER" --version 2>"$TMP/err"; }
+version() { env -u OPENBLAS_CORETYPE -u KILN_ISA "$@" "$WORKER" --version 2>"$TMP/err"; }
 
 out=$(version) || fail "--version failed: $(cat "$TMP/err")"
 echo "$out"

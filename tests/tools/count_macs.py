@@ -5,7 +5,9 @@ independently of common/modelcfg.c with forward hooks.
 Usage: /usr/bin/python3 tests/tools/count_macs.py [REF_DIR]
 REF_DIR (default ../shared/reference) provides torch/models.py and the four
 whole-model reference files, whose `model` metadata are counted together with
-ALGORITHMS.md 1.11 config C and the models of the api/examples job specs.
+ALGORITHMS.md 1.11 config C, the models of the api/examples job specs, and
+torchvision's ResNet-18..152 (arch resnet, torchvision's own definitions),
+CeiT-T/S, DeiT-T/S and MobileNetV2 1.0/1.5 at 224^2 with 1000 classes.
 Prints one line per config: name, params (sum of numel over the parameters)
 and MACs of one forward pass of one image.
 
@@ -52,6 +54,12 @@ def build(cfg):
                                       stem=cfg["stem"], stages=stages)
         return models.ResNetCifar(cfg.get("depth", 20), classes=cfg["num_classes"],
                                   in_ch=cfg["in_channels"], widths=cfg.get("widths", (16, 32, 64)))
+    if arch == "resnet":  # torchvision's own definitions
+        import torchvision
+        from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+        if "stages" not in cfg:
+            return getattr(torchvision.models, f"resnet{cfg.get('depth', 50)}")(num_classes=cfg["num_classes"])
+        raise ValueError("explicit resnet forms are not built here")
     if arch == "mobilenetv2":
         cifar = cfg.get("cifar", True)
         if "blocks" in cfg:
@@ -132,6 +140,19 @@ def main():
             model.setdefault("in_channels", 3 if "cifar" in spec.get("data", {}).get("dataset", "") else 1)
             model.setdefault("num_classes", 100 if spec.get("data", {}).get("dataset") == "cifar100" else 10)
             cfgs.append((f, model))
+    # issue 16: torchvision's ResNets and the 224^2 forms of CeiT / DeiT / MobileNetV2
+    for d in (18, 34, 50, 101, 152):
+        cfgs.append((f"resnet{d}_224", dict(arch="resnet", depth=d, image_size=224, in_channels=3,
+                                            num_classes=1000)))
+    i2t = {"type": "i2t", "channels": 64, "kernel": 7, "stride": 2, "pool": True}
+    for tag, dim, heads in (("t", 192, 3), ("s", 384, 6)):
+        base = dict(image_size=224, in_channels=3, num_classes=1000, embed_dim=dim, depth=12,
+                    num_heads=heads, mlp_ratio=4)
+        cfgs.append((f"ceit_{tag}_224", dict(base, arch="ceit", patch_size=4, stem=i2t)))
+        cfgs.append((f"deit_{tag}_224", dict(base, arch="deit", patch_size=16)))
+    for w in (1.0, 1.5):
+        cfgs.append((f"mobilenetv2_{w}_224", dict(arch="mobilenetv2", width_mult=w, cifar=False,
+                                                  image_size=224, in_channels=3, num_classes=1000)))
     for name, cfg in cfgs:
         p, macs = count(cfg)
         print(f"{name:32s} params {p:10d} macs {macs:12d}")

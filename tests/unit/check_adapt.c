@@ -40,6 +40,11 @@ Suite *suite_adapt(void);
 #define RESNET_SMALL                                                                               \
     "{\"arch\":\"resnet_cifar\",\"image_size\":8,\"in_channels\":3,\"num_classes\":5,"             \
     "\"stem\":8,\"stages\":[{\"width\":8,\"mids\":[8,6]},{\"width\":16,\"mids\":[12,16,10]}]}"
+/* torchvision's ImageNet form with Bottlenecks: two inner widths per block */
+#define RESNET_BN_SMALL                                                                            \
+    "{\"arch\":\"resnet\",\"image_size\":16,\"in_channels\":3,\"num_classes\":5,"                  \
+    "\"block\":\"bottleneck\",\"stem\":8,\"stages\":[{\"width\":16,\"mids\":[4,6],"                \
+    "\"mids2\":[6,4]},{\"width\":24,\"mids\":[8,6],\"mids2\":[6,8]}]}"
 #define MBV2_SMALL                                                                                 \
     "{\"arch\":\"mobilenetv2\",\"image_size\":8,\"in_channels\":3,\"num_classes\":5,"              \
     "\"stem\":8,\"blocks\":[{\"hidden\":8,\"out\":8,\"stride\":1},"                                \
@@ -269,8 +274,8 @@ static void check_expected_macs(const adapt_state *st, const char *what)
 
 START_TEST(expected_macs_and_gradient)
 {
-    const char *cfgs[2] = {RESNET_SMALL, MBV2_SMALL};
-    for (int ci = 0; ci < 2; ci++) {
+    const char *cfgs[3] = {RESNET_SMALL, MBV2_SMALL, RESNET_BN_SMALL};
+    for (int ci = 0; ci < 3; ci++) {
         adapt_state *st = state_of(cfgs[ci], 11 + (uint64_t)ci);
         check_expected_macs(st, cfgs[ci]);
         /* all chains saturated: the supernet's MACs */
@@ -319,8 +324,8 @@ END_TEST
 
 START_TEST(subnet_equals_scaled_supernet)
 {
-    const char *cfgs[2] = {RESNET_SMALL, MBV2_SMALL};
-    for (int ci = 0; ci < 2; ci++) {
+    const char *cfgs[3] = {RESNET_SMALL, MBV2_SMALL, RESNET_BN_SMALL};
+    for (int ci = 0; ci < 3; ci++) {
         adapt_state *st = state_of(cfgs[ci], 21 + (uint64_t)ci);
         float *x = input_of(st, 4);
         rng r;
@@ -408,8 +413,8 @@ static float mom_of(const adapt_state *st, const char *name, size_t i)
 
 START_TEST(width_expand_keeps_function)
 {
-    const char *cfgs[2] = {RESNET_SMALL, MBV2_SMALL};
-    for (int ci = 0; ci < 2; ci++) {
+    const char *cfgs[3] = {RESNET_SMALL, MBV2_SMALL, RESNET_BN_SMALL};
+    for (int ci = 0; ci < 3; ci++) {
         adapt_state *st = state_of(cfgs[ci], 31 + (uint64_t)ci);
         check_books(st, "before");
         for (int u = 0; u < st->as.sp.n_units; u++) {
@@ -437,7 +442,7 @@ START_TEST(width_expand_keeps_function)
         }
         /* the weight momentum follows: the stem conv's first filter keeps
          * its momentum, a new filter starts at 0 */
-        const char *stem = ci == 0 ? "conv1.weight" : "features.0.0.weight";
+        const char *stem = ci != 1 ? "conv1.weight" : "features.0.0.weight";
         adapt_state *n = elastic_width_expand(st, st->as.sp.stem_unit, 2, 5, B, NULL, NULL);
         ck_assert(mom_of(n, stem, 0) == mom_of(st, stem, 0));
         int t = net_tensor_find(&n->super, stem);
@@ -452,8 +457,8 @@ END_TEST
 
 START_TEST(depth_expand_keeps_function)
 {
-    const char *cfgs[2] = {RESNET_SMALL, MBV2_SMALL};
-    for (int ci = 0; ci < 2; ci++) {
+    const char *cfgs[3] = {RESNET_SMALL, MBV2_SMALL, RESNET_BN_SMALL};
+    for (int ci = 0; ci < 3; ci++) {
         adapt_state *st = state_of(cfgs[ci], 41 + (uint64_t)ci);
         for (int s = 0; s < st->as.n_stages; s++) {
             errbuf eb;
@@ -530,8 +535,8 @@ static void widths_in(const adapt_state *from, const int *w, const adapt_state *
 
 START_TEST(condense_keeps_remaining_subnets)
 {
-    const char *cfgs[2] = {RESNET_SMALL, MBV2_SMALL};
-    for (int ci = 0; ci < 2; ci++) {
+    const char *cfgs[3] = {RESNET_SMALL, MBV2_SMALL, RESNET_BN_SMALL};
+    for (int ci = 0; ci < 3; ci++) {
         adapt_state *st = state_of(cfgs[ci], 51 + (uint64_t)ci);
         float *x = input_of(st, 6);
         float la[B * CLASSES], lb[B * CLASSES];
@@ -678,8 +683,8 @@ END_TEST
 
 START_TEST(inherited_network_is_the_full_supernet)
 {
-    const char *cfgs[2] = {RESNET_SMALL, MBV2_SMALL};
-    for (int ci = 0; ci < 2; ci++) {
+    const char *cfgs[3] = {RESNET_SMALL, MBV2_SMALL, RESNET_BN_SMALL};
+    for (int ci = 0; ci < 3; ci++) {
         model_cfg c;
         cfg_from(&c, cfgs[ci]);
         net orig;
@@ -1044,10 +1049,10 @@ END_TEST
  * network of the space fails naming the field. */
 START_TEST(dna_derivation_lands_in_the_band)
 {
-    const char *models[2] = {RESNET_SMALL, MBV2_SMALL};
+    const char *models[3] = {RESNET_SMALL, MBV2_SMALL, RESNET_BN_SMALL};
     const double ratios[5] = {0.4, 0.6, 0.85, 1.15, 1.4};
     dist_info one = {.world = 1};
-    for (int mi = 0; mi < 2; mi++)
+    for (int mi = 0; mi < 3; mi++)
         for (int seed = 1; seed <= 6; seed++) {
             adapt_state *st = state_of(models[mi], (uint64_t)seed);
             const adapt_space *as = &st->as;

@@ -3,6 +3,7 @@
 #include "server/scheduler.h"
 
 #include <check.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,7 +403,7 @@ START_TEST(server_restart_reconciles)
     coord_free(C);
     coord_options o = {.heartbeat_ms = 100, .liveness = 3, .data_dir = dir};
     C = coord_new(S, &o, record, NULL, 1000);
-    coord_tick(C, 1100); /* within the window: waits for the pool */
+    coord_tick(C, 5); /* within the window: waits for the pool */
     ck_assert_int_eq(state_of(id), JS_RUNNING);
     hello("p1", 1, id, 1, 1150);
     job_msg("p1", MSG_METRIC, id, 1, 2, 1160);
@@ -453,6 +454,139 @@ START_TEST(queued_jobs_say_why_they_wait)
 }
 END_TEST
 
+/* Runs job id on pool p1 to SUCCEEDED (it was just assigned, attempt 1). */
+static void succeed(const char *id, int64_t t)
+{
+    job_msg("p1", MSG_STARTED, id, 1, 1, t);
+    job_msg("p1", MSG_FINISHED, id, 1, 2, t);
+    coord_flush(C, t);
+    ck_assert_int_eq(state_of(id), JS_SUCCEEDED);
+}
+
+/* The init_from weights go with the assign as the last blob, checked by
+ * SHA-256, unless the pool said (ready "cached") that it holds them. */
+START_TEST(init_weights_sent_unless_cached)
+{
+    const char bytes[] = "not really safetensors, but bytes to move";
+    char path[200], hex[65];
+    snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite(bytes, 1, sizeof bytes, f);
+    fclose(f);
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, (const unsigned char *)bytes, sizeof bytes);
+    for (size_t i = 0; i < sizeof h; i++)
+        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    char id[2][STORE_ID_MAX];
+    for (int k = 0; k < 2; k++) {
+        store_job_new j = {.name = "t",
+                           .type = "train",
+                           .priority = 50,
+                           .ranks = 1,
+                           .keep_last = 2,
+                           .spec_json = "{\"x\":1}",
+                           .init_file = "w.safetensors",
+                           .init_sha256 = hex,
+                           .init_size = (int64_t)sizeof bytes};
+        errbuf eb;
+        ck_assert_int_eq(store_job_create(S, &j, id[k], &eb), 0);
+    }
+    hello("p1", 1, NULL, 0, 0);
+    simple("p1", MSG_READY, 1);
+    coord_tick(C, 2);
+    msg *a = last_sent("p1", MSG_ASSIGN);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_str_eq(a->job_id, id[0]);
+    json_t *init = msg_get(a, "init");
+    ck_assert_str_eq(json_string_value(json_object_get(init, "sha256")), hex);
+    ck_assert(json_is_true(json_object_get(init, "attached")));
+    ck_assert_int_eq(a->n_blobs, 1);
+    ck_assert_uint_eq(a->blobs[0].len, sizeof bytes);
+    ck_assert_mem_eq(a->blobs[0].data, bytes, sizeof bytes);
+    succeed(id[0], 3);
+    /* the pool now holds them: only the hash goes */
+    msg m;
+    msg_init(&m, MSG_READY);
+    msg_set(&m, "cached", json_pack("[s]", hex));
+    coord_receive(C, "p1", &m, 4);
+    msg_deinit(&m);
+    coord_tick(C, 5);
+    a = last_sent("p1", MSG_ASSIGN);
+    ck_assert_str_eq(a->job_id, id[1]);
+    ck_assert(json_is_false(json_object_get(msg_get(a, "init"), "attached")));
+    ck_assert_int_eq(a->n_blobs, 0);
+}
+END_TEST
+
+#define CHAIN_SPEC                                                                                 \
+    "{\"model\":{\"arch\":\"resnet_cifar\",\"depth\":8,\"widths\":[8,16,32]},"                     \
+    "\"data\":{\"dataset\":\"synthetic\"},\"after\":[\"%s\"]}"
+
+static void submit_after(char id[STORE_ID_MAX], const char *dep)
+{
+    char spec[400];
+    snprintf(spec, sizeof spec, CHAIN_SPEC, dep);
+    const char *after[1] = {dep};
+    store_job_new j = {.name = "next",
+                       .type = "train",
+                       .priority = 90,
+                       .ranks = 1,
+                       .keep_last = 2,
+                       .spec_json = spec,
+                       .after = after,
+                       .n_after = 1,
+                       .waiting_for = dep};
+    errbuf eb;
+    ck_assert_int_eq(store_job_create(S, &j, id, &eb), 0);
+}
+
+/* after: a job waits QUEUED (WAITING_FOR) while its dependency runs, runs
+ * when it has succeeded, and is CANCELLED when its dependency is. */
+START_TEST(after_waits_runs_or_cancels)
+{
+    char a[STORE_ID_MAX], b[STORE_ID_MAX], c[STORE_ID_MAX], d[STORE_ID_MAX];
+    submit(a, 10, 1, 0);
+    submit_after(b, a); /* a higher priority, but it must wait */
+    hello("p1", 1, NULL, 0, 0);
+    simple("p1", MSG_READY, 1);
+    coord_tick(C, 2);
+    ck_assert_str_eq(last_sent("p1", MSG_ASSIGN)->job_id, a);
+    json_t *j;
+    errbuf eb;
+    ck_assert_int_eq(store_job_get(S, b, &j, &eb), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "QUEUED");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "reason")), "WAITING_FOR");
+    ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(j, "message")), a));
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(json_object_get(j, "after"), 0), "state")),
+        "STARTING");
+    json_decref(j);
+    succeed(a, 3);
+    simple("p1", MSG_READY, 4);
+    coord_tick(C, 5);
+    ck_assert_int_eq(store_job_get(S, b, &j, &eb), 0);
+    ck_assert_msg(strcmp(last_sent("p1", MSG_ASSIGN)->job_id, b) == 0, "job after: %s %s: %s",
+                  json_string_value(json_object_get(j, "state")),
+                  json_string_value(json_object_get(j, "reason")),
+                  json_string_value(json_object_get(j, "message")));
+    json_decref(j);
+    /* a dependency cancelled: the job after it is cancelled, naming it */
+    submit(d, 10, 4, 0); /* needs 4 ranks: stays queued */
+    submit_after(c, d);
+    ck_assert_int_eq(
+        store_transition(S, d, JS_BIT(JS_QUEUED), JS_CANCELLED, "USER_CANCELLED", "x", NULL, &eb),
+        0);
+    coord_wake(C);
+    coord_tick(C, 6);
+    ck_assert_int_eq(state_of(c), JS_CANCELLED);
+    ck_assert_int_eq(store_job_get(S, c, &j, &eb), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "reason")), "DEPENDENCY_FAILED");
+    ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(j, "message")), d));
+    json_decref(j);
+}
+END_TEST
+
 Suite *suite_coord(void)
 {
     Suite *s = suite_create("coord");
@@ -470,6 +604,8 @@ Suite *suite_coord(void)
     tcase_add_test(tc, priority_order_two_pools);
     tcase_add_test(tc, server_restart_reconciles);
     tcase_add_test(tc, queued_jobs_say_why_they_wait);
+    tcase_add_test(tc, init_weights_sent_unless_cached);
+    tcase_add_test(tc, after_waits_runs_or_cancels);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -486,7 +486,9 @@ START_TEST(artifact_names_stay_in_the_job_folder)
         snprintf(p, sizeof p, "/api/v1/jobs/%s/artifacts/%s", id, tricks[i]);
         httpc_resp r;
         long st = req_tok("GET", p, NULL, NULL, &r);
-        ck_assert_msg(st == 404, "%s answered %ld", tricks[i], st);
+        /* 400 for an escaped control character (%00), 404 for the rest */
+        ck_assert_msg(st == (strstr(tricks[i], "%00") != NULL ? 400 : 404), "%s answered %ld",
+                      tricks[i], st);
         ck_assert_ptr_null(strstr(r.body, "do not serve me"));
         httpc_free(&r);
     }
@@ -742,6 +744,77 @@ START_TEST(prometheus_counters)
 }
 END_TEST
 
+/* One raw request on a new connection; the status of the answer (0 if none). */
+static int raw_status(const char *request, char *body, size_t blen)
+{
+    int fd = connect_from("127.0.0.4");
+    ck_assert_int_eq(send(fd, request, strlen(request), MSG_NOSIGNAL), (ssize_t)strlen(request));
+    char buf[4096];
+    size_t got = 0;
+    ssize_t n;
+    struct pollfd p = {fd, POLLIN, 0};
+    while (got < sizeof buf - 1 && poll(&p, 1, 3000) > 0 &&
+           (n = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0) {
+        got += (size_t)n;
+        buf[got] = '\0';
+        if (strstr(buf, "\r\n\r\n") != NULL && strchr(strstr(buf, "\r\n\r\n"), '}') != NULL)
+            break;
+    }
+    close(fd);
+    buf[got] = '\0';
+    if (body != NULL)
+        snprintf(body, blen, "%s", buf);
+    int status = 0;
+    return sscanf(buf, "HTTP/1.%*d %d", &status) == 1 ? status : 0;
+}
+
+START_TEST(strict_http_framing)
+{
+    start_pool(1);
+    char id[STORE_ID_MAX];
+    submit(NULL, id);
+    wait_state(id, "SUCCEEDED", 5000);
+    char body[4096], q[512];
+    /* the well-formed request is answered, so the refusals below are about the form */
+    ck_assert_int_eq(raw_status("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", NULL, 0), 200);
+    ck_assert_int_eq(raw_status("GET /healthz HTTP/1.0\r\n\r\n", NULL, 0), 200);
+    ck_assert_int_eq(raw_status("GET /healthz HTTP/1.1\r\n\r\n", body, sizeof body), 400);
+    ck_assert_ptr_nonnull(strstr(body, "without a Host header"));
+    ck_assert_int_eq(raw_status("POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                "application/json\r\nContent-Length: 2\r\nContent-Length: "
+                                "40\r\n\r\n{}",
+                                body, sizeof body),
+                     400);
+    ck_assert_ptr_nonnull(strstr(body, "conflicting Content-Length"));
+    ck_assert_int_eq(raw_status("POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                                "2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                                body, sizeof body),
+                     400);
+    /* the artifact exists: with %00 it must not be served, nor the path cut short */
+    snprintf(q, sizeof q,
+             "GET /api/v1/jobs/%s/artifacts/model.safetensors HTTP/1.1\r\nHost: x\r\n\r\n", id);
+    ck_assert_int_eq(raw_status(q, NULL, 0), 200);
+    snprintf(q, sizeof q,
+             "GET /api/v1/jobs/%s/artifacts/model.safetensors%%00.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+             id);
+    ck_assert_int_eq(raw_status(q, body, sizeof body), 400);
+    ck_assert_ptr_nonnull(strstr(body, "control character"));
+    snprintf(q, sizeof q, "GET /api/v1/jobs?name=a%%0ab HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(raw_status(q, NULL, 0), 400);
+    /* integers out of range are refused, not clamped */
+    snprintf(
+        q, sizeof q,
+        "GET /api/v1/jobs/%s/metrics?after_seq=99999999999999999999 HTTP/1.1\r\nHost: x\r\n\r\n",
+        id);
+    ck_assert_int_eq(raw_status(q, body, sizeof body), 400);
+    ck_assert_ptr_nonnull(strstr(body, "after_seq"));
+    snprintf(q, sizeof q, "GET /api/v1/jobs?page_size=1001 HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(raw_status(q, NULL, 0), 400);
+    /* the connection is still good for the next client */
+    ck_assert_int_eq(raw_status("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", NULL, 0), 200);
+}
+END_TEST
+
 Suite *suite_guard(void)
 {
     Suite *s = suite_create("guard");
@@ -766,6 +839,7 @@ Suite *suite_guard(void)
     tcase_add_test(ev, sse_live_keepalive_and_disconnect);
     tcase_add_test(ev, prometheus_counters);
     tcase_add_test(ev, artifact_names_stay_in_the_job_folder);
+    tcase_add_test(ev, strict_http_framing);
     suite_add_tcase(s, ev);
     return s;
 }

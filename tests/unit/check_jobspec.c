@@ -278,7 +278,9 @@ START_TEST(dependent_defaults)
     canon = parse_ok(&s, "{\"model\":" RESNET ",\"idempotency_key\":\"k-1\","
                          "\"init_from\":\"job-42\",\"seed\":9007199254740993,\"name\":\"x y\"}");
     ck_assert_str_eq(s.idempotency_key, "k-1");
-    ck_assert_str_eq(s.init_from, "job-42");
+    ck_assert_int_eq(s.init.kind, INIT_JOB);
+    ck_assert_str_eq(s.init.id, "job-42");
+    ck_assert_str_eq(s.init.artifact, "model.safetensors");
     ck_assert_str_eq(s.name, "x y");
     ck_assert(s.seed == 9007199254740993ULL);
     ck_assert_str_eq(json_string_value(json_object_get(canon, "init_from")), "job-42");
@@ -532,7 +534,7 @@ START_TEST(adapt_object)
          "\"search\":{\"batch_size\":128}}}",
          "adapt.search.batch_size", "divisible by resources.ranks (3)"},
         {"{\"type\":\"adapt\",\"model\":" DEIT_C ",\"adapt\":{\"target_ratio\":0.5}}", "model.arch",
-         "resnet_cifar and mobilenetv2"},
+         "resnet_cifar, resnet and mobilenetv2"},
         {"{\"type\":\"adapt\",\"model\":" RESNET ",\"prune\":{},"
          "\"adapt\":{\"target_ratio\":0.5}}",
          "prune", "only for type"},
@@ -615,7 +617,7 @@ START_TEST(prune_object)
          "\"search\":{\"batch_size\":128}}}",
          "prune.search.batch_size", "divisible by resources.ranks (3)"},
         {"{\"type\":\"prune\",\"model\":" DEIT_C ",\"prune\":{\"target_ratio\":0.5}}", "model.arch",
-         "resnet_cifar and mobilenetv2"},
+         "resnet_cifar, resnet and mobilenetv2"},
         {"{\"type\":\"prune\",\"model\":" RESNET ",\"adapt\":{},"
          "\"prune\":{\"target_ratio\":0.5}}",
          "adapt", "only for type"},
@@ -673,6 +675,8 @@ static const struct {
     {"adapt-dna-resnet20-fmnist.json", 272186, 31021962},
     {"adapt-compound-mobilenetv2-fmnist.json", 700202, 23111722},
     {"train-resnet20-imagefolder.json", 272474, 163250826},
+    {"train-resnet50-imagefolder.json", 23712932, 4087341156},
+    {"train-ceit-t-imagefolder.json", 6183204, 1401057700},
 };
 
 START_TEST(golden_valid_examples)
@@ -748,6 +752,82 @@ START_TEST(golden_invalid_examples)
 }
 END_TEST
 
+/* init_from's forms and after: what each parses to, its canonical JSON. */
+START_TEST(init_from_and_after)
+{
+    job_spec s;
+    json_t *canon =
+        parse_ok(&s, "{\"model\":" RESNET ",\"init_from\":\"runs/a/model.safetensors\"}");
+    ck_assert_int_eq(s.init.kind, INIT_PATH);
+    ck_assert_str_eq(s.init_from, "runs/a/model.safetensors");
+    ck_assert_str_eq(json_string_value(json_object_get(canon, "init_from")),
+                     "runs/a/model.safetensors");
+    jobspec_free(&s);
+    json_decref(canon);
+    canon = parse_ok(&s, "{\"model\":" RESNET ",\"init_from\":{\"job\":\"j1\"},"
+                         "\"after\":[\"j1\",\"j2\"]}");
+    ck_assert_int_eq(s.init.kind, INIT_JOB);
+    ck_assert_int_eq(s.n_after, 2);
+    ck_assert_str_eq(s.after[1], "j2");
+    json_t *want = load("{\"job\":\"j1\",\"artifact\":\"model.safetensors\"}");
+    ck_assert(json_equal(json_object_get(canon, "init_from"), want));
+    json_decref(want);
+    ck_assert_int_eq(json_array_size(json_object_get(canon, "after")), 2);
+    check_round_trip(canon);
+    jobspec_free(&s);
+    json_decref(canon);
+    canon = parse_ok(&s, "{\"model\":" RESNET ",\"init_from\":{\"job\":\"j1\",\"checkpoint\":"
+                         "\"latest\"}}");
+    ck_assert(s.init.checkpoint);
+    ck_assert_str_eq(s.init_from, "job j1 checkpoint latest");
+    check_round_trip(canon);
+    jobspec_free(&s);
+    json_decref(canon);
+    canon = parse_ok(&s, "{\"model\":" RESNET ",\"init_from\":{\"model\":\"m5\"}}");
+    ck_assert_int_eq(s.init.kind, INIT_MODEL);
+    ck_assert_str_eq(s.init_from, "model m5");
+    jobspec_free(&s);
+    json_decref(canon);
+    expect_one("{\"model\":" RESNET ",\"init_from\":{\"job\":\"a\",\"model\":\"b\"}}", "init_from",
+               "exactly one of job, model and path");
+    expect_one("{\"model\":" RESNET ",\"init_from\":{\"model\":\"b\",\"artifact\":\"x\"}}",
+               "init_from.artifact", "only for");
+    expect_one("{\"model\":" RESNET ",\"init_from\":{\"job\":\"a\",\"size\":1}}", "init_from.size",
+               "unknown");
+    expect_one("{\"model\":" RESNET ",\"init_from\":\"a b\"}", "init_from", "neither a job id");
+    expect_one("{\"model\":" RESNET ",\"init_from\":7}", "init_from", "must be a job id");
+    expect_one("{\"model\":" RESNET ",\"after\":[\"j1\",\"j1\"]}", "after[1]", "listed twice");
+    expect_one("{\"model\":" RESNET ",\"after\":[]}", "after", "array of 1 to");
+    expect_one("{\"model\":" RESNET ",\"after\":[\"../x\"]}", "after[0]", "must be a job id");
+    /* optim.freeze: train only, prefixes kept in the canonical form */
+    canon = parse_ok(&s, "{\"model\":" RESNET ",\"optim\":{\"freeze\":[\"conv1\",\"layer1.\"]}}");
+    ck_assert_int_eq(s.optim.n_freeze, 2);
+    ck_assert_str_eq(s.optim.freeze[1], "layer1.");
+    ck_assert_int_eq(json_array_size(json_object_get(json_object_get(canon, "optim"), "freeze")),
+                     2);
+    check_round_trip(canon);
+    jobspec_free(&s);
+    json_decref(canon);
+    expect_one("{\"model\":" RESNET ",\"optim\":{\"freeze\":[\"a\",\"\"]}}", "optim.freeze[1]",
+               "prefix");
+    expect_one("{\"model\":" RESNET ",\"optim\":{\"freeze\":[]}}", "optim.freeze", "1 to 16");
+    /* a spec without model, for the server's JOBSPEC_MODEL_LATER */
+    json_t *in =
+        load("{\"init_from\":{\"job\":\"j1\"},\"after\":[\"j1\"],\"optim\":{\"epochs\":2}}");
+    field_errors fe;
+    ck_assert_int_eq(jobspec_parse(&s, NULL, in, &fe), ERR_INVALID);
+    ck_assert(has_err(&fe, "model", "is required"));
+    jobspec_free(&s);
+    ck_assert_int_eq(jobspec_parse_flags(&s, &canon, in, &fe, JOBSPEC_MODEL_LATER), 0);
+    ck_assert(s.model_later);
+    ck_assert_str_eq(s.name, "train-from-j1");
+    ck_assert(json_equal(canon, in));
+    jobspec_free(&s);
+    json_decref(canon);
+    json_decref(in);
+}
+END_TEST
+
 Suite *suite_jobspec(void)
 {
     Suite *s = suite_create("jobspec");
@@ -755,6 +835,7 @@ Suite *suite_jobspec(void)
     tcase_add_test(tc, vit_defaults);
     tcase_add_test(tc, cnn_defaults);
     tcase_add_test(tc, dependent_defaults);
+    tcase_add_test(tc, init_from_and_after);
     tcase_add_test(tc, synthetic_dataset);
     tcase_add_test(tc, image_folder_and_recipes);
     suite_add_tcase(s, tc);

@@ -662,6 +662,135 @@ START_TEST(path_prefix)
 }
 END_TEST
 
+/* ---- ImageNet forms (issue 16) -------------------------------------------- */
+
+/* torchvision's ResNets and the 224^2 CeiT / DeiT / MobileNetV2, 1000 classes:
+ * params = sum of numel over torchvision's / models.py's parameters and MACs
+ * by forward hooks, both printed by `/usr/bin/python3 tests/tools/count_macs.py`
+ * (ALGORITHMS.md 1.5 gives the same CeiT/DeiT figures: 6.36M / 1.40G, ...). */
+#define IN224  "\"image_size\":224,\"in_channels\":3,\"num_classes\":1000,"
+#define I2T224 "\"stem\":{\"type\":\"i2t\",\"channels\":64,\"kernel\":7,\"stride\":2}"
+static const struct {
+    const char *name, *config;
+    long params;
+    double macs;
+} IMAGENET[] = {
+    {"resnet18", "{\"arch\":\"resnet\"," IN224 "\"depth\":18}", 11689512, 1814074344.0},
+    {"resnet34", "{\"arch\":\"resnet\"," IN224 "\"depth\":34}", 21797672, 3663762408.0},
+    {"resnet50", "{\"arch\":\"resnet\"," IN224 "\"depth\":50}", 25557032, 4089185256.0},
+    {"resnet101", "{\"arch\":\"resnet\"," IN224 "\"depth\":101}", 44549160, 7801406440.0},
+    {"resnet152", "{\"arch\":\"resnet\"," IN224 "\"depth\":152}", 60192808, 11513627624.0},
+    {"ceit-t",
+     "{\"arch\":\"ceit\"," IN224 "\"embed_dim\":192,\"depth\":12,\"num_heads\":3,"
+     "\"patch_size\":4," I2T224 "}",
+     6356904, 1401231400.0},
+    {"ceit-s",
+     "{\"arch\":\"ceit\"," IN224 "\"embed_dim\":384,\"depth\":12,\"num_heads\":6,"
+     "\"patch_size\":4," I2T224 "}",
+     24204840, 4771392616.0},
+    {"deit-t",
+     "{\"arch\":\"deit\"," IN224 "\"embed_dim\":192,\"depth\":12,\"num_heads\":3,"
+     "\"patch_size\":16}",
+     5717416, 1257806824.0},
+    {"deit-s",
+     "{\"arch\":\"deit\"," IN224 "\"embed_dim\":384,\"depth\":12,\"num_heads\":6,"
+     "\"patch_size\":16}",
+     22050664, 4607128552.0},
+    {"mobilenetv2-1.0", "{\"arch\":\"mobilenetv2\"," IN224 "\"width_mult\":1.0,\"cifar\":false}",
+     3504872, 300775272.0},
+    {"mobilenetv2-1.5", "{\"arch\":\"mobilenetv2\"," IN224 "\"width_mult\":1.5,\"cifar\":false}",
+     6858152, 672833704.0},
+};
+
+START_TEST(imagenet_forms_match_torch_counts)
+{
+    for (size_t i = 0; i < sizeof IMAGENET / sizeof IMAGENET[0]; i++) {
+        model_cfg c;
+        parse_ok(&c, IMAGENET[i].config);
+        ck_assert_msg(modelcfg_params(&c) == IMAGENET[i].params, "%s: params %ld, torch %ld",
+                      IMAGENET[i].name, modelcfg_params(&c), IMAGENET[i].params);
+        ck_assert_msg(modelcfg_macs(&c) == IMAGENET[i].macs, "%s: MACs %.0f, torch %.0f",
+                      IMAGENET[i].name, modelcfg_macs(&c), IMAGENET[i].macs);
+        /* the explicit form of the same net counts the same */
+        json_t *e = modelcfg_to_explicit_json(&c);
+        model_cfg c2;
+        field_errors fe;
+        fe_init(&fe);
+        ck_assert_int_eq(modelcfg_parse(&c2, e, "model", &fe), 0);
+        ck_assert_int_eq(modelcfg_params(&c2), IMAGENET[i].params);
+        ck_assert(modelcfg_macs(&c2) == IMAGENET[i].macs);
+        json_decref(e);
+    }
+    /* CeiT-T's token grid at 224: 112 after the 7x7/2 conv, 56 after the pool, 14 patches */
+    model_cfg c;
+    parse_ok(&c, IMAGENET[5].config);
+    ck_assert_int_eq(c.stem_fm, 56);
+    ck_assert_int_eq(c.grid, 14);
+}
+END_TEST
+
+START_TEST(resnet_imagenet_forms)
+{
+    model_cfg p, e;
+    parse_ok(&p, "{\"arch\":\"resnet\",\"image_size\":64,\"in_channels\":3,\"num_classes\":10}");
+    ck_assert_int_eq(p.resnet_depth, 50); /* the default */
+    ck_assert_int_eq(p.block, MC_BLOCK_BOTTLENECK);
+    ck_assert_int_eq(p.n_stages, 4);
+    ck_assert_int_eq(p.stages[2].n_blocks, 6);
+    ck_assert_int_eq(p.stages[3].width, 2048);
+    ck_assert_int_eq(p.stages[3].mids2[2], 512);
+    /* canonical JSON keeps the preset; the explicit form parses back to the same net */
+    json_t *j = modelcfg_to_json(&p);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "depth")), 50);
+    ck_assert_ptr_null(json_object_get(j, "stages"));
+    json_decref(j);
+    j = modelcfg_to_explicit_json(&p);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "block")), "bottleneck");
+    field_errors fe;
+    fe_init(&fe);
+    ck_assert_int_eq(modelcfg_parse(&e, j, "model", &fe), 0);
+    json_decref(j);
+    ck_assert_int_eq(modelcfg_params(&e), modelcfg_params(&p));
+    ck_assert(modelcfg_macs(&e) == modelcfg_macs(&p));
+    /* a hand count: 16x16 input, stem 4 -> 8x8 -> pool 4x4; one Bottleneck
+     * 4 -> (2, 3) -> 8 with a stride-1 projection; fc 8 -> 3.
+     * params: conv1 49*3*4 = 588 + bn 8; conv1 1*4*2 = 8 + 4; conv2 9*2*3 = 54 + 6;
+     * conv3 3*8 = 24 + 16; downsample 4*8 = 32 + 16; fc 24 + 3: 783.
+     * MACs: stem 147*64*4 = 37632; block at 4x4: 8*16 + 54*16 + 24*16 + 32*16
+     * = 1888; fc (8+1)*3 = 27: 39547. */
+    parse_ok(&e, "{\"arch\":\"resnet\",\"image_size\":16,\"in_channels\":3,\"num_classes\":3,"
+                 "\"block\":\"bottleneck\",\"stem\":4,\"stages\":[{\"width\":8,\"mids\":[2],"
+                 "\"mids2\":[3]}]}");
+    ck_assert_int_eq(modelcfg_params(&e), 783);
+    ck_assert(modelcfg_macs(&e) == 39547.0);
+    /* BasicBlock, explicit: no mids2 */
+    parse_ok(&e, "{\"arch\":\"resnet\",\"image_size\":32,\"in_channels\":3,\"num_classes\":3,"
+                 "\"block\":\"basic\",\"stem\":8,\"stages\":[{\"width\":8,\"mids\":[4,4]}]}");
+    ck_assert_int_eq(e.block, MC_BLOCK_BASIC);
+    /* errors */
+#define RN "{\"arch\":\"resnet\",\"image_size\":32,\"in_channels\":3,\"num_classes\":3,"
+    expect_one(RN "\"depth\":20}", "model.depth", "18, 34, 50, 101 or 152");
+    expect_one(RN "\"depth\":18,\"block\":\"basic\"}", "model.block", "follows from depth");
+    expect_one(RN "\"widths\":[16]}", "model.widths", "not a field of resnet");
+    expect_one(RN "\"stem\":8,\"stages\":[{\"width\":8,\"mids\":[4]}]}", "model.block",
+               "is required");
+    expect_one(RN "\"block\":\"bottleneck\",\"stem\":8,\"stages\":[{\"width\":8,\"mids\":[4]}]}",
+               "model.stages[0].mids2", "is required for Bottleneck");
+    expect_one(RN "\"block\":\"bottleneck\",\"stem\":8,\"stages\":[{\"width\":8,\"mids\":[4,4],"
+                  "\"mids2\":[4]}]}",
+               "model.stages[0].mids2", "one per block");
+    expect_one(RN "\"block\":\"basic\",\"stem\":8,\"stages\":[{\"width\":8,\"mids\":[4],"
+                  "\"mids2\":[4]}]}",
+               "model.stages[0].mids2", "only for Bottleneck");
+    expect_one(RN "\"block\":\"wide\",\"stem\":8,\"stages\":[{\"width\":8,\"mids\":[4]}]}",
+               "model.block", "one of");
+    expect_one("{\"arch\":\"resnet_cifar\",\"image_size\":32,\"in_channels\":3,\"num_classes\":3,"
+               "\"block\":\"basic\"}",
+               "model.block", NULL);
+#undef RN
+}
+END_TEST
+
 Suite *suite_modelcfg(void)
 {
     Suite *s = suite_create("modelcfg");
@@ -672,10 +801,12 @@ Suite *suite_modelcfg(void)
     tcase_add_test(tc, config_c_ceit_deit);
     tcase_add_test(tc, mbv2_preset_widths_as_models_py);
     tcase_add_test(tc, vit_mix_counts_by_hand);
+    tcase_add_test(tc, imagenet_forms_match_torch_counts);
     suite_add_tcase(s, tc);
     tc = tcase_create("parse");
     tcase_add_test(tc, vit_defaults_per_arch);
     tcase_add_test(tc, resnet_forms);
+    tcase_add_test(tc, resnet_imagenet_forms);
     tcase_add_test(tc, mbv2_forms);
     tcase_add_test(tc, errors_name_the_field);
     tcase_add_test(tc, unknown_fields_and_wrong_types);

@@ -161,6 +161,41 @@ START_TEST(bad_frames)
 }
 END_TEST
 
+/* ready's "cached" and assign's "init" (api/messages.md): good ones pass,
+ * each bad field is named. */
+#define SHA63 "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a0"
+#define SHA   SHA63 "8"
+#define ASSIGN_INIT(x)                                                                             \
+    "{\"type\":\"assign\",\"job_id\":\"j\",\"attempt\":1,\"spec\":{},\"init\":" x "}"
+
+START_TEST(init_and_cached_fields)
+{
+    static const struct {
+        const char *text, *field; /* field NULL: valid */
+    } cases[] = {
+        {"{\"type\":\"ready\",\"cached\":[\"" SHA "\"]}", NULL},
+        {"{\"type\":\"ready\",\"cached\":[\"" SHA63 "\"]}", "cached[0]"},
+        {"{\"type\":\"ready\",\"cached\":\"" SHA "\"}", "cached"},
+        {ASSIGN_INIT("{\"sha256\":\"" SHA "\",\"size\":5,\"attached\":true}"), NULL},
+        {ASSIGN_INIT("{\"sha256\":\"" SHA "\",\"size\":-1,\"attached\":true}"), "size"},
+        {ASSIGN_INIT("{\"sha256\":\"" SHA "\",\"size\":5}"), "init.attached"},
+        {ASSIGN_INIT("{\"sha256\":\"X" SHA63 "\",\"size\":5,\"attached\":false}"), "init.sha256"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *text = cases[i].text;
+        msg b;
+        errbuf eb = {{0}};
+        int rc = msg_decode(&b, text, strlen(text), &eb);
+        if (cases[i].field == NULL)
+            ck_assert_msg(rc == 0, "%s: %s", text, eb.msg);
+        else
+            ck_assert_msg(rc == ERR_INVALID && strstr(eb.msg, cases[i].field) != NULL,
+                          "%s: rc %d, '%s' does not name %s", text, rc, eb.msg, cases[i].field);
+        msg_deinit(&b);
+    }
+}
+END_TEST
+
 START_TEST(names_and_types)
 {
     for (int t = 0; t < MSG__COUNT; t++)
@@ -183,6 +218,7 @@ Suite *suite_msg(void)
     tcase_add_test(tc, job_message_fields);
     tcase_add_test(tc, finished_blobs);
     tcase_add_test(tc, bad_frames);
+    tcase_add_test(tc, init_and_cached_fields);
     tcase_add_test(tc, names_and_types);
     suite_add_tcase(s, tc);
     return s;

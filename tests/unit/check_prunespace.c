@@ -51,6 +51,14 @@ static void cfg_from(model_cfg *c, const char *text)
     "{\"arch\":\"mobilenetv2\",\"image_size\":8,\"in_channels\":1,\"num_classes\":4,"              \
     "\"stem\":4,\"blocks\":[{\"hidden\":4,\"out\":4,\"stride\":1},"                                \
     "{\"hidden\":8,\"out\":6,\"stride\":2}],\"last\":10}"
+/* torchvision's ImageNet form: ResNet-18 (BasicBlock) and a narrow
+ * Bottleneck net whose inner widths differ from the stage widths */
+#define R18_IN64                                                                                   \
+    "{\"arch\":\"resnet\",\"image_size\":64,\"in_channels\":3,\"num_classes\":10,\"depth\":18}"
+#define RBN_SMALL                                                                                  \
+    "{\"arch\":\"resnet\",\"image_size\":40,\"in_channels\":3,\"num_classes\":7,"                  \
+    "\"block\":\"bottleneck\",\"stem\":16,\"stages\":[{\"width\":32,\"mids\":[8,12],"              \
+    "\"mids2\":[12,8]},{\"width\":48,\"mids\":[16],\"mids2\":[20]}]}"
 #define MB_W050                                                                                    \
     "{\"arch\":\"mobilenetv2\",\"image_size\":32,\"in_channels\":3,\"num_classes\":10,"            \
     "\"width_mult\":0.5}"
@@ -151,6 +159,65 @@ START_TEST(resnet_units_follow_the_sharing_rules)
 }
 END_TEST
 
+/* Bottleneck ResNet: the stem, a stream per stage (stage 1's is owned by its
+ * stride-1 projection, the stem's partner), two inner units per block; every
+ * BN of the built net is a site of the unit its channels belong to. */
+START_TEST(bottleneck_units_follow_the_sharing_rules)
+{
+    model_cfg c;
+    prune_space s;
+    space_from(&s, &c, RBN_SMALL, &RESNET_W);
+    ck_assert_int_eq(s.n_units, 1 + 2 + 3 * 2);
+    int stem = find_unit(&s, "conv1"), l1 = find_unit(&s, "layer1"), l2 = find_unit(&s, "layer2");
+    ck_assert_int_eq(s.units[l1].partner, stem);
+    ck_assert_int_eq(s.units[l2].partner, -1);
+    ck_assert_int_eq(s.units[find_unit(&s, "layer1.1.conv2")].channels, 8);
+    ck_assert_int_eq(s.units[find_unit(&s, "layer2.0.conv2")].channels, 20);
+    static const struct {
+        const char *bn, *unit;
+    } sites[] = {{"bn1", "conv1"},
+                 {"layer1.0.bn1", "layer1.0.conv1"},
+                 {"layer1.0.bn2", "layer1.0.conv2"},
+                 {"layer1.0.bn3", "layer1"},
+                 {"layer1.0.downsample.1", "layer1"},
+                 {"layer1.1.bn3", "layer1"},
+                 {"layer2.0.bn2", "layer2.0.conv2"},
+                 {"layer2.0.downsample.1", "layer2"}};
+    for (size_t i = 0; i < sizeof sites / sizeof sites[0]; i++)
+        ck_assert_int_eq(ps_site_unit(&s, sites[i].bn), find_unit(&s, sites[i].unit));
+    net m;
+    net_init(&m);
+    errbuf eb;
+    ck_assert(model_build(&m, &c, 1, 0, NULL, &eb) == 0);
+    int n_bn = 0;
+    for (int t = 0; t < m.n_tensors; t++) {
+        const char *name = m.tensors[t].name;
+        size_t len = strlen(name);
+        if (len > 13 && strcmp(name + len - 13, ".running_mean") == 0) {
+            char bn[NET_NAME_MAX];
+            snprintf(bn, sizeof bn, "%.*s", (int)(len - 13), name);
+            int u = ps_site_unit(&s, bn);
+            ck_assert_msg(u >= 0, "BN %s is no site", bn);
+            ck_assert_int_eq(s.units[u].channels, m.tensors[t].shape[0]);
+            n_bn++;
+        }
+    }
+    ck_assert_int_eq(n_bn, s.n_sites);
+    /* widths into the config: the two inner widths land in mids and mids2 */
+    int w[16];
+    ps_full_widths(&s, w);
+    w[find_unit(&s, "layer2.0.conv1")] = 3;
+    w[find_unit(&s, "layer2.0.conv2")] = 5;
+    model_cfg sub;
+    ps_widths_to_cfg(&s, w, &sub);
+    ck_assert_int_eq(sub.stages[1].mids[0], 3);
+    ck_assert_int_eq(sub.stages[1].mids2[0], 5);
+    ck_assert(ps_macs(&s, w) == modelcfg_macs(&sub));
+    net_deinit(&m);
+    prune_space_deinit(&s);
+}
+END_TEST
+
 START_TEST(mbv2_units_follow_the_sharing_rules)
 {
     model_cfg c;
@@ -183,10 +250,10 @@ END_TEST
 /* Real MACs of random widths: the space's table, modelcfg and the net. */
 START_TEST(random_widths_count_three_ways)
 {
-    const char *cfgs[] = {R20_FMNIST, MB_W050, MB_TINY};
+    const char *cfgs[] = {R20_FMNIST, MB_W050, MB_TINY, R18_IN64, RBN_SMALL};
     rng r;
     rng_seed(&r, 5);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
         model_cfg c, sub;
         prune_space s;
         space_from(&s, &c, cfgs[i], &RESNET_W);
@@ -415,6 +482,7 @@ Suite *suite_prunespace(void)
     tcase_add_test(tc, macs_match_hand_counts);
     tcase_add_test(tc, resnet_units_follow_the_sharing_rules);
     tcase_add_test(tc, mbv2_units_follow_the_sharing_rules);
+    tcase_add_test(tc, bottleneck_units_follow_the_sharing_rules);
     tcase_add_test(tc, random_widths_count_three_ways);
     tcase_add_test(tc, expected_macs_limits);
     tcase_add_test(tc, budget_loss_gradient_matches_finite_differences);

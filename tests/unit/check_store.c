@@ -559,6 +559,84 @@ START_TEST(logs_tail)
 }
 END_TEST
 
+/* Uploaded models: create, get, list; delete refused while a job that has
+ * not ended starts from one; after deps: the first job not succeeded, a
+ * deleted one. */
+START_TEST(models_and_deps)
+{
+    errbuf eb;
+    char m[STORE_ID_MAX];
+    store_new_id("m", m);
+    store_model_new mn = {.name = "up",
+                          .path = "models/x.safetensors",
+                          .size = 10,
+                          .sha256 = "ab",
+                          .model_json = "{\"arch\":\"deit\"}",
+                          .tensors = 2,
+                          .params = 7};
+    ck_assert_int_eq(store_model_create(S, &mn, m, &eb), 0);
+    json_t *o;
+    char path[256];
+    ck_assert_int_eq(store_model_get(S, m, &o, path, sizeof path, &eb), 0);
+    ck_assert_str_eq(path, "models/x.safetensors");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "model"), "arch")),
+                     "deit");
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "params")), 7);
+    json_decref(o);
+    ck_assert_int_eq(store_model_list(S, &o, &eb), 0);
+    ck_assert_int_eq(json_array_size(o), 1);
+    json_decref(o);
+    /* a queued job starts from it: no delete */
+    char a[STORE_ID_MAX], b[STORE_ID_MAX];
+    const char *after[1] = {NULL};
+    store_job_new j = {.name = "j",
+                       .type = "train",
+                       .priority = 1,
+                       .ranks = 1,
+                       .keep_last = 1,
+                       .spec_json = "{}",
+                       .init_file = "models/x.safetensors",
+                       .init_sha256 = "ab",
+                       .init_size = 10};
+    ck_assert_int_eq(store_job_create(S, &j, a, &eb), 0);
+    ck_assert_int_eq(store_model_delete(S, m, path, sizeof path, &eb), ERR_STATE);
+    ck_assert_ptr_nonnull(strstr(eb.msg, a));
+    /* b waits for a */
+    after[0] = a;
+    store_job_new k = {.name = "k",
+                       .type = "train",
+                       .priority = 1,
+                       .ranks = 1,
+                       .keep_last = 1,
+                       .spec_json = "{}",
+                       .after = after,
+                       .n_after = 1,
+                       .waiting_for = a};
+    ck_assert_int_eq(store_job_create(S, &k, b, &eb), 0);
+    store_queued *q;
+    int n;
+    ck_assert_int_eq(store_queue(S, &q, &n, &eb), 0);
+    ck_assert_int_eq(n, 1); /* only a: b is blocked */
+    ck_assert_str_eq(q[0].id, a);
+    free(q);
+    char which[STORE_ID_MAX];
+    int st;
+    ck_assert_int_eq(store_deps_state(S, b, which, &st, &eb), 1);
+    ck_assert_str_eq(which, a);
+    ck_assert_int_eq(st, JS_QUEUED);
+    ck_assert_int_eq(
+        store_transition(S, a, JS_BIT(JS_QUEUED), JS_CANCELLED, "USER_CANCELLED", "x", NULL, &eb),
+        0);
+    ck_assert_int_eq(store_model_delete(S, m, path, sizeof path, &eb), 0);
+    ck_assert_int_eq(store_model_get(S, m, &o, NULL, 0, &eb), ERR_NOT_FOUND);
+    ck_assert_int_eq(store_deps_state(S, b, which, &st, &eb), 2);
+    ck_assert_int_eq(st, JS_CANCELLED);
+    ck_assert_int_eq(store_job_delete(S, a, &eb), 0);
+    ck_assert_int_eq(store_deps_state(S, b, which, &st, &eb), 2);
+    ck_assert_int_eq(st, -1); /* deleted */
+}
+END_TEST
+
 Suite *suite_store(void)
 {
     Suite *s = suite_create("store");
@@ -579,6 +657,7 @@ Suite *suite_store(void)
     tcase_add_test(tc, invalid_data_is_final);
     tcase_add_test(tc, cancel_running);
     tcase_add_test(tc, logs_tail);
+    tcase_add_test(tc, models_and_deps);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -8,11 +8,24 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-const char *tu_ref_dir(void)
+const char *tu_ref_dirs(void)
 {
     const char *d = getenv("KILN_REF");
     return (d != NULL && d[0] != '\0') ? d : "../shared/reference";
+}
+
+const char *tu_ref_dir(void)
+{
+    static char first[1024];
+    const char *d = tu_ref_dirs();
+    size_t n = strcspn(d, ":");
+    if (n >= sizeof first)
+        n = sizeof first - 1;
+    memcpy(first, d, n);
+    first[n] = '\0';
+    return first;
 }
 
 st_file *tu_open_ref(const char *file)

@@ -13,7 +13,12 @@
 
 #include <stddef.h>
 
-/* The reference folder: $KILN_REF or "../shared/reference". */
+/* The reference folders: $KILN_REF (a colon-separated list; the shared
+ * folder first, then e.g. build/default/ref, the files tests/reference/
+ * gen_models.py writes) or "../shared/reference". */
+const char *tu_ref_dirs(void);
+
+/* The first reference folder (the shared one, where the named files are). */
 const char *tu_ref_dir(void);
 
 /* Opens <ref dir>/<file>; fails the current test if it cannot. */

@@ -49,7 +49,7 @@ static void cfg_of(const adapt_space *as, const int *w, const int *d, model_cfg 
             int first[AS_MAX_STAGES], depth[AS_MAX_STAGES];
             as_stages(out, first, depth);
             int last = first[s] + depth[s] - 1, inner;
-            if (out->arch == MC_RESNET_CIFAR) {
+            if (modelcfg_is_resnet(out->arch)) {
                 inner = out->stages[s].mids[depth[s] - 1];
             } else {
                 const mc_mbblock *b = &out->blocks[last];

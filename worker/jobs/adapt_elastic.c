@@ -223,14 +223,16 @@ adapt_state *elastic_width_condense(const adapt_state *st, int u, double drop_p,
 
 /* ---- depth ------------------------------------------------------------------------ */
 
-/* The inner unit (ResNet mid, MobileNetV2 hidden) of flat block b. */
-static int inner_unit(const adapt_space *as, int b)
+/* The inner unit (ResNet mid, MobileNetV2 hidden) of flat block b; with
+ * `second`, a Bottleneck's conv2 unit (the mid unit for other blocks). */
+static int inner_unit(const adapt_space *as, int b, int second)
 {
     const prune_space *sp = &as->sp;
     if (sp->super.arch == MC_MOBILENETV2)
         return sp->hid_unit[b];
     int s = as_stage_of(as, b);
-    return sp->mid_unit[s * MC_MAX_STAGE_BLOCKS + (b - as->first[s])];
+    int k = s * MC_MAX_STAGE_BLOCKS + (b - as->first[s]);
+    return second && sp->mid2_unit != NULL ? sp->mid2_unit[k] : sp->mid_unit[k];
 }
 
 /* The unit whose channels a block's inner unit copies, for a unit of the
@@ -247,7 +249,7 @@ static int template_unit(const adapt_space *old, const adapt_space *nw, const ch
     if (b < 0)
         return -1;
     int s = as_stage_of(nw, b);
-    return inner_unit(old, old->first[s] + old->depth[s] - 1);
+    return inner_unit(old, old->first[s] + old->depth[s] - 1, strcmp(dot + 1, "conv2") == 0);
 }
 
 /* A new state with stage s's depth changed by delta (+ appends blocks, -
@@ -263,7 +265,7 @@ static adapt_state *depth_rebuild(const adapt_state *st, const int *delta, uint6
             continue;
         }
         for (int k = 0; k < delta[s]; k++) {
-            int last = os->first[s] + os->depth[s] - 1, iu = inner_unit(os, last);
+            int last = os->first[s] + os->depth[s] - 1, iu = inner_unit(os, last, 0);
             int inner = os->sp.units[iu].channels;
             if (cfg.arch == MC_MOBILENETV2) {
                 /* the copy expands as its template does: not at all when the
@@ -348,8 +350,9 @@ static adapt_state *depth_rebuild(const adapt_state *st, const int *delta, uint6
             continue;
         char bn[PS_NAME_MAX + 24];
         int s = as_stage_of(&nst->as, b), t;
-        if (cfg.arch == MC_RESNET_CIFAR)
-            snprintf(bn, sizeof bn, "layer%d.%d.bn2.weight", s + 1, b - nst->as.first[s]);
+        if (modelcfg_is_resnet(cfg.arch))
+            snprintf(bn, sizeof bn, "layer%d.%d.%s.weight", s + 1, b - nst->as.first[s],
+                     cfg.arch == MC_RESNET && cfg.block == MC_BLOCK_BOTTLENECK ? "bn3" : "bn2");
         else
             snprintf(bn, sizeof bn, "features.%d.conv.3.weight", b + 1);
         if ((t = net_tensor_find(&nst->super, bn)) < 0 && cfg.arch == MC_MOBILENETV2) {

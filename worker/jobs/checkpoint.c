@@ -4,6 +4,7 @@
 #include "common/safetensors.h"
 #include "worker/models/state.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const char *const TRAIN_PREFIXES[] = {"optim.", "train.", NULL};
@@ -53,6 +54,24 @@ int ckpt_load(const char *path, net *m, ckpt_info *info, errbuf *eb)
     for (int i = 0; i < 4; i++)
         memcpy(&info->dp_rng.s[i], &rs[i], sizeof rs[i]);
     st_close(f);
+    return 0;
+}
+
+int ckpt_load_init(const char *path, net *m, int classes, char *fresh, size_t fresh_len, errbuf *eb)
+{
+    st_file *f;
+    int rc = st_open(&f, path, eb);
+    if (rc != 0)
+        return rc;
+    char heads[300];
+    rc = net_load_state_head(m, f, TRAIN_PREFIXES, classes, heads, sizeof heads, eb);
+    st_close(f);
+    if (rc != 0)
+        return err_prefix(eb, rc, "weights %s", path);
+    if (heads[0] != '\0')
+        snprintf(fresh, fresh_len, "loaded all but the head; freshly initialised: %s", heads);
+    else if (fresh_len > 0)
+        fresh[0] = '\0';
     return 0;
 }
 

@@ -34,4 +34,11 @@ int ckpt_load(const char *path, net *m, ckpt_info *info, errbuf *eb);
  * tensors. */
 int ckpt_load_weights(const char *path, net *m, errbuf *eb);
 
+/* ckpt_load_weights for init_from: weights of the same network for another
+ * number of classes load all but the classifier head, which keeps its
+ * fresh initialisation; fresh then says which tensors (for the log), else
+ * it is "". */
+int ckpt_load_init(const char *path, net *m, int classes, char *fresh, size_t fresh_len,
+                   errbuf *eb);
+
 #endif

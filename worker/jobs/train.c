@@ -88,6 +88,33 @@ static void say(const trainer *t, const char *level, const char *fmt, ...)
     s->log(s->ctx, level, msg);
 }
 
+/* Whether optim.freeze keeps tensor `name` fixed. */
+static int frozen(const optim_spec *o, const char *name)
+{
+    for (int i = 0; i < o->n_freeze; i++)
+        if (strncmp(name, o->freeze[i], strlen(o->freeze[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* Every optim.freeze prefix must name some tensor of the model. */
+static int check_freeze(const trainer *t, errbuf *eb)
+{
+    const optim_spec *o = &t->spec->optim;
+    for (int k = 0; k < o->n_freeze; k++) {
+        int hit = 0;
+        for (int i = 0; i < t->m.n_tensors && !hit; i++)
+            hit = t->m.tensors[i].kind == NET_PARAM &&
+                  strncmp(t->m.tensors[i].name, o->freeze[k], strlen(o->freeze[k])) == 0;
+        if (!hit)
+            return err_set(eb, ERR_INVALID,
+                           "optim.freeze[%d]: '%s' is the start of no parameter's name of this "
+                           "model (names as in its model.safetensors, e.g. '%s')",
+                           k, o->freeze[k], t->m.n_tensors > 0 ? t->m.tensors[0].name : "");
+    }
+    return 0;
+}
+
 static void build_runs(trainer *t)
 {
     const net *m = &t->m;
@@ -95,7 +122,7 @@ static void build_runs(trainer *t)
     t->runs = xcalloc((size_t)m->n_tensors + 1, sizeof(param_run));
     for (int i = 0; i < m->n_tensors; i++) {
         const net_tensor *x = &m->tensors[i];
-        if (x->kind != NET_PARAM)
+        if (x->kind != NET_PARAM || frozen(&t->spec->optim, x->name))
             continue;
         float w = x->decay ? wd : 0.0f;
         param_run *last = t->n_runs ? &t->runs[t->n_runs - 1] : NULL;
@@ -368,6 +395,9 @@ static int setup(trainer *t, const job_spec *spec, const train_env *env, errbuf 
         t->ema = xmallocarray(t->m.n_params + t->m.n_buffers + 1, sizeof(float));
         ema_reset(t);
     }
+    int frc = check_freeze(t, eb);
+    if (frc != 0)
+        return frc;
     build_runs(t);
     json_t *mj = modelcfg_to_json(c);
     t->model_json = json_dumps(mj, JSON_COMPACT);
@@ -530,8 +560,12 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
         }
         say(&t, "info", "resumed from %s at step %ld", env->resume_path, step);
     } else if (env->init_weights != NULL) {
-        if ((rc = ckpt_load_weights(env->init_weights, &t.m, eb)) != 0)
+        char fresh[400] = "";
+        if ((rc = ckpt_load_init(env->init_weights, &t.m, spec->model.num_classes, fresh,
+                                 sizeof fresh, eb)) != 0)
             goto out;
+        if (fresh[0] != '\0')
+            say(&t, "info", "init_from %s: %s", env->init_weights, fresh);
         if (t.d->world > 1)
             dist_bcast(t.m.params, t.m.n_params * sizeof(float), 0);
         if (t.ema != NULL)

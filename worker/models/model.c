@@ -24,6 +24,7 @@ int model_build(net *m, const model_cfg *c, int max_batch, uint64_t seed, const 
         logits = vit_build(m, c, x, drop_path);
         break;
     case MC_RESNET_CIFAR:
+    case MC_RESNET:
         logits = resnet_build(m, c, x, opts);
         break;
     case MC_MOBILENETV2:

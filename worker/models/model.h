@@ -4,7 +4,7 @@
  * whose tensors carry PyTorch's state_dict names and shapes, so weights
  * load from and save to the reference files unchanged. The family builders
  * are in vit.c (CeiT, DeiT and any mix of their stem/ffn/head switches),
- * resnet.c (ResNet-CIFAR) and mobilenetv2.c. The ViT modules are public so
+ * resnet.c (ResNet, CIFAR and ImageNet forms) and mobilenetv2.c. The ViT modules are public so
  * that the reference tests can build a single block, LeFF or LCA block.
  * Builders only append to the net; they do no I/O.
  */

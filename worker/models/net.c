@@ -46,8 +46,8 @@ void net_deinit(net *m)
     free(m->opt_v);
     free(m->buffers);
     free(m->counters);
-    free(m->acts_mem);
-    free(m->dacts_mem);
+    free(m->arena);
+    free(m->bufs);
     free(m->aux_mem);
     free(m->iaux_mem);
     free(m->scratch);
@@ -228,7 +228,7 @@ int net_bn(net *m, const char *prefix, int x, float eps, float momentum)
     n->t[2] = add_buffer(m, prefix, "running_mean", NET_BUFFER, 1, &C, NET_INIT_ZERO);
     n->t[3] = add_buffer(m, prefix, "running_var", NET_BUFFER, 1, &C, NET_INIT_ONE);
     n->t[4] = add_buffer(m, prefix, "num_batches_tracked", NET_COUNTER, 0, NULL, NET_INIT_ZERO);
-    n->aux_fixed = 2 * (size_t)C; /* mean, rstd */
+    n->aux_fixed = 4 * (size_t)C; /* mean, rstd, and the output pass's constants */
     return n->out;
 }
 
@@ -556,11 +556,9 @@ void net_finalize(net *m, int out, int max_batch, uint64_t seed)
             a->needs_grad = m->nodes[a->producer].live;
     }
     /* Memory plan. */
-    size_t acts_floats = 0, aux_floats = 0, iaux_ints = 0, scratch = 0;
-    for (int i = 0; i < m->n_acts; i++) {
-        m->acts[i].off = acts_floats;
-        acts_floats += round16(m->acts[i].per_sample * (size_t)max_batch);
-    }
+    const char *noplan = getenv("KILN_NO_PLAN");
+    net_plan(m, !(noplan != NULL && noplan[0] == '1'));
+    size_t aux_floats = 0, iaux_ints = 0, scratch = 0;
     for (int i = 0; i < m->n_nodes; i++) {
         net_node *n = &m->nodes[i];
         n->aux_off = aux_floats;
@@ -571,7 +569,6 @@ void net_finalize(net *m, int out, int max_batch, uint64_t seed)
         if (s > scratch)
             scratch = s;
     }
-    m->acts_floats = acts_floats;
     m->aux_floats = aux_floats;
     m->iaux_ints = iaux_ints;
     m->scratch_floats = scratch;
@@ -585,8 +582,7 @@ void net_finalize(net *m, int out, int max_batch, uint64_t seed)
     memset(m->opt_v, 0, np * sizeof(float));
     m->buffers = xaligned((m->n_buffers ? m->n_buffers : 1) * sizeof(float));
     m->counters = xcalloc(m->n_counters ? m->n_counters : 1, sizeof(int64_t));
-    m->acts_mem = xaligned((acts_floats ? acts_floats : 1) * sizeof(float));
-    m->dacts_mem = xaligned((acts_floats ? acts_floats : 1) * sizeof(float));
+    m->arena = xaligned((m->arena_floats ? m->arena_floats : 1) * sizeof(float));
     m->aux_mem = xaligned((aux_floats ? aux_floats : 1) * sizeof(float));
     m->iaux_mem = xaligned((iaux_ints ? iaux_ints : 1) * sizeof(int));
     m->scratch = xaligned((scratch ? scratch : 1) * sizeof(float));
@@ -659,12 +655,12 @@ void net_set_training(net *m, int training)
 
 float *net_act_data(const net *m, int x)
 {
-    return m->acts_mem + m->acts[x].off;
+    return m->arena + m->acts[x].off;
 }
 
 float *net_act_grad(const net *m, int x)
 {
-    return m->dacts_mem + m->acts[x].off;
+    return m->arena + m->acts[x].doff;
 }
 
 float *net_out(const net *m)

@@ -10,9 +10,13 @@
  *     with identical offsets, so that an optimizer step is one flat loop and
  *     a distributed step is one allreduce over `grads`;
  *   - buffers (BN running stats) and counters (num_batches_tracked);
- *   - one activation arena, one activation-gradient arena, one aux arena
- *     (saved statistics, argmax indices, attention probabilities, masks) and
- *     one scratch block shared by all nodes.
+ *   - one arena for activations and their gradients, planned by liveness
+ *     (net_plan.c): buffers whose lifetimes do not overlap share memory, and
+ *     cheap elementwise outputs that backward reads are recomputed there
+ *     instead of being kept from the forward pass (KILN_NO_PLAN=1 gives every
+ *     buffer its own memory and recomputes nothing, for comparison);
+ *   - one aux arena (saved statistics, argmax indices, attention
+ *     probabilities, masks) and one scratch block shared by all nodes.
  * net_forward runs the program; net_backward runs it in reverse and
  * ACCUMULATES parameter gradients into `grads` (net_zero_grad is explicit).
  *
@@ -93,10 +97,29 @@ typedef enum {
 typedef struct net_act {
     int H, W, C;       /* per-sample shape */
     size_t per_sample; /* H*W*C */
-    size_t off;        /* into acts/dacts, sized for max_batch */
+    size_t off;        /* forward value, into arena, sized for max_batch */
+    size_t roff;       /* recomputed value for backward (recompute only), into arena */
+    size_t doff;       /* gradient, into arena */
     int producer;      /* node index */
     int needs_grad;    /* a gradient must be computed for it */
+    int recompute;     /* backward recomputes it at roff before node rec_at runs backward */
+    int rec_at;        /* node index */
+    int rec_next;      /* next activation recomputed at the same node, in act order; -1 */
 } net_act;
+
+/* One buffer of the arena plan (net_plan.c): an activation's forward value,
+ * its recomputed value, or its gradient, live over program steps
+ * [first, last] (forward of node i is step i, backward of node i is step
+ * 2 * n_nodes - i; see net_plan.c). */
+typedef enum { NET_BUF_ACT = 0, NET_BUF_REC, NET_BUF_GRAD } net_buf_kind;
+typedef struct net_buf {
+    int act;
+    net_buf_kind kind;
+    size_t floats;
+    int first, last;
+    int for_backward; /* backward reads it (ACT kept past the forward pass, REC, GRAD) */
+    size_t off;       /* into arena */
+} net_buf;
 
 typedef struct net_node {
     net_op op;
@@ -112,6 +135,7 @@ typedef struct net_node {
     size_t aux_fixed, aux_per_sample;
     size_t iaux_off; /* into iaux (ints: max-pool argmax), sized for max_batch */
     size_t iaux_per_sample;
+    int rec_first; /* first activation to recompute before this node's backward; -1 */
     /* attributes */
     int k, stride, pad, groups; /* conv / maxpool */
     int heads, query;           /* attention */
@@ -137,9 +161,12 @@ typedef struct net {
     float *params, *grads, *opt_m, *opt_v; /* n_params each, same offsets */
     float *buffers;                        /* n_buffers */
     int64_t *counters;                     /* n_counters */
-    float *acts_mem, *dacts_mem, *aux_mem, *scratch;
+    float *arena, *aux_mem, *scratch;
     int *iaux_mem;
-    size_t acts_floats, aux_floats, iaux_ints, scratch_floats;
+    size_t arena_floats, aux_floats, iaux_ints, scratch_floats;
+    int n_bufs;    /* the arena plan */
+    net_buf *bufs; /* n_bufs */
+    int planned;   /* 1: buffers share memory and outputs are recomputed; 0: KILN_NO_PLAN=1 */
     unsigned char *dtouched; /* per act: gradient zeroed in this backward pass */
     /* run state */
     int training;      /* 1: batch-stat BN, drop path on */
@@ -219,7 +246,9 @@ size_t net_out_size(const net *m); /* per sample */
  * accumulates into m->grads (and into the input's gradient if required). */
 void net_backward(net *m, const float *dout);
 
-/* Memory of an activation and of its gradient, for the last pass. */
+/* Memory of an activation and of its gradient, for the last pass. Buffers
+ * share memory by liveness: after a pass only the output's value and the
+ * gradient of an input that asked for one are still there. */
 float *net_act_data(const net *m, int act);
 float *net_act_grad(const net *m, int act);
 
@@ -229,8 +258,25 @@ void net_zero_grad(net *m);
 float *net_tensor_data(const net *m, int id);
 float *net_tensor_grad(const net *m, int id);
 
-/* Prints the time spent per op kind since finalize (KILN_PROFILE=1 enables it). */
+/* Prints the time spent per op kind since finalize (KILN_PROFILE=1 enables
+ * it), then the memory table of net_plan_print. */
 void net_profile_print(const net *m, void *file);
+
+/* The name of an op ("conv", "batchnorm", ...). */
+const char *net_op_name(net_op op);
+
+/* ---- memory plan (net_plan.c) --------------------------------------------- */
+
+/* Decides which activations backward recomputes, builds the buffer table
+ * m->bufs and places every buffer in the arena by first fit over offsets
+ * among buffers whose lifetimes overlap; sets acts[].off/roff/doff and
+ * m->arena_floats. planned = 0 gives every buffer its own memory and
+ * recomputes nothing. Called by net_finalize after liveness. */
+void net_plan(net *m, int planned);
+
+/* Prints the arena plan, one row per buffer (activation, size, first and
+ * last step, whether backward needs it, offset), and the totals. */
+void net_plan_print(const net *m, void *file);
 
 /* Multiply-accumulates of a forward pass per sample, counted from the program
  * (same rule as common/modelcfg.h). */

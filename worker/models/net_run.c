@@ -20,9 +20,17 @@
 #include <string.h>
 #include <time.h>
 
+/* The forward value of activation x. */
 static float *A(const net *m, int x)
 {
-    return m->acts_mem + m->acts[x].off;
+    return m->arena + m->acts[x].off;
+}
+
+/* The value of activation x as backward reads it: recomputed or kept. */
+static float *AB(const net *m, int x)
+{
+    const net_act *a = &m->acts[x];
+    return m->arena + (a->recompute ? a->roff : a->off);
 }
 
 static float *AUX(const net *m, const net_node *n)
@@ -52,8 +60,8 @@ static float *dA(net *m, int x, int B)
     const net_act *a = &m->acts[x];
     if (!a->needs_grad)
         return NULL;
-    assert(m->dacts_mem != NULL);
-    float *d = m->dacts_mem + a->off;
+    assert(m->arena != NULL);
+    float *d = m->arena + a->doff;
     if (!m->dtouched[x]) {
         memset(d, 0, (size_t)B * a->per_sample * sizeof(float));
         m->dtouched[x] = 1;
@@ -71,9 +79,9 @@ static void dA_add(net *m, int x, int B, const float *src)
         return;
     size_t n = (size_t)B * a->per_sample;
     if (m->dtouched[x]) {
-        nn_accumulate(m->dacts_mem + a->off, src, n);
+        nn_accumulate(m->arena + a->doff, src, n);
     } else {
-        nn_assign(m->dacts_mem + a->off, src, n);
+        nn_assign(m->arena + a->doff, src, n);
         m->dtouched[x] = 1;
     }
 }
@@ -112,12 +120,18 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
         break;
     }
     case NET_OP_BN: {
-        float *mean = AUX(m, n), *rstd = mean + y->C;
+        float *mean = AUX(m, n), *rstd = mean + y->C, *keep = rstd + y->C;
         const float *res = n->n_in > 1 ? A(m, n->in[1]) : NULL; /* a fused residual add */
-        if (m->training) {
+        if (m->training && res != NULL) {
+            /* never recomputed (net_plan.c), so nothing to keep */
             nn_batchnorm_add_act_forward_train(out, mean, rstd, P(m, n->t[2]), P(m, n->t[3]), in,
                                                res, P(m, n->t[0]), P(m, n->t[1]), rows, y->C,
                                                n->eps, bn_momentum(m, n), (nn_act_kind)n->act);
+            m->counters[m->tensors[n->t[4]].off] += 1;
+        } else if (m->training) {
+            nn_batchnorm_act_forward_train_keep(out, mean, rstd, keep, P(m, n->t[2]), P(m, n->t[3]),
+                                                in, P(m, n->t[0]), P(m, n->t[1]), rows, y->C,
+                                                n->eps, bn_momentum(m, n), (nn_act_kind)n->act);
             m->counters[m->tensors[n->t[4]].off] += 1;
         } else {
             nn_batchnorm_add_act_forward_eval(out, in, res, P(m, n->t[0]), P(m, n->t[1]),
@@ -241,6 +255,11 @@ static const char *const OP_NAMES[NET_OP_COUNT] = {
     "avgpool",  "linear", "layernorm", "add",     "attention", "tokens", "slice",
     "join_cls", "stack",  "droppath",  "chscale", "scaleadd"};
 
+const char *net_op_name(net_op op)
+{
+    return op >= 0 && op < NET_OP_COUNT ? OP_NAMES[op] : "?";
+}
+
 void net_profile_print(const net *m, void *file)
 {
     FILE *f = file;
@@ -254,6 +273,7 @@ void net_profile_print(const net *m, void *file)
         fprintf(f, "%-10s %10.3f %10.3f %6.1f%%\n", OP_NAMES[i], m->prof[i][0], m->prof[i][1],
                 100 * (m->prof[i][0] + m->prof[i][1]) / total);
     }
+    net_plan_print(m, f);
 }
 
 void net_forward(net *m, const float *x, int B)
@@ -280,9 +300,9 @@ static void backward_node(net *m, net_node *n, int B)
     assert(n->op != NET_OP_INPUT && n->n_in > 0);
     const net_act *x = &m->acts[n->in[0]];
     const net_act *y = &m->acts[n->out];
-    const float *dout = m->dacts_mem + y->off;
-    const float *out = A(m, n->out);
-    const float *in = A(m, n->in[0]);
+    const float *dout = m->arena + y->doff;
+    const float *out = AB(m, n->out);
+    const float *in = AB(m, n->in[0]);
     size_t ny = (size_t)B * y->per_sample;
     int rows = B * y->H * y->W;
     if (n->op == NET_OP_ADD || (n->op == NET_OP_DROPPATH && !(m->training && n->p > 0))) {
@@ -420,7 +440,7 @@ static void backward_node(net *m, net_node *n, int B)
         break;
     }
     case NET_OP_SCALEADD: {
-        const float *b2 = A(m, n->in[1]);
+        const float *b2 = AB(m, n->in[1]);
         float *din1 = dA(m, n->in[1], B);
         float q = n->ext[0];
         double dq = 0;
@@ -441,6 +461,61 @@ static void backward_node(net *m, net_node *n, int B)
     }
 }
 
+/* Recomputes activation x into its backward buffer from its producer's kept
+ * input (and saved statistics), exactly as the forward pass computed it. */
+static void recompute(net *m, int x, int B)
+{
+    const net_act *y = &m->acts[x];
+    const net_node *n = &m->nodes[y->producer];
+    float *out = m->arena + y->roff;
+    const float *in = AB(m, n->in[0]);
+    int rows = B * y->H * y->W;
+    switch (n->op) {
+    case NET_OP_BN: {
+        const float *mean = AUX(m, n), *keep = mean + 2 * (size_t)y->C;
+        if (m->training)
+            nn_batchnorm_act_reapply(out, in, mean, keep, P(m, n->t[1]), rows, y->C,
+                                     (nn_act_kind)n->act);
+        else
+            nn_batchnorm_act_forward_eval(out, in, P(m, n->t[0]), P(m, n->t[1]), P(m, n->t[2]),
+                                          P(m, n->t[3]), rows, y->C, n->eps, (nn_act_kind)n->act);
+        break;
+    }
+    case NET_OP_GELU:
+        nn_gelu_forward(out, in, (size_t)B * y->per_sample);
+        break;
+    case NET_OP_LN: {
+        float *mean = AUX(m, n), *rstd = mean + rows;
+        nn_layernorm_forward(out, mean, rstd, in, P(m, n->t[0]), P(m, n->t[1]), rows, y->C, n->eps);
+        break;
+    }
+    case NET_OP_ATTN: {
+        const net_act *src = &m->acts[n->in[0]];
+        nn_attention_output(out, AUX(m, n), in, B, src->H * src->W, y->C, n->heads, n->query,
+                            m->scratch);
+        break;
+    }
+    case NET_OP_SLICE: {
+        const net_act *src = &m->acts[n->in[0]];
+        size_t C = (size_t)y->C, T = (size_t)src->H * src->W;
+        for (int b = 0; b < B; b++)
+            memcpy(out + (size_t)b * n->count * C, in + ((size_t)b * T + n->start) * C,
+                   (size_t)n->count * C * sizeof(float));
+        break;
+    }
+    default:
+        assert(0 && "not a recomputable op");
+        break;
+    }
+}
+
+/* Recomputes the activations that node i's backward reads first. */
+static void recompute_for(net *m, int i, int B)
+{
+    for (int x = m->nodes[i].rec_first; x >= 0; x = m->acts[x].rec_next)
+        recompute(m, x, B);
+}
+
 void net_backward(net *m, const float *dout)
 {
     int B = m->batch;
@@ -454,9 +529,11 @@ void net_backward(net *m, const float *dout)
             continue;
         if (m->profile) {
             double t = now_s();
+            recompute_for(m, i, B);
             backward_node(m, n, B);
             m->prof[n->op][1] += now_s() - t;
         } else {
+            recompute_for(m, i, B);
             backward_node(m, n, B);
         }
     }

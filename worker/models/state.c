@@ -23,8 +23,30 @@ static void shape_str(char *buf, size_t len, int ndim, const int64_t *s)
         snprintf(buf + used, len - used, "]");
 }
 
+/* Whether file tensor s is the model's tensor t for another number of
+ * classes: the same but for the first dimension, which is `classes` in m. */
+static int other_head(const net_tensor *t, const st_tensor *s, int classes)
+{
+    if (classes <= 0 || t->kind != NET_PARAM || s->ndim != t->ndim || t->ndim < 1 ||
+        t->shape[0] != classes || s->shape[0] == classes)
+        return 0;
+    for (int d = 1; d < t->ndim; d++)
+        if (s->shape[d] != t->shape[d])
+            return 0;
+    return 1;
+}
+
 int net_load_state(net *m, const st_file *f, const char *const *ignore, errbuf *eb)
 {
+    return net_load_state_head(m, f, ignore, 0, NULL, 0, eb);
+}
+
+int net_load_state_head(net *m, const st_file *f, const char *const *ignore, int classes,
+                        char *fresh, size_t fresh_len, errbuf *eb)
+{
+    size_t used = 0;
+    if (fresh != NULL && fresh_len > 0)
+        fresh[0] = '\0';
     for (int i = 0; i < m->n_tensors; i++) {
         const net_tensor *t = &m->tensors[i];
         const st_tensor *s = st_find(f, t->name);
@@ -33,6 +55,13 @@ int net_load_state(net *m, const st_file *f, const char *const *ignore, errbuf *
         int same = s->ndim == t->ndim;
         for (int d = 0; same && d < t->ndim; d++)
             same = s->shape[d] == t->shape[d];
+        if (!same && fresh != NULL && other_head(t, s, classes)) {
+            int n = snprintf(fresh + used, fresh_len - used, "%s%s (%lld -> %d classes)",
+                             used ? ", " : "", t->name, (long long)s->shape[0], classes);
+            if (n > 0 && (size_t)n < fresh_len - used)
+                used += (size_t)n;
+            continue; /* keeps its fresh initialisation */
+        }
         if (!same) {
             char got[128], want[128];
             int64_t ws[4];

@@ -20,6 +20,14 @@
  * shape mismatch. On error m is partly loaded. */
 int net_load_state(net *m, const st_file *f, const char *const *ignore, errbuf *eb);
 
+/* net_load_state for transfer: a parameter whose shape in f differs only
+ * in its first dimension, which is `classes` in m (the classifier head of a
+ * network trained on another number of classes), is skipped and keeps its
+ * fresh initialisation; fresh (fresh_len bytes) lists those tensors, ""
+ * when there is none. */
+int net_load_state_head(net *m, const st_file *f, const char *const *ignore, int classes,
+                        char *fresh, size_t fresh_len, errbuf *eb);
+
 /* Adds every tensor of m (params, buffers, counters) to w under `prefix`
  * (may be ""), in registration order. */
 void net_add_state(const net *m, st_writer *w, const char *prefix);

@@ -208,30 +208,41 @@ static void softmax_rows(float *att, float *s, int TQ, int T, int Tp, float scal
     }
 }
 
+/* o (TQ, HS) = att (TQ, T) . v (T, HS) for one (batch b, head h) unit; vp is the
+ * unit's scratch for the padded v and output. */
+static void attn_pv_unit(float *out, const float *att, const float *qkv, const attn_dims *d, int b,
+                         int h, float *vp)
+{
+    const long ld = 3L * d->C;
+    const float *v = qkv + (long)b * d->T * ld + (long)h * d->HS + 2L * d->C;
+    float *o = out + (long)b * d->TQ * d->C + (long)h * d->HS;
+    const float *a = att + ((long)b * d->NH + h) * d->TQ * d->T;
+    if (d->direct) {
+        tile_mm(o, d->C, a, d->T, 1, v, (int)ld, d->TQ, d->HS, d->T, 0);
+    } else {
+        float *op = vp + (long)d->T * d->HSp;
+        pack_rows(vp, d->HSp, v, ld, d->T, d->HS);
+        tile_mm(op, d->HSp, a, d->T, 1, vp, d->HSp, d->TQ, d->HSp, d->T, 0);
+        unpack_rows(o, d->C, op, d->HSp, d->TQ, d->HS, 0);
+    }
+}
+
 /* One (batch b, head h) unit of the forward. */
 static void attn_forward_unit(float *out, float *att, const float *qkv, const attn_dims *d, int b,
                               int h, float *scr)
 {
     const long ld = 3L * d->C;
     const float *base = qkv + (long)b * d->T * ld + (long)h * d->HS;
-    const float *q = base + (long)d->q0 * ld, *k = base + d->C, *v = base + 2L * d->C;
-    float *o = out + (long)b * d->TQ * d->C + (long)h * d->HS;
+    const float *q = base + (long)d->q0 * ld, *k = base + d->C;
     float *a = att + ((long)b * d->NH + h) * d->TQ * d->T;
     float *kt = scr, *s = kt + (long)d->HS * d->Tp;
-    float *vp = s + (long)d->TQ * d->Tp, *op = vp + (long)d->T * d->HSp;
+    float *vp = s + (long)d->TQ * d->Tp;
 
     /* s (TQ, Tp) = q (TQ, HS) . k^T (HS, Tp); the padded columns of k^T are zero. */
     pack_transposed(kt, d->Tp, k, ld, d->T, d->HS);
     tile_mm(s, d->Tp, q, ld, 1, kt, d->Tp, d->TQ, d->Tp, d->HS, 0);
     softmax_rows(a, s, d->TQ, d->T, d->Tp, (float)(1.0 / sqrt((double)d->HS)));
-    /* o (TQ, HS) = att (TQ, T) . v (T, HS) */
-    if (d->direct) {
-        tile_mm(o, d->C, a, d->T, 1, v, (int)ld, d->TQ, d->HS, d->T, 0);
-    } else {
-        pack_rows(vp, d->HSp, v, ld, d->T, d->HS);
-        tile_mm(op, d->HSp, a, d->T, 1, vp, d->HSp, d->TQ, d->HSp, d->T, 0);
-        unpack_rows(o, d->C, op, d->HSp, d->TQ, d->HS, 0);
-    }
+    attn_pv_unit(out, att, qkv, d, b, h, vp);
 }
 
 void nn_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH,
@@ -246,6 +257,22 @@ void nn_attention_forward(float *out, float *att, const float *qkv, int B, int T
 #pragma omp for schedule(static)
         for (int u = 0; u < units; u++)
             attn_forward_unit(out, att, qkv, &d, u / NH, u % NH, scr);
+    }
+}
+
+void nn_attention_output(float *out, const float *att, const float *qkv, int B, int T, int C,
+                         int NH, int query, float *scratch)
+{
+    NN_ASSERT(out != NULL && att != NULL && qkv != NULL && scratch != NULL);
+    attn_dims d = attn_dims_make(B, T, C, NH, query);
+    int units = B * NH;
+#pragma omp parallel num_threads(attn_threads(&d))
+    {
+        float *scr = scratch + (long)omp_get_thread_num() * d.per_thread;
+        float *vp = scr + (long)d.HS * d.Tp + (long)d.TQ * d.Tp; /* where the forward has it */
+#pragma omp for schedule(static)
+        for (int u = 0; u < units; u++)
+            attn_pv_unit(out, att, qkv, &d, u / NH, u % NH, vp);
     }
 }
 

@@ -29,6 +29,11 @@ size_t nn_attention_scratch_floats(int B, int T, int C, int NH, int query);
 void nn_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH,
                           int query, float *scratch);
 
+/* Recomputes the out of a nn_attention_forward call from the same qkv and the att it
+ * wrote: identical bits (backward rebuilds it instead of keeping it). */
+void nn_attention_output(float *out, const float *att, const float *qkv, int B, int T, int C,
+                         int NH, int query, float *scratch);
+
 /* Accumulates dqkv (B, T, 3C) from dout (B, TQ, C). */
 void nn_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
                            int B, int T, int C, int NH, int query, float *scratch);

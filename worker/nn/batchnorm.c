@@ -237,14 +237,39 @@ void nn_batchnorm_act_forward_train(float *out, float *mean, float *rstd, float 
                                     const float *b, int N, int C, float eps, float momentum,
                                     nn_act_kind act)
 {
-    nn_batchnorm_add_act_forward_train(out, mean, rstd, run_mean, run_var, inp, NULL, w, b, N, C,
-                                       eps, momentum, act);
+    nn_batchnorm_act_forward_train_keep(out, mean, rstd, NULL, run_mean, run_var, inp, w, b, N, C,
+                                        eps, momentum, act);
+}
+
+static void bn_forward_train(float *out, float *mean, float *rstd, float *keep, float *run_mean,
+                             float *run_var, const float *inp, const float *res, const float *w,
+                             const float *b, int N, int C, float eps, float momentum,
+                             nn_act_kind act);
+
+void nn_batchnorm_act_forward_train_keep(float *out, float *mean, float *rstd, float *keep,
+                                         float *run_mean, float *run_var, const float *inp,
+                                         const float *w, const float *b, int N, int C, float eps,
+                                         float momentum, nn_act_kind act)
+{
+    bn_forward_train(out, mean, rstd, keep, run_mean, run_var, inp, NULL, w, b, N, C, eps, momentum,
+                     act);
 }
 
 void nn_batchnorm_add_act_forward_train(float *out, float *mean, float *rstd, float *run_mean,
                                         float *run_var, const float *inp, const float *res,
                                         const float *w, const float *b, int N, int C, float eps,
                                         float momentum, nn_act_kind act)
+{
+    bn_forward_train(out, mean, rstd, NULL, run_mean, run_var, inp, res, w, b, N, C, eps, momentum,
+                     act);
+}
+
+/* The training forward: act(BN(inp) [+ res]), with the statistics into mean and rstd, the
+ * running ones updated and, when keep is not NULL, what a reapply needs into keep. */
+static void bn_forward_train(float *out, float *mean, float *rstd, float *keep, float *run_mean,
+                             float *run_var, const float *inp, const float *res, const float *w,
+                             const float *b, int N, int C, float eps, float momentum,
+                             nn_act_kind act)
 {
     NN_ASSERT(out != NULL && mean != NULL && rstd != NULL && inp != NULL && w != NULL && b != NULL);
     NN_ASSERT(N >= 1 && C >= 1 && eps >= 0.0f);
@@ -280,7 +305,22 @@ void nn_batchnorm_add_act_forward_train(float *out, float *mean, float *rstd, fl
                 }
             }
         }
+        if (keep != NULL) {
+            memcpy(keep + c0, lo, (size_t)n * sizeof(float));
+            memcpy(keep + C + c0, scale, (size_t)n * sizeof(float));
+        }
         bn_apply(out, inp, res, mean + c0, lo, scale, b + c0, act, N, C, c0, n);
+    }
+}
+
+void nn_batchnorm_act_reapply(float *out, const float *inp, const float *mean, const float *keep,
+                              const float *b, int N, int C, nn_act_kind act)
+{
+    NN_ASSERT(out != NULL && inp != NULL && mean != NULL && keep != NULL && b != NULL);
+    NN_ASSERT(N >= 1 && C >= 1);
+    for (int c0 = 0; c0 < C; c0 += BN_CBLK) {
+        int n = C - c0 < BN_CBLK ? C - c0 : BN_CBLK;
+        bn_apply(out, inp, NULL, mean + c0, keep + c0, keep + C + c0, b + c0, act, N, C, c0, n);
     }
 }
 

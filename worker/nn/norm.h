@@ -43,6 +43,18 @@ void nn_batchnorm_act_forward_train(float *out, float *mean, float *rstd, float 
                                     float *run_var, const float *inp, const float *w,
                                     const float *b, int N, int C, float eps, float momentum,
                                     nn_act_kind act);
+/* nn_batchnorm_act_forward_train that also keeps in `keep` (2C floats) the
+ * per-channel constants of its output pass, so that nn_batchnorm_act_reapply
+ * can rebuild `out` bit for bit from `inp` later (a backward pass recomputes
+ * the output instead of storing it). keep may be NULL. */
+void nn_batchnorm_act_forward_train_keep(float *out, float *mean, float *rstd, float *keep,
+                                         float *run_mean, float *run_var, const float *inp,
+                                         const float *w, const float *b, int N, int C, float eps,
+                                         float momentum, nn_act_kind act);
+/* Rebuilds the output of a nn_batchnorm_act_forward_train_keep call from the
+ * same inp, b and act and the mean and keep it wrote: identical bits. */
+void nn_batchnorm_act_reapply(float *out, const float *inp, const float *mean, const float *keep,
+                              const float *b, int N, int C, nn_act_kind act);
 void nn_batchnorm_act_backward_train(float *dinp, float *dw, float *db, const float *dout,
                                      const float *out, const float *inp, const float *w,
                                      const float *mean, const float *rstd, int N, int C,
