@@ -257,7 +257,7 @@ test: deps
 # The suites that exercise the kernels. test-unit runs every suite on the kernel path
 # the CPU chooses (or KILN_ISA forces), then the kernel suites again on each lower path
 # the CPU can run, so that every path a user may get stays exact.
-ENGINE_SUITES := act,attention,batchnorm,conv,dropout,gemm,isa,layernorm,linear,loss,optim,pool
+ENGINE_SUITES := act,attention,batchnorm,conv,dropout,fusion,gemm,isa,layernorm,linear,loss,optim,pool
 ENGINE_SUITES := $(ENGINE_SUITES),ref_cnn,ref_dense,reference,netplan
 test-unit: $(TESTS) gen-ref
 	KILN_REF=$(REF_DIRS) OMP_NUM_THREADS=2 $(TESTS)

@@ -231,10 +231,19 @@ START_TEST(elementwise_arithmetic)
                           1.2e-7 * (fabs((double)a[i]) + fabs(0.75 * (double)b[i])),
                       "axpy[%zu]", i);
     }
+    /* assign is accumulate into zeros, bit for bit: a -0 comes out +0 */
+    b[0] = -0.0f;
+    memset(o, 0, n * sizeof(float));
+    nn_accumulate(o, b, n);
+    memcpy(d, a, n * sizeof(float));
+    nn_assign(d, b, n);
+    ck_assert_mem_eq(d, o, n * sizeof(float));
+    ck_assert(!signbit(d[0]));
     /* n = 0 touches nothing. */
     memcpy(o, d, n * sizeof(float));
     nn_axpy(d, 2.0f, b, 0);
     nn_accumulate(d, b, 0);
+    nn_assign(d, b, 0);
     ck_assert_mem_eq(o, d, n * sizeof(float));
     free(a), free(b), free(o), free(d);
 }

@@ -396,6 +396,126 @@ START_TEST(fused_activation_equals_the_pair)
 }
 END_TEST
 
+/* The unfused sequence BN -> add(res, BN) -> act and its backward, from zeroed
+ * gradients, as the unfused network program runs it. */
+static void bn_add_act_unfused(bn_bufs *t, const float *res, nn_act_kind act, int train, float *out,
+                               float *dx, float *dres, float *dw, float *db)
+{
+    int N = t->N, C = t->C;
+    size_t n = (size_t)N * C;
+    float *sum = xcalloc(n, sizeof(float)), *dsum = xcalloc(n, sizeof(float));
+    float *dbn = xcalloc(n, sizeof(float));
+    if (train)
+        nn_batchnorm_forward_train(t->y, t->mean, t->rstd, t->rm, t->rv, t->x, t->w, t->b, N, C,
+                                   1e-5f, 0.1f);
+    else
+        nn_batchnorm_forward_eval(t->y, t->x, t->w, t->b, t->rm, t->rv, N, C, 1e-5f);
+    nn_add_forward(sum, res, t->y, n);
+    if (act == NN_ACT_RELU) {
+        nn_relu_forward(out, sum, n);
+        nn_relu_backward(dsum, t->dy, out, n);
+    } else if (act == NN_ACT_RELU6) {
+        nn_relu6_forward(out, sum, n);
+        nn_relu6_backward(dsum, t->dy, out, n);
+    } else {
+        memcpy(out, sum, n * sizeof(float));
+        nn_accumulate(dsum, t->dy, n);
+    }
+    nn_accumulate(dres, dsum, n);
+    nn_accumulate(dbn, dsum, n);
+    if (train)
+        nn_batchnorm_backward_train(dx, dw, db, dbn, t->x, t->w, t->mean, t->rstd, N, C);
+    else
+        nn_batchnorm_backward_eval(dx, dw, db, dbn, t->x, t->w, t->rm, t->rv, N, C, 1e-5f);
+    free(sum);
+    free(dsum);
+    free(dbn);
+}
+
+/* BN fused with a residual add and ReLU / ReLU6 / no activation gives bit for bit what
+ * the three kernels give one after the other, forward and backward, in both modes, for
+ * fewer and more channels than one channel block. */
+START_TEST(fused_residual_equals_the_sequence)
+{
+    const int shapes[2][2] = {{300, 19}, {40, 300}};
+    const nn_act_kind acts[3] = {NN_ACT_NONE, NN_ACT_RELU, NN_ACT_RELU6};
+    for (int si = 0; si < 2; si++)
+        for (int ai = 0; ai < 3; ai++)
+            for (int train = 0; train <= 1; train++) {
+                int N = shapes[si][0], C = shapes[si][1];
+                size_t n = (size_t)N * C;
+                bn_bufs t;
+                bn_init(&t, N, C, 0.5f, 91 + (unsigned long long)(ai + 3 * si));
+                for (int c = 0; c < C; c++) {
+                    t.w[c] = 3.0f;
+                    t.rv[c] = 0.05f;
+                }
+                float *res = xcalloc(n, sizeof(float));
+                tu_fill_uniform(res, n, -4, 6, 5 + (unsigned long long)ai);
+                float *o1 = xcalloc(n, sizeof(float)), *o2 = xcalloc(n, sizeof(float));
+                float *dx1 = xcalloc(n, sizeof(float)), *dx2 = xcalloc(n, sizeof(float));
+                float *dr1 = xcalloc(n, sizeof(float)), *dr2 = xcalloc(n, sizeof(float));
+                float *dw1 = xcalloc((size_t)C, sizeof(float));
+                float *db1 = xcalloc((size_t)C, sizeof(float));
+                float *dw2 = xcalloc((size_t)C, sizeof(float));
+                float *db2 = xcalloc((size_t)C, sizeof(float));
+                float *rm2 = xmallocarray((size_t)C, sizeof(float));
+                float *rv2 = xmallocarray((size_t)C, sizeof(float));
+                memcpy(rm2, t.rm, (size_t)C * sizeof(float));
+                memcpy(rv2, t.rv, (size_t)C * sizeof(float));
+                if (train)
+                    nn_batchnorm_add_act_forward_train(o2, t.mean, t.rstd, rm2, rv2, t.x, res, t.w,
+                                                       t.b, N, C, 1e-5f, 0.1f, acts[ai]);
+                else
+                    nn_batchnorm_add_act_forward_eval(o2, t.x, res, t.w, t.b, rm2, rv2, N, C, 1e-5f,
+                                                      acts[ai]);
+                /* the unfused pass overwrites mean/rstd with the same values */
+                bn_add_act_unfused(&t, res, acts[ai], train, o1, dx1, dr1, dw1, db1);
+                ck_assert_mem_eq(o1, o2, n * sizeof(float));
+                ck_assert_mem_eq(rm2, t.rm, (size_t)C * sizeof(float));
+                ck_assert_mem_eq(rv2, t.rv, (size_t)C * sizeof(float));
+                int clipped = 0;
+                for (size_t i = 0; i < n; i++)
+                    clipped += o1[i] == 0.0f || o1[i] == 6.0f;
+                if (acts[ai] != NN_ACT_NONE)
+                    ck_assert_int_gt(clipped, 0);
+                if (train)
+                    nn_batchnorm_add_act_backward_train(dx2, dr2, dw2, db2, t.dy, o2, t.x, t.w,
+                                                        t.mean, t.rstd, N, C, acts[ai]);
+                else
+                    nn_batchnorm_add_act_backward_eval(dx2, dr2, dw2, db2, t.dy, o2, t.x, t.w, t.rm,
+                                                       t.rv, N, C, 1e-5f, acts[ai]);
+                ck_assert_mem_eq(dx1, dx2, n * sizeof(float));
+                ck_assert_mem_eq(dr1, dr2, n * sizeof(float));
+                ck_assert_mem_eq(dw1, dw2, (size_t)C * sizeof(float));
+                ck_assert_mem_eq(db1, db2, (size_t)C * sizeof(float));
+                /* without an input gradient the residual's is the same */
+                memset(dr2, 0, n * sizeof(float));
+                if (train)
+                    nn_batchnorm_add_act_backward_train(NULL, dr2, NULL, NULL, t.dy, o2, t.x, t.w,
+                                                        t.mean, t.rstd, N, C, acts[ai]);
+                else
+                    nn_batchnorm_add_act_backward_eval(NULL, dr2, NULL, NULL, t.dy, o2, t.x, t.w,
+                                                       t.rm, t.rv, N, C, 1e-5f, acts[ai]);
+                ck_assert_mem_eq(dr1, dr2, n * sizeof(float));
+                free(res);
+                free(o1);
+                free(o2);
+                free(dx1);
+                free(dx2);
+                free(dr1);
+                free(dr2);
+                free(dw1);
+                free(db1);
+                free(dw2);
+                free(db2);
+                free(rm2);
+                free(rv2);
+                bn_free(&t);
+            }
+}
+END_TEST
+
 Suite *suite_batchnorm(void)
 {
     Suite *s = suite_create("batchnorm");
@@ -407,6 +527,7 @@ Suite *suite_batchnorm(void)
     tcase_add_test(tc, gradients_finite_differences);
     tcase_add_test(tc, accumulates_and_thread_independent);
     tcase_add_test(tc, fused_activation_equals_the_pair);
+    tcase_add_test(tc, fused_residual_equals_the_sequence);
     suite_add_tcase(s, tc);
     return s;
 }

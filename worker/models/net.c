@@ -430,19 +430,23 @@ static size_t node_scratch(const net *m, const net_node *n, int B)
     return 0;
 }
 
-/* Merges a ReLU/ReLU6 into the BatchNorm before it when the BN output has no
- * other reader: the BN node then writes the activation's output itself, and
- * the BN output activation is left without memory. */
-static void fuse_bn_act(net *m)
+/* The number of nodes reading each activation (the output counts as one more). */
+static int *count_readers(const net *m)
 {
-    const char *off = getenv("KILN_NO_FUSE");
-    if (off != NULL && off[0] == '1')
-        return;
     int *readers = xcalloc((size_t)m->n_acts, sizeof(int));
     for (int i = 0; i < m->n_nodes; i++)
         for (int j = 0; j < m->nodes[i].n_in; j++)
             readers[m->nodes[i].in[j]]++;
     readers[m->output]++;
+    return readers;
+}
+
+/* Merges a ReLU/ReLU6 into the BatchNorm before it when the BN output has no
+ * other reader: the BN node then writes the activation's output itself, and
+ * the BN output activation is left without memory. */
+static void fuse_bn_act(net *m)
+{
+    int *readers = count_readers(m);
     for (int i = 0; i < m->n_nodes; i++) {
         net_node *n = &m->nodes[i];
         if (n->op != NET_OP_RELU && n->op != NET_OP_RELU6)
@@ -458,6 +462,68 @@ static void fuse_bn_act(net *m)
         n->fused = 1;
         n->n_in = 0;
     }
+    free(readers);
+}
+
+/* The input of add node `add` that a plain BatchNorm alone produces and reads nowhere
+ * else (index 1 or 0 into add->in), or -1. */
+static int fusable_bn_input(const net *m, const net_node *add, const int *readers)
+{
+    if (add->in[0] == add->in[1])
+        return -1;
+    for (int k = 1; k >= 0; k--) {
+        int a = add->in[k];
+        const net_node *bn = &m->nodes[m->acts[a].producer];
+        if (bn->op == NET_OP_BN && bn->n_in == 1 && bn->act == NN_ACT_NONE && readers[a] == 1)
+            return k;
+    }
+    return -1;
+}
+
+/* Merges BatchNorm -> residual add [-> ReLU/ReLU6] into one node when the BN output and
+ * the sum have no other reader: the BN node moves to the add's place in the program (so
+ * that both of the sum's inputs exist when it runs, and its gradients accumulate in the
+ * same order), takes the add's other input as its residual (in[1]) and writes the last
+ * output of the chain; the add, and the activation, stay behind as fused nodes. */
+static void fuse_bn_add_act(net *m)
+{
+    int *readers = count_readers(m);
+    int *reader_of = xcalloc((size_t)m->n_acts, sizeof(int)); /* one reading node */
+    for (int i = 0; i < m->n_nodes; i++)
+        for (int j = 0; j < m->nodes[i].n_in; j++)
+            reader_of[m->nodes[i].in[j]] = i;
+    for (int i = 0; i < m->n_nodes; i++) {
+        net_node *add = &m->nodes[i];
+        if (add->op != NET_OP_ADD || add->fused)
+            continue;
+        int k = fusable_bn_input(m, add, readers);
+        if (k < 0)
+            continue;
+        int a = add->in[k], res = add->in[1 - k], sum = add->out;
+        int b = m->acts[a].producer;
+        net_node bn = m->nodes[b];
+        bn.in[1] = res;
+        bn.n_in = 2;
+        bn.out = sum;
+        net_node *act = &m->nodes[reader_of[sum]];
+        if (readers[sum] == 1 && (act->op == NET_OP_RELU || act->op == NET_OP_RELU6)) {
+            bn.act = act->op == NET_OP_RELU ? NN_ACT_RELU : NN_ACT_RELU6;
+            bn.out = act->out;
+            m->acts[act->out].producer = i;
+            m->acts[sum].per_sample = 0;
+            act->fused = 1;
+            act->n_in = 0;
+        }
+        /* the add's slot runs the BN; the BN's slot keeps the (never run) add */
+        m->nodes[b] = *add;
+        m->nodes[b].fused = 1;
+        m->nodes[b].n_in = 0;
+        m->nodes[i] = bn;
+        m->acts[a].per_sample = 0;
+        m->acts[a].producer = i;
+        m->acts[sum].producer = i;
+    }
+    free(reader_of);
     free(readers);
 }
 
@@ -521,7 +587,11 @@ int net_finalize(net *m, int out, int max_batch, uint64_t seed, errbuf *eb)
     NET_CHECK(m->input >= 0 && out >= 0 && out < m->n_acts && max_batch >= 1);
     m->output = out;
     m->max_batch = max_batch;
-    fuse_bn_act(m);
+    const char *no_fuse = getenv("KILN_NO_FUSE");
+    if (no_fuse == NULL || no_fuse[0] != '1') {
+        fuse_bn_act(m);
+        fuse_bn_add_act(m);
+    }
     /* Liveness: nodes whose output reaches `out`, walking inputs backwards. */
     unsigned char *reach = xcalloc((size_t)m->n_acts, 1);
     reach[out] = 1;

@@ -21,8 +21,12 @@
  * ACCUMULATES parameter gradients into `grads` (net_zero_grad is explicit).
  *
  * net_finalize also fuses each BatchNorm with a ReLU or ReLU6 that is the
- * only reader of its output (one memory pass instead of three); set
- * KILN_NO_FUSE=1 to compare against the unfused program.
+ * only reader of its output (one memory pass instead of three), and a
+ * BatchNorm whose only reader is a residual add with that add and a
+ * ReLU/ReLU6 that alone reads the sum (ResNet's bn2 + shortcut -> ReLU,
+ * MobileNetV2's projection + shortcut); the fused program computes bit for
+ * bit what the unfused one does. Set KILN_NO_FUSE=1 to compare against the
+ * unfused program.
  *
  * Nodes that do not reach the output (for example the last CeiT block's
  * LeFF under an LCA head, whose output nothing reads) never run backward and
@@ -123,6 +127,7 @@ typedef struct net_node {
     int live;  /* reaches the output: runs backward, and forward in eval */
     int fused; /* merged into its producer by net_finalize: never runs */
     int act;   /* BN only: nn_act_kind of a fused ReLU/ReLU6 that follows it */
+    /* A BN with n_in 2 has a fused residual add: out = act(BN(in[0]) + in[1]). */
     int n_in;
     int in[NET_MAX_IN];
     int out;

@@ -135,8 +135,9 @@ static void decide_recompute(const net *m, const act_use *u, int planned, int *r
         rlast[a] = has ? 2 * N - u[a].bwd_lo : -1;
         klast[a] = -1;
         rec[a] = 0;
+        /* a BN with a fused residual add would need that input again too: kept */
         if (!planned || !p->live || a == m->output || m->acts[a].per_sample == 0 ||
-            !recomputable_op(p->op))
+            !recomputable_op(p->op) || p->n_in > 1)
             continue;
         int src = p->in[0];
         rec[a] = rec[src] || u[src].bwd_hi >= 0; /* the input is there in backward */

@@ -69,6 +69,23 @@ static float *dA(net *m, int x, int B)
     return d;
 }
 
+/* Adds src (the whole gradient of activation x, B samples) into that gradient: a copy
+ * when this pass has not touched it yet, which is what zeroing and adding would give
+ * (nn_assign), in one memory pass instead of two. */
+static void dA_add(net *m, int x, int B, const float *src)
+{
+    const net_act *a = &m->acts[x];
+    if (!a->needs_grad)
+        return;
+    size_t n = (size_t)B * a->per_sample;
+    if (m->dtouched[x]) {
+        nn_accumulate(m->arena + a->doff, src, n);
+    } else {
+        nn_assign(m->arena + a->doff, src, n);
+        m->dtouched[x] = 1;
+    }
+}
+
 static void conv_dims(const net *m, const net_node *n, int B, nn_conv2d_dims *d)
 {
     const net_act *x = &m->acts[n->in[0]], *y = &m->acts[n->out];
@@ -104,14 +121,22 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
     }
     case NET_OP_BN: {
         float *mean = AUX(m, n), *rstd = mean + y->C, *keep = rstd + y->C;
-        if (m->training) {
+        const float *res = n->n_in > 1 ? A(m, n->in[1]) : NULL; /* a fused residual add */
+        if (m->training && res != NULL) {
+            /* never recomputed (net_plan.c), so nothing to keep */
+            nn_batchnorm_add_act_forward_train(out, mean, rstd, P(m, n->t[2]), P(m, n->t[3]), in,
+                                               res, P(m, n->t[0]), P(m, n->t[1]), rows, y->C,
+                                               n->eps, bn_momentum(m, n), (nn_act_kind)n->act);
+            m->counters[m->tensors[n->t[4]].off] += 1;
+        } else if (m->training) {
             nn_batchnorm_act_forward_train_keep(out, mean, rstd, keep, P(m, n->t[2]), P(m, n->t[3]),
                                                 in, P(m, n->t[0]), P(m, n->t[1]), rows, y->C,
                                                 n->eps, bn_momentum(m, n), (nn_act_kind)n->act);
             m->counters[m->tensors[n->t[4]].off] += 1;
         } else {
-            nn_batchnorm_act_forward_eval(out, in, P(m, n->t[0]), P(m, n->t[1]), P(m, n->t[2]),
-                                          P(m, n->t[3]), rows, y->C, n->eps, (nn_act_kind)n->act);
+            nn_batchnorm_add_act_forward_eval(out, in, res, P(m, n->t[0]), P(m, n->t[1]),
+                                              P(m, n->t[2]), P(m, n->t[3]), rows, y->C, n->eps,
+                                              (nn_act_kind)n->act);
         }
         break;
     }
@@ -280,6 +305,12 @@ static void backward_node(net *m, net_node *n, int B)
     const float *in = AB(m, n->in[0]);
     size_t ny = (size_t)B * y->per_sample;
     int rows = B * y->H * y->W;
+    if (n->op == NET_OP_ADD || (n->op == NET_OP_DROPPATH && !(m->training && n->p > 0))) {
+        /* the output's gradient passes unchanged to each input */
+        for (int j = 0; j < n->n_in; j++)
+            dA_add(m, n->in[j], B, dout);
+        return;
+    }
     float *din = dA(m, n->in[0], B);
     switch (n->op) {
     case NET_OP_INPUT:
@@ -293,14 +324,15 @@ static void backward_node(net *m, net_node *n, int B)
     }
     case NET_OP_BN: {
         const float *mean = AUX(m, n), *rstd = mean + y->C;
+        float *dres = n->n_in > 1 ? dA(m, n->in[1], B) : NULL; /* a fused residual add */
         if (m->training)
-            nn_batchnorm_act_backward_train(din, G(m, n->t[0]), G(m, n->t[1]), dout, out, in,
-                                            P(m, n->t[0]), mean, rstd, rows, y->C,
-                                            (nn_act_kind)n->act);
+            nn_batchnorm_add_act_backward_train(din, dres, G(m, n->t[0]), G(m, n->t[1]), dout, out,
+                                                in, P(m, n->t[0]), mean, rstd, rows, y->C,
+                                                (nn_act_kind)n->act);
         else
-            nn_batchnorm_act_backward_eval(din, G(m, n->t[0]), G(m, n->t[1]), dout, out, in,
-                                           P(m, n->t[0]), P(m, n->t[2]), P(m, n->t[3]), rows, y->C,
-                                           n->eps, (nn_act_kind)n->act);
+            nn_batchnorm_add_act_backward_eval(din, dres, G(m, n->t[0]), G(m, n->t[1]), dout, out,
+                                               in, P(m, n->t[0]), P(m, n->t[2]), P(m, n->t[3]),
+                                               rows, y->C, n->eps, (nn_act_kind)n->act);
         break;
     }
     case NET_OP_RELU:
@@ -333,14 +365,8 @@ static void backward_node(net *m, net_node *n, int B)
                               rstd, rows, y->C);
         break;
     }
-    case NET_OP_ADD: {
-        float *din1 = dA(m, n->in[1], B);
-        if (din)
-            nn_accumulate(din, dout, ny);
-        if (din1)
-            nn_accumulate(din1, dout, ny);
+    case NET_OP_ADD: /* above */
         break;
-    }
     case NET_OP_ATTN:
         if (din)
             nn_attention_backward(din, dout, in, AUX(m, n), B, x->H * x->W, y->C, n->heads,
@@ -399,12 +425,8 @@ static void backward_node(net *m, net_node *n, int B)
         break;
     }
     case NET_OP_DROPPATH:
-        if (din) {
-            if (m->training && n->p > 0)
-                nn_droppath_backward(din, dout, AUX(m, n), B, y->per_sample);
-            else
-                nn_accumulate(din, dout, ny);
-        }
+        if (din)
+            nn_droppath_backward(din, dout, AUX(m, n), B, y->per_sample);
         break;
     case NET_OP_CHSCALE: {
         size_t C = (size_t)y->C, R = ny / C;
@@ -499,9 +521,8 @@ void net_backward(net *m, const float *dout)
     int B = m->batch;
     assert(B >= 1);
     memset(m->dtouched, 0, (size_t)m->n_acts);
-    float *d = dA(m, m->output, B);
-    assert(d != NULL);
-    nn_accumulate(d, dout, (size_t)B * m->acts[m->output].per_sample);
+    assert(m->acts[m->output].needs_grad);
+    dA_add(m, m->output, B, dout);
     for (int i = m->n_nodes - 1; i >= 0; i--) {
         net_node *n = &m->nodes[i];
         if (n->fused || !n->live || n->op == NET_OP_INPUT)

@@ -98,6 +98,15 @@ void nn_accumulate(float *dst, const float *src, size_t n)
         dst[i] += src[i];
 }
 
+void nn_assign(float *dst, const float *src, size_t n)
+{
+    NN_ASSERT(dst != NULL && src != NULL);
+    long len = (long)n;
+#pragma omp parallel for simd schedule(static) if (parallel : n >= ACT_PAR_MIN)
+    for (long i = 0; i < len; i++)
+        dst[i] = 0.0f + src[i];
+}
+
 void nn_axpy(float *dst, float s, const float *src, size_t n)
 {
     NN_ASSERT(dst != NULL && src != NULL);

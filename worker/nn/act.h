@@ -23,6 +23,9 @@ void nn_relu6_backward(float *dinp, const float *dout, const float *out, size_t 
 void nn_add_forward(float *out, const float *a, const float *b, size_t n);
 /* dst += src. */
 void nn_accumulate(float *dst, const float *src, size_t n);
+/* dst = 0 + src: what nn_accumulate gives into a zeroed dst (a -0 becomes +0), in one
+ * pass instead of two. */
+void nn_assign(float *dst, const float *src, size_t n);
 /* dst += s * src. */
 void nn_axpy(float *dst, float s, const float *src, size_t n);
 

@@ -67,6 +67,30 @@ void nn_batchnorm_act_backward_eval(float *dinp, float *dw, float *db, const flo
                                     const float *run_mean, const float *run_var, int N, int C,
                                     float eps, nn_act_kind act);
 
+/* BatchNorm, a residual add and an activation in one pass: out = act(BN(inp) + res),
+ * bit for bit what BN, the add and the activation kernels give one after the other
+ * (res is added to the BN output with one rounding, then the activation applies). The
+ * backward takes the gradient of out and out itself; it accumulates into dinp what BN's
+ * backward gives and into dres the activation's gradient, the add's share for its
+ * residual input. res (forward) and dres, dinp (backward) may be NULL: without res these
+ * are the _act_ kernels above. */
+void nn_batchnorm_add_act_forward_train(float *out, float *mean, float *rstd, float *run_mean,
+                                        float *run_var, const float *inp, const float *res,
+                                        const float *w, const float *b, int N, int C, float eps,
+                                        float momentum, nn_act_kind act);
+void nn_batchnorm_add_act_backward_train(float *dinp, float *dres, float *dw, float *db,
+                                         const float *dout, const float *out, const float *inp,
+                                         const float *w, const float *mean, const float *rstd,
+                                         int N, int C, nn_act_kind act);
+void nn_batchnorm_add_act_forward_eval(float *out, const float *inp, const float *res,
+                                       const float *w, const float *b, const float *run_mean,
+                                       const float *run_var, int N, int C, float eps,
+                                       nn_act_kind act);
+void nn_batchnorm_add_act_backward_eval(float *dinp, float *dres, float *dw, float *db,
+                                        const float *dout, const float *out, const float *inp,
+                                        const float *w, const float *run_mean, const float *run_var,
+                                        int N, int C, float eps, nn_act_kind act);
+
 /* LayerNorm over the last dim: out (N, C); mean, rstd (N) saved for backward. */
 void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                           const float *b, int N, int C, float eps);
