@@ -48,7 +48,7 @@ typedef struct conn {
     int in_headers;   /* waiting for (the rest of) a request's headers */
     int64_t phase_ms; /* when that wait began */
     int reaped;       /* shut down by the reaper */
-    int ctl_escape;   /* the request's URL escaped a control character (%00..%1F) */
+    int ctl_escape;   /* the request escaped a NUL, or a control character in its path */
     struct conn *prev, *next;
 } conn;
 
@@ -398,14 +398,17 @@ static conn *conn_of(struct MHD_Connection *c)
     return ci != NULL ? ci->socket_context : NULL;
 }
 
-/* MHD's unescape callback (path and query): decodes as MHD does, and notes a
- * control character escaped in the URL, which would otherwise cut a path
- * short at a NUL ("model.safetensors%00.txt") or reach a handler raw. */
+/* MHD's unescape callback (the path, then each query key and value): decodes
+ * as MHD does, and notes a NUL escaped anywhere (it would cut a path short:
+ * "model.safetensors%00.txt") or any control character escaped in the path
+ * (which starts with '/'; a query value may hold a newline). */
 static size_t unescape_url(void *cls, struct MHD_Connection *c, char *uri)
 {
     (void)cls;
+    int path = uri[0] == '/';
     for (const char *p = uri; (p = strchr(p, '%')) != NULL; p++)
-        if ((p[1] == '0' || p[1] == '1') && isxdigit((unsigned char)p[2])) {
+        if ((p[1] == '0' && p[2] == '0') ||
+            (path && (p[1] == '0' || p[1] == '1') && isxdigit((unsigned char)p[2]))) {
             conn *k = conn_of(c);
             if (k != NULL)
                 k->ctl_escape = 1;
@@ -447,7 +450,7 @@ static const char *malformed_head(struct MHD_Connection *c, const char *version)
     conn *k = conn_of(c);
     if (k != NULL && k->ctl_escape) {
         k->ctl_escape = 0;
-        return "the URL escapes a control character (%00..%1F)";
+        return "the URL escapes a NUL (%00), or a control character in its path";
     }
     header_scan s = {NULL, 0, 0, 0};
     MHD_get_connection_values(c, MHD_HEADER_KIND, scan_header, &s);
