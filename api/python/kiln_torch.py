@@ -294,6 +294,68 @@ class ResNetCifar(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
+class Bottleneck(nn.Module):
+    def __init__(self, cin, mid, mid2, cout, stride):
+        super().__init__()
+        self.conv1, self.bn1 = _conv_bn(cin, mid, 1, 1)
+        self.conv2, self.bn2 = _conv_bn(mid, mid2, 3, stride)
+        self.conv3, self.bn3 = _conv_bn(mid2, cout, 1, 1)
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(*_conv_bn(cin, cout, 1, stride))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn3(self.conv3(F.relu(self.bn2(self.conv2(y)))))
+        s = self.downsample(x) if hasattr(self, "downsample") else x
+        return F.relu(y + s)
+
+
+# torchvision's ResNet-18..152: (block, blocks per stage)
+_RESNET = {18: ("basic", [2, 2, 2, 2]), 34: ("basic", [3, 4, 6, 3]),
+           50: ("bottleneck", [3, 4, 6, 3]), 101: ("bottleneck", [3, 4, 23, 3]),
+           152: ("bottleneck", [3, 8, 36, 3])}
+
+
+def resnet_imagenet_layout(cfg):
+    """(block, stem, [(width, [mids], [mids2])]) of an ImageNet-form config."""
+    if "stages" in cfg:
+        return cfg.get("block", "basic"), cfg["stem"], [
+            (s["width"], list(s["mids"]), list(s.get("mids2", s["mids"]))) for s in cfg["stages"]]
+    block, counts = _RESNET[cfg.get("depth", 50)]
+    out = []
+    for i, n in enumerate(counts):
+        planes = 64 << i
+        out.append((4 * planes if block == "bottleneck" else planes, [planes] * n, [planes] * n))
+    return block, 64, out
+
+
+class ResNet(nn.Module):
+    """torchvision's ResNet (7x7/2 stem, max-pool), with every width explicit."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        block, stem, stages = resnet_imagenet_layout(cfg)
+        self.conv1 = nn.Conv2d(cfg["in_channels"], stem, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem, eps=BN_EPS)
+        cin = stem
+        self.n_stages = len(stages)
+        for i, (width, mids, mids2) in enumerate(stages):
+            blocks = []
+            for j, (mid, mid2) in enumerate(zip(mids, mids2)):
+                stride = 2 if i > 0 and j == 0 else 1
+                blocks.append(Bottleneck(cin, mid, mid2, width, stride) if block == "bottleneck"
+                              else BasicBlock(cin, mid, width, stride))
+                cin = width
+            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
+        self.fc = nn.Linear(cin, cfg["num_classes"])
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
+        for i in range(self.n_stages):
+            x = getattr(self, f"layer{i + 1}")(x)
+        return self.fc(x.mean((2, 3)))
+
+
 # (expansion t, width c, repeats n, stride s) of MobileNetV2
 _MBV2 = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
          (6, 160, 3, 2), (6, 320, 1, 1)]
@@ -356,7 +418,8 @@ class MobileNetV2(nn.Module):
 
 # ---- the entry points ----------------------------------------------------------
 
-_ARCHS = {"ceit": ViT, "deit": ViT, "resnet_cifar": ResNetCifar, "mobilenetv2": MobileNetV2}
+_ARCHS = {"ceit": ViT, "deit": ViT, "resnet_cifar": ResNetCifar, "resnet": ResNet,
+          "mobilenetv2": MobileNetV2}
 
 
 def build(model):

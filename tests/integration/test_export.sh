@@ -63,6 +63,15 @@ train resnet '{"arch":"resnet_cifar","image_size":12,"in_channels":3,"num_classe
 check resnet "$TMP/resnet/model.safetensors"
 ckpt=$(ls "$TMP"/resnet/ckpt-*.safetensors | tail -n 1)
 check resnet-checkpoint "$ckpt" # optimizer and training tensors are left out
+# torchvision's ResNet form (7x7/2 stem, max-pool): BasicBlock, and a Bottleneck whose
+# two inner widths differ (as DMCP leaves them)
+train resnet-basic '{"arch":"resnet","image_size":12,"in_channels":3,"num_classes":5,
+                     "block":"basic","stem":8,"stages":[{"width":8,"mids":[8]},{"width":16,"mids":[12]}]}'
+check resnet-basic "$TMP/resnet-basic/model.safetensors"
+train resnet-bottleneck '{"arch":"resnet","image_size":12,"in_channels":3,"num_classes":5,
+                          "block":"bottleneck","stem":8,
+                          "stages":[{"width":16,"mids":[4],"mids2":[6]},{"width":24,"mids":[8,4],"mids2":[4,8]}]}'
+check resnet-bottleneck "$TMP/resnet-bottleneck/model.safetensors"
 train mbv2-preset '{"arch":"mobilenetv2","image_size":12,"in_channels":3,"num_classes":5,
                     "width_mult":0.25}'
 check mbv2-preset "$TMP/mbv2-preset/model.safetensors"

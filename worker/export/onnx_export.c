@@ -215,13 +215,23 @@ static void emit_bn(exporter *x, const net_node *n)
     const char *ins[5] = {get(x, n->in[0], LAY_SPATIAL), tensor(x, n->t[0]), tensor(x, n->t[1]),
                           tensor(x, n->t[2]), tensor(x, n->t[3])};
     const char *out = produce(x, n->out, LAY_SPATIAL);
-    if (n->act == NN_ACT_NONE) {
+    if (n->act == NN_ACT_NONE && n->n_in == 1) {
         onnx_node(x->g, "BatchNormalization", ins, 5, out, &a, 1);
         return;
     }
-    char t[NAME_LEN];
+    char t[NAME_LEN], r[NAME_LEN];
     onnx_node(x->g, "BatchNormalization", ins, 5, tmp(x, t), &a, 1);
-    emit_act(x, n->act == NN_ACT_RELU6, t, out);
+    const char *y = t;
+    if (n->n_in == 2) { /* fused with a residual add (net_finalize): BN(x) + in[1] */
+        const char *res = get(x, n->in[1], LAY_SPATIAL);
+        if (n->act == NN_ACT_NONE) {
+            node2(x, "Add", t, res, out);
+            return;
+        }
+        node2(x, "Add", t, res, tmp(x, r));
+        y = r;
+    }
+    emit_act(x, n->act == NN_ACT_RELU6, y, out);
 }
 
 /* An elementwise node keeps its input's layout. */
