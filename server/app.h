@@ -43,7 +43,7 @@ typedef struct app {
     store *st;
     char data_dir[512];
     size_t body_limit;
-    size_t upload_limit; /* POST /api/v1/models (spooled to <data>/uploads) */
+    size_t upload_limit;   /* POST /api/v1/models (spooled to <data>/uploads) */
     double max_job_memory; /* bytes a job may need over all its ranks; 0 = no limit */
     double min_free_disk;  /* bytes free in data_dir below which /readyz is not ready */
     spec_parse_fn parse_spec;

@@ -247,7 +247,8 @@ static int store_submitted(app *a, http_request *req, http_response *resp, json_
                         .params = info->params,
                         .mflops = info->mflops,
                         .idem_key = info->idem_key,
-                        .body_hash = hash};
+                        .body_hash = hash,
+                        .owner = req->principal};
     lineage_to_job(lin, &nj);
     char id[STORE_ID_MAX];
     errbuf eb;
@@ -284,7 +285,8 @@ int jobs_create(app *a, http_request *req, http_response *resp)
     lineage lin;
     if (parse_submitted(a, req, resp, &canon, &info) != 0)
         return resp->status;
-    if (admit(a, req, resp, &info) != 0 || idem_header(req, resp, &info) != 0 || check_lineage(a, req, resp, canon, &lin) != 0) {
+    if (admit(a, req, resp, &info) != 0 || idem_header(req, resp, &info) != 0 ||
+        check_lineage(a, req, resp, canon, &lin) != 0) {
         json_decref(canon);
         return resp->status;
     }
@@ -341,6 +343,7 @@ int jobs_list(app *a, http_request *req, http_response *resp)
         q.type = type;
     }
     q.q = http_query(req, "q");
+    q.owner = http_query(req, "owner");
     const char *order = http_query(req, "order_by");
     if (order != NULL && strcmp(order, "created_at") != 0 && strcmp(order, "priority") != 0)
         return api_error_field(resp, req, 400, "order_by", "must be created_at or priority");
@@ -383,11 +386,42 @@ int jobs_get(app *a, http_request *req, http_response *resp)
     return api_json(resp, 200, job);
 }
 
+/* Ownership: with tokens, a token without the admin scope acts only on the
+ * jobs it submitted. 0 when req may act on job id, else the answer's status
+ * (403 naming the owner, 404, or a store failure) with resp filled. */
+static int may_act(app *a, http_request *req, http_response *resp, const char *id, const char *what)
+{
+    if (a->auth == NULL || (req->scopes & AUTH_ADMIN) != 0)
+        return 0;
+    json_t *job;
+    errbuf eb;
+    int rc = store_job_get(a->st, id, &job, &eb);
+    if (rc == ERR_NOT_FOUND)
+        return not_found(resp, req, id);
+    if (rc < 0)
+        return store_failure(resp, req, rc, &eb);
+    const char *owner = json_string_value(json_object_get(job, "owner"));
+    if (owner == NULL)
+        owner = "";
+    if (strcmp(owner, req->principal) == 0) {
+        json_decref(job);
+        return 0;
+    }
+    rc = api_error(resp, req, 403, NULL,
+                   "job %s belongs to '%s': token '%s' may %s only the jobs it submitted (an "
+                   "admin token may act on any)",
+                   id, owner[0] ? owner : "(submitted without a token)", req->principal, what);
+    json_decref(job);
+    return rc;
+}
+
 int jobs_cancel(app *a, http_request *req, http_response *resp)
 {
     const char *id = req->params[0];
     if (!id_ok(id))
         return not_found(resp, req, id);
+    if (may_act(a, req, resp, id, "cancel") != 0)
+        return resp->status;
     errbuf eb;
     int rc = 0;
     /* A compare-and-set can lose a race with the broker (the job just
@@ -435,6 +469,8 @@ int jobs_delete(app *a, http_request *req, http_response *resp)
     const char *id = req->params[0];
     if (!id_ok(id))
         return not_found(resp, req, id);
+    if (may_act(a, req, resp, id, "delete") != 0)
+        return resp->status;
     errbuf eb;
     int rc = store_job_delete(a->st, id, &eb);
     if (rc == ERR_NOT_FOUND)

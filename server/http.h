@@ -46,6 +46,7 @@ typedef struct http_request {
     char param_buf[HTTP_MAX_PARAMS][256]; /* storage of params[] */
     json_t *json;       /* the parsed JSON body, for routes that take one (borrowed) */
     char principal[64]; /* the name of the bearer token used, or "" */
+    unsigned scopes;    /* its scopes (auth.h AUTH_*); 0 when the server has no tokens */
     char client[48];    /* the client's address (IPv4 text), or "" */
 } http_request;
 

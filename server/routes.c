@@ -23,7 +23,7 @@ static const route table[] = {
     {"POST", "/api/v1/jobs", jobs_create, ROUTE_JSON_BODY, S},
     {"GET", "/api/v1/jobs", jobs_list, 0, R},
     {"GET", "/api/v1/jobs/{id}", jobs_get, 0, R},
-    {"DELETE", "/api/v1/jobs/{id}", jobs_delete, 0, A},
+    {"DELETE", "/api/v1/jobs/{id}", jobs_delete, 0, S}, /* own jobs; admin any (handler) */
     {"POST", "/api/v1/jobs/{id}/cancel", jobs_cancel, 0, S},
     {"GET", "/api/v1/jobs/{id}/metrics", jobs_metrics, 0, R},
     {"GET", "/api/v1/jobs/{id}/logs", jobs_logs, 0, R},
@@ -271,6 +271,7 @@ static int authorize(const app *a, const route *r, http_request *req, http_respo
         http_response_header(resp, "WWW-Authenticate", "Bearer realm=\"kiln\"");
         return 401;
     }
+    req->scopes = scopes;
     if ((scopes & r->scope) == 0) {
         unsigned need = r->scope;
         return api_error(resp, req, 403, NULL, "token '%s' lacks the '%s' scope that %s %s needs",

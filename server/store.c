@@ -93,6 +93,9 @@ static const char *const migrations[] = {
     " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
     " path TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, model TEXT,"
     " tensors INTEGER NOT NULL, params INTEGER NOT NULL, created_at REAL NOT NULL);",
+    /* 3: ownership: the name of the token that submitted a job ("" without tokens) */
+    "ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX jobs_owner ON jobs(owner, seq);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
@@ -102,14 +105,14 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
 
 static const char *const sql_text[Q__COUNT] = {
     [Q_JOB_INSERT] = "INSERT INTO jobs(id,name,type,priority,ranks,max_restarts,keep_last,spec,"
-                     "params,mflops,state,reason,message,idem_key,body_hash,created_at,updated_at)"
-                     " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,'QUEUED','SUBMITTED',"
-                     "'waiting for a free pool',?11,?12,?13,?13)",
+                     "params,mflops,state,reason,message,idem_key,body_hash,created_at,updated_at,"
+                     "owner) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,'QUEUED','SUBMITTED',"
+                     "'waiting for a free pool',?11,?12,?13,?13,?14)",
     [Q_JOB_BY_KEY] = "SELECT id, body_hash FROM jobs WHERE idem_key=?1",
     [Q_JOB_ROW] = "SELECT seq,id,name,type,priority,ranks,max_restarts,keep_last,spec,params,"
                   "mflops,state,reason,message,created_at,updated_at,started_at,finished_at,"
-                  "attempt,pool_id,metric_seq,log_seq,step,total_steps,latest,result,idem_key"
-                  " FROM jobs WHERE id=?1",
+                  "attempt,pool_id,metric_seq,log_seq,step,total_steps,latest,result,idem_key,"
+                  "owner FROM jobs WHERE id=?1",
     [Q_JOB_STATE] = "SELECT state, attempt, pool_id, max_restarts, metric_seq, log_seq, step,"
                     " latest, keep_last FROM jobs WHERE id=?1",
     [Q_JOB_SET_STATE] = "UPDATE jobs SET state=?2, reason=?3, message=?4, updated_at=?5,"
@@ -124,15 +127,17 @@ static const char *const sql_text[Q__COUNT] = {
                        " VALUES(?1,?2,?3,?4,?5,?6)",
     [Q_JOB_LIST] = "SELECT seq,id,name,type,priority,ranks,state,reason,message,created_at,"
                    "updated_at,started_at,finished_at,attempt,pool_id,step,total_steps,params,"
-                   "mflops,latest FROM jobs"
+                   "mflops,latest,owner FROM jobs"
                    " WHERE (?1 IS NULL OR state=?1) AND (?2 IS NULL OR type=?2)"
                    " AND (?3 IS NULL OR instr(name,?3)>0 OR instr(id,?3)>0)"
+                   " AND (?6 IS NULL OR owner=?6)"
                    " AND seq<?4 ORDER BY seq DESC LIMIT ?5",
     [Q_JOB_LIST_PRIO] = "SELECT (priority<<48)|seq,id,name,type,priority,ranks,state,reason,"
                         "message,created_at,updated_at,started_at,finished_at,attempt,pool_id,"
-                        "step,total_steps,params,mflops,latest FROM jobs"
+                        "step,total_steps,params,mflops,latest,owner FROM jobs"
                         " WHERE (?1 IS NULL OR state=?1) AND (?2 IS NULL OR type=?2)"
                         " AND (?3 IS NULL OR instr(name,?3)>0 OR instr(id,?3)>0)"
+                        " AND (?6 IS NULL OR owner=?6)"
                         " AND ((priority<<48)|seq)<?4 ORDER BY priority DESC, seq DESC LIMIT ?5",
     [Q_JOB_COUNT] = "SELECT count(*) FROM jobs",
     [Q_JOB_COUNTS] = "SELECT state, count(*) FROM jobs GROUP BY state",
@@ -501,6 +506,7 @@ int store_job_create(store *s, const store_job_new *j, char id[STORE_ID_MAX], er
     sq_bind_text(q, 11, key);
     sq_bind_text(q, 12, key != NULL ? j->body_hash : NULL);
     sqlite3_bind_double(q, 13, now);
+    sq_bind_text(q, 14, j->owner != NULL ? j->owner : "");
     rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "insert job");
     sq_done(q);
     char wait[160] = "waiting for a free pool";
@@ -698,6 +704,7 @@ int store_job_get(store *s, const char *id, json_t **out, errbuf *eb)
     json_object_set_new(o, "state", json_string(sq_col_text(q, 11)));
     json_object_set_new(o, "reason", json_string(sq_col_text(q, 12)));
     json_object_set_new(o, "message", json_string(sq_col_text(q, 13)));
+    json_object_set_new(o, "owner", json_string(sq_col_text(q, 27)));
     json_object_set_new(o, "created_at", sq_col_time(q, 14));
     json_object_set_new(o, "updated_at", sq_col_time(q, 15));
     json_object_set_new(o, "started_at", sq_col_time(q, 16));
@@ -745,6 +752,7 @@ int store_job_list(store *s, const store_list_query *lq, json_t **items, int64_t
     sq_bind_text(q, 3, lq->q != NULL && lq->q[0] != '\0' ? lq->q : NULL);
     sqlite3_bind_int64(q, 4, lq->before > 0 ? lq->before : INT64_MAX);
     sqlite3_bind_int(q, 5, lq->page_size + 1); /* one more: is there a next page? */
+    sq_bind_text(q, 6, lq->owner);
     json_t *a = json_array();
     int n = 0, step;
     int64_t last = 0;
@@ -778,6 +786,7 @@ int store_job_list(store *s, const store_list_query *lq, json_t **items, int64_t
         json_object_set_new(o, "params", json_integer((json_int_t)sqlite3_column_double(q, 17)));
         json_object_set_new(o, "mflops", json_real(sqlite3_column_double(q, 18)));
         json_object_set_new(o, "latest_metrics", sq_col_json(q, 19));
+        json_object_set_new(o, "owner", json_string(sq_col_text(q, 20)));
         json_array_append_new(a, o);
         n++;
     }

@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #define STORE_ID_MAX         MSG_ID_MAX
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef enum {
     JS_QUEUED = 0,
@@ -76,6 +76,7 @@ typedef struct store_job_new {
     double params, mflops;
     const char *idem_key;  /* NULL or "" for none */
     const char *body_hash; /* hex digest of the canonical spec, for the key check */
+    const char *owner;     /* the submitting token's name; NULL or "" without tokens */
     /* Lineage (store_flow.c): */
     const char *init_file;   /* weights the server holds for init_from, relative to the data
                               * dir; NULL: none (fresh, a pool-host path, or not resolved yet) */
@@ -103,12 +104,13 @@ int store_job_state(store *s, const char *id, job_state *st, int *attempt, char 
                     errbuf *eb);
 
 typedef struct store_list_query {
-    int state;        /* job_state, or -1 for any */
-    const char *type; /* NULL for any */
-    const char *q;    /* substring of name or id; NULL for any */
-    int page_size;    /* 1..1000 */
-    int by_priority;  /* 0: newest first; 1: highest priority first, newest first within */
-    int64_t before;   /* cursor: only jobs after this order key; 0 = from the first */
+    int state;         /* job_state, or -1 for any */
+    const char *type;  /* NULL for any */
+    const char *q;     /* substring of name or id; NULL for any */
+    const char *owner; /* exactly this owner (token name); NULL for any */
+    int page_size;     /* 1..1000 */
+    int by_priority;   /* 0: newest first; 1: highest priority first, newest first within */
+    int64_t before;    /* cursor: only jobs after this order key; 0 = from the first */
 } store_list_query;
 
 /* store_job_list lists job summaries in the query's order. The order key is

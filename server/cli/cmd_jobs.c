@@ -136,9 +136,18 @@ static int url_safe(unsigned char c)
            c == '_' || c == '.' || c == '~';
 }
 
+/* A query value percent-encoded (malloc'd). */
+static char *percent_encode(const char *v)
+{
+    char *out = calloc(strlen(v) * 3 + 1, 1), *o = out;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        o += (size_t)(url_safe(*p) ? sprintf(o, "%c", *p) : sprintf(o, "%%%02X", *p));
+    return out;
+}
+
 int cmd_list(int argc, char **argv)
 {
-    const char *state = NULL, *type = NULL, *name = NULL;
+    const char *state = NULL, *type = NULL, *name = NULL, *owner = NULL;
     int all = 0, prio = 0;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--state") == 0 && i + 1 < argc)
@@ -147,6 +156,8 @@ int cmd_list(int argc, char **argv)
             type = argv[++i];
         else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
             name = argv[++i];
+        else if (strcmp(argv[i], "--owner") == 0 && i + 1 < argc)
+            owner = argv[++i];
         else if (strcmp(argv[i], "--by-priority") == 0)
             prio = 1;
         else if (strcmp(argv[i], "--all") == 0)
@@ -154,18 +165,17 @@ int cmd_list(int argc, char **argv)
         else
             return cli_bad_usage("list", NULL);
     }
-    char path[1024], token[64] = "", *esc_name = NULL;
-    if (name != NULL) { /* the query value, percent-encoded */
-        esc_name = calloc(strlen(name) * 3 + 1, 1);
-        char *o = esc_name;
-        for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-            o += (size_t)(url_safe(*p) ? sprintf(o, "%c", *p) : sprintf(o, "%%%02X", *p));
-    }
+    char path[1024], token[64] = "", *esc_name = NULL, *esc_owner = NULL;
+    if (name != NULL) /* the query values, percent-encoded */
+        esc_name = percent_encode(name);
+    if (owner != NULL)
+        esc_owner = percent_encode(owner);
     json_t *every = json_array();
     do {
-        snprintf(path, sizeof path, "/api/v1/jobs?page_size=100%s%s%s%s%s%s%s%s%s",
+        snprintf(path, sizeof path, "/api/v1/jobs?page_size=100%s%s%s%s%s%s%s%s%s%s%s",
                  state ? "&state=" : "", state ? state : "", type ? "&type=" : "", type ? type : "",
-                 esc_name ? "&q=" : "", esc_name ? esc_name : "", prio ? "&order_by=priority" : "",
+                 esc_name ? "&q=" : "", esc_name ? esc_name : "", esc_owner ? "&owner=" : "",
+                 esc_owner ? esc_owner : "", prio ? "&order_by=priority" : "",
                  token[0] ? "&page_token=" : "", token);
         json_t *page = client_call("GET", path, NULL, NULL);
         json_array_extend(every, json_object_get(page, "jobs"));
@@ -174,6 +184,7 @@ int cmd_list(int argc, char **argv)
         json_decref(page);
     } while (all && token[0]);
     free(esc_name);
+    free(esc_owner);
     if (cli_json_out) {
         cli_print_json(every);
     } else {

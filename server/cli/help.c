@@ -19,11 +19,13 @@ const cli_command cli_commands[] = {
      "  --watch      then follow the job until it ends; exit 1 unless it SUCCEEDED\n",
      "kiln submit api/examples/chain/3-retrain.json --after j01a2... "
      "--init-from j01a2..."},
-    {"list", cmd_list, "list [--state S] [--type T] [--name TEXT] [--by-priority] [--all]",
+    {"list", cmd_list,
+     "list [--state S] [--type T] [--name TEXT] [--owner NAME] [--by-priority] [--all]",
      "jobs, newest first",
      "  --state S      only jobs in state S (QUEUED, RUNNING, SUCCEEDED, FAILED, ...)\n"
      "  --type T       only train, prune or adapt jobs\n"
      "  --name TEXT    only jobs whose name or id contains TEXT\n"
+     "  --owner NAME   only jobs submitted with the token named NAME\n"
      "  --by-priority  highest priority first\n"
      "  --all          every page, not only the first 100 jobs\n",
      "kiln list --state RUNNING"},
@@ -42,7 +44,8 @@ const cli_command cli_commands[] = {
      "kiln resume j01a2..."},
     {"cancel", cmd_cancel, "cancel ID", "cancel a queued or running job", "",
      "kiln cancel j01a2..."},
-    {"delete", cmd_delete, "delete ID", "delete a finished job and its files (admin scope)", "",
+    {"delete", cmd_delete, "delete ID",
+     "delete a finished job and its files (its owner, or an admin token)", "",
      "kiln delete j01a2..."},
     {"watch", cmd_watch, "watch ID",
      "follow a job's event stream until it ends; exit 1 unless it SUCCEEDED", "",

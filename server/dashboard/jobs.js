@@ -71,6 +71,7 @@ window.kiln = window.kiln || {};
     }
     compareBtn.addEventListener("click", () => { location.hash = "#/compare?ids=" + encodeURIComponent(selected().join(",")); });
 
+    let showOwner = false; /* whether the owner column is drawn (set by refresh) */
     function query() {
       const p = new URLSearchParams();
       if (q.state) p.set("state", q.state);
@@ -93,7 +94,6 @@ window.kiln = window.kiln || {};
         updateCompare();
       });
       const live = ACTIVE.includes(j.state) && j.state !== "CANCELLING";
-      const hasOwner = Object.prototype.hasOwnProperty.call(j, "owner");
       return h("tr", {"data-id": j.id, "data-state": j.state},
         h("td", {}, box),
         h("td", {}, h("a", {href: "#/jobs/" + encodeURIComponent(j.id), text: j.name, class: "job-link"}),
@@ -104,7 +104,7 @@ window.kiln = window.kiln || {};
         h("td", {}, progressBar(j.progress, "progress of " + j.name),
           h("div.muted.small", {text: "step " + num((j.progress || {}).step) + " / " + num((j.progress || {}).total_steps)})),
         h("td.small", {text: latestText(j.latest_metrics)}),
-        hasOwner ? h("td", {text: j.owner === null ? "" : j.owner}) : null,
+        showOwner ? h("td", {text: j.owner || ""}) : null,
         h("td.small", {title: time(j.created_at)}, ago(j.created_at)),
         h("td", {}, live ? h("button.small", {type: "button", text: "Cancel", "aria-label": "cancel " + j.name,
                                                onclick: () => cancel(j.id, refresh)}) : null));
@@ -123,10 +123,10 @@ window.kiln = window.kiln || {};
       if (!r.ok) { kiln.api.banner("Jobs: " + kiln.api.errorText(r.body)); return; }
       kiln.api.banner("");
       let jobs = r.body.jobs || [];
-      const owners = jobs.some(j => Object.prototype.hasOwnProperty.call(j, "owner"));
-      ownerHead.hidden = !owners;
-      if (owners) ownerField.hidden = false;
-      if (q.owner) jobs = jobs.filter(j => !("owner" in j) || String(j.owner || "").includes(q.owner));
+      // a server with tokens names each job's owner; without tokens every owner is ""
+      showOwner = jobs.some(j => j.owner);
+      ownerHead.hidden = !showOwner;
+      if (showOwner) ownerField.hidden = false;
       replace(tbody, jobs.length ? jobs.map(row) :
         h("tr", {}, h("td", {colspan: "10", class: "muted"}, "No jobs here. ", h("a", {href: "#/submit", text: "Submit one"}), ".")));
       tokens.length = page + 1;

@@ -55,6 +55,8 @@ err=$(KILN_URL=$URL "$CLI" list 2>&1) && die "kiln list without a token succeede
 case "$err" in *UNAUTHENTICATED*) ;; *) die "kiln without a token: $err" ;; esac
 id=$(KILN_URL=$URL "$CLI" --token "$tok_submit" submit -q "$TMP/job.json") || die "kiln --token submit"
 KILN_URL=$URL KILN_TOKEN=$tok_read "$CLI" get "$id" >/dev/null || die "KILN_TOKEN get"
+KILN_URL=$URL KILN_TOKEN=$tok_read "$CLI" list --owner ci | grep -q "$id" || die "list --owner ci misses $id"
+KILN_URL=$URL KILN_TOKEN=$tok_read "$CLI" list --owner root | grep -q "$id" && die "list --owner root shows ci's job"
 echo "$tok_read" >"$TMP/read.token"
 KILN_URL=$URL "$CLI" --token-file "$TMP/read.token" get "$id" >/dev/null || die "--token-file get"
 err=$(KILN_URL=$URL "$CLI" --token-file "$TMP/none.token" get "$id" 2>&1) && die "a missing token file worked"
@@ -62,8 +64,8 @@ case "$err" in *"--token-file"*none.token*) ;; *) die "missing token file: $err"
 err=$(KILN_URL=$URL KILN_TOKEN=$tok_read "$CLI" cancel "$id" 2>&1) && die "read token cancelled"
 case "$err" in *PERMISSION_DENIED*submit*) ;; *) die "cancel with read: $err" ;; esac
 KILN_URL=$URL KILN_TOKEN=$tok_submit "$CLI" cancel "$id" >/dev/null || die "submit token cancel"
-[ "$(code -X DELETE -H "Authorization: Bearer $tok_submit" "$URL/api/v1/jobs/$id")" = 403 ] ||
-    die "submit token deleted a job"
+[ "$(code -X DELETE -H "Authorization: Bearer $tok_read" "$URL/api/v1/jobs/$id")" = 403 ] ||
+    die "read token deleted a job"
 [ "$(code -X DELETE -H "Authorization: Bearer $tok_admin" "$URL/api/v1/jobs/$id")" = 204 ] ||
     die "admin could not delete"
 ok "tokens: hashed in the file, 401 without, 403 without the scope, CLI --token, --token-file and KILN_TOKEN"

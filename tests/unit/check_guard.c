@@ -45,6 +45,7 @@ static fakepool *POOL;
 static const char *TOK_READ = "kiln_reader-0123456789";
 static const char *TOK_SUBMIT = "kiln_submitter-0123456789";
 static const char *TOK_ADMIN = "kiln_admin-0123456789";
+static const char *TOK_SUBMIT2 = "kiln_other-submitter-0123456789";
 
 static void sleep_ms(int ms)
 {
@@ -95,13 +96,15 @@ static void start(const fixture_opts *fo)
     A.sse = HUB;
     TOKENS = NULL;
     if (fo->with_tokens) {
-        char text[1024], h1[72], h2[72], h3[72];
+        char text[1024], h1[72], h2[72], h3[72], h4[72];
         auth_hash(TOK_READ, h1);
         auth_hash(TOK_SUBMIT, h2);
         auth_hash(TOK_ADMIN, h3);
+        auth_hash(TOK_SUBMIT2, h4);
         snprintf(text, sizeof text,
-                 "# name scopes hash\nviewer read %s\nci submit,read %s\n\nroot admin %s\n", h1, h2,
-                 h3);
+                 "# name scopes hash\nviewer read %s\nci submit,read %s\n\nroot admin %s\n"
+                 "ci2 submit,read %s\n",
+                 h1, h2, h3, h4);
         ck_assert_int_eq(auth_parse(&TOKENS, text, strlen(text), "test tokens", &eb), 0);
         A.auth = TOKENS;
     }
@@ -304,19 +307,39 @@ START_TEST(tokens_and_scopes)
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "error"), "code")),
                      "PERMISSION_DENIED");
     httpc_free(&r);
-    /* submit may submit and cancel, not delete */
-    char id[STORE_ID_MAX];
+    /* submit may submit, and cancel and delete its own jobs only */
+    char id[STORE_ID_MAX], id2[STORE_ID_MAX];
     submit(TOK_SUBMIT, id);
+    submit(TOK_SUBMIT2, id2);
     char p[128];
+    snprintf(p, sizeof p, "/api/v1/jobs/%s", id);
+    ck_assert_int_eq(req_tok("GET", p, TOK_READ, NULL, &r), 200);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "owner")), "ci");
+    httpc_free(&r);
+    ck_assert_int_eq(req_tok("GET", "/api/v1/jobs?owner=ci2", TOK_READ, NULL, &r), 200);
+    json_t *items = json_object_get(r.json, "jobs");
+    ck_assert_int_eq((int)json_array_size(items), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 0), "id")), id2);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 0), "owner")), "ci2");
+    httpc_free(&r);
     snprintf(p, sizeof p, "/api/v1/jobs/%s/cancel", id);
     ck_assert_int_eq(req_tok("POST", p, TOK_READ, NULL, &r), 403);
+    httpc_free(&r);
+    ck_assert_int_eq(req_tok("POST", p, TOK_SUBMIT2, NULL, &r), 403);
+    ck_assert_ptr_nonnull(strstr(r.body, "belongs to 'ci'"));
     httpc_free(&r);
     ck_assert_int_eq(req_tok("POST", p, TOK_SUBMIT, NULL, &r), 202);
     httpc_free(&r);
     snprintf(p, sizeof p, "/api/v1/jobs/%s", id);
-    ck_assert_int_eq(req_tok("DELETE", p, TOK_SUBMIT, NULL, &r), 403);
+    ck_assert_int_eq(req_tok("DELETE", p, TOK_SUBMIT2, NULL, &r), 403);
     httpc_free(&r);
-    /* admin may do everything */
+    ck_assert_int_eq(req_tok("DELETE", p, TOK_SUBMIT, NULL, &r), 204);
+    httpc_free(&r);
+    /* admin may do everything, to anyone's jobs */
+    snprintf(p, sizeof p, "/api/v1/jobs/%s/cancel", id2);
+    ck_assert_int_eq(req_tok("POST", p, TOK_ADMIN, NULL, &r), 202);
+    httpc_free(&r);
+    snprintf(p, sizeof p, "/api/v1/jobs/%s", id2);
     ck_assert_int_eq(req_tok("GET", p, TOK_ADMIN, NULL, &r), 200);
     httpc_free(&r);
     ck_assert_int_eq(req_tok("DELETE", p, TOK_ADMIN, NULL, &r), 204);
