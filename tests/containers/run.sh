@@ -65,7 +65,7 @@ free_port() {
     local p
     for _ in $(seq 1 50); do
         p=$((20000 + RANDOM % 20000))
-        ss -ltn 2>/dev/null | awk '{ print $4 }' | grep -q ":$p\$" || { echo "$p"; return 0; }
+        ss -ltn 2>/dev/null | awk '{ print $4 }' | grep ":$p\$" >/dev/null || { echo "$p"; return 0; }
     done
     return 1
 }
@@ -251,8 +251,10 @@ stop_round() {
         fail "attempt 1 of $id ended $(jq_job "$id" '.attempts[0].reason'), not POOL_STOPPED"
     [ "$(jq_job "$id" '.attempts[1].pool_id')" = "$to" ] || fail "attempt 2 of $id did not run on $to"
     at=$(jq_job "$id" '.attempts[0].message' | sed -n 's/.*cancelled at step \([0-9]*\).*/\1/p')
-    timeout 30 podman logs "$(ctr server)" 2>&1 |
-        grep -q "job $id attempt 2 -> pool $to .*resuming from a checkpoint" ||
+    # the whole log first: under pipefail, grep -q closing the pipe early would fail
+    # podman logs (SIGPIPE) and so the check, even when the line is there
+    timeout 30 podman logs "$(ctr server)" >"$work/server-$id.log" 2>&1 || :
+    grep -q "job $id attempt 2 -> pool $to .*resuming from a checkpoint" "$work/server-$id.log" ||
         fail "attempt 2 of $id did not resume from a checkpoint"
     check_steps "$id"
     ok "podman stop $victim: left in ${stop_s}s (status 0) at step $at; job $id resumed on $to from that step, SUCCEEDED, every metric step once"
