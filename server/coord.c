@@ -35,6 +35,7 @@ typedef struct pool {
     char job[MSG_ID_MAX];     /* the attempt the server has on this pool, or "" */
     int attempt;
     int64_t cancel_ms; /* last cancel sent */
+    int64_t asked_ms;  /* last request for a hello (ask_hello) */
     json_t *cached;    /* SHA-256s of the init weights the pool holds (from ready), or NULL */
 } pool;
 
@@ -126,6 +127,28 @@ static void send_to(coord *c, pool *p, const msg *m, int64_t now_ms)
 {
     c->send(c->ctx, p->id, m);
     p->sent_ms = now_ms;
+}
+
+/* A pool this coordinator does not know (the server restarted while it stayed
+ * connected: ZeroMQ reconnected its socket underneath) or gave up on speaks
+ * without hello: a heartbeat with "hello": true makes it say hello again now,
+ * rather than after its own liveness timeout, so that its running job is
+ * reconciled before this server's restart window ends. At most once per
+ * heartbeat interval for a known pool; the pool ignores the request while its
+ * own hello is unanswered, so repeats are harmless. */
+static void ask_hello(coord *c, pool *p, const char *pool_id, int64_t now_ms)
+{
+    if (p != NULL && p->asked_ms > 0 && now_ms - p->asked_ms < c->o.heartbeat_ms)
+        return;
+    if (p != NULL) {
+        p->asked_ms = now_ms;
+        log_info("pool %s: message from a pool marked lost; asking for its hello", pool_id);
+    }
+    msg m;
+    msg_init(&m, MSG_HEARTBEAT);
+    msg_set(&m, "hello", json_true());
+    c->send(c->ctx, pool_id, &m);
+    msg_deinit(&m);
 }
 
 static void send_simple(coord *c, pool *p, msg_type t, const char *job, int attempt, uint64_t seq,
@@ -517,14 +540,10 @@ void coord_receive(coord *c, const char *pool_id, msg *m, int64_t now_ms)
 {
     pthread_mutex_lock(&c->mu);
     pool *p = find_pool(c, pool_id);
-    if (p != NULL) {
+    if (p != NULL)
         p->seen_ms = now_ms;
-        if (!p->alive && m->type != MSG_HELLO) {
-            /* A pool we gave up on speaks again without hello: make it
-             * introduce itself (its jobs were already ended). */
-            log_info("pool %s: message from a pool marked lost; waiting for its hello", pool_id);
-        }
-    }
+    if ((p == NULL || !p->alive) && m->type != MSG_HELLO)
+        ask_hello(c, p, pool_id, now_ms);
     if (msg_is_job_message(m->type)) {
         if (p == NULL || !p->alive) {
             /* Not applied and not acked: the pool resends after its hello. */

@@ -797,6 +797,18 @@ static void on_cancel(pool_link *l, const msg *m)
     log_info("link: cancel of job %s attempt %d", m->job_id, m->attempt);
 }
 
+/* The server asked for a hello: it restarted while ZeroMQ kept (or re-made)
+ * this connection, or it gave up on this pool. Say hello on the same socket
+ * and send every unacked message again after its welcome. While that hello is
+ * unanswered, further requests are ignored (welcomed is 0). Under mu. */
+static void hello_again(pool_link *l)
+{
+    log_info("link: %s does not know this pool (restarted?); saying hello again", l->endpoint);
+    l->hello_sent = l->ready_sent = l->welcomed = 0;
+    for (entry *e = l->head; e != NULL; e = e->next)
+        e->sent = 0;
+}
+
 /* Reads every waiting message. Under mu. */
 static void receive_all(pool_link *l, int64_t t)
 {
@@ -851,6 +863,8 @@ static void receive_all(pool_link *l, int64_t t)
             on_ack(l, &m);
             break;
         case MSG_HEARTBEAT:
+            if (json_is_true(msg_get(&m, "hello")) && l->welcomed)
+                hello_again(l);
             break;
         default:
             log_warn("link: unexpected %s from the server", msg_type_name(m.type));

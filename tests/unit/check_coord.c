@@ -405,6 +405,15 @@ START_TEST(server_restart_reconciles)
     C = coord_new(S, &o, record, NULL, 1000);
     coord_tick(C, 5); /* within the window: waits for the pool */
     ck_assert_int_eq(state_of(id), JS_RUNNING);
+    /* the pool's socket reconnected underneath and it speaks without hello:
+     * asked for one at once (not left to its liveness timeout) */
+    clear_out();
+    job_msg("p1", MSG_METRIC, id, 1, 2, 1100);
+    coord_flush(C, 1100);
+    msg *ask = last_sent("p1", MSG_HEARTBEAT);
+    ck_assert_ptr_nonnull(ask);
+    ck_assert(json_is_true(msg_get(ask, "hello")));
+    ck_assert_int_eq(state_of(id), JS_RUNNING);
     hello("p1", 1, id, 1, 1150);
     job_msg("p1", MSG_METRIC, id, 1, 2, 1160);
     coord_flush(C, 1160);

@@ -635,6 +635,70 @@ START_TEST(link_resends_until_acked)
 }
 END_TEST
 
+START_TEST(link_says_hello_when_asked)
+{
+    /* A server that restarted under a live connection asks with a heartbeat
+     * carrying "hello": the link says hello again on the same socket and
+     * sends its unacked messages after it. */
+    void *router = zmq_socket(ZCTX, ZMQ_ROUTER);
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://kiln-ask-%d", (int)getpid());
+    ck_assert_int_eq(zmq_bind(router, ep), 0);
+    link_options lo;
+    link_options_default(&lo);
+    lo.zmq_context = ZCTX;
+    lo.resend_ms = 60000; /* no timed resend within the test */
+    link_pool_info info = {.pool_id = "ask", .ranks = 1, .cores = 1, .version = "t"};
+    pool_link *l;
+    errbuf eb;
+    ck_assert_int_eq(link_new(&l, ep, &info, &lo, &eb), 0);
+    msg m;
+    ck_assert(raw_recv(router, 2000, &m));
+    ck_assert_int_eq(m.type, MSG_HELLO);
+    msg_deinit(&m);
+    msg w;
+    msg_init(&w, MSG_WELCOME);
+    msg_set(&w, "heartbeat_ms", json_integer(1000));
+    msg_set(&w, "liveness", json_integer(5));
+    raw_send(router, "ask", &w);
+    msg_deinit(&w);
+    link_started(l, "jq", 3, 10);
+    int got = 0;
+    while (!got && raw_recv(router, 2000, &m)) {
+        got = m.type == MSG_STARTED;
+        msg_deinit(&m);
+    }
+    ck_assert(got);
+    msg h;
+    msg_init(&h, MSG_HEARTBEAT);
+    msg_set(&h, "hello", json_true());
+    raw_send(router, "ask", &h);
+    msg_deinit(&h);
+    /* well inside the link's liveness timeout (5 s), after which it would say
+     * hello anyway, on a new socket */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int hello = 0, started_after = 0;
+    for (int i = 0; i < 20 && !started_after && raw_recv(router, 2000, &m); i++) {
+        if (m.type == MSG_HELLO) {
+            hello++;
+        } else if (m.type == MSG_STARTED) {
+            ck_assert_int_eq(hello, 1); /* the resend follows the hello */
+            ck_assert_uint_eq(m.seq, 1);
+            started_after = 1;
+        }
+        msg_deinit(&m);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ck_assert_int_eq(hello, 1);
+    ck_assert(started_after);
+    double waited = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    ck_assert_msg(waited < 2.0, "the hello came after %.1f s, not at once", waited);
+    link_free(l);
+    zmq_close(router);
+}
+END_TEST
+
 Suite *suite_link(void)
 {
     Suite *s = suite_create("link");
@@ -649,6 +713,7 @@ Suite *suite_link(void)
     tcase_add_test(tc, spill_then_deliver_in_order);
     tcase_add_test(tc, resends_are_applied_once);
     tcase_add_test(tc, link_resends_until_acked);
+    tcase_add_test(tc, link_says_hello_when_asked);
     tcase_add_test(tc, ready_never_overtakes_finished);
     tcase_add_test(tc, sink_style_calls);
     suite_add_tcase(s, tc);
