@@ -16,12 +16,14 @@
 
 static const char *const METHOD_NAMES[] = {"dmcp", "uniform"};
 static const char *const DERIVE_NAMES[] = {"es", "ds"};
+static const char *const SAMPLING_NAMES[] = {"group", "official"};
 
 static const search_head HEAD = {"prune", METHOD_NAMES, 2, 1.0, 1};
 
 /* Fields that only the dmcp method reads. */
-static const char *const DMCP_ONLY[] = {"warmup_epochs", "search_epochs", "search", "arch",
-                                        "calib_batches", "eval_limit",    "derive", "ds_samples"};
+static const char *const DMCP_ONLY[] = {"warmup_epochs", "search_epochs", "search",
+                                        "arch",          "calib_batches", "eval_limit",
+                                        "derive",        "ds_samples",    "sampling"};
 
 const char *prunespec_method_name(prune_method m)
 {
@@ -51,6 +53,9 @@ static void parse_dmcp(prune_spec *p, jf_obj *o, int ranks)
     jf_enum(o, "derive", &d, PRUNE_DERIVE_ES, DERIVE_NAMES, 2);
     p->derive = (prune_derive)d;
     jf_int(o, "ds_samples", &p->ds_samples, 5, 0, 100);
+    int smp;
+    jf_enum(o, "sampling", &smp, PRUNE_SAMPLING_GROUP, SAMPLING_NAMES, 2);
+    p->sampling = (prune_sampling)smp;
 }
 
 /* The target against what the space can reach: above the smallest net,
@@ -122,5 +127,6 @@ json_t *prunespec_to_json(const prune_spec *p)
     searchspec_eval_json(&p->search, j);
     json_object_set_new(j, "derive", json_string(DERIVE_NAMES[p->derive]));
     json_object_set_new(j, "ds_samples", json_integer(p->ds_samples));
+    json_object_set_new(j, "sampling", json_string(SAMPLING_NAMES[p->sampling]));
     return j;
 }

@@ -13,7 +13,10 @@
  *     (the search settings of common/searchspec.h: warmup_epochs,
  *      search_epochs, search, arch, calib_batches, eval_limit)
  *     "derive": "es",                // or "ds": a direct sample within +-1 % of the target
- *     "ds_samples": 5                // direct samples listed in the report
+ *     "ds_samples": 5,               // direct samples listed in the report
+ *     "sampling": "group"            // or "official": the smallest and the random
+ *                                    // sub-nets of the weight steps as DMCP's code
+ *                                    // draws them (multiples of 8; see prune_chain.h)
  *   }
  *
  * The target must lie strictly between the smallest net of the space
@@ -32,6 +35,9 @@
 
 typedef enum { PRUNE_DMCP = 0, PRUNE_UNIFORM } prune_method;
 typedef enum { PRUNE_DERIVE_ES = 0, PRUNE_DERIVE_DS } prune_derive;
+/* How the weight steps draw the smallest and the random sub-nets: on the
+ * space's channel groups (c_min + j*group), or as DMCP's official code does. */
+typedef enum { PRUNE_SAMPLING_GROUP = 0, PRUNE_SAMPLING_OFFICIAL } prune_sampling;
 
 typedef struct prune_spec {
     prune_method method;
@@ -43,6 +49,7 @@ typedef struct prune_spec {
     search_spec search; /* the schedule (common/searchspec.h) */
     prune_derive derive;
     int ds_samples;
+    prune_sampling sampling;
 } prune_spec;
 
 /* The +-1 % band around the target that derived architectures must meet. */

@@ -567,6 +567,7 @@ START_TEST(prune_object)
     ck_assert(json_number_value(json_object_get(arch, "band")) == 0.95);
     ck_assert(json_number_value(json_object_get(arch, "weight_decay")) == 0);
     ck_assert_str_eq(json_string_value(json_object_get(p, "derive")), "es");
+    ck_assert_str_eq(json_string_value(json_object_get(p, "sampling")), "group");
     /* the retrain recipe is the job's optim, with the CNN defaults */
     ck_assert_str_eq(
         json_string_value(json_object_get(json_object_get(canon, "optim"), "optimizer")), "sgd");
@@ -611,6 +612,9 @@ START_TEST(prune_object)
         {PRUNE_SPEC("{\"target_ratio\":0.5,\"arch\":{\"momentum\":0}}"), "prune.arch.nesterov",
          "momentum > 0"},
         {PRUNE_SPEC("{\"target_ratio\":0.5,\"derive\":\"random\"}"), "prune.derive", "one of"},
+        {PRUNE_SPEC("{\"target_ratio\":0.5,\"sampling\":\"mmrazor\"}"), "prune.sampling", "one of"},
+        {PRUNE_SPEC("{\"target_ratio\":0.5,\"method\":\"uniform\",\"sampling\":\"official\"}"),
+         "prune.sampling", "dmcp"},
         {PRUNE_SPEC("{\"target_ratio\":0.5,\"bogus\":1}"), "prune.bogus", "unknown"},
         {"{\"type\":\"prune\",\"model\":" RESNET ",\"resources\":{\"ranks\":3},"
          "\"optim\":{\"batch_size\":129},\"prune\":{\"target_ratio\":0.5,"

@@ -637,7 +637,8 @@ END_TEST
 START_TEST(mbv2_dmcp_job)
 {
     /* MobileNetV2 supernet: a block without expansion, residual blocks that
-     * share their input's width, a stride-1 block that changes width */
+     * share their input's width, a stride-1 block that changes width; the
+     * weight steps sample as DMCP's official code does */
     job_spec s;
     char text[2048];
     snprintf(text, sizeof text,
@@ -646,7 +647,8 @@ START_TEST(mbv2_dmcp_job)
              "\"classes\":5,\"channels\":3,\"size\":8}},"
              "\"optim\":{\"lr\":0.05,\"batch_size\":32,\"epochs\":1},"
              "\"prune\":{\"target_ratio\":0.5,\"warmup_epochs\":1,\"search_epochs\":1,"
-             "\"search\":{\"batch_size\":32},\"arch\":{\"lr\":5},\"calib_batches\":1}}",
+             "\"search\":{\"batch_size\":32},\"arch\":{\"lr\":5},\"calib_batches\":1,"
+             "\"sampling\":\"official\"}}",
              MBV2_SMALL);
     json_t *j = json_loads(text, 0, NULL);
     field_errors fe;

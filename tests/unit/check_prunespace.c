@@ -446,6 +446,57 @@ START_TEST(samplers_stay_on_the_grid)
 }
 END_TEST
 
+START_TEST(official_sampling_follows_dmcp_code)
+{
+    /* make_divisible(C*f/max, 8), by hand: nearest multiple of 8, at least 8,
+     * one more step when rounding lost over 10 %; then at most C */
+    ck_assert_int_eq(chains_official_width(16, 0.1, 1.0), 8);   /* 1.6 -> 8 (the floor) */
+    ck_assert_int_eq(chains_official_width(100, 0.3, 1.0), 32); /* 30 -> 32 */
+    ck_assert_int_eq(chains_official_width(96, 0.15, 1.0), 16); /* 14.4 -> 16 */
+    ck_assert_int_eq(chains_official_width(119, 0.1, 1.0), 16); /* 11.9 -> 8 < 10.7 -> 16 */
+    ck_assert_int_eq(chains_official_width(320, 0.5, 1.0), 160);
+    ck_assert_int_eq(chains_official_width(64, 0.75, 1.5), 32); /* fractions of max */
+    ck_assert_int_eq(chains_official_width(5, 0.1, 1.0), 5);    /* never above C */
+    model_cfg c;
+    prune_space s;
+    space_from(&s, &c, MB_W050, &RESNET_W);
+    int w[256], lo[256];
+    chains_official_min_widths(&s, lo);
+    int moved = 0;
+    for (int u = 0; u < s.n_units; u++) {
+        int want = chains_official_width(s.units[u].channels, 0.1, 1.0);
+        moved += lo[u] != want;
+        ck_assert_int_le(abs(lo[u] - want), 1); /* ps_fix_structure: one channel at most */
+    }
+    ck_assert_int_le(moved, s.n_units / 4);
+    /* random: every unit at one of the 10 fractions' widths, and the draws
+     * cover the list (max included) */
+    rng r;
+    rng_seed(&r, 5);
+    int hits_max = 0, hits_min = 0, off_grid = 0;
+    for (int rep = 0; rep < 200; rep++) {
+        chains_official_random_widths(&s, &r, w);
+        for (int u = 0; u < s.n_units; u++) {
+            int C = s.units[u].channels, on = 0;
+            for (int k = 0; k <= 9; k++) {
+                int v = chains_official_width(C, k == 9 ? 1.0 : 0.1 + 0.1 * k, 1.0);
+                on |= abs(w[u] - v) <= 1;
+            }
+            off_grid += !on;
+            hits_max += w[u] == C;
+            hits_min += w[u] == lo[u];
+            if (s.units[u].partner >= 0)
+                ck_assert_int_ne(w[u], w[s.units[u].partner]);
+        }
+    }
+    ck_assert_int_eq(off_grid, 0);
+    /* 1 in 10 draws is max (more for narrow units, where fractions collapse) */
+    ck_assert_int_gt(hits_max, 200 * s.n_units / 20);
+    ck_assert_int_gt(hits_min, 200 * s.n_units / 20);
+    prune_space_deinit(&s);
+}
+END_TEST
+
 START_TEST(uniform_widths_scale_every_unit)
 {
     model_cfg c;
@@ -488,6 +539,7 @@ Suite *suite_prunespace(void)
     tcase_add_test(tc, budget_loss_gradient_matches_finite_differences);
     tcase_add_test(tc, budget_loss_regimes);
     tcase_add_test(tc, samplers_stay_on_the_grid);
+    tcase_add_test(tc, official_sampling_follows_dmcp_code);
     tcase_add_test(tc, uniform_widths_scale_every_unit);
     suite_add_tcase(s, tc);
     return s;

@@ -225,6 +225,37 @@ void chains_random_widths(const prune_space *sp, rng *r, int *w)
     ps_fix_structure(sp, w, 1);
 }
 
+int chains_official_width(int C, double f, double max)
+{
+    double v = (double)C * f / max;
+    long d = (long)(v + 4.0) / 8 * 8;
+    if (d < 8)
+        d = 8;
+    if ((double)d < 0.9 * v)
+        d += 8;
+    return d > C ? C : (int)d;
+}
+
+void chains_official_min_widths(const prune_space *sp, int *w)
+{
+    for (int u = 0; u < sp->n_units; u++)
+        w[u] = chains_official_width(sp->units[u].channels, sp->width.min, sp->width.max);
+    ps_fix_structure(sp, w, 0);
+}
+
+void chains_official_random_widths(const prune_space *sp, rng *r, int *w)
+{
+    const ps_width *x = &sp->width;
+    /* the official list: max, min, and min + k*offset below max */
+    int below = (int)ceil((x->max - x->min) / x->offset - 1e-6);
+    for (int u = 0; u < sp->n_units; u++) {
+        int k = (int)rng_below(r, (uint32_t)below + 1);
+        double f = k == below ? x->max : x->min + k * x->offset;
+        w[u] = chains_official_width(sp->units[u].channels, f, x->max);
+    }
+    ps_fix_structure(sp, w, 0);
+}
+
 void chains_es_widths(const prune_chains *c, int *w)
 {
     const prune_space *sp = c->sp;

@@ -104,6 +104,19 @@ void chains_sample(const prune_chains *c, rng *r, int *w);
  * unit; then ps_fix_structure (group steps). */
 void chains_random_widths(const prune_space *sp, rng *r, int *w);
 
+/* DMCP's official code's width of a unit of C channels (at the space's max
+ * width `max`) at width fraction f: make_divisible(C*f/max, 8), i.e. the
+ * nearest multiple of 8, at least 8 and not below 90 % of C*f/max, then
+ * clamped to [1, C]. */
+int chains_official_width(int C, double f, double max);
+
+/* prune.sampling "official" (ALGORITHMS.md 2.6): the smallest sub-net has
+ * every unit at chains_official_width(C, width.min); a random sub-net draws
+ * each unit's fraction uniformly from {max} and {min + k*offset < max}. Both end
+ * with ps_fix_structure (channel steps), so widths need not be group-aligned. */
+void chains_official_min_widths(const prune_space *sp, int *w);
+void chains_official_random_widths(const prune_space *sp, rng *r, int *w);
+
 /* Expected-sampling widths: round(E[c] - 1e-4) clamped to [1, C], then
  * ps_fix_structure (channel steps). */
 void chains_es_widths(const prune_chains *c, int *w);

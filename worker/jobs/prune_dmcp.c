@@ -39,12 +39,17 @@ static void dm_sample(void *ctx, nas_arch which, rng *r)
 {
     dmcp_space *s = ctx;
     pruner *p = s->p;
-    if (which == NAS_ARCH_MIN)
+    int official = p->ps.sampling == PRUNE_SAMPLING_OFFICIAL;
+    if (which == NAS_ARCH_MIN && official)
+        chains_official_min_widths(&p->sp, s->w);
+    else if (which == NAS_ARCH_MIN)
         ps_min_widths(&p->sp, s->w);
     else if (which == NAS_ARCH_EXPECTED)
         chains_es_widths(&p->ch, s->w);
     else if (which == NAS_ARCH_CHAINS)
         chains_sample(&p->ch, r, s->w);
+    else if (official)
+        chains_official_random_widths(&p->sp, r, s->w);
     else
         chains_random_widths(&p->sp, r, s->w);
 }
@@ -91,9 +96,10 @@ static void dm_describe(void *ctx, char *buf, size_t len)
     pruner *p = ((dmcp_space *)ctx)->p;
     snprintf(buf, len,
              "dmcp: %d units, %zu architecture parameters, target %.3f of %.3f MFLOPs; %ld "
-             "warm-up + %ld search steps",
+             "warm-up + %ld search steps; %s sampling",
              p->sp.n_units, p->ch.n_alpha, p->target, p->full_mflops, p->warmup_steps,
-             p->total_steps - p->warmup_steps);
+             p->total_steps - p->warmup_steps,
+             p->ps.sampling == PRUNE_SAMPLING_OFFICIAL ? "official" : "group");
 }
 
 static char *dm_model_json(void *ctx)
