@@ -1,9 +1,11 @@
 /* store_impl.h - internals shared by the files of the SQLite store.
  *
- * The store is one module in three files: store.c (connection, schema,
- * jobs, states, attempts), store_apply.c (applying pool messages exactly
- * once) and store_query.c (metrics, logs, events, artifacts, checkpoints).
- * Only these three files include sqlite3.h; everything else sees store.h.
+ * The store is one module in several files: store.c (connection, schema,
+ * migrations, statement cache), store_jobs.c (jobs and their states),
+ * store_attempts.c (attempts), store_apply.c (applying pool messages exactly
+ * once), store_query.c (metrics, logs, events, artifacts, checkpoints) and
+ * store_flow.c (lineage, uploaded models). Only these files include
+ * sqlite3.h; everything else sees store.h.
  * Every function here expects the caller to hold s->mu.
  */
 #ifndef KILN_STORE_IMPL_H
@@ -95,6 +97,8 @@ int sq_begin(store *s, errbuf *eb);
 int sq_end(store *s, int rc, errbuf *eb);
 /* A REAL time column as ISO-8601 JSON text, or JSON null. */
 json_t *sq_col_time(sqlite3_stmt *q, int i);
+/* A TEXT column holding JSON, parsed (JSON null for SQL NULL or bad JSON). */
+json_t *sq_col_json(sqlite3_stmt *q, int i);
 /* The state row of job id (ERR_NOT_FOUND if none); free r->latest. */
 int sq_read_job(store *s, const char *id, job_row *r, errbuf *eb);
 /* Compare-and-set of a job's state from any state in from_mask to `to`,
@@ -103,6 +107,8 @@ int sq_transition(store *s, const char *id, unsigned from_mask, job_state to, co
                   const char *message, job_state *was, errbuf *eb);
 /* One events row as a JSON object. */
 json_t *sq_event_row(sqlite3_stmt *q);
+/* The attempts of a job as a JSON array (store_attempts.c). */
+json_t *sq_attempts_json(store *s, const char *id);
 /* The artifact list of a job as a JSON array. */
 json_t *sq_artifacts_json(store *s, const char *id);
 /* Ends an attempt with a reason; sq_attempt_failed also moves the job to

@@ -252,6 +252,35 @@ int store_events(store *s, const char *id, int64_t after, int limit, json_t **ou
     return rc;
 }
 
+json_t *sq_event_row(sqlite3_stmt *q)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "seq", json_integer(sqlite3_column_int64(q, 0)));
+    json_object_set_new(o, "time", sq_col_time(q, 1));
+    json_object_set_new(o, "from",
+                        sqlite3_column_type(q, 2) == SQLITE_NULL ? json_null()
+                                                                 : json_string(sq_col_text(q, 2)));
+    json_object_set_new(o, "to", json_string(sq_col_text(q, 3)));
+    json_object_set_new(o, "reason", json_string(sq_col_text(q, 4)));
+    json_object_set_new(o, "message", json_string(sq_col_text(q, 5)));
+    return o;
+}
+
+json_t *sq_artifacts_json(store *s, const char *id)
+{
+    json_t *a = json_array();
+    sqlite3_stmt *q = sq_stmt(s, Q_ARTIFACT_LIST);
+    sq_bind_text(q, 1, id);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(sq_col_text(q, 0)));
+        json_object_set_new(o, "size", json_integer(sqlite3_column_int64(q, 1)));
+        json_array_append_new(a, o);
+    }
+    sq_done(q);
+    return a;
+}
+
 uint64_t store_changes(store *s)
 {
     return atomic_load(&s->changes);

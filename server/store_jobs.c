@@ -1,0 +1,473 @@
+/* store_jobs.c - jobs in the store (see store.h): the state machine's names
+ * and edges, creating, reading, listing, noting and deleting jobs, and the
+ * compare-and-set every state change goes through. Part of the store
+ * (store_impl.h).
+ */
+#include "common/xalloc.h"
+#include "store.h"
+#include "store_impl.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uuid/uuid.h>
+
+static const char *const state_names[JS__COUNT] = {
+    "QUEUED", "STARTING", "RUNNING", "RESTARTING", "CANCELLING", "SUCCEEDED", "FAILED", "CANCELLED",
+};
+
+const char *store_state_name(job_state s)
+{
+    return (s >= 0 && s < JS__COUNT) ? state_names[s] : "?";
+}
+
+int store_state_parse(const char *name)
+{
+    for (int i = 0; i < JS__COUNT; i++)
+        if (strcmp(state_names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+int store_transition_legal(job_state from, job_state to)
+{
+    static const unsigned next[JS__COUNT] = {
+        [JS_QUEUED] = JS_BIT(JS_STARTING) | JS_BIT(JS_CANCELLED),
+        [JS_STARTING] =
+            JS_BIT(JS_RUNNING) | JS_BIT(JS_RESTARTING) | JS_BIT(JS_FAILED) | JS_BIT(JS_CANCELLING),
+        [JS_RUNNING] = JS_BIT(JS_SUCCEEDED) | JS_BIT(JS_FAILED) | JS_BIT(JS_RESTARTING) |
+                       JS_BIT(JS_CANCELLING),
+        [JS_RESTARTING] = JS_BIT(JS_STARTING) | JS_BIT(JS_FAILED) | JS_BIT(JS_CANCELLED),
+        [JS_CANCELLING] = JS_BIT(JS_CANCELLED) | JS_BIT(JS_SUCCEEDED) | JS_BIT(JS_FAILED),
+    };
+    if (from < 0 || from >= JS__COUNT || to < 0 || to >= JS__COUNT)
+        return 0;
+    return (next[from] & JS_BIT(to)) != 0;
+}
+
+/* A job id sorts by creation time: "j" + 12 hex digits of milliseconds since
+ * the epoch + 8 random hex digits. */
+void sq_new_id(const char *prefix, char id[STORE_ID_MAX])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned long long ms =
+        (unsigned long long)ts.tv_sec * 1000ULL + (unsigned long long)ts.tv_nsec / 1000000ULL;
+    uuid_t u;
+    uuid_generate_random(u);
+    snprintf(id, STORE_ID_MAX, "%s%012llx%02x%02x%02x%02x", prefix, ms & 0xffffffffffffULL, u[0],
+             u[1], u[2], u[3]);
+}
+
+static int sq_event(store *s, const char *id, double now, int from, job_state to,
+                    const char *reason, const char *message, errbuf *eb)
+{
+    sqlite3_stmt *q = sq_stmt(s, Q_EVENT_INSERT);
+    sq_bind_text(q, 1, id);
+    sqlite3_bind_double(q, 2, now);
+    sq_bind_text(q, 3, from >= 0 ? store_state_name((job_state)from) : NULL);
+    sq_bind_text(q, 4, store_state_name(to));
+    sq_bind_text(q, 5, reason);
+    sq_bind_text(q, 6, message);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "insert event");
+    sq_done(q);
+    return rc;
+}
+
+int store_job_create(store *s, const store_job_new *j, char id[STORE_ID_MAX], errbuf *eb)
+{
+    int rc = 0;
+    const char *key = (j->idem_key != NULL && j->idem_key[0] != '\0') ? j->idem_key : NULL;
+    pthread_mutex_lock(&s->mu);
+    if ((rc = sq_begin(s, eb)) < 0)
+        goto out;
+    if (key != NULL) {
+        sqlite3_stmt *q = sq_stmt(s, Q_JOB_BY_KEY);
+        sq_bind_text(q, 1, key);
+        if (sqlite3_step(q) == SQLITE_ROW) {
+            snprintf(id, STORE_ID_MAX, "%s", sq_col_text(q, 0));
+            int same = j->body_hash != NULL && strcmp(sq_col_text(q, 1), j->body_hash) == 0;
+            sq_done(q);
+            rc = same ? 1
+                      : err_set(eb, ERR_EXISTS,
+                                "idempotency key '%s' was used for job %s with a different body",
+                                key, id);
+            goto tx;
+        }
+        sq_done(q);
+    }
+    sq_new_id("j", id);
+    double now = store_now();
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_INSERT);
+    sq_bind_text(q, 1, id);
+    sq_bind_text(q, 2, j->name);
+    sq_bind_text(q, 3, j->type);
+    sqlite3_bind_int(q, 4, j->priority);
+    sqlite3_bind_int(q, 5, j->ranks);
+    sqlite3_bind_int(q, 6, j->max_restarts);
+    sqlite3_bind_int(q, 7, j->keep_last);
+    sq_bind_text(q, 8, j->spec_json);
+    sqlite3_bind_double(q, 9, j->params);
+    sqlite3_bind_double(q, 10, j->mflops);
+    sq_bind_text(q, 11, key);
+    sq_bind_text(q, 12, key != NULL ? j->body_hash : NULL);
+    sqlite3_bind_double(q, 13, now);
+    sq_bind_text(q, 14, j->owner != NULL ? j->owner : "");
+    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "insert job");
+    sq_done(q);
+    char wait[160] = "waiting for a free pool";
+    if (j->waiting_for != NULL)
+        snprintf(wait, sizeof wait, "WAITING_FOR %s: starts when it has succeeded", j->waiting_for);
+    if (rc == 0)
+        rc = sq_event(s, id, now, -1, JS_QUEUED,
+                      j->waiting_for != NULL ? "WAITING_FOR" : "SUBMITTED", wait, eb);
+    if (rc == 0)
+        rc = sq_flow_insert(s, id, j, eb);
+tx:
+    rc = sq_end(s, rc, eb);
+out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int sq_read_job(store *s, const char *id, job_row *r, errbuf *eb)
+{
+    memset(r, 0, sizeof *r);
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_STATE);
+    sq_bind_text(q, 1, id);
+    int step = sqlite3_step(q);
+    int rc = 0;
+    if (step == SQLITE_ROW) {
+        r->state = (job_state)store_state_parse(sq_col_text(q, 0));
+        r->attempt = sqlite3_column_int(q, 1);
+        snprintf(r->pool_id, sizeof r->pool_id, "%s", sq_col_text(q, 2));
+        r->max_restarts = sqlite3_column_int(q, 3);
+        r->metric_seq = sqlite3_column_int64(q, 4);
+        r->log_seq = sqlite3_column_int64(q, 5);
+        r->step = sqlite3_column_int64(q, 6);
+        r->latest = xstrdup(sq_col_text(q, 7));
+        r->keep_last = sqlite3_column_int(q, 8);
+    } else if (step == SQLITE_DONE) {
+        rc = err_set(eb, ERR_NOT_FOUND, "no job '%s'", id);
+    } else {
+        rc = sq_err(s, eb, "read job");
+    }
+    sq_done(q);
+    return rc;
+}
+
+int store_job_state(store *s, const char *id, job_state *stp, int *attempt, char *pool_id,
+                    errbuf *eb)
+{
+    job_row r;
+    pthread_mutex_lock(&s->mu);
+    int rc = sq_read_job(s, id, &r, eb);
+    pthread_mutex_unlock(&s->mu);
+    if (rc == 0) {
+        *stp = r.state;
+        if (attempt != NULL)
+            *attempt = r.attempt;
+        if (pool_id != NULL)
+            snprintf(pool_id, STORE_ID_MAX, "%s", r.pool_id);
+    }
+    free(r.latest);
+    return rc;
+}
+
+/* The compare-and-set at the heart of the state machine; inside a transaction. */
+int sq_transition(store *s, const char *id, unsigned from_mask, job_state to, const char *reason,
+                  const char *message, job_state *was, errbuf *eb)
+{
+    job_row r;
+    int rc = sq_read_job(s, id, &r, eb);
+    free(r.latest);
+    if (rc < 0)
+        return rc;
+    if (was != NULL)
+        *was = r.state;
+    if ((from_mask & JS_BIT(r.state)) == 0)
+        return err_set(eb, ERR_STATE, "job %s is %s; cannot move it to %s", id,
+                       store_state_name(r.state), store_state_name(to));
+    assert(store_transition_legal(r.state, to));
+    double now = store_now();
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_SET_STATE);
+    sq_bind_text(q, 1, id);
+    sq_bind_text(q, 2, store_state_name(to));
+    sq_bind_text(q, 3, reason);
+    sq_bind_text(q, 4, message);
+    sqlite3_bind_double(q, 5, now);
+    sq_bind_text(q, 6, store_state_name(r.state));
+    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "update state");
+    sq_done(q);
+    if (rc == 0 && sqlite3_changes(s->db) != 1)
+        rc = err_set(eb, ERR_STATE, "job %s changed state concurrently", id);
+    if (rc == 0)
+        rc = sq_event(s, id, now, r.state, to, reason, message, eb);
+    return rc;
+}
+
+int store_transition(store *s, const char *id, unsigned from_mask, job_state to, const char *reason,
+                     const char *message, job_state *was, errbuf *eb)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = sq_begin(s, eb);
+    if (rc == 0)
+        rc = sq_end(s, sq_transition(s, id, from_mask, to, reason, message, was, eb), eb);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static json_t *sq_progress_json(int64_t step, int64_t total)
+{
+    json_t *p = json_object();
+    json_object_set_new(p, "step", json_integer(step));
+    json_object_set_new(p, "total_steps", json_integer(total));
+    double frac = total > 0 ? (double)step / (double)total : 0.0;
+    json_object_set_new(p, "fraction", json_real(frac > 1.0 ? 1.0 : frac));
+    return p;
+}
+
+int store_job_get(store *s, const char *id, json_t **out, errbuf *eb)
+{
+    *out = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_ROW);
+    sq_bind_text(q, 1, id);
+    int step = sqlite3_step(q);
+    if (step != SQLITE_ROW) {
+        rc = step == SQLITE_DONE ? err_set(eb, ERR_NOT_FOUND, "no job '%s'", id)
+                                 : sq_err(s, eb, "read job");
+        sq_done(q);
+        goto out;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(sq_col_text(q, 1)));
+    json_object_set_new(o, "name", json_string(sq_col_text(q, 2)));
+    json_object_set_new(o, "type", json_string(sq_col_text(q, 3)));
+    json_object_set_new(o, "priority", json_integer(sqlite3_column_int(q, 4)));
+    json_object_set_new(o, "ranks", json_integer(sqlite3_column_int(q, 5)));
+    json_object_set_new(o, "max_restarts", json_integer(sqlite3_column_int(q, 6)));
+    json_object_set_new(o, "spec", sq_col_json(q, 8));
+    json_object_set_new(o, "params", json_integer((json_int_t)sqlite3_column_double(q, 9)));
+    json_object_set_new(o, "mflops", json_real(sqlite3_column_double(q, 10)));
+    json_object_set_new(o, "state", json_string(sq_col_text(q, 11)));
+    json_object_set_new(o, "reason", json_string(sq_col_text(q, 12)));
+    json_object_set_new(o, "message", json_string(sq_col_text(q, 13)));
+    json_object_set_new(o, "owner", json_string(sq_col_text(q, 27)));
+    json_object_set_new(o, "created_at", sq_col_time(q, 14));
+    json_object_set_new(o, "updated_at", sq_col_time(q, 15));
+    json_object_set_new(o, "started_at", sq_col_time(q, 16));
+    json_object_set_new(o, "finished_at", sq_col_time(q, 17));
+    json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 18)));
+    json_object_set_new(
+        o, "pool_id",
+        sqlite3_column_type(q, 19) == SQLITE_NULL ? json_null() : json_string(sq_col_text(q, 19)));
+    json_object_set_new(o, "metric_count", json_integer(sqlite3_column_int64(q, 20)));
+    json_object_set_new(o, "log_count", json_integer(sqlite3_column_int64(q, 21)));
+    json_object_set_new(o, "progress",
+                        sq_progress_json(sqlite3_column_int64(q, 22), sqlite3_column_int64(q, 23)));
+    json_object_set_new(o, "latest_metrics", sq_col_json(q, 24));
+    json_object_set_new(o, "result", sq_col_json(q, 25));
+    json_object_set_new(
+        o, "idempotency_key",
+        sqlite3_column_type(q, 26) == SQLITE_NULL ? json_null() : json_string(sq_col_text(q, 26)));
+    sq_done(q);
+    json_object_set_new(o, "attempts", sq_attempts_json(s, id));
+    json_object_set_new(o, "artifacts", sq_artifacts_json(s, id));
+    json_t *ev = json_array();
+    q = sq_stmt(s, Q_EVENTS_RECENT);
+    sq_bind_text(q, 1, id);
+    sqlite3_bind_int(q, 2, 50);
+    while (sqlite3_step(q) == SQLITE_ROW)
+        json_array_append_new(ev, sq_event_row(q));
+    sq_done(q);
+    json_object_set_new(o, "events", ev);
+    sq_lineage_json(s, id, o);
+    *out = o;
+out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int store_job_list(store *s, const store_list_query *lq, json_t **items, int64_t *next, errbuf *eb)
+{
+    *items = NULL;
+    *next = 0;
+    int rc = 0;
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = sq_stmt(s, lq->by_priority ? Q_JOB_LIST_PRIO : Q_JOB_LIST);
+    sq_bind_text(q, 1, lq->state >= 0 ? store_state_name((job_state)lq->state) : NULL);
+    sq_bind_text(q, 2, lq->type);
+    sq_bind_text(q, 3, lq->q != NULL && lq->q[0] != '\0' ? lq->q : NULL);
+    sqlite3_bind_int64(q, 4, lq->before > 0 ? lq->before : INT64_MAX);
+    sqlite3_bind_int(q, 5, lq->page_size + 1); /* one more: is there a next page? */
+    sq_bind_text(q, 6, lq->owner);
+    json_t *a = json_array();
+    int n = 0, step;
+    int64_t last = 0;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        if (n == lq->page_size) {
+            *next = last;
+            break;
+        }
+        json_t *o = json_object();
+        last = sqlite3_column_int64(q, 0);
+        json_object_set_new(o, "id", json_string(sq_col_text(q, 1)));
+        json_object_set_new(o, "name", json_string(sq_col_text(q, 2)));
+        json_object_set_new(o, "type", json_string(sq_col_text(q, 3)));
+        json_object_set_new(o, "priority", json_integer(sqlite3_column_int(q, 4)));
+        json_object_set_new(o, "ranks", json_integer(sqlite3_column_int(q, 5)));
+        json_object_set_new(o, "state", json_string(sq_col_text(q, 6)));
+        json_object_set_new(o, "reason", json_string(sq_col_text(q, 7)));
+        json_object_set_new(o, "message", json_string(sq_col_text(q, 8)));
+        json_object_set_new(o, "created_at", sq_col_time(q, 9));
+        json_object_set_new(o, "updated_at", sq_col_time(q, 10));
+        json_object_set_new(o, "started_at", sq_col_time(q, 11));
+        json_object_set_new(o, "finished_at", sq_col_time(q, 12));
+        json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 13)));
+        json_object_set_new(o, "pool_id",
+                            sqlite3_column_type(q, 14) == SQLITE_NULL
+                                ? json_null()
+                                : json_string(sq_col_text(q, 14)));
+        json_object_set_new(
+            o, "progress",
+            sq_progress_json(sqlite3_column_int64(q, 15), sqlite3_column_int64(q, 16)));
+        json_object_set_new(o, "params", json_integer((json_int_t)sqlite3_column_double(q, 17)));
+        json_object_set_new(o, "mflops", json_real(sqlite3_column_double(q, 18)));
+        json_object_set_new(o, "latest_metrics", sq_col_json(q, 19));
+        json_object_set_new(o, "owner", json_string(sq_col_text(q, 20)));
+        json_array_append_new(a, o);
+        n++;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = sq_err(s, eb, "list jobs");
+    sq_done(q);
+    pthread_mutex_unlock(&s->mu);
+    if (rc < 0)
+        json_decref(a);
+    else
+        *items = a;
+    return rc;
+}
+
+int store_job_counts(store *s, int64_t counts[JS__COUNT], errbuf *eb)
+{
+    memset(counts, 0, sizeof(int64_t) * JS__COUNT);
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_COUNTS);
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        int k = store_state_parse(sq_col_text(q, 0));
+        if (k >= 0)
+            counts[k] = sqlite3_column_int64(q, 1);
+    }
+    int rc = step == SQLITE_DONE ? 0 : sq_err(s, eb, "count jobs by state");
+    sq_done(q);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int store_job_count(store *s, int64_t *n, errbuf *eb)
+{
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_COUNT);
+    int rc = 0;
+    if (sqlite3_step(q) == SQLITE_ROW)
+        *n = sqlite3_column_int64(q, 0);
+    else
+        rc = sq_err(s, eb, "count jobs");
+    sq_done(q);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int store_job_note(store *s, const char *id, const char *message, errbuf *eb)
+{
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_NOTE);
+    sq_bind_text(q, 1, id);
+    sq_bind_text(q, 2, message);
+    sqlite3_bind_double(q, 3, store_now());
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "note job");
+    sq_done(q);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int store_job_note_active(store *s, const char *id, const char *message, errbuf *eb)
+{
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_NOTE_ACTIVE);
+    sq_bind_text(q, 1, id);
+    sq_bind_text(q, 2, message);
+    sqlite3_bind_double(q, 3, store_now());
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "note job");
+    sq_done(q);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int store_job_delete(store *s, const char *id, errbuf *eb)
+{
+    static const char *const del[] = {
+        "DELETE FROM metrics WHERE job_id=?1",     "DELETE FROM logs WHERE job_id=?1",
+        "DELETE FROM events WHERE job_id=?1",      "DELETE FROM attempts WHERE job_id=?1",
+        "DELETE FROM checkpoints WHERE job_id=?1", "DELETE FROM artifacts WHERE job_id=?1",
+        "DELETE FROM job_deps WHERE job_id=?1",    "DELETE FROM jobs WHERE id=?1",
+    };
+    pthread_mutex_lock(&s->mu);
+    int rc = sq_begin(s, eb);
+    if (rc < 0)
+        goto out;
+    job_row r;
+    rc = sq_read_job(s, id, &r, eb);
+    free(r.latest);
+    if (rc == 0 && (JS_TERMINAL & JS_BIT(r.state)) == 0)
+        rc = err_set(eb, ERR_STATE, "job %s is %s; only a finished job can be deleted", id,
+                     store_state_name(r.state));
+    if (rc == 0)
+        rc = sq_init_users(s, id, eb);
+    for (size_t i = 0; rc == 0 && i < sizeof del / sizeof del[0]; i++) {
+        sqlite3_stmt *q;
+        if (sqlite3_prepare_v2(s->db, del[i], -1, &q, NULL) != SQLITE_OK) {
+            rc = sq_err(s, eb, "prepare delete");
+            break;
+        }
+        sq_bind_text(q, 1, id);
+        if (sqlite3_step(q) != SQLITE_DONE)
+            rc = sq_err(s, eb, "delete job rows");
+        sqlite3_finalize(q);
+    }
+    rc = sq_end(s, rc, eb);
+out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int store_queue(store *s, store_queued **out, int *n, errbuf *eb)
+{
+    *out = NULL;
+    *n = 0;
+    int cap = 0, rc = 0, step;
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = sq_stmt(s, Q_QUEUE);
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            *out = xrealloc(*out, (size_t)cap * sizeof **out);
+        }
+        store_queued *j = &(*out)[(*n)++];
+        snprintf(j->id, sizeof j->id, "%s", sq_col_text(q, 0));
+        j->priority = sqlite3_column_int(q, 1);
+        j->ranks = sqlite3_column_int(q, 2);
+        j->order = sqlite3_column_int64(q, 3);
+    }
+    if (step != SQLITE_DONE)
+        rc = sq_err(s, eb, "read queue");
+    sq_done(q);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
