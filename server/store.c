@@ -106,6 +106,13 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
 /* ---- statement cache ------------------------------------------------------- */
 
 static const char *const sql_text[Q__COUNT] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_SAVEPOINT] = "SAVEPOINT msg",
+    [Q_ROLLBACK_TO] = "ROLLBACK TO msg",
+    [Q_RELEASE] = "RELEASE msg",
+    [Q_USER_VERSION] = "PRAGMA user_version",
     [Q_JOB_INSERT] = "INSERT INTO jobs(id,name,type,priority,ranks,max_restarts,keep_last,spec,"
                      "params,mflops,state,reason,message,idem_key,body_hash,created_at,updated_at,"
                      "owner) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,'QUEUED','SUBMITTED',"
@@ -196,6 +203,14 @@ static const char *const sql_text[Q__COUNT] = {
                      " ORDER BY step LIMIT ?3",
     [Q_ATTEMPT_COUNTS] = "SELECT CASE WHEN active THEN 'ACTIVE' ELSE coalesce(reason,'?') END,"
                          " count(*) FROM attempts GROUP BY 1 ORDER BY 1",
+    [Q_DEL_METRICS] = "DELETE FROM metrics WHERE job_id=?1",
+    [Q_DEL_LOGS] = "DELETE FROM logs WHERE job_id=?1",
+    [Q_DEL_EVENTS] = "DELETE FROM events WHERE job_id=?1",
+    [Q_DEL_ATTEMPTS] = "DELETE FROM attempts WHERE job_id=?1",
+    [Q_DEL_CKPTS] = "DELETE FROM checkpoints WHERE job_id=?1",
+    [Q_DEL_ARTIFACTS] = "DELETE FROM artifacts WHERE job_id=?1",
+    [Q_DEL_DEPS] = "DELETE FROM job_deps WHERE job_id=?1",
+    [Q_DEL_JOB] = "DELETE FROM jobs WHERE id=?1",
 };
 
 double store_now(void)
@@ -223,16 +238,26 @@ int sq_err(store *s, errbuf *eb, const char *what)
     return err_set(eb, ERR_IO, "store: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
+/* Prepares statement q into the cache unless it is there; ERR_IO on failure. */
+static int sq_prepare(store *s, int q, errbuf *eb)
+{
+    if (s->stmt[q] != NULL)
+        return 0;
+    if (sqlite3_prepare_v3(s->db, sql_text[q], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[q], NULL) !=
+        SQLITE_OK) {
+        s->stmt[q] = NULL;
+        return sq_err(s, eb, "prepare");
+    }
+    return 0;
+}
+
 sqlite3_stmt *sq_stmt(store *s, int q)
 {
-    if (s->stmt[q] == NULL) {
-        int rc = sqlite3_prepare_v3(s->db, sql_text[q], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[q],
-                                    NULL);
-        /* The SQL is ours and the schema is migrated: a failure is a bug. */
-        if (rc != SQLITE_OK) {
-            log_error("store: cannot prepare statement %d: %s", q, sqlite3_errmsg(s->db));
-            abort();
-        }
+    errbuf eb;
+    /* The SQL is ours and the schema is migrated: a failure is a bug. */
+    if (sq_prepare(s, q, &eb) < 0) {
+        log_error("store: cannot prepare statement %d: %s", q, eb.msg);
+        abort();
     }
     return s->stmt[q];
 }
@@ -268,23 +293,36 @@ int sq_exec(store *s, const char *sql, errbuf *eb)
     return 0;
 }
 
-int sq_begin(store *s, errbuf *eb)
+int sq_run(store *s, int q, errbuf *eb)
 {
-    return sq_exec(s, "BEGIN IMMEDIATE", eb);
+    sqlite3_stmt *st = sq_stmt(s, q);
+    int rc = 0;
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = err_set(eb, ERR_IO, "store: %s: %s", sql_text[q], sqlite3_errmsg(s->db));
+    sq_done(st);
+    return rc;
 }
 
-int sq_end(store *s, int rc, errbuf *eb)
+int sq_write(store *s, sq_count count, sq_tx_fn fn, void *arg, errbuf *eb)
 {
-    if (rc < 0) {
-        sq_exec(s, "ROLLBACK", NULL);
-        return rc;
+    pthread_mutex_lock(&s->mu);
+    int rc = sq_run(s, Q_BEGIN, eb);
+    if (rc < 0)
+        goto out;
+    sqlite3_int64 rows = sqlite3_total_changes64(s->db);
+    rc = fn(s, arg, eb);
+    if (rc >= 0) {
+        int crc = sq_run(s, Q_COMMIT, eb);
+        if (crc < 0)
+            rc = crc;
+        else if (count == SQ_COUNT_COMMIT ||
+                 (count == SQ_COUNT_ROWS && sqlite3_total_changes64(s->db) != rows))
+            atomic_fetch_add(&s->changes, 1);
     }
-    int crc = sq_exec(s, "COMMIT", eb);
-    if (crc < 0) {
-        sq_exec(s, "ROLLBACK", NULL);
-        return crc;
-    }
-    atomic_fetch_add(&s->changes, 1);
+    if (rc < 0)
+        sq_run(s, Q_ROLLBACK, NULL);
+out:
+    pthread_mutex_unlock(&s->mu);
     return rc;
 }
 
@@ -312,40 +350,71 @@ json_t *sq_col_json(sqlite3_stmt *q, int i)
 
 /* ---- open / close ---------------------------------------------------------- */
 
+/* PRAGMA user_version into *v (the cached statement, prepared without abort():
+ * this is the first read of a file that may not be a database). */
+static int read_user_version(store *s, int *v, errbuf *eb)
+{
+    if (sq_prepare(s, Q_USER_VERSION, NULL) < 0)
+        return sq_err(s, eb, "read user_version");
+    sqlite3_stmt *q = s->stmt[Q_USER_VERSION];
+    int rc = 0;
+    int step = sqlite3_step(q);
+    if (step == SQLITE_ROW)
+        *v = sqlite3_column_int(q, 0);
+    else
+        rc = sq_err(s, eb, "read user_version");
+    sq_done(q);
+    return rc;
+}
+
+/* One migration: *(int *)arg is the version it starts from. */
+static int migrate_one(store *s, void *arg, errbuf *eb)
+{
+    int v = *(const int *)arg;
+    int rc = sq_exec(s, migrations[v], eb);
+    if (rc == 0) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v + 1);
+        rc = sq_exec(s, sql, eb);
+    }
+    return rc;
+}
+
 static int migrate(store *s, errbuf *eb)
 {
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &q, NULL) != SQLITE_OK)
-        return sq_err(s, eb, "read user_version");
     int v = 0;
-    if (sqlite3_step(q) == SQLITE_ROW)
-        v = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
+    pthread_mutex_lock(&s->mu);
+    int rc = read_user_version(s, &v, eb);
+    pthread_mutex_unlock(&s->mu);
+    if (rc < 0)
+        return rc;
     if (v > STORE_SCHEMA_VERSION)
         return err_set(eb, ERR_UNSUPPORTED,
                        "store: database schema version %d is newer than this server's %d", v,
                        STORE_SCHEMA_VERSION);
     for (; v < STORE_SCHEMA_VERSION; v++) {
-        int rc;
-        if ((rc = sq_begin(s, eb)) < 0)
-            return rc;
-        rc = sq_exec(s, migrations[v], eb);
-        if (rc == 0) {
-            char sql[64];
-            snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v + 1);
-            rc = sq_exec(s, sql, eb);
-        }
-        if ((rc = sq_end(s, rc, eb)) < 0)
+        if ((rc = sq_write(s, SQ_COUNT_COMMIT, migrate_one, &v, eb)) < 0)
             return err_prefix(eb, rc, "migration to schema version %d", v + 1);
         log_info("store: migrated schema to version %d", v + 1);
     }
     return 0;
 }
 
+/* Finalizes the cached statements and closes the connection. */
+static void sq_close(store *s)
+{
+    for (int i = 0; i < Q__COUNT; i++)
+        sqlite3_finalize(s->stmt[i]);
+    sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
 int store_open(store **out, const char *path, errbuf *eb)
 {
     *out = NULL;
     store *s = xcalloc(1, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
     int rc = 0;
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -361,37 +430,25 @@ int store_open(store **out, const char *path, errbuf *eb)
         goto out;
     if ((rc = migrate(s, eb)) < 0)
         goto out;
-    pthread_mutex_init(&s->mu, NULL);
     *out = s;
     return 0;
 out:
-    if (s->db != NULL)
-        sqlite3_close(s->db);
-    free(s);
+    sq_close(s);
     return err_prefix(eb, rc, "%s", path);
 }
 
 void store_close(store *s)
 {
-    if (s == NULL)
-        return;
-    for (int i = 0; i < Q__COUNT; i++)
-        sqlite3_finalize(s->stmt[i]);
-    sqlite3_close(s->db);
-    pthread_mutex_destroy(&s->mu);
-    free(s);
+    if (s != NULL)
+        sq_close(s);
 }
 
 int store_schema_version(store *s)
 {
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q;
     int v = -1;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &q, NULL) == SQLITE_OK) {
-        if (sqlite3_step(q) == SQLITE_ROW)
-            v = sqlite3_column_int(q, 0);
-        sqlite3_finalize(q);
-    }
+    pthread_mutex_lock(&s->mu);
+    if (read_user_version(s, &v, NULL) < 0)
+        v = -1;
     pthread_mutex_unlock(&s->mu);
     return v;
 }
@@ -399,9 +456,9 @@ int store_schema_version(store *s)
 int store_writable(store *s, errbuf *eb)
 {
     pthread_mutex_lock(&s->mu);
-    int rc = sq_begin(s, eb);
+    int rc = sq_run(s, Q_BEGIN, eb);
     if (rc == 0)
-        sq_exec(s, "ROLLBACK", NULL);
+        sq_run(s, Q_ROLLBACK, NULL);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }

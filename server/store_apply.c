@@ -256,7 +256,7 @@ static int apply_one(store *s, const store_apply_in *in, store_apply_out *o, err
         o->ack_seq = last;
         goto out;
     }
-    if ((rc = sq_exec(s, "SAVEPOINT msg", eb)) < 0)
+    if ((rc = sq_run(s, Q_SAVEPOINT, eb)) < 0)
         goto out;
     errbuf local;
     int arc = 0;
@@ -309,8 +309,8 @@ static int apply_one(store *s, const store_apply_in *in, store_apply_out *o, err
         sq_done(q);
     }
     if (arc == ERR_IO) {
-        sq_exec(s, "ROLLBACK TO msg", NULL);
-        sq_exec(s, "RELEASE msg", NULL);
+        sq_run(s, Q_ROLLBACK_TO, NULL);
+        sq_run(s, Q_RELEASE, NULL);
         rc = err_set(eb, arc, "%s", local.msg);
         goto out;
     }
@@ -318,7 +318,7 @@ static int apply_one(store *s, const store_apply_in *in, store_apply_out *o, err
         /* Content the store cannot apply (an illegal transition, a missing
          * file): drop this message but move past it, so the pool is not stuck
          * resending it. */
-        sq_exec(s, "ROLLBACK TO msg", NULL);
+        sq_run(s, Q_ROLLBACK_TO, NULL);
         log_warn("store: dropped %s seq %llu of job %s attempt %d: %s", msg_type_name(m->type),
                  (unsigned long long)m->seq, m->job_id, m->attempt, local.msg);
         o->outcome = APPLY_BAD;
@@ -332,21 +332,32 @@ static int apply_one(store *s, const store_apply_in *in, store_apply_out *o, err
     sqlite3_bind_int64(q, 3, (sqlite3_int64)m->seq);
     rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "update attempt seq");
     sq_done(q);
-    sq_exec(s, "RELEASE msg", NULL);
+    sq_run(s, Q_RELEASE, NULL);
     o->ack_seq = m->seq;
 out:
     free(r.latest);
     return rc;
 }
 
+typedef struct apply_batch {
+    const store_apply_in *in;
+    store_apply_out *out;
+    int n;
+} apply_batch;
+
+static int apply_batch_tx(store *s, void *arg, errbuf *eb)
+{
+    apply_batch *b = arg;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < b->n; i++)
+        rc = apply_one(s, &b->in[i], &b->out[i], eb);
+    return rc;
+}
+
 int store_apply_batch(store *s, const store_apply_in *in, store_apply_out *out, int n, errbuf *eb)
 {
-    pthread_mutex_lock(&s->mu);
-    int rc = sq_begin(s, eb);
-    for (int i = 0; rc == 0 && i < n; i++)
-        rc = apply_one(s, &in[i], &out[i], eb);
-    rc = sq_end(s, rc, eb);
-    pthread_mutex_unlock(&s->mu);
+    apply_batch b = {.in = in, .out = out, .n = n};
+    int rc = sq_write(s, SQ_COUNT_COMMIT, apply_batch_tx, &b, eb);
     if (rc < 0)
         for (int i = 0; i < n; i++) {
             json_decref(out[i].unlink);
@@ -354,5 +365,3 @@ int store_apply_batch(store *s, const store_apply_in *in, store_apply_out *out, 
         }
     return rc;
 }
-
-/* ---- reading metrics, logs, artifacts, events ----------------------------------- */

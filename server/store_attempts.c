@@ -62,48 +62,60 @@ static int sq_fill_assignment(store *s, const char *id, int attempt, store_assig
     return 0;
 }
 
+typedef struct attempt_start_args {
+    const char *id, *pool_id;
+    store_assignment *a;
+} attempt_start_args;
+
+/* Records attempt n+1 of job id on pool_id (the job row and an attempts row). */
+static int attempt_open(store *s, const char *id, int attempt, const char *pool_id, errbuf *eb)
+{
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_SET_ATTEMPT);
+    sq_bind_text(q, 1, id);
+    sqlite3_bind_int(q, 2, attempt);
+    sq_bind_text(q, 3, pool_id);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "set attempt");
+    sq_done(q);
+    if (rc < 0)
+        return rc;
+    q = sq_stmt(s, Q_ATTEMPT_INSERT);
+    sq_bind_text(q, 1, id);
+    sqlite3_bind_int(q, 2, attempt);
+    sq_bind_text(q, 3, pool_id);
+    sqlite3_bind_double(q, 4, store_now());
+    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "insert attempt");
+    sq_done(q);
+    return rc;
+}
+
+static int attempt_start_tx(store *s, void *arg, errbuf *eb)
+{
+    const attempt_start_args *x = arg;
+    job_row r;
+    int rc = sq_read_job(s, x->id, &r, eb);
+    free(r.latest);
+    int attempt = r.attempt + 1;
+    char msgtext[160];
+    snprintf(msgtext, sizeof msgtext, "attempt %d assigned to pool %s", attempt, x->pool_id);
+    if (rc == 0)
+        rc = sq_transition(s, x->id, JS_RUNNABLE, JS_STARTING, "SCHEDULED", msgtext, NULL, eb);
+    if (rc == 0)
+        rc = attempt_open(s, x->id, attempt, x->pool_id, eb);
+    if (rc == 0)
+        rc = sq_fill_assignment(s, x->id, attempt, x->a, eb);
+    return rc;
+}
+
 int store_attempt_start(store *s, const char *id, const char *pool_id, store_assignment *a,
                         errbuf *eb)
 {
     memset(a, 0, sizeof *a);
-    pthread_mutex_lock(&s->mu);
-    int rc = sq_begin(s, eb);
-    if (rc < 0)
-        goto out;
-    job_row r;
-    rc = sq_read_job(s, id, &r, eb);
-    free(r.latest);
-    int attempt = r.attempt + 1;
-    char msgtext[160];
-    snprintf(msgtext, sizeof msgtext, "attempt %d assigned to pool %s", attempt, pool_id);
-    if (rc == 0)
-        rc = sq_transition(s, id, JS_RUNNABLE, JS_STARTING, "SCHEDULED", msgtext, NULL, eb);
-    if (rc == 0) {
-        sqlite3_stmt *q = sq_stmt(s, Q_JOB_SET_ATTEMPT);
-        sq_bind_text(q, 1, id);
-        sqlite3_bind_int(q, 2, attempt);
-        sq_bind_text(q, 3, pool_id);
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "set attempt");
-        sq_done(q);
-    }
-    if (rc == 0) {
-        sqlite3_stmt *q = sq_stmt(s, Q_ATTEMPT_INSERT);
-        sq_bind_text(q, 1, id);
-        sqlite3_bind_int(q, 2, attempt);
-        sq_bind_text(q, 3, pool_id);
-        sqlite3_bind_double(q, 4, store_now());
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "insert attempt");
-        sq_done(q);
-    }
-    if (rc == 0)
-        rc = sq_fill_assignment(s, id, attempt, a, eb);
-    rc = sq_end(s, rc, eb);
+    attempt_start_args x = {.id = id, .pool_id = pool_id, .a = a};
+    int rc = sq_write(s, SQ_COUNT_COMMIT, attempt_start_tx, &x, eb);
     if (rc < 0) {
         free(a->spec_json);
         a->spec_json = NULL;
     }
-out:
-    pthread_mutex_unlock(&s->mu);
     return rc;
 }
 
@@ -179,24 +191,30 @@ int sq_attempt_failed(store *s, const char *id, const job_row *r, const char *re
     return sq_transition(s, id, from, JS_FAILED, "BACKOFF_LIMIT_EXCEEDED", text, NULL, eb);
 }
 
+typedef struct attempt_lost_args {
+    const char *id;
+    int attempt;
+    const char *reason, *message;
+} attempt_lost_args;
+
+static int attempt_lost_tx(store *s, void *arg, errbuf *eb)
+{
+    const attempt_lost_args *x = arg;
+    job_row r;
+    int rc = sq_read_job(s, x->id, &r, eb);
+    if (rc == 0 && ((JS_ON_POOL & JS_BIT(r.state)) == 0 || r.attempt != x->attempt))
+        rc = err_set(eb, ERR_STATE, "job %s attempt %d is not active", x->id, x->attempt);
+    if (rc == 0)
+        rc = sq_attempt_failed(s, x->id, &r, x->reason, x->message, eb);
+    free(r.latest);
+    return rc;
+}
+
 int store_attempt_lost(store *s, const char *id, int attempt, const char *reason,
                        const char *message, errbuf *eb)
 {
-    pthread_mutex_lock(&s->mu);
-    int rc = sq_begin(s, eb);
-    if (rc < 0)
-        goto out;
-    job_row r;
-    rc = sq_read_job(s, id, &r, eb);
-    if (rc == 0 && ((JS_ON_POOL & JS_BIT(r.state)) == 0 || r.attempt != attempt))
-        rc = err_set(eb, ERR_STATE, "job %s attempt %d is not active", id, attempt);
-    if (rc == 0)
-        rc = sq_attempt_failed(s, id, &r, reason, message, eb);
-    free(r.latest);
-    rc = sq_end(s, rc, eb);
-out:
-    pthread_mutex_unlock(&s->mu);
-    return rc;
+    attempt_lost_args x = {.id = id, .attempt = attempt, .reason = reason, .message = message};
+    return sq_write(s, SQ_COUNT_COMMIT, attempt_lost_tx, &x, eb);
 }
 
 int store_active_list(store *s, store_active **out, int *n, errbuf *eb)

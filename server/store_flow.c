@@ -185,33 +185,47 @@ int store_deps_state(store *s, const char *id, char which[STORE_ID_MAX], int *st
     return rc < 0 ? rc : result;
 }
 
-int store_job_wait(store *s, const char *id, const char *message, errbuf *eb)
+typedef struct job_wait_args {
+    const char *id, *message;
+} job_wait_args;
+
+static int job_wait_tx(store *s, void *arg, errbuf *eb)
 {
+    const job_wait_args *x = arg;
     sqlite3_stmt *q;
-    pthread_mutex_lock(&s->mu);
     int rc = prep(s,
                   "UPDATE jobs SET reason='WAITING_FOR', message=?2, updated_at=?3 WHERE id=?1"
                   " AND state='QUEUED' AND blocked=1 AND (reason<>'WAITING_FOR' OR message<>?2)",
                   &q, eb);
     if (rc == 0) {
-        sq_bind_text(q, 1, id);
-        sq_bind_text(q, 2, message);
+        sq_bind_text(q, 1, x->id);
+        sq_bind_text(q, 2, x->message);
         sqlite3_bind_double(q, 3, store_now());
         rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "note waiting");
-        if (rc == 0 && sqlite3_changes(s->db) > 0)
-            atomic_fetch_add(&s->changes, 1);
     }
     sqlite3_finalize(q);
-    pthread_mutex_unlock(&s->mu);
     return rc;
 }
 
-int store_job_unblock(store *s, const char *id, const char *init_file, const char *init_sha256,
-                      int64_t init_size, const char *spec_json, double params, double mflops,
-                      errbuf *eb)
+/* Counts in store_changes only when the message changed: lineage notes
+ * every blocked job on each poll. */
+int store_job_wait(store *s, const char *id, const char *message, errbuf *eb)
 {
+    job_wait_args x = {.id = id, .message = message};
+    return sq_write(s, SQ_COUNT_ROWS, job_wait_tx, &x, eb);
+}
+
+typedef struct job_unblock_args {
+    const char *id, *init_file, *init_sha256;
+    int64_t init_size;
+    const char *spec_json;
+    double params, mflops;
+} job_unblock_args;
+
+static int job_unblock_tx(store *s, void *arg, errbuf *eb)
+{
+    const job_unblock_args *x = arg;
     sqlite3_stmt *q;
-    pthread_mutex_lock(&s->mu);
     int rc =
         prep(s,
              "UPDATE jobs SET blocked=0, reason='SUBMITTED', message='waiting for a free pool',"
@@ -221,24 +235,35 @@ int store_job_unblock(store *s, const char *id, const char *init_file, const cha
              " WHERE id=?1 AND state='QUEUED' AND blocked=1",
              &q, eb);
     if (rc == 0) {
-        sq_bind_text(q, 1, id);
-        sq_bind_text(q, 2, init_file);
-        sq_bind_text(q, 3, init_file != NULL ? init_sha256 : NULL);
-        if (init_file != NULL)
-            sqlite3_bind_int64(q, 4, init_size);
+        sq_bind_text(q, 1, x->id);
+        sq_bind_text(q, 2, x->init_file);
+        sq_bind_text(q, 3, x->init_file != NULL ? x->init_sha256 : NULL);
+        if (x->init_file != NULL)
+            sqlite3_bind_int64(q, 4, x->init_size);
         sqlite3_bind_double(q, 5, store_now());
-        sq_bind_text(q, 6, spec_json);
-        sqlite3_bind_double(q, 7, params);
-        sqlite3_bind_double(q, 8, mflops);
+        sq_bind_text(q, 6, x->spec_json);
+        sqlite3_bind_double(q, 7, x->params);
+        sqlite3_bind_double(q, 8, x->mflops);
         rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "unblock job");
         if (rc == 0 && sqlite3_changes(s->db) == 0)
-            rc = err_set(eb, ERR_STATE, "job %s is no longer waiting", id);
-        if (rc == 0)
-            atomic_fetch_add(&s->changes, 1);
+            rc = err_set(eb, ERR_STATE, "job %s is no longer waiting", x->id);
     }
     sqlite3_finalize(q);
-    pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+int store_job_unblock(store *s, const char *id, const char *init_file, const char *init_sha256,
+                      int64_t init_size, const char *spec_json, double params, double mflops,
+                      errbuf *eb)
+{
+    job_unblock_args x = {.id = id,
+                          .init_file = init_file,
+                          .init_sha256 = init_sha256,
+                          .init_size = init_size,
+                          .spec_json = spec_json,
+                          .params = params,
+                          .mflops = mflops};
+    return sq_write(s, SQ_COUNT_COMMIT, job_unblock_tx, &x, eb);
 }
 
 int store_job_spec(store *s, const char *id, char **spec_json, errbuf *eb)
@@ -287,16 +312,21 @@ void store_new_id(const char *prefix, char id[STORE_ID_MAX])
     sq_new_id(prefix, id);
 }
 
-int store_model_create(store *s, const store_model_new *m, const char *id, errbuf *eb)
+typedef struct model_create_args {
+    const store_model_new *m;
+    const char *id;
+} model_create_args;
+
+static int model_create_tx(store *s, void *arg, errbuf *eb)
 {
+    const store_model_new *m = ((const model_create_args *)arg)->m;
     sqlite3_stmt *q;
-    pthread_mutex_lock(&s->mu);
     int rc = prep(s,
                   "INSERT INTO models(id,name,path,size,sha256,model,tensors,params,created_at)"
                   " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
                   &q, eb);
     if (rc == 0) {
-        sq_bind_text(q, 1, id);
+        sq_bind_text(q, 1, ((const model_create_args *)arg)->id);
         sq_bind_text(q, 2, m->name);
         sq_bind_text(q, 3, m->path);
         sqlite3_bind_int64(q, 4, m->size);
@@ -306,12 +336,15 @@ int store_model_create(store *s, const store_model_new *m, const char *id, errbu
         sqlite3_bind_int64(q, 8, m->params);
         sqlite3_bind_double(q, 9, store_now());
         rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "insert model");
-        if (rc == 0)
-            atomic_fetch_add(&s->changes, 1);
     }
     sqlite3_finalize(q);
-    pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+int store_model_create(store *s, const store_model_new *m, const char *id, errbuf *eb)
+{
+    model_create_args x = {.m = m, .id = id};
+    return sq_write(s, SQ_COUNT_COMMIT, model_create_tx, &x, eb);
 }
 
 #define MODEL_COLS "id,name,size,sha256,model,tensors,params,created_at,path"
@@ -366,19 +399,25 @@ int store_model_list(store *s, json_t **out, errbuf *eb)
     return rc;
 }
 
-int store_model_delete(store *s, const char *id, char *path, size_t pathlen, errbuf *eb)
+typedef struct model_delete_args {
+    const char *id;
+    char *path;
+    size_t pathlen;
+} model_delete_args;
+
+static int model_delete_tx(store *s, void *arg, errbuf *eb)
 {
+    const model_delete_args *x = arg;
     sqlite3_stmt *q;
-    pthread_mutex_lock(&s->mu);
     int rc = prep(s,
                   "SELECT j.id FROM jobs j JOIN models m ON j.init_file = m.path WHERE m.id=?1"
                   " AND j.state NOT IN ('SUCCEEDED','FAILED','CANCELLED') LIMIT 1",
                   &q, eb);
     if (rc == 0) {
-        sq_bind_text(q, 1, id);
+        sq_bind_text(q, 1, x->id);
         if (sqlite3_step(q) == SQLITE_ROW)
             rc = err_set(eb, ERR_STATE, "job %s, which has not ended, starts from model %s",
-                         sq_col_text(q, 0), id);
+                         sq_col_text(q, 0), x->id);
     }
     sqlite3_finalize(q);
     if (rc == 0)
@@ -386,17 +425,20 @@ int store_model_delete(store *s, const char *id, char *path, size_t pathlen, err
     else
         q = NULL;
     if (rc == 0) {
-        sq_bind_text(q, 1, id);
+        sq_bind_text(q, 1, x->id);
         if (sqlite3_step(q) == SQLITE_ROW)
-            snprintf(path, pathlen, "%s", sq_col_text(q, 0));
+            snprintf(x->path, x->pathlen, "%s", sq_col_text(q, 0));
         else
-            rc = err_set(eb, ERR_NOT_FOUND, "no uploaded model '%s'", id);
+            rc = err_set(eb, ERR_NOT_FOUND, "no uploaded model '%s'", x->id);
         while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
         }
-        if (rc == 0)
-            atomic_fetch_add(&s->changes, 1);
     }
     sqlite3_finalize(q);
-    pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+int store_model_delete(store *s, const char *id, char *path, size_t pathlen, errbuf *eb)
+{
+    model_delete_args x = {.id = id, .path = path, .pathlen = pathlen};
+    return sq_write(s, SQ_COUNT_COMMIT, model_delete_tx, &x, eb);
 }

@@ -6,7 +6,7 @@
  * once), store_query.c (metrics, logs, events, artifacts, checkpoints) and
  * store_flow.c (lineage, uploaded models). Only these files include
  * sqlite3.h; everything else sees store.h.
- * Every function here expects the caller to hold s->mu.
+ * Every function here but sq_write expects the caller to hold s->mu.
  */
 #ifndef KILN_STORE_IMPL_H
 #define KILN_STORE_IMPL_H
@@ -20,6 +20,13 @@
 #include <stdatomic.h>
 
 enum {
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_SAVEPOINT,
+    Q_ROLLBACK_TO,
+    Q_RELEASE,
+    Q_USER_VERSION,
     Q_JOB_INSERT,
     Q_JOB_BY_KEY,
     Q_JOB_ROW,
@@ -61,6 +68,14 @@ enum {
     Q_EVENTS_MAX,
     Q_CKPT_AFTER,
     Q_ATTEMPT_COUNTS,
+    Q_DEL_METRICS,
+    Q_DEL_LOGS,
+    Q_DEL_EVENTS,
+    Q_DEL_ATTEMPTS,
+    Q_DEL_CKPTS,
+    Q_DEL_ARTIFACTS,
+    Q_DEL_DEPS,
+    Q_DEL_JOB,
     Q__COUNT
 };
 
@@ -90,11 +105,28 @@ void sq_done(sqlite3_stmt *q);
 /* Binds a string (NULL binds SQL NULL); reads a column as a string ("" for NULL). */
 void sq_bind_text(sqlite3_stmt *q, int i, const char *v);
 const char *sq_col_text(sqlite3_stmt *q, int i);
-/* Runs SQL text without results. */
+/* Runs SQL text without results, prepared for this call: only for what runs
+ * once per open (pragmas, migrations). */
 int sq_exec(store *s, const char *sql, errbuf *eb);
-/* BEGIN IMMEDIATE; sq_end commits when rc >= 0, else rolls back; returns rc. */
-int sq_begin(store *s, errbuf *eb);
-int sq_end(store *s, int rc, errbuf *eb);
+/* Steps the cached statement q, which returns no rows (BEGIN, SAVEPOINT,
+ * ...), and resets it. ERR_IO naming the SQL (eb may be NULL). */
+int sq_run(store *s, int q, errbuf *eb);
+
+/* The body of a write transaction: runs with s->mu held, inside BEGIN
+ * IMMEDIATE. Returns < 0 (an ERR_* code, message in eb) to roll back, or a
+ * result >= 0 to commit. */
+typedef int (*sq_tx_fn)(store *s, void *arg, errbuf *eb);
+
+/* How a committed write transaction counts in store_changes (what the event
+ * streams wake on): always, only when it changed rows, or never. */
+typedef enum { SQ_COUNT_COMMIT, SQ_COUNT_ROWS, SQ_COUNT_NONE } sq_count;
+
+/* sq_write runs fn(s, arg, eb) as one write transaction: takes s->mu, BEGIN
+ * IMMEDIATE, then COMMIT when fn returned >= 0, else ROLLBACK (also when the
+ * COMMIT fails), and unlocks. Returns fn's result, or its error (or the
+ * BEGIN's or COMMIT's) with the message in eb. The caller must not hold
+ * s->mu. */
+int sq_write(store *s, sq_count count, sq_tx_fn fn, void *arg, errbuf *eb);
 /* A REAL time column as ISO-8601 JSON text, or JSON null. */
 json_t *sq_col_time(sqlite3_stmt *q, int i);
 /* A TEXT column holding JSON, parsed (JSON null for SQL NULL or bad JSON). */

@@ -76,28 +76,39 @@ static int sq_event(store *s, const char *id, double now, int from, job_state to
     return rc;
 }
 
-int store_job_create(store *s, const store_job_new *j, char id[STORE_ID_MAX], errbuf *eb)
+/* The job an idempotency key names: 1 and its id when the body is the same,
+ * ERR_EXISTS when it differs, 0 when the key is new. */
+static int job_by_key(store *s, const char *key, const char *body_hash, char id[STORE_ID_MAX],
+                      errbuf *eb)
 {
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_BY_KEY);
+    sq_bind_text(q, 1, key);
     int rc = 0;
-    const char *key = (j->idem_key != NULL && j->idem_key[0] != '\0') ? j->idem_key : NULL;
-    pthread_mutex_lock(&s->mu);
-    if ((rc = sq_begin(s, eb)) < 0)
-        goto out;
-    if (key != NULL) {
-        sqlite3_stmt *q = sq_stmt(s, Q_JOB_BY_KEY);
-        sq_bind_text(q, 1, key);
-        if (sqlite3_step(q) == SQLITE_ROW) {
-            snprintf(id, STORE_ID_MAX, "%s", sq_col_text(q, 0));
-            int same = j->body_hash != NULL && strcmp(sq_col_text(q, 1), j->body_hash) == 0;
-            sq_done(q);
-            rc = same ? 1
-                      : err_set(eb, ERR_EXISTS,
-                                "idempotency key '%s' was used for job %s with a different body",
-                                key, id);
-            goto tx;
-        }
-        sq_done(q);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        snprintf(id, STORE_ID_MAX, "%s", sq_col_text(q, 0));
+        int same = body_hash != NULL && strcmp(sq_col_text(q, 1), body_hash) == 0;
+        rc = same ? 1
+                  : err_set(eb, ERR_EXISTS,
+                            "idempotency key '%s' was used for job %s with a different body", key,
+                            id);
     }
+    sq_done(q);
+    return rc;
+}
+
+typedef struct job_create_args {
+    const store_job_new *j;
+    char *id; /* STORE_ID_MAX bytes */
+} job_create_args;
+
+static int job_create_tx(store *s, void *arg, errbuf *eb)
+{
+    const store_job_new *j = ((job_create_args *)arg)->j;
+    char *id = ((job_create_args *)arg)->id;
+    const char *key = (j->idem_key != NULL && j->idem_key[0] != '\0') ? j->idem_key : NULL;
+    int rc = key != NULL ? job_by_key(s, key, j->body_hash, id, eb) : 0;
+    if (rc != 0)
+        return rc;
     sq_new_id("j", id);
     double now = store_now();
     sqlite3_stmt *q = sq_stmt(s, Q_JOB_INSERT);
@@ -125,11 +136,13 @@ int store_job_create(store *s, const store_job_new *j, char id[STORE_ID_MAX], er
                       j->waiting_for != NULL ? "WAITING_FOR" : "SUBMITTED", wait, eb);
     if (rc == 0)
         rc = sq_flow_insert(s, id, j, eb);
-tx:
-    rc = sq_end(s, rc, eb);
-out:
-    pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+int store_job_create(store *s, const store_job_new *j, char id[STORE_ID_MAX], errbuf *eb)
+{
+    job_create_args args = {.j = j, .id = id};
+    return sq_write(s, SQ_COUNT_COMMIT, job_create_tx, &args, eb);
 }
 
 int sq_read_job(store *s, const char *id, job_row *r, errbuf *eb)
@@ -208,15 +221,30 @@ int sq_transition(store *s, const char *id, unsigned from_mask, job_state to, co
     return rc;
 }
 
+typedef struct transition_args {
+    const char *id;
+    unsigned from_mask;
+    job_state to;
+    const char *reason, *message;
+    job_state *was;
+} transition_args;
+
+static int transition_tx(store *s, void *arg, errbuf *eb)
+{
+    const transition_args *t = arg;
+    return sq_transition(s, t->id, t->from_mask, t->to, t->reason, t->message, t->was, eb);
+}
+
 int store_transition(store *s, const char *id, unsigned from_mask, job_state to, const char *reason,
                      const char *message, job_state *was, errbuf *eb)
 {
-    pthread_mutex_lock(&s->mu);
-    int rc = sq_begin(s, eb);
-    if (rc == 0)
-        rc = sq_end(s, sq_transition(s, id, from_mask, to, reason, message, was, eb), eb);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
+    transition_args t = {.id = id,
+                         .from_mask = from_mask,
+                         .to = to,
+                         .reason = reason,
+                         .message = message,
+                         .was = was};
+    return sq_write(s, SQ_COUNT_COMMIT, transition_tx, &t, eb);
 }
 
 static json_t *sq_progress_json(int64_t step, int64_t total)
@@ -384,67 +412,67 @@ int store_job_count(store *s, int64_t *n, errbuf *eb)
     return rc;
 }
 
-int store_job_note(store *s, const char *id, const char *message, errbuf *eb)
+typedef struct note_args {
+    int q; /* Q_JOB_NOTE or Q_JOB_NOTE_ACTIVE */
+    const char *id, *message;
+} note_args;
+
+static int note_tx(store *s, void *arg, errbuf *eb)
 {
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = sq_stmt(s, Q_JOB_NOTE);
-    sq_bind_text(q, 1, id);
-    sq_bind_text(q, 2, message);
+    const note_args *n = arg;
+    sqlite3_stmt *q = sq_stmt(s, n->q);
+    sq_bind_text(q, 1, n->id);
+    sq_bind_text(q, 2, n->message);
     sqlite3_bind_double(q, 3, store_now());
     int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "note job");
     sq_done(q);
-    pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+/* A note is no change the event streams wake for (it counts nowhere). */
+int store_job_note(store *s, const char *id, const char *message, errbuf *eb)
+{
+    note_args n = {.q = Q_JOB_NOTE, .id = id, .message = message};
+    return sq_write(s, SQ_COUNT_NONE, note_tx, &n, eb);
 }
 
 int store_job_note_active(store *s, const char *id, const char *message, errbuf *eb)
 {
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = sq_stmt(s, Q_JOB_NOTE_ACTIVE);
-    sq_bind_text(q, 1, id);
-    sq_bind_text(q, 2, message);
-    sqlite3_bind_double(q, 3, store_now());
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "note job");
-    sq_done(q);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
+    note_args n = {.q = Q_JOB_NOTE_ACTIVE, .id = id, .message = message};
+    return sq_write(s, SQ_COUNT_NONE, note_tx, &n, eb);
 }
 
-int store_job_delete(store *s, const char *id, errbuf *eb)
+/* The rows of a job, children first: one cached DELETE per table. */
+static const int job_delete_q[] = {
+    Q_DEL_METRICS, Q_DEL_LOGS,      Q_DEL_EVENTS, Q_DEL_ATTEMPTS,
+    Q_DEL_CKPTS,   Q_DEL_ARTIFACTS, Q_DEL_DEPS,   Q_DEL_JOB,
+};
+
+/* arg: the job id (const char **). */
+static int job_delete_tx(store *s, void *arg, errbuf *eb)
 {
-    static const char *const del[] = {
-        "DELETE FROM metrics WHERE job_id=?1",     "DELETE FROM logs WHERE job_id=?1",
-        "DELETE FROM events WHERE job_id=?1",      "DELETE FROM attempts WHERE job_id=?1",
-        "DELETE FROM checkpoints WHERE job_id=?1", "DELETE FROM artifacts WHERE job_id=?1",
-        "DELETE FROM job_deps WHERE job_id=?1",    "DELETE FROM jobs WHERE id=?1",
-    };
-    pthread_mutex_lock(&s->mu);
-    int rc = sq_begin(s, eb);
-    if (rc < 0)
-        goto out;
+    const char *id = *(const char **)arg;
     job_row r;
-    rc = sq_read_job(s, id, &r, eb);
+    int rc = sq_read_job(s, id, &r, eb);
     free(r.latest);
     if (rc == 0 && (JS_TERMINAL & JS_BIT(r.state)) == 0)
         rc = err_set(eb, ERR_STATE, "job %s is %s; only a finished job can be deleted", id,
                      store_state_name(r.state));
     if (rc == 0)
         rc = sq_init_users(s, id, eb);
-    for (size_t i = 0; rc == 0 && i < sizeof del / sizeof del[0]; i++) {
-        sqlite3_stmt *q;
-        if (sqlite3_prepare_v2(s->db, del[i], -1, &q, NULL) != SQLITE_OK) {
-            rc = sq_err(s, eb, "prepare delete");
-            break;
-        }
+    for (size_t i = 0; rc == 0 && i < sizeof job_delete_q / sizeof job_delete_q[0]; i++) {
+        sqlite3_stmt *q = sq_stmt(s, job_delete_q[i]);
         sq_bind_text(q, 1, id);
         if (sqlite3_step(q) != SQLITE_DONE)
             rc = sq_err(s, eb, "delete job rows");
-        sqlite3_finalize(q);
+        sq_done(q);
     }
-    rc = sq_end(s, rc, eb);
-out:
-    pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+int store_job_delete(store *s, const char *id, errbuf *eb)
+{
+    return sq_write(s, SQ_COUNT_COMMIT, job_delete_tx, &id, eb);
 }
 
 int store_queue(store *s, store_queued **out, int *n, errbuf *eb)
