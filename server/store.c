@@ -282,6 +282,68 @@ const char *sq_col_text(sqlite3_stmt *q, int i)
     return t != NULL ? (const char *)t : "";
 }
 
+int sq_each(store *s, sqlite3_stmt *q, sq_row_fn row, void *arg, const char *what, errbuf *eb)
+{
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW)
+        if (row(q, arg) != 0)
+            break;
+    int rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0 : sq_err(s, eb, what);
+    sq_done(q);
+    return rc;
+}
+
+typedef struct collect_ctx {
+    sq_rows *rows;
+    sq_fill_fn fill;
+    void *arg;
+} collect_ctx;
+
+static int collect_row(sqlite3_stmt *q, void *arg)
+{
+    collect_ctx *c = arg;
+    sq_rows *r = c->rows;
+    if (r->n == r->cap) {
+        r->cap = r->cap > 0 ? 2 * r->cap : 16;
+        r->v = xrealloc(r->v, (size_t)r->cap * r->size);
+    }
+    void *elem = (char *)r->v + (size_t)r->n * r->size;
+    memset(elem, 0, r->size);
+    r->n++;
+    c->fill(q, elem, c->arg);
+    return 0;
+}
+
+int sq_collect(store *s, sqlite3_stmt *q, sq_rows *rows, sq_fill_fn fill, void *arg,
+               const char *what, errbuf *eb)
+{
+    collect_ctx c = {.rows = rows, .fill = fill, .arg = arg};
+    return sq_each(s, q, collect_row, &c, what, eb);
+}
+
+typedef struct collect_json_ctx {
+    json_t *arr;
+    sq_json_fn make;
+    void *arg;
+} collect_json_ctx;
+
+static int collect_json_row(sqlite3_stmt *q, void *arg)
+{
+    collect_json_ctx *c = arg;
+    json_t *v = c->make(q, c->arg);
+    if (v == NULL)
+        return 1;
+    json_array_append_new(c->arr, v);
+    return 0;
+}
+
+int sq_collect_json(store *s, sqlite3_stmt *q, json_t *arr, sq_json_fn make, void *arg,
+                    const char *what, errbuf *eb)
+{
+    collect_json_ctx c = {.arr = arr, .make = make, .arg = arg};
+    return sq_each(s, q, collect_json_row, &c, what, eb);
+}
+
 int sq_exec(store *s, const char *sql, errbuf *eb)
 {
     char *emsg = NULL;

@@ -157,7 +157,8 @@ typedef struct store_queued {
 } store_queued;
 
 /* store_queue lists QUEUED and RESTARTING jobs, highest priority first, FIFO
- * within a priority. *out is malloc'd (free it); *n its length. */
+ * within a priority. *out is malloc'd (free it); *n its length (on an
+ * error *out is NULL and *n 0). */
 int store_queue(store *s, store_queued **out, int *n, errbuf *eb);
 
 /* What a pool needs to start an attempt. */
@@ -200,7 +201,8 @@ typedef struct store_active {
 } store_active;
 
 /* store_active_list lists every job in STARTING/RUNNING/CANCELLING with its
- * attempt and pool (used at server start to reconcile). *out malloc'd. */
+ * attempt and pool (used at server start to reconcile). *out malloc'd
+ * (NULL with *n 0 on an error). */
 int store_active_list(store *s, store_active **out, int *n, errbuf *eb);
 
 /* Outcome of applying one job message. */

@@ -95,6 +95,22 @@ static int apply_log(store *s, const msg *m, job_row *r, errbuf *eb)
     return 0;
 }
 
+/* The checkpoints past keep_last: their steps, and their paths to unlink. */
+typedef struct old_ckpts {
+    json_t *steps;
+    store_apply_out *o;
+} old_ckpts;
+
+static int old_ckpt_row(sqlite3_stmt *q, void *arg)
+{
+    old_ckpts *old = arg;
+    json_array_append_new(old->steps, json_integer(sqlite3_column_int64(q, 0)));
+    if (old->o->unlink == NULL)
+        old->o->unlink = json_array();
+    json_array_append_new(old->o->unlink, json_string(sq_col_text(q, 1)));
+    return 0;
+}
+
 static int apply_checkpoint(store *s, const store_apply_in *in, const job_row *r,
                             store_apply_out *o, errbuf *eb)
 {
@@ -116,14 +132,9 @@ static int apply_checkpoint(store *s, const store_apply_in *in, const job_row *r
     q = sq_stmt(s, Q_CKPT_OLD);
     sq_bind_text(q, 1, m->job_id);
     sqlite3_bind_int(q, 2, r->keep_last);
-    json_t *old_steps = json_array();
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        json_array_append_new(old_steps, json_integer(sqlite3_column_int64(q, 0)));
-        if (o->unlink == NULL)
-            o->unlink = json_array();
-        json_array_append_new(o->unlink, json_string(sq_col_text(q, 1)));
-    }
-    sq_done(q);
+    old_ckpts old = {.steps = json_array(), .o = o};
+    (void)sq_each(s, q, old_ckpt_row, &old, "read old checkpoints", NULL);
+    json_t *old_steps = old.steps;
     size_t i;
     json_t *v;
     json_array_foreach(old_steps, i, v)

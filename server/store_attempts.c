@@ -10,30 +10,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+static json_t *attempt_row(sqlite3_stmt *q, void *arg)
+{
+    (void)arg;
+    json_t *o = json_object();
+    json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 0)));
+    json_object_set_new(o, "pool_id", json_string(sq_col_text(q, 1)));
+    json_object_set_new(o, "active", json_boolean(sqlite3_column_int(q, 2)));
+    json_object_set_new(o, "started_at", sq_col_time(q, 3));
+    json_object_set_new(o, "ended_at", sq_col_time(q, 4));
+    json_object_set_new(o, "reason",
+                        sqlite3_column_type(q, 5) == SQLITE_NULL ? json_null()
+                                                                 : json_string(sq_col_text(q, 5)));
+    json_object_set_new(o, "message",
+                        sqlite3_column_type(q, 6) == SQLITE_NULL ? json_null()
+                                                                 : json_string(sq_col_text(q, 6)));
+    json_object_set_new(o, "messages_applied", json_integer(sqlite3_column_int64(q, 7)));
+    return o;
+}
+
 json_t *sq_attempts_json(store *s, const char *id)
 {
     json_t *a = json_array();
     sqlite3_stmt *q = sq_stmt(s, Q_ATTEMPTS_OF);
     sq_bind_text(q, 1, id);
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        json_t *o = json_object();
-        json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 0)));
-        json_object_set_new(o, "pool_id", json_string(sq_col_text(q, 1)));
-        json_object_set_new(o, "active", json_boolean(sqlite3_column_int(q, 2)));
-        json_object_set_new(o, "started_at", sq_col_time(q, 3));
-        json_object_set_new(o, "ended_at", sq_col_time(q, 4));
-        json_object_set_new(o, "reason",
-                            sqlite3_column_type(q, 5) == SQLITE_NULL
-                                ? json_null()
-                                : json_string(sq_col_text(q, 5)));
-        json_object_set_new(o, "message",
-                            sqlite3_column_type(q, 6) == SQLITE_NULL
-                                ? json_null()
-                                : json_string(sq_col_text(q, 6)));
-        json_object_set_new(o, "messages_applied", json_integer(sqlite3_column_int64(q, 7)));
-        json_array_append_new(a, o);
-    }
-    sq_done(q);
+    (void)sq_collect_json(s, q, a, attempt_row, NULL, "read attempts", NULL);
     return a;
 }
 
@@ -217,27 +218,28 @@ int store_attempt_lost(store *s, const char *id, int attempt, const char *reason
     return sq_write(s, SQ_COUNT_COMMIT, attempt_lost_tx, &x, eb);
 }
 
+static void fill_active(sqlite3_stmt *q, void *elem, void *arg)
+{
+    (void)arg;
+    store_active *a = elem;
+    snprintf(a->job_id, sizeof a->job_id, "%s", sq_col_text(q, 0));
+    a->attempt = sqlite3_column_int(q, 1);
+    snprintf(a->pool_id, sizeof a->pool_id, "%s", sq_col_text(q, 2));
+    a->state = (job_state)store_state_parse(sq_col_text(q, 3));
+}
+
 int store_active_list(store *s, store_active **out, int *n, errbuf *eb)
 {
-    *out = NULL;
-    *n = 0;
-    int cap = 0, rc = 0, step;
+    sq_rows rows = {.size = sizeof **out};
     pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = sq_stmt(s, Q_ACTIVE);
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            *out = xrealloc(*out, (size_t)cap * sizeof **out);
-        }
-        store_active *a = &(*out)[(*n)++];
-        snprintf(a->job_id, sizeof a->job_id, "%s", sq_col_text(q, 0));
-        a->attempt = sqlite3_column_int(q, 1);
-        snprintf(a->pool_id, sizeof a->pool_id, "%s", sq_col_text(q, 2));
-        a->state = (job_state)store_state_parse(sq_col_text(q, 3));
-    }
-    if (step != SQLITE_DONE)
-        rc = sq_err(s, eb, "read active jobs");
-    sq_done(q);
+    int rc = sq_collect(s, sq_stmt(s, Q_ACTIVE), &rows, fill_active, NULL, "read active jobs", eb);
     pthread_mutex_unlock(&s->mu);
+    if (rc < 0) {
+        free(rows.v);
+        rows.v = NULL;
+        rows.n = 0;
+    }
+    *out = rows.v;
+    *n = rows.n;
     return rc;
 }

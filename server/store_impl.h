@@ -105,6 +105,35 @@ void sq_done(sqlite3_stmt *q);
 /* Binds a string (NULL binds SQL NULL); reads a column as a string ("" for NULL). */
 void sq_bind_text(sqlite3_stmt *q, int i, const char *v);
 const char *sq_col_text(sqlite3_stmt *q, int i);
+/* ---- reading rows ---- */
+
+/* Called by sq_each on each row of q: 0 to go on, 1 to stop there. */
+typedef int (*sq_row_fn)(sqlite3_stmt *q, void *arg);
+/* sq_each steps the bound statement q through its rows, calling row(q, arg)
+ * on each, and resets q. Returns 0 (also when row stopped it), or ERR_IO
+ * naming `what` when a step fails (the rows before were seen). */
+int sq_each(store *s, sqlite3_stmt *q, sq_row_fn row, void *arg, const char *what, errbuf *eb);
+
+/* A growable array of elements of `size` bytes: v (malloc'd) holds n of cap. */
+typedef struct sq_rows {
+    void *v;
+    int n, cap;
+    size_t size;
+} sq_rows;
+/* Fills elem (a new element, zeroed) from the current row of q. */
+typedef void (*sq_fill_fn)(sqlite3_stmt *q, void *elem, void *arg);
+/* sq_collect appends one element per row of q to rows, filled by
+ * fill(q, elem, arg), growing rows->v as needed; as sq_each otherwise. */
+int sq_collect(store *s, sqlite3_stmt *q, sq_rows *rows, sq_fill_fn fill, void *arg,
+               const char *what, errbuf *eb);
+
+/* The JSON value of the current row of q, or NULL to stop before it. */
+typedef json_t *(*sq_json_fn)(sqlite3_stmt *q, void *arg);
+/* sq_collect_json appends make(q, arg) of each row of q to the JSON array
+ * arr; as sq_each otherwise. */
+int sq_collect_json(store *s, sqlite3_stmt *q, json_t *arr, sq_json_fn make, void *arg,
+                    const char *what, errbuf *eb);
+
 /* Runs SQL text without results, prepared for this call: only for what runs
  * once per open (pragmas, migrations). */
 int sq_exec(store *s, const char *sql, errbuf *eb);
@@ -137,8 +166,8 @@ int sq_read_job(store *s, const char *id, job_row *r, errbuf *eb);
  * with an event row; ERR_STATE (and *was) when the job is elsewhere. */
 int sq_transition(store *s, const char *id, unsigned from_mask, job_state to, const char *reason,
                   const char *message, job_state *was, errbuf *eb);
-/* One events row as a JSON object. */
-json_t *sq_event_row(sqlite3_stmt *q);
+/* One events row as a JSON object (an sq_json_fn; arg unused). */
+json_t *sq_event_row(sqlite3_stmt *q, void *arg);
 /* The attempts of a job as a JSON array (store_attempts.c). */
 json_t *sq_attempts_json(store *s, const char *id);
 /* The artifact list of a job as a JSON array. */

@@ -257,20 +257,10 @@ static json_t *sq_progress_json(int64_t step, int64_t total)
     return p;
 }
 
-int store_job_get(store *s, const char *id, json_t **out, errbuf *eb)
+/* The job view of the current Q_JOB_ROW row (without attempts, artifacts,
+ * events and lineage). */
+static json_t *job_view(sqlite3_stmt *q)
 {
-    *out = NULL;
-    int rc = 0;
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = sq_stmt(s, Q_JOB_ROW);
-    sq_bind_text(q, 1, id);
-    int step = sqlite3_step(q);
-    if (step != SQLITE_ROW) {
-        rc = step == SQLITE_DONE ? err_set(eb, ERR_NOT_FOUND, "no job '%s'", id)
-                                 : sq_err(s, eb, "read job");
-        sq_done(q);
-        goto out;
-    }
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(sq_col_text(q, 1)));
     json_object_set_new(o, "name", json_string(sq_col_text(q, 2)));
@@ -302,6 +292,24 @@ int store_job_get(store *s, const char *id, json_t **out, errbuf *eb)
     json_object_set_new(
         o, "idempotency_key",
         sqlite3_column_type(q, 26) == SQLITE_NULL ? json_null() : json_string(sq_col_text(q, 26)));
+    return o;
+}
+
+int store_job_get(store *s, const char *id, json_t **out, errbuf *eb)
+{
+    *out = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_ROW);
+    sq_bind_text(q, 1, id);
+    int step = sqlite3_step(q);
+    if (step != SQLITE_ROW) {
+        rc = step == SQLITE_DONE ? err_set(eb, ERR_NOT_FOUND, "no job '%s'", id)
+                                 : sq_err(s, eb, "read job");
+        sq_done(q);
+        goto out;
+    }
+    json_t *o = job_view(q);
     sq_done(q);
     json_object_set_new(o, "attempts", sq_attempts_json(s, id));
     json_object_set_new(o, "artifacts", sq_artifacts_json(s, id));
@@ -309,9 +317,7 @@ int store_job_get(store *s, const char *id, json_t **out, errbuf *eb)
     q = sq_stmt(s, Q_EVENTS_RECENT);
     sq_bind_text(q, 1, id);
     sqlite3_bind_int(q, 2, 50);
-    while (sqlite3_step(q) == SQLITE_ROW)
-        json_array_append_new(ev, sq_event_row(q));
-    sq_done(q);
+    (void)sq_collect_json(s, q, ev, sq_event_row, NULL, "read events", NULL);
     json_object_set_new(o, "events", ev);
     sq_lineage_json(s, id, o);
     *out = o;
@@ -320,11 +326,53 @@ out:
     return rc;
 }
 
+/* Paging through a job list: the rows taken and the key of the last. */
+typedef struct list_page {
+    int n, page_size;
+    int64_t last, *next;
+} list_page;
+
+/* One job summary of a Q_JOB_LIST(_PRIO) row (an sq_json_fn); stops at the
+ * row past the page, setting the cursor. */
+static json_t *job_summary(sqlite3_stmt *q, void *arg)
+{
+    list_page *pg = arg;
+    if (pg->n == pg->page_size) {
+        *pg->next = pg->last;
+        return NULL;
+    }
+    pg->n++;
+    pg->last = sqlite3_column_int64(q, 0);
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(sq_col_text(q, 1)));
+    json_object_set_new(o, "name", json_string(sq_col_text(q, 2)));
+    json_object_set_new(o, "type", json_string(sq_col_text(q, 3)));
+    json_object_set_new(o, "priority", json_integer(sqlite3_column_int(q, 4)));
+    json_object_set_new(o, "ranks", json_integer(sqlite3_column_int(q, 5)));
+    json_object_set_new(o, "state", json_string(sq_col_text(q, 6)));
+    json_object_set_new(o, "reason", json_string(sq_col_text(q, 7)));
+    json_object_set_new(o, "message", json_string(sq_col_text(q, 8)));
+    json_object_set_new(o, "created_at", sq_col_time(q, 9));
+    json_object_set_new(o, "updated_at", sq_col_time(q, 10));
+    json_object_set_new(o, "started_at", sq_col_time(q, 11));
+    json_object_set_new(o, "finished_at", sq_col_time(q, 12));
+    json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 13)));
+    json_object_set_new(
+        o, "pool_id",
+        sqlite3_column_type(q, 14) == SQLITE_NULL ? json_null() : json_string(sq_col_text(q, 14)));
+    json_object_set_new(o, "progress",
+                        sq_progress_json(sqlite3_column_int64(q, 15), sqlite3_column_int64(q, 16)));
+    json_object_set_new(o, "params", json_integer((json_int_t)sqlite3_column_double(q, 17)));
+    json_object_set_new(o, "mflops", json_real(sqlite3_column_double(q, 18)));
+    json_object_set_new(o, "latest_metrics", sq_col_json(q, 19));
+    json_object_set_new(o, "owner", json_string(sq_col_text(q, 20)));
+    return o;
+}
+
 int store_job_list(store *s, const store_list_query *lq, json_t **items, int64_t *next, errbuf *eb)
 {
     *items = NULL;
     *next = 0;
-    int rc = 0;
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *q = sq_stmt(s, lq->by_priority ? Q_JOB_LIST_PRIO : Q_JOB_LIST);
     sq_bind_text(q, 1, lq->state >= 0 ? store_state_name((job_state)lq->state) : NULL);
@@ -334,45 +382,8 @@ int store_job_list(store *s, const store_list_query *lq, json_t **items, int64_t
     sqlite3_bind_int(q, 5, lq->page_size + 1); /* one more: is there a next page? */
     sq_bind_text(q, 6, lq->owner);
     json_t *a = json_array();
-    int n = 0, step;
-    int64_t last = 0;
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        if (n == lq->page_size) {
-            *next = last;
-            break;
-        }
-        json_t *o = json_object();
-        last = sqlite3_column_int64(q, 0);
-        json_object_set_new(o, "id", json_string(sq_col_text(q, 1)));
-        json_object_set_new(o, "name", json_string(sq_col_text(q, 2)));
-        json_object_set_new(o, "type", json_string(sq_col_text(q, 3)));
-        json_object_set_new(o, "priority", json_integer(sqlite3_column_int(q, 4)));
-        json_object_set_new(o, "ranks", json_integer(sqlite3_column_int(q, 5)));
-        json_object_set_new(o, "state", json_string(sq_col_text(q, 6)));
-        json_object_set_new(o, "reason", json_string(sq_col_text(q, 7)));
-        json_object_set_new(o, "message", json_string(sq_col_text(q, 8)));
-        json_object_set_new(o, "created_at", sq_col_time(q, 9));
-        json_object_set_new(o, "updated_at", sq_col_time(q, 10));
-        json_object_set_new(o, "started_at", sq_col_time(q, 11));
-        json_object_set_new(o, "finished_at", sq_col_time(q, 12));
-        json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 13)));
-        json_object_set_new(o, "pool_id",
-                            sqlite3_column_type(q, 14) == SQLITE_NULL
-                                ? json_null()
-                                : json_string(sq_col_text(q, 14)));
-        json_object_set_new(
-            o, "progress",
-            sq_progress_json(sqlite3_column_int64(q, 15), sqlite3_column_int64(q, 16)));
-        json_object_set_new(o, "params", json_integer((json_int_t)sqlite3_column_double(q, 17)));
-        json_object_set_new(o, "mflops", json_real(sqlite3_column_double(q, 18)));
-        json_object_set_new(o, "latest_metrics", sq_col_json(q, 19));
-        json_object_set_new(o, "owner", json_string(sq_col_text(q, 20)));
-        json_array_append_new(a, o);
-        n++;
-    }
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        rc = sq_err(s, eb, "list jobs");
-    sq_done(q);
+    list_page pg = {.page_size = lq->page_size, .next = next};
+    int rc = sq_collect_json(s, q, a, job_summary, &pg, "list jobs", eb);
     pthread_mutex_unlock(&s->mu);
     if (rc < 0)
         json_decref(a);
@@ -381,19 +392,20 @@ int store_job_list(store *s, const store_list_query *lq, json_t **items, int64_t
     return rc;
 }
 
+static int count_state(sqlite3_stmt *q, void *arg)
+{
+    int64_t *counts = arg;
+    int k = store_state_parse(sq_col_text(q, 0));
+    if (k >= 0)
+        counts[k] = sqlite3_column_int64(q, 1);
+    return 0;
+}
+
 int store_job_counts(store *s, int64_t counts[JS__COUNT], errbuf *eb)
 {
     memset(counts, 0, sizeof(int64_t) * JS__COUNT);
     pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = sq_stmt(s, Q_JOB_COUNTS);
-    int step;
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        int k = store_state_parse(sq_col_text(q, 0));
-        if (k >= 0)
-            counts[k] = sqlite3_column_int64(q, 1);
-    }
-    int rc = step == SQLITE_DONE ? 0 : sq_err(s, eb, "count jobs by state");
-    sq_done(q);
+    int rc = sq_each(s, sq_stmt(s, Q_JOB_COUNTS), count_state, counts, "count jobs by state", eb);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -475,27 +487,28 @@ int store_job_delete(store *s, const char *id, errbuf *eb)
     return sq_write(s, SQ_COUNT_COMMIT, job_delete_tx, &id, eb);
 }
 
+static void fill_queued(sqlite3_stmt *q, void *elem, void *arg)
+{
+    (void)arg;
+    store_queued *j = elem;
+    snprintf(j->id, sizeof j->id, "%s", sq_col_text(q, 0));
+    j->priority = sqlite3_column_int(q, 1);
+    j->ranks = sqlite3_column_int(q, 2);
+    j->order = sqlite3_column_int64(q, 3);
+}
+
 int store_queue(store *s, store_queued **out, int *n, errbuf *eb)
 {
-    *out = NULL;
-    *n = 0;
-    int cap = 0, rc = 0, step;
+    sq_rows rows = {.size = sizeof **out};
     pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = sq_stmt(s, Q_QUEUE);
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            *out = xrealloc(*out, (size_t)cap * sizeof **out);
-        }
-        store_queued *j = &(*out)[(*n)++];
-        snprintf(j->id, sizeof j->id, "%s", sq_col_text(q, 0));
-        j->priority = sqlite3_column_int(q, 1);
-        j->ranks = sqlite3_column_int(q, 2);
-        j->order = sqlite3_column_int64(q, 3);
-    }
-    if (step != SQLITE_DONE)
-        rc = sq_err(s, eb, "read queue");
-    sq_done(q);
+    int rc = sq_collect(s, sq_stmt(s, Q_QUEUE), &rows, fill_queued, NULL, "read queue", eb);
     pthread_mutex_unlock(&s->mu);
+    if (rc < 0) {
+        free(rows.v);
+        rows.v = NULL;
+        rows.n = 0;
+    }
+    *out = rows.v;
+    *n = rows.n;
     return rc;
 }
