@@ -105,6 +105,9 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
 
 /* ---- statement cache ------------------------------------------------------- */
 
+/* The columns of a models row, as model_row (store_flow.c) reads them. */
+#define MODEL_COLS "id,name,size,sha256,model,tensors,params,created_at,path"
+
 static const char *const sql_text[Q__COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
@@ -211,6 +214,35 @@ static const char *const sql_text[Q__COUNT] = {
     [Q_DEL_ARTIFACTS] = "DELETE FROM artifacts WHERE job_id=?1",
     [Q_DEL_DEPS] = "DELETE FROM job_deps WHERE job_id=?1",
     [Q_DEL_JOB] = "DELETE FROM jobs WHERE id=?1",
+    /* lineage and uploaded models (store_flow.c) */
+    [Q_FLOW_INIT] = "UPDATE jobs SET init_file=?2, init_sha256=?3, init_size=?4, blocked=?5"
+                    " WHERE id=?1",
+    [Q_DEP_INSERT] = "INSERT OR IGNORE INTO job_deps(job_id, after_id) VALUES(?1,?2)",
+    [Q_JOB_WAITING] = "UPDATE jobs SET reason='WAITING_FOR', message=?2 WHERE id=?1",
+    [Q_DEPS_OF] = "SELECT d.after_id, j.state FROM job_deps d LEFT JOIN jobs j"
+                  " ON j.id = d.after_id WHERE d.job_id=?1 ORDER BY d.after_id",
+    [Q_JOB_LINEAGE] = "SELECT init_sha256, blocked FROM jobs WHERE id=?1",
+    [Q_JOB_INIT] = "SELECT init_file, init_sha256, init_size FROM jobs WHERE id=?1",
+    [Q_INIT_USERS] = "SELECT id FROM jobs WHERE substr(init_file, 1, length(?1)) = ?1"
+                     " AND state NOT IN ('SUCCEEDED','FAILED','CANCELLED') LIMIT 1",
+    [Q_BLOCKED] = "SELECT id, spec FROM jobs WHERE state='QUEUED' AND blocked=1 ORDER BY seq",
+    [Q_JOB_WAIT] = "UPDATE jobs SET reason='WAITING_FOR', message=?2, updated_at=?3 WHERE id=?1"
+                   " AND state='QUEUED' AND blocked=1 AND (reason<>'WAITING_FOR' OR message<>?2)",
+    [Q_JOB_UNBLOCK] =
+        "UPDATE jobs SET blocked=0, reason='SUBMITTED', message='waiting for a free pool',"
+        " init_file=?2, init_sha256=?3, init_size=?4, updated_at=?5,"
+        " spec=coalesce(?6, spec), params=CASE WHEN ?6 IS NULL THEN params ELSE ?7 END,"
+        " mflops=CASE WHEN ?6 IS NULL THEN mflops ELSE ?8 END"
+        " WHERE id=?1 AND state='QUEUED' AND blocked=1",
+    [Q_JOB_SPEC] = "SELECT spec FROM jobs WHERE id=?1",
+    [Q_MODEL_INSERT] = "INSERT INTO models(id,name,path,size,sha256,model,tensors,params,"
+                       "created_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    [Q_MODEL_GET] = "SELECT " MODEL_COLS " FROM models WHERE id=?1",
+    [Q_MODEL_LIST] = "SELECT " MODEL_COLS " FROM models ORDER BY seq DESC",
+    [Q_MODEL_USERS] = "SELECT j.id FROM jobs j JOIN models m ON j.init_file = m.path"
+                      " WHERE m.id=?1 AND j.state NOT IN ('SUCCEEDED','FAILED','CANCELLED')"
+                      " LIMIT 1",
+    [Q_MODEL_DELETE] = "DELETE FROM models WHERE id=?1 RETURNING path",
 };
 
 double store_now(void)

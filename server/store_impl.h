@@ -76,6 +76,22 @@ enum {
     Q_DEL_ARTIFACTS,
     Q_DEL_DEPS,
     Q_DEL_JOB,
+    Q_FLOW_INIT,
+    Q_DEP_INSERT,
+    Q_JOB_WAITING,
+    Q_DEPS_OF,
+    Q_JOB_LINEAGE,
+    Q_JOB_INIT,
+    Q_INIT_USERS,
+    Q_BLOCKED,
+    Q_JOB_WAIT,
+    Q_JOB_UNBLOCK,
+    Q_JOB_SPEC,
+    Q_MODEL_INSERT,
+    Q_MODEL_GET,
+    Q_MODEL_LIST,
+    Q_MODEL_USERS,
+    Q_MODEL_DELETE,
     Q__COUNT
 };
 
