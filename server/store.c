@@ -5,9 +5,11 @@
  * lineage and models in store_flow.c.
  *
  * One connection, one mutex: every public function takes the lock for its
- * whole transaction. Statements are prepared on first use and cached in
- * s->stmt[] (reset after each use). Writes run in BEGIN IMMEDIATE
- * transactions so that a compare-and-set is never interleaved.
+ * whole transaction. Every statement is prepared once, on first use, and
+ * cached in s->stmt[] (reset after each use); only the pragmas and
+ * migrations of store_open run as SQL text. Every write runs through
+ * sq_write, in a BEGIN IMMEDIATE transaction, so that a compare-and-set is
+ * never interleaved; reads go through sq_each / sq_collect.
  */
 #include "store.h"
 
