@@ -1,6 +1,6 @@
 /* store.h - the job store: jobs, attempts, events, metrics, logs, files (SQLite).
  *
- * store.c is the only file of the server that includes sqlite3.h. The
+ * The store_*.c files are the only ones of the server that include sqlite3.h. The
  * database runs in WAL mode with synchronous=FULL and a busy timeout, every
  * statement is prepared once and cached, and the schema version lives in
  * PRAGMA user_version (migrations run at open). Every job state change is one
@@ -157,7 +157,8 @@ typedef struct store_queued {
 } store_queued;
 
 /* store_queue lists QUEUED and RESTARTING jobs, highest priority first, FIFO
- * within a priority. *out is malloc'd (free it); *n its length. */
+ * within a priority. *out is malloc'd (free it); *n its length (on an
+ * error *out is NULL and *n 0). */
 int store_queue(store *s, store_queued **out, int *n, errbuf *eb);
 
 /* What a pool needs to start an attempt. */
@@ -200,7 +201,8 @@ typedef struct store_active {
 } store_active;
 
 /* store_active_list lists every job in STARTING/RUNNING/CANCELLING with its
- * attempt and pool (used at server start to reconcile). *out malloc'd. */
+ * attempt and pool (used at server start to reconcile). *out malloc'd
+ * (NULL with *n 0 on an error). */
 int store_active_list(store *s, store_active **out, int *n, errbuf *eb);
 
 /* Outcome of applying one job message. */
@@ -287,8 +289,10 @@ int store_checkpoints(store *s, const char *id, int64_t after_step, int limit, j
  * "COMPLETED": n, "WORKER_LOST": n, ...} (the reason of ended ones). */
 int store_attempt_counts(store *s, json_t **out, errbuf *eb);
 
-/* store_changes counts the write transactions committed so far: a cheap
- * "did anything change?" for the event streams. Thread-safe, lock-free. */
+/* store_changes counts the write transactions committed so far that change
+ * what a stream shows (notes, and store_job_wait calls that change nothing,
+ * do not count): a cheap "did anything change?" for the event streams.
+ * Thread-safe, lock-free. */
 uint64_t store_changes(store *s);
 
 /* ---- lineage: after and init_from (store_flow.c) ---- */

@@ -95,6 +95,22 @@ static int apply_log(store *s, const msg *m, job_row *r, errbuf *eb)
     return 0;
 }
 
+/* The checkpoints past keep_last: their steps, and their paths to unlink. */
+typedef struct old_ckpts {
+    json_t *steps;
+    store_apply_out *o;
+} old_ckpts;
+
+static int old_ckpt_row(sqlite3_stmt *q, void *arg)
+{
+    old_ckpts *old = arg;
+    json_array_append_new(old->steps, json_integer(sqlite3_column_int64(q, 0)));
+    if (old->o->unlink == NULL)
+        old->o->unlink = json_array();
+    json_array_append_new(old->o->unlink, json_string(sq_col_text(q, 1)));
+    return 0;
+}
+
 static int apply_checkpoint(store *s, const store_apply_in *in, const job_row *r,
                             store_apply_out *o, errbuf *eb)
 {
@@ -116,14 +132,9 @@ static int apply_checkpoint(store *s, const store_apply_in *in, const job_row *r
     q = sq_stmt(s, Q_CKPT_OLD);
     sq_bind_text(q, 1, m->job_id);
     sqlite3_bind_int(q, 2, r->keep_last);
-    json_t *old_steps = json_array();
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        json_array_append_new(old_steps, json_integer(sqlite3_column_int64(q, 0)));
-        if (o->unlink == NULL)
-            o->unlink = json_array();
-        json_array_append_new(o->unlink, json_string(sq_col_text(q, 1)));
-    }
-    sq_done(q);
+    old_ckpts old = {.steps = json_array(), .o = o};
+    (void)sq_each(s, q, old_ckpt_row, &old, "read old checkpoints", NULL);
+    json_t *old_steps = old.steps;
     size_t i;
     json_t *v;
     json_array_foreach(old_steps, i, v)
@@ -217,6 +228,103 @@ int store_attempt_wants(store *s, const char *job_id, int attempt, const char *p
     return wants;
 }
 
+/* Where message m stands in its attempt's sequence: 1 when it is the next
+ * one to apply; else 0 with o->outcome (STALE, DUP, GAP) and o->ack_seq. */
+static int apply_in_sequence(store *s, const store_apply_in *in, const job_row *r,
+                             store_apply_out *o)
+{
+    const msg *m = in->m;
+    sqlite3_stmt *q = sq_stmt(s, Q_ATTEMPT_GET);
+    sq_bind_text(q, 1, m->job_id);
+    sqlite3_bind_int(q, 2, m->attempt);
+    int found = sqlite3_step(q) == SQLITE_ROW;
+    int active = found && sqlite3_column_int(q, 0) != 0;
+    uint64_t last = found ? (uint64_t)sqlite3_column_int64(q, 1) : 0;
+    int same_pool = found && strcmp(sq_col_text(q, 2), in->pool_id) == 0;
+    sq_done(q);
+    if (!found || !same_pool || r->attempt != m->attempt) {
+        o->outcome = APPLY_STALE;
+        return 0;
+    }
+    if (m->seq <= last) {
+        o->outcome = APPLY_DUP;
+        o->ack_seq = last;
+        return 0;
+    }
+    if (!active) {
+        o->outcome = APPLY_STALE;
+        return 0;
+    }
+    if (m->seq != last + 1) {
+        o->outcome = APPLY_GAP;
+        o->ack_seq = last;
+        return 0;
+    }
+    return 1;
+}
+
+static int apply_started(store *s, const msg *m, const job_row *r, errbuf *eb)
+{
+    int rc = 0;
+    if (json_is_integer(msg_get(m, "total_steps"))) {
+        sqlite3_stmt *q = sq_stmt(s, Q_JOB_TOTAL);
+        sq_bind_text(q, 1, m->job_id);
+        sqlite3_bind_int64(q, 2, msg_int(m, "total_steps", 0));
+        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "set total_steps");
+        sq_done(q);
+    }
+    if (rc == 0 && r->state == JS_STARTING) {
+        char text[160];
+        snprintf(text, sizeof text, "attempt %d running on pool %s", m->attempt, r->pool_id);
+        rc =
+            sq_transition(s, m->job_id, JS_BIT(JS_STARTING), JS_RUNNING, "STARTED", text, NULL, eb);
+    }
+    return rc;
+}
+
+static int apply_progress(store *s, const msg *m, const job_row *r, errbuf *eb)
+{
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_PROGRESS);
+    sq_bind_text(q, 1, m->job_id);
+    sqlite3_bind_int64(q, 2, r->metric_seq);
+    sqlite3_bind_int64(q, 3, r->log_seq);
+    sqlite3_bind_int64(q, 4, r->step);
+    sq_bind_text(q, 5, r->latest);
+    sqlite3_bind_double(q, 6, store_now());
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "update progress");
+    sq_done(q);
+    return rc;
+}
+
+/* Applies the content of message in->m to its job (inside the savepoint). */
+static int apply_content(store *s, const store_apply_in *in, job_row *r, store_apply_out *o,
+                         errbuf *eb)
+{
+    const msg *m = in->m;
+    int rc;
+    switch (m->type) {
+    case MSG_STARTED:
+        return apply_started(s, m, r, eb);
+    case MSG_METRIC:
+        rc = apply_metric(s, m, r, eb);
+        return rc == 0 ? apply_progress(s, m, r, eb) : rc;
+    case MSG_LOG:
+        rc = apply_log(s, m, r, eb);
+        return rc == 0 ? apply_progress(s, m, r, eb) : rc;
+    case MSG_CHECKPOINT:
+        return apply_checkpoint(s, in, r, o, eb);
+    case MSG_FINISHED:
+        o->ended = 1;
+        return apply_finished(s, in, r, eb);
+    case MSG_FAILED:
+        o->ended = 1;
+        return sq_attempt_failed(s, m->job_id, r, msg_str(m, "reason", "INTERNAL"),
+                                 msg_str(m, "message", ""), eb);
+    default:
+        return err_set(eb, ERR_INVALID, "not a job message");
+    }
+}
+
 static int apply_one(store *s, const store_apply_in *in, store_apply_out *o, errbuf *eb)
 {
     const msg *m = in->m;
@@ -230,87 +338,15 @@ static int apply_one(store *s, const store_apply_in *in, store_apply_out *o, err
     }
     if (rc < 0)
         return rc;
-    sqlite3_stmt *q = sq_stmt(s, Q_ATTEMPT_GET);
-    sq_bind_text(q, 1, m->job_id);
-    sqlite3_bind_int(q, 2, m->attempt);
-    int found = sqlite3_step(q) == SQLITE_ROW;
-    int active = found && sqlite3_column_int(q, 0) != 0;
-    uint64_t last = found ? (uint64_t)sqlite3_column_int64(q, 1) : 0;
-    int same_pool = found && strcmp(sq_col_text(q, 2), in->pool_id) == 0;
-    sq_done(q);
-    if (!found || !same_pool || r.attempt != m->attempt) {
-        o->outcome = APPLY_STALE;
+    if (!apply_in_sequence(s, in, &r, o))
         goto out;
-    }
-    if (m->seq <= last) {
-        o->outcome = APPLY_DUP;
-        o->ack_seq = last;
-        goto out;
-    }
-    if (!active) {
-        o->outcome = APPLY_STALE;
-        goto out;
-    }
-    if (m->seq != last + 1) {
-        o->outcome = APPLY_GAP;
-        o->ack_seq = last;
-        goto out;
-    }
-    if ((rc = sq_exec(s, "SAVEPOINT msg", eb)) < 0)
+    if ((rc = sq_run(s, Q_SAVEPOINT, eb)) < 0)
         goto out;
     errbuf local;
-    int arc = 0;
-    switch (m->type) {
-    case MSG_STARTED:
-        if (json_is_integer(msg_get(m, "total_steps"))) {
-            q = sq_stmt(s, Q_JOB_TOTAL);
-            sq_bind_text(q, 1, m->job_id);
-            sqlite3_bind_int64(q, 2, msg_int(m, "total_steps", 0));
-            arc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, &local, "set total_steps");
-            sq_done(q);
-        }
-        if (arc == 0 && r.state == JS_STARTING) {
-            char text[160];
-            snprintf(text, sizeof text, "attempt %d running on pool %s", m->attempt, r.pool_id);
-            arc = sq_transition(s, m->job_id, JS_BIT(JS_STARTING), JS_RUNNING, "STARTED", text,
-                                NULL, &local);
-        }
-        break;
-    case MSG_METRIC:
-        arc = apply_metric(s, m, &r, &local);
-        break;
-    case MSG_LOG:
-        arc = apply_log(s, m, &r, &local);
-        break;
-    case MSG_CHECKPOINT:
-        arc = apply_checkpoint(s, in, &r, o, &local);
-        break;
-    case MSG_FINISHED:
-        arc = apply_finished(s, in, &r, &local);
-        o->ended = 1;
-        break;
-    case MSG_FAILED:
-        arc = sq_attempt_failed(s, m->job_id, &r, msg_str(m, "reason", "INTERNAL"),
-                                msg_str(m, "message", ""), &local);
-        o->ended = 1;
-        break;
-    default:
-        arc = err_set(&local, ERR_INVALID, "not a job message");
-    }
-    if (arc == 0 && (m->type == MSG_METRIC || m->type == MSG_LOG)) {
-        q = sq_stmt(s, Q_JOB_PROGRESS);
-        sq_bind_text(q, 1, m->job_id);
-        sqlite3_bind_int64(q, 2, r.metric_seq);
-        sqlite3_bind_int64(q, 3, r.log_seq);
-        sqlite3_bind_int64(q, 4, r.step);
-        sq_bind_text(q, 5, r.latest);
-        sqlite3_bind_double(q, 6, store_now());
-        arc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, &local, "update progress");
-        sq_done(q);
-    }
+    int arc = apply_content(s, in, &r, o, &local);
     if (arc == ERR_IO) {
-        sq_exec(s, "ROLLBACK TO msg", NULL);
-        sq_exec(s, "RELEASE msg", NULL);
+        sq_run(s, Q_ROLLBACK_TO, NULL);
+        sq_run(s, Q_RELEASE, NULL);
         rc = err_set(eb, arc, "%s", local.msg);
         goto out;
     }
@@ -318,7 +354,7 @@ static int apply_one(store *s, const store_apply_in *in, store_apply_out *o, err
         /* Content the store cannot apply (an illegal transition, a missing
          * file): drop this message but move past it, so the pool is not stuck
          * resending it. */
-        sq_exec(s, "ROLLBACK TO msg", NULL);
+        sq_run(s, Q_ROLLBACK_TO, NULL);
         log_warn("store: dropped %s seq %llu of job %s attempt %d: %s", msg_type_name(m->type),
                  (unsigned long long)m->seq, m->job_id, m->attempt, local.msg);
         o->outcome = APPLY_BAD;
@@ -326,27 +362,38 @@ static int apply_one(store *s, const store_apply_in *in, store_apply_out *o, err
         json_decref(o->unlink);
         o->unlink = NULL;
     }
-    q = sq_stmt(s, Q_ATTEMPT_SEQ);
+    sqlite3_stmt *q = sq_stmt(s, Q_ATTEMPT_SEQ);
     sq_bind_text(q, 1, m->job_id);
     sqlite3_bind_int(q, 2, m->attempt);
     sqlite3_bind_int64(q, 3, (sqlite3_int64)m->seq);
     rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "update attempt seq");
     sq_done(q);
-    sq_exec(s, "RELEASE msg", NULL);
+    sq_run(s, Q_RELEASE, NULL);
     o->ack_seq = m->seq;
 out:
     free(r.latest);
     return rc;
 }
 
+typedef struct apply_batch {
+    const store_apply_in *in;
+    store_apply_out *out;
+    int n;
+} apply_batch;
+
+static int apply_batch_tx(store *s, void *arg, errbuf *eb)
+{
+    apply_batch *b = arg;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < b->n; i++)
+        rc = apply_one(s, &b->in[i], &b->out[i], eb);
+    return rc;
+}
+
 int store_apply_batch(store *s, const store_apply_in *in, store_apply_out *out, int n, errbuf *eb)
 {
-    pthread_mutex_lock(&s->mu);
-    int rc = sq_begin(s, eb);
-    for (int i = 0; rc == 0 && i < n; i++)
-        rc = apply_one(s, &in[i], &out[i], eb);
-    rc = sq_end(s, rc, eb);
-    pthread_mutex_unlock(&s->mu);
+    apply_batch b = {.in = in, .out = out, .n = n};
+    int rc = sq_write(s, SQ_COUNT_COMMIT, apply_batch_tx, &b, eb);
     if (rc < 0)
         for (int i = 0; i < n; i++) {
             json_decref(out[i].unlink);
@@ -354,5 +401,3 @@ int store_apply_batch(store *s, const store_apply_in *in, store_apply_out *out, 
         }
     return rc;
 }
-
-/* ---- reading metrics, logs, artifacts, events ----------------------------------- */

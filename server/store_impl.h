@@ -1,10 +1,12 @@
 /* store_impl.h - internals shared by the files of the SQLite store.
  *
- * The store is one module in three files: store.c (connection, schema,
- * jobs, states, attempts), store_apply.c (applying pool messages exactly
- * once) and store_query.c (metrics, logs, events, artifacts, checkpoints).
- * Only these three files include sqlite3.h; everything else sees store.h.
- * Every function here expects the caller to hold s->mu.
+ * The store is one module in several files: store.c (connection, schema,
+ * migrations, statement cache), store_jobs.c (jobs and their states),
+ * store_attempts.c (attempts), store_apply.c (applying pool messages exactly
+ * once), store_query.c (metrics, logs, events, artifacts, checkpoints) and
+ * store_flow.c (lineage, uploaded models). Only these files include
+ * sqlite3.h; everything else sees store.h.
+ * Every function here but sq_write expects the caller to hold s->mu.
  */
 #ifndef KILN_STORE_IMPL_H
 #define KILN_STORE_IMPL_H
@@ -18,6 +20,13 @@
 #include <stdatomic.h>
 
 enum {
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_SAVEPOINT,
+    Q_ROLLBACK_TO,
+    Q_RELEASE,
+    Q_USER_VERSION,
     Q_JOB_INSERT,
     Q_JOB_BY_KEY,
     Q_JOB_ROW,
@@ -59,6 +68,30 @@ enum {
     Q_EVENTS_MAX,
     Q_CKPT_AFTER,
     Q_ATTEMPT_COUNTS,
+    Q_DEL_METRICS,
+    Q_DEL_LOGS,
+    Q_DEL_EVENTS,
+    Q_DEL_ATTEMPTS,
+    Q_DEL_CKPTS,
+    Q_DEL_ARTIFACTS,
+    Q_DEL_DEPS,
+    Q_DEL_JOB,
+    Q_FLOW_INIT,
+    Q_DEP_INSERT,
+    Q_JOB_WAITING,
+    Q_DEPS_OF,
+    Q_JOB_LINEAGE,
+    Q_JOB_INIT,
+    Q_INIT_USERS,
+    Q_BLOCKED,
+    Q_JOB_WAIT,
+    Q_JOB_UNBLOCK,
+    Q_JOB_SPEC,
+    Q_MODEL_INSERT,
+    Q_MODEL_GET,
+    Q_MODEL_LIST,
+    Q_MODEL_USERS,
+    Q_MODEL_DELETE,
     Q__COUNT
 };
 
@@ -88,21 +121,71 @@ void sq_done(sqlite3_stmt *q);
 /* Binds a string (NULL binds SQL NULL); reads a column as a string ("" for NULL). */
 void sq_bind_text(sqlite3_stmt *q, int i, const char *v);
 const char *sq_col_text(sqlite3_stmt *q, int i);
-/* Runs SQL text without results. */
+/* ---- reading rows ---- */
+
+/* Called by sq_each on each row of q: 0 to go on, 1 to stop there. */
+typedef int (*sq_row_fn)(sqlite3_stmt *q, void *arg);
+/* sq_each steps the bound statement q through its rows, calling row(q, arg)
+ * on each, and resets q. Returns 0 (also when row stopped it), or ERR_IO
+ * naming `what` when a step fails (the rows before were seen). */
+int sq_each(store *s, sqlite3_stmt *q, sq_row_fn row, void *arg, const char *what, errbuf *eb);
+
+/* A growable array of elements of `size` bytes: v (malloc'd) holds n of cap. */
+typedef struct sq_rows {
+    void *v;
+    int n, cap;
+    size_t size;
+} sq_rows;
+/* Fills elem (a new element, zeroed) from the current row of q. */
+typedef void (*sq_fill_fn)(sqlite3_stmt *q, void *elem, void *arg);
+/* sq_collect appends one element per row of q to rows, filled by
+ * fill(q, elem, arg), growing rows->v as needed; as sq_each otherwise. */
+int sq_collect(store *s, sqlite3_stmt *q, sq_rows *rows, sq_fill_fn fill, void *arg,
+               const char *what, errbuf *eb);
+
+/* The JSON value of the current row of q, or NULL to stop before it. */
+typedef json_t *(*sq_json_fn)(sqlite3_stmt *q, void *arg);
+/* sq_collect_json appends make(q, arg) of each row of q to the JSON array
+ * arr; as sq_each otherwise. */
+int sq_collect_json(store *s, sqlite3_stmt *q, json_t *arr, sq_json_fn make, void *arg,
+                    const char *what, errbuf *eb);
+
+/* Runs SQL text without results, prepared for this call: only for what runs
+ * once per open (pragmas, migrations). */
 int sq_exec(store *s, const char *sql, errbuf *eb);
-/* BEGIN IMMEDIATE; sq_end commits when rc >= 0, else rolls back; returns rc. */
-int sq_begin(store *s, errbuf *eb);
-int sq_end(store *s, int rc, errbuf *eb);
+/* Steps the cached statement q, which returns no rows (BEGIN, SAVEPOINT,
+ * ...), and resets it. ERR_IO naming the SQL (eb may be NULL). */
+int sq_run(store *s, int q, errbuf *eb);
+
+/* The body of a write transaction: runs with s->mu held, inside BEGIN
+ * IMMEDIATE. Returns < 0 (an ERR_* code, message in eb) to roll back, or a
+ * result >= 0 to commit. */
+typedef int (*sq_tx_fn)(store *s, void *arg, errbuf *eb);
+
+/* How a committed write transaction counts in store_changes (what the event
+ * streams wake on): always, only when it changed rows, or never. */
+typedef enum { SQ_COUNT_COMMIT, SQ_COUNT_ROWS, SQ_COUNT_NONE } sq_count;
+
+/* sq_write runs fn(s, arg, eb) as one write transaction: takes s->mu, BEGIN
+ * IMMEDIATE, then COMMIT when fn returned >= 0, else ROLLBACK (also when the
+ * COMMIT fails), and unlocks. Returns fn's result, or its error (or the
+ * BEGIN's or COMMIT's) with the message in eb. The caller must not hold
+ * s->mu. */
+int sq_write(store *s, sq_count count, sq_tx_fn fn, void *arg, errbuf *eb);
 /* A REAL time column as ISO-8601 JSON text, or JSON null. */
 json_t *sq_col_time(sqlite3_stmt *q, int i);
+/* A TEXT column holding JSON, parsed (JSON null for SQL NULL or bad JSON). */
+json_t *sq_col_json(sqlite3_stmt *q, int i);
 /* The state row of job id (ERR_NOT_FOUND if none); free r->latest. */
 int sq_read_job(store *s, const char *id, job_row *r, errbuf *eb);
 /* Compare-and-set of a job's state from any state in from_mask to `to`,
  * with an event row; ERR_STATE (and *was) when the job is elsewhere. */
 int sq_transition(store *s, const char *id, unsigned from_mask, job_state to, const char *reason,
                   const char *message, job_state *was, errbuf *eb);
-/* One events row as a JSON object. */
-json_t *sq_event_row(sqlite3_stmt *q);
+/* One events row as a JSON object (an sq_json_fn; arg unused). */
+json_t *sq_event_row(sqlite3_stmt *q, void *arg);
+/* The attempts of a job as a JSON array (store_attempts.c). */
+json_t *sq_attempts_json(store *s, const char *id);
 /* The artifact list of a job as a JSON array. */
 json_t *sq_artifacts_json(store *s, const char *id);
 /* Ends an attempt with a reason; sq_attempt_failed also moves the job to

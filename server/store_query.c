@@ -63,6 +63,33 @@ static void downsample(const mrow *rows, const int *idx, int n, int max_points, 
     }
 }
 
+/* The names of the metric rows read so far, for fill_mrow. */
+typedef struct metric_names {
+    json_t *seen;  /* name -> index */
+    json_t *order; /* index -> name */
+} metric_names;
+
+static void fill_mrow(sqlite3_stmt *q, void *elem, void *arg)
+{
+    metric_names *mn = arg;
+    mrow *r = elem;
+    r->seq = sqlite3_column_int64(q, 0);
+    const char *nm = sq_col_text(q, 1);
+    json_t *ix = json_object_get(mn->seen, nm);
+    if (ix == NULL) {
+        ix = json_integer((json_int_t)json_array_size(mn->order));
+        json_object_set_new(mn->seen, nm, ix);
+        json_array_append_new(mn->order, json_string(nm));
+    }
+    r->name = (int)json_integer_value(ix);
+    r->step = sqlite3_column_int64(q, 2);
+    r->is_null = sqlite3_column_type(q, 3) == SQLITE_NULL;
+    r->value = sqlite3_column_double(q, 3);
+    r->time = sqlite3_column_double(q, 4);
+    r->has_epoch = sqlite3_column_type(q, 5) != SQLITE_NULL;
+    r->epoch = sqlite3_column_double(q, 5);
+}
+
 int store_metrics(store *s, const char *id, const store_metric_query *mq, json_t **out, errbuf *eb)
 {
     *out = NULL;
@@ -83,35 +110,13 @@ int store_metrics(store *s, const char *id, const store_metric_query *mq, json_t
     sqlite3_bind_int64(q, 2, mq->after_seq);
     sq_bind_text(q, 3, names);
     sqlite3_bind_int(q, 4, mq->limit);
-    int cap = 256, n = 0, step;
-    mrow *rows = xmallocarray((size_t)cap, sizeof *rows);
     json_t *seen = json_object(); /* name -> index */
     json_t *order = json_array(); /* index -> name */
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap *= 2;
-            rows = xrealloc(rows, (size_t)cap * sizeof *rows);
-        }
-        mrow *r = &rows[n++];
-        r->seq = sqlite3_column_int64(q, 0);
-        const char *nm = sq_col_text(q, 1);
-        json_t *ix = json_object_get(seen, nm);
-        if (ix == NULL) {
-            ix = json_integer((json_int_t)json_array_size(order));
-            json_object_set_new(seen, nm, ix);
-            json_array_append_new(order, json_string(nm));
-        }
-        r->name = (int)json_integer_value(ix);
-        r->step = sqlite3_column_int64(q, 2);
-        r->is_null = sqlite3_column_type(q, 3) == SQLITE_NULL;
-        r->value = sqlite3_column_double(q, 3);
-        r->time = sqlite3_column_double(q, 4);
-        r->has_epoch = sqlite3_column_type(q, 5) != SQLITE_NULL;
-        r->epoch = sqlite3_column_double(q, 5);
-    }
-    if (step != SQLITE_DONE)
-        rc = sq_err(s, eb, "read metrics");
-    sq_done(q);
+    metric_names mn = {.seen = seen, .order = order};
+    sq_rows got = {.size = sizeof(mrow)};
+    rc = sq_collect(s, q, &got, fill_mrow, &mn, "read metrics", eb);
+    mrow *rows = got.v;
+    int n = got.n;
     pthread_mutex_unlock(&s->mu);
     free(names);
     if (rc < 0)
@@ -152,6 +157,20 @@ out:
     return rc;
 }
 
+/* One logs row as JSON (an sq_json_fn); *(int64_t *)arg gets its seq. */
+static json_t *log_line(sqlite3_stmt *q, void *arg)
+{
+    json_t *l = json_object();
+    int64_t seq = sqlite3_column_int64(q, 0);
+    *(int64_t *)arg = seq;
+    json_object_set_new(l, "seq", json_integer(seq));
+    json_object_set_new(l, "attempt", json_integer(sqlite3_column_int(q, 1)));
+    json_object_set_new(l, "time", sq_col_time(q, 2));
+    json_object_set_new(l, "level", json_string(sq_col_text(q, 3)));
+    json_object_set_new(l, "text", json_string(sq_col_text(q, 4)));
+    return l;
+}
+
 int store_logs(store *s, const char *id, int64_t after_seq, int limit, int tail, json_t **out,
                errbuf *eb)
 {
@@ -173,20 +192,7 @@ int store_logs(store *s, const char *id, int64_t after_seq, int limit, int tail,
     }
     json_t *lines = json_array();
     int64_t next = after_seq;
-    int step;
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        json_t *l = json_object();
-        next = sqlite3_column_int64(q, 0);
-        json_object_set_new(l, "seq", json_integer(next));
-        json_object_set_new(l, "attempt", json_integer(sqlite3_column_int(q, 1)));
-        json_object_set_new(l, "time", sq_col_time(q, 2));
-        json_object_set_new(l, "level", json_string(sq_col_text(q, 3)));
-        json_object_set_new(l, "text", json_string(sq_col_text(q, 4)));
-        json_array_append_new(lines, l);
-    }
-    if (step != SQLITE_DONE)
-        rc = sq_err(s, eb, "read logs");
-    sq_done(q);
+    rc = sq_collect_json(s, q, lines, log_line, &next, "read logs", eb);
     if (rc < 0) {
         json_decref(lines);
         goto out;
@@ -242,19 +248,57 @@ int store_events(store *s, const char *id, int64_t after, int limit, json_t **ou
         sq_bind_text(q, 1, id);
         sqlite3_bind_int64(q, 2, after);
         sqlite3_bind_int(q, 3, limit);
-        json_t *a = json_array();
-        while (sqlite3_step(q) == SQLITE_ROW)
-            json_array_append_new(a, sq_event_row(q));
-        sq_done(q);
-        *out = a;
+        *out = json_array();
+        (void)sq_collect_json(s, q, *out, sq_event_row, NULL, "read events", NULL);
     }
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
 
+json_t *sq_event_row(sqlite3_stmt *q, void *arg)
+{
+    (void)arg;
+    json_t *o = json_object();
+    json_object_set_new(o, "seq", json_integer(sqlite3_column_int64(q, 0)));
+    json_object_set_new(o, "time", sq_col_time(q, 1));
+    json_object_set_new(o, "from",
+                        sqlite3_column_type(q, 2) == SQLITE_NULL ? json_null()
+                                                                 : json_string(sq_col_text(q, 2)));
+    json_object_set_new(o, "to", json_string(sq_col_text(q, 3)));
+    json_object_set_new(o, "reason", json_string(sq_col_text(q, 4)));
+    json_object_set_new(o, "message", json_string(sq_col_text(q, 5)));
+    return o;
+}
+
+static json_t *artifact_row(sqlite3_stmt *q, void *arg)
+{
+    (void)arg;
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(sq_col_text(q, 0)));
+    json_object_set_new(o, "size", json_integer(sqlite3_column_int64(q, 1)));
+    return o;
+}
+
+json_t *sq_artifacts_json(store *s, const char *id)
+{
+    json_t *a = json_array();
+    sqlite3_stmt *q = sq_stmt(s, Q_ARTIFACT_LIST);
+    sq_bind_text(q, 1, id);
+    (void)sq_collect_json(s, q, a, artifact_row, NULL, "read artifacts", NULL);
+    return a;
+}
+
 uint64_t store_changes(store *s)
 {
     return atomic_load(&s->changes);
+}
+
+/* An events row with its job_id (an sq_json_fn). */
+static json_t *event_row_of_any(sqlite3_stmt *q, void *arg)
+{
+    json_t *o = sq_event_row(q, arg);
+    json_object_set_new(o, "job_id", json_string(sq_col_text(q, 6)));
+    return o;
 }
 
 int store_events_all(store *s, int64_t after, int limit, json_t **out, errbuf *eb)
@@ -266,15 +310,7 @@ int store_events_all(store *s, int64_t after, int limit, json_t **out, errbuf *e
     sqlite3_stmt *q = sq_stmt(s, Q_EVENTS_ALL);
     sqlite3_bind_int64(q, 1, after);
     sqlite3_bind_int(q, 2, limit);
-    int step;
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        json_t *o = sq_event_row(q);
-        json_object_set_new(o, "job_id", json_string(sq_col_text(q, 6)));
-        json_array_append_new(a, o);
-    }
-    if (step != SQLITE_DONE)
-        rc = sq_err(s, eb, "read events");
-    sq_done(q);
+    rc = sq_collect_json(s, q, a, event_row_of_any, NULL, "read events", eb);
     pthread_mutex_unlock(&s->mu);
     if (rc < 0) {
         json_decref(a);
@@ -294,6 +330,17 @@ int64_t store_events_max(store *s)
     return max;
 }
 
+static json_t *checkpoint_row(sqlite3_stmt *q, void *arg)
+{
+    (void)arg;
+    json_t *o = json_object();
+    json_object_set_new(o, "step", json_integer(sqlite3_column_int64(q, 0)));
+    json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 1)));
+    json_object_set_new(o, "size", json_integer(sqlite3_column_int64(q, 2)));
+    json_object_set_new(o, "time", sq_col_time(q, 3));
+    return o;
+}
+
 int store_checkpoints(store *s, const char *id, int64_t after_step, int limit, json_t **out,
                       errbuf *eb)
 {
@@ -306,19 +353,17 @@ int store_checkpoints(store *s, const char *id, int64_t after_step, int limit, j
         sqlite3_bind_int64(q, 2, after_step);
         sqlite3_bind_int(q, 3, limit);
         json_t *a = json_array();
-        while (sqlite3_step(q) == SQLITE_ROW) {
-            json_t *o = json_object();
-            json_object_set_new(o, "step", json_integer(sqlite3_column_int64(q, 0)));
-            json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 1)));
-            json_object_set_new(o, "size", json_integer(sqlite3_column_int64(q, 2)));
-            json_object_set_new(o, "time", sq_col_time(q, 3));
-            json_array_append_new(a, o);
-        }
-        sq_done(q);
+        (void)sq_collect_json(s, q, a, checkpoint_row, NULL, "read checkpoints", NULL);
         *out = a;
     }
     pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+static int count_attempts(sqlite3_stmt *q, void *arg)
+{
+    json_object_set_new(arg, sq_col_text(q, 0), json_integer(sqlite3_column_int64(q, 1)));
+    return 0;
 }
 
 int store_attempt_counts(store *s, json_t **out, errbuf *eb)
@@ -327,11 +372,7 @@ int store_attempt_counts(store *s, json_t **out, errbuf *eb)
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *q = sq_stmt(s, Q_ATTEMPT_COUNTS);
     json_t *o = json_object();
-    int step;
-    while ((step = sqlite3_step(q)) == SQLITE_ROW)
-        json_object_set_new(o, sq_col_text(q, 0), json_integer(sqlite3_column_int64(q, 1)));
-    int rc = step == SQLITE_DONE ? 0 : sq_err(s, eb, "count attempts");
-    sq_done(q);
+    int rc = sq_each(s, q, count_attempts, o, "count attempts", eb);
     pthread_mutex_unlock(&s->mu);
     if (rc < 0)
         json_decref(o);

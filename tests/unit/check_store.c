@@ -1,5 +1,7 @@
-/* check_store.c - the SQLite job store (server/store.c) on :memory:. */
+/* check_store.c - the SQLite job store (server/store*.c) on :memory:. */
 #include "server/store.h"
+/* sq_write and the connection, for the transaction and prepare checks */
+#include "server/store_impl.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -637,6 +639,293 @@ START_TEST(models_and_deps)
 }
 END_TEST
 
+/* ---- the write-transaction helper ---- */
+
+/* Write-transaction bodies for sq_write: cancel the QUEUED job arg (a state
+ * change and an event row), then fail or succeed. */
+static int cancel_then_fail(store *s, void *arg, errbuf *eb)
+{
+    ck_assert_int_eq(sq_transition(s, arg, JS_BIT(JS_QUEUED), JS_CANCELLED, "USER_CANCELLED",
+                                   "undone", NULL, eb),
+                     0);
+    return err_set(eb, ERR_INVALID, "the body failed on purpose");
+}
+
+static int cancel_ok(store *s, void *arg, errbuf *eb)
+{
+    return sq_transition(s, arg, JS_BIT(JS_QUEUED), JS_CANCELLED, "USER_CANCELLED", "done", NULL,
+                         eb);
+}
+
+static int nothing(store *s, void *arg, errbuf *eb)
+{
+    (void)s, (void)arg, (void)eb;
+    return 0;
+}
+
+static size_t events_of(const char *id)
+{
+    json_t *a;
+    errbuf eb;
+    ck_assert_int_eq(store_events(S, id, 0, 100, &a, &eb), 0);
+    size_t n = json_array_size(a);
+    json_decref(a);
+    return n;
+}
+
+static char *field_of(const char *id, const char *key)
+{
+    json_t *j;
+    errbuf eb;
+    ck_assert_int_eq(store_job_get(S, id, &j, &eb), 0);
+    char *v = strdup(json_string_value(json_object_get(j, key)));
+    json_decref(j);
+    return v;
+}
+
+/* A body that fails leaves the store as it was: state, events, change count;
+ * its error comes back through errbuf. One that succeeds commits. */
+START_TEST(write_tx_rolls_back)
+{
+    char id[STORE_ID_MAX];
+    create(id, "a", 1, 1);
+    ck_assert_int_eq(events_of(id), 1);
+    uint64_t changes = store_changes(S);
+    errbuf eb;
+    ck_assert_int_eq(sq_write(S, SQ_COUNT_COMMIT, cancel_then_fail, id, &eb), ERR_INVALID);
+    ck_assert_str_eq(eb.msg, "the body failed on purpose");
+    ck_assert_int_eq(state_of(id), JS_QUEUED);
+    char *reason = field_of(id, "reason");
+    ck_assert_str_eq(reason, "SUBMITTED");
+    free(reason);
+    ck_assert_int_eq(events_of(id), 1);
+    ck_assert_uint_eq(store_changes(S), changes);
+    /* the lock was released and the store still writes */
+    ck_assert_int_eq(store_writable(S, &eb), 0);
+    ck_assert_int_eq(sq_write(S, SQ_COUNT_COMMIT, cancel_ok, id, &eb), 0);
+    ck_assert_int_eq(state_of(id), JS_CANCELLED);
+    ck_assert_int_eq(events_of(id), 2);
+    ck_assert_uint_eq(store_changes(S), changes + 1);
+}
+END_TEST
+
+/* How a commit counts in store_changes: COMMIT always, ROWS only when a row
+ * changed, NONE never (a note changes the message but wakes no stream). */
+START_TEST(write_tx_change_count)
+{
+    char id[STORE_ID_MAX];
+    create(id, "a", 1, 1);
+    uint64_t c = store_changes(S);
+    errbuf eb;
+    ck_assert_int_eq(sq_write(S, SQ_COUNT_ROWS, nothing, NULL, &eb), 0);
+    ck_assert_uint_eq(store_changes(S), c);
+    ck_assert_int_eq(sq_write(S, SQ_COUNT_COMMIT, nothing, NULL, &eb), 0);
+    ck_assert_uint_eq(store_changes(S), c + 1);
+    ck_assert_int_eq(store_job_note(S, id, "waiting for 2 ranks", &eb), 0);
+    ck_assert_uint_eq(store_changes(S), c + 1);
+    char *msg_text = field_of(id, "message");
+    ck_assert_str_eq(msg_text, "waiting for 2 ranks");
+    free(msg_text);
+    ck_assert_int_eq(sq_write(S, SQ_COUNT_ROWS, cancel_ok, id, &eb), 0);
+    ck_assert_uint_eq(store_changes(S), c + 2);
+}
+END_TEST
+
+/* ---- statements are prepared once ---- */
+
+/* SQLite calls the authorizer while it compiles a statement (never when it
+ * runs one): a count of its calls counts the prepares. */
+static long prepares;
+
+static int count_prepares(void *arg, int action, const char *a, const char *b, const char *c,
+                          const char *d)
+{
+    (void)arg, (void)action, (void)a, (void)b, (void)c, (void)d;
+    prepares++;
+    return SQLITE_OK;
+}
+
+static int live_statements(void)
+{
+    int n = 0;
+    for (sqlite3_stmt *q = sqlite3_next_stmt(S->db, NULL); q != NULL;
+         q = sqlite3_next_stmt(S->db, q))
+        n++;
+    return n;
+}
+
+static void cancelled_job(char id[STORE_ID_MAX])
+{
+    errbuf eb;
+    create(id, "d", 1, 1);
+    ck_assert_int_eq(
+        store_transition(S, id, JS_BIT(JS_QUEUED), JS_CANCELLED, "USER_CANCELLED", "x", NULL, &eb),
+        0);
+}
+
+/* store_job_delete runs a DELETE per table: after the first delete, more
+ * deletes prepare nothing and leave no statement behind. */
+START_TEST(delete_prepares_once)
+{
+    char ids[4][STORE_ID_MAX];
+    for (int i = 0; i < 4; i++)
+        cancelled_job(ids[i]);
+    sqlite3_set_authorizer(S->db, count_prepares, NULL);
+    errbuf eb;
+    ck_assert_int_eq(store_job_delete(S, ids[0], &eb), 0);
+    ck_assert_int_gt(prepares, 0); /* the first prepared its statements: the counter sees them */
+    int live = live_statements();
+    prepares = 0;
+    for (int i = 1; i < 4; i++)
+        ck_assert_int_eq(store_job_delete(S, ids[i], &eb), 0);
+    ck_assert_int_eq(prepares, 0);
+    ck_assert_int_eq(live_statements(), live);
+    ck_assert_int_eq(store_job_delete(S, ids[1], &eb), ERR_NOT_FOUND);
+}
+END_TEST
+
+static void apply_ok(msg *m, const char *path)
+{
+    ck_assert_int_eq(apply(m, "p1", NULL, path), APPLY_OK);
+    msg_deinit(m);
+}
+
+/* A job's whole life through the API: submit, wait on another, start,
+ * report, read every view, lose its pool, fail, delete; a model's too. */
+static void api_round(void)
+{
+    errbuf eb;
+    char id[STORE_ID_MAX], w[STORE_ID_MAX], mid[STORE_ID_MAX], path[256];
+    running_job(id);
+    msg m;
+    metric_msg(&m, id, 1, 2, 1, 0.5);
+    apply_ok(&m, NULL);
+    msg_init(&m, MSG_LOG);
+    msg_set_job(&m, id, 1, 3);
+    msg_set(&m, "lines", json_pack("[{s:s}]", "text", "one"));
+    apply_ok(&m, NULL);
+    msg_init(&m, MSG_CHECKPOINT);
+    msg_set_job(&m, id, 1, 4);
+    msg_set(&m, "step", json_integer(1));
+    msg_add_blob(&m, "abc", 3);
+    apply_ok(&m, "ck-1");
+    ck_assert(store_attempt_wants(S, id, 1, "p1", 5));
+    ck_assert_int_eq(store_job_note_active(S, id, "disk full", &eb), 0);
+    /* w waits for id */
+    const char *after[1] = {id};
+    store_job_new k = {.name = "w",
+                       .type = "train",
+                       .priority = 1,
+                       .ranks = 1,
+                       .keep_last = 1,
+                       .spec_json = "{}",
+                       .after = after,
+                       .n_after = 1,
+                       .waiting_for = id};
+    ck_assert_int_eq(store_job_create(S, &k, w, &eb), 0);
+    store_blocked *b;
+    int n;
+    ck_assert_int_eq(store_blocked_list(S, &b, &n, &eb), 0);
+    for (int i = 0; i < n; i++)
+        free(b[i].spec_json);
+    free(b);
+    char which[STORE_ID_MAX];
+    int st;
+    ck_assert_int_eq(store_deps_state(S, w, which, &st, &eb), 1);
+    ck_assert_int_eq(store_job_wait(S, w, "WAITING_FOR it", &eb), 0);
+    ck_assert_int_eq(store_job_unblock(S, w, NULL, NULL, 0, NULL, 0, 0, &eb), 0);
+    ck_assert_int_eq(store_job_note(S, w, "waiting for a pool", &eb), 0);
+    /* every view */
+    json_t *o;
+    ck_assert_int_eq(store_job_get(S, id, &o, &eb), 0);
+    json_decref(o);
+    int64_t next, counts[JS__COUNT], count;
+    for (int by = 0; by < 2; by++) {
+        store_list_query lq = {.state = -1, .page_size = 1, .by_priority = by};
+        ck_assert_int_eq(store_job_list(S, &lq, &o, &next, &eb), 0);
+        json_decref(o);
+    }
+    ck_assert_int_eq(store_job_counts(S, counts, &eb), 0);
+    ck_assert_int_eq(store_job_count(S, &count, &eb), 0);
+    store_queued *q;
+    ck_assert_int_eq(store_queue(S, &q, &n, &eb), 0);
+    free(q);
+    store_active *act;
+    ck_assert_int_eq(store_active_list(S, &act, &n, &eb), 0);
+    free(act);
+    store_metric_query mq = {.limit = 100, .names = "loss", .max_points = 4};
+    ck_assert_int_eq(store_metrics(S, id, &mq, &o, &eb), 0);
+    json_decref(o);
+    ck_assert_int_eq(store_logs(S, id, 0, 100, 0, &o, &eb), 0);
+    json_decref(o);
+    ck_assert_int_eq(store_logs(S, id, 0, 100, 5, &o, &eb), 0);
+    json_decref(o);
+    ck_assert_int_eq(store_artifacts(S, id, &o, &eb), 0);
+    json_decref(o);
+    int64_t size;
+    ck_assert_int_eq(store_artifact(S, id, "x", path, sizeof path, &size, &eb), ERR_NOT_FOUND);
+    ck_assert_int_eq(store_events(S, id, 0, 100, &o, &eb), 0);
+    json_decref(o);
+    ck_assert_int_eq(store_events_all(S, 0, 100, &o, &eb), 0);
+    json_decref(o);
+    ck_assert_int_gt(store_events_max(S), 0);
+    ck_assert_int_eq(store_checkpoints(S, id, 0, 100, &o, &eb), 0);
+    json_decref(o);
+    long step;
+    ck_assert_int_eq(store_checkpoint_latest(S, id, path, sizeof path, &step, &eb), 0);
+    ck_assert_int_eq(store_attempt_counts(S, &o, &eb), 0);
+    json_decref(o);
+    char *spec;
+    ck_assert_int_eq(store_job_spec(S, id, &spec, &eb), 0);
+    free(spec);
+    ck_assert_int_eq(store_schema_version(S), STORE_SCHEMA_VERSION);
+    ck_assert_int_eq(store_writable(S, &eb), 0);
+    /* the pool is lost: restart on p2, which reports a final failure */
+    ck_assert_int_eq(store_attempt_lost(S, id, 1, "WORKER_LOST", "gone", &eb), 0);
+    store_assignment a;
+    ck_assert_int_eq(store_attempt_start(S, id, "p1", &a, &eb), 0);
+    free(a.spec_json);
+    ck_assert_int_eq(store_assignment_get(S, id, 2, &a, &eb), 0);
+    free(a.spec_json);
+    msg_init(&m, MSG_FAILED);
+    msg_set_job(&m, id, 2, 1);
+    msg_set(&m, "reason", json_string("INVALID_DATA"));
+    msg_set(&m, "message", json_string("bad"));
+    apply_ok(&m, NULL);
+    ck_assert_int_eq(state_of(id), JS_FAILED);
+    ck_assert_int_eq(
+        store_transition(S, w, JS_BIT(JS_QUEUED), JS_CANCELLED, "USER_CANCELLED", "x", NULL, &eb),
+        0);
+    ck_assert_int_eq(store_job_delete(S, id, &eb), 0);
+    ck_assert_int_eq(store_job_delete(S, w, &eb), 0);
+    /* a model */
+    store_new_id("m", mid);
+    store_model_new mn = {
+        .name = "up", .path = "models/y", .size = 1, .sha256 = "ab", .tensors = 1};
+    ck_assert_int_eq(store_model_create(S, &mn, mid, &eb), 0);
+    ck_assert_int_eq(store_model_get(S, mid, &o, path, sizeof path, &eb), 0);
+    json_decref(o);
+    ck_assert_int_eq(store_model_list(S, &o, &eb), 0);
+    json_decref(o);
+    ck_assert_int_eq(store_model_delete(S, mid, path, sizeof path, &eb), 0);
+}
+
+/* After one round has prepared what it needs, more rounds prepare nothing:
+ * every statement of the store is prepared once and cached. */
+START_TEST(statements_prepared_once)
+{
+    sqlite3_set_authorizer(S->db, count_prepares, NULL);
+    api_round();
+    ck_assert_int_gt(prepares, 0);
+    int live = live_statements();
+    prepares = 0;
+    for (int i = 0; i < 3; i++)
+        api_round();
+    ck_assert_int_eq(prepares, 0);
+    ck_assert_int_eq(live_statements(), live);
+}
+END_TEST
+
 Suite *suite_store(void)
 {
     Suite *s = suite_create("store");
@@ -658,6 +947,10 @@ Suite *suite_store(void)
     tcase_add_test(tc, cancel_running);
     tcase_add_test(tc, logs_tail);
     tcase_add_test(tc, models_and_deps);
+    tcase_add_test(tc, write_tx_rolls_back);
+    tcase_add_test(tc, write_tx_change_count);
+    tcase_add_test(tc, delete_prepares_once);
+    tcase_add_test(tc, statements_prepared_once);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,245 @@
+/* store_attempts.c - attempts in the store (see store.h): starting one on a
+ * pool, reloading its assignment, ending it (finished, failed, pool lost) and
+ * listing the active ones. Part of the store (store_impl.h).
+ */
+#include "common/xalloc.h"
+#include "store.h"
+#include "store_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *attempt_row(sqlite3_stmt *q, void *arg)
+{
+    (void)arg;
+    json_t *o = json_object();
+    json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 0)));
+    json_object_set_new(o, "pool_id", json_string(sq_col_text(q, 1)));
+    json_object_set_new(o, "active", json_boolean(sqlite3_column_int(q, 2)));
+    json_object_set_new(o, "started_at", sq_col_time(q, 3));
+    json_object_set_new(o, "ended_at", sq_col_time(q, 4));
+    json_object_set_new(o, "reason",
+                        sqlite3_column_type(q, 5) == SQLITE_NULL ? json_null()
+                                                                 : json_string(sq_col_text(q, 5)));
+    json_object_set_new(o, "message",
+                        sqlite3_column_type(q, 6) == SQLITE_NULL ? json_null()
+                                                                 : json_string(sq_col_text(q, 6)));
+    json_object_set_new(o, "messages_applied", json_integer(sqlite3_column_int64(q, 7)));
+    return o;
+}
+
+json_t *sq_attempts_json(store *s, const char *id)
+{
+    json_t *a = json_array();
+    sqlite3_stmt *q = sq_stmt(s, Q_ATTEMPTS_OF);
+    sq_bind_text(q, 1, id);
+    (void)sq_collect_json(s, q, a, attempt_row, NULL, "read attempts", NULL);
+    return a;
+}
+
+static int sq_fill_assignment(store *s, const char *id, int attempt, store_assignment *a,
+                              errbuf *eb)
+{
+    memset(a, 0, sizeof *a);
+    snprintf(a->job_id, sizeof a->job_id, "%s", id);
+    a->attempt = attempt;
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_ROW);
+    sq_bind_text(q, 1, id);
+    if (sqlite3_step(q) != SQLITE_ROW) {
+        sq_done(q);
+        return err_set(eb, ERR_NOT_FOUND, "no job '%s'", id);
+    }
+    a->spec_json = xstrdup(sq_col_text(q, 8));
+    sq_done(q);
+    sq_fill_init(s, id, a);
+    q = sq_stmt(s, Q_CKPT_LATEST);
+    sq_bind_text(q, 1, id);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        a->ckpt_step = (long)sqlite3_column_int64(q, 0);
+        snprintf(a->ckpt_path, sizeof a->ckpt_path, "%s", sq_col_text(q, 1));
+    }
+    sq_done(q);
+    return 0;
+}
+
+typedef struct attempt_start_args {
+    const char *id, *pool_id;
+    store_assignment *a;
+} attempt_start_args;
+
+/* Records attempt n+1 of job id on pool_id (the job row and an attempts row). */
+static int attempt_open(store *s, const char *id, int attempt, const char *pool_id, errbuf *eb)
+{
+    sqlite3_stmt *q = sq_stmt(s, Q_JOB_SET_ATTEMPT);
+    sq_bind_text(q, 1, id);
+    sqlite3_bind_int(q, 2, attempt);
+    sq_bind_text(q, 3, pool_id);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "set attempt");
+    sq_done(q);
+    if (rc < 0)
+        return rc;
+    q = sq_stmt(s, Q_ATTEMPT_INSERT);
+    sq_bind_text(q, 1, id);
+    sqlite3_bind_int(q, 2, attempt);
+    sq_bind_text(q, 3, pool_id);
+    sqlite3_bind_double(q, 4, store_now());
+    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "insert attempt");
+    sq_done(q);
+    return rc;
+}
+
+static int attempt_start_tx(store *s, void *arg, errbuf *eb)
+{
+    const attempt_start_args *x = arg;
+    job_row r;
+    int rc = sq_read_job(s, x->id, &r, eb);
+    free(r.latest);
+    int attempt = r.attempt + 1;
+    char msgtext[160];
+    snprintf(msgtext, sizeof msgtext, "attempt %d assigned to pool %s", attempt, x->pool_id);
+    if (rc == 0)
+        rc = sq_transition(s, x->id, JS_RUNNABLE, JS_STARTING, "SCHEDULED", msgtext, NULL, eb);
+    if (rc == 0)
+        rc = attempt_open(s, x->id, attempt, x->pool_id, eb);
+    if (rc == 0)
+        rc = sq_fill_assignment(s, x->id, attempt, x->a, eb);
+    return rc;
+}
+
+int store_attempt_start(store *s, const char *id, const char *pool_id, store_assignment *a,
+                        errbuf *eb)
+{
+    memset(a, 0, sizeof *a);
+    attempt_start_args x = {.id = id, .pool_id = pool_id, .a = a};
+    int rc = sq_write(s, SQ_COUNT_COMMIT, attempt_start_tx, &x, eb);
+    if (rc < 0) {
+        free(a->spec_json);
+        a->spec_json = NULL;
+    }
+    return rc;
+}
+
+int store_assignment_get(store *s, const char *id, int attempt, store_assignment *a, errbuf *eb)
+{
+    memset(a, 0, sizeof *a);
+    pthread_mutex_lock(&s->mu);
+    job_row r;
+    int rc = sq_read_job(s, id, &r, eb);
+    free(r.latest);
+    if (rc == 0 && (r.state != JS_STARTING || r.attempt != attempt))
+        rc = err_set(eb, ERR_STATE, "job %s attempt %d is not starting", id, attempt);
+    if (rc == 0)
+        rc = sq_fill_assignment(s, id, attempt, a, eb);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int sq_attempt_end(store *s, const char *id, int attempt, const char *reason, const char *message,
+                   errbuf *eb)
+{
+    sqlite3_stmt *q = sq_stmt(s, Q_ATTEMPT_END);
+    sq_bind_text(q, 1, id);
+    sqlite3_bind_int(q, 2, attempt);
+    sqlite3_bind_double(q, 3, store_now());
+    sq_bind_text(q, 4, reason);
+    sq_bind_text(q, 5, message);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "end attempt");
+    sq_done(q);
+    return rc;
+}
+
+/* Reasons a retry cannot fix: the job goes FAILED at once. */
+static int sq_reason_final(const char *reason)
+{
+    static const char *const final[] = {"INVALID_SPEC", "INVALID_DATA", "UNSUPPORTED",
+                                        "INVALID_INIT", "OUT_OF_MEMORY"};
+    for (size_t i = 0; i < sizeof final / sizeof final[0]; i++)
+        if (strcmp(reason, final[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Ends the active attempt of a job that failed or lost its pool, and moves
+ * the job on: CANCELLED when it was being cancelled, RESTARTING when a retry
+ * remains, FAILED otherwise. Inside a transaction. */
+int sq_attempt_failed(store *s, const char *id, const job_row *r, const char *reason,
+                      const char *message, errbuf *eb)
+{
+    int rc = sq_attempt_end(s, id, r->attempt, reason, message, eb);
+    if (rc < 0)
+        return rc;
+    char text[600];
+    if (r->state == JS_CANCELLING) {
+        snprintf(text, sizeof text, "cancelled; attempt %d ended: %s: %.400s", r->attempt, reason,
+                 message);
+        return sq_transition(s, id, JS_BIT(JS_CANCELLING), JS_CANCELLED, "USER_CANCELLED", text,
+                             NULL, eb);
+    }
+    unsigned from = JS_BIT(JS_STARTING) | JS_BIT(JS_RUNNING);
+    if (sq_reason_final(reason))
+        return sq_transition(s, id, from, JS_FAILED, reason, message, NULL, eb);
+    int restarts_used = r->attempt - 1;
+    if (restarts_used < r->max_restarts) {
+        snprintf(text, sizeof text,
+                 "attempt %d: %.400s; restart %d of %d from the latest checkpoint", r->attempt,
+                 message, restarts_used + 1, r->max_restarts);
+        return sq_transition(s, id, from, JS_RESTARTING, reason, text, NULL, eb);
+    }
+    snprintf(text, sizeof text,
+             "attempt %d failed (%s: %.400s) and retry.max_restarts=%d is used up", r->attempt,
+             reason, message, r->max_restarts);
+    return sq_transition(s, id, from, JS_FAILED, "BACKOFF_LIMIT_EXCEEDED", text, NULL, eb);
+}
+
+typedef struct attempt_lost_args {
+    const char *id;
+    int attempt;
+    const char *reason, *message;
+} attempt_lost_args;
+
+static int attempt_lost_tx(store *s, void *arg, errbuf *eb)
+{
+    const attempt_lost_args *x = arg;
+    job_row r;
+    int rc = sq_read_job(s, x->id, &r, eb);
+    if (rc == 0 && ((JS_ON_POOL & JS_BIT(r.state)) == 0 || r.attempt != x->attempt))
+        rc = err_set(eb, ERR_STATE, "job %s attempt %d is not active", x->id, x->attempt);
+    if (rc == 0)
+        rc = sq_attempt_failed(s, x->id, &r, x->reason, x->message, eb);
+    free(r.latest);
+    return rc;
+}
+
+int store_attempt_lost(store *s, const char *id, int attempt, const char *reason,
+                       const char *message, errbuf *eb)
+{
+    attempt_lost_args x = {.id = id, .attempt = attempt, .reason = reason, .message = message};
+    return sq_write(s, SQ_COUNT_COMMIT, attempt_lost_tx, &x, eb);
+}
+
+static void fill_active(sqlite3_stmt *q, void *elem, void *arg)
+{
+    (void)arg;
+    store_active *a = elem;
+    snprintf(a->job_id, sizeof a->job_id, "%s", sq_col_text(q, 0));
+    a->attempt = sqlite3_column_int(q, 1);
+    snprintf(a->pool_id, sizeof a->pool_id, "%s", sq_col_text(q, 2));
+    a->state = (job_state)store_state_parse(sq_col_text(q, 3));
+}
+
+int store_active_list(store *s, store_active **out, int *n, errbuf *eb)
+{
+    sq_rows rows = {.size = sizeof **out};
+    pthread_mutex_lock(&s->mu);
+    int rc = sq_collect(s, sq_stmt(s, Q_ACTIVE), &rows, fill_active, NULL, "read active jobs", eb);
+    pthread_mutex_unlock(&s->mu);
+    if (rc < 0) {
+        free(rows.v);
+        rows.v = NULL;
+        rows.n = 0;
+    }
+    *out = rows.v;
+    *n = rows.n;
+    return rc;
+}
