@@ -10,7 +10,7 @@ if grep -lE '#include *[<"](mpi|zmq|microhttpd)\.h' common/*.[ch] 2>/dev/null; t
     status=1
 fi
 for pair in "mpi.h:worker/dist.c" "microhttpd.h:server/http.c" \
-    "sqlite3.h:server/store(_impl.h|.c|_apply.c|_query.c|_flow.c)" "zmq.h:(server/broker.c|worker/link.c)"; do
+    "sqlite3.h:server/store(_impl.h|.c|_apply.c|_query.c|_flow.c|_jobs.c|_attempts.c)" "zmq.h:(server/broker.c|worker/link.c)"; do
     hdr=${pair%%:*}
     allowed=${pair#*:}
     bad=$(grep -lE "#include *[<\"]$hdr" $(git ls-files '*.c' '*.h' | grep -v '^tests/') 2>/dev/null |
