@@ -65,6 +65,9 @@ typedef struct app {
     const auth *auth;
     server_stats *stats;
     sse_hub *sse;
+    /* Group commit of POST /jobs (submitq.h); NULL: each job is stored on
+     * its request's thread. */
+    struct submitq *submits;
 } app;
 
 /* The spec parser of this build (common/jobspec), adapted to spec_info. */

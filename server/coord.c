@@ -20,6 +20,8 @@
 
 #define COORD_BATCH_MAX    256
 #define COORD_STORE_LOG_MS 10000
+/* With no pool free, the queue is read at most this often (see schedule). */
+#define COORD_IDLE_SCAN_MS 200
 
 typedef struct pool {
     char id[MSG_ID_MAX];
@@ -58,6 +60,11 @@ struct coord {
     int64_t start_ms;
     int wake;
     int64_t last_sched_ms, last_reconcile_ms;
+    /* note_waiting: the pools at its last full pass, when that was, and the
+     * newest job (submission order) it has seen */
+    int note_alive, note_max_ranks;
+    int64_t note_full_ms, note_order;
+    int64_t last_scan_ms;         /* the last pass that read the queue */
     int64_t store_log_ms;         /* the last report of files that could not be written */
     long store_failures;          /* failures since then */
     char blocked_job[MSG_ID_MAX]; /* the job whose message says it waits for the disk */
@@ -80,6 +87,7 @@ coord *coord_new(store *st, const coord_options *o, coord_send_fn send, void *ct
     c->pend = xcalloc(COORD_BATCH_MAX, sizeof *c->pend);
     c->start_ms = start_ms;
     c->wake = 1;
+    c->note_alive = c->note_max_ranks = -1; /* the first pass is a full one */
     return c;
 }
 
@@ -579,22 +587,59 @@ void coord_receive(coord *c, const char *pool_id, msg *m, int64_t now_ms)
 /* ---- ticks: liveness, cancels, reconciliation, scheduling ------------------------- */
 
 /* Says in a queued job's message why it waits, when no pool could take it. */
-static void note_waiting(coord *c, const store_queued *j, int n_alive, int max_ranks)
+/* Why job j waits, into text. */
+static void waiting_text(const store_queued *j, int n_alive, int max_ranks, char *text, size_t len)
 {
-    char text[256];
     if (n_alive == 0)
-        snprintf(text, sizeof text,
+        snprintf(text, len,
                  "waiting for a worker pool: none is connected (start one with mpirun -np N "
                  "kiln-worker --connect <the server's pool endpoint>)");
     else if (j->ranks > max_ranks)
-        snprintf(text, sizeof text,
+        snprintf(text, len,
                  "waiting for a pool with at least %d ranks: the largest connected pool has %d",
                  j->ranks, max_ranks);
     else
-        snprintf(text, sizeof text, "waiting for a free pool");
+        snprintf(text, len, "waiting for a free pool");
+}
+
+/* Says why each job not started waits, in one transaction. Every job when
+ * the pools changed (or once a second); otherwise only the jobs submitted
+ * since the last pass, so that a burst of submissions, each of which wakes
+ * the scheduler, does not rewrite the whole queue every time. */
+static int notes_full(const coord *c, int n_alive, int max_ranks, int64_t now_ms)
+{
+    return n_alive != c->note_alive || max_ranks != c->note_max_ranks ||
+           now_ms - c->note_full_ms >= 1000;
+}
+
+static void note_waiting(coord *c, const store_queued *q, const char *picked, int nq, int n_alive,
+                         int max_ranks, int64_t now_ms)
+{
+    int full = notes_full(c, n_alive, max_ranks, now_ms);
+    store_note *notes = xcalloc((size_t)nq + 1, sizeof *notes);
+    char(*text)[256] = xcalloc((size_t)nq + 1, sizeof *text);
+    int n = 0;
+    int64_t newest = c->note_order;
+    for (int j = 0; j < nq; j++) {
+        if (q[j].order > newest)
+            newest = q[j].order;
+        if (picked[j] || (!full && q[j].order <= c->note_order))
+            continue;
+        waiting_text(&q[j], n_alive, max_ranks, text[n], sizeof text[n]);
+        notes[n] = (store_note){.id = q[j].id, .message = text[n]};
+        n++;
+    }
     errbuf eb;
-    if (store_job_note(c->st, j->id, text, &eb) < 0)
-        log_warn("job %s: %s", j->id, eb.msg);
+    if (store_job_notes(c->st, notes, n, &eb) < 0)
+        log_warn("cannot note why jobs wait: %s", eb.msg);
+    c->note_order = newest;
+    if (full) {
+        c->note_alive = n_alive;
+        c->note_max_ranks = max_ranks;
+        c->note_full_ms = now_ms;
+    }
+    free(notes);
+    free(text);
 }
 
 static void schedule(coord *c, int64_t now_ms)
@@ -614,8 +659,15 @@ static void schedule(coord *c, int64_t now_ms)
             index[nf++] = i;
         }
     }
+    /* With no pool free nothing can start: a wake-up (each submission is
+     * one) then only notes why new jobs wait, which can wait a moment, so
+     * that a burst of submissions does not read the queue once each. */
     lineage_poll(c->st, c->data_dir);
     store_queued *q = NULL;
+    if (nf == 0 && !notes_full(c, n_alive, max_ranks, now_ms) &&
+        now_ms - c->last_scan_ms < COORD_IDLE_SCAN_MS)
+        goto out;
+    c->last_scan_ms = now_ms;
     int nq = 0;
     errbuf eb;
     if (store_queue(c->st, &q, &nq, &eb) < 0 || nq == 0)
@@ -640,9 +692,7 @@ static void schedule(coord *c, int64_t now_ms)
             lose_attempt(c, id, a.attempt, "the stored spec could not be read");
         free(a.spec_json);
     }
-    for (int j = 0; j < nq; j++)
-        if (!picked[j])
-            note_waiting(c, &q[j], n_alive, max_ranks);
+    note_waiting(c, q, picked, nq, n_alive, max_ranks, now_ms);
     free(picks);
     free(picked);
 out:

@@ -2,10 +2,13 @@
 #include "common/jobspec.h"
 #include "common/log.h"
 #include "common/modelmem.h"
+#include "common/xalloc.h"
 #include "server/admission.h"
 #include "server/files.h"
 #include "server/handlers.h"
 #include "server/lineage.h"
+#include "server/stats.h"
+#include "server/submitq.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int app_parse_spec(const json_t *in, json_t **canonical, spec_info *info, field_errors *fe)
 {
@@ -231,47 +235,121 @@ static int check_lineage(app *a, http_request *req, http_response *resp, const j
 }
 
 /* Stores the job; answers 201 (or 200 for an idempotent replay) with it. */
-static int store_submitted(app *a, http_request *req, http_response *resp, json_t *canon,
-                           const spec_info *info, const lineage *lin)
-{
-    char *text = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
+/* A submission on its way to the store: what store_job_new points to. */
+typedef struct submission {
+    app *a;
+    http_request *req;
+    http_deferred *d; /* NULL: stored and answered on the handler's thread */
+    spec_info info;
+    lineage lin;
+    char *text; /* the canonical spec, compact */
     char hash[65];
-    hash_hex(text, hash);
-    store_job_new nj = {.name = info->name,
-                        .type = info->type,
-                        .priority = info->priority,
-                        .ranks = info->ranks,
-                        .max_restarts = info->max_restarts,
-                        .keep_last = info->keep_last,
-                        .spec_json = text,
-                        .params = info->params,
-                        .mflops = info->mflops,
-                        .idem_key = info->idem_key,
-                        .body_hash = hash,
-                        .owner = req->principal};
-    lineage_to_job(lin, &nj);
-    char id[STORE_ID_MAX];
-    errbuf eb;
-    int rc = store_job_create(a->st, &nj, id, &eb);
-    free(text);
-    if (rc == ERR_EXISTS)
-        return api_error_field(resp, req, 409, "idempotency_key", eb.msg);
-    if (rc < 0)
-        return store_failure(resp, req, rc, &eb);
+    store_job_new nj;
+    double t0; /* when the handler began, for the request's time in the stats */
+} submission;
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static submission *submission_new(app *a, http_request *req, const json_t *canon,
+                                  const spec_info *info, lineage *lin)
+{
+    submission *sb = xcalloc(1, sizeof *sb);
+    sb->t0 = mono_s();
+    sb->a = a;
+    sb->req = req;
+    sb->info = *info;
+    lineage_move(&sb->lin, lin);
+    sb->text = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
+    hash_hex(sb->text, sb->hash);
+    const spec_info *in = &sb->info;
+    sb->nj = (store_job_new){.name = in->name,
+                             .type = in->type,
+                             .priority = in->priority,
+                             .ranks = in->ranks,
+                             .max_restarts = in->max_restarts,
+                             .keep_last = in->keep_last,
+                             .spec_json = sb->text,
+                             .params = in->params,
+                             .mflops = in->mflops,
+                             .idem_key = in->idem_key,
+                             .body_hash = sb->hash,
+                             .owner = req->principal};
+    lineage_to_job(&sb->lin, &sb->nj);
+    return sb;
+}
+
+static void submission_free(submission *sb)
+{
+    lineage_free(&sb->lin);
+    free(sb->text);
+    free(sb);
+}
+
+/* The answer to a stored (or refused) submission: 201 with the job, 200
+ * with the job an idempotency key already made, 409 or a store failure. */
+static int answer_submission(submission *sb, http_response *resp, const store_job_batch *out)
+{
+    app *a = sb->a;
+    http_request *req = sb->req;
+    if (out->rc == ERR_EXISTS)
+        return api_error_field(resp, req, 409, "idempotency_key", out->eb.msg);
+    if (out->rc < 0)
+        return store_failure(resp, req, out->rc, &out->eb);
     json_t *job;
-    int grc = store_job_get(a->st, id, &job, &eb);
+    errbuf eb;
+    int grc = store_job_get(a->st, out->id, &job, &eb);
     if (grc < 0)
         return store_failure(resp, req, grc, &eb);
     char loc[128];
-    snprintf(loc, sizeof loc, "/api/v1/jobs/%s", id);
+    snprintf(loc, sizeof loc, "/api/v1/jobs/%s", out->id);
     http_response_header(resp, "Location", loc);
-    if (rc == 1) /* the same request again: the job it made */
+    if (out->rc == 1) /* the same request again: the job it made */
         return api_json(resp, 200, job);
-    log_info("job %s submitted: %s '%s', priority %d, %d ranks", id, info->type, info->name,
-             info->priority, info->ranks);
+    log_info("job %s submitted: %s '%s', priority %d, %d ranks", out->id, sb->info.type,
+             sb->info.name, sb->info.priority, sb->info.ranks);
     if (a->wake != NULL)
         a->wake(a->broker_ctx);
     return api_json(resp, 201, job);
+}
+
+/* submitq's callback, on its thread: answer the waiting client. */
+static void submission_done(void *ctx, const store_job_batch *out)
+{
+    submission *sb = ctx;
+    http_deferred *d = sb->d;
+    int status = answer_submission(sb, http_deferred_response(d), out);
+    stats_http(sb->a->stats, sb->req->route, status, mono_s() - sb->t0);
+    submission_free(sb);
+    http_deferred_send(d); /* req is the http layer's again from here */
+}
+
+/* Stores the job: through the group commit when the server has one and the
+ * connection can wait for it, else here. Either way the reply follows the
+ * job's fsync. lin is moved into the submission. */
+static int store_submitted(app *a, http_request *req, http_response *resp, const json_t *canon,
+                           const spec_info *info, lineage *lin)
+{
+    submission *sb = submission_new(a, req, canon, info, lin);
+    if (a->submits != NULL) {
+        sb->d = http_defer(req, resp);
+        if (sb->d != NULL) {
+            if (submitq_push(a->submits, &sb->nj, submission_done, sb) == 0)
+                return 0; /* answered by submission_done */
+            /* draining (the server stops): store it here after all */
+            http_defer_cancel(resp);
+            sb->d = NULL;
+        }
+    }
+    store_job_batch out = {.job = &sb->nj};
+    out.rc = store_job_create(a->st, &sb->nj, out.id, &out.eb);
+    int status = answer_submission(sb, resp, &out);
+    submission_free(sb);
+    return status;
 }
 
 int jobs_create(app *a, http_request *req, http_response *resp)
@@ -296,7 +374,7 @@ int jobs_create(app *a, http_request *req, http_response *resp)
                           json_pack("{s:b,s:O,s:I,s:f}", "valid", 1, "spec", canon, "params",
                                     (json_int_t)info.params, "mflops", info.mflops));
     else
-        status = store_submitted(a, req, resp, canon, &info, &lin);
+        status = store_submitted(a, req, resp, canon, &info, &lin); /* takes lin */
     lineage_free(&lin);
     json_decref(canon);
     return status;

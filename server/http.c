@@ -99,10 +99,80 @@ typedef struct upload {
     char *buf;
     size_t len, cap;
     int too_large;
-    const char *malformed; /* see http_request.malformed */
-    int fd;                /* spooled body: the open temporary file, or -1 */
-    char path[600];        /* its path ("" when not spooled) */
+    const char *malformed;   /* see http_request.malformed */
+    int fd;                  /* spooled body: the open temporary file, or -1 */
+    char path[600];          /* its path ("" when not spooled) */
+    http_deferred *deferred; /* the handler answers later (http_defer) */
 } upload;
+
+struct http_deferred {
+    http_server *h;
+    struct MHD_Connection *c;
+    http_request *req; /* kept until the response is sent */
+    http_response resp;
+    http_response first; /* what the handler's resp carried: its headers go out too */
+    int ready;           /* under h->mu: resp is filled */
+    int suspended;       /* under h->mu */
+};
+
+http_deferred *http_defer(http_request *req, http_response *resp)
+{
+    if (req->defer_server == NULL)
+        return NULL;
+    http_deferred *d = xcalloc(1, sizeof *d);
+    d->h = req->defer_server;
+    d->c = req->defer_conn;
+    d->req = req;
+    http_response_init(&d->resp);
+    resp->deferred = d;
+    return d;
+}
+
+void http_defer_cancel(http_response *resp)
+{
+    http_deferred *d = resp->deferred;
+    if (d == NULL)
+        return;
+    resp->deferred = NULL;
+    http_response_free(&d->resp);
+    free(d);
+}
+
+http_response *http_deferred_response(http_deferred *d)
+{
+    return &d->resp;
+}
+
+void http_deferred_send(http_deferred *d)
+{
+    http_server *h = d->h;
+    pthread_mutex_lock(&h->mu);
+    d->ready = 1;
+    if (d->suspended) {
+        d->suspended = 0;
+        MHD_resume_connection(d->c);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+static enum MHD_Result send_response(http_server *h, struct MHD_Connection *c, http_response *resp,
+                                     const char *request_id);
+
+/* The deferred answer with the first response's headers. */
+static enum MHD_Result deferred_answer(http_server *h, struct MHD_Connection *c, http_deferred *d)
+{
+    for (int i = 0; i < d->first.n_headers; i++)
+        http_response_header(&d->resp, d->first.hkey[i], d->first.hval[i]);
+    return send_response(h, c, &d->resp, d->req->request_id);
+}
+
+static void deferred_free(http_deferred *d)
+{
+    http_response_free(&d->first);
+    http_response_free(&d->resp);
+    free(d->req);
+    free(d);
+}
 
 const char *http_query(const http_request *r, const char *key)
 {
@@ -348,6 +418,31 @@ static void make_request_id(http_server *h, char id[24])
     snprintf(id, 24, "r%08x%010lx", h->prefix, n & 0xffffffffffUL);
 }
 
+/* After a handler deferred its answer: wait for it, suspended, unless it
+ * came already. The request stays with the handle (freed once sent). */
+static enum MHD_Result defer_wait(http_server *h, struct MHD_Connection *c, upload *up,
+                                  http_response *resp)
+{
+    http_deferred *d = resp->deferred;
+    resp->deferred = NULL;
+    d->first = *resp; /* its headers; the rest is unused */
+    http_response_init(resp);
+    up->deferred = d;
+    pthread_mutex_lock(&h->mu);
+    int ready = d->ready;
+    if (!ready) {
+        d->suspended = 1;
+        MHD_suspend_connection(c);
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (!ready)
+        return MHD_YES; /* MHD calls on_request again after the resume */
+    up->deferred = NULL;
+    enum MHD_Result ret = deferred_answer(h, c, d);
+    deferred_free(d);
+    return ret;
+}
+
 static enum MHD_Result dispatch(http_server *h, struct MHD_Connection *c, const char *url,
                                 const char *method, upload *up)
 {
@@ -378,7 +473,13 @@ static enum MHD_Result dispatch(http_server *h, struct MHD_Connection *c, const 
     if (ai != NULL && ai->client_addr != NULL && ai->client_addr->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)ai->client_addr)->sin_addr, req->client,
                   sizeof req->client);
+    if (h->mode != HTTP_MODE_PER_CONNECTION) {
+        req->defer_server = h;
+        req->defer_conn = c;
+    }
     h->fn(h->ctx, req, &resp);
+    if (resp.deferred != NULL)
+        return defer_wait(h, c, up, &resp);
     enum MHD_Result ret = send_response(h, c, &resp, req->request_id);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (log_enabled(LOG_DEBUG))
@@ -510,6 +611,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
     http_server *h = cls;
     upload *up = *con_cls;
+    if (up != NULL && up->deferred != NULL) {
+        /* resumed: the deferred answer is ready */
+        http_deferred *d = up->deferred;
+        up->deferred = NULL;
+        enum MHD_Result ret = deferred_answer(h, c, d);
+        deferred_free(d);
+        return ret;
+    }
     if (up == NULL) {
         /* The headers are all in: the header deadline no longer applies. */
         const union MHD_ConnectionInfo *ci =
@@ -593,6 +702,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
     upload *up = *con_cls;
     if (up != NULL) {
+        if (up->deferred != NULL && up->deferred->ready)
+            deferred_free(up->deferred); /* sent, but the client left before it was written */
         if (up->fd >= 0)
             close(up->fd);
         if (up->path[0] != '\0')

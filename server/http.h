@@ -48,6 +48,9 @@ typedef struct http_request {
     char principal[64]; /* the name of the bearer token used, or "" */
     unsigned scopes;    /* its scopes (auth.h AUTH_*); 0 when the server has no tokens */
     char client[48];    /* the client's address (IPv4 text), or "" */
+    int route;          /* the router's index of the matched route, or -1 */
+    /* The http layer's own, for http_defer (NULL: this request cannot wait). */
+    void *defer_server, *defer_conn;
 } http_request;
 
 #define HTTP_MAX_RESP_HEADERS 8
@@ -61,6 +64,9 @@ typedef struct http_stream http_stream;
  * sleeps until http_stream_resume, so call that when there may be more);
  * -1 to end the body. Called from the HTTP threads, one call at a time. */
 typedef long (*http_stream_fn)(void *ctx, char *buf, size_t max);
+
+/* A response given later (see http_defer). */
+typedef struct http_deferred http_deferred;
 
 typedef struct http_response {
     int status;
@@ -77,7 +83,32 @@ typedef struct http_response {
     void *stream_ctx;                                 /* owned until stream_free */
     void (*stream_attach)(void *ctx, http_stream *h); /* once, before the first read; may be NULL */
     void (*stream_free)(void *ctx); /* once, when the connection is done (or never started) */
+    /* Set by http_defer: the answer comes later, through this handle. */
+    http_deferred *deferred;
 } http_response;
+
+/* http_defer lets a handler answer later, from another thread (the group
+ * commit of POST /jobs): it marks resp as deferred and returns a handle;
+ * the handler then returns without filling resp. The connection waits
+ * without holding an HTTP thread (suspended) until http_deferred_send; req
+ * and what it points to stay valid until then. Returns NULL when this
+ * server mode cannot suspend a connection (thread per connection): answer
+ * now, as usual. Headers added to resp after the handler returned (the
+ * router's) are sent with the later answer too. Every handle must be
+ * sent, and before http_stop. */
+http_deferred *http_defer(http_request *req, http_response *resp);
+
+/* http_defer_cancel takes back an http_defer before the handler returned:
+ * resp is answered now, as usual. */
+void http_defer_cancel(http_response *resp);
+
+/* The response to fill before http_deferred_send (initialised as by
+ * http_response_init). */
+http_response *http_deferred_response(http_deferred *d);
+
+/* http_deferred_send sends the filled response and gives d back to the
+ * http layer (do not use it after). Thread-safe. */
+void http_deferred_send(http_deferred *d);
 
 /* http_stream_resume wakes a stream whose function returned 0. Thread-safe;
  * h must still be attached (between stream_attach and stream_free). */

@@ -60,6 +60,14 @@ void lineage_to_job(const lineage *l, store_job_new *nj)
     nj->waiting_for = l->waiting_for[0] ? l->waiting_for : NULL;
 }
 
+void lineage_move(lineage *dst, lineage *src)
+{
+    *dst = *src;
+    for (int i = 0; i < dst->spec.n_after && i < INITREF_MAX_AFTER; i++)
+        dst->after[i] = dst->spec.after[i];
+    memset(src, 0, sizeof *src);
+}
+
 void lineage_free(lineage *l)
 {
     initsrc_free(&l->init);

@@ -39,6 +39,10 @@ void lineage_to_job(const lineage *l, store_job_new *nj);
 
 void lineage_free(lineage *l);
 
+/* Moves *src into *dst (its after[] points into its own spec), leaving src
+ * empty: lineage_free(src) is then a no-op and dst must be freed instead. */
+void lineage_move(lineage *dst, lineage *src);
+
 /* Moves the blocked jobs on (see above). Returns how many were released
  * or cancelled (> 0: scheduling has news). */
 int lineage_poll(store *st, const char *data_dir);

@@ -21,6 +21,7 @@
 #include "server/sse.h"
 #include "server/stats.h"
 #include "server/store.h"
+#include "server/submitq.h"
 #include "server/yamljson.h"
 
 #include <getopt.h>
@@ -376,6 +377,7 @@ int main(int argc, char **argv)
     poolkeys *pool_keys = NULL;
     server_stats *stats = NULL;
     sse_hub *hub = NULL;
+    submitq *submits = NULL;
     app a;
     memset(&a, 0, sizeof a);
     errbuf eb;
@@ -437,6 +439,13 @@ int main(int argc, char **argv)
         log_error("data dir: %s", eb.msg);
         goto out;
     }
+    /* The store first: its lock is the data dir's, so a second server on
+     * the same dir stops here, before it touches any file. */
+    snprintf(db, sizeof db, "%s/kiln.db", cfg.data_dir);
+    if (store_open(&st, db, &eb) < 0) {
+        log_error("%s", eb.msg);
+        goto out;
+    }
     char uploads[600];
     snprintf(uploads, sizeof uploads, "%s/uploads", cfg.data_dir);
     /* uploads cut short by a crash are of no use */
@@ -449,11 +458,6 @@ int main(int argc, char **argv)
     int swept = files_sweep_tmp(jobs_dir);
     if (swept > 0)
         log_info("removed %d temporary file(s) a previous run left in %s", swept, jobs_dir);
-    snprintf(db, sizeof db, "%s/kiln.db", cfg.data_dir);
-    if (store_open(&st, db, &eb) < 0) {
-        log_error("%s", eb.msg);
-        goto out;
-    }
     broker_options bo = {.endpoint = cfg.broker,
                          .heartbeat_ms = cfg.heartbeat_ms,
                          .liveness = cfg.liveness,
@@ -496,6 +500,9 @@ int main(int argc, char **argv)
                       .max_per_owner = cfg.sse_max_per_client};
     hub = sse_hub_new(st, stats, &so);
     a.sse = hub;
+    if (submitq_start(&submits, st, &eb) < 0)
+        log_warn("%s: each submission is stored on its own", eb.msg);
+    a.submits = submits;
     http_options ho = {.address = cfg.http_addr,
                        .port = cfg.http_port,
                        .body_limit = cfg.body_limit,
@@ -537,7 +544,15 @@ int main(int argc, char **argv)
     log_info("signal %d: shutting down", sig);
     status = 0;
 out:
+    submitq_drain(submits); /* answers every waiting POST before the HTTP server stops */
+    if (submits != NULL) {
+        unsigned long rounds, jobs;
+        submitq_stats(submits, &rounds, &jobs);
+        if (jobs > 0)
+            log_info("group commit: %lu submissions stored in %lu commits", jobs, rounds);
+    }
     http_stop(hs);
+    submitq_free(submits);
     sse_hub_free(hub);
     broker_stop(br);
     store_close(st);

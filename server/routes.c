@@ -313,6 +313,7 @@ void routes_dispatch(void *ctx, http_request *req, http_response *resp)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int i = req->malformed != NULL ? -1 : route_find(a, req, resp);
+    req->route = i;
     if (req->malformed != NULL)
         api_error(resp, req, 400, NULL, "malformed request: %s", req->malformed);
     else if (i >= 0 && authorize(a, &table[i], req, resp) == 0) {
@@ -325,6 +326,8 @@ void routes_dispatch(void *ctx, http_request *req, http_response *resp)
     }
     /* No answer is ever to be read as another type than it says. */
     http_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (resp->deferred != NULL)
+        return; /* the handler answers later, and counts it then */
     clock_gettime(CLOCK_MONOTONIC, &t1);
     stats_http(a->stats, i, resp->status,
                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);

@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #define STORE_ID_MAX         MSG_ID_MAX
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 typedef enum {
     JS_QUEUED = 0,
@@ -93,6 +93,23 @@ typedef struct store_job_new {
  * job with another body; ERR_IO on a database failure. */
 int store_job_create(store *s, const store_job_new *j, char id[STORE_ID_MAX], errbuf *eb);
 
+/* One job of store_job_create_batch: the job in, its outcome out. */
+typedef struct store_job_batch {
+    const store_job_new *job;
+    char id[STORE_ID_MAX]; /* out, as store_job_create's id */
+    int rc;                /* out, as store_job_create's result */
+    errbuf eb;             /* out, the message when rc < 0 */
+} store_job_batch;
+
+/* store_job_create_batch stores n jobs in one write transaction, so one
+ * fsync covers them all (group commit). Each job is created as
+ * store_job_create would, in order (a later job sees an earlier one's
+ * idempotency key), in its own savepoint: one that fails (ERR_EXISTS) leaves
+ * the others stored. Returns 0 when the transaction committed (each job's
+ * outcome in b[i]), or ERR_IO when it did not: then nothing is stored and
+ * every b[i].rc is that error. */
+int store_job_create_batch(store *s, store_job_batch *b, int n, errbuf *eb);
+
 /* store_job_get gives the full job view (api/openapi.yaml `Job`): spec,
  * state, reason, attempts, progress, latest metrics, result, artifacts and
  * the recent events. *out is a new reference. ERR_NOT_FOUND if no such id. */
@@ -137,6 +154,14 @@ int store_transition(store *s, const char *id, unsigned from_mask, job_state to,
  * a transition or an event; nothing happens if the job is not QUEUED or the
  * message is the same. Returns 0 or ERR_IO. */
 int store_job_note(store *s, const char *id, const char *message, errbuf *eb);
+
+/* One note of store_job_notes. */
+typedef struct store_note {
+    const char *id, *message;
+} store_note;
+
+/* store_job_notes is store_job_note for n jobs in one transaction. */
+int store_job_notes(store *s, const store_note *notes, int n, errbuf *eb);
 
 /* store_job_note_active is store_job_note for a job on a pool (STARTING,
  * RUNNING, CANCELLING): why it cannot go on (the server cannot store its

@@ -145,6 +145,47 @@ int store_job_create(store *s, const store_job_new *j, char id[STORE_ID_MAX], er
     return sq_write(s, SQ_COUNT_COMMIT, job_create_tx, &args, eb);
 }
 
+typedef struct job_batch_args {
+    store_job_batch *b;
+    int n;
+} job_batch_args;
+
+/* Each job in its own savepoint: one that fails is rolled back alone. */
+static int job_batch_tx(store *s, void *arg, errbuf *eb)
+{
+    job_batch_args *a = arg;
+    for (int i = 0; i < a->n; i++) {
+        store_job_batch *x = &a->b[i];
+        int rc = sq_run(s, Q_SAVEPOINT, eb);
+        if (rc < 0)
+            return rc;
+        x->rc = job_create_tx(s, &(job_create_args){.j = x->job, .id = x->id}, &x->eb);
+        rc = sq_run(s, x->rc < 0 ? Q_ROLLBACK_TO : Q_RELEASE, eb);
+        if (rc == 0 && x->rc < 0)
+            rc = sq_run(s, Q_RELEASE, eb); /* ROLLBACK TO keeps the savepoint open */
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int store_job_create_batch(store *s, store_job_batch *b, int n, errbuf *eb)
+{
+    for (int i = 0; i < n; i++) {
+        b[i].rc = 0;
+        b[i].id[0] = '\0';
+        b[i].eb.msg[0] = '\0';
+    }
+    job_batch_args args = {.b = b, .n = n};
+    int rc = sq_write(s, SQ_COUNT_COMMIT, job_batch_tx, &args, eb);
+    if (rc < 0)
+        for (int i = 0; i < n; i++) {
+            b[i].rc = rc;
+            b[i].eb = *eb;
+        }
+    return rc;
+}
+
 int sq_read_job(store *s, const char *id, job_row *r, errbuf *eb)
 {
     memset(r, 0, sizeof *r);
@@ -446,6 +487,30 @@ int store_job_note(store *s, const char *id, const char *message, errbuf *eb)
 {
     note_args n = {.q = Q_JOB_NOTE, .id = id, .message = message};
     return sq_write(s, SQ_COUNT_NONE, note_tx, &n, eb);
+}
+
+typedef struct notes_args {
+    const store_note *notes;
+    int n;
+} notes_args;
+
+static int notes_tx(store *s, void *arg, errbuf *eb)
+{
+    const notes_args *a = arg;
+    int rc = 0;
+    for (int i = 0; i < a->n && rc == 0; i++) {
+        note_args one = {.q = Q_JOB_NOTE, .id = a->notes[i].id, .message = a->notes[i].message};
+        rc = note_tx(s, &one, eb);
+    }
+    return rc;
+}
+
+int store_job_notes(store *s, const store_note *notes, int n, errbuf *eb)
+{
+    if (n <= 0)
+        return 0;
+    notes_args a = {.notes = notes, .n = n};
+    return sq_write(s, SQ_COUNT_NONE, notes_tx, &a, eb);
 }
 
 int store_job_note_active(store *s, const char *id, const char *message, errbuf *eb)

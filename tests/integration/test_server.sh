@@ -154,6 +154,46 @@ wait_state "$long2" CANCELLED 5
     fail "metric seqs have a gap or a duplicate across the restart"
 "$bin/kiln" workers | grep -q pool-a || fail "pool-a did not reconnect"
 
+# group commit: 40 POSTs at once, each answered after its job is stored: 30 new jobs
+# (201, a Location of their own id), 10 with one idempotency key (the one job it made)
+sed 's/"ranks": 2/"ranks": 64/; s/it-small/it-burst/' "$work/job.json" >"$work/burst.json"
+i=0
+while [ "$i" -lt 40 ]; do
+    key=""
+    [ "$i" -ge 30 ] && key="Idempotency-Key: burst-key"
+    curl -s -D "$work/burst-h$i" -o "$work/burst-b$i" -H 'Content-Type: application/json' \
+        ${key:+-H "$key"} --data-binary @"$work/burst.json" "$url/api/v1/jobs" &
+    curls="${curls:-} $!"
+    i=$((i + 1))
+done
+for p in $curls; do wait "$p"; done
+i=0
+created=0
+: >"$work/burst-ids"
+while [ "$i" -lt 40 ]; do
+    code=$(head -1 "$work/burst-h$i" | cut -d' ' -f2)
+    bid=$(json_field id <"$work/burst-b$i")
+    grep -qi "^Location: /api/v1/jobs/$bid" "$work/burst-h$i" || fail "POST $i: no Location of $bid"
+    if [ "$i" -lt 30 ]; then
+        [ "$code" = 201 ] || fail "POST $i answered $code"
+        echo "$bid" >>"$work/burst-ids"
+    else
+        case "$code" in 200) ;; 201) created=$((created + 1)) ;;
+        *) fail "POST $i (idempotent) answered $code" ;; esac
+        echo "$bid" >>"$work/burst-key"
+    fi
+    [ "$(curl -s "$url/api/v1/jobs/$bid" | json_field state)" = QUEUED ] || fail "job $bid not stored"
+    i=$((i + 1))
+done
+[ "$(sort -u "$work/burst-ids" | wc -l)" -eq 30 ] || fail "30 new jobs do not have 30 ids"
+[ "$(sort -u "$work/burst-key" | wc -l)" -eq 1 ] || fail "one idempotency key gave several ids"
+[ "$created" -eq 1 ] || fail "the idempotency key made $created jobs"
+
+# a second server on the same data dir is refused: the store is this server's alone
+"$bin/kiln-server" --http 127.0.0.1:0 --broker 'tcp://127.0.0.1:*' --data-dir "$work/data" \
+    >"$work/second.log" 2>&1 && fail "a second server on the same data dir started"
+grep -q "locked" "$work/second.log" || fail "second server: $(tail -1 "$work/second.log")"
+
 # SIGINT stops the server cleanly
 kill -INT "$server"
 wait "$server"
@@ -161,5 +201,7 @@ rc=$?
 server=""
 [ "$rc" -eq 0 ] || fail "kiln-server exited $rc on SIGINT"
 grep -q "stopped cleanly" "$work/server.log" || fail "no clean stop"
+grep -q "group commit: [0-9]* submissions stored in [0-9]* commits" "$work/server.log" ||
+    fail "no group commit line"
 cleanup
 echo "test_server: ok"

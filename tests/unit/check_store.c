@@ -147,6 +147,43 @@ START_TEST(idempotency)
 }
 END_TEST
 
+START_TEST(batch_create_is_one_commit)
+{
+    /* Group commit: four jobs in one transaction. The second reuses an
+     * existing key with another body (refused alone), the fourth repeats
+     * the first's key and body within the batch (the first's job). */
+    errbuf eb;
+    char old[STORE_ID_MAX];
+    store_job_new base = {
+        .name = "n", .type = "train", .priority = 1, .ranks = 1, .spec_json = "{}"};
+    store_job_new k0 = base, j1 = base, j2 = base, j3 = base;
+    k0.idem_key = "k0", k0.body_hash = "h0";
+    ck_assert_int_eq(store_job_create(S, &k0, old, &eb), 0);
+    j1.idem_key = "k1", j1.body_hash = "h1";
+    j2.idem_key = "k0", j2.body_hash = "other";
+    j3.name = "third";
+    store_job_batch b[4] = {{.job = &j1}, {.job = &j2}, {.job = &j3}, {.job = &j1}};
+    uint64_t before = store_changes(S);
+    ck_assert_int_eq(store_job_create_batch(S, b, 4, &eb), 0);
+    ck_assert_int_eq(store_changes(S), before + 1); /* one commit */
+    ck_assert_int_eq(b[0].rc, 0);
+    ck_assert_int_eq(b[1].rc, ERR_EXISTS);
+    ck_assert_ptr_nonnull(strstr(b[1].eb.msg, "k0"));
+    ck_assert_int_eq(b[2].rc, 0);
+    ck_assert_int_eq(b[3].rc, 1);
+    ck_assert_str_eq(b[3].id, b[0].id);
+    ck_assert_str_ne(b[0].id, b[2].id);
+    int64_t n;
+    ck_assert_int_eq(store_job_count(S, &n, &eb), 0);
+    ck_assert_int_eq(n, 3); /* k0's, the first and the third */
+    json_t *job;
+    ck_assert_int_eq(store_job_get(S, b[2].id, &job, &eb), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(job, "name")), "third");
+    ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "QUEUED");
+    json_decref(job);
+}
+END_TEST
+
 START_TEST(transitions_cas)
 {
     char id[STORE_ID_MAX];
@@ -935,6 +972,7 @@ Suite *suite_store(void)
     tcase_add_test(tc, newer_schema_refused);
     tcase_add_test(tc, create_get);
     tcase_add_test(tc, idempotency);
+    tcase_add_test(tc, batch_create_is_one_commit);
     tcase_add_test(tc, transitions_cas);
     tcase_add_test(tc, list_pages_filters);
     tcase_add_test(tc, queue_order);
