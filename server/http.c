@@ -83,6 +83,9 @@ struct http_server {
     http_stream *streams;
     atomic_int n_conns;
     atomic_ulong header_timeouts;
+    atomic_ulong idle_evictions; /* idle connections closed to make room (evict_idle_locked) */
+    int soft_limit;              /* connections before the oldest idle ones are closed */
+    int n_reaped;                /* listed connections already shut down (under mu) */
     int header_timeout_ms;
     pthread_t reaper;
     int reaper_started, stopping;
@@ -714,6 +717,35 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
+/* Shuts k down (MHD then closes it in its own thread). Under h->mu. */
+static void reap_locked(http_server *h, conn *k)
+{
+    k->reaped = 1;
+    h->n_reaped++;
+    shutdown(k->fd, SHUT_RDWR);
+}
+
+/* Over the soft limit, closes the connections that have waited longest for
+ * a request's headers (idle keep-alives, sockets that never spoke), oldest
+ * first, never `fresh`. So a flood of idle sockets cannot lock new clients
+ * out: a real client sends its request at once and is served long before
+ * it would be the oldest idle one. Connections inside a request (a body
+ * upload, an event stream) are never closed. Under h->mu. */
+static void evict_idle_locked(http_server *h, const conn *fresh)
+{
+    while (atomic_load(&h->n_conns) - h->n_reaped > h->soft_limit) {
+        conn *oldest = NULL;
+        for (conn *k = h->conns; k != NULL; k = k->next)
+            if (k != fresh && k->in_headers && !k->reaped && k->fd >= 0 &&
+                (oldest == NULL || k->phase_ms < oldest->phase_ms))
+                oldest = k;
+        if (oldest == NULL)
+            return; /* every connection is busy: MHD's own limit decides */
+        reap_locked(h, oldest);
+        atomic_fetch_add(&h->idle_evictions, 1);
+    }
+}
+
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
@@ -730,8 +762,9 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         if (h->conns != NULL)
             h->conns->prev = k;
         h->conns = k;
-        pthread_mutex_unlock(&h->mu);
         atomic_fetch_add(&h->n_conns, 1);
+        evict_idle_locked(h, k);
+        pthread_mutex_unlock(&h->mu);
         *socket_context = k;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL) {
         conn *k = *socket_context;
@@ -742,8 +775,10 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
             h->conns = k->next;
         if (k->next != NULL)
             k->next->prev = k->prev;
-        pthread_mutex_unlock(&h->mu);
+        if (k->reaped)
+            h->n_reaped--;
         atomic_fetch_sub(&h->n_conns, 1);
+        pthread_mutex_unlock(&h->mu);
         free(k);
         *socket_context = NULL;
     }
@@ -770,6 +805,8 @@ static int client_gone(int fd)
 static void *reaper_main(void *arg)
 {
     http_server *h = arg;
+    unsigned long reported = 0; /* idle evictions logged so far */
+    int64_t reported_ms = -10000;
     pthread_mutex_lock(&h->mu);
     while (!h->stopping) {
         struct timespec ts;
@@ -792,10 +829,17 @@ static void *reaper_main(void *arg)
         for (conn *k = h->conns; k != NULL; k = k->next)
             if (k->in_headers && !k->reaped && k->fd >= 0 &&
                 now - k->phase_ms > h->header_timeout_ms) {
-                k->reaped = 1;
-                shutdown(k->fd, SHUT_RDWR);
+                reap_locked(h, k);
                 atomic_fetch_add(&h->header_timeouts, 1);
             }
+        unsigned long ev = atomic_load(&h->idle_evictions);
+        if (ev != reported && now - reported_ms >= 10000) {
+            log_warn("http: %lu idle connection(s) closed to make room for new ones (connection "
+                     "limit %d reached: a client holding many idle connections?)",
+                     ev - reported, h->soft_limit);
+            reported = ev;
+            reported_ms = now;
+        }
     }
     pthread_mutex_unlock(&h->mu);
     return NULL;
@@ -859,6 +903,11 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
         break;
     }
     unsigned conn_limit = o->conn_limit > 0 ? (unsigned)o->conn_limit : 512;
+    /* conn_limit is where the oldest idle connections start being closed;
+     * MHD's own refusal sits above it, for the moments before it has
+     * closed them. */
+    h->soft_limit = (int)conn_limit;
+    unsigned hard_limit = conn_limit + (conn_limit / 8 > 16 ? conn_limit / 8 : 16);
     unsigned per_ip = o->per_ip_limit > 0 ? (unsigned)o->per_ip_limit : 64;
     unsigned idle = o->idle_timeout_s > 0 ? (unsigned)o->idle_timeout_s : 30;
     int tls = o->tls_cert_pem != NULL;
@@ -888,7 +937,7 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
         flags, (uint16_t)o->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape_url,
-        h, MHD_OPTION_CONNECTION_TIMEOUT, idle, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+        h, MHD_OPTION_CONNECTION_TIMEOUT, idle, MHD_OPTION_CONNECTION_LIMIT, hard_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
         MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
     if (h->d == NULL) {
@@ -919,6 +968,11 @@ int http_port(const http_server *h)
 int http_connections(const http_server *h)
 {
     return h != NULL ? atomic_load(&h->n_conns) : 0;
+}
+
+unsigned long http_idle_evictions(const http_server *h)
+{
+    return h != NULL ? atomic_load(&h->idle_evictions) : 0;
 }
 
 unsigned long http_header_timeouts(const http_server *h)

@@ -155,7 +155,8 @@ typedef struct http_options {
                            * are answered 401 by the router: their body is dropped) */
     http_mode mode;
     int threads;              /* HTTP_MODE_POOL only */
-    int conn_limit;           /* connections at once; 0 = default 512 */
+    int conn_limit;           /* connections at once before the oldest idle ones are closed
+                               * (a little above it new ones are refused); 0 = default 512 */
     int per_ip_limit;         /* connections at once from one address; 0 = default 64 */
     int idle_timeout_s;       /* a connection silent this long is closed; 0 = default 30 */
     int header_timeout_s;     /* a request's headers must arrive within this (from the
@@ -179,6 +180,10 @@ int http_port(const http_server *h);
 
 /* Connections open now (accepted, not yet closed). Thread-safe. */
 int http_connections(const http_server *h);
+
+/* Idle connections closed to make room: past conn_limit connections, the
+ * ones that have waited longest for a request's headers are closed. */
+unsigned long http_idle_evictions(const http_server *h);
 
 /* Connections closed because their request headers took too long. */
 unsigned long http_header_timeouts(const http_server *h);
