@@ -65,6 +65,10 @@ typedef struct app {
     const auth *auth;
     server_stats *stats;
     sse_hub *sse;
+    /* Per-owner limits (an owner is the token a job was submitted with). */
+    struct {
+        int max_queued; /* jobs QUEUED or RESTARTING; more submissions get 429; 0 = none */
+    } owner_limits;
     /* Group commit of POST /jobs (submitq.h); NULL: each job is stored on
      * its request's thread. */
     struct submitq *submits;

@@ -416,8 +416,11 @@ int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb)
     }
     fcntl(b->wake_fd[0], F_SETFL, O_NONBLOCK);
     fcntl(b->wake_fd[1], F_SETFL, O_NONBLOCK);
-    coord_options co = {
-        .heartbeat_ms = o->heartbeat_ms, .liveness = o->liveness, .data_dir = o->data_dir};
+    coord_options co = {.heartbeat_ms = o->heartbeat_ms,
+                        .liveness = o->liveness,
+                        .data_dir = o->data_dir,
+                        .owner_max_running = o->owner_max_running,
+                        .owner_max_ranks = o->owner_max_ranks};
     b->co = coord_new(st, &co, send_frames, b, now_ms());
     atomic_store(&b->running, 1);
     if (pthread_create(&b->thread, NULL, run, b) != 0) {

@@ -35,6 +35,8 @@ typedef struct broker_options {
                                 * is encrypted and pools join with a key listed in
                                 * pool_keys instead of a token; NULL = no CURVE */
     const poolkeys *pool_keys; /* with curve_secret: who may join, under which pool id */
+    int owner_max_running;     /* per-owner limits of the scheduler (coord.h); 0 = none */
+    int owner_max_ranks;
 } broker_options;
 
 /* broker_curve_keypair makes a new CurveZMQ keypair in Z85 (41 bytes each,

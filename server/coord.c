@@ -22,6 +22,8 @@
 #define COORD_STORE_LOG_MS 10000
 /* With no pool free, the queue is read at most this often (see schedule). */
 #define COORD_IDLE_SCAN_MS 200
+/* A job's "why it waits" held back by its owner's limits, including the NUL. */
+#define COORD_HELD_MAX 256
 
 typedef struct pool {
     char id[MSG_ID_MAX];
@@ -587,6 +589,74 @@ void coord_receive(coord *c, const char *pool_id, msg *m, int64_t now_ms)
 /* ---- ticks: liveness, cancels, reconciliation, scheduling ------------------------- */
 
 /* Says in a queued job's message why it waits, when no pool could take it. */
+/* ---- per-owner limits (--owner-max-running, --owner-max-ranks) ---------------------- */
+
+static store_owner_usage *usage_of(store_owner_usage *u, int nu, const char *owner)
+{
+    for (int i = 0; i < nu; i++)
+        if (strcmp(u[i].owner, owner) == 0)
+            return &u[i];
+    return NULL;
+}
+
+/* Whether starting j would pass one of its owner's limits; if so the reason
+ * goes into why (COORD_HELD_MAX bytes). */
+static int owner_over(const coord *c, store_owner_usage *u, int nu, const store_queued *j,
+                      char *why)
+{
+    const store_owner_usage *x = usage_of(u, nu, j->owner);
+    int running = x != NULL ? x->running : 0, ranks = x != NULL ? x->ranks : 0;
+    if (c->o.owner_max_running > 0 && running >= c->o.owner_max_running) {
+        snprintf(why, COORD_HELD_MAX,
+                 "waiting: owner '%s' runs %d jobs, the most one owner may run at once "
+                 "(--owner-max-running %d)",
+                 j->owner, running, c->o.owner_max_running);
+        return 1;
+    }
+    if (c->o.owner_max_ranks > 0 && ranks + j->ranks > c->o.owner_max_ranks) {
+        snprintf(why, COORD_HELD_MAX,
+                 "waiting: owner '%s' uses %d ranks and this job needs %d more, past the %d one "
+                 "owner may use (--owner-max-ranks)",
+                 j->owner, ranks, j->ranks, c->o.owner_max_ranks);
+        return 1;
+    }
+    return 0;
+}
+
+/* The owners' use of the pools, and held[j] (the reason, or "") for each
+ * queued job its owner's limits hold back; NULL when no limit is set. */
+static store_owner_usage *owner_holds(coord *c, const store_queued *q, int nq,
+                                      char (*held)[COORD_HELD_MAX], int *nu)
+{
+    *nu = 0;
+    if (c->o.owner_max_running <= 0 && c->o.owner_max_ranks <= 0)
+        return NULL;
+    store_owner_usage *u = NULL;
+    errbuf eb;
+    if (store_owner_usage_list(c->st, &u, nu, &eb) < 0) {
+        log_warn("cannot read the owners' use of the pools: %s", eb.msg);
+        return NULL;
+    }
+    for (int j = 0; j < nq; j++)
+        owner_over(c, u, *nu, &q[j], held[j]);
+    return u != NULL ? u : xcalloc(1, sizeof *u);
+}
+
+/* Counts a started job against its owner; returns the (maybe moved) table. */
+static store_owner_usage *owner_count(store_owner_usage *u, int *nu, const store_queued *j)
+{
+    store_owner_usage *x = usage_of(u, *nu, j->owner);
+    if (x == NULL) {
+        u = xrealloc(u, (size_t)(*nu + 1) * sizeof *u);
+        x = &u[(*nu)++];
+        memset(x, 0, sizeof *x);
+        snprintf(x->owner, sizeof x->owner, "%s", j->owner);
+    }
+    x->running++;
+    x->ranks += j->ranks;
+    return u;
+}
+
 /* Why job j waits, into text. */
 static void waiting_text(const store_queued *j, int n_alive, int max_ranks, char *text, size_t len)
 {
@@ -612,8 +682,9 @@ static int notes_full(const coord *c, int n_alive, int max_ranks, int64_t now_ms
            now_ms - c->note_full_ms >= 1000;
 }
 
-static void note_waiting(coord *c, const store_queued *q, const char *picked, int nq, int n_alive,
-                         int max_ranks, int64_t now_ms)
+static void note_waiting(coord *c, const store_queued *q, const char *picked,
+                         char (*held)[COORD_HELD_MAX], int nq, int n_alive, int max_ranks,
+                         int64_t now_ms)
 {
     int full = notes_full(c, n_alive, max_ranks, now_ms);
     store_note *notes = xcalloc((size_t)nq + 1, sizeof *notes);
@@ -625,7 +696,10 @@ static void note_waiting(coord *c, const store_queued *q, const char *picked, in
             newest = q[j].order;
         if (picked[j] || (!full && q[j].order <= c->note_order))
             continue;
-        waiting_text(&q[j], n_alive, max_ranks, text[n], sizeof text[n]);
+        if (held[j][0] != '\0')
+            snprintf(text[n], sizeof text[n], "%s", held[j]);
+        else
+            waiting_text(&q[j], n_alive, max_ranks, text[n], sizeof text[n]);
         notes[n] = (store_note){.id = q[j].id, .message = text[n]};
         n++;
     }
@@ -640,6 +714,76 @@ static void note_waiting(coord *c, const store_queued *q, const char *picked, in
     }
     free(notes);
     free(text);
+}
+
+/* One scheduling pass: the queue, the free pools and what became of them. */
+typedef struct sched_round {
+    const store_queued *q;
+    int nq;
+    const sched_pool *free_pools;
+    const int *index; /* free pool -> c->pools */
+    int nf;
+    char *picked;                 /* per job: an attempt was started (or tried) */
+    char *pool_used;              /* per free pool: it got a job */
+    char (*held)[COORD_HELD_MAX]; /* per job: why an owner limit holds it, or "" */
+    store_owner_usage *use;       /* NULL: no owner limits */
+    int nu;
+} sched_round;
+
+/* Plans the jobs not yet started or held over the pools not yet used, and
+ * starts the picks in order. Returns 1 when an owner's limit stopped a pick
+ * (that job is now held): the caller plans again. */
+static int start_round(coord *c, sched_round *r, int64_t now_ms)
+{
+    store_queued *el = xcalloc((size_t)r->nq + 1, sizeof *el);
+    int *emap = xcalloc((size_t)r->nq + 1, sizeof *emap), ne = 0;
+    sched_pool *fp = xcalloc((size_t)r->nf + 1, sizeof *fp);
+    int *fmap = xcalloc((size_t)r->nf + 1, sizeof *fmap), nfp = 0;
+    for (int j = 0; j < r->nq; j++)
+        if (!r->picked[j] && r->held[j][0] == '\0') {
+            el[ne] = r->q[j];
+            emap[ne++] = j;
+        }
+    for (int k = 0; k < r->nf; k++)
+        if (!r->pool_used[k]) {
+            fp[nfp] = r->free_pools[k];
+            fmap[nfp++] = k;
+        }
+    sched_pick *picks = xcalloc((size_t)nfp + 1, sizeof *picks);
+    int np = sched_plan(el, ne, fp, nfp, picks), again = 0;
+    errbuf eb;
+    for (int i = 0; i < np && !again; i++) {
+        int j = emap[picks[i].job], k = fmap[picks[i].pool];
+        pool *p = &c->pools[r->index[k]];
+        const char *id = r->q[j].id;
+        /* an earlier pick of this pass may have brought the owner to a limit */
+        if (r->use != NULL && owner_over(c, r->use, r->nu, &r->q[j], r->held[j])) {
+            again = 1;
+            break;
+        }
+        r->picked[j] = 1;
+        r->pool_used[k] = 1;
+        store_assignment a;
+        int rc = store_attempt_start(c->st, id, p->id, &a, &eb);
+        if (rc < 0) {
+            if (rc != ERR_STATE)
+                log_error("job %s: cannot start an attempt: %s", id, eb.msg);
+            continue;
+        }
+        log_info("job %s attempt %d -> pool %s (%d ranks)%s", id, a.attempt, p->id, p->ranks,
+                 a.ckpt_path[0] ? ", resuming from a checkpoint" : "");
+        if (r->use != NULL)
+            r->use = owner_count(r->use, &r->nu, &r->q[j]);
+        if (send_assign(c, p, &a, now_ms) < 0)
+            lose_attempt(c, id, a.attempt, "the stored spec could not be read");
+        free(a.spec_json);
+    }
+    free(el);
+    free(emap);
+    free(fp);
+    free(fmap);
+    free(picks);
+    return again;
 }
 
 static void schedule(coord *c, int64_t now_ms)
@@ -672,29 +816,24 @@ static void schedule(coord *c, int64_t now_ms)
     errbuf eb;
     if (store_queue(c->st, &q, &nq, &eb) < 0 || nq == 0)
         goto out;
-    sched_pick *picks = xcalloc((size_t)nf + 1, sizeof *picks);
-    char *picked = xcalloc((size_t)nq, 1);
-    int np = sched_plan(q, nq, free_pools, nf, picks);
-    for (int i = 0; i < np; i++) {
-        pool *p = &c->pools[index[picks[i].pool]];
-        const char *id = q[picks[i].job].id;
-        picked[picks[i].job] = 1;
-        store_assignment a;
-        int rc = store_attempt_start(c->st, id, p->id, &a, &eb);
-        if (rc < 0) {
-            if (rc != ERR_STATE)
-                log_error("job %s: cannot start an attempt: %s", id, eb.msg);
-            continue;
-        }
-        log_info("job %s attempt %d -> pool %s (%d ranks)%s", id, a.attempt, p->id, p->ranks,
-                 a.ckpt_path[0] ? ", resuming from a checkpoint" : "");
-        if (send_assign(c, p, &a, now_ms) < 0)
-            lose_attempt(c, id, a.attempt, "the stored spec could not be read");
-        free(a.spec_json);
-    }
-    note_waiting(c, q, picked, nq, n_alive, max_ranks, now_ms);
-    free(picks);
-    free(picked);
+    sched_round r = {.q = q,
+                     .nq = nq,
+                     .free_pools = free_pools,
+                     .index = index,
+                     .nf = nf,
+                     .picked = xcalloc((size_t)nq, 1),
+                     .pool_used = xcalloc((size_t)nf + 1, 1),
+                     .held = xcalloc((size_t)nq, COORD_HELD_MAX)};
+    r.use = owner_holds(c, q, nq, r.held, &r.nu);
+    /* a job an owner's limit stops in the middle of a round is held, and the
+     * rest planned again: at most once per job */
+    for (int round = 0; round <= nq && start_round(c, &r, now_ms); round++)
+        ;
+    note_waiting(c, q, r.picked, r.held, nq, n_alive, max_ranks, now_ms);
+    free(r.picked);
+    free(r.pool_used);
+    free(r.held);
+    free(r.use);
 out:
     free(q);
     free(free_pools);

@@ -28,6 +28,8 @@ typedef struct coord_options {
     int heartbeat_ms; /* heartbeat interval both ways (default 1000) */
     int liveness;     /* a pool silent for liveness intervals is lost (default 5) */
     const char *data_dir;
+    int owner_max_running; /* jobs one owner may have on pools at once; 0 = no limit */
+    int owner_max_ranks;   /* ranks those jobs may hold together; 0 = no limit */
 } coord_options;
 
 /* coord_new: st and data_dir are borrowed for the coord's life. start_ms is

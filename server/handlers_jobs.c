@@ -278,7 +278,8 @@ static submission *submission_new(app *a, http_request *req, const json_t *canon
                              .mflops = in->mflops,
                              .idem_key = in->idem_key,
                              .body_hash = sb->hash,
-                             .owner = req->principal};
+                             .owner = req->principal,
+                             .owner_max_queued = a->owner_limits.max_queued};
     lineage_to_job(&sb->lin, &sb->nj);
     return sb;
 }
@@ -298,6 +299,8 @@ static int answer_submission(submission *sb, http_response *resp, const store_jo
     http_request *req = sb->req;
     if (out->rc == ERR_EXISTS)
         return api_error_field(resp, req, 409, "idempotency_key", out->eb.msg);
+    if (out->rc == ERR_TOO_LARGE) /* the owner's queue is full */
+        return api_error(resp, req, 429, NULL, "%s", out->eb.msg);
     if (out->rc < 0)
         return store_failure(resp, req, out->rc, &out->eb);
     json_t *job;

@@ -66,6 +66,10 @@ static void usage(FILE *f)
             "  --pool-keys FILE       a key listed here, one '<pool id> <public key>' a line\n"
             "  --tls-cert FILE        serve HTTPS with this PEM certificate (chain)\n"
             "  --tls-key FILE         and its PEM private key (both or neither)\n"
+            "  --owner-max-queued N   jobs one owner (token) may have waiting; more get 429\n"
+            "  --owner-max-running N  jobs one owner may have on pools at once\n"
+            "  --owner-max-ranks N    ranks one owner's jobs may hold at once (0 = no limit,\n"
+            "                         the default of all three)\n"
             "  --max-job-memory SIZE  refuse jobs whose estimated memory over all their ranks\n"
             "                         is larger (bytes, or 512M, 64G; default: no limit)\n"
             "  --min-free-disk SIZE   /readyz is not ready with less free in the data dir\n"
@@ -96,6 +100,7 @@ typedef struct config {
     const char *curve_secret, *pool_keys; /* key files; both or neither */
     double max_job_memory;                /* bytes; 0 = no limit */
     double min_free_disk;                 /* bytes /readyz wants free in the data dir */
+    int owner_max_queued, owner_max_running, owner_max_ranks; /* 0 = no limit */
 } config;
 
 static int parse_args(int argc, char **argv, config *c)
@@ -125,6 +130,9 @@ static int parse_args(int argc, char **argv, config *c)
         {"max-job-memory", required_argument, NULL, 'M'},
         {"min-free-disk", required_argument, NULL, 'F'},
         {"sse-max-per-client", required_argument, NULL, 'X'},
+        {"owner-max-queued", required_argument, NULL, 'Q'},
+        {"owner-max-running", required_argument, NULL, 'R'},
+        {"owner-max-ranks", required_argument, NULL, 'N'},
         {"help", no_argument, NULL, '?'},
         {NULL, 0, NULL, 0},
     };
@@ -202,6 +210,15 @@ static int parse_args(int argc, char **argv, config *c)
         case 'C':
             c->conn_limit = atoi(optarg);
             break;
+        case 'Q':
+            c->owner_max_queued = atoi(optarg);
+            break;
+        case 'R':
+            c->owner_max_running = atoi(optarg);
+            break;
+        case 'N':
+            c->owner_max_ranks = atoi(optarg);
+            break;
         case 'I':
             c->per_ip_limit = atoi(optarg);
             break;
@@ -261,7 +278,8 @@ static int parse_args(int argc, char **argv, config *c)
     if (c->heartbeat_ms < 10 || c->liveness < 2 || c->body_limit < 1024 || c->http_port < 0 ||
         c->http_port > 65535 || c->http_threads < 1 || c->conn_limit < 1 || c->per_ip_limit < 1 ||
         c->idle_timeout < 1 || c->header_timeout < 1 || c->sse_keepalive < 1 || c->sse_max < 1 ||
-        c->sse_max_per_client < 1) {
+        c->sse_max_per_client < 1 || c->owner_max_queued < 0 || c->owner_max_running < 0 ||
+        c->owner_max_ranks < 0) {
         fprintf(stderr, "kiln-server: an option is out of range (heartbeat-ms >= 10, "
                         "liveness >= 2, body-limit >= 1024, port 0..65535, limits and timeouts "
                         ">= 1)\n");
@@ -466,7 +484,9 @@ int main(int argc, char **argv)
                          .stats = stats,
                          .auth = tokens,
                          .curve_secret = pool_keys != NULL ? curve_secret : NULL,
-                         .pool_keys = pool_keys};
+                         .pool_keys = pool_keys,
+                         .owner_max_running = cfg.owner_max_running,
+                         .owner_max_ranks = cfg.owner_max_ranks};
     if (broker_start(&br, st, &bo, &eb) < 0) {
         log_error("%s", eb.msg);
         goto out;
@@ -477,6 +497,7 @@ int main(int argc, char **argv)
     a.upload_limit = cfg.upload_limit;
     a.max_job_memory = cfg.max_job_memory;
     a.min_free_disk = cfg.min_free_disk;
+    a.owner_limits.max_queued = cfg.owner_max_queued;
     a.parse_spec = app_parse_spec;
     a.wake = broker_wake;
     a.workers = broker_workers;

@@ -162,8 +162,13 @@ static const char *const sql_text[Q__COUNT] = {
                    " AND message<>?2",
     [Q_JOB_NOTE_ACTIVE] = "UPDATE jobs SET message=?2, updated_at=?3 WHERE id=?1 AND state IN"
                           " ('STARTING','RUNNING','CANCELLING') AND message<>?2",
-    [Q_QUEUE] = "SELECT id,priority,ranks,seq FROM jobs WHERE state IN ('QUEUED','RESTARTING')"
-                " AND blocked=0 ORDER BY priority DESC, seq ASC",
+    [Q_QUEUE] =
+        "SELECT id,priority,ranks,seq,owner FROM jobs WHERE state IN ('QUEUED','RESTARTING')"
+        " AND blocked=0 ORDER BY priority DESC, seq ASC",
+    [Q_OWNER_USAGE] = "SELECT owner, count(*), sum(ranks) FROM jobs"
+                      " WHERE state IN ('STARTING','RUNNING','CANCELLING') GROUP BY owner",
+    [Q_OWNER_QUEUED] =
+        "SELECT count(*) FROM jobs WHERE owner=?1 AND state IN ('QUEUED','RESTARTING')",
     [Q_ATTEMPT_INSERT] = "INSERT INTO attempts(job_id,attempt,pool_id,active,started_at)"
                          " VALUES(?1,?2,?3,1,?4)",
     [Q_ATTEMPT_GET] = "SELECT active,last_seq,pool_id FROM attempts WHERE job_id=?1 AND attempt=?2",

@@ -85,12 +85,15 @@ typedef struct store_job_new {
     const char *const *after; /* jobs this one waits for */
     int n_after;
     const char *waiting_for; /* non-NULL: the job starts blocked, waiting for this one */
+    int owner_max_queued;    /* > 0: refuse (ERR_TOO_LARGE) when the owner has this many jobs
+                              * QUEUED or RESTARTING already, counted in the transaction */
 } store_job_new;
 
 /* store_job_create stores a QUEUED job (fsync'd on return) and writes its id.
  * Returns 0 for a new job; 1 when idem_key names an existing job with the
  * same body_hash (id = that job, nothing stored); ERR_EXISTS when it names a
- * job with another body; ERR_IO on a database failure. */
+ * job with another body; ERR_TOO_LARGE when the owner is at owner_max_queued;
+ * ERR_IO on a database failure. */
 int store_job_create(store *s, const store_job_new *j, char id[STORE_ID_MAX], errbuf *eb);
 
 /* One job of store_job_create_batch: the job in, its outcome out. */
@@ -178,8 +181,21 @@ typedef struct store_queued {
     char id[STORE_ID_MAX];
     int priority;
     int ranks;
-    int64_t order; /* submission order (FIFO key) */
+    int64_t order;  /* submission order (FIFO key) */
+    char owner[64]; /* the submitting token's name, "" without tokens */
 } store_queued;
+
+/* What one owner has on pools: jobs STARTING, RUNNING or CANCELLING, and
+ * the ranks they hold. */
+typedef struct store_owner_usage {
+    char owner[64];
+    int running;
+    int ranks;
+} store_owner_usage;
+
+/* store_owner_usage lists the owners with jobs on pools (*out malloc'd, *n
+ * its length; NULL and 0 on an error). */
+int store_owner_usage_list(store *s, store_owner_usage **out, int *n, errbuf *eb);
 
 /* store_queue lists QUEUED and RESTARTING jobs, highest priority first, FIFO
  * within a priority. *out is malloc'd (free it); *n its length (on an

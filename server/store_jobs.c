@@ -96,6 +96,24 @@ static int job_by_key(store *s, const char *key, const char *body_hash, char id[
     return rc;
 }
 
+/* ERR_TOO_LARGE when owner has max jobs waiting already; inside the transaction,
+ * so that submissions committed together cannot pass the limit. */
+static int owner_queue_full(store *s, const char *owner, int max, errbuf *eb)
+{
+    sqlite3_stmt *q = sq_stmt(s, Q_OWNER_QUEUED);
+    sq_bind_text(q, 1, owner);
+    int rc = 0;
+    if (sqlite3_step(q) != SQLITE_ROW)
+        rc = sq_err(s, eb, "count queued jobs");
+    else if (sqlite3_column_int(q, 0) >= max)
+        rc = err_set(eb, ERR_TOO_LARGE,
+                     "owner '%s' has %d jobs waiting to run, the most one owner may have "
+                     "(kiln-server --owner-max-queued %d): submit again when some have started",
+                     owner, sqlite3_column_int(q, 0), max);
+    sq_done(q);
+    return rc;
+}
+
 typedef struct job_create_args {
     const store_job_new *j;
     char *id; /* STORE_ID_MAX bytes */
@@ -107,6 +125,8 @@ static int job_create_tx(store *s, void *arg, errbuf *eb)
     char *id = ((job_create_args *)arg)->id;
     const char *key = (j->idem_key != NULL && j->idem_key[0] != '\0') ? j->idem_key : NULL;
     int rc = key != NULL ? job_by_key(s, key, j->body_hash, id, eb) : 0;
+    if (rc == 0 && j->owner_max_queued > 0)
+        rc = owner_queue_full(s, j->owner != NULL ? j->owner : "", j->owner_max_queued, eb);
     if (rc != 0)
         return rc;
     sq_new_id("j", id);
@@ -560,6 +580,33 @@ static void fill_queued(sqlite3_stmt *q, void *elem, void *arg)
     j->priority = sqlite3_column_int(q, 1);
     j->ranks = sqlite3_column_int(q, 2);
     j->order = sqlite3_column_int64(q, 3);
+    snprintf(j->owner, sizeof j->owner, "%s", sq_col_text(q, 4));
+}
+
+static void fill_usage(sqlite3_stmt *q, void *elem, void *arg)
+{
+    (void)arg;
+    store_owner_usage *u = elem;
+    snprintf(u->owner, sizeof u->owner, "%s", sq_col_text(q, 0));
+    u->running = sqlite3_column_int(q, 1);
+    u->ranks = sqlite3_column_int(q, 2);
+}
+
+int store_owner_usage_list(store *s, store_owner_usage **out, int *n, errbuf *eb)
+{
+    sq_rows rows = {.size = sizeof **out};
+    pthread_mutex_lock(&s->mu);
+    int rc =
+        sq_collect(s, sq_stmt(s, Q_OWNER_USAGE), &rows, fill_usage, NULL, "read owners' use", eb);
+    pthread_mutex_unlock(&s->mu);
+    if (rc < 0) {
+        free(rows.v);
+        rows.v = NULL;
+        rows.n = 0;
+    }
+    *out = rows.v;
+    *n = rows.n;
+    return rc;
 }
 
 int store_queue(store *s, store_queued **out, int *n, errbuf *eb)

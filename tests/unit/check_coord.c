@@ -596,6 +596,104 @@ START_TEST(after_waits_runs_or_cancels)
 }
 END_TEST
 
+static void submit_owned(char id[STORE_ID_MAX], const char *owner, int prio, int ranks)
+{
+    store_job_new j = {.name = "o",
+                       .type = "train",
+                       .priority = prio,
+                       .ranks = ranks,
+                       .keep_last = 2,
+                       .spec_json = "{\"x\":1}",
+                       .owner = owner};
+    errbuf eb;
+    ck_assert_int_eq(store_job_create(S, &j, id, &eb), 0);
+}
+
+/* The pool the coordinator last assigned job id to. */
+static const char *pool_of(const char *id)
+{
+    for (int i = n_out - 1; i >= 0; i--)
+        if (outq[i].m.type == MSG_ASSIGN && strcmp(outq[i].m.job_id, id) == 0)
+            return outq[i].pool;
+    ck_abort_msg("job %s was not assigned", id);
+    return NULL;
+}
+
+static int message_has(const char *id, const char *text)
+{
+    json_t *j;
+    errbuf eb;
+    ck_assert_int_eq(store_job_get(S, id, &j, &eb), 0);
+    const char *m = json_string_value(json_object_get(j, "message"));
+    int has = m != NULL && strstr(m, text) != NULL;
+    json_decref(j);
+    return has;
+}
+
+/* A coordinator with per-owner limits over three free 2-rank pools. */
+static void owner_limited(int max_running, int max_ranks)
+{
+    coord_free(C);
+    coord_options o = {.heartbeat_ms = 100,
+                       .liveness = 3,
+                       .data_dir = dir,
+                       .owner_max_running = max_running,
+                       .owner_max_ranks = max_ranks};
+    C = coord_new(S, &o, record, NULL, 0);
+    const char *pools[3] = {"p1", "p2", "p3"};
+    for (int i = 0; i < 3; i++) {
+        hello(pools[i], 2, NULL, 0, 0);
+        simple(pools[i], MSG_READY, 0);
+    }
+}
+
+START_TEST(owner_running_limit)
+{
+    /* alice may run one job at once: her second waits while a pool is free,
+     * and bob's lower-priority job starts past it */
+    owner_limited(1, 0);
+    char a1[STORE_ID_MAX], a2[STORE_ID_MAX], b1[STORE_ID_MAX];
+    submit_owned(a1, "alice", 90, 1);
+    submit_owned(a2, "alice", 80, 1);
+    submit_owned(b1, "bob", 10, 1);
+    coord_tick(C, 1);
+    ck_assert_int_eq(state_of(a1), JS_STARTING);
+    ck_assert_int_eq(state_of(a2), JS_QUEUED);
+    ck_assert_int_eq(state_of(b1), JS_STARTING);
+    ck_assert(message_has(a2, "owner 'alice' runs 1 jobs"));
+    ck_assert(message_has(a2, "--owner-max-running 1"));
+    /* her first job ends: the second starts */
+    const char *p = pool_of(a1);
+    job_msg(p, MSG_STARTED, a1, 1, 1, 2);
+    job_msg(p, MSG_FINISHED, a1, 1, 2, 2);
+    coord_flush(C, 2);
+    ck_assert_int_eq(state_of(a1), JS_SUCCEEDED);
+    simple(p, MSG_READY, 3);
+    coord_tick(C, 4);
+    ck_assert_int_eq(state_of(a2), JS_STARTING);
+}
+END_TEST
+
+START_TEST(owner_ranks_limit)
+{
+    /* carol may hold 3 ranks: two 2-rank jobs do not fit together, a 1-rank
+     * job beside the first does; dave has no such jobs and is not held */
+    owner_limited(0, 3);
+    char c1[STORE_ID_MAX], c2[STORE_ID_MAX], c3[STORE_ID_MAX], d1[STORE_ID_MAX];
+    submit_owned(c1, "carol", 90, 2);
+    submit_owned(c2, "carol", 80, 2);
+    submit_owned(c3, "carol", 70, 1);
+    submit_owned(d1, "dave", 10, 2);
+    coord_tick(C, 1);
+    ck_assert_int_eq(state_of(c1), JS_STARTING);
+    ck_assert_int_eq(state_of(c2), JS_QUEUED);
+    ck_assert_int_eq(state_of(c3), JS_STARTING);
+    ck_assert_int_eq(state_of(d1), JS_STARTING);
+    ck_assert(message_has(c2, "owner 'carol' uses 2 ranks and this job needs 2 more"));
+    ck_assert(message_has(c2, "--owner-max-ranks"));
+}
+END_TEST
+
 Suite *suite_coord(void)
 {
     Suite *s = suite_create("coord");
@@ -605,6 +703,8 @@ Suite *suite_coord(void)
     tc = tcase_create("coord");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, hello_ready_assign_ack);
+    tcase_add_test(tc, owner_running_limit);
+    tcase_add_test(tc, owner_ranks_limit);
     tcase_add_test(tc, artifacts_written_before_reference);
     tcase_add_test(tc, lost_pool_restarts_then_fails);
     tcase_add_test(tc, reconnect_keeps_running_job);

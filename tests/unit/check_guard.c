@@ -12,6 +12,7 @@
 #include "server/routes.h"
 #include "server/sse.h"
 #include "server/stats.h"
+#include "server/submitq.h"
 #include "tests/unit/fakepool.h"
 #include "tests/unit/httpc.h"
 
@@ -37,6 +38,7 @@ static server_stats *STATS;
 static sse_hub *HUB;
 static auth *TOKENS;
 static app A;
+static submitq *SUBMITS;
 static char DIR_[64];
 static char BASE[64];
 static fakepool *POOL;
@@ -62,6 +64,7 @@ static int64_t now_ms(void)
 
 typedef struct fixture_opts {
     int with_tokens;
+    int owner_max_queued;
     int per_ip, idle_s, header_s;
     int keepalive_ms, max_streams;
 } fixture_opts;
@@ -94,6 +97,10 @@ static void start(const fixture_opts *fo)
     A.broker_ctx = B;
     A.stats = STATS;
     A.sse = HUB;
+    A.owner_limits.max_queued = fo->owner_max_queued;
+    /* POSTs go through the group commit, as in kiln-server */
+    ck_assert_int_eq(submitq_start(&SUBMITS, S, &eb), 0);
+    A.submits = SUBMITS;
     TOKENS = NULL;
     if (fo->with_tokens) {
         char text[1024], h1[72], h2[72], h3[72], h4[72];
@@ -140,10 +147,19 @@ static void setup_limits(void)
     start(&fo);
 }
 
+static void setup_owner_limits(void)
+{
+    fixture_opts fo = {
+        .with_tokens = 1, .owner_max_queued = 2, .keepalive_ms = 300, .max_streams = 6};
+    start(&fo);
+}
+
 static void teardown(void)
 {
     fakepool_stop(POOL);
+    submitq_drain(SUBMITS);
     http_stop(H);
+    submitq_free(SUBMITS);
     sse_hub_free(HUB);
     broker_stop(B);
     store_close(S);
@@ -843,6 +859,32 @@ START_TEST(strict_http_framing)
 }
 END_TEST
 
+START_TEST(owner_queue_limit)
+{
+    /* 'ci' may have two jobs waiting (no pool runs them): the third POST is
+     * 429 naming the limit; another owner is not held by it; a cancel makes
+     * room again. */
+    char a[STORE_ID_MAX], b[STORE_ID_MAX], c[STORE_ID_MAX];
+    submit(TOK_SUBMIT, a);
+    submit(TOK_SUBMIT, b);
+    httpc_resp r;
+    ck_assert_int_eq(req_tok("POST", "/api/v1/jobs", TOK_SUBMIT, JOB, &r), 429);
+    ck_assert_ptr_nonnull(strstr(r.body, "owner 'ci' has 2 jobs waiting"));
+    ck_assert_ptr_nonnull(strstr(r.body, "--owner-max-queued 2"));
+    httpc_free(&r);
+    submit(TOK_SUBMIT2, c);
+    char p[128];
+    snprintf(p, sizeof p, "/api/v1/jobs/%s/cancel", a);
+    ck_assert_int_eq(req_tok("POST", p, TOK_SUBMIT, NULL, &r), 202);
+    httpc_free(&r);
+    submit(TOK_SUBMIT, a);
+    int64_t n;
+    errbuf eb;
+    ck_assert_int_eq(store_job_count(S, &n, &eb), 0);
+    ck_assert_int_eq(n, 4); /* the cancelled one, b, c and the new one: nothing refused stored */
+}
+END_TEST
+
 Suite *suite_guard(void)
 {
     Suite *s = suite_create("guard");
@@ -854,6 +896,11 @@ Suite *suite_guard(void)
     tcase_set_timeout(tok, 30);
     tcase_add_test(tok, tokens_and_scopes);
     suite_add_tcase(s, tok);
+    TCase *own = tcase_create("owners");
+    tcase_add_checked_fixture(own, setup_owner_limits, teardown);
+    tcase_set_timeout(own, 30);
+    tcase_add_test(own, owner_queue_limit);
+    suite_add_tcase(s, own);
     TCase *lim = tcase_create("limits");
     tcase_add_checked_fixture(lim, setup_limits, teardown);
     tcase_set_timeout(lim, 30);
