@@ -51,18 +51,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void link_options_default(link_options *o)
-{
-    memset(o, 0, sizeof *o);
-    o->heartbeat_ms = 1000;
-    o->liveness = 5;
-    o->reconnect_min_ms = 100;
-    o->reconnect_max_ms = 5000;
-    o->resend_ms = 2000;
-    o->outbox_max_msgs = 4096;
-    o->outbox_max_bytes = 64u << 20;
-}
-
 const char *link_pool_id(const pool_link *l)
 {
     return l->pool_id;
@@ -341,14 +329,6 @@ void link_set_cached(pool_link *l, const char *const *sha256, int n)
     pthread_mutex_lock(&l->mu);
     lcore_set_cached(l->core, a);
     pthread_mutex_unlock(&l->mu);
-}
-
-void link_assignment_free(link_assignment *a)
-{
-    json_decref(a->spec);
-    free(a->checkpoint);
-    free(a->init);
-    memset(a, 0, sizeof *a);
 }
 
 void link_interrupt(pool_link *l)

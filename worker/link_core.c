@@ -605,6 +605,27 @@ long lcore_poll_ms(const link_core *c, int64_t t)
 
 /* ---- life ------------------------------------------------------------------------ */
 
+/* link.h: the defaults and the assignment live here, with no sockets. */
+void link_options_default(link_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->heartbeat_ms = 1000;
+    o->liveness = 5;
+    o->reconnect_min_ms = 100;
+    o->reconnect_max_ms = 5000;
+    o->resend_ms = 2000;
+    o->outbox_max_msgs = 4096;
+    o->outbox_max_bytes = 64u << 20;
+}
+
+void link_assignment_free(link_assignment *a)
+{
+    json_decref(a->spec);
+    free(a->checkpoint);
+    free(a->init);
+    memset(a, 0, sizeof *a);
+}
+
 int lcore_new(link_core **out, const char *peer, const link_pool_info *info, const link_options *o,
               lcore_send_fn send, void *send_ctx, errbuf *eb)
 {
