@@ -433,10 +433,12 @@ static void receive_all(pool_link *l, int64_t t)
         int rc = receive_one(l, &m, &eb);
         if (rc == 1)
             break;
-        if (rc < 0)
+        if (rc < 0) {
+            lcore_heard(l->core, t);
             log_warn("link: message from the server dropped: %s", eb.msg);
-        else
+        } else {
             lcore_receive(l->core, &m, t);
+        }
         msg_deinit(&m);
     }
     pthread_cond_broadcast(&l->cv);

@@ -504,6 +504,11 @@ static void hello_again(link_core *c)
         e->sent = 0;
 }
 
+void lcore_heard(link_core *c, int64_t t)
+{
+    c->last_recv = t;
+}
+
 void lcore_receive(link_core *c, msg *m, int64_t t)
 {
     c->last_recv = t;

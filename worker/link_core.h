@@ -76,6 +76,10 @@ int lcore_disconnected(link_core *c, int64_t t);
  * still deinits m. */
 void lcore_receive(link_core *c, msg *m, int64_t t);
 
+/* lcore_heard: something came from the server at t that could not be read;
+ * it still shows the server is alive (liveness). */
+void lcore_heard(link_core *c, int64_t t);
+
 /* lcore_tick sends what is due at t: hello, spilled messages read back,
  * go-back after acks stopped for the resend timeout, the outbox (at most a
  * window in flight), ready, a heartbeat. Returns LCORE_LOST (and sends

@@ -332,6 +332,11 @@ START_TEST(liveness_timeout_reconnects_with_doubling_back_off)
     T = heard + 300;
     ck_assert_int_eq(lcore_tick(C, T), 0);
     ck_assert_int_eq(lcore_silent_ms(C, T), 300);
+    /* an unreadable message still shows the server is alive */
+    lcore_heard(C, T);
+    heard = T;
+    T = heard + 300;
+    ck_assert_int_eq(lcore_tick(C, T), 0);
     T = heard + 301;
     clear_out();
     ck_assert_int_eq(lcore_tick(C, T), LCORE_LOST);
