@@ -10,7 +10,8 @@
  * resend_ms, then doubling). The outbox is bounded
  * in memory; past the bound, messages are spilled to a file and read back
  * in order, never dropped. Consecutive metric points of one job that are
- * still unsent travel as one message.
+ * still unsent travel as one message. The protocol itself lives in
+ * worker/link_core.c (no sockets, no threads); this file's shell drives it.
  *
  * Threads: every function is thread-safe; none of the queueing functions
  * blocks on the network (they copy and return). Only link_wait_assign and

@@ -373,7 +373,7 @@ START_TEST(spill_then_deliver_in_order)
     link_get_stats(l, &st);
     ck_assert_uint_gt(st.spilled, 40);
     ck_assert_uint_eq(st.queued, 61);
-    ck_assert_int_eq(link_flush(l, 50), ERR_TIMEOUT);
+    ck_assert_uint_eq(st.acked, 0);
     start_broker(ep, 100, 5);
     ck_assert_int_eq(link_flush(l, 5000), 0);
     link_get_stats(l, &st);
@@ -396,7 +396,8 @@ END_TEST
 START_TEST(resends_are_applied_once)
 {
     /* resend_ms = 2: whenever the server is slower than that, the link sends
-     * unacked messages again; the server must apply each exactly once. The
+     * unacked messages again (the timing of resends is check_linkcore's); the
+     * real server must apply each exactly once. The
      * liveness is generous (5 s): this test is about resends, and a server
      * slowed down by ASan or a loaded machine must not declare the pool lost
      * (which rightly drops the rest of the attempt's messages as stale). */
@@ -422,7 +423,7 @@ START_TEST(resends_are_applied_once)
         json_decref(p);
         link_log(l, id, 1, "info", "x"); /* one message per point: no batching */
     }
-    int frc = link_flush(l, 20000);
+    int frc = link_flush(l, 10000); /* a bound for a slow (ASan) run; it takes ~0.1 s */
     link_stats st;
     link_get_stats(l, &st);
     json_t *jj = job(id);
@@ -470,9 +471,12 @@ START_TEST(ready_never_overtakes_finished)
         link_log(l, a.job_id, a.attempt, "info", "x");
     }
     ck_assert_int_eq(link_finished(l, a.job_id, a.attempt, 0, NULL, NULL, 0, &eb), 0);
-    link_assignment next;
-    ck_assert_int_eq(link_wait_assign(l, 300, &next), ERR_TIMEOUT);
-    wait_state(id, JS_SUCCEEDED, 5000);
+    /* wait for the next job (the link may say ready) until the server has the end */
+    for (int t = 0; t < 5000 && state_of(id) != JS_SUCCEEDED; t += 5) {
+        link_assignment next;
+        ck_assert_int_eq(link_wait_assign(l, 5, &next), ERR_TIMEOUT);
+    }
+    ck_assert_int_eq(state_of(id), JS_SUCCEEDED);
     ck_assert_int_eq(metrics_gap_free(id), 1500);
     link_assignment_free(&a);
     link_free(l);
@@ -576,65 +580,6 @@ static void raw_send(void *router, const char *to, msg *m)
     free(text);
 }
 
-START_TEST(link_resends_until_acked)
-{
-    /* A raw ROUTER plays the server: it never acks at first, so the link
-     * must resend, backing off; once acked, the resends stop. */
-    void *router = zmq_socket(ZCTX, ZMQ_ROUTER);
-    char ep[64];
-    snprintf(ep, sizeof ep, "inproc://kiln-raw-%d", (int)getpid());
-    ck_assert_int_eq(zmq_bind(router, ep), 0);
-    link_options lo;
-    link_options_default(&lo);
-    lo.zmq_context = ZCTX;
-    lo.resend_ms = 30;
-    link_pool_info info = {.pool_id = "raw", .ranks = 1, .cores = 1, .version = "t"};
-    pool_link *l;
-    errbuf eb;
-    ck_assert_int_eq(link_new(&l, ep, &info, &lo, &eb), 0);
-    msg m;
-    ck_assert(raw_recv(router, 2000, &m));
-    ck_assert_int_eq(m.type, MSG_HELLO);
-    ck_assert_str_eq(msg_str(&m, "pool_id", ""), "raw");
-    msg_deinit(&m);
-    msg w;
-    msg_init(&w, MSG_WELCOME);
-    msg_set(&w, "heartbeat_ms", json_integer(1000));
-    msg_set(&w, "liveness", json_integer(5));
-    raw_send(router, "raw", &w);
-    msg_deinit(&w);
-    link_started(l, "jx", 1, 10);
-    int copies = 0;
-    for (int i = 0; i < 100 && raw_recv(router, 500, &m); i++) {
-        if (m.type == MSG_STARTED) {
-            ck_assert_uint_eq(m.seq, 1);
-            copies++;
-        }
-        msg_deinit(&m);
-        if (copies == 4)
-            break;
-    }
-    /* first send + resends after 30, 60, 120 ms of silence */
-    ck_assert_int_eq(copies, 4);
-    link_stats st;
-    link_get_stats(l, &st);
-    ck_assert_uint_ge(st.resent, 3);
-    msg a;
-    msg_init(&a, MSG_ACK);
-    msg_set_job(&a, "jx", 1, 1);
-    raw_send(router, "raw", &a);
-    msg_deinit(&a);
-    ck_assert_int_eq(link_flush(l, 1000), 0);
-    /* nothing more but heartbeats */
-    while (raw_recv(router, 300, &m)) {
-        ck_assert_int_eq(m.type, MSG_HEARTBEAT);
-        msg_deinit(&m);
-    }
-    link_free(l);
-    zmq_close(router);
-}
-END_TEST
-
 START_TEST(link_says_hello_when_asked)
 {
     /* A server that restarted under a live connection asks with a heartbeat
@@ -712,7 +657,6 @@ Suite *suite_link(void)
     tcase_add_test(tc, ranks_must_fit);
     tcase_add_test(tc, spill_then_deliver_in_order);
     tcase_add_test(tc, resends_are_applied_once);
-    tcase_add_test(tc, link_resends_until_acked);
     tcase_add_test(tc, link_says_hello_when_asked);
     tcase_add_test(tc, ready_never_overtakes_finished);
     tcase_add_test(tc, sink_style_calls);
