@@ -55,9 +55,9 @@ int keyfile_read_secret(const char *path, char out[KEYFILE_Z85_LEN + 1], errbuf 
         char a[16] = "", b[KEYFILE_Z85_LEN + 8] = "";
         int got = sscanf(line, "%15s %47s", a, b);
         if (got == 2 && strcmp(a, "secret") == 0 && z85_key_valid(b))
-            snprintf(out, KEYFILE_Z85_LEN + 1, "%s", b);
+            snprintf(out, KEYFILE_Z85_LEN + 1, "%.*s", KEYFILE_Z85_LEN, b); /* valid: 40 */
         else if (got == 1 && z85_key_valid(a) && out[0] == '\0')
-            snprintf(out, KEYFILE_Z85_LEN + 1, "%s", a);
+            snprintf(out, KEYFILE_Z85_LEN + 1, "%.*s", KEYFILE_Z85_LEN, a);
     }
     free(text);
     if (out[0] == '\0')

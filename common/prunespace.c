@@ -97,7 +97,7 @@ static int resnet_block(builder *b, int i, int j, int stream, int cin, int *hw, 
     const model_cfg *c = &s->super;
     const mc_stage *st = &c->stages[i];
     int bottleneck = c->arch == MC_RESNET && c->block == MC_BLOCK_BOTTLENECK;
-    char name[PS_NAME_MAX], pre[24];
+    char name[PS_NAME_MAX], pre[32]; /* "layer%d.%d" of two ints */
     snprintf(pre, sizeof pre, "layer%d.%d", i + 1, j);
     int stride = (i > 0 && j == 0) ? 2 : 1;
     int ho = conv_out(*hw, 3, stride, 1);

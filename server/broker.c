@@ -209,8 +209,8 @@ static int plain_id_ok(broker *b, const char *id, const char *token, const char 
             b->bound = xrealloc(b->bound, (size_t)b->cap_bound * sizeof *b->bound);
         }
         found = &b->bound[b->n_bound++];
-        snprintf(found->id, sizeof found->id, "%s", id);
-        snprintf(found->token, sizeof found->token, "%s", token);
+        snprintf(found->id, sizeof found->id, "%.*s", (int)sizeof found->id - 1, id);
+        snprintf(found->token, sizeof found->token, "%.*s", (int)sizeof found->token - 1, token);
         log_info("broker: pool id '%s' bound to token '%s' (from %.64s)", id, token, addr);
     }
     return 1;

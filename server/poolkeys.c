@@ -63,8 +63,11 @@ int poolkeys_parse(poolkeys **out, const char *text, size_t len, const char *wha
         }
         if (k->n == cap)
             k->keys = xrealloc(k->keys, (size_t)(cap = cap ? 2 * cap : 8) * sizeof *k->keys);
-        snprintf(k->keys[k->n].name, sizeof k->keys[k->n].name, "%s", name);
-        snprintf(k->keys[k->n].z85, sizeof k->keys[k->n].z85, "%s", key);
+        /* both checked above to fit (name_valid, z85_key_valid) */
+        snprintf(k->keys[k->n].name, sizeof k->keys[k->n].name, "%.*s",
+                 (int)sizeof k->keys[k->n].name - 1, name);
+        snprintf(k->keys[k->n].z85, sizeof k->keys[k->n].z85, "%.*s",
+                 (int)sizeof k->keys[k->n].z85 - 1, key);
         k->n++;
     }
     if (k->n == 0) {
