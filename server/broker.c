@@ -6,6 +6,7 @@
  */
 #include "broker.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/msg.h"
 #include "common/xalloc.h"
@@ -47,13 +48,6 @@ struct broker {
     } * bound;
     int n_bound, cap_bound;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* coord_send_fn: identity frame, header frame, blob frames. */
 static void send_frames(void *ctx, const char *pool_id, const msg *m)
@@ -196,7 +190,7 @@ static int plain_id_ok(broker *b, const char *id, const char *token, const char 
                  id, addr, found->token, token);
         return 0;
     }
-    if (coord_pool_live(b->co, id, now_ms())) {
+    if (coord_pool_live(b->co, id, clock_mono_ms())) {
         *why = "a pool is live under this id on another connection";
         log_warn("broker: a second connection under live pool id '%s' from %.64s refused (the "
                  "pool's own connection is kept)",
@@ -292,7 +286,7 @@ static void *run(void *arg)
     broker *b = arg;
     int64_t next_tick = 0;
     while (!atomic_load(&b->stop)) {
-        int64_t t = now_ms();
+        int64_t t = clock_mono_ms();
         long timeout = next_tick > t ? (long)(next_tick - t) : 0;
         zmq_pollitem_t items[3] = {{b->sock, 0, ZMQ_POLLIN, 0},
                                    {NULL, b->wake_fd[0], ZMQ_POLLIN, 0},
@@ -310,7 +304,7 @@ static void *run(void *arg)
         }
         if (b->zap != NULL && (items[2].revents & ZMQ_POLLIN))
             zap_answer(b);
-        t = now_ms();
+        t = clock_mono_ms();
         if (items[0].revents & ZMQ_POLLIN) {
             for (int i = 0; i < BROKER_READ_BATCH && read_one(b, t); i++)
                 ;
@@ -319,7 +313,7 @@ static void *run(void *arg)
         if (t >= next_tick)
             next_tick = t + coord_tick(b->co, t);
     }
-    coord_flush(b->co, now_ms());
+    coord_flush(b->co, clock_mono_ms());
     return NULL;
 }
 
@@ -421,7 +415,7 @@ int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb)
                         .data_dir = o->data_dir,
                         .owner_max_running = o->owner_max_running,
                         .owner_max_ranks = o->owner_max_ranks};
-    b->co = coord_new(st, &co, send_frames, b, now_ms());
+    b->co = coord_new(st, &co, send_frames, b, clock_mono_ms());
     atomic_store(&b->running, 1);
     if (pthread_create(&b->thread, NULL, run, b) != 0) {
         rc = err_set(eb, ERR_INTERNAL, "broker: cannot start its thread");
@@ -461,7 +455,7 @@ void broker_wake(void *ctx)
 json_t *broker_workers(void *ctx)
 {
     broker *b = ctx;
-    return coord_workers(b->co, now_ms());
+    return coord_workers(b->co, clock_mono_ms());
 }
 
 int broker_ready(void *ctx)

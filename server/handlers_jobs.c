@@ -1,4 +1,5 @@
 /* handlers_jobs.c - submit, list, get, cancel and delete jobs (see handlers.h). */
+#include "common/clock.h"
 #include "common/jobspec.h"
 #include "common/log.h"
 #include "common/modelmem.h"
@@ -248,18 +249,11 @@ typedef struct submission {
     double t0; /* when the handler began, for the request's time in the stats */
 } submission;
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static submission *submission_new(app *a, http_request *req, const json_t *canon,
                                   const spec_info *info, lineage *lin)
 {
     submission *sb = xcalloc(1, sizeof *sb);
-    sb->t0 = mono_s();
+    sb->t0 = clock_mono_s();
     sb->a = a;
     sb->req = req;
     sb->info = *info;
@@ -326,7 +320,7 @@ static void submission_done(void *ctx, const store_job_batch *out)
     submission *sb = ctx;
     http_deferred *d = sb->d;
     int status = answer_submission(sb, http_deferred_response(d), out);
-    stats_http(sb->a->stats, sb->req->route, status, mono_s() - sb->t0);
+    stats_http(sb->a->stats, sb->req->route, status, clock_mono_s() - sb->t0);
     submission_free(sb);
     http_deferred_send(d); /* req is the http layer's again from here */
 }

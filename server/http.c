@@ -23,6 +23,7 @@
  */
 #include "http.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 
@@ -90,13 +91,6 @@ struct http_server {
     pthread_t reaper;
     int reaper_started, stopping;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 typedef struct upload {
     char *buf;
@@ -452,8 +446,7 @@ static enum MHD_Result dispatch(http_server *h, struct MHD_Connection *c, const 
     http_request *req = xcalloc(1, sizeof *req);
     http_response resp;
     http_response_init(&resp);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = clock_mono_s();
     req->method = method;
     req->path = url;
     collect(c, MHD_GET_ARGUMENT_KIND, req->query, &req->n_query);
@@ -484,10 +477,9 @@ static enum MHD_Result dispatch(http_server *h, struct MHD_Connection *c, const 
     if (resp.deferred != NULL)
         return defer_wait(h, c, up, &resp);
     enum MHD_Result ret = send_response(h, c, &resp, req->request_id);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double t1 = clock_mono_s();
     if (log_enabled(LOG_DEBUG))
-        log_debug("http: %s %s -> %d (%.2f ms) %s", method, url, resp.status,
-                  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6,
+        log_debug("http: %s %s -> %d (%.2f ms) %s", method, url, resp.status, (t1 - t0) * 1e3,
                   req->request_id);
     http_response_free(&resp);
     free(req);
@@ -700,7 +692,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         pthread_mutex_lock(&h->mu);
         conn *k = ci->socket_context;
         k->in_headers = 1;
-        k->phase_ms = mono_ms();
+        k->phase_ms = clock_mono_ms();
         pthread_mutex_unlock(&h->mu);
     }
     upload *up = *con_cls;
@@ -756,7 +748,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         k->fd = ci != NULL ? ci->connect_fd : -1;
         k->in_headers = 1;
-        k->phase_ms = mono_ms();
+        k->phase_ms = clock_mono_ms();
         pthread_mutex_lock(&h->mu);
         k->next = h->conns;
         if (h->conns != NULL)
@@ -817,7 +809,7 @@ static void *reaper_main(void *arg)
             ts.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&h->cv, &h->mu, &ts);
-        int64_t now = mono_ms();
+        int64_t now = clock_mono_ms();
         /* A stream waits suspended, where MHD does not watch its socket: a
          * client that closed it is noticed here, and its stream ended at
          * once (MHD's completion callback then frees its slot). */

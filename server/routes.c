@@ -1,6 +1,7 @@
 /* routes.c - the route table and dispatcher (see routes.h). */
 #include "routes.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "server/auth.h"
 #include "server/handlers.h"
@@ -310,8 +311,7 @@ static int route_find(const app *a, http_request *req, http_response *resp)
 void routes_dispatch(void *ctx, http_request *req, http_response *resp)
 {
     app *a = ctx;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = clock_mono_s();
     int i = req->malformed != NULL ? -1 : route_find(a, req, resp);
     req->route = i;
     if (req->malformed != NULL)
@@ -328,7 +328,5 @@ void routes_dispatch(void *ctx, http_request *req, http_response *resp)
     http_response_header(resp, "X-Content-Type-Options", "nosniff");
     if (resp->deferred != NULL)
         return; /* the handler answers later, and counts it then */
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    stats_http(a->stats, i, resp->status,
-               (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+    stats_http(a->stats, i, resp->status, clock_mono_s() - t0);
 }

@@ -9,6 +9,7 @@
  */
 #include "sse.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 
@@ -57,13 +58,6 @@ struct sse_hub {
     pthread_t thread;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *hub_main(void *arg)
 {
     sse_hub *h = arg;
@@ -81,7 +75,7 @@ static void *hub_main(void *arg)
         uint64_t now_changes = store_changes(h->st);
         int changed = now_changes != seen;
         seen = now_changes;
-        int64_t now = mono_ms();
+        int64_t now = clock_mono_ms();
         for (sse_stream *s = h->list; s != NULL; s = s->next)
             if (changed || now - atomic_load(&s->last_write_ms) >= h->o.keepalive_ms)
                 http_stream_resume(s->h);
@@ -275,7 +269,7 @@ static void fill(sse_stream *s)
             log_warn("sse: job %s: %s", s->job, eb.msg);
         }
     }
-    if (s->len == 0 && mono_ms() - atomic_load(&s->last_write_ms) >= s->hub->o.keepalive_ms)
+    if (s->len == 0 && clock_mono_ms() - atomic_load(&s->last_write_ms) >= s->hub->o.keepalive_ms)
         out_add(s, ": keepalive\n\n");
 }
 
@@ -297,7 +291,7 @@ static long stream_fn(void *ctx, char *buf, size_t max)
         n = max;
     memcpy(buf, s->out + s->off, n);
     s->off += n;
-    atomic_store(&s->last_write_ms, mono_ms());
+    atomic_store(&s->last_write_ms, clock_mono_ms());
     return (long)n;
 }
 
@@ -423,7 +417,7 @@ int sse_open(sse_hub *h, sse_kind kind, const char *job_id, const char *last_eve
      * and the connection at once, even when nothing has happened yet. */
     out_add(s, ": kiln %s stream\nretry: 2000\n\n",
             kind == SSE_ALL ? "jobs" : (kind == SSE_LOGS ? "log" : "job"));
-    atomic_store(&s->last_write_ms, mono_ms());
+    atomic_store(&s->last_write_ms, clock_mono_ms());
     resp->status = 200;
     resp->content_type = "text/event-stream; charset=utf-8";
     http_response_header(resp, "Cache-Control", "no-cache");

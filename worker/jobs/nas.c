@@ -1,6 +1,7 @@
 /* nas.c - what the prune and adapt jobs share (see nas.h). */
 #include "worker/jobs/nas.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/safetensors.h"
 #include "common/xalloc.h"
@@ -21,9 +22,7 @@
 
 double nas_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return clock_mono_s();
 }
 
 /* ---- set-up ------------------------------------------------------------------------- */

@@ -1,17 +1,11 @@
 /* report.c - JSON lines and a progress bar for local runs (see report.h). */
 #include "worker/jobs/report.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #include <string.h>
 #include <time.h>
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static double wall(void)
 {
@@ -60,7 +54,7 @@ static void on_progress(void *ctx, long step, long total, double loss, double im
     report *r = ctx;
     if (!r->bar)
         return;
-    double t = mono();
+    double t = clock_mono_s();
     if (r->step0 < 0)
         r->step0 = step - 1;
     if (step < total && t - r->t_drawn < 0.1)
@@ -85,7 +79,7 @@ void report_init(report *r, FILE *metrics, int bar)
     memset(r, 0, sizeof *r);
     r->metrics = metrics != NULL ? metrics : stdout;
     r->bar = bar;
-    r->t_start = mono();
+    r->t_start = clock_mono_s();
     r->step0 = -1;
 }
 

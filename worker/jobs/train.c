@@ -1,6 +1,7 @@
 /* train.c - the train job (see train.h). */
 #include "worker/jobs/train.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "worker/data/loader.h"
@@ -51,13 +52,6 @@ typedef struct trainer {
     float *ema;         /* (n_params + n_buffers) moving average, or NULL */
     ckpt_ring ckpts;    /* checkpoints on disk */
 } trainer;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static const job_sink *rank0_sink(const trainer *t)
 {
@@ -391,9 +385,9 @@ static void teardown(trainer *t)
 static float train_step(trainer *t, long step, int *correct)
 {
     net *m = &t->m;
-    double w0 = now_s();
+    double w0 = clock_mono_s();
     int n = loader_next(t->ld, t->bt.x, t->bt.y);
-    t->data_wait_s += now_s() - w0;
+    t->data_wait_s += clock_mono_s() - w0;
     if (n < 0) {
         t->data_rc = n;
         return 0.0f;
@@ -436,9 +430,9 @@ static float train_step(trainer *t, long step, int *correct)
     }
     net_backward(m, t->bt.dlogits);
     if (t->d->world > 1) {
-        double t0 = now_s();
+        double t0 = clock_mono_s();
         dist_allreduce_mean_f32(m->grads, m->n_params);
-        t->allreduce_s += now_s() - t0;
+        t->allreduce_s += clock_mono_s() - t0;
     }
     if (t->spec->optim.grad_clip > 0)
         nn_clip_grad_norm(m->grads, m->n_params, t->spec->optim.grad_clip);
@@ -497,7 +491,7 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
     memset(&t, 0, sizeof t);
     memset(res, 0, sizeof *res);
     res->val_top1 = -1;
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     int rc = setup(&t, spec, env, eb);
     if (rc != 0)
         goto out;
@@ -541,7 +535,7 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
     sink_say(rank0_sink(&t), "info",
              "training %s: %zu params, %ld steps of %d images (%d per rank x %d ranks)", spec->name,
              t.m.n_params, t.total_steps, spec->optim.batch_size, t.b, t.d->world);
-    double loss_sum = 0, correct_sum = 0, seen = 0, t_log = now_s();
+    double loss_sum = 0, correct_sum = 0, seen = 0, t_log = clock_mono_s();
     long step0 = step, log_from = step;
     while (step < t.total_steps) {
         int epoch = (int)(step / t.steps_per_epoch);
@@ -558,9 +552,9 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
                 goto done;
             }
             int correct = 0;
-            double ts = now_s();
+            double ts = clock_mono_s();
             float loss = train_step(&t, step, &correct);
-            res->step_seconds += now_s() - ts;
+            res->step_seconds += clock_mono_s() - ts;
             if (t.d->world > 1 && dist_any(t.data_rc != 0) && t.data_rc == 0)
                 t.data_rc = err_set(eb, ERR_FORMAT, "a bad image file stopped another rank");
             else if (t.data_rc != 0)
@@ -577,7 +571,7 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
                 double v[3] = {loss_sum, correct_sum, seen};
                 if (t.d->world > 1)
                     dist_allreduce_sum_f64(v, 3);
-                double now = now_s(), n_steps = (double)(step - log_from);
+                double now = clock_mono_s(), n_steps = (double)(step - log_from);
                 res->last_train_loss = v[0] / (n_steps * t.d->world);
                 emit(&t, "train/loss", res->last_train_loss, step);
                 emit(&t, "train/acc", v[1] / v[2], step);
@@ -593,7 +587,8 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
             const job_sink *s = rank0_sink(&t);
             if (s != NULL && s->progress != NULL)
                 s->progress(s->ctx, step, t.total_steps, (double)loss,
-                            (double)(step - step0) * spec->optim.batch_size / (now_s() - t0));
+                            (double)(step - step0) * spec->optim.batch_size /
+                                (clock_mono_s() - t0));
             if (spec->ckpt_every_steps > 0 && step % spec->ckpt_every_steps == 0 &&
                 step < t.total_steps && (rc = save_checkpoint(&t, step, eb)) != 0)
                 goto done;
@@ -611,7 +606,7 @@ done:
     res->steps = step;
     res->run_steps = step - step0;
     res->allreduce_seconds = t.allreduce_s;
-    res->seconds = now_s() - t0;
+    res->seconds = clock_mono_s() - t0;
     res->images_per_s =
         res->seconds > 0 ? (double)(step - step0) * spec->optim.batch_size / res->seconds : 0;
 out:

@@ -6,6 +6,7 @@
  * input's gradient in a pass, that gradient is cleared, so memory is only
  * touched right before it is used.
  */
+#include "common/clock.h"
 #include "worker/models/net.h"
 #include "worker/nn/act.h"
 #include "worker/nn/attention.h"
@@ -243,13 +244,6 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
     }
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static const char *const OP_NAMES[NET_OP_COUNT] = {
     "input",    "conv",   "batchnorm", "relu",    "relu6",     "gelu",   "maxpool",
     "avgpool",  "linear", "layernorm", "add",     "attention", "tokens", "slice",
@@ -286,9 +280,9 @@ void net_forward(net *m, const float *x, int B)
         if (n->fused || (!n->live && !m->training))
             continue;
         if (m->profile) {
-            double t = now_s();
+            double t = clock_mono_s();
             forward_node(m, n, x, B);
-            m->prof[n->op][0] += now_s() - t;
+            m->prof[n->op][0] += clock_mono_s() - t;
         } else {
             forward_node(m, n, x, B);
         }
@@ -528,10 +522,10 @@ void net_backward(net *m, const float *dout)
         if (n->fused || !n->live || n->op == NET_OP_INPUT)
             continue;
         if (m->profile) {
-            double t = now_s();
+            double t = clock_mono_s();
             recompute_for(m, i, B);
             backward_node(m, n, B);
-            m->prof[n->op][1] += now_s() - t;
+            m->prof[n->op][1] += clock_mono_s() - t;
         } else {
             recompute_for(m, i, B);
             backward_node(m, n, B);
