@@ -1,6 +1,7 @@
 /* onnx_export.c - a net's program as ONNX nodes (see onnx_export.h). */
 #include "worker/export/onnx_export.h"
 
+#include "common/check.h"
 #include "common/xalloc.h"
 #include "worker/nn/norm.h"
 
@@ -66,8 +67,8 @@ static const char *scalar(exporter *x, float v)
     for (int k = 0; k < x->n_scalars; k++)
         if (x->scalar_value[k] == v)
             return x->scalar_name[k];
-    if (x->n_scalars == MAX_SCALARS)
-        abort(); /* the exporter uses a handful of scalars; more is a bug */
+    /* the exporter uses a handful of scalars; more is a bug */
+    KILN_CHECK(x->n_scalars < MAX_SCALARS);
     int k = x->n_scalars++;
     x->scalar_value[k] = v;
     snprintf(x->scalar_name[k], NAME_LEN, "_s%d", k);

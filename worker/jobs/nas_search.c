@@ -1,6 +1,7 @@
 /* nas_search.c - the architecture-search driver (see nas_search.h). */
 #include "worker/jobs/nas_search.h"
 
+#include "common/check.h"
 #include "common/log.h"
 #include "worker/models/state.h"
 #include "worker/nn/loss.h"
@@ -325,10 +326,7 @@ static int iteration(run *r, long step, long start, long epoch_end, double t0, e
     const nas_search *s = r->s;
     nas_job *j = r->j;
     int n = loader_next(r->ld, j->bt.x, j->bt.y);
-    if (n != j->b) {
-        log_error("loader returned %d samples at step %ld, expected %d", n, step, j->b);
-        abort();
-    }
+    KILN_CHECKF(n == j->b, "loader returned %d samples at step %ld, expected %d", n, step, j->b);
     int rc = sandwich(r, step, eb);
     if (rc != 0)
         return rc;

@@ -1,6 +1,7 @@
 /* train.c - the train job (see train.h). */
 #include "worker/jobs/train.h"
 
+#include "common/check.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -392,12 +393,9 @@ static float train_step(trainer *t, long step, int *correct)
         t->data_rc = n;
         return 0.0f;
     }
-    if (n != t->b) {
-        /* The sampler yields full batches for exactly steps_per_epoch steps;
-         * anything else is a broken invariant. */
-        log_error("loader returned %d samples at step %ld, expected %d", n, step, t->b);
-        abort();
-    }
+    /* The sampler yields full batches for exactly steps_per_epoch steps;
+     * anything else is a broken invariant. */
+    KILN_CHECKF(n == t->b, "loader returned %d samples at step %ld, expected %d", n, step, t->b);
     float ls = (float)t->spec->optim.label_smoothing;
     const mix_spec *mx = &t->spec->data.mix;
     int mixing = mix_enabled(mx);

@@ -4,6 +4,7 @@
  */
 #include "worker/models/net.h"
 
+#include "common/check.h"
 #include "common/meminfo.h"
 #include "common/xalloc.h"
 #include "worker/nn/attention.h"
@@ -19,14 +20,6 @@
 
 /* Building a net checks its shapes in every build mode: a model builder
  * asking for an impossible shape is a bug, and it is cheap to catch here. */
-#define NET_CHECK(cond)                                                                            \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "net: %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);          \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
 void net_init(net *m)
 {
     memset(m, 0, sizeof *m);
@@ -68,9 +61,9 @@ static int default_decay(const char *name, net_kind kind, int ndim)
 int net_tensor_add(net *m, const char *name, net_kind kind, int ndim, const int *shape,
                    net_init_rule init, float init_a)
 {
-    NET_CHECK(strlen(name) < NET_NAME_MAX);
-    NET_CHECK(ndim >= 0 && ndim <= 4);
-    NET_CHECK(net_tensor_find(m, name) < 0);
+    KILN_CHECK(strlen(name) < NET_NAME_MAX);
+    KILN_CHECK(ndim >= 0 && ndim <= 4);
+    KILN_CHECK(net_tensor_find(m, name) < 0);
     if (m->n_tensors == m->cap_tensors) {
         m->cap_tensors = m->cap_tensors ? 2 * m->cap_tensors : 64;
         m->tensors = xrealloc(m->tensors, (size_t)m->cap_tensors * sizeof(net_tensor));
@@ -156,7 +149,7 @@ static int new_act(net *m, int H, int W, int C, int producer)
 /* Appends a node with inputs xs and a fresh output (H, W, C); returns the node index. */
 static int new_node(net *m, net_op op, const int *xs, int n_in, int H, int W, int C)
 {
-    NET_CHECK(n_in >= 0 && n_in <= NET_MAX_IN);
+    KILN_CHECK(n_in >= 0 && n_in <= NET_MAX_IN);
     if (m->n_nodes == m->cap_nodes) {
         m->cap_nodes = m->cap_nodes ? 2 * m->cap_nodes : 64;
         m->nodes = xrealloc(m->nodes, (size_t)m->cap_nodes * sizeof(net_node));
@@ -167,7 +160,7 @@ static int new_node(net *m, net_op op, const int *xs, int n_in, int H, int W, in
     n->op = op;
     n->n_in = n_in;
     for (int i = 0; i < n_in; i++) {
-        NET_CHECK(xs[i] >= 0 && xs[i] < m->n_acts);
+        KILN_CHECK(xs[i] >= 0 && xs[i] < m->n_acts);
         n->in[i] = xs[i];
     }
     for (int i = 0; i < 5; i++)
@@ -181,13 +174,13 @@ static int new_node(net *m, net_op op, const int *xs, int n_in, int H, int W, in
  * move m->acts): the builders below copy what they read first. */
 static const net_act *act(const net *m, int x)
 {
-    NET_CHECK(x >= 0 && x < m->n_acts);
+    KILN_CHECK(x >= 0 && x < m->n_acts);
     return &m->acts[x];
 }
 
 int net_input(net *m, int H, int W, int C, int requires_grad)
 {
-    NET_CHECK(m->input < 0);
+    KILN_CHECK(m->input < 0);
     int id = new_node(m, NET_OP_INPUT, NULL, 0, H, W, C);
     m->input = m->nodes[id].out;
     m->acts[m->input].needs_grad = requires_grad;
@@ -198,9 +191,9 @@ int net_conv(net *m, const char *prefix, int x, int OC, int k, int stride, int p
              int bias)
 {
     const net_act a_ = *act(m, x), *a = &a_; /* new_node may move m->acts */
-    NET_CHECK(groups >= 1 && a->C % groups == 0 && OC % groups == 0);
+    KILN_CHECK(groups >= 1 && a->C % groups == 0 && OC % groups == 0);
     int Ho = (a->H + 2 * pad - k) / stride + 1, Wo = (a->W + 2 * pad - k) / stride + 1;
-    NET_CHECK(Ho >= 1 && Wo >= 1);
+    KILN_CHECK(Ho >= 1 && Wo >= 1);
     int fan_in = a->C / groups * k * k;
     float bound = 1.0f / sqrtf((float)fan_in);
     int id = new_node(m, NET_OP_CONV, &x, 1, Ho, Wo, OC);
@@ -312,7 +305,7 @@ int net_layernorm(net *m, const char *prefix, int x, float eps)
 int net_add(net *m, int a, int b)
 {
     const net_act x_ = *act(m, a), y_ = *act(m, b), *x = &x_, *y = &y_;
-    NET_CHECK(x->per_sample == y->per_sample && x->C == y->C);
+    KILN_CHECK(x->per_sample == y->per_sample && x->C == y->C);
     int xs[2] = {a, b};
     int id = new_node(m, NET_OP_ADD, xs, 2, x->H, x->W, x->C);
     return m->nodes[id].out; /* not m->nodes[new_node()]: it may move m->nodes */
@@ -322,8 +315,8 @@ int net_attention(net *m, int qkv, int heads, int query)
 {
     const net_act a_ = *act(m, qkv), *a = &a_;
     int T = a->H * a->W, C = a->C / 3;
-    NET_CHECK(a->C % 3 == 0 && C % heads == 0);
-    NET_CHECK(query == NN_ATTN_ALL_QUERIES || (query >= 0 && query < T));
+    KILN_CHECK(a->C % 3 == 0 && C % heads == 0);
+    KILN_CHECK(query == NN_ATTN_ALL_QUERIES || (query >= 0 && query < T));
     int TQ = nn_attention_queries(T, query);
     int id = new_node(m, NET_OP_ATTN, &qkv, 1, TQ, 1, C);
     net_node *n = &m->nodes[id];
@@ -337,8 +330,8 @@ int net_tokens(net *m, int x, int cls_tensor, int pos_tensor)
 {
     const net_act a_ = *act(m, x), *a = &a_; /* new_node may move m->acts */
     int T = 1 + a->H * a->W;
-    NET_CHECK(m->tensors[cls_tensor].n == (size_t)a->C);
-    NET_CHECK(m->tensors[pos_tensor].n == (size_t)T * a->C);
+    KILN_CHECK(m->tensors[cls_tensor].n == (size_t)a->C);
+    KILN_CHECK(m->tensors[pos_tensor].n == (size_t)T * a->C);
     int id = new_node(m, NET_OP_TOKENS, &x, 1, T, 1, a->C);
     m->nodes[id].t[0] = cls_tensor;
     m->nodes[id].t[1] = pos_tensor;
@@ -349,7 +342,7 @@ int net_slice(net *m, int x, int start, int H, int W)
 {
     const net_act a_ = *act(m, x), *a = &a_; /* new_node may move m->acts */
     int T = a->H * a->W;
-    NET_CHECK(start >= 0 && H >= 1 && W >= 1 && start + H * W <= T);
+    KILN_CHECK(start >= 0 && H >= 1 && W >= 1 && start + H * W <= T);
     int id = new_node(m, NET_OP_SLICE, &x, 1, H, W, a->C);
     m->nodes[id].start = start;
     m->nodes[id].count = H * W;
@@ -359,7 +352,7 @@ int net_slice(net *m, int x, int start, int H, int W)
 int net_join_cls(net *m, int cls_src, int patches)
 {
     const net_act c_ = *act(m, cls_src), p_ = *act(m, patches), *c = &c_, *p = &p_;
-    NET_CHECK(c->C == p->C);
+    KILN_CHECK(c->C == p->C);
     int xs[2] = {cls_src, patches};
     int id = new_node(m, NET_OP_JOIN_CLS, xs, 2, 1 + p->H * p->W, 1, p->C);
     return m->nodes[id].out; /* not m->nodes[new_node()]: it may move m->nodes */
@@ -367,13 +360,13 @@ int net_join_cls(net *m, int cls_src, int patches)
 
 int net_stack(net *m, const int *xs, int n_in, int pos_tensor)
 {
-    NET_CHECK(n_in >= 1 && n_in <= NET_MAX_IN);
+    KILN_CHECK(n_in >= 1 && n_in <= NET_MAX_IN);
     int C = act(m, xs[0])->C;
     for (int i = 1; i < n_in; i++)
-        NET_CHECK(act(m, xs[i])->C == C);
+        KILN_CHECK(act(m, xs[i])->C == C);
     int id = new_node(m, NET_OP_STACK, xs, n_in, n_in, 1, C);
     if (pos_tensor >= 0)
-        NET_CHECK(m->tensors[pos_tensor].n == (size_t)n_in * C);
+        KILN_CHECK(m->tensors[pos_tensor].n == (size_t)n_in * C);
     m->nodes[id].t[0] = pos_tensor;
     return m->nodes[id].out;
 }
@@ -399,7 +392,7 @@ int net_chscale(net *m, int x, float *s, float *ds)
 int net_scaleadd(net *m, int a, int b, float *q, float *dq)
 {
     const net_act x_ = *act(m, a), y_ = *act(m, b), *x = &x_, *y = &y_;
-    NET_CHECK(x->per_sample == y->per_sample && x->C == y->C);
+    KILN_CHECK(x->per_sample == y->per_sample && x->C == y->C);
     int xs[2] = {a, b};
     int id = new_node(m, NET_OP_SCALEADD, xs, 2, x->H, x->W, x->C);
     m->nodes[id].ext = q;
@@ -584,7 +577,7 @@ static int net_alloc(net *m, errbuf *eb)
 int net_finalize(net *m, int out, int max_batch, uint64_t seed, errbuf *eb)
 {
     int rc;
-    NET_CHECK(m->input >= 0 && out >= 0 && out < m->n_acts && max_batch >= 1);
+    KILN_CHECK(m->input >= 0 && out >= 0 && out < m->n_acts && max_batch >= 1);
     m->output = out;
     m->max_batch = max_batch;
     const char *no_fuse = getenv("KILN_NO_FUSE");
@@ -677,14 +670,14 @@ void net_init_params(net *m, uint64_t seed)
 float *net_tensor_data(const net *m, int id)
 {
     const net_tensor *t = &m->tensors[id];
-    NET_CHECK(t->kind != NET_COUNTER);
+    KILN_CHECK(t->kind != NET_COUNTER);
     return t->kind == NET_PARAM ? m->params + t->off : m->buffers + t->off;
 }
 
 float *net_tensor_grad(const net *m, int id)
 {
     const net_tensor *t = &m->tensors[id];
-    NET_CHECK(t->kind == NET_PARAM);
+    KILN_CHECK(t->kind == NET_PARAM);
     return m->grads + t->off;
 }
 

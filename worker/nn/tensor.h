@@ -27,7 +27,9 @@
 #include <assert.h>
 #include <stddef.h>
 
-/* Contract checks on kernel arguments; compiled out with -DNDEBUG. */
+/* Contract checks on kernel arguments, in the hot loops: too costly for
+ * release builds, so compiled out with -DNDEBUG. Invariants that must hold
+ * in release builds too use KILN_CHECK (common/check.h). */
 #define NN_ASSERT(cond) assert(cond)
 
 #endif
