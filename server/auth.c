@@ -2,8 +2,8 @@
  * constant-time comparison. */
 #include "auth.h"
 
+#include "common/files.h"
 #include "common/xalloc.h"
-#include "server/files.h"
 
 #include <ctype.h>
 #include <sodium.h>

@@ -5,9 +5,9 @@
  */
 #include "coord.h"
 
+#include "common/files.h"
 #include "common/log.h"
 #include "common/xalloc.h"
-#include "server/files.h"
 #include "server/lineage.h"
 #include "server/scheduler.h"
 

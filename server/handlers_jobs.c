@@ -1,11 +1,11 @@
 /* handlers_jobs.c - submit, list, get, cancel and delete jobs (see handlers.h). */
 #include "common/clock.h"
+#include "common/files.h"
 #include "common/jobspec.h"
 #include "common/log.h"
 #include "common/modelmem.h"
 #include "common/xalloc.h"
 #include "server/admission.h"
-#include "server/files.h"
 #include "server/handlers.h"
 #include "server/lineage.h"
 #include "server/stats.h"

@@ -1,7 +1,7 @@
 /* handlers_misc.c - workers, health, the API document, its schemas and the dashboard's
  * files (see handlers.h). */
+#include "common/files.h"
 #include "common/xalloc.h"
-#include "server/files.h"
 #include "server/handlers.h"
 
 #include <stdio.h>

@@ -8,9 +8,9 @@
  * against the file's parameter count, and it is moved to
  * <data>/models/<id>.safetensors. Such a model is init_from {"model": ID}.
  */
+#include "common/files.h"
 #include "common/log.h"
 #include "common/modelcfg.h"
-#include "server/files.h"
 #include "server/handlers.h"
 #include "server/initsrc.h"
 

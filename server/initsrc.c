@@ -1,9 +1,9 @@
 /* initsrc.c - init_from on the server: resolve, check, hash (see initsrc.h). */
 #include "server/initsrc.h"
 
+#include "common/files.h"
 #include "common/modelcfg.h"
 #include "common/safetensors.h"
-#include "server/files.h"
 
 #include <errno.h>
 #include <sodium.h>

@@ -8,13 +8,13 @@
  * route is open, so the server then binds loopback addresses only.
  * `kiln-server hash-token` and `kiln-server new-token` make tokens-file lines.
  */
+#include "common/files.h"
 #include "common/log.h"
 #include "server/admission.h"
 #include "server/app.h"
 #include "server/auth.h"
 #include "server/broker.h"
 #include "server/embed.h"
-#include "server/files.h"
 #include "server/handlers.h"
 #include "server/http.h"
 #include "server/routes.h"

@@ -8,6 +8,7 @@
  */
 #include "link.h"
 
+#include "common/files.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "link_core.h"
@@ -159,40 +160,15 @@ int link_checkpoint(pool_link *l, const char *job_id, int attempt, long step, co
     return enqueue(l, &m, job_id, attempt);
 }
 
-/* Reads a whole file into a malloc'd buffer; 0 or ERR_IO. */
-static int read_file(const char *path, void **data, size_t *len)
-{
-    *data = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return ERR_IO;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        size = ftell(f);
-    int rc = ERR_IO;
-    if (size >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        *data = xmalloc((size_t)size + 1);
-        if (fread(*data, 1, (size_t)size, f) == (size_t)size) {
-            *len = (size_t)size;
-            rc = 0;
-        } else {
-            free(*data);
-            *data = NULL;
-        }
-    }
-    fclose(f);
-    return rc;
-}
-
 int link_checkpoint_file(pool_link *l, const char *job_id, int attempt, long step, const char *path)
 {
     if (!job_args_ok(job_id, attempt) || step < 0 || path == NULL)
         return ERR_INVALID;
     void *data;
     size_t len;
-    if (read_file(path, &data, &len) < 0) {
-        log_error("link: cannot read checkpoint %s: %s", path, strerror(errno));
+    errbuf reb;
+    if (files_read(path, &data, &len, &reb) < 0) {
+        log_error("link: cannot read checkpoint: %s", reb.msg);
         return ERR_IO;
     }
     msg m;
@@ -228,9 +204,10 @@ int link_finished(pool_link *l, const char *job_id, int attempt, int cancelled,
         } else {
             void *data;
             size_t size;
-            if (read_file(arts[i].path, &data, &size) < 0) {
-                rc = err_set(eb, ERR_IO, "link: cannot read artifact %s from %s: %s", arts[i].name,
-                             arts[i].path, strerror(errno));
+            errbuf reb;
+            if (files_read(arts[i].path, &data, &size, &reb) < 0) {
+                rc =
+                    err_set(eb, ERR_IO, "link: cannot read artifact %s: %s", arts[i].name, reb.msg);
                 break;
             }
             msg_take_blob(&m, data, size);

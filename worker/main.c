@@ -9,6 +9,7 @@
  * takes part (data-parallel). Only main() turns errors into exit codes:
  * 0 success, 1 job failed, 2 bad usage or bad input, 3 cancelled.
  */
+#include "common/files.h"
 #include "common/jobspec.h"
 #include "common/log.h"
 #include "common/safetensors.h"
@@ -71,21 +72,6 @@ static void print_field_errors(const char *what, const field_errors *fe)
         fprintf(stderr, "  %s: %s\n", fe->e[i].field, fe->e[i].reason);
     if (fe->dropped)
         fprintf(stderr, "  (and %d more)\n", fe->dropped);
-}
-
-static int mkdir_p(const char *path)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    return (mkdir(buf, 0755) != 0 && errno != EEXIST) ? -1 : 0;
 }
 
 static int cmd_run(int argc, char **argv, const dist_info *d)
@@ -152,8 +138,9 @@ static int cmd_run(int argc, char **argv, const dist_info *d)
         size_t used = strlen(dir);
         snprintf(dir + used, sizeof dir - used, "/%s", spec.name);
     }
-    if (d->rank == 0 && mkdir_p(dir) != 0) {
-        fprintf(stderr, "kiln-worker: cannot create %s: %s\n", dir, strerror(errno));
+    errbuf meb;
+    if (d->rank == 0 && files_mkdirs(dir, &meb) != 0) {
+        fprintf(stderr, "kiln-worker: %s\n", meb.msg);
         jobspec_free(&spec);
         return EXIT_USAGE;
     }

@@ -17,6 +17,7 @@
  */
 #include "worker/pool.h"
 
+#include "common/files.h"
 #include "common/jobspec.h"
 #include "common/keyfile.h"
 #include "common/log.h"
@@ -143,12 +144,9 @@ static const char *failure_reason(int rc)
 
 static void remove_tree(const char *dir)
 {
-    char cmd[1200];
-    if (strchr(dir, '\'') != NULL)
-        return;
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        log_warn("could not remove %s", dir);
+    errbuf eb;
+    if (files_remove_tree(dir, &eb) < 0)
+        log_warn("could not remove %s: %s", dir, eb.msg);
 }
 
 /* Rank 0's report of a job's outcome to the server. stopping: the pool was

@@ -5,11 +5,11 @@
  * server on 127.0.0.1:0 with pools that are the scripted fakepool (a test
  * double) or raw ZeroMQ sockets. Every loop is bounded in count and time.
  */
+#include "common/files.h"
 #include "common/msg.h"
 #include "server/app.h"
 #include "server/auth.h"
 #include "server/broker.h"
-#include "server/files.h"
 #include "server/http.h"
 #include "server/routes.h"
 #include "server/sse.h"

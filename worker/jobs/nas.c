@@ -2,6 +2,7 @@
 #include "worker/jobs/nas.h"
 
 #include "common/clock.h"
+#include "common/files.h"
 #include "common/log.h"
 #include "common/safetensors.h"
 #include "common/xalloc.h"
@@ -226,14 +227,14 @@ int nas_write_json(const nas_job *j, const char *name, const json_t *v, errbuf *
 {
     if (j->d->rank != 0)
         return 0;
-    char path[1100], tmp[1200];
+    char path[1100];
     nas_out_path(j, path, sizeof path, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (json_dump_file(v, tmp, JSON_INDENT(2) | JSON_REAL_PRECISION(8)) != 0)
-        return err_set(eb, ERR_IO, "cannot write %s", tmp);
-    if (rename(tmp, path) != 0)
-        return err_set(eb, ERR_IO, "cannot rename %s", tmp);
-    return 0;
+    char *text = json_dumps(v, JSON_INDENT(2) | JSON_REAL_PRECISION(8));
+    if (text == NULL)
+        return err_set(eb, ERR_INTERNAL, "cannot encode %s", path);
+    int rc = files_write_atomic(path, text, strlen(text), eb); /* fsync'd, crash-safe */
+    free(text);
+    return rc;
 }
 
 json_t *nas_load_json(const nas_job *j, const char *name)

@@ -1,6 +1,6 @@
-/* files.c - atomic file writes and folder helpers (see files.h). */
+/* files.c - crash-safe file writes and folder helpers (see files.h). */
 #define _XOPEN_SOURCE 700
-#include "files.h"
+#include "common/files.h"
 
 #include "common/xalloc.h"
 

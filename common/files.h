@@ -1,9 +1,12 @@
-/* files.h - the server's files under the data dir: atomic writes, job folders.
+/* files.h - files and folders, once for the server, the worker and the CLI.
  *
- * A file that the store will reference is written to a temporary name in
- * the same folder, fsync'd, renamed into place, and the folder fsync'd, so
- * that after a crash it is either complete or absent. Paths are plain
- * strings; no dependency beyond libc. Thread-safe (no shared state).
+ * Crash-safe writes: a file is written to a temporary name in the same
+ * folder, fsync'd, renamed into place, and the folder fsync'd, so that after
+ * a crash it is either complete or absent (what the store references, what a
+ * job writes as its report). Also: mkdir -p, reading a whole file, removing
+ * a tree, sweeping temporaries a killed process left, and a disk check.
+ * Paths are plain strings; no dependency beyond libc. Thread-safe (no
+ * shared state).
  */
 #ifndef KILN_FILES_H
 #define KILN_FILES_H
