@@ -9,7 +9,7 @@
 #include "common/rng.h"
 #include "common/xalloc.h"
 #include "worker/nn/norm.h"
-#include "worker/nn/pool.h"
+#include "worker/nn/pooling.h"
 
 #include <omp.h>
 #include <stdio.h>

@@ -9,7 +9,7 @@
 #include "common/xalloc.h"
 #include "tests/unit/testutil.h"
 #include "worker/nn/gemm.h"
-#include "worker/nn/pool.h"
+#include "worker/nn/pooling.h"
 
 #include <check.h>
 #include <math.h>

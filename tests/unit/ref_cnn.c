@@ -10,7 +10,7 @@
 #include "tests/unit/ref_ops.h"
 #include "worker/nn/conv.h"
 #include "worker/nn/norm.h"
-#include "worker/nn/pool.h"
+#include "worker/nn/pooling.h"
 
 #include <check.h>
 #include <stdio.h>

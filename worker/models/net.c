@@ -10,7 +10,7 @@
 #include "worker/nn/attention.h"
 #include "worker/nn/conv.h"
 #include "worker/nn/norm.h"
-#include "worker/nn/pool.h"
+#include "worker/nn/pooling.h"
 
 #include <assert.h>
 #include <math.h>

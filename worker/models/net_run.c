@@ -14,7 +14,7 @@
 #include "worker/nn/dropout.h"
 #include "worker/nn/linear.h"
 #include "worker/nn/norm.h"
-#include "worker/nn/pool.h"
+#include "worker/nn/pooling.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -22,41 +22,41 @@
 #include <time.h>
 
 /* The forward value of activation x. */
-static float *A(const net *m, int x)
+static float *act_val(const net *m, int x)
 {
     return m->arena + m->acts[x].off;
 }
 
 /* The value of activation x as backward reads it: recomputed or kept. */
-static float *AB(const net *m, int x)
+static float *act_bwd(const net *m, int x)
 {
     const net_act *a = &m->acts[x];
     return m->arena + (a->recompute ? a->roff : a->off);
 }
 
-static float *AUX(const net *m, const net_node *n)
+static float *aux_f32(const net *m, const net_node *n)
 {
     return m->aux_mem + n->aux_off;
 }
 
-static int *IAUX(const net *m, const net_node *n)
+static int *aux_i32(const net *m, const net_node *n)
 {
     return m->iaux_mem + n->iaux_off;
 }
 
-static float *P(const net *m, int t)
+static float *param_val(const net *m, int t)
 {
     return t < 0 ? NULL : net_tensor_data(m, t);
 }
 
-static float *G(const net *m, int t)
+static float *param_grad(const net *m, int t)
 {
     return t < 0 ? NULL : net_tensor_grad(m, t);
 }
 
 /* The gradient of activation x, zeroed on first use in this pass; NULL if x
  * needs none. */
-static float *dA(net *m, int x, int B)
+static float *act_grad(net *m, int x, int B)
 {
     const net_act *a = &m->acts[x];
     if (!a->needs_grad)
@@ -101,7 +101,7 @@ static float bn_momentum(const net *m, const net_node *n)
 static void forward_node(net *m, net_node *n, const float *xin, int B)
 {
     const net_act *y = &m->acts[n->out];
-    float *out = A(m, n->out);
+    float *out = act_val(m, n->out);
     size_t ny = (size_t)B * y->per_sample;
     if (n->op == NET_OP_INPUT) {
         memcpy(out, xin, ny * sizeof(float));
@@ -109,7 +109,7 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
     }
     assert(n->n_in > 0);
     const net_act *x = &m->acts[n->in[0]];
-    const float *in = A(m, n->in[0]);
+    const float *in = act_val(m, n->in[0]);
     int rows = B * y->H * y->W;
     switch (n->op) {
     case NET_OP_INPUT:
@@ -117,27 +117,29 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
     case NET_OP_CONV: {
         nn_conv2d_dims d;
         conv_dims(m, n, B, &d);
-        nn_conv2d_forward(out, in, P(m, n->t[0]), P(m, n->t[1]), &d, m->scratch);
+        nn_conv2d_forward(out, in, param_val(m, n->t[0]), param_val(m, n->t[1]), &d, m->scratch);
         break;
     }
     case NET_OP_BN: {
-        float *mean = AUX(m, n), *rstd = mean + y->C, *keep = rstd + y->C;
-        const float *res = n->n_in > 1 ? A(m, n->in[1]) : NULL; /* a fused residual add */
+        float *mean = aux_f32(m, n), *rstd = mean + y->C, *keep = rstd + y->C;
+        const float *res = n->n_in > 1 ? act_val(m, n->in[1]) : NULL; /* a fused residual add */
         if (m->training && res != NULL) {
             /* never recomputed (net_plan.c), so nothing to keep */
-            nn_batchnorm_add_act_forward_train(out, mean, rstd, P(m, n->t[2]), P(m, n->t[3]), in,
-                                               res, P(m, n->t[0]), P(m, n->t[1]), rows, y->C,
-                                               n->eps, bn_momentum(m, n), (nn_act_kind)n->act);
+            nn_batchnorm_add_act_forward_train(
+                out, mean, rstd, param_val(m, n->t[2]), param_val(m, n->t[3]), in, res,
+                param_val(m, n->t[0]), param_val(m, n->t[1]), rows, y->C, n->eps, bn_momentum(m, n),
+                (nn_act_kind)n->act);
             m->counters[m->tensors[n->t[4]].off] += 1;
         } else if (m->training) {
-            nn_batchnorm_act_forward_train_keep(out, mean, rstd, keep, P(m, n->t[2]), P(m, n->t[3]),
-                                                in, P(m, n->t[0]), P(m, n->t[1]), rows, y->C,
-                                                n->eps, bn_momentum(m, n), (nn_act_kind)n->act);
+            nn_batchnorm_act_forward_train_keep(out, mean, rstd, keep, param_val(m, n->t[2]),
+                                                param_val(m, n->t[3]), in, param_val(m, n->t[0]),
+                                                param_val(m, n->t[1]), rows, y->C, n->eps,
+                                                bn_momentum(m, n), (nn_act_kind)n->act);
             m->counters[m->tensors[n->t[4]].off] += 1;
         } else {
-            nn_batchnorm_add_act_forward_eval(out, in, res, P(m, n->t[0]), P(m, n->t[1]),
-                                              P(m, n->t[2]), P(m, n->t[3]), rows, y->C, n->eps,
-                                              (nn_act_kind)n->act);
+            nn_batchnorm_add_act_forward_eval(
+                out, in, res, param_val(m, n->t[0]), param_val(m, n->t[1]), param_val(m, n->t[2]),
+                param_val(m, n->t[3]), rows, y->C, n->eps, (nn_act_kind)n->act);
         }
         break;
     }
@@ -151,28 +153,29 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
         nn_gelu_forward(out, in, ny);
         break;
     case NET_OP_MAXPOOL:
-        nn_maxpool2d_forward(out, IAUX(m, n), in, B, x->H, x->W, x->C, n->k, n->stride, n->pad);
+        nn_maxpool2d_forward(out, aux_i32(m, n), in, B, x->H, x->W, x->C, n->k, n->stride, n->pad);
         break;
     case NET_OP_AVGPOOL:
         nn_avgpool_forward(out, in, B, x->H * x->W, x->C);
         break;
     case NET_OP_LINEAR:
-        nn_linear_forward(out, in, P(m, n->t[0]), P(m, n->t[1]), rows, x->C, y->C);
+        nn_linear_forward(out, in, param_val(m, n->t[0]), param_val(m, n->t[1]), rows, x->C, y->C);
         break;
     case NET_OP_LN: {
-        float *mean = AUX(m, n), *rstd = mean + rows;
-        nn_layernorm_forward(out, mean, rstd, in, P(m, n->t[0]), P(m, n->t[1]), rows, y->C, n->eps);
+        float *mean = aux_f32(m, n), *rstd = mean + rows;
+        nn_layernorm_forward(out, mean, rstd, in, param_val(m, n->t[0]), param_val(m, n->t[1]),
+                             rows, y->C, n->eps);
         break;
     }
     case NET_OP_ADD:
-        nn_add_forward(out, in, A(m, n->in[1]), ny);
+        nn_add_forward(out, in, act_val(m, n->in[1]), ny);
         break;
     case NET_OP_ATTN:
-        nn_attention_forward(out, AUX(m, n), in, B, x->H * x->W, y->C, n->heads, n->query,
+        nn_attention_forward(out, aux_f32(m, n), in, B, x->H * x->W, y->C, n->heads, n->query,
                              m->scratch);
         break;
     case NET_OP_TOKENS: {
-        const float *cls = P(m, n->t[0]), *pos = P(m, n->t[1]);
+        const float *cls = param_val(m, n->t[0]), *pos = param_val(m, n->t[1]);
         int C = y->C, T = y->H;
         for (int b = 0; b < B; b++) {
             float *o = out + (size_t)b * T * C;
@@ -193,7 +196,7 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
     }
     case NET_OP_JOIN_CLS: {
         const net_act *p = &m->acts[n->in[1]];
-        const float *patches = A(m, n->in[1]);
+        const float *patches = act_val(m, n->in[1]);
         size_t C = (size_t)y->C, T0 = (size_t)x->H * x->W, np = (size_t)p->H * p->W;
         for (int b = 0; b < B; b++) {
             float *o = out + (size_t)b * (1 + np) * C;
@@ -203,11 +206,11 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
         break;
     }
     case NET_OP_STACK: {
-        const float *pos = P(m, n->t[0]);
+        const float *pos = param_val(m, n->t[0]);
         size_t C = (size_t)y->C, L = (size_t)n->n_in;
         for (size_t l = 0; l < L; l++) {
             const net_act *xi = &m->acts[n->in[l]];
-            const float *src = A(m, n->in[l]);
+            const float *src = act_val(m, n->in[l]);
             size_t Ti = (size_t)xi->H * xi->W;
             for (int b = 0; b < B; b++) {
                 float *o = out + ((size_t)b * L + l) * C;
@@ -220,7 +223,7 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
     }
     case NET_OP_DROPPATH:
         if (m->training && n->p > 0)
-            nn_droppath_forward(out, AUX(m, n), in, B, y->per_sample, n->p, &m->rng);
+            nn_droppath_forward(out, aux_f32(m, n), in, B, y->per_sample, n->p, &m->rng);
         else
             memcpy(out, in, ny * sizeof(float));
         break;
@@ -232,7 +235,7 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
         break;
     }
     case NET_OP_SCALEADD: {
-        const float *b2 = A(m, n->in[1]);
+        const float *b2 = act_val(m, n->in[1]);
         float q = n->ext[0];
         for (size_t i = 0; i < ny; i++)
             out[i] = in[i] + q * b2[i];
@@ -295,8 +298,8 @@ static void backward_node(net *m, net_node *n, int B)
     const net_act *x = &m->acts[n->in[0]];
     const net_act *y = &m->acts[n->out];
     const float *dout = m->arena + y->doff;
-    const float *out = AB(m, n->out);
-    const float *in = AB(m, n->in[0]);
+    const float *out = act_bwd(m, n->out);
+    const float *in = act_bwd(m, n->in[0]);
     size_t ny = (size_t)B * y->per_sample;
     int rows = B * y->H * y->W;
     if (n->op == NET_OP_ADD || (n->op == NET_OP_DROPPATH && !(m->training && n->p > 0))) {
@@ -305,28 +308,29 @@ static void backward_node(net *m, net_node *n, int B)
             dA_add(m, n->in[j], B, dout);
         return;
     }
-    float *din = dA(m, n->in[0], B);
+    float *din = act_grad(m, n->in[0], B);
     switch (n->op) {
     case NET_OP_INPUT:
         break;
     case NET_OP_CONV: {
         nn_conv2d_dims d;
         conv_dims(m, n, B, &d);
-        nn_conv2d_backward(din, G(m, n->t[0]), G(m, n->t[1]), dout, in, P(m, n->t[0]), &d,
-                           m->scratch);
+        nn_conv2d_backward(din, param_grad(m, n->t[0]), param_grad(m, n->t[1]), dout, in,
+                           param_val(m, n->t[0]), &d, m->scratch);
         break;
     }
     case NET_OP_BN: {
-        const float *mean = AUX(m, n), *rstd = mean + y->C;
-        float *dres = n->n_in > 1 ? dA(m, n->in[1], B) : NULL; /* a fused residual add */
+        const float *mean = aux_f32(m, n), *rstd = mean + y->C;
+        float *dres = n->n_in > 1 ? act_grad(m, n->in[1], B) : NULL; /* a fused residual add */
         if (m->training)
-            nn_batchnorm_add_act_backward_train(din, dres, G(m, n->t[0]), G(m, n->t[1]), dout, out,
-                                                in, P(m, n->t[0]), mean, rstd, rows, y->C,
-                                                (nn_act_kind)n->act);
+            nn_batchnorm_add_act_backward_train(
+                din, dres, param_grad(m, n->t[0]), param_grad(m, n->t[1]), dout, out, in,
+                param_val(m, n->t[0]), mean, rstd, rows, y->C, (nn_act_kind)n->act);
         else
-            nn_batchnorm_add_act_backward_eval(din, dres, G(m, n->t[0]), G(m, n->t[1]), dout, out,
-                                               in, P(m, n->t[0]), P(m, n->t[2]), P(m, n->t[3]),
-                                               rows, y->C, n->eps, (nn_act_kind)n->act);
+            nn_batchnorm_add_act_backward_eval(
+                din, dres, param_grad(m, n->t[0]), param_grad(m, n->t[1]), dout, out, in,
+                param_val(m, n->t[0]), param_val(m, n->t[2]), param_val(m, n->t[3]), rows, y->C,
+                n->eps, (nn_act_kind)n->act);
         break;
     }
     case NET_OP_RELU:
@@ -343,31 +347,31 @@ static void backward_node(net *m, net_node *n, int B)
         break;
     case NET_OP_MAXPOOL:
         if (din)
-            nn_maxpool2d_backward(din, dout, IAUX(m, n), B, y->H, y->W, y->C);
+            nn_maxpool2d_backward(din, dout, aux_i32(m, n), B, y->H, y->W, y->C);
         break;
     case NET_OP_AVGPOOL:
         if (din)
             nn_avgpool_backward(din, dout, B, x->H * x->W, x->C);
         break;
     case NET_OP_LINEAR:
-        nn_linear_backward(din, G(m, n->t[0]), G(m, n->t[1]), dout, in, P(m, n->t[0]), rows, x->C,
-                           y->C);
+        nn_linear_backward(din, param_grad(m, n->t[0]), param_grad(m, n->t[1]), dout, in,
+                           param_val(m, n->t[0]), rows, x->C, y->C);
         break;
     case NET_OP_LN: {
-        const float *mean = AUX(m, n), *rstd = mean + rows;
-        nn_layernorm_backward(din, G(m, n->t[0]), G(m, n->t[1]), dout, in, P(m, n->t[0]), mean,
-                              rstd, rows, y->C);
+        const float *mean = aux_f32(m, n), *rstd = mean + rows;
+        nn_layernorm_backward(din, param_grad(m, n->t[0]), param_grad(m, n->t[1]), dout, in,
+                              param_val(m, n->t[0]), mean, rstd, rows, y->C);
         break;
     }
     case NET_OP_ADD: /* above */
         break;
     case NET_OP_ATTN:
         if (din)
-            nn_attention_backward(din, dout, in, AUX(m, n), B, x->H * x->W, y->C, n->heads,
+            nn_attention_backward(din, dout, in, aux_f32(m, n), B, x->H * x->W, y->C, n->heads,
                                   n->query, m->scratch);
         break;
     case NET_OP_TOKENS: {
-        float *dcls = G(m, n->t[0]), *dpos = G(m, n->t[1]);
+        float *dcls = param_grad(m, n->t[0]), *dpos = param_grad(m, n->t[1]);
         size_t C = (size_t)y->C, T = (size_t)y->H;
         for (int b = 0; b < B; b++) {
             const float *g = dout + (size_t)b * T * C;
@@ -390,7 +394,7 @@ static void backward_node(net *m, net_node *n, int B)
     }
     case NET_OP_JOIN_CLS: {
         const net_act *p = &m->acts[n->in[1]];
-        float *dp = dA(m, n->in[1], B);
+        float *dp = act_grad(m, n->in[1], B);
         size_t C = (size_t)y->C, T0 = (size_t)x->H * x->W, np = (size_t)p->H * p->W;
         for (int b = 0; b < B; b++) {
             const float *g = dout + (size_t)b * (1 + np) * C;
@@ -402,11 +406,11 @@ static void backward_node(net *m, net_node *n, int B)
         break;
     }
     case NET_OP_STACK: {
-        float *dpos = G(m, n->t[0]);
+        float *dpos = param_grad(m, n->t[0]);
         size_t C = (size_t)y->C, L = (size_t)n->n_in;
         for (size_t l = 0; l < L; l++) {
             const net_act *xi = &m->acts[n->in[l]];
-            float *di = dA(m, n->in[l], B);
+            float *di = act_grad(m, n->in[l], B);
             size_t Ti = (size_t)xi->H * xi->W;
             for (int b = 0; b < B; b++) {
                 const float *g = dout + ((size_t)b * L + l) * C;
@@ -420,7 +424,7 @@ static void backward_node(net *m, net_node *n, int B)
     }
     case NET_OP_DROPPATH:
         if (din)
-            nn_droppath_backward(din, dout, AUX(m, n), B, y->per_sample);
+            nn_droppath_backward(din, dout, aux_f32(m, n), B, y->per_sample);
         break;
     case NET_OP_CHSCALE: {
         size_t C = (size_t)y->C, R = ny / C;
@@ -434,8 +438,8 @@ static void backward_node(net *m, net_node *n, int B)
         break;
     }
     case NET_OP_SCALEADD: {
-        const float *b2 = AB(m, n->in[1]);
-        float *din1 = dA(m, n->in[1], B);
+        const float *b2 = act_bwd(m, n->in[1]);
+        float *din1 = act_grad(m, n->in[1], B);
         float q = n->ext[0];
         double dq = 0;
         for (size_t i = 0; i < ny; i++) {
@@ -462,30 +466,32 @@ static void recompute(net *m, int x, int B)
     const net_act *y = &m->acts[x];
     const net_node *n = &m->nodes[y->producer];
     float *out = m->arena + y->roff;
-    const float *in = AB(m, n->in[0]);
+    const float *in = act_bwd(m, n->in[0]);
     int rows = B * y->H * y->W;
     switch (n->op) {
     case NET_OP_BN: {
-        const float *mean = AUX(m, n), *keep = mean + 2 * (size_t)y->C;
+        const float *mean = aux_f32(m, n), *keep = mean + 2 * (size_t)y->C;
         if (m->training)
-            nn_batchnorm_act_reapply(out, in, mean, keep, P(m, n->t[1]), rows, y->C,
+            nn_batchnorm_act_reapply(out, in, mean, keep, param_val(m, n->t[1]), rows, y->C,
                                      (nn_act_kind)n->act);
         else
-            nn_batchnorm_act_forward_eval(out, in, P(m, n->t[0]), P(m, n->t[1]), P(m, n->t[2]),
-                                          P(m, n->t[3]), rows, y->C, n->eps, (nn_act_kind)n->act);
+            nn_batchnorm_act_forward_eval(out, in, param_val(m, n->t[0]), param_val(m, n->t[1]),
+                                          param_val(m, n->t[2]), param_val(m, n->t[3]), rows, y->C,
+                                          n->eps, (nn_act_kind)n->act);
         break;
     }
     case NET_OP_GELU:
         nn_gelu_forward(out, in, (size_t)B * y->per_sample);
         break;
     case NET_OP_LN: {
-        float *mean = AUX(m, n), *rstd = mean + rows;
-        nn_layernorm_forward(out, mean, rstd, in, P(m, n->t[0]), P(m, n->t[1]), rows, y->C, n->eps);
+        float *mean = aux_f32(m, n), *rstd = mean + rows;
+        nn_layernorm_forward(out, mean, rstd, in, param_val(m, n->t[0]), param_val(m, n->t[1]),
+                             rows, y->C, n->eps);
         break;
     }
     case NET_OP_ATTN: {
         const net_act *src = &m->acts[n->in[0]];
-        nn_attention_output(out, AUX(m, n), in, B, src->H * src->W, y->C, n->heads, n->query,
+        nn_attention_output(out, aux_f32(m, n), in, B, src->H * src->W, y->C, n->heads, n->query,
                             m->scratch);
         break;
     }

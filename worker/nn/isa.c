@@ -18,7 +18,7 @@
 #include "worker/nn/loss.h"
 #include "worker/nn/norm.h"
 #include "worker/nn/optim.h"
-#include "worker/nn/pool.h"
+#include "worker/nn/pooling.h"
 #include "worker/nn/startup.h"
 
 #include <stdio.h>

@@ -1,11 +1,11 @@
-/* pool.h - max-pooling and global average pooling, channels-last.
+/* pooling.h - max-pooling and global average pooling, channels-last.
  *
  * Max-pool pads with -inf and routes each output's gradient to the window's
  * (first) maximum, recorded as an index by the forward pass. Pure; see
  * tensor.h for the kernel contract (backward accumulates).
  */
-#ifndef KILN_NN_POOL_H
-#define KILN_NN_POOL_H
+#ifndef KILN_NN_POOLING_H
+#define KILN_NN_POOLING_H
 
 /* Output side for a max-pool: (H + 2*pad - k)/stride + 1. */
 int nn_maxpool_out_size(int H, int k, int stride, int pad);

@@ -1,4 +1,4 @@
-/* pool.c - max-pooling and global average pooling, channels-last (see pool.h).
+/* pooling.c - max-pooling and global average pooling, channels-last (see pooling.h).
  *
  * Max-pool scans each window in (row, column) order and keeps the first
  * maximum (a NaN wins, as in PyTorch), recording its flat input index; the
@@ -6,7 +6,7 @@
  * run in parallel over output rows (forward) or images (backward, whose
  * windows overlap only within an image). Pure: no allocation, no I/O.
  */
-#include "worker/nn/pool.h"
+#include "worker/nn/pooling.h"
 
 #include "worker/nn/tensor.h"
 
