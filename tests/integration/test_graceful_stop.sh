@@ -20,6 +20,19 @@ export PATH
 start_server
 export KILN_SERVER="$EP" KILN_THREADS=1
 
+# kill -9 of a launcher (service.sh's cleanup) would leave its mpirun and ranks
+# behind, reconnecting for ever: end every launched pool by the mpirun pid it wrote
+cleanup_hook() {
+    for _f in "$TMP"/run-*/pid; do
+        [ -f "$_f" ] || continue
+        _mp=$(cat "$_f")
+        for _k in $(pgrep -P "$_mp" 2>/dev/null) "$_mp"; do kill -9 "$_k" 2>/dev/null || :; done
+    done
+    for p in $POOLS; do kill -9 "$p" 2>/dev/null || :; done
+    [ -z "$SERVER" ] || kill -9 "$SERVER" 2>/dev/null || :
+    for p in $POOLS $SERVER; do wait "$p" 2>/dev/null || :; done
+}
+
 launch() { # ID RANKS: kiln-pool launch in the background; LAUNCH_PID
     KILN_POOL_ID=$1 KILN_RANKS=$2 KILN_RUN_DIR="$TMP/run-$1" "$KILN_POOL" launch \
         >>"$TMP/pool-$1.log" 2>&1 &
@@ -137,3 +150,8 @@ wait_exit "$LAUNCH_pool_b" 5
 st=$EXIT_ST
 [ "$st" = 0 ] || die "idle pool-b exited with status $st after SIGTERM to its rank 1"
 ok "idle pool: SIGTERM to rank 1 ends the whole pool within 5 s, status 0"
+
+# the pool-a launched in part 2 leaves as a service manager would stop it
+kill -TERM "$LAUNCH_pool_a"
+wait_exit "$LAUNCH_pool_a" 30
+[ "$EXIT_ST" = 0 ] || die "pool-a exited with status $EXIT_ST after SIGTERM"
