@@ -681,6 +681,57 @@ START_TEST(elastic_rules_fire_after_patience)
 }
 END_TEST
 
+/* A condense that would put the target's band out of reach is not made:
+ * with the floor just above the condensed supernet, the unit that would
+ * condense keeps its width, while the expand still happens. */
+START_TEST(condense_keeps_the_target_reachable)
+{
+    adapt_state *st = state_of(RESNET_SMALL, 71);
+    int nu = st->as.sp.n_units, up = -1, down = -1;
+    for (int u = 0; u < nu && down < 0; u++) {
+        if (st->as.sp.units[u].K < 2)
+            continue;
+        if (up < 0)
+            up = u;
+        else
+            down = u;
+    }
+    ck_assert(up >= 0 && down >= 0);
+    for (size_t k = st->ch.a_off[up]; k < st->ch.a_off[up + 1]; k++)
+        st->ch.alpha[k] = 8.0f;
+    for (size_t k = st->ch.a_off[down]; k < st->ch.a_off[down + 1]; k++)
+        st->ch.alpha[k] = -8.0f;
+    for (int b = 0; b < st->dc.n; b++)
+        st->dc.beta[b] = 8.0f;
+    adapt_update(st);
+    adapt_elastic cfg = {.enabled = 1,
+                         .patience = 1,
+                         .expand_p = 0.9,
+                         .condense_p = 0.1,
+                         .drop_p = 0.05,
+                         .expand_groups = 2,
+                         .condense_groups = 1,
+                         .freeze = 0.25,
+                         .max_width = 3.0,
+                         .max_depth = 1.0};
+    elastic e;
+    elastic_init(&e, &cfg, 9, nu);
+    /* the floor: the supernet as it is now, so any condense goes below it */
+    e.min_mflops = net_macs(&st->super) / 1e6 + 1e-9;
+    int narrow = st->as.sp.units[down].channels;
+    errbuf eb;
+    int n = elastic_check(&e, &st, 10, B, &eb);
+    ck_assert_msg(n == 1, "%d events (%s)", n, n < 0 ? eb.msg : "");
+    ck_assert_int_eq(e.ev[0].kind, EL_WIDTH_EXPAND);
+    ck_assert_int_eq(e.counts[EL_WIDTH_CONDENSE], 0);
+    ck_assert_int_eq(st->as.sp.units[down].channels, narrow);
+    ck_assert(net_macs(&st->super) / 1e6 >= e.min_mflops);
+    check_books(st, "after a refused condense");
+    elastic_deinit(&e);
+    adapt_state_free(st);
+}
+END_TEST
+
 START_TEST(inherited_network_is_the_full_supernet)
 {
     const char *cfgs[3] = {RESNET_SMALL, MBV2_SMALL, RESNET_BN_SMALL};
@@ -1251,6 +1302,7 @@ Suite *suite_adapt(void)
     tcase_add_test(e, depth_expand_keeps_function);
     tcase_add_test(e, condense_keeps_remaining_subnets);
     tcase_add_test(e, elastic_rules_fire_after_patience);
+    tcase_add_test(e, condense_keeps_the_target_reachable);
     tcase_add_test(e, inherited_network_is_the_full_supernet);
     suite_add_tcase(s, e);
     TCase *j = tcase_create("job");

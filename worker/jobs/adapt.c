@@ -75,6 +75,10 @@ static int setup(adapter *a, const job_spec *spec, const job_env *env, errbuf *e
     if (a->as.init == ADAPT_INIT_EXISTING)
         adapt_init_existing(a->st);
     elastic_init(&a->el, &a->as.elastic, spec->seed ^ ELASTIC_TAG, a->st->as.sp.n_units);
+    /* the supernet must keep the whole band of the target within reach: a
+     * condense below it would make the derivation fail (it did on other
+     * machines' rounding, where a search condensed further) */
+    a->el.min_mflops = a->target * (1.0 + ADAPT_TARGET_TOL);
     if (a->j.d->world > 1)
         dist_bcast(a->st->super.params, a->st->super.n_params * sizeof(float), 0);
     return 0;

@@ -173,7 +173,9 @@ typedef struct elastic {
     elastic_event *ev; /* (n_ev) the log */
     int n_ev, cap_ev;
     int counts[EL_KINDS];
-    uint64_t seed; /* fresh weights of event i: from seed and i */
+    uint64_t seed;     /* fresh weights of event i: from seed and i */
+    double min_mflops; /* a condense that would leave the supernet smaller is not made
+                        * (the target's band must stay reachable); 0 = no floor */
 } elastic;
 
 void elastic_init(elastic *e, const adapt_elastic *cfg, uint64_t seed, int n_units);

@@ -23,6 +23,9 @@
  *     no depth chain to read, so it never grows;
  *   - depth condense: the trailing blocks with q < drop_p are deleted (one
  *     block stays).
+ * A condense that would leave the supernet below the target's band (the
+ * elastic's min_mflops) is not made: the derivation must stay able to reach
+ * the target.
  * Each holds at `patience` consecutive checks before it is applied. Every
  * change builds a new supernet from the edited config and copies the
  * weights, BN statistics and momentum by name, the overlapping part of
@@ -524,6 +527,13 @@ static int depth_due(elastic *e, const adapt_state *st, int *delta)
     return due;
 }
 
+/* Whether the supernet of n is below e's floor (a condense that would put
+ * the target's band out of reach). */
+static int below_floor(const elastic *e, const adapt_state *n)
+{
+    return e->min_mflops > 0 && supernet_mflops(n) < e->min_mflops;
+}
+
 /* The seed of the fresh weights of the next event. */
 static uint64_t event_seed(const elastic *e)
 {
@@ -554,6 +564,11 @@ int elastic_check(elastic *e, adapt_state **stp, long step, int max_batch, errbu
             rc = err_prefix(eb, ERR_INTERNAL, "elastic change at step %ld", step);
             break;
         }
+        if (wc[u].add == 0 && below_floor(e, n)) {
+            adapt_state_free(n); /* the condense is not made; its count starts again */
+            e->w_down[u] = 0;
+            continue;
+        }
         elastic_event ev;
         width_event(&ev, wc[u].add > 0 ? EL_WIDTH_EXPAND : EL_WIDTH_CONDENSE, st, n, u);
         log_event(e, &ev, step);
@@ -570,6 +585,11 @@ int elastic_check(elastic *e, adapt_state **stp, long step, int max_batch, errbu
         if (n == NULL) {
             rc = err_prefix(eb, ERR_INTERNAL, "elastic change at step %ld", step);
             break;
+        }
+        if (delta[s] < 0 && below_floor(e, n)) {
+            adapt_state_free(n);
+            e->d_down[s] = 0;
+            continue;
         }
         elastic_event ev;
         depth_event(&ev, delta[s] > 0 ? EL_DEPTH_EXPAND : EL_DEPTH_CONDENSE, st, n, s);
