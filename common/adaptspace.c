@@ -57,7 +57,10 @@ int as_stages(const model_cfg *c, int *first, int *depth)
     for (int i = 0; i < c->n_blocks; i++) {
         const mc_mbblock *b = &c->blocks[i];
         int residual = b->stride == 1 && cin == b->out;
-        if (!residual || n == 0) {
+        /* EfficientNet has its own stages (whose later blocks are residual) */
+        int new_stage =
+            c->arch == MC_EFFICIENTNET ? i == 0 || b->stage != c->blocks[i - 1].stage : !residual;
+        if (new_stage || n == 0) {
             first[n] = i;
             depth[n++] = 1;
         } else {
@@ -100,6 +103,15 @@ int as_block_of(const adapt_space *a, const char *prefix)
         if (s < 1 || s > a->n_stages || j < 0 || j >= a->depth[s - 1])
             return -1;
         return a->first[s - 1] + j;
+    }
+    if (c->arch == MC_EFFICIENTNET) {
+        char name[32];
+        for (int i = 0; i < c->n_blocks; i++) {
+            modelcfg_mb_block_name(c, i, name, sizeof name);
+            if (strcmp(name, prefix) == 0)
+                return i;
+        }
+        return -1;
     }
     if (sscanf(prefix, "features.%d%n", &f, &n) != 1 || prefix[n] != '\0')
         return -1;
@@ -243,9 +255,12 @@ int as_cfg_append_block(model_cfg *c, int s, int inner)
     int last = first[s] + depth[s] - 1, at = last + 1;
     memmove(&c->blocks[at + 1], &c->blocks[at], (size_t)(c->n_blocks - at) * sizeof c->blocks[0]);
     c->n_blocks++;
-    c->blocks[at].hidden = inner;
-    c->blocks[at].out = c->blocks[last].out;
-    c->blocks[at].stride = 1;
+    /* a copy of the stage's last block (kernel, SE, act, stage), residual */
+    mc_mbblock *t = &c->blocks[last], *b = &c->blocks[at];
+    *b = *t;
+    b->hidden = inner;
+    b->stride = 1;
+    b->se = modelcfg_se_width(t->se, t->hidden, inner);
     return at;
 }
 
@@ -292,7 +307,10 @@ int as_map_name(const void *ctx, const char *name, char *out, size_t len)
 {
     const as_blockmap *m = ctx;
     int f, n;
-    if (m->arch == MC_MOBILENETV2 && sscanf(name, "features.%d%n", &f, &n) == 1 &&
+    /* MobileNetV2 and V3 number their blocks in one sequence; EfficientNet's
+     * names (features.{stage}.{j}) and ResNet's are the same in both nets */
+    int sequential = m->arch == MC_MOBILENETV2 || m->arch == MC_MOBILENETV3;
+    if (sequential && sscanf(name, "features.%d%n", &f, &n) == 1 &&
         (name[n] == '\0' || name[n] == '.')) {
         int g;
         if (f == 0)

@@ -188,9 +188,10 @@ void adaptspec_parse(adapt_spec *a, jf_obj *root, const json_t *j, const model_c
     } else if (jf_get(&o, "compound") != NULL) {
         jf_err(&o, "compound", "is only for method \"compound\"");
     }
-    if (model != NULL && !modelcfg_is_resnet(model->arch) && model->arch != MC_MOBILENETV2) {
+    if (model != NULL && !modelcfg_is_resnet(model->arch) && !modelcfg_is_mb(model->arch)) {
         fe_add(o.fe, "model.arch",
-               "network adaption supports resnet_cifar, resnet and mobilenetv2, not %s",
+               "network adaption supports resnet_cifar, resnet, mobilenetv2, mobilenetv3 "
+               "and efficientnet, not %s",
                modelcfg_arch_name(model->arch));
         o.n_err++;
     }

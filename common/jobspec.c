@@ -87,7 +87,9 @@ static model_family raw_model_family(const json_t *model)
         return FAMILY_UNKNOWN;
     if (strcmp(s, "ceit") == 0 || strcmp(s, "deit") == 0)
         return FAMILY_VIT;
-    if (strcmp(s, "resnet_cifar") == 0 || strcmp(s, "resnet") == 0 || strcmp(s, "mobilenetv2") == 0)
+    if (strcmp(s, "resnet_cifar") == 0 || strcmp(s, "resnet") == 0 ||
+        strcmp(s, "mobilenetv2") == 0 || strcmp(s, "mobilenetv3") == 0 ||
+        strcmp(s, "efficientnet") == 0)
         return FAMILY_CNN;
     return FAMILY_UNKNOWN;
 }

@@ -10,29 +10,24 @@
 
 #include "common/err.h"
 #include "common/jsonfield.h"
+#include "common/modelcfg_mb.h"
 
 #include <math.h>
 #include <string.h>
 
-static const char *const ARCH_NAMES[] = {"ceit", "deit", "resnet_cifar", "mobilenetv2",
-                                         "resnet"};               /* mc_arch order */
+static const char *const ARCH_NAMES[] = {
+    "ceit",   "deit",        "resnet_cifar", "mobilenetv2",
+    "resnet", "mobilenetv3", "efficientnet"};                     /* mc_arch order */
 static const char *const STEM_NAMES[] = {"patchify", "i2t"};      /* mc_stem order */
 static const char *const FFN_NAMES[] = {"mlp", "leff"};           /* mc_ffn order */
 static const char *const HEAD_NAMES[] = {"cls", "lca"};           /* mc_head order */
 static const char *const BLOCK_NAMES[] = {"basic", "bottleneck"}; /* mc_block order */
 
-#define MAX_WIDTH       8192  /* any channel count */
-#define MAX_HIDDEN      65536 /* an MBv2 expansion width */
-#define MAX_KERNEL      15
+#define MAX_WIDTH       MC_MAX_WIDTH
+#define MAX_KERNEL      MC_MAX_KERNEL
 #define MAX_IMAGE       4096
 #define MAX_IN_CHANNELS 64
 #define MAX_CLASSES     100000
-
-/* Output side of a square conv / pool: floor((h + 2p - k)/s) + 1. */
-static int conv_out(int h, int k, int s, int p)
-{
-    return (h + 2 * p - k) / s + 1;
-}
 
 /* ---- parsing ------------------------------------------------------------ */
 
@@ -105,7 +100,7 @@ static void parse_vit(model_cfg *c, jf_obj *o)
             return;
         fm = c->image_size / c->stem_stride;
         if (c->stem_pool)
-            fm = conv_out(fm, 3, 2, 1);
+            fm = mc_conv_out(fm, 3, 2, 1);
         c->stem_fm = fm;
         if (fm % c->patch_size != 0) {
             jf_err(o, "patch_size", "must divide the stem's %dx%d feature map (image_size %d%s)",
@@ -259,85 +254,6 @@ static void parse_resnet(model_cfg *c, jf_obj *o)
     resnet_preset_fill(c, depth, widths, n_widths);
 }
 
-/* c(v) of models.py mbv2_blocks: max(8, int(v * w + 4) // 8 * 8). */
-static int mbv2_width(int v, double width_mult)
-{
-    int r = (int)((double)v * width_mult + 4.0) / 8 * 8;
-    return r < 8 ? 8 : r;
-}
-
-void modelcfg_mbv2_preset(model_cfg *c, double width_mult, int cifar)
-{
-    /* (expand t, out c, repeats n, stride s): MBV2_SETTINGS of models.py */
-    static const int settings[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
-                                       {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
-    c->width_mult = width_mult;
-    c->cifar = cifar;
-    c->mb_stem = mbv2_width(32, width_mult);
-    c->n_blocks = 0;
-    int cin = c->mb_stem;
-    for (int i = 0; i < 7; i++) {
-        int t = settings[i][0], ch = mbv2_width(settings[i][1], width_mult), n = settings[i][2];
-        int s = (cifar && i == 1) ? 1 : settings[i][3];
-        for (int j = 0; j < n; j++) {
-            mc_mbblock *b = &c->blocks[c->n_blocks++];
-            b->hidden = cin * t;
-            b->out = ch;
-            b->stride = j == 0 ? s : 1;
-            cin = ch;
-        }
-    }
-    c->last = width_mult > 1.0 ? mbv2_width(1280, width_mult) : 1280;
-}
-
-static void parse_mbv2_block(model_cfg *c, int i, const json_t *v, const char *base, jf_obj *o)
-{
-    char path[JF_PATH_MAX];
-    jf_index_path(path, sizeof path, base, i);
-    jf_obj b;
-    if (jf_open(&b, v, path, o->fe) == JF_BAD) {
-        o->n_err++;
-        return;
-    }
-    mc_mbblock *mb = &c->blocks[i];
-    jf_int_req(&b, "hidden", &mb->hidden, 1, MAX_HIDDEN);
-    jf_int_req(&b, "out", &mb->out, 1, MAX_WIDTH);
-    jf_int(&b, "stride", &mb->stride, 1, 1, 2);
-    o->n_err += jf_finish(&b);
-}
-
-static void parse_mbv2(model_cfg *c, jf_obj *o)
-{
-    jf_bool(o, "cifar", &c->cifar, 1);
-    const json_t *blocks = jf_get(o, "blocks");
-    int explicit_form = blocks != NULL || jf_get(o, "stem") != NULL || jf_get(o, "last") != NULL;
-    c->preset = !explicit_form;
-    if (!explicit_form) {
-        double w;
-        if (jf_num(o, "width_mult", &w, 1.0, 0.0, 4.0, JF_LO_OPEN) != JF_BAD)
-            modelcfg_mbv2_preset(c, w, c->cifar);
-        return;
-    }
-    if (jf_get(o, "width_mult") != NULL)
-        jf_err(o, "width_mult", "cannot be combined with the explicit form (stem, blocks, last)");
-    jf_int_req(o, "stem", &c->mb_stem, 1, MAX_WIDTH);
-    jf_int_req(o, "last", &c->last, 1, MAX_HIDDEN);
-    size_t n = json_array_size(blocks);
-    if (blocks == NULL) {
-        jf_err(o, "blocks", "is required with stem and last");
-        return;
-    }
-    if (!json_is_array(blocks) || n == 0 || n > MC_MAX_MB_BLOCKS) {
-        jf_err(o, "blocks", "must be an array of 1 to %d block objects", MC_MAX_MB_BLOCKS);
-        return;
-    }
-    char base[JF_PATH_MAX];
-    jf_path(base, sizeof base, o, "blocks");
-    c->n_blocks = (int)n;
-    for (size_t i = 0; i < n; i++)
-        parse_mbv2_block(c, (int)i, json_array_get(blocks, i), base, o);
-}
-
 int modelcfg_parse(model_cfg *c, const json_t *j, const char *path, field_errors *fe)
 {
     memset(c, 0, sizeof *c);
@@ -350,7 +266,7 @@ int modelcfg_parse(model_cfg *c, const json_t *j, const char *path, field_errors
     if (jf_open(&o, j, path, fe) == JF_BAD)
         return ERR_INVALID;
     int arch;
-    int arch_rc = jf_enum(&o, "arch", &arch, 0, ARCH_NAMES, 5);
+    int arch_rc = jf_enum(&o, "arch", &arch, 0, ARCH_NAMES, 7);
     if (arch_rc == JF_ABSENT)
         jf_err(&o, "arch", "is required");
     c->arch = (mc_arch)arch;
@@ -369,7 +285,9 @@ int modelcfg_parse(model_cfg *c, const json_t *j, const char *path, field_errors
         parse_resnet(c, &o);
         break;
     case MC_MOBILENETV2:
-        parse_mbv2(c, &o);
+    case MC_MOBILENETV3:
+    case MC_EFFICIENTNET:
+        mb_parse(c, &o);
         break;
     }
     return jf_finish(&o) ? ERR_INVALID : 0;
@@ -437,22 +355,6 @@ static void resnet_explicit_json(json_t *j, const model_cfg *c)
     json_object_set_new(j, "stages", stages);
 }
 
-static void mbv2_explicit_json(json_t *j, const model_cfg *c)
-{
-    json_object_set_new(j, "cifar", json_boolean(c->cifar));
-    json_object_set_new(j, "stem", json_integer(c->mb_stem));
-    json_t *blocks = json_array();
-    for (int i = 0; i < c->n_blocks; i++) {
-        json_t *b = json_object();
-        json_object_set_new(b, "hidden", json_integer(c->blocks[i].hidden));
-        json_object_set_new(b, "out", json_integer(c->blocks[i].out));
-        json_object_set_new(b, "stride", json_integer(c->blocks[i].stride));
-        json_array_append_new(blocks, b);
-    }
-    json_object_set_new(j, "blocks", blocks);
-    json_object_set_new(j, "last", json_integer(c->last));
-}
-
 static json_t *to_json(const model_cfg *c, int explicit_form)
 {
     json_t *j = common_json(c);
@@ -479,12 +381,9 @@ static json_t *to_json(const model_cfg *c, int explicit_form)
             resnet_explicit_json(j, c);
         break;
     case MC_MOBILENETV2:
-        if (c->preset && !explicit_form) {
-            json_object_set_new(j, "width_mult", jf_number_json(c->width_mult));
-            json_object_set_new(j, "cifar", json_boolean(c->cifar));
-        } else {
-            mbv2_explicit_json(j, c);
-        }
+    case MC_MOBILENETV3:
+    case MC_EFFICIENTNET:
+        mb_json(j, c, explicit_form);
         break;
     }
     return j;
@@ -502,12 +401,6 @@ json_t *modelcfg_to_explicit_json(const model_cfg *c)
 
 /* ---- parameters --------------------------------------------------------- */
 
-/* A conv's weights (OIHW) plus its bias. */
-static long conv_params(long k, long ic, long oc, long groups, int bias)
-{
-    return k * k * (ic / groups) * oc + (bias ? oc : 0);
-}
-
 static long vit_params(const model_cfg *c)
 {
     long C = c->embed_dim, h = c->hidden, p = c->patch_size, L = c->depth;
@@ -515,10 +408,10 @@ static long vit_params(const model_cfg *c)
     long total = 0;
     if (c->stem == MC_STEM_I2T) {
         long S = c->stem_channels;
-        total += conv_params(c->stem_kernel, c->in_channels, S, 1, 0) + 2 * S; /* conv + bn */
-        total += conv_params(p, S, C, 1, 1);                                   /* i2t.proj */
+        total += mc_conv_params(c->stem_kernel, c->in_channels, S, 1, 0) + 2 * S; /* conv + bn */
+        total += mc_conv_params(p, S, C, 1, 1);                                   /* i2t.proj */
     } else {
-        total += conv_params(p, c->in_channels, C, 1, 1); /* patch_embed.proj */
+        total += mc_conv_params(p, c->in_channels, C, 1, 1); /* patch_embed.proj */
     }
     total += C + (n + 1) * C; /* cls_token, pos_embed */
     long attn = 3 * C * C + 3 * C + C * C + C;
@@ -526,8 +419,8 @@ static long vit_params(const model_cfg *c)
     long ffn = mlp;
     if (c->ffn == MC_FFN_LEFF) {
         long k = c->leff_kernel;
-        ffn = conv_params(1, C, h, 1, 1) + 2 * h + conv_params(k, h, h, h, 1) + 2 * h +
-              conv_params(1, h, C, 1, 1) + 2 * C;
+        ffn = mc_conv_params(1, C, h, 1, 1) + 2 * h + mc_conv_params(k, h, h, h, 1) + 2 * h +
+              mc_conv_params(1, h, C, 1, 1) + 2 * C;
     }
     total += L * (2 * C + attn + 2 * C + ffn); /* norm1, attn, norm2, ffn */
     if (c->head == MC_HEAD_LCA)
@@ -542,19 +435,19 @@ static long resnet_block_params(const model_cfg *c, long cin, long w, long m1, l
 {
     long total;
     if (c->arch == MC_RESNET && c->block == MC_BLOCK_BOTTLENECK)
-        total = conv_params(1, cin, m1, 1, 0) + 2 * m1 + conv_params(3, m1, m2, 1, 0) + 2 * m2 +
-                conv_params(1, m2, w, 1, 0) + 2 * w;
+        total = mc_conv_params(1, cin, m1, 1, 0) + 2 * m1 + mc_conv_params(3, m1, m2, 1, 0) +
+                2 * m2 + mc_conv_params(1, m2, w, 1, 0) + 2 * w;
     else
-        total = conv_params(3, cin, m1, 1, 0) + 2 * m1 + conv_params(3, m1, w, 1, 0) + 2 * w;
+        total = mc_conv_params(3, cin, m1, 1, 0) + 2 * m1 + mc_conv_params(3, m1, w, 1, 0) + 2 * w;
     if (stride != 1 || cin != w)
-        total += conv_params(1, cin, w, 1, 0) + 2 * w;
+        total += mc_conv_params(1, cin, w, 1, 0) + 2 * w;
     return total;
 }
 
 static long resnet_params(const model_cfg *c)
 {
     int k = c->arch == MC_RESNET ? 7 : 3;
-    long total = conv_params(k, c->in_channels, c->stem_width, 1, 0) + 2L * c->stem_width;
+    long total = mc_conv_params(k, c->in_channels, c->stem_width, 1, 0) + 2L * c->stem_width;
     long cin = c->stem_width;
     for (int i = 0; i < c->n_stages; i++) {
         long w = c->stages[i].width;
@@ -568,22 +461,6 @@ static long resnet_params(const model_cfg *c)
     return total + cin * c->num_classes + c->num_classes;
 }
 
-static long mbv2_params(const model_cfg *c)
-{
-    long total = conv_params(3, c->in_channels, c->mb_stem, 1, 0) + 2L * c->mb_stem;
-    long cin = c->mb_stem;
-    for (int i = 0; i < c->n_blocks; i++) {
-        long hid = c->blocks[i].hidden, out = c->blocks[i].out;
-        if (hid != cin)
-            total += conv_params(1, cin, hid, 1, 0) + 2 * hid;
-        total += conv_params(3, hid, hid, hid, 0) + 2 * hid;
-        total += conv_params(1, hid, out, 1, 0) + 2 * out;
-        cin = out;
-    }
-    total += conv_params(1, cin, c->last, 1, 0) + 2L * c->last;
-    return total + (long)c->last * c->num_classes + c->num_classes;
-}
-
 long modelcfg_params(const model_cfg *c)
 {
     switch (c->arch) {
@@ -594,25 +471,14 @@ long modelcfg_params(const model_cfg *c)
     case MC_RESNET:
         return resnet_params(c);
     case MC_MOBILENETV2:
-        return mbv2_params(c);
+    case MC_MOBILENETV3:
+    case MC_EFFICIENTNET:
+        return mb_params(c);
     }
     return 0;
 }
 
 /* ---- MACs --------------------------------------------------------------- */
-
-/* (k*k*ic/groups + bias) * ho*ho * oc */
-static double conv_macs(long k, long ic, long groups, int bias, long ho, long oc)
-{
-    long per_output = k * k * (ic / groups) + (bias ? 1 : 0); /* groups divides ic exactly */
-    return (double)per_output * (double)(ho * ho) * (double)oc;
-}
-
-/* (in + bias) * out per row */
-static double linear_macs(long in, long out, long rows)
-{
-    return (double)(in + 1) * (double)out * (double)rows;
-}
 
 static double vit_macs(const model_cfg *c)
 {
@@ -621,42 +487,43 @@ static double vit_macs(const model_cfg *c)
     double total = 0;
     if (c->stem == MC_STEM_I2T) {
         long k = c->stem_kernel;
-        long ho = conv_out(c->image_size, (int)k, c->stem_stride, (int)k / 2);
-        total += conv_macs(k, c->in_channels, 1, 0, ho, c->stem_channels);
-        total += conv_macs(p, c->stem_channels, 1, 1, g, C);
+        long ho = mc_conv_out(c->image_size, (int)k, c->stem_stride, (int)k / 2);
+        total += mc_conv_macs(k, c->in_channels, 1, 0, ho, c->stem_channels);
+        total += mc_conv_macs(p, c->stem_channels, 1, 1, g, C);
     } else {
-        total += conv_macs(p, c->in_channels, 1, 1, g, C);
+        total += mc_conv_macs(p, c->in_channels, 1, 1, g, C);
     }
     /* per block: qkv, q k^T and att v over all t tokens, proj, then the FFN */
-    double block =
-        linear_macs(C, 3 * C, t) + 2.0 * (double)t * (double)t * (double)C + linear_macs(C, C, t);
+    double block = mc_linear_macs(C, 3 * C, t) + 2.0 * (double)t * (double)t * (double)C +
+                   mc_linear_macs(C, C, t);
     if (c->ffn == MC_FFN_LEFF) /* on the n patch tokens, as convs over the grid */
-        block += conv_macs(1, C, 1, 1, g, h) + conv_macs(c->leff_kernel, h, h, 1, g, h) +
-                 conv_macs(1, h, 1, 1, g, C);
+        block += mc_conv_macs(1, C, 1, 1, g, h) + mc_conv_macs(c->leff_kernel, h, h, 1, g, h) +
+                 mc_conv_macs(1, h, 1, 1, g, C);
     else
-        block += linear_macs(C, h, t) + linear_macs(h, C, t);
+        block += mc_linear_macs(C, h, t) + mc_linear_macs(h, C, t);
     total += (double)L * block;
     if (c->head == MC_HEAD_LCA) {
         /* q from the last class token, k and v from all L; then one token on */
-        total += linear_macs(C, C, 1) + linear_macs(C, 2 * C, L) + 2.0 * (double)L * (double)C;
-        total += linear_macs(C, C, 1) + linear_macs(C, h, 1) + linear_macs(h, C, 1);
+        total +=
+            mc_linear_macs(C, C, 1) + mc_linear_macs(C, 2 * C, L) + 2.0 * (double)L * (double)C;
+        total += mc_linear_macs(C, C, 1) + mc_linear_macs(C, h, 1) + mc_linear_macs(h, C, 1);
     }
-    return total + linear_macs(C, c->num_classes, 1);
+    return total + mc_linear_macs(C, c->num_classes, 1);
 }
 
 /* The MACs of one ResNet block on an hw x hw input (see resnet_block_params). */
 static double resnet_block_macs(const model_cfg *c, long hw, long cin, long w, long m1, long m2,
                                 int stride)
 {
-    long ho = conv_out((int)hw, 3, stride, 1);
+    long ho = mc_conv_out((int)hw, 3, stride, 1);
     double total;
     if (c->arch == MC_RESNET && c->block == MC_BLOCK_BOTTLENECK)
-        total = conv_macs(1, cin, 1, 0, hw, m1) + conv_macs(3, m1, 1, 0, ho, m2) +
-                conv_macs(1, m2, 1, 0, ho, w);
+        total = mc_conv_macs(1, cin, 1, 0, hw, m1) + mc_conv_macs(3, m1, 1, 0, ho, m2) +
+                mc_conv_macs(1, m2, 1, 0, ho, w);
     else
-        total = conv_macs(3, cin, 1, 0, ho, m1) + conv_macs(3, m1, 1, 0, ho, w);
+        total = mc_conv_macs(3, cin, 1, 0, ho, m1) + mc_conv_macs(3, m1, 1, 0, ho, w);
     if (stride != 1 || cin != w)
-        total += conv_macs(1, cin, 1, 0, conv_out((int)hw, 1, stride, 0), w);
+        total += mc_conv_macs(1, cin, 1, 0, mc_conv_out((int)hw, 1, stride, 0), w);
     return total;
 }
 
@@ -667,8 +534,8 @@ static long resnet_stem_out(const model_cfg *c, long *stem_hw)
         *stem_hw = c->image_size;
         return c->image_size;
     }
-    *stem_hw = conv_out(c->image_size, 7, 2, 3);
-    return conv_out((int)*stem_hw, 3, 2, 1);
+    *stem_hw = mc_conv_out(c->image_size, 7, 2, 3);
+    return mc_conv_out((int)*stem_hw, 3, 2, 1);
 }
 
 static double resnet_macs(const model_cfg *c)
@@ -676,7 +543,7 @@ static double resnet_macs(const model_cfg *c)
     long stem_hw;
     long hw = resnet_stem_out(c, &stem_hw);
     double total =
-        conv_macs(c->arch == MC_RESNET ? 7 : 3, c->in_channels, 1, 0, stem_hw, c->stem_width);
+        mc_conv_macs(c->arch == MC_RESNET ? 7 : 3, c->in_channels, 1, 0, stem_hw, c->stem_width);
     long cin = c->stem_width;
     for (int i = 0; i < c->n_stages; i++) {
         long w = c->stages[i].width;
@@ -684,29 +551,11 @@ static double resnet_macs(const model_cfg *c)
             int stride = (i > 0 && b == 0) ? 2 : 1;
             total += resnet_block_macs(c, hw, cin, w, c->stages[i].mids[b], c->stages[i].mids2[b],
                                        stride);
-            hw = conv_out((int)hw, 3, stride, 1);
+            hw = mc_conv_out((int)hw, 3, stride, 1);
             cin = w;
         }
     }
-    return total + linear_macs(cin, c->num_classes, 1);
-}
-
-static double mbv2_macs(const model_cfg *c)
-{
-    long hw = conv_out(c->image_size, 3, c->cifar ? 1 : 2, 1);
-    double total = conv_macs(3, c->in_channels, 1, 0, hw, c->mb_stem);
-    long cin = c->mb_stem;
-    for (int i = 0; i < c->n_blocks; i++) {
-        long hid = c->blocks[i].hidden, out = c->blocks[i].out;
-        if (hid != cin)
-            total += conv_macs(1, cin, 1, 0, hw, hid);
-        long ho = conv_out((int)hw, 3, c->blocks[i].stride, 1);
-        total += conv_macs(3, hid, hid, 0, ho, hid) + conv_macs(1, hid, 1, 0, ho, out);
-        hw = ho;
-        cin = out;
-    }
-    total += conv_macs(1, cin, 1, 0, hw, c->last);
-    return total + linear_macs(c->last, c->num_classes, 1);
+    return total + mc_linear_macs(cin, c->num_classes, 1);
 }
 
 double modelcfg_macs(const model_cfg *c)
@@ -719,7 +568,9 @@ double modelcfg_macs(const model_cfg *c)
     case MC_RESNET:
         return resnet_macs(c);
     case MC_MOBILENETV2:
-        return mbv2_macs(c);
+    case MC_MOBILENETV3:
+    case MC_EFFICIENTNET:
+        return mb_macs(c);
     }
     return 0;
 }

@@ -97,23 +97,36 @@ static void resnet_imagenet_tally(const model_cfg *c, tally *t)
     t->acts += (double)cin + c->num_classes;
 }
 
-static void mbv2_tally(const model_cfg *c, tally *t)
+/* MobileNetV2, MobileNetV3 and EfficientNet: an activation beside each
+ * conv + BN but MobileNetV2's (fused with its BN), and per SE block its
+ * gate and scaled output. */
+static void mb_tally(const model_cfg *c, tally *t)
 {
     long hw = side_out(c->image_size, 3, c->cifar ? 1 : 2, 1), cin = c->mb_stem;
+    double act = c->arch == MC_MOBILENETV2 ? 0.0 : 1.0;
     conv_bn(t, 3, c->in_channels, 1, hw, cin);
     for (int i = 0; i < c->n_blocks; i++) {
-        long hid = c->blocks[i].hidden, out = c->blocks[i].out;
-        long ho = side_out(hw, 3, c->blocks[i].stride, 1);
-        if (hid != cin)
+        const mc_mbblock *b = &c->blocks[i];
+        long hid = b->hidden, out = b->out;
+        long ho = side_out(hw, b->kernel, b->stride, b->kernel / 2);
+        if (hid != cin) {
             conv_bn(t, 1, cin, 1, hw, hid);
-        conv_bn(t, 3, hid, hid, ho, hid);
+            keep(t, (double)hw * (double)hw * (double)hid, act);
+        }
+        conv_bn(t, b->kernel, hid, hid, ho, hid);
+        keep(t, (double)ho * (double)ho * (double)hid, act);
+        if (b->se > 0) {
+            keep(t, (double)ho * (double)ho * (double)hid, 1.0);
+            t->acts += 4.0 * hid + 2.0 * b->se;
+        }
         conv_bn(t, 1, hid, 1, ho, out);
         keep(t, (double)ho * (double)ho * (double)out, 1.0); /* sum */
         hw = ho;
         cin = out;
     }
     conv_bn(t, 1, cin, 1, hw, c->last);
-    t->acts += (double)c->last + c->num_classes;
+    keep(t, (double)hw * (double)hw * (double)c->last, act);
+    t->acts += (double)c->last + 2.0 * c->head_width + c->num_classes;
 }
 
 /* One transformer block on `tokens` tokens of width C: norms, qkv,
@@ -173,7 +186,9 @@ void modelmem_estimate(const model_cfg *c, int batch, int ema, model_memory *out
         resnet_imagenet_tally(c, &t);
         break;
     case MC_MOBILENETV2:
-        mbv2_tally(c, &t);
+    case MC_MOBILENETV3:
+    case MC_EFFICIENTNET:
+        mb_tally(c, &t);
         break;
     }
     t.acts += (double)c->image_size * c->image_size * c->in_channels; /* the input */

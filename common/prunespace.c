@@ -1,7 +1,7 @@
 /* prunespace.c - the DMCP search space of a CNN (see prunespace.h).
  *
  * The unit, layer and site tables are derived from the model config by the
- * same structural rules as worker/models/resnet.c and mobilenetv2.c (and
+ * same structural rules as worker/models/resnet.c and mobilenet.c (and
  * modelcfg.c's MAC count), so names and sizes line up with the built nets;
  * tests check ps_macs against modelcfg_macs and the net's own count.
  * Owns the arrays it allocates; pure C, thread-safe once built.
@@ -174,14 +174,17 @@ static void build_resnet(builder *b)
     add_layer(b, "fc", stream, 0, -1, c->num_classes, 1, 1, 0, 1, -1);
 }
 
-/* mobilenetv2.c: features.0 stem; inverted residuals (expansion only when
- * hidden != cin; depthwise; projection; residual when stride 1 and
- * cin == out); features.nb+1 1x1 conv to `last`; classifier.1. */
-static void build_mbv2(builder *b)
+/* mobilenet.c (MobileNetV2, MobileNetV3, EfficientNet): features.0 stem;
+ * inverted residuals (expansion only when hidden != cin; kxk depthwise;
+ * squeeze-excitation, whose width is tied to the expansion unit; projection;
+ * residual when stride 1 and cin == out); the last 1x1 conv to `last`; the
+ * classifier (MobileNetV3: a hidden Linear of fixed width first). */
+static void build_mb(builder *b)
 {
     prune_space *s = b->s;
     const model_cfg *c = &s->super;
-    char name[PS_NAME_MAX], bn[PS_NAME_MAX];
+    const char *inner = modelcfg_mb_inner(c);
+    char name[PS_NAME_MAX], bn[PS_NAME_MAX], pre[32];
     int hw = conv_out(c->image_size, 3, c->cifar ? 1 : 2, 1);
     int stream = add_unit(b, "features.0", c->mb_stem, -1);
     s->stem_unit = stream;
@@ -192,29 +195,45 @@ static void build_mbv2(builder *b)
     s->out_unit = xcalloc((size_t)c->n_blocks, sizeof(int));
     for (int i = 0; i < c->n_blocks; i++) {
         const mc_mbblock *blk = &c->blocks[i];
-        int f = i + 1, idx = 0, hid = stream;
+        modelcfg_mb_block_name(c, i, pre, sizeof pre);
+        int idx = 0, hid = stream;
         if (blk->hidden != cin) {
-            snprintf(name, sizeof name, "features.%d.expand", f);
+            snprintf(name, sizeof name, "%s.expand", pre);
             hid = add_unit(b, name, blk->hidden, stream);
-            snprintf(name, sizeof name, "features.%d.conv.0.0", f);
+            snprintf(name, sizeof name, "%s.%s.0.0", pre, inner);
             add_layer(b, name, stream, 0, hid, 0, 1, (long)hw * hw, 0, 0, i);
-            snprintf(bn, sizeof bn, "features.%d.conv.0.1", f);
+            snprintf(bn, sizeof bn, "%s.%s.0.1", pre, inner);
             add_site(b, bn, hid);
             idx = 1;
         }
-        int ho = conv_out(hw, 3, blk->stride, 1);
-        snprintf(name, sizeof name, "features.%d.conv.%d.0", f, idx);
-        add_layer(b, name, hid, 0, hid, 0, 3, (long)ho * ho, 1, 0, i);
-        snprintf(bn, sizeof bn, "features.%d.conv.%d.1", f, idx);
+        int ho = conv_out(hw, blk->kernel, blk->stride, blk->kernel / 2);
+        snprintf(name, sizeof name, "%s.%s.%d.0", pre, inner, idx);
+        add_layer(b, name, hid, 0, hid, 0, blk->kernel, (long)ho * ho, 1, 0, i);
+        snprintf(bn, sizeof bn, "%s.%s.%d.1", pre, inner, idx);
         add_site(b, bn, hid);
+        idx++;
+        if (blk->se > 0) { /* on the pooled 1x1 map; its width follows the unit's */
+            snprintf(name, sizeof name, "%s.%s.%d.fc1", pre, inner, idx);
+            add_layer(b, name, hid, 0, hid, 0, 1, 1, 0, 1, i);
+            s->layers[s->n_layers - 1].out_tie = blk->se;
+            snprintf(name, sizeof name, "%s.%s.%d.fc2", pre, inner, idx);
+            add_layer(b, name, hid, 0, hid, 0, 1, 1, 0, 1, i);
+            s->layers[s->n_layers - 1].in_tie = blk->se;
+            idx++;
+        }
         int out = stream;
         if (!(blk->stride == 1 && cin == blk->out)) {
-            snprintf(name, sizeof name, "features.%d.out", f);
+            snprintf(name, sizeof name, "%s.out", pre);
             out = add_unit(b, name, blk->out, blk->stride == 1 ? stream : -1);
         }
-        snprintf(name, sizeof name, "features.%d.conv.%d", f, idx + 1);
+        if (c->arch == MC_MOBILENETV2) {
+            snprintf(name, sizeof name, "%s.conv.%d", pre, idx);
+            snprintf(bn, sizeof bn, "%s.conv.%d", pre, idx + 1);
+        } else {
+            snprintf(name, sizeof name, "%s.block.%d.0", pre, idx);
+            snprintf(bn, sizeof bn, "%s.block.%d.1", pre, idx);
+        }
         add_layer(b, name, hid, 0, out, 0, 1, (long)ho * ho, 0, 0, i);
-        snprintf(bn, sizeof bn, "features.%d.conv.%d", f, idx + 2);
         add_site(b, bn, out);
         s->hid_unit[i] = hid;
         s->out_unit[i] = out;
@@ -222,22 +241,30 @@ static void build_mbv2(builder *b)
         hw = ho;
         cin = blk->out;
     }
-    snprintf(name, sizeof name, "features.%d", c->n_blocks + 1);
+    int last = modelcfg_mb_last_index(c);
+    snprintf(name, sizeof name, "features.%d", last);
     s->last_unit = add_unit(b, name, c->last, -1);
-    snprintf(name, sizeof name, "features.%d.0", c->n_blocks + 1);
+    snprintf(name, sizeof name, "features.%d.0", last);
     add_layer(b, name, stream, 0, s->last_unit, 0, 1, (long)hw * hw, 0, 0, -1);
-    snprintf(bn, sizeof bn, "features.%d.1", c->n_blocks + 1);
+    snprintf(bn, sizeof bn, "features.%d.1", last);
     add_site(b, bn, s->last_unit);
-    add_layer(b, "classifier.1", s->last_unit, 0, -1, c->num_classes, 1, 1, 0, 1, -1);
+    if (c->head_width > 0) {
+        add_layer(b, "classifier.0", s->last_unit, 0, -1, c->head_width, 1, 1, 0, 1, -1);
+        add_layer(b, modelcfg_mb_classifier(c), -1, c->head_width, -1, c->num_classes, 1, 1, 0, 1,
+                  -1);
+    } else {
+        add_layer(b, modelcfg_mb_classifier(c), s->last_unit, 0, -1, c->num_classes, 1, 1, 0, 1,
+                  -1);
+    }
 }
 
 int prune_space_init(prune_space *s, const model_cfg *c, const ps_width *w, errbuf *eb)
 {
     memset(s, 0, sizeof *s);
-    if (!modelcfg_is_resnet(c->arch) && c->arch != MC_MOBILENETV2)
+    if (!modelcfg_is_resnet(c->arch) && !modelcfg_is_mb(c->arch))
         return err_set(eb, ERR_INVALID,
-                       "channel pruning supports resnet_cifar, resnet and mobilenetv2, "
-                       "not %s",
+                       "channel pruning supports resnet_cifar, resnet, mobilenetv2, mobilenetv3 "
+                       "and efficientnet, not %s",
                        modelcfg_arch_name(c->arch));
     if (!(w->min > 0 && w->offset > 0 && w->min <= w->max))
         return err_set(eb, ERR_INVALID,
@@ -250,7 +277,7 @@ int prune_space_init(prune_space *s, const model_cfg *c, const ps_width *w, errb
     if (modelcfg_is_resnet(c->arch))
         build_resnet(&b);
     else
-        build_mbv2(&b);
+        build_mb(&b);
     return 0;
 }
 
@@ -308,8 +335,10 @@ void ps_widths_to_cfg(const prune_space *s, const int *w, model_cfg *out)
     } else {
         out->mb_stem = w[s->stem_unit];
         for (int i = 0; i < out->n_blocks; i++) {
+            const mc_mbblock *sb = &s->super.blocks[i];
             out->blocks[i].hidden = w[s->hid_unit[i]];
             out->blocks[i].out = w[s->out_unit[i]];
+            out->blocks[i].se = modelcfg_se_width(sb->se, sb->hidden, w[s->hid_unit[i]]);
         }
         out->last = w[s->last_unit];
     }
@@ -365,11 +394,30 @@ static double layer_macs(const ps_layer *l, double cin, double cout)
     return (per + (l->bias ? 1.0 : 0.0)) * (double)l->hw * cout;
 }
 
+/* The width of a layer's input or output (unit u, fixed width, tie) at widths w. */
+static double side_width(const prune_space *s, int u, int fixed, int tie, const int *w)
+{
+    if (u < 0)
+        return fixed;
+    return tie > 0 ? modelcfg_se_width(tie, s->units[u].channels, w[u]) : w[u];
+}
+
+/* The same at expected widths ec; *dw receives d(width)/d(ec[u]). */
+static double side_expected(const prune_space *s, int u, int fixed, int tie, const double *ec,
+                            double *dw)
+{
+    *dw = 0;
+    if (u < 0)
+        return fixed;
+    *dw = tie > 0 ? (double)tie / s->units[u].channels : 1.0;
+    return *dw * ec[u];
+}
+
 double ps_layer_macs(const prune_space *s, int i, const int *w)
 {
     const ps_layer *l = &s->layers[i];
-    double cin = l->in_unit >= 0 ? w[l->in_unit] : l->in_fixed;
-    double cout = l->out_unit >= 0 ? w[l->out_unit] : l->out_fixed;
+    double cin = side_width(s, l->in_unit, l->in_fixed, l->in_tie, w);
+    double cout = side_width(s, l->out_unit, l->out_fixed, l->out_tie, w);
     return layer_macs(l, cin, cout);
 }
 
@@ -391,8 +439,9 @@ double ps_expected_macs_blocks(const prune_space *s, const double *ec, const dou
     double total = 0;
     for (int i = 0; i < s->n_layers; i++) {
         const ps_layer *l = &s->layers[i];
-        double cin = l->in_unit >= 0 ? ec[l->in_unit] : l->in_fixed;
-        double cout = l->out_unit >= 0 ? ec[l->out_unit] : l->out_fixed;
+        double din, dout;
+        double cin = side_expected(s, l->in_unit, l->in_fixed, l->in_tie, ec, &din);
+        double cout = side_expected(s, l->out_unit, l->out_fixed, l->out_tie, ec, &dout);
         double kk = (double)l->k * l->k, b = l->bias ? 1.0 : 0.0, hw = (double)l->hw;
         double q = (bw != NULL && l->blk >= 0) ? bw[l->blk] : 1.0;
         double macs = layer_macs(l, cin, cout);
@@ -402,9 +451,9 @@ double ps_expected_macs_blocks(const prune_space *s, const double *ec, const dou
         if (grad == NULL)
             continue;
         if (l->out_unit >= 0)
-            grad[l->out_unit] += q * ((l->depthwise ? kk : kk * cin) + b) * hw;
+            grad[l->out_unit] += q * ((l->depthwise ? kk : kk * cin) + b) * hw * dout;
         if (l->in_unit >= 0 && !l->depthwise)
-            grad[l->in_unit] += q * kk * hw * cout;
+            grad[l->in_unit] += q * kk * hw * cout * din;
     }
     return total;
 }

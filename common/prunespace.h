@@ -1,18 +1,20 @@
 /* prunespace.h - the DMCP search space of a CNN: units, channel groups, FLOPs.
  *
  * A prune_space describes how a supernet (a ResNet, either form, or a
- * MobileNetV2 model_cfg with explicit widths) may be narrowed (ALGORITHMS.md
- * 2.1-2.5):
+ * MobileNetV2, MobileNetV3 or EfficientNet model_cfg with explicit widths)
+ * may be narrowed (ALGORITHMS.md 2.1-2.5):
  *   - units: the sets of output channels that share one width. ResNet: the
  *     stem, one residual stream per stage (owned by the stage's projection
  *     block; with no projection the incoming stream continues, so when the
  *     stem width equals stage 1's the stem unit governs layer1), and the
  *     inner width of every block (a Bottleneck has two: "layerI.J.conv1"
- *     and "layerI.J.conv2"). MobileNetV2: the stem, the expansion width
- *     of each block (which the depthwise conv shares; a block without
- *     expansion uses its input's unit), the output of each block that
- *     changes shape (a residual block reuses its input's unit), and the last
- *     1x1 conv.
+ *     and "layerI.J.conv2"). The MobileNet family: the stem, the expansion
+ *     width of each block (which the depthwise conv and the squeeze-
+ *     excitation share: SE's own width is tied to it, modelcfg_se_width; a
+ *     block without expansion uses its input's unit), the output of each
+ *     block that changes shape (a residual block reuses its input's unit),
+ *     and the last 1x1 conv (MobileNetV3's hidden classifier Linear keeps
+ *     its width).
  *   - groups: a unit of C channels keeps a prefix of c_min + j*g channels,
  *     j = 0..K, with g = floor(offset*C/max), K = floor((max-min)/offset +
  *     1e-4), c_min = C - K*g (g is raised to 1 and K lowered so that
@@ -64,7 +66,11 @@ typedef struct ps_layer {
     int depthwise; /* groups == channels */
     int bias;
     int blk; /* the block it belongs to (ResNet: blocks counted over all stages in order;
-                MobileNetV2: the block index), -1 for the stem, last conv and classifier */
+                MobileNet family: the block index), -1 for the stem, last conv and classifier */
+    /* Squeeze-excitation: a side tied to its unit (SE fc1's output, fc2's input)
+     * has width modelcfg_se_width(tie, C, w) at unit width w (C the unit's
+     * supernet width); 0: the side is the unit's width itself. */
+    int in_tie, out_tie;
 } ps_layer;
 
 /* A BatchNorm whose output channels belong to a unit. */
@@ -85,9 +91,10 @@ typedef struct prune_space {
     int *stage_unit; /* ResNet (n_stages): the stage's residual width */
     int *mid_unit;   /* ResNet: (n_stages * MC_MAX_STAGE_BLOCKS) inner widths (conv1) */
     int *mid2_unit;  /* ResNet with Bottlenecks (same layout): conv2 widths; else NULL */
-    int *hid_unit;   /* MobileNetV2 (n_blocks): hidden width (the input's unit without expansion) */
-    int *out_unit;   /* MobileNetV2 (n_blocks) */
-    int last_unit;   /* MobileNetV2 */
+    int *hid_unit; /* MobileNet family (n_blocks): hidden width (the input's unit without expansion)
+                    */
+    int *out_unit; /* MobileNet family (n_blocks) */
+    int last_unit; /* MobileNet family */
 } prune_space;
 
 /* Builds the space of supernet c with width settings w. Returns 0, or

@@ -25,6 +25,15 @@ The models:
                   hold near-ties), from SHARED_REF_DIR/torch/models.py
   deit_t_112      DeiT-T (D 192, 3 heads, depth 2), 16x16 patches, 3x112x112
   mobilenetv2_in64  MobileNetV2 width 0.5 with the stride-2 stem (cifar false), 3x64x64
+  mobilenetv3_large_in64  torchvision mobilenet_v3_large (SE, h-swish, h-sigmoid), 3x64x64
+  mobilenetv3_small_c32   torchvision mobilenet_v3_small with a stride-1 (CIFAR) stem, 3x32x32
+  efficientnet_b0_c32     torchvision efficientnet_b0 (SE, SiLU) with a stride-1 stem, 3x32x32
+  efficientnet_w05_d05_in64  torchvision's EfficientNet at width 0.5 and depth 0.5 (the
+                  scaling rules of the B1..B7 family), 3x64x64
+Dropout and stochastic depth are 0 in these files (random masks cannot be
+compared); every file records its parameter count and its multiply-accumulates
+counted by hooks on every Conv2d and Linear (metadata `params`, `macs`), which
+check_reference.c compares with the engine's own counts.
 
 The data is random but kept away from the kinks, as the shared files are:
 BatchNorm affine parameters and fc biases are random; running statistics
@@ -89,9 +98,12 @@ def write_safetensors(path, tensors, metadata):
 
 # ---- making the data non-degenerate ---------------------------------------------------
 
-def randomise(model, gen, calib):
+def randomise(model, gen, calib, rel_stats=False):
     """Random BN affine parameters and classifier biases; running statistics from a
-    calibration batch, then perturbed; num_batches_tracked back to 0."""
+    calibration batch, then perturbed (rel_stats: the mean by 0.1 of each channel's
+    standard deviation, so that narrow channels deep in a net stay in range in eval
+    mode); num_batches_tracked back to 0."""
+    momenta = {id(m): m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -107,8 +119,9 @@ def randomise(model, gen, calib):
             model(calib)
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
-                m.momentum = 0.1
-                m.running_mean.add_(0.1 * torch.randn(m.running_mean.shape, generator=gen))
+                m.momentum = momenta[id(m)]
+                d = 0.1 * torch.randn(m.running_mean.shape, generator=gen)
+                m.running_mean.add_(d * m.running_var.sqrt() if rel_stats else d)
                 m.running_var.mul_(0.8 + 0.4 * torch.rand(m.running_var.shape, generator=gen))
                 m.num_batches_tracked.zero_()
         if hasattr(model, "pos_layer_embed"):
@@ -135,14 +148,17 @@ def gap_shift(v, margin, kinks):
     return best
 
 
-def frozen_forward(model, x, pre_hook):
-    """A training-mode forward with pre_hook on every ReLU / ReLU6 call, leaving the
-    running statistics and counters as they were (BN momentum 0 for the pass)."""
+def frozen_forward(model, x, pre_hook, acts=None):
+    """A training-mode forward with pre_hook on every ReLU / ReLU6 call (or on the
+    modules `acts`), leaving the running statistics and counters as they were (BN
+    momentum 0 for the pass)."""
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     counts = [m.num_batches_tracked.clone() for m in bns]
+    momenta = [m.momentum for m in bns]
     for m in bns:
         m.momentum = 0.0
-    acts = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+    if acts is None:
+        acts = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
     hs = [m.register_forward_pre_hook(pre_hook) for m in acts]
     model.train()
     try:
@@ -151,12 +167,12 @@ def frozen_forward(model, x, pre_hook):
     finally:
         for h in hs:
             h.remove()
-        for m, c in zip(bns, counts):
-            m.momentum = 0.1
+        for m, c, mo in zip(bns, counts, momenta):
+            m.momentum = mo
             m.num_batches_tracked.copy_(c)
 
 
-def nudge(model, x, sites, kinks):
+def nudge(model, x, sites, kinks, acts=None):
     """sites: the BN modules whose outputs (plus, at a residual join, the shortcut)
     feed the successive calls of the activation modules, in call order. Shifts each
     BN's bias per channel so that the activation's input keeps clear of the kinks:
@@ -178,7 +194,7 @@ def nudge(model, x, sites, kinks):
         bn.bias += d
         return (v + d.reshape(1, -1, 1, 1),)
 
-    frozen_forward(model, x, shift)
+    frozen_forward(model, x, shift, acts)
     assert calls[0] == len(sites), (calls[0], len(sites))
     worst = [math.inf]
 
@@ -186,7 +202,7 @@ def nudge(model, x, sites, kinks):
         v = inp[0]
         worst[0] = min(worst[0], min((v - k).abs().min().item() for k in kinks) / v.abs().max().item())
 
-    frozen_forward(model, x, measure)
+    frozen_forward(model, x, measure, acts)
     return worst[0]
 
 
@@ -209,14 +225,39 @@ def pool_gap(model, x, pool_in):
 
 # ---- one file -------------------------------------------------------------------
 
-def generate(name, cfg, model, sites, kinks, pool_in, note, seed):
+def count_macs(model, x):
+    """Multiply-accumulates of one sample, by hooks on every Conv2d and Linear:
+    (k*k*cin/groups + bias) * Ho*Wo * cout, and (in + bias) * out (modelcfg.h's rule)."""
+    total = [0]
+
+    def conv(mod, inp, out):
+        k = mod.kernel_size[0] * mod.kernel_size[1]
+        per = k * mod.in_channels // mod.groups + (1 if mod.bias is not None else 0)
+        total[0] += per * out.shape[2] * out.shape[3] * out.shape[1]
+
+    def linear(mod, inp, out):
+        total[0] += (mod.in_features + (1 if mod.bias is not None else 0)) * mod.out_features
+
+    hs = [m.register_forward_hook(conv) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hs += [m.register_forward_hook(linear) for m in model.modules() if isinstance(m, nn.Linear)]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    model.eval()
+    with torch.no_grad():
+        model(x[:1])
+    model.load_state_dict(state)
+    for h in hs:
+        h.remove()
+    return total[0]
+
+
+def generate(name, cfg, model, sites, kinks, pool_in, note, seed, acts=None, rel_stats=False):
     if ONLY and name not in ONLY:
         return
     t0 = time.time()
     gen = torch.Generator().manual_seed(seed)
     C, S = cfg["in_channels"], cfg["image_size"]
     calib = torch.randn(8, C, S, S, generator=gen)
-    randomise(model, gen, calib)
+    randomise(model, gen, calib, rel_stats)
     # an input whose max-pool windows are well separated
     for attempt in range(100):
         x = torch.randn(BATCH, C, S, S, generator=gen)
@@ -224,7 +265,7 @@ def generate(name, cfg, model, sites, kinks, pool_in, note, seed):
             break
     else:
         raise RuntimeError(f"{name}: no input with separated max-pool windows")
-    worst_act = nudge(model, x, sites, kinks) if sites else float("nan")
+    worst_act = nudge(model, x, sites, kinks, acts) if sites else float("nan")
     gap = pool_gap(model, x, pool_in) if pool_in is not None else float("nan")
     assert not gap < POOL_MARGIN / 2, (name, gap)  # the nudges move whole channels
     assert not sites or worst_act >= MARGIN / 2, (name, worst_act)
@@ -245,7 +286,9 @@ def generate(name, cfg, model, sites, kinks, pool_in, note, seed):
                     f"torchvision {torchvision.__version__}",
             "exact_zeros": json.dumps(zeros),
             "f64_error": json.dumps(err),
-            "tolerances": json.dumps(tol)}
+            "tolerances": json.dumps(tol),
+            "params": str(sum(p.numel() for p in model.parameters())),
+            "macs": str(count_macs(model, x))}
     write_safetensors(os.path.join(OUT, name + ".safetensors"), tensors, meta)
     print(f"{name}: {time.time() - t0:.1f} s, {sum(p.numel() for p in model.parameters())} params, "
           f"loss {r['loss'].item():.4f}, kink margin {worst_act:.2e}, pool gap {gap:.2e}, "
@@ -328,6 +371,42 @@ def mbv2_sites(m):
     return sites
 
 
+def cna_sites(m, types):
+    """(BNs, activation modules) of every conv + BN + activation Sequential whose
+    activation is one of types, in call order (torchvision's Conv2dNormActivation)."""
+    pairs = [(mod[1], mod[2]) for mod in m.modules()
+             if isinstance(mod, nn.Sequential) and len(mod) == 3
+             and isinstance(mod[1], nn.BatchNorm2d) and isinstance(mod[2], types)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def mbv3(variant, size, cifar, seed):
+    torch.manual_seed(seed)
+    make = torchvision.models.mobilenet_v3_large if variant == "large" else torchvision.models.mobilenet_v3_small
+    m = make(num_classes=10, dropout=0.0)
+    if cifar:
+        m.features[0][0].stride = (1, 1)
+    cfg = {"arch": "mobilenetv3", "image_size": size, "in_channels": 3, "num_classes": 10,
+           "variant": variant, "cifar": cifar, "dropout": 0}
+    return cfg, m
+
+
+def effnet(width, depth, size, cifar, seed):
+    from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
+    torch.manual_seed(seed)
+    setting, last = _efficientnet_conf("efficientnet_b0", width_mult=width, depth_mult=depth)
+    m = EfficientNet(setting, 0.0, stochastic_depth_prob=0.0, num_classes=10, last_channel=last)
+    if cifar:
+        m.features[0][0].stride = (1, 1)
+    cfg = {"arch": "efficientnet", "image_size": size, "in_channels": 3, "num_classes": 10,
+           "cifar": cifar, "dropout": 0, "drop_path": 0}
+    if width == 1.0 and depth == 1.0:
+        cfg["variant"] = "b0"
+    else:
+        cfg.update(width_mult=width, depth_mult=depth)
+    return cfg, m
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(2)
@@ -364,6 +443,24 @@ def main():
     mb = models.MobileNetV2(classes=10, width=0.5, cifar=False)
     generate("mobilenetv2_in64", mb_cfg, mb, mbv2_sites(mb), [0.0, 6.0], None,
              "models.py MobileNetV2 width 0.5, stride-2 stem (ImageNet form)", 6)
+    # ReLU's kink is 0, h-swish's -3 and 3: the BN before each is nudged clear of all three
+    kinks3 = [0.0, -3.0, 3.0]
+    cfg, m = mbv3("large", 64, False, 6)
+    sites, acts = cna_sites(m, (nn.ReLU, nn.Hardswish))
+    generate("mobilenetv3_large_in64", cfg, m, sites, kinks3, None,
+             "torchvision mobilenet_v3_large, stride-2 stem, dropout 0", 7, acts, True)
+    cfg, m = mbv3("small", 32, True, 7)
+    sites, acts = cna_sites(m, (nn.ReLU, nn.Hardswish))
+    generate("mobilenetv3_small_c32", cfg, m, sites, kinks3, None,
+             "torchvision mobilenet_v3_small, stride-1 (CIFAR) stem, dropout 0", 8, acts, True)
+    cfg, m = effnet(1.0, 1.0, 32, True, 8)
+    generate("efficientnet_b0_c32", cfg, m, [], [], None,
+             "torchvision efficientnet_b0, stride-1 (CIFAR) stem, dropout and stochastic depth 0", 9,
+             rel_stats=True)
+    cfg, m = effnet(0.5, 0.5, 64, False, 9)
+    generate("efficientnet_w05_d05_in64", cfg, m, [], [], None,
+             "torchvision EfficientNet at width_mult 0.5, depth_mult 0.5, stride-2 stem, "
+             "dropout and stochastic depth 0", 10, rel_stats=True)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ REF_DIR (default ../shared/reference) provides torch/models.py and the four
 whole-model reference files, whose `model` metadata are counted together with
 ALGORITHMS.md 1.11 config C, the models of the api/examples job specs, and
 torchvision's ResNet-18..152 (arch resnet, torchvision's own definitions),
-CeiT-T/S, DeiT-T/S and MobileNetV2 1.0/1.5 at 224^2 with 1000 classes.
+CeiT-T/S, DeiT-T/S and MobileNetV2 1.0/1.5 at 224^2 with 1000 classes, and
+torchvision's MobileNetV3-Large/Small (224^2) and EfficientNet-B0..B4 (at
+their resolutions, 224..380). A squeeze-excitation's two 1x1 convs count as
+convs on its pooled 1x1 map; its pooling, gate and multiply count nothing.
 Prints one line per config: name, params (sum of numel over the parameters)
 and MACs of one forward pass of one image.
 
@@ -68,6 +71,24 @@ def build(cfg):
                                       cifar=cifar, stem=cfg["stem"], blocks=blocks, last=cfg["last"])
         return models.MobileNetV2(classes=cfg["num_classes"], in_ch=cfg["in_channels"],
                                   width=cfg.get("width_mult", 1.0), cifar=cifar)
+    if arch == "mobilenetv3":  # torchvision's own definitions
+        import torchvision
+        if "blocks" in cfg:
+            raise ValueError("explicit mobilenetv3 forms are not built here")
+        make = getattr(torchvision.models, f"mobilenet_v3_{cfg.get('variant', 'large')}")
+        m = make(num_classes=cfg["num_classes"], width_mult=cfg.get("width_mult", 1.0))
+        if cfg.get("cifar", False):
+            m.features[0][0].stride = (1, 1)
+        return m
+    if arch == "efficientnet":  # torchvision's own definitions
+        from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
+        scaling = {"b0": (1.0, 1.0), "b1": (1.0, 1.1), "b2": (1.1, 1.2), "b3": (1.2, 1.4), "b4": (1.4, 1.8)}
+        w, d = scaling[cfg["variant"]] if "variant" in cfg else (cfg.get("width_mult", 1.0), cfg.get("depth_mult", 1.0))
+        setting, last = _efficientnet_conf("efficientnet_b0", width_mult=w, depth_mult=d)
+        m = EfficientNet(setting, 0.2, num_classes=cfg["num_classes"], last_channel=last)
+        if cfg.get("cifar", False):
+            m.features[0][0].stride = (1, 1)
+        return m
     raise ValueError(arch)
 
 
@@ -153,6 +174,13 @@ def main():
     for w in (1.0, 1.5):
         cfgs.append((f"mobilenetv2_{w}_224", dict(arch="mobilenetv2", width_mult=w, cifar=False,
                                                   image_size=224, in_channels=3, num_classes=1000)))
+    # issue 18: torchvision's MobileNetV3 and EfficientNet-B0..B4 (at their own resolutions)
+    for v in ("large", "small"):
+        cfgs.append((f"mobilenetv3_{v}_224", dict(arch="mobilenetv3", variant=v, image_size=224,
+                                                  in_channels=3, num_classes=1000)))
+    for v, size in (("b0", 224), ("b1", 240), ("b2", 260), ("b3", 300), ("b4", 380)):
+        cfgs.append((f"efficientnet_{v}_{size}", dict(arch="efficientnet", variant=v, image_size=size,
+                                                      in_channels=3, num_classes=1000)))
     for name, cfg in cfgs:
         p, macs = count(cfg)
         print(f"{name:32s} params {p:10d} macs {macs:12d}")

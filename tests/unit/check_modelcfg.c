@@ -506,6 +506,112 @@ START_TEST(mbv2_forms)
 }
 END_TEST
 
+START_TEST(mbv3_effnet_forms)
+{
+    model_cfg p, e;
+    parse_ok(&p, "{\"arch\":\"mobilenetv3\",\"image_size\":32,\"in_channels\":3,"
+                 "\"num_classes\":10,\"variant\":\"small\"}");
+    ck_assert_int_eq(p.preset, 1);
+    ck_assert_int_eq(p.cifar, 0); /* torchvision's stride-2 stem unless asked */
+    ck_assert_int_eq(p.n_blocks, 11);
+    ck_assert_int_eq(p.blocks[0].se, 8); /* _make_divisible(16 // 4, 8) */
+    ck_assert_int_eq(p.blocks[0].act, MC_ACT_RELU);
+    ck_assert_int_eq(p.blocks[3].act, MC_ACT_HSWISH);
+    ck_assert_int_eq(p.blocks[3].kernel, 5);
+    ck_assert_int_eq(p.last, 576);
+    ck_assert_int_eq(p.head_width, 1024);
+    ck_assert(p.dropout == 0.2);
+    char name[32];
+    modelcfg_mb_block_name(&p, 4, name, sizeof name);
+    ck_assert_str_eq(name, "features.5");
+    ck_assert_str_eq(modelcfg_mb_classifier(&p), "classifier.3");
+    ck_assert_int_eq(modelcfg_mb_last_index(&p), 12);
+    /* preset -> explicit -> the same net, and the explicit JSON echoes */
+    json_t *x = modelcfg_to_explicit_json(&p);
+    field_errors fe;
+    fe_init(&fe);
+    ck_assert_int_eq(modelcfg_parse(&e, x, "model", &fe), 0);
+    ck_assert_int_eq(modelcfg_params(&e), modelcfg_params(&p));
+    ck_assert(modelcfg_macs(&e) == modelcfg_macs(&p));
+    json_t *echo = modelcfg_to_json(&e);
+    ck_assert(json_equal(echo, x));
+    json_decref(echo);
+    json_decref(x);
+
+    parse_ok(&p, "{\"arch\":\"efficientnet\",\"image_size\":32,\"in_channels\":3,"
+                 "\"num_classes\":10,\"cifar\":true}");
+    ck_assert_int_eq(p.variant, 0); /* b0 */
+    ck_assert_int_eq(p.n_blocks, 16);
+    ck_assert(p.drop_path == 0.2 && p.dropout == 0.2);
+    ck_assert_int_eq(p.blocks[1].se, 4); /* max(1, 16 // 4): the block's input */
+    ck_assert_int_eq(p.blocks[1].hidden, 96);
+    modelcfg_mb_block_name(&p, 2, name, sizeof name);
+    ck_assert_str_eq(name, "features.2.1");
+    ck_assert_int_eq(modelcfg_mb_last_index(&p), 8);
+    ck_assert_str_eq(modelcfg_mb_inner(&p), "block");
+    x = modelcfg_to_explicit_json(&p);
+    ck_assert_int_eq(modelcfg_parse(&e, x, "model", &fe), 0);
+    ck_assert_int_eq(modelcfg_params(&e), modelcfg_params(&p));
+    ck_assert(modelcfg_macs(&e) == modelcfg_macs(&p));
+    json_decref(x);
+    parse_ok(&p, "{\"arch\":\"efficientnet\",\"image_size\":32,\"in_channels\":3,"
+                 "\"num_classes\":10,\"variant\":\"b2\"}");
+    ck_assert(p.width_mult == 1.1 && p.depth_mult == 1.2 && p.dropout == 0.3);
+
+    /* a tiny MobileNetV3 by hand on 3x8x8 (stem stride 2 -> 4x4): stem 4; block
+     * {hidden 8, out 4, kernel 3, se 2} (expansion, residual); last 6; head 5; 3 classes.
+     * params: stem 27*4 + 8 = 116; expand 4*8 + 16 = 48; dw 9*8 + 16 = 88;
+     *   se fc1 8*2 + 2 = 18, fc2 2*8 + 8 = 24; project 8*4 + 8 = 40; last 4*6 + 12 = 36;
+     *   classifier.0 6*5 + 5 = 35, classifier.3 5*3 + 3 = 18 -> 423
+     * MACs: stem 27*16*4 = 1728; expand 4*16*8 = 512; dw 9*16*8 = 1152;
+     *   se (8+1)*2 + (2+1)*8 = 42; project 8*16*4 = 512; last 4*16*6 = 384;
+     *   classifier (6+1)*5 + (5+1)*3 = 53 -> 4383 */
+    parse_ok(&e, "{\"arch\":\"mobilenetv3\",\"image_size\":8,\"in_channels\":3,"
+                 "\"num_classes\":3,\"stem\":4,\"blocks\":[{\"hidden\":8,\"out\":4,\"kernel\":3,"
+                 "\"se\":2,\"act\":\"hswish\"}],\"last\":6,\"head_width\":5}");
+    ck_assert_int_eq(modelcfg_params(&e), 423);
+    ck_assert(modelcfg_macs(&e) == 4383.0);
+
+    /* SE widths tied to the expansion width */
+    ck_assert_int_eq(modelcfg_se_width(24, 96, 48), 12);
+    ck_assert_int_eq(modelcfg_se_width(4, 96, 8), 1);
+    ck_assert_int_eq(modelcfg_se_width(0, 96, 48), 0);
+
+#define MB3 "{\"arch\":\"mobilenetv3\",\"image_size\":32,\"in_channels\":3,\"num_classes\":3,"
+#define EFF "{\"arch\":\"efficientnet\",\"image_size\":32,\"in_channels\":3,\"num_classes\":3,"
+    expect_one(MB3 "\"variant\":\"medium\"}", "model.variant", NULL);
+    expect_one(MB3 "\"stem\":8,\"last\":16,\"blocks\":[{\"hidden\":8,\"out\":8}]}",
+               "model.head_width", "is required");
+    expect_one(MB3 "\"stem\":8,\"last\":16,\"head_width\":8,\"blocks\":[{\"hidden\":8,\"out\":8,"
+                   "\"act\":\"silu\"}]}",
+               "model.blocks[0].act", "relu or hswish");
+    expect_one(MB3 "\"stem\":8,\"last\":16,\"head_width\":8,\"blocks\":[{\"hidden\":8,\"out\":8,"
+                   "\"se\":9}]}",
+               "model.blocks[0].se", "must not exceed hidden");
+    expect_one(MB3 "\"stem\":8,\"last\":16,\"head_width\":8,\"blocks\":[{\"hidden\":8,\"out\":8,"
+                   "\"kernel\":4}]}",
+               "model.blocks[0].kernel", "odd");
+    expect_one(EFF "\"variant\":\"b1\",\"width_mult\":1.2}", "model.variant", "cannot be combined");
+    expect_one(EFF "\"drop_path\":1}", "model.drop_path", NULL);
+    expect_one(EFF "\"stem\":8,\"last\":16,\"blocks\":[{\"hidden\":8,\"out\":8}]}",
+               "model.blocks[0].stage", "is required");
+    expect_one(EFF "\"stem\":8,\"last\":16,\"blocks\":[{\"hidden\":8,\"out\":8,\"stage\":0},"
+                   "{\"hidden\":16,\"out\":12,\"stage\":0}]}",
+               "model.blocks[1].stage", "stride 1 and out 8");
+    expect_one(EFF "\"stem\":8,\"last\":16,\"blocks\":[{\"hidden\":8,\"out\":8,\"stage\":0},"
+                   "{\"hidden\":16,\"out\":12,\"stage\":2}]}",
+               "model.blocks[1].stage", "must be 0 or 1");
+    expect_one("{\"arch\":\"mobilenetv2\",\"image_size\":32,\"in_channels\":3,\"num_classes\":3,"
+               "\"stem\":8,\"last\":16,\"blocks\":[{\"hidden\":8,\"out\":8,\"se\":2}]}",
+               "model.blocks[0].se", "unknown");
+    expect_one("{\"arch\":\"mobilenetv2\",\"image_size\":32,\"in_channels\":3,\"num_classes\":3,"
+               "\"dropout\":0.1}",
+               "model.dropout", "unknown");
+#undef MB3
+#undef EFF
+}
+END_TEST
+
 /* ---- errors ------------------------------------------------------------- */
 
 #define VIT_HEAD "\"image_size\":28,\"in_channels\":1,\"num_classes\":10,"
@@ -700,6 +806,29 @@ static const struct {
      3504872, 300775272.0},
     {"mobilenetv2-1.5", "{\"arch\":\"mobilenetv2\"," IN224 "\"width_mult\":1.5,\"cifar\":false}",
      6858152, 672833704.0},
+    /* torchvision's definitions; the papers state 219M, 56M and 0.39B..4.2B MAdds */
+    {"mobilenetv3-large", "{\"arch\":\"mobilenetv3\"," IN224 "\"variant\":\"large\"}", 5483032,
+     216597120.0},
+    {"mobilenetv3-small", "{\"arch\":\"mobilenetv3\"," IN224 "\"variant\":\"small\"}", 2542856,
+     56515312.0},
+    {"efficientnet-b0", "{\"arch\":\"efficientnet\"," IN224 "\"variant\":\"b0\"}", 5288548,
+     385825092.0},
+    {"efficientnet-b1",
+     "{\"arch\":\"efficientnet\",\"image_size\":240,\"in_channels\":3,\"num_classes\":1000,"
+     "\"variant\":\"b1\"}",
+     7794184, 686817992.0},
+    {"efficientnet-b2",
+     "{\"arch\":\"efficientnet\",\"image_size\":260,\"in_channels\":3,\"num_classes\":1000,"
+     "\"variant\":\"b2\"}",
+     9109994, 993578282.0},
+    {"efficientnet-b3",
+     "{\"arch\":\"efficientnet\",\"image_size\":300,\"in_channels\":3,\"num_classes\":1000,"
+     "\"variant\":\"b3\"}",
+     12233232, 1827162472.0},
+    {"efficientnet-b4",
+     "{\"arch\":\"efficientnet\",\"image_size\":380,\"in_channels\":3,\"num_classes\":1000,"
+     "\"width_mult\":1.4,\"depth_mult\":1.8}",
+     19341616, 4393801064.0},
 };
 
 START_TEST(imagenet_forms_match_torch_counts)
@@ -808,6 +937,7 @@ Suite *suite_modelcfg(void)
     tcase_add_test(tc, resnet_forms);
     tcase_add_test(tc, resnet_imagenet_forms);
     tcase_add_test(tc, mbv2_forms);
+    tcase_add_test(tc, mbv3_effnet_forms);
     tcase_add_test(tc, errors_name_the_field);
     tcase_add_test(tc, unknown_fields_and_wrong_types);
     tcase_add_test(tc, collects_every_error);

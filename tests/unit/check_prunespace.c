@@ -63,6 +63,16 @@ static void cfg_from(model_cfg *c, const char *text)
     "{\"arch\":\"mobilenetv2\",\"image_size\":32,\"in_channels\":3,\"num_classes\":10,"            \
     "\"width_mult\":0.5}"
 
+/* MobileNetV3-Small with the CIFAR stem (SE in most blocks, h-swish; a first
+ * block without expansion whose SE is tied to the stem's unit) and a narrow,
+ * shallow EfficientNet (SE in every block, stages of 1..2 blocks) */
+#define MB3_SMALL                                                                                  \
+    "{\"arch\":\"mobilenetv3\",\"image_size\":32,\"in_channels\":3,\"num_classes\":10,"            \
+    "\"variant\":\"small\",\"width_mult\":0.5,\"cifar\":true}"
+#define EFF_SMALL                                                                                  \
+    "{\"arch\":\"efficientnet\",\"image_size\":32,\"in_channels\":3,\"num_classes\":10,"           \
+    "\"width_mult\":0.25,\"depth_mult\":0.5,\"cifar\":true}"
+
 static void space_from(prune_space *s, model_cfg *c, const char *text, const ps_width *w)
 {
     cfg_from(c, text);
@@ -250,10 +260,10 @@ END_TEST
 /* Real MACs of random widths: the space's table, modelcfg and the net. */
 START_TEST(random_widths_count_three_ways)
 {
-    const char *cfgs[] = {R20_FMNIST, MB_W050, MB_TINY, R18_IN64, RBN_SMALL};
+    const char *cfgs[] = {R20_FMNIST, MB_W050, MB_TINY, R18_IN64, RBN_SMALL, MB3_SMALL, EFF_SMALL};
     rng r;
     rng_seed(&r, 5);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 7; i++) {
         model_cfg c, sub;
         prune_space s;
         space_from(&s, &c, cfgs[i], &RESNET_W);
@@ -290,6 +300,38 @@ static void set_alpha(prune_chains *ch, float v)
         ch->alpha[i] = v;
     chains_update(ch);
 }
+
+/* SE widths follow their expansion unit: the sub-net config ties them, the
+ * space counts them, and at full widths they are the supernet's. */
+START_TEST(se_widths_are_tied_to_their_block)
+{
+    model_cfg c, sub;
+    prune_space s;
+    space_from(&s, &c, EFF_SMALL, &RESNET_W);
+    int *w = xcalloc((size_t)s.n_units, sizeof(int));
+    ps_full_widths(&s, w);
+    ps_widths_to_cfg(&s, w, &sub);
+    for (int i = 0; i < c.n_blocks; i++)
+        ck_assert_int_eq(sub.blocks[i].se, c.blocks[i].se);
+    int n_tied = 0;
+    for (int l = 0; l < s.n_layers; l++)
+        n_tied += (s.layers[l].out_tie > 0) + (s.layers[l].in_tie > 0);
+    ck_assert_int_eq(n_tied, 2 * c.n_blocks); /* fc1's output and fc2's input, every block */
+    for (int i = 0; i < c.n_blocks; i++)
+        w[s.hid_unit[i]] = s.units[s.hid_unit[i]].c_min;
+    ps_fix_structure(&s, w, 1);
+    ps_widths_to_cfg(&s, w, &sub);
+    for (int i = 0; i < c.n_blocks; i++) {
+        int want = modelcfg_se_width(c.blocks[i].se, c.blocks[i].hidden, sub.blocks[i].hidden);
+        ck_assert_int_eq(sub.blocks[i].se, want);
+        ck_assert_int_le(sub.blocks[i].se, c.blocks[i].se);
+        ck_assert_int_ge(sub.blocks[i].se, 1);
+    }
+    ck_assert(ps_macs(&s, w) == modelcfg_macs(&sub));
+    free(w);
+    prune_space_deinit(&s);
+}
+END_TEST
 
 START_TEST(expected_macs_limits)
 {
@@ -336,10 +378,10 @@ static double budget_of(prune_chains *ch, double t)
 
 START_TEST(budget_loss_gradient_matches_finite_differences)
 {
-    const char *cfgs[] = {R20_FMNIST, MB_W050};
+    const char *cfgs[] = {R20_FMNIST, MB_W050, MB3_SMALL, EFF_SMALL};
     rng r;
     rng_seed(&r, 11);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 4; i++) {
         model_cfg c;
         prune_space s;
         space_from(&s, &c, cfgs[i], &RESNET_W);
@@ -536,6 +578,7 @@ Suite *suite_prunespace(void)
     tcase_add_test(tc, bottleneck_units_follow_the_sharing_rules);
     tcase_add_test(tc, random_widths_count_three_ways);
     tcase_add_test(tc, expected_macs_limits);
+    tcase_add_test(tc, se_widths_are_tied_to_their_block);
     tcase_add_test(tc, budget_loss_gradient_matches_finite_differences);
     tcase_add_test(tc, budget_loss_regimes);
     tcase_add_test(tc, samplers_stay_on_the_grid);

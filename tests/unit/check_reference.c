@@ -241,6 +241,19 @@ static void run_model_file(const char *path)
     ck_assert_msg(net_load_state(&m, f, ignore, &eb) == 0, "%s: %s", path, eb.msg);
     printf("%s: %s, %zu params\n", path, st_meta(f, "model"), m.n_params);
     model_tol tol = tolerances_for(f, &cfg);
+    /* the counts PyTorch made (parameters; MACs by hooks on every conv and linear) */
+    if (st_meta(f, "params") != NULL) {
+        long want = atol(st_meta(f, "params"));
+        ck_assert_msg(modelcfg_params(&cfg) == want && (long)m.n_params == want,
+                      "%s: params: config %ld, net %zu, PyTorch %ld", path, modelcfg_params(&cfg),
+                      m.n_params, want);
+    }
+    if (st_meta(f, "macs") != NULL) {
+        double want = atof(st_meta(f, "macs"));
+        ck_assert_msg(modelcfg_macs(&cfg) == want && net_macs(&m) == want,
+                      "%s: MACs: config %.0f, net %.0f, PyTorch %.0f", path, modelcfg_macs(&cfg),
+                      net_macs(&m), want);
+    }
 
     float *x_nchw = tu_tensor(f, "input.x", NULL);
     float *x = xmallocarray((size_t)B * C * H * W, sizeof(float));

@@ -231,7 +231,7 @@ adapt_state *elastic_width_condense(const adapt_state *st, int u, double drop_p,
 static int inner_unit(const adapt_space *as, int b, int second)
 {
     const prune_space *sp = &as->sp;
-    if (sp->super.arch == MC_MOBILENETV2)
+    if (modelcfg_is_mb(sp->super.arch))
         return sp->hid_unit[b];
     int s = as_stage_of(as, b);
     int k = s * MC_MAX_STAGE_BLOCKS + (b - as->first[s]);
@@ -270,7 +270,7 @@ static adapt_state *depth_rebuild(const adapt_state *st, const int *delta, uint6
         for (int k = 0; k < delta[s]; k++) {
             int last = os->first[s] + os->depth[s] - 1, iu = inner_unit(os, last, 0);
             int inner = os->sp.units[iu].channels;
-            if (cfg.arch == MC_MOBILENETV2) {
+            if (modelcfg_is_mb(cfg.arch)) {
                 /* the copy expands as its template does: not at all when the
                  * template's depthwise conv runs on its input's channels */
                 int in_u = last == 0 ? os->sp.stem_unit : os->sp.out_unit[last - 1];
@@ -351,18 +351,15 @@ static adapt_state *depth_rebuild(const adapt_state *st, const int *delta, uint6
     for (int b = 0; b < nst->dc.n; b++) {
         if (map.to[b] >= 0)
             continue;
-        char bn[PS_NAME_MAX + 24];
+        char pre[PS_NAME_MAX], bn[PS_NAME_MAX + 8];
         int s = as_stage_of(&nst->as, b), t;
         if (modelcfg_is_resnet(cfg.arch))
-            snprintf(bn, sizeof bn, "layer%d.%d.%s.weight", s + 1, b - nst->as.first[s],
+            snprintf(pre, sizeof pre, "layer%d.%d.%s", s + 1, b - nst->as.first[s],
                      cfg.arch == MC_RESNET && cfg.block == MC_BLOCK_BOTTLENECK ? "bn3" : "bn2");
         else
-            snprintf(bn, sizeof bn, "features.%d.conv.3.weight", b + 1);
-        if ((t = net_tensor_find(&nst->super, bn)) < 0 && cfg.arch == MC_MOBILENETV2) {
-            snprintf(bn, sizeof bn, "features.%d.conv.2.weight", b + 1);
-            t = net_tensor_find(&nst->super, bn);
-        }
-        if (t < 0) {
+            modelcfg_mb_project_bn(&nst->as.sp.super, b, pre, sizeof pre);
+        snprintf(bn, sizeof bn, "%s.weight", pre);
+        if ((t = net_tensor_find(&nst->super, bn)) < 0) {
             err_set(eb, ERR_INTERNAL, "appended block %d has no last BN %s", b, bn);
             free(from);
             adapt_state_free(nst);

@@ -28,7 +28,9 @@ int model_build(net *m, const model_cfg *c, int max_batch, uint64_t seed, const 
         logits = resnet_build(m, c, x, opts);
         break;
     case MC_MOBILENETV2:
-        logits = mobilenetv2_build(m, c, x, opts);
+    case MC_MOBILENETV3:
+    case MC_EFFICIENTNET:
+        logits = mobilenet_build(m, c, x, opts);
         break;
     default:
         return err_set(eb, ERR_INVALID, "unknown architecture %d", (int)c->arch);

@@ -4,7 +4,8 @@
  * whose tensors carry PyTorch's state_dict names and shapes, so weights
  * load from and save to the reference files unchanged. The family builders
  * are in vit.c (CeiT, DeiT and any mix of their stem/ffn/head switches),
- * resnet.c (ResNet, CIFAR and ImageNet forms) and mobilenetv2.c. The ViT modules are public so
+ * resnet.c (ResNet, CIFAR and ImageNet forms) and mobilenet.c (MobileNetV2,
+ * MobileNetV3, EfficientNet). The ViT modules are public so
  * that the reference tests can build a single block, LeFF or LCA block.
  * Builders only append to the net; they do no I/O.
  */
@@ -54,7 +55,8 @@ int model_build(net *m, const model_cfg *c, int max_batch, uint64_t seed, const 
  * logits activation. o (may be NULL) gives the scaling sites. */
 int vit_build(net *m, const model_cfg *c, int x, float drop_path);
 int resnet_build(net *m, const model_cfg *c, int x, const model_opts *o);
-int mobilenetv2_build(net *m, const model_cfg *c, int x, const model_opts *o);
+/* MobileNetV2, MobileNetV3 and EfficientNet (mobilenet.c). */
+int mobilenet_build(net *m, const model_cfg *c, int x, const model_opts *o);
 
 /* The builders' call of o->site (x itself when o or o->site is NULL). */
 int model_site(const model_opts *o, net *m, int x, const char *bn);

@@ -248,6 +248,45 @@ int net_gelu(net *m, int x)
     return unary(m, NET_OP_GELU, x);
 }
 
+int net_hswish(net *m, int x)
+{
+    return unary(m, NET_OP_HSWISH, x);
+}
+
+int net_hsigmoid(net *m, int x)
+{
+    return unary(m, NET_OP_HSIGMOID, x);
+}
+
+int net_silu(net *m, int x)
+{
+    return unary(m, NET_OP_SILU, x);
+}
+
+int net_sigmoid(net *m, int x)
+{
+    return unary(m, NET_OP_SIGMOID, x);
+}
+
+int net_chmul(net *m, int x, int s)
+{
+    const net_act x_ = *act(m, x), s_ = *act(m, s), *a = &x_, *b = &s_;
+    KILN_CHECK(b->H == 1 && b->W == 1 && b->C == a->C);
+    int xs[2] = {x, s};
+    int id = new_node(m, NET_OP_CHMUL, xs, 2, a->H, a->W, a->C);
+    return m->nodes[id].out;
+}
+
+int net_dropout(net *m, int x, float p)
+{
+    KILN_CHECK(p >= 0.0f && p < 1.0f);
+    int out = unary(m, NET_OP_DROPOUT, x);
+    net_node *n = &m->nodes[m->n_nodes - 1];
+    n->p = p;
+    n->aux_per_sample = m->acts[out].per_sample; /* the mask */
+    return out;
+}
+
 int net_maxpool(net *m, int x, int k, int stride, int pad)
 {
     const net_act a_ = *act(m, x), *a = &a_; /* new_node may move m->acts */

@@ -1,6 +1,6 @@
 /* net.h - a network as a parameter table plus a straight-line program of kernels.
  *
- * A model builder (vit.c, resnet.c, mobilenetv2.c) describes a network by
+ * A model builder (vit.c, resnet.c, mobilenet.c) describes a network by
  * calling net_conv, net_bn, net_linear, ... in forward order. Each call
  * appends one node to the program and registers its tensors under their
  * PyTorch state_dict names, in state_dict order. net_finalize then finds the
@@ -91,6 +91,12 @@ typedef enum {
     NET_OP_DROPPATH,
     NET_OP_CHSCALE,  /* multiply channel c by an external scale s[c] (DMCP) */
     NET_OP_SCALEADD, /* in[0] + q * in[1] with an external scalar q (DNA) */
+    NET_OP_HSWISH,
+    NET_OP_HSIGMOID,
+    NET_OP_SILU,
+    NET_OP_SIGMOID,
+    NET_OP_CHMUL,   /* in[0] (B, H, W, C) * in[1] (B, 1, 1, C): squeeze-excitation's scale */
+    NET_OP_DROPOUT, /* elementwise, training only */
     NET_OP_COUNT
 } net_op;
 
@@ -206,6 +212,17 @@ int net_bn(net *m, const char *prefix, int x, float eps, float momentum);
 int net_relu(net *m, int x);
 int net_relu6(net *m, int x);
 int net_gelu(net *m, int x);
+/* torch.nn.Hardswish, Hardsigmoid, SiLU and sigmoid (worker/nn/act.h). */
+int net_hswish(net *m, int x);
+int net_hsigmoid(net *m, int x);
+int net_silu(net *m, int x);
+int net_sigmoid(net *m, int x);
+/* x (B, H, W, C) times s (B, 1, 1, C), broadcast over H and W (squeeze-
+ * excitation); gradients flow to both. */
+int net_chmul(net *m, int x, int s);
+/* torch.nn.Dropout(p): in training each element is zeroed with probability p
+ * and the rest scaled by 1/(1-p); the identity in eval. 0 <= p < 1. */
+int net_dropout(net *m, int x, float p);
 int net_maxpool(net *m, int x, int k, int stride, int pad);
 int net_avgpool(net *m, int x);
 /* Linear `prefix`.weight (OUT, C) [+ bias] over every row; init: torch default

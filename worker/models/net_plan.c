@@ -10,9 +10,10 @@
  *
  *   - An activation's forward value lives from its producer to its last
  *     forward reader, and on to the last backward step that reads it (a
- *     conv, linear, BN, LN, GELU or attention reads its input; ReLU, ReLU6
- *     and a BN with a fused activation read their output).
- *   - The output of a live BN, LN, GELU, slice or attention whose input is
+ *     conv, linear, BN, LN, GELU, h-swish, h-sigmoid, SiLU, sigmoid or
+ *     attention reads its input, a channel multiply both; ReLU, ReLU6 and a
+ *     BN with a fused activation read their output).
+ *   - The output of a live BN, LN, GELU, h-swish, SiLU, slice or attention whose input is
  *     there in backward anyway is not kept for backward: it is recomputed,
  *     bit for bit, just before the first backward step that reads it, into
  *     a buffer (kind REC) that lives only until its last backward reader.
@@ -47,7 +48,13 @@ static int bwd_reads_input(const net_node *n, int j)
     case NET_OP_LN:
     case NET_OP_ATTN:
     case NET_OP_CHSCALE:
+    case NET_OP_HSWISH:
+    case NET_OP_HSIGMOID:
+    case NET_OP_SILU:
+    case NET_OP_SIGMOID:
         return j == 0;
+    case NET_OP_CHMUL:
+        return 1;
     case NET_OP_SCALEADD:
         return j == 1;
     default:
@@ -103,7 +110,7 @@ static void find_uses(const net *m, act_use *u)
 static int recomputable_op(net_op op)
 {
     return op == NET_OP_BN || op == NET_OP_GELU || op == NET_OP_LN || op == NET_OP_SLICE ||
-           op == NET_OP_ATTN;
+           op == NET_OP_ATTN || op == NET_OP_HSWISH || op == NET_OP_SILU;
 }
 
 static void add_buf(net *m, int a, net_buf_kind kind, int first, int last, int for_backward)

@@ -241,6 +241,27 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
             out[i] = in[i] + q * b2[i];
         break;
     }
+    case NET_OP_HSWISH:
+        nn_hswish_forward(out, in, ny);
+        break;
+    case NET_OP_HSIGMOID:
+        nn_hsigmoid_forward(out, in, ny);
+        break;
+    case NET_OP_SILU:
+        nn_silu_forward(out, in, ny);
+        break;
+    case NET_OP_SIGMOID:
+        nn_sigmoid_forward(out, in, ny);
+        break;
+    case NET_OP_CHMUL:
+        nn_chmul_forward(out, in, act_val(m, n->in[1]), B, y->H * y->W, y->C);
+        break;
+    case NET_OP_DROPOUT:
+        if (m->training && n->p > 0)
+            nn_dropout_forward(out, aux_f32(m, n), in, ny, n->p, &m->rng);
+        else
+            memcpy(out, in, ny * sizeof(float));
+        break;
     case NET_OP_COUNT:
         assert(0);
         break;
@@ -248,9 +269,10 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
 }
 
 static const char *const OP_NAMES[NET_OP_COUNT] = {
-    "input",    "conv",   "batchnorm", "relu",    "relu6",     "gelu",   "maxpool",
-    "avgpool",  "linear", "layernorm", "add",     "attention", "tokens", "slice",
-    "join_cls", "stack",  "droppath",  "chscale", "scaleadd"};
+    "input",    "conv",    "batchnorm", "relu",    "relu6",     "gelu",   "maxpool",
+    "avgpool",  "linear",  "layernorm", "add",     "attention", "tokens", "slice",
+    "join_cls", "stack",   "droppath",  "chscale", "scaleadd",  "hswish", "hsigmoid",
+    "silu",     "sigmoid", "chmul",     "dropout"};
 
 const char *net_op_name(net_op op)
 {
@@ -302,7 +324,8 @@ static void backward_node(net *m, net_node *n, int B)
     const float *in = act_bwd(m, n->in[0]);
     size_t ny = (size_t)B * y->per_sample;
     int rows = B * y->H * y->W;
-    if (n->op == NET_OP_ADD || (n->op == NET_OP_DROPPATH && !(m->training && n->p > 0))) {
+    if (n->op == NET_OP_ADD || (n->op == NET_OP_DROPPATH && !(m->training && n->p > 0)) ||
+        (n->op == NET_OP_DROPOUT && !(m->training && n->p > 0))) {
         /* the output's gradient passes unchanged to each input */
         for (int j = 0; j < n->n_in; j++)
             dA_add(m, n->in[j], B, dout);
@@ -453,6 +476,30 @@ static void backward_node(net *m, net_node *n, int B)
             n->dext[0] += (float)dq;
         break;
     }
+    case NET_OP_HSWISH:
+        if (din)
+            nn_hswish_backward(din, dout, in, ny);
+        break;
+    case NET_OP_HSIGMOID:
+        if (din)
+            nn_hsigmoid_backward(din, dout, in, ny);
+        break;
+    case NET_OP_SILU:
+        if (din)
+            nn_silu_backward(din, dout, in, ny);
+        break;
+    case NET_OP_SIGMOID:
+        if (din)
+            nn_sigmoid_backward(din, dout, in, ny);
+        break;
+    case NET_OP_CHMUL:
+        nn_chmul_backward(din, act_grad(m, n->in[1], B), dout, in, act_bwd(m, n->in[1]), B,
+                          y->H * y->W, y->C);
+        break;
+    case NET_OP_DROPOUT:
+        if (din)
+            nn_dropout_backward(din, dout, aux_f32(m, n), ny);
+        break;
     case NET_OP_COUNT:
         assert(0);
         break;
@@ -482,6 +529,12 @@ static void recompute(net *m, int x, int B)
     }
     case NET_OP_GELU:
         nn_gelu_forward(out, in, (size_t)B * y->per_sample);
+        break;
+    case NET_OP_HSWISH:
+        nn_hswish_forward(out, in, (size_t)B * y->per_sample);
+        break;
+    case NET_OP_SILU:
+        nn_silu_forward(out, in, (size_t)B * y->per_sample);
         break;
     case NET_OP_LN: {
         float *mean = aux_f32(m, n), *rstd = mean + rows;

@@ -115,3 +115,137 @@ void nn_axpy(float *dst, float s, const float *src, size_t n)
     for (long i = 0; i < len; i++)
         dst[i] += s * src[i];
 }
+
+/* ---- MobileNetV3 / EfficientNet activations ---------------------------------- */
+
+/* sigmoid(x) = 1 / (1 + e^-x), with the exponent never positive. */
+static inline float sigmoidf_(float x)
+{
+    float e = vmath_exp_neg(x >= 0.0f ? -x : x, 0.0f);
+    return x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+}
+
+void nn_hswish_forward(float *out, const float *inp, size_t n)
+{
+    NN_ASSERT(out != NULL && inp != NULL);
+    long len = (long)n;
+#pragma omp parallel for simd schedule(static) if (parallel : n >= ACT_PAR_MIN)
+    for (long i = 0; i < len; i++) {
+        float x = inp[i], r = x + 3.0f;
+        r = r > 0.0f ? r : 0.0f;
+        r = r < 6.0f ? r : 6.0f;
+        out[i] = x * r / 6.0f;
+    }
+}
+
+void nn_hswish_backward(float *dinp, const float *dout, const float *inp, size_t n)
+{
+    NN_ASSERT(dinp != NULL && dout != NULL && inp != NULL);
+    long len = (long)n;
+#pragma omp parallel for simd schedule(static) if (parallel : n >= ACT_PAR_MIN)
+    for (long i = 0; i < len; i++) {
+        float x = inp[i];
+        dinp[i] += x < -3.0f ? 0.0f : x <= 3.0f ? dout[i] * (x / 3.0f + 0.5f) : dout[i];
+    }
+}
+
+void nn_hsigmoid_forward(float *out, const float *inp, size_t n)
+{
+    NN_ASSERT(out != NULL && inp != NULL);
+    long len = (long)n;
+#pragma omp parallel for simd schedule(static) if (parallel : n >= ACT_PAR_MIN)
+    for (long i = 0; i < len; i++) {
+        float r = inp[i] + 3.0f;
+        r = r > 0.0f ? r : 0.0f;
+        r = r < 6.0f ? r : 6.0f;
+        out[i] = r / 6.0f;
+    }
+}
+
+void nn_hsigmoid_backward(float *dinp, const float *dout, const float *inp, size_t n)
+{
+    NN_ASSERT(dinp != NULL && dout != NULL && inp != NULL);
+    long len = (long)n;
+#pragma omp parallel for simd schedule(static) if (parallel : n >= ACT_PAR_MIN)
+    for (long i = 0; i < len; i++)
+        dinp[i] += (inp[i] > -3.0f && inp[i] < 3.0f) ? dout[i] * (1.0f / 6.0f) : 0.0f;
+}
+
+void nn_sigmoid_forward(float *out, const float *inp, size_t n)
+{
+    NN_ASSERT(out != NULL && inp != NULL);
+    long len = (long)n;
+#pragma omp parallel for simd schedule(static) if (parallel : n >= GELU_PAR_MIN)
+    for (long i = 0; i < len; i++)
+        out[i] = sigmoidf_(inp[i]);
+}
+
+void nn_sigmoid_backward(float *dinp, const float *dout, const float *inp, size_t n)
+{
+    NN_ASSERT(dinp != NULL && dout != NULL && inp != NULL);
+    long len = (long)n;
+#pragma omp parallel for simd schedule(static) if (parallel : n >= GELU_PAR_MIN)
+    for (long i = 0; i < len; i++) {
+        float s = sigmoidf_(inp[i]);
+        dinp[i] += dout[i] * (1.0f - s) * s;
+    }
+}
+
+void nn_silu_forward(float *out, const float *inp, size_t n)
+{
+    NN_ASSERT(out != NULL && inp != NULL);
+    long len = (long)n;
+#pragma omp parallel for simd schedule(static) if (parallel : n >= GELU_PAR_MIN)
+    for (long i = 0; i < len; i++)
+        out[i] = inp[i] * sigmoidf_(inp[i]);
+}
+
+void nn_silu_backward(float *dinp, const float *dout, const float *inp, size_t n)
+{
+    NN_ASSERT(dinp != NULL && dout != NULL && inp != NULL);
+    long len = (long)n;
+#pragma omp parallel for simd schedule(static) if (parallel : n >= GELU_PAR_MIN)
+    for (long i = 0; i < len; i++) {
+        float x = inp[i], s = sigmoidf_(x);
+        dinp[i] += dout[i] * (s * (1.0f + x * (1.0f - s)));
+    }
+}
+
+void nn_chmul_forward(float *out, const float *x, const float *s, int B, int HW, int C)
+{
+    NN_ASSERT(out != NULL && x != NULL && s != NULL);
+    long rows = (long)B * HW;
+#pragma omp parallel for schedule(static) if (parallel : (size_t)rows * C >= ACT_PAR_MIN)
+    for (long r = 0; r < rows; r++) {
+        const float *sc = s + (r / HW) * C;
+        const float *xr = x + r * C;
+        float *o = out + r * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++)
+            o[c] = xr[c] * sc[c];
+    }
+}
+
+void nn_chmul_backward(float *dx, float *ds, const float *dout, const float *x, const float *s,
+                       int B, int HW, int C)
+{
+    NN_ASSERT(dout != NULL && x != NULL && s != NULL);
+#pragma omp parallel for schedule(static) if (parallel : (size_t)B * HW * C >= ACT_PAR_MIN)
+    for (int b = 0; b < B; b++) {
+        const float *sc = s + (size_t)b * C;
+        for (int p = 0; p < HW; p++) {
+            size_t r = ((size_t)b * HW + p) * C;
+            if (dx != NULL) {
+#pragma omp simd
+                for (int c = 0; c < C; c++)
+                    dx[r + c] += dout[r + c] * sc[c];
+            }
+            if (ds != NULL) {
+                float *d = ds + (size_t)b * C;
+#pragma omp simd
+                for (int c = 0; c < C; c++)
+                    d[c] += dout[r + c] * x[r + c];
+            }
+        }
+    }
+}

@@ -19,6 +19,30 @@ void nn_relu_backward(float *dinp, const float *dout, const float *out, size_t n
 void nn_relu6_forward(float *out, const float *inp, size_t n);
 void nn_relu6_backward(float *dinp, const float *dout, const float *out, size_t n);
 
+/* torch.nn.Hardswish: x * min(max(x + 3, 0), 6) / 6; gradient 0 below -3, x/3 + 1/2
+ * on [-3, 3], 1 above (PyTorch's). Backward reads the input. */
+void nn_hswish_forward(float *out, const float *inp, size_t n);
+void nn_hswish_backward(float *dinp, const float *dout, const float *inp, size_t n);
+
+/* torch.nn.Hardsigmoid: min(max(x + 3, 0), 6) / 6; gradient 1/6 strictly inside
+ * (-3, 3), else 0. Backward reads the input. */
+void nn_hsigmoid_forward(float *out, const float *inp, size_t n);
+void nn_hsigmoid_backward(float *dinp, const float *dout, const float *inp, size_t n);
+
+/* sigmoid(x) = 1 / (1 + e^-x) and SiLU (swish) x * sigmoid(x), to about 2 ulp;
+ * gradients s (1 - s) and s (1 + x (1 - s)). Backward reads the input. */
+void nn_sigmoid_forward(float *out, const float *inp, size_t n);
+void nn_sigmoid_backward(float *dinp, const float *dout, const float *inp, size_t n);
+void nn_silu_forward(float *out, const float *inp, size_t n);
+void nn_silu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+
+/* Squeeze-excitation's scale: out[b, p, c] = x[b, p, c] * s[b, c] for B samples of HW
+ * positions and C channels (channels-last). Backward accumulates dx += dout * s and
+ * ds[b, c] += sum_p dout * x; dx or ds may be NULL (not wanted). */
+void nn_chmul_forward(float *out, const float *x, const float *s, int B, int HW, int C);
+void nn_chmul_backward(float *dx, float *ds, const float *dout, const float *x, const float *s,
+                       int B, int HW, int C);
+
 /* out = a + b. */
 void nn_add_forward(float *out, const float *a, const float *b, size_t n);
 /* dst += src. */
