@@ -3,7 +3,10 @@
  * GELU is checked against the exact erf form evaluated in double, over a dense grid of
  * [-14, 14] and random floats of every magnitude, to 1e-6 relative (the gradient against
  * Phi + x phi, relative to |Phi| + |x phi|); then every backward by finite differences,
- * ReLU/ReLU6 at their kinks and in place, and the accumulation contract. */
+ * ReLU/ReLU6 at their kinks and in place, and the accumulation contract. The
+ * MobileNetV3 / EfficientNet activations (h-swish, h-sigmoid, sigmoid, SiLU) against
+ * their formulas in double and PyTorch's gradients at the kinks, and the squeeze-
+ * excitation channel multiply against naive loops. */
 #include "common/rng.h"
 #include "common/xalloc.h"
 #include "tests/unit/gradcheck.h"
@@ -249,6 +252,104 @@ START_TEST(elementwise_arithmetic)
 }
 END_TEST
 
+/* h-swish, h-sigmoid, sigmoid and SiLU against double-precision formulas on a grid
+ * through [-12, 12] (kinks included); PyTorch's gradients at the kinks; finite
+ * differences away from them. The gradients are allowed the absolute error that an
+ * ulp of sigmoid(x) carries into 1 - s (PyTorch computes them the same way). */
+START_TEST(mobilenet_activations)
+{
+    size_t n = 4801;
+    float *x = xmallocarray(n, sizeof(float)), *y = xmallocarray(n, sizeof(float));
+    float *g = xmallocarray(n, sizeof(float)), *one = xmallocarray(n, sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        x[i] = -12.0f + 24.0f * (float)i / (float)(n - 1);
+        one[i] = 1.0f;
+    }
+    void (*fwd[4])(float *, const float *, size_t) = {nn_hswish_forward, nn_hsigmoid_forward,
+                                                      nn_sigmoid_forward, nn_silu_forward};
+    void (*bwd[4])(float *, const float *, const float *, size_t) = {
+        nn_hswish_backward, nn_hsigmoid_backward, nn_sigmoid_backward, nn_silu_backward};
+    for (int k = 0; k < 4; k++) {
+        memset(g, 0, n * sizeof(float));
+        fwd[k](y, x, n);
+        bwd[k](g, one, x, n);
+        for (size_t i = 0; i < n; i++) {
+            double v = x[i], r6 = fmin(fmax(v + 3.0, 0.0), 6.0), s = 1.0 / (1.0 + exp(-v));
+            double ey, eg;
+            switch (k) {
+            case 0:
+                ey = v * r6 / 6.0;
+                eg = v < -3.0 ? 0.0 : v <= 3.0 ? v / 3.0 + 0.5 : 1.0;
+                break;
+            case 1:
+                ey = r6 / 6.0;
+                eg = (v > -3.0 && v < 3.0) ? 1.0 / 6.0 : 0.0;
+                break;
+            case 2:
+                ey = s;
+                eg = s * (1.0 - s);
+                break;
+            default:
+                ey = v * s;
+                eg = s * (1.0 + v * (1.0 - s));
+                break;
+            }
+            ck_assert_msg(fabs((double)y[i] - ey) <= 4e-7 * fabs(ey) + 1e-30 &&
+                              fabs((double)g[i] - eg) <= 1e-6 * fabs(eg) + 4e-7 * (1.0 + fabs(v)),
+                          "act %d at %.9g: y %.9g (%.9g), grad %.9g (%.9g)", k, v, (double)y[i], ey,
+                          (double)g[i], eg);
+        }
+    }
+    /* PyTorch's choices at the kinks: h-swish's gradient is x/3 + 1/2 on [-3, 3] inclusive,
+     * h-sigmoid's is 1/6 only strictly inside */
+    float k3[2] = {-3.0f, 3.0f}, gk[2] = {0, 0}, gs[2] = {0, 0};
+    nn_hswish_backward(gk, one, k3, 2);
+    nn_hsigmoid_backward(gs, one, k3, 2);
+    ck_assert(gk[0] == -0.5f && gk[1] == 1.5f && gs[0] == 0.0f && gs[1] == 0.0f);
+    /* finite differences, with every point 0.01 away from -3 and 3 */
+    const float kinks[2] = {-3.0f, 3.0f};
+    fill_away(x, 301, -6.0f, 6.0f, kinks, 2, 0.01f, 41);
+    ck_assert(act_fd("hswish", nn_hswish_forward, nn_hswish_backward, 0, x, 301) < 1e-3);
+    ck_assert(act_fd("hsigmoid", nn_hsigmoid_forward, nn_hsigmoid_backward, 0, x, 301) < 1e-3);
+    tu_fill_uniform(x, 301, -8.0f, 8.0f, 42);
+    ck_assert(act_fd("sigmoid", nn_sigmoid_forward, nn_sigmoid_backward, 0, x, 301) < 1e-3);
+    ck_assert(act_fd("silu", nn_silu_forward, nn_silu_backward, 0, x, 301) < 1e-3);
+    free(x), free(y), free(g), free(one);
+}
+END_TEST
+
+/* out[b, p, c] = x[b, p, c] * s[b, c]; dx += dout * s, ds[b, c] += sum_p dout * x, against
+ * naive loops in double, on the threaded path too; dx or ds may be skipped. */
+START_TEST(channel_multiply)
+{
+    const int B = 3, HW = 4099, C = 24; /* above the parallel threshold */
+    size_t n = (size_t)B * HW * C;
+    float *x = xmallocarray(n, sizeof(float)), *dout = xmallocarray(n, sizeof(float));
+    float *out = xmallocarray(n, sizeof(float)), *dx = xcalloc(n, sizeof(float));
+    float s[3 * 24], ds[3 * 24] = {0};
+    tu_fill_uniform(x, n, -2, 2, 51);
+    tu_fill_uniform(dout, n, -1, 1, 52);
+    tu_fill_uniform(s, (size_t)B * C, 0, 1, 53);
+    nn_chmul_forward(out, x, s, B, HW, C);
+    nn_chmul_backward(dx, ds, dout, x, s, B, HW, C);
+    nn_chmul_backward(dx, NULL, dout, x, s, B, HW, C); /* dx accumulates, ds untouched */
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            double want = 0, mag = 0;
+            for (int p = 0; p < HW; p++) {
+                size_t i = ((size_t)b * HW + p) * C + c;
+                ck_assert(out[i] == x[i] * s[b * C + c]);
+                ck_assert(dx[i] == 2 * (dout[i] * s[b * C + c]));
+                want += (double)dout[i] * (double)x[i];
+                mag += fabs((double)dout[i] * (double)x[i]);
+            }
+            ck_assert_msg(fabs((double)ds[b * C + c] - want) <= 1e-5 * mag, "ds[%d,%d] %g vs %g", b,
+                          c, (double)ds[b * C + c], want);
+        }
+    free(x), free(dout), free(out), free(dx);
+}
+END_TEST
+
 Suite *suite_act(void)
 {
     Suite *s = suite_create("act");
@@ -257,6 +358,8 @@ Suite *suite_act(void)
     tcase_add_test(tc, gelu_matches_erf);
     tcase_add_test(tc, finite_differences);
     tcase_add_test(tc, relu_kinks_and_in_place);
+    tcase_add_test(tc, mobilenet_activations);
+    tcase_add_test(tc, channel_multiply);
     tcase_add_test(tc, accumulates_and_threads);
     tcase_add_test(tc, elementwise_arithmetic);
     suite_add_tcase(s, tc);

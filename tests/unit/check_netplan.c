@@ -44,6 +44,21 @@ Suite *suite_netplan(void);
     "{\"hidden\":24,\"out\":12,\"stride\":2},{\"hidden\":36,\"out\":12,\"stride\":1},"             \
     "{\"hidden\":36,\"out\":16,\"stride\":1}],\"last\":20}"
 
+/* squeeze-excitation, h-swish / ReLU blocks, the classifier's dropout */
+#define MBV3_SMALL                                                                                 \
+    "{\"arch\":\"mobilenetv3\",\"image_size\":8,\"in_channels\":3,\"num_classes\":5,"              \
+    "\"stem\":8,\"blocks\":[{\"hidden\":8,\"out\":8,\"se\":4},"                                    \
+    "{\"hidden\":24,\"out\":12,\"stride\":2,\"kernel\":5,\"act\":\"hswish\"},"                     \
+    "{\"hidden\":36,\"out\":12,\"se\":8,\"act\":\"hswish\"}],\"last\":20,\"head_width\":16,"       \
+    "\"dropout\":0.2}"
+/* SiLU, sigmoid-gated SE in every block, stochastic depth on the residual blocks */
+#define EFFNET_SMALL                                                                               \
+    "{\"arch\":\"efficientnet\",\"image_size\":8,\"in_channels\":3,\"num_classes\":5,"             \
+    "\"stem\":8,\"blocks\":[{\"hidden\":8,\"out\":8,\"se\":2,\"stage\":0},"                        \
+    "{\"hidden\":24,\"out\":12,\"stride\":2,\"se\":2,\"stage\":1},"                                \
+    "{\"hidden\":36,\"out\":12,\"se\":3,\"kernel\":5,\"stage\":1}],\"last\":20,"                   \
+    "\"dropout\":0.2,\"drop_path\":0.3}"
+
 /* External scales of the DMCP sites and DNA joins of one net. */
 typedef struct hooks {
     float s[4096], ds[4096]; /* channel scales and their gradients */
@@ -254,6 +269,15 @@ START_TEST(mbv2_dmcp_dna_same_bits)
 }
 END_TEST
 
+START_TEST(mbv3_effnet_same_bits)
+{
+    compare(MBV3_SMALL, 0, 0.0f);
+    compare(EFFNET_SMALL, 0, 0.0f);
+    compare(MBV3_SMALL, 1, 0.0f);
+    compare(EFFNET_SMALL, 1, 0.0f);
+}
+END_TEST
+
 Suite *suite_netplan(void)
 {
     Suite *s = suite_create("netplan");
@@ -265,6 +289,7 @@ Suite *suite_netplan(void)
     tcase_add_test(tc, mbv2_pruned_same_bits);
     tcase_add_test(tc, resnet_dmcp_dna_same_bits);
     tcase_add_test(tc, mbv2_dmcp_dna_same_bits);
+    tcase_add_test(tc, mbv3_effnet_same_bits);
     suite_add_tcase(s, tc);
     return s;
 }
