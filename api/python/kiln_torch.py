@@ -3,8 +3,9 @@
 A network trained, pruned (DMCP) or adapted (DNA) by kiln leaves it as a
 safetensors file with PyTorch's state_dict names plus a model config: the
 file's "model" metadata, or the job's architecture.json. This module builds
-the torch.nn.Module that config describes (ResNet-CIFAR, MobileNetV2, CeiT,
-DeiT and their stem/ffn/head mixes, with every width explicit) and loads the
+the torch.nn.Module that config describes (ResNet in both forms, MobileNetV2,
+MobileNetV3, EfficientNet, CeiT, DeiT and their stem/ffn/head mixes, with every
+width explicit) and loads the
 weights with strict=True, so a missing, extra or misshaped tensor is an error.
 
     import kiln_torch
@@ -416,10 +417,141 @@ class MobileNetV2(nn.Module):
         return self.classifier(self.features(x).mean((2, 3)))
 
 
+# ---- MobileNetV3 and EfficientNet (torchvision's module names) --------------------
+
+def _make_div(v):
+    """torchvision's _make_divisible(v, 8)."""
+    r = max(8, int(v + 4) // 8 * 8)
+    return r + 8 if r < 0.9 * v else r
+
+
+# (kernel, expanded, out, se, h-swish, stride) of mobilenet_v3_large / _small
+_V3 = {"large": [(3, 16, 16, 0, 0, 1), (3, 64, 24, 0, 0, 2), (3, 72, 24, 0, 0, 1),
+                 (5, 72, 40, 1, 0, 2), (5, 120, 40, 1, 0, 1), (5, 120, 40, 1, 0, 1),
+                 (3, 240, 80, 0, 1, 2), (3, 200, 80, 0, 1, 1), (3, 184, 80, 0, 1, 1),
+                 (3, 184, 80, 0, 1, 1), (3, 480, 112, 1, 1, 1), (3, 672, 112, 1, 1, 1),
+                 (5, 672, 160, 1, 1, 2), (5, 960, 160, 1, 1, 1), (5, 960, 160, 1, 1, 1)],
+       "small": [(3, 16, 16, 1, 0, 2), (3, 72, 24, 0, 0, 2), (3, 88, 24, 0, 0, 1),
+                 (5, 96, 40, 1, 1, 2), (5, 240, 40, 1, 1, 1), (5, 240, 40, 1, 1, 1),
+                 (5, 120, 48, 1, 1, 1), (5, 144, 48, 1, 1, 1), (5, 288, 96, 1, 1, 2),
+                 (5, 576, 96, 1, 1, 1), (5, 576, 96, 1, 1, 1)]}
+# (expand ratio, kernel, stride, in, out, layers) of efficientnet_b0; b1..b4 scale it
+_EFF = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
+        (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1)]
+_EFF_SCALING = {"b0": (1.0, 1.0), "b1": (1.0, 1.1), "b2": (1.1, 1.2), "b3": (1.2, 1.4),
+                "b4": (1.4, 1.8)}
+
+
+def mb_layout(cfg):
+    """(stem, [(hidden, out, stride, kernel, se, act, stage)], last, head_width, cifar) of a
+    MobileNetV3 or EfficientNet config in either form."""
+    v3 = cfg["arch"] == "mobilenetv3"
+    cifar = cfg.get("cifar", False)
+    if "blocks" in cfg:
+        blocks = [(b["hidden"], b["out"], b.get("stride", 1), b.get("kernel", 3), b.get("se", 0),
+                   b.get("act", "relu") if v3 else "silu", b.get("stage", 0))
+                  for b in cfg["blocks"]]
+        return cfg["stem"], blocks, cfg["last"], cfg.get("head_width", 0), cifar
+    if v3:
+        w = cfg.get("width_mult", 1.0)
+        blocks = []
+        for k, e, o, se, hs, st in _V3[cfg.get("variant", "large")]:
+            hid = _make_div(e * w)
+            blocks.append((hid, _make_div(o * w), st, k, _make_div(hid // 4) if se else 0,
+                           "hswish" if hs else "relu", 0))
+        head = _make_div((1280 if cfg.get("variant", "large") == "large" else 1024) * w)
+        return _make_div(16 * w), blocks, 6 * blocks[-1][1], head, cifar
+    if "variant" in cfg or ("width_mult" not in cfg and "depth_mult" not in cfg):
+        w, d = _EFF_SCALING[cfg.get("variant", "b0")]
+    else:
+        w, d = cfg.get("width_mult", 1.0), cfg.get("depth_mult", 1.0)
+    blocks = []
+    for s, (t, k, st, cin, cout, n) in enumerate(_EFF):
+        cin, cout = _make_div(cin * w), _make_div(cout * w)
+        for j in range(int(math.ceil(n * d))):
+            blocks.append((_make_div(cin * t), cout, st if j == 0 else 1, k, max(1, cin // 4),
+                           "silu", s))
+            cin = cout
+    return _make_div(32 * w), blocks, 4 * blocks[-1][1], 0, cifar
+
+
+_ACTS = {"relu": nn.ReLU, "hswish": nn.Hardswish, "silu": nn.SiLU}
+
+
+def _cna(cin, cout, k, stride, eps, act=None, groups=1):
+    """torchvision's Conv2dNormActivation: conv (no bias), BN, [act]."""
+    layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+              nn.BatchNorm2d(cout, eps=eps)]
+    return nn.Sequential(*(layers + ([_ACTS[act]()] if act else [])))
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, c, s, v3):
+        super().__init__()
+        self.fc1, self.fc2, self.v3 = nn.Conv2d(c, s, 1), nn.Conv2d(s, c, 1), v3
+
+    def forward(self, x):
+        g = self.fc1(x.mean((2, 3), keepdim=True))
+        g = self.fc2(F.relu(g) if self.v3 else F.silu(g))
+        return x * (F.hardsigmoid(g) if self.v3 else torch.sigmoid(g))
+
+
+class MBBlock(nn.Module):
+    def __init__(self, cin, hidden, cout, stride, k, se, act, eps, v3):
+        super().__init__()
+        layers = [_cna(cin, hidden, 1, 1, eps, act)] if hidden != cin else []
+        layers.append(_cna(hidden, hidden, k, stride, eps, act, groups=hidden))
+        if se:
+            layers.append(SqueezeExcite(hidden, se, v3))
+        layers.append(_cna(hidden, cout, 1, 1, eps))
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.block(x) if self.residual else self.block(x)
+
+
+class MobileNetV3EfficientNet(nn.Module):
+    """MobileNetV3 (blocks under features.i) and EfficientNet (features.{stage+1}.j);
+    dropout and stochastic depth are the identity in eval mode and left out."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        v3 = cfg["arch"] == "mobilenetv3"
+        eps = 1e-3 if v3 else BN_EPS
+        stem, blocks, last, head, cifar = mb_layout(cfg)
+        act = "hswish" if v3 else "silu"
+        feats = [_cna(cfg["in_channels"], stem, 3, 1 if cifar else 2, eps, act)]
+        stages = []
+        cin = stem
+        for hidden, cout, stride, k, se, bact, stage in blocks:
+            blk = MBBlock(cin, hidden, cout, stride, k, se, bact, eps, v3)
+            if v3:
+                feats.append(blk)
+            else:
+                if stage == len(stages):
+                    stages.append([])
+                stages[stage].append(blk)
+            cin = cout
+        feats += [nn.Sequential(*st) for st in stages]
+        feats.append(_cna(cin, last, 1, 1, eps, act))
+        self.features = nn.Sequential(*feats)
+        n = cfg["num_classes"]
+        if v3:
+            self.classifier = nn.Sequential(nn.Linear(last, head), nn.Hardswish(), nn.Dropout(0.0),
+                                            nn.Linear(head, n))
+        else:
+            self.classifier = nn.Sequential(nn.Dropout(0.0), nn.Linear(last, n))
+
+    def forward(self, x):
+        return self.classifier(self.features(x).mean((2, 3)))
+
+
 # ---- the entry points ----------------------------------------------------------
 
 _ARCHS = {"ceit": ViT, "deit": ViT, "resnet_cifar": ResNetCifar, "resnet": ResNet,
-          "mobilenetv2": MobileNetV2}
+          "mobilenetv2": MobileNetV2, "mobilenetv3": MobileNetV3EfficientNet,
+          "efficientnet": MobileNetV3EfficientNet}
 
 
 def build(model):

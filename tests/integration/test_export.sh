@@ -1,7 +1,7 @@
 # test_export.sh - `kiln-worker export --onnx` and api/python/kiln_torch.py.
 #
-# Short jobs on synthetic data give trained ResNet-CIFAR, MobileNetV2, CeiT,
-# DeiT and a ViT mix, a DMCP-pruned ResNet and a DNA-adapted ResNet (and a
+# Short jobs on synthetic data give trained ResNet-CIFAR, MobileNetV2,
+# MobileNetV3, EfficientNet, CeiT, DeiT and a ViT mix, a DMCP-pruned ResNet and a DNA-adapted ResNet (and a
 # checkpoint, and weights without metadata exported with --model). Each is
 # exported to ONNX (opset 13; one ViT also at opset 17), the file passes
 # Debian's python3-onnx checker (full check, with shape inference), and on
@@ -80,6 +80,18 @@ train mbv2 '{"arch":"mobilenetv2","image_size":12,"in_channels":3,"num_classes":
              "blocks":[{"hidden":8,"out":8,"stride":1},{"hidden":24,"out":8,"stride":1},
                        {"hidden":24,"out":16,"stride":2}],"last":32}'
 check mbv2 "$TMP/mbv2/model.safetensors"
+
+# MobileNetV3 (SE with h-sigmoid, h-swish: opset 13 writes it as x * HardSigmoid(x), 17
+# as HardSwish) and EfficientNet (SiLU, sigmoid-gated SE, dropout and stochastic depth)
+train mbv3 '{"arch":"mobilenetv3","image_size":12,"in_channels":3,"num_classes":5,"stem":8,
+             "blocks":[{"hidden":8,"out":8,"se":8},{"hidden":24,"out":12,"stride":2,"kernel":5,
+                        "act":"hswish","se":8},{"hidden":36,"out":12,"act":"hswish"}],
+             "last":24,"head_width":16}'
+check mbv3 "$TMP/mbv3/model.safetensors"
+check mbv3-opset17 "$TMP/mbv3/model.safetensors" "" 17
+train effnet '{"arch":"efficientnet","image_size":12,"in_channels":3,"num_classes":5,
+               "width_mult":0.25,"depth_mult":0.3,"cifar":true}'
+check effnet "$TMP/effnet/model.safetensors"
 
 # CeiT: I2T stem (conv, BN, max-pool), LeFF (depthwise conv), LCA head; depth 3 gives
 # two LeFFs the output reads (the last block's is dead under LCA)

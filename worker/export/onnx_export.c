@@ -244,6 +244,31 @@ static void emit_unary(exporter *x, const net_node *n)
         emit_act(x, n->op == NET_OP_RELU6, in, out);
         return;
     }
+    /* torch's Hardsigmoid is ONNX's HardSigmoid with alpha 1/6, beta 1/2 */
+    onnx_attr hs[2] = {onnx_float("alpha", 1.0f / 6.0f), onnx_float("beta", 0.5f)};
+    char g[NAME_LEN];
+    switch (n->op) {
+    case NET_OP_HSWISH:
+        if (x->opset >= 14) {
+            node1(x, "HardSwish", in, out, NULL, 0);
+        } else {
+            node1(x, "HardSigmoid", in, tmp(x, g), hs, 2);
+            node2(x, "Mul", in, g, out);
+        }
+        return;
+    case NET_OP_HSIGMOID:
+        node1(x, "HardSigmoid", in, out, hs, 2);
+        return;
+    case NET_OP_SIGMOID:
+        node1(x, "Sigmoid", in, out, NULL, 0);
+        return;
+    case NET_OP_SILU:
+        node1(x, "Sigmoid", in, tmp(x, g), NULL, 0);
+        node2(x, "Mul", in, g, out);
+        return;
+    default:
+        break;
+    }
     /* GELU, exact: x * 0.5 * (1 + erf(x / sqrt 2)) */
     char a[NAME_LEN], b[NAME_LEN], c[NAME_LEN], d[NAME_LEN];
     node2(x, "Mul", in, scalar(x, (float)SQRT1_2), tmp(x, a));
@@ -251,6 +276,13 @@ static void emit_unary(exporter *x, const net_node *n)
     node2(x, "Add", b, scalar(x, 1.0f), tmp(x, c));
     node2(x, "Mul", in, c, tmp(x, d));
     node2(x, "Mul", d, scalar(x, 0.5f), out);
+}
+
+/* Squeeze-excitation's scale: (N, C, H, W) * (N, C, 1, 1) by broadcasting. */
+static void emit_chmul(exporter *x, const net_node *n)
+{
+    const char *in = get(x, n->in[0], LAY_SPATIAL), *s = get(x, n->in[1], LAY_SPATIAL);
+    node2(x, "Mul", in, s, produce(x, n->out, LAY_SPATIAL));
 }
 
 static void emit_pool(exporter *x, const net_node *n)
@@ -440,7 +472,14 @@ static int emit_node(exporter *x, int i, errbuf *eb)
     case NET_OP_RELU:
     case NET_OP_RELU6:
     case NET_OP_GELU:
+    case NET_OP_HSWISH:
+    case NET_OP_HSIGMOID:
+    case NET_OP_SILU:
+    case NET_OP_SIGMOID:
         emit_unary(x, n);
+        return 0;
+    case NET_OP_CHMUL:
+        emit_chmul(x, n);
         return 0;
     case NET_OP_MAXPOOL:
     case NET_OP_AVGPOOL:
@@ -467,6 +506,7 @@ static int emit_node(exporter *x, int i, errbuf *eb)
         emit_sequence(x, n);
         return 0;
     case NET_OP_DROPPATH: /* the identity in eval mode */
+    case NET_OP_DROPOUT:
         memcpy(x->names[n->out], x->names[n->in[0]], sizeof x->names[0]);
         x->home[n->out] = x->home[n->in[0]];
         return 0;
