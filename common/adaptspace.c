@@ -210,17 +210,18 @@ void as_cfg(const adapt_space *a, const int *w, const int *d, model_cfg *out)
 
 double as_macs(const adapt_space *a, const int *w, const int *d)
 {
-    int nu = a->sp.n_units;
-    double *ec = xcalloc((size_t)nu, sizeof(double));
-    double *bw = xcalloc((size_t)(a->n_blocks ? a->n_blocks : 1), sizeof(double));
-    for (int u = 0; u < nu; u++)
-        ec[u] = w[u];
+    /* integer widths, SE ties rounded as the built net has them (ps_layer_macs) */
+    char *kept = xcalloc((size_t)(a->n_blocks ? a->n_blocks : 1), 1);
     for (int s = 0; s < a->n_stages; s++)
         for (int j = 0; j < a->depth[s]; j++)
-            bw[a->first[s] + j] = (d == NULL || j < d[s]) ? 1.0 : 0.0;
-    double macs = ps_expected_macs_blocks(&a->sp, ec, bw, NULL, NULL);
-    free(ec);
-    free(bw);
+            kept[a->first[s] + j] = d == NULL || j < d[s];
+    double macs = 0;
+    for (int l = 0; l < a->sp.n_layers; l++) {
+        int b = a->sp.layers[l].blk;
+        if (b < 0 || kept[b])
+            macs += ps_layer_macs(&a->sp, l, w);
+    }
+    free(kept);
     return macs;
 }
 

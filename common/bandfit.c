@@ -239,6 +239,15 @@ static void assign_roles(fit *F)
         if (p >= 0 && F->role[u] == ROLE_FREE && F->role[p] == ROLE_FREE)
             F->role[n_layers[u] > n_layers[p] ? u : p] = ROLE_COUPLED;
     }
+    /* a free unit avoids its partners' widths, at most MAX_EXCL of them (a stream
+     * whose stage has many expanding blocks, when SE made those coupled, has more) */
+    memset(count, 0, (size_t)F->nu * sizeof(int));
+    for (int u = 0; u < F->nu; u++)
+        if (sp->units[u].partner >= 0)
+            count[u]++, count[sp->units[u].partner]++;
+    for (int u = 0; u < F->nu; u++)
+        if (F->role[u] == ROLE_FREE && count[u] > MAX_EXCL)
+            F->role[u] = ROLE_COUPLED;
     free(ea);
     free(eb);
     free(n_layers);
@@ -608,6 +617,13 @@ static void fit_free(fit *F, int *w, const int *d, inner *in, int *scratch)
 
 /* ---- the continuous relaxation: where the coupled widths are searched from --------- */
 
+/* How a layer side's width follows its unit's: 1, or a squeeze-excitation's
+ * tie ratio (prunespace.h), which the relaxation keeps real. */
+static double side_ratio(const fit *F, int u, int tie)
+{
+    return u >= 0 && tie > 0 ? (double)tie / F->sp->units[u].channels : 1.0;
+}
+
 /* MACs at real widths c and depths d. */
 static double real_macs(const fit *F, const double *c, const int *d)
 {
@@ -617,8 +633,10 @@ static double real_macs(const fit *F, const double *c, const int *d)
             continue;
         const ps_layer *x = &F->sp->layers[l];
         double kk = (double)x->k * x->k, b = x->bias ? 1.0 : 0.0;
-        double cin = x->in_unit >= 0 ? c[x->in_unit] : x->in_fixed;
-        double cout = x->out_unit >= 0 ? c[x->out_unit] : x->out_fixed;
+        double cin =
+            x->in_unit >= 0 ? c[x->in_unit] * side_ratio(F, x->in_unit, x->in_tie) : x->in_fixed;
+        double cout = x->out_unit >= 0 ? c[x->out_unit] * side_ratio(F, x->out_unit, x->out_tie)
+                                       : x->out_fixed;
         total += ((x->depthwise ? kk : kk * cin) + b) * (double)x->hw * cout;
     }
     return total;
@@ -634,12 +652,14 @@ static double real_grad(const fit *F, const double *c, const int *d, int u)
             continue;
         const ps_layer *x = &F->sp->layers[l];
         double kk = (double)x->k * x->k, b = x->bias ? 1.0 : 0.0, hw = (double)x->hw;
-        double cin = x->in_unit >= 0 ? c[x->in_unit] : x->in_fixed;
-        double cout = x->out_unit >= 0 ? c[x->out_unit] : x->out_fixed;
+        double rin = side_ratio(F, x->in_unit, x->in_tie);
+        double rout = side_ratio(F, x->out_unit, x->out_tie);
+        double cin = x->in_unit >= 0 ? c[x->in_unit] * rin : x->in_fixed;
+        double cout = x->out_unit >= 0 ? c[x->out_unit] * rout : x->out_fixed;
         if (x->out_unit == u)
-            g += ((x->depthwise ? kk : kk * cin) + b) * hw;
+            g += ((x->depthwise ? kk : kk * cin) + b) * hw * rout;
         if (x->in_unit == u && !x->depthwise)
-            g += kk * hw * cout;
+            g += kk * hw * cout * rin;
     }
     return g;
 }
