@@ -87,6 +87,7 @@ static void add_site(builder *b, const char *bn, int unit)
     ps_site *t = &s->sites[s->n_sites++];
     snprintf(t->bn, sizeof t->bn, "%s", bn);
     t->unit = unit;
+    t->tie = 0;
 }
 
 /* The convs, units and sites of block j of stage i (resnet.c's block) on the
@@ -219,6 +220,9 @@ static void build_mb(builder *b)
             snprintf(name, sizeof name, "%s.%s.%d.fc2", pre, inner, idx);
             add_layer(b, name, hid, 0, hid, 0, 1, 1, 0, 1, i);
             s->layers[s->n_layers - 1].in_tie = blk->se;
+            snprintf(name, sizeof name, "%s.%s.%d.fc1", pre, inner, idx);
+            add_site(b, name, hid);
+            s->sites[s->n_sites - 1].tie = blk->se;
             idx++;
         }
         int out = stream;
@@ -292,6 +296,22 @@ void prune_space_deinit(prune_space *s)
     free(s->hid_unit);
     free(s->out_unit);
     memset(s, 0, sizeof *s);
+}
+
+const ps_site *ps_site_find(const prune_space *s, const char *bn)
+{
+    for (int i = 0; i < s->n_sites; i++)
+        if (strcmp(s->sites[i].bn, bn) == 0)
+            return &s->sites[i];
+    return NULL;
+}
+
+int ps_tie_channel_width(const prune_space *s, const ps_site *t, int j)
+{
+    int C = s->units[t->unit].channels, w = 1;
+    while (w < C && modelcfg_se_width(t->tie, C, w) <= j)
+        w++;
+    return w;
 }
 
 int ps_site_unit(const prune_space *s, const char *bn)

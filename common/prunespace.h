@@ -24,7 +24,9 @@
  *     MACs (expected widths, with gradients) come from one table, by the
  *     counting rule of modelcfg.h.
  *   - sites: the BatchNorms, by state_dict prefix, whose outputs a unit's
- *     keep probabilities scale in the architecture step.
+ *     keep probabilities scale in the architecture step; and each
+ *     squeeze-excitation's fc1, whose channels follow the expansion unit's
+ *     (a tied site).
  * A width vector (one width per unit) maps to an explicit model_cfg; two
  * units are "partners" when equal widths would change the block structure
  * (a stride-1 projection or an expansion conv would disappear), and
@@ -73,10 +75,13 @@ typedef struct ps_layer {
     int in_tie, out_tie;
 } ps_layer;
 
-/* A BatchNorm whose output channels belong to a unit. */
+/* A BatchNorm whose output channels belong to a unit; or (tie > 0) a
+ * squeeze-excitation's fc1, whose tie output channels follow the unit's
+ * width (SE channel j is kept when the unit keeps modelcfg_se_width > j). */
 typedef struct ps_site {
-    char bn[PS_NAME_MAX]; /* state_dict prefix of the BN */
+    char bn[PS_NAME_MAX]; /* state_dict prefix of the BN (or of the SE's fc1) */
     int unit;
+    int tie; /* 0, or the SE width in the supernet */
 } ps_site;
 
 typedef struct prune_space {
@@ -105,6 +110,14 @@ void prune_space_deinit(prune_space *s);
 
 /* The unit governing BN `bn` (state_dict prefix), or -1. */
 int ps_site_unit(const prune_space *s, const char *bn);
+
+/* The site called `bn`, or NULL. */
+const ps_site *ps_site_find(const prune_space *s, const char *bn);
+
+/* For a tied site: the smallest unit width that keeps SE channel j
+ * (0 <= j < tie), so that channel j's keep probability is that of the unit's
+ * channel (result - 1). */
+int ps_tie_channel_width(const prune_space *s, const ps_site *t, int j);
 
 /* Width vectors (n_units ints): every unit at C, and every unit at c_min. */
 void ps_full_widths(const prune_space *s, int *w);

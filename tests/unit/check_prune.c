@@ -47,6 +47,20 @@ static const ps_width WIDTH = {0.1, 1.0, 0.1};
     "{\"hidden\":24,\"out\":12,\"stride\":2},{\"hidden\":36,\"out\":12,\"stride\":1},"             \
     "{\"hidden\":36,\"out\":16,\"stride\":1}],\"last\":20}"
 
+/* squeeze-excitation (tied sites) with h-swish / ReLU, and with SiLU */
+#define MBV3_SMALL                                                                                 \
+    "{\"arch\":\"mobilenetv3\",\"image_size\":8,\"in_channels\":3,\"num_classes\":5,"              \
+    "\"stem\":8,\"blocks\":[{\"hidden\":8,\"out\":8,\"se\":4},"                                    \
+    "{\"hidden\":24,\"out\":12,\"stride\":2,\"kernel\":5,\"act\":\"hswish\",\"se\":8},"            \
+    "{\"hidden\":36,\"out\":12,\"se\":8,\"act\":\"hswish\"}],\"last\":20,\"head_width\":16,"       \
+    "\"dropout\":0}"
+#define EFFNET_SMALL                                                                               \
+    "{\"arch\":\"efficientnet\",\"image_size\":8,\"in_channels\":3,\"num_classes\":5,"             \
+    "\"stem\":8,\"blocks\":[{\"hidden\":8,\"out\":8,\"se\":2,\"stage\":0},"                        \
+    "{\"hidden\":24,\"out\":12,\"stride\":2,\"se\":4,\"stage\":1},"                                \
+    "{\"hidden\":36,\"out\":12,\"se\":6,\"kernel\":5,\"stage\":1}],\"last\":20,"                   \
+    "\"dropout\":0,\"drop_path\":0}"
+
 static void cfg_from(model_cfg *c, const char *text)
 {
     json_t *j = json_loads(text, 0, NULL);
@@ -75,14 +89,16 @@ static void fixture_init(fixture *f, const char *cfg, int B)
     net_init(&f->super);
     ck_assert(model_build(&f->super, &f->cfg, B, 7, &mo, &eb) == 0);
     chains_attach(&f->ch, &f->super);
-    /* every BN of the net is a scaling site: one CHSCALE per BN */
-    int n_bn = 0, n_cs = 0;
+    /* every BN of the net is a scaling site, and every SE's fc1 a tied one: one
+     * CHSCALE each */
+    int n_bn = 0, n_cs = 0, n_se = 0;
     for (int i = 0; i < f->super.n_nodes; i++) {
         n_bn += f->super.nodes[i].op == NET_OP_BN;
         n_cs += f->super.nodes[i].op == NET_OP_CHSCALE;
+        n_se += f->super.nodes[i].op == NET_OP_CHMUL;
     }
-    ck_assert_int_eq(n_bn, n_cs);
-    ck_assert_int_eq(n_bn, f->sp.n_sites);
+    ck_assert_int_eq(n_bn + n_se, n_cs);
+    ck_assert_int_eq(n_bn + n_se, f->sp.n_sites);
 }
 
 static void fixture_deinit(fixture *f)
@@ -114,6 +130,10 @@ static void check_mask_equivalence(const char *cfg)
         for (int u = 0; u < f.sp.n_units; u++)
             for (int c = 0; c < f.sp.units[u].channels; c++)
                 f.ch.scale[f.ch.s_off[u] + (size_t)c] = c < w[u] ? 1.0f : 0.0f;
+        for (int t = 0; t < f.sp.n_sites; t++) /* SE channels follow their unit */
+            for (size_t k = f.ch.t_off[t]; k < f.ch.t_off[t + 1]; k++)
+                f.ch.t_scale[k] =
+                    f.ch.scale[f.ch.s_off[f.sp.sites[t].unit] + (size_t)f.ch.tie_ch[k]];
         net_zero_grad(&f.super);
         net_forward(&f.super, x, B);
         net_backward(&f.super, dl);
@@ -166,6 +186,15 @@ START_TEST(subnet_equals_masked_supernet_mbv2)
 }
 END_TEST
 
+/* The sub-net's SE is as wide as modelcfg_se_width ties it; masking the
+ * supernet's SE channels by the tied sites gives the same network. */
+START_TEST(subnet_equals_masked_supernet_mbv3_effnet)
+{
+    check_mask_equivalence(MBV3_SMALL);
+    check_mask_equivalence(EFFNET_SMALL);
+}
+END_TEST
+
 static double arch_loss(fixture *f, const float *x, const int32_t *y, float *probs, int B)
 {
     chains_update(&f->ch);
@@ -175,8 +204,8 @@ static double arch_loss(fixture *f, const float *x, const int32_t *y, float *pro
 
 START_TEST(arch_gradient_matches_finite_differences)
 {
-    const char *cfgs[2] = {RESNET_SMALL, MBV2_SMALL};
-    for (int ci = 0; ci < 2; ci++) {
+    const char *cfgs[4] = {RESNET_SMALL, MBV2_SMALL, MBV3_SMALL, EFFNET_SMALL};
+    for (int ci = 0; ci < 4; ci++) {
         enum { B = 32 };
         fixture f;
         fixture_init(&f, cfgs[ci], B);
@@ -191,6 +220,14 @@ START_TEST(arch_gradient_matches_finite_differences)
             y[i] = (int32_t)rng_below(&r, 5);
         for (size_t k = 0; k < f.ch.n_alpha; k++)
             f.ch.alpha[k] = 1.0f + rng_normal(&r);
+        /* MobileNetV3's classifier starts at N(0, 0.01) (torchvision's): logits and
+         * gradients too small for finite differences in float, so it is scaled up */
+        const char *cls[2] = {"classifier.0.weight", "classifier.3.weight"};
+        for (int t = 0; t < 2; t++) {
+            int id = net_tensor_find(&f.super, cls[t]);
+            for (size_t i = 0; id >= 0 && i < f.super.tensors[id].n; i++)
+                net_tensor_data(&f.super, id)[i] *= 20.0f;
+        }
         net_set_training(&f.super, 1); /* batch-statistics BN, as the architecture step runs */
         chains_set_scaling(&f.ch, 1);
         chains_zero_grad(&f.ch);
@@ -792,6 +829,7 @@ Suite *suite_prune(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, subnet_equals_masked_supernet_resnet);
     tcase_add_test(tc, subnet_equals_masked_supernet_mbv2);
+    tcase_add_test(tc, subnet_equals_masked_supernet_mbv3_effnet);
     tcase_add_test(tc, arch_gradient_matches_finite_differences);
     tcase_add_test(tc, sampled_architectures_build_run_save_load);
     tcase_add_test(tc, es_derivation_lands_in_the_band);

@@ -99,6 +99,7 @@ static void dn_arch_step(void *ctx, double dl_dmacs, const search_sgd *o, double
 {
     adapter *a = ((dna_space *)ctx)->a;
     adapt_state *st = a->st;
+    chains_gather_tied(&st->ch);
     if (a->j.d->world > 1) {
         dist_allreduce_mean_f32(st->ch.dscale, st->ch.s_off[st->as.sp.n_units]);
         if (st->dc.n > 0)

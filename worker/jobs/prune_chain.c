@@ -51,6 +51,16 @@ void chains_init(prune_chains *c, const prune_space *sp)
     c->P = xcalloc(na, sizeof(double));
     c->scale = xcalloc(ns, sizeof(float));
     c->dscale = xcalloc(ns, sizeof(float));
+    c->t_off = xcalloc((size_t)sp->n_sites + 1, sizeof(size_t));
+    for (int i = 0; i < sp->n_sites; i++)
+        c->t_off[i + 1] = c->t_off[i] + (size_t)sp->sites[i].tie;
+    size_t nt = c->t_off[sp->n_sites] ? c->t_off[sp->n_sites] : 1;
+    c->tie_ch = xcalloc(nt, sizeof(int));
+    c->t_scale = xcalloc(nt, sizeof(float));
+    c->t_dscale = xcalloc(nt, sizeof(float));
+    for (int i = 0; i < sp->n_sites; i++)
+        for (int j = 0; j < sp->sites[i].tie; j++)
+            c->tie_ch[c->t_off[i] + (size_t)j] = ps_tie_channel_width(sp, &sp->sites[i], j) - 1;
     chains_update(c);
 }
 
@@ -64,15 +74,24 @@ void chains_deinit(prune_chains *c)
     free(c->P);
     free(c->scale);
     free(c->dscale);
+    free(c->t_off);
+    free(c->tie_ch);
+    free(c->t_scale);
+    free(c->t_dscale);
     memset(c, 0, sizeof *c);
 }
 
 int chains_site(void *ctx, net *m, int x, const char *bn)
 {
     prune_chains *c = ctx;
-    int u = ps_site_unit(c->sp, bn);
-    if (u < 0)
+    const ps_site *t = ps_site_find(c->sp, bn);
+    if (t == NULL)
         return x;
+    if (t->tie > 0) {
+        size_t o = c->t_off[t - c->sp->sites];
+        return net_chscale(m, x, c->t_scale + o, c->t_dscale + o);
+    }
+    int u = t->unit;
     return net_chscale(m, x, c->scale + c->s_off[u], c->dscale + c->s_off[u]);
 }
 
@@ -92,6 +111,11 @@ void chains_update(prune_chains *c)
         for (int ch = 0; ch < x->channels; ch++)
             s[ch] = c->scaling ? (float)chains_channel_p(c, u, ch) : 1.0f;
     }
+    for (int i = 0; i < sp->n_sites; i++) {
+        const float *s = c->scale + c->s_off[sp->sites[i].unit];
+        for (size_t k = c->t_off[i]; k < c->t_off[i + 1]; k++)
+            c->t_scale[k] = s[c->tie_ch[k]];
+    }
 }
 
 void chains_set_scaling(prune_chains *c, int on)
@@ -101,8 +125,13 @@ void chains_set_scaling(prune_chains *c, int on)
         net *m = c->scaled;
         for (int i = 0; i < m->n_nodes; i++) {
             net_node *n = &m->nodes[i];
-            if (n->op == NET_OP_CHSCALE)
-                n->dext = on ? c->dscale + (n->ext - c->scale) : NULL;
+            if (n->op != NET_OP_CHSCALE)
+                continue;
+            size_t nt = c->t_off[c->sp->n_sites];
+            int tied = n->ext >= c->t_scale && n->ext < c->t_scale + nt;
+            n->dext = !on    ? NULL
+                      : tied ? c->t_dscale + (n->ext - c->t_scale)
+                             : c->dscale + (n->ext - c->scale);
         }
     }
     chains_update(c);
@@ -157,12 +186,25 @@ double chains_expected_macs(const prune_chains *c, double *dmacs_dP)
     return macs;
 }
 
+void chains_gather_tied(prune_chains *c)
+{
+    const prune_space *sp = c->sp;
+    for (int i = 0; i < sp->n_sites; i++) {
+        float *ds = c->dscale + c->s_off[sp->sites[i].unit];
+        for (size_t k = c->t_off[i]; k < c->t_off[i + 1]; k++) {
+            ds[c->tie_ch[k]] += c->t_dscale[k];
+            c->t_dscale[k] = 0;
+        }
+    }
+}
+
 void chains_backward_dP(prune_chains *c, const double *dP_extra)
 {
     const prune_space *sp = c->sp;
     double *dP = xcalloc(c->n_alpha ? c->n_alpha : 1, sizeof(double));
     if (dP_extra != NULL)
         memcpy(dP, dP_extra, c->n_alpha * sizeof(double));
+    chains_gather_tied(c);
     for (int u = 0; u < sp->n_units; u++) {
         const ps_unit *x = &sp->units[u];
         const float *ds = c->dscale + c->s_off[u];
@@ -192,6 +234,8 @@ void chains_zero_grad(prune_chains *c)
 {
     memset(c->dalpha, 0, (c->n_alpha ? c->n_alpha : 1) * sizeof(float));
     memset(c->dscale, 0, (c->s_off[c->sp->n_units] ? c->s_off[c->sp->n_units] : 1) * sizeof(float));
+    size_t nt = c->t_off[c->sp->n_sites];
+    memset(c->t_dscale, 0, (nt ? nt : 1) * sizeof(float));
 }
 
 void chains_sgd_step(prune_chains *c, double lr, double momentum, int nesterov, double wd,

@@ -8,7 +8,10 @@
  * P_k for the channels of group k). The supernet's scaling sites
  * (model_opts.site = chains_site) insert one net_chscale node per BN of the
  * unit, all reading the unit's scale vector and accumulating into its
- * gradient, so dL/dP_k is the sum of the scale gradient over group k.
+ * gradient, so dL/dP_k is the sum of the scale gradient over group k. A
+ * squeeze-excitation's fc1 is a tied site: its channel j is scaled by the
+ * keep probability of the unit width that first keeps it, and its gradient
+ * goes to that unit channel's.
  *
  * Also here: expected widths, the derivative of the budget loss back to
  * alpha, the architecture optimizer (SGD), and the width samplers: direct
@@ -39,6 +42,12 @@ typedef struct prune_chains {
     float *dscale;         /* (sum C_u) their gradients (accumulated by net_backward) */
     net *scaled;           /* the net whose CHSCALE nodes read scale (chains_attach) */
     int scaling;           /* 1: scale = P, gradients on; 0: scale = 1, gradients off */
+    /* tied sites (squeeze-excitation): per site its scales, copied from its
+     * unit's channels tie_ch[], and their gradients, added back there */
+    size_t *t_off;   /* (n_sites + 1) offsets into the tie arrays (0 for untied sites) */
+    int *tie_ch;     /* the unit channel each tied channel copies */
+    float *t_scale;  /* read by the tied CHSCALE nodes */
+    float *t_dscale; /* their gradients */
 } prune_chains;
 
 /* One Markov chain of K transition logits a: the marginals
@@ -87,6 +96,11 @@ void chains_backward(prune_chains *c, double dl_dmacs);
  * gradient with respect to the marginals is dP_extra (n_alpha doubles; may
  * be NULL) ]. chains_backward is this with dP_extra = dl_dmacs * dMACs/dP. */
 void chains_backward_dP(prune_chains *c, const double *dP_extra);
+
+/* Adds the tied sites' scale gradients into their unit channels' (dscale)
+ * and clears them: before dscale is averaged over ranks. chains_backward_dP
+ * does it too. */
+void chains_gather_tied(prune_chains *c);
 
 /* Clears dscale and dalpha. */
 void chains_zero_grad(prune_chains *c);

@@ -85,6 +85,7 @@ static void dm_arch_step(void *ctx, double dl_dmacs, const search_sgd *o, double
 {
     pruner *p = ((dmcp_space *)ctx)->p;
     prune_chains *ch = &p->ch;
+    chains_gather_tied(ch);
     if (p->j.d->world > 1)
         dist_allreduce_mean_f32(ch->dscale, ch->s_off[p->sp.n_units]);
     chains_backward(ch, dl_dmacs);

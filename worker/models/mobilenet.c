@@ -20,7 +20,8 @@
  * else PyTorch's defaults.
  * Scaling sites (model.h) follow DMCP: after BN for the stem, the
  * projection and the last conv; after BN + act for the expansion and
- * depthwise convs. Every residual add is a join (model.h).
+ * depthwise convs; after SE's fc1 + act (a site tied to the expansion
+ * width). Every residual add is a join (model.h).
  * Initialisation: MobileNetV2 PyTorch's default (as models.py); the others
  * torchvision's (convs Kaiming normal by fan-out, conv biases 0; Linear
  * N(0, 0.01) in MobileNetV3, U(+-1/sqrt(out)) in EfficientNet, biases 0).
@@ -109,6 +110,7 @@ static int squeeze_excite(const mb_ctx *b, const char *prefix, int x, int hidden
     snprintf(name, sizeof name, "%s.fc1", prefix);
     s = conv(b, name, s, se, 1, 1, 1, 1);
     s = v3 ? net_relu(b->m, s) : net_silu(b->m, s);
+    s = model_site(b->o, b->m, s, name); /* SE's width follows the block's (prunespace.h) */
     snprintf(name, sizeof name, "%s.fc2", prefix);
     s = conv(b, name, s, hidden, 1, 1, 1, 1);
     s = v3 ? net_hsigmoid(b->m, s) : net_sigmoid(b->m, s);

@@ -23,11 +23,12 @@
 #define MODEL_LN_EPS      1e-6f
 
 /* A scaling site of the CNN builders: called right after BatchNorm `bn`
- * (state_dict prefix) - after its activation for MobileNetV2's expansion and
- * depthwise convs, before it everywhere else, the placements of DMCP
- * (ALGORITHMS.md 2.3) - with the activation x; returns the activation the
- * network continues with (x itself to leave it alone). DMCP's architecture
- * step inserts net_chscale nodes here. */
+ * (state_dict prefix) - after its activation for the MobileNet family's
+ * expansion and depthwise convs, before it everywhere else, the placements
+ * of DMCP (ALGORITHMS.md 2.3) - or after a squeeze-excitation's fc1 and its
+ * activation (`bn` is then the fc1's prefix), with the activation x; returns
+ * the activation the network continues with (x itself to leave it alone).
+ * DMCP's architecture step inserts net_chscale nodes here. */
 typedef int (*model_site_fn)(void *ctx, net *m, int x, const char *bn);
 
 /* A residual join of the CNN builders: block `block` (state_dict prefix,
