@@ -23,8 +23,9 @@ static const char *const INIT_NAMES[] = {"zero", "existing"};
 static const search_head HEAD = {"adapt", METHOD_NAMES, N_METHODS, MAX_RATIO, 0};
 
 /* Fields that only the dna method reads. */
-static const char *const DNA_ONLY[] = {"window", "warmup_epochs", "search_epochs", "search",
-                                       "arch",   "elastic",       "calib_batches", "eval_limit"};
+static const char *const DNA_ONLY[] = {"window",        "warmup_epochs", "search_epochs",
+                                       "search",        "arch",          "elastic",
+                                       "calib_batches", "eval_limit",    "search_depth"};
 
 const char *adaptspec_method_name(adapt_method m)
 {
@@ -81,6 +82,7 @@ static void parse_dna(adapt_spec *a, jf_obj *o, int ranks)
     searchspec_parse(&a->search, o, ranks, parse_arch_init, a);
     parse_elastic(&a->elastic, o);
     searchspec_parse_eval(&a->search, o);
+    jf_bool(o, "search_depth", &a->search_depth, 1);
 }
 
 int adaptspec_reach(const adapt_spec *a, const model_cfg *c, double *lo, double *hi, errbuf *eb)
@@ -91,8 +93,8 @@ int adaptspec_reach(const adapt_spec *a, const model_cfg *c, double *lo, double 
         return rc;
     int n = s.sp.n_units, d1[AS_MAX_STAGES];
     int *w = xcalloc((size_t)n, sizeof(int));
-    for (int i = 0; i < s.n_stages; i++)
-        d1[i] = 1;
+    for (int i = 0; i < s.n_stages; i++) /* width-only: every stage as deep as it is */
+        d1[i] = a->search_depth ? 1 : s.depth0[i];
     as_min_widths(&s, w);
     *lo = as_macs(&s, w, d1);
     as_full_widths(&s, w);
@@ -107,7 +109,7 @@ int adaptspec_reach(const adapt_spec *a, const model_cfg *c, double *lo, double 
     }
     model_cfg big;
     as_cfg(&s, w, NULL, &big);
-    for (int i = 0; grow && i < s.n_stages; i++) {
+    for (int i = 0; grow && a->search_depth && i < s.n_stages; i++) {
         int cap = (int)floor(e->max_depth * s.depth0[i]);
         for (int k = s.depth[i]; k < cap; k++) {
             int first[AS_MAX_STAGES], depth[AS_MAX_STAGES];
@@ -177,6 +179,8 @@ void adaptspec_parse(adapt_spec *a, jf_obj *root, const json_t *j, const model_c
     } else {
         searchspec_only(&o, DNA_ONLY, sizeof DNA_ONLY / sizeof DNA_ONLY[0], "dna");
     }
+    if (a->method != ADAPT_DNA)
+        a->search_depth = 1; /* not a field of the baselines: their rules set depths */
     a->compound_alpha = 1.2;
     a->compound_beta = 1.1;
     if (a->method == ADAPT_COMPOUND) {
@@ -229,6 +233,7 @@ json_t *adaptspec_to_json(const adapt_spec *a)
     json_t *r = searchspec_to_json(&a->search, j);
     json_object_set_new(r, "init", json_string(INIT_NAMES[a->init]));
     json_object_set_new(j, "elastic", elastic_json(&a->elastic));
+    json_object_set_new(j, "search_depth", json_boolean(a->search_depth));
     searchspec_eval_json(&a->search, j);
     return j;
 }

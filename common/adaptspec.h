@@ -28,6 +28,8 @@
  *                 "settle_steps":200,   // weight-only steps after a change
  *                 "max_width":3.0,      // a unit's width stays <= this times its width in the
  * model "max_depth":2.0},     // a stage's depth stays <= this times its depth in the model
+ *     "search_depth": true,      // false: widths only, every stage keeps its depth (DMCP-style:
+ *                                // no depth chains, no depth events)
  *     "calib_batches": 5,        // BN recalibration before a sub-net is evaluated
  *     "eval_limit": 0,           // test images for the search-phase accuracies (0 = all)
  *     -- compound only --
@@ -79,6 +81,7 @@ typedef struct adapt_spec {
     search_spec search; /* the schedule (common/searchspec.h) */
     adapt_init init;
     adapt_elastic elastic;
+    int search_depth; /* 0: widths only (the depths stay the model's) */
     /* compound */
     double compound_alpha, compound_beta;
 } adapt_spec;

@@ -822,6 +822,20 @@ static double last_metric(const capture *c, const char *name)
     "{\"hidden\":24,\"out\":12,\"stride\":2},{\"hidden\":36,\"out\":12,\"stride\":1},"             \
     "{\"hidden\":36,\"out\":16,\"stride\":2},{\"hidden\":48,\"out\":16,\"stride\":1}],"            \
     "\"last\":24}"
+/* MobileNetV3 with squeeze-excitation and EfficientNet (its own stages: names
+ * features.{stage}.{j}) */
+#define MBV3_JOB                                                                                   \
+    "{\"arch\":\"mobilenetv3\",\"image_size\":12,\"in_channels\":1,\"num_classes\":4,"             \
+    "\"stem\":8,\"blocks\":[{\"hidden\":8,\"out\":8,\"se\":8},"                                    \
+    "{\"hidden\":24,\"out\":12,\"stride\":2,\"kernel\":5,\"act\":\"hswish\",\"se\":8},"            \
+    "{\"hidden\":36,\"out\":12,\"act\":\"hswish\",\"se\":16},"                                     \
+    "{\"hidden\":36,\"out\":12,\"act\":\"hswish\"}],\"last\":24,\"head_width\":16}"
+#define EFFNET_JOB                                                                                 \
+    "{\"arch\":\"efficientnet\",\"image_size\":12,\"in_channels\":1,\"num_classes\":4,"            \
+    "\"stem\":8,\"blocks\":[{\"hidden\":8,\"out\":8,\"se\":2,\"stage\":0},"                        \
+    "{\"hidden\":24,\"out\":12,\"stride\":2,\"se\":2,\"stage\":1},"                                \
+    "{\"hidden\":36,\"out\":12,\"se\":3,\"kernel\":5,\"stage\":1},"                                \
+    "{\"hidden\":36,\"out\":12,\"se\":3,\"stage\":1}],\"last\":24}"
 /* A search that changes its space within a few steps, for a target ratio. */
 static const char *dna_fast(const char *target)
 {
@@ -1017,6 +1031,48 @@ START_TEST(dna_grow_job)
 {
     dna_job(RESNET_JOB, 2, "1.3", 1);
     dna_job(MBV2_JOB, 2, "1.3", 0);
+}
+END_TEST
+
+/* DNA on MobileNetV3 and EfficientNet, shrinking and growing (SE widths tied,
+ * EfficientNet's stage-local names when blocks are appended or dropped). */
+START_TEST(dna_mbv3_effnet_jobs)
+{
+    dna_job(MBV3_JOB, 3, "0.5", 0);
+    dna_job(EFFNET_JOB, 3, "1.4", 0);
+}
+END_TEST
+
+/* adapt.search_depth false: widths only; every stage keeps its depth, the
+ * depth chains stay put and no depth event happens. */
+START_TEST(width_only_search_keeps_depths)
+{
+    static const char *targets[2] = {"0.5", "1.4"};
+    for (int k = 0; k < 2; k++) {
+        char adapt[600];
+        const char *fast = dna_fast(targets[k]);
+        snprintf(adapt, sizeof adapt, "%.*s,\"search_depth\":false}", (int)strlen(fast) - 1, fast);
+        job_spec s;
+        adapt_spec_seed(&s, 4, EFFNET_JOB, adapt, "");
+        char *dir = temp_dir();
+        capture *cap = xcalloc(1, sizeof *cap);
+        cap->cancel_after = -1;
+        job_result res;
+        ck_assert_int_eq(run_job(&s, dir, cap, NULL, NULL, &res), 0);
+        check_outputs(&s, dir, &res);
+        json_t *rep = load_out(dir, "report.json");
+        ck_assert(json_equal(json_object_get(json_object_get(rep, "before"), "depths"),
+                             json_object_get(json_object_get(rep, "after"), "depths")));
+        json_t *counts = json_object_get(json_object_get(rep, "elastic"), "counts");
+        ck_assert_int_eq(json_integer_value(json_object_get(counts, "depth_expand")), 0);
+        ck_assert_int_eq(json_integer_value(json_object_get(counts, "depth_condense")), 0);
+        json_decref(rep);
+        job_result_free(&res);
+        free(cap);
+        remove_dir(dir);
+        free(dir);
+        jobspec_free(&s);
+    }
 }
 END_TEST
 
@@ -1309,6 +1365,8 @@ Suite *suite_adapt(void)
     tcase_set_timeout(j, 600);
     tcase_add_test(j, dna_shrink_job);
     tcase_add_test(j, dna_grow_job);
+    tcase_add_test(j, dna_mbv3_effnet_jobs);
+    tcase_add_test(j, width_only_search_keeps_depths);
     tcase_add_test(j, baseline_jobs);
     tcase_add_test(j, dna_derivation_lands_in_the_band);
     tcase_add_test(j, unreachable_baseline_fails_before_training);

@@ -534,7 +534,7 @@ START_TEST(adapt_object)
          "\"search\":{\"batch_size\":128}}}",
          "adapt.search.batch_size", "divisible by resources.ranks (3)"},
         {"{\"type\":\"adapt\",\"model\":" DEIT_C ",\"adapt\":{\"target_ratio\":0.5}}", "model.arch",
-         "resnet_cifar, resnet and mobilenetv2"},
+         "resnet_cifar, resnet, mobilenetv2, mobilenetv3 and efficientnet"},
         {"{\"type\":\"adapt\",\"model\":" RESNET ",\"prune\":{},"
          "\"adapt\":{\"target_ratio\":0.5}}",
          "prune", "only for type"},
@@ -621,7 +621,7 @@ START_TEST(prune_object)
          "\"search\":{\"batch_size\":128}}}",
          "prune.search.batch_size", "divisible by resources.ranks (3)"},
         {"{\"type\":\"prune\",\"model\":" DEIT_C ",\"prune\":{\"target_ratio\":0.5}}", "model.arch",
-         "resnet_cifar, resnet and mobilenetv2"},
+         "resnet_cifar, resnet, mobilenetv2, mobilenetv3 and efficientnet"},
         {"{\"type\":\"prune\",\"model\":" RESNET ",\"adapt\":{},"
          "\"prune\":{\"target_ratio\":0.5}}",
          "adapt", "only for type"},

@@ -72,6 +72,8 @@ static int setup(adapter *a, const job_spec *spec, const job_env *env, errbuf *e
         as_deinit(&as);
         return ERR_INVALID;
     }
+    a->st->dc.fixed = !a->as.search_depth;
+    adapt_update(a->st);
     if (a->as.init == ADAPT_INIT_EXISTING)
         adapt_init_existing(a->st);
     elastic_init(&a->el, &a->as.elastic, spec->seed ^ ELASTIC_TAG, a->st->as.sp.n_units);

@@ -60,6 +60,8 @@ typedef struct adapt_depth {
     float *qf;             /* (n) what the SCALEADD nodes read (q, or 1 with scaling off) */
     float *dq;             /* (n) their gradients */
     int scaling;
+    int fixed; /* depth is not searched (adapt.search_depth false): every q is 1, beta
+                  stays, no depth events, the derivation keeps every block */
 } adapt_depth;
 
 /* A supernet with its space and chains. Heap-allocated and never moved:

@@ -6,6 +6,7 @@
  * real MACs lie in the band, sharing rules and block structure kept; units
  * only in dropped blocks keep their rounded widths. A target no network of
  * the final space reaches within the band fails the job before retraining.
+ * A width-only search (adapt.search_depth false) keeps every block.
  */
 #include "common/bandfit.h"
 #include "common/xalloc.h"
@@ -46,9 +47,11 @@ int dna_derive(adapter *a, int *w, int *d, json_t *info, errbuf *eb)
                                   as_macs(as, w, d) / 1e6));
     double *ec = xcalloc((size_t)n, sizeof(double)), ed[AS_MAX_STAGES];
     adapt_expected(st, ec, ed);
+    if (st->dc.fixed) /* width-only: every block stays, the fit moves widths alone */
+        memcpy(d, as->depth, (size_t)as->n_stages * sizeof(int));
     bandfit_spec f = {.sp = &as->sp,
                       .want = ec,
-                      .n_stages = as->n_stages,
+                      .n_stages = st->dc.fixed ? 0 : as->n_stages,
                       .first = as->first,
                       .depth_max = as->depth,
                       .want_depth = ed,

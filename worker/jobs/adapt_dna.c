@@ -297,6 +297,8 @@ static int restore_state(adapter *a, const st_file *f, errbuf *eb)
     adapt_state *st = adapt_state_new(&as, a->j.b, a->j.spec->seed, eb);
     if (st == NULL)
         return ERR_FORMAT;
+    st->dc.fixed = !a->as.search_depth;
+    adapt_update(st);
     adapt_state_free(a->st);
     a->st = st;
     return 0;

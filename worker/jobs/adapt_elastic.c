@@ -135,6 +135,7 @@ static adapt_state *width_rebuild(const adapt_state *st, wchange *wc, uint64_t s
     nst = adapt_state_new(&as, max_batch, seed, eb);
     if (nst == NULL)
         goto out;
+    nst->dc.fixed = st->dc.fixed;
     for (int u = 0; u < n; u++) {
         const wchange *c = &wc[u];
         size_t o = st->ch.a_off[u], t = nst->ch.a_off[u];
@@ -325,6 +326,7 @@ static adapt_state *depth_rebuild(const adapt_state *st, const int *delta, uint6
         as_deinit(&as);
         return NULL;
     }
+    nst->dc.fixed = st->dc.fixed;
     for (int u = 0; u < nst->as.sp.n_units; u++) {
         int ou = from[u] >= 0 ? from[u] : from[u] <= -2 ? -2 - from[u] : -1;
         if (ou < 0)
@@ -508,6 +510,8 @@ static int depth_due(elastic *e, const adapt_state *st, int *delta)
     int due = 0;
     for (int s = 0; s < as->n_stages; s++) {
         delta[s] = 0;
+        if (st->dc.fixed) /* width-only: depths are not searched */
+            continue;
         int n = as->depth[s];
         double q_last = st->dc.q[as->first[s] + n - 1];
         int cap = (int)floor(e->cfg.max_depth * as->depth0[s]);

@@ -57,6 +57,8 @@ static void depth_update(adapt_depth *dc)
         int f = as->first[s];
         dc->q[f] = 1.0;
         chains_marginals(dc->beta + f + 1, as->depth[s] - 1, dc->q + f + 1);
+        for (int j = 1; dc->fixed && j < as->depth[s]; j++)
+            dc->q[f + j] = 1.0;
     }
     for (int b = 0; b < dc->n; b++)
         dc->qf[b] = dc->scaling ? (float)dc->q[b] : 1.0f;
@@ -169,7 +171,7 @@ void adapt_arch_backward(adapt_state *st, double dl_dmacs)
     chains_backward_dP(&st->ch, dP);
     for (int b = 0; b < st->dc.n; b++)
         dq[b] = dl_dmacs * dq[b] + (double)st->dc.dq[b];
-    for (int s = 0; s < as->n_stages; s++) {
+    for (int s = 0; !st->dc.fixed && s < as->n_stages; s++) {
         int f = as->first[s];
         chains_grad_logits(st->dc.beta + f + 1, st->dc.q + f + 1, dq + f + 1, as->depth[s] - 1,
                            st->dc.dbeta + f + 1);
@@ -183,7 +185,7 @@ void adapt_arch_sgd(adapt_state *st, double lr, double momentum, int nesterov, d
     chains_sgd_step(&st->ch, lr, momentum, nesterov, wd, first);
     nn_sgd_params p = {(float)lr, (float)momentum, 0.0f, (float)wd, nesterov};
     /* stage-first blocks have no transition: their gradient is 0, keep beta 0 */
-    if (st->dc.n > 0)
+    if (st->dc.n > 0 && !st->dc.fixed)
         nn_sgd_step(st->dc.beta, st->dc.mom, st->dc.dbeta, (size_t)st->dc.n, &p, first);
     for (int s = 0; s < st->as.n_stages; s++)
         st->dc.beta[st->as.first[s]] = 0.0f;
@@ -246,14 +248,14 @@ void adapt_min_arch(const adapt_state *st, int *w, int *d)
 {
     as_min_widths(&st->as, w);
     for (int s = 0; s < st->as.n_stages; s++)
-        d[s] = 1;
+        d[s] = st->dc.fixed ? st->as.depth[s] : 1;
 }
 
 void adapt_random_arch(const adapt_state *st, rng *r, int *w, int *d)
 {
     chains_random_widths(&st->as.sp, r, w);
     for (int s = 0; s < st->as.n_stages; s++)
-        d[s] = 1 + (int)rng_below(r, (uint32_t)st->as.depth[s]);
+        d[s] = st->dc.fixed ? st->as.depth[s] : 1 + (int)rng_below(r, (uint32_t)st->as.depth[s]);
 }
 
 void adapt_sample_arch(const adapt_state *st, rng *r, int *w, int *d)
@@ -265,7 +267,7 @@ void adapt_sample_arch(const adapt_state *st, rng *r, int *w, int *d)
         while (j < as->depth[s] &&
                (double)rng_uniform(r) <= 1.0 / (1.0 + exp(-(double)st->dc.beta[as->first[s] + j])))
             j++;
-        d[s] = j;
+        d[s] = st->dc.fixed ? as->depth[s] : j;
     }
 }
 
