@@ -110,3 +110,35 @@ for dep in j0000000000unknown "$X"; do
         die "after [$dep]: HTTP $code $(cat "$TMP/resp")"
 done
 ok "400 naming after[0]: an unknown job, a cancelled job"
+
+# 4. MobileNetV3 and EfficientNet through the service, on the 2-rank pool: a DMCP prune of
+# a MobileNetV3-Small and a DNA adapt of an EfficientNet that has to grow (1.2x, window
+# max 1.0: only the elastic space's expansion reaches it), on synthetic images
+SYN='{"dataset":"synthetic","synthetic":{"train":256,"test":64,"classes":5,"channels":3,"size":16}}'
+cat >"$TMP/mbv3.json" <<JSON
+{"name":"prune-mbv3","type":"prune","seed":2,"resources":{"ranks":2},
+ "model":{"arch":"mobilenetv3","variant":"small","width_mult":0.5,"cifar":true},"data":$SYN,
+ "optim":{"lr":0.05,"batch_size":32,"epochs":1},
+ "prune":{"method":"dmcp","target_ratio":0.5,"warmup_epochs":1,"search_epochs":1,
+          "search":{"batch_size":32},"calib_batches":2}}
+JSON
+cat >"$TMP/effnet.json" <<JSON
+{"name":"adapt-effnet","type":"adapt","seed":3,"resources":{"ranks":2},
+ "model":{"arch":"efficientnet","width_mult":0.25,"depth_mult":0.5,"cifar":true},"data":$SYN,
+ "optim":{"lr":0.05,"batch_size":32,"epochs":1},
+ "adapt":{"method":"dna","target_ratio":1.2,"window":{"max":1.0},"warmup_epochs":1,
+          "search_epochs":5,"search":{"batch_size":32},"calib_batches":2,
+          "arch":{"lr":20,"init":"existing"},"elastic":{"check_every":2,"settle_steps":2}}}
+JSON
+M=$(submit "$TMP/mbv3.json")
+E=$(submit "$TMP/effnet.json")
+for j in $M $E; do
+    wait_terminal "$j" 300
+    [ "$(jq_job "$j" .state)" = SUCCEEDED ] || die "job $j: $(jq_job "$j" .state) $(jq_job "$j" .message)"
+done
+curl -s --max-time 10 -o "$TMP/eff-arch.json" "$URL/api/v1/jobs/$E/artifacts/architecture.json"
+curl -s --max-time 10 -o "$TMP/eff-elastic.json" "$URL/api/v1/jobs/$E/artifacts/elastic.json"
+[ "$($JQ -r .arch "$TMP/eff-arch.json")" = efficientnet ] || die "adapt-effnet: $(cat "$TMP/eff-arch.json")"
+n_el=$($JQ '.counts.total' "$TMP/eff-elastic.json")
+[ "$n_el" -gt 0 ] || die "adapt-effnet grew to 1.2x without an elastic event"
+ok "MobileNetV3 pruned and EfficientNet grown to 1.2x through the service ($n_el elastic events)"
