@@ -18,7 +18,7 @@
 
 int files_mkdirs(const char *path, errbuf *eb)
 {
-    char buf[1024];
+    char buf[KILN_PATH_MAX];
     size_t n = strlen(path);
     if (n == 0 || n >= sizeof buf)
         return err_set(eb, ERR_INVALID, "path '%.100s' is empty or too long", path);
@@ -35,10 +35,11 @@ int files_mkdirs(const char *path, errbuf *eb)
     return 0;
 }
 
+/* fsync of the folder that holds path, so that a rename in it is durable. */
 static void fsync_dir(const char *path)
 {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", path);
+    char dir[KILN_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path); /* path fits: the callers checked */
     char *slash = strrchr(dir, '/');
     if (slash == NULL)
         snprintf(dir, sizeof dir, ".");
@@ -53,11 +54,16 @@ static void fsync_dir(const char *path)
     }
 }
 
-int files_write_atomic(const char *path, const void *data, size_t len, errbuf *eb)
+int files_stream_open(files_stream *s, const char *path, errbuf *eb)
 {
     static atomic_uint counter;
-    char parent[1024];
-    snprintf(parent, sizeof parent, "%s", path);
+    s->f = NULL;
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof s->path)
+        return err_set(eb, ERR_INVALID, "path '%.100s...' is empty or too long", path);
+    memcpy(s->path, path, n + 1);
+    char parent[KILN_PATH_MAX];
+    memcpy(parent, path, n + 1);
     char *slash = strrchr(parent, '/');
     if (slash != NULL && slash != parent) {
         *slash = '\0';
@@ -65,38 +71,59 @@ int files_write_atomic(const char *path, const void *data, size_t len, errbuf *e
         if (rc < 0)
             return rc;
     }
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return err_set(eb, ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    const unsigned char *p = data;
-    size_t left = len;
-    int rc = 0;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            rc = err_set(eb, ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-            goto out;
+    snprintf(s->tmp, sizeof s->tmp, "%s.tmp.%ld.%u", path, (long)getpid(),
+             atomic_fetch_add(&counter, 1));
+    int fd = open(s->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || (s->f = fdopen(fd, "wb")) == NULL) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+            unlink(s->tmp);
         }
-        p += w;
-        left -= (size_t)w;
+        return err_set(eb, ERR_IO, "cannot create %s: %s", s->tmp, strerror(e));
     }
-    if (fsync(fd) != 0) {
-        rc = err_set(eb, ERR_IO, "cannot fsync %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-out:
-    close(fd);
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = err_set(eb, ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    return 0;
+}
+
+int files_stream_commit(files_stream *s, errbuf *eb)
+{
+    int rc = 0;
+    if (fflush(s->f) != 0 || ferror(s->f))
+        rc = err_set(eb, ERR_IO, "cannot write %s: %s", s->tmp, strerror(errno));
+    else if (fsync(fileno(s->f)) != 0)
+        rc = err_set(eb, ERR_IO, "cannot fsync %s: %s", s->tmp, strerror(errno));
+    if (fclose(s->f) != 0 && rc == 0)
+        rc = err_set(eb, ERR_IO, "cannot write %s: %s", s->tmp, strerror(errno));
+    s->f = NULL;
+    if (rc == 0 && rename(s->tmp, s->path) != 0)
+        rc = err_set(eb, ERR_IO, "cannot rename %s to %s: %s", s->tmp, s->path, strerror(errno));
     if (rc < 0)
-        unlink(tmp);
+        unlink(s->tmp);
     else
-        fsync_dir(path);
+        fsync_dir(s->path);
     return rc;
+}
+
+void files_stream_abort(files_stream *s)
+{
+    if (s->f != NULL)
+        fclose(s->f);
+    s->f = NULL;
+    unlink(s->tmp);
+}
+
+int files_write_atomic(const char *path, const void *data, size_t len, errbuf *eb)
+{
+    files_stream s;
+    int rc = files_stream_open(&s, path, eb);
+    if (rc != 0)
+        return rc;
+    if (len > 0 && fwrite(data, 1, len, s.f) != len) {
+        rc = err_set(eb, ERR_IO, "cannot write %s: %s", s.tmp, strerror(errno));
+        files_stream_abort(&s);
+        return rc;
+    }
+    return files_stream_commit(&s, eb);
 }
 
 int files_read(const char *path, void **data, size_t *len, errbuf *eb)

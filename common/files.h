@@ -14,6 +14,11 @@
 #include "common/err.h"
 
 #include <stddef.h>
+#include <stdio.h>
+
+/* The longest file path kiln builds (Linux's PATH_MAX): path buffers are this
+ * long, and a path that would not fit is an error naming it, never cut. */
+#define KILN_PATH_MAX 4096
 
 /* files_mkdirs creates path and its missing parents (mode 0755). */
 int files_mkdirs(const char *path, errbuf *eb);
@@ -21,6 +26,21 @@ int files_mkdirs(const char *path, errbuf *eb);
 /* files_write_atomic writes len bytes to path (parents created) as
  * described above. Returns 0 or ERR_IO naming the path. */
 int files_write_atomic(const char *path, const void *data, size_t len, errbuf *eb);
+
+/* A file written in pieces, crash-safe as files_write_atomic: open creates
+ * "<path>.tmp.<pid>.<n>" (and path's missing parents) and gives its FILE in
+ * f; the caller writes through f; commit flushes, fsyncs, renames the file
+ * into place and fsyncs the folder; abort closes and removes it. Every
+ * opened stream ends in exactly one of the two. Returns 0 or ERR_IO /
+ * ERR_INVALID (a path too long) naming the file. */
+typedef struct files_stream {
+    FILE *f;
+    char path[KILN_PATH_MAX];
+    char tmp[KILN_PATH_MAX + 32];
+} files_stream;
+int files_stream_open(files_stream *s, const char *path, errbuf *eb);
+int files_stream_commit(files_stream *s, errbuf *eb);
+void files_stream_abort(files_stream *s);
 
 /* files_read reads a whole file into a malloc'd buffer, with a NUL after its
  * len bytes (so text files are C strings). ERR_IO/ERR_NOT_FOUND. */

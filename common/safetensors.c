@@ -7,6 +7,7 @@
  */
 #include "common/safetensors.h"
 
+#include "common/files.h"
 #include "common/xalloc.h"
 
 #include <errno.h>
@@ -541,57 +542,12 @@ int st_writer_to_memory(const st_writer *w, void **buf, size_t *len)
     return 0;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const unsigned char *p = buf;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 int st_writer_save(const st_writer *w, const char *path, errbuf *eb)
 {
     void *buf;
     size_t len;
     st_writer_to_memory(w, &buf, &len);
-    size_t plen = strlen(path);
-    char *tmp = xmalloc(plen + 32);
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = err_set(eb, ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-        goto out;
-    }
-    if (write_all(fd, buf, len) != 0 || fsync(fd) != 0) {
-        rc = err_set(eb, ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        goto out;
-    }
-    if (close(fd) != 0 || rename(tmp, path) != 0) {
-        rc = err_set(eb, ERR_IO, "%s: cannot move into place: %s", path, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    /* fsync the folder so that the rename itself is durable */
-    char *dir = xstrdup(path);
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    free(dir);
-out:
-    free(tmp);
+    int rc = files_write_atomic(path, buf, len, eb); /* complete or absent after a crash */
     free(buf);
     return rc;
 }

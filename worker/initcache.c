@@ -1,6 +1,7 @@
 /* initcache.c - init_from weights kept by a pool (see initcache.h). */
 #include "worker/initcache.h"
 
+#include "common/files.h"
 #include "common/xalloc.h"
 
 #include <dirent.h>
@@ -84,20 +85,10 @@ int initcache_put(const char *dir, const char *sha, const void *data, size_t len
         return err_set(eb, ERR_FORMAT,
                        "the init_from weights arrived corrupt: SHA-256 %s, the server said %s", got,
                        sha);
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return err_set(eb, ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
-    char path[1200], tmp[1300];
-    snprintf(path, sizeof path, "%s/%s.safetensors", dir, sha);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    int ok = f != NULL && fwrite(data, 1, len, f) == len;
-    if (f != NULL && fclose(f) != 0)
-        ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return err_set(eb, ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return 0;
+    char path[KILN_PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/%s.safetensors", dir, sha) >= (int)sizeof path)
+        return err_set(eb, ERR_INVALID, "init cache folder '%.100s...' is too long", dir);
+    return files_write_atomic(path, data, len, eb);
 }
 
 int initcache_get(const char *dir, const char *sha, void **data, size_t *len, errbuf *eb)

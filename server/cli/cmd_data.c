@@ -1,4 +1,5 @@
 /* cmd_data.c - kiln metrics, logs, download, workers and health (see cli.h). */
+#include "common/files.h"
 #include "server/cli/cli.h"
 #include "server/cli/client.h"
 
@@ -160,26 +161,22 @@ int cmd_download(int argc, char **argv)
     if (argc != 2 && !(argc == 4 && strcmp(argv[2], "-o") == 0))
         return cli_bad_usage("download", NULL);
     const char *out = argc == 4 ? argv[3] : argv[1];
-    char path[512], part[1024];
+    char path[512];
     snprintf(path, sizeof path, "/api/v1/jobs/%s/artifacts/%s", argv[0], argv[1]);
-    snprintf(part, sizeof part, "%s.part", out);
-    FILE *f = fopen(part, "wb");
-    if (f == NULL) {
-        fprintf(stderr, "kiln: cannot write %s: %s\n", part, strerror(errno));
+    files_stream fs; /* the file appears whole or not at all */
+    errbuf eb;
+    if (files_stream_open(&fs, out, &eb) != 0) {
+        fprintf(stderr, "kiln: %s\n", eb.msg);
         return 1;
     }
-    long status = client_download(path, f);
-    int bad = fclose(f) != 0;
-    if (status != 200 || bad) {
-        unlink(part);
-        if (status != 200)
-            fprintf(stderr, "kiln: HTTP %ld\n", status);
-        else
-            fprintf(stderr, "kiln: cannot write %s: %s\n", part, strerror(errno));
+    long status = client_download(path, fs.f);
+    if (status != 200) {
+        files_stream_abort(&fs);
+        fprintf(stderr, "kiln: HTTP %ld\n", status);
         return 1;
     }
-    if (rename(part, out) != 0) {
-        fprintf(stderr, "kiln: cannot rename %s to %s: %s\n", part, out, strerror(errno));
+    if (files_stream_commit(&fs, &eb) != 0) {
+        fprintf(stderr, "kiln: %s\n", eb.msg);
         return 1;
     }
     FILE *g = fopen(out, "rb");

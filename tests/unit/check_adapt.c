@@ -18,6 +18,7 @@
 #include "common/adaptspace.h"
 #include "common/jobspec.h"
 #include "common/xalloc.h"
+#include "tests/unit/testutil.h"
 #include "worker/jobs/adapt.h"
 #include "worker/jobs/checkpoint.h"
 #include "worker/jobs/job.h"
@@ -875,30 +876,6 @@ static void adapt_spec_of(job_spec *s, const char *model, const char *adapt, con
     adapt_spec_seed(s, 2, model, adapt, extra);
 }
 
-static char *temp_dir(void)
-{
-    char *d = xstrdup("/tmp/kiln-adapt-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(d));
-    return d;
-}
-
-static void remove_dir(const char *d)
-{
-    char cmd[1100];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static json_t *load_out(const char *dir, const char *name)
-{
-    char path[1100];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
-    ck_assert_msg(j != NULL, "%s: %s", path, je.text);
-    return j;
-}
-
 static int run_job(const job_spec *s, const char *dir, capture *cap, const char *resume,
                    const char *init, job_result *res)
 {
@@ -917,7 +894,7 @@ static int run_job(const job_spec *s, const char *dir, capture *cap, const char 
  * network's MFLOPs. */
 static double check_outputs(const job_spec *s, const char *dir, const job_result *res)
 {
-    json_t *arch = load_out(dir, "architecture.json"), *rep = load_out(dir, "report.json");
+    json_t *arch = tu_load_json(dir, "architecture.json"), *rep = tu_load_json(dir, "report.json");
     model_cfg c;
     field_errors fe;
     fe_init(&fe);
@@ -957,7 +934,7 @@ static double check_outputs(const job_spec *s, const char *dir, const job_result
  * log lines and the metrics agree. Returns the number of events. */
 static int check_events(const char *dir, const capture *cap, const job_result *res)
 {
-    json_t *rep = load_out(dir, "report.json"), *el = load_out(dir, "elastic.json");
+    json_t *rep = tu_load_json(dir, "report.json"), *el = tu_load_json(dir, "elastic.json");
     json_t *rel = json_object_get(rep, "elastic");
     ck_assert(json_equal(rel, el));
     json_t *events = json_object_get(el, "events");
@@ -988,7 +965,7 @@ static void dna_job(const char *model, int seed, const char *target, int want_ev
 {
     job_spec s;
     adapt_spec_seed(&s, seed, model, dna_fast(target), "");
-    char *dir = temp_dir();
+    char *dir = tu_temp_dir("adapt");
     capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
     job_result res;
@@ -1013,7 +990,7 @@ static void dna_job(const char *model, int seed, const char *target, int want_ev
     ck_assert(dead > 0.5 * t && dead < t);
     job_result_free(&res);
     free(cap);
-    remove_dir(dir);
+    tu_remove_dir(dir);
     free(dir);
     jobspec_free(&s);
 }
@@ -1054,13 +1031,13 @@ START_TEST(width_only_search_keeps_depths)
         snprintf(adapt, sizeof adapt, "%.*s,\"search_depth\":false}", (int)strlen(fast) - 1, fast);
         job_spec s;
         adapt_spec_seed(&s, 4, EFFNET_JOB, adapt, "");
-        char *dir = temp_dir();
+        char *dir = tu_temp_dir("adapt");
         capture *cap = xcalloc(1, sizeof *cap);
         cap->cancel_after = -1;
         job_result res;
         ck_assert_int_eq(run_job(&s, dir, cap, NULL, NULL, &res), 0);
         check_outputs(&s, dir, &res);
-        json_t *rep = load_out(dir, "report.json");
+        json_t *rep = tu_load_json(dir, "report.json");
         ck_assert(json_equal(json_object_get(json_object_get(rep, "before"), "depths"),
                              json_object_get(json_object_get(rep, "after"), "depths")));
         json_t *counts = json_object_get(json_object_get(rep, "elastic"), "counts");
@@ -1069,7 +1046,7 @@ START_TEST(width_only_search_keeps_depths)
         json_decref(rep);
         job_result_free(&res);
         free(cap);
-        remove_dir(dir);
+        tu_remove_dir(dir);
         free(dir);
         jobspec_free(&s);
     }
@@ -1131,19 +1108,19 @@ START_TEST(baseline_jobs)
     /* one of them through the job: artifacts and the accuracy it reports */
     job_spec s;
     adapt_spec_of(&s, MBV2_JOB, "{\"method\":\"uniform_depth\",\"target_ratio\":1.3}", "");
-    char *dir = temp_dir();
+    char *dir = tu_temp_dir("adapt");
     capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
     job_result res;
     ck_assert_int_eq(run_job(&s, dir, cap, NULL, NULL, &res), 0);
     check_outputs(&s, dir, &res);
     ck_assert_int_eq(res.n_artifacts, 4);
-    json_t *rep = load_out(dir, "report.json");
+    json_t *rep = tu_load_json(dir, "report.json");
     ck_assert_ptr_nonnull(json_object_get(json_object_get(rep, "baseline"), "depths"));
     json_decref(rep);
     job_result_free(&res);
     free(cap);
-    remove_dir(dir);
+    tu_remove_dir(dir);
     free(dir);
     jobspec_free(&s);
 }
@@ -1216,7 +1193,7 @@ START_TEST(unreachable_baseline_fails_before_training)
                   "{\"arch\":\"resnet_cifar\",\"image_size\":12,\"in_channels\":1,"
                   "\"num_classes\":4,\"stem\":2,\"stages\":[{\"width\":2,\"mids\":[2]}]}",
                   "{\"method\":\"uniform_width\",\"target_ratio\":0.4}", "");
-    char *dir = temp_dir();
+    char *dir = tu_temp_dir("adapt");
     capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
     job_sink sink = {.ctx = cap, .metric = cap_metric, .log = cap_log};
@@ -1232,7 +1209,7 @@ START_TEST(unreachable_baseline_fails_before_training)
     ck_assert(last_metric(cap, "retrain/train/loss") == -1);
     job_result_free(&res);
     free(cap);
-    remove_dir(dir);
+    tu_remove_dir(dir);
     free(dir);
     jobspec_free(&s);
 }
@@ -1266,12 +1243,12 @@ START_TEST(cancelled_search_resumes_to_the_same_result)
 {
     job_spec s;
     adapt_spec_of(&s, RESNET_JOB, dna_fast("1.3"), "");
-    char *da = temp_dir(), *db = temp_dir();
+    char *da = tu_temp_dir("adapt"), *db = tu_temp_dir("adapt");
     capture *ca = xcalloc(1, sizeof *ca), *cb = xcalloc(1, sizeof *cb);
     ca->cancel_after = -1;
     job_result ra, rb;
     ck_assert_int_eq(run_job(&s, da, ca, NULL, NULL, &ra), 0);
-    json_t *el = load_out(da, "elastic.json");
+    json_t *el = tu_load_json(da, "elastic.json");
     json_t *first = json_array_get(json_object_get(el, "events"), 0);
     ck_assert_ptr_nonnull(first);
     long at = (long)json_integer_value(json_object_get(first, "step"));
@@ -1292,8 +1269,8 @@ START_TEST(cancelled_search_resumes_to_the_same_result)
     job_result_free(&rb);
     free(ca);
     free(cb);
-    remove_dir(da);
-    remove_dir(db);
+    tu_remove_dir(da);
+    tu_remove_dir(db);
     free(da);
     free(db);
     jobspec_free(&s);
@@ -1315,7 +1292,7 @@ START_TEST(init_from_a_train_job)
     field_errors fe;
     ck_assert_int_eq(jobspec_parse(&ts, NULL, j, &fe), 0);
     json_decref(j);
-    char *dt = temp_dir(), *da = temp_dir(), weights[1100];
+    char *dt = tu_temp_dir("adapt"), *da = tu_temp_dir("adapt"), weights[1100];
     capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
     job_result rt, ra;
@@ -1333,8 +1310,8 @@ START_TEST(init_from_a_train_job)
     job_result_free(&rt);
     job_result_free(&ra);
     free(cap);
-    remove_dir(dt);
-    remove_dir(da);
+    tu_remove_dir(dt);
+    tu_remove_dir(da);
     free(dt);
     free(da);
     jobspec_free(&s);

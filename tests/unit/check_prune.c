@@ -16,6 +16,7 @@
 #include "common/jobspec.h"
 #include "common/prunespace.h"
 #include "common/xalloc.h"
+#include "tests/unit/testutil.h"
 #include "worker/jobs/checkpoint.h"
 #include "worker/jobs/job.h"
 #include "worker/jobs/prune.h"
@@ -406,30 +407,6 @@ static void prune_spec_of(job_spec *s, const char *prune, const char *extra)
     "{\"target_ratio\":0.5,\"warmup_epochs\":1,\"search_epochs\":2,"                               \
     "\"search\":{\"batch_size\":32},\"calib_batches\":2,\"ds_samples\":2}"
 
-static char *temp_dir(void)
-{
-    char *d = xstrdup("/tmp/kiln-prune-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(d));
-    return d;
-}
-
-static void remove_dir(const char *d)
-{
-    char cmd[1100];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static json_t *load_out(const char *dir, const char *name)
-{
-    char path[1100];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
-    ck_assert_msg(j != NULL, "%s: %s", path, je.text);
-    return j;
-}
-
 static int run_job(const job_spec *s, const char *dir, capture *cap, const char *resume,
                    job_result *res)
 {
@@ -448,7 +425,7 @@ static int run_job(const job_spec *s, const char *dir, capture *cap, const char 
 static void check_outputs(const job_spec *s, const char *dir, const job_result *res, double lo,
                           double hi)
 {
-    json_t *arch = load_out(dir, "architecture.json"), *rep = load_out(dir, "report.json");
+    json_t *arch = tu_load_json(dir, "architecture.json"), *rep = tu_load_json(dir, "report.json");
     model_cfg c;
     field_errors fe;
     fe_init(&fe);
@@ -485,7 +462,7 @@ START_TEST(dmcp_job_end_to_end)
 {
     job_spec s;
     prune_spec_of(&s, DMCP_PRUNE, "");
-    char *dir = temp_dir();
+    char *dir = tu_temp_dir("prune");
     capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
     job_result res;
@@ -522,7 +499,7 @@ START_TEST(dmcp_job_end_to_end)
         if (strncmp(cap->name[i], "retrain/", 8) == 0)
             ck_assert_int_gt(cap->step[i], 24);
     ck_assert_int_eq(res.n_artifacts, 5);
-    json_t *rep = load_out(dir, "report.json");
+    json_t *rep = tu_load_json(dir, "report.json");
     json_t *der = json_object_get(rep, "derive");
     ck_assert_int_eq(json_array_size(json_object_get(der, "ds")), 2);
     ck_assert(json_is_true(json_object_get(json_object_get(der, "es_fitted"), "in_band")));
@@ -539,7 +516,7 @@ START_TEST(dmcp_job_end_to_end)
     net_deinit(&m);
     job_result_free(&res);
     free(cap);
-    remove_dir(dir);
+    tu_remove_dir(dir);
     free(dir);
     jobspec_free(&s);
 }
@@ -549,14 +526,14 @@ START_TEST(uniform_job_end_to_end)
 {
     job_spec s;
     prune_spec_of(&s, "{\"method\":\"uniform\",\"target_ratio\":0.3}", "");
-    char *dir = temp_dir();
+    char *dir = tu_temp_dir("prune");
     capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
     job_result res;
     ck_assert_int_eq(run_job(&s, dir, cap, NULL, &res), 0);
     double t = s.mflops * 0.3;
     check_outputs(&s, dir, &res, 0.99 * t, 1.01 * t);
-    json_t *rep = load_out(dir, "report.json");
+    json_t *rep = tu_load_json(dir, "report.json");
     double m = json_number_value(json_object_get(rep, "width_multiplier"));
     ck_assert(m > 0.3 && m < 0.7);
     ck_assert(json_is_null(json_object_get(json_object_get(rep, "before"), "top1")));
@@ -566,7 +543,7 @@ START_TEST(uniform_job_end_to_end)
     json_decref(rep);
     job_result_free(&res);
     free(cap);
-    remove_dir(dir);
+    tu_remove_dir(dir);
     free(dir);
     jobspec_free(&s);
 }
@@ -600,7 +577,7 @@ START_TEST(cancelled_search_resumes_to_the_same_result)
 {
     job_spec s;
     prune_spec_of(&s, DMCP_PRUNE, "");
-    char *da = temp_dir(), *db = temp_dir();
+    char *da = tu_temp_dir("prune"), *db = tu_temp_dir("prune");
     capture *ca = xcalloc(1, sizeof *ca), *cb = xcalloc(1, sizeof *cb);
     ca->cancel_after = -1;
     job_result ra, rb;
@@ -624,15 +601,15 @@ START_TEST(cancelled_search_resumes_to_the_same_result)
     ck_assert_msg(access(ckpt, R_OK) == 0, "no retrain checkpoint at step 8");
     ck_assert_int_eq(run_job(&s, db, cb, ckpt, &rb), 0);
     same_file(da, db, "model.safetensors");
-    json_t *rep = load_out(db, "report.json");
+    json_t *rep = tu_load_json(db, "report.json");
     ck_assert_ptr_nonnull(json_object_get(rep, "units")); /* search.json was picked up */
     json_decref(rep);
     job_result_free(&ra);
     job_result_free(&rb);
     free(ca);
     free(cb);
-    remove_dir(da);
-    remove_dir(db);
+    tu_remove_dir(da);
+    tu_remove_dir(db);
     free(da);
     free(db);
     jobspec_free(&s);
@@ -647,14 +624,14 @@ START_TEST(finetune_and_ds_derivation)
                   "\"search\":{\"batch_size\":32},\"calib_batches\":1,\"derive\":\"ds\","
                   "\"finetune\":true}",
                   "");
-    char *dir = temp_dir();
+    char *dir = tu_temp_dir("prune");
     capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
     job_result res;
     ck_assert_int_eq(run_job(&s, dir, cap, NULL, &res), 0);
     double t = s.mflops * 0.6;
     check_outputs(&s, dir, &res, 0.99 * t, 1.01 * t);
-    json_t *rep = load_out(dir, "report.json");
+    json_t *rep = tu_load_json(dir, "report.json");
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(rep, "derive"), "used")),
                      "ds");
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(rep, "retrain"), "from")),
@@ -665,7 +642,7 @@ START_TEST(finetune_and_ds_derivation)
     json_decref(rep);
     job_result_free(&res);
     free(cap);
-    remove_dir(dir);
+    tu_remove_dir(dir);
     free(dir);
     jobspec_free(&s);
 }
@@ -694,7 +671,7 @@ START_TEST(mbv2_dmcp_job)
     fe_format(&fe, msg, sizeof msg);
     ck_assert_msg(rc == 0, "%s", msg);
     json_decref(j);
-    char *dir = temp_dir();
+    char *dir = tu_temp_dir("prune");
     capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
     job_result res;
@@ -702,7 +679,7 @@ START_TEST(mbv2_dmcp_job)
     double t = s.mflops * 0.5;
     check_outputs(&s, dir, &res, 0.99 * t, 1.01 * t);
     /* the found network keeps the supernet's block structure */
-    json_t *arch = load_out(dir, "architecture.json");
+    json_t *arch = tu_load_json(dir, "architecture.json");
     model_cfg c;
     ck_assert_int_eq(modelcfg_parse(&c, arch, "model", &fe), 0);
     ck_assert_int_eq(c.blocks[0].hidden, c.mb_stem);       /* no expansion, tied */
@@ -713,7 +690,7 @@ START_TEST(mbv2_dmcp_job)
     json_decref(arch);
     job_result_free(&res);
     free(cap);
-    remove_dir(dir);
+    tu_remove_dir(dir);
     free(dir);
     jobspec_free(&s);
 }
@@ -796,7 +773,7 @@ START_TEST(unreachable_band_fails_before_training)
         job_spec s;
         prune_spec_model(&s, TINY_MODEL, prune[k], "");
         ck_assert(fabs(s.mflops - 0.012972) < 1e-9);
-        char *dir = temp_dir();
+        char *dir = tu_temp_dir("prune");
         capture *cap = xcalloc(1, sizeof *cap);
         cap->cancel_after = -1;
         job_sink sink = {.ctx = cap, .metric = cap_metric, .cancel_requested = cap_cancel};
@@ -815,7 +792,7 @@ START_TEST(unreachable_band_fails_before_training)
         ck_assert(k == 0 || has_metric(cap, "search/arch/loss"));
         job_result_free(&res);
         free(cap);
-        remove_dir(dir);
+        tu_remove_dir(dir);
         free(dir);
         jobspec_free(&s);
     }

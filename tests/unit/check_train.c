@@ -8,6 +8,7 @@
  */
 #include "common/jobspec.h"
 #include "common/xalloc.h"
+#include "tests/unit/testutil.h"
 #include "worker/jobs/checkpoint.h"
 #include "worker/jobs/train.h"
 #include "worker/models/model.h"
@@ -94,25 +95,11 @@ static void make_spec(job_spec *spec, int epochs, long ckpt_every, const char *e
     json_decref(j);
 }
 
-static char *temp_dir(void)
-{
-    char *d = xstrdup("/tmp/kiln-train-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(d));
-    return d;
-}
-
-static void remove_dir(const char *d)
-{
-    char cmd[1100];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
 START_TEST(learns_and_writes_weights_that_evaluate_the_same)
 {
     job_spec spec;
     make_spec(&spec, 4, 0, "");
-    char *dir = temp_dir(), weights[1100];
+    char *dir = tu_temp_dir("train"), weights[1100];
     snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
     capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
@@ -143,7 +130,7 @@ START_TEST(learns_and_writes_weights_that_evaluate_the_same)
     dataset_free(&te);
     net_deinit(&m);
     free(cap);
-    remove_dir(dir);
+    tu_remove_dir(dir);
     free(dir);
     jobspec_free(&spec);
 }
@@ -156,7 +143,7 @@ START_TEST(ema_follows_its_recursion)
 {
     job_spec spec;
     make_spec(&spec, 1, 1, ",\"ema\":0.75,\"max_steps\":4");
-    char *dir = temp_dir(), weights[1100];
+    char *dir = tu_temp_dir("train"), weights[1100];
     snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
     capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
@@ -208,7 +195,7 @@ START_TEST(ema_follows_its_recursion)
     net_deinit(&w);
     net_deinit(&e);
     free(cap);
-    remove_dir(dir);
+    tu_remove_dir(dir);
     free(dir);
     jobspec_free(&spec);
 }
@@ -219,7 +206,7 @@ START_TEST(resume_continues_the_same_run)
     job_spec spec;
     /* SGD with clipping; checkpoint every 5 steps, resume from step 20 (mid-epoch 2) */
     make_spec(&spec, 2, 5, ",\"grad_clip\":1.0");
-    char *dir_a = temp_dir(), *dir_b = temp_dir();
+    char *dir_a = tu_temp_dir("train"), *dir_b = tu_temp_dir("train");
     capture *a = xcalloc(1, sizeof *a), *b = xcalloc(1, sizeof *b);
     a->cancel_after = b->cancel_after = -1;
     job_sink sa = sink_for(a), sb = sink_for(b);
@@ -251,8 +238,8 @@ START_TEST(resume_continues_the_same_run)
                   rb.test_top1);
     free(a);
     free(b);
-    remove_dir(dir_a);
-    remove_dir(dir_b);
+    tu_remove_dir(dir_a);
+    tu_remove_dir(dir_b);
     free(dir_a);
     free(dir_b);
     jobspec_free(&spec);
@@ -263,7 +250,7 @@ START_TEST(cancel_stops_with_a_checkpoint)
 {
     job_spec spec;
     make_spec(&spec, 3, 0, "");
-    char *dir = temp_dir();
+    char *dir = tu_temp_dir("train");
     capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = 7;
     job_sink sink = sink_for(cap);
@@ -276,7 +263,7 @@ START_TEST(cancel_stops_with_a_checkpoint)
     ck_assert_int_eq(cap->checkpoints, 1);
     ck_assert_ptr_nonnull(strstr(cap->last_ckpt, "ckpt-00000007"));
     free(cap);
-    remove_dir(dir);
+    tu_remove_dir(dir);
     free(dir);
     jobspec_free(&spec);
 }

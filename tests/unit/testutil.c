@@ -1,6 +1,7 @@
 /* testutil.c - helpers shared by the check suites (see testutil.h). */
 #include "tests/unit/testutil.h"
 
+#include "common/files.h"
 #include "common/rng.h"
 #include "common/xalloc.h"
 
@@ -103,4 +104,28 @@ double tu_dot(const float *a, const float *b, size_t n)
     for (size_t i = 0; i < n; i++)
         s += (double)a[i] * (double)b[i];
     return s;
+}
+
+char *tu_temp_dir(const char *tag)
+{
+    char tmpl[KILN_PATH_MAX];
+    snprintf(tmpl, sizeof tmpl, "/tmp/kiln-%s-XXXXXX", tag);
+    ck_assert_msg(mkdtemp(tmpl) != NULL, "cannot create %s", tmpl);
+    return xstrdup(tmpl);
+}
+
+void tu_remove_dir(const char *dir)
+{
+    errbuf eb;
+    ck_assert_msg(files_remove_tree(dir, &eb) == 0, "%s", eb.msg);
+}
+
+json_t *tu_load_json(const char *dir, const char *name)
+{
+    char path[KILN_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    ck_assert_msg(j != NULL, "%s: %s", path, je.text);
+    return j;
 }

@@ -11,7 +11,20 @@
 
 #include "common/safetensors.h"
 
+#include <jansson.h>
 #include <stddef.h>
+
+/* A new empty folder /tmp/kiln-<tag>-XXXXXX (malloc'd path; the test frees it
+ * after tu_remove_dir). */
+char *tu_temp_dir(const char *tag);
+
+/* Removes a folder and everything in it (common/files); fails the test if it
+ * cannot. */
+void tu_remove_dir(const char *dir);
+
+/* The JSON file dir/name (a job's report.json, architecture.json, ...); fails
+ * the test naming the file if it is missing or not JSON. New reference. */
+json_t *tu_load_json(const char *dir, const char *name);
 
 /* The reference folders: $KILN_REF (a colon-separated list; the shared
  * folder first, then e.g. build/default/ref, the files tests/reference/

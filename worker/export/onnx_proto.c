@@ -1,6 +1,7 @@
 /* onnx_proto.c - ONNX ModelProto encoding (see onnx_proto.h). */
 #include "worker/export/onnx_proto.h"
 
+#include "common/files.h"
 #include "common/version.h"
 
 #include <errno.h>
@@ -204,20 +205,7 @@ int onnx_model_save(const onnx_graph *g, int opset, const onnx_prop *props, int 
     pb_buf b;
     pb_init(&b);
     onnx_model_encode(&b, g, opset, props, n_props);
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    int rc = 0;
-    if (f == NULL) {
-        rc = err_set(eb, ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-    } else {
-        int bad = fwrite(b.data, 1, b.len, f) != b.len;
-        bad |= fclose(f) != 0;
-        if (bad || rename(tmp, path) != 0) {
-            rc = err_set(eb, ERR_IO, "cannot write %s: %s", path, strerror(errno));
-            remove(tmp);
-        }
-    }
+    int rc = files_write_atomic(path, b.data, b.len, eb);
     pb_free(&b);
     return rc;
 }
