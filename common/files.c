@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,19 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+
+int files_pathf(char *out, errbuf *eb, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, KILN_PATH_MAX, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && n < KILN_PATH_MAX)
+        return 0;
+    return eb != NULL ? err_set(eb, ERR_INVALID, "path too long (over %d bytes): %.120s...",
+                                KILN_PATH_MAX - 1, out)
+                      : ERR_INVALID;
+}
 
 int files_mkdirs(const char *path, errbuf *eb)
 {

@@ -20,6 +20,11 @@
  * long, and a path that would not fit is an error naming it, never cut. */
 #define KILN_PATH_MAX 4096
 
+/* files_pathf formats a path into out (KILN_PATH_MAX bytes): 0, or
+ * ERR_INVALID when it would not fit (out then holds the cut path, and eb, if
+ * not NULL, says which path was too long). */
+int files_pathf(char *out, errbuf *eb, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* files_mkdirs creates path and its missing parents (mode 0755). */
 int files_mkdirs(const char *path, errbuf *eb);
 

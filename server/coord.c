@@ -51,7 +51,7 @@ typedef struct pending {
 struct coord {
     store *st;
     coord_options o;
-    char data_dir[512];
+    char data_dir[KILN_PATH_MAX];
     coord_send_fn send;
     void *ctx;
     pthread_mutex_t mu;
@@ -211,12 +211,12 @@ static void attach_init(coord *c, const pool *p, const store_assignment *a, msg 
 {
     int attached = 0;
     if (!pool_has(p, a->init_sha256)) {
-        char path[1100];
-        snprintf(path, sizeof path, "%s/%s", c->data_dir, a->init_file);
+        char path[KILN_PATH_MAX];
         void *data;
         size_t len;
         errbuf eb;
-        if (files_read(path, &data, &len, &eb) == 0)
+        if (files_pathf(path, &eb, "%s/%s", c->data_dir, a->init_file) == 0 &&
+            files_read(path, &data, &len, &eb) == 0)
             attached = msg_take_blob(m, data, len) == 0;
         else
             log_error("job %s: cannot read the init_from weights: %s", a->job_id, eb.msg);
@@ -241,12 +241,12 @@ static int send_assign(coord *c, pool *p, const store_assignment *a, int64_t now
     msg_set_job(&m, a->job_id, a->attempt, 0);
     msg_set(&m, "spec", spec);
     if (a->ckpt_path[0] != '\0') {
-        char path[1100];
-        snprintf(path, sizeof path, "%s/%s", c->data_dir, a->ckpt_path);
+        char path[KILN_PATH_MAX];
         void *data;
         size_t len;
         errbuf eb;
-        if (files_read(path, &data, &len, &eb) == 0) {
+        if (files_pathf(path, &eb, "%s/%s", c->data_dir, a->ckpt_path) == 0 &&
+            files_read(path, &data, &len, &eb) == 0) {
             msg_take_blob(&m, data, len);
             msg_set(&m, "resume_step", json_integer(a->ckpt_step));
         } else {
@@ -390,9 +390,10 @@ static int write_blobs(coord *c, const msg *m, char rel[][300], errbuf *eb)
             snprintf(rel[i], 300, "jobs/%s/artifacts/a%d/%s", m->job_id, m->attempt,
                      json_string_value(json_object_get(
                          json_array_get(msg_get(m, "artifacts"), (size_t)i), "name")));
-        char path[1100];
-        snprintf(path, sizeof path, "%s/%s", c->data_dir, rel[i]);
-        int rc = files_write_atomic(path, m->blobs[i].data, m->blobs[i].len, eb);
+        char path[KILN_PATH_MAX];
+        int rc = files_pathf(path, eb, "%s/%s", c->data_dir, rel[i]);
+        if (rc == 0)
+            rc = files_write_atomic(path, m->blobs[i].data, m->blobs[i].len, eb);
         if (rc < 0)
             return rc;
     }
@@ -401,9 +402,9 @@ static int write_blobs(coord *c, const msg *m, char rel[][300], errbuf *eb)
 
 static void unlink_rel(coord *c, const char *rel)
 {
-    char path[1100];
-    snprintf(path, sizeof path, "%s/%s", c->data_dir, rel);
-    unlink(path);
+    char path[KILN_PATH_MAX];
+    if (files_pathf(path, NULL, "%s/%s", c->data_dir, rel) == 0)
+        unlink(path);
 }
 
 /* A job message's files could not be written (a full disk, a broken

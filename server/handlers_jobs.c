@@ -554,7 +554,7 @@ int jobs_delete(app *a, http_request *req, http_response *resp)
         return api_error(resp, req, 409, NULL, "%s; cancel it first", eb.msg);
     if (rc < 0)
         return store_failure(resp, req, rc, &eb);
-    char dir[1024];
+    char dir[KILN_PATH_MAX];
     job_dir(a, id, dir, sizeof dir);
     if (files_remove_tree(dir, &eb) < 0)
         log_warn("job %s deleted, but its files were not all removed: %s", id, eb.msg);

@@ -321,7 +321,7 @@ int initsrc_resolve(store *st, const char *data_dir, const job_spec *spec, int a
         locate(st, r, spec->after, spec->n_after, allow_defer, &out->deferred, rel, sizeof rel, eb);
     if (rc != 0 || out->deferred || rel[0] == '\0')
         return rc;
-    char path[1100], what[200];
+    char path[KILN_PATH_MAX], what[200];
     snprintf(path, sizeof path, "%s/%s", data_dir, rel);
     initref_describe(r, what, sizeof what);
     initsrc_file_info info;

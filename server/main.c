@@ -472,7 +472,7 @@ int main(int argc, char **argv)
         log_error("data dir: %s", eb.msg);
         goto out;
     }
-    char jobs_dir[600];
+    char jobs_dir[KILN_PATH_MAX];
     snprintf(jobs_dir, sizeof jobs_dir, "%s/jobs", cfg.data_dir);
     int swept = files_sweep_tmp(jobs_dir);
     if (swept > 0)

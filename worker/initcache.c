@@ -46,7 +46,7 @@ int initcache_list(const char *dir, char sha[][65], int max)
         const char *name = de->d_name;
         if (strlen(name) != 64 + strlen(".safetensors") || strcmp(name + 64, ".safetensors") != 0)
             continue;
-        char path[1200];
+        char path[KILN_PATH_MAX];
         struct stat sb;
         snprintf(path, sizeof path, "%s/%s", dir, name);
         if (stat(path, &sb) != 0)
@@ -66,7 +66,7 @@ int initcache_list(const char *dir, char sha[][65], int max)
     int out = 0;
     for (int i = 0; i < n; i++) {
         if (i >= INITCACHE_MAX) {
-            char path[1200];
+            char path[KILN_PATH_MAX];
             snprintf(path, sizeof path, "%s/%s.safetensors", dir, e[i].sha);
             unlink(path);
         } else if (out < max) {
@@ -95,7 +95,7 @@ int initcache_get(const char *dir, const char *sha, void **data, size_t *len, er
 {
     *data = NULL;
     *len = 0;
-    char path[1200];
+    char path[KILN_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s.safetensors", dir, sha);
     FILE *f = fopen(path, "rb");
     if (f == NULL)

@@ -8,6 +8,7 @@
  */
 #include "link_core.h"
 
+#include "common/files.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 
@@ -55,7 +56,7 @@ struct link_core {
     entry *head, *tail;
     size_t n_mem, bytes_mem;
     FILE *spill;
-    char spill_path[512];
+    char spill_path[KILN_PATH_MAX];
     long spill_rd, spill_wr;
     size_t n_spill;
     job_key seqs[LCORE_SEQ_SLOTS];

@@ -132,7 +132,7 @@ static int cmd_run(int argc, char **argv, const dist_info *d)
         jobspec_free(&spec);
         return EXIT_USAGE;
     }
-    char dir[1024];
+    char dir[KILN_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", out_dir ? out_dir : "runs");
     if (out_dir == NULL) {
         size_t used = strlen(dir);

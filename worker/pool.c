@@ -156,10 +156,10 @@ static void report_outcome(pool *p, const link_assignment *a, int rc, int stoppi
 {
     if (rc == 0 || (rc == ERR_CANCELLED && !stopping)) {
         link_artifact arts[JOB_MAX_ARTIFACTS];
-        char paths[JOB_MAX_ARTIFACTS][1100];
+        static char paths[JOB_MAX_ARTIFACTS][KILN_PATH_MAX]; /* rank 0's loop only */
         int n = rc == 0 ? res->n_artifacts : 0;
         for (int i = 0; i < n; i++) {
-            snprintf(paths[i], sizeof paths[i], "%s/%s", out_dir, res->artifacts[i]);
+            files_pathf(paths[i], NULL, "%s/%s", out_dir, res->artifacts[i]); /* fits: dir did */
             arts[i] = (link_artifact){.name = res->artifacts[i], .path = paths[i]};
         }
         errbuf feb = {{0}};
@@ -249,9 +249,11 @@ static int init_prepare(const job_spec *spec, const init_blob *ib, const char *d
         return err_set(eb, ERR_IO, "%s", ib->msg[0] ? ib->msg : "init_from weights not received");
     if (ib->state > 0) {
         /* one file per rank: ranks of one host may share the work dir */
-        snprintf(path, plen, "%s/init-r%d.safetensors", dir, rank);
+        if (plen < KILN_PATH_MAX ||
+            files_pathf(path, eb, "%s/init-r%d.safetensors", dir, rank) != 0)
+            return err_set(eb, ERR_INVALID, "work folder %.100s: path too long", dir);
         FILE *f = fopen(path, "wb");
-        if (f == NULL || fwrite(ib->data, 1, ib->len, f) != ib->len || fclose(f) != 0)
+        if (f == NULL || (fwrite(ib->data, 1, ib->len, f) != ib->len) + (fclose(f) != 0) > 0)
             return err_set(eb, ERR_IO, "%s: cannot write the init_from weights", path);
     } else if (spec->init.kind == INIT_PATH) {
         snprintf(path, plen, "%s", spec->init.path);
@@ -280,7 +282,7 @@ static int run_job(pool *p, const link_assignment *a, const char *spec_text, con
                    size_t ckpt_len, const init_blob *ib, const char *job_id, int attempt)
 {
     const dist_info *d = p->d;
-    char dir[1024], resume[1100];
+    char dir[KILN_PATH_MAX], resume[KILN_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/%s-%d", p->work_root, job_id, attempt);
     errbuf eb = {{0}};
     int rc = 0;
@@ -303,12 +305,14 @@ static int run_job(pool *p, const link_assignment *a, const char *spec_text, con
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         rc = err_set(&eb, ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
     } else if (ckpt_len > 0) {
-        snprintf(resume, sizeof resume, "%s/resume-r%d.safetensors", dir, d->rank);
-        FILE *f = fopen(resume, "wb");
-        if (f == NULL || fwrite(ckpt, 1, ckpt_len, f) != ckpt_len || fclose(f) != 0)
+        FILE *f = NULL;
+        if (files_pathf(resume, &eb, "%s/resume-r%d.safetensors", dir, d->rank) != 0)
+            rc = ERR_INVALID;
+        else if ((f = fopen(resume, "wb")) == NULL ||
+                 (fwrite(ckpt, 1, ckpt_len, f) != ckpt_len) + (fclose(f) != 0) > 0)
             rc = err_set(&eb, ERR_IO, "%s: cannot write the checkpoint to resume from", resume);
     }
-    char init_path[1100] = "";
+    char init_path[KILN_PATH_MAX] = "";
     int init_final = 0;
     if (rc == 0 && ckpt_len == 0)
         rc = init_prepare(&spec, ib, dir, d->rank, init_path, sizeof init_path, &init_final, &eb);
@@ -359,7 +363,7 @@ static int run_job(pool *p, const link_assignment *a, const char *spec_text, con
 /* The pool's CurveZMQ settings: the server's public key and this pool's secret key. */
 typedef struct pool_curve {
     char server_key[KEYFILE_Z85_LEN + 8]; /* "" = no CURVE */
-    char secret_file[512];
+    char secret_file[KILN_PATH_MAX];
 } pool_curve;
 
 static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *pool_id,

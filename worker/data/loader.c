@@ -13,6 +13,7 @@
  */
 #include "worker/data/loader.h"
 
+#include "common/files.h"
 #include "common/log.h"
 #include "common/rng.h"
 #include "common/xalloc.h"
@@ -102,7 +103,7 @@ static int fill_file(worker_ctx *w, float *out, int32_t *label, uint32_t k, rng 
     const dataset *ds = l->ds;
     for (int attempt = 0; attempt < LOADER_BAD_TRIES; attempt++) {
         uint32_t f = (uint32_t)(((uint64_t)k + (uint64_t)attempt) % (uint64_t)ds->n);
-        char path[4096];
+        char path[KILN_PATH_MAX];
         errbuf eb = {""};
         size_t len = 0;
         int rc = imgindex_path(ds->files, (int)f, path, sizeof path);

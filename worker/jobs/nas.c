@@ -227,7 +227,7 @@ int nas_write_json(const nas_job *j, const char *name, const json_t *v, errbuf *
 {
     if (j->d->rank != 0)
         return 0;
-    char path[1100];
+    char path[KILN_PATH_MAX];
     nas_out_path(j, path, sizeof path, name);
     char *text = json_dumps(v, JSON_INDENT(2) | JSON_REAL_PRECISION(8));
     if (text == NULL)
@@ -239,7 +239,7 @@ int nas_write_json(const nas_job *j, const char *name, const json_t *v, errbuf *
 
 json_t *nas_load_json(const nas_job *j, const char *name)
 {
-    char path[1100];
+    char path[KILN_PATH_MAX];
     nas_out_path(j, path, sizeof path, name);
     json_t *v = json_load_file(path, 0, NULL);
     if (v == NULL) {
@@ -462,7 +462,7 @@ int nas_finish(const nas_job *j, const nas_outcome *o, const model_cfg *found,
     job_result_add_artifact(res, "report.json");
     int rc = nas_write_json(j, "report.json", report, eb);
     for (int i = 0; rc == 0 && i < o->n_extra; i++) {
-        char path[1100];
+        char path[KILN_PATH_MAX];
         nas_out_path(j, path, sizeof path, o->extra[i]);
         if (access(path, R_OK) == 0)
             job_result_add_artifact(res, o->extra[i]);

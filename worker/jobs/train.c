@@ -3,6 +3,7 @@
 
 #include "common/check.h"
 #include "common/clock.h"
+#include "common/files.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "worker/data/loader.h"
@@ -231,10 +232,12 @@ static int save_checkpoint(trainer *t, long step, errbuf *eb)
     sync_bn(t);
     if (t->d->rank != 0 || t->env->work_dir == NULL)
         return 0;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/ckpt-%08ld.safetensors", t->env->work_dir, step);
+    char path[KILN_PATH_MAX];
+    int rc = files_pathf(path, eb, "%s/ckpt-%08ld.safetensors", t->env->work_dir, step);
+    if (rc != 0)
+        return rc;
     ckpt_info info = {.step = step, .dp_rng = t->m.rng};
-    int rc = ckpt_save(path, &t->m, &info, t->model_json, t->spec_json, eb);
+    rc = ckpt_save(path, &t->m, &info, t->model_json, t->spec_json, eb);
     if (rc == 0 && t->ema != NULL)
         rc = ema_save(t, path, eb);
     if (rc != 0)
