@@ -18,6 +18,7 @@
 #include "common/adaptspace.h"
 #include "common/jobspec.h"
 #include "common/xalloc.h"
+#include "tests/unit/jobcapture.h"
 #include "tests/unit/testutil.h"
 #include "worker/jobs/adapt.h"
 #include "worker/jobs/checkpoint.h"
@@ -770,50 +771,6 @@ END_TEST
 
 /* ---- the job -------------------------------------------------------------------- */
 
-#define MAX_POINTS 8192
-
-typedef struct capture {
-    int n;
-    char name[MAX_POINTS][64];
-    long step[MAX_POINTS];
-    double value[MAX_POINTS];
-    int elastic_lines;
-    long cancel_after, polls;
-} capture;
-
-static void cap_metric(void *ctx, const char *name, double v, long step, double epoch)
-{
-    (void)epoch;
-    capture *c = ctx;
-    if (c->n < MAX_POINTS) {
-        snprintf(c->name[c->n], sizeof c->name[0], "%s", name);
-        c->step[c->n] = step;
-        c->value[c->n++] = v;
-    }
-}
-
-static void cap_log(void *ctx, const char *level, const char *msg)
-{
-    (void)level;
-    capture *c = ctx;
-    c->elastic_lines += strncmp(msg, "elastic: ", 9) == 0;
-}
-
-static int cap_cancel(void *ctx)
-{
-    capture *c = ctx;
-    return c->cancel_after >= 0 && ++c->polls > c->cancel_after;
-}
-
-static double last_metric(const capture *c, const char *name)
-{
-    double v = -1;
-    for (int i = 0; i < c->n; i++)
-        if (strcmp(c->name[i], name) == 0)
-            v = c->value[i];
-    return v;
-}
-
 #define RESNET_JOB                                                                                 \
     "{\"arch\":\"resnet_cifar\",\"image_size\":12,\"in_channels\":1,\"num_classes\":4,"            \
     "\"stem\":8,\"stages\":[{\"width\":8,\"mids\":[8,8]},{\"width\":16,\"mids\":[16,16]}]}"
@@ -876,19 +833,6 @@ static void adapt_spec_of(job_spec *s, const char *model, const char *adapt, con
     adapt_spec_seed(s, 2, model, adapt, extra);
 }
 
-static int run_job(const job_spec *s, const char *dir, capture *cap, const char *resume,
-                   const char *init, job_result *res)
-{
-    job_sink sink = {
-        .ctx = cap, .metric = cap_metric, .log = cap_log, .cancel_requested = cap_cancel};
-    job_env env = {.out_dir = dir, .resume_path = resume, .init_weights = init, .sink = &sink};
-    errbuf eb = {{0}};
-    int rc = job_run(s, &env, res, &eb);
-    if (rc != 0 && rc != ERR_CANCELLED)
-        ck_abort_msg("job failed: %s", eb.msg);
-    return rc;
-}
-
 /* The architecture parses, builds, sits in the band; the weights load and
  * evaluate to the reported accuracy; the report agrees. Returns the found
  * network's MFLOPs. */
@@ -932,7 +876,7 @@ static double check_outputs(const job_spec *s, const char *dir, const job_result
 
 /* A DNA job's search outputs: the event log in report, elastic.json, the
  * log lines and the metrics agree. Returns the number of events. */
-static int check_events(const char *dir, const capture *cap, const job_result *res)
+static int check_events(const char *dir, const tu_capture *cap, const job_result *res)
 {
     json_t *rep = tu_load_json(dir, "report.json"), *el = tu_load_json(dir, "elastic.json");
     json_t *rel = json_object_get(rep, "elastic");
@@ -944,7 +888,7 @@ static int check_events(const char *dir, const capture *cap, const job_result *r
     ck_assert_int_eq(json_integer_value(json_object_get(res->summary, "elastic_events")), n);
     ck_assert_int_eq(cap->elastic_lines, n);
     if (n > 0)
-        ck_assert(last_metric(cap, "search/elastic/events") == n);
+        ck_assert(tu_last_metric(cap, "search/elastic/events") == n);
     /* every event's FLOPs follow from the one before */
     double prev = json_number_value(json_object_get(el, "supernet_mflops_initial"));
     for (int i = 0; i < n; i++) {
@@ -966,10 +910,10 @@ static void dna_job(const char *model, int seed, const char *target, int want_ev
     job_spec s;
     adapt_spec_seed(&s, seed, model, dna_fast(target), "");
     char *dir = tu_temp_dir("adapt");
-    capture *cap = xcalloc(1, sizeof *cap);
+    tu_capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
     job_result res;
-    ck_assert_int_eq(run_job(&s, dir, cap, NULL, NULL, &res), 0);
+    ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
     double mf = check_outputs(&s, dir, &res);
     ck_assert(atof(target) < 1 ? mf < s.mflops : mf > s.mflops);
     int n = check_events(dir, cap, &res);
@@ -979,14 +923,14 @@ static void dna_job(const char *model, int seed, const char *target, int want_ev
                           "search/arch/loss",          "search/expected_depth/stage1",
                           "search/test/top1_expected", "retrain/test/top1"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-        ck_assert_msg(last_metric(cap, want[i]) != -1, "no metric %s", want[i]);
+        ck_assert_msg(tu_last_metric(cap, want[i]) != -1, "no metric %s", want[i]);
     /* the target and its band, as the summary states the target */
     double t = json_number_value(json_object_get(res.summary, "target_mflops"));
     ck_assert(t > 0);
-    ck_assert_double_eq_tol(last_metric(cap, "target/mflops"), t, 1e-9 * t);
-    ck_assert_double_eq_tol(last_metric(cap, "target/band_low_mflops"), 0.99 * t, 1e-9 * t);
-    ck_assert_double_eq_tol(last_metric(cap, "target/band_high_mflops"), 1.01 * t, 1e-9 * t);
-    double dead = last_metric(cap, "target/deadband_low_mflops");
+    ck_assert_double_eq_tol(tu_last_metric(cap, "target/mflops"), t, 1e-9 * t);
+    ck_assert_double_eq_tol(tu_last_metric(cap, "target/band_low_mflops"), 0.99 * t, 1e-9 * t);
+    ck_assert_double_eq_tol(tu_last_metric(cap, "target/band_high_mflops"), 1.01 * t, 1e-9 * t);
+    double dead = tu_last_metric(cap, "target/deadband_low_mflops");
     ck_assert(dead > 0.5 * t && dead < t);
     job_result_free(&res);
     free(cap);
@@ -1032,10 +976,10 @@ START_TEST(width_only_search_keeps_depths)
         job_spec s;
         adapt_spec_seed(&s, 4, EFFNET_JOB, adapt, "");
         char *dir = tu_temp_dir("adapt");
-        capture *cap = xcalloc(1, sizeof *cap);
+        tu_capture *cap = xcalloc(1, sizeof *cap);
         cap->cancel_after = -1;
         job_result res;
-        ck_assert_int_eq(run_job(&s, dir, cap, NULL, NULL, &res), 0);
+        ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
         check_outputs(&s, dir, &res);
         json_t *rep = tu_load_json(dir, "report.json");
         ck_assert(json_equal(json_object_get(json_object_get(rep, "before"), "depths"),
@@ -1109,10 +1053,10 @@ START_TEST(baseline_jobs)
     job_spec s;
     adapt_spec_of(&s, MBV2_JOB, "{\"method\":\"uniform_depth\",\"target_ratio\":1.3}", "");
     char *dir = tu_temp_dir("adapt");
-    capture *cap = xcalloc(1, sizeof *cap);
+    tu_capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
     job_result res;
-    ck_assert_int_eq(run_job(&s, dir, cap, NULL, NULL, &res), 0);
+    ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
     check_outputs(&s, dir, &res);
     ck_assert_int_eq(res.n_artifacts, 4);
     json_t *rep = tu_load_json(dir, "report.json");
@@ -1194,9 +1138,9 @@ START_TEST(unreachable_baseline_fails_before_training)
                   "\"num_classes\":4,\"stem\":2,\"stages\":[{\"width\":2,\"mids\":[2]}]}",
                   "{\"method\":\"uniform_width\",\"target_ratio\":0.4}", "");
     char *dir = tu_temp_dir("adapt");
-    capture *cap = xcalloc(1, sizeof *cap);
+    tu_capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
-    job_sink sink = {.ctx = cap, .metric = cap_metric, .log = cap_log};
+    job_sink sink = tu_capture_sink(cap);
     job_env env = {.out_dir = dir, .sink = &sink};
     errbuf eb = {{0}};
     job_result res;
@@ -1206,7 +1150,7 @@ START_TEST(unreachable_baseline_fails_before_training)
     char path[1100];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     ck_assert(access(path, F_OK) != 0);
-    ck_assert(last_metric(cap, "retrain/train/loss") == -1);
+    ck_assert(tu_last_metric(cap, "retrain/train/loss") == -1);
     job_result_free(&res);
     free(cap);
     tu_remove_dir(dir);
@@ -1244,10 +1188,10 @@ START_TEST(cancelled_search_resumes_to_the_same_result)
     job_spec s;
     adapt_spec_of(&s, RESNET_JOB, dna_fast("1.3"), "");
     char *da = tu_temp_dir("adapt"), *db = tu_temp_dir("adapt");
-    capture *ca = xcalloc(1, sizeof *ca), *cb = xcalloc(1, sizeof *cb);
+    tu_capture *ca = xcalloc(1, sizeof *ca), *cb = xcalloc(1, sizeof *cb);
     ca->cancel_after = -1;
     job_result ra, rb;
-    ck_assert_int_eq(run_job(&s, da, ca, NULL, NULL, &ra), 0);
+    ck_assert_int_eq(tu_run_job(&s, da, ca, NULL, NULL, &ra), 0);
     json_t *el = tu_load_json(da, "elastic.json");
     json_t *first = json_array_get(json_object_get(el, "events"), 0);
     ck_assert_ptr_nonnull(first);
@@ -1255,13 +1199,13 @@ START_TEST(cancelled_search_resumes_to_the_same_result)
     json_decref(el);
     /* cancel after the first change of the space, then resume */
     cb->cancel_after = at + 3;
-    ck_assert_int_eq(run_job(&s, db, cb, NULL, NULL, &rb), ERR_CANCELLED);
+    ck_assert_int_eq(tu_run_job(&s, db, cb, NULL, NULL, &rb), ERR_CANCELLED);
     job_result_free(&rb);
     char ckpt[1100];
     snprintf(ckpt, sizeof ckpt, "%s/search-%08ld.safetensors", db, at + 3);
     ck_assert_msg(access(ckpt, R_OK) == 0, "no search checkpoint at step %ld", at + 3);
     cb->cancel_after = -1;
-    ck_assert_int_eq(run_job(&s, db, cb, ckpt, NULL, &rb), 0);
+    ck_assert_int_eq(tu_run_job(&s, db, cb, ckpt, NULL, &rb), 0);
     same_file(da, db, "architecture.json");
     same_file(da, db, "model.safetensors");
     same_file(da, db, "elastic.json");
@@ -1293,16 +1237,16 @@ START_TEST(init_from_a_train_job)
     ck_assert_int_eq(jobspec_parse(&ts, NULL, j, &fe), 0);
     json_decref(j);
     char *dt = tu_temp_dir("adapt"), *da = tu_temp_dir("adapt"), weights[1100];
-    capture *cap = xcalloc(1, sizeof *cap);
+    tu_capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
     job_result rt, ra;
-    ck_assert_int_eq(run_job(&ts, dt, cap, NULL, NULL, &rt), 0);
+    ck_assert_int_eq(tu_run_job(&ts, dt, cap, NULL, NULL, &rt), 0);
     snprintf(weights, sizeof weights, "%s/model.safetensors", dt);
     job_spec s;
     char extra[1200];
     snprintf(extra, sizeof extra, "\"init_from\":\"%s\",", weights);
     adapt_spec_of(&s, RESNET_JOB, dna_fast("0.6"), extra);
-    ck_assert_int_eq(run_job(&s, da, cap, NULL, weights, &ra), 0);
+    ck_assert_int_eq(tu_run_job(&s, da, cap, NULL, weights, &ra), 0);
     double before = json_number_value(json_object_get(ra.summary, "top1_before"));
     double trained = json_number_value(json_object_get(rt.summary, "test_top1"));
     ck_assert_msg(before == trained, "top-1 before %.6f, the train job's %.6f", before, trained);

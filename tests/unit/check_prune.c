@@ -16,6 +16,7 @@
 #include "common/jobspec.h"
 #include "common/prunespace.h"
 #include "common/xalloc.h"
+#include "tests/unit/jobcapture.h"
 #include "tests/unit/testutil.h"
 #include "worker/jobs/checkpoint.h"
 #include "worker/jobs/job.h"
@@ -325,47 +326,6 @@ END_TEST
 
 /* ---- the job ---------------------------------------------------------------- */
 
-#define MAX_POINTS 8192
-
-typedef struct capture {
-    int n;
-    char name[MAX_POINTS][48];
-    long step[MAX_POINTS];
-    double value[MAX_POINTS];
-    long cancel_after, polls;
-    long started_total;
-} capture;
-
-static void cap_metric(void *ctx, const char *name, double v, long step, double epoch)
-{
-    (void)epoch;
-    capture *c = ctx;
-    if (c->n < MAX_POINTS) {
-        snprintf(c->name[c->n], sizeof c->name[0], "%s", name);
-        c->step[c->n] = step;
-        c->value[c->n++] = v;
-    }
-}
-
-static int cap_cancel(void *ctx)
-{
-    capture *c = ctx;
-    return c->cancel_after >= 0 && ++c->polls > c->cancel_after;
-}
-
-static void cap_started(void *ctx, long total)
-{
-    ((capture *)ctx)->started_total = total;
-}
-
-static int has_metric(const capture *c, const char *name)
-{
-    for (int i = 0; i < c->n; i++)
-        if (strcmp(c->name[i], name) == 0)
-            return 1;
-    return 0;
-}
-
 #define PRUNE_MODEL                                                                                \
     "{\"arch\":\"resnet_cifar\",\"image_size\":12,\"in_channels\":1,\"num_classes\":4,"            \
     "\"stem\":8,\"stages\":[{\"width\":8,\"mids\":[8]},{\"width\":16,\"mids\":[16]}]}"
@@ -406,19 +366,6 @@ static void prune_spec_of(job_spec *s, const char *prune, const char *extra)
 #define DMCP_PRUNE                                                                                 \
     "{\"target_ratio\":0.5,\"warmup_epochs\":1,\"search_epochs\":2,"                               \
     "\"search\":{\"batch_size\":32},\"calib_batches\":2,\"ds_samples\":2}"
-
-static int run_job(const job_spec *s, const char *dir, capture *cap, const char *resume,
-                   job_result *res)
-{
-    job_sink sink = {
-        .ctx = cap, .metric = cap_metric, .cancel_requested = cap_cancel, .started = cap_started};
-    job_env env = {.out_dir = dir, .resume_path = resume, .sink = &sink};
-    errbuf eb = {{0}};
-    int rc = job_run(s, &env, res, &eb);
-    if (rc != 0 && rc != ERR_CANCELLED)
-        ck_abort_msg("job failed: %s", eb.msg);
-    return rc;
-}
 
 /* The architecture parses, sits in the band, and the weights evaluate to
  * the reported accuracy. */
@@ -463,10 +410,10 @@ START_TEST(dmcp_job_end_to_end)
     job_spec s;
     prune_spec_of(&s, DMCP_PRUNE, "");
     char *dir = tu_temp_dir("prune");
-    capture *cap = xcalloc(1, sizeof *cap);
+    tu_capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
     job_result res;
-    ck_assert_int_eq(run_job(&s, dir, cap, NULL, &res), 0);
+    ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
     double t = s.mflops * 0.5;
     check_outputs(&s, dir, &res, 0.99 * t, 1.01 * t);
     const char *want[] = {
@@ -475,7 +422,7 @@ START_TEST(dmcp_job_end_to_end)
         "search/p_mean/layer2", "search/test/top1_min", "search/test/top1_expected",
         "retrain/test/top1",    "retrain/train/loss"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-        ck_assert_msg(has_metric(cap, want[i]), "no metric %s", want[i]);
+        ck_assert_msg(tu_has_metric(cap, want[i]), "no metric %s", want[i]);
     /* the target and the band the result must meet, once, at the first step */
     static const struct {
         const char *name;
@@ -527,10 +474,10 @@ START_TEST(uniform_job_end_to_end)
     job_spec s;
     prune_spec_of(&s, "{\"method\":\"uniform\",\"target_ratio\":0.3}", "");
     char *dir = tu_temp_dir("prune");
-    capture *cap = xcalloc(1, sizeof *cap);
+    tu_capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
     job_result res;
-    ck_assert_int_eq(run_job(&s, dir, cap, NULL, &res), 0);
+    ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
     double t = s.mflops * 0.3;
     check_outputs(&s, dir, &res, 0.99 * t, 1.01 * t);
     json_t *rep = tu_load_json(dir, "report.json");
@@ -538,8 +485,8 @@ START_TEST(uniform_job_end_to_end)
     ck_assert(m > 0.3 && m < 0.7);
     ck_assert(json_is_null(json_object_get(json_object_get(rep, "before"), "top1")));
     ck_assert_int_eq(res.n_artifacts, 3);
-    ck_assert(!has_metric(cap, "search/flops_loss"));
-    ck_assert(has_metric(cap, "retrain/test/top1"));
+    ck_assert(!tu_has_metric(cap, "search/flops_loss"));
+    ck_assert(tu_has_metric(cap, "retrain/test/top1"));
     json_decref(rep);
     job_result_free(&res);
     free(cap);
@@ -578,13 +525,13 @@ START_TEST(cancelled_search_resumes_to_the_same_result)
     job_spec s;
     prune_spec_of(&s, DMCP_PRUNE, "");
     char *da = tu_temp_dir("prune"), *db = tu_temp_dir("prune");
-    capture *ca = xcalloc(1, sizeof *ca), *cb = xcalloc(1, sizeof *cb);
+    tu_capture *ca = xcalloc(1, sizeof *ca), *cb = xcalloc(1, sizeof *cb);
     ca->cancel_after = -1;
     job_result ra, rb;
-    ck_assert_int_eq(run_job(&s, da, ca, NULL, &ra), 0);
+    ck_assert_int_eq(tu_run_job(&s, da, ca, NULL, NULL, &ra), 0);
     /* cancel in the search phase (after 13 of 24 steps), then resume */
     cb->cancel_after = 13;
-    ck_assert_int_eq(run_job(&s, db, cb, NULL, &rb), ERR_CANCELLED);
+    ck_assert_int_eq(tu_run_job(&s, db, cb, NULL, NULL, &rb), ERR_CANCELLED);
     ck_assert(rb.cancelled);
     job_result_free(&rb);
     char ckpt[1100];
@@ -592,14 +539,14 @@ START_TEST(cancelled_search_resumes_to_the_same_result)
     ck_assert_msg(access(ckpt, R_OK) == 0, "no search checkpoint at step 13");
     cb->cancel_after = -1;
     cb->n = 0;
-    ck_assert_int_eq(run_job(&s, db, cb, ckpt, &rb), 0);
+    ck_assert_int_eq(tu_run_job(&s, db, cb, ckpt, NULL, &rb), 0);
     same_file(da, db, "architecture.json");
     same_file(da, db, "model.safetensors");
     job_result_free(&rb);
     /* resume the retrain from its first epoch's checkpoint */
     snprintf(ckpt, sizeof ckpt, "%s/ckpt-00000008.safetensors", db);
     ck_assert_msg(access(ckpt, R_OK) == 0, "no retrain checkpoint at step 8");
-    ck_assert_int_eq(run_job(&s, db, cb, ckpt, &rb), 0);
+    ck_assert_int_eq(tu_run_job(&s, db, cb, ckpt, NULL, &rb), 0);
     same_file(da, db, "model.safetensors");
     json_t *rep = tu_load_json(db, "report.json");
     ck_assert_ptr_nonnull(json_object_get(rep, "units")); /* search.json was picked up */
@@ -625,10 +572,10 @@ START_TEST(finetune_and_ds_derivation)
                   "\"finetune\":true}",
                   "");
     char *dir = tu_temp_dir("prune");
-    capture *cap = xcalloc(1, sizeof *cap);
+    tu_capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
     job_result res;
-    ck_assert_int_eq(run_job(&s, dir, cap, NULL, &res), 0);
+    ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
     double t = s.mflops * 0.6;
     check_outputs(&s, dir, &res, 0.99 * t, 1.01 * t);
     json_t *rep = tu_load_json(dir, "report.json");
@@ -672,10 +619,10 @@ START_TEST(mbv2_dmcp_job)
     ck_assert_msg(rc == 0, "%s", msg);
     json_decref(j);
     char *dir = tu_temp_dir("prune");
-    capture *cap = xcalloc(1, sizeof *cap);
+    tu_capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
     job_result res;
-    ck_assert_int_eq(run_job(&s, dir, cap, NULL, &res), 0);
+    ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
     double t = s.mflops * 0.5;
     check_outputs(&s, dir, &res, 0.99 * t, 1.01 * t);
     /* the found network keeps the supernet's block structure */
@@ -686,7 +633,7 @@ START_TEST(mbv2_dmcp_job)
     ck_assert_int_eq(c.blocks[2].out, c.blocks[1].out);    /* residual: shared width */
     ck_assert_int_ne(c.blocks[1].hidden, c.blocks[0].out); /* the expansion stays */
     ck_assert_int_ne(c.blocks[3].out, c.blocks[2].out);    /* no residual appears */
-    ck_assert(has_metric(cap, "search/p_mean/features.2.expand"));
+    ck_assert(tu_has_metric(cap, "search/p_mean/features.2.expand"));
     json_decref(arch);
     job_result_free(&res);
     free(cap);
@@ -774,9 +721,9 @@ START_TEST(unreachable_band_fails_before_training)
         prune_spec_model(&s, TINY_MODEL, prune[k], "");
         ck_assert(fabs(s.mflops - 0.012972) < 1e-9);
         char *dir = tu_temp_dir("prune");
-        capture *cap = xcalloc(1, sizeof *cap);
+        tu_capture *cap = xcalloc(1, sizeof *cap);
         cap->cancel_after = -1;
-        job_sink sink = {.ctx = cap, .metric = cap_metric, .cancel_requested = cap_cancel};
+        job_sink sink = tu_capture_sink(cap);
         job_env env = {.out_dir = dir, .sink = &sink};
         errbuf eb = {{0}};
         job_result res;
@@ -788,8 +735,8 @@ START_TEST(unreachable_band_fails_before_training)
         ck_assert(access(path, F_OK) != 0);
         snprintf(path, sizeof path, "%s/model.safetensors", dir);
         ck_assert(access(path, F_OK) != 0);
-        ck_assert(!has_metric(cap, "retrain/train/loss"));
-        ck_assert(k == 0 || has_metric(cap, "search/arch/loss"));
+        ck_assert(!tu_has_metric(cap, "retrain/train/loss"));
+        ck_assert(k == 0 || tu_has_metric(cap, "search/arch/loss"));
         job_result_free(&res);
         free(cap);
         tu_remove_dir(dir);

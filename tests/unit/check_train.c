@@ -8,6 +8,7 @@
  */
 #include "common/jobspec.h"
 #include "common/xalloc.h"
+#include "tests/unit/jobcapture.h"
 #include "tests/unit/testutil.h"
 #include "worker/jobs/checkpoint.h"
 #include "worker/jobs/train.h"
@@ -20,53 +21,6 @@
 #include <unistd.h>
 
 Suite *suite_train(void);
-
-#define MAX_POINTS 4096
-
-typedef struct capture {
-    int n;
-    char name[MAX_POINTS][16];
-    double value[MAX_POINTS];
-    long step[MAX_POINTS];
-    int checkpoints;
-    char last_ckpt[1024];
-    long cancel_after; /* cancel_requested turns true after this many polls (<0 never) */
-    long polls;
-} capture;
-
-static void cap_metric(void *ctx, const char *name, double value, long step, double epoch)
-{
-    (void)epoch;
-    capture *c = ctx;
-    if (c->n < MAX_POINTS) {
-        snprintf(c->name[c->n], sizeof c->name[0], "%s", name);
-        c->value[c->n] = value;
-        c->step[c->n] = step;
-        c->n++;
-    }
-}
-
-static void cap_ckpt(void *ctx, const char *path, long step)
-{
-    (void)step;
-    capture *c = ctx;
-    c->checkpoints++;
-    snprintf(c->last_ckpt, sizeof c->last_ckpt, "%s", path);
-}
-
-static int cap_cancel(void *ctx)
-{
-    capture *c = ctx;
-    c->polls++;
-    return c->cancel_after >= 0 && c->polls > c->cancel_after;
-}
-
-static job_sink sink_for(capture *c)
-{
-    job_sink s = {
-        .ctx = c, .metric = cap_metric, .checkpoint = cap_ckpt, .cancel_requested = cap_cancel};
-    return s;
-}
 
 /* A small job: 4-class synthetic 12x12 images, a two-stage ResNet. */
 static void make_spec(job_spec *spec, int epochs, long ckpt_every, const char *extra_optim)
@@ -101,9 +55,9 @@ START_TEST(learns_and_writes_weights_that_evaluate_the_same)
     make_spec(&spec, 4, 0, "");
     char *dir = tu_temp_dir("train"), weights[1100];
     snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
-    capture *cap = xcalloc(1, sizeof *cap);
+    tu_capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
-    job_sink sink = sink_for(cap);
+    job_sink sink = tu_capture_sink(cap);
     train_env env = {.work_dir = dir, .weights_out = weights, .sink = &sink};
     train_result res;
     errbuf eb = {{0}};
@@ -145,9 +99,9 @@ START_TEST(ema_follows_its_recursion)
     make_spec(&spec, 1, 1, ",\"ema\":0.75,\"max_steps\":4");
     char *dir = tu_temp_dir("train"), weights[1100];
     snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
-    capture *cap = xcalloc(1, sizeof *cap);
+    tu_capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = -1;
-    job_sink sink = sink_for(cap);
+    job_sink sink = tu_capture_sink(cap);
     train_env env = {.work_dir = dir, .weights_out = weights, .sink = &sink};
     train_result res;
     errbuf eb = {{0}};
@@ -207,9 +161,9 @@ START_TEST(resume_continues_the_same_run)
     /* SGD with clipping; checkpoint every 5 steps, resume from step 20 (mid-epoch 2) */
     make_spec(&spec, 2, 5, ",\"grad_clip\":1.0");
     char *dir_a = tu_temp_dir("train"), *dir_b = tu_temp_dir("train");
-    capture *a = xcalloc(1, sizeof *a), *b = xcalloc(1, sizeof *b);
+    tu_capture *a = xcalloc(1, sizeof *a), *b = xcalloc(1, sizeof *b);
     a->cancel_after = b->cancel_after = -1;
-    job_sink sa = sink_for(a), sb = sink_for(b);
+    job_sink sa = tu_capture_sink(a), sb = tu_capture_sink(b);
     train_env ea = {.work_dir = dir_a, .sink = &sa};
     train_result ra, rb;
     errbuf eb = {{0}};
@@ -251,9 +205,9 @@ START_TEST(cancel_stops_with_a_checkpoint)
     job_spec spec;
     make_spec(&spec, 3, 0, "");
     char *dir = tu_temp_dir("train");
-    capture *cap = xcalloc(1, sizeof *cap);
+    tu_capture *cap = xcalloc(1, sizeof *cap);
     cap->cancel_after = 7;
-    job_sink sink = sink_for(cap);
+    job_sink sink = tu_capture_sink(cap);
     train_env env = {.work_dir = dir, .sink = &sink};
     train_result res;
     errbuf eb = {{0}};

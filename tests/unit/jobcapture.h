@@ -1,0 +1,45 @@
+/* jobcapture.h - running a job in a test and recording what it reports.
+ *
+ * A tu_capture is a job_sink (worker/jobs/sink.h) that keeps every metric
+ * point, counts checkpoints and "elastic: " log lines, remembers the steps
+ * the job announced, and can ask the job to stop after a number of cancel
+ * polls. Large (a few hundred KiB): allocate it with xcalloc and set
+ * cancel_after (-1: never). Test code; allocation failures abort.
+ */
+#ifndef KILN_TESTS_JOBCAPTURE_H
+#define KILN_TESTS_JOBCAPTURE_H
+
+#include "common/files.h"
+#include "worker/jobs/job.h"
+
+#define TU_MAX_POINTS 8192
+
+typedef struct tu_capture {
+    int n; /* metric points kept (the first TU_MAX_POINTS) */
+    char name[TU_MAX_POINTS][64];
+    long step[TU_MAX_POINTS];
+    double value[TU_MAX_POINTS];
+    int elastic_lines; /* log lines starting "elastic: " */
+    int checkpoints;   /* checkpoints reported, and the last one's path */
+    char last_ckpt[KILN_PATH_MAX];
+    long started_total; /* the optimizer steps the job announced */
+    long cancel_after;  /* cancel_requested turns true after this many polls (< 0: never) */
+    long polls;
+} tu_capture;
+
+/* The sink that records into c. */
+job_sink tu_capture_sink(tu_capture *c);
+
+/* The last value of metric `name`, or -1 when it never came. */
+double tu_last_metric(const tu_capture *c, const char *name);
+
+/* Whether metric `name` came at all. */
+int tu_has_metric(const tu_capture *c, const char *name);
+
+/* Runs job s with its outputs in dir (resume and init: paths or NULL),
+ * recording into cap; fails the test unless the job succeeds or is
+ * cancelled. Returns 0 or ERR_CANCELLED. */
+int tu_run_job(const job_spec *s, const char *dir, tu_capture *cap, const char *resume,
+               const char *init, job_result *res);
+
+#endif
