@@ -57,18 +57,18 @@ static void run_space(const char *name, const char *text, int dna, int seeds)
     adapt_space as;
     memset(&as, 0, sizeof as);
     errbuf eb;
-    const ps_width pw = {0.1, 1.0, 0.1};
-    const as_window aw = {0.25, 1.5, 0.1};
-    int rc = dna ? as_init(&as, &c, &aw, &eb) : prune_space_init(&as.sp, &c, &pw, &eb);
+    const prunespace_width pw = {0.1, 1.0, 0.1};
+    const adaptspace_window aw = {0.25, 1.5, 0.1};
+    int rc = dna ? adaptspace_init(&as, &c, &aw, &eb) : prune_space_init(&as.sp, &c, &pw, &eb);
     if (rc != 0) {
         fprintf(stderr, "%s: %s\n", name, eb.msg);
         exit(1);
     }
     int nu = as.sp.n_units, ns = dna ? as.n_stages : 0;
-    double *want = xcalloc((size_t)nu, sizeof(double)), want_d[AS_MAX_STAGES] = {0};
+    double *want = xcalloc((size_t)nu, sizeof(double)), want_d[ADAPTSPACE_MAX_STAGES] = {0};
     int *w = xcalloc((size_t)nu, sizeof(int)), *w0 = xcalloc((size_t)nu, sizeof(int));
-    int d[AS_MAX_STAGES], d0[AS_MAX_STAGES], ones[AS_MAX_STAGES];
-    for (int s = 0; s < AS_MAX_STAGES; s++)
+    int d[ADAPTSPACE_MAX_STAGES], d0[ADAPTSPACE_MAX_STAGES], ones[ADAPTSPACE_MAX_STAGES];
+    for (int s = 0; s < ADAPTSPACE_MAX_STAGES; s++)
         ones[s] = 1;
     bandfit_spec f = {.sp = &as.sp, .want = want};
     if (dna) {
@@ -85,19 +85,19 @@ static void run_space(const char *name, const char *text, int dna, int seeds)
         rng r;
         rng_seed(&r, (uint64_t)seed * 7919u);
         for (int u = 0; u < nu; u++) {
-            const ps_unit *x = &as.sp.units[u];
+            const prunespace_unit *x = &as.sp.units[u];
             want[u] = x->c_min + (x->channels - x->c_min) * (double)rng_uniform(&r);
             w0[u] = (int)lround(want[u]);
         }
-        ps_fix_structure(&as.sp, w0, 0);
+        prunespace_fix_structure(&as.sp, w0, 0);
         for (int s = 0; s < ns; s++) {
             want_d[s] = 1 + (as.depth[s] - 1) * (double)rng_uniform(&r);
             d0[s] = (int)lround(want_d[s]);
         }
-        ps_min_widths(&as.sp, w);
-        double lo = dna ? as_macs(&as, w, ones) : ps_macs(&as.sp, w);
-        ps_full_widths(&as.sp, w);
-        double hi = dna ? as_macs(&as, w, NULL) : ps_macs(&as.sp, w);
+        prunespace_min_widths(&as.sp, w);
+        double lo = dna ? adaptspace_macs(&as, w, ones) : prunespace_macs(&as.sp, w);
+        prunespace_full_widths(&as.sp, w);
+        double hi = dna ? adaptspace_macs(&as, w, NULL) : prunespace_macs(&as.sp, w);
         for (int t = 0; t < 6; t++) {
             double target = lo + at[t] * (hi - lo);
             f.lo = 0.99 * target;
@@ -110,9 +110,9 @@ static void run_space(const char *name, const char *text, int dna, int seeds)
             secs[n++] = now() - t0;
             model_cfg found;
             if (dna)
-                as_cfg(&as, w, d, &found);
+                adaptspace_cfg(&as, w, d, &found);
             else
-                ps_widths_to_cfg(&as.sp, w, &found);
+                prunespace_widths_to_cfg(&as.sp, w, &found);
             double m = modelcfg_macs(&found), err = fabs(m / target - 1);
             in_band += rc == 0 && m >= f.lo && m <= f.hi;
             worst = err > worst ? err : worst;
@@ -130,7 +130,7 @@ static void run_space(const char *name, const char *text, int dna, int seeds)
     free(w);
     free(w0);
     if (dna)
-        as_deinit(&as);
+        adaptspace_deinit(&as);
     else
         prune_space_deinit(&as.sp);
 }

@@ -23,7 +23,7 @@ static int round_to(double v, int g)
     return (int)lround(v / g) * g;
 }
 
-void as_window_grid(const as_window *w, int c, int *c_min, int *g, int *K)
+void adaptspace_window_grid(const adaptspace_window *w, int c, int *c_min, int *g, int *K)
 {
     int gg = (int)lround(w->group * c);
     if (gg < 1)
@@ -41,7 +41,7 @@ void as_window_grid(const as_window *w, int c, int *c_min, int *g, int *K)
 
 /* ---- stages ---------------------------------------------------------------------- */
 
-int as_stages(const model_cfg *c, int *first, int *depth)
+int adaptspace_stages(const model_cfg *c, int *first, int *depth)
 {
     int n = 0;
     if (modelcfg_is_resnet(c->arch)) {
@@ -73,13 +73,13 @@ int as_stages(const model_cfg *c, int *first, int *depth)
 
 static void fill_stages(adapt_space *a)
 {
-    a->n_stages = as_stages(&a->sp.super, a->first, a->depth);
+    a->n_stages = adaptspace_stages(&a->sp.super, a->first, a->depth);
     a->n_blocks = 0;
     for (int s = 0; s < a->n_stages; s++)
         a->n_blocks += a->depth[s];
 }
 
-int as_stage_of(const adapt_space *a, int b)
+int adaptspace_stage_of(const adapt_space *a, int b)
 {
     for (int s = a->n_stages - 1; s >= 0; s--)
         if (b >= a->first[s])
@@ -87,13 +87,13 @@ int as_stage_of(const adapt_space *a, int b)
     return -1;
 }
 
-int as_keepable(const adapt_space *a, int b)
+int adaptspace_keepable(const adapt_space *a, int b)
 {
-    int s = as_stage_of(a, b);
+    int s = adaptspace_stage_of(a, b);
     return s >= 0 && b > a->first[s];
 }
 
-int as_block_of(const adapt_space *a, const char *prefix)
+int adaptspace_block_of(const adapt_space *a, const char *prefix)
 {
     int s, j, f, n;
     const model_cfg *c = &a->sp.super;
@@ -120,10 +120,10 @@ int as_block_of(const adapt_space *a, const char *prefix)
 
 /* ---- building ---------------------------------------------------------------------- */
 
-int as_init_super(adapt_space *a, const model_cfg *super, errbuf *eb)
+int adaptspace_init_super(adapt_space *a, const model_cfg *super, errbuf *eb)
 {
     memset(a, 0, sizeof *a);
-    const ps_width dmcp = {0.1, 1.0, 0.1};
+    const prunespace_width dmcp = {0.1, 1.0, 0.1};
     int rc = prune_space_init(&a->sp, super, &dmcp, eb);
     if (rc != 0)
         return err_prefix(eb, rc, "network adaption");
@@ -135,10 +135,10 @@ int as_init_super(adapt_space *a, const model_cfg *super, errbuf *eb)
     return 0;
 }
 
-int as_init(adapt_space *a, const model_cfg *orig, const as_window *w, errbuf *eb)
+int adaptspace_init(adapt_space *a, const model_cfg *orig, const adaptspace_window *w, errbuf *eb)
 {
     adapt_space o;
-    int rc = as_init_super(&o, orig, eb);
+    int rc = adaptspace_init_super(&o, orig, eb);
     if (rc != 0) {
         memset(a, 0, sizeof *a);
         return rc;
@@ -147,7 +147,7 @@ int as_init(adapt_space *a, const model_cfg *orig, const as_window *w, errbuf *e
     int *C = xcalloc((size_t)n, sizeof(int)), *lo = xcalloc((size_t)n, sizeof(int));
     int *g = xcalloc((size_t)n, sizeof(int)), *K = xcalloc((size_t)n, sizeof(int));
     for (int u = 0; u < n; u++) {
-        as_window_grid(w, o.sp.units[u].channels, &lo[u], &g[u], &K[u]);
+        adaptspace_window_grid(w, o.sp.units[u].channels, &lo[u], &g[u], &K[u]);
         C[u] = lo[u] + K[u] * g[u];
         /* partners must stay apart, or the block structure would change */
         int p = o.sp.units[u].partner;
@@ -157,8 +157,8 @@ int as_init(adapt_space *a, const model_cfg *orig, const as_window *w, errbuf *e
         }
     }
     model_cfg super;
-    ps_widths_to_cfg(&o.sp, C, &super);
-    rc = as_init_super(a, &super, eb);
+    prunespace_widths_to_cfg(&o.sp, C, &super);
+    rc = adaptspace_init_super(a, &super, eb);
     if (rc == 0 && a->sp.n_units != n)
         rc = err_set(eb, ERR_INTERNAL, "the window supernet has %d units, the network %d",
                      a->sp.n_units, n);
@@ -169,18 +169,18 @@ int as_init(adapt_space *a, const model_cfg *orig, const as_window *w, errbuf *e
                          a->sp.units[u].name, o.sp.units[u].name);
             break;
         }
-        ps_set_grid(&a->sp, u, lo[u], g[u], K[u]);
+        prunespace_set_grid(&a->sp, u, lo[u], g[u], K[u]);
         a->nominal[u] = o.sp.units[u].channels;
     }
     free(C);
     free(lo);
     free(g);
     free(K);
-    as_deinit(&o);
+    adaptspace_deinit(&o);
     return rc;
 }
 
-void as_deinit(adapt_space *a)
+void adaptspace_deinit(adapt_space *a)
 {
     prune_space_deinit(&a->sp);
     free(a->nominal);
@@ -189,9 +189,9 @@ void as_deinit(adapt_space *a)
 
 /* ---- configs and MACs -------------------------------------------------------------- */
 
-void as_cfg(const adapt_space *a, const int *w, const int *d, model_cfg *out)
+void adaptspace_cfg(const adapt_space *a, const int *w, const int *d, model_cfg *out)
 {
-    ps_widths_to_cfg(&a->sp, w, out);
+    prunespace_widths_to_cfg(&a->sp, w, out);
     if (d == NULL)
         return;
     if (modelcfg_is_resnet(out->arch)) {
@@ -208,9 +208,9 @@ void as_cfg(const adapt_space *a, const int *w, const int *d, model_cfg *out)
     out->n_blocks = n;
 }
 
-double as_macs(const adapt_space *a, const int *w, const int *d)
+double adaptspace_macs(const adapt_space *a, const int *w, const int *d)
 {
-    /* integer widths, SE ties rounded as the built net has them (ps_layer_macs) */
+    /* integer widths, SE ties rounded as the built net has them (prunespace_layer_macs) */
     char *kept = xcalloc((size_t)(a->n_blocks ? a->n_blocks : 1), 1);
     for (int s = 0; s < a->n_stages; s++)
         for (int j = 0; j < a->depth[s]; j++)
@@ -219,28 +219,28 @@ double as_macs(const adapt_space *a, const int *w, const int *d)
     for (int l = 0; l < a->sp.n_layers; l++) {
         int b = a->sp.layers[l].blk;
         if (b < 0 || kept[b])
-            macs += ps_layer_macs(&a->sp, l, w);
+            macs += prunespace_layer_macs(&a->sp, l, w);
     }
     free(kept);
     return macs;
 }
 
-void as_min_widths(const adapt_space *a, int *w)
+void adaptspace_min_widths(const adapt_space *a, int *w)
 {
-    ps_min_widths(&a->sp, w);
+    prunespace_min_widths(&a->sp, w);
 }
 
-void as_full_widths(const adapt_space *a, int *w)
+void adaptspace_full_widths(const adapt_space *a, int *w)
 {
-    ps_full_widths(&a->sp, w);
+    prunespace_full_widths(&a->sp, w);
 }
 
 /* ---- config edits -------------------------------------------------------------------- */
 
-int as_cfg_append_block(model_cfg *c, int s, int inner)
+int adaptspace_cfg_append_block(model_cfg *c, int s, int inner)
 {
-    int first[AS_MAX_STAGES], depth[AS_MAX_STAGES];
-    int n = as_stages(c, first, depth);
+    int first[ADAPTSPACE_MAX_STAGES], depth[ADAPTSPACE_MAX_STAGES];
+    int n = adaptspace_stages(c, first, depth);
     assert(s >= 0 && s < n);
     (void)n;
     if (modelcfg_is_resnet(c->arch)) {
@@ -265,10 +265,10 @@ int as_cfg_append_block(model_cfg *c, int s, int inner)
     return at;
 }
 
-void as_cfg_remove_blocks(model_cfg *c, int s, int count)
+void adaptspace_cfg_remove_blocks(model_cfg *c, int s, int count)
 {
-    int first[AS_MAX_STAGES], depth[AS_MAX_STAGES];
-    int n = as_stages(c, first, depth);
+    int first[ADAPTSPACE_MAX_STAGES], depth[ADAPTSPACE_MAX_STAGES];
+    int n = adaptspace_stages(c, first, depth);
     assert(s >= 0 && s < n && count >= 0 && count < depth[s]);
     (void)n;
     if (modelcfg_is_resnet(c->arch)) {
@@ -283,7 +283,7 @@ void as_cfg_remove_blocks(model_cfg *c, int s, int count)
 
 /* ---- names ------------------------------------------------------------------------------- */
 
-void as_blockmap_identity(as_blockmap *m, mc_arch arch, int n)
+void adaptspace_blockmap_identity(adaptspace_blockmap *m, mc_arch arch, int n)
 {
     memset(m, 0, sizeof *m);
     m->arch = arch;
@@ -292,7 +292,7 @@ void as_blockmap_identity(as_blockmap *m, mc_arch arch, int n)
         m->to[i] = i;
 }
 
-void as_blockmap_subnet(as_blockmap *m, const adapt_space *a, const int *d)
+void adaptspace_blockmap_subnet(adaptspace_blockmap *m, const adapt_space *a, const int *d)
 {
     memset(m, 0, sizeof *m);
     m->arch = a->sp.super.arch;
@@ -304,9 +304,9 @@ void as_blockmap_subnet(as_blockmap *m, const adapt_space *a, const int *d)
     m->n_from = i;
 }
 
-int as_map_name(const void *ctx, const char *name, char *out, size_t len)
+int adaptspace_map_name(const void *ctx, const char *name, char *out, size_t len)
 {
-    const as_blockmap *m = ctx;
+    const adaptspace_blockmap *m = ctx;
     int f, n;
     /* MobileNetV2 and V3 number their blocks in one sequence; EfficientNet's
      * names (features.{stage}.{j}) and ResNet's are the same in both nets */

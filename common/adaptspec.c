@@ -32,103 +32,107 @@ const char *adaptspec_method_name(adapt_method m)
     return (unsigned)m < N_METHODS ? METHOD_NAMES[m] : "unknown";
 }
 
-static void parse_window(adapt_spec *a, jf_obj *o)
+static void parse_window(adapt_spec *a, jsonfield_obj *o)
 {
-    jf_obj w;
-    jf_child(&w, o, "window");
-    int ok = jf_num(&w, "min", &a->window.min, 0.25, 0.0, 1.0, JF_LO_OPEN) != JF_BAD;
-    ok &= jf_num(&w, "max", &a->window.max, 1.5, 1.0, 4.0, 0) != JF_BAD;
-    ok &= jf_num(&w, "group", &a->window.group, 0.1, 0.0, 1.0, JF_LO_OPEN) != JF_BAD;
+    jsonfield_obj w;
+    jsonfield_child(&w, o, "window");
+    int ok = jsonfield_num(&w, "min", &a->window.min, 0.25, 0.0, 1.0, JSONFIELD_LO_OPEN) !=
+             JSONFIELD_BAD;
+    ok &= jsonfield_num(&w, "max", &a->window.max, 1.5, 1.0, 4.0, 0) != JSONFIELD_BAD;
+    ok &= jsonfield_num(&w, "group", &a->window.group, 0.1, 0.0, 1.0, JSONFIELD_LO_OPEN) !=
+          JSONFIELD_BAD;
     if (ok && a->window.group > a->window.max - a->window.min)
-        jf_err(&w, "group", "must be <= max - min (%g): the window would hold no group",
-               a->window.max - a->window.min);
-    o->n_err += jf_finish(&w);
+        jsonfield_err(&w, "group", "must be <= max - min (%g): the window would hold no group",
+                      a->window.max - a->window.min);
+    o->n_err += jsonfield_finish(&w);
 }
 
-static void parse_elastic(adapt_elastic *e, jf_obj *o)
+static void parse_elastic(adapt_elastic *e, jsonfield_obj *o)
 {
-    jf_obj x;
-    jf_child(&x, o, "elastic");
-    jf_bool(&x, "enabled", &e->enabled, 1);
-    jf_int(&x, "check_every", &e->check_every, 0, 0, INT_MAX);
-    jf_int(&x, "patience", &e->patience, 2, 1, 1000);
-    jf_num(&x, "expand_p", &e->expand_p, 0.9, 0.0, 1.0, JF_LO_OPEN | JF_HI_OPEN);
-    jf_num(&x, "condense_p", &e->condense_p, 0.1, 0.0, 1.0, JF_LO_OPEN | JF_HI_OPEN);
-    if (jf_num(&x, "drop_p", &e->drop_p, fmin(0.01, e->condense_p), 0.0, 1.0,
-               JF_LO_OPEN | JF_HI_OPEN) == JF_SET &&
+    jsonfield_obj x;
+    jsonfield_child(&x, o, "elastic");
+    jsonfield_bool(&x, "enabled", &e->enabled, 1);
+    jsonfield_int(&x, "check_every", &e->check_every, 0, 0, INT_MAX);
+    jsonfield_int(&x, "patience", &e->patience, 2, 1, 1000);
+    jsonfield_num(&x, "expand_p", &e->expand_p, 0.9, 0.0, 1.0,
+                  JSONFIELD_LO_OPEN | JSONFIELD_HI_OPEN);
+    jsonfield_num(&x, "condense_p", &e->condense_p, 0.1, 0.0, 1.0,
+                  JSONFIELD_LO_OPEN | JSONFIELD_HI_OPEN);
+    if (jsonfield_num(&x, "drop_p", &e->drop_p, fmin(0.01, e->condense_p), 0.0, 1.0,
+                      JSONFIELD_LO_OPEN | JSONFIELD_HI_OPEN) == JSONFIELD_SET &&
         e->drop_p > e->condense_p)
-        jf_err(&x, "drop_p", "must be <= condense_p (%g)", e->condense_p);
-    jf_int(&x, "expand_groups", &e->expand_groups, 2, 1, 64);
-    jf_int(&x, "condense_groups", &e->condense_groups, 2, 0, 64);
-    jf_num(&x, "freeze", &e->freeze, 0.25, 0.0, 1.0, 0);
-    jf_int(&x, "settle_steps", &e->settle_steps, 200, 0, INT_MAX);
-    jf_num(&x, "max_width", &e->max_width, 3.0, 1.0, 16.0, 0);
-    jf_num(&x, "max_depth", &e->max_depth, 2.0, 1.0, 16.0, 0);
-    o->n_err += jf_finish(&x);
+        jsonfield_err(&x, "drop_p", "must be <= condense_p (%g)", e->condense_p);
+    jsonfield_int(&x, "expand_groups", &e->expand_groups, 2, 1, 64);
+    jsonfield_int(&x, "condense_groups", &e->condense_groups, 2, 0, 64);
+    jsonfield_num(&x, "freeze", &e->freeze, 0.25, 0.0, 1.0, 0);
+    jsonfield_int(&x, "settle_steps", &e->settle_steps, 200, 0, INT_MAX);
+    jsonfield_num(&x, "max_width", &e->max_width, 3.0, 1.0, 16.0, 0);
+    jsonfield_num(&x, "max_depth", &e->max_depth, 2.0, 1.0, 16.0, 0);
+    o->n_err += jsonfield_finish(&x);
 }
 
 /* The arch object's own field: where the chains start. */
-static void parse_arch_init(jf_obj *r, void *ctx)
+static void parse_arch_init(jsonfield_obj *r, void *ctx)
 {
     adapt_spec *a = ctx;
     int init;
-    jf_enum(r, "init", &init, ADAPT_INIT_ZERO, INIT_NAMES, 2);
+    jsonfield_enum(r, "init", &init, ADAPT_INIT_ZERO, INIT_NAMES, 2);
     a->init = (adapt_init)init;
 }
 
-static void parse_dna(adapt_spec *a, jf_obj *o, int ranks)
+static void parse_dna(adapt_spec *a, jsonfield_obj *o, int ranks)
 {
     parse_window(a, o);
     searchspec_parse(&a->search, o, ranks, parse_arch_init, a);
     parse_elastic(&a->elastic, o);
     searchspec_parse_eval(&a->search, o);
-    jf_bool(o, "search_depth", &a->search_depth, 1);
+    jsonfield_bool(o, "search_depth", &a->search_depth, 1);
 }
 
 int adaptspec_reach(const adapt_spec *a, const model_cfg *c, double *lo, double *hi, errbuf *eb)
 {
     adapt_space s;
-    int rc = as_init(&s, c, &a->window, eb);
+    int rc = adaptspace_init(&s, c, &a->window, eb);
     if (rc != 0)
         return rc;
-    int n = s.sp.n_units, d1[AS_MAX_STAGES];
+    int n = s.sp.n_units, d1[ADAPTSPACE_MAX_STAGES];
     int *w = xcalloc((size_t)n, sizeof(int));
     for (int i = 0; i < s.n_stages; i++) /* width-only: every stage as deep as it is */
         d1[i] = a->search_depth ? 1 : s.depth0[i];
-    as_min_widths(&s, w);
-    *lo = as_macs(&s, w, d1);
-    as_full_widths(&s, w);
+    adaptspace_min_widths(&s, w);
+    *lo = adaptspace_macs(&s, w, d1);
+    adaptspace_full_widths(&s, w);
     const adapt_elastic *e = &a->elastic;
     int grow = a->method == ADAPT_DNA && e->enabled;
     for (int u = 0; grow && u < n; u++) {
         /* widths grow by expand_groups groups while they stay under the cap */
-        const ps_unit *x = &s.sp.units[u];
+        const prunespace_unit *x = &s.sp.units[u];
         int step = e->expand_groups * x->group;
         while (w[u] + step <= e->max_width * s.nominal[u])
             w[u] += step;
     }
     model_cfg big;
-    as_cfg(&s, w, NULL, &big);
+    adaptspace_cfg(&s, w, NULL, &big);
     for (int i = 0; grow && a->search_depth && i < s.n_stages; i++) {
         int cap = (int)floor(e->max_depth * s.depth0[i]);
         for (int k = s.depth[i]; k < cap; k++) {
-            int first[AS_MAX_STAGES], depth[AS_MAX_STAGES];
-            as_stages(&big, first, depth);
+            int first[ADAPTSPACE_MAX_STAGES], depth[ADAPTSPACE_MAX_STAGES];
+            adaptspace_stages(&big, first, depth);
             int last = first[i] + depth[i] - 1;
             int inner = modelcfg_is_resnet(big.arch) ? big.stages[i].mids[depth[i] - 1]
                                                      : big.blocks[last].hidden;
-            if (as_cfg_append_block(&big, i, inner) < 0)
+            if (adaptspace_cfg_append_block(&big, i, inner) < 0)
                 break;
         }
     }
     *hi = modelcfg_macs(&big);
     free(w);
-    as_deinit(&s);
+    adaptspace_deinit(&s);
     return 0;
 }
 
 /* The target against what the space can reach. */
-static void check_target(adapt_spec *a, jf_obj *o, const model_cfg *model)
+static void check_target(adapt_spec *a, jsonfield_obj *o, const model_cfg *model)
 {
     const char *key = searchspec_target_key(a->target_ratio);
     double full = modelcfg_macs(model) / 1e6, lo, hi;
@@ -143,26 +147,28 @@ static void check_target(adapt_spec *a, jf_obj *o, const model_cfg *model)
     lo /= 1e6;
     hi /= 1e6;
     if (a->target_mflops * (1 + ADAPT_TARGET_TOL) <= lo)
-        jf_err(o, key,
-               "must be above %.4g MFLOPs, the smallest net of the search space (window.min %g, "
-               "one block per stage)",
-               lo, a->window.min);
+        jsonfield_err(
+            o, key,
+            "must be above %.4g MFLOPs, the smallest net of the search space (window.min %g, "
+            "one block per stage)",
+            lo, a->window.min);
     else if (a->target_mflops * (1 - ADAPT_TARGET_TOL) >= hi)
-        jf_err(o, key, "must be below %.4g MFLOPs, the largest net the search space can reach", hi);
+        jsonfield_err(o, key,
+                      "must be below %.4g MFLOPs, the largest net the search space can reach", hi);
 }
 
-void adaptspec_parse(adapt_spec *a, jf_obj *root, const json_t *j, const model_cfg *model,
+void adaptspec_parse(adapt_spec *a, jsonfield_obj *root, const json_t *j, const model_cfg *model,
                      int ranks)
 {
     memset(a, 0, sizeof *a);
-    jf_obj o;
+    jsonfield_obj o;
     int m = searchspec_open(&o, root, j, &HEAD, &a->target_mflops, &a->target_ratio);
     if (m < 0)
         return;
     a->method = (adapt_method)m;
 
     /* the window and elastic defaults also bound the baselines' reach */
-    a->window = (as_window){0.25, 1.5, 0.1};
+    a->window = (adaptspace_window){0.25, 1.5, 0.1};
     a->elastic = (adapt_elastic){.enabled = 1,
                                  .patience = 2,
                                  .expand_p = 0.9,
@@ -184,13 +190,13 @@ void adaptspec_parse(adapt_spec *a, jf_obj *root, const json_t *j, const model_c
     a->compound_alpha = 1.2;
     a->compound_beta = 1.1;
     if (a->method == ADAPT_COMPOUND) {
-        jf_obj c;
-        jf_child(&c, &o, "compound");
-        jf_num(&c, "alpha", &a->compound_alpha, 1.2, 1.0, 4.0, JF_LO_OPEN);
-        jf_num(&c, "beta", &a->compound_beta, 1.1, 1.0, 4.0, JF_LO_OPEN);
-        o.n_err += jf_finish(&c);
-    } else if (jf_get(&o, "compound") != NULL) {
-        jf_err(&o, "compound", "is only for method \"compound\"");
+        jsonfield_obj c;
+        jsonfield_child(&c, &o, "compound");
+        jsonfield_num(&c, "alpha", &a->compound_alpha, 1.2, 1.0, 4.0, JSONFIELD_LO_OPEN);
+        jsonfield_num(&c, "beta", &a->compound_beta, 1.1, 1.0, 4.0, JSONFIELD_LO_OPEN);
+        o.n_err += jsonfield_finish(&c);
+    } else if (jsonfield_get(&o, "compound") != NULL) {
+        jsonfield_err(&o, "compound", "is only for method \"compound\"");
     }
     if (model != NULL && !modelcfg_is_resnet(model->arch) && !modelcfg_is_mb(model->arch)) {
         fe_add(o.fe, "model.arch",
@@ -202,19 +208,20 @@ void adaptspec_parse(adapt_spec *a, jf_obj *root, const json_t *j, const model_c
     /* the range check needs a valid model and window */
     if (model != NULL && o.n_err == 0)
         check_target(a, &o, model);
-    root->n_err += jf_finish(&o);
+    root->n_err += jsonfield_finish(&o);
 }
 
 /* The canonical elastic object. New reference. */
 static json_t *elastic_json(const adapt_elastic *e)
 {
-    return json_pack("{s:b, s:i, s:i, s:o, s:o, s:o, s:i, s:i, s:o, s:i, s:o, s:o}", "enabled",
-                     e->enabled, "check_every", e->check_every, "patience", e->patience, "expand_p",
-                     jf_number_json(e->expand_p), "condense_p", jf_number_json(e->condense_p),
-                     "drop_p", jf_number_json(e->drop_p), "expand_groups", e->expand_groups,
-                     "condense_groups", e->condense_groups, "freeze", jf_number_json(e->freeze),
-                     "settle_steps", e->settle_steps, "max_width", jf_number_json(e->max_width),
-                     "max_depth", jf_number_json(e->max_depth));
+    return json_pack(
+        "{s:b, s:i, s:i, s:o, s:o, s:o, s:i, s:i, s:o, s:i, s:o, s:o}", "enabled", e->enabled,
+        "check_every", e->check_every, "patience", e->patience, "expand_p",
+        jsonfield_number_json(e->expand_p), "condense_p", jsonfield_number_json(e->condense_p),
+        "drop_p", jsonfield_number_json(e->drop_p), "expand_groups", e->expand_groups,
+        "condense_groups", e->condense_groups, "freeze", jsonfield_number_json(e->freeze),
+        "settle_steps", e->settle_steps, "max_width", jsonfield_number_json(e->max_width),
+        "max_depth", jsonfield_number_json(e->max_depth));
 }
 
 json_t *adaptspec_to_json(const adapt_spec *a)
@@ -222,14 +229,15 @@ json_t *adaptspec_to_json(const adapt_spec *a)
     json_t *j = searchspec_head_json(METHOD_NAMES[a->method], a->target_mflops, a->target_ratio);
     if (a->method == ADAPT_COMPOUND)
         json_object_set_new(j, "compound",
-                            json_pack("{s:o, s:o}", "alpha", jf_number_json(a->compound_alpha),
-                                      "beta", jf_number_json(a->compound_beta)));
+                            json_pack("{s:o, s:o}", "alpha",
+                                      jsonfield_number_json(a->compound_alpha), "beta",
+                                      jsonfield_number_json(a->compound_beta)));
     if (a->method != ADAPT_DNA)
         return j;
     json_object_set_new(j, "window",
-                        json_pack("{s:o, s:o, s:o}", "min", jf_number_json(a->window.min), "max",
-                                  jf_number_json(a->window.max), "group",
-                                  jf_number_json(a->window.group)));
+                        json_pack("{s:o, s:o, s:o}", "min", jsonfield_number_json(a->window.min),
+                                  "max", jsonfield_number_json(a->window.max), "group",
+                                  jsonfield_number_json(a->window.group)));
     json_t *r = searchspec_to_json(&a->search, j);
     json_object_set_new(r, "init", json_string(INIT_NAMES[a->init]));
     json_object_set_new(j, "elastic", elastic_json(&a->elastic));

@@ -77,7 +77,7 @@ typedef struct adapt_spec {
     double target_mflops; /* resolved: target_ratio * model MFLOPs when given as a ratio */
     double target_ratio;  /* as given, or 0 when target_mflops was given */
     /* dna */
-    as_window window;
+    adaptspace_window window;
     search_spec search; /* the schedule (common/searchspec.h) */
     adapt_init init;
     adapt_elastic elastic;
@@ -93,7 +93,7 @@ typedef struct adapt_spec {
  * (already parsed, NULL if it was bad) and which runs on `ranks` ranks.
  * Problems go into root's field_errors with paths "adapt.<field>" and are
  * counted in root->n_err. j NULL: "adapt is required". */
-void adaptspec_parse(adapt_spec *a, jf_obj *root, const json_t *j, const model_cfg *model,
+void adaptspec_parse(adapt_spec *a, jsonfield_obj *root, const json_t *j, const model_cfg *model,
                      int ranks);
 
 /* The canonical adapt object (every default filled; only the fields of the

@@ -88,7 +88,7 @@ static double net_macs(const fit *F, const int *w, const int *d)
     double total = 0;
     for (int l = 0; l < F->sp->n_layers; l++)
         if (layer_active(F, l, d))
-            total += ps_layer_macs(F->sp, l, w);
+            total += prunespace_layer_macs(F->sp, l, w);
     return total;
 }
 
@@ -98,7 +98,7 @@ static void mark_live(fit *F, const int *d)
     for (int l = 0; l < F->sp->n_layers; l++) {
         if (!layer_active(F, l, d))
             continue;
-        const ps_layer *x = &F->sp->layers[l];
+        const prunespace_layer *x = &F->sp->layers[l];
         if (x->in_unit >= 0)
             F->live[x->in_unit] = 1;
         if (x->out_unit >= 0)
@@ -201,7 +201,7 @@ static void assign_roles(fit *F)
     int *n_layers = xcalloc((size_t)F->nu, sizeof(int)),
         *count = xcalloc((size_t)F->nu, sizeof(int));
     for (int l = 0; l < nl; l++) {
-        const ps_layer *x = &sp->layers[l];
+        const prunespace_layer *x = &sp->layers[l];
         if (x->in_unit >= 0)
             n_layers[x->in_unit]++;
         if (x->out_unit >= 0 && x->out_unit != x->in_unit)
@@ -299,7 +299,7 @@ static void linearize(const fit *F, const int *w, const int *d, inner *in)
     for (int l = 0; l < F->sp->n_layers; l++) {
         if (!layer_active(F, l, d))
             continue;
-        const ps_layer *x = &F->sp->layers[l];
+        const prunespace_layer *x = &F->sp->layers[l];
         double kk = (double)x->k * x->k, b = x->bias ? 1.0 : 0.0, hw = (double)x->hw;
         int in_f = x->in_unit >= 0 && F->role[x->in_unit] == ROLE_FREE;
         int out_f = x->out_unit >= 0 && F->role[x->out_unit] == ROLE_FREE;
@@ -314,7 +314,7 @@ static void linearize(const fit *F, const int *w, const int *d, inner *in)
             a[x->in_unit] += kk * hw * cout;
             in->S0 += b * hw * cout;
         } else {
-            in->S0 += ps_layer_macs(F->sp, l, w);
+            in->S0 += prunespace_layer_macs(F->sp, l, w);
         }
     }
     in->n = 0;
@@ -631,7 +631,7 @@ static double real_macs(const fit *F, const double *c, const int *d)
     for (int l = 0; l < F->sp->n_layers; l++) {
         if (!layer_active(F, l, d))
             continue;
-        const ps_layer *x = &F->sp->layers[l];
+        const prunespace_layer *x = &F->sp->layers[l];
         double kk = (double)x->k * x->k, b = x->bias ? 1.0 : 0.0;
         double cin =
             x->in_unit >= 0 ? c[x->in_unit] * side_ratio(F, x->in_unit, x->in_tie) : x->in_fixed;
@@ -650,7 +650,7 @@ static double real_grad(const fit *F, const double *c, const int *d, int u)
         int l = F->adj[j];
         if (!layer_active(F, l, d))
             continue;
-        const ps_layer *x = &F->sp->layers[l];
+        const prunespace_layer *x = &F->sp->layers[l];
         double kk = (double)x->k * x->k, b = x->bias ? 1.0 : 0.0, hw = (double)x->hw;
         double rin = side_ratio(F, x->in_unit, x->in_tie);
         double rout = side_ratio(F, x->out_unit, x->out_tie);
@@ -1018,7 +1018,7 @@ static void fit_init(fit *F, const bandfit_spec *f)
     F->sp = f->sp;
     F->nu = f->sp->n_units;
     F->ns = f->n_stages;
-    F->nb = ps_n_blocks(f->sp);
+    F->nb = prunespace_n_blocks(f->sp);
     size_t nu = (size_t)F->nu, ns = (size_t)F->ns + 1, nb = (size_t)F->nb + 1;
     F->lo = xcalloc(nu, sizeof(int));
     F->hi = xcalloc(nu, sizeof(int));
@@ -1033,7 +1033,7 @@ static void fit_init(fit *F, const bandfit_spec *f)
     F->blk_pos = xcalloc(nb, sizeof(int));
     F->near_dist = HUGE_VAL;
     for (int u = 0; u < F->nu; u++) {
-        const ps_unit *x = &f->sp->units[u];
+        const prunespace_unit *x = &f->sp->units[u];
         F->lo[u] = f->w_min != NULL ? f->w_min[u] : x->c_min;
         F->hi[u] = f->w_max != NULL ? f->w_max[u] : x->channels;
         F->scale[u] = f->scale != NULL ? f->scale[u] : x->group;
@@ -1054,7 +1054,7 @@ static void fit_init(fit *F, const bandfit_spec *f)
     F->adj_off = xcalloc(nu + 1, sizeof(int));
     F->adj = xcalloc(2 * (size_t)sp->n_layers + 1, sizeof(int));
     for (int l = 0; l < sp->n_layers; l++) {
-        const ps_layer *x = &sp->layers[l];
+        const prunespace_layer *x = &sp->layers[l];
         if (x->in_unit >= 0)
             F->adj_off[x->in_unit + 1]++;
         if (x->out_unit >= 0 && x->out_unit != x->in_unit)
@@ -1064,7 +1064,7 @@ static void fit_init(fit *F, const bandfit_spec *f)
         F->adj_off[u + 1] += F->adj_off[u];
     int *fill = xcalloc(nu + 1, sizeof(int));
     for (int l = 0; l < sp->n_layers; l++) {
-        const ps_layer *x = &sp->layers[l];
+        const prunespace_layer *x = &sp->layers[l];
         if (x->in_unit >= 0)
             F->adj[F->adj_off[x->in_unit] + fill[x->in_unit]++] = l;
         if (x->out_unit >= 0 && x->out_unit != x->in_unit)

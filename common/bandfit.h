@@ -10,7 +10,7 @@
  *   sum over the units in use ((w_u - want_u) / scale_u)^2
  *   + sum over the stages (d_s - want_depth_s)^2.
  * MACs come from the space's layer table (prunespace.h), exactly as
- * ps_macs and as_macs count them. Used by prune (DMCP, uniform) and adapt
+ * prunespace_macs and adaptspace_macs count them. Used by prune (DMCP, uniform) and adapt
  * (DNA and the three baselines). Depends on common/ only (prunespace.h,
  * bestfirst.h), never on worker code. Pure C, no global state; thread-safe.
  */
@@ -69,7 +69,7 @@ int bandfit_error(errbuf *eb, const char *field, double target_mflops, const ban
                   const bandfit_result *r);
 
 /* Exact MACs of widths w at depths d (d NULL or n_stages 0: every block),
- * by the space's layer table; equals ps_macs / as_macs. */
+ * by the space's layer table; equals prunespace_macs / adaptspace_macs. */
 double bandfit_macs(const bandfit_spec *f, const int *w, const int *d);
 
 #endif

@@ -25,10 +25,10 @@ static int ends_with(const char *s, const char *tail)
 }
 
 /* The string form: a path when it has a '/' or ends in .safetensors, else a job id. */
-static int parse_string(init_ref *r, jf_obj *o, const char *key)
+static int parse_string(init_ref *r, jsonfield_obj *o, const char *key)
 {
     char s[256];
-    if (jf_str(o, key, s, sizeof s, NULL) != JF_SET)
+    if (jsonfield_str(o, key, s, sizeof s, NULL) != JSONFIELD_SET)
         return -1;
     r->given_as_string = 1;
     if (strchr(s, '/') != NULL || ends_with(s, ".safetensors")) {
@@ -37,8 +37,9 @@ static int parse_string(init_ref *r, jf_obj *o, const char *key)
         return 0;
     }
     if (!initref_id_ok(s)) {
-        jf_err(o, key,
-               "'%.80s' is neither a job id ([A-Za-z0-9_-]) nor a path to a .safetensors file", s);
+        jsonfield_err(
+            o, key, "'%.80s' is neither a job id ([A-Za-z0-9_-]) nor a path to a .safetensors file",
+            s);
         return -1;
     }
     r->kind = INIT_JOB;
@@ -47,63 +48,66 @@ static int parse_string(init_ref *r, jf_obj *o, const char *key)
     return 0;
 }
 
-static int parse_object(init_ref *r, jf_obj *parent, const char *key)
+static int parse_object(init_ref *r, jsonfield_obj *parent, const char *key)
 {
-    jf_obj c;
-    jf_child(&c, parent, key);
-    const int has_job = jf_get(&c, "job") != NULL, has_model = jf_get(&c, "model") != NULL,
-              has_path = jf_get(&c, "path") != NULL;
+    jsonfield_obj c;
+    jsonfield_child(&c, parent, key);
+    const int has_job = jsonfield_get(&c, "job") != NULL,
+              has_model = jsonfield_get(&c, "model") != NULL,
+              has_path = jsonfield_get(&c, "path") != NULL;
     if (has_job + has_model + has_path != 1) {
-        jf_err(&c, NULL, "needs exactly one of job, model and path");
-        jf_get(&c, "artifact");
-        jf_get(&c, "checkpoint");
-        parent->n_err += jf_finish(&c);
+        jsonfield_err(&c, NULL, "needs exactly one of job, model and path");
+        jsonfield_get(&c, "artifact");
+        jsonfield_get(&c, "checkpoint");
+        parent->n_err += jsonfield_finish(&c);
         return -1;
     }
     if (has_path) {
         r->kind = INIT_PATH;
-        jf_str(&c, "path", r->path, sizeof r->path, NULL);
+        jsonfield_str(&c, "path", r->path, sizeof r->path, NULL);
     } else {
         r->kind = has_job ? INIT_JOB : INIT_MODEL;
         const char *k = has_job ? "job" : "model";
-        if (jf_str(&c, k, r->id, sizeof r->id, NULL) == JF_SET && !initref_id_ok(r->id))
-            jf_err(&c, k, "'%s' is not an id ([A-Za-z0-9_-], at most 63)", r->id);
+        if (jsonfield_str(&c, k, r->id, sizeof r->id, NULL) == JSONFIELD_SET &&
+            !initref_id_ok(r->id))
+            jsonfield_err(&c, k, "'%s' is not an id ([A-Za-z0-9_-], at most 63)", r->id);
     }
     int ck = 0;
-    if (jf_get(&c, "checkpoint") != NULL) {
+    if (jsonfield_get(&c, "checkpoint") != NULL) {
         static const char *const latest[] = {"latest"};
-        jf_enum(&c, "checkpoint", &ck, 0, latest, 1);
+        jsonfield_enum(&c, "checkpoint", &ck, 0, latest, 1);
         r->checkpoint = 1;
         if (!has_job)
-            jf_err(&c, "checkpoint", "is only for {\"job\": ID}");
+            jsonfield_err(&c, "checkpoint", "is only for {\"job\": ID}");
     }
-    if (jf_get(&c, "artifact") != NULL) {
+    if (jsonfield_get(&c, "artifact") != NULL) {
         if (!has_job || r->checkpoint)
-            jf_err(&c, "artifact", "is only for {\"job\": ID} without checkpoint");
-        else if (jf_str(&c, "artifact", r->artifact, sizeof r->artifact, NULL) == JF_SET &&
+            jsonfield_err(&c, "artifact", "is only for {\"job\": ID} without checkpoint");
+        else if (jsonfield_str(&c, "artifact", r->artifact, sizeof r->artifact, NULL) ==
+                     JSONFIELD_SET &&
                  !msg_name_ok(r->artifact))
-            jf_err(&c, "artifact", "'%s' is not an artifact name", r->artifact);
+            jsonfield_err(&c, "artifact", "'%s' is not an artifact name", r->artifact);
     } else if (has_job && !r->checkpoint) {
         snprintf(r->artifact, sizeof r->artifact, "model.safetensors");
     }
-    int n = jf_finish(&c);
+    int n = jsonfield_finish(&c);
     parent->n_err += n;
     return n == 0 ? 0 : -1;
 }
 
-int initref_parse(init_ref *r, jf_obj *o, const char *key)
+int initref_parse(init_ref *r, jsonfield_obj *o, const char *key)
 {
     memset(r, 0, sizeof *r);
-    const json_t *v = jf_get(o, key);
+    const json_t *v = jsonfield_get(o, key);
     if (v == NULL)
         return 0;
     if (json_is_string(v))
         return parse_string(r, o, key);
     if (json_is_object(v))
         return parse_object(r, o, key);
-    jf_err(o, key,
-           "must be a job id, a path, or an object {\"job\": ID}, {\"model\": ID} or "
-           "{\"path\": PATH}");
+    jsonfield_err(o, key,
+                  "must be a job id, a path, or an object {\"job\": ID}, {\"model\": ID} or "
+                  "{\"path\": PATH}");
     return -1;
 }
 
@@ -145,14 +149,14 @@ void initref_describe(const init_ref *r, char *buf, size_t len)
     }
 }
 
-int initref_parse_after(jf_obj *o, const char *key, char ids[][INITREF_ID_MAX], int *n_out)
+int initref_parse_after(jsonfield_obj *o, const char *key, char ids[][INITREF_ID_MAX], int *n_out)
 {
     *n_out = 0;
-    const json_t *v = jf_get(o, key);
+    const json_t *v = jsonfield_get(o, key);
     if (v == NULL)
         return 0;
     if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > INITREF_MAX_AFTER) {
-        jf_err(o, key, "must be an array of 1 to %d job ids", INITREF_MAX_AFTER);
+        jsonfield_err(o, key, "must be an array of 1 to %d job ids", INITREF_MAX_AFTER);
         return -1;
     }
     int bad = 0;
@@ -161,9 +165,9 @@ int initref_parse_after(jf_obj *o, const char *key, char ids[][INITREF_ID_MAX], 
     json_array_foreach(v, i, x)
     {
         const char *s = json_string_value(x);
-        char p[JF_PATH_MAX], base[JF_PATH_MAX];
-        jf_path(base, sizeof base, o, key);
-        jf_index_path(p, sizeof p, base, (int)i);
+        char p[JSONFIELD_PATH_MAX], base[JSONFIELD_PATH_MAX];
+        jsonfield_path(base, sizeof base, o, key);
+        jsonfield_index_path(p, sizeof p, base, (int)i);
         if (s == NULL || !initref_id_ok(s)) {
             fe_add(o->fe, p, "must be a job id ([A-Za-z0-9_-], at most 63)");
             o->n_err++;

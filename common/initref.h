@@ -38,7 +38,7 @@ typedef struct init_ref {
 
 /* Reads o[key] (absent: kind INIT_NONE) into *r; problems go to o's errors
  * at "key" or "key.field". Returns 0 or -1 (a problem was recorded). */
-int initref_parse(init_ref *r, jf_obj *o, const char *key);
+int initref_parse(init_ref *r, jsonfield_obj *o, const char *key);
 
 /* The canonical JSON of r (the string form as given, or the object with
  * defaults filled); NULL for INIT_NONE. New reference. */
@@ -50,7 +50,7 @@ void initref_describe(const init_ref *r, char *buf, size_t len);
 
 /* Reads o[key] as an array of distinct job ids into ids (n_out of them;
  * absent: 0). Returns 0 or -1 with the problem recorded. */
-int initref_parse_after(jf_obj *o, const char *key, char ids[][INITREF_ID_MAX], int *n_out);
+int initref_parse_after(jsonfield_obj *o, const char *key, char ids[][INITREF_ID_MAX], int *n_out);
 
 /* Whether s has the form of a job or model id ([A-Za-z0-9_-], 1..63). */
 int initref_id_ok(const char *s);

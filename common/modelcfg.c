@@ -31,64 +31,68 @@ static const char *const BLOCK_NAMES[] = {"basic", "bottleneck"}; /* mc_block or
 
 /* ---- parsing ------------------------------------------------------------ */
 
-static void parse_stem(model_cfg *c, jf_obj *o)
+static void parse_stem(model_cfg *c, jsonfield_obj *o)
 {
-    jf_obj s;
-    jf_child(&s, o, "stem");
+    jsonfield_obj s;
+    jsonfield_child(&s, o, "stem");
     int type;
-    jf_enum(&s, "type", &type, c->arch == MC_CEIT ? MC_STEM_I2T : MC_STEM_PATCHIFY, STEM_NAMES, 2);
+    jsonfield_enum(&s, "type", &type, c->arch == MC_CEIT ? MC_STEM_I2T : MC_STEM_PATCHIFY,
+                   STEM_NAMES, 2);
     c->stem = (mc_stem)type;
     if (c->stem == MC_STEM_I2T) {
-        jf_int(&s, "channels", &c->stem_channels, 32, 1, MAX_WIDTH);
-        if (jf_int(&s, "kernel", &c->stem_kernel, 3, 1, MAX_KERNEL) == JF_SET &&
+        jsonfield_int(&s, "channels", &c->stem_channels, 32, 1, MAX_WIDTH);
+        if (jsonfield_int(&s, "kernel", &c->stem_kernel, 3, 1, MAX_KERNEL) == JSONFIELD_SET &&
             c->stem_kernel % 2 == 0) {
-            jf_err(&s, "kernel", "must be odd (padding k/2 keeps the size)");
+            jsonfield_err(&s, "kernel", "must be odd (padding k/2 keeps the size)");
             c->stem_kernel = 3;
         }
-        if (jf_int(&s, "stride", &c->stem_stride, 1, 1, 16) == JF_SET && c->image_size > 0 &&
-            c->image_size % c->stem_stride != 0) {
-            jf_err(&s, "stride", "must divide image_size (%d)", c->image_size);
+        if (jsonfield_int(&s, "stride", &c->stem_stride, 1, 1, 16) == JSONFIELD_SET &&
+            c->image_size > 0 && c->image_size % c->stem_stride != 0) {
+            jsonfield_err(&s, "stride", "must divide image_size (%d)", c->image_size);
             c->stem_stride = 0;
         }
-        jf_bool(&s, "pool", &c->stem_pool, 1);
+        jsonfield_bool(&s, "pool", &c->stem_pool, 1);
     }
-    o->n_err += jf_finish(&s);
+    o->n_err += jsonfield_finish(&s);
 }
 
-static void parse_ffn(model_cfg *c, jf_obj *o)
+static void parse_ffn(model_cfg *c, jsonfield_obj *o)
 {
-    jf_obj f;
-    jf_child(&f, o, "ffn");
+    jsonfield_obj f;
+    jsonfield_child(&f, o, "ffn");
     int type;
-    jf_enum(&f, "type", &type, c->arch == MC_CEIT ? MC_FFN_LEFF : MC_FFN_MLP, FFN_NAMES, 2);
+    jsonfield_enum(&f, "type", &type, c->arch == MC_CEIT ? MC_FFN_LEFF : MC_FFN_MLP, FFN_NAMES, 2);
     c->ffn = (mc_ffn)type;
     if (c->ffn == MC_FFN_LEFF &&
-        jf_int(&f, "kernel", &c->leff_kernel, 3, 1, MAX_KERNEL) == JF_SET &&
+        jsonfield_int(&f, "kernel", &c->leff_kernel, 3, 1, MAX_KERNEL) == JSONFIELD_SET &&
         c->leff_kernel % 2 == 0) {
-        jf_err(&f, "kernel", "must be odd (padding k/2 keeps the token grid)");
+        jsonfield_err(&f, "kernel", "must be odd (padding k/2 keeps the token grid)");
         c->leff_kernel = 3;
     }
-    o->n_err += jf_finish(&f);
+    o->n_err += jsonfield_finish(&f);
 }
 
-static void parse_vit(model_cfg *c, jf_obj *o)
+static void parse_vit(model_cfg *c, jsonfield_obj *o)
 {
-    int ok_dim = jf_int_req(o, "embed_dim", &c->embed_dim, 1, MAX_WIDTH) == JF_SET;
-    jf_int_req(o, "depth", &c->depth, 1, MC_MAX_DEPTH);
-    if (jf_int_req(o, "num_heads", &c->num_heads, 1, MAX_WIDTH) == JF_SET && ok_dim &&
+    int ok_dim = jsonfield_int_req(o, "embed_dim", &c->embed_dim, 1, MAX_WIDTH) == JSONFIELD_SET;
+    jsonfield_int_req(o, "depth", &c->depth, 1, MC_MAX_DEPTH);
+    if (jsonfield_int_req(o, "num_heads", &c->num_heads, 1, MAX_WIDTH) == JSONFIELD_SET && ok_dim &&
         c->embed_dim % c->num_heads != 0)
-        jf_err(o, "num_heads", "must divide embed_dim (%d)", c->embed_dim);
-    if (jf_num(o, "mlp_ratio", &c->mlp_ratio, 4.0, 0.0, 64.0, JF_LO_OPEN) != JF_BAD && ok_dim) {
+        jsonfield_err(o, "num_heads", "must divide embed_dim (%d)", c->embed_dim);
+    if (jsonfield_num(o, "mlp_ratio", &c->mlp_ratio, 4.0, 0.0, 64.0, JSONFIELD_LO_OPEN) !=
+            JSONFIELD_BAD &&
+        ok_dim) {
         /* int(dim * mlp_ratio) in models.py */
         c->hidden = (int)floor(c->embed_dim * c->mlp_ratio);
         if (c->hidden < 1)
-            jf_err(o, "mlp_ratio", "gives an MLP width of 0 for embed_dim %d", c->embed_dim);
+            jsonfield_err(o, "mlp_ratio", "gives an MLP width of 0 for embed_dim %d", c->embed_dim);
     }
-    int ok_patch = jf_int_req(o, "patch_size", &c->patch_size, 1, MAX_IMAGE) == JF_SET;
+    int ok_patch =
+        jsonfield_int_req(o, "patch_size", &c->patch_size, 1, MAX_IMAGE) == JSONFIELD_SET;
     parse_stem(c, o);
     parse_ffn(c, o);
     int head;
-    jf_enum(o, "head", &head, c->arch == MC_CEIT ? MC_HEAD_LCA : MC_HEAD_CLS, HEAD_NAMES, 2);
+    jsonfield_enum(o, "head", &head, c->arch == MC_CEIT ? MC_HEAD_LCA : MC_HEAD_CLS, HEAD_NAMES, 2);
     c->head = (mc_head)head;
 
     /* The token grid, as models.py derives it; it must come out whole. */
@@ -103,12 +107,13 @@ static void parse_vit(model_cfg *c, jf_obj *o)
             fm = mc_conv_out(fm, 3, 2, 1);
         c->stem_fm = fm;
         if (fm % c->patch_size != 0) {
-            jf_err(o, "patch_size", "must divide the stem's %dx%d feature map (image_size %d%s)",
-                   fm, fm, c->image_size, c->stem_pool ? ", halved by the pool" : "");
+            jsonfield_err(o, "patch_size",
+                          "must divide the stem's %dx%d feature map (image_size %d%s)", fm, fm,
+                          c->image_size, c->stem_pool ? ", halved by the pool" : "");
             return;
         }
     } else if (fm % c->patch_size != 0) {
-        jf_err(o, "patch_size", "must divide image_size (%d)", c->image_size);
+        jsonfield_err(o, "patch_size", "must divide image_size (%d)", c->image_size);
         return;
     }
     c->grid = fm / c->patch_size;
@@ -128,31 +133,34 @@ static void resnet_preset_fill(model_cfg *c, int depth, const int *widths, int n
     }
 }
 
-static void parse_resnet_stage(model_cfg *c, int i, const json_t *v, const char *base, jf_obj *o)
+static void parse_resnet_stage(model_cfg *c, int i, const json_t *v, const char *base,
+                               jsonfield_obj *o)
 {
-    char path[JF_PATH_MAX];
-    jf_index_path(path, sizeof path, base, i);
-    jf_obj s;
-    if (jf_open(&s, v, path, o->fe) == JF_BAD) {
+    char path[JSONFIELD_PATH_MAX];
+    jsonfield_index_path(path, sizeof path, base, i);
+    jsonfield_obj s;
+    if (jsonfield_open(&s, v, path, o->fe) == JSONFIELD_BAD) {
         o->n_err++;
         return;
     }
     mc_stage *st = &c->stages[i];
-    jf_int_req(&s, "width", &st->width, 1, MAX_WIDTH);
-    if (jf_int_array(&s, "mids", st->mids, &st->n_blocks, MC_MAX_STAGE_BLOCKS, 1, MAX_WIDTH) ==
-        JF_ABSENT)
-        jf_err(&s, "mids", "is required");
+    jsonfield_int_req(&s, "width", &st->width, 1, MAX_WIDTH);
+    if (jsonfield_int_array(&s, "mids", st->mids, &st->n_blocks, MC_MAX_STAGE_BLOCKS, 1,
+                            MAX_WIDTH) == JSONFIELD_ABSENT)
+        jsonfield_err(&s, "mids", "is required");
     if (c->block == MC_BLOCK_BOTTLENECK) {
         int n2 = 0;
-        int rc = jf_int_array(&s, "mids2", st->mids2, &n2, MC_MAX_STAGE_BLOCKS, 1, MAX_WIDTH);
-        if (rc == JF_ABSENT)
-            jf_err(&s, "mids2", "is required for Bottleneck blocks (the conv2 widths)");
-        else if (rc == JF_SET && n2 != st->n_blocks)
-            jf_err(&s, "mids2", "has %d entries, mids %d: one per block", n2, st->n_blocks);
-    } else if (jf_get(&s, "mids2") != NULL) {
-        jf_err(&s, "mids2", "is only for Bottleneck blocks (resnet with block \"bottleneck\")");
+        int rc =
+            jsonfield_int_array(&s, "mids2", st->mids2, &n2, MC_MAX_STAGE_BLOCKS, 1, MAX_WIDTH);
+        if (rc == JSONFIELD_ABSENT)
+            jsonfield_err(&s, "mids2", "is required for Bottleneck blocks (the conv2 widths)");
+        else if (rc == JSONFIELD_SET && n2 != st->n_blocks)
+            jsonfield_err(&s, "mids2", "has %d entries, mids %d: one per block", n2, st->n_blocks);
+    } else if (jsonfield_get(&s, "mids2") != NULL) {
+        jsonfield_err(&s, "mids2",
+                      "is only for Bottleneck blocks (resnet with block \"bottleneck\")");
     }
-    o->n_err += jf_finish(&s);
+    o->n_err += jsonfield_finish(&s);
 }
 
 /* torchvision's ResNet-18/34/50/101/152: blocks per stage, block type. */
@@ -186,39 +194,40 @@ static int resnet_imagenet_preset(model_cfg *c, int depth)
 }
 
 /* The explicit form {stem, stages} (both arches) and the ImageNet form's block. */
-static void parse_resnet_explicit(model_cfg *c, jf_obj *o, const json_t *stages)
+static void parse_resnet_explicit(model_cfg *c, jsonfield_obj *o, const json_t *stages)
 {
-    if (jf_get(o, "depth") != NULL)
-        jf_err(o, "depth", "cannot be combined with the explicit form (stem, stages)");
-    if (jf_get(o, "widths") != NULL)
-        jf_err(o, "widths", "cannot be combined with the explicit form (stem, stages)");
+    if (jsonfield_get(o, "depth") != NULL)
+        jsonfield_err(o, "depth", "cannot be combined with the explicit form (stem, stages)");
+    if (jsonfield_get(o, "widths") != NULL)
+        jsonfield_err(o, "widths", "cannot be combined with the explicit form (stem, stages)");
     if (c->arch == MC_RESNET) {
         int block;
-        if (jf_enum(o, "block", &block, 0, BLOCK_NAMES, 2) == JF_ABSENT)
-            jf_err(o, "block", "is required with the explicit form (\"basic\" or \"bottleneck\")");
+        if (jsonfield_enum(o, "block", &block, 0, BLOCK_NAMES, 2) == JSONFIELD_ABSENT)
+            jsonfield_err(o, "block",
+                          "is required with the explicit form (\"basic\" or \"bottleneck\")");
         c->block = (mc_block)block;
     }
-    jf_int_req(o, "stem", &c->stem_width, 1, MAX_WIDTH);
+    jsonfield_int_req(o, "stem", &c->stem_width, 1, MAX_WIDTH);
     if (stages == NULL) {
-        jf_err(o, "stages", "is required with stem");
+        jsonfield_err(o, "stages", "is required with stem");
         return;
     }
     size_t n = json_array_size(stages);
     if (!json_is_array(stages) || n == 0 || n > MC_MAX_STAGES) {
-        jf_err(o, "stages", "must be an array of 1 to %d stage objects", MC_MAX_STAGES);
+        jsonfield_err(o, "stages", "must be an array of 1 to %d stage objects", MC_MAX_STAGES);
         return;
     }
-    char base[JF_PATH_MAX];
-    jf_path(base, sizeof base, o, "stages");
+    char base[JSONFIELD_PATH_MAX];
+    jsonfield_path(base, sizeof base, o, "stages");
     c->n_stages = (int)n;
     for (size_t i = 0; i < n; i++)
         parse_resnet_stage(c, (int)i, json_array_get(stages, i), base, o);
 }
 
-static void parse_resnet(model_cfg *c, jf_obj *o)
+static void parse_resnet(model_cfg *c, jsonfield_obj *o)
 {
-    const json_t *stages = jf_get(o, "stages");
-    int explicit_form = stages != NULL || jf_get(o, "stem") != NULL;
+    const json_t *stages = jsonfield_get(o, "stages");
+    int explicit_form = stages != NULL || jsonfield_get(o, "stem") != NULL;
     c->preset = !explicit_form;
     if (explicit_form) {
         parse_resnet_explicit(c, o, stages);
@@ -226,26 +235,26 @@ static void parse_resnet(model_cfg *c, jf_obj *o)
     }
     int depth;
     if (c->arch == MC_RESNET) {
-        if (jf_get(o, "block") != NULL)
-            jf_err(o, "block", "follows from depth; give it only with the explicit form");
-        if (jf_get(o, "widths") != NULL)
-            jf_err(o, "widths",
-                   "is not a field of resnet (use the explicit form for other widths)");
-        if (jf_int(o, "depth", &depth, 50, 18, 152) != JF_BAD &&
+        if (jsonfield_get(o, "block") != NULL)
+            jsonfield_err(o, "block", "follows from depth; give it only with the explicit form");
+        if (jsonfield_get(o, "widths") != NULL)
+            jsonfield_err(o, "widths",
+                          "is not a field of resnet (use the explicit form for other widths)");
+        if (jsonfield_int(o, "depth", &depth, 50, 18, 152) != JSONFIELD_BAD &&
             resnet_imagenet_preset(c, depth) != 0)
-            jf_err(o, "depth", "must be 18, 34, 50, 101 or 152 (torchvision's ResNets)");
+            jsonfield_err(o, "depth", "must be 18, 34, 50, 101 or 152 (torchvision's ResNets)");
         return;
     }
     int widths[MC_MAX_STAGES], n_widths;
-    if (jf_int(o, "depth", &depth, 20, 8, 6 * MC_MAX_STAGE_BLOCKS + 2) == JF_SET &&
+    if (jsonfield_int(o, "depth", &depth, 20, 8, 6 * MC_MAX_STAGE_BLOCKS + 2) == JSONFIELD_SET &&
         (depth - 2) % 6 != 0) {
-        jf_err(o, "depth", "must be 6n+2 (8, 14, 20, 26, 32, 44, 56, 110, ...)");
+        jsonfield_err(o, "depth", "must be 6n+2 (8, 14, 20, 26, 32, 44, 56, 110, ...)");
         return;
     }
-    int rc = jf_int_array(o, "widths", widths, &n_widths, MC_MAX_STAGES, 1, MAX_WIDTH);
-    if (rc == JF_BAD)
+    int rc = jsonfield_int_array(o, "widths", widths, &n_widths, MC_MAX_STAGES, 1, MAX_WIDTH);
+    if (rc == JSONFIELD_BAD)
         return;
-    if (rc == JF_ABSENT) {
+    if (rc == JSONFIELD_ABSENT) {
         n_widths = 3;
         widths[0] = 16;
         widths[1] = 32;
@@ -257,23 +266,23 @@ static void parse_resnet(model_cfg *c, jf_obj *o)
 int modelcfg_parse(model_cfg *c, const json_t *j, const char *path, field_errors *fe)
 {
     memset(c, 0, sizeof *c);
-    jf_obj o;
+    jsonfield_obj o;
     if (j == NULL) {
-        jf_open(&o, NULL, path, fe);
-        jf_err(&o, NULL, "is required");
+        jsonfield_open(&o, NULL, path, fe);
+        jsonfield_err(&o, NULL, "is required");
         return ERR_INVALID;
     }
-    if (jf_open(&o, j, path, fe) == JF_BAD)
+    if (jsonfield_open(&o, j, path, fe) == JSONFIELD_BAD)
         return ERR_INVALID;
     int arch;
-    int arch_rc = jf_enum(&o, "arch", &arch, 0, ARCH_NAMES, 7);
-    if (arch_rc == JF_ABSENT)
-        jf_err(&o, "arch", "is required");
+    int arch_rc = jsonfield_enum(&o, "arch", &arch, 0, ARCH_NAMES, 7);
+    if (arch_rc == JSONFIELD_ABSENT)
+        jsonfield_err(&o, "arch", "is required");
     c->arch = (mc_arch)arch;
-    jf_int_req(&o, "image_size", &c->image_size, 1, MAX_IMAGE);
-    jf_int_req(&o, "in_channels", &c->in_channels, 1, MAX_IN_CHANNELS);
-    jf_int_req(&o, "num_classes", &c->num_classes, 2, MAX_CLASSES);
-    if (arch_rc != JF_SET) /* without an arch the other fields mean nothing */
+    jsonfield_int_req(&o, "image_size", &c->image_size, 1, MAX_IMAGE);
+    jsonfield_int_req(&o, "in_channels", &c->in_channels, 1, MAX_IN_CHANNELS);
+    jsonfield_int_req(&o, "num_classes", &c->num_classes, 2, MAX_CLASSES);
+    if (arch_rc != JSONFIELD_SET) /* without an arch the other fields mean nothing */
         return ERR_INVALID;
     switch (c->arch) {
     case MC_CEIT:
@@ -290,7 +299,7 @@ int modelcfg_parse(model_cfg *c, const json_t *j, const char *path, field_errors
         mb_parse(c, &o);
         break;
     }
-    return jf_finish(&o) ? ERR_INVALID : 0;
+    return jsonfield_finish(&o) ? ERR_INVALID : 0;
 }
 
 /* ---- JSON out ----------------------------------------------------------- */
@@ -318,7 +327,7 @@ static void vit_json(json_t *j, const model_cfg *c)
     json_object_set_new(j, "embed_dim", json_integer(c->embed_dim));
     json_object_set_new(j, "depth", json_integer(c->depth));
     json_object_set_new(j, "num_heads", json_integer(c->num_heads));
-    json_object_set_new(j, "mlp_ratio", jf_number_json(c->mlp_ratio));
+    json_object_set_new(j, "mlp_ratio", jsonfield_number_json(c->mlp_ratio));
     json_object_set_new(j, "patch_size", json_integer(c->patch_size));
     json_t *stem = json_object();
     json_object_set_new(stem, "type", json_string(STEM_NAMES[c->stem]));

@@ -191,47 +191,47 @@ static void effnet_preset(model_cfg *c)
 
 /* ---- parsing ------------------------------------------------------------------ */
 
-static void parse_block(model_cfg *c, int i, const json_t *v, const char *base, jf_obj *o)
+static void parse_block(model_cfg *c, int i, const json_t *v, const char *base, jsonfield_obj *o)
 {
-    char path[JF_PATH_MAX];
-    jf_index_path(path, sizeof path, base, i);
-    jf_obj b;
-    if (jf_open(&b, v, path, o->fe) == JF_BAD) {
+    char path[JSONFIELD_PATH_MAX];
+    jsonfield_index_path(path, sizeof path, base, i);
+    jsonfield_obj b;
+    if (jsonfield_open(&b, v, path, o->fe) == JSONFIELD_BAD) {
         o->n_err++;
         return;
     }
     mc_mbblock *mb = &c->blocks[i];
     *mb = (mc_mbblock){.kernel = 3, .act = modelcfg_mb_act(c->arch)};
-    jf_int_req(&b, "hidden", &mb->hidden, 1, MC_MAX_HIDDEN);
-    jf_int_req(&b, "out", &mb->out, 1, MC_MAX_WIDTH);
-    jf_int(&b, "stride", &mb->stride, 1, 1, 2);
+    jsonfield_int_req(&b, "hidden", &mb->hidden, 1, MC_MAX_HIDDEN);
+    jsonfield_int_req(&b, "out", &mb->out, 1, MC_MAX_WIDTH);
+    jsonfield_int(&b, "stride", &mb->stride, 1, 1, 2);
     if (c->arch != MC_MOBILENETV2) {
-        if (jf_int(&b, "kernel", &mb->kernel, 3, 1, MC_MAX_KERNEL) == JF_SET &&
+        if (jsonfield_int(&b, "kernel", &mb->kernel, 3, 1, MC_MAX_KERNEL) == JSONFIELD_SET &&
             mb->kernel % 2 == 0) {
-            jf_err(&b, "kernel", "must be odd (padding k/2 keeps the size)");
+            jsonfield_err(&b, "kernel", "must be odd (padding k/2 keeps the size)");
             mb->kernel = 3;
         }
-        if (jf_int(&b, "se", &mb->se, 0, 0, MC_MAX_HIDDEN) == JF_SET && mb->hidden > 0 &&
-            mb->se > mb->hidden)
-            jf_err(&b, "se", "must not exceed hidden (%d)", mb->hidden);
+        if (jsonfield_int(&b, "se", &mb->se, 0, 0, MC_MAX_HIDDEN) == JSONFIELD_SET &&
+            mb->hidden > 0 && mb->se > mb->hidden)
+            jsonfield_err(&b, "se", "must not exceed hidden (%d)", mb->hidden);
     }
     if (c->arch == MC_MOBILENETV3) {
         int act;
-        if (jf_enum(&b, "act", &act, MC_ACT_RELU, ACT_NAMES, 4) == JF_SET && act != MC_ACT_RELU &&
-            act != MC_ACT_HSWISH)
-            jf_err(&b, "act", "must be relu or hswish in mobilenetv3");
+        if (jsonfield_enum(&b, "act", &act, MC_ACT_RELU, ACT_NAMES, 4) == JSONFIELD_SET &&
+            act != MC_ACT_RELU && act != MC_ACT_HSWISH)
+            jsonfield_err(&b, "act", "must be relu or hswish in mobilenetv3");
         else
             mb->act = (mc_act)act;
     }
     if (c->arch == MC_EFFICIENTNET)
-        jf_int_req(&b, "stage", &mb->stage, 0, MC_MAX_MB_BLOCKS - 1);
-    o->n_err += jf_finish(&b);
+        jsonfield_int_req(&b, "stage", &mb->stage, 0, MC_MAX_MB_BLOCKS - 1);
+    o->n_err += jsonfield_finish(&b);
 }
 
 /* EfficientNet's stages number 0, 1, 2, ... in order, and every block after
  * the first of its stage is an identity residual (stride 1, in == out), as
  * torchvision builds them and as the names features.{stage+1}.{j} assume. */
-static void check_stages(model_cfg *c, jf_obj *o)
+static void check_stages(model_cfg *c, jsonfield_obj *o)
 {
     char key[48];
     int cin = c->mb_stem;
@@ -240,41 +240,41 @@ static void check_stages(model_cfg *c, jf_obj *o)
         int prev = i == 0 ? -1 : c->blocks[i - 1].stage;
         snprintf(key, sizeof key, "blocks[%d].stage", i);
         if (b->stage != prev && b->stage != prev + 1) {
-            jf_err(o, key, "must be %d or %d (stages are numbered in order from 0)",
-                   prev < 0 ? 0 : prev, prev + 1);
+            jsonfield_err(o, key, "must be %d or %d (stages are numbered in order from 0)",
+                          prev < 0 ? 0 : prev, prev + 1);
             return;
         }
         if (b->stage == prev && !(b->stride == 1 && b->out == cin)) {
-            jf_err(o, key, "continues stage %d, so the block needs stride 1 and out %d", b->stage,
-                   cin);
+            jsonfield_err(o, key, "continues stage %d, so the block needs stride 1 and out %d",
+                          b->stage, cin);
             return;
         }
         cin = b->out;
     }
 }
 
-static void parse_explicit(model_cfg *c, jf_obj *o, const json_t *blocks)
+static void parse_explicit(model_cfg *c, jsonfield_obj *o, const json_t *blocks)
 {
     static const char *const preset_keys[] = {"width_mult", "variant", "depth_mult"};
     for (int k = 0; k < 3; k++)
-        if (jf_get(o, preset_keys[k]) != NULL)
-            jf_err(o, preset_keys[k],
-                   "cannot be combined with the explicit form (stem, blocks, last)");
-    jf_int_req(o, "stem", &c->mb_stem, 1, MC_MAX_WIDTH);
-    jf_int_req(o, "last", &c->last, 1, MC_MAX_HIDDEN);
+        if (jsonfield_get(o, preset_keys[k]) != NULL)
+            jsonfield_err(o, preset_keys[k],
+                          "cannot be combined with the explicit form (stem, blocks, last)");
+    jsonfield_int_req(o, "stem", &c->mb_stem, 1, MC_MAX_WIDTH);
+    jsonfield_int_req(o, "last", &c->last, 1, MC_MAX_HIDDEN);
     if (c->arch == MC_MOBILENETV3)
-        jf_int_req(o, "head_width", &c->head_width, 1, MC_MAX_HIDDEN);
+        jsonfield_int_req(o, "head_width", &c->head_width, 1, MC_MAX_HIDDEN);
     size_t n = json_array_size(blocks);
     if (blocks == NULL) {
-        jf_err(o, "blocks", "is required with stem and last");
+        jsonfield_err(o, "blocks", "is required with stem and last");
         return;
     }
     if (!json_is_array(blocks) || n == 0 || n > MC_MAX_MB_BLOCKS) {
-        jf_err(o, "blocks", "must be an array of 1 to %d block objects", MC_MAX_MB_BLOCKS);
+        jsonfield_err(o, "blocks", "must be an array of 1 to %d block objects", MC_MAX_MB_BLOCKS);
         return;
     }
-    char base[JF_PATH_MAX];
-    jf_path(base, sizeof base, o, "blocks");
+    char base[JSONFIELD_PATH_MAX];
+    jsonfield_path(base, sizeof base, o, "blocks");
     c->n_blocks = (int)n;
     int before = o->n_err;
     for (size_t i = 0; i < n; i++)
@@ -283,53 +283,58 @@ static void parse_explicit(model_cfg *c, jf_obj *o, const json_t *blocks)
         check_stages(c, o);
 }
 
-static void parse_preset(model_cfg *c, jf_obj *o)
+static void parse_preset(model_cfg *c, jsonfield_obj *o)
 {
     switch (c->arch) {
     case MC_MOBILENETV3:
-        jf_enum(o, "variant", &c->variant, 0, V3_VARIANTS, 2);
-        if (jf_num(o, "width_mult", &c->width_mult, 1.0, 0.0, 4.0, JF_LO_OPEN) != JF_BAD)
+        jsonfield_enum(o, "variant", &c->variant, 0, V3_VARIANTS, 2);
+        if (jsonfield_num(o, "width_mult", &c->width_mult, 1.0, 0.0, 4.0, JSONFIELD_LO_OPEN) !=
+            JSONFIELD_BAD)
             mbv3_preset(c);
         break;
     case MC_EFFICIENTNET: {
-        int has_mult = jf_get(o, "width_mult") != NULL || jf_get(o, "depth_mult") != NULL;
-        int rc = jf_enum(o, "variant", &c->variant, 0, EFF_VARIANTS, 5);
-        if (rc == JF_SET && has_mult)
-            jf_err(o, "variant", "cannot be combined with width_mult or depth_mult");
+        int has_mult =
+            jsonfield_get(o, "width_mult") != NULL || jsonfield_get(o, "depth_mult") != NULL;
+        int rc = jsonfield_enum(o, "variant", &c->variant, 0, EFF_VARIANTS, 5);
+        if (rc == JSONFIELD_SET && has_mult)
+            jsonfield_err(o, "variant", "cannot be combined with width_mult or depth_mult");
         if (has_mult)
             c->variant = -1;
         const double *sc = EFF_SCALING[c->variant < 0 ? 0 : c->variant];
-        int ok = jf_num(o, "width_mult", &c->width_mult, sc[0], 0.0, 4.0, JF_LO_OPEN) != JF_BAD;
-        ok &= jf_num(o, "depth_mult", &c->depth_mult, sc[1], 0.0, 4.0, JF_LO_OPEN) != JF_BAD;
+        int ok = jsonfield_num(o, "width_mult", &c->width_mult, sc[0], 0.0, 4.0,
+                               JSONFIELD_LO_OPEN) != JSONFIELD_BAD;
+        ok &= jsonfield_num(o, "depth_mult", &c->depth_mult, sc[1], 0.0, 4.0, JSONFIELD_LO_OPEN) !=
+              JSONFIELD_BAD;
         if (ok)
             effnet_preset(c);
         break;
     }
     default: {
         double w;
-        if (jf_num(o, "width_mult", &w, 1.0, 0.0, 4.0, JF_LO_OPEN) != JF_BAD)
+        if (jsonfield_num(o, "width_mult", &w, 1.0, 0.0, 4.0, JSONFIELD_LO_OPEN) != JSONFIELD_BAD)
             modelcfg_mbv2_preset(c, w, c->cifar);
         break;
     }
     }
 }
 
-void mb_parse(model_cfg *c, jf_obj *o)
+void mb_parse(model_cfg *c, jsonfield_obj *o)
 {
-    jf_bool(o, "cifar", &c->cifar, c->arch == MC_MOBILENETV2);
-    const json_t *blocks = jf_get(o, "blocks");
-    int explicit_form = blocks != NULL || jf_get(o, "stem") != NULL || jf_get(o, "last") != NULL;
+    jsonfield_bool(o, "cifar", &c->cifar, c->arch == MC_MOBILENETV2);
+    const json_t *blocks = jsonfield_get(o, "blocks");
+    int explicit_form =
+        blocks != NULL || jsonfield_get(o, "stem") != NULL || jsonfield_get(o, "last") != NULL;
     c->preset = !explicit_form;
     if (explicit_form)
         parse_explicit(c, o, blocks);
     else
         parse_preset(c, o);
     if (c->arch == MC_MOBILENETV3) {
-        jf_num(o, "dropout", &c->dropout, 0.2, 0.0, 1.0, JF_HI_OPEN);
+        jsonfield_num(o, "dropout", &c->dropout, 0.2, 0.0, 1.0, JSONFIELD_HI_OPEN);
     } else if (c->arch == MC_EFFICIENTNET) {
         double def = c->preset && c->variant >= 0 ? EFF_SCALING[c->variant][2] : 0.2;
-        jf_num(o, "dropout", &c->dropout, def, 0.0, 1.0, JF_HI_OPEN);
-        jf_num(o, "drop_path", &c->drop_path, 0.2, 0.0, 1.0, JF_HI_OPEN);
+        jsonfield_num(o, "dropout", &c->dropout, def, 0.0, 1.0, JSONFIELD_HI_OPEN);
+        jsonfield_num(o, "drop_path", &c->drop_path, 0.2, 0.0, 1.0, JSONFIELD_HI_OPEN);
     }
 }
 
@@ -361,9 +366,9 @@ void mb_json(json_t *j, const model_cfg *c, int explicit_form)
         if (c->arch == MC_EFFICIENTNET && c->variant >= 0) {
             json_object_set_new(j, "variant", json_string(EFF_VARIANTS[c->variant]));
         } else {
-            json_object_set_new(j, "width_mult", jf_number_json(c->width_mult));
+            json_object_set_new(j, "width_mult", jsonfield_number_json(c->width_mult));
             if (c->arch == MC_EFFICIENTNET)
-                json_object_set_new(j, "depth_mult", jf_number_json(c->depth_mult));
+                json_object_set_new(j, "depth_mult", jsonfield_number_json(c->depth_mult));
         }
     } else {
         json_object_set_new(j, "stem", json_integer(c->mb_stem));
@@ -376,9 +381,9 @@ void mb_json(json_t *j, const model_cfg *c, int explicit_form)
             json_object_set_new(j, "head_width", json_integer(c->head_width));
     }
     if (c->arch != MC_MOBILENETV2)
-        json_object_set_new(j, "dropout", jf_number_json(c->dropout));
+        json_object_set_new(j, "dropout", jsonfield_number_json(c->dropout));
     if (c->arch == MC_EFFICIENTNET)
-        json_object_set_new(j, "drop_path", jf_number_json(c->drop_path));
+        json_object_set_new(j, "drop_path", jsonfield_number_json(c->drop_path));
 }
 
 /* ---- counting ---------------------------------------------------------------------- */

@@ -40,7 +40,7 @@ static inline double mc_linear_macs(long in, long out, long rows)
 }
 
 /* Parses the arch-specific fields of a MobileNet-family config into c. */
-void mb_parse(model_cfg *c, jf_obj *o);
+void mb_parse(model_cfg *c, jsonfield_obj *o);
 /* Adds the arch-specific fields to j, in the preset or the explicit form. */
 void mb_json(json_t *j, const model_cfg *c, int explicit_form);
 long mb_params(const model_cfg *c);

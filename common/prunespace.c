@@ -3,7 +3,7 @@
  * The unit, layer and site tables are derived from the model config by the
  * same structural rules as worker/models/resnet.c and mobilenet.c (and
  * modelcfg.c's MAC count), so names and sizes line up with the built nets;
- * tests check ps_macs against modelcfg_macs and the net's own count.
+ * tests check prunespace_macs against modelcfg_macs and the net's own count.
  * Owns the arrays it allocates; pure C, thread-safe once built.
  */
 #include "common/prunespace.h"
@@ -36,13 +36,13 @@ static int add_unit(builder *b, const char *name, int C, int partner)
         b->cap_units = b->cap_units ? 2 * b->cap_units : 32;
         s->units = xrealloc(s->units, (size_t)b->cap_units * sizeof *s->units);
     }
-    ps_unit *u = &s->units[s->n_units];
+    prunespace_unit *u = &s->units[s->n_units];
     memset(u, 0, sizeof *u);
     snprintf(u->name, sizeof u->name, "%s", name);
     u->channels = C;
     u->partner = partner;
     /* DMCP's grid (alpha_op.py), kept valid for very narrow units */
-    const ps_width *w = &s->width;
+    const prunespace_width *w = &s->width;
     int g = (int)floor(w->offset * C / w->max);
     int K = (int)floor((w->max - w->min) / w->offset + 1e-4);
     if (g < 1)
@@ -63,7 +63,7 @@ static void add_layer(builder *b, const char *name, int in_unit, int in_fixed, i
         b->cap_layers = b->cap_layers ? 2 * b->cap_layers : 64;
         s->layers = xrealloc(s->layers, (size_t)b->cap_layers * sizeof *s->layers);
     }
-    ps_layer *l = &s->layers[s->n_layers++];
+    prunespace_layer *l = &s->layers[s->n_layers++];
     memset(l, 0, sizeof *l);
     snprintf(l->name, sizeof l->name, "%s", name);
     l->in_unit = in_unit;
@@ -84,7 +84,7 @@ static void add_site(builder *b, const char *bn, int unit)
         b->cap_sites = b->cap_sites ? 2 * b->cap_sites : 64;
         s->sites = xrealloc(s->sites, (size_t)b->cap_sites * sizeof *s->sites);
     }
-    ps_site *t = &s->sites[s->n_sites++];
+    prunespace_site *t = &s->sites[s->n_sites++];
     snprintf(t->bn, sizeof t->bn, "%s", bn);
     t->unit = unit;
     t->tie = 0;
@@ -98,7 +98,7 @@ static int resnet_block(builder *b, int i, int j, int stream, int cin, int *hw, 
     const model_cfg *c = &s->super;
     const mc_stage *st = &c->stages[i];
     int bottleneck = c->arch == MC_RESNET && c->block == MC_BLOCK_BOTTLENECK;
-    char name[PS_NAME_MAX], pre[32]; /* "layer%d.%d" of two ints */
+    char name[PRUNESPACE_NAME_MAX], pre[32]; /* "layer%d.%d" of two ints */
     snprintf(pre, sizeof pre, "layer%d.%d", i + 1, j);
     int stride = (i > 0 && j == 0) ? 2 : 1;
     int ho = conv_out(*hw, 3, stride, 1);
@@ -185,7 +185,7 @@ static void build_mb(builder *b)
     prune_space *s = b->s;
     const model_cfg *c = &s->super;
     const char *inner = modelcfg_mb_inner(c);
-    char name[PS_NAME_MAX], bn[PS_NAME_MAX], pre[32];
+    char name[PRUNESPACE_NAME_MAX], bn[PRUNESPACE_NAME_MAX], pre[32];
     int hw = conv_out(c->image_size, 3, c->cifar ? 1 : 2, 1);
     int stream = add_unit(b, "features.0", c->mb_stem, -1);
     s->stem_unit = stream;
@@ -262,7 +262,7 @@ static void build_mb(builder *b)
     }
 }
 
-int prune_space_init(prune_space *s, const model_cfg *c, const ps_width *w, errbuf *eb)
+int prune_space_init(prune_space *s, const model_cfg *c, const prunespace_width *w, errbuf *eb)
 {
     memset(s, 0, sizeof *s);
     if (!modelcfg_is_resnet(c->arch) && !modelcfg_is_mb(c->arch))
@@ -298,7 +298,7 @@ void prune_space_deinit(prune_space *s)
     memset(s, 0, sizeof *s);
 }
 
-const ps_site *ps_site_find(const prune_space *s, const char *bn)
+const prunespace_site *prunespace_site_find(const prune_space *s, const char *bn)
 {
     for (int i = 0; i < s->n_sites; i++)
         if (strcmp(s->sites[i].bn, bn) == 0)
@@ -306,7 +306,7 @@ const ps_site *ps_site_find(const prune_space *s, const char *bn)
     return NULL;
 }
 
-int ps_tie_channel_width(const prune_space *s, const ps_site *t, int j)
+int prunespace_tie_channel_width(const prune_space *s, const prunespace_site *t, int j)
 {
     int C = s->units[t->unit].channels, w = 1;
     while (w < C && modelcfg_se_width(t->tie, C, w) <= j)
@@ -314,7 +314,7 @@ int ps_tie_channel_width(const prune_space *s, const ps_site *t, int j)
     return w;
 }
 
-int ps_site_unit(const prune_space *s, const char *bn)
+int prunespace_site_unit(const prune_space *s, const char *bn)
 {
     for (int i = 0; i < s->n_sites; i++)
         if (strcmp(s->sites[i].bn, bn) == 0)
@@ -324,20 +324,20 @@ int ps_site_unit(const prune_space *s, const char *bn)
 
 /* ---- widths -------------------------------------------------------------- */
 
-void ps_full_widths(const prune_space *s, int *w)
+void prunespace_full_widths(const prune_space *s, int *w)
 {
     for (int u = 0; u < s->n_units; u++)
         w[u] = s->units[u].channels;
 }
 
-void ps_min_widths(const prune_space *s, int *w)
+void prunespace_min_widths(const prune_space *s, int *w)
 {
     for (int u = 0; u < s->n_units; u++)
         w[u] = s->units[u].c_min;
-    ps_fix_structure(s, w, 1);
+    prunespace_fix_structure(s, w, 1);
 }
 
-void ps_widths_to_cfg(const prune_space *s, const int *w, model_cfg *out)
+void prunespace_widths_to_cfg(const prune_space *s, const int *w, model_cfg *out)
 {
     *out = s->super;
     out->preset = 0;
@@ -364,11 +364,11 @@ void ps_widths_to_cfg(const prune_space *s, const int *w, model_cfg *out)
     }
 }
 
-int ps_fix_structure(const prune_space *s, int *w, int grid)
+int prunespace_fix_structure(const prune_space *s, int *w, int grid)
 {
     int moved = 0;
     for (int u = 0; u < s->n_units; u++) {
-        const ps_unit *x = &s->units[u];
+        const prunespace_unit *x = &s->units[u];
         if (x->partner < 0 || w[u] != w[x->partner])
             continue;
         int step = grid ? x->group : 1;
@@ -383,7 +383,7 @@ int ps_fix_structure(const prune_space *s, int *w, int grid)
     return moved;
 }
 
-int ps_move_ok(const prune_space *s, const int *w, int u, int v, int lo)
+int prunespace_move_ok(const prune_space *s, const int *w, int u, int v, int lo)
 {
     if (v < lo || v > s->units[u].channels)
         return 0;
@@ -396,19 +396,19 @@ int ps_move_ok(const prune_space *s, const int *w, int u, int v, int lo)
     return 1;
 }
 
-void ps_uniform_widths(const prune_space *s, double m, int *w)
+void prunespace_uniform_widths(const prune_space *s, double m, int *w)
 {
     for (int u = 0; u < s->n_units; u++) {
         int C = s->units[u].channels;
         long v = lround((double)C * m / s->width.max);
         w[u] = v < 1 ? 1 : v > C ? C : (int)v;
     }
-    ps_fix_structure(s, w, 0);
+    prunespace_fix_structure(s, w, 0);
 }
 
 /* ---- MACs ------------------------------------------------------------------ */
 
-static double layer_macs(const ps_layer *l, double cin, double cout)
+static double layer_macs(const prunespace_layer *l, double cin, double cout)
 {
     double per = l->depthwise ? (double)l->k * l->k : (double)l->k * l->k * cin;
     return (per + (l->bias ? 1.0 : 0.0)) * (double)l->hw * cout;
@@ -433,32 +433,32 @@ static double side_expected(const prune_space *s, int u, int fixed, int tie, con
     return *dw * ec[u];
 }
 
-double ps_layer_macs(const prune_space *s, int i, const int *w)
+double prunespace_layer_macs(const prune_space *s, int i, const int *w)
 {
-    const ps_layer *l = &s->layers[i];
+    const prunespace_layer *l = &s->layers[i];
     double cin = side_width(s, l->in_unit, l->in_fixed, l->in_tie, w);
     double cout = side_width(s, l->out_unit, l->out_fixed, l->out_tie, w);
     return layer_macs(l, cin, cout);
 }
 
-double ps_macs(const prune_space *s, const int *w)
+double prunespace_macs(const prune_space *s, const int *w)
 {
     double total = 0;
     for (int i = 0; i < s->n_layers; i++)
-        total += ps_layer_macs(s, i, w);
+        total += prunespace_layer_macs(s, i, w);
     return total;
 }
 
-double ps_expected_macs_blocks(const prune_space *s, const double *ec, const double *bw,
-                               double *grad, double *bgrad)
+double prunespace_expected_macs_blocks(const prune_space *s, const double *ec, const double *bw,
+                                       double *grad, double *bgrad)
 {
     if (grad != NULL)
         memset(grad, 0, (size_t)s->n_units * sizeof *grad);
     if (bgrad != NULL)
-        memset(bgrad, 0, (size_t)ps_n_blocks(s) * sizeof *bgrad);
+        memset(bgrad, 0, (size_t)prunespace_n_blocks(s) * sizeof *bgrad);
     double total = 0;
     for (int i = 0; i < s->n_layers; i++) {
-        const ps_layer *l = &s->layers[i];
+        const prunespace_layer *l = &s->layers[i];
         double din, dout;
         double cin = side_expected(s, l->in_unit, l->in_fixed, l->in_tie, ec, &din);
         double cout = side_expected(s, l->out_unit, l->out_fixed, l->out_tie, ec, &dout);
@@ -478,12 +478,12 @@ double ps_expected_macs_blocks(const prune_space *s, const double *ec, const dou
     return total;
 }
 
-double ps_expected_macs(const prune_space *s, const double *ec, double *grad)
+double prunespace_expected_macs(const prune_space *s, const double *ec, double *grad)
 {
-    return ps_expected_macs_blocks(s, ec, NULL, grad, NULL);
+    return prunespace_expected_macs_blocks(s, ec, NULL, grad, NULL);
 }
 
-int ps_n_blocks(const prune_space *s)
+int prunespace_n_blocks(const prune_space *s)
 {
     int n = 0;
     for (int i = 0; i < s->n_layers; i++)
@@ -492,16 +492,16 @@ int ps_n_blocks(const prune_space *s)
     return n;
 }
 
-void ps_set_grid(prune_space *s, int u, int c_min, int group, int K)
+void prunespace_set_grid(prune_space *s, int u, int c_min, int group, int K)
 {
-    ps_unit *x = &s->units[u];
+    prunespace_unit *x = &s->units[u];
     assert(c_min >= 1 && group >= 1 && K >= 0 && c_min + K * group == x->channels);
     x->c_min = c_min;
     x->group = group;
     x->K = K;
 }
 
-int ps_unit_find(const prune_space *s, const char *name)
+int prunespace_unit_find(const prune_space *s, const char *name)
 {
     for (int u = 0; u < s->n_units; u++)
         if (strcmp(s->units[u].name, name) == 0)
@@ -509,7 +509,7 @@ int ps_unit_find(const prune_space *s, const char *name)
     return -1;
 }
 
-double ps_budget_loss(double e, double t, double lam, double lo, double *dl_de)
+double prunespace_budget_loss(double e, double t, double lam, double lo, double *dl_de)
 {
     double r = fabs(e - t) > 200.0 ? 0.1 : 1.0;
     double ref;

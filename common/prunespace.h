@@ -30,7 +30,7 @@
  * A width vector (one width per unit) maps to an explicit model_cfg; two
  * units are "partners" when equal widths would change the block structure
  * (a stride-1 projection or an expansion conv would disappear), and
- * ps_fix_structure keeps them apart. Pure C, no allocation after
+ * prunespace_fix_structure keeps them apart. Pure C, no allocation after
  * prune_space_init; a space is read-only and thread-safe once built.
  */
 #ifndef KILN_PRUNESPACE_H
@@ -39,29 +39,30 @@
 #include "common/err.h"
 #include "common/modelcfg.h"
 
-#define PS_NAME_MAX 48
+#define PRUNESPACE_NAME_MAX 48
 
 /* The width range of DMCP's configs: [min, max, offset] as fractions of the
  * reference width (the supernet is `max` times the reference). */
-typedef struct ps_width {
+typedef struct prunespace_width {
     double min, max, offset;
-} ps_width;
+} prunespace_width;
 
-typedef struct ps_unit {
-    char name[PS_NAME_MAX]; /* "conv1", "layer2", "layer2.0.conv1", "features.3.expand", ... */
-    int channels;           /* C: width in the supernet */
-    int c_min;              /* always kept */
-    int group;              /* g: channels per group */
-    int K;                  /* prunable groups; widths c_min + j*g, j = 0..K */
-    int partner;            /* unit this one's width must differ from, or -1 */
-} ps_unit;
+typedef struct prunespace_unit {
+    char name[PRUNESPACE_NAME_MAX]; /* "conv1", "layer2", "layer2.0.conv1", "features.3.expand", ...
+                                     */
+    int channels;                   /* C: width in the supernet */
+    int c_min;                      /* always kept */
+    int group;                      /* g: channels per group */
+    int K;                          /* prunable groups; widths c_min + j*g, j = 0..K */
+    int partner;                    /* unit this one's width must differ from, or -1 */
+} prunespace_unit;
 
 /* A conv (or the classifier) whose MACs depend on unit widths:
  * (k*k*cin/groups + bias) * hw * cout, depthwise: (k*k + bias) * hw * cout;
  * linear: (cin + bias) * cout. */
-typedef struct ps_layer {
-    char name[PS_NAME_MAX]; /* weight's state_dict prefix: "layer1.0.conv1", "fc" */
-    int in_unit, out_unit;  /* -1: the width is fixed (in_fixed / out_fixed) */
+typedef struct prunespace_layer {
+    char name[PRUNESPACE_NAME_MAX]; /* weight's state_dict prefix: "layer1.0.conv1", "fc" */
+    int in_unit, out_unit;          /* -1: the width is fixed (in_fixed / out_fixed) */
     int in_fixed, out_fixed;
     int k;         /* kernel side (1 for the classifier) */
     long hw;       /* output pixels Ho*Wo (1 for the classifier) */
@@ -73,24 +74,24 @@ typedef struct ps_layer {
      * has width modelcfg_se_width(tie, C, w) at unit width w (C the unit's
      * supernet width); 0: the side is the unit's width itself. */
     int in_tie, out_tie;
-} ps_layer;
+} prunespace_layer;
 
 /* A BatchNorm whose output channels belong to a unit; or (tie > 0) a
  * squeeze-excitation's fc1, whose tie output channels follow the unit's
  * width (SE channel j is kept when the unit keeps modelcfg_se_width > j). */
-typedef struct ps_site {
-    char bn[PS_NAME_MAX]; /* state_dict prefix of the BN (or of the SE's fc1) */
+typedef struct prunespace_site {
+    char bn[PRUNESPACE_NAME_MAX]; /* state_dict prefix of the BN (or of the SE's fc1) */
     int unit;
     int tie; /* 0, or the SE width in the supernet */
-} ps_site;
+} prunespace_site;
 
 typedef struct prune_space {
     model_cfg super; /* the supernet, explicit widths */
-    ps_width width;
+    prunespace_width width;
     int n_units, n_layers, n_sites;
-    ps_unit *units;   /* (n_units) in forward order */
-    ps_layer *layers; /* (n_layers) */
-    ps_site *sites;   /* (n_sites) */
+    prunespace_unit *units;   /* (n_units) in forward order */
+    prunespace_layer *layers; /* (n_layers) */
+    prunespace_site *sites;   /* (n_sites) */
     /* where unit widths go in a model_cfg */
     int stem_unit;
     int *stage_unit; /* ResNet (n_stages): the stage's residual width */
@@ -105,68 +106,68 @@ typedef struct prune_space {
 /* Builds the space of supernet c with width settings w. Returns 0, or
  * ERR_INVALID (eb says why: a ViT arch, min/max/offset out of order). On
  * failure s is left empty; prune_space_deinit is safe either way. */
-int prune_space_init(prune_space *s, const model_cfg *c, const ps_width *w, errbuf *eb);
+int prune_space_init(prune_space *s, const model_cfg *c, const prunespace_width *w, errbuf *eb);
 void prune_space_deinit(prune_space *s);
 
 /* The unit governing BN `bn` (state_dict prefix), or -1. */
-int ps_site_unit(const prune_space *s, const char *bn);
+int prunespace_site_unit(const prune_space *s, const char *bn);
 
 /* The site called `bn`, or NULL. */
-const ps_site *ps_site_find(const prune_space *s, const char *bn);
+const prunespace_site *prunespace_site_find(const prune_space *s, const char *bn);
 
 /* For a tied site: the smallest unit width that keeps SE channel j
  * (0 <= j < tie), so that channel j's keep probability is that of the unit's
  * channel (result - 1). */
-int ps_tie_channel_width(const prune_space *s, const ps_site *t, int j);
+int prunespace_tie_channel_width(const prune_space *s, const prunespace_site *t, int j);
 
 /* Width vectors (n_units ints): every unit at C, and every unit at c_min. */
-void ps_full_widths(const prune_space *s, int *w);
-void ps_min_widths(const prune_space *s, int *w);
+void prunespace_full_widths(const prune_space *s, int *w);
+void prunespace_min_widths(const prune_space *s, int *w);
 
 /* The explicit model config of widths w (each in 1..C). */
-void ps_widths_to_cfg(const prune_space *s, const int *w, model_cfg *out);
+void prunespace_widths_to_cfg(const prune_space *s, const int *w, model_cfg *out);
 
 /* MACs of one image through the net of widths w (equals
- * modelcfg_macs(ps_widths_to_cfg(w))). */
-double ps_macs(const prune_space *s, const int *w);
+ * modelcfg_macs(prunespace_widths_to_cfg(w))). */
+double prunespace_macs(const prune_space *s, const int *w);
 
 /* MACs with expected widths ec (n_units doubles). If grad is not NULL it
  * receives d(MACs)/d(ec[u]) for every unit. */
-double ps_expected_macs(const prune_space *s, const double *ec, double *grad);
+double prunespace_expected_macs(const prune_space *s, const double *ec, double *grad);
 
 /* The same with every layer of block b weighted by bw[b] (the block's keep
  * probability; bw NULL: all 1). grad (may be NULL) as above; bgrad (may be
  * NULL, one double per block) receives d(MACs)/d(bw[b]), the block's MACs
  * at the expected widths. */
-double ps_expected_macs_blocks(const prune_space *s, const double *ec, const double *bw,
-                               double *grad, double *bgrad);
+double prunespace_expected_macs_blocks(const prune_space *s, const double *ec, const double *bw,
+                                       double *grad, double *bgrad);
 
 /* Number of blocks the layers refer to (the largest blk + 1). */
-int ps_n_blocks(const prune_space *s);
+int prunespace_n_blocks(const prune_space *s);
 
 /* Replaces the channel grid of unit u: c_min + K*group must equal its
  * channels, c_min >= 1, group >= 1, K >= 0 (asserted). */
-void ps_set_grid(prune_space *s, int u, int c_min, int group, int K);
+void prunespace_set_grid(prune_space *s, int u, int c_min, int group, int K);
 
 /* The unit called `name`, or -1. */
-int ps_unit_find(const prune_space *s, const char *name);
+int prunespace_unit_find(const prune_space *s, const char *name);
 
 /* MACs of one layer at widths w (the report's per-layer numbers). */
-double ps_layer_macs(const prune_space *s, int layer, const int *w);
+double prunespace_layer_macs(const prune_space *s, int layer, const int *w);
 
 /* Moves every unit whose width equals its partner's by one step (up if it
  * fits under C, else down): one group when `grid`, else one channel. Units
  * are visited in forward order, so a moved unit is checked before the units
  * that follow it. Returns the number of units moved. */
-int ps_fix_structure(const prune_space *s, int *w, int grid);
+int prunespace_fix_structure(const prune_space *s, int *w, int grid);
 
 /* Whether unit u may take width v in widths w: lo <= v <= C and v differs
  * from the width of every unit it is a partner of or that is its partner. */
-int ps_move_ok(const prune_space *s, const int *w, int u, int v, int lo);
+int prunespace_move_ok(const prune_space *s, const int *w, int u, int v, int lo);
 
 /* Uniform width multiplier m in (0, max]: every unit gets round(C*m/max)
- * clamped to [1, C], then ps_fix_structure (channel steps). */
-void ps_uniform_widths(const prune_space *s, double m, int *w);
+ * clamped to [1, C], then prunespace_fix_structure (channel steps). */
+void prunespace_uniform_widths(const prune_space *s, double m, int *w);
 
 /* DMCP's budget loss (`log_l1`, two-sided with a dead band), on MFLOPs:
  *   e <  lo*t:        lam * log(r*|e - t|)
@@ -174,6 +175,6 @@ void ps_uniform_widths(const prune_space *s, double m, int *w);
  *   e >= t:           lam * log(r*|e - lo*t|)
  * with r = 0.1 when |e - t| > 200, else 1. *dl_de (may be NULL) receives
  * the derivative with respect to e (0 inside the band). */
-double ps_budget_loss(double e, double t, double lam, double lo, double *dl_de);
+double prunespace_budget_loss(double e, double t, double lam, double lo, double *dl_de);
 
 #endif

@@ -30,37 +30,40 @@ const char *prunespec_method_name(prune_method m)
     return (unsigned)m < 2 ? METHOD_NAMES[m] : "unknown";
 }
 
-static void parse_width(prune_spec *p, jf_obj *o)
+static void parse_width(prune_spec *p, jsonfield_obj *o)
 {
-    jf_obj w;
-    jf_child(&w, o, "width");
-    int ok = jf_num(&w, "min", &p->width.min, 0.1, 0.0, 1.0, JF_LO_OPEN) != JF_BAD;
-    ok &= jf_num(&w, "max", &p->width.max, 1.0, 0.0, 4.0, JF_LO_OPEN) != JF_BAD;
-    ok &= jf_num(&w, "offset", &p->width.offset, 0.1, 0.0, 4.0, JF_LO_OPEN) != JF_BAD;
+    jsonfield_obj w;
+    jsonfield_child(&w, o, "width");
+    int ok =
+        jsonfield_num(&w, "min", &p->width.min, 0.1, 0.0, 1.0, JSONFIELD_LO_OPEN) != JSONFIELD_BAD;
+    ok &=
+        jsonfield_num(&w, "max", &p->width.max, 1.0, 0.0, 4.0, JSONFIELD_LO_OPEN) != JSONFIELD_BAD;
+    ok &= jsonfield_num(&w, "offset", &p->width.offset, 0.1, 0.0, 4.0, JSONFIELD_LO_OPEN) !=
+          JSONFIELD_BAD;
     if (ok && p->width.min >= p->width.max)
-        jf_err(&w, "min", "must be < max (%g)", p->width.max);
+        jsonfield_err(&w, "min", "must be < max (%g)", p->width.max);
     else if (ok && floor((p->width.max - p->width.min) / p->width.offset + 1e-4) < 1)
-        jf_err(&w, "offset", "must be <= max - min (%g): no channel group would be prunable",
-               p->width.max - p->width.min);
-    o->n_err += jf_finish(&w);
+        jsonfield_err(&w, "offset", "must be <= max - min (%g): no channel group would be prunable",
+                      p->width.max - p->width.min);
+    o->n_err += jsonfield_finish(&w);
 }
 
-static void parse_dmcp(prune_spec *p, jf_obj *o, int ranks)
+static void parse_dmcp(prune_spec *p, jsonfield_obj *o, int ranks)
 {
     searchspec_parse(&p->search, o, ranks, NULL, NULL);
     searchspec_parse_eval(&p->search, o);
     int d;
-    jf_enum(o, "derive", &d, PRUNE_DERIVE_ES, DERIVE_NAMES, 2);
+    jsonfield_enum(o, "derive", &d, PRUNE_DERIVE_ES, DERIVE_NAMES, 2);
     p->derive = (prune_derive)d;
-    jf_int(o, "ds_samples", &p->ds_samples, 5, 0, 100);
+    jsonfield_int(o, "ds_samples", &p->ds_samples, 5, 0, 100);
     int smp;
-    jf_enum(o, "sampling", &smp, PRUNE_SAMPLING_GROUP, SAMPLING_NAMES, 2);
+    jsonfield_enum(o, "sampling", &smp, PRUNE_SAMPLING_GROUP, SAMPLING_NAMES, 2);
     p->sampling = (prune_sampling)smp;
 }
 
 /* The target against what the space can reach: above the smallest net,
  * below the model. */
-static void check_target(prune_spec *p, jf_obj *o, const model_cfg *model)
+static void check_target(prune_spec *p, jsonfield_obj *o, const model_cfg *model)
 {
     const char *key = searchspec_target_key(p->target_ratio);
     prune_space sp;
@@ -74,52 +77,53 @@ static void check_target(prune_spec *p, jf_obj *o, const model_cfg *model)
     double full = modelcfg_macs(model) / 1e6;
     if (p->target_ratio > 0)
         p->target_mflops = p->target_ratio * full;
-    ps_min_widths(&sp, w);
-    double lo = ps_macs(&sp, w) / 1e6;
+    prunespace_min_widths(&sp, w);
+    double lo = prunespace_macs(&sp, w) / 1e6;
     if (p->target_mflops >= full)
-        jf_err(o, key, "must be below the model's %.4g MFLOPs", full);
+        jsonfield_err(o, key, "must be below the model's %.4g MFLOPs", full);
     else if (p->target_mflops * (1 + PRUNE_TARGET_TOL) <= lo)
-        jf_err(o, key,
-               "must be above %.4g MFLOPs, the smallest net of the search space (width.min %g)", lo,
-               p->width.min);
+        jsonfield_err(
+            o, key,
+            "must be above %.4g MFLOPs, the smallest net of the search space (width.min %g)", lo,
+            p->width.min);
     free(w);
     prune_space_deinit(&sp);
 }
 
-void prunespec_parse(prune_spec *p, jf_obj *root, const json_t *j, const model_cfg *model,
+void prunespec_parse(prune_spec *p, jsonfield_obj *root, const json_t *j, const model_cfg *model,
                      int ranks, int has_init_from)
 {
     memset(p, 0, sizeof *p);
-    jf_obj o;
+    jsonfield_obj o;
     int m = searchspec_open(&o, root, j, &HEAD, &p->target_mflops, &p->target_ratio);
     if (m < 0)
         return;
     p->method = (prune_method)m;
 
     parse_width(p, &o);
-    jf_bool(&o, "finetune", &p->finetune, 0);
+    jsonfield_bool(&o, "finetune", &p->finetune, 0);
     if (p->method == PRUNE_DMCP) {
         parse_dmcp(p, &o, ranks);
     } else {
         searchspec_only(&o, DMCP_ONLY, sizeof DMCP_ONLY / sizeof DMCP_ONLY[0], "dmcp");
         if (p->finetune && !has_init_from)
-            jf_err(&o, "finetune",
-                   "needs init_from with method \"uniform\" (it trains no "
-                   "supernet to inherit from)");
+            jsonfield_err(&o, "finetune",
+                          "needs init_from with method \"uniform\" (it trains no "
+                          "supernet to inherit from)");
     }
     /* the range check needs a valid model and width range */
     if (model != NULL && o.n_err == 0)
         check_target(p, &o, model);
-    root->n_err += jf_finish(&o);
+    root->n_err += jsonfield_finish(&o);
 }
 
 json_t *prunespec_to_json(const prune_spec *p)
 {
     json_t *j = searchspec_head_json(METHOD_NAMES[p->method], p->target_mflops, p->target_ratio);
     json_object_set_new(j, "width",
-                        json_pack("{s:o, s:o, s:o}", "min", jf_number_json(p->width.min), "max",
-                                  jf_number_json(p->width.max), "offset",
-                                  jf_number_json(p->width.offset)));
+                        json_pack("{s:o, s:o, s:o}", "min", jsonfield_number_json(p->width.min),
+                                  "max", jsonfield_number_json(p->width.max), "offset",
+                                  jsonfield_number_json(p->width.offset)));
     json_object_set_new(j, "finetune", json_boolean(p->finetune));
     if (p->method != PRUNE_DMCP)
         return j;

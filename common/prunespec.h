@@ -43,7 +43,7 @@ typedef struct prune_spec {
     prune_method method;
     double target_mflops; /* resolved: target_ratio * model MFLOPs when given as a ratio */
     double target_ratio;  /* as given, or 0 when target_mflops was given */
-    ps_width width;
+    prunespace_width width;
     int finetune;
     /* dmcp */
     search_spec search; /* the schedule (common/searchspec.h) */
@@ -60,7 +60,7 @@ typedef struct prune_spec {
  * job starts from given weights. Problems go into o's field_errors with
  * paths "prune.<field>" and are counted in o->n_err (o is the job spec's
  * root reader). j NULL: "prune is required". */
-void prunespec_parse(prune_spec *p, jf_obj *root, const json_t *j, const model_cfg *model,
+void prunespec_parse(prune_spec *p, jsonfield_obj *root, const json_t *j, const model_cfg *model,
                      int ranks, int has_init_from);
 
 /* The canonical prune object (every default filled; only the fields of the

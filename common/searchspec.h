@@ -60,15 +60,15 @@ typedef struct search_head {
  * reported in o). Returns "method" (an index into h->methods), or -1 when
  * j is NULL ("is required") or not an object: the error is then counted in
  * root and o must not be finished. */
-int searchspec_open(jf_obj *o, jf_obj *root, const json_t *j, const search_head *h, double *mflops,
-                    double *ratio);
+int searchspec_open(jsonfield_obj *o, jsonfield_obj *root, const json_t *j, const search_head *h,
+                    double *mflops, double *ratio);
 
 /* The key the target was given as ("target_ratio" when ratio > 0, else
  * "target_mflops"), for messages about it after a clean parse. */
 const char *searchspec_target_key(double ratio);
 
 /* Reports each of the n keys present in o: "is only for method <method>". */
-void searchspec_only(jf_obj *o, const char *const *keys, size_t n, const char *method);
+void searchspec_only(jsonfield_obj *o, const char *const *keys, size_t n, const char *method);
 
 /* The canonical head of the object: "method" and the target as given
  * ("target_ratio" when ratio > 0, else "target_mflops"). New reference. */
@@ -76,20 +76,20 @@ json_t *searchspec_head_json(const char *method, double mflops, double ratio);
 
 /* Reads an SGD recipe object (lr, min_lr, weight_decay, momentum, nesterov)
  * through o with the given defaults (min_lr defaults to min(min_lr, lr)). */
-void searchspec_parse_sgd(jf_obj *o, search_sgd *s, double lr, double min_lr, double wd);
+void searchspec_parse_sgd(jsonfield_obj *o, search_sgd *s, double lr, double min_lr, double wd);
 
 /* Reads the arch object's fields beyond the shared ones (NULL: none). */
-typedef void (*searchspec_arch_fn)(jf_obj *arch, void *ctx);
+typedef void (*searchspec_arch_fn)(jsonfield_obj *arch, void *ctx);
 
 /* Reads warmup_epochs, search_epochs, the "search" child (batch_size,
  * divisible by ranks when ranks > 0; the weight recipe; label_smoothing)
  * and the "arch" child (its recipe, flops_loss_weight, band, then
  * arch_extra's fields) of o into s. Errors are counted in o. */
-void searchspec_parse(search_spec *s, jf_obj *o, int ranks, searchspec_arch_fn arch_extra,
+void searchspec_parse(search_spec *s, jsonfield_obj *o, int ranks, searchspec_arch_fn arch_extra,
                       void *ctx);
 
 /* Reads calib_batches and eval_limit of o into s. */
-void searchspec_parse_eval(search_spec *s, jf_obj *o);
+void searchspec_parse_eval(search_spec *s, jsonfield_obj *o);
 
 /* The canonical JSON of an SGD recipe. New reference. */
 json_t *searchspec_sgd_json(const search_sgd *s);

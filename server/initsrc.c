@@ -264,11 +264,11 @@ int initsrc_source_model(store *st, const char *data_dir, const json_t *in, json
 {
     *model = NULL;
     *deferred = 0;
-    jf_obj o;
+    jsonfield_obj o;
     init_ref r;
     char after[INITREF_MAX_AFTER][INITREF_ID_MAX];
     int n_after = 0;
-    jf_open(&o, in, "", NULL);
+    jsonfield_open(&o, in, "", NULL);
     if (initref_parse(&r, &o, "init_from") != 0 || r.kind == INIT_NONE || r.kind == INIT_PATH ||
         initref_parse_after(&o, "after", after, &n_after) != 0)
         return 0; /* the full parse names the problem */

@@ -54,7 +54,7 @@ Suite *suite_adapt(void);
     "{\"hidden\":30,\"out\":12,\"stride\":1},{\"hidden\":36,\"out\":16,\"stride\":1},"             \
     "{\"hidden\":48,\"out\":16,\"stride\":1}],\"last\":20}"
 
-static const as_window WINDOW = {0.25, 1.5, 0.1};
+static const adaptspace_window WINDOW = {0.25, 1.5, 0.1};
 
 enum { B = 6, CLASSES = 5 };
 
@@ -75,7 +75,7 @@ static adapt_state *state_of(const char *cfg, uint64_t seed)
     cfg_from(&c, cfg);
     adapt_space as;
     errbuf eb;
-    ck_assert_msg(as_init(&as, &c, &WINDOW, &eb) == 0, "%s", eb.msg);
+    ck_assert_msg(adaptspace_init(&as, &c, &WINDOW, &eb) == 0, "%s", eb.msg);
     adapt_state *st = adapt_state_new(&as, B, seed, &eb);
     ck_assert_msg(st != NULL, "%s", eb.msg);
     rng r;
@@ -100,7 +100,7 @@ static adapt_state *state_of(const char *cfg, uint64_t seed)
         st->ch.mom[k] = rng_normal(&r);
     }
     for (int b = 0; b < st->dc.n; b++)
-        if (as_keepable(&st->as, b)) {
+        if (adaptspace_keepable(&st->as, b)) {
             st->dc.beta[b] = 1.5f * rng_normal(&r);
             st->dc.mom[b] = rng_normal(&r);
         }
@@ -160,10 +160,10 @@ START_TEST(window_space_counts)
         cfg_from(&c, cfgs[ci]);
         adapt_space as;
         errbuf eb;
-        ck_assert(as_init(&as, &c, &WINDOW, &eb) == 0);
+        ck_assert(adaptspace_init(&as, &c, &WINDOW, &eb) == 0);
         /* every unit's grid tiles its window around the nominal width */
         for (int u = 0; u < as.sp.n_units; u++) {
-            const ps_unit *x = &as.sp.units[u];
+            const prunespace_unit *x = &as.sp.units[u];
             int c0 = as.nominal[u];
             ck_assert_int_eq(x->c_min + x->K * x->group, x->channels);
             ck_assert_int_ge(x->group, 1);
@@ -173,20 +173,20 @@ START_TEST(window_space_counts)
         }
         /* the nominal widths at the existing depths are the existing network */
         model_cfg back;
-        as_cfg(&as, as.nominal, as.depth0, &back);
+        adaptspace_cfg(&as, as.nominal, as.depth0, &back);
         ck_assert(modelcfg_macs(&back) == modelcfg_macs(&c));
         ck_assert_int_eq(modelcfg_params(&back), modelcfg_params(&c));
         /* real MACs of random widths and depths: space, config and net agree */
         rng r;
         rng_seed(&r, 5 + (uint64_t)ci);
-        int *w = xcalloc((size_t)as.sp.n_units, sizeof(int)), d[AS_MAX_STAGES];
+        int *w = xcalloc((size_t)as.sp.n_units, sizeof(int)), d[ADAPTSPACE_MAX_STAGES];
         for (int rep = 0; rep < 4; rep++) {
             chains_random_widths(&as.sp, &r, w);
             for (int s = 0; s < as.n_stages; s++)
                 d[s] = 1 + (int)rng_below(&r, (uint32_t)as.depth[s]);
             model_cfg sc;
-            as_cfg(&as, w, d, &sc);
-            double m = as_macs(&as, w, d);
+            adaptspace_cfg(&as, w, d, &sc);
+            double m = adaptspace_macs(&as, w, d);
             ck_assert_msg(m == modelcfg_macs(&sc), "cfg %d: %f vs %f", ci, m, modelcfg_macs(&sc));
             if (ci < 2) {
                 net n;
@@ -197,7 +197,7 @@ START_TEST(window_space_counts)
             }
         }
         free(w);
-        as_deinit(&as);
+        adaptspace_deinit(&as);
     }
 }
 END_TEST
@@ -206,29 +206,29 @@ START_TEST(stages_and_blocks)
 {
     model_cfg c;
     cfg_from(&c, MBV2_SMALL);
-    int first[AS_MAX_STAGES], depth[AS_MAX_STAGES];
-    ck_assert_int_eq(as_stages(&c, first, depth), 3);
+    int first[ADAPTSPACE_MAX_STAGES], depth[ADAPTSPACE_MAX_STAGES];
+    ck_assert_int_eq(adaptspace_stages(&c, first, depth), 3);
     ck_assert_int_eq(first[1], 1);
     ck_assert_int_eq(depth[1], 3);
     ck_assert_int_eq(first[2], 4);
     ck_assert_int_eq(depth[2], 2);
     cfg_from(&c, RESNET_SMALL);
-    ck_assert_int_eq(as_stages(&c, first, depth), 2);
+    ck_assert_int_eq(adaptspace_stages(&c, first, depth), 2);
     ck_assert_int_eq(first[1], 2);
     ck_assert_int_eq(depth[1], 3);
     /* names of a 1-block-shorter MobileNetV2 stage 1 map into the full net */
     adapt_state *st = state_of(MBV2_SMALL, 3);
-    as_blockmap m;
+    adaptspace_blockmap m;
     int d[3] = {1, 2, 2};
-    as_blockmap_subnet(&m, &st->as, d);
+    adaptspace_blockmap_subnet(&m, &st->as, d);
     char out[64];
-    ck_assert(as_map_name(&m, "features.4.conv.0.0.weight", out, sizeof out));
+    ck_assert(adaptspace_map_name(&m, "features.4.conv.0.0.weight", out, sizeof out));
     ck_assert_str_eq(out, "features.5.conv.0.0.weight");
-    ck_assert(as_map_name(&m, "features.6.0.weight", out, sizeof out));
+    ck_assert(adaptspace_map_name(&m, "features.6.0.weight", out, sizeof out));
     ck_assert_str_eq(out, "features.7.0.weight");
-    ck_assert(as_map_name(&m, "features.0.1.bias", out, sizeof out));
+    ck_assert(adaptspace_map_name(&m, "features.0.1.bias", out, sizeof out));
     ck_assert_str_eq(out, "features.0.1.bias");
-    ck_assert(as_map_name(&m, "classifier.1.weight", out, sizeof out));
+    ck_assert(adaptspace_map_name(&m, "classifier.1.weight", out, sizeof out));
     ck_assert_str_eq(out, "classifier.1.weight");
     adapt_state_free(st);
 }
@@ -240,13 +240,13 @@ END_TEST
 static double mc_macs(const adapt_state *st, int n, uint64_t seed)
 {
     const adapt_space *as = &st->as;
-    int *w = xcalloc((size_t)as->sp.n_units, sizeof(int)), d[AS_MAX_STAGES];
+    int *w = xcalloc((size_t)as->sp.n_units, sizeof(int)), d[ADAPTSPACE_MAX_STAGES];
     rng r;
     rng_seed(&r, seed);
     double sum = 0;
     for (int i = 0; i < n; i++) {
         for (int u = 0; u < as->sp.n_units; u++) {
-            const ps_unit *x = &as->sp.units[u];
+            const prunespace_unit *x = &as->sp.units[u];
             int k = 0;
             while (k < x->K && (double)rng_uniform(&r) <=
                                    1.0 / (1.0 + exp(-(double)st->ch.alpha[st->ch.a_off[u] + k])))
@@ -261,7 +261,7 @@ static double mc_macs(const adapt_state *st, int n, uint64_t seed)
                 j++;
             d[s] = j;
         }
-        sum += as_macs(as, w, d);
+        sum += adaptspace_macs(as, w, d);
     }
     free(w);
     return sum / n;
@@ -285,7 +285,7 @@ START_TEST(expected_macs_and_gradient)
         for (size_t k = 0; k < full->ch.n_alpha; k++)
             full->ch.alpha[k] = 40.0f;
         for (int b = 0; b < full->dc.n; b++)
-            full->dc.beta[b] = as_keepable(&full->as, b) ? 40.0f : 0.0f;
+            full->dc.beta[b] = adaptspace_keepable(&full->as, b) ? 40.0f : 0.0f;
         adapt_update(full);
         double fm = adapt_expected_macs(full, NULL, NULL);
         ck_assert(fabs(fm - net_macs(&full->super)) < 1e-6 * fm);
@@ -298,7 +298,7 @@ START_TEST(expected_macs_and_gradient)
         for (size_t k = 0; k < st->ch.n_alpha + (size_t)st->dc.n; k++) {
             float *v = k < st->ch.n_alpha ? &st->ch.alpha[k] : &st->dc.beta[k - st->ch.n_alpha];
             float g = k < st->ch.n_alpha ? st->ch.dalpha[k] : st->dc.dbeta[k - st->ch.n_alpha];
-            if (k >= st->ch.n_alpha && !as_keepable(&st->as, (int)(k - st->ch.n_alpha))) {
+            if (k >= st->ch.n_alpha && !adaptspace_keepable(&st->as, (int)(k - st->ch.n_alpha))) {
                 ck_assert(g == 0.0f);
                 continue;
             }
@@ -332,7 +332,7 @@ START_TEST(subnet_equals_scaled_supernet)
         float *x = input_of(st, 4);
         rng r;
         rng_seed(&r, 9);
-        int *w = xcalloc((size_t)st->as.sp.n_units, sizeof(int)), d[AS_MAX_STAGES];
+        int *w = xcalloc((size_t)st->as.sp.n_units, sizeof(int)), d[ADAPTSPACE_MAX_STAGES];
         float a[B * CLASSES];
         for (int rep = 0; rep < 3; rep++) {
             adapt_random_arch(st, &r, w, d);
@@ -350,7 +350,7 @@ START_TEST(subnet_equals_scaled_supernet)
             adapt_set_scaling(st, 0);
             net sub;
             net_init(&sub);
-            as_blockmap map;
+            adaptspace_blockmap map;
             errbuf eb;
             ck_assert_msg(adapt_subnet(st, w, d, B, 0, &sub, &map, &eb) == 0, "%s", eb.msg);
             net_set_training(&sub, 0);
@@ -390,8 +390,8 @@ static void check_same_function(adapt_state *a, adapt_state *b, const char *what
 static void check_books(const adapt_state *st, const char *what)
 {
     int *w = xcalloc((size_t)st->as.sp.n_units, sizeof(int));
-    as_full_widths(&st->as, w);
-    double m = as_macs(&st->as, w, NULL);
+    adaptspace_full_widths(&st->as, w);
+    double m = adaptspace_macs(&st->as, w, NULL);
     ck_assert_msg(m == modelcfg_macs(&st->as.sp.super) && m == net_macs(&st->super),
                   "%s: MACs %f / %f / %f", what, m, modelcfg_macs(&st->as.sp.super),
                   net_macs(&st->super));
@@ -400,7 +400,7 @@ static void check_books(const adapt_state *st, const char *what)
         na += (size_t)st->as.sp.units[u].K;
     ck_assert_uint_eq(na, st->ch.n_alpha);
     ck_assert_int_eq(st->dc.n, st->as.n_blocks);
-    ck_assert_int_eq(st->as.n_blocks, ps_n_blocks(&st->as.sp));
+    ck_assert_int_eq(st->as.n_blocks, prunespace_n_blocks(&st->as.sp));
     free(w);
     check_expected_macs(st, what);
 }
@@ -424,7 +424,7 @@ START_TEST(width_expand_keeps_function)
             elastic_event ev;
             adapt_state *n = elastic_width_expand(st, u, 2, 99, B, &ev, &eb);
             ck_assert_msg(n != NULL, "%s", eb.msg);
-            const ps_unit *x = &st->as.sp.units[u], *y = &n->as.sp.units[u];
+            const prunespace_unit *x = &st->as.sp.units[u], *y = &n->as.sp.units[u];
             ck_assert_int_eq(y->channels, x->channels + 2 * x->group);
             ck_assert_int_eq(y->K, x->K + 2);
             ck_assert_int_eq(ev.after[0], y->channels);
@@ -501,7 +501,7 @@ static void sub_logits(const adapt_state *st, const int *w, const int *d, const 
 {
     net sub;
     net_init(&sub);
-    as_blockmap map;
+    adaptspace_blockmap map;
     errbuf eb;
     ck_assert_msg(adapt_subnet(st, w, d, B, 0, &sub, &map, &eb) == 0, "%s", eb.msg);
     net_set_training(&sub, 0);
@@ -515,7 +515,7 @@ static void sub_logits(const adapt_state *st, const int *w, const int *d, const 
  * without a counterpart get c_min. */
 static void widths_in(const adapt_state *from, const int *w, const adapt_state *to, int *wt)
 {
-    as_blockmap map;
+    adaptspace_blockmap map;
     memset(&map, 0, sizeof map);
     map.arch = from->as.sp.super.arch;
     map.n_from = from->as.n_blocks;
@@ -525,10 +525,10 @@ static void widths_in(const adapt_state *from, const int *w, const adapt_state *
             map.to[from->as.first[s] + j] = to->as.first[s] + j;
     for (int u = 0; u < to->as.sp.n_units; u++)
         wt[u] = to->as.sp.units[u].c_min;
-    char name[PS_NAME_MAX];
+    char name[PRUNESPACE_NAME_MAX];
     for (int u = 0; u < from->as.sp.n_units; u++) {
-        ck_assert(as_map_name(&map, from->as.sp.units[u].name, name, sizeof name));
-        int v = ps_unit_find(&to->as.sp, name);
+        ck_assert(adaptspace_map_name(&map, from->as.sp.units[u].name, name, sizeof name));
+        int v = prunespace_unit_find(&to->as.sp, name);
         ck_assert_msg(v >= 0, "unit %s (%s) not in the deeper space", name,
                       from->as.sp.units[u].name);
         wt[v] = w[u];
@@ -543,9 +543,9 @@ START_TEST(condense_keeps_remaining_subnets)
         float *x = input_of(st, 6);
         float la[B * CLASSES], lb[B * CLASSES];
         int nu = st->as.sp.n_units;
-        int *w = xcalloc((size_t)nu, sizeof(int)), d[AS_MAX_STAGES];
+        int *w = xcalloc((size_t)nu, sizeof(int)), d[ADAPTSPACE_MAX_STAGES];
         for (int u = 0; u < nu; u++) {
-            const ps_unit *x0 = &st->as.sp.units[u];
+            const prunespace_unit *x0 = &st->as.sp.units[u];
             if (x0->K < 2)
                 continue;
             /* the unit's chain says: first group rarely kept, the tail never */
@@ -557,7 +557,7 @@ START_TEST(condense_keeps_remaining_subnets)
             elastic_event ev;
             adapt_state *n = elastic_width_condense(t, u, 0.01, 2, 7, B, &ev, &eb);
             ck_assert_msg(n != NULL, "%s", eb.msg);
-            const ps_unit *y = &n->as.sp.units[u];
+            const prunespace_unit *y = &n->as.sp.units[u];
             ck_assert_int_lt(y->channels, x0->channels);
             ck_assert_int_le(y->c_min, x0->c_min);
             ck_assert_int_ge(y->c_min, x0->group);
@@ -652,7 +652,7 @@ START_TEST(elastic_rules_fire_after_patience)
                          .max_depth = 1.0};
     elastic e;
     elastic_init(&e, &cfg, 9, nu);
-    char up_name[PS_NAME_MAX], down_name[PS_NAME_MAX];
+    char up_name[PRUNESPACE_NAME_MAX], down_name[PRUNESPACE_NAME_MAX];
     snprintf(up_name, sizeof up_name, "%s", st->as.sp.units[up].name);
     snprintf(down_name, sizeof down_name, "%s", st->as.sp.units[down].name);
     int wide = st->as.sp.units[up].channels + 2 * st->as.sp.units[up].group;
@@ -1090,13 +1090,13 @@ START_TEST(dna_derivation_lands_in_the_band)
             adapter *a = xcalloc(1, sizeof *a);
             a->st = st;
             a->j.d = &one;
-            int *w = xcalloc((size_t)as->sp.n_units, sizeof(int)), d[AS_MAX_STAGES];
-            for (int s = 0; s < AS_MAX_STAGES; s++)
+            int *w = xcalloc((size_t)as->sp.n_units, sizeof(int)), d[ADAPTSPACE_MAX_STAGES];
+            for (int s = 0; s < ADAPTSPACE_MAX_STAGES; s++)
                 d[s] = 1;
-            as_min_widths(as, w);
-            double least = as_macs(as, w, d) / 1e6;
-            as_full_widths(as, w);
-            double most = as_macs(as, w, NULL) / 1e6;
+            adaptspace_min_widths(as, w);
+            double least = adaptspace_macs(as, w, d) / 1e6;
+            adaptspace_full_widths(as, w);
+            double most = adaptspace_macs(as, w, NULL) / 1e6;
             errbuf eb;
             for (int t = 0; t < 5; t++) {
                 a->as.target_ratio = ratios[t];
@@ -1105,7 +1105,7 @@ START_TEST(dna_derivation_lands_in_the_band)
                     continue;
                 json_t *info = json_object();
                 ck_assert_msg(dna_derive(a, w, d, info, &eb) == 0, "%s", eb.msg);
-                as_cfg(as, w, d, &found);
+                adaptspace_cfg(as, w, d, &found);
                 double mf = modelcfg_macs(&found) / 1e6;
                 ck_assert_msg(mf >= 0.99 * a->target && mf <= 1.01 * a->target,
                               "model %d seed %d: %.5f MFLOPs for %.5f", mi, seed, mf, a->target);

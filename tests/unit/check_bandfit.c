@@ -53,8 +53,8 @@ Suite *suite_bandfit(void);
     "{\"arch\":\"resnet_cifar\",\"image_size\":8,\"in_channels\":3,\"num_classes\":5,"             \
     "\"stem\":8,\"stages\":[{\"width\":8,\"mids\":[8,6]},{\"width\":16,\"mids\":[12,16,10]}]}"
 
-static const ps_width DMCP_W = {0.1, 1.0, 0.1};
-static const as_window DNA_W = {0.25, 1.5, 0.1};
+static const prunespace_width DMCP_W = {0.1, 1.0, 0.1};
+static const adaptspace_window DNA_W = {0.25, 1.5, 0.1};
 
 static void cfg_from(model_cfg *c, const char *text)
 {
@@ -72,8 +72,8 @@ typedef struct problem {
     adapt_space as; /* the space; for DMCP only as.sp is used */
     int dna;
     bandfit_spec f;
-    double *want, want_d[AS_MAX_STAGES];
-    int *w_min, *w_max, *w0, d0[AS_MAX_STAGES];
+    double *want, want_d[ADAPTSPACE_MAX_STAGES];
+    int *w_min, *w_max, *w0, d0[ADAPTSPACE_MAX_STAGES];
 } problem;
 
 static void problem_init(problem *p, const char *model, int dna)
@@ -84,7 +84,7 @@ static void problem_init(problem *p, const char *model, int dna)
     errbuf eb;
     p->dna = dna;
     if (dna)
-        ck_assert_msg(as_init(&p->as, &c, &DNA_W, &eb) == 0, "%s", eb.msg);
+        ck_assert_msg(adaptspace_init(&p->as, &c, &DNA_W, &eb) == 0, "%s", eb.msg);
     else
         ck_assert_msg(prune_space_init(&p->as.sp, &c, &DMCP_W, &eb) == 0, "%s", eb.msg);
     int nu = p->as.sp.n_units;
@@ -108,7 +108,7 @@ static void problem_init(problem *p, const char *model, int dna)
 static void problem_deinit(problem *p)
 {
     if (p->dna)
-        as_deinit(&p->as);
+        adaptspace_deinit(&p->as);
     else
         prune_space_deinit(&p->as.sp);
     free(p->want);
@@ -122,12 +122,12 @@ static int unit_live(const problem *p, const int *d, int u)
 {
     const prune_space *sp = &p->as.sp;
     for (int l = 0; l < sp->n_layers; l++) {
-        const ps_layer *x = &sp->layers[l];
+        const prunespace_layer *x = &sp->layers[l];
         if (x->in_unit != u && x->out_unit != u)
             continue;
         if (!p->dna || x->blk < 0)
             return 1;
-        int s = as_stage_of(&p->as, x->blk);
+        int s = adaptspace_stage_of(&p->as, x->blk);
         if (x->blk - p->as.first[s] < d[s])
             return 1;
     }
@@ -150,9 +150,9 @@ static double cfg_macs(const problem *p, const int *w, const int *d)
 {
     model_cfg c;
     if (p->dna)
-        as_cfg(&p->as, w, d, &c);
+        adaptspace_cfg(&p->as, w, d, &c);
     else
-        ps_widths_to_cfg(&p->as.sp, w, &c);
+        prunespace_widths_to_cfg(&p->as.sp, w, &c);
     return modelcfg_macs(&c);
 }
 
@@ -164,7 +164,7 @@ static void random_want(problem *p, rng *r)
         p->want[u] = p->w_min[u] + (p->w_max[u] - p->w_min[u]) * (double)rng_uniform(r);
         p->w0[u] = (int)lround(p->want[u]);
     }
-    ps_fix_structure(sp, p->w0, 0);
+    prunespace_fix_structure(sp, p->w0, 0);
     for (int s = 0; s < p->f.n_stages; s++) {
         p->want_d[s] = 1 + (p->as.depth[s] - 1) * (double)rng_uniform(r);
         p->d0[s] = (int)lround(p->want_d[s]);
@@ -188,7 +188,7 @@ static double distance(const problem *p, const int *w, const int *d)
  * channel or one block toward the wanted network stays in it. */
 static void check_fit(problem *p, const char *what)
 {
-    int nu = p->as.sp.n_units, w[512], d[AS_MAX_STAGES];
+    int nu = p->as.sp.n_units, w[512], d[ADAPTSPACE_MAX_STAGES];
     ck_assert_int_le(nu, 512);
     memcpy(w, p->w0, (size_t)nu * sizeof(int));
     memcpy(d, p->d0, sizeof d);
@@ -232,14 +232,14 @@ static void fit_many(const char *model, int dna, int seeds)
         rng r;
         rng_seed(&r, (uint64_t)seed * 7919u);
         random_want(&p, &r);
-        int nu = p.as.sp.n_units, w[512], d[AS_MAX_STAGES];
+        int nu = p.as.sp.n_units, w[512], d[ADAPTSPACE_MAX_STAGES];
         for (int u = 0; u < nu; u++)
             w[u] = p.w_min[u];
-        ps_fix_structure(&p.as.sp, w, 0);
-        for (int s = 0; s < AS_MAX_STAGES; s++)
+        prunespace_fix_structure(&p.as.sp, w, 0);
+        for (int s = 0; s < ADAPTSPACE_MAX_STAGES; s++)
             d[s] = 1;
         double lo = cfg_macs(&p, w, d);
-        ps_full_widths(&p.as.sp, w);
+        prunespace_full_widths(&p.as.sp, w);
         double hi = cfg_macs(&p, w, p.dna ? p.as.depth : NULL);
         for (int t = 0; t < 6; t++) {
             double target = lo + at[t] * (hi - lo);
@@ -345,7 +345,7 @@ static double compare_exhaustive(const char *model, int dna, int radius, int see
             p.w_max[u] =
                 c + radius > p.as.sp.units[u].channels ? p.as.sp.units[u].channels : c + radius;
         }
-        int w[64], d[AS_MAX_STAGES];
+        int w[64], d[ADAPTSPACE_MAX_STAGES];
         memcpy(w, p.w0, (size_t)nu * sizeof(int));
         memcpy(d, p.d0, sizeof d);
         brute b = {0};
@@ -413,11 +413,12 @@ START_TEST(band_outside_the_space_fails_with_the_extremes)
     rng r;
     rng_seed(&r, 5);
     random_want(&p, &r);
-    int nu = p.as.sp.n_units, w[64], d[AS_MAX_STAGES], wmin[64], dmin[AS_MAX_STAGES];
-    as_min_widths(&p.as, wmin);
-    for (int s = 0; s < AS_MAX_STAGES; s++)
+    int nu = p.as.sp.n_units, w[64], d[ADAPTSPACE_MAX_STAGES], wmin[64],
+        dmin[ADAPTSPACE_MAX_STAGES];
+    adaptspace_min_widths(&p.as, wmin);
+    for (int s = 0; s < ADAPTSPACE_MAX_STAGES; s++)
         dmin[s] = 1;
-    double mn = cfg_macs(&p, wmin, dmin), mx = as_macs(&p.as, p.w_max, NULL);
+    double mn = cfg_macs(&p, wmin, dmin), mx = adaptspace_macs(&p.as, p.w_max, NULL);
     const double targets[2] = {0.5 * mn, 1.5 * mx};
     for (int t = 0; t < 2; t++) {
         p.f.lo = 0.99 * targets[t];

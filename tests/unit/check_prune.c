@@ -38,7 +38,7 @@
 
 Suite *suite_prune(void);
 
-static const ps_width WIDTH = {0.1, 1.0, 0.1};
+static const prunespace_width WIDTH = {0.1, 1.0, 0.1};
 
 #define RESNET_SMALL                                                                               \
     "{\"arch\":\"resnet_cifar\",\"image_size\":8,\"in_channels\":3,\"num_classes\":5,"             \
@@ -142,7 +142,7 @@ static void check_mask_equivalence(const char *cfg)
         memcpy(g_super, f.super.grads, f.super.n_params * sizeof(float));
         /* the sub-net of those widths, sliced from the supernet */
         model_cfg sc;
-        ps_widths_to_cfg(&f.sp, w, &sc);
+        prunespace_widths_to_cfg(&f.sp, w, &sc);
         net sub;
         net_init(&sub);
         errbuf eb;
@@ -289,7 +289,7 @@ START_TEST(sampled_architectures_build_run_save_load)
         else
             chains_sample(&f.ch, &r, w);
         model_cfg c, back;
-        ps_widths_to_cfg(&f.sp, w, &c);
+        prunespace_widths_to_cfg(&f.sp, w, &c);
         /* through the explicit JSON form, as architecture.json carries it */
         json_t *j = modelcfg_to_explicit_json(&c);
         field_errors fe;
@@ -303,7 +303,7 @@ START_TEST(sampled_architectures_build_run_save_load)
         errbuf eb;
         ck_assert(model_build(&a, &c, 4, 100 + (uint64_t)rep, NULL, &eb) == 0);
         ck_assert(model_build(&b, &back, 4, 999, NULL, &eb) == 0);
-        ck_assert(net_macs(&a) == ps_macs(&f.sp, w));
+        ck_assert(net_macs(&a) == prunespace_macs(&f.sp, w));
         net_set_training(&a, 0);
         net_set_training(&b, 0);
         net_forward(&a, x, 4);
@@ -666,8 +666,8 @@ START_TEST(es_derivation_lands_in_the_band)
         p->j.d = &one;
         p->ps.derive = PRUNE_DERIVE_ES;
         int *w = xcalloc((size_t)p->sp.n_units, sizeof(int));
-        ps_min_widths(&p->sp, w);
-        double full = modelcfg_macs(&c) / 1e6, least = ps_macs(&p->sp, w) / 1e6;
+        prunespace_min_widths(&p->sp, w);
+        double full = modelcfg_macs(&c) / 1e6, least = prunespace_macs(&p->sp, w) / 1e6;
         for (int seed = 1; seed <= 8; seed++) {
             rng r;
             rng_seed(&r, (uint64_t)seed);
@@ -682,7 +682,7 @@ START_TEST(es_derivation_lands_in_the_band)
                 json_t *info = json_object();
                 ck_assert_msg(prune_derive_widths(p, w, info, &eb) == 0, "%s", eb.msg);
                 model_cfg found;
-                ps_widths_to_cfg(&p->sp, w, &found);
+                prunespace_widths_to_cfg(&p->sp, w, &found);
                 double mf = modelcfg_macs(&found) / 1e6;
                 ck_assert_msg(mf >= 0.99 * p->target && mf <= 1.01 * p->target,
                               "model %d seed %d: %.5f MFLOPs for %.5f", mi, seed, mf, p->target);

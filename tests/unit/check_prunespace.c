@@ -23,7 +23,7 @@
 
 Suite *suite_prunespace(void);
 
-static const ps_width RESNET_W = {0.1, 1.0, 0.1};
+static const prunespace_width RESNET_W = {0.1, 1.0, 0.1};
 
 static void cfg_from(model_cfg *c, const char *text)
 {
@@ -73,7 +73,7 @@ static void cfg_from(model_cfg *c, const char *text)
     "{\"arch\":\"efficientnet\",\"image_size\":32,\"in_channels\":3,\"num_classes\":10,"           \
     "\"width_mult\":0.25,\"depth_mult\":0.5,\"cifar\":true}"
 
-static void space_from(prune_space *s, model_cfg *c, const char *text, const ps_width *w)
+static void space_from(prune_space *s, model_cfg *c, const char *text, const prunespace_width *w)
 {
     cfg_from(c, text);
     /* the space works on explicit widths: presets are expanded by the parser */
@@ -100,24 +100,24 @@ START_TEST(macs_match_hand_counts)
      * 16*32*256 + 4*9*32*32*256 = 13107200; stage 3 at 8x8: the same
      * 13107200; fc 65*10 = 650 */
     space_from(&s, &c, R20_CIFAR, &RESNET_W);
-    ps_full_widths(&s, w);
-    ck_assert(ps_macs(&s, w) == 40813194.0);
+    prunespace_full_widths(&s, w);
+    ck_assert(prunespace_macs(&s, w) == 40813194.0);
     ck_assert(modelcfg_macs(&c) == 40813194.0);
     prune_space_deinit(&s);
     /* ResNet-20, Fashion-MNIST: conv1 9*16*784 = 112896; stage 1
      * 6*9*256*784 = 10838016; stage 2 at 14x14: 903168 + 1806336 + 100352 +
      * 4*1806336 = 10035200; stage 3 at 7x7: the same 10035200; fc 650 */
     space_from(&s, &c, R20_FMNIST, &RESNET_W);
-    ps_full_widths(&s, w);
-    ck_assert(ps_macs(&s, w) == 31021962.0);
+    prunespace_full_widths(&s, w);
+    ck_assert(prunespace_macs(&s, w) == 31021962.0);
     prune_space_deinit(&s);
     /* tiny MobileNetV2 on 1x8x8: stem 9*4*64 = 2304; block 0 dw 9*4*64 =
      * 2304, project 4*4*64 = 1024; block 1 expand 4*8*64 = 2048, dw (4x4)
      * 9*8*16 = 1152, project 8*6*16 = 768; last 6*10*16 = 960; classifier
      * 11*4 = 44 */
     space_from(&s, &c, MB_TINY, &RESNET_W);
-    ps_full_widths(&s, w);
-    ck_assert(ps_macs(&s, w) == 10604.0);
+    prunespace_full_widths(&s, w);
+    ck_assert(prunespace_macs(&s, w) == 10604.0);
     ck_assert(modelcfg_macs(&c) == 10604.0);
     prune_space_deinit(&s);
 }
@@ -133,16 +133,16 @@ START_TEST(resnet_units_follow_the_sharing_rules)
     ck_assert_int_eq(s.n_units, 12);
     int stem = find_unit(&s, "conv1");
     ck_assert_int_eq(s.stage_unit[0], stem);
-    ck_assert_int_eq(ps_site_unit(&s, "layer1.2.bn2"), stem);
+    ck_assert_int_eq(prunespace_site_unit(&s, "layer1.2.bn2"), stem);
     int l2 = find_unit(&s, "layer2");
-    ck_assert_int_eq(ps_site_unit(&s, "layer2.0.downsample.1"), l2);
-    ck_assert_int_eq(ps_site_unit(&s, "layer2.0.bn2"), l2);
-    ck_assert_int_eq(ps_site_unit(&s, "layer2.2.bn2"), l2);
-    ck_assert_int_eq(ps_site_unit(&s, "layer3.1.bn1"), find_unit(&s, "layer3.1.conv1"));
-    ck_assert_int_eq(ps_site_unit(&s, "fc"), -1);
+    ck_assert_int_eq(prunespace_site_unit(&s, "layer2.0.downsample.1"), l2);
+    ck_assert_int_eq(prunespace_site_unit(&s, "layer2.0.bn2"), l2);
+    ck_assert_int_eq(prunespace_site_unit(&s, "layer2.2.bn2"), l2);
+    ck_assert_int_eq(prunespace_site_unit(&s, "layer3.1.bn1"), find_unit(&s, "layer3.1.conv1"));
+    ck_assert_int_eq(prunespace_site_unit(&s, "fc"), -1);
     /* 2.1: 16 -> c_min 7, g 1, K 9; 32 -> 5, 3, 9; 64 -> 10, 6, 9 */
-    const ps_unit *u16 = &s.units[stem], *u32 = &s.units[l2];
-    const ps_unit *u64 = &s.units[find_unit(&s, "layer3")];
+    const prunespace_unit *u16 = &s.units[stem], *u32 = &s.units[l2];
+    const prunespace_unit *u64 = &s.units[find_unit(&s, "layer3")];
     ck_assert(u16->c_min == 7 && u16->group == 1 && u16->K == 9);
     ck_assert(u32->c_min == 5 && u32->group == 3 && u32->K == 9);
     ck_assert(u64->c_min == 10 && u64->group == 6 && u64->K == 9);
@@ -158,13 +158,13 @@ START_TEST(resnet_units_follow_the_sharing_rules)
     int l1 = find_unit(&s, "layer1");
     ck_assert_int_eq(s.units[l1].partner, find_unit(&s, "conv1"));
     int w[8];
-    ps_full_widths(&s, w);
+    prunespace_full_widths(&s, w);
     w[l1] = w[s.stem_unit] = 8;
-    ck_assert_int_eq(ps_fix_structure(&s, w, 0), 1);
+    ck_assert_int_eq(prunespace_fix_structure(&s, w, 0), 1);
     ck_assert_int_eq(w[l1], 9);
     model_cfg sub;
-    ps_widths_to_cfg(&s, w, &sub);
-    ck_assert(ps_macs(&s, w) == modelcfg_macs(&sub));
+    prunespace_widths_to_cfg(&s, w, &sub);
+    ck_assert(prunespace_macs(&s, w) == modelcfg_macs(&sub));
     prune_space_deinit(&s);
 }
 END_TEST
@@ -194,7 +194,7 @@ START_TEST(bottleneck_units_follow_the_sharing_rules)
                  {"layer2.0.bn2", "layer2.0.conv2"},
                  {"layer2.0.downsample.1", "layer2"}};
     for (size_t i = 0; i < sizeof sites / sizeof sites[0]; i++)
-        ck_assert_int_eq(ps_site_unit(&s, sites[i].bn), find_unit(&s, sites[i].unit));
+        ck_assert_int_eq(prunespace_site_unit(&s, sites[i].bn), find_unit(&s, sites[i].unit));
     net m;
     net_init(&m);
     errbuf eb;
@@ -206,7 +206,7 @@ START_TEST(bottleneck_units_follow_the_sharing_rules)
         if (len > 13 && strcmp(name + len - 13, ".running_mean") == 0) {
             char bn[NET_NAME_MAX];
             snprintf(bn, sizeof bn, "%.*s", (int)(len - 13), name);
-            int u = ps_site_unit(&s, bn);
+            int u = prunespace_site_unit(&s, bn);
             ck_assert_msg(u >= 0, "BN %s is no site", bn);
             ck_assert_int_eq(s.units[u].channels, m.tensors[t].shape[0]);
             n_bn++;
@@ -215,14 +215,14 @@ START_TEST(bottleneck_units_follow_the_sharing_rules)
     ck_assert_int_eq(n_bn, s.n_sites);
     /* widths into the config: the two inner widths land in mids and mids2 */
     int w[16];
-    ps_full_widths(&s, w);
+    prunespace_full_widths(&s, w);
     w[find_unit(&s, "layer2.0.conv1")] = 3;
     w[find_unit(&s, "layer2.0.conv2")] = 5;
     model_cfg sub;
-    ps_widths_to_cfg(&s, w, &sub);
+    prunespace_widths_to_cfg(&s, w, &sub);
     ck_assert_int_eq(sub.stages[1].mids[0], 3);
     ck_assert_int_eq(sub.stages[1].mids2[0], 5);
-    ck_assert(ps_macs(&s, w) == modelcfg_macs(&sub));
+    ck_assert(prunespace_macs(&s, w) == modelcfg_macs(&sub));
     net_deinit(&m);
     prune_space_deinit(&s);
 }
@@ -232,27 +232,27 @@ START_TEST(mbv2_units_follow_the_sharing_rules)
 {
     model_cfg c;
     prune_space s;
-    ps_width mw = {0.1, 1.0, 0.1};
+    prunespace_width mw = {0.1, 1.0, 0.1};
     space_from(&s, &c, MB_W050, &mw);
     /* block 0 (t = 1): the depthwise conv is the stem's width */
     ck_assert_int_eq(s.hid_unit[0], s.stem_unit);
-    ck_assert_int_eq(ps_site_unit(&s, "features.1.conv.0.1"), s.stem_unit);
+    ck_assert_int_eq(prunespace_site_unit(&s, "features.1.conv.0.1"), s.stem_unit);
     /* block 1 expands: its own unit for expansion + depthwise, kept apart
      * from its input's width (equal widths would drop the expansion) */
     int e2 = find_unit(&s, "features.2.expand");
-    ck_assert_int_eq(ps_site_unit(&s, "features.2.conv.0.1"), e2);
-    ck_assert_int_eq(ps_site_unit(&s, "features.2.conv.1.1"), e2);
+    ck_assert_int_eq(prunespace_site_unit(&s, "features.2.conv.0.1"), e2);
+    ck_assert_int_eq(prunespace_site_unit(&s, "features.2.conv.1.1"), e2);
     ck_assert_int_eq(s.units[e2].partner, s.out_unit[0]);
     /* block 2 (features.3) is residual: it reuses block 1's output unit */
     ck_assert_int_eq(s.out_unit[2], s.out_unit[1]);
-    ck_assert_int_eq(ps_site_unit(&s, "features.3.conv.3"), s.out_unit[1]);
+    ck_assert_int_eq(prunespace_site_unit(&s, "features.3.conv.3"), s.out_unit[1]);
     /* CIFAR: setting 2 has stride 1, so its first block's output must stay
      * apart from its input's */
     ck_assert_int_eq(s.units[s.out_unit[1]].partner, s.out_unit[0]);
-    ck_assert_int_eq(ps_site_unit(&s, "features.18.1"), s.last_unit);
+    ck_assert_int_eq(prunespace_site_unit(&s, "features.18.1"), s.last_unit);
     int w[256];
-    ps_full_widths(&s, w);
-    ck_assert(ps_macs(&s, w) == modelcfg_macs(&c));
+    prunespace_full_widths(&s, w);
+    ck_assert(prunespace_macs(&s, w) == modelcfg_macs(&c));
     prune_space_deinit(&s);
 }
 END_TEST
@@ -270,8 +270,8 @@ START_TEST(random_widths_count_three_ways)
         int *w = xcalloc((size_t)s.n_units, sizeof(int));
         for (int rep = 0; rep < 4; rep++) {
             chains_random_widths(&s, &r, w);
-            ps_widths_to_cfg(&s, w, &sub);
-            double a = ps_macs(&s, w), b = modelcfg_macs(&sub);
+            prunespace_widths_to_cfg(&s, w, &sub);
+            double a = prunespace_macs(&s, w), b = modelcfg_macs(&sub);
             ck_assert_msg(a == b, "cfg %d: space %.0f, modelcfg %.0f", i, a, b);
             net m;
             net_init(&m);
@@ -309,8 +309,8 @@ START_TEST(se_widths_are_tied_to_their_block)
     prune_space s;
     space_from(&s, &c, EFF_SMALL, &RESNET_W);
     int *w = xcalloc((size_t)s.n_units, sizeof(int));
-    ps_full_widths(&s, w);
-    ps_widths_to_cfg(&s, w, &sub);
+    prunespace_full_widths(&s, w);
+    prunespace_widths_to_cfg(&s, w, &sub);
     for (int i = 0; i < c.n_blocks; i++)
         ck_assert_int_eq(sub.blocks[i].se, c.blocks[i].se);
     int n_tied = 0;
@@ -319,15 +319,15 @@ START_TEST(se_widths_are_tied_to_their_block)
     ck_assert_int_eq(n_tied, 2 * c.n_blocks); /* fc1's output and fc2's input, every block */
     for (int i = 0; i < c.n_blocks; i++)
         w[s.hid_unit[i]] = s.units[s.hid_unit[i]].c_min;
-    ps_fix_structure(&s, w, 1);
-    ps_widths_to_cfg(&s, w, &sub);
+    prunespace_fix_structure(&s, w, 1);
+    prunespace_widths_to_cfg(&s, w, &sub);
     for (int i = 0; i < c.n_blocks; i++) {
         int want = modelcfg_se_width(c.blocks[i].se, c.blocks[i].hidden, sub.blocks[i].hidden);
         ck_assert_int_eq(sub.blocks[i].se, want);
         ck_assert_int_le(sub.blocks[i].se, c.blocks[i].se);
         ck_assert_int_ge(sub.blocks[i].se, 1);
     }
-    ck_assert(ps_macs(&s, w) == modelcfg_macs(&sub));
+    ck_assert(prunespace_macs(&s, w) == modelcfg_macs(&sub));
     free(w);
     prune_space_deinit(&s);
 }
@@ -343,11 +343,11 @@ START_TEST(expected_macs_limits)
         prune_chains ch;
         chains_init(&ch, &s);
         int *w = xcalloc((size_t)s.n_units, sizeof(int));
-        ps_full_widths(&s, w);
-        double full = ps_macs(&s, w);
+        prunespace_full_widths(&s, w);
+        double full = prunespace_macs(&s, w);
         for (int u = 0; u < s.n_units; u++)
             w[u] = s.units[u].c_min;
-        double least = ps_macs(&s, w);
+        double least = prunespace_macs(&s, w);
         set_alpha(&ch, 40.0f);
         double e = chains_expected_macs(&ch, NULL);
         ck_assert_msg(fabs(e - full) <= 1e-9 * full, "alpha large: %.3f vs full %.3f", e, full);
@@ -359,7 +359,7 @@ START_TEST(expected_macs_limits)
         set_alpha(&ch, 0.0f);
         double ec[512];
         chains_expected_widths(&ch, ec);
-        const ps_unit *u0 = &s.units[0];
+        const prunespace_unit *u0 = &s.units[0];
         double want = u0->c_min + u0->group * (1.0 - pow(0.5, u0->K));
         ck_assert(fabs(ec[0] - want) < 1e-12);
         chains_deinit(&ch);
@@ -373,7 +373,7 @@ END_TEST
 static double budget_of(prune_chains *ch, double t)
 {
     chains_update(ch);
-    return ps_budget_loss(chains_expected_macs(ch, NULL) / 1e6, t, 0.1, 0.95, NULL);
+    return prunespace_budget_loss(chains_expected_macs(ch, NULL) / 1e6, t, 0.1, 0.95, NULL);
 }
 
 START_TEST(budget_loss_gradient_matches_finite_differences)
@@ -397,7 +397,7 @@ START_TEST(budget_loss_gradient_matches_finite_differences)
         const double targets[3] = {1.3 * e0, 0.5 * e0, e0 / 0.97};
         for (int ti = 0; ti < 3; ti++) {
             double t = targets[ti], dl;
-            ps_budget_loss(e0, t, 0.1, 0.95, &dl);
+            prunespace_budget_loss(e0, t, 0.1, 0.95, &dl);
             chains_zero_grad(&ch);
             chains_backward(&ch, dl / 1e6);
             double max_err = 0, max_g = 0;
@@ -433,16 +433,17 @@ START_TEST(budget_loss_regimes)
 {
     double d;
     /* below the band: log|E - T|, pushing E up (negative slope) */
-    ck_assert(fabs(ps_budget_loss(10, 20, 0.1, 0.95, &d) - 0.1 * log(10.0)) < 1e-12);
+    ck_assert(fabs(prunespace_budget_loss(10, 20, 0.1, 0.95, &d) - 0.1 * log(10.0)) < 1e-12);
     ck_assert(fabs(d - 0.1 / (10.0 - 20.0)) < 1e-12);
     /* in the band [0.95 T, T): nothing */
-    ck_assert(ps_budget_loss(19.5, 20, 0.1, 0.95, &d) == 0 && d == 0);
-    ck_assert(ps_budget_loss(19.0, 20, 0.1, 0.95, &d) == 0 && d == 0);
+    ck_assert(prunespace_budget_loss(19.5, 20, 0.1, 0.95, &d) == 0 && d == 0);
+    ck_assert(prunespace_budget_loss(19.0, 20, 0.1, 0.95, &d) == 0 && d == 0);
     /* at or above T: log|E - 0.95 T|, pushing E down */
-    ck_assert(fabs(ps_budget_loss(20, 20, 0.1, 0.95, &d) - 0.1 * log(1.0)) < 1e-12);
+    ck_assert(fabs(prunespace_budget_loss(20, 20, 0.1, 0.95, &d) - 0.1 * log(1.0)) < 1e-12);
     ck_assert(fabs(d - 0.1 / 1.0) < 1e-12);
     /* far away (> 200 MFLOPs): r = 0.1 */
-    ck_assert(fabs(ps_budget_loss(1000, 500, 0.1, 0.95, &d) - 0.1 * log(0.1 * 525.0)) < 1e-12);
+    ck_assert(fabs(prunespace_budget_loss(1000, 500, 0.1, 0.95, &d) - 0.1 * log(0.1 * 525.0)) <
+              1e-12);
 }
 END_TEST
 
@@ -465,7 +466,7 @@ START_TEST(samplers_stay_on_the_grid)
         else
             chains_random_widths(&s, &r, w);
         for (int u = 0; u < s.n_units; u++) {
-            const ps_unit *x = &s.units[u];
+            const prunespace_unit *x = &s.units[u];
             ck_assert(w[u] >= x->c_min && w[u] <= x->channels);
             ck_assert_int_eq((w[u] - x->c_min) % x->group, 0);
             if (x->partner >= 0)
@@ -508,7 +509,7 @@ START_TEST(official_sampling_follows_dmcp_code)
     for (int u = 0; u < s.n_units; u++) {
         int want = chains_official_width(s.units[u].channels, 0.1, 1.0);
         moved += lo[u] != want;
-        ck_assert_int_le(abs(lo[u] - want), 1); /* ps_fix_structure: one channel at most */
+        ck_assert_int_le(abs(lo[u] - want), 1); /* prunespace_fix_structure: one channel at most */
     }
     ck_assert_int_le(moved, s.n_units / 4);
     /* random: every unit at one of the 10 fractions' widths, and the draws
@@ -545,16 +546,16 @@ START_TEST(uniform_widths_scale_every_unit)
     prune_space s;
     space_from(&s, &c, R20_FMNIST, &RESNET_W);
     int w[16];
-    ps_uniform_widths(&s, 0.5, w);
+    prunespace_uniform_widths(&s, 0.5, w);
     model_cfg sub;
-    ps_widths_to_cfg(&s, w, &sub);
+    prunespace_widths_to_cfg(&s, w, &sub);
     ck_assert_int_eq(sub.stem_width, 8);
     ck_assert_int_eq(sub.stages[1].width, 16);
     ck_assert_int_eq(sub.stages[2].mids[2], 32);
-    ps_uniform_widths(&s, 1.0, w);
-    ps_widths_to_cfg(&s, w, &sub);
+    prunespace_uniform_widths(&s, 1.0, w);
+    prunespace_widths_to_cfg(&s, w, &sub);
     ck_assert(modelcfg_macs(&sub) == modelcfg_macs(&c));
-    ps_uniform_widths(&s, 0.001, w); /* at least one channel each */
+    prunespace_uniform_widths(&s, 0.001, w); /* at least one channel each */
     for (int u = 0; u < s.n_units; u++)
         ck_assert_int_ge(w[u], 1);
     prune_space_deinit(&s);

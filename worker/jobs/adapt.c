@@ -65,11 +65,11 @@ static int setup(adapter *a, const job_spec *spec, const job_env *env, errbuf *e
     a->total_steps =
         a->j.steps_per_epoch * (a->as.search.warmup_epochs + a->as.search.search_epochs);
     adapt_space as;
-    if ((rc = as_init(&as, &spec->model, &a->as.window, eb)) != 0)
+    if ((rc = adaptspace_init(&as, &spec->model, &a->as.window, eb)) != 0)
         return rc;
     a->st = adapt_state_new(&as, a->j.b, spec->seed, eb);
     if (a->st == NULL) {
-        as_deinit(&as);
+        adaptspace_deinit(&as);
         return ERR_INVALID;
     }
     a->st->dc.fixed = !a->as.search_depth;
@@ -108,11 +108,11 @@ static void add_tables(const adapter *a, const int *w, const int *d, json_t *rep
 {
     const adapt_state *st = a->st;
     const adapt_space *as = &st->as;
-    double *ec = xcalloc((size_t)as->sp.n_units, sizeof(double)), ed[AS_MAX_STAGES];
+    double *ec = xcalloc((size_t)as->sp.n_units, sizeof(double)), ed[ADAPTSPACE_MAX_STAGES];
     adapt_expected(st, ec, ed);
     json_t *units = json_array();
     for (int u = 0; u < as->sp.n_units; u++) {
-        const ps_unit *x = &as->sp.units[u];
+        const prunespace_unit *x = &as->sp.units[u];
         json_t *pk = json_array();
         for (int k = 0; k < x->K; k++)
             json_array_append_new(pk, json_real(st->ch.P[st->ch.a_off[u] + (size_t)k]));
@@ -140,19 +140,19 @@ static void add_tables(const adapter *a, const int *w, const int *d, json_t *rep
 static json_t *layers_json(const model_cfg *c)
 {
     prune_space sp;
-    const ps_width wd = {0.1, 1.0, 0.1};
+    const prunespace_width wd = {0.1, 1.0, 0.1};
     json_t *layers = json_array();
     if (prune_space_init(&sp, c, &wd, NULL) != 0)
         return layers;
     int *w = xcalloc((size_t)sp.n_units, sizeof(int));
-    ps_full_widths(&sp, w);
+    prunespace_full_widths(&sp, w);
     for (int i = 0; i < sp.n_layers; i++) {
-        const ps_layer *l = &sp.layers[i];
+        const prunespace_layer *l = &sp.layers[i];
         json_array_append_new(layers,
                               json_pack("{s:s, s:i, s:i, s:f}", "name", l->name, "in",
                                         l->in_unit >= 0 ? w[l->in_unit] : l->in_fixed, "out",
                                         l->out_unit >= 0 ? w[l->out_unit] : l->out_fixed, "mflops",
-                                        ps_layer_macs(&sp, i, w) / 1e6));
+                                        prunespace_layer_macs(&sp, i, w) / 1e6));
     }
     free(w);
     prune_space_deinit(&sp);
@@ -161,8 +161,8 @@ static json_t *layers_json(const model_cfg *c)
 
 static json_t *depths_json(const model_cfg *c)
 {
-    int first[AS_MAX_STAGES], depth[AS_MAX_STAGES];
-    int n = as_stages(c, first, depth);
+    int first[ADAPTSPACE_MAX_STAGES], depth[ADAPTSPACE_MAX_STAGES];
+    int n = adaptspace_stages(c, first, depth);
     return nas_int_array(depth, n);
 }
 
@@ -229,16 +229,16 @@ static int searched_network(adapter *a, long start, model_cfg *found, json_t **r
             json_decref(info);
             return rc;
         }
-        int *w = xcalloc((size_t)a->st->as.sp.n_units, sizeof(int)), d[AS_MAX_STAGES];
+        int *w = xcalloc((size_t)a->st->as.sp.n_units, sizeof(int)), d[ADAPTSPACE_MAX_STAGES];
         if ((rc = dna_derive(a, w, d, info, eb)) != 0) {
             free(w);
             json_decref(info);
             return rc;
         }
-        as_cfg(&a->st->as, w, d, found);
+        adaptspace_cfg(&a->st->as, w, d, found);
         net m;
         net_init(&m);
-        as_blockmap map;
+        adaptspace_blockmap map;
         if (adapt_subnet(a->st, w, d, a->j.b, a->j.spec->seed, &m, &map, eb) == 0)
             top1_inh = nas_evaluate(&a->j, &m, &a->j.test);
         net_deinit(&m);

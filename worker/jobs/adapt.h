@@ -133,7 +133,7 @@ void adapt_sample_arch(const adapt_state *st, rng *r, int *w, int *d);
  * its weights; *map receives the block map from the sub-net to the
  * supernet (for nas_distill). Returns 0 or ERR_INVALID. */
 int adapt_subnet(const adapt_state *st, const int *w, const int *d, int max_batch, uint64_t seed,
-                 net *m, as_blockmap *map, errbuf *eb);
+                 net *m, adaptspace_blockmap *map, errbuf *eb);
 
 /* Makes channels [from, C) of unit u invisible: zeroes those input slices
  * of every layer that reads the unit (not its depthwise conv, which only
@@ -161,7 +161,7 @@ typedef enum {
 typedef struct elastic_event {
     elastic_kind kind;
     long step;
-    char what[PS_NAME_MAX];             /* the unit, or "stage<i>" */
+    char what[PRUNESPACE_NAME_MAX];     /* the unit, or "stage<i>" */
     int before[4], after[4];            /* width: C, c_min, group, K; depth: blocks */
     double mflops_before, mflops_after; /* the supernet's */
 } elastic_event;
@@ -170,7 +170,7 @@ typedef struct elastic_event {
 typedef struct elastic {
     adapt_elastic cfg;
     int *w_up, *w_down; /* (n_units) consecutive checks met */
-    int d_up[AS_MAX_STAGES], d_down[AS_MAX_STAGES];
+    int d_up[ADAPTSPACE_MAX_STAGES], d_down[ADAPTSPACE_MAX_STAGES];
     int n_units;       /* size of w_up/w_down */
     elastic_event *ev; /* (n_ev) the log */
     int n_ev, cap_ev;

@@ -32,22 +32,22 @@
 #define BISECT_STEPS 100
 #define DEPTH_TRIES  8 /* uniform_depth: depth vectors tried, nearest m = 1 first */
 
-static const ps_width DMCP_GRID = {0.1, 1.0, 0.1};
+static const prunespace_width DMCP_GRID = {0.1, 1.0, 0.1};
 
 /* The existing network at widths w, stage s at d[s] blocks (new blocks
  * copy the stage's last block). */
 static void cfg_of(const adapt_space *as, const int *w, const int *d, model_cfg *out)
 {
-    assert(as->n_stages <= AS_MAX_STAGES);
-    as_cfg(as, w, NULL, out);
+    assert(as->n_stages <= ADAPTSPACE_MAX_STAGES);
+    adaptspace_cfg(as, w, NULL, out);
     for (int s = as->n_stages - 1; s >= 0; s--) {
         if (d[s] < as->depth[s]) {
-            as_cfg_remove_blocks(out, s, as->depth[s] - d[s]);
+            adaptspace_cfg_remove_blocks(out, s, as->depth[s] - d[s]);
             continue;
         }
         for (int k = as->depth[s]; k < d[s]; k++) {
-            int first[AS_MAX_STAGES], depth[AS_MAX_STAGES];
-            as_stages(out, first, depth);
+            int first[ADAPTSPACE_MAX_STAGES], depth[ADAPTSPACE_MAX_STAGES];
+            adaptspace_stages(out, first, depth);
             int last = first[s] + depth[s] - 1, inner;
             if (modelcfg_is_resnet(out->arch)) {
                 inner = out->stages[s].mids[depth[s] - 1];
@@ -56,7 +56,7 @@ static void cfg_of(const adapt_space *as, const int *w, const int *d, model_cfg 
                 int cin = last == 0 ? out->mb_stem : out->blocks[last - 1].out;
                 inner = b->hidden == cin ? b->out : b->hidden == b->out ? b->hidden + 1 : b->hidden;
             }
-            if (as_cfg_append_block(out, s, inner) < 0)
+            if (adaptspace_cfg_append_block(out, s, inner) < 0)
                 break;
         }
     }
@@ -85,7 +85,7 @@ static int scaled_init(scaled *x, const adapt_space *as, const int *d, double ca
     int *wb = xcalloc((size_t)x->nom.n_units, sizeof(int));
     for (int u = 0; u < x->nom.n_units; u++)
         wb[u] = (int)ceil(cap * x->nom.units[u].channels);
-    ps_widths_to_cfg(&x->nom, wb, &b);
+    prunespace_widths_to_cfg(&x->nom, wb, &b);
     free(wb);
     if ((rc = prune_space_init(&x->big, &b, &DMCP_GRID, eb)) != 0)
         return rc;
@@ -120,7 +120,7 @@ static double solve_m(const adapt_space *as, const int *d, double target)
     for (int it = 0; it < BISECT_STEPS; it++) {
         double mid = 0.5 * (a + b);
         real_widths(&x.nom, mid, ec);
-        if (ps_expected_macs(&x.nom, ec, NULL) > target)
+        if (prunespace_expected_macs(&x.nom, ec, NULL) > target)
             b = mid;
         else
             a = mid;
@@ -154,8 +154,8 @@ static int fit_at(const adapt_space *as, const int *d, double m, double target_m
         one[u] = 1;
         scale[u] = 0.1 * want[u];
     }
-    ps_fix_structure(&x.big, w, 0);
-    *rounded = ps_macs(&x.big, w) / 1e6;
+    prunespace_fix_structure(&x.big, w, 0);
+    *rounded = prunespace_macs(&x.big, w) / 1e6;
     bandfit_spec f = {.sp = &x.big,
                       .want = want,
                       .scale = scale,
@@ -165,7 +165,7 @@ static int fit_at(const adapt_space *as, const int *d, double m, double target_m
     rc = bandfit_run(&f, w, NULL, r);
     if (rc != 0)
         rc = bandfit_error(eb, field, target_mflops, &f, r);
-    ps_widths_to_cfg(&x.big, w, out);
+    prunespace_widths_to_cfg(&x.big, w, out);
     free(w);
     free(one);
     free(want);
@@ -183,7 +183,7 @@ static void depths_of(const adapt_space *as, double k, int *d)
 }
 
 typedef struct depth_choice {
-    int d[AS_MAX_STAGES];
+    int d[ADAPTSPACE_MAX_STAGES];
     double k, m, gap;
 } depth_choice;
 
@@ -202,7 +202,7 @@ static int uniform_depth(const adapt_space *as, double target_mflops, const char
                          errbuf *eb)
 {
     depth_choice *c = xcalloc(400, sizeof *c);
-    int n = 0, prev[AS_MAX_STAGES] = {0}, rc = ERR_INVALID;
+    int n = 0, prev[ADAPTSPACE_MAX_STAGES] = {0}, rc = ERR_INVALID;
     for (int i = 1; i <= 400; i++) {
         depth_choice x = {.k = 0.01 * i};
         depths_of(as, x.k, x.d);
@@ -234,12 +234,12 @@ int adapt_baseline(const adapt_spec *sp, const model_cfg *c, double target_mflop
                    json_t *info, errbuf *eb)
 {
     adapt_space as;
-    int rc = as_init_super(&as, c, eb);
+    int rc = adaptspace_init_super(&as, c, eb);
     if (rc != 0)
         return rc;
     const char *field = adapt_target_field(sp);
     double full = modelcfg_macs(c), m = 1, k = 1, rounded = 0;
-    int d[AS_MAX_STAGES];
+    int d[ADAPTSPACE_MAX_STAGES];
     bandfit_result r;
     memset(&r, 0, sizeof r);
     memcpy(d, as.depth0, sizeof d);
@@ -280,6 +280,6 @@ int adapt_baseline(const adapt_spec *sp, const model_cfg *c, double target_mflop
         json_object_set_new(info, "distance", json_real(r.cost));
         json_object_set_new(info, "in_band", json_boolean(r.in_band));
     }
-    as_deinit(&as);
+    adaptspace_deinit(&as);
     return rc;
 }

@@ -44,8 +44,8 @@ int dna_derive(adapter *a, int *w, int *d, json_t *info, errbuf *eb)
     json_object_set_new(info, "expected",
                         json_pack("{s:o, s:o, s:f}", "widths", nas_int_array(w, n), "depths",
                                   nas_int_array(d, as->n_stages), "mflops",
-                                  as_macs(as, w, d) / 1e6));
-    double *ec = xcalloc((size_t)n, sizeof(double)), ed[AS_MAX_STAGES];
+                                  adaptspace_macs(as, w, d) / 1e6));
+    double *ec = xcalloc((size_t)n, sizeof(double)), ed[ADAPTSPACE_MAX_STAGES];
     adapt_expected(st, ec, ed);
     if (st->dc.fixed) /* width-only: every block stays, the fit moves widths alone */
         memcpy(d, as->depth, (size_t)as->n_stages * sizeof(int));
@@ -59,7 +59,7 @@ int dna_derive(adapter *a, int *w, int *d, json_t *info, errbuf *eb)
                       .hi = a->target * (1 + ADAPT_TARGET_TOL) * 1e6};
     bandfit_result r;
     int rc = bandfit_run(&f, w, d, &r);
-    double m = as_macs(as, w, d);
+    double m = adaptspace_macs(as, w, d);
     if (m != r.macs) /* the fit's count and the space's disagree: a bug, not an input */
         rc = err_set(eb, ERR_INTERNAL, "derived network: %.0f MACs by the fit, %.0f by the space",
                      r.macs, m);

@@ -36,8 +36,8 @@ typedef struct dna_space {
     adapter *a;
     int *w; /* (cap_w >= n_units) widths */
     int cap_w;
-    int d[AS_MAX_STAGES];
-    as_blockmap maps[2]; /* the sub-nets' block maps, by NAS_SLOT_* */
+    int d[ADAPTSPACE_MAX_STAGES];
+    adaptspace_blockmap maps[2]; /* the sub-nets' block maps, by NAS_SLOT_* */
 } dna_space;
 
 static net *dn_supernet(void *ctx)
@@ -72,14 +72,14 @@ static int dn_build_subnet(void *ctx, int slot, net *sub, slice_map *map, errbuf
 {
     dna_space *s = ctx;
     const adapter *a = s->a;
-    *map = (slice_map){as_map_name, &s->maps[slot]};
+    *map = (slice_map){adaptspace_map_name, &s->maps[slot]};
     return adapt_subnet(a->st, s->w, s->d, a->j.b, a->j.spec->seed, sub, &s->maps[slot], eb);
 }
 
 static double dn_arch_macs(void *ctx)
 {
     dna_space *s = ctx;
-    return as_macs(&s->a->st->as, s->w, s->d);
+    return adaptspace_macs(&s->a->st->as, s->w, s->d);
 }
 
 static double dn_expected_macs(void *ctx)
@@ -163,7 +163,7 @@ static void dn_epoch_metrics(void *ctx, long step, const char *phase)
 {
     adapter *a = ((dna_space *)ctx)->a;
     adapt_state *st = a->st;
-    double ed[AS_MAX_STAGES];
+    double ed[ADAPTSPACE_MAX_STAGES];
     adapt_expected(st, NULL, ed);
     for (int i = 0; i < st->as.n_stages; i++) {
         char what[96];
@@ -206,7 +206,7 @@ static json_t *space_json(const adapt_space *as)
 {
     json_t *units = json_array(), *d0 = json_array();
     for (int u = 0; u < as->sp.n_units; u++) {
-        const ps_unit *x = &as->sp.units[u];
+        const prunespace_unit *x = &as->sp.units[u];
         json_array_append_new(units,
                               json_pack("[i, i, i, i]", x->c_min, x->group, x->K, as->nominal[u]));
     }
@@ -270,7 +270,7 @@ static int restore_state(adapter *a, const st_file *f, errbuf *eb)
     if (mj == NULL || modelcfg_parse(&c, mj, "model", &fe) != 0 || !json_is_array(units) ||
         !json_is_array(d0))
         rc = err_set(eb, ERR_FORMAT, "bad model or space metadata");
-    else if ((rc = as_init_super(&as, &c, eb)) == 0 &&
+    else if ((rc = adaptspace_init_super(&as, &c, eb)) == 0 &&
              (json_array_size(units) != (size_t)as.sp.n_units ||
               json_array_size(d0) != (size_t)as.n_stages))
         rc = err_set(eb, ERR_FORMAT, "space metadata does not match the model (%zu units, %d)",
@@ -283,7 +283,7 @@ static int restore_state(adapter *a, const st_file *f, errbuf *eb)
                 err_set(eb, ERR_FORMAT, "space metadata: bad grid of unit %s", as.sp.units[u].name);
             break;
         }
-        ps_set_grid(&as.sp, u, lo, g, K);
+        prunespace_set_grid(&as.sp, u, lo, g, K);
         as.nominal[u] = nom;
     }
     for (int i = 0; rc == 0 && i < as.n_stages; i++)
@@ -291,7 +291,7 @@ static int restore_state(adapter *a, const st_file *f, errbuf *eb)
     json_decref(mj);
     json_decref(sj);
     if (rc != 0) {
-        as_deinit(&as);
+        adaptspace_deinit(&as);
         return rc;
     }
     adapt_state *st = adapt_state_new(&as, a->j.b, a->j.spec->seed, eb);

@@ -71,7 +71,7 @@ typedef struct wchange {
     int front, kept, add;
 } wchange;
 
-static int new_width(const ps_unit *x, const wchange *c)
+static int new_width(const prunespace_unit *x, const wchange *c)
 {
     return x->c_min + (c->kept + c->add) * x->group;
 }
@@ -114,22 +114,22 @@ static adapt_state *width_rebuild(const adapt_state *st, wchange *wc, uint64_t s
     for (int u = 0; u < n; u++)
         C[u] = new_width(&sp->units[u], &wc[u]);
     model_cfg cfg;
-    ps_widths_to_cfg(sp, C, &cfg);
+    prunespace_widths_to_cfg(sp, C, &cfg);
     adapt_space as;
     adapt_state *nst = NULL;
-    if (as_init_super(&as, &cfg, eb) != 0)
+    if (adaptspace_init_super(&as, &cfg, eb) != 0)
         goto out;
     if (as.sp.n_units != n) {
         err_set(eb, ERR_INTERNAL, "width change: %d units, expected %d", as.sp.n_units, n);
-        as_deinit(&as);
+        adaptspace_deinit(&as);
         goto out;
     }
     memcpy(as.depth0, st->as.depth0, sizeof as.depth0);
     for (int u = 0; u < n; u++) {
-        const ps_unit *x = &sp->units[u];
+        const prunespace_unit *x = &sp->units[u];
         const wchange *c = &wc[u];
-        ps_set_grid(&as.sp, u, x->c_min - c->front * x->group, x->group,
-                    c->front + c->kept + c->add);
+        prunespace_set_grid(&as.sp, u, x->c_min - c->front * x->group, x->group,
+                            c->front + c->kept + c->add);
         as.nominal[u] = st->as.nominal[u];
     }
     nst = adapt_state_new(&as, max_batch, seed, eb);
@@ -166,7 +166,7 @@ static void width_event(elastic_event *ev, elastic_kind k, const adapt_state *a,
     memset(ev, 0, sizeof *ev);
     ev->kind = k;
     snprintf(ev->what, sizeof ev->what, "%s", a->as.sp.units[u].name);
-    const ps_unit *x = &a->as.sp.units[u], *y = &b->as.sp.units[u];
+    const prunespace_unit *x = &a->as.sp.units[u], *y = &b->as.sp.units[u];
     int before[4] = {x->channels, x->c_min, x->group, x->K},
         after[4] = {y->channels, y->c_min, y->group, y->K};
     memcpy(ev->before, before, sizeof before);
@@ -199,7 +199,7 @@ adapt_state *elastic_width_expand(const adapt_state *st, int u, int groups, uint
  * prefix groups become prunable. Returns 0 when nothing would change. */
 static int plan_condense(const adapt_state *st, int u, double drop_p, int groups, wchange *c)
 {
-    const ps_unit *x = &st->as.sp.units[u];
+    const prunespace_unit *x = &st->as.sp.units[u];
     int kept = 0;
     while (kept < x->K && st->ch.P[st->ch.a_off[u] + (size_t)kept] >= drop_p)
         kept++;
@@ -234,7 +234,7 @@ static int inner_unit(const adapt_space *as, int b, int second)
     const prune_space *sp = &as->sp;
     if (modelcfg_is_mb(sp->super.arch))
         return sp->hid_unit[b];
-    int s = as_stage_of(as, b);
+    int s = adaptspace_stage_of(as, b);
     int k = s * MC_MAX_STAGE_BLOCKS + (b - as->first[s]);
     return second && sp->mid2_unit != NULL ? sp->mid2_unit[k] : sp->mid_unit[k];
 }
@@ -243,16 +243,16 @@ static int inner_unit(const adapt_space *as, int b, int second)
  * new space with no counterpart (an appended block's inner width). */
 static int template_unit(const adapt_space *old, const adapt_space *nw, const char *unit)
 {
-    char prefix[PS_NAME_MAX];
+    char prefix[PRUNESPACE_NAME_MAX];
     snprintf(prefix, sizeof prefix, "%s", unit);
     char *dot = strrchr(prefix, '.');
     if (dot == NULL)
         return -1;
     *dot = '\0';
-    int b = as_block_of(nw, prefix);
+    int b = adaptspace_block_of(nw, prefix);
     if (b < 0)
         return -1;
-    int s = as_stage_of(nw, b);
+    int s = adaptspace_stage_of(nw, b);
     return inner_unit(old, old->first[s] + old->depth[s] - 1, strcmp(dot + 1, "conv2") == 0);
 }
 
@@ -265,7 +265,7 @@ static adapt_state *depth_rebuild(const adapt_state *st, const int *delta, uint6
     model_cfg cfg = os->sp.super;
     for (int s = os->n_stages - 1; s >= 0; s--) {
         if (delta[s] < 0) {
-            as_cfg_remove_blocks(&cfg, s, -delta[s]);
+            adaptspace_cfg_remove_blocks(&cfg, s, -delta[s]);
             continue;
         }
         for (int k = 0; k < delta[s]; k++) {
@@ -281,18 +281,18 @@ static adapt_state *depth_rebuild(const adapt_state *st, const int *delta, uint6
                 else if (inner == out)
                     inner += os->sp.units[iu].group;
             }
-            if (as_cfg_append_block(&cfg, s, inner) < 0) {
+            if (adaptspace_cfg_append_block(&cfg, s, inner) < 0) {
                 err_set(eb, ERR_INVALID, "stage %d: no room for another block", s);
                 return NULL;
             }
         }
     }
     adapt_space as;
-    if (as_init_super(&as, &cfg, eb) != 0)
+    if (adaptspace_init_super(&as, &cfg, eb) != 0)
         return NULL;
     memcpy(as.depth0, os->depth0, sizeof as.depth0);
     /* blocks of the new net -> the old one */
-    as_blockmap map;
+    adaptspace_blockmap map;
     memset(&map, 0, sizeof map);
     map.arch = cfg.arch;
     map.n_from = as.n_blocks;
@@ -301,21 +301,23 @@ static adapt_state *depth_rebuild(const adapt_state *st, const int *delta, uint6
         for (int j = 0; j < as.depth[s]; j++)
             map.to[as.first[s] + j] = j < os->depth[s] ? os->first[s] + j : -1;
     int *from = xcalloc((size_t)as.sp.n_units, sizeof(int));
-    char name[PS_NAME_MAX];
+    char name[PRUNESPACE_NAME_MAX];
     for (int u = 0; u < as.sp.n_units; u++) {
-        const ps_unit *x = &as.sp.units[u];
-        int ou = as_map_name(&map, x->name, name, sizeof name) ? ps_unit_find(&os->sp, name) : -1;
+        const prunespace_unit *x = &as.sp.units[u];
+        int ou = adaptspace_map_name(&map, x->name, name, sizeof name)
+                     ? prunespace_unit_find(&os->sp, name)
+                     : -1;
         int tu = ou >= 0 ? ou : template_unit(os, &as, x->name);
         from[u] = ou;
         if (tu < 0) {
             as.nominal[u] = x->channels;
             continue;
         }
-        const ps_unit *t = &os->sp.units[tu];
+        const prunespace_unit *t = &os->sp.units[tu];
         int g = t->group, lo = t->c_min < x->channels ? t->c_min : 1;
         if ((x->channels - lo) % g != 0)
             g = 1;
-        ps_set_grid(&as.sp, u, lo, g, (x->channels - lo) / g);
+        prunespace_set_grid(&as.sp, u, lo, g, (x->channels - lo) / g);
         as.nominal[u] = os->nominal[tu];
         if (ou < 0)
             from[u] = -2 - tu; /* chains copied from the template, momentum fresh */
@@ -323,7 +325,7 @@ static adapt_state *depth_rebuild(const adapt_state *st, const int *delta, uint6
     adapt_state *nst = adapt_state_new(&as, max_batch, seed, eb);
     if (nst == NULL) {
         free(from);
-        as_deinit(&as);
+        adaptspace_deinit(&as);
         return NULL;
     }
     nst->dc.fixed = st->dc.fixed;
@@ -347,14 +349,14 @@ static adapt_state *depth_rebuild(const adapt_state *st, const int *delta, uint6
             nst->dc.mom[b] = st->dc.mom[map.to[b]];
         }
     adapt_update(nst);
-    slice_map sm = {as_map_name, &map};
+    slice_map sm = {adaptspace_map_name, &map};
     net_copy_overlap(&nst->super, &st->super, &sm);
     /* appended blocks start as the identity: their last BN's gamma is 0 */
     for (int b = 0; b < nst->dc.n; b++) {
         if (map.to[b] >= 0)
             continue;
-        char pre[PS_NAME_MAX], bn[PS_NAME_MAX + 8];
-        int s = as_stage_of(&nst->as, b), t;
+        char pre[PRUNESPACE_NAME_MAX], bn[PRUNESPACE_NAME_MAX + 8];
+        int s = adaptspace_stage_of(&nst->as, b), t;
         if (modelcfg_is_resnet(cfg.arch))
             snprintf(pre, sizeof pre, "layer%d.%d.%s", s + 1, b - nst->as.first[s],
                      cfg.arch == MC_RESNET && cfg.block == MC_BLOCK_BOTTLENECK ? "bn3" : "bn2");
@@ -390,7 +392,7 @@ static void depth_event(elastic_event *ev, elastic_kind k, const adapt_state *a,
 adapt_state *elastic_depth_expand(const adapt_state *st, int s, uint64_t seed, int max_batch,
                                   elastic_event *ev, errbuf *eb)
 {
-    int delta[AS_MAX_STAGES] = {0};
+    int delta[ADAPTSPACE_MAX_STAGES] = {0};
     delta[s] = 1;
     adapt_state *n = depth_rebuild(st, delta, seed, max_batch, eb);
     if (n != NULL)
@@ -411,7 +413,7 @@ static int droppable(const adapt_state *st, int s, double drop_p)
 adapt_state *elastic_depth_condense(const adapt_state *st, int s, double drop_p, uint64_t seed,
                                     int max_batch, elastic_event *ev, errbuf *eb)
 {
-    int delta[AS_MAX_STAGES] = {0};
+    int delta[ADAPTSPACE_MAX_STAGES] = {0};
     delta[s] = -droppable(st, s, drop_p);
     if (delta[s] == 0) {
         err_set(eb, ERR_INVALID, "stage %d: no block to drop", s + 1);
@@ -469,7 +471,7 @@ static void log_event(elastic *e, const elastic_event *ev, long step)
 /* Groups unit u may still grow by (the cap max_width * nominal). */
 static int room(const elastic *e, const adapt_space *as, int u)
 {
-    const ps_unit *x = &as->sp.units[u];
+    const prunespace_unit *x = &as->sp.units[u];
     int k = e->cfg.expand_groups;
     while (k > 0 && x->channels + k * x->group > e->cfg.max_width * as->nominal[u])
         k--;
@@ -483,7 +485,7 @@ static int width_due(elastic *e, const adapt_state *st, wchange *wc)
     const adapt_space *as = &st->as;
     int due = 0;
     for (int u = 0; u < as->sp.n_units; u++) {
-        const ps_unit *x = &as->sp.units[u];
+        const prunespace_unit *x = &as->sp.units[u];
         wc[u] = (wchange){0, x->K, 0};
         if (x->K == 0)
             continue;
@@ -548,13 +550,13 @@ int elastic_check(elastic *e, adapt_state **stp, long step, int max_batch, errbu
     if (e->n_units != nu)
         elastic_resize(e, nu);
     wchange *wc = xcalloc((size_t)(nu ? nu : 1), sizeof *wc);
-    int delta[AS_MAX_STAGES] = {0};
+    int delta[ADAPTSPACE_MAX_STAGES] = {0};
     int nw = width_due(e, st, wc), nd = depth_due(e, st, delta), n_events = 0, rc = 0;
     /* one change at a time, each its own new supernet, so that every
      * event's FLOPs are its own; unit and stage indices do not move under
      * width changes, and stage indices not under depth changes */
     for (int u = 0; nw > 0 && u < nu; u++) {
-        const ps_unit *x = &st->as.sp.units[u];
+        const prunespace_unit *x = &st->as.sp.units[u];
         if (wc[u].add == 0 && wc[u].front == 0 && wc[u].kept == x->K)
             continue;
         wchange *one = no_change(&st->as.sp);
@@ -580,7 +582,7 @@ int elastic_check(elastic *e, adapt_state **stp, long step, int max_batch, errbu
     for (int s = 0; rc == 0 && nd > 0 && s < st->as.n_stages; s++) {
         if (delta[s] == 0)
             continue;
-        int one[AS_MAX_STAGES] = {0};
+        int one[ADAPTSPACE_MAX_STAGES] = {0};
         one[s] = delta[s];
         adapt_state *n = depth_rebuild(st, one, event_seed(e), max_batch, eb);
         if (n == NULL) {

@@ -67,8 +67,8 @@ static void depth_update(adapt_depth *dc)
 int adapt_join(void *ctx, net *m, int x, int fx, const char *block)
 {
     adapt_depth *dc = ctx;
-    int b = as_block_of(dc->as, block);
-    if (b < 0 || !as_keepable(dc->as, b))
+    int b = adaptspace_block_of(dc->as, block);
+    if (b < 0 || !adaptspace_keepable(dc->as, b))
         return net_add(m, x, fx);
     return net_scaleadd(m, x, fx, dc->qf + b, dc->dq + b);
 }
@@ -101,7 +101,7 @@ void adapt_state_free(adapt_state *st)
     net_deinit(&st->super);
     depth_deinit(&st->dc);
     chains_deinit(&st->ch);
-    as_deinit(&st->as);
+    adaptspace_deinit(&st->as);
     free(st);
 }
 
@@ -142,7 +142,7 @@ double adapt_expected_macs(const adapt_state *st, double *dP, double *dq)
     double *ec = xcalloc((size_t)sp->n_units, sizeof(double));
     double *g = dP != NULL ? xcalloc((size_t)sp->n_units, sizeof(double)) : NULL;
     chains_expected_widths(&st->ch, ec);
-    double macs = ps_expected_macs_blocks(sp, ec, st->dc.q, g, dq);
+    double macs = prunespace_expected_macs_blocks(sp, ec, st->dc.q, g, dq);
     if (dP != NULL)
         for (int u = 0; u < sp->n_units; u++)
             for (int k = 0; k < sp->units[u].K; k++)
@@ -215,7 +215,7 @@ void adapt_init_existing(adapt_state *st)
 {
     const adapt_space *as = &st->as;
     for (int u = 0; u < as->sp.n_units; u++) {
-        const ps_unit *x = &as->sp.units[u];
+        const prunespace_unit *x = &as->sp.units[u];
         double p = solve_transition(x->c_min, x->group, x->K, as->nominal[u]);
         for (int k = 0; k < x->K; k++)
             st->ch.alpha[st->ch.a_off[u] + (size_t)k] = (float)logit(p);
@@ -236,7 +236,7 @@ void adapt_init_existing(adapt_state *st)
 void adapt_expected_arch(const adapt_state *st, int *w, int *d)
 {
     chains_es_widths(&st->ch, w);
-    double ed[AS_MAX_STAGES];
+    double ed[ADAPTSPACE_MAX_STAGES];
     adapt_expected(st, NULL, ed);
     for (int s = 0; s < st->as.n_stages; s++) {
         long v = lround(ed[s] - 1e-4);
@@ -246,7 +246,7 @@ void adapt_expected_arch(const adapt_state *st, int *w, int *d)
 
 void adapt_min_arch(const adapt_state *st, int *w, int *d)
 {
-    as_min_widths(&st->as, w);
+    adaptspace_min_widths(&st->as, w);
     for (int s = 0; s < st->as.n_stages; s++)
         d[s] = st->dc.fixed ? st->as.depth[s] : 1;
 }
@@ -272,13 +272,13 @@ void adapt_sample_arch(const adapt_state *st, rng *r, int *w, int *d)
 }
 
 int adapt_subnet(const adapt_state *st, const int *w, const int *d, int max_batch, uint64_t seed,
-                 net *m, as_blockmap *map, errbuf *eb)
+                 net *m, adaptspace_blockmap *map, errbuf *eb)
 {
     model_cfg c;
-    as_cfg(&st->as, w, d, &c);
+    adaptspace_cfg(&st->as, w, d, &c);
     int rc = model_build(m, &c, max_batch, seed, NULL, eb);
-    as_blockmap_subnet(map, &st->as, d);
-    slice_map sm = {as_map_name, map};
+    adaptspace_blockmap_subnet(map, &st->as, d);
+    slice_map sm = {adaptspace_map_name, map};
     if (rc == 0)
         rc = net_slice_check_map(m, &st->super, &sm, eb);
     if (rc == 0)
@@ -292,9 +292,9 @@ void adapt_hide_channels(adapt_state *st, int u, int from)
 {
     const prune_space *sp = &st->as.sp;
     net *m = &st->super;
-    char name[PS_NAME_MAX + 16];
+    char name[PRUNESPACE_NAME_MAX + 16];
     for (int i = 0; i < sp->n_layers; i++) {
-        const ps_layer *l = &sp->layers[i];
+        const prunespace_layer *l = &sp->layers[i];
         if (l->in_unit != u || l->depthwise)
             continue;
         snprintf(name, sizeof name, "%s.weight", l->name);

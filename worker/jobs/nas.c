@@ -371,7 +371,7 @@ int nas_resumed_network(const nas_job *j, const char *model_json, model_cfg *fou
 void nas_reparse_begin(nas_reparse *r)
 {
     fe_init(&r->fe);
-    jf_open(&r->root, NULL, "", &r->fe);
+    jsonfield_open(&r->root, NULL, "", &r->fe);
 }
 
 int nas_reparse_end(nas_reparse *r, const char *what, errbuf *eb)

@@ -139,7 +139,7 @@ int nas_retrain(nas_job *j, const model_cfg *found, const char *init, const char
  * between begin and end. */
 typedef struct nas_reparse {
     field_errors fe;
-    jf_obj root; /* pass to prunespec_parse / adaptspec_parse */
+    jsonfield_obj root; /* pass to prunespec_parse / adaptspec_parse */
 } nas_reparse;
 
 void nas_reparse_begin(nas_reparse *r);

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LOG_EVERY 10     /* steps between training-metric points */
-#define N_RANDOM  2      /* random sub-nets per sandwich */
-#define PS_DECAY  0.9999 /* p_s's decay per random sub-net, every tenth iteration */
+#define LOG_EVERY        10     /* steps between training-metric points */
+#define N_RANDOM         2      /* random sub-nets per sandwich */
+#define PRUNESPACE_DECAY 0.9999 /* p_s's decay per random sub-net, every tenth iteration */
 
 /* Running sums of the training metrics between two log points. */
 typedef struct sums {
@@ -81,7 +81,7 @@ static void draw(run *r, long step, int which)
     nas_arch kind = NAS_ARCH_UNIFORM;
     if (step >= s->warmup_steps) {
         long tens = (step - s->warmup_steps) / 10; /* the decay steps every 10 iterations */
-        double ps = pow(PS_DECAY, (double)(N_RANDOM * tens));
+        double ps = pow(PRUNESPACE_DECAY, (double)(N_RANDOM * tens));
         if ((double)rng_uniform(&g) >= ps)
             kind = NAS_ARCH_CHAINS;
     }
@@ -127,7 +127,7 @@ static void arch_step(run *r, long step)
     /* the weight gradients are dropped at the next zero_grad */
     float ce = ce_backward(r->j, r->ops->supernet(r->ctx), (float)s->ss->label_smoothing);
     double dl, e = r->ops->expected_macs(r->ctx) / 1e6;
-    ps_budget_loss(e, s->target, s->ss->flops_loss_weight, s->ss->band, &dl);
+    prunespace_budget_loss(e, s->target, s->ss->flops_loss_weight, s->ss->band, &dl);
     r->ops->arch_step(r->ctx, dl / 1e6, &s->ss->arch, arch_lr(s, step), step == s->warmup_steps);
     r->ops->arch_scaling(r->ctx, 0);
     r->acc.arch_ce += (double)ce;
@@ -150,7 +150,7 @@ static void log_point(run *r, long step)
     }
     nas_emit_phase(r->j, step, ph, "lr", weight_lr(s, step - 1));
     double dl, e = r->ops->expected_macs(r->ctx) / 1e6;
-    double lf = ps_budget_loss(e, s->target, s->ss->flops_loss_weight, s->ss->band, &dl);
+    double lf = prunespace_budget_loss(e, s->target, s->ss->flops_loss_weight, s->ss->band, &dl);
     nas_emit_phase(r->j, step, ph, "expected_mflops", e);
     nas_emit_phase(r->j, step, ph, "flops_loss", lf);
     if (v[4] > 0) {

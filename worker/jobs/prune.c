@@ -22,7 +22,7 @@
 int pruner_subnet(pruner *p, const int *w, net *m, errbuf *eb)
 {
     model_cfg c;
-    ps_widths_to_cfg(&p->sp, w, &c);
+    prunespace_widths_to_cfg(&p->sp, w, &c);
     int rc = model_build(m, &c, p->j.b, p->j.spec->seed, NULL, eb);
     if (rc == 0)
         rc = net_slice_check(m, &p->super, eb);
@@ -107,12 +107,12 @@ static void add_tables(const pruner *p, const int *w, json_t *rep, int with_chai
 {
     const prune_space *sp = &p->sp;
     int *full = xcalloc((size_t)sp->n_units, sizeof(int));
-    ps_full_widths(sp, full);
+    prunespace_full_widths(sp, full);
     json_t *units = json_array();
     double *ec = xcalloc((size_t)sp->n_units, sizeof(double));
     chains_expected_widths(&p->ch, ec);
     for (int u = 0; u < sp->n_units; u++) {
-        const ps_unit *x = &sp->units[u];
+        const prunespace_unit *x = &sp->units[u];
         json_t *j =
             json_pack("{s:s, s:i, s:i, s:i, s:i, s:i}", "name", x->name, "channels", x->channels,
                       "kept", w[u], "c_min", x->c_min, "group", x->group, "groups", x->K);
@@ -129,7 +129,7 @@ static void add_tables(const pruner *p, const int *w, json_t *rep, int with_chai
     json_object_set_new(rep, "units", units);
     json_t *layers = json_array();
     for (int i = 0; i < sp->n_layers; i++) {
-        const ps_layer *l = &sp->layers[i];
+        const prunespace_layer *l = &sp->layers[i];
         int in = l->in_unit >= 0 ? w[l->in_unit] : l->in_fixed;
         int out = l->out_unit >= 0 ? w[l->out_unit] : l->out_fixed;
         int in_f = l->in_unit >= 0 ? full[l->in_unit] : l->in_fixed;
@@ -137,8 +137,8 @@ static void add_tables(const pruner *p, const int *w, json_t *rep, int with_chai
         json_array_append_new(layers,
                               json_pack("{s:s, s:i, s:i, s:i, s:i, s:f, s:f}", "name", l->name,
                                         "in", in, "out", out, "in_full", in_f, "out_full", out_f,
-                                        "mflops", ps_layer_macs(sp, i, w) / 1e6, "mflops_full",
-                                        ps_layer_macs(sp, i, full) / 1e6));
+                                        "mflops", prunespace_layer_macs(sp, i, w) / 1e6,
+                                        "mflops_full", prunespace_layer_macs(sp, i, full) / 1e6));
     }
     json_object_set_new(rep, "layers", layers);
     free(ec);
@@ -239,7 +239,7 @@ static int searched_network(pruner *p, long start, int *w, model_cfg *found, jso
         json_decref(derive);
         return rc;
     }
-    ps_widths_to_cfg(&p->sp, w, found);
+    prunespace_widths_to_cfg(&p->sp, w, found);
     *report = search_report(p, w, found, mult, top1_inh, derive);
     if (p->ps.finetune && (rc = save_inherited(p, w, found, init, init_len, eb)) != 0)
         return rc;

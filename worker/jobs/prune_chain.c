@@ -60,7 +60,8 @@ void chains_init(prune_chains *c, const prune_space *sp)
     c->t_dscale = xcalloc(nt, sizeof(float));
     for (int i = 0; i < sp->n_sites; i++)
         for (int j = 0; j < sp->sites[i].tie; j++)
-            c->tie_ch[c->t_off[i] + (size_t)j] = ps_tie_channel_width(sp, &sp->sites[i], j) - 1;
+            c->tie_ch[c->t_off[i] + (size_t)j] =
+                prunespace_tie_channel_width(sp, &sp->sites[i], j) - 1;
     chains_update(c);
 }
 
@@ -84,7 +85,7 @@ void chains_deinit(prune_chains *c)
 int chains_site(void *ctx, net *m, int x, const char *bn)
 {
     prune_chains *c = ctx;
-    const ps_site *t = ps_site_find(c->sp, bn);
+    const prunespace_site *t = prunespace_site_find(c->sp, bn);
     if (t == NULL)
         return x;
     if (t->tie > 0) {
@@ -105,7 +106,7 @@ void chains_update(prune_chains *c)
 {
     const prune_space *sp = c->sp;
     for (int u = 0; u < sp->n_units; u++) {
-        const ps_unit *x = &sp->units[u];
+        const prunespace_unit *x = &sp->units[u];
         chains_marginals(c->alpha + c->a_off[u], x->K, c->P + c->a_off[u]);
         float *s = c->scale + c->s_off[u];
         for (int ch = 0; ch < x->channels; ch++)
@@ -139,7 +140,7 @@ void chains_set_scaling(prune_chains *c, int on)
 
 double chains_channel_p(const prune_chains *c, int u, int ch)
 {
-    const ps_unit *x = &c->sp->units[u];
+    const prunespace_unit *x = &c->sp->units[u];
     if (ch < x->c_min)
         return 1.0;
     if (ch >= x->channels)
@@ -151,7 +152,7 @@ void chains_expected_widths(const prune_chains *c, double *ec)
 {
     const prune_space *sp = c->sp;
     for (int u = 0; u < sp->n_units; u++) {
-        const ps_unit *x = &sp->units[u];
+        const prunespace_unit *x = &sp->units[u];
         double sum = 0;
         for (int k = 0; k < x->K; k++)
             sum += c->P[c->a_off[u] + k];
@@ -161,7 +162,7 @@ void chains_expected_widths(const prune_chains *c, double *ec)
 
 double chains_p_mean(const prune_chains *c, int u)
 {
-    const ps_unit *x = &c->sp->units[u];
+    const prunespace_unit *x = &c->sp->units[u];
     if (x->K == 0)
         return 1.0;
     double sum = 0;
@@ -176,7 +177,7 @@ double chains_expected_macs(const prune_chains *c, double *dmacs_dP)
     double *ec = xcalloc((size_t)sp->n_units, sizeof(double));
     double *g = dmacs_dP ? xcalloc((size_t)sp->n_units, sizeof(double)) : NULL;
     chains_expected_widths(c, ec);
-    double macs = ps_expected_macs(sp, ec, g);
+    double macs = prunespace_expected_macs(sp, ec, g);
     if (dmacs_dP != NULL)
         for (int u = 0; u < sp->n_units; u++)
             for (int k = 0; k < sp->units[u].K; k++)
@@ -206,7 +207,7 @@ void chains_backward_dP(prune_chains *c, const double *dP_extra)
         memcpy(dP, dP_extra, c->n_alpha * sizeof(double));
     chains_gather_tied(c);
     for (int u = 0; u < sp->n_units; u++) {
-        const ps_unit *x = &sp->units[u];
+        const prunespace_unit *x = &sp->units[u];
         const float *ds = c->dscale + c->s_off[u];
         size_t a = c->a_off[u];
         for (int k = 0; k < x->K; k++) {
@@ -251,22 +252,22 @@ void chains_sample(const prune_chains *c, rng *r, int *w)
 {
     const prune_space *sp = c->sp;
     for (int u = 0; u < sp->n_units; u++) {
-        const ps_unit *x = &sp->units[u];
+        const prunespace_unit *x = &sp->units[u];
         int k = 0;
         while (k < x->K && (double)rng_uniform(r) <= sigmoid(c->alpha[c->a_off[u] + k]))
             k++;
         w[u] = x->c_min + k * x->group;
     }
-    ps_fix_structure(sp, w, 1);
+    prunespace_fix_structure(sp, w, 1);
 }
 
 void chains_random_widths(const prune_space *sp, rng *r, int *w)
 {
     for (int u = 0; u < sp->n_units; u++) {
-        const ps_unit *x = &sp->units[u];
+        const prunespace_unit *x = &sp->units[u];
         w[u] = x->c_min + (int)rng_below(r, (uint32_t)x->K + 1) * x->group;
     }
-    ps_fix_structure(sp, w, 1);
+    prunespace_fix_structure(sp, w, 1);
 }
 
 int chains_official_width(int C, double f, double max)
@@ -284,12 +285,12 @@ void chains_official_min_widths(const prune_space *sp, int *w)
 {
     for (int u = 0; u < sp->n_units; u++)
         w[u] = chains_official_width(sp->units[u].channels, sp->width.min, sp->width.max);
-    ps_fix_structure(sp, w, 0);
+    prunespace_fix_structure(sp, w, 0);
 }
 
 void chains_official_random_widths(const prune_space *sp, rng *r, int *w)
 {
-    const ps_width *x = &sp->width;
+    const prunespace_width *x = &sp->width;
     /* the official list: max, min, and min + k*offset below max */
     int below = (int)ceil((x->max - x->min) / x->offset - 1e-6);
     for (int u = 0; u < sp->n_units; u++) {
@@ -297,7 +298,7 @@ void chains_official_random_widths(const prune_space *sp, rng *r, int *w)
         double f = k == below ? x->max : x->min + k * x->offset;
         w[u] = chains_official_width(sp->units[u].channels, f, x->max);
     }
-    ps_fix_structure(sp, w, 0);
+    prunespace_fix_structure(sp, w, 0);
 }
 
 void chains_es_widths(const prune_chains *c, int *w)
@@ -311,5 +312,5 @@ void chains_es_widths(const prune_chains *c, int *w)
         w[u] = v < 1 ? 1 : v > C ? C : (int)v;
     }
     free(ec);
-    ps_fix_structure(sp, w, 0);
+    prunespace_fix_structure(sp, w, 0);
 }

@@ -111,11 +111,11 @@ void chains_sgd_step(prune_chains *c, double lr, double momentum, int nesterov, 
                      int first);
 
 /* Direct sample: for every unit walk its chain, keeping group k while a
- * uniform draw is <= sigma(alpha_k); then ps_fix_structure (group steps). */
+ * uniform draw is <= sigma(alpha_k); then prunespace_fix_structure (group steps). */
 void chains_sample(const prune_chains *c, rng *r, int *w);
 
 /* Group-aligned uniform random widths c_min + j*g, j uniform in 0..K, per
- * unit; then ps_fix_structure (group steps). */
+ * unit; then prunespace_fix_structure (group steps). */
 void chains_random_widths(const prune_space *sp, rng *r, int *w);
 
 /* DMCP's official code's width of a unit of C channels (at the space's max
@@ -127,12 +127,12 @@ int chains_official_width(int C, double f, double max);
 /* prune.sampling "official" (ALGORITHMS.md 2.6): the smallest sub-net has
  * every unit at chains_official_width(C, width.min); a random sub-net draws
  * each unit's fraction uniformly from {max} and {min + k*offset < max}. Both end
- * with ps_fix_structure (channel steps), so widths need not be group-aligned. */
+ * with prunespace_fix_structure (channel steps), so widths need not be group-aligned. */
 void chains_official_min_widths(const prune_space *sp, int *w);
 void chains_official_random_widths(const prune_space *sp, rng *r, int *w);
 
 /* Expected-sampling widths: round(E[c] - 1e-4) clamped to [1, C], then
- * ps_fix_structure (channel steps). */
+ * prunespace_fix_structure (channel steps). */
 void chains_es_widths(const prune_chains *c, int *w);
 
 /* P of the channel at (0-based) index ch of unit u: 1 inside c_min, P_k in

@@ -67,9 +67,9 @@ int prune_derive_widths(pruner *p, int *w, json_t *info, errbuf *eb)
     double *ec = xcalloc((size_t)n, sizeof(double));
     double lo = p->target * (1 - PRUNE_TARGET_TOL), hi = p->target * (1 + PRUNE_TARGET_TOL);
     chains_es_widths(&p->ch, es);
-    json_object_set_new(
-        info, "es",
-        json_pack("{s:o, s:f}", "widths", widths_json(es, n), "mflops", ps_macs(sp, es) / 1e6));
+    json_object_set_new(info, "es",
+                        json_pack("{s:o, s:f}", "widths", widths_json(es, n), "mflops",
+                                  prunespace_macs(sp, es) / 1e6));
     chains_expected_widths(&p->ch, ec);
     bandfit_result fr;
     errbuf fit_eb = {{0}};
@@ -89,7 +89,7 @@ int prune_derive_widths(pruner *p, int *w, json_t *info, errbuf *eb)
     while (found < want && draws < DS_MAX_DRAWS) {
         chains_sample(&p->ch, &r, ds);
         draws++;
-        double m = ps_macs(sp, ds) / 1e6;
+        double m = prunespace_macs(sp, ds) / 1e6;
         if (m < lo || m > hi)
             continue;
         if (found == 0 && p->ps.derive == PRUNE_DERIVE_DS)

@@ -43,7 +43,7 @@ static void dm_sample(void *ctx, nas_arch which, rng *r)
     if (which == NAS_ARCH_MIN && official)
         chains_official_min_widths(&p->sp, s->w);
     else if (which == NAS_ARCH_MIN)
-        ps_min_widths(&p->sp, s->w);
+        prunespace_min_widths(&p->sp, s->w);
     else if (which == NAS_ARCH_EXPECTED)
         chains_es_widths(&p->ch, s->w);
     else if (which == NAS_ARCH_CHAINS)
@@ -65,7 +65,7 @@ static int dm_build_subnet(void *ctx, int slot, net *sub, slice_map *map, errbuf
 static double dm_arch_macs(void *ctx)
 {
     dmcp_space *s = ctx;
-    return ps_macs(&s->p->sp, s->w);
+    return prunespace_macs(&s->p->sp, s->w);
 }
 
 static double dm_expected_macs(void *ctx)

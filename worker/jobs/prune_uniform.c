@@ -34,7 +34,7 @@ int prune_uniform_widths(const pruner *p, int *w, json_t *info, double *mult, er
     for (int it = 0; it < BISECT_STEPS; it++) {
         double mid = 0.5 * (a + b);
         widths_of(sp, mid, want);
-        if (ps_expected_macs(sp, want, NULL) > target)
+        if (prunespace_expected_macs(sp, want, NULL) > target)
             b = mid;
         else
             a = mid;
@@ -45,8 +45,8 @@ int prune_uniform_widths(const pruner *p, int *w, json_t *info, double *mult, er
         one[u] = 1;
         scale[u] = 0.1 * want[u];
     }
-    ps_uniform_widths(sp, *mult, w);
-    double rounded = ps_macs(sp, w) / 1e6;
+    prunespace_uniform_widths(sp, *mult, w);
+    double rounded = prunespace_macs(sp, w) / 1e6;
     bandfit_result r;
     int rc = prune_fit_band(p, want, scale, one, w, &r, eb);
     json_object_set_new(info, "width_multiplier", json_real(*mult));
