@@ -1159,30 +1159,6 @@ START_TEST(unreachable_baseline_fails_before_training)
 }
 END_TEST
 
-static void *read_all(const char *dir, const char *name, size_t *len)
-{
-    char path[1100];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *b = xmalloc(*len ? *len : 1);
-    ck_assert_int_eq(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
-static void same_file(const char *a, const char *b, const char *name)
-{
-    size_t la, lb;
-    void *x = read_all(a, name, &la), *y = read_all(b, name, &lb);
-    ck_assert_msg(la == lb && memcmp(x, y, la) == 0, "%s differs between %s and %s", name, a, b);
-    free(x);
-    free(y);
-}
-
 START_TEST(cancelled_search_resumes_to_the_same_result)
 {
     job_spec s;
@@ -1206,9 +1182,9 @@ START_TEST(cancelled_search_resumes_to_the_same_result)
     ck_assert_msg(access(ckpt, R_OK) == 0, "no search checkpoint at step %ld", at + 3);
     cb->cancel_after = -1;
     ck_assert_int_eq(tu_run_job(&s, db, cb, ckpt, NULL, &rb), 0);
-    same_file(da, db, "architecture.json");
-    same_file(da, db, "model.safetensors");
-    same_file(da, db, "elastic.json");
+    tu_same_file(da, db, "architecture.json");
+    tu_same_file(da, db, "model.safetensors");
+    tu_same_file(da, db, "elastic.json");
     job_result_free(&ra);
     job_result_free(&rb);
     free(ca);

@@ -496,30 +496,6 @@ START_TEST(uniform_job_end_to_end)
 }
 END_TEST
 
-static void *read_all(const char *dir, const char *name, size_t *len)
-{
-    char path[1100];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *b = xmalloc(*len ? *len : 1);
-    ck_assert_int_eq(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
-static void same_file(const char *a, const char *b, const char *name)
-{
-    size_t la, lb;
-    void *x = read_all(a, name, &la), *y = read_all(b, name, &lb);
-    ck_assert_msg(la == lb && memcmp(x, y, la) == 0, "%s differs between %s and %s", name, a, b);
-    free(x);
-    free(y);
-}
-
 START_TEST(cancelled_search_resumes_to_the_same_result)
 {
     job_spec s;
@@ -540,14 +516,14 @@ START_TEST(cancelled_search_resumes_to_the_same_result)
     cb->cancel_after = -1;
     cb->n = 0;
     ck_assert_int_eq(tu_run_job(&s, db, cb, ckpt, NULL, &rb), 0);
-    same_file(da, db, "architecture.json");
-    same_file(da, db, "model.safetensors");
+    tu_same_file(da, db, "architecture.json");
+    tu_same_file(da, db, "model.safetensors");
     job_result_free(&rb);
     /* resume the retrain from its first epoch's checkpoint */
     snprintf(ckpt, sizeof ckpt, "%s/ckpt-00000008.safetensors", db);
     ck_assert_msg(access(ckpt, R_OK) == 0, "no retrain checkpoint at step 8");
     ck_assert_int_eq(tu_run_job(&s, db, cb, ckpt, NULL, &rb), 0);
-    same_file(da, db, "model.safetensors");
+    tu_same_file(da, db, "model.safetensors");
     json_t *rep = tu_load_json(db, "report.json");
     ck_assert_ptr_nonnull(json_object_get(rep, "units")); /* search.json was picked up */
     json_decref(rep);

@@ -129,3 +129,19 @@ json_t *tu_load_json(const char *dir, const char *name)
     ck_assert_msg(j != NULL, "%s: %s", path, je.text);
     return j;
 }
+
+void tu_same_file(const char *dir_a, const char *dir_b, const char *name)
+{
+    char pa[KILN_PATH_MAX], pb[KILN_PATH_MAX];
+    snprintf(pa, sizeof pa, "%s/%s", dir_a, name);
+    snprintf(pb, sizeof pb, "%s/%s", dir_b, name);
+    void *x, *y;
+    size_t la, lb;
+    errbuf eb;
+    ck_assert_msg(files_read(pa, &x, &la, &eb) == 0, "%s", eb.msg);
+    ck_assert_msg(files_read(pb, &y, &lb, &eb) == 0, "%s", eb.msg);
+    ck_assert_msg(la == lb && memcmp(x, y, la) == 0, "%s differs between %s and %s", name, dir_a,
+                  dir_b);
+    free(x);
+    free(y);
+}

@@ -22,6 +22,9 @@ char *tu_temp_dir(const char *tag);
  * cannot. */
 void tu_remove_dir(const char *dir);
 
+/* Fails the test unless dir_a/name and dir_b/name hold the same bytes. */
+void tu_same_file(const char *dir_a, const char *dir_b, const char *name);
+
 /* The JSON file dir/name (a job's report.json, architecture.json, ...); fails
  * the test naming the file if it is missing or not JSON. New reference. */
 json_t *tu_load_json(const char *dir, const char *name);
