@@ -31,9 +31,10 @@ The models:
   efficientnet_w05_d05_in64  torchvision's EfficientNet at width 0.5 and depth 0.5 (the
                   scaling rules of the B1..B7 family), 3x64x64
 Dropout and stochastic depth are 0 in these files (random masks cannot be
-compared); every file records its parameter count and its multiply-accumulates
-counted by hooks on every Conv2d and Linear (metadata `params`, `macs`), which
-check_reference.c compares with the engine's own counts.
+compared); every file records its parameter count (metadata `params`) and every
+CNN's its multiply-accumulates counted by hooks on every Conv2d and Linear
+(`macs`; a ViT's attention matmuls are no module), which check_reference.c
+compares with the engine's own counts.
 
 The data is random but kept away from the kinks, as the shared files are:
 BatchNorm affine parameters and fc biases are random; running statistics
@@ -287,8 +288,9 @@ def generate(name, cfg, model, sites, kinks, pool_in, note, seed, acts=None, rel
             "exact_zeros": json.dumps(zeros),
             "f64_error": json.dumps(err),
             "tolerances": json.dumps(tol),
-            "params": str(sum(p.numel() for p in model.parameters())),
-            "macs": str(count_macs(model, x))}
+            "params": str(sum(p.numel() for p in model.parameters()))}
+    if cfg["arch"] not in ("ceit", "deit"):  # hooks cannot see attention's two matmuls
+        meta["macs"] = str(count_macs(model, x))
     write_safetensors(os.path.join(OUT, name + ".safetensors"), tensors, meta)
     print(f"{name}: {time.time() - t0:.1f} s, {sum(p.numel() for p in model.parameters())} params, "
           f"loss {r['loss'].item():.4f}, kink margin {worst_act:.2e}, pool gap {gap:.2e}, "
