@@ -39,13 +39,8 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-bindir=${1:-}
-if [ -z "$bindir" ]; then
-    bindir="$root/build/release/bin"
-    [ -x "$bindir/kiln-worker" ] || bindir="$root/build/default/bin"
-fi
-WORKER="$bindir/kiln-worker"
-[ -x "$WORKER" ] || { echo "no kiln-worker in $bindir (make first)" >&2; exit 2; }
+. "$here/lib.sh"
+bench_worker "${1:-}"
 
 TRAIN_LIMIT=${TRAIN_LIMIT:-2000}
 TEST_LIMIT=${TEST_LIMIT:-1000}
@@ -84,22 +79,7 @@ spec() {
     [ -n "${TABLE_ONLY:-}" ] || printf '%s\n' "$2" > "$OUT/$1.json"
 }
 
-# The runner: one job by name, its CPU seconds in NAME.time. Skips a job
-# that already finished (a rerun after an interruption goes on).
-cat > "$OUT/run1.sh" <<EOF
-#!/bin/sh
-n=\$1
-grep -q '"event":"finished"' "$OUT/\$n.log" 2>/dev/null && exit 0
-/usr/bin/time -f "%U %S" -o "$OUT/\$n.time" "$WORKER" run "$OUT/\$n.json" --out "$OUT/\$n" \\
-    --no-progress > "$OUT/\$n.log" 2>&1 || { echo "job \$n failed: \$(tail -3 "$OUT/\$n.log")" >&2; exit 1; }
-echo "done \$n (\$(awk '{ printf "%.0f", \$1 + \$2 }' "$OUT/\$n.time") CPU s)"
-EOF
-chmod +x "$OUT/run1.sh"
-
-# phase NAME...: runs the jobs PAR at a time
-phase() {
-    printf '%s\n' "$@" | xargs -P "$PAR" -n 1 "$OUT/run1.sh"
-}
+bench_runner stop
 
 train_spec() { # NAME SEED MODEL-JSON
     spec "$1" "{\"name\":\"$1\",\"seed\":$2,\"model\":$3,\"data\":$DATA,\"optim\":$OPTIM}"
@@ -151,15 +131,15 @@ echo "   nets: $NETS; budgets: $BUDGETS; DNA: $WARMUP warm-up + $SEARCH search e
 if [ -z "${TABLE_ONLY:-}" ]; then
     t0=$(date +%s)
     # shellcheck disable=SC2086
-    phase $p1
+    bench_phase $p1
     # shellcheck disable=SC2086
-    phase $p2_dna $p2
+    bench_phase $p2_dna $p2
     for n in $p3; do # the DNA architecture, retrained at another seed
         base=$(echo "$n" | sed 's/-s[0-9]*$/-s0/')
         train_spec "$n" "${n##*-s}" "$(cat "$OUT/$base/architecture.json")"
     done
     # shellcheck disable=SC2086
-    [ -z "$p3" ] || phase $p3
+    [ -z "$p3" ] || bench_phase $p3
     echo "wall time: $(($(date +%s) - t0)) s"
 fi
 

@@ -31,13 +31,8 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-bindir=${1:-}
-if [ -z "$bindir" ]; then
-    bindir="$root/build/release/bin"
-    [ -x "$bindir/kiln-worker" ] || bindir="$root/build/default/bin"
-fi
-WORKER="$bindir/kiln-worker"
-[ -x "$WORKER" ] || { echo "no kiln-worker in $bindir (make first)" >&2; exit 2; }
+. "$here/lib.sh"
+bench_worker "${1:-}"
 
 EPOCHS=${EPOCHS:-2}
 BATCH=${BATCH:-64}
@@ -79,24 +74,8 @@ spec() { # NAME JSON (not with TABLE_ONLY: the run's specs stay)
     [ -n "${TABLE_ONLY:-}" ] || printf '%s\n' "$2" > "$OUT/$1.json"
 }
 
-# The runner: one job by name, its CPU seconds in NAME.time; a job refused or failed
-# leaves NAME.failed (the table shows it) and the run goes on. A finished job is skipped.
-cat > "$OUT/run1.sh" <<EOF
-#!/bin/sh
-n=\$1
-grep -q '"event":"finished"' "$OUT/\$n.log" 2>/dev/null && exit 0
-rm -f "$OUT/\$n.failed"
-if /usr/bin/time -f "%U %S" -o "$OUT/\$n.time" "$WORKER" run "$OUT/\$n.json" --out "$OUT/\$n" \\
-    --no-progress > "$OUT/\$n.log" 2>&1; then
-    echo "done \$n (\$(awk '{ printf "%.0f", \$1 + \$2 }' "$OUT/\$n.time") CPU s)"
-else
-    tail -3 "$OUT/\$n.log" > "$OUT/\$n.failed"
-    echo "FAILED \$n: \$(cat "$OUT/\$n.failed")"
-fi
-EOF
-chmod +x "$OUT/run1.sh"
-
-phase() { printf '%s\n' "$@" | xargs -P "$PAR" -n 1 "$OUT/run1.sh"; }
+# a job refused or failed leaves NAME.failed (the table shows it); the run goes on
+bench_runner keep
 
 train_spec() { # NAME SEED MODEL-JSON
     spec "$1" "{\"name\":\"$1\",\"seed\":$2,\"model\":$3,\"data\":$DATA,\"optim\":$OPTIM}"
@@ -152,9 +131,9 @@ echo "   retrain $EPOCHS epochs x 60000 images, batch $BATCH, lr $LR; searches o
 if [ -z "${TABLE_ONLY:-}" ]; then
     t0=$(date +%s)
     # shellcheck disable=SC2086
-    phase $p1
+    bench_phase $p1
     # shellcheck disable=SC2086
-    phase $searches $p2
+    bench_phase $searches $p2
     p3=""
     for n in $searches; do # every architecture a search found, retrained at every seed
         [ -f "$OUT/$n/architecture.json" ] || continue
@@ -167,7 +146,7 @@ if [ -z "${TABLE_ONLY:-}" ]; then
         done
     done
     # shellcheck disable=SC2086
-    [ -z "$p3" ] || phase $p3
+    [ -z "$p3" ] || bench_phase $p3
     echo "wall time: $(($(date +%s) - t0)) s"
 fi
 

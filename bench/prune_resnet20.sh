@@ -25,13 +25,8 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-bindir=${1:-}
-if [ -z "$bindir" ]; then
-    bindir="$root/build/release/bin"
-    [ -x "$bindir/kiln-worker" ] || bindir="$root/build/default/bin"
-fi
-WORKER="$bindir/kiln-worker"
-[ -x "$WORKER" ] || { echo "no kiln-worker in $bindir (make first)" >&2; exit 2; }
+. "$here/lib.sh"
+bench_worker "${1:-}"
 
 TRAIN_LIMIT=${TRAIN_LIMIT:-5000}
 TEST_LIMIT=${TEST_LIMIT:-5000}
