@@ -25,14 +25,21 @@ typedef struct bn_ctx {
 
 static void run(const bn_ctx *c)
 {
+    nn_bn bn = {.N = c->N,
+                .C = c->C,
+                .w = c->w,
+                .b = c->b,
+                .run_mean = c->rm,
+                .run_var = c->rv,
+                .eps = 1e-5f,
+                .momentum = 0.1f};
+    nn_bn_saved saved = {.mean = c->mean, .rstd = c->rstd};
     switch (c->kind) {
     case 0:
-        nn_batchnorm_forward_train(c->y, c->mean, c->rstd, c->rm, c->rv, c->x, c->w, c->b, c->N,
-                                   c->C, 1e-5f, 0.1f);
+        nn_batchnorm_forward_train(c->y, &saved, c->x, NULL, &bn);
         break;
     case 1:
-        nn_batchnorm_backward_train(c->dx, c->dw, c->db, c->dy, c->x, c->w, c->mean, c->rstd, c->N,
-                                    c->C);
+        nn_batchnorm_backward_train(c->dx, NULL, c->dw, c->db, c->dy, NULL, c->x, &saved, &bn);
         break;
     case 2:
         nn_maxpool2d_forward(c->y, c->am, c->x, c->B, c->H, c->W, c->C, 3, 2, 1);

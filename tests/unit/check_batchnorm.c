@@ -22,6 +22,7 @@ Suite *suite_batchnorm(void);
 
 typedef struct bn_bufs {
     int N, C;
+    float eps; /* 1e-5 unless a test sets it */
     float *x, *w, *b, *dy, *y, *mean, *rstd, *rm, *rv;
 } bn_bufs;
 
@@ -30,6 +31,7 @@ static void bn_init(bn_bufs *t, int N, int C, float offset, unsigned long long s
     size_t n = (size_t)N * C;
     t->N = N;
     t->C = C;
+    t->eps = 1e-5f;
     t->x = xmallocarray(n, sizeof(float));
     t->dy = xmallocarray(n, sizeof(float));
     t->y = xmallocarray(n, sizeof(float));
@@ -61,6 +63,53 @@ static void bn_free(bn_bufs *t)
     free(t->rstd);
     free(t->rm);
     free(t->rv);
+}
+
+/* t's layer: its w and b, the running statistics rm and rv, its eps; momentum, act. */
+static nn_bn layer_of(const bn_bufs *t, float *rm, float *rv, float momentum, nn_act_kind act)
+{
+    return (nn_bn){.N = t->N,
+                   .C = t->C,
+                   .w = t->w,
+                   .b = t->b,
+                   .run_mean = rm,
+                   .run_var = rv,
+                   .eps = t->eps,
+                   .momentum = momentum,
+                   .act = act};
+}
+
+/* The kernels on t's input x, with its mean and rstd as the saved statistics: the
+ * training forward into y updating rm and rv (NULL: not updated), with the residual
+ * res (NULL: none); its backward from dy (y: the forward's output, for act); and the
+ * same in eval mode with t's running statistics. */
+static void fwd_train(bn_bufs *t, float *y, float *rm, float *rv, const float *res, float momentum,
+                      nn_act_kind act)
+{
+    nn_bn bn = layer_of(t, rm, rv, momentum, act);
+    nn_bn_saved saved = {.mean = t->mean, .rstd = t->rstd};
+    nn_batchnorm_forward_train(y, &saved, t->x, res, &bn);
+}
+
+static void bwd_train(bn_bufs *t, float *dx, float *dres, float *dw, float *db, const float *dy,
+                      const float *y, nn_act_kind act)
+{
+    nn_bn bn = layer_of(t, NULL, NULL, 0.1f, act);
+    nn_bn_saved saved = {.mean = t->mean, .rstd = t->rstd};
+    nn_batchnorm_backward_train(dx, dres, dw, db, dy, y, t->x, &saved, &bn);
+}
+
+static void fwd_eval(bn_bufs *t, float *y, const float *res, nn_act_kind act)
+{
+    nn_bn bn = layer_of(t, t->rm, t->rv, 0.1f, act);
+    nn_batchnorm_forward_eval(y, t->x, res, &bn);
+}
+
+static void bwd_eval(bn_bufs *t, float *dx, float *dres, float *dw, float *db, const float *dy,
+                     const float *y, nn_act_kind act)
+{
+    nn_bn bn = layer_of(t, t->rm, t->rv, 0.1f, act);
+    nn_batchnorm_backward_eval(dx, dres, dw, db, dy, y, t->x, &bn);
 }
 
 /* Per-channel batch mean and biased variance in double (two passes). */
@@ -98,7 +147,7 @@ static void check_train_forward(int N, int C, float offset, float momentum)
     memcpy(rm0, t.rm, (size_t)C * sizeof(float));
     memcpy(rv0, t.rv, (size_t)C * sizeof(float));
     naive_stats(mu, var, t.x, N, C);
-    nn_batchnorm_forward_train(t.y, t.mean, t.rstd, t.rm, t.rv, t.x, t.w, t.b, N, C, eps, momentum);
+    fwd_train(&t, t.y, t.rm, t.rv, NULL, momentum, NN_ACT_NONE);
     double ey = 0, es = 0, er = 0, ymax = 0;
     for (int c = 0; c < C; c++) {
         double rs = 1.0 / sqrt(var[c] + (double)eps);
@@ -150,7 +199,7 @@ START_TEST(momentum_one_and_null_stats)
         t.rm[c] = NAN;
         t.rv[c] = NAN;
     }
-    nn_batchnorm_forward_train(t.y, t.mean, t.rstd, t.rm, t.rv, t.x, t.w, t.b, 40, 6, 1e-5f, 1.0f);
+    fwd_train(&t, t.y, t.rm, t.rv, NULL, 1.0f, NN_ACT_NONE);
     double *mu = xmallocarray(6, sizeof(double)), *var = xmallocarray(6, sizeof(double));
     naive_stats(mu, var, t.x, 40, 6);
     for (int c = 0; c < 6; c++) {
@@ -159,7 +208,7 @@ START_TEST(momentum_one_and_null_stats)
                       "momentum 1: running_var is not the unbiased batch variance");
     }
     float *y2 = xmallocarray(240, sizeof(float));
-    nn_batchnorm_forward_train(y2, t.mean, t.rstd, NULL, NULL, t.x, t.w, t.b, 40, 6, 1e-5f, 0.1f);
+    fwd_train(&t, y2, NULL, NULL, NULL, 0.1f, NN_ACT_NONE);
     ck_assert(memcmp(y2, t.y, 240 * sizeof(float)) == 0);
     free(y2);
     free(mu);
@@ -173,10 +222,11 @@ START_TEST(eval_forward)
     bn_bufs t;
     bn_init(&t, 30, 5, 0.5f, 9);
     const float eps = 1e-3f;
+    t.eps = eps;
     float rm0[5], rv0[5];
     memcpy(rm0, t.rm, sizeof rm0);
     memcpy(rv0, t.rv, sizeof rv0);
-    nn_batchnorm_forward_eval(t.y, t.x, t.w, t.b, t.rm, t.rv, 30, 5, eps);
+    fwd_eval(&t, t.y, NULL, NN_ACT_NONE);
     double e = 0;
     for (int r = 0; r < 30; r++)
         for (int c = 0; c < 5; c++) {
@@ -194,31 +244,30 @@ END_TEST
 
 /* ---- finite differences ------------------------------------------------------ */
 
-static double loss_of(bn_bufs *t, int train, float eps)
+static double loss_of(bn_bufs *t, int train)
 {
     if (train)
-        nn_batchnorm_forward_train(t->y, t->mean, t->rstd, NULL, NULL, t->x, t->w, t->b, t->N, t->C,
-                                   eps, 0.1f);
+        fwd_train(t, t->y, NULL, NULL, NULL, 0.1f, NN_ACT_NONE);
     else
-        nn_batchnorm_forward_eval(t->y, t->x, t->w, t->b, t->rm, t->rv, t->N, t->C, eps);
+        fwd_eval(t, t->y, NULL, NN_ACT_NONE);
     return tu_dot(t->y, t->dy, (size_t)t->N * t->C);
 }
 
 /* max |fd - g| / max |g| over every element of v. */
-static double fd_err(bn_bufs *t, int train, float eps, float *v, size_t n, const float *g)
+static double fd_err(bn_bufs *t, int train, float *v, size_t n, const float *g)
 {
     const float h = 1e-2f;
     double d = 0, m = 0;
     for (size_t i = 0; i < n; i++) {
         float keep = v[i];
         v[i] = keep + h;
-        double lp = loss_of(t, train, eps);
+        double lp = loss_of(t, train);
         v[i] = keep - h;
-        double lm = loss_of(t, train, eps);
+        double lm = loss_of(t, train);
         v[i] = keep + 2 * h;
-        double lpp = loss_of(t, train, eps);
+        double lpp = loss_of(t, train);
         v[i] = keep - 2 * h;
-        double lmm = loss_of(t, train, eps);
+        double lmm = loss_of(t, train);
         v[i] = keep;
         /* fourth-order central difference: truncation error O(h^4) */
         double fd = (8.0 * (lp - lm) - (lpp - lmm)) / (12.0 * (double)h);
@@ -234,22 +283,20 @@ START_TEST(gradients_finite_differences)
     for (int mode = 0; mode < 2; mode++)
         for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
             int N = shapes[k][0], C = shapes[k][1], train = mode == 0;
-            const float eps = 1e-5f;
             bn_bufs t;
             bn_init(&t, N, C, 0.3f, 100u + k);
             size_t n = (size_t)N * C;
             float *dx = xcalloc(n, sizeof(float)), *dw = xcalloc((size_t)C, sizeof(float));
             float *db = xcalloc((size_t)C, sizeof(float));
             if (train) {
-                nn_batchnorm_forward_train(t.y, t.mean, t.rstd, NULL, NULL, t.x, t.w, t.b, N, C,
-                                           eps, 0.1f);
-                nn_batchnorm_backward_train(dx, dw, db, t.dy, t.x, t.w, t.mean, t.rstd, N, C);
+                fwd_train(&t, t.y, NULL, NULL, NULL, 0.1f, NN_ACT_NONE);
+                bwd_train(&t, dx, NULL, dw, db, t.dy, NULL, NN_ACT_NONE);
             } else {
-                nn_batchnorm_backward_eval(dx, dw, db, t.dy, t.x, t.w, t.rm, t.rv, N, C, eps);
+                bwd_eval(&t, dx, NULL, dw, db, t.dy, NULL, NN_ACT_NONE);
             }
-            double ex = fd_err(&t, train, eps, t.x, n, dx);
-            double ew = fd_err(&t, train, eps, t.w, (size_t)C, dw);
-            double eb = fd_err(&t, train, eps, t.b, (size_t)C, db);
+            double ex = fd_err(&t, train, t.x, n, dx);
+            double ew = fd_err(&t, train, t.w, (size_t)C, dw);
+            double eb = fd_err(&t, train, t.b, (size_t)C, db);
             printf("  bn fd %s N=%d C=%d: dx %.1e dw %.1e db %.1e\n", train ? "train" : "eval", N,
                    C, ex, ew, eb);
             ck_assert_msg(ex < 1e-3 && ew < 1e-3 && eb < 1e-3,
@@ -279,25 +326,23 @@ START_TEST(accumulates_and_thread_independent)
         float *y1 = xmallocarray(n, sizeof(float));
         nn_set_threads(1);
         if (train) {
-            nn_batchnorm_forward_train(y1, t.mean, t.rstd, NULL, NULL, t.x, t.w, t.b, N, C, 1e-5f,
-                                       0.1f);
-            nn_batchnorm_backward_train(dx1, dw1, db1, t.dy, t.x, t.w, t.mean, t.rstd, N, C);
+            fwd_train(&t, y1, NULL, NULL, NULL, 0.1f, NN_ACT_NONE);
+            bwd_train(&t, dx1, NULL, dw1, db1, t.dy, NULL, NN_ACT_NONE);
         } else {
-            nn_batchnorm_forward_eval(y1, t.x, t.w, t.b, t.rm, t.rv, N, C, 1e-5f);
-            nn_batchnorm_backward_eval(dx1, dw1, db1, t.dy, t.x, t.w, t.rm, t.rv, N, C, 1e-5f);
+            fwd_eval(&t, y1, NULL, NN_ACT_NONE);
+            bwd_eval(&t, dx1, NULL, dw1, db1, t.dy, NULL, NN_ACT_NONE);
         }
         nn_set_threads(2);
         if (train) {
-            nn_batchnorm_forward_train(t.y, t.mean, t.rstd, NULL, NULL, t.x, t.w, t.b, N, C, 1e-5f,
-                                       0.1f);
-            nn_batchnorm_backward_train(dx2, dw2, db2, t.dy, t.x, t.w, t.mean, t.rstd, N, C);
-            nn_batchnorm_backward_train(dx2, NULL, NULL, t.dy, t.x, t.w, t.mean, t.rstd, N, C);
-            nn_batchnorm_backward_train(NULL, dw2, db2, t.dy, t.x, t.w, t.mean, t.rstd, N, C);
+            fwd_train(&t, t.y, NULL, NULL, NULL, 0.1f, NN_ACT_NONE);
+            bwd_train(&t, dx2, NULL, dw2, db2, t.dy, NULL, NN_ACT_NONE);
+            bwd_train(&t, dx2, NULL, NULL, NULL, t.dy, NULL, NN_ACT_NONE);
+            bwd_train(&t, NULL, NULL, dw2, db2, t.dy, NULL, NN_ACT_NONE);
         } else {
-            nn_batchnorm_forward_eval(t.y, t.x, t.w, t.b, t.rm, t.rv, N, C, 1e-5f);
-            nn_batchnorm_backward_eval(dx2, dw2, db2, t.dy, t.x, t.w, t.rm, t.rv, N, C, 1e-5f);
-            nn_batchnorm_backward_eval(dx2, NULL, NULL, t.dy, t.x, t.w, t.rm, t.rv, N, C, 1e-5f);
-            nn_batchnorm_backward_eval(NULL, dw2, db2, t.dy, t.x, t.w, t.rm, t.rv, N, C, 1e-5f);
+            fwd_eval(&t, t.y, NULL, NN_ACT_NONE);
+            bwd_eval(&t, dx2, NULL, dw2, db2, t.dy, NULL, NN_ACT_NONE);
+            bwd_eval(&t, dx2, NULL, NULL, NULL, t.dy, NULL, NN_ACT_NONE);
+            bwd_eval(&t, NULL, NULL, dw2, db2, t.dy, NULL, NN_ACT_NONE);
         }
         ck_assert_msg(memcmp(y1, t.y, n * sizeof(float)) == 0,
                       "bn forward differs between 1 and 2 threads");
@@ -347,15 +392,13 @@ START_TEST(fused_activation_equals_the_pair)
             memcpy(rm2, t.rm, sizeof rm2);
             memcpy(rv2, t.rv, sizeof rv2);
             if (train) {
-                nn_batchnorm_forward_train(t.y, t.mean, t.rstd, t.rm, t.rv, t.x, t.w, t.b, N, C,
-                                           1e-5f, 0.1f);
-                nn_batchnorm_act_forward_train(yf, t.mean, t.rstd, rm2, rv2, t.x, t.w, t.b, N, C,
-                                               1e-5f, 0.1f, acts[ai]);
+                fwd_train(&t, t.y, t.rm, t.rv, NULL, 0.1f, NN_ACT_NONE);
+                fwd_train(&t, yf, rm2, rv2, NULL, 0.1f, acts[ai]);
                 ck_assert_mem_eq(rm2, t.rm, sizeof rm2);
                 ck_assert_mem_eq(rv2, t.rv, sizeof rv2);
             } else {
-                nn_batchnorm_forward_eval(t.y, t.x, t.w, t.b, t.rm, t.rv, N, C, 1e-5f);
-                nn_batchnorm_act_forward_eval(yf, t.x, t.w, t.b, t.rm, t.rv, N, C, 1e-5f, acts[ai]);
+                fwd_eval(&t, t.y, NULL, NN_ACT_NONE);
+                fwd_eval(&t, yf, NULL, acts[ai]);
             }
             if (acts[ai] == NN_ACT_RELU) {
                 nn_relu_forward(z, t.y, n);
@@ -374,13 +417,11 @@ START_TEST(fused_activation_equals_the_pair)
             if (acts[ai] == NN_ACT_RELU6)
                 ck_assert_int_gt(sixes, 0);
             if (train) {
-                nn_batchnorm_backward_train(dx1, dw1, db1, g, t.x, t.w, t.mean, t.rstd, N, C);
-                nn_batchnorm_act_backward_train(dx2, dw2, db2, t.dy, yf, t.x, t.w, t.mean, t.rstd,
-                                                N, C, acts[ai]);
+                bwd_train(&t, dx1, NULL, dw1, db1, g, NULL, NN_ACT_NONE);
+                bwd_train(&t, dx2, NULL, dw2, db2, t.dy, yf, acts[ai]);
             } else {
-                nn_batchnorm_backward_eval(dx1, dw1, db1, g, t.x, t.w, t.rm, t.rv, N, C, 1e-5f);
-                nn_batchnorm_act_backward_eval(dx2, dw2, db2, t.dy, yf, t.x, t.w, t.rm, t.rv, N, C,
-                                               1e-5f, acts[ai]);
+                bwd_eval(&t, dx1, NULL, dw1, db1, g, NULL, NN_ACT_NONE);
+                bwd_eval(&t, dx2, NULL, dw2, db2, t.dy, yf, acts[ai]);
             }
             ck_assert_mem_eq(dx1, dx2, n * sizeof(float));
             ck_assert_mem_eq(dw1, dw2, sizeof dw1);
@@ -406,10 +447,9 @@ static void bn_add_act_unfused(bn_bufs *t, const float *res, nn_act_kind act, in
     float *sum = xcalloc(n, sizeof(float)), *dsum = xcalloc(n, sizeof(float));
     float *dbn = xcalloc(n, sizeof(float));
     if (train)
-        nn_batchnorm_forward_train(t->y, t->mean, t->rstd, t->rm, t->rv, t->x, t->w, t->b, N, C,
-                                   1e-5f, 0.1f);
+        fwd_train(t, t->y, t->rm, t->rv, NULL, 0.1f, NN_ACT_NONE);
     else
-        nn_batchnorm_forward_eval(t->y, t->x, t->w, t->b, t->rm, t->rv, N, C, 1e-5f);
+        fwd_eval(t, t->y, NULL, NN_ACT_NONE);
     nn_add_forward(sum, res, t->y, n);
     if (act == NN_ACT_RELU) {
         nn_relu_forward(out, sum, n);
@@ -424,9 +464,9 @@ static void bn_add_act_unfused(bn_bufs *t, const float *res, nn_act_kind act, in
     nn_accumulate(dres, dsum, n);
     nn_accumulate(dbn, dsum, n);
     if (train)
-        nn_batchnorm_backward_train(dx, dw, db, dbn, t->x, t->w, t->mean, t->rstd, N, C);
+        bwd_train(t, dx, NULL, dw, db, dbn, NULL, NN_ACT_NONE);
     else
-        nn_batchnorm_backward_eval(dx, dw, db, dbn, t->x, t->w, t->rm, t->rv, N, C, 1e-5f);
+        bwd_eval(t, dx, NULL, dw, db, dbn, NULL, NN_ACT_NONE);
     free(sum);
     free(dsum);
     free(dbn);
@@ -464,11 +504,9 @@ START_TEST(fused_residual_equals_the_sequence)
                 memcpy(rm2, t.rm, (size_t)C * sizeof(float));
                 memcpy(rv2, t.rv, (size_t)C * sizeof(float));
                 if (train)
-                    nn_batchnorm_add_act_forward_train(o2, t.mean, t.rstd, rm2, rv2, t.x, res, t.w,
-                                                       t.b, N, C, 1e-5f, 0.1f, acts[ai]);
+                    fwd_train(&t, o2, rm2, rv2, res, 0.1f, acts[ai]);
                 else
-                    nn_batchnorm_add_act_forward_eval(o2, t.x, res, t.w, t.b, rm2, rv2, N, C, 1e-5f,
-                                                      acts[ai]);
+                    fwd_eval(&t, o2, res, acts[ai]);
                 /* the unfused pass overwrites mean/rstd with the same values */
                 bn_add_act_unfused(&t, res, acts[ai], train, o1, dx1, dr1, dw1, db1);
                 ck_assert_mem_eq(o1, o2, n * sizeof(float));
@@ -480,11 +518,9 @@ START_TEST(fused_residual_equals_the_sequence)
                 if (acts[ai] != NN_ACT_NONE)
                     ck_assert_int_gt(clipped, 0);
                 if (train)
-                    nn_batchnorm_add_act_backward_train(dx2, dr2, dw2, db2, t.dy, o2, t.x, t.w,
-                                                        t.mean, t.rstd, N, C, acts[ai]);
+                    bwd_train(&t, dx2, dr2, dw2, db2, t.dy, o2, acts[ai]);
                 else
-                    nn_batchnorm_add_act_backward_eval(dx2, dr2, dw2, db2, t.dy, o2, t.x, t.w, t.rm,
-                                                       t.rv, N, C, 1e-5f, acts[ai]);
+                    bwd_eval(&t, dx2, dr2, dw2, db2, t.dy, o2, acts[ai]);
                 ck_assert_mem_eq(dx1, dx2, n * sizeof(float));
                 ck_assert_mem_eq(dr1, dr2, n * sizeof(float));
                 ck_assert_mem_eq(dw1, dw2, (size_t)C * sizeof(float));
@@ -492,11 +528,9 @@ START_TEST(fused_residual_equals_the_sequence)
                 /* without an input gradient the residual's is the same */
                 memset(dr2, 0, n * sizeof(float));
                 if (train)
-                    nn_batchnorm_add_act_backward_train(NULL, dr2, NULL, NULL, t.dy, o2, t.x, t.w,
-                                                        t.mean, t.rstd, N, C, acts[ai]);
+                    bwd_train(&t, NULL, dr2, NULL, NULL, t.dy, o2, acts[ai]);
                 else
-                    nn_batchnorm_add_act_backward_eval(NULL, dr2, NULL, NULL, t.dy, o2, t.x, t.w,
-                                                       t.rm, t.rv, N, C, 1e-5f, acts[ai]);
+                    bwd_eval(&t, NULL, dr2, NULL, NULL, t.dy, o2, acts[ai]);
                 ck_assert_mem_eq(dr1, dr2, n * sizeof(float));
                 free(res);
                 free(o1);

@@ -215,12 +215,20 @@ static void run_bn(layer_out *o)
     tu_fill_uniform(b, C, -0.3f, 0.3f, 13);
     tu_fill_uniform(dy, o->ny, -1, 1, 14);
     o->y = xmallocarray(o->ny, sizeof(float));
-    nn_batchnorm_act_forward_train(o->y, mean, rstd, rm, rv, x, w, b, N, C, 1e-5f, 0.1f,
-                                   NN_ACT_RELU);
+    nn_bn bn = {.N = N,
+                .C = C,
+                .w = w,
+                .b = b,
+                .run_mean = rm,
+                .run_var = rv,
+                .eps = 1e-5f,
+                .momentum = 0.1f,
+                .act = NN_ACT_RELU};
+    nn_bn_saved saved = {.mean = mean, .rstd = rstd};
+    nn_batchnorm_forward_train(o->y, &saved, x, NULL, &bn);
     o->dx = xcalloc(o->nx, sizeof(float)), o->dw = xcalloc(C, sizeof(float));
     o->db = xcalloc(C, sizeof(float));
-    nn_batchnorm_act_backward_train(o->dx, o->dw, o->db, dy, o->y, x, w, mean, rstd, N, C,
-                                    NN_ACT_RELU);
+    nn_batchnorm_backward_train(o->dx, NULL, o->dw, o->db, dy, o->y, x, &saved, &bn);
     free(x), free(w), free(b), free(dy), free(mean), free(rstd), free(rm), free(rv);
 }
 

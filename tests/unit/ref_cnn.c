@@ -119,12 +119,21 @@ void ref_run_batchnorm2d(const ref_case *c)
     float *dx = xcalloc(nx, sizeof(float)), *dw = xcalloc(nc, sizeof(float));
     float *db = xcalloc(nc, sizeof(float));
     float *mean = xmallocarray(nc, sizeof(float)), *rstd = xmallocarray(nc, sizeof(float));
+    nn_bn bn = {.N = N,
+                .C = C,
+                .w = w,
+                .b = b,
+                .run_mean = rm,
+                .run_var = rv,
+                .eps = eps,
+                .momentum = momentum};
     if (train) {
-        nn_batchnorm_forward_train(y, mean, rstd, rm, rv, x, w, b, N, C, eps, momentum);
-        nn_batchnorm_backward_train(dx, dw, db, dy, x, w, mean, rstd, N, C);
+        nn_bn_saved saved = {.mean = mean, .rstd = rstd};
+        nn_batchnorm_forward_train(y, &saved, x, NULL, &bn);
+        nn_batchnorm_backward_train(dx, NULL, dw, db, dy, NULL, x, &saved, &bn);
     } else {
-        nn_batchnorm_forward_eval(y, x, w, b, rm, rv, N, C, eps);
-        nn_batchnorm_backward_eval(dx, dw, db, dy, x, w, rm, rv, N, C, eps);
+        nn_batchnorm_forward_eval(y, x, NULL, &bn);
+        nn_batchnorm_backward_eval(dx, NULL, dw, db, dy, NULL, x, &bn);
     }
     ref_check(c, "y", y, nx, REF_TOL_FWD, 1);
     ref_check(c, "dx", dx, nx, REF_TOL_GRAD, 1);

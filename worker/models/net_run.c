@@ -93,9 +93,29 @@ static void conv_dims(const net *m, const net_node *n, int B, nn_conv2d_dims *d)
     nn_conv2d_dims_init(d, B, x->H, x->W, x->C, y->C, n->k, n->stride, n->pad, n->groups);
 }
 
-static float bn_momentum(const net *m, const net_node *n)
+/* The BN node n over `rows` rows as its kernels see it: weight t[0], bias t[1], running
+ * mean t[2] and variance t[3] (t[4] counts its batches), eps, momentum (the net's override
+ * when set) and the fused activation. */
+static nn_bn bn_layer(const net *m, const net_node *n, int rows)
 {
-    return m->bn_momentum >= 0 ? m->bn_momentum : n->momentum;
+    return (nn_bn){.N = rows,
+                   .C = m->acts[n->out].C,
+                   .w = param_val(m, n->t[0]),
+                   .b = param_val(m, n->t[1]),
+                   .run_mean = param_val(m, n->t[2]),
+                   .run_var = param_val(m, n->t[3]),
+                   .eps = n->eps,
+                   .momentum = m->bn_momentum >= 0 ? m->bn_momentum : n->momentum,
+                   .act = (nn_act_kind)n->act};
+}
+
+/* The batch statistics of BN node n in its aux buffer: mean, rstd (C each) and the
+ * reapply constants (2C). */
+static nn_bn_saved bn_saved(const net *m, const net_node *n)
+{
+    float *mean = aux_f32(m, n);
+    size_t C = (size_t)m->acts[n->out].C;
+    return (nn_bn_saved){.mean = mean, .rstd = mean + C, .keep = mean + 2 * C};
 }
 
 static void forward_node(net *m, net_node *n, const float *xin, int B)
@@ -121,25 +141,16 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
         break;
     }
     case NET_OP_BN: {
-        float *mean = aux_f32(m, n), *rstd = mean + y->C, *keep = rstd + y->C;
         const float *res = n->n_in > 1 ? act_val(m, n->in[1]) : NULL; /* a fused residual add */
-        if (m->training && res != NULL) {
-            /* never recomputed (net_plan.c), so nothing to keep */
-            nn_batchnorm_add_act_forward_train(
-                out, mean, rstd, param_val(m, n->t[2]), param_val(m, n->t[3]), in, res,
-                param_val(m, n->t[0]), param_val(m, n->t[1]), rows, y->C, n->eps, bn_momentum(m, n),
-                (nn_act_kind)n->act);
-            m->counters[m->tensors[n->t[4]].off] += 1;
-        } else if (m->training) {
-            nn_batchnorm_act_forward_train_keep(out, mean, rstd, keep, param_val(m, n->t[2]),
-                                                param_val(m, n->t[3]), in, param_val(m, n->t[0]),
-                                                param_val(m, n->t[1]), rows, y->C, n->eps,
-                                                bn_momentum(m, n), (nn_act_kind)n->act);
+        nn_bn bn = bn_layer(m, n, rows);
+        if (m->training) {
+            nn_bn_saved saved = bn_saved(m, n);
+            if (res != NULL)
+                saved.keep = NULL; /* never recomputed (net_plan.c), so nothing to keep */
+            nn_batchnorm_forward_train(out, &saved, in, res, &bn);
             m->counters[m->tensors[n->t[4]].off] += 1;
         } else {
-            nn_batchnorm_add_act_forward_eval(
-                out, in, res, param_val(m, n->t[0]), param_val(m, n->t[1]), param_val(m, n->t[2]),
-                param_val(m, n->t[3]), rows, y->C, n->eps, (nn_act_kind)n->act);
+            nn_batchnorm_forward_eval(out, in, res, &bn);
         }
         break;
     }
@@ -343,17 +354,16 @@ static void backward_node(net *m, net_node *n, int B)
         break;
     }
     case NET_OP_BN: {
-        const float *mean = aux_f32(m, n), *rstd = mean + y->C;
         float *dres = n->n_in > 1 ? act_grad(m, n->in[1], B) : NULL; /* a fused residual add */
-        if (m->training)
-            nn_batchnorm_add_act_backward_train(
-                din, dres, param_grad(m, n->t[0]), param_grad(m, n->t[1]), dout, out, in,
-                param_val(m, n->t[0]), mean, rstd, rows, y->C, (nn_act_kind)n->act);
-        else
-            nn_batchnorm_add_act_backward_eval(
-                din, dres, param_grad(m, n->t[0]), param_grad(m, n->t[1]), dout, out, in,
-                param_val(m, n->t[0]), param_val(m, n->t[2]), param_val(m, n->t[3]), rows, y->C,
-                n->eps, (nn_act_kind)n->act);
+        nn_bn bn = bn_layer(m, n, rows);
+        if (m->training) {
+            nn_bn_saved saved = bn_saved(m, n);
+            nn_batchnorm_backward_train(din, dres, param_grad(m, n->t[0]), param_grad(m, n->t[1]),
+                                        dout, out, in, &saved, &bn);
+        } else {
+            nn_batchnorm_backward_eval(din, dres, param_grad(m, n->t[0]), param_grad(m, n->t[1]),
+                                       dout, out, in, &bn);
+        }
         break;
     }
     case NET_OP_RELU:
@@ -517,14 +527,13 @@ static void recompute(net *m, int x, int B)
     int rows = B * y->H * y->W;
     switch (n->op) {
     case NET_OP_BN: {
-        const float *mean = aux_f32(m, n), *keep = mean + 2 * (size_t)y->C;
-        if (m->training)
-            nn_batchnorm_act_reapply(out, in, mean, keep, param_val(m, n->t[1]), rows, y->C,
-                                     (nn_act_kind)n->act);
-        else
-            nn_batchnorm_act_forward_eval(out, in, param_val(m, n->t[0]), param_val(m, n->t[1]),
-                                          param_val(m, n->t[2]), param_val(m, n->t[3]), rows, y->C,
-                                          n->eps, (nn_act_kind)n->act);
+        nn_bn bn = bn_layer(m, n, rows);
+        if (m->training) {
+            nn_bn_saved saved = bn_saved(m, n);
+            nn_batchnorm_reapply(out, in, &saved, &bn);
+        } else {
+            nn_batchnorm_forward_eval(out, in, NULL, &bn);
+        }
         break;
     }
     case NET_OP_GELU:

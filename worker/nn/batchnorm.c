@@ -224,55 +224,18 @@ static void bn_apply(float *out, const float *inp, const float *res, const float
     }
 }
 
-void nn_batchnorm_forward_train(float *out, float *mean, float *rstd, float *run_mean,
-                                float *run_var, const float *inp, const float *w, const float *b,
-                                int N, int C, float eps, float momentum)
+/* The training forward: act(BN(inp) [+ res]), with the statistics into saved's mean and
+ * rstd, the running ones updated and, when saved->keep is not NULL, what a reapply needs
+ * into keep. */
+void nn_batchnorm_forward_train(float *out, const nn_bn_saved *saved, const float *inp,
+                                const float *res, const nn_bn *bn)
 {
-    nn_batchnorm_act_forward_train(out, mean, rstd, run_mean, run_var, inp, w, b, N, C, eps,
-                                   momentum, NN_ACT_NONE);
-}
-
-void nn_batchnorm_act_forward_train(float *out, float *mean, float *rstd, float *run_mean,
-                                    float *run_var, const float *inp, const float *w,
-                                    const float *b, int N, int C, float eps, float momentum,
-                                    nn_act_kind act)
-{
-    nn_batchnorm_act_forward_train_keep(out, mean, rstd, NULL, run_mean, run_var, inp, w, b, N, C,
-                                        eps, momentum, act);
-}
-
-static void bn_forward_train(float *out, float *mean, float *rstd, float *keep, float *run_mean,
-                             float *run_var, const float *inp, const float *res, const float *w,
-                             const float *b, int N, int C, float eps, float momentum,
-                             nn_act_kind act);
-
-void nn_batchnorm_act_forward_train_keep(float *out, float *mean, float *rstd, float *keep,
-                                         float *run_mean, float *run_var, const float *inp,
-                                         const float *w, const float *b, int N, int C, float eps,
-                                         float momentum, nn_act_kind act)
-{
-    bn_forward_train(out, mean, rstd, keep, run_mean, run_var, inp, NULL, w, b, N, C, eps, momentum,
-                     act);
-}
-
-void nn_batchnorm_add_act_forward_train(float *out, float *mean, float *rstd, float *run_mean,
-                                        float *run_var, const float *inp, const float *res,
-                                        const float *w, const float *b, int N, int C, float eps,
-                                        float momentum, nn_act_kind act)
-{
-    bn_forward_train(out, mean, rstd, NULL, run_mean, run_var, inp, res, w, b, N, C, eps, momentum,
-                     act);
-}
-
-/* The training forward: act(BN(inp) [+ res]), with the statistics into mean and rstd, the
- * running ones updated and, when keep is not NULL, what a reapply needs into keep. */
-static void bn_forward_train(float *out, float *mean, float *rstd, float *keep, float *run_mean,
-                             float *run_var, const float *inp, const float *res, const float *w,
-                             const float *b, int N, int C, float eps, float momentum,
-                             nn_act_kind act)
-{
+    float *mean = saved->mean, *rstd = saved->rstd, *keep = saved->keep;
+    float *run_mean = bn->run_mean, *run_var = bn->run_var;
+    const float *w = bn->w, *b = bn->b;
+    int N = bn->N, C = bn->C;
     NN_ASSERT(out != NULL && mean != NULL && rstd != NULL && inp != NULL && w != NULL && b != NULL);
-    NN_ASSERT(N >= 1 && C >= 1 && eps >= 0.0f);
+    NN_ASSERT(N >= 1 && C >= 1 && bn->eps >= 0.0f);
     NN_ASSERT((run_mean == NULL) == (run_var == NULL));
     /* PyTorch refuses a single value per channel: the unbiased variance is undefined. */
     NN_ASSERT(N >= 2 || run_var == NULL);
@@ -288,18 +251,18 @@ static void bn_forward_train(float *out, float *mean, float *rstd, float *keep, 
             if (var < 0.0)
                 var = 0.0;
             double mu = (double)shift0[c] + dm;
-            double rs = 1.0 / sqrt(var + (double)eps);
+            double rs = 1.0 / sqrt(var + (double)bn->eps);
             mean[c0 + c] = (float)mu;
             lo[c] = (float)(mu - (double)mean[c0 + c]);
             rstd[c0 + c] = (float)rs;
             scale[c] = (float)(rs * (double)w[c0 + c]);
             if (run_mean != NULL) {
                 double uvar = var * N / (N - 1);
-                if (momentum == 1.0f) {
+                if (bn->momentum == 1.0f) {
                     run_mean[c0 + c] = (float)mu;
                     run_var[c0 + c] = (float)uvar;
                 } else {
-                    double m = (double)momentum;
+                    double m = (double)bn->momentum;
                     run_mean[c0 + c] = (float)((1.0 - m) * (double)run_mean[c0 + c] + m * mu);
                     run_var[c0 + c] = (float)((1.0 - m) * (double)run_var[c0 + c] + m * uvar);
                 }
@@ -309,38 +272,21 @@ static void bn_forward_train(float *out, float *mean, float *rstd, float *keep, 
             memcpy(keep + c0, lo, (size_t)n * sizeof(float));
             memcpy(keep + C + c0, scale, (size_t)n * sizeof(float));
         }
-        bn_apply(out, inp, res, mean + c0, lo, scale, b + c0, act, N, C, c0, n);
+        bn_apply(out, inp, res, mean + c0, lo, scale, b + c0, bn->act, N, C, c0, n);
     }
 }
 
-void nn_batchnorm_act_reapply(float *out, const float *inp, const float *mean, const float *keep,
-                              const float *b, int N, int C, nn_act_kind act)
+void nn_batchnorm_reapply(float *out, const float *inp, const nn_bn_saved *saved, const nn_bn *bn)
 {
-    NN_ASSERT(out != NULL && inp != NULL && mean != NULL && keep != NULL && b != NULL);
+    const float *mean = saved->mean, *keep = saved->keep;
+    int N = bn->N, C = bn->C;
+    NN_ASSERT(out != NULL && inp != NULL && mean != NULL && keep != NULL && bn->b != NULL);
     NN_ASSERT(N >= 1 && C >= 1);
     for (int c0 = 0; c0 < C; c0 += BN_CBLK) {
         int n = C - c0 < BN_CBLK ? C - c0 : BN_CBLK;
-        bn_apply(out, inp, NULL, mean + c0, keep + c0, keep + C + c0, b + c0, act, N, C, c0, n);
+        bn_apply(out, inp, NULL, mean + c0, keep + c0, keep + C + c0, bn->b + c0, bn->act, N, C, c0,
+                 n);
     }
-}
-
-/* dinp += k * (dout - sg/N - xc * rstd^2 * sgx/N) with k = w*rstd, all per channel;
- * xc = x - mean. Written with a per-channel scale a and offset so one FMA chain. */
-void nn_batchnorm_backward_train(float *dinp, float *dw, float *db, const float *dout,
-                                 const float *inp, const float *w, const float *mean,
-                                 const float *rstd, int N, int C)
-{
-    nn_batchnorm_act_backward_train(dinp, dw, db, dout, NULL, inp, w, mean, rstd, N, C,
-                                    NN_ACT_NONE);
-}
-
-void nn_batchnorm_act_backward_train(float *dinp, float *dw, float *db, const float *dout,
-                                     const float *out, const float *inp, const float *w,
-                                     const float *mean, const float *rstd, int N, int C,
-                                     nn_act_kind act)
-{
-    nn_batchnorm_add_act_backward_train(dinp, NULL, dw, db, dout, out, inp, w, mean, rstd, N, C,
-                                        act);
 }
 
 /* The gradient pass of the training backward for channels [c0, c0+n) (k, a, off, mu
@@ -375,11 +321,15 @@ static void bn_grad_train(float *dinp, float *dres, const float *dout, const flo
     }
 }
 
-void nn_batchnorm_add_act_backward_train(float *dinp, float *dres, float *dw, float *db,
-                                         const float *dout, const float *out, const float *inp,
-                                         const float *w, const float *mean, const float *rstd,
-                                         int N, int C, nn_act_kind act)
+/* dinp += k * (dout - sg/N - xc * rstd^2 * sgx/N) with k = w*rstd, all per channel;
+ * xc = x - mean. Written with a per-channel scale a and offset so one FMA chain. */
+void nn_batchnorm_backward_train(float *dinp, float *dres, float *dw, float *db, const float *dout,
+                                 const float *out, const float *inp, const nn_bn_saved *saved,
+                                 const nn_bn *bn)
 {
+    const float *w = bn->w, *mean = saved->mean, *rstd = saved->rstd;
+    nn_act_kind act = bn->act;
+    int N = bn->N, C = bn->C;
     NN_ASSERT(dout != NULL && inp != NULL && w != NULL && mean != NULL && rstd != NULL);
     NN_ASSERT(act == NN_ACT_NONE || out != NULL);
     NN_ASSERT(N >= 1 && C >= 1);
@@ -405,24 +355,10 @@ void nn_batchnorm_add_act_backward_train(float *dinp, float *dres, float *dw, fl
     }
 }
 
-void nn_batchnorm_forward_eval(float *out, const float *inp, const float *w, const float *b,
-                               const float *run_mean, const float *run_var, int N, int C, float eps)
+void nn_batchnorm_forward_eval(float *out, const float *inp, const float *res, const nn_bn *bn)
 {
-    nn_batchnorm_act_forward_eval(out, inp, w, b, run_mean, run_var, N, C, eps, NN_ACT_NONE);
-}
-
-void nn_batchnorm_act_forward_eval(float *out, const float *inp, const float *w, const float *b,
-                                   const float *run_mean, const float *run_var, int N, int C,
-                                   float eps, nn_act_kind act)
-{
-    nn_batchnorm_add_act_forward_eval(out, inp, NULL, w, b, run_mean, run_var, N, C, eps, act);
-}
-
-void nn_batchnorm_add_act_forward_eval(float *out, const float *inp, const float *res,
-                                       const float *w, const float *b, const float *run_mean,
-                                       const float *run_var, int N, int C, float eps,
-                                       nn_act_kind act)
-{
+    const float *w = bn->w, *b = bn->b, *run_mean = bn->run_mean, *run_var = bn->run_var;
+    int N = bn->N, C = bn->C;
     NN_ASSERT(out != NULL && inp != NULL && w != NULL && b != NULL && run_mean != NULL &&
               run_var != NULL);
     NN_ASSERT(N >= 1 && C >= 1);
@@ -430,35 +366,19 @@ void nn_batchnorm_add_act_forward_eval(float *out, const float *inp, const float
         int n = C - c0 < BN_CBLK ? C - c0 : BN_CBLK;
         float scale[BN_CBLK] = {0}, lo[BN_CBLK] = {0};
         for (int c = 0; c < n; c++) {
-            scale[c] = (float)((double)w[c0 + c] / sqrt((double)run_var[c0 + c] + (double)eps));
+            scale[c] = (float)((double)w[c0 + c] / sqrt((double)run_var[c0 + c] + (double)bn->eps));
             lo[c] = 0.0f;
         }
-        bn_apply(out, inp, res, run_mean + c0, lo, scale, b + c0, act, N, C, c0, n);
+        bn_apply(out, inp, res, run_mean + c0, lo, scale, b + c0, bn->act, N, C, c0, n);
     }
 }
 
-void nn_batchnorm_backward_eval(float *dinp, float *dw, float *db, const float *dout,
-                                const float *inp, const float *w, const float *run_mean,
-                                const float *run_var, int N, int C, float eps)
+void nn_batchnorm_backward_eval(float *dinp, float *dres, float *dw, float *db, const float *dout,
+                                const float *out, const float *inp, const nn_bn *bn)
 {
-    nn_batchnorm_act_backward_eval(dinp, dw, db, dout, NULL, inp, w, run_mean, run_var, N, C, eps,
-                                   NN_ACT_NONE);
-}
-
-void nn_batchnorm_act_backward_eval(float *dinp, float *dw, float *db, const float *dout,
-                                    const float *out, const float *inp, const float *w,
-                                    const float *run_mean, const float *run_var, int N, int C,
-                                    float eps, nn_act_kind act)
-{
-    nn_batchnorm_add_act_backward_eval(dinp, NULL, dw, db, dout, out, inp, w, run_mean, run_var, N,
-                                       C, eps, act);
-}
-
-void nn_batchnorm_add_act_backward_eval(float *dinp, float *dres, float *dw, float *db,
-                                        const float *dout, const float *out, const float *inp,
-                                        const float *w, const float *run_mean, const float *run_var,
-                                        int N, int C, float eps, nn_act_kind act)
-{
+    const float *w = bn->w, *run_mean = bn->run_mean, *run_var = bn->run_var;
+    nn_act_kind act = bn->act;
+    int N = bn->N, C = bn->C;
     NN_ASSERT(dout != NULL && inp != NULL && w != NULL && run_mean != NULL && run_var != NULL);
     NN_ASSERT(act == NN_ACT_NONE || out != NULL);
     NN_ASSERT(N >= 1 && C >= 1);
@@ -467,7 +387,7 @@ void nn_batchnorm_add_act_backward_eval(float *dinp, float *dres, float *dw, flo
         double rs[BN_CBLK];
         float k[BN_CBLK];
         for (int c = 0; c < n; c++) {
-            rs[c] = 1.0 / sqrt((double)run_var[c0 + c] + (double)eps);
+            rs[c] = 1.0 / sqrt((double)run_var[c0 + c] + (double)bn->eps);
             k[c] = (float)((double)w[c0 + c] * rs[c]);
         }
         if (dw != NULL || db != NULL) {

@@ -10,86 +10,60 @@
 #ifndef KILN_NN_NORM_H
 #define KILN_NN_NORM_H
 
-/* Training-mode BN. out (N, C); mean, rstd (C) are saved for backward.
- * run_mean/run_var (C) are updated with `momentum` unless they are NULL.
- * A momentum of 1 stores exactly this batch's statistics. */
-void nn_batchnorm_forward_train(float *out, float *mean, float *rstd, float *run_mean,
-                                float *run_var, const float *inp, const float *w, const float *b,
-                                int N, int C, float eps, float momentum);
-
-/* Backward of the training-mode forward (batch statistics). */
-void nn_batchnorm_backward_train(float *dinp, float *dw, float *db, const float *dout,
-                                 const float *inp, const float *w, const float *mean,
-                                 const float *rstd, int N, int C);
-
-/* Eval-mode BN: out = (inp - rm) / sqrt(rv + eps) * w + b. */
-void nn_batchnorm_forward_eval(float *out, const float *inp, const float *w, const float *b,
-                               const float *run_mean, const float *run_var, int N, int C,
-                               float eps);
-
-/* Backward of the eval-mode forward (statistics are constants). */
-void nn_batchnorm_backward_eval(float *dinp, float *dw, float *db, const float *dout,
-                                const float *inp, const float *w, const float *run_mean,
-                                const float *run_var, int N, int C, float eps);
-
-/* BatchNorm fused with the activation that follows it, to save the memory
- * passes of a separate activation. The output is act(BN(inp)); the
- * backward takes the gradient of that output and the output itself (the
- * activation's derivative is read from it: ReLU y > 0, ReLU6 0 < y < 6), and
- * gives exactly what the unfused pair gives. NN_ACT_NONE is plain BN. */
+/* The activation a BatchNorm kernel applies to its output, fused to save the
+ * memory passes of a separate activation kernel. The backward reads the
+ * activation's derivative from the output itself (ReLU y > 0, ReLU6 0 < y < 6)
+ * and gives exactly what the unfused pair gives. */
 typedef enum { NN_ACT_NONE = 0, NN_ACT_RELU, NN_ACT_RELU6 } nn_act_kind;
 
-void nn_batchnorm_act_forward_train(float *out, float *mean, float *rstd, float *run_mean,
-                                    float *run_var, const float *inp, const float *w,
-                                    const float *b, int N, int C, float eps, float momentum,
-                                    nn_act_kind act);
-/* nn_batchnorm_act_forward_train that also keeps in `keep` (2C floats) the
- * per-channel constants of its output pass, so that nn_batchnorm_act_reapply
- * can rebuild `out` bit for bit from `inp` later (a backward pass recomputes
- * the output instead of storing it). keep may be NULL. */
-void nn_batchnorm_act_forward_train_keep(float *out, float *mean, float *rstd, float *keep,
-                                         float *run_mean, float *run_var, const float *inp,
-                                         const float *w, const float *b, int N, int C, float eps,
-                                         float momentum, nn_act_kind act);
-/* Rebuilds the output of a nn_batchnorm_act_forward_train_keep call from the
- * same inp, b and act and the mean and keep it wrote: identical bits. */
-void nn_batchnorm_act_reapply(float *out, const float *inp, const float *mean, const float *keep,
-                              const float *b, int N, int C, nn_act_kind act);
-void nn_batchnorm_act_backward_train(float *dinp, float *dw, float *db, const float *dout,
-                                     const float *out, const float *inp, const float *w,
-                                     const float *mean, const float *rstd, int N, int C,
-                                     nn_act_kind act);
-void nn_batchnorm_act_forward_eval(float *out, const float *inp, const float *w, const float *b,
-                                   const float *run_mean, const float *run_var, int N, int C,
-                                   float eps, nn_act_kind act);
-void nn_batchnorm_act_backward_eval(float *dinp, float *dw, float *db, const float *dout,
-                                    const float *out, const float *inp, const float *w,
-                                    const float *run_mean, const float *run_var, int N, int C,
-                                    float eps, nn_act_kind act);
+/* One BatchNorm layer as its kernels see it, for one call: N rows (batch x
+ * height x width) of C channels; the affine weight and bias w, b (C); the
+ * running statistics run_mean, run_var (C), which eval mode reads and a
+ * training forward updates with `momentum` (both NULL: not updated); eps; and
+ * the activation after it. A momentum of 1 stores exactly this batch's
+ * statistics. */
+typedef struct nn_bn {
+    int N, C;
+    const float *w, *b;
+    float *run_mean, *run_var;
+    float eps, momentum;
+    nn_act_kind act;
+} nn_bn;
 
-/* BatchNorm, a residual add and an activation in one pass: out = act(BN(inp) + res),
- * bit for bit what BN, the add and the activation kernels give one after the other
- * (res is added to the BN output with one rounding, then the activation applies). The
- * backward takes the gradient of out and out itself; it accumulates into dinp what BN's
- * backward gives and into dres the activation's gradient, the add's share for its
- * residual input. res (forward) and dres, dinp (backward) may be NULL: without res these
- * are the _act_ kernels above. */
-void nn_batchnorm_add_act_forward_train(float *out, float *mean, float *rstd, float *run_mean,
-                                        float *run_var, const float *inp, const float *res,
-                                        const float *w, const float *b, int N, int C, float eps,
-                                        float momentum, nn_act_kind act);
-void nn_batchnorm_add_act_backward_train(float *dinp, float *dres, float *dw, float *db,
-                                         const float *dout, const float *out, const float *inp,
-                                         const float *w, const float *mean, const float *rstd,
-                                         int N, int C, nn_act_kind act);
-void nn_batchnorm_add_act_forward_eval(float *out, const float *inp, const float *res,
-                                       const float *w, const float *b, const float *run_mean,
-                                       const float *run_var, int N, int C, float eps,
-                                       nn_act_kind act);
-void nn_batchnorm_add_act_backward_eval(float *dinp, float *dres, float *dw, float *db,
-                                        const float *dout, const float *out, const float *inp,
-                                        const float *w, const float *run_mean, const float *run_var,
-                                        int N, int C, float eps, nn_act_kind act);
+/* What a training forward saves for its backward: the batch mean and rstd
+ * (C each), and, when keep is not NULL, the per-channel constants (2C) of its
+ * output pass, from which nn_batchnorm_reapply rebuilds the output bit for bit
+ * (a backward pass can recompute the output instead of storing it). */
+typedef struct nn_bn_saved {
+    float *mean, *rstd, *keep;
+} nn_bn_saved;
+
+/* Training mode: out (N, C) = act(BN(inp) + res) with the batch statistics
+ * (mean and biased variance) into *saved, the running ones updated. res may be
+ * NULL (no residual add); with it, out is bit for bit what BN, the add and the
+ * activation kernels give one after the other (one rounding for the add). */
+void nn_batchnorm_forward_train(float *out, const nn_bn_saved *saved, const float *inp,
+                                const float *res, const nn_bn *bn);
+
+/* Rebuilds out from the same inp and the mean and keep that a forward without
+ * res saved: identical bits. Reads bn's b, act, N and C. */
+void nn_batchnorm_reapply(float *out, const float *inp, const nn_bn_saved *saved, const nn_bn *bn);
+
+/* Backward of nn_batchnorm_forward_train, given dout and (unless act is
+ * NN_ACT_NONE) the forward's out: accumulates the input gradient into dinp, the
+ * residual's (the activation's gradient) into dres, and the parameters' into dw
+ * and db. Any of the four may be NULL. */
+void nn_batchnorm_backward_train(float *dinp, float *dres, float *dw, float *db, const float *dout,
+                                 const float *out, const float *inp, const nn_bn_saved *saved,
+                                 const nn_bn *bn);
+
+/* Eval mode: out = act((inp - rm) / sqrt(rv + eps) * w + b + res), res may be NULL. */
+void nn_batchnorm_forward_eval(float *out, const float *inp, const float *res, const nn_bn *bn);
+
+/* Backward of the eval-mode forward (the statistics are constants); as
+ * nn_batchnorm_backward_train. */
+void nn_batchnorm_backward_eval(float *dinp, float *dres, float *dw, float *db, const float *dout,
+                                const float *out, const float *inp, const nn_bn *bn);
 
 /* LayerNorm over the last dim: out (N, C); mean, rstd (N) saved for backward. */
 void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
