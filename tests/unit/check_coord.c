@@ -173,6 +173,26 @@ static job_state state_of(const char *id)
     return st;
 }
 
+/* A pool of `ranks` ranks that has said hello and ready at time t. */
+static void pool_up(const char *pool, int ranks, int64_t t)
+{
+    hello(pool, ranks, NULL, 0, t);
+    simple(pool, MSG_READY, t);
+}
+
+/* The "pool up, job started" fixture: job id (1 rank, priority 50, max_restarts) is
+ * submitted, the 1-rank pool p1 comes up at time 0, gets the job at 1, and its attempt 1
+ * is RUNNING at 2 (the pool's started message, seq 1, applied). */
+static void job_running(char id[STORE_ID_MAX], int max_restarts)
+{
+    submit(id, 50, 1, max_restarts);
+    pool_up("p1", 1, 0);
+    coord_tick(C, 1);
+    job_msg("p1", MSG_STARTED, id, 1, 1, 2);
+    coord_flush(C, 2);
+    ck_assert_int_eq(state_of(id), JS_RUNNING);
+}
+
 START_TEST(hello_ready_assign_ack)
 {
     char id[STORE_ID_MAX];
@@ -221,11 +241,7 @@ END_TEST
 START_TEST(artifacts_written_before_reference)
 {
     char id[STORE_ID_MAX];
-    submit(id, 50, 1, 0);
-    hello("p1", 1, NULL, 0, 0);
-    simple("p1", MSG_READY, 0);
-    coord_tick(C, 1);
-    job_msg("p1", MSG_STARTED, id, 1, 1, 2);
+    job_running(id, 0);
     msg m;
     msg_init(&m, MSG_FINISHED);
     msg_set_job(&m, id, 1, 2);
@@ -257,12 +273,7 @@ END_TEST
 START_TEST(lost_pool_restarts_then_fails)
 {
     char id[STORE_ID_MAX];
-    submit(id, 50, 1, 1);
-    hello("p1", 1, NULL, 0, 0);
-    simple("p1", MSG_READY, 0);
-    coord_tick(C, 1);
-    job_msg("p1", MSG_STARTED, id, 1, 1, 2);
-    coord_flush(C, 2);
+    job_running(id, 1);
     /* silent past 3 x 100 ms */
     coord_tick(C, 250);
     ck_assert_int_eq(state_of(id), JS_RUNNING);
@@ -277,8 +288,7 @@ START_TEST(lost_pool_restarts_then_fails)
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(w, 0), "state")), "lost");
     json_decref(w);
     /* a second pool takes it: attempt 2; it dies too: no restarts left */
-    hello("p2", 1, NULL, 0, 410);
-    simple("p2", MSG_READY, 410);
+    pool_up("p2", 1, 410);
     coord_tick(C, 420);
     ck_assert_int_eq(last_sent("p2", MSG_ASSIGN)->attempt, 2);
     /* a late message of attempt 1 from p1 (reconnected) is stale: acked, and p1 told to cancel */
@@ -298,12 +308,7 @@ END_TEST
 START_TEST(reconnect_keeps_running_job)
 {
     char id[STORE_ID_MAX];
-    submit(id, 50, 1, 0);
-    hello("p1", 1, NULL, 0, 0);
-    simple("p1", MSG_READY, 0);
-    coord_tick(C, 1);
-    job_msg("p1", MSG_STARTED, id, 1, 1, 2);
-    coord_flush(C, 2);
+    job_running(id, 0);
     /* the connection drops and comes back within the window: the job goes on */
     hello("p1", 1, id, 1, 50);
     coord_tick(C, 60);
@@ -319,14 +324,12 @@ START_TEST(assign_sent_again_when_lost)
 {
     char id[STORE_ID_MAX];
     submit(id, 50, 1, 0);
-    hello("p1", 1, NULL, 0, 0);
-    simple("p1", MSG_READY, 0);
+    pool_up("p1", 1, 0);
     coord_tick(C, 1);
     ck_assert_ptr_nonnull(last_sent("p1", MSG_ASSIGN));
     clear_out();
     /* the pool never got it: it reconnects idle and says ready */
-    hello("p1", 1, NULL, 0, 20);
-    simple("p1", MSG_READY, 20);
+    pool_up("p1", 1, 20);
     msg *a = last_sent("p1", MSG_ASSIGN);
     ck_assert_ptr_nonnull(a);
     ck_assert_int_eq(a->attempt, 1);
@@ -337,11 +340,7 @@ END_TEST
 START_TEST(cancel_is_sent_until_done)
 {
     char id[STORE_ID_MAX];
-    submit(id, 50, 1, 0);
-    hello("p1", 1, NULL, 0, 0);
-    simple("p1", MSG_READY, 0);
-    coord_tick(C, 1);
-    job_msg("p1", MSG_STARTED, id, 1, 1, 2);
+    job_running(id, 0);
     errbuf eb;
     ck_assert_int_eq(
         store_transition(S, id, JS_ON_POOL, JS_CANCELLING, "USER_CANCELLED", "t", NULL, &eb), 0);
@@ -393,12 +392,7 @@ END_TEST
 START_TEST(server_restart_reconciles)
 {
     char id[STORE_ID_MAX];
-    submit(id, 50, 1, 1);
-    hello("p1", 1, NULL, 0, 0);
-    simple("p1", MSG_READY, 0);
-    coord_tick(C, 1);
-    job_msg("p1", MSG_STARTED, id, 1, 1, 2);
-    coord_flush(C, 2);
+    job_running(id, 1);
     /* a new coordinator on the same store (the server restarted) */
     coord_free(C);
     coord_options o = {.heartbeat_ms = 100, .liveness = 3, .data_dir = dir};
@@ -422,8 +416,7 @@ START_TEST(server_restart_reconciles)
     /* a job whose pool never comes back ends WORKER_LOST after the window */
     char other[STORE_ID_MAX];
     submit(other, 50, 1, 0);
-    hello("p9", 1, NULL, 0, 1400);
-    simple("p9", MSG_READY, 1400);
+    pool_up("p9", 1, 1400);
     coord_tick(C, 1401);
     coord_free(C);
     C = coord_new(S, &o, record, NULL, 2000);
@@ -449,8 +442,7 @@ START_TEST(queued_jobs_say_why_they_wait)
     ck_assert_ptr_nonnull(
         strstr(json_string_value(json_object_get(j, "message")), "none is connected"));
     json_decref(j);
-    hello("p1", 2, NULL, 0, 2);
-    simple("p1", MSG_READY, 2);
+    pool_up("p1", 2, 2);
     coord_tick(C, 3);
     ck_assert_int_eq(state_of(small), JS_STARTING);
     ck_assert_int_eq(store_job_get(S, big, &j, &eb), 0);
@@ -501,8 +493,7 @@ START_TEST(init_weights_sent_unless_cached)
         errbuf eb;
         ck_assert_int_eq(store_job_create(S, &j, id[k], &eb), 0);
     }
-    hello("p1", 1, NULL, 0, 0);
-    simple("p1", MSG_READY, 1);
+    pool_up("p1", 1, 1);
     coord_tick(C, 2);
     msg *a = last_sent("p1", MSG_ASSIGN);
     ck_assert_ptr_nonnull(a);
@@ -557,8 +548,7 @@ START_TEST(after_waits_runs_or_cancels)
     char a[STORE_ID_MAX], b[STORE_ID_MAX], c[STORE_ID_MAX], d[STORE_ID_MAX];
     submit(a, 10, 1, 0);
     submit_after(b, a); /* a higher priority, but it must wait */
-    hello("p1", 1, NULL, 0, 0);
-    simple("p1", MSG_READY, 1);
+    pool_up("p1", 1, 1);
     coord_tick(C, 2);
     ck_assert_str_eq(last_sent("p1", MSG_ASSIGN)->job_id, a);
     json_t *j;
@@ -642,8 +632,7 @@ static void owner_limited(int max_running, int max_ranks)
     C = coord_new(S, &o, record, NULL, 0);
     const char *pools[3] = {"p1", "p2", "p3"};
     for (int i = 0; i < 3; i++) {
-        hello(pools[i], 2, NULL, 0, 0);
-        simple(pools[i], MSG_READY, 0);
+        pool_up(pools[i], 2, 0);
     }
 }
 
