@@ -1100,21 +1100,22 @@ START_TEST(dna_derivation_lands_in_the_band)
             errbuf eb;
             for (int t = 0; t < 5; t++) {
                 a->as.target_ratio = ratios[t];
-                a->target = ratios[t] * full;
-                if (a->target * 1.01 <= least || a->target * 0.99 >= most)
+                a->goal.target = ratios[t] * full;
+                if (a->goal.target * 1.01 <= least || a->goal.target * 0.99 >= most)
                     continue;
                 json_t *info = json_object();
                 ck_assert_msg(dna_derive(a, w, d, info, &eb) == 0, "%s", eb.msg);
                 adaptspace_cfg(as, w, d, &found);
                 double mf = modelcfg_macs(&found) / 1e6;
-                ck_assert_msg(mf >= 0.99 * a->target && mf <= 1.01 * a->target,
-                              "model %d seed %d: %.5f MFLOPs for %.5f", mi, seed, mf, a->target);
+                ck_assert_msg(mf >= 0.99 * a->goal.target && mf <= 1.01 * a->goal.target,
+                              "model %d seed %d: %.5f MFLOPs for %.5f", mi, seed, mf,
+                              a->goal.target);
                 json_t *fit = json_object_get(info, "fitted");
                 ck_assert(json_is_true(json_object_get(fit, "in_band")));
                 ck_assert(json_number_value(json_object_get(fit, "mflops")) == mf);
                 json_decref(info);
             }
-            a->target = 0.5 * least;
+            a->goal.target = 0.5 * least;
             json_t *info = json_object();
             ck_assert_int_eq(dna_derive(a, w, d, info, &eb), ERR_INVALID);
             ck_assert_msg(strstr(eb.msg, "adapt.target_ratio") != NULL, "%s", eb.msg);

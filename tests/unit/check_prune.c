@@ -652,23 +652,24 @@ START_TEST(es_derivation_lands_in_the_band)
             chains_update(&p->ch);
             for (int t = 0; t < 4; t++) {
                 p->ps.target_ratio = ratios[t];
-                p->target = ratios[t] * full;
-                if (p->target * 1.01 <= least) /* refused by the spec */
+                p->goal.target = ratios[t] * full;
+                if (p->goal.target * 1.01 <= least) /* refused by the spec */
                     continue;
                 json_t *info = json_object();
                 ck_assert_msg(prune_derive_widths(p, w, info, &eb) == 0, "%s", eb.msg);
                 model_cfg found;
                 prunespace_widths_to_cfg(&p->sp, w, &found);
                 double mf = modelcfg_macs(&found) / 1e6;
-                ck_assert_msg(mf >= 0.99 * p->target && mf <= 1.01 * p->target,
-                              "model %d seed %d: %.5f MFLOPs for %.5f", mi, seed, mf, p->target);
+                ck_assert_msg(mf >= 0.99 * p->goal.target && mf <= 1.01 * p->goal.target,
+                              "model %d seed %d: %.5f MFLOPs for %.5f", mi, seed, mf,
+                              p->goal.target);
                 json_t *fit = json_object_get(info, "es_fitted");
                 ck_assert(json_is_true(json_object_get(fit, "in_band")));
                 ck_assert(json_number_value(json_object_get(fit, "mflops")) == mf);
                 json_decref(info);
             }
         }
-        p->target = 0.5 * least;
+        p->goal.target = 0.5 * least;
         json_t *info = json_object();
         ck_assert_int_eq(prune_derive_widths(p, w, info, &eb), ERR_INVALID);
         ck_assert_msg(strstr(eb.msg, "prune.target_ratio") != NULL, "%s", eb.msg);

@@ -52,7 +52,9 @@ static int setup(adapter *a, const job_spec *spec, const job_env *env, errbuf *e
     int rc = nas_reparse_end(&rp, "adapt spec", eb);
     if (rc != 0)
         return rc;
-    a->target = a->as.target_mflops;
+    a->goal.ss = &a->as.search;
+    a->goal.target = a->as.target_mflops;
+    a->goal.target_tol = ADAPT_TARGET_TOL;
     a->full_mflops = modelcfg_macs(&spec->model) / 1e6;
     int dna = a->as.method == ADAPT_DNA;
     rc = nas_init(&a->j, spec, env, dna ? a->as.search.batch_size : spec->optim.batch_size,
@@ -61,8 +63,8 @@ static int setup(adapter *a, const job_spec *spec, const job_env *env, errbuf *e
         return rc;
     if (!dna)
         return 0;
-    a->warmup_steps = a->j.steps_per_epoch * a->as.search.warmup_epochs;
-    a->total_steps =
+    a->goal.warmup_steps = a->j.steps_per_epoch * a->as.search.warmup_epochs;
+    a->goal.total_steps =
         a->j.steps_per_epoch * (a->as.search.warmup_epochs + a->as.search.search_epochs);
     adapt_space as;
     if ((rc = adaptspace_init(&as, &spec->model, &a->as.window, eb)) != 0)
@@ -80,7 +82,7 @@ static int setup(adapter *a, const job_spec *spec, const job_env *env, errbuf *e
     /* the supernet must keep the whole band of the target within reach: a
      * condense below it would make the derivation fail (it did on other
      * machines' rounding, where a search condensed further) */
-    a->el.min_mflops = a->target * (1.0 + ADAPT_TARGET_TOL);
+    a->el.min_mflops = a->goal.target * (1.0 + ADAPT_TARGET_TOL);
     if (a->j.d->world > 1)
         dist_bcast(a->st->super.params, a->st->super.n_params * sizeof(float), 0);
     return 0;
@@ -246,7 +248,8 @@ static int searched_network(adapter *a, long start, model_cfg *found, json_t **r
         add_tables(a, w, d, *report);
         free(w);
     } else {
-        if ((rc = adapt_baseline(&a->as, &a->j.spec->model, a->target, found, info, eb)) != 0) {
+        if ((rc = adapt_baseline(&a->as, &a->j.spec->model, a->goal.target, found, info, eb)) !=
+            0) {
             json_decref(info);
             return rc;
         }
@@ -260,7 +263,7 @@ static int searched_network(adapter *a, long start, model_cfg *found, json_t **r
     if (rc == 0)
         nas_say(&a->j, "info",
                 "found %.4f MFLOPs (target %.4f, existing network %.4f); retraining from scratch",
-                modelcfg_macs(found) / 1e6, a->target, a->full_mflops);
+                modelcfg_macs(found) / 1e6, a->goal.target, a->full_mflops);
     return rc;
 }
 
@@ -302,11 +305,11 @@ static void op_outcome(void *ctx, nas_outcome *o)
     const adapter *a = ctx;
     *o = (nas_outcome){.method = adaptspec_method_name(a->as.method),
                        .from = "scratch",
-                       .target = a->target,
+                       .target = a->goal.target,
                        .target_tol = ADAPT_TARGET_TOL,
                        .full_mflops = a->full_mflops,
                        .top1_before = a->top1_before,
-                       .search_steps = a->total_steps,
+                       .search_steps = a->goal.total_steps,
                        .t0 = a->t0,
                        .extra = EXTRA_ARTIFACTS,
                        .n_extra = 2};
@@ -336,7 +339,7 @@ int adapt_run(const job_spec *spec, const job_env *env, job_result *res, errbuf 
     a->t0 = nas_now();
     int rc = setup(a, spec, env, eb);
     if (rc == 0)
-        rc = nas_run_job(&a->j, &ADAPT_OPS, a, a->total_steps, res, eb);
+        rc = nas_run_job(&a->j, &ADAPT_OPS, a, a->goal.total_steps, res, eb);
     teardown(a);
     free(a);
     return rc;

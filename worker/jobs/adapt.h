@@ -227,9 +227,7 @@ typedef struct adapter {
     nas_job j;
     adapt_spec as;
     double full_mflops; /* the existing network's */
-    double target;      /* MFLOPs */
-    long warmup_steps;
-    long total_steps;   /* of the search */
+    nas_goal goal;      /* target, band, schedule and steps of the search */
     adapt_state *st;    /* dna: the supernet as it is now */
     elastic el;         /* dna: the elastic rules and log */
     long settle_until;  /* no architecture step before this step (after a change) */

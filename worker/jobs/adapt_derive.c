@@ -55,8 +55,8 @@ int dna_derive(adapter *a, int *w, int *d, json_t *info, errbuf *eb)
                       .first = as->first,
                       .depth_max = as->depth,
                       .want_depth = ed,
-                      .lo = a->target * (1 - ADAPT_TARGET_TOL) * 1e6,
-                      .hi = a->target * (1 + ADAPT_TARGET_TOL) * 1e6};
+                      .lo = a->goal.target * (1 - ADAPT_TARGET_TOL) * 1e6,
+                      .hi = a->goal.target * (1 + ADAPT_TARGET_TOL) * 1e6};
     bandfit_result r;
     int rc = bandfit_run(&f, w, d, &r);
     double m = adaptspace_macs(as, w, d);
@@ -64,7 +64,7 @@ int dna_derive(adapter *a, int *w, int *d, json_t *info, errbuf *eb)
         rc = err_set(eb, ERR_INTERNAL, "derived network: %.0f MACs by the fit, %.0f by the space",
                      r.macs, m);
     else if (rc != 0)
-        rc = bandfit_error(eb, adapt_target_field(&a->as), a->target, &f, &r);
+        rc = bandfit_error(eb, adapt_target_field(&a->as), a->goal.target, &f, &r);
     json_object_set_new(info, "fitted",
                         json_pack("{s:o, s:o, s:f, s:i, s:b, s:f, s:I}", "widths",
                                   nas_int_array(w, n), "depths", nas_int_array(d, as->n_stages),

@@ -119,13 +119,13 @@ static int dn_arch_due(void *ctx, long step)
 static int check_due(const adapter *a, long step)
 {
     const adapt_elastic *e = &a->as.elastic;
-    if (!e->enabled || step < a->warmup_steps || step < a->settle_until)
+    if (!e->enabled || step < a->goal.warmup_steps || step < a->settle_until)
         return 0;
-    long search_steps = a->total_steps - a->warmup_steps;
-    long freeze_at = a->warmup_steps + (long)floor((1.0 - e->freeze) * (double)search_steps);
+    long search_steps = a->goal.total_steps - a->goal.warmup_steps;
+    long freeze_at = a->goal.warmup_steps + (long)floor((1.0 - e->freeze) * (double)search_steps);
     if (step >= freeze_at)
         return 0;
-    long done = step + 1 - a->warmup_steps;
+    long done = step + 1 - a->goal.warmup_steps;
     if (e->check_every > 0)
         return done % e->check_every == 0;
     return (step + 1) % a->j.steps_per_epoch == 0;
@@ -186,9 +186,10 @@ static void dn_describe(void *ctx, char *buf, size_t len)
     snprintf(buf, len,
              "dna: %d units, %zu width and %d depth parameters, %d stages; target %.3f MFLOPs, "
              "existing network %.3f, supernet %.3f; %ld warm-up + %ld search steps; elastic %s",
-             a->st->as.sp.n_units, a->st->ch.n_alpha, a->st->dc.n, a->st->as.n_stages, a->target,
-             a->full_mflops, modelcfg_macs(&a->st->as.sp.super) / 1e6, a->warmup_steps,
-             a->total_steps - a->warmup_steps, a->as.elastic.enabled ? "on" : "off");
+             a->st->as.sp.n_units, a->st->ch.n_alpha, a->st->dc.n, a->st->as.n_stages,
+             a->goal.target, a->full_mflops, modelcfg_macs(&a->st->as.sp.super) / 1e6,
+             a->goal.warmup_steps, a->goal.total_steps - a->goal.warmup_steps,
+             a->as.elastic.enabled ? "on" : "off");
 }
 
 /* ---- checkpoints ----------------------------------------------------------------------- */
@@ -372,25 +373,12 @@ static const nas_space_ops DNA_OPS = {
     .load_state = dn_load_state,
 };
 
-/* The driver's view of a's search, over the space s. */
-static nas_search dna_of(adapter *a, dna_space *s)
-{
-    return (nas_search){.j = &a->j,
-                        .ss = &a->as.search,
-                        .target = a->target,
-                        .target_tol = ADAPT_TARGET_TOL,
-                        .warmup_steps = a->warmup_steps,
-                        .total_steps = a->total_steps,
-                        .ops = &DNA_OPS,
-                        .ctx = s};
-}
-
 int dna_search(adapter *a, long start, errbuf *eb)
 {
     dna_space s;
     memset(&s, 0, sizeof s);
     s.a = a;
-    nas_search ns = dna_of(a, &s);
+    nas_search ns = {&a->j, &a->goal, &DNA_OPS, &s};
     int rc = nas_search_run(&ns, start, &a->top1_super, eb);
     free(s.w);
     return rc;
@@ -401,6 +389,6 @@ int dna_load_checkpoint(adapter *a, const char *path, long *step, errbuf *eb)
     dna_space s;
     memset(&s, 0, sizeof s);
     s.a = a;
-    nas_search ns = dna_of(a, &s);
+    nas_search ns = {&a->j, &a->goal, &DNA_OPS, &s};
     return nas_search_load(&ns, path, step, eb);
 }

@@ -48,6 +48,17 @@ typedef struct nas_job {
     ckpt_ring ckpts;      /* search checkpoints on disk */
 } nas_job;
 
+/* What a search aims at, set by its job: the schedule (search_spec, shared by the
+ * methods' specs), the target, the band the derived network must fall in, and the
+ * steps of the warm-up and of the whole search. */
+typedef struct nas_goal {
+    const search_spec *ss;
+    double target;     /* MFLOPs */
+    double target_tol; /* the derived network's band: target * (1 +- tol) */
+    long warmup_steps; /* steps of the warm-up */
+    long total_steps;  /* warm-up + search */
+} nas_goal;
+
 /* Sets up j for spec on env: ranks, the training split (the validation
  * tail left to the retrain) and the test split, checked against the model;
  * the eval view (eval_limit test images, 0 = all); the per-rank batch of

@@ -34,17 +34,19 @@ typedef struct run {
 
 static double weight_lr(const nas_search *s, long step)
 {
-    return nas_cosine(s->ss->weights.lr, s->ss->weights.min_lr, step, 0, s->total_steps);
+    return nas_cosine(s->goal->ss->weights.lr, s->goal->ss->weights.min_lr, step, 0,
+                      s->goal->total_steps);
 }
 
 static double arch_lr(const nas_search *s, long step)
 {
-    return nas_cosine(s->ss->arch.lr, s->ss->arch.min_lr, step, s->warmup_steps, s->total_steps);
+    return nas_cosine(s->goal->ss->arch.lr, s->goal->ss->arch.min_lr, step, s->goal->warmup_steps,
+                      s->goal->total_steps);
 }
 
 static const char *phase_of(const nas_search *s, long step)
 {
-    return step < s->warmup_steps ? "warmup" : "search";
+    return step < s->goal->warmup_steps ? "warmup" : "search";
 }
 
 static const slice_map *map_or_null(const slice_map *m)
@@ -79,8 +81,8 @@ static void draw(run *r, long step, int which)
     rng g;
     rng_derive(&g, r->j->spec->seed ^ r->ops->rng_tag, (uint64_t)step, (uint64_t)which);
     nas_arch kind = NAS_ARCH_UNIFORM;
-    if (step >= s->warmup_steps) {
-        long tens = (step - s->warmup_steps) / 10; /* the decay steps every 10 iterations */
+    if (step >= s->goal->warmup_steps) {
+        long tens = (step - s->goal->warmup_steps) / 10; /* the decay steps every 10 iterations */
         double ps = pow(PRUNESPACE_DECAY, (double)(N_RANDOM * tens));
         if ((double)rng_uniform(&g) >= ps)
             kind = NAS_ARCH_CHAINS;
@@ -94,7 +96,7 @@ static int sandwich(run *r, long step, errbuf *eb)
     nas_job *j = r->j;
     net *m = r->ops->supernet(r->ctx);
     net_zero_grad(m);
-    float ce = ce_backward(j, m, (float)r->s->ss->label_smoothing);
+    float ce = ce_backward(j, m, (float)r->s->goal->ss->label_smoothing);
     /* the teacher: the supernet's plain softmax, detached */
     memcpy(j->teacher, j->bt.probs, (size_t)j->b * j->K * sizeof(float));
     double kd = nas_distill(j, &r->min_net, m, map_or_null(&r->min_map));
@@ -112,7 +114,7 @@ static int sandwich(run *r, long step, errbuf *eb)
     }
     if (j->d->world > 1)
         dist_allreduce_mean_f32(m->grads, m->n_params);
-    nas_weight_step(m, &r->s->ss->weights, weight_lr(r->s, step), step == 0);
+    nas_weight_step(m, &r->s->goal->ss->weights, weight_lr(r->s, step), step == 0);
     r->acc.ce += (double)ce;
     r->acc.kd += kd / (1 + N_RANDOM);
     r->acc.n += 1;
@@ -125,10 +127,12 @@ static void arch_step(run *r, long step)
     const nas_search *s = r->s;
     r->ops->arch_scaling(r->ctx, 1);
     /* the weight gradients are dropped at the next zero_grad */
-    float ce = ce_backward(r->j, r->ops->supernet(r->ctx), (float)s->ss->label_smoothing);
+    float ce = ce_backward(r->j, r->ops->supernet(r->ctx), (float)s->goal->ss->label_smoothing);
     double dl, e = r->ops->expected_macs(r->ctx) / 1e6;
-    prunespace_budget_loss(e, s->target, s->ss->flops_loss_weight, s->ss->band, &dl);
-    r->ops->arch_step(r->ctx, dl / 1e6, &s->ss->arch, arch_lr(s, step), step == s->warmup_steps);
+    prunespace_budget_loss(e, s->goal->target, s->goal->ss->flops_loss_weight, s->goal->ss->band,
+                           &dl);
+    r->ops->arch_step(r->ctx, dl / 1e6, &s->goal->ss->arch, arch_lr(s, step),
+                      step == s->goal->warmup_steps);
     r->ops->arch_scaling(r->ctx, 0);
     r->acc.arch_ce += (double)ce;
     r->acc.arch_n += 1;
@@ -150,7 +154,8 @@ static void log_point(run *r, long step)
     }
     nas_emit_phase(r->j, step, ph, "lr", weight_lr(s, step - 1));
     double dl, e = r->ops->expected_macs(r->ctx) / 1e6;
-    double lf = prunespace_budget_loss(e, s->target, s->ss->flops_loss_weight, s->ss->band, &dl);
+    double lf = prunespace_budget_loss(e, s->goal->target, s->goal->ss->flops_loss_weight,
+                                       s->goal->ss->band, &dl);
     nas_emit_phase(r->j, step, ph, "expected_mflops", e);
     nas_emit_phase(r->j, step, ph, "flops_loss", lf);
     if (v[4] > 0) {
@@ -210,7 +215,7 @@ static int epoch_point(run *r, long step, errbuf *eb)
     nas_say(r->j, "info",
             "%s epoch %.2f: top-1 max %.4f, min %.4f, expected %.4f (%.3f MFLOPs, target %.3f%s)",
             ph, (double)step / (double)r->j->steps_per_epoch, top_max, top_min, top_es,
-            es_macs / 1e6, s->target, note);
+            es_macs / 1e6, s->goal->target, note);
     return 0;
 }
 
@@ -221,19 +226,19 @@ static int epoch_point(run *r, long step, errbuf *eb)
  * the budget loss stops pulling, band * target). */
 static void emit_target(const nas_search *s, long step)
 {
-    nas_emit(s->j, "target/mflops", s->target, step);
-    nas_emit(s->j, "target/band_low_mflops", s->target * (1 - s->target_tol), step);
-    nas_emit(s->j, "target/band_high_mflops", s->target * (1 + s->target_tol), step);
-    nas_emit(s->j, "target/deadband_low_mflops", s->target * s->ss->band, step);
+    nas_emit(s->j, "target/mflops", s->goal->target, step);
+    nas_emit(s->j, "target/band_low_mflops", s->goal->target * (1 - s->goal->target_tol), step);
+    nas_emit(s->j, "target/band_high_mflops", s->goal->target * (1 + s->goal->target_tol), step);
+    nas_emit(s->j, "target/deadband_low_mflops", s->goal->target * s->goal->ss->band, step);
 }
 
 static void progress(run *r, long step, long start, double t0)
 {
     const job_sink *k = nas_sink(r->j);
     if (k != NULL && k->progress != NULL)
-        k->progress(k->ctx, step, r->s->total_steps + r->j->retrain_steps,
+        k->progress(k->ctx, step, r->s->goal->total_steps + r->j->retrain_steps,
                     r->acc.n > 0 ? r->acc.ce / r->acc.n : 0.0,
-                    (double)(step - start) * r->s->ss->batch_size / (nas_now() - t0));
+                    (double)(step - start) * r->s->goal->ss->batch_size / (nas_now() - t0));
 }
 
 /* ---- checkpoints ---------------------------------------------------------------------- */
@@ -330,7 +335,8 @@ static int iteration(run *r, long step, long start, long epoch_end, double t0, e
     int rc = sandwich(r, step, eb);
     if (rc != 0)
         return rc;
-    if (step >= s->warmup_steps && (r->ops->arch_due == NULL || r->ops->arch_due(r->ctx, step)))
+    if (step >= s->goal->warmup_steps &&
+        (r->ops->arch_due == NULL || r->ops->arch_due(r->ctx, step)))
         arch_step(r, step);
     if (r->ops->on_check != NULL) {
         int changes = r->ops->on_check(r->ctx, step, eb);
@@ -343,7 +349,7 @@ static int iteration(run *r, long step, long start, long epoch_end, double t0, e
     if (step % LOG_EVERY == 0 || step == epoch_end)
         log_point(r, step);
     progress(r, step, start, t0);
-    if (r->ops->save_supernet && step == s->warmup_steps && (rc = save_supernet(r, eb)) != 0)
+    if (r->ops->save_supernet && step == s->goal->warmup_steps && (rc = save_supernet(r, eb)) != 0)
         return rc;
     long every = j->spec->ckpt_every_steps;
     if (every > 0 && step % every == 0 && step < epoch_end)
@@ -357,7 +363,7 @@ static int search_loop(run *r, long start, errbuf *eb)
     nas_job *j = r->j;
     double t0 = nas_now();
     long step = start;
-    while (step < s->total_steps) {
+    while (step < s->goal->total_steps) {
         int epoch = (int)(step / j->steps_per_epoch);
         loader_start_epoch(r->ld, epoch, step % j->steps_per_epoch);
         long epoch_end = (long)(epoch + 1) * j->steps_per_epoch;

@@ -103,20 +103,16 @@ typedef struct nas_space_ops {
     int (*load_state)(void *ctx, const st_file *f, errbuf *eb);
 } nas_space_ops;
 
-/* One search: the job, its settings and the space. */
+/* One search: the job, its goal and the space (a method's ops and their context). */
 typedef struct nas_search {
     nas_job *j;
-    const search_spec *ss;
-    double target;     /* MFLOPs */
-    double target_tol; /* the derived network's band: target * (1 +- tol) */
-    long warmup_steps; /* steps of the warm-up */
-    long total_steps;  /* warm-up + search */
+    const nas_goal *goal;
     const nas_space_ops *ops;
     void *ctx;
 } nas_search;
 
 /* Runs the search from step `start` (0, or a resumed checkpoint's) to
- * s->total_steps; *top1_super receives the supernet's top-1 on the whole
+ * s->goal->total_steps; *top1_super receives the supernet's top-1 on the whole
  * test split after BN recalibration. Returns 0, ERR_CANCELLED (a
  * checkpoint was written) or another ERR_*. */
 int nas_search_run(const nas_search *s, long start, double *top1_super, errbuf *eb);

@@ -57,7 +57,9 @@ static int setup(pruner *p, const job_spec *spec, const job_env *env, errbuf *eb
     int rc = nas_reparse_end(&rp, "prune spec", eb);
     if (rc != 0)
         return rc;
-    p->target = p->ps.target_mflops;
+    p->goal.ss = &p->ps.search;
+    p->goal.target = p->ps.target_mflops;
+    p->goal.target_tol = PRUNE_TARGET_TOL;
     p->full_mflops = modelcfg_macs(&spec->model) / 1e6;
     rc = prune_space_init(&p->sp, &spec->model, &p->ps.width, eb);
     if (rc != 0)
@@ -68,8 +70,8 @@ static int setup(pruner *p, const job_spec *spec, const job_env *env, errbuf *eb
     if (rc != 0)
         return rc;
     if (p->ps.method == PRUNE_DMCP) {
-        p->warmup_steps = p->j.steps_per_epoch * p->ps.search.warmup_epochs;
-        p->total_steps =
+        p->goal.warmup_steps = p->j.steps_per_epoch * p->ps.search.warmup_epochs;
+        p->goal.total_steps =
             p->j.steps_per_epoch * (p->ps.search.warmup_epochs + p->ps.search.search_epochs);
     }
     /* the supernet, with a scaling site at every BN of a unit (uniform needs
@@ -246,7 +248,7 @@ static int searched_network(pruner *p, long start, int *w, model_cfg *found, jso
     rc = nas_write_found(&p->j, found, *report, eb);
     if (rc == 0)
         nas_say(&p->j, "info", "found %.4f MFLOPs (target %.4f, model %.4f); retraining %s",
-                modelcfg_macs(found) / 1e6, p->target, p->full_mflops,
+                modelcfg_macs(found) / 1e6, p->goal.target, p->full_mflops,
                 p->ps.finetune ? "from the supernet's weights" : "from scratch");
     return rc;
 }
@@ -290,11 +292,11 @@ static void op_outcome(void *ctx, nas_outcome *o)
     const pruner *p = ctx;
     *o = (nas_outcome){.method = prunespec_method_name(p->ps.method),
                        .from = p->ps.finetune ? "supernet" : "scratch",
-                       .target = p->target,
+                       .target = p->goal.target,
                        .target_tol = PRUNE_TARGET_TOL,
                        .full_mflops = p->full_mflops,
                        .top1_before = p->top1_max,
-                       .search_steps = p->total_steps,
+                       .search_steps = p->goal.total_steps,
                        .t0 = p->t0,
                        .extra = DMCP_ARTIFACTS,
                        .n_extra = p->ps.method == PRUNE_DMCP ? 2 : 0};
@@ -313,7 +315,7 @@ int prune_run(const job_spec *spec, const job_env *env, job_result *res, errbuf 
     p->top1_max = -1;
     int rc = setup(p, spec, env, eb);
     if (rc == 0)
-        rc = nas_run_job(&p->j, &PRUNE_OPS, p, p->total_steps, res, eb);
+        rc = nas_run_job(&p->j, &PRUNE_OPS, p, p->goal.total_steps, res, eb);
     teardown(p);
     free(p);
     return rc;

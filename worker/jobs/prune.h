@@ -52,9 +52,7 @@ typedef struct pruner {
     prune_spec ps;
     prune_space sp;
     double full_mflops; /* the supernet's */
-    double target;      /* MFLOPs */
-    long warmup_steps;  /* steps of the warm-up */
-    long total_steps;   /* of the search (warm-up + search) */
+    nas_goal goal;      /* target, band, schedule and steps of the search */
     net super;          /* the supernet, with scaling sites */
     prune_chains ch;    /* its architecture parameters */
     double top1_max;    /* supernet at full width after the search, recalibrated */

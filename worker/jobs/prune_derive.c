@@ -40,10 +40,10 @@ int prune_fit_band(const pruner *p, const double *want, const double *scale, con
                       .want = want,
                       .scale = scale,
                       .w_min = w_min,
-                      .lo = p->target * (1 - PRUNE_TARGET_TOL) * 1e6,
-                      .hi = p->target * (1 + PRUNE_TARGET_TOL) * 1e6};
+                      .lo = p->goal.target * (1 - PRUNE_TARGET_TOL) * 1e6,
+                      .hi = p->goal.target * (1 + PRUNE_TARGET_TOL) * 1e6};
     int rc = bandfit_run(&f, w, NULL, r);
-    return rc == 0 ? 0 : bandfit_error(eb, prune_target_field(p), p->target, &f, r);
+    return rc == 0 ? 0 : bandfit_error(eb, prune_target_field(p), p->goal.target, &f, r);
 }
 
 /* All ranks take rank 0's outcome: its widths and its return code. */
@@ -65,7 +65,8 @@ int prune_derive_widths(pruner *p, int *w, json_t *info, errbuf *eb)
     int n = sp->n_units;
     int *es = xcalloc((size_t)n, sizeof(int)), *ds = xcalloc((size_t)n, sizeof(int));
     double *ec = xcalloc((size_t)n, sizeof(double));
-    double lo = p->target * (1 - PRUNE_TARGET_TOL), hi = p->target * (1 + PRUNE_TARGET_TOL);
+    double lo = p->goal.target * (1 - PRUNE_TARGET_TOL),
+           hi = p->goal.target * (1 + PRUNE_TARGET_TOL);
     chains_es_widths(&p->ch, es);
     json_object_set_new(info, "es",
                         json_pack("{s:o, s:f}", "widths", widths_json(es, n), "mflops",
@@ -110,7 +111,7 @@ int prune_derive_widths(pruner *p, int *w, json_t *info, errbuf *eb)
         rc = err_set(eb, ERR_INTERNAL,
                      "no direct sample within +-1 %% of %.4f MFLOPs in %d draws; use derive "
                      "\"es\"",
-                     p->target, draws);
+                     p->goal.target, draws);
     }
     free(es);
     free(ds);

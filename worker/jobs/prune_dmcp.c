@@ -98,8 +98,8 @@ static void dm_describe(void *ctx, char *buf, size_t len)
     snprintf(buf, len,
              "dmcp: %d units, %zu architecture parameters, target %.3f of %.3f MFLOPs; %ld "
              "warm-up + %ld search steps; %s sampling",
-             p->sp.n_units, p->ch.n_alpha, p->target, p->full_mflops, p->warmup_steps,
-             p->total_steps - p->warmup_steps,
+             p->sp.n_units, p->ch.n_alpha, p->goal.target, p->full_mflops, p->goal.warmup_steps,
+             p->goal.total_steps - p->goal.warmup_steps,
              p->ps.sampling == PRUNE_SAMPLING_OFFICIAL ? "official" : "group");
 }
 
@@ -149,23 +149,10 @@ static const nas_space_ops DMCP_OPS = {
     .load_state = dm_load_state,
 };
 
-/* The driver's view of p's search, over the space s. */
-static nas_search dmcp_of(pruner *p, dmcp_space *s)
-{
-    return (nas_search){.j = &p->j,
-                        .ss = &p->ps.search,
-                        .target = p->target,
-                        .target_tol = PRUNE_TARGET_TOL,
-                        .warmup_steps = p->warmup_steps,
-                        .total_steps = p->total_steps,
-                        .ops = &DMCP_OPS,
-                        .ctx = s};
-}
-
 int dmcp_search(pruner *p, long start, errbuf *eb)
 {
     dmcp_space s = {p, xcalloc((size_t)p->sp.n_units, sizeof(int))};
-    nas_search ns = dmcp_of(p, &s);
+    nas_search ns = {&p->j, &p->goal, &DMCP_OPS, &s};
     int rc = nas_search_run(&ns, start, &p->top1_max, eb);
     free(s.w);
     return rc;
@@ -174,6 +161,6 @@ int dmcp_search(pruner *p, long start, errbuf *eb)
 int dmcp_load_checkpoint(pruner *p, const char *path, long *step, errbuf *eb)
 {
     dmcp_space s = {p, NULL};
-    nas_search ns = dmcp_of(p, &s);
+    nas_search ns = {&p->j, &p->goal, &DMCP_OPS, &s};
     return nas_search_load(&ns, path, step, eb);
 }

@@ -30,7 +30,7 @@ int prune_uniform_widths(const pruner *p, int *w, json_t *info, double *mult, er
     const prune_space *sp = &p->sp;
     int n = sp->n_units, *one = xcalloc((size_t)n, sizeof(int));
     double *want = xcalloc((size_t)n, sizeof(double)), *scale = xcalloc((size_t)n, sizeof(double));
-    double target = p->target * 1e6, a = 0, b = sp->width.max;
+    double target = p->goal.target * 1e6, a = 0, b = sp->width.max;
     for (int it = 0; it < BISECT_STEPS; it++) {
         double mid = 0.5 * (a + b);
         widths_of(sp, mid, want);
