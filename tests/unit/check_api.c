@@ -15,9 +15,8 @@
 #include "server/http.h"
 #include "server/routes.h"
 #include "server/yamljson.h"
-#include "tests/unit/fakepool.h"
-#include "tests/unit/httpc.h"
 #include "tests/unit/jsonschema.h"
+#include "tests/unit/testserver.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -29,100 +28,50 @@
 
 Suite *suite_api(void);
 
-#define BODY_LIMIT 8192
+#define BODY_LIMIT TESTSERVER_BODY_LIMIT
 
-static store *S;
-static broker *B;
-static http_server *H;
-static app A;
-static char DIR_[64];
-static char BASE[64];
-static fakepool *POOL;
-static server_stats *STATS;
-static sse_hub *HUB;
+static testserver T;
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void start_server(http_mode mode)
+/* The served API document (embedded, as kiln-server serves it) and the dashboard. */
+static void serve_docs(app *a)
 {
     errbuf eb;
-    snprintf(DIR_, sizeof DIR_, "/tmp/kiln-api-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(DIR_));
-    char db[128];
-    snprintf(db, sizeof db, "%s/kiln.db", DIR_);
-    ck_assert_int_eq(store_open(&S, db, &eb), 0);
-    STATS = stats_new(routes_labels(), routes_count());
-    sse_options so = {.keepalive_ms = 1000, .max_streams = 8, .poll_ms = 20};
-    HUB = sse_hub_new(S, STATS, &so);
-    broker_options bo = {.endpoint = "tcp://127.0.0.1:*",
-                         .heartbeat_ms = 100,
-                         .liveness = 5,
-                         .data_dir = DIR_,
-                         .stats = STATS};
-    ck_assert_int_eq(broker_start(&B, S, &bo, &eb), 0);
-    memset(&A, 0, sizeof A);
-    A.st = S;
-    snprintf(A.data_dir, sizeof A.data_dir, "%s", DIR_);
-    A.body_limit = BODY_LIMIT;
-    A.wake = broker_wake;
-    A.workers = broker_workers;
-    A.broker_ready = broker_ready;
-    A.broker_ctx = B;
     const embed_file *doc = embed_find(embed_files, embed_files_count, "/api/v1/openapi.yaml");
     ck_assert_ptr_nonnull(doc);
-    A.openapi_yaml = (const char *)doc->data;
-    A.openapi_len = doc->len;
-    ck_assert_int_eq(yamljson_parse(A.openapi_yaml, A.openapi_len, &A.openapi_json, &eb), 0);
-    docs_absolute_refs(A.openapi_json, "/api/v1/");
-    A.files = embed_files;
-    A.n_files = embed_files_count;
-    A.stats = STATS;
-    A.sse = HUB;
-    http_options ho = {
-        .address = "127.0.0.1", .port = 0, .body_limit = BODY_LIMIT, .mode = mode, .threads = 2};
-    ck_assert_msg(http_start(&H, &ho, routes_dispatch, &A, &eb) == 0, "%s", eb.msg);
-    ck_assert_int_gt(http_port(H), 0);
-    snprintf(BASE, sizeof BASE, "http://127.0.0.1:%d", http_port(H));
-    POOL = NULL;
+    a->openapi_yaml = (const char *)doc->data;
+    a->openapi_len = doc->len;
+    ck_assert_int_eq(yamljson_parse(a->openapi_yaml, a->openapi_len, &a->openapi_json, &eb), 0);
+    docs_absolute_refs(a->openapi_json, "/api/v1/");
+    a->files = embed_files;
+    a->n_files = embed_files_count;
 }
 
 static void setup(void)
 {
-    start_server(HTTP_MODE_POOL);
+    testserver_options o = {.tag = "api",
+                            .mode = HTTP_MODE_POOL,
+                            .sse = {.keepalive_ms = 1000, .max_streams = 8},
+                            .prepare_app = serve_docs};
+    testserver_start(&T, &o);
 }
 
 static void teardown(void)
 {
-    fakepool_stop(POOL);
-    http_stop(H);
-    sse_hub_free(HUB);
-    broker_stop(B);
-    store_close(S);
-    stats_free(STATS);
-    json_decref(A.openapi_json);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", DIR_);
-    ck_assert_int_eq(system(cmd), 0);
+    json_t *doc = T.app.openapi_json;
+    testserver_stop(&T);
+    json_decref(doc);
 }
 
 static void start_pool(int step_ms)
 {
-    fakepool_options fo = {.endpoint = broker_endpoint(B),
-                           .pool_id = "api-pool",
-                           .ranks = 2,
-                           .step_ms = step_ms,
-                           .ckpt_every = 10};
-    POOL = fakepool_start(&fo);
-    ck_assert_ptr_nonnull(POOL);
+    testserver_start_pool(
+        &T, (fakepool_options){
+                .pool_id = "api-pool", .ranks = 2, .step_ms = step_ms, .ckpt_every = 10});
 }
 
 static void url(char *buf, size_t len, const char *path)
 {
-    snprintf(buf, len, "%s%s", BASE, path);
+    snprintf(buf, len, "%s%s", T.base, path);
 }
 
 /* Checks the documented error shape and returns error.code. */
@@ -158,7 +107,7 @@ static const char *submit(const char *spec)
 static const char *state_via_http(const char *id, char *buf, size_t len)
 {
     char u[160];
-    snprintf(u, sizeof u, "%s/api/v1/jobs/%s", BASE, id);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s", T.base, id);
     httpc_resp r;
     ck_assert_int_eq(httpc_get(u, &r), 0);
     ck_assert_int_eq(r.status, 200);
@@ -173,7 +122,7 @@ static void wait_http_state(const char *id, const char *want, int ms)
     for (int t = 0; t < ms; t += 10) {
         if (strcmp(state_via_http(id, st, sizeof st), want) == 0)
             return;
-        sleep_ms(10);
+        testserver_sleep_ms(10);
     }
     ck_abort_msg("job %s is %s, expected %s", id, st, want);
 }
@@ -315,7 +264,7 @@ START_TEST(openapi_routes_answer_as_documented)
     httpc_resp r;
     url(u, sizeof u, "/openapi.json");
     ck_assert_int_eq(httpc_get(u, &r), 0);
-    ck_assert(json_equal(r.json, A.openapi_json));
+    ck_assert(json_equal(r.json, T.app.openapi_json));
     json_t *doc = json_incref(r.json);
     httpc_free(&r);
     doc_cache dc = {.n = 0};
@@ -386,7 +335,7 @@ START_TEST(openapi_routes_answer_as_documented)
     /* the YAML is served as it is */
     url(u, sizeof u, "/api/v1/openapi.yaml");
     httpc_get(u, &r);
-    ck_assert_uint_eq(r.len, A.openapi_len);
+    ck_assert_uint_eq(r.len, T.app.openapi_len);
     httpc_free(&r);
     for (int i = 0; i < dc.n; i++)
         json_decref(dc.doc[i]);
@@ -397,7 +346,7 @@ END_TEST
 /* The checker itself: answers that break the document are caught. */
 START_TEST(schema_check_catches_wrong_answers)
 {
-    json_t *doc = A.openapi_json;
+    json_t *doc = T.app.openapi_json;
     const json_t *schemas = json_object_get(json_object_get(doc, "components"), "schemas");
     doc_cache dc = {.n = 0};
     char err[512];
@@ -540,7 +489,7 @@ START_TEST(invalid_examples_name_the_fields)
     /* nothing was stored */
     int64_t count;
     errbuf eb;
-    ck_assert_int_eq(store_job_count(S, &count, &eb), 0);
+    ck_assert_int_eq(store_job_count(T.st, &count, &eb), 0);
     ck_assert_int_eq(count, 0);
 }
 END_TEST
@@ -560,7 +509,7 @@ START_TEST(submit_defaults_dry_run_idempotency)
     httpc_free(&r);
     int64_t count;
     errbuf eb;
-    store_job_count(S, &count, &eb);
+    store_job_count(T.st, &count, &eb);
     ck_assert_int_eq(count, 0);
 
     url(u, sizeof u, "/api/v1/jobs");
@@ -684,9 +633,9 @@ START_TEST(list_pages)
     int seen = 0, pages = 0;
     do {
         if (tok[0])
-            snprintf(u, sizeof u, "%s/api/v1/jobs?page_size=2&page_token=%s", BASE, tok);
+            snprintf(u, sizeof u, "%s/api/v1/jobs?page_size=2&page_token=%s", T.base, tok);
         else
-            snprintf(u, sizeof u, "%s/api/v1/jobs?page_size=2", BASE);
+            snprintf(u, sizeof u, "%s/api/v1/jobs?page_size=2", T.base);
         httpc_resp r;
         ck_assert_int_eq(httpc_get(u, &r), 0);
         ck_assert_int_eq(r.status, 200);
@@ -702,11 +651,11 @@ START_TEST(list_pages)
     ck_assert_int_eq(seen, 5);
     ck_assert_int_eq(pages, 3);
     httpc_resp r;
-    snprintf(u, sizeof u, "%s/api/v1/jobs?page_token=garbage", BASE);
+    snprintf(u, sizeof u, "%s/api/v1/jobs?page_token=garbage", T.base);
     httpc_get(u, &r);
     ck_assert_int_eq(r.status, 400);
     httpc_free(&r);
-    snprintf(u, sizeof u, "%s/api/v1/jobs?state=QUEUED&type=train&q=small", BASE);
+    snprintf(u, sizeof u, "%s/api/v1/jobs?state=QUEUED&type=train&q=small", T.base);
     httpc_get(u, &r);
     ck_assert_int_eq(json_array_size(json_object_get(r.json, "jobs")), 5);
     httpc_free(&r);
@@ -726,7 +675,7 @@ START_TEST(list_pages)
     tok[0] = '\0';
     pages = 0;
     do {
-        snprintf(u, sizeof u, "%s/api/v1/jobs?order_by=priority&page_size=3%s%s", BASE,
+        snprintf(u, sizeof u, "%s/api/v1/jobs?order_by=priority&page_size=3%s%s", T.base,
                  tok[0] ? "&page_token=" : "", tok);
         ck_assert_int_eq(httpc_get(u, &r), 0);
         ck_assert_int_eq(r.status, 200);
@@ -752,15 +701,15 @@ START_TEST(list_pages)
     ck_assert_int_eq(n, 8);
     ck_assert_int_eq(last_prio, 10);
     /* a token of one order is refused by the other */
-    snprintf(u, sizeof u, "%s/api/v1/jobs?page_size=2", BASE);
+    snprintf(u, sizeof u, "%s/api/v1/jobs?page_size=2", T.base);
     httpc_get(u, &r);
     snprintf(tok, sizeof tok, "%s", json_string_value(json_object_get(r.json, "next_page_token")));
     httpc_free(&r);
-    snprintf(u, sizeof u, "%s/api/v1/jobs?order_by=priority&page_token=%s", BASE, tok);
+    snprintf(u, sizeof u, "%s/api/v1/jobs?order_by=priority&page_token=%s", T.base, tok);
     httpc_get(u, &r);
     ck_assert_int_eq(r.status, 400);
     httpc_free(&r);
-    snprintf(u, sizeof u, "%s/api/v1/jobs?order_by=name", BASE);
+    snprintf(u, sizeof u, "%s/api/v1/jobs?order_by=name", T.base);
     httpc_get(u, &r);
     ck_assert_int_eq(r.status, 400);
     httpc_free(&r);
@@ -778,7 +727,7 @@ START_TEST(run_metrics_artifact_range_delete)
     /* metrics through after_seq, 7 at a time: seq 1..60 each once */
     long after = 0, n = 0;
     for (int guard = 0; guard < 100; guard++) {
-        snprintf(u, sizeof u, "%s/api/v1/jobs/%s/metrics?after_seq=%ld&limit=7", BASE, id, after);
+        snprintf(u, sizeof u, "%s/api/v1/jobs/%s/metrics?after_seq=%ld&limit=7", T.base, id, after);
         ck_assert_int_eq(httpc_get(u, &r), 0);
         ck_assert_int_eq(r.status, 200);
         json_t *pts = json_object_get(r.json, "points");
@@ -793,18 +742,18 @@ START_TEST(run_metrics_artifact_range_delete)
         after = next;
     }
     ck_assert_int_eq(n, 60);
-    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/metrics?names=train_loss&max_points=8", BASE, id);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/metrics?names=train_loss&max_points=8", T.base, id);
     httpc_get(u, &r);
     ck_assert_uint_le(json_array_size(json_object_get(r.json, "points")), 8);
     ck_assert(json_is_true(json_object_get(r.json, "downsampled")));
     httpc_free(&r);
-    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/logs?tail=5", BASE, id);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/logs?tail=5", T.base, id);
     httpc_get(u, &r);
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_ge(json_array_size(json_object_get(r.json, "lines")), 1);
     httpc_free(&r);
     /* the event stream of a finished job: everything, then the end */
-    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/events", BASE, id);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/events", T.base, id);
     ck_assert_int_eq(httpc_stream(u, NULL, 5000, &r), 0);
     ck_assert_int_eq(r.status, 200);
     ck_assert_ptr_nonnull(strstr(r.body, "\"to\":\"SUCCEEDED\""));
@@ -812,13 +761,13 @@ START_TEST(run_metrics_artifact_range_delete)
     httpc_free(&r);
 
     /* the artifact: whole, and byte ranges */
-    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/artifacts", BASE, id);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/artifacts", T.base, id);
     httpc_get(u, &r);
     json_t *a0 = json_array_get(json_object_get(r.json, "artifacts"), 0);
     ck_assert_str_eq(json_string_value(json_object_get(a0, "name")), "model.safetensors");
     long size = (long)json_integer_value(json_object_get(a0, "size"));
     httpc_free(&r);
-    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/artifacts/model.safetensors", BASE, id);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/artifacts/model.safetensors", T.base, id);
     httpc_get(u, &r);
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq((long)r.len, size);
@@ -841,19 +790,19 @@ START_TEST(run_metrics_artifact_range_delete)
     ck_assert_int_eq(r.status, 416);
     httpc_free(&r);
     free(whole);
-    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/artifacts/nothing.bin", BASE, id);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/artifacts/nothing.bin", T.base, id);
     httpc_get(u, &r);
     ck_assert_int_eq(r.status, 404);
     httpc_free(&r);
 
-    snprintf(u, sizeof u, "%s/api/v1/workers", BASE);
+    snprintf(u, sizeof u, "%s/api/v1/workers", T.base);
     httpc_get(u, &r);
     json_t *w0 = json_array_get(json_object_get(r.json, "workers"), 0);
     ck_assert_str_eq(json_string_value(json_object_get(w0, "id")), "api-pool");
     httpc_free(&r);
 
     /* delete: the job and its files go */
-    snprintf(u, sizeof u, "%s/api/v1/jobs/%s", BASE, id);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s", T.base, id);
     httpc_do("DELETE", u, NULL, NULL, 0, &r);
     ck_assert_int_eq(r.status, 204);
     httpc_free(&r);
@@ -861,7 +810,7 @@ START_TEST(run_metrics_artifact_range_delete)
     ck_assert_int_eq(r.status, 404);
     httpc_free(&r);
     char jd[256];
-    snprintf(jd, sizeof jd, "%s/jobs/%s", DIR_, id);
+    snprintf(jd, sizeof jd, "%s/jobs/%s", T.dir, id);
     ck_assert_int_ne(access(jd, F_OK), 0);
 }
 END_TEST
@@ -873,7 +822,7 @@ START_TEST(cancel_queued_and_running)
     /* queued (no pool yet): CANCELLED at once; again: 409 */
     char q[STORE_ID_MAX];
     snprintf(q, sizeof q, "%s", submit(SMALL_JOB));
-    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/cancel", BASE, q);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/cancel", T.base, q);
     httpc_do("POST", u, NULL, NULL, 0, &r);
     ck_assert_int_eq(r.status, 202);
     ck_assert_str_eq(json_string_value(json_object_get(r.json, "state")), "CANCELLED");
@@ -890,18 +839,18 @@ START_TEST(cancel_queued_and_running)
     snprintf(id, sizeof id, "%s", submit(longjob));
     start_pool(5);
     wait_http_state(id, "RUNNING", 3000);
-    snprintf(u, sizeof u, "%s/api/v1/jobs/%s", BASE, id);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s", T.base, id);
     httpc_do("DELETE", u, NULL, NULL, 0, &r);
     ck_assert_int_eq(r.status, 409);
     httpc_free(&r);
-    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/cancel", BASE, id);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/cancel", T.base, id);
     httpc_do("POST", u, NULL, NULL, 0, &r);
     ck_assert_int_eq(r.status, 202);
     const char *st = json_string_value(json_object_get(r.json, "state"));
     ck_assert(strcmp(st, "CANCELLING") == 0 || strcmp(st, "CANCELLED") == 0);
     httpc_free(&r);
     wait_http_state(id, "CANCELLED", 2000);
-    snprintf(u, sizeof u, "%s/api/v1/jobs/%s", BASE, id);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s", T.base, id);
     httpc_get(u, &r);
     ck_assert_str_eq(json_string_value(json_object_get(r.json, "reason")), "USER_CANCELLED");
     httpc_free(&r);
@@ -973,7 +922,7 @@ START_TEST(every_threading_mode_serves)
         http_server *h;
         errbuf eb;
         http_options ho = {.address = "127.0.0.1", .port = 0, .body_limit = 1024, .mode = modes[i]};
-        ck_assert_int_eq(http_start(&h, &ho, routes_dispatch, &A, &eb), 0);
+        ck_assert_int_eq(http_start(&h, &ho, routes_dispatch, &T.app, &eb), 0);
         char u[128];
         snprintf(u, sizeof u, "http://127.0.0.1:%d/healthz", http_port(h));
         httpc_resp r;
@@ -985,7 +934,7 @@ START_TEST(every_threading_mode_serves)
     errbuf eb;
     http_server *h;
     http_options bad = {.address = "not-an-ip", .port = 0, .body_limit = 1024};
-    ck_assert_int_eq(http_start(&h, &bad, routes_dispatch, &A, &eb), ERR_INVALID);
+    ck_assert_int_eq(http_start(&h, &bad, routes_dispatch, &T.app, &eb), ERR_INVALID);
 }
 END_TEST
 

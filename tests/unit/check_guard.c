@@ -4,6 +4,7 @@
  * the Prometheus counters. A real server on 127.0.0.1:0; jobs run on the
  * scripted fakepool (a test double). Every loop is bounded in count and time.
  */
+#include "common/clock.h"
 #include "common/msg.h"
 #include "server/app.h"
 #include "server/auth.h"
@@ -13,8 +14,7 @@
 #include "server/sse.h"
 #include "server/stats.h"
 #include "server/submitq.h"
-#include "tests/unit/fakepool.h"
-#include "tests/unit/httpc.h"
+#include "tests/unit/testserver.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -31,17 +31,7 @@
 
 Suite *suite_guard(void);
 
-static store *S;
-static broker *B;
-static http_server *H;
-static server_stats *STATS;
-static sse_hub *HUB;
-static auth *TOKENS;
-static app A;
-static submitq *SUBMITS;
-static char DIR_[64];
-static char BASE[64];
-static fakepool *POOL;
+static testserver T;
 
 /* Three tokens, one per scope; the hashes are computed, not pasted. */
 static const char *TOK_READ = "kiln_reader-0123456789";
@@ -49,136 +39,64 @@ static const char *TOK_SUBMIT = "kiln_submitter-0123456789";
 static const char *TOK_ADMIN = "kiln_admin-0123456789";
 static const char *TOK_SUBMIT2 = "kiln_other-submitter-0123456789";
 
-static void sleep_ms(int ms)
+/* The tokens file of the suites with tokens: the hashes are computed, not pasted. */
+static const char *tokens_text(void)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    static char text[1024];
+    char h1[72], h2[72], h3[72], h4[72];
+    auth_hash(TOK_READ, h1);
+    auth_hash(TOK_SUBMIT, h2);
+    auth_hash(TOK_ADMIN, h3);
+    auth_hash(TOK_SUBMIT2, h4);
+    snprintf(text, sizeof text,
+             "# name scopes hash\nviewer read %s\nci submit,read %s\n\nroot admin %s\n"
+             "ci2 submit,read %s\n",
+             h1, h2, h3, h4);
+    return text;
 }
 
-static int64_t now_ms(void)
+/* A server with POSTs group-committed, as in kiln-server, and event streams that
+ * keep alive every 300 ms, at most 6 at once; o sets the rest. */
+static void start(testserver_options o)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-typedef struct fixture_opts {
-    int with_tokens;
-    int owner_max_queued;
-    int per_ip, idle_s, header_s;
-    int keepalive_ms, max_streams;
-} fixture_opts;
-
-static void start(const fixture_opts *fo)
-{
-    errbuf eb;
-    snprintf(DIR_, sizeof DIR_, "/tmp/kiln-guard-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(DIR_));
-    char db[128];
-    snprintf(db, sizeof db, "%s/kiln.db", DIR_);
-    ck_assert_int_eq(store_open(&S, db, &eb), 0);
-    STATS = stats_new(routes_labels(), routes_count());
-    sse_options so = {
-        .keepalive_ms = fo->keepalive_ms, .max_streams = fo->max_streams, .poll_ms = 20};
-    HUB = sse_hub_new(S, STATS, &so);
-    broker_options bo = {.endpoint = "tcp://127.0.0.1:*",
-                         .heartbeat_ms = 100,
-                         .liveness = 5,
-                         .data_dir = DIR_,
-                         .stats = STATS};
-    ck_assert_int_eq(broker_start(&B, S, &bo, &eb), 0);
-    memset(&A, 0, sizeof A);
-    A.st = S;
-    snprintf(A.data_dir, sizeof A.data_dir, "%s", DIR_);
-    A.body_limit = 8192;
-    A.wake = broker_wake;
-    A.workers = broker_workers;
-    A.broker_ready = broker_ready;
-    A.broker_ctx = B;
-    A.stats = STATS;
-    A.sse = HUB;
-    A.owner_limits.max_queued = fo->owner_max_queued;
-    /* POSTs go through the group commit, as in kiln-server */
-    ck_assert_int_eq(submitq_start(&SUBMITS, S, &eb), 0);
-    A.submits = SUBMITS;
-    TOKENS = NULL;
-    if (fo->with_tokens) {
-        char text[1024], h1[72], h2[72], h3[72], h4[72];
-        auth_hash(TOK_READ, h1);
-        auth_hash(TOK_SUBMIT, h2);
-        auth_hash(TOK_ADMIN, h3);
-        auth_hash(TOK_SUBMIT2, h4);
-        snprintf(text, sizeof text,
-                 "# name scopes hash\nviewer read %s\nci submit,read %s\n\nroot admin %s\n"
-                 "ci2 submit,read %s\n",
-                 h1, h2, h3, h4);
-        ck_assert_int_eq(auth_parse(&TOKENS, text, strlen(text), "test tokens", &eb), 0);
-        A.auth = TOKENS;
-    }
-    http_options ho = {.address = "127.0.0.1",
-                       .port = 0,
-                       .body_limit = 8192,
-                       .mode = HTTP_MODE_POOL,
-                       .threads = 2,
-                       .per_ip_limit = fo->per_ip,
-                       .idle_timeout_s = fo->idle_s,
-                       .header_timeout_s = fo->header_s};
-    ck_assert_msg(http_start(&H, &ho, routes_dispatch, &A, &eb) == 0, "%s", eb.msg);
-    snprintf(BASE, sizeof BASE, "http://127.0.0.1:%d", http_port(H));
-    POOL = NULL;
+    o.tag = "guard";
+    o.mode = HTTP_MODE_POOL;
+    o.group_commit = 1;
+    o.sse.keepalive_ms = 300;
+    o.sse.max_streams = 6;
+    testserver_start(&T, &o);
 }
 
 static void setup_default(void)
 {
-    fixture_opts fo = {.keepalive_ms = 300, .max_streams = 6};
-    start(&fo);
+    start((testserver_options){0});
 }
 
 static void setup_tokens(void)
 {
-    fixture_opts fo = {.with_tokens = 1, .keepalive_ms = 300, .max_streams = 6};
-    start(&fo);
+    start((testserver_options){.tokens_text = tokens_text()});
 }
 
 static void setup_limits(void)
 {
-    fixture_opts fo = {
-        .per_ip = 8, .idle_s = 2, .header_s = 1, .keepalive_ms = 300, .max_streams = 6};
-    start(&fo);
+    start((testserver_options){.per_ip = 8, .idle_s = 2, .header_s = 1});
 }
 
 static void setup_owner_limits(void)
 {
-    fixture_opts fo = {
-        .with_tokens = 1, .owner_max_queued = 2, .keepalive_ms = 300, .max_streams = 6};
-    start(&fo);
+    start((testserver_options){.tokens_text = tokens_text(), .owner_max_queued = 2});
 }
 
 static void teardown(void)
 {
-    fakepool_stop(POOL);
-    submitq_drain(SUBMITS);
-    http_stop(H);
-    submitq_free(SUBMITS);
-    sse_hub_free(HUB);
-    broker_stop(B);
-    store_close(S);
-    stats_free(STATS);
-    auth_free(TOKENS);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", DIR_);
-    ck_assert_int_eq(system(cmd), 0);
+    testserver_stop(&T);
 }
 
-static void start_pool(int steps_ms)
+static void start_pool(int step_ms)
 {
-    fakepool_options fo = {.endpoint = broker_endpoint(B),
-                           .pool_id = "guard-pool",
-                           .ranks = 2,
-                           .step_ms = steps_ms,
-                           .ckpt_every = 5};
-    POOL = fakepool_start(&fo);
-    ck_assert_ptr_nonnull(POOL);
+    testserver_start_pool(
+        &T, (fakepool_options){
+                .pool_id = "guard-pool", .ranks = 2, .step_ms = step_ms, .ckpt_every = 5});
 }
 
 static const char *JOB =
@@ -189,18 +107,7 @@ static const char *JOB =
 static long req_tok(const char *method, const char *path, const char *tok, const char *body,
                     httpc_resp *r)
 {
-    char u[256], auth_h[128];
-    snprintf(u, sizeof u, "%s%s", BASE, path);
-    const char *h[3] = {NULL, NULL, NULL};
-    int n = 0;
-    if (tok != NULL) {
-        snprintf(auth_h, sizeof auth_h, "Authorization: Bearer %s", tok);
-        h[n++] = auth_h;
-    }
-    if (body != NULL)
-        h[n++] = "Content-Type: application/json";
-    ck_assert_int_eq(httpc_do(method, u, h, body, body != NULL ? strlen(body) : 0, r), 0);
-    return r->status;
+    return testserver_req(&T, method, path, tok, body, r);
 }
 
 static void submit(const char *tok, char id[STORE_ID_MAX])
@@ -213,17 +120,7 @@ static void submit(const char *tok, char id[STORE_ID_MAX])
 
 static void wait_state(const char *id, const char *want, int ms)
 {
-    char st[32] = "";
-    for (int t = 0; t < ms; t += 20) {
-        job_state s;
-        errbuf eb;
-        ck_assert_int_eq(store_job_state(S, id, &s, NULL, NULL, &eb), 0);
-        snprintf(st, sizeof st, "%s", store_state_name(s));
-        if (strcmp(st, want) == 0)
-            return;
-        sleep_ms(20);
-    }
-    ck_abort_msg("job %s is %s, expected %s", id, st, want);
+    testserver_wait_state(&T, id, want, ms);
 }
 
 /* ---- auth, without a server ---------------------------------------------------- */
@@ -382,7 +279,7 @@ static int connect_from(const char *src)
     a.sin_family = AF_INET;
     inet_pton(AF_INET, src, &a.sin_addr);
     ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    a.sin_port = htons((uint16_t)http_port(H));
+    a.sin_port = htons((uint16_t)http_port(T.http));
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     return fd;
@@ -402,14 +299,14 @@ static int peer_closed(int fd)
 /* A normal client's request, timed: the server must stay responsive. */
 static int64_t timed_health(void)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = clock_mono_ms();
     httpc_resp r;
     char u[128];
-    snprintf(u, sizeof u, "%s/healthz", BASE);
+    snprintf(u, sizeof u, "%s/healthz", T.base);
     ck_assert_int_eq(httpc_get(u, &r), 0);
     ck_assert_int_eq(r.status, 200);
     httpc_free(&r);
-    return now_ms() - t0;
+    return clock_mono_ms() - t0;
 }
 
 START_TEST(slowloris_cannot_exhaust)
@@ -426,14 +323,14 @@ START_TEST(slowloris_cannot_exhaust)
         if (i % 2 == 0)
             ck_assert_int_gt(send(fd[i], "GET /healthz HTTP/1.1\r\n", 23, MSG_NOSIGNAL), 0);
     }
-    int64_t t0 = now_ms(), worst = 0;
+    int64_t t0 = clock_mono_ms(), worst = 0;
     int max_conns = 0;
-    while (now_ms() - t0 < 4000) {
+    while (clock_mono_ms() - t0 < 4000) {
         for (int i = 0; i < N; i++) {
             if (closed_at[i] >= 0)
                 continue;
             if (peer_closed(fd[i])) {
-                closed_at[i] = now_ms() - t0;
+                closed_at[i] = clock_mono_ms() - t0;
                 continue;
             }
             if (i % 2 == 0)
@@ -441,9 +338,9 @@ START_TEST(slowloris_cannot_exhaust)
         }
         int64_t t = timed_health();
         worst = t > worst ? t : worst;
-        int c = http_connections(H);
+        int c = http_connections(T.http);
         max_conns = c > max_conns ? c : max_conns;
-        sleep_ms(200);
+        testserver_sleep_ms(200);
     }
     int closed = 0, late = 0;
     for (int i = 0; i < N; i++) {
@@ -453,16 +350,16 @@ START_TEST(slowloris_cannot_exhaust)
     }
     printf("slowloris: %d/%d attacker connections closed by the server, %d after 2.5 s; at most "
            "%d connections open; worst /healthz %lld ms; %lu header timeouts\n",
-           closed, N, late, max_conns, (long long)worst, http_header_timeouts(H));
+           closed, N, late, max_conns, (long long)worst, http_header_timeouts(T.http));
     ck_assert_int_eq(closed, N);        /* nobody holds a connection */
     ck_assert_int_eq(late, 0);          /* each within the deadline (+ slack) */
     ck_assert_int_le(max_conns, 8 + 1); /* the per-address limit (+ our own request) */
     ck_assert_int_lt(worst, 1000);      /* the server kept answering others */
-    ck_assert_uint_ge(http_header_timeouts(H), 8);
+    ck_assert_uint_ge(http_header_timeouts(T.http), 8);
     /* after the attack, connections drain to zero */
-    for (int t = 0; t < 100 && http_connections(H) > 0; t++)
-        sleep_ms(20);
-    ck_assert_int_eq(http_connections(H), 0);
+    for (int t = 0; t < 100 && http_connections(T.http) > 0; t++)
+        testserver_sleep_ms(20);
+    ck_assert_int_eq(http_connections(T.http), 0);
 }
 END_TEST
 
@@ -474,7 +371,7 @@ START_TEST(body_limit_and_keepalive_reuse)
     big[0] = '{';
     big[19999] = '}';
     char u[128];
-    snprintf(u, sizeof u, "%s/api/v1/jobs", BASE);
+    snprintf(u, sizeof u, "%s/api/v1/jobs", T.base);
     httpc_do("POST", u, (const char *const[]){"Content-Type: application/json", NULL}, big, 20000,
              &r);
     ck_assert_int_eq(r.status, 413);
@@ -491,7 +388,7 @@ START_TEST(body_limit_and_keepalive_reuse)
         ck_assert_int_gt(n, 0);
         buf[n] = '\0';
         ck_assert_ptr_nonnull(strstr(buf, "200 OK"));
-        sleep_ms(50);
+        testserver_sleep_ms(50);
     }
     close(fd);
 }
@@ -505,7 +402,7 @@ START_TEST(artifact_names_stay_in_the_job_folder)
     wait_state(id, "SUCCEEDED", 5000);
     /* a secret next to the job folders, and the path tricks that would reach it */
     char secret[128];
-    snprintf(secret, sizeof secret, "%s/jobs/secret.txt", DIR_);
+    snprintf(secret, sizeof secret, "%s/jobs/secret.txt", T.dir);
     FILE *f = fopen(secret, "w");
     ck_assert_ptr_nonnull(f);
     fputs("do not serve me", f);
@@ -582,7 +479,7 @@ START_TEST(sse_replays_from_last_event_id)
     submit(NULL, id);
     wait_state(id, "SUCCEEDED", 5000);
     char u[256];
-    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/events", BASE, id);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/events", T.base, id);
     httpc_resp r;
     ck_assert_int_eq(httpc_stream(u, NULL, 5000, &r), 0);
     ck_assert_int_eq(r.status, 200);
@@ -624,24 +521,24 @@ START_TEST(sse_replays_from_last_event_id)
     }
     httpc_free(&r);
     /* logs follow: log events only, ending */
-    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/logs?follow=true", BASE, id);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/logs?follow=true", T.base, id);
     ck_assert_int_eq(httpc_stream(u, NULL, 5000, &r), 0);
     ck_assert_ptr_nonnull(strstr(r.body, "event: log\n"));
     ck_assert_ptr_null(strstr(r.body, "event: metric\n"));
     ck_assert_ptr_nonnull(strstr(r.body, "event: end\n"));
     httpc_free(&r);
     /* a cursor of the wrong shape is a 400 naming it */
-    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/events?last_event_id=1.2", BASE, id);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/%s/events?last_event_id=1.2", T.base, id);
     ck_assert_int_eq(httpc_get(u, &r), 0);
     ck_assert_int_eq(r.status, 400);
     ck_assert_ptr_nonnull(strstr(r.body, "Last-Event-ID"));
     httpc_free(&r);
-    snprintf(u, sizeof u, "%s/api/v1/jobs/jnope/events", BASE);
+    snprintf(u, sizeof u, "%s/api/v1/jobs/jnope/events", T.base);
     ck_assert_int_eq(httpc_get(u, &r), 0);
     ck_assert_int_eq(r.status, 404);
     httpc_free(&r);
     /* the all-jobs stream from event 0: this job's transitions in order */
-    snprintf(u, sizeof u, "%s/api/v1/events", BASE);
+    snprintf(u, sizeof u, "%s/api/v1/events", T.base);
     ck_assert_int_eq(httpc_stream(u, (const char *const[]){"Last-Event-ID: 0", NULL}, 800, &r), 0);
     n = parse_events(r.body, ids, texts, 400);
     ck_assert_int_eq(n, 4);
@@ -656,17 +553,17 @@ START_TEST(sse_live_keepalive_and_disconnect)
 {
     /* a live stream sees a job submitted after it opened, and keepalives */
     char u[256];
-    snprintf(u, sizeof u, "%s/api/v1/events", BASE);
+    snprintf(u, sizeof u, "%s/api/v1/events", T.base);
     int fd = connect_from("127.0.0.1");
     const char *q = "GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n";
     ck_assert_int_eq(send(fd, q, strlen(q), MSG_NOSIGNAL), (ssize_t)strlen(q));
-    sleep_ms(100);
+    testserver_sleep_ms(100);
     char id[STORE_ID_MAX];
     submit(NULL, id);
     char buf[16384];
     size_t got = 0;
-    int64_t t0 = now_ms();
-    while (now_ms() - t0 < 1200 && got < sizeof buf - 1) {
+    int64_t t0 = clock_mono_ms();
+    while (clock_mono_ms() - t0 < 1200 && got < sizeof buf - 1) {
         struct pollfd p = {fd, POLLIN, 0};
         if (poll(&p, 1, 100) > 0) {
             ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, 0);
@@ -691,10 +588,10 @@ START_TEST(sse_live_keepalive_and_disconnect)
         fds[i] = connect_from("127.0.0.1");
         ck_assert_int_eq(send(fds[i], q, strlen(q), MSG_NOSIGNAL), (ssize_t)strlen(q));
     }
-    for (int t = 0; t < 100 && sse_hub_count(HUB) < 6; t++)
-        sleep_ms(20);
-    ck_assert_int_eq(sse_hub_count(HUB), 6);
-    ck_assert_int_eq(stats_sse_open(STATS), 6);
+    for (int t = 0; t < 100 && sse_hub_count(T.hub) < 6; t++)
+        testserver_sleep_ms(20);
+    ck_assert_int_eq(sse_hub_count(T.hub), 6);
+    ck_assert_int_eq(stats_sse_open(T.stats), 6);
     httpc_resp r;
     ck_assert_int_eq(httpc_get(u, &r), 0);
     ck_assert_int_eq(r.status, 503);
@@ -705,23 +602,23 @@ START_TEST(sse_live_keepalive_and_disconnect)
         close(fds[i]);
     /* a closed stream is noticed at its next write (a keepalive at most
      * 300 ms later) and freed */
-    int64_t t1 = now_ms();
-    while (sse_hub_count(HUB) > 0 && now_ms() - t1 < 3000)
-        sleep_ms(20);
-    printf("sse: 6 closed streams freed in %lld ms\n", (long long)(now_ms() - t1));
-    ck_assert_int_eq(sse_hub_count(HUB), 0);
-    ck_assert_int_eq(stats_sse_open(STATS), 0);
-    for (int t = 0; t < 100 && http_connections(H) > 0; t++)
-        sleep_ms(20);
-    ck_assert_int_eq(http_connections(H), 0);
+    int64_t t1 = clock_mono_ms();
+    while (sse_hub_count(T.hub) > 0 && clock_mono_ms() - t1 < 3000)
+        testserver_sleep_ms(20);
+    printf("sse: 6 closed streams freed in %lld ms\n", (long long)(clock_mono_ms() - t1));
+    ck_assert_int_eq(sse_hub_count(T.hub), 0);
+    ck_assert_int_eq(stats_sse_open(T.stats), 0);
+    for (int t = 0; t < 100 && http_connections(T.http) > 0; t++)
+        testserver_sleep_ms(20);
+    ck_assert_int_eq(http_connections(T.http), 0);
     /* a server stopping with open streams ends them (teardown stops it) */
     fd = connect_from("127.0.0.1");
     ck_assert_int_eq(send(fd, q, strlen(q), MSG_NOSIGNAL), (ssize_t)strlen(q));
-    for (int t = 0; t < 100 && sse_hub_count(HUB) < 1; t++)
-        sleep_ms(20);
-    http_stop(H);
-    H = NULL;
-    ck_assert_int_eq(sse_hub_count(HUB), 0);
+    for (int t = 0; t < 100 && sse_hub_count(T.hub) < 1; t++)
+        testserver_sleep_ms(20);
+    http_stop(T.http);
+    T.http = NULL;
+    ck_assert_int_eq(sse_hub_count(T.hub), 0);
     close(fd);
 }
 END_TEST
@@ -880,7 +777,7 @@ START_TEST(owner_queue_limit)
     submit(TOK_SUBMIT, a);
     int64_t n;
     errbuf eb;
-    ck_assert_int_eq(store_job_count(S, &n, &eb), 0);
+    ck_assert_int_eq(store_job_count(T.st, &n, &eb), 0);
     ck_assert_int_eq(n, 4); /* the cancelled one, b, c and the new one: nothing refused stored */
 }
 END_TEST

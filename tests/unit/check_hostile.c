@@ -14,8 +14,7 @@
 #include "server/routes.h"
 #include "server/sse.h"
 #include "server/stats.h"
-#include "tests/unit/fakepool.h"
-#include "tests/unit/httpc.h"
+#include "tests/unit/testserver.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -31,137 +30,68 @@
 
 Suite *suite_hostile(void);
 
-static store *S;
-static broker *B;
-static http_server *H;
-static server_stats *STATS;
-static sse_hub *HUB;
-static auth *TOKENS;
-static app A;
-static char DIR_[64];
-static char BASE[64];
-static fakepool *POOL;
+static testserver T;
 
 static const char *TOK_SUBMIT = "kiln_submitter-0123456789";
 static const char *TOK_ADMIN = "kiln_admin-0123456789";
 static const char *TOK_POOL = "kiln_pool-0123456789";
 static const char *TOK_POOL2 = "kiln_pool2-0123456789";
 
-static void sleep_ms(int ms)
+/* The tokens file of the suites with tokens (submit, admin and two pool tokens): the
+ * hashes are computed, not pasted. */
+static const char *tokens_text(void)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    static char text[1024];
+    char h1[72], h2[72], h3[72], h4[72];
+    auth_hash(TOK_SUBMIT, h1);
+    auth_hash(TOK_ADMIN, h2);
+    auth_hash(TOK_POOL, h3);
+    auth_hash(TOK_POOL2, h4);
+    snprintf(text, sizeof text, "ci submit,read %s\nroot admin %s\ngpu pool %s\ngpu2 pool %s\n", h1,
+             h2, h3, h4);
+    return text;
 }
 
-typedef struct fixture_opts {
-    int with_tokens;
-    double max_job_memory;
-    int sse_max;
-} fixture_opts;
-
-static void start(const fixture_opts *fo)
+/* A server whose event streams keep alive only every 30 s (a closed stream must be
+ * noticed without them), at most 6 at once unless o says, 3 per owner; tokens, when
+ * given, bind the pools too. o sets the rest. */
+static void start(testserver_options o)
 {
-    errbuf eb;
-    snprintf(DIR_, sizeof DIR_, "/tmp/kiln-hostile-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(DIR_));
-    char db[128];
-    snprintf(db, sizeof db, "%s/kiln.db", DIR_);
-    ck_assert_int_eq(store_open(&S, db, &eb), 0);
-    STATS = stats_new(routes_labels(), routes_count());
-    /* keepalives far apart: a closed stream must be noticed without them */
-    sse_options so = {.keepalive_ms = 30000,
-                      .max_streams = fo->sse_max ? fo->sse_max : 6,
-                      .max_per_owner = 3,
-                      .poll_ms = 20};
-    HUB = sse_hub_new(S, STATS, &so);
-    TOKENS = NULL;
-    if (fo->with_tokens) {
-        char text[1024], h1[72], h2[72], h3[72], h4[72];
-        auth_hash(TOK_SUBMIT, h1);
-        auth_hash(TOK_ADMIN, h2);
-        auth_hash(TOK_POOL, h3);
-        auth_hash(TOK_POOL2, h4);
-        snprintf(text, sizeof text, "ci submit,read %s\nroot admin %s\ngpu pool %s\ngpu2 pool %s\n",
-                 h1, h2, h3, h4);
-        ck_assert_int_eq(auth_parse(&TOKENS, text, strlen(text), "test tokens", &eb), 0);
-    }
-    broker_options bo = {.endpoint = "tcp://127.0.0.1:*",
-                         .heartbeat_ms = 100,
-                         .liveness = 5,
-                         .data_dir = DIR_,
-                         .stats = STATS,
-                         .auth = TOKENS};
-    ck_assert_msg(broker_start(&B, S, &bo, &eb) == 0, "%s", eb.msg);
-    memset(&A, 0, sizeof A);
-    A.st = S;
-    snprintf(A.data_dir, sizeof A.data_dir, "%s", DIR_);
-    A.body_limit = 8192;
-    A.max_job_memory = fo->max_job_memory;
-    A.wake = broker_wake;
-    A.workers = broker_workers;
-    A.broker_ready = broker_ready;
-    A.broker_ctx = B;
-    A.stats = STATS;
-    A.sse = HUB;
-    A.auth = TOKENS;
-    http_options ho = {.address = "127.0.0.1",
-                       .port = 0,
-                       .body_limit = 8192,
-                       .mode = HTTP_MODE_POOL,
-                       .threads = 2};
-    ck_assert_msg(http_start(&H, &ho, routes_dispatch, &A, &eb) == 0, "%s", eb.msg);
-    snprintf(BASE, sizeof BASE, "http://127.0.0.1:%d", http_port(H));
-    POOL = NULL;
+    o.tag = "hostile";
+    o.mode = HTTP_MODE_POOL;
+    o.pool_tokens = 1;
+    o.sse.keepalive_ms = 30000;
+    if (o.sse.max_streams == 0)
+        o.sse.max_streams = 6;
+    o.sse.max_per_owner = 3;
+    testserver_start(&T, &o);
 }
 
 static void setup_plain(void)
 {
-    fixture_opts fo = {0};
-    start(&fo);
+    start((testserver_options){0});
 }
 
 static void setup_tokens(void)
 {
-    fixture_opts fo = {.with_tokens = 1};
-    start(&fo);
+    start((testserver_options){.tokens_text = tokens_text()});
 }
 
 static void setup_limit(void)
 {
-    fixture_opts fo = {.max_job_memory = 64.0 * 1024 * 1024};
-    start(&fo);
+    start((testserver_options){.max_job_memory = 64.0 * 1024 * 1024});
 }
 
 static void teardown(void)
 {
-    fakepool_stop(POOL);
-    http_stop(H);
-    sse_hub_free(HUB);
-    broker_stop(B);
-    store_close(S);
-    stats_free(STATS);
-    auth_free(TOKENS);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", DIR_);
-    ck_assert_int_eq(system(cmd), 0);
+    testserver_stop(&T);
 }
 
 /* A request with an optional bearer token; returns the status. */
 static long req(const char *method, const char *path, const char *tok, const char *body,
                 httpc_resp *r)
 {
-    char u[512], auth_h[128];
-    snprintf(u, sizeof u, "%s%s", BASE, path);
-    const char *h[3] = {NULL, NULL, NULL};
-    int n = 0;
-    if (tok != NULL) {
-        snprintf(auth_h, sizeof auth_h, "Authorization: Bearer %s", tok);
-        h[n++] = auth_h;
-    }
-    if (body != NULL)
-        h[n++] = "Content-Type: application/json";
-    ck_assert_int_eq(httpc_do(method, u, h, body, body != NULL ? strlen(body) : 0, r), 0);
-    return r->status;
+    return testserver_req(&T, method, path, tok, body, r);
 }
 
 /* The one {field, reason} detail of an error answer. */
@@ -174,17 +104,7 @@ static const char *detail(const httpc_resp *r, const char *key)
 
 static void wait_state(const char *id, const char *want, int ms)
 {
-    char st[32] = "";
-    for (int t = 0; t < ms; t += 20) {
-        job_state s;
-        errbuf eb;
-        ck_assert_int_eq(store_job_state(S, id, &s, NULL, NULL, &eb), 0);
-        snprintf(st, sizeof st, "%s", store_state_name(s));
-        if (strcmp(st, want) == 0)
-            return;
-        sleep_ms(20);
-    }
-    ck_abort_msg("job %s is %s, expected %s", id, st, want);
+    testserver_wait_state(&T, id, want, ms);
 }
 
 /* Waits until GET /workers lists pool `id`. */
@@ -198,7 +118,7 @@ static void wait_pool(const char *id, const char *tok)
         httpc_free(&r);
         if (seen)
             return;
-        sleep_ms(20);
+        testserver_sleep_ms(20);
     }
     ck_abort_msg("pool %s did not join", id);
 }
@@ -211,13 +131,9 @@ static void wait_pool(const char *id, const char *tok)
 
 START_TEST(oversized_models_are_refused)
 {
-    fakepool_options fo = {.endpoint = broker_endpoint(B),
-                           .pool_id = "mem-pool",
-                           .ranks = 2,
-                           .step_ms = 1,
-                           .rank_memory = (int64_t)1 << 30};
-    POOL = fakepool_start(&fo);
-    ck_assert_ptr_nonnull(POOL);
+    testserver_start_pool(
+        &T, (fakepool_options){
+                .pool_id = "mem-pool", .ranks = 2, .step_ms = 1, .rank_memory = (int64_t)1 << 30});
     wait_pool("mem-pool", NULL);
     httpc_resp r;
     /* the pool says its memory */
@@ -293,14 +209,11 @@ START_TEST(failures_a_retry_cannot_fix_are_final)
 {
     const char *reasons[] = {"OUT_OF_MEMORY", "INVALID_DATA", "RANK_FAILED"};
     for (int i = 0; i < 3; i++) {
-        fakepool_options fo = {.endpoint = broker_endpoint(B),
-                               .pool_id = "oom-pool",
-                               .ranks = 1,
-                               .step_ms = 1,
-                               .fail_first = 1,
-                               .fail_reason = reasons[i]};
-        POOL = fakepool_start(&fo);
-        ck_assert_ptr_nonnull(POOL);
+        testserver_start_pool(&T, (fakepool_options){.pool_id = "oom-pool",
+                                                     .ranks = 1,
+                                                     .step_ms = 1,
+                                                     .fail_first = 1,
+                                                     .fail_reason = reasons[i]});
         httpc_resp r;
         ck_assert_int_eq(req("POST", "/api/v1/jobs", NULL,
                              "{" RESNET20
@@ -319,8 +232,8 @@ START_TEST(failures_a_retry_cannot_fix_are_final)
         if (i < 2)
             ck_assert_str_eq(json_string_value(json_object_get(r.json, "reason")), reasons[i]);
         httpc_free(&r);
-        fakepool_stop(POOL);
-        POOL = NULL;
+        fakepool_stop(T.pool);
+        T.pool = NULL;
     }
 }
 END_TEST
@@ -339,7 +252,7 @@ static void *rogue_open(void *ctx, const char *routing_id, const char *user, con
         zmq_setsockopt(d, ZMQ_PLAIN_USERNAME, user, strlen(user));
         zmq_setsockopt(d, ZMQ_PLAIN_PASSWORD, pass, strlen(pass));
     }
-    ck_assert_int_eq(zmq_connect(d, broker_endpoint(B)), 0);
+    ck_assert_int_eq(zmq_connect(d, broker_endpoint(T.broker)), 0);
     return d;
 }
 
@@ -393,13 +306,8 @@ static int rogue_welcomed(void *d, int ms)
  * id stays bound to pool-a's token after pool-a leaves. */
 START_TEST(a_pool_cannot_take_another_pools_job)
 {
-    fakepool_options fo = {.endpoint = broker_endpoint(B),
-                           .pool_id = "pool-a",
-                           .ranks = 1,
-                           .step_ms = 30,
-                           .token = TOK_POOL};
-    POOL = fakepool_start(&fo);
-    ck_assert_ptr_nonnull(POOL);
+    testserver_start_pool(
+        &T, (fakepool_options){.pool_id = "pool-a", .ranks = 1, .step_ms = 30, .token = TOK_POOL});
     httpc_resp r;
     ck_assert_int_eq(req("POST", "/api/v1/jobs", TOK_SUBMIT,
                          "{" RESNET20 ",\"optim\":{\"max_steps\":60},\"resources\":{\"ranks\":1}}",
@@ -447,9 +355,9 @@ START_TEST(a_pool_cannot_take_another_pools_job)
     ck_assert_ptr_null(strstr(r.body, "123456"));
     httpc_free(&r);
     /* pool-a leaves; its id stays bound to its token */
-    fakepool_stop(POOL);
-    POOL = NULL;
-    sleep_ms(400);
+    fakepool_stop(T.pool);
+    T.pool = NULL;
+    testserver_sleep_ms(400);
     void *other = rogue_open(ctx, "pool-a", "pool-a", TOK_POOL2);
     rogue_hello(other, "pool-a", NULL);
     ck_assert_msg(!rogue_welcomed(other, 800), "pool-a joined with another token");
@@ -516,7 +424,7 @@ static void rogue_checkpoint(void *d, const char *id, int seq, int step)
 static int ckpt_files(const char *id)
 {
     char cmd[256];
-    snprintf(cmd, sizeof cmd, "ls -A %s/jobs/%s/checkpoints 2>/dev/null | wc -l", DIR_, id);
+    snprintf(cmd, sizeof cmd, "ls -A %s/jobs/%s/checkpoints 2>/dev/null | wc -l", T.dir, id);
     FILE *f = popen(cmd, "r");
     int n = -1;
     ck_assert_int_eq(fscanf(f, "%d", &n), 1);
@@ -574,12 +482,12 @@ START_TEST(resent_checkpoints_and_a_full_disk)
             rogue_checkpoint(d, id, step + 1, step);
     ck_assert_ptr_nonnull(h = rogue_wait(d, "ack", 6, 5000));
     json_decref(h);
-    sleep_ms(200);
+    testserver_sleep_ms(200);
     ck_assert_int_eq(ckpt_files(id), 2);
 
     /* the folder cannot take files */
     char dir[160], aside[170], cmd[600];
-    snprintf(dir, sizeof dir, "%s/jobs/%s/checkpoints", DIR_, id);
+    snprintf(dir, sizeof dir, "%s/jobs/%s/checkpoints", T.dir, id);
     snprintf(aside, sizeof aside, "%s.aside", dir);
     ck_assert_int_eq(rename(dir, aside), 0);
     FILE *f = fopen(dir, "w");
@@ -618,13 +526,13 @@ START_TEST(temporary_files_are_swept)
              "touch checkpoints/a1-step-5.safetensors checkpoints/a1-step-6.safetensors.tmp.123.0 "
              "artifacts/a1/model.safetensors.tmp.99.12 artifacts/a1/model.safetensors "
              "artifacts/a1/notes.tmp.txt artifacts/a1/x.tmp.1",
-             DIR_, DIR_, DIR_);
+             T.dir, T.dir, T.dir);
     ck_assert_int_eq(system(cmd), 0);
     char jobs[128];
-    snprintf(jobs, sizeof jobs, "%s/jobs", DIR_);
+    snprintf(jobs, sizeof jobs, "%s/jobs", T.dir);
     ck_assert_int_eq(files_sweep_tmp(jobs), 2);
     snprintf(cmd, sizeof cmd, "cd %s/jobs/j1 && (ls checkpoints; ls artifacts/a1) | tr '\\n' ' '",
-             DIR_);
+             T.dir);
     FILE *f = popen(cmd, "r");
     char out[400] = "";
     ck_assert_ptr_nonnull(fgets(out, sizeof out, f));
@@ -642,12 +550,12 @@ START_TEST(readyz_sees_the_disk)
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "checks"), "disk")),
                      "ok");
     httpc_free(&r);
-    A.min_free_disk = 1e18; /* an exabyte: no disk here has it */
+    T.app.min_free_disk = 1e18; /* an exabyte: no disk here has it */
     ck_assert_int_eq(req("GET", "/readyz", NULL, NULL, &r), 503);
     const char *why = json_string_value(json_object_get(json_object_get(r.json, "checks"), "disk"));
     ck_assert_msg(why != NULL && strstr(why, "MiB free, less than") != NULL, "%s", r.body);
     httpc_free(&r);
-    A.min_free_disk = 0;
+    T.app.min_free_disk = 0;
 }
 END_TEST
 
@@ -658,7 +566,7 @@ static int open_events(int *status)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     ck_assert_int_ge(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_port(H))};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_port(T.http))};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     struct timeval tv = {5, 0};
@@ -685,21 +593,21 @@ START_TEST(closed_streams_free_their_slots)
     int extra = open_events(&st);
     ck_assert_int_eq(st, 503); /* the per-client cap, with 3 of 6 open */
     close(extra);
-    ck_assert_int_eq(sse_hub_count(HUB), 3);
+    ck_assert_int_eq(sse_hub_count(T.hub), 3);
     for (int i = 0; i < 3; i++)
         close(fds[i]);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int waited = 0;
-    while (sse_hub_count(HUB) > 0 && waited < 5000) {
-        sleep_ms(10);
+    while (sse_hub_count(T.hub) > 0 && waited < 5000) {
+        testserver_sleep_ms(10);
         waited += 10;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    ck_assert_msg(sse_hub_count(HUB) == 0 && ms < 1000,
+    ck_assert_msg(sse_hub_count(T.hub) == 0 && ms < 1000,
                   "%d streams still open %.0f ms after their clients closed them",
-                  sse_hub_count(HUB), ms);
+                  sse_hub_count(T.hub), ms);
     for (int i = 0; i < 3; i++) {
         fds[i] = open_events(&st);
         ck_assert_int_eq(st, 200);
@@ -716,7 +624,7 @@ static int raw_http(const char *text)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     ck_assert_int_ge(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_port(H))};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_port(T.http))};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     struct timeval tv = {5, 0};
