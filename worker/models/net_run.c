@@ -118,6 +118,25 @@ static nn_bn_saved bn_saved(const net *m, const net_node *n)
     return (nn_bn_saved){.mean = mean, .rstd = mean + C, .keep = mean + 2 * C};
 }
 
+/* The elementwise activations, by op: forward out = f(in) over n values; backward
+ * din += f'(.) * dout, with f' read from the output (from_out: ReLU, ReLU6) or from the
+ * input. */
+typedef struct pointwise_kernels {
+    void (*forward)(float *out, const float *inp, size_t n);
+    void (*backward)(float *dinp, const float *dout, const float *x, size_t n);
+    int from_out;
+} pointwise_kernels;
+
+static const pointwise_kernels POINTWISE[NET_OP_COUNT] = {
+    [NET_OP_RELU] = {nn_relu_forward, nn_relu_backward, 1},
+    [NET_OP_RELU6] = {nn_relu6_forward, nn_relu6_backward, 1},
+    [NET_OP_GELU] = {nn_gelu_forward, nn_gelu_backward, 0},
+    [NET_OP_HSWISH] = {nn_hswish_forward, nn_hswish_backward, 0},
+    [NET_OP_HSIGMOID] = {nn_hsigmoid_forward, nn_hsigmoid_backward, 0},
+    [NET_OP_SILU] = {nn_silu_forward, nn_silu_backward, 0},
+    [NET_OP_SIGMOID] = {nn_sigmoid_forward, nn_sigmoid_backward, 0},
+};
+
 static void forward_node(net *m, net_node *n, const float *xin, int B)
 {
     const net_act *y = &m->acts[n->out];
@@ -133,6 +152,15 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
     int rows = B * y->H * y->W;
     switch (n->op) {
     case NET_OP_INPUT:
+        break;
+    case NET_OP_RELU:
+    case NET_OP_RELU6:
+    case NET_OP_GELU:
+    case NET_OP_HSWISH:
+    case NET_OP_HSIGMOID:
+    case NET_OP_SILU:
+    case NET_OP_SIGMOID:
+        POINTWISE[n->op].forward(out, in, ny);
         break;
     case NET_OP_CONV: {
         nn_conv2d_dims d;
@@ -154,15 +182,6 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
         }
         break;
     }
-    case NET_OP_RELU:
-        nn_relu_forward(out, in, ny);
-        break;
-    case NET_OP_RELU6:
-        nn_relu6_forward(out, in, ny);
-        break;
-    case NET_OP_GELU:
-        nn_gelu_forward(out, in, ny);
-        break;
     case NET_OP_MAXPOOL:
         nn_maxpool2d_forward(out, aux_i32(m, n), in, B, x->H, x->W, x->C, n->k, n->stride, n->pad);
         break;
@@ -252,18 +271,6 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
             out[i] = in[i] + q * b2[i];
         break;
     }
-    case NET_OP_HSWISH:
-        nn_hswish_forward(out, in, ny);
-        break;
-    case NET_OP_HSIGMOID:
-        nn_hsigmoid_forward(out, in, ny);
-        break;
-    case NET_OP_SILU:
-        nn_silu_forward(out, in, ny);
-        break;
-    case NET_OP_SIGMOID:
-        nn_sigmoid_forward(out, in, ny);
-        break;
     case NET_OP_CHMUL:
         nn_chmul_forward(out, in, act_val(m, n->in[1]), B, y->H * y->W, y->C);
         break;
@@ -346,6 +353,16 @@ static void backward_node(net *m, net_node *n, int B)
     switch (n->op) {
     case NET_OP_INPUT:
         break;
+    case NET_OP_RELU:
+    case NET_OP_RELU6:
+    case NET_OP_GELU:
+    case NET_OP_HSWISH:
+    case NET_OP_HSIGMOID:
+    case NET_OP_SILU:
+    case NET_OP_SIGMOID:
+        if (din)
+            POINTWISE[n->op].backward(din, dout, POINTWISE[n->op].from_out ? out : in, ny);
+        break;
     case NET_OP_CONV: {
         nn_conv2d_dims d;
         conv_dims(m, n, B, &d);
@@ -366,18 +383,6 @@ static void backward_node(net *m, net_node *n, int B)
         }
         break;
     }
-    case NET_OP_RELU:
-        if (din)
-            nn_relu_backward(din, dout, out, ny);
-        break;
-    case NET_OP_RELU6:
-        if (din)
-            nn_relu6_backward(din, dout, out, ny);
-        break;
-    case NET_OP_GELU:
-        if (din)
-            nn_gelu_backward(din, dout, in, ny);
-        break;
     case NET_OP_MAXPOOL:
         if (din)
             nn_maxpool2d_backward(din, dout, aux_i32(m, n), B, y->H, y->W, y->C);
@@ -486,22 +491,6 @@ static void backward_node(net *m, net_node *n, int B)
             n->dext[0] += (float)dq;
         break;
     }
-    case NET_OP_HSWISH:
-        if (din)
-            nn_hswish_backward(din, dout, in, ny);
-        break;
-    case NET_OP_HSIGMOID:
-        if (din)
-            nn_hsigmoid_backward(din, dout, in, ny);
-        break;
-    case NET_OP_SILU:
-        if (din)
-            nn_silu_backward(din, dout, in, ny);
-        break;
-    case NET_OP_SIGMOID:
-        if (din)
-            nn_sigmoid_backward(din, dout, in, ny);
-        break;
     case NET_OP_CHMUL:
         nn_chmul_backward(din, act_grad(m, n->in[1], B), dout, in, act_bwd(m, n->in[1]), B,
                           y->H * y->W, y->C);
@@ -537,13 +526,9 @@ static void recompute(net *m, int x, int B)
         break;
     }
     case NET_OP_GELU:
-        nn_gelu_forward(out, in, (size_t)B * y->per_sample);
-        break;
     case NET_OP_HSWISH:
-        nn_hswish_forward(out, in, (size_t)B * y->per_sample);
-        break;
-    case NET_OP_SILU:
-        nn_silu_forward(out, in, (size_t)B * y->per_sample);
+    case NET_OP_SILU: /* the activations net_plan.c recomputes */
+        POINTWISE[n->op].forward(out, in, (size_t)B * y->per_sample);
         break;
     case NET_OP_LN: {
         float *mean = aux_f32(m, n), *rstd = mean + rows;
