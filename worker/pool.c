@@ -84,32 +84,32 @@ typedef struct pool_sink {
     pool *p;
 } pool_sink;
 
-static int prunespace_cancel(void *ctx)
+static int pool_sink_cancel(void *ctx)
 {
     pool_sink *ps = ctx;
     return dist_stop_requested() || ps->inner.cancel_requested(ps->inner.ctx);
 }
 
-static void prunespace_started(void *ctx, long total)
+static void pool_sink_started(void *ctx, long total)
 {
     pool_sink *ps = ctx;
     ps->inner.started(ps->inner.ctx, total);
 }
 
-static void prunespace_metric(void *ctx, const char *name, double value, long step, double epoch)
+static void pool_sink_metric(void *ctx, const char *name, double value, long step, double epoch)
 {
     pool_sink *ps = ctx;
     ps->inner.metric(ps->inner.ctx, name, value, step, epoch);
 }
 
-static void prunespace_log(void *ctx, const char *level, const char *text)
+static void pool_sink_log(void *ctx, const char *level, const char *text)
 {
     pool_sink *ps = ctx;
     log_msg(strcmp(level, "error") == 0 ? LOG_ERROR : LOG_INFO, "%s", text);
     ps->inner.log(ps->inner.ctx, level, text);
 }
 
-static void prunespace_checkpoint(void *ctx, const char *path, long step)
+static void pool_sink_checkpoint(void *ctx, const char *path, long step)
 {
     pool_sink *ps = ctx;
     ps->inner.checkpoint(ps->inner.ctx, path, step);
@@ -118,11 +118,11 @@ static void prunespace_checkpoint(void *ctx, const char *path, long step)
 static job_sink pool_sink_wrap(pool_sink *ps)
 {
     job_sink s = {.ctx = ps,
-                  .started = prunespace_started,
-                  .metric = prunespace_metric,
-                  .log = prunespace_log,
-                  .checkpoint = prunespace_checkpoint,
-                  .cancel_requested = prunespace_cancel};
+                  .started = pool_sink_started,
+                  .metric = pool_sink_metric,
+                  .log = pool_sink_log,
+                  .checkpoint = pool_sink_checkpoint,
+                  .cancel_requested = pool_sink_cancel};
     return s;
 }
 
