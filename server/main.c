@@ -24,9 +24,12 @@
 #include "server/submitq.h"
 #include "server/yamljson.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,39 +106,56 @@ typedef struct config {
     int owner_max_queued, owner_max_running, owner_max_ranks; /* 0 = no limit */
 } config;
 
-static int parse_args(int argc, char **argv, config *c)
+/* How an option's text becomes its config field. */
+typedef enum {
+    ARG_TEXT,      /* const char *, the argument itself */
+    ARG_INT,       /* int in [min, INT_MAX] */
+    ARG_BYTES,     /* size_t in [min, SIZE_MAX], a plain byte count */
+    ARG_SIZE,      /* double bytes, "512M", "64G" (admission_parse_size), > min */
+    ARG_HTTP,      /* ADDR:PORT into http_addr and http_port */
+    ARG_HTTP_MODE, /* epoll | pool | per-connection into http_mode */
+} arg_kind;
+
+/* The options: name, kind, field and the least value (ARG_INT, ARG_BYTES, ARG_SIZE). */
+static const struct {
+    const char *name;
+    arg_kind kind;
+    size_t off;
+    long long min;
+} OPTIONS[] = {
+    {"http", ARG_HTTP, 0, 0},
+    {"broker", ARG_TEXT, offsetof(config, broker), 0},
+    {"data-dir", ARG_TEXT, offsetof(config, data_dir), 0},
+    {"heartbeat-ms", ARG_INT, offsetof(config, heartbeat_ms), 10},
+    {"liveness", ARG_INT, offsetof(config, liveness), 2},
+    {"body-limit", ARG_BYTES, offsetof(config, body_limit), 1024},
+    {"upload-limit", ARG_BYTES, offsetof(config, upload_limit), 0},
+    {"http-mode", ARG_HTTP_MODE, offsetof(config, http_mode), 0},
+    {"http-threads", ARG_INT, offsetof(config, http_threads), 1},
+    {"port-file", ARG_TEXT, offsetof(config, port_file), 0},
+    {"tokens", ARG_TEXT, offsetof(config, tokens), 0},
+    {"conn-limit", ARG_INT, offsetof(config, conn_limit), 1},
+    {"per-ip-limit", ARG_INT, offsetof(config, per_ip_limit), 1},
+    {"idle-timeout", ARG_INT, offsetof(config, idle_timeout), 1},
+    {"header-timeout", ARG_INT, offsetof(config, header_timeout), 1},
+    {"sse-keepalive", ARG_INT, offsetof(config, sse_keepalive), 1},
+    {"sse-max", ARG_INT, offsetof(config, sse_max), 1},
+    {"sse-max-per-client", ARG_INT, offsetof(config, sse_max_per_client), 1},
+    {"curve-secret", ARG_TEXT, offsetof(config, curve_secret), 0},
+    {"pool-keys", ARG_TEXT, offsetof(config, pool_keys), 0},
+    {"tls-cert", ARG_TEXT, offsetof(config, tls_cert), 0},
+    {"tls-key", ARG_TEXT, offsetof(config, tls_key), 0},
+    {"max-job-memory", ARG_SIZE, offsetof(config, max_job_memory), 0},
+    {"min-free-disk", ARG_SIZE, offsetof(config, min_free_disk), -1},
+    {"owner-max-queued", ARG_INT, offsetof(config, owner_max_queued), 0},
+    {"owner-max-running", ARG_INT, offsetof(config, owner_max_running), 0},
+    {"owner-max-ranks", ARG_INT, offsetof(config, owner_max_ranks), 0},
+};
+#define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
+
+static void config_defaults(config *c)
 {
-    static const struct option opts[] = {
-        {"http", required_argument, NULL, 'H'},
-        {"broker", required_argument, NULL, 'b'},
-        {"data-dir", required_argument, NULL, 'd'},
-        {"heartbeat-ms", required_argument, NULL, 'h'},
-        {"liveness", required_argument, NULL, 'l'},
-        {"body-limit", required_argument, NULL, 'L'},
-        {"upload-limit", required_argument, NULL, 'U'},
-        {"http-mode", required_argument, NULL, 'm'},
-        {"http-threads", required_argument, NULL, 't'},
-        {"port-file", required_argument, NULL, 'p'},
-        {"tokens", required_argument, NULL, 'T'},
-        {"conn-limit", required_argument, NULL, 'C'},
-        {"per-ip-limit", required_argument, NULL, 'I'},
-        {"idle-timeout", required_argument, NULL, 'i'},
-        {"header-timeout", required_argument, NULL, 'e'},
-        {"sse-keepalive", required_argument, NULL, 'k'},
-        {"sse-max", required_argument, NULL, 'x'},
-        {"curve-secret", required_argument, NULL, 's'},
-        {"pool-keys", required_argument, NULL, 'P'},
-        {"tls-cert", required_argument, NULL, 'c'},
-        {"tls-key", required_argument, NULL, 'K'},
-        {"max-job-memory", required_argument, NULL, 'M'},
-        {"min-free-disk", required_argument, NULL, 'F'},
-        {"sse-max-per-client", required_argument, NULL, 'X'},
-        {"owner-max-queued", required_argument, NULL, 'Q'},
-        {"owner-max-running", required_argument, NULL, 'R'},
-        {"owner-max-ranks", required_argument, NULL, 'N'},
-        {"help", no_argument, NULL, '?'},
-        {NULL, 0, NULL, 0},
-    };
+    memset(c, 0, sizeof *c);
     snprintf(c->http_addr, sizeof c->http_addr, "127.0.0.1");
     c->http_port = 8080;
     c->broker = "tcp://127.0.0.1:5555";
@@ -158,131 +178,99 @@ static int parse_args(int argc, char **argv, config *c)
     c->sse_max = 64;
     c->sse_max_per_client = 16;
     c->min_free_disk = 64.0 * 1024 * 1024;
+}
+
+/* A whole decimal integer of text in [min, max] into *v; -1 if it is not one. */
+static int parse_whole(const char *text, long long min, long long max, long long *v)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || x < min || x > max)
+        return -1;
+    *v = x;
+    return 0;
+}
+
+/* Sets the field of option i from text; -1 (after saying why on stderr) if text is not
+ * a value the option takes. */
+static int set_option(config *c, size_t i, const char *text)
+{
+    const char *name = OPTIONS[i].name;
+    void *field = (char *)c + OPTIONS[i].off;
+    long long min = OPTIONS[i].min, v;
+    switch (OPTIONS[i].kind) {
+    case ARG_TEXT:
+        *(const char **)field = text;
+        return 0;
+    case ARG_INT:
+        if (parse_whole(text, min, INT_MAX, &v) == 0) {
+            *(int *)field = (int)v;
+            return 0;
+        }
+        fprintf(stderr, "kiln-server: --%s wants a whole number >= %lld, got '%s'\n", name, min,
+                text);
+        return -1;
+    case ARG_BYTES:
+        if (parse_whole(text, min, LLONG_MAX, &v) == 0) {
+            *(size_t *)field = (size_t)v;
+            return 0;
+        }
+        fprintf(stderr, "kiln-server: --%s wants a byte count >= %lld, got '%s'\n", name, min,
+                text);
+        return -1;
+    case ARG_SIZE:
+        if (admission_parse_size(text, (double *)field) == 0 && *(double *)field > (double)min)
+            return 0;
+        fprintf(stderr,
+                "kiln-server: --%s wants a size (bytes, or with K, M, G, T: 512M, 64G), "
+                "got '%s'\n",
+                name, text);
+        return -1;
+    case ARG_HTTP: {
+        const char *colon = strrchr(text, ':');
+        if (colon == NULL || colon == text || (size_t)(colon - text) >= sizeof c->http_addr ||
+            parse_whole(colon + 1, 0, 65535, &v) != 0) {
+            fprintf(stderr, "kiln-server: --http wants ADDR:PORT (port 0..65535), got '%s'\n",
+                    text);
+            return -1;
+        }
+        memcpy(c->http_addr, text, (size_t)(colon - text));
+        c->http_addr[colon - text] = '\0';
+        c->http_port = (int)v;
+        return 0;
+    }
+    case ARG_HTTP_MODE:
+        *(int *)field = http_mode_parse(text);
+        if (*(int *)field >= 0)
+            return 0;
+        fprintf(stderr, "kiln-server: --http-mode must be epoll, pool or per-connection\n");
+        return -1;
+    }
+    return -1;
+}
+
+/* The command line into *c (over the defaults). Returns 0, or -1 after saying what is
+ * wrong on stderr. */
+static int parse_args(int argc, char **argv, config *c)
+{
+    struct option opts[N_OPTIONS + 2];
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        opts[i] = (struct option){OPTIONS[i].name, required_argument, NULL, 256 + (int)i};
+    opts[N_OPTIONS] = (struct option){"help", no_argument, NULL, '?'};
+    opts[N_OPTIONS + 1] = (struct option){NULL, 0, NULL, 0};
+    config_defaults(c);
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'H': {
-            const char *colon = strrchr(optarg, ':');
-            if (colon == NULL || colon == optarg ||
-                (size_t)(colon - optarg) >= sizeof c->http_addr) {
-                fprintf(stderr, "kiln-server: --http wants ADDR:PORT, got '%s'\n", optarg);
-                return -1;
-            }
-            memcpy(c->http_addr, optarg, (size_t)(colon - optarg));
-            c->http_addr[colon - optarg] = '\0';
-            c->http_port = atoi(colon + 1);
-            break;
-        }
-        case 'b':
-            c->broker = optarg;
-            break;
-        case 'd':
-            c->data_dir = optarg;
-            break;
-        case 'h':
-            c->heartbeat_ms = atoi(optarg);
-            break;
-        case 'l':
-            c->liveness = atoi(optarg);
-            break;
-        case 'L':
-            c->body_limit = (size_t)strtoull(optarg, NULL, 10);
-            break;
-        case 'U':
-            c->upload_limit = (size_t)strtoull(optarg, NULL, 10);
-            break;
-        case 'm':
-            c->http_mode = http_mode_parse(optarg);
-            if (c->http_mode < 0) {
-                fprintf(stderr, "kiln-server: --http-mode must be epoll, pool or per-connection\n");
-                return -1;
-            }
-            break;
-        case 't':
-            c->http_threads = atoi(optarg);
-            break;
-        case 'p':
-            c->port_file = optarg;
-            break;
-        case 'T':
-            c->tokens = optarg;
-            break;
-        case 'C':
-            c->conn_limit = atoi(optarg);
-            break;
-        case 'Q':
-            c->owner_max_queued = atoi(optarg);
-            break;
-        case 'R':
-            c->owner_max_running = atoi(optarg);
-            break;
-        case 'N':
-            c->owner_max_ranks = atoi(optarg);
-            break;
-        case 'I':
-            c->per_ip_limit = atoi(optarg);
-            break;
-        case 'i':
-            c->idle_timeout = atoi(optarg);
-            break;
-        case 'e':
-            c->header_timeout = atoi(optarg);
-            break;
-        case 'k':
-            c->sse_keepalive = atoi(optarg);
-            break;
-        case 'x':
-            c->sse_max = atoi(optarg);
-            break;
-        case 's':
-            c->curve_secret = optarg;
-            break;
-        case 'P':
-            c->pool_keys = optarg;
-            break;
-        case 'c':
-            c->tls_cert = optarg;
-            break;
-        case 'K':
-            c->tls_key = optarg;
-            break;
-        case 'X':
-            c->sse_max_per_client = atoi(optarg);
-            break;
-        case 'F':
-            if (admission_parse_size(optarg, &c->min_free_disk) != 0) {
-                fprintf(stderr, "kiln-server: --min-free-disk wants a size (512M, 1G), got '%s'\n",
-                        optarg);
-                return -1;
-            }
-            break;
-        case 'M':
-            if (admission_parse_size(optarg, &c->max_job_memory) != 0 || c->max_job_memory <= 0) {
-                fprintf(stderr,
-                        "kiln-server: --max-job-memory wants a size (bytes, or with K, M, G, T: "
-                        "64G), got '%s'\n",
-                        optarg);
-                return -1;
-            }
-            break;
-        case '?':
-        default:
+        if (opt < 256 || opt >= 256 + (int)N_OPTIONS) {
             usage(stderr);
             return -1;
         }
+        if (set_option(c, (size_t)(opt - 256), optarg) != 0)
+            return -1;
     }
     if (optind < argc) {
         fprintf(stderr, "kiln-server: unexpected argument '%s'\n", argv[optind]);
-        return -1;
-    }
-    if (c->heartbeat_ms < 10 || c->liveness < 2 || c->body_limit < 1024 || c->http_port < 0 ||
-        c->http_port > 65535 || c->http_threads < 1 || c->conn_limit < 1 || c->per_ip_limit < 1 ||
-        c->idle_timeout < 1 || c->header_timeout < 1 || c->sse_keepalive < 1 || c->sse_max < 1 ||
-        c->sse_max_per_client < 1 || c->owner_max_queued < 0 || c->owner_max_running < 0 ||
-        c->owner_max_ranks < 0) {
-        fprintf(stderr, "kiln-server: an option is out of range (heartbeat-ms >= 10, "
-                        "liveness >= 2, body-limit >= 1024, port 0..65535, limits and timeouts "
-                        ">= 1)\n");
         return -1;
     }
     if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
@@ -358,6 +346,254 @@ static int token_command(int argc, char **argv)
     return 0;
 }
 
+/* Everything kiln-server runs, in start order; server_stop undoes whatever part of it
+ * started. */
+typedef struct server {
+    void *tls_cert, *tls_key; /* PEM text read from the files, NUL-terminated */
+    poolkeys *pool_keys;
+    char curve_secret[POOLKEYS_Z85_LEN + 1], curve_public[POOLKEYS_Z85_LEN + 1];
+    auth *tokens;
+    server_stats *stats;
+    store *st;
+    char uploads[KILN_PATH_MAX];
+    broker *br;
+    sse_hub *hub;
+    submitq *submits;
+    app a;
+    http_server *hs;
+} server;
+
+/* The TLS certificate and key, the CurveZMQ keys and the access tokens. Without tokens
+ * every route is open: then HTTP (and, unless CURVE guards it, the pool socket) are
+ * moved to loopback addresses in *c. Returns 0, or -1 after logging why. */
+static int load_keys(server *s, config *c)
+{
+    errbuf eb;
+    size_t len = 0;
+    if (c->tls_cert != NULL && (files_read(c->tls_cert, &s->tls_cert, &len, &eb) < 0 ||
+                                files_read(c->tls_key, &s->tls_key, &len, &eb) < 0)) {
+        log_error("TLS: %s", eb.msg);
+        return -1;
+    }
+    if (c->curve_secret != NULL) {
+        if (keyfile_read_secret(c->curve_secret, s->curve_secret, &eb) < 0 ||
+            poolkeys_load(&s->pool_keys, c->pool_keys, &eb) < 0) {
+            log_error("CURVE: %s", eb.msg);
+            return -1;
+        }
+        if (broker_curve_public(s->curve_secret, s->curve_public) != 0) {
+            log_error("CURVE: %s holds no usable key (or this ZeroMQ has no CURVE)",
+                      c->curve_secret);
+            return -1;
+        }
+        log_info("pool socket encrypted (CURVE); %d pool key(s) from %s; pools join with "
+                 "--server-key %s",
+                 poolkeys_count(s->pool_keys), c->pool_keys, s->curve_public);
+    }
+    if (c->tokens != NULL) {
+        if (auth_load(&s->tokens, c->tokens, &eb) < 0) {
+            log_error("%s", eb.msg);
+            return -1;
+        }
+        log_info("%d access token(s) loaded from %s; the API needs 'Authorization: Bearer "
+                 "<token>'%s",
+                 auth_count(s->tokens), c->tokens,
+                 s->pool_keys != NULL
+                     ? ""
+                     : " and pools a token with the pool scope (kiln-worker --token)");
+        return 0;
+    }
+    /* Every route is open: nothing but this machine may reach it. */
+    if (!loopback_addr(c->http_addr)) {
+        log_warn("no access tokens are configured (--tokens): HTTP binds 127.0.0.1 instead of %s",
+                 c->http_addr);
+        snprintf(c->http_addr, sizeof c->http_addr, "127.0.0.1");
+    }
+    if (s->pool_keys == NULL && !loopback_endpoint(c->broker)) {
+        const char *colon = strrchr(c->broker, ':');
+        snprintf(c->broker_buf, sizeof c->broker_buf, "tcp://127.0.0.1%s",
+                 colon != NULL && colon > c->broker + 5 ? colon : ":5555");
+        log_warn("no access tokens are configured (--tokens): the pool socket binds %s "
+                 "instead of %s",
+                 c->broker_buf, c->broker);
+        c->broker = c->broker_buf;
+    }
+    return 0;
+}
+
+/* The data dir: created, the store opened (its lock is the dir's, so a second server on
+ * the same dir stops here, before it touches any file), uploads a crash cut short
+ * removed, and temporary files a previous run left swept. Returns 0, or -1 after logging
+ * why. */
+static int open_data(server *s, const config *c)
+{
+    errbuf eb;
+    char db[KILN_PATH_MAX], jobs_dir[KILN_PATH_MAX];
+    if (files_mkdirs(c->data_dir, &eb) < 0 || files_pathf(db, &eb, "%s/kiln.db", c->data_dir) < 0 ||
+        files_pathf(s->uploads, &eb, "%s/uploads", c->data_dir) < 0 ||
+        files_pathf(jobs_dir, &eb, "%s/jobs", c->data_dir) < 0) {
+        log_error("data dir: %s", eb.msg);
+        return -1;
+    }
+    if (store_open(&s->st, db, &eb) < 0) {
+        log_error("%s", eb.msg);
+        return -1;
+    }
+    if (files_remove_tree(s->uploads, &eb) < 0 || files_mkdirs(s->uploads, &eb) < 0) {
+        log_error("data dir: %s", eb.msg);
+        return -1;
+    }
+    int swept = files_sweep_tmp(jobs_dir);
+    if (swept > 0)
+        log_info("removed %d temporary file(s) a previous run left in %s", swept, jobs_dir);
+    return 0;
+}
+
+/* The handlers' context: the store, limits, the broker's hooks, the API document and
+ * dashboard, tokens, counters, the event hub and the group commit. */
+static void app_setup(server *s, const config *c)
+{
+    app *a = &s->a;
+    errbuf eb;
+    a->st = s->st;
+    snprintf(a->data_dir, sizeof a->data_dir, "%s", c->data_dir);
+    a->body_limit = c->body_limit;
+    a->upload_limit = c->upload_limit;
+    a->max_job_memory = c->max_job_memory;
+    a->min_free_disk = c->min_free_disk;
+    a->owner_limits.max_queued = c->owner_max_queued;
+    a->parse_spec = app_parse_spec;
+    a->wake = broker_wake;
+    a->workers = broker_workers;
+    a->broker_ready = broker_ready;
+    a->broker_ctx = s->br;
+    const embed_file *doc = embed_find(embed_files, embed_files_count, "/api/v1/openapi.yaml");
+    if (doc != NULL) {
+        a->openapi_yaml = (const char *)doc->data;
+        a->openapi_len = doc->len;
+        if (yamljson_parse(a->openapi_yaml, a->openapi_len, &a->openapi_json, &eb) < 0)
+            log_warn("api/openapi.yaml does not convert to JSON (%s); /openapi.json is off",
+                     eb.msg);
+        else
+            docs_absolute_refs(a->openapi_json, "/api/v1/");
+    }
+    a->files = embed_files;
+    a->n_files = embed_files_count;
+    a->auth = s->tokens;
+    a->stats = s->stats;
+    a->sse = s->hub;
+    a->submits = s->submits;
+}
+
+/* The broker, the event hub, the group commit and HTTP. Returns 0, or -1 after logging
+ * why. */
+static int start_services(server *s, const config *c)
+{
+    errbuf eb;
+    broker_options bo = {.endpoint = c->broker,
+                         .heartbeat_ms = c->heartbeat_ms,
+                         .liveness = c->liveness,
+                         .data_dir = c->data_dir,
+                         .stats = s->stats,
+                         .auth = s->tokens,
+                         .curve_secret = s->pool_keys != NULL ? s->curve_secret : NULL,
+                         .pool_keys = s->pool_keys,
+                         .owner_max_running = c->owner_max_running,
+                         .owner_max_ranks = c->owner_max_ranks};
+    if (broker_start(&s->br, s->st, &bo, &eb) < 0) {
+        log_error("%s", eb.msg);
+        return -1;
+    }
+    sse_options so = {.keepalive_ms = c->sse_keepalive * 1000,
+                      .max_streams = c->sse_max,
+                      .max_per_owner = c->sse_max_per_client};
+    s->hub = sse_hub_new(s->st, s->stats, &so);
+    if (submitq_start(&s->submits, s->st, &eb) < 0)
+        log_warn("%s: each submission is stored on its own", eb.msg);
+    app_setup(s, c);
+    http_options ho = {.address = c->http_addr,
+                       .port = c->http_port,
+                       .body_limit = c->body_limit,
+                       .spool_path = "/api/v1/models",
+                       .spool_dir = s->uploads,
+                       .spool_limit = c->upload_limit,
+                       .spool_needs_auth = s->tokens != NULL,
+                       .mode = (http_mode)c->http_mode,
+                       .threads = c->http_threads,
+                       .conn_limit = c->conn_limit,
+                       .per_ip_limit = c->per_ip_limit,
+                       .idle_timeout_s = c->idle_timeout,
+                       .header_timeout_s = c->header_timeout,
+                       .tls_cert_pem = s->tls_cert,
+                       .tls_key_pem = s->tls_key};
+    if (http_start(&s->hs, &ho, routes_dispatch, &s->a, &eb) < 0) {
+        log_error("%s", eb.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Says where the server listens (and what is open or in clear), and writes the port file. */
+static void announce(const server *s, const config *c)
+{
+    int port = http_port(s->hs);
+    log_info("listening on %s://%s:%d/ ; pools connect to %s ; data in %s",
+             s->tls_cert != NULL ? "https" : "http", c->http_addr, port, broker_endpoint(s->br),
+             c->data_dir);
+    if (s->tokens != NULL && s->pool_keys == NULL && !loopback_endpoint(c->broker))
+        log_warn("the pool socket %s is not encrypted (pool tokens travel in clear): give "
+                 "--curve-secret and --pool-keys, or keep the pools on a trusted network",
+                 broker_endpoint(s->br));
+    if (s->tokens == NULL && s->pool_keys == NULL)
+        log_info("no access tokens are configured: every route is open, so HTTP and the pool "
+                 "socket listen on loopback only (give --tokens FILE to serve other hosts)");
+    if (c->port_file != NULL) {
+        char text[400];
+        errbuf eb;
+        int n = snprintf(text, sizeof text, "%d %s\n", port, broker_endpoint(s->br));
+        if (files_write_atomic(c->port_file, text, (size_t)n, &eb) < 0)
+            log_warn("%s", eb.msg);
+    }
+}
+
+/* Stops in the order that loses nothing: every waiting POST is answered before HTTP
+ * stops (no new requests; open event streams end), then the event hub, the broker (its
+ * last batch is committed) and the store. */
+static void server_stop(server *s)
+{
+    submitq_drain(s->submits);
+    if (s->submits != NULL) {
+        unsigned long rounds, jobs;
+        submitq_stats(s->submits, &rounds, &jobs);
+        if (jobs > 0)
+            log_info("group commit: %lu submissions stored in %lu commits", jobs, rounds);
+    }
+    http_stop(s->hs);
+    submitq_free(s->submits);
+    sse_hub_free(s->hub);
+    broker_stop(s->br);
+    store_close(s->st);
+    json_decref(s->a.openapi_json);
+    auth_free(s->tokens);
+    poolkeys_free(s->pool_keys);
+    stats_free(s->stats);
+    free(s->tls_cert);
+    free(s->tls_key);
+}
+
+/* kiln-server curve-keypair. Returns the exit code. */
+static int keypair_command(int argc)
+{
+    char pub[POOLKEYS_Z85_LEN + 1], sec[POOLKEYS_Z85_LEN + 1];
+    if (argc != 2 || broker_curve_keypair(pub, sec) != 0) {
+        fprintf(stderr, argc != 2 ? "usage: kiln-server curve-keypair\n"
+                                  : "kiln-server: this ZeroMQ has no CURVE support\n");
+        return 2;
+    }
+    printf("public %s\nsecret %s\n", pub, sec);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     log_init("kiln-server", LOG_INFO);
@@ -367,18 +603,9 @@ int main(int argc, char **argv)
     }
     if (argc >= 2 && (strcmp(argv[1], "hash-token") == 0 || strcmp(argv[1], "new-token") == 0))
         return token_command(argc, argv);
-    if (argc >= 2 && strcmp(argv[1], "curve-keypair") == 0) {
-        char pub[POOLKEYS_Z85_LEN + 1], sec[POOLKEYS_Z85_LEN + 1];
-        if (argc != 2 || broker_curve_keypair(pub, sec) != 0) {
-            fprintf(stderr, argc != 2 ? "usage: kiln-server curve-keypair\n"
-                                      : "kiln-server: this ZeroMQ has no CURVE support\n");
-            return 2;
-        }
-        printf("public %s\nsecret %s\n", pub, sec);
-        return 0;
-    }
+    if (argc >= 2 && strcmp(argv[1], "curve-keypair") == 0)
+        return keypair_command(argc);
     config cfg;
-    memset(&cfg, 0, sizeof cfg);
     if (parse_args(argc, argv, &cfg) < 0)
         return 2;
     sigset_t sigs;
@@ -388,202 +615,20 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    server s;
+    memset(&s, 0, sizeof s);
     int status = 1;
-    store *st = NULL;
-    broker *br = NULL;
-    http_server *hs = NULL;
-    auth *tokens = NULL;
-    poolkeys *pool_keys = NULL;
-    server_stats *stats = NULL;
-    sse_hub *hub = NULL;
-    submitq *submits = NULL;
-    app a;
-    memset(&a, 0, sizeof a);
-    errbuf eb;
-    char db[600];
-    void *tls_cert = NULL, *tls_key = NULL;
-    size_t tls_len = 0;
-    if (cfg.tls_cert != NULL && (files_read(cfg.tls_cert, &tls_cert, &tls_len, &eb) < 0 ||
-                                 files_read(cfg.tls_key, &tls_key, &tls_len, &eb) < 0)) {
-        log_error("TLS: %s", eb.msg);
-        goto out;
-    }
-    char curve_secret[POOLKEYS_Z85_LEN + 1] = "", curve_public[POOLKEYS_Z85_LEN + 1] = "";
-    if (cfg.curve_secret != NULL) {
-        if (keyfile_read_secret(cfg.curve_secret, curve_secret, &eb) < 0 ||
-            poolkeys_load(&pool_keys, cfg.pool_keys, &eb) < 0) {
-            log_error("CURVE: %s", eb.msg);
-            goto out;
-        }
-        if (broker_curve_public(curve_secret, curve_public) != 0) {
-            log_error("CURVE: %s holds no usable key (or this ZeroMQ has no CURVE)",
-                      cfg.curve_secret);
-            goto out;
-        }
-        log_info("pool socket encrypted (CURVE); %d pool key(s) from %s; pools join with "
-                 "--server-key %s",
-                 poolkeys_count(pool_keys), cfg.pool_keys, curve_public);
-    }
-    if (cfg.tokens != NULL) {
-        if (auth_load(&tokens, cfg.tokens, &eb) < 0) {
-            log_error("%s", eb.msg);
-            goto out;
-        }
-        log_info("%d access token(s) loaded from %s; the API needs 'Authorization: Bearer "
-                 "<token>'%s",
-                 auth_count(tokens), cfg.tokens,
-                 pool_keys != NULL
-                     ? ""
-                     : " and pools a token with the pool scope (kiln-worker --token)");
-    } else {
-        /* Every route is open: nothing but this machine may reach it. */
-        if (!loopback_addr(cfg.http_addr)) {
-            log_warn("no access tokens are configured (--tokens): HTTP binds 127.0.0.1 instead of "
-                     "%s",
-                     cfg.http_addr);
-            snprintf(cfg.http_addr, sizeof cfg.http_addr, "127.0.0.1");
-        }
-        if (pool_keys == NULL && !loopback_endpoint(cfg.broker)) {
-            const char *colon = strrchr(cfg.broker, ':');
-            snprintf(cfg.broker_buf, sizeof cfg.broker_buf, "tcp://127.0.0.1%s",
-                     colon != NULL && colon > cfg.broker + 5 ? colon : ":5555");
-            log_warn("no access tokens are configured (--tokens): the pool socket binds %s "
-                     "instead of %s",
-                     cfg.broker_buf, cfg.broker);
-            cfg.broker = cfg.broker_buf;
+    if (load_keys(&s, &cfg) == 0) {
+        s.stats = stats_new(routes_labels(), routes_count());
+        if (open_data(&s, &cfg) == 0 && start_services(&s, &cfg) == 0) {
+            announce(&s, &cfg);
+            int sig = 0;
+            sigwait(&sigs, &sig);
+            log_info("signal %d: shutting down", sig);
+            status = 0;
         }
     }
-    stats = stats_new(routes_labels(), routes_count());
-    if (files_mkdirs(cfg.data_dir, &eb) < 0) {
-        log_error("data dir: %s", eb.msg);
-        goto out;
-    }
-    /* The store first: its lock is the data dir's, so a second server on
-     * the same dir stops here, before it touches any file. */
-    snprintf(db, sizeof db, "%s/kiln.db", cfg.data_dir);
-    if (store_open(&st, db, &eb) < 0) {
-        log_error("%s", eb.msg);
-        goto out;
-    }
-    char uploads[600];
-    snprintf(uploads, sizeof uploads, "%s/uploads", cfg.data_dir);
-    /* uploads cut short by a crash are of no use */
-    if (files_remove_tree(uploads, &eb) < 0 || files_mkdirs(uploads, &eb) < 0) {
-        log_error("data dir: %s", eb.msg);
-        goto out;
-    }
-    char jobs_dir[KILN_PATH_MAX];
-    snprintf(jobs_dir, sizeof jobs_dir, "%s/jobs", cfg.data_dir);
-    int swept = files_sweep_tmp(jobs_dir);
-    if (swept > 0)
-        log_info("removed %d temporary file(s) a previous run left in %s", swept, jobs_dir);
-    broker_options bo = {.endpoint = cfg.broker,
-                         .heartbeat_ms = cfg.heartbeat_ms,
-                         .liveness = cfg.liveness,
-                         .data_dir = cfg.data_dir,
-                         .stats = stats,
-                         .auth = tokens,
-                         .curve_secret = pool_keys != NULL ? curve_secret : NULL,
-                         .pool_keys = pool_keys,
-                         .owner_max_running = cfg.owner_max_running,
-                         .owner_max_ranks = cfg.owner_max_ranks};
-    if (broker_start(&br, st, &bo, &eb) < 0) {
-        log_error("%s", eb.msg);
-        goto out;
-    }
-    a.st = st;
-    snprintf(a.data_dir, sizeof a.data_dir, "%s", cfg.data_dir);
-    a.body_limit = cfg.body_limit;
-    a.upload_limit = cfg.upload_limit;
-    a.max_job_memory = cfg.max_job_memory;
-    a.min_free_disk = cfg.min_free_disk;
-    a.owner_limits.max_queued = cfg.owner_max_queued;
-    a.parse_spec = app_parse_spec;
-    a.wake = broker_wake;
-    a.workers = broker_workers;
-    a.broker_ready = broker_ready;
-    a.broker_ctx = br;
-    const embed_file *doc = embed_find(embed_files, embed_files_count, "/api/v1/openapi.yaml");
-    if (doc != NULL) {
-        a.openapi_yaml = (const char *)doc->data;
-        a.openapi_len = doc->len;
-        if (yamljson_parse(a.openapi_yaml, a.openapi_len, &a.openapi_json, &eb) < 0)
-            log_warn("api/openapi.yaml does not convert to JSON (%s); /openapi.json is off",
-                     eb.msg);
-        else
-            docs_absolute_refs(a.openapi_json, "/api/v1/");
-    }
-    a.files = embed_files;
-    a.n_files = embed_files_count;
-    a.auth = tokens;
-    a.stats = stats;
-    sse_options so = {.keepalive_ms = cfg.sse_keepalive * 1000,
-                      .max_streams = cfg.sse_max,
-                      .max_per_owner = cfg.sse_max_per_client};
-    hub = sse_hub_new(st, stats, &so);
-    a.sse = hub;
-    if (submitq_start(&submits, st, &eb) < 0)
-        log_warn("%s: each submission is stored on its own", eb.msg);
-    a.submits = submits;
-    http_options ho = {.address = cfg.http_addr,
-                       .port = cfg.http_port,
-                       .body_limit = cfg.body_limit,
-                       .spool_path = "/api/v1/models",
-                       .spool_dir = uploads,
-                       .spool_limit = cfg.upload_limit,
-                       .spool_needs_auth = tokens != NULL,
-                       .mode = (http_mode)cfg.http_mode,
-                       .threads = cfg.http_threads,
-                       .conn_limit = cfg.conn_limit,
-                       .per_ip_limit = cfg.per_ip_limit,
-                       .idle_timeout_s = cfg.idle_timeout,
-                       .header_timeout_s = cfg.header_timeout,
-                       .tls_cert_pem = tls_cert,
-                       .tls_key_pem = tls_key};
-    if (http_start(&hs, &ho, routes_dispatch, &a, &eb) < 0) {
-        log_error("%s", eb.msg);
-        goto out;
-    }
-    int port = http_port(hs);
-    log_info("listening on %s://%s:%d/ ; pools connect to %s ; data in %s",
-             tls_cert != NULL ? "https" : "http", cfg.http_addr, port, broker_endpoint(br),
-             cfg.data_dir);
-    if (tokens != NULL && pool_keys == NULL && !loopback_endpoint(cfg.broker))
-        log_warn("the pool socket %s is not encrypted (pool tokens travel in clear): give "
-                 "--curve-secret and --pool-keys, or keep the pools on a trusted network",
-                 broker_endpoint(br));
-    if (tokens == NULL && pool_keys == NULL)
-        log_info("no access tokens are configured: every route is open, so HTTP and the pool "
-                 "socket listen on loopback only (give --tokens FILE to serve other hosts)");
-    if (cfg.port_file != NULL) {
-        char text[400];
-        int n = snprintf(text, sizeof text, "%d %s\n", port, broker_endpoint(br));
-        if (files_write_atomic(cfg.port_file, text, (size_t)n, &eb) < 0)
-            log_warn("%s", eb.msg);
-    }
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    log_info("signal %d: shutting down", sig);
-    status = 0;
-out:
-    submitq_drain(submits); /* answers every waiting POST before the HTTP server stops */
-    if (submits != NULL) {
-        unsigned long rounds, jobs;
-        submitq_stats(submits, &rounds, &jobs);
-        if (jobs > 0)
-            log_info("group commit: %lu submissions stored in %lu commits", jobs, rounds);
-    }
-    http_stop(hs);
-    submitq_free(submits);
-    sse_hub_free(hub);
-    broker_stop(br);
-    store_close(st);
-    json_decref(a.openapi_json);
-    auth_free(tokens);
-    poolkeys_free(pool_keys);
-    stats_free(stats);
-    free(tls_cert);
-    free(tls_key);
+    server_stop(&s);
     if (status == 0)
         log_info("stopped cleanly");
     return status;
