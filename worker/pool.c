@@ -360,15 +360,24 @@ static int run_job(pool *p, const link_assignment *a, const char *spec_text, con
     return stopping;
 }
 
-/* The pool's CurveZMQ settings: the server's public key and this pool's secret key. */
-typedef struct pool_curve {
+/* What the command line and the environment say: where the server is, who the pool is,
+ * its work folder, its token and its CurveZMQ keys. */
+typedef struct pool_args {
+    char endpoint[512], pool_id[128], work[512], token[300];
     char server_key[KEYFILE_Z85_LEN + 8]; /* "" = no CURVE */
     char secret_file[KILN_PATH_MAX];
-} pool_curve;
+    char curve_secret[KEYFILE_Z85_LEN + 1]; /* read from secret_file */
+} pool_args;
 
-static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *pool_id,
-                      size_t plen, char *work, size_t wlen, char *token, size_t tlen,
-                      pool_curve *cv)
+static void getenv_into(char *dst, size_t len, const char *name)
+{
+    const char *v = getenv(name);
+    snprintf(dst, len, "%s", v != NULL ? v : "");
+}
+
+/* The options over the environment's KILN_TOKEN, KILN_TOKEN_FILE, KILN_SERVER_KEY and
+ * KILN_CURVE_SECRET. Returns 0, or -1 (a message on stderr for a bad token file). */
+static int parse_args(int argc, char **argv, pool_args *pa)
 {
     static const struct option opts[] = {{"connect", required_argument, NULL, 'c'},
                                          {"pool-id", required_argument, NULL, 'p'},
@@ -378,39 +387,36 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
                                          {"server-key", required_argument, NULL, 'k'},
                                          {"curve-secret", required_argument, NULL, 's'},
                                          {NULL, 0, NULL, 0}};
-    int c;
     optind = 1;
-    endpoint[0] = pool_id[0] = work[0] = '\0';
-    const char *env = getenv("KILN_TOKEN");
-    snprintf(token, tlen, "%s", env != NULL ? env : "");
+    memset(pa, 0, sizeof *pa);
+    getenv_into(pa->token, sizeof pa->token, "KILN_TOKEN");
     const char *token_file = getenv("KILN_TOKEN_FILE");
-    env = getenv("KILN_SERVER_KEY");
-    snprintf(cv->server_key, sizeof cv->server_key, "%s", env != NULL ? env : "");
-    env = getenv("KILN_CURVE_SECRET");
-    snprintf(cv->secret_file, sizeof cv->secret_file, "%s", env != NULL ? env : "");
+    getenv_into(pa->server_key, sizeof pa->server_key, "KILN_SERVER_KEY");
+    getenv_into(pa->secret_file, sizeof pa->secret_file, "KILN_CURVE_SECRET");
+    int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
-            snprintf(endpoint, elen, "%s", optarg);
+            snprintf(pa->endpoint, sizeof pa->endpoint, "%s", optarg);
             break;
         case 'p':
-            snprintf(pool_id, plen, "%s", optarg);
+            snprintf(pa->pool_id, sizeof pa->pool_id, "%s", optarg);
             break;
         case 'w':
-            snprintf(work, wlen, "%s", optarg);
+            snprintf(pa->work, sizeof pa->work, "%s", optarg);
             break;
         case 't':
-            snprintf(token, tlen, "%s", optarg);
+            snprintf(pa->token, sizeof pa->token, "%s", optarg);
             token_file = NULL;
             break;
         case 'T':
             token_file = optarg;
             break;
         case 'k':
-            snprintf(cv->server_key, sizeof cv->server_key, "%s", optarg);
+            snprintf(pa->server_key, sizeof pa->server_key, "%s", optarg);
             break;
         case 's':
-            snprintf(cv->secret_file, sizeof cv->secret_file, "%s", optarg);
+            snprintf(pa->secret_file, sizeof pa->secret_file, "%s", optarg);
             break;
         default:
             return -1;
@@ -418,131 +424,119 @@ static int parse_args(int argc, char **argv, char *endpoint, size_t elen, char *
     }
     if (token_file != NULL && token_file[0] != '\0') {
         errbuf eb;
-        if (keyfile_read_token(token_file, token, tlen, &eb) != 0) {
+        if (keyfile_read_token(token_file, pa->token, sizeof pa->token, &eb) != 0) {
             fprintf(stderr, "kiln-worker: --token-file: %s\n", eb.msg);
             return -1;
         }
     }
-    return endpoint[0] != '\0' && optind == argc ? 0 : -1;
+    return pa->endpoint[0] != '\0' && optind == argc ? 0 : -1;
 }
 
-int pool_main(int argc, char **argv, const dist_info *d)
+/* The CurveZMQ keys, when given: both, a valid server key, this pool's secret read from
+ * its file, and a pool id for the server to find the pool's key under. Returns 0, or -1
+ * after saying what is wrong on stderr. */
+static int check_curve(pool_args *pa)
 {
-    char endpoint[512], pool_id[128], work[512], token[300];
-    pool_curve cv = {"", ""};
-    if (parse_args(argc, argv, endpoint, sizeof endpoint, pool_id, sizeof pool_id, work,
-                   sizeof work, token, sizeof token, &cv) != 0) {
-        fprintf(stderr,
-                "usage: mpirun -np N kiln-worker --connect tcp://HOST:PORT "
-                "[--pool-id ID] [--work-dir DIR] [--token-file FILE | --token TOKEN]\n"
-                "       [--server-key KEY --curve-secret FILE]\n"
-                "  (the token: the first line of --token-file or $KILN_TOKEN_FILE, or\n"
-                "   --token or $KILN_TOKEN, which ps shows: a 'pool' token of a server\n"
-                "   with --tokens;\n"
-                "   with a server started with --curve-secret: its public key, or\n"
-                "   $KILN_SERVER_KEY, and this pool's key file, or $KILN_CURVE_SECRET, whose\n"
-                "   public key the server lists under this pool's --pool-id)\n");
-        return 2;
-    }
-    char curve_secret[KEYFILE_Z85_LEN + 1] = "";
-    if ((cv.server_key[0] != '\0') != (cv.secret_file[0] != '\0')) {
+    if ((pa->server_key[0] != '\0') != (pa->secret_file[0] != '\0')) {
         fprintf(stderr, "kiln-worker: --server-key and --curve-secret go together\n");
-        return 2;
+        return -1;
     }
-    if (cv.server_key[0] != '\0') {
-        errbuf keb = {{0}};
-        if (!z85_key_valid(cv.server_key)) {
-            fprintf(stderr, "kiln-worker: --server-key is not 40 Z85 characters (the 'public' "
-                            "key the server logs at start)\n");
-            return 2;
-        }
-        if (keyfile_read_secret(cv.secret_file, curve_secret, &keb) < 0) {
-            fprintf(stderr, "kiln-worker: %s\n", keb.msg);
-            return 2;
-        }
-        if (pool_id[0] == '\0') {
-            fprintf(stderr, "kiln-worker: with CURVE keys give --pool-id: the name the "
-                            "server's pool keys file gives this pool's key\n");
-            return 2;
-        }
+    if (pa->server_key[0] == '\0')
+        return 0;
+    errbuf keb = {{0}};
+    if (!z85_key_valid(pa->server_key)) {
+        fprintf(stderr, "kiln-worker: --server-key is not 40 Z85 characters (the 'public' "
+                        "key the server logs at start)\n");
+        return -1;
     }
-    pool p;
-    memset(&p, 0, sizeof p);
-    p.d = d;
-    if (work[0] == '\0') {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(work, sizeof work, "%s/kiln-pool-%ld", tmp ? tmp : "/tmp", (long)getpid());
+    if (keyfile_read_secret(pa->secret_file, pa->curve_secret, &keb) < 0) {
+        fprintf(stderr, "kiln-worker: %s\n", keb.msg);
+        return -1;
     }
-    snprintf(p.work_root, sizeof p.work_root, "%s", work);
-    if (mkdir(work, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "kiln-worker: cannot create %s: %s\n", work, strerror(errno));
-        return 2;
+    if (pa->pool_id[0] == '\0') {
+        fprintf(stderr, "kiln-worker: with CURVE keys give --pool-id: the name the "
+                        "server's pool keys file gives this pool's key\n");
+        return -1;
     }
-    /* Signals go to the signal thread only (threads started later inherit the mask). */
-    sigemptyset(&p.sigs);
-    sigaddset(&p.sigs, SIGINT);
-    sigaddset(&p.sigs, SIGTERM);
-    sigaddset(&p.sigs, SIGUSR1);
-    sigaddset(&p.sigs, SIGUSR2);
-    pthread_sigmask(SIG_BLOCK, &p.sigs, NULL);
+    return 0;
+}
 
-    /* Who is in the pool: host names and cores, one entry per host. */
+/* What the pool tells the server in its hello, gathered over every rank (collective):
+ * the host of each rank, the cores of its hosts, their memory in all and the least one
+ * rank has (its host's shared by the ranks there), for the server's admission control. */
+typedef struct pool_census {
+    char (*hosts)[64]; /* world entries */
+    int cores;
+    double memory, rank_memory;
+} pool_census;
+
+static void census_take(const dist_info *d, pool_census *pc)
+{
     char host[64] = {0};
     snprintf(host, sizeof host, "%s", d->host);
-    char *hosts = xcalloc((size_t)d->world, sizeof host);
-    dist_allgather(host, hosts, sizeof host);
+    pc->hosts = xcalloc((size_t)d->world, sizeof host);
+    dist_allgather(host, pc->hosts, sizeof host);
     double cores = d->local_rank == 0 ? d->cores : 0;
     dist_allreduce_sum_f64(&cores, 1);
-    /* Memory: the hosts' in all, and the least one rank has (its host's
-     * shared by the ranks there), for the server's admission control. */
+    pc->cores = (int)cores;
     double host_mem = (double)meminfo_total_bytes();
-    double mem_total = d->local_rank == 0 ? host_mem : 0;
-    dist_allreduce_sum_f64(&mem_total, 1);
+    pc->memory = d->local_rank == 0 ? host_mem : 0;
+    dist_allreduce_sum_f64(&pc->memory, 1);
     double mine = host_mem / (d->local_size > 0 ? d->local_size : 1);
     double *per_rank = xcalloc((size_t)d->world, sizeof(double));
     dist_allgather(&mine, per_rank, sizeof mine);
-    double rank_mem = per_rank[0];
+    pc->rank_memory = per_rank[0];
     for (int i = 1; i < d->world; i++)
-        rank_mem = per_rank[i] < rank_mem ? per_rank[i] : rank_mem;
+        pc->rank_memory = per_rank[i] < pc->rank_memory ? per_rank[i] : pc->rank_memory;
     free(per_rank);
-    int rc = 0;
-    if (d->rank == 0) {
-        const char **names = xcalloc((size_t)d->world, sizeof(char *));
-        for (int i = 0; i < d->world; i++)
-            names[i] = hosts + (size_t)i * sizeof host;
-        link_pool_info info = {.pool_id = pool_id[0] ? pool_id : NULL,
-                               .ranks = d->world,
-                               .hosts = names,
-                               .n_hosts = d->world,
-                               .cores = (int)cores,
-                               .version = KILN_VERSION,
-                               .engine = nn_startup_summary(),
-                               .memory = (int64_t)mem_total,
-                               .rank_memory = (int64_t)rank_mem};
-        errbuf eb = {{0}};
-        link_options lo;
-        link_options_default(&lo);
-        lo.token = token[0] != '\0' ? token : NULL;
-        lo.curve_server_key = cv.server_key[0] != '\0' ? cv.server_key : NULL;
-        lo.curve_secret = curve_secret;
-        rc = link_new(&p.link, endpoint, &info, &lo, &eb);
-        free(names);
-        if (rc != 0)
-            fprintf(stderr, "kiln-worker: %s\n", eb.msg);
-        else
-            log_info("pool %s: %d rank(s), joining %s", link_pool_id(p.link), d->world, endpoint);
-    }
-    pthread_create(&p.sig_thread, NULL, signal_main, &p);
-    int started = !dist_any(rc != 0);
-    while (started) {
+}
+
+/* Rank 0: the link to the server, introduced by the census. Returns 0 or an ERR_* (a
+ * message on stderr). */
+static int pool_connect(pool *p, const pool_args *pa, const pool_census *pc)
+{
+    const dist_info *d = p->d;
+    const char **names = xcalloc((size_t)d->world, sizeof(char *));
+    for (int i = 0; i < d->world; i++)
+        names[i] = pc->hosts[i];
+    link_pool_info info = {.pool_id = pa->pool_id[0] ? pa->pool_id : NULL,
+                           .ranks = d->world,
+                           .hosts = names,
+                           .n_hosts = d->world,
+                           .cores = pc->cores,
+                           .version = KILN_VERSION,
+                           .engine = nn_startup_summary(),
+                           .memory = (int64_t)pc->memory,
+                           .rank_memory = (int64_t)pc->rank_memory};
+    errbuf eb = {{0}};
+    link_options lo;
+    link_options_default(&lo);
+    lo.token = pa->token[0] != '\0' ? pa->token : NULL;
+    lo.curve_server_key = pa->server_key[0] != '\0' ? pa->server_key : NULL;
+    lo.curve_secret = pa->curve_secret;
+    int rc = link_new(&p->link, pa->endpoint, &info, &lo, &eb);
+    free(names);
+    if (rc != 0)
+        fprintf(stderr, "kiln-worker: %s\n", eb.msg);
+    else
+        log_info("pool %s: %d rank(s), joining %s", link_pool_id(p->link), d->world, pa->endpoint);
+    return rc;
+}
+
+/* Every rank: waits for assignments (rank 0, from the link) and runs them, until the
+ * link ends or the pool is asked to stop. */
+static void pool_serve(pool *p)
+{
+    const dist_info *d = p->d;
+    for (;;) {
         int cmd = CMD_QUIT, attempt = 0;
         link_assignment a;
         memset(&a, 0, sizeof a);
         char job_id[MSG_ID_MAX] = {0};
         if (d->rank == 0 && !dist_stop_requested()) {
-            announce_cache(&p);
+            announce_cache(p);
             /* A timed wait, so that a stop asked of another rank is seen while idle. */
-            int wrc = link_wait_assign(p.link, d->world > 1 ? POOL_IDLE_CHECK_MS : -1, &a);
+            int wrc = link_wait_assign(p->link, d->world > 1 ? POOL_IDLE_CHECK_MS : -1, &a);
             cmd = wrc == 0 ? CMD_RUN : (wrc == ERR_TIMEOUT ? CMD_IDLE : CMD_QUIT);
         }
         if (cmd == CMD_RUN) {
@@ -568,8 +562,8 @@ int pool_main(int argc, char **argv, const dist_info *d)
         dist_bcast_blob(&spec_text, &spec_len, 0);
         dist_bcast_blob(&ckpt, &ckpt_len, 0);
         init_blob ib;
-        init_share(&p, &a, ckpt_len > 0, &ib);
-        int stopping = run_job(&p, &a, spec_text, ckpt, ckpt_len, &ib, job_id, attempt);
+        init_share(p, &a, ckpt_len > 0, &ib);
+        int stopping = run_job(p, &a, spec_text, ckpt, ckpt_len, &ib, job_id, attempt);
         free(ib.data);
         free(spec_text);
         if (d->rank != 0)
@@ -578,6 +572,53 @@ int pool_main(int argc, char **argv, const dist_info *d)
         if (stopping)
             break;
     }
+}
+
+int pool_main(int argc, char **argv, const dist_info *d)
+{
+    pool_args pa;
+    if (parse_args(argc, argv, &pa) != 0) {
+        fprintf(stderr,
+                "usage: mpirun -np N kiln-worker --connect tcp://HOST:PORT "
+                "[--pool-id ID] [--work-dir DIR] [--token-file FILE | --token TOKEN]\n"
+                "       [--server-key KEY --curve-secret FILE]\n"
+                "  (the token: the first line of --token-file or $KILN_TOKEN_FILE, or\n"
+                "   --token or $KILN_TOKEN, which ps shows: a 'pool' token of a server\n"
+                "   with --tokens;\n"
+                "   with a server started with --curve-secret: its public key, or\n"
+                "   $KILN_SERVER_KEY, and this pool's key file, or $KILN_CURVE_SECRET, whose\n"
+                "   public key the server lists under this pool's --pool-id)\n");
+        return 2;
+    }
+    if (check_curve(&pa) != 0)
+        return 2;
+    pool p;
+    memset(&p, 0, sizeof p);
+    p.d = d;
+    if (pa.work[0] == '\0') {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(pa.work, sizeof pa.work, "%s/kiln-pool-%ld", tmp ? tmp : "/tmp", (long)getpid());
+    }
+    snprintf(p.work_root, sizeof p.work_root, "%s", pa.work);
+    if (mkdir(pa.work, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "kiln-worker: cannot create %s: %s\n", pa.work, strerror(errno));
+        return 2;
+    }
+    /* Signals go to the signal thread only (threads started later inherit the mask). */
+    sigemptyset(&p.sigs);
+    sigaddset(&p.sigs, SIGINT);
+    sigaddset(&p.sigs, SIGTERM);
+    sigaddset(&p.sigs, SIGUSR1);
+    sigaddset(&p.sigs, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &p.sigs, NULL);
+
+    pool_census pc;
+    census_take(d, &pc);
+    int rc = d->rank == 0 ? pool_connect(&p, &pa, &pc) : 0;
+    pthread_create(&p.sig_thread, NULL, signal_main, &p);
+    int started = !dist_any(rc != 0);
+    if (started)
+        pool_serve(&p);
     if (p.link != NULL) {
         link_flush(p.link, POOL_FLUSH_MS);
         link_free(p.link);
@@ -586,8 +627,8 @@ int pool_main(int argc, char **argv, const dist_info *d)
     p.quitting = 1;
     pthread_kill(p.sig_thread, SIGUSR2);
     pthread_join(p.sig_thread, NULL);
-    free(hosts);
-    remove_tree(work);
+    free(pc.hosts);
+    remove_tree(pa.work);
     log_info("pool stopped");
     return started ? 0 : 1;
 }
