@@ -833,47 +833,6 @@ static void adapt_spec_of(job_spec *s, const char *model, const char *adapt, con
     adapt_spec_seed(s, 2, model, adapt, extra);
 }
 
-/* The architecture parses, builds, sits in the band; the weights load and
- * evaluate to the reported accuracy; the report agrees. Returns the found
- * network's MFLOPs. */
-static double check_outputs(const job_spec *s, const char *dir, const job_result *res)
-{
-    json_t *arch = tu_load_json(dir, "architecture.json"), *rep = tu_load_json(dir, "report.json");
-    model_cfg c;
-    field_errors fe;
-    fe_init(&fe);
-    ck_assert_int_eq(modelcfg_parse(&c, arch, "model", &fe), 0);
-    double mf = modelcfg_macs(&c) / 1e6;
-    double t = json_number_value(json_object_get(rep, "target_mflops"));
-    ck_assert_msg(mf >= 0.99 * t && mf <= 1.01 * t, "%.5f MFLOPs for a target of %.5f", mf, t);
-    json_t *after = json_object_get(rep, "after");
-    ck_assert(fabs(json_number_value(json_object_get(after, "mflops")) - mf) < 1e-9);
-    ck_assert_int_eq(json_integer_value(json_object_get(after, "params")), modelcfg_params(&c));
-    ck_assert(json_array_size(json_object_get(rep, "layers")) > 0);
-    net m;
-    net_init(&m);
-    errbuf eb;
-    char path[1100];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    ck_assert(model_build(&m, &c, 64, 0, NULL, &eb) == 0);
-    ck_assert(net_macs(&m) / 1e6 == mf);
-    ck_assert_msg(ckpt_load_weights(path, &m, &eb) == 0, "%s", eb.msg);
-    dataset tr, te;
-    ck_assert(dataset_load(&tr, &te, &s->data, &eb) == 0);
-    eval_result e;
-    train_evaluate(&m, &te, 64, NULL, &e);
-    double reported = json_number_value(json_object_get(res->summary, "test_top1"));
-    ck_assert_msg(fabs(e.top1 - reported) < 1e-9, "evaluated %.6f, reported %.6f", e.top1,
-                  reported);
-    ck_assert(fabs(json_number_value(json_object_get(after, "top1")) - reported) < 1e-9);
-    dataset_free(&tr);
-    dataset_free(&te);
-    net_deinit(&m);
-    json_decref(arch);
-    json_decref(rep);
-    return mf;
-}
-
 /* A DNA job's search outputs: the event log in report, elastic.json, the
  * log lines and the metrics agree. Returns the number of events. */
 static int check_events(const char *dir, const tu_capture *cap, const job_result *res)
@@ -914,7 +873,7 @@ static void dna_job(const char *model, int seed, const char *target, int want_ev
     cap->cancel_after = -1;
     job_result res;
     ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
-    double mf = check_outputs(&s, dir, &res);
+    double mf = tu_check_found_net(&s, dir, &res, 0);
     ck_assert(atof(target) < 1 ? mf < s.mflops : mf > s.mflops);
     int n = check_events(dir, cap, &res);
     ck_assert_msg(n >= want_events, "%d elastic events", n);
@@ -980,7 +939,7 @@ START_TEST(width_only_search_keeps_depths)
         cap->cancel_after = -1;
         job_result res;
         ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
-        check_outputs(&s, dir, &res);
+        tu_check_found_net(&s, dir, &res, 0);
         json_t *rep = tu_load_json(dir, "report.json");
         ck_assert(json_equal(json_object_get(json_object_get(rep, "before"), "depths"),
                              json_object_get(json_object_get(rep, "after"), "depths")));
@@ -1057,7 +1016,7 @@ START_TEST(baseline_jobs)
     cap->cancel_after = -1;
     job_result res;
     ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
-    check_outputs(&s, dir, &res);
+    tu_check_found_net(&s, dir, &res, 0);
     ck_assert_int_eq(res.n_artifacts, 4);
     json_t *rep = tu_load_json(dir, "report.json");
     ck_assert_ptr_nonnull(json_object_get(json_object_get(rep, "baseline"), "depths"));
@@ -1227,7 +1186,7 @@ START_TEST(init_from_a_train_job)
     double before = json_number_value(json_object_get(ra.summary, "top1_before"));
     double trained = json_number_value(json_object_get(rt.summary, "test_top1"));
     ck_assert_msg(before == trained, "top-1 before %.6f, the train job's %.6f", before, trained);
-    check_outputs(&s, da, &ra);
+    tu_check_found_net(&s, da, &ra, 0);
     job_result_free(&rt);
     job_result_free(&ra);
     free(cap);

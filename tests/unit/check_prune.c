@@ -367,44 +367,6 @@ static void prune_spec_of(job_spec *s, const char *prune, const char *extra)
     "{\"target_ratio\":0.5,\"warmup_epochs\":1,\"search_epochs\":2,"                               \
     "\"search\":{\"batch_size\":32},\"calib_batches\":2,\"ds_samples\":2}"
 
-/* The architecture parses, sits in the band, and the weights evaluate to
- * the reported accuracy. */
-static void check_outputs(const job_spec *s, const char *dir, const job_result *res, double lo,
-                          double hi)
-{
-    json_t *arch = tu_load_json(dir, "architecture.json"), *rep = tu_load_json(dir, "report.json");
-    model_cfg c;
-    field_errors fe;
-    fe_init(&fe);
-    ck_assert_int_eq(modelcfg_parse(&c, arch, "model", &fe), 0);
-    double mf = modelcfg_macs(&c) / 1e6;
-    ck_assert_msg(mf >= lo && mf <= hi, "%.5f MFLOPs outside [%.5f, %.5f]", mf, lo, hi);
-    json_t *after = json_object_get(rep, "after");
-    ck_assert(fabs(json_number_value(json_object_get(after, "mflops")) - mf) < 1e-9);
-    ck_assert_int_eq(json_integer_value(json_object_get(after, "params")), modelcfg_params(&c));
-    ck_assert(json_array_size(json_object_get(rep, "layers")) > 0);
-    net m;
-    net_init(&m);
-    errbuf eb;
-    char path[1100];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    ck_assert(model_build(&m, &c, 64, 0, NULL, &eb) == 0);
-    ck_assert_msg(ckpt_load_weights(path, &m, &eb) == 0, "%s", eb.msg);
-    dataset tr, te;
-    ck_assert(dataset_load(&tr, &te, &s->data, &eb) == 0);
-    eval_result e;
-    train_evaluate(&m, &te, 64, NULL, &e);
-    double reported = json_number_value(json_object_get(res->summary, "test_top1"));
-    ck_assert_msg(fabs(e.top1 - reported) < 1e-9, "evaluated %.6f, reported %.6f", e.top1,
-                  reported);
-    ck_assert(fabs(json_number_value(json_object_get(after, "top1")) - reported) < 1e-9);
-    dataset_free(&tr);
-    dataset_free(&te);
-    net_deinit(&m);
-    json_decref(arch);
-    json_decref(rep);
-}
-
 START_TEST(dmcp_job_end_to_end)
 {
     job_spec s;
@@ -415,7 +377,7 @@ START_TEST(dmcp_job_end_to_end)
     job_result res;
     ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
     double t = s.mflops * 0.5;
-    check_outputs(&s, dir, &res, 0.99 * t, 1.01 * t);
+    tu_check_found_net(&s, dir, &res, t);
     const char *want[] = {
         "warmup/train/loss",    "warmup/test/top1_max", "warmup/expected_mflops",
         "search/arch/loss",     "search/flops_loss",    "search/p_mean/conv1",
@@ -479,7 +441,7 @@ START_TEST(uniform_job_end_to_end)
     job_result res;
     ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
     double t = s.mflops * 0.3;
-    check_outputs(&s, dir, &res, 0.99 * t, 1.01 * t);
+    tu_check_found_net(&s, dir, &res, t);
     json_t *rep = tu_load_json(dir, "report.json");
     double m = json_number_value(json_object_get(rep, "width_multiplier"));
     ck_assert(m > 0.3 && m < 0.7);
@@ -553,7 +515,7 @@ START_TEST(finetune_and_ds_derivation)
     job_result res;
     ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
     double t = s.mflops * 0.6;
-    check_outputs(&s, dir, &res, 0.99 * t, 1.01 * t);
+    tu_check_found_net(&s, dir, &res, t);
     json_t *rep = tu_load_json(dir, "report.json");
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(rep, "derive"), "used")),
                      "ds");
@@ -600,7 +562,7 @@ START_TEST(mbv2_dmcp_job)
     job_result res;
     ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
     double t = s.mflops * 0.5;
-    check_outputs(&s, dir, &res, 0.99 * t, 1.01 * t);
+    tu_check_found_net(&s, dir, &res, t);
     /* the found network keeps the supernet's block structure */
     json_t *arch = tu_load_json(dir, "architecture.json");
     model_cfg c;

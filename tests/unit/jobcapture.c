@@ -1,7 +1,13 @@
 /* jobcapture.c - a recording job sink and a job runner for tests (see jobcapture.h). */
 #include "tests/unit/jobcapture.h"
 
+#include "tests/unit/testutil.h"
+#include "worker/jobs/checkpoint.h"
+#include "worker/jobs/train.h"
+#include "worker/models/model.h"
+
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -81,4 +87,45 @@ int tu_run_job(const job_spec *s, const char *dir, tu_capture *cap, const char *
     if (rc != 0 && rc != ERR_CANCELLED)
         ck_abort_msg("job failed: %s", eb.msg);
     return rc;
+}
+
+double tu_check_found_net(const job_spec *s, const char *dir, const job_result *res, double target)
+{
+    json_t *arch = tu_load_json(dir, "architecture.json"), *rep = tu_load_json(dir, "report.json");
+    model_cfg c;
+    field_errors fe;
+    fe_init(&fe);
+    ck_assert_int_eq(modelcfg_parse(&c, arch, "model", &fe), 0);
+    double mf = modelcfg_macs(&c) / 1e6;
+    double t = json_number_value(json_object_get(rep, "target_mflops"));
+    if (target > 0)
+        ck_assert_msg(fabs(t - target) <= 1e-6 * target, "report's target %.6f, expected %.6f", t,
+                      target);
+    ck_assert_msg(mf >= 0.99 * t && mf <= 1.01 * t, "%.5f MFLOPs for a target of %.5f", mf, t);
+    json_t *after = json_object_get(rep, "after");
+    ck_assert(fabs(json_number_value(json_object_get(after, "mflops")) - mf) < 1e-9);
+    ck_assert_int_eq(json_integer_value(json_object_get(after, "params")), modelcfg_params(&c));
+    ck_assert(json_array_size(json_object_get(rep, "layers")) > 0);
+    net m;
+    net_init(&m);
+    errbuf eb;
+    char path[KILN_PATH_MAX];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    ck_assert(model_build(&m, &c, 64, 0, NULL, &eb) == 0);
+    ck_assert(net_macs(&m) / 1e6 == mf);
+    ck_assert_msg(ckpt_load_weights(path, &m, &eb) == 0, "%s", eb.msg);
+    dataset tr, te;
+    ck_assert(dataset_load(&tr, &te, &s->data, &eb) == 0);
+    eval_result e;
+    train_evaluate(&m, &te, 64, NULL, &e);
+    double reported = json_number_value(json_object_get(res->summary, "test_top1"));
+    ck_assert_msg(fabs(e.top1 - reported) < 1e-9, "evaluated %.6f, reported %.6f", e.top1,
+                  reported);
+    ck_assert(fabs(json_number_value(json_object_get(after, "top1")) - reported) < 1e-9);
+    dataset_free(&tr);
+    dataset_free(&te);
+    net_deinit(&m);
+    json_decref(arch);
+    json_decref(rep);
+    return mf;
 }

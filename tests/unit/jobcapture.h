@@ -42,4 +42,11 @@ int tu_has_metric(const tu_capture *c, const char *name);
 int tu_run_job(const job_spec *s, const char *dir, tu_capture *cap, const char *resume,
                const char *init, job_result *res);
 
+/* The network a prune or adapt job found, in dir: architecture.json parses and builds
+ * (its MACs as config and as net agree) and sits in the band of +-1 % around the
+ * report's target (which must be `target` MFLOPs, when target > 0); model.safetensors
+ * loads into it and evaluates on the job's test split to the reported top-1; the
+ * report's "after" agrees on MFLOPs, params and top-1. Returns its MFLOPs. */
+double tu_check_found_net(const job_spec *s, const char *dir, const job_result *res, double target);
+
 #endif
