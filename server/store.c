@@ -363,6 +363,25 @@ int sq_collect(store *s, sqlite3_stmt *q, sq_rows *rows, sq_fill_fn fill, void *
     return sq_each(s, q, collect_row, &c, what, eb);
 }
 
+int sq_list(store *s, int stmt, size_t size, sq_fill_fn fill, void (*free_elem)(void *elem),
+            const char *what, void **out, int *n, errbuf *eb)
+{
+    sq_rows rows = {.size = size};
+    pthread_mutex_lock(&s->mu);
+    int rc = sq_collect(s, sq_stmt(s, stmt), &rows, fill, NULL, what, eb);
+    pthread_mutex_unlock(&s->mu);
+    if (rc < 0) {
+        for (int i = 0; free_elem != NULL && i < rows.n; i++)
+            free_elem((char *)rows.v + (size_t)i * size);
+        free(rows.v);
+        rows.v = NULL;
+        rows.n = 0;
+    }
+    *out = rows.v;
+    *n = rows.n;
+    return rc;
+}
+
 typedef struct collect_json_ctx {
     json_t *arr;
     sq_json_fn make;
@@ -435,6 +454,46 @@ static json_t *sq_json_time(double t)
     char buf[32];
     store_time_iso(t, buf);
     return json_string(buf);
+}
+
+json_t *sq_row_json(json_t *o, sqlite3_stmt *q, const sq_json_col *cols, int n)
+{
+    if (o == NULL)
+        o = json_object();
+    for (int k = 0; k < n; k++) {
+        int i = cols[k].col;
+        int null = sqlite3_column_type(q, i) == SQLITE_NULL;
+        json_t *v;
+        switch (cols[k].kind) {
+        case SQ_J_TEXT_NULL:
+            v = null ? json_null() : json_string(sq_col_text(q, i));
+            break;
+        case SQ_J_INT:
+            v = json_integer(sqlite3_column_int64(q, i));
+            break;
+        case SQ_J_BOOL:
+            v = json_boolean(sqlite3_column_int64(q, i) != 0);
+            break;
+        case SQ_J_REAL:
+            v = json_real(sqlite3_column_double(q, i));
+            break;
+        case SQ_J_REAL_INT:
+            v = json_integer((json_int_t)sqlite3_column_double(q, i));
+            break;
+        case SQ_J_TIME:
+            v = sq_col_time(q, i);
+            break;
+        case SQ_J_JSON:
+            v = sq_col_json(q, i);
+            break;
+        case SQ_J_TEXT:
+        default:
+            v = json_string(sq_col_text(q, i));
+            break;
+        }
+        json_object_set_new(o, cols[k].name, v);
+    }
+    return o;
 }
 
 json_t *sq_col_time(sqlite3_stmt *q, int i)

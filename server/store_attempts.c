@@ -13,20 +13,13 @@
 static json_t *attempt_row(sqlite3_stmt *q, void *arg)
 {
     (void)arg;
-    json_t *o = json_object();
-    json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 0)));
-    json_object_set_new(o, "pool_id", json_string(sq_col_text(q, 1)));
-    json_object_set_new(o, "active", json_boolean(sqlite3_column_int(q, 2)));
-    json_object_set_new(o, "started_at", sq_col_time(q, 3));
-    json_object_set_new(o, "ended_at", sq_col_time(q, 4));
-    json_object_set_new(o, "reason",
-                        sqlite3_column_type(q, 5) == SQLITE_NULL ? json_null()
-                                                                 : json_string(sq_col_text(q, 5)));
-    json_object_set_new(o, "message",
-                        sqlite3_column_type(q, 6) == SQLITE_NULL ? json_null()
-                                                                 : json_string(sq_col_text(q, 6)));
-    json_object_set_new(o, "messages_applied", json_integer(sqlite3_column_int64(q, 7)));
-    return o;
+    static const sq_json_col cols[] = {
+        {"attempt", 0, SQ_J_INT},       {"pool_id", 1, SQ_J_TEXT},
+        {"active", 2, SQ_J_BOOL},       {"started_at", 3, SQ_J_TIME},
+        {"ended_at", 4, SQ_J_TIME},     {"reason", 5, SQ_J_TEXT_NULL},
+        {"message", 6, SQ_J_TEXT_NULL}, {"messages_applied", 7, SQ_J_INT},
+    };
+    return sq_row_json(NULL, q, cols, SQ_NCOLS(cols));
 }
 
 json_t *sq_attempts_json(store *s, const char *id)
@@ -230,16 +223,6 @@ static void fill_active(sqlite3_stmt *q, void *elem, void *arg)
 
 int store_active_list(store *s, store_active **out, int *n, errbuf *eb)
 {
-    sq_rows rows = {.size = sizeof **out};
-    pthread_mutex_lock(&s->mu);
-    int rc = sq_collect(s, sq_stmt(s, Q_ACTIVE), &rows, fill_active, NULL, "read active jobs", eb);
-    pthread_mutex_unlock(&s->mu);
-    if (rc < 0) {
-        free(rows.v);
-        rows.v = NULL;
-        rows.n = 0;
-    }
-    *out = rows.v;
-    *n = rows.n;
-    return rc;
+    return sq_list(s, Q_ACTIVE, sizeof **out, fill_active, NULL, "read active jobs", (void **)out,
+                   n, eb);
 }

@@ -112,23 +112,15 @@ static void fill_blocked(sqlite3_stmt *q, void *elem, void *arg)
     b->spec_json = xstrdup(sq_col_text(q, 1));
 }
 
+static void free_blocked(void *elem)
+{
+    free(((store_blocked *)elem)->spec_json);
+}
+
 int store_blocked_list(store *s, store_blocked **out, int *n, errbuf *eb)
 {
-    sq_rows rows = {.size = sizeof **out};
-    pthread_mutex_lock(&s->mu);
-    int rc =
-        sq_collect(s, sq_stmt(s, Q_BLOCKED), &rows, fill_blocked, NULL, "list blocked jobs", eb);
-    pthread_mutex_unlock(&s->mu);
-    if (rc < 0) {
-        for (int i = 0; i < rows.n; i++)
-            free(((store_blocked *)rows.v)[i].spec_json);
-        free(rows.v);
-        rows.v = NULL;
-        rows.n = 0;
-    }
-    *out = rows.v;
-    *n = rows.n;
-    return rc;
+    return sq_list(s, Q_BLOCKED, sizeof **out, fill_blocked, free_blocked, "list blocked jobs",
+                   (void **)out, n, eb);
 }
 
 /* How the after list stands so far (store_deps_state). */

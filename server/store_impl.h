@@ -145,6 +145,14 @@ typedef void (*sq_fill_fn)(sqlite3_stmt *q, void *elem, void *arg);
 int sq_collect(store *s, sqlite3_stmt *q, sq_rows *rows, sq_fill_fn fill, void *arg,
                const char *what, errbuf *eb);
 
+/* sq_list runs the unbound cached statement Q_* `stmt` under s->mu and returns its rows
+ * as a new array in *out (*n elements of `size` bytes, each filled by fill(q, elem,
+ * NULL)). On a failed step it frees what was collected (each element with free_elem
+ * first, when not NULL), sets *out NULL and *n 0, and returns ERR_IO naming `what`. The
+ * caller must not hold s->mu. */
+int sq_list(store *s, int stmt, size_t size, sq_fill_fn fill, void (*free_elem)(void *elem),
+            const char *what, void **out, int *n, errbuf *eb);
+
 /* The JSON value of the current row of q, or NULL to stop before it. */
 typedef json_t *(*sq_json_fn)(sqlite3_stmt *q, void *arg);
 /* sq_collect_json appends make(q, arg) of each row of q to the JSON array
@@ -174,6 +182,32 @@ typedef enum { SQ_COUNT_COMMIT, SQ_COUNT_ROWS, SQ_COUNT_NONE } sq_count;
  * BEGIN's or COMMIT's) with the message in eb. The caller must not hold
  * s->mu. */
 int sq_write(store *s, sq_count count, sq_tx_fn fn, void *arg, errbuf *eb);
+/* How a column becomes a JSON member (sq_row_json). */
+typedef enum {
+    SQ_J_TEXT,      /* a string ("" for SQL NULL) */
+    SQ_J_TEXT_NULL, /* a string, or null for SQL NULL */
+    SQ_J_INT,       /* an integer */
+    SQ_J_BOOL,      /* true for a non-zero integer */
+    SQ_J_REAL,      /* a real */
+    SQ_J_REAL_INT,  /* a REAL column as an integer (a count stored as a double) */
+    SQ_J_TIME,      /* sq_col_time */
+    SQ_J_JSON,      /* sq_col_json */
+} sq_json_kind;
+
+/* One member of a row's JSON object: its name, column and kind. */
+typedef struct sq_json_col {
+    const char *name;
+    int col;
+    sq_json_kind kind;
+} sq_json_col;
+
+/* The number of members of a static sq_json_col array. */
+#define SQ_NCOLS(cols) ((int)(sizeof(cols) / sizeof((cols)[0])))
+
+/* Adds to the JSON object o (NULL: a new one) the n members cols of the current row of
+ * q, in that order; returns o. */
+json_t *sq_row_json(json_t *o, sqlite3_stmt *q, const sq_json_col *cols, int n);
+
 /* A REAL time column as ISO-8601 JSON text, or JSON null. */
 json_t *sq_col_time(sqlite3_stmt *q, int i);
 /* A TEXT column holding JSON, parsed (JSON null for SQL NULL or bad JSON). */

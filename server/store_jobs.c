@@ -322,38 +322,38 @@ static json_t *sq_progress_json(int64_t step, int64_t total)
  * events and lineage). */
 static json_t *job_view(sqlite3_stmt *q)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(sq_col_text(q, 1)));
-    json_object_set_new(o, "name", json_string(sq_col_text(q, 2)));
-    json_object_set_new(o, "type", json_string(sq_col_text(q, 3)));
-    json_object_set_new(o, "priority", json_integer(sqlite3_column_int(q, 4)));
-    json_object_set_new(o, "ranks", json_integer(sqlite3_column_int(q, 5)));
-    json_object_set_new(o, "max_restarts", json_integer(sqlite3_column_int(q, 6)));
-    json_object_set_new(o, "spec", sq_col_json(q, 8));
-    json_object_set_new(o, "params", json_integer((json_int_t)sqlite3_column_double(q, 9)));
-    json_object_set_new(o, "mflops", json_real(sqlite3_column_double(q, 10)));
-    json_object_set_new(o, "state", json_string(sq_col_text(q, 11)));
-    json_object_set_new(o, "reason", json_string(sq_col_text(q, 12)));
-    json_object_set_new(o, "message", json_string(sq_col_text(q, 13)));
-    json_object_set_new(o, "owner", json_string(sq_col_text(q, 27)));
-    json_object_set_new(o, "created_at", sq_col_time(q, 14));
-    json_object_set_new(o, "updated_at", sq_col_time(q, 15));
-    json_object_set_new(o, "started_at", sq_col_time(q, 16));
-    json_object_set_new(o, "finished_at", sq_col_time(q, 17));
-    json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 18)));
-    json_object_set_new(
-        o, "pool_id",
-        sqlite3_column_type(q, 19) == SQLITE_NULL ? json_null() : json_string(sq_col_text(q, 19)));
-    json_object_set_new(o, "metric_count", json_integer(sqlite3_column_int64(q, 20)));
-    json_object_set_new(o, "log_count", json_integer(sqlite3_column_int64(q, 21)));
+    static const sq_json_col head[] = {
+        {"id", 1, SQ_J_TEXT},
+        {"name", 2, SQ_J_TEXT},
+        {"type", 3, SQ_J_TEXT},
+        {"priority", 4, SQ_J_INT},
+        {"ranks", 5, SQ_J_INT},
+        {"max_restarts", 6, SQ_J_INT},
+        {"spec", 8, SQ_J_JSON},
+        {"params", 9, SQ_J_REAL_INT},
+        {"mflops", 10, SQ_J_REAL},
+        {"state", 11, SQ_J_TEXT},
+        {"reason", 12, SQ_J_TEXT},
+        {"message", 13, SQ_J_TEXT},
+        {"owner", 27, SQ_J_TEXT},
+        {"created_at", 14, SQ_J_TIME},
+        {"updated_at", 15, SQ_J_TIME},
+        {"started_at", 16, SQ_J_TIME},
+        {"finished_at", 17, SQ_J_TIME},
+        {"attempt", 18, SQ_J_INT},
+        {"pool_id", 19, SQ_J_TEXT_NULL},
+        {"metric_count", 20, SQ_J_INT},
+        {"log_count", 21, SQ_J_INT},
+    };
+    static const sq_json_col tail[] = {
+        {"latest_metrics", 24, SQ_J_JSON},
+        {"result", 25, SQ_J_JSON},
+        {"idempotency_key", 26, SQ_J_TEXT_NULL},
+    };
+    json_t *o = sq_row_json(NULL, q, head, SQ_NCOLS(head));
     json_object_set_new(o, "progress",
                         sq_progress_json(sqlite3_column_int64(q, 22), sqlite3_column_int64(q, 23)));
-    json_object_set_new(o, "latest_metrics", sq_col_json(q, 24));
-    json_object_set_new(o, "result", sq_col_json(q, 25));
-    json_object_set_new(
-        o, "idempotency_key",
-        sqlite3_column_type(q, 26) == SQLITE_NULL ? json_null() : json_string(sq_col_text(q, 26)));
-    return o;
+    return sq_row_json(o, q, tail, SQ_NCOLS(tail));
 }
 
 int store_job_get(store *s, const char *id, json_t **out, errbuf *eb)
@@ -404,29 +404,25 @@ static json_t *job_summary(sqlite3_stmt *q, void *arg)
     }
     pg->n++;
     pg->last = sqlite3_column_int64(q, 0);
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(sq_col_text(q, 1)));
-    json_object_set_new(o, "name", json_string(sq_col_text(q, 2)));
-    json_object_set_new(o, "type", json_string(sq_col_text(q, 3)));
-    json_object_set_new(o, "priority", json_integer(sqlite3_column_int(q, 4)));
-    json_object_set_new(o, "ranks", json_integer(sqlite3_column_int(q, 5)));
-    json_object_set_new(o, "state", json_string(sq_col_text(q, 6)));
-    json_object_set_new(o, "reason", json_string(sq_col_text(q, 7)));
-    json_object_set_new(o, "message", json_string(sq_col_text(q, 8)));
-    json_object_set_new(o, "created_at", sq_col_time(q, 9));
-    json_object_set_new(o, "updated_at", sq_col_time(q, 10));
-    json_object_set_new(o, "started_at", sq_col_time(q, 11));
-    json_object_set_new(o, "finished_at", sq_col_time(q, 12));
-    json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 13)));
-    json_object_set_new(
-        o, "pool_id",
-        sqlite3_column_type(q, 14) == SQLITE_NULL ? json_null() : json_string(sq_col_text(q, 14)));
+    static const sq_json_col head[] = {
+        {"id", 1, SQ_J_TEXT},          {"name", 2, SQ_J_TEXT},
+        {"type", 3, SQ_J_TEXT},        {"priority", 4, SQ_J_INT},
+        {"ranks", 5, SQ_J_INT},        {"state", 6, SQ_J_TEXT},
+        {"reason", 7, SQ_J_TEXT},      {"message", 8, SQ_J_TEXT},
+        {"created_at", 9, SQ_J_TIME},  {"updated_at", 10, SQ_J_TIME},
+        {"started_at", 11, SQ_J_TIME}, {"finished_at", 12, SQ_J_TIME},
+        {"attempt", 13, SQ_J_INT},     {"pool_id", 14, SQ_J_TEXT_NULL},
+    };
+    static const sq_json_col tail[] = {
+        {"params", 17, SQ_J_REAL_INT},
+        {"mflops", 18, SQ_J_REAL},
+        {"latest_metrics", 19, SQ_J_JSON},
+        {"owner", 20, SQ_J_TEXT},
+    };
+    json_t *o = sq_row_json(NULL, q, head, SQ_NCOLS(head));
     json_object_set_new(o, "progress",
                         sq_progress_json(sqlite3_column_int64(q, 15), sqlite3_column_int64(q, 16)));
-    json_object_set_new(o, "params", json_integer((json_int_t)sqlite3_column_double(q, 17)));
-    json_object_set_new(o, "mflops", json_real(sqlite3_column_double(q, 18)));
-    json_object_set_new(o, "latest_metrics", sq_col_json(q, 19));
-    json_object_set_new(o, "owner", json_string(sq_col_text(q, 20)));
+    sq_row_json(o, q, tail, SQ_NCOLS(tail));
     return o;
 }
 
@@ -594,33 +590,11 @@ static void fill_usage(sqlite3_stmt *q, void *elem, void *arg)
 
 int store_owner_usage_list(store *s, store_owner_usage **out, int *n, errbuf *eb)
 {
-    sq_rows rows = {.size = sizeof **out};
-    pthread_mutex_lock(&s->mu);
-    int rc =
-        sq_collect(s, sq_stmt(s, Q_OWNER_USAGE), &rows, fill_usage, NULL, "read owners' use", eb);
-    pthread_mutex_unlock(&s->mu);
-    if (rc < 0) {
-        free(rows.v);
-        rows.v = NULL;
-        rows.n = 0;
-    }
-    *out = rows.v;
-    *n = rows.n;
-    return rc;
+    return sq_list(s, Q_OWNER_USAGE, sizeof **out, fill_usage, NULL, "read owners' use",
+                   (void **)out, n, eb);
 }
 
 int store_queue(store *s, store_queued **out, int *n, errbuf *eb)
 {
-    sq_rows rows = {.size = sizeof **out};
-    pthread_mutex_lock(&s->mu);
-    int rc = sq_collect(s, sq_stmt(s, Q_QUEUE), &rows, fill_queued, NULL, "read queue", eb);
-    pthread_mutex_unlock(&s->mu);
-    if (rc < 0) {
-        free(rows.v);
-        rows.v = NULL;
-        rows.n = 0;
-    }
-    *out = rows.v;
-    *n = rows.n;
-    return rc;
+    return sq_list(s, Q_QUEUE, sizeof **out, fill_queued, NULL, "read queue", (void **)out, n, eb);
 }

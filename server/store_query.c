@@ -258,25 +258,18 @@ int store_events(store *s, const char *id, int64_t after, int limit, json_t **ou
 json_t *sq_event_row(sqlite3_stmt *q, void *arg)
 {
     (void)arg;
-    json_t *o = json_object();
-    json_object_set_new(o, "seq", json_integer(sqlite3_column_int64(q, 0)));
-    json_object_set_new(o, "time", sq_col_time(q, 1));
-    json_object_set_new(o, "from",
-                        sqlite3_column_type(q, 2) == SQLITE_NULL ? json_null()
-                                                                 : json_string(sq_col_text(q, 2)));
-    json_object_set_new(o, "to", json_string(sq_col_text(q, 3)));
-    json_object_set_new(o, "reason", json_string(sq_col_text(q, 4)));
-    json_object_set_new(o, "message", json_string(sq_col_text(q, 5)));
-    return o;
+    static const sq_json_col cols[] = {
+        {"seq", 0, SQ_J_INT}, {"time", 1, SQ_J_TIME},   {"from", 2, SQ_J_TEXT_NULL},
+        {"to", 3, SQ_J_TEXT}, {"reason", 4, SQ_J_TEXT}, {"message", 5, SQ_J_TEXT},
+    };
+    return sq_row_json(NULL, q, cols, SQ_NCOLS(cols));
 }
 
 static json_t *artifact_row(sqlite3_stmt *q, void *arg)
 {
     (void)arg;
-    json_t *o = json_object();
-    json_object_set_new(o, "name", json_string(sq_col_text(q, 0)));
-    json_object_set_new(o, "size", json_integer(sqlite3_column_int64(q, 1)));
-    return o;
+    static const sq_json_col cols[] = {{"name", 0, SQ_J_TEXT}, {"size", 1, SQ_J_INT}};
+    return sq_row_json(NULL, q, cols, SQ_NCOLS(cols));
 }
 
 json_t *sq_artifacts_json(store *s, const char *id)
@@ -333,12 +326,13 @@ int64_t store_events_max(store *s)
 static json_t *checkpoint_row(sqlite3_stmt *q, void *arg)
 {
     (void)arg;
-    json_t *o = json_object();
-    json_object_set_new(o, "step", json_integer(sqlite3_column_int64(q, 0)));
-    json_object_set_new(o, "attempt", json_integer(sqlite3_column_int(q, 1)));
-    json_object_set_new(o, "size", json_integer(sqlite3_column_int64(q, 2)));
-    json_object_set_new(o, "time", sq_col_time(q, 3));
-    return o;
+    static const sq_json_col cols[] = {
+        {"step", 0, SQ_J_INT},
+        {"attempt", 1, SQ_J_INT},
+        {"size", 2, SQ_J_INT},
+        {"time", 3, SQ_J_TIME},
+    };
+    return sq_row_json(NULL, q, cols, SQ_NCOLS(cols));
 }
 
 int store_checkpoints(store *s, const char *id, int64_t after_step, int limit, json_t **out,
