@@ -74,6 +74,62 @@ static void print_field_errors(const char *what, const field_errors *fe)
         fprintf(stderr, "  (and %d more)\n", fe->dropped);
 }
 
+/* The job spec of a local run from path: parsed (its problems printed) and runnable
+ * here (init_from a file, not a server's job or model). Returns 0, or EXIT_USAGE. */
+static int read_local_spec(const char *path, job_spec *spec)
+{
+    json_t *j = load_json_arg(path, "job spec");
+    if (j == NULL)
+        return EXIT_USAGE;
+    field_errors fe;
+    fe_init(&fe);
+    json_t *canonical = NULL;
+    int rc = jobspec_parse(spec, &canonical, j, &fe);
+    json_decref(j);
+    json_decref(canonical);
+    if (rc != 0) {
+        print_field_errors(path, &fe);
+        return EXIT_USAGE;
+    }
+    if (spec->init.kind == INIT_JOB || spec->init.kind == INIT_MODEL) {
+        fprintf(stderr,
+                "kiln-worker: %s: init_from: '%s' names a job or model of a server; "
+                "`kiln-worker run` needs the path of a .safetensors file\n",
+                path, spec->init_from);
+        jobspec_free(spec);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* A local run's end: on success rank 0 prints the summary as one JSON line (with the
+ * out dir and the artifacts); otherwise the reason is logged. Returns the exit code. */
+static int run_outcome(int rc, job_result *res, const char *dir, const errbuf *eb, int rank)
+{
+    if (rc == ERR_CANCELLED) {
+        log_warn("%s", eb->msg);
+        return EXIT_CANCELLED;
+    }
+    if (rc != 0) {
+        log_error("job failed: %s", eb->msg);
+        return (rc == ERR_INVALID || rc == ERR_FORMAT || rc == ERR_IO || rc == ERR_UNSUPPORTED)
+                   ? EXIT_USAGE
+                   : EXIT_JOB_FAILED;
+    }
+    if (rank == 0) {
+        json_object_set_new(res->summary, "event", json_string("finished"));
+        json_object_set_new(res->summary, "out_dir", json_string(dir));
+        json_t *arts = json_array();
+        for (int i = 0; i < res->n_artifacts; i++)
+            json_array_append_new(arts, json_string(res->artifacts[i]));
+        json_object_set_new(res->summary, "artifacts", arts);
+        char *text = json_dumps(res->summary, JSON_COMPACT | JSON_REAL_PRECISION(6));
+        printf("%s\n", text);
+        free(text);
+    }
+    return 0;
+}
+
 static int cmd_run(int argc, char **argv, const dist_info *d)
 {
     static const struct option opts[] = {
@@ -110,28 +166,9 @@ static int cmd_run(int argc, char **argv, const dist_info *d)
         return EXIT_USAGE;
     }
     const char *job_path = argv[optind];
-    json_t *j = load_json_arg(job_path, "job spec");
-    if (j == NULL)
-        return EXIT_USAGE;
     job_spec spec;
-    field_errors fe;
-    fe_init(&fe);
-    json_t *canonical = NULL;
-    int rc = jobspec_parse(&spec, &canonical, j, &fe);
-    json_decref(j);
-    if (rc != 0) {
-        print_field_errors(job_path, &fe);
+    if (read_local_spec(job_path, &spec) != 0)
         return EXIT_USAGE;
-    }
-    json_decref(canonical);
-    if (spec.init.kind == INIT_JOB || spec.init.kind == INIT_MODEL) {
-        fprintf(stderr,
-                "kiln-worker: %s: init_from: '%s' names a job or model of a server; "
-                "`kiln-worker run` needs the path of a .safetensors file\n",
-                job_path, spec.init_from);
-        jobspec_free(&spec);
-        return EXIT_USAGE;
-    }
     char dir[KILN_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", out_dir ? out_dir : "runs");
     if (out_dir == NULL) {
@@ -163,32 +200,11 @@ static int cmd_run(int argc, char **argv, const dist_info *d)
                    .sink = d->rank == 0 ? &sink : NULL};
     job_result res;
     errbuf eb = {{0}};
-    rc = job_run(&spec, &env, &res, &eb);
+    int rc = job_run(&spec, &env, &res, &eb);
     report_finish(&r);
     if (mf != NULL)
         fclose(mf);
-    int exit_code = 0;
-    if (rc == 0) {
-        if (d->rank == 0) {
-            json_object_set_new(res.summary, "event", json_string("finished"));
-            json_object_set_new(res.summary, "out_dir", json_string(dir));
-            json_t *arts = json_array();
-            for (int i = 0; i < res.n_artifacts; i++)
-                json_array_append_new(arts, json_string(res.artifacts[i]));
-            json_object_set_new(res.summary, "artifacts", arts);
-            char *text = json_dumps(res.summary, JSON_COMPACT | JSON_REAL_PRECISION(6));
-            printf("%s\n", text);
-            free(text);
-        }
-    } else if (rc == ERR_CANCELLED) {
-        log_warn("%s", eb.msg);
-        exit_code = EXIT_CANCELLED;
-    } else {
-        log_error("job failed: %s", eb.msg);
-        exit_code = (rc == ERR_INVALID || rc == ERR_FORMAT || rc == ERR_IO || rc == ERR_UNSUPPORTED)
-                        ? EXIT_USAGE
-                        : EXIT_JOB_FAILED;
-    }
+    int exit_code = run_outcome(rc, &res, dir, &eb, d->rank);
     job_result_free(&res);
     jobspec_free(&spec);
     return exit_code;
