@@ -84,18 +84,6 @@ int query_int(http_request *req, http_response *resp, const char *key, long long
     return 0;
 }
 
-/* Job ids are what store.c makes; anything else cannot name a job. */
-static int id_ok(const char *id)
-{
-    size_t n = strlen(id);
-    if (n == 0 || n >= STORE_ID_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)id[i]) && id[i] != '-' && id[i] != '_')
-            return 0;
-    return 1;
-}
-
 static int not_found(http_response *resp, http_request *req, const char *id)
 {
     return api_error(resp, req, 404, NULL, "no job '%.80s'", id);
@@ -449,7 +437,7 @@ int jobs_list(app *a, http_request *req, http_response *resp)
 int jobs_get(app *a, http_request *req, http_response *resp)
 {
     const char *id = req->params[0];
-    if (!id_ok(id))
+    if (!store_id_valid(id))
         return not_found(resp, req, id);
     json_t *job;
     errbuf eb;
@@ -490,12 +478,22 @@ static int may_act(app *a, http_request *req, http_response *resp, const char *i
     return rc;
 }
 
-int jobs_cancel(app *a, http_request *req, http_response *resp)
+/* The job a cancel or delete (`what`) names, when req may act on it; NULL with resp
+ * filled (404, 403 or a store failure) otherwise. */
+static const char *job_to_act_on(app *a, http_request *req, http_response *resp, const char *what)
 {
     const char *id = req->params[0];
-    if (!id_ok(id))
-        return not_found(resp, req, id);
-    if (may_act(a, req, resp, id, "cancel") != 0)
+    if (!store_id_valid(id)) {
+        not_found(resp, req, id);
+        return NULL;
+    }
+    return may_act(a, req, resp, id, what) == 0 ? id : NULL;
+}
+
+int jobs_cancel(app *a, http_request *req, http_response *resp)
+{
+    const char *id = job_to_act_on(a, req, resp, "cancel");
+    if (id == NULL)
         return resp->status;
     errbuf eb;
     int rc = 0;
@@ -541,10 +539,8 @@ int jobs_cancel(app *a, http_request *req, http_response *resp)
 
 int jobs_delete(app *a, http_request *req, http_response *resp)
 {
-    const char *id = req->params[0];
-    if (!id_ok(id))
-        return not_found(resp, req, id);
-    if (may_act(a, req, resp, id, "delete") != 0)
+    const char *id = job_to_act_on(a, req, resp, "delete");
+    if (id == NULL)
         return resp->status;
     errbuf eb;
     int rc = store_job_delete(a->st, id, &eb);

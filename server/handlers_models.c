@@ -21,17 +21,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static int model_id_ok(const char *id)
-{
-    size_t n = strlen(id);
-    if (n == 0 || n >= STORE_ID_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)id[i]) && id[i] != '-' && id[i] != '_')
-            return 0;
-    return 1;
-}
-
 static int name_ok(const char *s)
 {
     size_t n = strlen(s);
@@ -161,7 +150,7 @@ int models_get(app *a, http_request *req, http_response *resp)
     const char *id = req->params[0];
     json_t *m;
     errbuf eb;
-    if (!model_id_ok(id) || store_model_get(a->st, id, &m, NULL, 0, &eb) != 0)
+    if (!store_id_valid(id) || store_model_get(a->st, id, &m, NULL, 0, &eb) != 0)
         return api_error(resp, req, 404, NULL, "no uploaded model '%.80s'", id);
     return api_json(resp, 200, m);
 }
@@ -172,7 +161,7 @@ int models_file(app *a, http_request *req, http_response *resp)
     json_t *m;
     char rel[512], path[1100], name[STORE_ID_MAX + 16], what[128];
     errbuf eb;
-    if (!model_id_ok(id) || store_model_get(a->st, id, &m, rel, sizeof rel, &eb) != 0)
+    if (!store_id_valid(id) || store_model_get(a->st, id, &m, rel, sizeof rel, &eb) != 0)
         return api_error(resp, req, 404, NULL, "no uploaded model '%.80s'", id);
     json_decref(m);
     snprintf(path, sizeof path, "%s/%s", a->data_dir, rel);
@@ -186,7 +175,7 @@ int models_delete(app *a, http_request *req, http_response *resp)
     const char *id = req->params[0];
     char rel[512], path[1100];
     errbuf eb;
-    if (!model_id_ok(id))
+    if (!store_id_valid(id))
         return api_error(resp, req, 404, NULL, "no uploaded model '%.80s'", id);
     int rc = store_model_delete(a->st, id, rel, sizeof rel, &eb);
     if (rc == ERR_NOT_FOUND)

@@ -389,6 +389,10 @@ typedef struct store_model_new {
  * (jobs "j...", models "m..."). */
 void store_new_id(const char *prefix, char id[STORE_ID_MAX]);
 
+/* Whether id could be one store_new_id made (or a test's): 1 to STORE_ID_MAX - 1
+ * letters, digits, '-' and '_'. Anything else names no job or model. */
+int store_id_valid(const char *id);
+
 /* store_model_create records an uploaded model under id (store_new_id("m")). */
 int store_model_create(store *s, const store_model_new *m, const char *id, errbuf *eb);
 

@@ -7,6 +7,7 @@
 #include "common/xalloc.h"
 #include "server/store_impl.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,17 @@ int store_checkpoint_latest(store *s, const char *id, char *path, size_t pathlen
 void store_new_id(const char *prefix, char id[STORE_ID_MAX])
 {
     sq_new_id(prefix, id);
+}
+
+int store_id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n >= STORE_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)id[i]) && id[i] != '-' && id[i] != '_')
+            return 0;
+    return 1;
 }
 
 typedef struct model_create_args {
