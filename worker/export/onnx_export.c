@@ -469,13 +469,7 @@ static int emit_node(exporter *x, int i, errbuf *eb)
     case NET_OP_BN:
         emit_bn(x, n);
         return 0;
-    case NET_OP_RELU:
-    case NET_OP_RELU6:
-    case NET_OP_GELU:
-    case NET_OP_HSWISH:
-    case NET_OP_HSIGMOID:
-    case NET_OP_SILU:
-    case NET_OP_SIGMOID:
+    NET_OP_CASES_POINTWISE:
         emit_unary(x, n);
         return 0;
     case NET_OP_CHMUL:

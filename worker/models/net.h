@@ -100,6 +100,15 @@ typedef enum {
     NET_OP_COUNT
 } net_op;
 
+/* The case labels of the elementwise activations (one input, out = f(in)), for the
+ * switches over net_op that treat them alike: running them (net_run.c's POINTWISE
+ * table) and exporting them (onnx_export.c). A new activation is added here and there. */
+/* clang-format off */
+#define NET_OP_CASES_POINTWISE                                                                     \
+    case NET_OP_RELU: case NET_OP_RELU6: case NET_OP_GELU: case NET_OP_HSWISH:                     \
+    case NET_OP_HSIGMOID: case NET_OP_SILU: case NET_OP_SIGMOID
+/* clang-format on */
+
 /* An activation: (B, H, W, C) channels-last; a token sequence has H = T, W = 1. */
 typedef struct net_act {
     int H, W, C;       /* per-sample shape */

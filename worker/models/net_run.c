@@ -153,13 +153,7 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
     switch (n->op) {
     case NET_OP_INPUT:
         break;
-    case NET_OP_RELU:
-    case NET_OP_RELU6:
-    case NET_OP_GELU:
-    case NET_OP_HSWISH:
-    case NET_OP_HSIGMOID:
-    case NET_OP_SILU:
-    case NET_OP_SIGMOID:
+    NET_OP_CASES_POINTWISE:
         POINTWISE[n->op].forward(out, in, ny);
         break;
     case NET_OP_CONV: {
@@ -353,13 +347,7 @@ static void backward_node(net *m, net_node *n, int B)
     switch (n->op) {
     case NET_OP_INPUT:
         break;
-    case NET_OP_RELU:
-    case NET_OP_RELU6:
-    case NET_OP_GELU:
-    case NET_OP_HSWISH:
-    case NET_OP_HSIGMOID:
-    case NET_OP_SILU:
-    case NET_OP_SIGMOID:
+    NET_OP_CASES_POINTWISE:
         if (din)
             POINTWISE[n->op].backward(din, dout, POINTWISE[n->op].from_out ? out : in, ny);
         break;
