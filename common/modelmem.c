@@ -44,35 +44,11 @@ static void conv_bn(tally *t, long k, long ic, long groups, long ho, long oc)
         need_scratch(t, (double)k * k * (double)ic * (double)ho * (double)ho);
 }
 
-static void resnet_tally(const model_cfg *c, tally *t)
+/* A ResNet's stages from a stem output of side hw and cin channels: BasicBlocks (two
+ * 3x3) or Bottlenecks (1x1, 3x3, 1x1), stride 2 on a stage's first block after the
+ * first stage (on its 3x3), a 1x1 shortcut where the shape changes; then the head. */
+static void resnet_stages_tally(const model_cfg *c, tally *t, long hw, long cin)
 {
-    long hw = c->image_size, cin = c->stem_width;
-    conv_bn(t, 3, c->in_channels, 1, hw, cin);
-    for (int i = 0; i < c->n_stages; i++) {
-        long w = c->stages[i].width;
-        for (int b = 0; b < c->stages[i].n_blocks; b++) {
-            long stride = (i > 0 && b == 0) ? 2 : 1;
-            long ho = side_out(hw, 3, stride, 1);
-            conv_bn(t, 3, cin, 1, ho, c->stages[i].mids[b]);
-            conv_bn(t, 3, c->stages[i].mids[b], 1, ho, w);
-            if (stride != 1 || cin != w)
-                conv_bn(t, 1, cin, 1, ho, w);
-            keep(t, (double)ho * (double)ho * (double)w, 1.0); /* sum and relu */
-            hw = ho;
-            cin = w;
-        }
-    }
-    t->acts += (double)cin + c->num_classes;
-}
-
-/* torchvision's ResNet: 7x7/2 stem, 3x3/2 max-pool, BasicBlock or Bottleneck
- * stages (stride 2 on a stage's first block after the first stage, on its 3x3). */
-static void resnet_imagenet_tally(const model_cfg *c, tally *t)
-{
-    long hw = side_out(c->image_size, 7, 2, 3), cin = c->stem_width;
-    conv_bn(t, 7, c->in_channels, 1, hw, cin);
-    hw = side_out(hw, 3, 2, 1);
-    keep(t, (double)hw * (double)hw * (double)cin, 1.0); /* the pool */
     for (int i = 0; i < c->n_stages; i++) {
         long w = c->stages[i].width;
         for (int b = 0; b < c->stages[i].n_blocks; b++) {
@@ -95,6 +71,24 @@ static void resnet_imagenet_tally(const model_cfg *c, tally *t)
         }
     }
     t->acts += (double)cin + c->num_classes;
+}
+
+/* ResNet-CIFAR: a 3x3 stem at full resolution. */
+static void resnet_tally(const model_cfg *c, tally *t)
+{
+    long hw = c->image_size, cin = c->stem_width;
+    conv_bn(t, 3, c->in_channels, 1, hw, cin);
+    resnet_stages_tally(c, t, hw, cin);
+}
+
+/* torchvision's ResNet: 7x7/2 stem and 3x3/2 max-pool. */
+static void resnet_imagenet_tally(const model_cfg *c, tally *t)
+{
+    long hw = side_out(c->image_size, 7, 2, 3), cin = c->stem_width;
+    conv_bn(t, 7, c->in_channels, 1, hw, cin);
+    hw = side_out(hw, 3, 2, 1);
+    keep(t, (double)hw * (double)hw * (double)cin, 1.0); /* the pool */
+    resnet_stages_tally(c, t, hw, cin);
 }
 
 /* MobileNetV2, MobileNetV3 and EfficientNet: an activation beside each
