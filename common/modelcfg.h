@@ -153,8 +153,11 @@ const char *modelcfg_mb_inner(const model_cfg *c);
 int modelcfg_mb_last_index(const model_cfg *c);
 const char *modelcfg_mb_classifier(const model_cfg *c);
 
-/* The state_dict prefix of block i's projection BatchNorm ("features.5.conv.3",
- * "features.3.1.block.3.1"), whose gamma at 0 makes the block the identity. */
+/* The state_dict prefixes of block i's projection (its last 1x1 conv: "features.5.conv.2",
+ * "features.3.1.block.3.0") and of the BatchNorm after it ("features.5.conv.3",
+ * "features.3.1.block.3.1"), whose gamma at 0 makes the block the identity; len bytes
+ * each (enough when len >= 48). */
+void modelcfg_mb_project_names(const model_cfg *c, int i, char *conv, char *bn, size_t len);
 void modelcfg_mb_project_bn(const model_cfg *c, int i, char *buf, size_t len);
 
 /* The family's activation of the stem and last conv (and of every block but

@@ -54,16 +54,25 @@ int modelcfg_mb_last_index(const model_cfg *c)
     return c->n_blocks + 1;
 }
 
-void modelcfg_mb_project_bn(const model_cfg *c, int i, char *buf, size_t len)
+void modelcfg_mb_project_names(const model_cfg *c, int i, char *conv, char *bn, size_t len)
 {
     char pre[32];
     modelcfg_mb_block_name(c, i, pre, sizeof pre);
     int cin = i == 0 ? c->mb_stem : c->blocks[i - 1].out;
     int idx = (c->blocks[i].hidden != cin) + 1 + (c->blocks[i].se > 0);
-    if (c->arch == MC_MOBILENETV2)
-        snprintf(buf, len, "%s.conv.%d", pre, idx + 1);
-    else
-        snprintf(buf, len, "%s.block.%d.1", pre, idx);
+    if (c->arch == MC_MOBILENETV2) {
+        snprintf(conv, len, "%s.conv.%d", pre, idx);
+        snprintf(bn, len, "%s.conv.%d", pre, idx + 1);
+    } else {
+        snprintf(conv, len, "%s.block.%d.0", pre, idx);
+        snprintf(bn, len, "%s.block.%d.1", pre, idx);
+    }
+}
+
+void modelcfg_mb_project_bn(const model_cfg *c, int i, char *buf, size_t len)
+{
+    char conv[64];
+    modelcfg_mb_project_names(c, i, conv, buf, len < sizeof conv ? len : sizeof conv);
 }
 
 const char *modelcfg_mb_classifier(const model_cfg *c)

@@ -230,13 +230,7 @@ static void build_mb(builder *b)
             snprintf(name, sizeof name, "%s.out", pre);
             out = add_unit(b, name, blk->out, blk->stride == 1 ? stream : -1);
         }
-        if (c->arch == MC_MOBILENETV2) {
-            snprintf(name, sizeof name, "%s.conv.%d", pre, idx);
-            snprintf(bn, sizeof bn, "%s.conv.%d", pre, idx + 1);
-        } else {
-            snprintf(name, sizeof name, "%s.block.%d.0", pre, idx);
-            snprintf(bn, sizeof bn, "%s.block.%d.1", pre, idx);
-        }
+        modelcfg_mb_project_names(c, i, name, bn, sizeof name);
         add_layer(b, name, hid, 0, out, 0, 1, (long)ho * ho, 0, 0, i);
         add_site(b, bn, out);
         s->hid_unit[i] = hid;

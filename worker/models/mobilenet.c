@@ -136,13 +136,7 @@ static int block(const mb_ctx *b, int i, int t, int cin)
         snprintf(name, sizeof name, "%s.%s.%d", pre, inner, idx++);
         y = squeeze_excite(b, name, y, k->hidden, k->se);
     }
-    if (c->arch == MC_MOBILENETV2) {
-        snprintf(name, sizeof name, "%s.conv.%d", pre, idx);
-        snprintf(bn, sizeof bn, "%s.conv.%d", pre, idx + 1);
-    } else {
-        snprintf(name, sizeof name, "%s.block.%d.0", pre, idx);
-        snprintf(bn, sizeof bn, "%s.block.%d.1", pre, idx);
-    }
+    modelcfg_mb_project_names(c, i, name, bn, sizeof name);
     y = model_site(b->o, b->m, conv_bn(b, name, bn, y, k->out, 1, 1, 1), bn);
     if (!(k->stride == 1 && cin == k->out))
         return y;
