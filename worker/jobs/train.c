@@ -486,6 +486,74 @@ static void evaluate_epoch(trainer *t, long step, train_result *res)
     }
 }
 
+/* The weights a run starts from: a checkpoint to resume (its step into *step, with the
+ * EMA saved beside it, if any) or init_from weights (the same on every rank). Returns 0
+ * or an ERR_* (eb says why). */
+static int start_weights(trainer *t, const train_env *env, long *step, errbuf *eb)
+{
+    int rc = 0;
+    if (env->resume_path != NULL) {
+        ckpt_info info;
+        if ((rc = ckpt_load(env->resume_path, &t->m, &info, eb)) != 0)
+            return rc;
+        *step = info.step;
+        t->m.rng = info.dp_rng;
+        if (t->ema != NULL) {
+            char ep[KILN_PATH_MAX];
+            ema_path(ep, sizeof ep, env->resume_path);
+            if (access(ep, R_OK) == 0) {
+                ema_swap(t);
+                rc = ckpt_load_weights(ep, &t->m, eb);
+                ema_swap(t);
+                if (rc != 0)
+                    return rc;
+            } else {
+                ema_reset(t);
+            }
+        }
+        sink_say(rank0_sink(t), "info", "resumed from %s at step %ld", env->resume_path, *step);
+    } else if (env->init_weights != NULL) {
+        char fresh[400] = "";
+        if ((rc = ckpt_load_init(env->init_weights, &t->m, t->spec->model.num_classes, fresh,
+                                 sizeof fresh, eb)) != 0)
+            return rc;
+        if (fresh[0] != '\0')
+            sink_say(rank0_sink(t), "info", "init_from %s: %s", env->init_weights, fresh);
+        if (t->d->world > 1)
+            dist_bcast(t->m.params, t->m.n_params * sizeof(float), 0);
+        if (t->ema != NULL)
+            ema_reset(t);
+    }
+    return 0;
+}
+
+/* The training steps since the last metric point: their summed loss and correct
+ * answers, the images seen, and when and at which step the window opened. */
+typedef struct train_window {
+    double loss_sum, correct_sum, seen, opened;
+    long from;
+} train_window;
+
+/* A metric point at step of the window (averaged over the ranks): loss, accuracy, the
+ * learning rate, throughput and, for image files, the time share spent waiting for
+ * them; then a new window opens. */
+static void window_emit(trainer *t, train_window *w, long step, train_result *res)
+{
+    double v[3] = {w->loss_sum, w->correct_sum, w->seen};
+    if (t->d->world > 1)
+        dist_allreduce_sum_f64(v, 3);
+    double now = clock_mono_s(), n_steps = (double)(step - w->from);
+    res->last_train_loss = v[0] / (n_steps * t->d->world);
+    emit(t, "train/loss", res->last_train_loss, step);
+    emit(t, "train/acc", v[1] / v[2], step);
+    emit(t, "lr", nn_schedule_lr(&t->sched, step - 1), step);
+    emit(t, "throughput", v[2] / (now - w->opened), step);
+    if (t->train.files != NULL) /* share of the time spent waiting for images */
+        emit(t, "data/wait_fraction", t->data_wait_s / (now - w->opened), step);
+    t->data_wait_s = 0;
+    *w = (train_window){.opened = now, .from = step};
+}
+
 int train_run(const job_spec *spec, const train_env *env, train_result *res, errbuf *eb)
 {
     trainer t;
@@ -497,47 +565,16 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
     if (rc != 0)
         goto out;
     long step = 0;
-    if (env->resume_path != NULL) {
-        ckpt_info info;
-        if ((rc = ckpt_load(env->resume_path, &t.m, &info, eb)) != 0)
-            goto out;
-        step = info.step;
-        t.m.rng = info.dp_rng;
-        if (t.ema != NULL) {
-            /* The average saved beside the checkpoint, if there is one. */
-            char ep[1100];
-            ema_path(ep, sizeof ep, env->resume_path);
-            if (access(ep, R_OK) == 0) {
-                ema_swap(&t);
-                rc = ckpt_load_weights(ep, &t.m, eb);
-                ema_swap(&t);
-                if (rc != 0)
-                    goto out;
-            } else {
-                ema_reset(&t);
-            }
-        }
-        sink_say(rank0_sink(&t), "info", "resumed from %s at step %ld", env->resume_path, step);
-    } else if (env->init_weights != NULL) {
-        char fresh[400] = "";
-        if ((rc = ckpt_load_init(env->init_weights, &t.m, spec->model.num_classes, fresh,
-                                 sizeof fresh, eb)) != 0)
-            goto out;
-        if (fresh[0] != '\0')
-            sink_say(rank0_sink(&t), "info", "init_from %s: %s", env->init_weights, fresh);
-        if (t.d->world > 1)
-            dist_bcast(t.m.params, t.m.n_params * sizeof(float), 0);
-        if (t.ema != NULL)
-            ema_reset(&t);
-    }
+    if ((rc = start_weights(&t, env, &step, eb)) != 0)
+        goto out;
     const job_sink *s0 = rank0_sink(&t);
     if (s0 != NULL && s0->started != NULL)
         s0->started(s0->ctx, t.total_steps);
     sink_say(rank0_sink(&t), "info",
              "training %s: %zu params, %ld steps of %d images (%d per rank x %d ranks)", spec->name,
              t.m.n_params, t.total_steps, spec->optim.batch_size, t.b, t.d->world);
-    double loss_sum = 0, correct_sum = 0, seen = 0, t_log = clock_mono_s();
-    long step0 = step, log_from = step;
+    train_window w = {.opened = clock_mono_s(), .from = step};
+    long step0 = step;
     while (step < t.total_steps) {
         int epoch = (int)(step / t.steps_per_epoch);
         loader_start_epoch(t.ld, epoch, step % t.steps_per_epoch);
@@ -565,26 +602,11 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
                 goto done;
             }
             step++;
-            loss_sum += (double)loss;
-            correct_sum += correct;
-            seen += t.b;
-            if (step % TRAIN_LOG_EVERY == 0 || step == epoch_end) {
-                double v[3] = {loss_sum, correct_sum, seen};
-                if (t.d->world > 1)
-                    dist_allreduce_sum_f64(v, 3);
-                double now = clock_mono_s(), n_steps = (double)(step - log_from);
-                res->last_train_loss = v[0] / (n_steps * t.d->world);
-                emit(&t, "train/loss", res->last_train_loss, step);
-                emit(&t, "train/acc", v[1] / v[2], step);
-                emit(&t, "lr", nn_schedule_lr(&t.sched, step - 1), step);
-                emit(&t, "throughput", v[2] / (now - t_log), step);
-                if (t.train.files != NULL) /* share of the time spent waiting for images */
-                    emit(&t, "data/wait_fraction", t.data_wait_s / (now - t_log), step);
-                t.data_wait_s = 0;
-                loss_sum = correct_sum = seen = 0;
-                t_log = now;
-                log_from = step;
-            }
+            w.loss_sum += (double)loss;
+            w.correct_sum += correct;
+            w.seen += t.b;
+            if (step % TRAIN_LOG_EVERY == 0 || step == epoch_end)
+                window_emit(&t, &w, step, res);
             const job_sink *s = rank0_sink(&t);
             if (s != NULL && s->progress != NULL)
                 s->progress(s->ctx, step, t.total_steps, (double)loss,
