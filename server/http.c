@@ -293,8 +293,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         /* This thread is the connection's own: wait here (bounded, so a
          * closed client is noticed at the next keepalive). */
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
+        clock_deadline(&ts, CLOCK_REALTIME, 1000);
         pthread_cond_timedwait(&h->cv, &h->mu, &ts);
         s->pending = 0;
     } else {
@@ -802,12 +801,7 @@ static void *reaper_main(void *arg)
     pthread_mutex_lock(&h->mu);
     while (!h->stopping) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 250 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        clock_deadline(&ts, CLOCK_REALTIME, 250);
         pthread_cond_timedwait(&h->cv, &h->mu, &ts);
         int64_t now = clock_mono_ms();
         /* A stream waits suspended, where MHD does not watch its socket: a

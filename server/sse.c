@@ -65,12 +65,7 @@ static void *hub_main(void *arg)
     pthread_mutex_lock(&h->mu);
     while (!h->stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)h->o.poll_ms * 1000000L;
-        while (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        clock_deadline(&ts, CLOCK_REALTIME, h->o.poll_ms);
         pthread_cond_timedwait(&h->cv, &h->mu, &ts);
         uint64_t now_changes = store_changes(h->st);
         int changed = now_changes != seen;

@@ -13,6 +13,7 @@
  */
 #include "store.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "store_impl.h"
@@ -257,9 +258,7 @@ static const char *const sql_text[Q__COUNT] = {
 
 double store_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    return clock_wall_s();
 }
 
 void store_time_iso(double t, char buf[32])

@@ -3,6 +3,7 @@
  * compare-and-set every state change goes through. Part of the store
  * (store_impl.h).
  */
+#include "common/clock.h"
 #include "common/xalloc.h"
 #include "store.h"
 #include "store_impl.h"
@@ -51,10 +52,7 @@ int store_transition_legal(job_state from, job_state to)
  * the epoch + 8 random hex digits. */
 void sq_new_id(const char *prefix, char id[STORE_ID_MAX])
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    unsigned long long ms =
-        (unsigned long long)ts.tv_sec * 1000ULL + (unsigned long long)ts.tv_nsec / 1000000ULL;
+    unsigned long long ms = (unsigned long long)(clock_wall_s() * 1000.0);
     uuid_t u;
     uuid_generate_random(u);
     snprintf(id, STORE_ID_MAX, "%s%012llx%02x%02x%02x%02x", prefix, ms & 0xffffffffffffULL, u[0],

@@ -8,6 +8,7 @@
  */
 #include "link.h"
 
+#include "common/clock.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -44,13 +45,6 @@ struct pool_link {
     void *sock;
     int64_t reconnect_at;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *link_pool_id(const pool_link *l)
 {
@@ -137,9 +131,7 @@ int link_log(pool_link *l, const char *job_id, int attempt, const char *level, c
 {
     if (!job_args_ok(job_id, attempt) || text == NULL)
         return ERR_INVALID;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double t = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    double t = clock_wall_s();
     msg m;
     msg_init(&m, MSG_LOG);
     msg_set(&m, "lines",
@@ -247,21 +239,10 @@ int link_cancel_requested(pool_link *l, const char *job_id, int attempt)
     return yes;
 }
 
-static void deadline(struct timespec *ts, int timeout_ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += timeout_ms / 1000;
-    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 int link_flush(pool_link *l, int timeout_ms)
 {
     struct timespec ts;
-    deadline(&ts, timeout_ms);
+    clock_deadline(&ts, CLOCK_MONOTONIC, timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&l->mu);
     while (lcore_queued(l->core) > 0 && rc == 0) {
@@ -278,7 +259,7 @@ int link_wait_assign(pool_link *l, int timeout_ms, link_assignment *a)
 {
     memset(a, 0, sizeof *a);
     struct timespec ts;
-    deadline(&ts, timeout_ms);
+    clock_deadline(&ts, CLOCK_MONOTONIC, timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&l->mu);
     lcore_set_waiting(l->core, 1);
@@ -448,7 +429,7 @@ static void *run(void *arg)
     pool_link *l = arg;
     pthread_mutex_lock(&l->mu);
     while (!l->stop) {
-        int64_t t = now_ms();
+        int64_t t = clock_mono_ms();
         if (l->sock == NULL && t >= l->reconnect_at && connect_sock(l, t) < 0)
             l->reconnect_at = t + l->o.reconnect_max_ms;
         long timeout = l->sock == NULL ? (long)(l->reconnect_at - t) : lcore_poll_ms(l->core, t);
@@ -466,7 +447,7 @@ static void *run(void *arg)
         }
         if (l->sock == NULL)
             continue;
-        t = now_ms();
+        t = clock_mono_ms();
         receive_all(l, t);
         if (lcore_tick(l->core, t) == LCORE_LOST)
             reconnect_later(l, t);

@@ -7,13 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-static double wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void clear_bar(report *r)
 {
     if (r->bar_drawn) {
@@ -32,7 +25,7 @@ static void on_metric(void *ctx, const char *name, double value, long step, doub
         clear_bar(r);
     fprintf(r->metrics,
             "{\"name\":\"%s\",\"value\":%.9g,\"step\":%ld,\"epoch\":%.4f,\"time\":%.3f}\n", name,
-            value, step, epoch, wall());
+            value, step, epoch, clock_wall_s());
     fflush(r->metrics);
 }
 
