@@ -249,7 +249,7 @@ int files_disk_check(const char *dir, double min_free, errbuf *eb)
     if (avail < min_free)
         return err_set(eb, ERR_IO, "%s has %.0f MiB free, less than the %.0f MiB needed", dir,
                        avail / 1048576.0, min_free / 1048576.0);
-    char probe[1100];
+    char probe[KILN_PATH_MAX];
     snprintf(probe, sizeof probe, "%s/.ready-probe", dir);
     int rc = files_write_atomic(probe, "ok\n", 3, eb);
     unlink(probe);

@@ -1,4 +1,5 @@
 /* handlers_data.c - a job's metrics, logs and artifacts (see handlers.h). */
+#include "common/files.h"
 #include "common/log.h"
 #include "common/msg.h"
 #include "server/handlers.h"
@@ -220,7 +221,7 @@ int jobs_artifact(app *a, http_request *req, http_response *resp)
     const char *id = req->params[0], *name = req->params[1];
     if (!msg_name_ok(name))
         return api_error(resp, req, 404, NULL, "job %s has no artifact '%.80s'", id, name);
-    char rel[512], path[1100], what[300];
+    char rel[512], path[KILN_PATH_MAX], what[300];
     int64_t size;
     errbuf eb;
     int rc = store_artifact(a->st, id, name, rel, sizeof rel, &size, &eb);
@@ -239,7 +240,7 @@ int jobs_checkpoint_latest(app *a, http_request *req, http_response *resp)
     int rc = store_job_state(a->st, id, &st, NULL, NULL, &eb);
     if (rc < 0)
         return lookup_failed(resp, req, rc, &eb);
-    char rel[512], path[1100], name[96], what[200];
+    char rel[512], path[KILN_PATH_MAX], name[96], what[200];
     long step;
     if (store_checkpoint_latest(a->st, id, rel, sizeof rel, &step, &eb) != 0)
         return api_error(resp, req, 404, NULL, "job %s (%s) has no checkpoint", id,

@@ -96,7 +96,7 @@ int models_create(app *a, http_request *req, http_response *resp)
         return resp->status;
     }
     json_decref(info.model);
-    char id[STORE_ID_MAX], rel[128], dir[700], path[1100];
+    char id[STORE_ID_MAX], rel[128], dir[700], path[KILN_PATH_MAX];
     store_new_id("m", id);
     snprintf(rel, sizeof rel, "models/%s.safetensors", id);
     snprintf(dir, sizeof dir, "%s/models", a->data_dir);
@@ -159,7 +159,7 @@ int models_file(app *a, http_request *req, http_response *resp)
 {
     const char *id = req->params[0];
     json_t *m;
-    char rel[512], path[1100], name[STORE_ID_MAX + 16], what[128];
+    char rel[512], path[KILN_PATH_MAX], name[STORE_ID_MAX + 16], what[128];
     errbuf eb;
     if (!store_id_valid(id) || store_model_get(a->st, id, &m, rel, sizeof rel, &eb) != 0)
         return api_error(resp, req, 404, NULL, "no uploaded model '%.80s'", id);
@@ -173,7 +173,7 @@ int models_file(app *a, http_request *req, http_response *resp)
 int models_delete(app *a, http_request *req, http_response *resp)
 {
     const char *id = req->params[0];
-    char rel[512], path[1100];
+    char rel[512], path[KILN_PATH_MAX];
     errbuf eb;
     if (!store_id_valid(id))
         return api_error(resp, req, 404, NULL, "no uploaded model '%.80s'", id);

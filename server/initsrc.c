@@ -272,7 +272,7 @@ int initsrc_source_model(store *st, const char *data_dir, const json_t *in, json
     if (initref_parse(&r, &o, "init_from") != 0 || r.kind == INIT_NONE || r.kind == INIT_PATH ||
         initref_parse_after(&o, "after", after, &n_after) != 0)
         return 0; /* the full parse names the problem */
-    char rel[512], path[1100];
+    char rel[512], path[KILN_PATH_MAX];
     int rc = locate(st, &r, (const char(*)[INITREF_ID_MAX])after, n_after, 1, deferred, rel,
                     sizeof rel, eb);
     if (rc != 0 || *deferred)

@@ -246,7 +246,7 @@ static int save_checkpoint(trainer *t, long step, errbuf *eb)
     if (!ckpt_ring_push(&t->ckpts, path, t->spec->ckpt_keep_last, dropped, sizeof dropped))
         return 0; /* the same step again (e.g. the end of an epoch that was also a cancel) */
     if (dropped[0] && t->ema != NULL) {
-        char ep[1100];
+        char ep[KILN_PATH_MAX];
         ema_path(ep, sizeof ep, dropped);
         unlink(ep);
     }
