@@ -365,7 +365,9 @@ const char *st_meta_key(const st_file *f, int i)
     return (i >= 0 && i < f->n_meta) ? f->meta_keys[i] : NULL;
 }
 
-int st_read_f32(const st_file *f, const char *name, float *dst, size_t numel, errbuf *eb)
+/* Tensor name of numel elements into *out; ERR_NOT_FOUND or ERR_FORMAT naming it. */
+static int find_sized(const st_file *f, const char *name, size_t numel, const st_tensor **out,
+                      errbuf *eb)
 {
     const st_tensor *t = st_find(f, name);
     if (t == NULL)
@@ -373,6 +375,16 @@ int st_read_f32(const st_file *f, const char *name, float *dst, size_t numel, er
     if (t->numel != numel)
         return err_set(eb, ERR_FORMAT, "tensor '%s' has %zu elements, expected %zu", name, t->numel,
                        numel);
+    *out = t;
+    return 0;
+}
+
+int st_read_f32(const st_file *f, const char *name, float *dst, size_t numel, errbuf *eb)
+{
+    const st_tensor *t;
+    int rc = find_sized(f, name, numel, &t, eb);
+    if (rc != 0)
+        return rc;
     if (t->dtype == ST_F32) {
         memcpy(dst, t->data, numel * sizeof(float));
     } else if (t->dtype == ST_F64) {
@@ -391,12 +403,10 @@ int st_read_f32(const st_file *f, const char *name, float *dst, size_t numel, er
 
 int st_read_i64(const st_file *f, const char *name, int64_t *dst, size_t numel, errbuf *eb)
 {
-    const st_tensor *t = st_find(f, name);
-    if (t == NULL)
-        return err_set(eb, ERR_NOT_FOUND, "tensor '%s' is missing", name);
-    if (t->numel != numel)
-        return err_set(eb, ERR_FORMAT, "tensor '%s' has %zu elements, expected %zu", name, t->numel,
-                       numel);
+    const st_tensor *t;
+    int rc = find_sized(f, name, numel, &t, eb);
+    if (rc != 0)
+        return rc;
     if (t->dtype != ST_I64)
         return err_set(eb, ERR_FORMAT, "tensor '%s' is %s, expected I64", name,
                        dtype_name(t->dtype));

@@ -434,19 +434,26 @@ int jobs_list(app *a, http_request *req, http_response *resp)
     return api_json(resp, 200, out);
 }
 
+/* The job view of id into *job (new reference): 0, or the answer's status (404 or a
+ * store failure) with resp filled. */
+static int job_or_answer(app *a, http_request *req, http_response *resp, const char *id,
+                         json_t **job)
+{
+    errbuf eb;
+    int rc = store_job_get(a->st, id, job, &eb);
+    if (rc == ERR_NOT_FOUND)
+        return not_found(resp, req, id);
+    return rc < 0 ? store_failure(resp, req, rc, &eb) : 0;
+}
+
 int jobs_get(app *a, http_request *req, http_response *resp)
 {
     const char *id = req->params[0];
     if (!store_id_valid(id))
         return not_found(resp, req, id);
     json_t *job;
-    errbuf eb;
-    int rc = store_job_get(a->st, id, &job, &eb);
-    if (rc == ERR_NOT_FOUND)
-        return not_found(resp, req, id);
-    if (rc < 0)
-        return store_failure(resp, req, rc, &eb);
-    return api_json(resp, 200, job);
+    int rc = job_or_answer(a, req, resp, id, &job);
+    return rc != 0 ? rc : api_json(resp, 200, job);
 }
 
 /* Ownership: with tokens, a token without the admin scope acts only on the
@@ -457,12 +464,9 @@ static int may_act(app *a, http_request *req, http_response *resp, const char *i
     if (a->auth == NULL || (req->scopes & AUTH_ADMIN) != 0)
         return 0;
     json_t *job;
-    errbuf eb;
-    int rc = store_job_get(a->st, id, &job, &eb);
-    if (rc == ERR_NOT_FOUND)
-        return not_found(resp, req, id);
-    if (rc < 0)
-        return store_failure(resp, req, rc, &eb);
+    int rc = job_or_answer(a, req, resp, id, &job);
+    if (rc != 0)
+        return rc;
     const char *owner = json_string_value(json_object_get(job, "owner"));
     if (owner == NULL)
         owner = "";
