@@ -236,7 +236,11 @@ static const char *const sql_text[Q__COUNT] = {
     [Q_JOB_INIT] = "SELECT init_file, init_sha256, init_size FROM jobs WHERE id=?1",
     [Q_INIT_USERS] = "SELECT id FROM jobs WHERE substr(init_file, 1, length(?1)) = ?1"
                      " AND state NOT IN ('SUCCEEDED','FAILED','CANCELLED') LIMIT 1",
-    [Q_BLOCKED] = "SELECT id, spec FROM jobs WHERE state='QUEUED' AND blocked=1 ORDER BY seq",
+    /* INDEXED BY: without it SQLite reads every queued job through jobs_runnable
+     * (state=?) to find the few blocked ones, on every broker wake-up (a fifth of
+     * the server's CPU under a burst of POSTs); with it, only blocked rows. */
+    [Q_BLOCKED] = "SELECT id, spec FROM jobs INDEXED BY jobs_blocked WHERE state='QUEUED'"
+                  " AND blocked=1 ORDER BY seq",
     [Q_JOB_WAIT] = "UPDATE jobs SET reason='WAITING_FOR', message=?2, updated_at=?3 WHERE id=?1"
                    " AND state='QUEUED' AND blocked=1 AND (reason<>'WAITING_FOR' OR message<>?2)",
     [Q_JOB_UNBLOCK] =
