@@ -289,6 +289,36 @@ static int check_init(const json_t *init, errbuf *eb)
     return 0;
 }
 
+/* "current" of hello, "running" of ready: what a pool runs, as a list of
+ * {job_id, attempt} (at most MSG_MAX_RUNNING); pools before 0.3 send one
+ * object or null. Absent is fine. */
+static int check_running(const json_t *v, const char *field, errbuf *eb)
+{
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (json_is_object(v)) {
+        int rc;
+        if ((rc = need_string(v, "job_id", MSG_ID_MAX, eb)) < 0 ||
+            (rc = need_int(v, "attempt", 1, 1 << 30, eb)) < 0)
+            return err_prefix(eb, rc, "field '%s'", field);
+        return 0;
+    }
+    if (!json_is_array(v) || json_array_size(v) > MSG_MAX_RUNNING)
+        return err_set(eb, ERR_INVALID, "field '%s': not a list of at most %d jobs", field,
+                       MSG_MAX_RUNNING);
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x)
+    {
+        if (!json_is_object(x))
+            return err_set(eb, ERR_INVALID, "field '%s': an entry is not an object", field);
+        int rc = check_running(x, field, eb);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* The fields each type requires beyond "type". */
 static int check_type_fields(const msg *m, errbuf *eb)
 {
@@ -311,13 +341,7 @@ static int check_type_fields(const msg *m, errbuf *eb)
         json_t *hosts = json_object_get(b, "hosts");
         if (!json_is_array(hosts))
             return err_set(eb, ERR_INVALID, "field 'hosts': missing or not an array");
-        json_t *cur = json_object_get(b, "current");
-        if (cur != NULL && !json_is_null(cur)) {
-            if ((rc = need_string(cur, "job_id", MSG_ID_MAX, eb)) < 0 ||
-                (rc = need_int(cur, "attempt", 1, 1 << 30, eb)) < 0)
-                return err_prefix(eb, rc, "field 'current'");
-        }
-        return 0;
+        return check_running(json_object_get(b, "current"), "current", eb);
     }
     case MSG_WELCOME:
         if ((rc = need_int(b, "heartbeat_ms", 1, 3600000, eb)) < 0 ||
@@ -327,6 +351,9 @@ static int check_type_fields(const msg *m, errbuf *eb)
     case MSG_HEARTBEAT:
         return 0;
     case MSG_READY:
+        if ((rc = check_running(json_object_get(b, "running"), "running", eb)) < 0 ||
+            (rc = opt_int(b, "free_ranks", 0, 1 << 20, eb)) < 0)
+            return rc;
         return check_cached(json_object_get(b, "cached"), eb);
     case MSG_ASSIGN:
         if ((rc = need_object(b, "spec", eb)) < 0 ||

@@ -39,6 +39,7 @@ typedef enum {
 #define MSG_HEADER_MAX    (4u << 20) /* a header frame larger than this is refused */
 #define MSG_ARTIFACT_NAME 128        /* artifact names, including the NUL */
 #define MSG_MAX_CACHED    64         /* SHA-256s in a ready's "cached" */
+#define MSG_MAX_RUNNING   1024       /* jobs in a hello's "current" or a ready's "running" */
 
 typedef struct msg_blob {
     unsigned char *data; /* owned by the msg */

@@ -25,6 +25,12 @@
 /* A job's "why it waits" held back by its owner's limits, including the NUL. */
 #define COORD_HELD_MAX 256
 
+/* An attempt the server has on a pool, and the ranks it holds there. */
+typedef struct pool_job {
+    char job[MSG_ID_MAX];
+    int attempt, ranks;
+} pool_job;
+
 typedef struct pool {
     char id[MSG_ID_MAX];
     int ranks, cores;
@@ -33,11 +39,13 @@ typedef struct pool {
     char engine[256];            /* kernel path and BLAS core, from hello; "" = not said */
     int64_t memory, rank_memory; /* bytes, from hello; 0 = not said */
     int alive;
-    int ready;                /* said ready since its last job ended */
+    int ready;                /* said ready (it can take a job) since the last assign or end */
+    int said_free;            /* free ranks its last ready said; -1 = not said (older pools) */
     int64_t seen_ms, sent_ms; /* last message from / to it */
     double connected_at;      /* wall clock of the last hello */
-    char job[MSG_ID_MAX];     /* the attempt the server has on this pool, or "" */
-    int attempt;
+    pool_job *jobs;           /* the attempts the server has on this pool: their ranks sum to at
+                               * most ranks (a pool of N ranks runs several jobs on a split of them) */
+    int n_jobs, cap_jobs;
     int64_t cancel_ms; /* last cancel sent */
     int64_t asked_ms;  /* last request for a hello (ask_hello) */
     json_t *cached;    /* SHA-256s of the init weights the pool holds (from ready), or NULL */
@@ -103,6 +111,7 @@ void coord_free(coord *c)
     for (int i = 0; i < c->n_pools; i++) {
         json_decref(c->pools[i].hosts);
         json_decref(c->pools[i].cached);
+        free(c->pools[i].jobs);
     }
     free(c->pools);
     pthread_mutex_destroy(&c->mu);
@@ -172,10 +181,65 @@ static void send_simple(coord *c, pool *p, msg_type t, const char *job, int atte
     msg_deinit(&m);
 }
 
-static void clear_job(pool *p)
+static pool_job *pool_job_find(pool *p, const char *job, int attempt)
 {
-    p->job[0] = '\0';
-    p->attempt = 0;
+    for (int i = 0; i < p->n_jobs; i++)
+        if (p->jobs[i].attempt == attempt && strcmp(p->jobs[i].job, job) == 0)
+            return &p->jobs[i];
+    return NULL;
+}
+
+/* Records (job, attempt) on p, holding `ranks` of its ranks (once). */
+static void pool_job_add(pool *p, const char *job, int attempt, int ranks)
+{
+    if (pool_job_find(p, job, attempt) != NULL)
+        return;
+    if (p->n_jobs == p->cap_jobs) {
+        p->cap_jobs = p->cap_jobs ? 2 * p->cap_jobs : 4;
+        p->jobs = xrealloc(p->jobs, (size_t)p->cap_jobs * sizeof *p->jobs);
+    }
+    pool_job *j = &p->jobs[p->n_jobs++];
+    snprintf(j->job, sizeof j->job, "%s", job);
+    j->attempt = attempt;
+    j->ranks = ranks > 0 ? ranks : 1;
+}
+
+static void pool_job_drop(pool *p, const char *job, int attempt)
+{
+    pool_job *j = pool_job_find(p, job, attempt);
+    if (j != NULL)
+        *j = p->jobs[--p->n_jobs];
+}
+
+/* The ranks of p that no attempt of the server's holds, and no more than its last
+ * ready said were free. */
+static int pool_free_ranks(const pool *p)
+{
+    int used = 0;
+    for (int i = 0; i < p->n_jobs; i++)
+        used += p->jobs[i].ranks;
+    int free = p->ranks > used ? p->ranks - used : 0;
+    return p->said_free >= 0 && p->said_free < free ? p->said_free : free;
+}
+
+/* Whether the pool's list of what it runs ("current" of hello, "running" of
+ * ready: an array of {job_id, attempt}; an object or null from older pools)
+ * names (job, attempt). */
+static int pool_says_it_runs(const json_t *list, const char *job, int attempt)
+{
+    if (json_is_object(list)) {
+        const char *j = json_string_value(json_object_get(list, "job_id"));
+        return j != NULL && strcmp(j, job) == 0 &&
+               json_integer_value(json_object_get(list, "attempt")) == attempt;
+    }
+    size_t i;
+    json_t *x;
+    json_array_foreach(list, i, x)
+    {
+        if (pool_says_it_runs(x, job, attempt))
+            return 1;
+    }
+    return 0;
 }
 
 /* Ends the attempt the server has on pool p, e.g. because the pool died. */
@@ -259,8 +323,7 @@ static int send_assign(coord *c, pool *p, const store_assignment *a, int64_t now
         attach_init(c, p, a, &m);
     send_to(c, p, &m, now_ms);
     msg_deinit(&m);
-    snprintf(p->job, sizeof p->job, "%s", a->job_id);
-    p->attempt = a->attempt;
+    pool_job_add(p, a->job_id, a->attempt, a->ranks);
     p->ready = 0;
     return 0;
 }
@@ -289,10 +352,11 @@ static void on_hello(coord *c, const char *pool_id, const msg *m, int64_t now_ms
     p->rank_memory = msg_int(m, "rank_memory", 0);
     p->alive = 1;
     p->ready = 0;
+    p->said_free = -1;
     p->seen_ms = now_ms;
     p->connected_at = store_now();
     p->cancel_ms = -1;
-    clear_job(p);
+    p->n_jobs = 0;
     log_info("pool %s: hello (%d ranks, %d cores, version %s%s%s)", p->id, p->ranks, p->cores,
              p->version, p->engine[0] ? "; " : "", p->engine);
 
@@ -305,9 +369,6 @@ static void on_hello(coord *c, const char *pool_id, const msg *m, int64_t now_ms
 
     /* Reconcile what the pool runs with what the store says it runs. */
     json_t *cur = msg_get(m, "current");
-    const char *cur_job = json_string_value(json_object_get(cur, "job_id"));
-    int cur_attempt = (int)json_integer_value(json_object_get(cur, "attempt"));
-    int cur_known = 0;
     store_active *act;
     int n;
     errbuf eb;
@@ -318,18 +379,13 @@ static void on_hello(coord *c, const char *pool_id, const msg *m, int64_t now_ms
     for (int i = 0; i < n; i++) {
         if (strcmp(act[i].pool_id, p->id) != 0)
             continue;
-        int same =
-            cur_job != NULL && strcmp(cur_job, act[i].job_id) == 0 && cur_attempt == act[i].attempt;
-        if (same) {
-            cur_known = 1;
-            snprintf(p->job, sizeof p->job, "%s", act[i].job_id);
-            p->attempt = act[i].attempt;
-            log_info("pool %s: still runs job %s attempt %d", p->id, p->job, p->attempt);
+        if (pool_says_it_runs(cur, act[i].job_id, act[i].attempt)) {
+            pool_job_add(p, act[i].job_id, act[i].attempt, act[i].ranks);
+            log_info("pool %s: still runs job %s attempt %d", p->id, act[i].job_id, act[i].attempt);
         } else if (act[i].state == JS_STARTING) {
             /* The assign may have been lost with the old connection: it is
              * sent again when the pool says ready. */
-            snprintf(p->job, sizeof p->job, "%s", act[i].job_id);
-            p->attempt = act[i].attempt;
+            pool_job_add(p, act[i].job_id, act[i].attempt, act[i].ranks);
         } else {
             char why[256];
             snprintf(why, sizeof why, "pool %s reconnected without attempt %d", p->id,
@@ -338,43 +394,71 @@ static void on_hello(coord *c, const char *pool_id, const msg *m, int64_t now_ms
         }
     }
     free(act);
-    if (cur_job != NULL && !cur_known) {
+    /* What the pool runs and the server no longer has on it is cancelled. */
+    json_t *list = json_is_object(cur) ? json_pack("[O]", cur) : json_incref(cur);
+    size_t k;
+    json_t *x;
+    json_array_foreach(list, k, x)
+    {
+        const char *job = json_string_value(json_object_get(x, "job_id"));
+        int attempt = (int)json_integer_value(json_object_get(x, "attempt"));
+        if (job == NULL || pool_job_find(p, job, attempt) != NULL)
+            continue;
         log_warn("pool %s: runs job %s attempt %d, which the server no longer has on it: "
                  "cancelling it",
-                 p->id, cur_job, cur_attempt);
-        send_simple(c, p, MSG_CANCEL, cur_job, cur_attempt, 0, now_ms);
+                 p->id, job, attempt);
+        send_simple(c, p, MSG_CANCEL, job, attempt, 0, now_ms);
     }
+    json_decref(list);
 }
 
-static void on_ready(coord *c, pool *p, const msg *m, int64_t now_ms)
+/* Reconciles one attempt the server has on p with a ready that does not list it
+ * ("running"): an assign still STARTING was lost or overtaken (sent again); one
+ * the pool ran and no longer does ended without telling (lost). Returns 1 when
+ * the attempt stays on p. */
+static int ready_reconcile(coord *c, pool *p, const pool_job *pj, int64_t now_ms)
 {
-    p->ready = 1;
-    json_decref(p->cached);
-    p->cached = json_incref(msg_get(m, "cached"));
-    c->wake = 1;
-    if (p->job[0] == '\0')
-        return;
     job_state st;
     int attempt;
     errbuf eb;
-    if (store_job_state(c->st, p->job, &st, &attempt, NULL, &eb) == 0 && attempt == p->attempt) {
-        if (st == JS_STARTING) {
-            store_assignment a;
-            if (store_assignment_get(c->st, p->job, p->attempt, &a, &eb) == 0) {
-                log_info("pool %s: ready while job %s attempt %d is starting: assigning it again",
-                         p->id, p->job, p->attempt);
-                send_assign(c, p, &a, now_ms);
-                free(a.spec_json);
-                return;
-            }
-        } else if (JS_ON_POOL & JS_BIT(st)) {
-            char why[256];
-            snprintf(why, sizeof why, "pool %s reported idle while running attempt %d", p->id,
-                     p->attempt);
-            lose_attempt(c, p->job, p->attempt, why);
+    if (store_job_state(c->st, pj->job, &st, &attempt, NULL, &eb) != 0 || attempt != pj->attempt)
+        return 0;
+    if (st == JS_STARTING) {
+        store_assignment a;
+        if (store_assignment_get(c->st, pj->job, pj->attempt, &a, &eb) == 0) {
+            log_info("pool %s: ready while job %s attempt %d is starting: assigning it again",
+                     p->id, pj->job, pj->attempt);
+            send_assign(c, p, &a, now_ms);
+            free(a.spec_json);
+            return 1;
         }
+    } else if (JS_ON_POOL & JS_BIT(st)) {
+        char why[256];
+        snprintf(why, sizeof why, "pool %s reported idle while running attempt %d", p->id,
+                 pj->attempt);
+        lose_attempt(c, pj->job, pj->attempt, why);
     }
-    clear_job(p);
+    return 0;
+}
+
+/* ready: the pool can take a job; "running" lists what it runs (older pools: only
+ * sent when idle, without the list). */
+static void on_ready(coord *c, pool *p, const msg *m, int64_t now_ms)
+{
+    p->ready = 1;
+    p->said_free = (int)msg_int(m, "free_ranks", -1);
+    json_decref(p->cached);
+    p->cached = json_incref(msg_get(m, "cached"));
+    c->wake = 1;
+    const json_t *running = msg_get(m, "running");
+    for (int i = 0; i < p->n_jobs;) {
+        pool_job pj = p->jobs[i];
+        if (pool_says_it_runs(running, pj.job, pj.attempt) || ready_reconcile(c, p, &pj, now_ms)) {
+            i++;
+            continue;
+        }
+        pool_job_drop(p, pj.job, pj.attempt); /* moves the last one here */
+    }
 }
 
 /* ---- job messages ------------------------------------------------------------- */
@@ -516,8 +600,10 @@ static int flush_locked(coord *c, int64_t now_ms)
             send_simple(c, p, MSG_CANCEL, m->job_id, m->attempt, 0, now_ms);
         }
         if (out[j].ended) {
-            if (p != NULL && strcmp(p->job, m->job_id) == 0 && p->attempt == m->attempt)
-                clear_job(p);
+            if (p != NULL) {
+                pool_job_drop(p, m->job_id, m->attempt);
+                p->ready = 0; /* its ranks count once the pool says ready again */
+            }
             log_info("job %s attempt %d: %s", m->job_id, m->attempt,
                      m->type == MSG_FINISHED ? msg_str(m, "status", "") : "failed");
             c->wake = 1;
@@ -798,9 +884,10 @@ static void schedule(coord *c, int64_t now_ms)
             n_alive++;
             max_ranks = p->ranks > max_ranks ? p->ranks : max_ranks;
         }
-        if (p->alive && p->ready && p->job[0] == '\0') {
+        if (p->alive && p->ready && pool_free_ranks(p) > 0) {
             free_pools[nf].id = p->id;
-            free_pools[nf].ranks = p->ranks;
+            free_pools[nf].ranks = pool_free_ranks(p);
+            free_pools[nf].total = p->ranks;
             index[nf++] = i;
         }
     }
@@ -885,13 +972,13 @@ int coord_tick(coord *c, int64_t now_ms)
             p->ready = 0;
             log_warn("pool %s: lost (nothing received for %lld ms)", p->id,
                      (long long)(now_ms - p->seen_ms));
-            if (p->job[0] != '\0') {
+            for (int k = 0; k < p->n_jobs; k++) {
                 char why[256];
                 snprintf(why, sizeof why, "pool %s sent nothing for %lld ms (%d heartbeats)", p->id,
                          (long long)(now_ms - p->seen_ms), c->o.liveness);
-                lose_attempt(c, p->job, p->attempt, why);
-                clear_job(p);
+                lose_attempt(c, p->jobs[k].job, p->jobs[k].attempt, why);
             }
+            p->n_jobs = 0;
             continue;
         }
         if (now_ms - p->sent_ms >= c->o.heartbeat_ms)
@@ -920,7 +1007,7 @@ json_t *coord_workers(coord *c, int64_t now_ms)
         json_t *o = json_object();
         json_object_set_new(o, "id", json_string(p->id));
         json_object_set_new(o, "state",
-                            json_string(!p->alive ? "lost" : (p->job[0] ? "busy" : "idle")));
+                            json_string(!p->alive ? "lost" : (p->n_jobs > 0 ? "busy" : "idle")));
         json_object_set_new(o, "ranks", json_integer(p->ranks));
         json_object_set_new(o, "hosts", p->hosts ? json_incref(p->hosts) : json_array());
         json_object_set_new(o, "cores", json_integer(p->cores));
@@ -934,10 +1021,15 @@ json_t *coord_workers(coord *c, int64_t now_ms)
         char t[32];
         store_time_iso(p->connected_at, t);
         json_object_set_new(o, "connected_at", json_string(t));
+        json_t *jobs = json_array();
+        for (int k = 0; k < p->n_jobs; k++)
+            json_array_append_new(jobs,
+                                  json_pack("{s:s,s:i,s:i}", "job_id", p->jobs[k].job, "attempt",
+                                            p->jobs[k].attempt, "ranks", p->jobs[k].ranks));
         json_object_set_new(o, "current_job",
-                            p->job[0]
-                                ? json_pack("{s:s,s:i}", "job_id", p->job, "attempt", p->attempt)
-                                : json_null());
+                            p->n_jobs > 0 ? json_incref(json_array_get(jobs, 0)) : json_null());
+        json_object_set_new(o, "current_jobs", jobs);
+        json_object_set_new(o, "free_ranks", json_integer(p->alive ? pool_free_ranks(p) : 0));
         json_array_append_new(a, o);
     }
     pthread_mutex_unlock(&c->mu);

@@ -198,7 +198,7 @@ static const char *const sql_text[Q__COUNT] = {
                           " VALUES(?1,?2,?3,?4,?5)",
     [Q_ARTIFACT_GET] = "SELECT path,size FROM artifacts WHERE job_id=?1 AND name=?2",
     [Q_ARTIFACT_LIST] = "SELECT name,size FROM artifacts WHERE job_id=?1 ORDER BY name",
-    [Q_ACTIVE] = "SELECT id,attempt,pool_id,state FROM jobs"
+    [Q_ACTIVE] = "SELECT id,attempt,pool_id,state,ranks FROM jobs"
                  " WHERE state IN ('STARTING','RUNNING','CANCELLING') ORDER BY seq",
     [Q_METRICS] = "SELECT seq,name,step,value,time,epoch FROM metrics WHERE job_id=?1 AND seq>?2"
                   " AND (?3 IS NULL OR instr(?3, ','||name||',')>0) ORDER BY seq LIMIT ?4",

@@ -212,6 +212,7 @@ typedef struct store_assignment {
     char init_file[512]; /* weights to start from, relative to the data dir, or "" */
     char init_sha256[65];
     int64_t init_size;
+    int ranks; /* resources.ranks */
 } store_assignment;
 
 /* store_attempt_start moves a runnable job (QUEUED or RESTARTING) to
@@ -239,6 +240,7 @@ typedef struct store_active {
     int attempt;
     char pool_id[STORE_ID_MAX];
     job_state state;
+    int ranks; /* resources.ranks: what it holds of its pool */
 } store_active;
 
 /* store_active_list lists every job in STARTING/RUNNING/CANCELLING with its

@@ -44,6 +44,7 @@ static int sq_fill_assignment(store *s, const char *id, int attempt, store_assig
         return err_set(eb, ERR_NOT_FOUND, "no job '%s'", id);
     }
     a->spec_json = xstrdup(sq_col_text(q, 8));
+    a->ranks = sqlite3_column_int(q, 5);
     sq_done(q);
     sq_fill_init(s, id, a);
     q = sq_stmt(s, Q_CKPT_LATEST);
@@ -219,6 +220,7 @@ static void fill_active(sqlite3_stmt *q, void *elem, void *arg)
     a->attempt = sqlite3_column_int(q, 1);
     snprintf(a->pool_id, sizeof a->pool_id, "%s", sq_col_text(q, 2));
     a->state = (job_state)store_state_parse(sq_col_text(q, 3));
+    a->ranks = sqlite3_column_int(q, 4);
 }
 
 int store_active_list(store *s, store_active **out, int *n, errbuf *eb)

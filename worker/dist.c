@@ -20,11 +20,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static int use_mpi;
+/* The group the collectives run over: MPI_COMM_WORLD, or a job's split of it
+ * (dist_group_begin); my_rank and my_world are this rank's place in it. */
+static MPI_Comm group_comm;
 static int my_rank, my_world = 1;
+static int world_rank, world_size = 1;
+static MPI_Comm ctl_comm; /* the pool's point-to-point control messages */
 static size_t max_chunk = INT_MAX;
 static volatile sig_atomic_t stop_requested;
 
@@ -78,6 +82,11 @@ int dist_init(int *argc, char ***argv, dist_info *info)
         MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
         MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &my_rank));
         MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &my_world));
+        world_rank = my_rank;
+        world_size = my_world;
+        group_comm = MPI_COMM_WORLD;
+        MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &ctl_comm));
+        MPI_Comm_set_errhandler(ctl_comm, MPI_ERRORS_RETURN);
         MPI_Comm local;
         MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, my_rank, MPI_INFO_NULL,
                                       &local));
@@ -122,8 +131,10 @@ const dist_info *dist_single(void)
 
 void dist_finalize(void)
 {
-    if (use_mpi)
+    if (use_mpi) {
+        MPI_Comm_free(&ctl_comm);
         MPI_Finalize();
+    }
     use_mpi = 0;
 }
 
@@ -156,32 +167,10 @@ void dist_bcast(void *buf, size_t bytes, int root)
     unsigned char *p = buf;
     while (bytes > 0) {
         size_t n = bytes < max_chunk ? bytes : max_chunk;
-        MPI_CHECK(MPI_Bcast(p, (int)n, MPI_BYTE, root, MPI_COMM_WORLD));
+        MPI_CHECK(MPI_Bcast(p, (int)n, MPI_BYTE, root, group_comm));
         p += n;
         bytes -= n;
     }
-}
-
-void dist_bcast_idle(void *buf, size_t bytes, int root, int poll_ms)
-{
-    if (!use_mpi || my_world == 1)
-        return;
-    /* Small control messages only. Every rank must use the non-blocking
-     * form: a blocking and a non-blocking broadcast do not match. */
-    if (bytes > (size_t)INT_MAX) {
-        log_error("dist_bcast_idle: %zu bytes is too many for a control message", bytes);
-        MPI_Abort(MPI_COMM_WORLD, 70);
-    }
-    MPI_Request req;
-    MPI_CHECK(MPI_Ibcast(buf, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD, &req));
-    struct timespec ts = {poll_ms / 1000, (long)(poll_ms % 1000) * 1000000L};
-    int done = 0;
-    MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
-    while (!done && my_rank != root) {
-        nanosleep(&ts, NULL);
-        MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
-    }
-    MPI_CHECK(MPI_Wait(&req, MPI_STATUS_IGNORE)); /* a no-op once the test succeeded */
 }
 
 void dist_allgather(const void *mine, void *out, size_t bytes)
@@ -194,7 +183,7 @@ void dist_allgather(const void *mine, void *out, size_t bytes)
         log_error("dist_allgather: %zu bytes per rank is too many", bytes);
         MPI_Abort(MPI_COMM_WORLD, 70);
     }
-    MPI_CHECK(MPI_Allgather(mine, (int)bytes, MPI_BYTE, out, (int)bytes, MPI_BYTE, MPI_COMM_WORLD));
+    MPI_CHECK(MPI_Allgather(mine, (int)bytes, MPI_BYTE, out, (int)bytes, MPI_BYTE, group_comm));
 }
 
 void dist_bcast_blob(void **buf, size_t *len, int root)
@@ -217,7 +206,7 @@ static void allreduce(void *buf, size_t n, size_t size, MPI_Datatype type)
     unsigned char *p = buf;
     while (n > 0) {
         size_t k = n < max_chunk ? n : max_chunk;
-        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p, (int)k, type, MPI_SUM, MPI_COMM_WORLD));
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p, (int)k, type, MPI_SUM, group_comm));
         p += k * size;
         n -= k;
     }
@@ -248,7 +237,7 @@ int dist_any(int flag)
     if (!use_mpi || my_world == 1)
         return flag != 0;
     int v = flag != 0, out = 0;
-    MPI_CHECK(MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD));
+    MPI_CHECK(MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_LOR, group_comm));
     return out;
 }
 
@@ -270,5 +259,95 @@ int dist_any_stop(int flag)
 void dist_barrier(void)
 {
     if (use_mpi && my_world > 1)
-        MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+        MPI_CHECK(MPI_Barrier(group_comm));
+}
+
+/* ---- a job's split of the pool, and the pool's control messages ------------------ */
+
+int dist_world_rank(void)
+{
+    return world_rank;
+}
+
+int dist_group_begin(const dist_info *pool, const int *members, int n, int tag, dist_info *job)
+{
+    *job = *pool;
+    if (!use_mpi || n == world_size) {
+        job->rank = world_rank;
+        job->world = world_size;
+        return 0;
+    }
+    MPI_Group all, part;
+    MPI_CHECK(MPI_Comm_group(MPI_COMM_WORLD, &all));
+    MPI_CHECK(MPI_Group_incl(all, n, members, &part));
+    MPI_Comm c = MPI_COMM_NULL;
+    int rc = MPI_Comm_create_group(MPI_COMM_WORLD, part, tag, &c);
+    MPI_Group_free(&part);
+    MPI_Group_free(&all);
+    if (rc != MPI_SUCCESS || c == MPI_COMM_NULL) {
+        log_error("rank %d: cannot make the communicator of a job's %d ranks", world_rank, n);
+        return ERR_INTERNAL;
+    }
+    MPI_Comm_set_errhandler(c, MPI_ERRORS_RETURN);
+    group_comm = c;
+    MPI_CHECK(MPI_Comm_rank(c, &my_rank));
+    MPI_CHECK(MPI_Comm_size(c, &my_world));
+    job->rank = my_rank;
+    job->world = my_world;
+    return 0;
+}
+
+void dist_group_end(void)
+{
+    if (use_mpi && group_comm != MPI_COMM_WORLD)
+        MPI_Comm_free(&group_comm);
+    group_comm = MPI_COMM_WORLD;
+    my_rank = world_rank;
+    my_world = world_size;
+}
+
+#define CTL_TAG 7
+
+void dist_ctl_send(int dest, const void *buf, size_t len)
+{
+    if (!use_mpi)
+        return;
+    uint64_t n = (uint64_t)len;
+    MPI_CHECK(MPI_Send(&n, 1, MPI_UINT64_T, dest, CTL_TAG, ctl_comm));
+    const unsigned char *p = buf;
+    while (len > 0) {
+        size_t k = len < max_chunk ? len : max_chunk;
+        MPI_CHECK(MPI_Send(p, (int)k, MPI_BYTE, dest, CTL_TAG, ctl_comm));
+        p += k;
+        len -= k;
+    }
+}
+
+int dist_ctl_poll(int *src)
+{
+    if (!use_mpi)
+        return 0;
+    int flag = 0;
+    MPI_Status st;
+    MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, CTL_TAG, ctl_comm, &flag, &st));
+    if (flag)
+        *src = st.MPI_SOURCE;
+    return flag;
+}
+
+void *dist_ctl_recv(int src, size_t *len)
+{
+    uint64_t n = 0;
+    MPI_CHECK(MPI_Recv(&n, 1, MPI_UINT64_T, src, CTL_TAG, ctl_comm, MPI_STATUS_IGNORE));
+    unsigned char *buf = xmalloc((size_t)n + 1), *p = buf;
+    size_t left = (size_t)n;
+    while (left > 0) {
+        size_t k = left < max_chunk ? left : max_chunk;
+        MPI_CHECK(MPI_Recv(p, (int)k, MPI_BYTE, src, CTL_TAG, ctl_comm, MPI_STATUS_IGNORE));
+        p += k;
+        left -= k;
+    }
+    buf[n] = 0;
+    *len = (size_t)n;
+    return buf;
 }

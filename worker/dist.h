@@ -48,11 +48,6 @@ void dist_bcast(void *buf, size_t bytes, int root);
  * *len are inputs; elsewhere they receive a new malloc'd copy. */
 void dist_bcast_blob(void **buf, size_t *len, int root);
 
-/* Like dist_bcast, but waits politely: the non-root ranks poll the
- * broadcast every `poll_ms` milliseconds instead of spinning a core, for
- * the long idle waits of a pool between jobs. */
-void dist_bcast_idle(void *buf, size_t bytes, int root, int poll_ms);
-
 /* Gathers `bytes` bytes from every rank into out (world * bytes, rank order). */
 void dist_allgather(const void *mine, void *out, size_t bytes);
 
@@ -77,6 +72,36 @@ int dist_stop_requested(void);
 int dist_any_stop(int flag);
 
 void dist_barrier(void);
+
+/* ---- a pool's world split between jobs (worker/pool.c) ----------------------------
+ *
+ * A pool of N ranks runs several jobs at once, each on some of its ranks. The
+ * collectives above then run over the job's ranks only: dist_group_begin,
+ * called by exactly the members (world ranks, ascending; the first is the job's
+ * rank 0) with the same tag, makes them the group until dist_group_end. The
+ * control messages below go between world ranks, beside whatever the groups do. */
+
+/* This process's rank in the whole pool (MPI_COMM_WORLD). */
+int dist_world_rank(void);
+
+/* Fills *job as *pool with rank and world those of the group of `members` (n world
+ * ranks) and makes it the group of every collective. Collective over the members
+ * only. 0, or ERR_INTERNAL (logged). */
+int dist_group_begin(const dist_info *pool, const int *members, int n, int tag, dist_info *job);
+
+/* Back to the whole pool as the group (frees the job's communicator). */
+void dist_group_end(void);
+
+/* Sends len bytes to world rank dest (blocking until MPI has them; large ones wait
+ * for the receiver). A no-op without MPI. */
+void dist_ctl_send(int dest, const void *buf, size_t len);
+
+/* 1 and *src when a control message waits, else 0 (never blocks). */
+int dist_ctl_poll(int *src);
+
+/* The next control message from world rank src (waits for it): a malloc'd copy,
+ * NUL-terminated after *len bytes. */
+void *dist_ctl_recv(int src, size_t *len);
 
 /* Largest chunk (elements) one MPI call carries; tests lower it to exercise chunking. */
 void dist_set_max_chunk(size_t elements);

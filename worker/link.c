@@ -279,6 +279,14 @@ int link_wait_assign(pool_link *l, int timeout_ms, link_assignment *a)
     return rc;
 }
 
+void link_set_free_ranks(pool_link *l, int free_ranks)
+{
+    pthread_mutex_lock(&l->mu);
+    lcore_set_free_ranks(l->core, free_ranks);
+    wake(l);
+    pthread_mutex_unlock(&l->mu);
+}
+
 void link_set_cached(pool_link *l, const char *const *sha256, int n)
 {
     json_t *a = json_array();

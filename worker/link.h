@@ -117,11 +117,18 @@ typedef struct link_assignment {
  * pool lacks. Thread-safe. */
 void link_set_cached(pool_link *l, const char *const *sha256, int n);
 
+/* link_set_free_ranks: the pool runs several jobs at once, one per split of its
+ * ranks, and free_ranks of them are free now. From the first call on, a ready
+ * (listing the jobs taken and not ended) goes to the server whenever
+ * free_ranks > 0 and it changes, and link_wait_assign only waits. Thread-safe. */
+void link_set_free_ranks(pool_link *l, int free_ranks);
+
 /* link_wait_assign tells the server this pool is free (ready) and blocks
  * until an assignment arrives (0, *a filled; free it with
  * link_assignment_free), timeout_ms passes (ERR_TIMEOUT; -1 = no timeout),
- * or link_interrupt is called (ERR_CANCELLED). The job becomes the pool's
- * current job until its finished/failed message is acked. */
+ * or link_interrupt is called (ERR_CANCELLED). The job is among the pool's
+ * running jobs (hello and ready list them) until its finished/failed message
+ * is acked. */
 int link_wait_assign(pool_link *l, int timeout_ms, link_assignment *a);
 
 void link_assignment_free(link_assignment *a);

@@ -21,6 +21,7 @@
 #define LCORE_MAX_PENDING_ASSIGN 4
 #define LCORE_SEQ_SLOTS          8
 #define LCORE_CANCEL_SLOTS       16
+#define LCORE_MAX_RUNNING        64 /* jobs one pool runs at once (one rank each at least) */
 #define LCORE_BATCH_POINTS       256
 #define LCORE_WINDOW             512   /* job messages in flight (sent, not acked) at most */
 #define LCORE_RESEND_MAX_MS      60000 /* the resend timeout doubles up to this */
@@ -67,9 +68,13 @@ struct link_core {
     int cancel_next_slot;
     link_assignment pend[LCORE_MAX_PENDING_ASSIGN];
     int n_pend;
-    char cur_job[MSG_ID_MAX]; /* current job, until its end message is acked */
-    int cur_attempt;
-    uint64_t cur_end_seq; /* seq of its finished/failed, 0 while it runs */
+    struct {
+        char job[MSG_ID_MAX];
+        int attempt;
+        uint64_t end_seq;         /* seq of its finished/failed, 0 while it runs */
+    } running[LCORE_MAX_RUNNING]; /* taken jobs, each until its end message is acked */
+    int n_running;
+    int free_ranks; /* ranks free for another job, as the pool says; -1 = not said */
     int waiting;
     json_t *cached; /* SHA-256s of the init weights held, sent with ready (or NULL) */
     link_stats stats;
@@ -88,6 +93,35 @@ struct link_core {
 static int same_job(const msg *m, const char *job, int attempt)
 {
     return m->attempt == attempt && strcmp(m->job_id, job) == 0;
+}
+
+/* The index of (job, attempt) among the running jobs, or -1. */
+static int running_find(const link_core *c, const char *job, int attempt)
+{
+    for (int i = 0; i < c->n_running; i++)
+        if (c->running[i].attempt == attempt && strcmp(c->running[i].job, job) == 0)
+            return i;
+    return -1;
+}
+
+/* Whether some job's end message is not acked yet: no ready may overtake it (the
+ * server would take that job for lost). */
+static int end_unacked(const link_core *c)
+{
+    for (int i = 0; i < c->n_running; i++)
+        if (c->running[i].end_seq > 0)
+            return 1;
+    return 0;
+}
+
+/* [{job_id, attempt}] of the running jobs. */
+static json_t *running_json(const link_core *c)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < c->n_running; i++)
+        json_array_append_new(a, json_pack("{s:s,s:i}", "job_id", c->running[i].job, "attempt",
+                                           c->running[i].attempt));
+    return a;
 }
 
 /* ---- the spill file ------------------------------------------------------------ */
@@ -225,8 +259,9 @@ int lcore_enqueue(link_core *c, msg *m, const char *job, int attempt)
 {
     msg_set_job(m, job, attempt, next_seq(c, job, attempt));
     if (m->type == MSG_FINISHED || m->type == MSG_FAILED) {
-        if (strcmp(c->cur_job, job) == 0 && c->cur_attempt == attempt)
-            c->cur_end_seq = m->seq;
+        int r = running_find(c, job, attempt);
+        if (r >= 0)
+            c->running[r].end_seq = m->seq;
         c->ready_sent = 0;
     }
     int rc = 0;
@@ -308,11 +343,10 @@ static void on_ack(link_core *c, const msg *m, int64_t t)
     if (json_is_true(msg_get(m, "gap")) &&
         t - c->last_goback >= (c->srtt * 2 > 50 ? c->srtt * 2 : 50))
         go_back(c, t);
-    if (c->cur_end_seq > 0 && m->seq >= c->cur_end_seq && m->attempt == c->cur_attempt &&
-        strcmp(m->job_id, c->cur_job) == 0) {
-        c->cur_job[0] = '\0';
-        c->cur_attempt = 0;
-        c->cur_end_seq = 0;
+    int r = running_find(c, m->job_id, m->attempt);
+    if (r >= 0 && c->running[r].end_seq > 0 && m->seq >= c->running[r].end_seq) {
+        c->running[r] = c->running[--c->n_running];
+        c->ready_sent = 0;
     }
 }
 
@@ -344,7 +378,7 @@ static void take_assign_blobs(link_assignment *a, msg *m)
 
 static void on_assign(link_core *c, msg *m)
 {
-    if (c->cur_job[0] && same_job(m, c->cur_job, c->cur_attempt))
+    if (running_find(c, m->job_id, m->attempt) >= 0)
         return; /* sent again by the server; we have it */
     for (int i = 0; i < c->n_pend; i++)
         if (strcmp(c->pend[i].job_id, m->job_id) == 0 && c->pend[i].attempt == m->attempt)
@@ -389,10 +423,16 @@ int lcore_take_assign(link_core *c, link_assignment *a)
     *a = c->pend[0];
     memmove(&c->pend[0], &c->pend[1], (size_t)(c->n_pend - 1) * sizeof c->pend[0]);
     c->n_pend--;
-    snprintf(c->cur_job, sizeof c->cur_job, "%s", a->job_id);
-    c->cur_attempt = a->attempt;
-    c->cur_end_seq = 0;
-    return 1;
+    if (c->n_running < LCORE_MAX_RUNNING) {
+        int r = c->n_running++;
+        snprintf(c->running[r].job, sizeof c->running[r].job, "%s", a->job_id);
+        c->running[r].attempt = a->attempt;
+        c->running[r].end_seq = 0;
+    } else {
+        log_warn("link: %d jobs run already; job %s is not listed to the server", LCORE_MAX_RUNNING,
+                 a->job_id);
+    }
+    return 1; /* the next ready lists it: the pool says how many ranks it left free */
 }
 
 int lcore_pending(const link_core *c)
@@ -408,6 +448,13 @@ int64_t lcore_silent_ms(const link_core *c, int64_t t)
 void lcore_set_waiting(link_core *c, int waiting)
 {
     c->waiting = waiting;
+}
+
+void lcore_set_free_ranks(link_core *c, int free_ranks)
+{
+    if (free_ranks != c->free_ranks)
+        c->ready_sent = 0;
+    c->free_ranks = free_ranks;
 }
 
 void lcore_set_cached(link_core *c, json_t *a)
@@ -444,6 +491,11 @@ static int send_simple(link_core *c, msg_type type, int64_t t)
     msg_init(&m, type);
     if (type == MSG_READY && c->cached != NULL)
         msg_set(&m, "cached", json_deep_copy(c->cached));
+    if (type == MSG_READY) {
+        msg_set(&m, "running", running_json(c));
+        if (c->free_ranks >= 0)
+            msg_set(&m, "free_ranks", json_integer(c->free_ranks));
+    }
     int rc = send_msg(c, &m, t);
     msg_deinit(&m);
     return rc;
@@ -464,9 +516,7 @@ static void send_hello(link_core *c, int64_t t)
         msg_set(&m, "memory", json_integer((json_int_t)c->memory));
     if (c->rank_memory > 0)
         msg_set(&m, "rank_memory", json_integer((json_int_t)c->rank_memory));
-    msg_set(&m, "current",
-            c->cur_job[0] ? json_pack("{s:s,s:i}", "job_id", c->cur_job, "attempt", c->cur_attempt)
-                          : json_null());
+    msg_set(&m, "current", running_json(c));
     if (send_msg(c, &m, t) == 0)
         c->hello_sent = 1;
     msg_deinit(&m);
@@ -589,10 +639,11 @@ int lcore_tick(link_core *c, int64_t t)
             c->resend_wait * 2 > LCORE_RESEND_MAX_MS ? LCORE_RESEND_MAX_MS : c->resend_wait * 2;
     }
     send_outbox(c, t);
-    /* Idle only once the last job's end message is acked: a ready must never
-     * overtake it (the server would take the job for lost). */
-    int idle = c->cur_job[0] == '\0';
-    if (c->waiting && idle && c->n_pend == 0 && !c->ready_sent && send_simple(c, MSG_READY, t) == 0)
+    /* Ready: the pool has free ranks (as it said), or, one job at a time, it waits
+     * for work with none running; never while a job's end message is unacked. */
+    int can_take = c->free_ranks >= 0 ? c->free_ranks > 0 : c->waiting && c->n_running == 0;
+    if (can_take && !end_unacked(c) && c->n_pend == 0 && !c->ready_sent &&
+        send_simple(c, MSG_READY, t) == 0)
         c->ready_sent = 1;
     if (t - c->last_send >= c->hb_ms)
         send_simple(c, MSG_HEARTBEAT, t);
@@ -639,6 +690,7 @@ int lcore_new(link_core **out, const char *peer, const link_pool_info *info, con
     link_core *c = xcalloc(1, sizeof *c);
     c->send = send;
     c->send_ctx = send_ctx;
+    c->free_ranks = -1;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     c->o = *o;
     c->o.token = c->o.curve_server_key = c->o.curve_secret = NULL;

@@ -92,11 +92,18 @@ int lcore_tick(link_core *c, int64_t t);
 long lcore_poll_ms(const link_core *c, int64_t t);
 
 /* lcore_set_waiting: the job side waits for work (1) or not (0); while it
- * does, is idle and nothing is waiting, a ready is sent. */
+ * does, is idle and nothing is waiting, a ready is sent (one job at a time,
+ * until lcore_set_free_ranks is called). */
 void lcore_set_waiting(link_core *c, int waiting);
 
+/* lcore_set_free_ranks: the pool runs several jobs at once and has free_ranks
+ * ranks free; while that is > 0 and no assignment waits, a ready listing the
+ * running jobs is sent (again whenever the count or the running jobs change). */
+void lcore_set_free_ranks(link_core *c, int free_ranks);
+
 /* lcore_take_assign moves the oldest waiting assignment into *a (the caller
- * frees it with link_assignment_free) and makes it the current job. 1 if
+ * frees it with link_assignment_free) and adds it to the running jobs (listed
+ * in hello and ready until its end message is acked). 1 if
  * there was one, else 0. */
 int lcore_take_assign(link_core *c, link_assignment *a);
 

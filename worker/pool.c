@@ -1,19 +1,25 @@
 /* pool.c - kiln-worker's pool mode (see pool.h).
  *
- * Rank 0 owns the link to the server and a signal thread; every rank loops:
- * rank 0 waits for an assignment and broadcasts a command (run or quit),
- * then the job spec and the checkpoint to resume from; every rank runs the
- * job with job_run; rank 0 reports the outcome (finished, cancelled or
- * failed with a reason) and the artifacts. Ranks other than 0 wait for the
- * next command with a polling broadcast, so an idle pool does not spin.
+ * A pool of N ranks runs several jobs at once, each on a split of its ranks
+ * (resources.ranks of them, the lowest free ones). World rank 0 leads: it owns
+ * the link to the server and a signal thread, takes assignments, places each on
+ * free ranks and sends those ranks the job (poolrelay.h: the spec, the
+ * checkpoint to resume from, the init weights), and carries the reports of jobs
+ * whose root is another rank to the server. Rank 0 also runs a job of its own
+ * when it is free; while it does, it does the leading between the steps of that
+ * job (its cancel check), so a new job starts and a relayed report arrives
+ * within one of its steps. Every other rank waits for a job from rank 0 (a
+ * polling receive, so an idle rank does not spin), runs its part and, as the
+ * job's root, reports through rank 0 and says "done" when the ranks are free.
+ * A job's collectives run over its own ranks only (dist_group_begin).
  *
- * SIGINT, SIGTERM and SIGUSR1 stop the pool gracefully, on any rank: the
- * running job stops at the next step on every rank (dist_any_stop), its
+ * SIGINT, SIGTERM and SIGUSR1 stop the pool gracefully, on any rank: each
+ * running job stops at the next step on all its ranks (dist_any_stop), its
  * checkpoint and a `failed` POOL_STOPPED go to the server, which resumes the
- * job elsewhere from that checkpoint at once, and the pool leaves. SIGUSR1 is
- * the one to send through mpirun, which forwards it to every rank (mpirun
- * itself answers SIGTERM by killing the ranks a second later): see
- * deploy/kiln-pool. An idle pool checks for a stop every POOL_IDLE_CHECK_MS.
+ * job elsewhere from that checkpoint at once, and the pool leaves when every
+ * job has ended. SIGUSR1 is the one to send through mpirun, which forwards it
+ * to every rank (mpirun itself answers SIGTERM by killing the ranks a second
+ * later): see deploy/kiln-pool. An idle rank tells rank 0 of its stop.
  */
 #include "worker/pool.h"
 
@@ -30,6 +36,7 @@
 #include "worker/link.h"
 #include "worker/linksink.h"
 #include "worker/nn/startup.h"
+#include "worker/poolrelay.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -40,13 +47,39 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#define POOL_IDLE_POLL_MS  20
-#define POOL_IDLE_CHECK_MS 1000
-#define POOL_FLUSH_MS      10000
+#define POOL_IDLE_POLL_MS 20
+#define POOL_FLUSH_MS     10000
 
-enum { CMD_QUIT = 0, CMD_RUN = 1, CMD_IDLE = 2 };
+/* The init_from weights of an assignment, as every rank of its job gets them. */
+typedef struct init_blob {
+    int state; /* 0: none sent; 1: bytes; -1: rank 0 could not get them (msg says why) */
+    void *data;
+    size_t len;
+    char msg[600];
+} init_blob;
+
+/* What a rank needs to run its part of a job: the same on each of its ranks. */
+typedef struct job_order {
+    char job_id[MSG_ID_MAX];
+    int attempt;
+    int *members, n; /* world ranks, ascending: members[0] is the job's root */
+    int tag;         /* of its communicator */
+    char *spec_text;
+    void *ckpt;
+    size_t ckpt_len;
+    init_blob ib;
+} job_order;
+
+/* A job the pool runs, in rank 0's table (indexed by its root's world rank). */
+typedef struct pool_job {
+    int active;
+    char id[MSG_ID_MAX];
+    int attempt, n_ranks;
+    int cancel_sent; /* the server's cancel went to its root */
+} pool_job;
 
 typedef struct pool {
     const dist_info *d;
@@ -55,7 +88,19 @@ typedef struct pool {
     volatile sig_atomic_t quitting; /* the pool ends the signal thread (SIGUSR2) */
     pthread_t sig_thread;
     sigset_t sigs;
+    /* rank 0, leading: */
+    pool_job *jobs;           /* world entries, by root */
+    int *owner;               /* world entries: 1 + the root of the job the rank runs, 0 = free */
+    link_assignment *waiting; /* taken, waiting for free ranks (in order) */
+    int n_waiting, cap_waiting;
+    job_order *local; /* rank 0's own part of a job just placed, to run next */
+    int tag_next;
+    int said_free; /* the free ranks last told to the link; -1 = none yet */
+    int leaving;   /* no new jobs: the pool leaves when the running ones end */
+    int stop_told; /* the roots of running jobs were told to stop */
 } pool;
+
+static void pump(pool *p);
 
 /* The signal thread: turns SIGINT/SIGTERM/SIGUSR1 into this rank's stop request
  * (dist_stop_request). A SIGUSR2 from outside is ignored. */
@@ -84,9 +129,12 @@ typedef struct pool_sink {
     pool *p;
 } pool_sink;
 
+/* Also rank 0's leading, between the steps of its own job. */
 static int pool_sink_cancel(void *ctx)
 {
     pool_sink *ps = ctx;
+    if (ps->p->link != NULL)
+        pump(ps->p);
     return dist_stop_requested() || ps->inner.cancel_requested(ps->inner.ctx);
 }
 
@@ -149,44 +197,75 @@ static void remove_tree(const char *dir)
         log_warn("could not remove %s: %s", dir, eb.msg);
 }
 
-/* Rank 0's report of a job's outcome to the server. stopping: the pool was
- * asked to leave (on some rank). */
-static void report_outcome(pool *p, const link_assignment *a, int rc, int stopping,
-                           const job_result *res, const char *out_dir, const errbuf *eb)
+/* Where a job's root reports: the link (world rank 0) or rank 0 through MPI. */
+typedef struct reporter {
+    pool *p;
+    const char *job_id;
+    int attempt;
+    linksink ls; /* rank 0 */
+    relay rl;    /* any other root */
+} reporter;
+
+static job_sink reporter_init(reporter *r, pool *p, const char *job_id, int attempt)
+{
+    job_sink inner;
+    r->p = p;
+    r->job_id = job_id;
+    r->attempt = attempt;
+    if (p->link != NULL)
+        linksink_init(&r->ls, p->link, job_id, attempt, &inner);
+    else
+        relay_sink(&r->rl, job_id, attempt, &inner);
+    return inner;
+}
+
+static void report_failed(reporter *r, const char *reason, const char *message)
+{
+    if (r->p->link != NULL)
+        link_failed(r->p->link, r->job_id, r->attempt, reason, message);
+    else
+        relay_failed(&r->rl, reason, message);
+}
+
+static int report_finished(reporter *r, int cancelled, const job_result *res, const char *out_dir,
+                           errbuf *eb)
+{
+    if (r->p->link == NULL)
+        return relay_finished(&r->rl, cancelled, res->summary, out_dir, res, eb);
+    link_artifact arts[JOB_MAX_ARTIFACTS];
+    char(*paths)[KILN_PATH_MAX] = xcalloc(JOB_MAX_ARTIFACTS, KILN_PATH_MAX);
+    int n = cancelled ? 0 : res->n_artifacts;
+    for (int i = 0; i < n; i++) {
+        files_pathf(paths[i], NULL, "%s/%s", out_dir, res->artifacts[i]); /* fits: dir did */
+        arts[i] = (link_artifact){.name = res->artifacts[i], .path = paths[i]};
+    }
+    int rc = link_finished(r->p->link, r->job_id, r->attempt, cancelled, res->summary, arts, n, eb);
+    free(paths);
+    return rc;
+}
+
+/* The root's report of a job's outcome. stopping: the pool was asked to leave (on
+ * some rank). */
+static void report_outcome(reporter *r, int rc, int stopping, const job_result *res,
+                           const char *out_dir, const errbuf *eb)
 {
     if (rc == 0 || (rc == ERR_CANCELLED && !stopping)) {
-        link_artifact arts[JOB_MAX_ARTIFACTS];
-        static char paths[JOB_MAX_ARTIFACTS][KILN_PATH_MAX]; /* rank 0's loop only */
-        int n = rc == 0 ? res->n_artifacts : 0;
-        for (int i = 0; i < n; i++) {
-            files_pathf(paths[i], NULL, "%s/%s", out_dir, res->artifacts[i]); /* fits: dir did */
-            arts[i] = (link_artifact){.name = res->artifacts[i], .path = paths[i]};
-        }
         errbuf feb = {{0}};
-        if (link_finished(p->link, a->job_id, a->attempt, rc == ERR_CANCELLED, res->summary, arts,
-                          n, &feb) != 0)
-            link_failed(p->link, a->job_id, a->attempt, "INTERNAL", feb.msg);
+        if (report_finished(r, rc == ERR_CANCELLED, res, out_dir, &feb) != 0)
+            report_failed(r, "INTERNAL", feb.msg);
     } else if (rc == ERR_CANCELLED) {
-        /* Stopped by a signal: the checkpoint of this step is already queued, so
-         * the server resumes the job from it, elsewhere, without waiting to see
+        /* Stopped by a signal: the checkpoint of this step is already on its way,
+         * so the server resumes the job from it, elsewhere, without waiting to see
          * the pool go silent. */
         char why[700];
         snprintf(why, sizeof why, "pool %s was asked to stop (%s); the job resumes from that step",
-                 link_pool_id(p->link), eb->msg);
-        log_warn("job %s: %s", a->job_id, why);
-        link_failed(p->link, a->job_id, a->attempt, "POOL_STOPPED", why);
+                 r->p->d->host, eb->msg);
+        log_warn("job %s: %s", r->job_id, why);
+        report_failed(r, "POOL_STOPPED", why);
     } else {
-        link_failed(p->link, a->job_id, a->attempt, failure_reason(rc), eb->msg);
+        report_failed(r, failure_reason(rc), eb->msg);
     }
 }
-
-/* The init_from weights of an assignment, as every rank gets them. */
-typedef struct init_blob {
-    int state; /* 0: none sent; 1: bytes; -1: rank 0 could not get them (msg says why) */
-    void *data;
-    size_t len;
-    char msg[600];
-} init_blob;
 
 /* Rank 0: the weights the server sent, or the ones it said we hold. */
 static void init_obtain(pool *p, const link_assignment *a, init_blob *ib)
@@ -223,18 +302,6 @@ static void announce_cache(pool *p)
     for (int i = 0; i < n_held; i++)
         names[i] = held[i];
     link_set_cached(p->link, names, n_held);
-}
-
-/* Every rank: the init weights of assignment a (read on rank 0), in *ib;
- * none when the attempt resumes from a checkpoint. */
-static void init_share(pool *p, const link_assignment *a, int resuming, init_blob *ib)
-{
-    memset(ib, 0, sizeof *ib);
-    if (p->d->rank == 0 && a->has_init && !resuming)
-        init_obtain(p, a, ib);
-    dist_bcast(&ib->state, sizeof ib->state, 0);
-    if (ib->state > 0)
-        dist_bcast_blob(&ib->data, &ib->len, 0);
 }
 
 /* Every rank: the file the job starts from (into path; "" for none), and
@@ -275,89 +342,401 @@ static int init_prepare(const job_spec *spec, const init_blob *ib, const char *d
     return 0;
 }
 
-/* Every rank: run one assigned job. spec_text, the checkpoint bytes and the
- * init weights are the same on every rank (broadcast by rank 0). Returns 1
- * when the pool was asked to stop (on any rank), the same on every rank. */
-static int run_job(pool *p, const link_assignment *a, const char *spec_text, const void *ckpt,
-                   size_t ckpt_len, const init_blob *ib, const char *job_id, int attempt)
+/* Every member of the job: its work folder, the checkpoint to resume from (into
+ * resume) and the init weights (into init_path). Returns 0, or an ERR_* with eb
+ * saying why; *init_final: the init weights are bad, a retry cannot help. */
+static int prepare_part(const job_order *o, const job_spec *spec, const dist_info *jd,
+                        const char *dir, char *resume, char *init_path, int *init_final, errbuf *eb)
 {
-    const dist_info *d = p->d;
-    char dir[KILN_PATH_MAX], resume[KILN_PATH_MAX];
+    *init_final = 0;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return err_set(eb, ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+    if (o->ckpt_len > 0) {
+        FILE *f = NULL;
+        if (files_pathf(resume, eb, "%s/resume-r%d.safetensors", dir, jd->rank) != 0)
+            return ERR_INVALID;
+        if ((f = fopen(resume, "wb")) == NULL ||
+            (fwrite(o->ckpt, 1, o->ckpt_len, f) != o->ckpt_len) + (fclose(f) != 0) > 0)
+            return err_set(eb, ERR_IO, "%s: cannot write the checkpoint to resume from", resume);
+        return 0;
+    }
+    return init_prepare(spec, &o->ib, dir, jd->rank, init_path, KILN_PATH_MAX, init_final, eb);
+}
+
+/* Every member: runs its part of the job in o over the job's own ranks. The root
+ * reports. Returns 1 when the pool was asked to stop (on any rank of the job), the
+ * same on every member. */
+static int run_part(pool *p, const job_order *o)
+{
+    dist_info jd;
+    if (dist_group_begin(p->d, o->members, o->n, o->tag, &jd) != 0)
+        dist_abort(70);
+    const char *job_id = o->job_id;
+    int attempt = o->attempt, root = jd.rank == 0;
+    char dir[KILN_PATH_MAX], resume[KILN_PATH_MAX], init_path[KILN_PATH_MAX] = "";
     snprintf(dir, sizeof dir, "%s/%s-%d", p->work_root, job_id, attempt);
+    reporter rep;
+    job_sink inner = reporter_init(&rep, p, job_id, attempt), sink;
+    pool_sink ps = {.inner = inner, .p = p};
+    sink = pool_sink_wrap(&ps);
     errbuf eb = {{0}};
-    int rc = 0;
     job_result res;
     memset(&res, 0, sizeof res);
     job_spec spec;
     memset(&spec, 0, sizeof spec);
     field_errors fe;
     fe_init(&fe);
-    json_t *j = json_loads(spec_text, 0, NULL);
+    int rc = 0, stopping = 0, init_final = 0;
+    json_t *j = json_loads(o->spec_text, 0, NULL);
     if (j == NULL || jobspec_parse(&spec, NULL, j, &fe) != 0) {
         fe_format(&fe, eb.msg, sizeof eb.msg);
-        if (d->rank == 0)
-            link_failed(p->link, job_id, attempt, "INVALID_SPEC", eb.msg);
+        if (root)
+            report_failed(&rep, "INVALID_SPEC", eb.msg);
         json_decref(j);
-        jobspec_free(&spec);
-        return dist_any(dist_stop_requested());
+        stopping = dist_any(dist_stop_requested());
+        goto out;
     }
     json_decref(j);
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = err_set(&eb, ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
-    } else if (ckpt_len > 0) {
-        FILE *f = NULL;
-        if (files_pathf(resume, &eb, "%s/resume-r%d.safetensors", dir, d->rank) != 0)
-            rc = ERR_INVALID;
-        else if ((f = fopen(resume, "wb")) == NULL ||
-                 (fwrite(ckpt, 1, ckpt_len, f) != ckpt_len) + (fclose(f) != 0) > 0)
-            rc = err_set(&eb, ERR_IO, "%s: cannot write the checkpoint to resume from", resume);
-    }
-    char init_path[KILN_PATH_MAX] = "";
-    int init_final = 0;
-    if (rc == 0 && ckpt_len == 0)
-        rc = init_prepare(&spec, ib, dir, d->rank, init_path, sizeof init_path, &init_final, &eb);
+    rc = prepare_part(o, &spec, &jd, dir, resume, init_path, &init_final, &eb);
     /* The job runs only if every rank is ready for it. */
     int any_final = dist_any(init_final);
     if (dist_any(rc != 0)) {
-        if (d->rank == 0)
-            link_failed(p->link, job_id, attempt, any_final ? "INVALID_INIT" : "INTERNAL",
-                        rc ? eb.msg
-                           : (any_final ? "init_from: the file is missing or not safetensors on "
-                                          "another host of the pool"
-                                        : "a rank could not prepare the job"));
-        jobspec_free(&spec);
-        remove_tree(dir);
-        return dist_any(dist_stop_requested());
+        if (root)
+            report_failed(&rep, any_final ? "INVALID_INIT" : "INTERNAL",
+                          rc ? eb.msg
+                             : (any_final ? "init_from: the file is missing or not safetensors on "
+                                            "another host of the pool"
+                                          : "a rank could not prepare the job"));
+        stopping = dist_any(dist_stop_requested());
+        goto out;
     }
-    linksink ls;
-    job_sink inner, sink;
-    pool_sink ps;
-    if (d->rank == 0) {
-        linksink_init(&ls, p->link, job_id, attempt, &inner);
-        ps = (pool_sink){.inner = inner, .p = p};
-        sink = pool_sink_wrap(&ps);
-        log_info("job %s attempt %d: %s%s", job_id, attempt, spec.name,
-                 ckpt_len ? " (resuming from a checkpoint)" : "");
-    }
-    job_env env = {.dist = d,
+    if (root)
+        log_info("job %s attempt %d: %s on %d rank(s) from world rank %d%s", job_id, attempt,
+                 spec.name, jd.world, o->members[0],
+                 o->ckpt_len ? " (resuming from a checkpoint)" : "");
+    job_env env = {.dist = &jd,
                    .out_dir = dir,
-                   .resume_path = ckpt_len > 0 ? resume : NULL,
+                   .resume_path = o->ckpt_len > 0 ? resume : NULL,
                    .init_weights = init_path[0] ? init_path : NULL,
-                   .sink = d->rank == 0 ? &sink : NULL};
+                   .sink = root ? &sink : NULL};
     rc = job_run(&spec, &env, &res, &eb);
-    int stopping = dist_any(dist_stop_requested());
-    if (d->rank == 0) {
-        report_outcome(p, a, rc, stopping, &res, dir, &eb);
+    stopping = dist_any(dist_stop_requested());
+    if (root) {
+        report_outcome(&rep, rc, stopping, &res, dir, &eb);
         log_info("job %s attempt %d: %s", job_id, attempt,
                  rc == 0 ? "finished" : (rc == ERR_CANCELLED ? "stopped" : eb.msg));
     }
+out:
     job_result_free(&res);
     jobspec_free(&spec);
-    if (d->rank == 0 && link_flush(p->link, POOL_FLUSH_MS) != 0)
-        log_warn("job %s: not every message was acknowledged yet", job_id);
     dist_barrier();
     remove_tree(dir);
+    dist_group_end();
+    if (root && p->link == NULL)
+        poolctl_send(0, json_pack("{s:s,s:b}", "op", "done", "stopping", stopping), NULL, 0);
     return stopping;
+}
+
+static void order_free(job_order *o)
+{
+    if (o == NULL)
+        return;
+    free(o->members);
+    free(o->spec_text);
+    free(o->ckpt);
+    free(o->ib.data);
+    free(o);
+}
+
+/* ---- rank 0: leading the pool ----------------------------------------------------- */
+
+/* The ranks a job asks for (resources.ranks, 1 when not said). */
+static int spec_ranks(const json_t *spec)
+{
+    json_int_t r = json_integer_value(json_object_get(json_object_get(spec, "resources"), "ranks"));
+    return r > 0 && r < (1 << 20) ? (int)r : 1;
+}
+
+static int count_free(const pool *p)
+{
+    int n = 0;
+    for (int r = 0; r < p->d->world; r++)
+        n += p->owner[r] == 0;
+    return n;
+}
+
+/* Tells the link how many ranks can take a new job: the free ones less what the
+ * assignments waiting for ranks will take. */
+static void update_free(pool *p)
+{
+    int n = count_free(p);
+    for (int i = 0; i < p->n_waiting; i++)
+        n -= spec_ranks(p->waiting[i].spec);
+    n = n > 0 && !p->leaving ? n : 0;
+    if (n != p->said_free) /* between the steps of rank 0's job: only when it changes */
+        link_set_free_ranks(p->link, n);
+    p->said_free = n;
+}
+
+static void take_assignments(pool *p)
+{
+    for (;;) {
+        link_assignment a;
+        int rc = link_wait_assign(p->link, 0, &a);
+        if (rc == ERR_CANCELLED)
+            p->leaving = 1;
+        if (rc != 0)
+            return;
+        if (p->n_waiting == p->cap_waiting) {
+            p->cap_waiting = p->cap_waiting ? 2 * p->cap_waiting : 4;
+            p->waiting = xrealloc(p->waiting, (size_t)p->cap_waiting * sizeof *p->waiting);
+        }
+        p->waiting[p->n_waiting++] = a;
+    }
+}
+
+/* Sends world rank dest its part of job o. */
+static void send_order(int dest, const job_order *o)
+{
+    json_t *members = json_array();
+    for (int i = 0; i < o->n; i++)
+        json_array_append_new(members, json_integer(o->members[i]));
+    poolctl_send(dest,
+                 json_pack("{s:s,s:s,s:i,s:o,s:i,s:i,s:s}", "op", "run", "job_id", o->job_id,
+                           "attempt", o->attempt, "members", members, "tag", o->tag, "init_state",
+                           o->ib.state, "init_msg", o->ib.msg),
+                 o->spec_text, strlen(o->spec_text) + 1);
+    poolctl_send(dest, json_pack("{s:s}", "op", "ckpt"), o->ckpt, o->ckpt_len);
+    poolctl_send(dest, json_pack("{s:s}", "op", "init"), o->ib.data, o->ib.len);
+}
+
+/* Starts assignment a (taken: its buffers move into the order) on the n lowest free
+ * ranks: their part goes to the other ranks; rank 0's own part, if it is one of
+ * them, waits in p->local. */
+static void place(pool *p, link_assignment *a, int n)
+{
+    job_order *o = xcalloc(1, sizeof *o);
+    snprintf(o->job_id, sizeof o->job_id, "%s", a->job_id);
+    o->attempt = a->attempt;
+    o->members = xcalloc((size_t)n, sizeof *o->members);
+    for (int r = 0; r < p->d->world && o->n < n; r++)
+        if (p->owner[r] == 0)
+            o->members[o->n++] = r;
+    o->tag = p->tag_next++ % 32000;
+    o->spec_text = json_dumps(a->spec, JSON_COMPACT);
+    o->ckpt = a->checkpoint;
+    o->ckpt_len = a->checkpoint_len;
+    a->checkpoint = NULL;
+    if (a->has_init && o->ckpt_len == 0) {
+        init_obtain(p, a, &o->ib);
+        announce_cache(p);
+    }
+    int root = o->members[0];
+    for (int i = 0; i < o->n; i++)
+        p->owner[o->members[i]] = root + 1;
+    pool_job *j = &p->jobs[root];
+    memset(j, 0, sizeof *j);
+    j->active = 1;
+    j->attempt = a->attempt;
+    j->n_ranks = n;
+    snprintf(j->id, sizeof j->id, "%s", a->job_id);
+    log_info("job %s attempt %d: on %d of the pool's %d ranks (world ranks %d..%d)", a->job_id,
+             a->attempt, n, p->d->world, o->members[0], o->members[o->n - 1]);
+    for (int i = 0; i < o->n; i++)
+        if (o->members[i] != 0)
+            send_order(o->members[i], o);
+    if (root == 0)
+        p->local = o;
+    else
+        order_free(o);
+}
+
+/* Places the waiting assignments, in order, while their ranks are free; when the pool
+ * leaves, they end as POOL_STOPPED (the server runs them elsewhere at once). */
+static void place_waiting(pool *p)
+{
+    while (p->n_waiting > 0) {
+        link_assignment *a = &p->waiting[0];
+        int n = spec_ranks(a->spec);
+        if (p->leaving) {
+            link_failed(p->link, a->job_id, a->attempt, "POOL_STOPPED",
+                        "the pool was asked to stop before the job started");
+        } else if (n > p->d->world) {
+            char why[200];
+            snprintf(why, sizeof why, "the job asks for %d ranks; this pool has %d", n,
+                     p->d->world);
+            link_failed(p->link, a->job_id, a->attempt, "UNSUPPORTED", why);
+        } else if (count_free(p) >= n) {
+            place(p, a, n);
+        } else {
+            return; /* in order: the first waits for its ranks */
+        }
+        link_assignment_free(a);
+        memmove(&p->waiting[0], &p->waiting[1], (size_t)(p->n_waiting - 1) * sizeof *a);
+        p->n_waiting--;
+    }
+}
+
+/* The job whose root is world rank root ended: its ranks are free. */
+static void job_ended(pool *p, int root, int stopping)
+{
+    for (int r = 0; r < p->d->world; r++)
+        if (p->owner[r] == root + 1)
+            p->owner[r] = 0;
+    p->jobs[root].active = 0;
+    if (stopping)
+        dist_stop_request();
+}
+
+static int jobs_running(const pool *p)
+{
+    for (int r = 0; r < p->d->world; r++)
+        if (p->jobs[r].active)
+            return 1;
+    return 0;
+}
+
+/* Rank 0's leading: relayed reports onto the link, the server's cancels and a stop
+ * passed on to the roots of running jobs, new assignments placed. */
+static void pump(pool *p)
+{
+    int src;
+    while (dist_ctl_poll(&src)) {
+        void *blob;
+        size_t len;
+        json_t *hdr = poolctl_recv(src, &blob, &len);
+        int stopping = 0, rc = hdr != NULL ? relay_apply(p->link, hdr, blob, len, &stopping) : 0;
+        if (rc == 1)
+            job_ended(p, src, stopping);
+        else if (rc == 2)
+            dist_stop_request();
+        json_decref(hdr);
+        free(blob);
+    }
+    if (dist_stop_requested())
+        p->leaving = 1;
+    for (int r = 1; r < p->d->world; r++) {
+        pool_job *j = &p->jobs[r];
+        if (!j->active)
+            continue;
+        if (!j->cancel_sent && link_cancel_requested(p->link, j->id, j->attempt)) {
+            poolctl_send(r, json_pack("{s:s}", "op", "cancel"), NULL, 0);
+            j->cancel_sent = 1;
+        }
+        if (p->leaving && !p->stop_told)
+            poolctl_send(r, json_pack("{s:s}", "op", "stop"), NULL, 0);
+    }
+    if (p->leaving)
+        p->stop_told = 1;
+    take_assignments(p);
+    place_waiting(p);
+    update_free(p);
+}
+
+/* Rank 0: leads the pool and runs its own parts of jobs, until it is asked to stop
+ * (or the link ends) and every job has ended; then the other ranks quit. */
+static void pool_lead(pool *p)
+{
+    p->jobs = xcalloc((size_t)p->d->world, sizeof *p->jobs);
+    p->owner = xcalloc((size_t)p->d->world, sizeof *p->owner);
+    p->said_free = -1;
+    announce_cache(p);
+    for (;;) {
+        pump(p);
+        if (p->local != NULL) {
+            job_order *o = p->local;
+            p->local = NULL;
+            int stopping = run_part(p, o);
+            order_free(o);
+            job_ended(p, 0, stopping);
+            continue;
+        }
+        if (p->leaving && !jobs_running(p))
+            break;
+        link_assignment a;
+        int rc = p->leaving ? ERR_CANCELLED : link_wait_assign(p->link, POOL_IDLE_POLL_MS, &a);
+        if (rc == 0) {
+            if (p->n_waiting == p->cap_waiting) {
+                p->cap_waiting = p->cap_waiting ? 2 * p->cap_waiting : 4;
+                p->waiting = xrealloc(p->waiting, (size_t)p->cap_waiting * sizeof *p->waiting);
+            }
+            p->waiting[p->n_waiting++] = a;
+        } else if (rc == ERR_CANCELLED) {
+            p->leaving = 1;
+            struct timespec ts = {0, POOL_IDLE_POLL_MS * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    pump(p); /* the last waiting assignments end as POOL_STOPPED */
+    for (int r = 1; r < p->d->world; r++)
+        poolctl_send(r, json_pack("{s:s}", "op", "quit"), NULL, 0);
+    free(p->jobs);
+    free(p->owner);
+    free(p->waiting);
+}
+
+/* A rank other than 0: the rest of a job order after its "run" header. */
+static job_order *receive_order(const json_t *hdr, void *spec, size_t spec_len)
+{
+    job_order *o = xcalloc(1, sizeof *o);
+    const char *job = json_string_value(json_object_get(hdr, "job_id"));
+    const char *init_msg = json_string_value(json_object_get(hdr, "init_msg"));
+    snprintf(o->job_id, sizeof o->job_id, "%s", job != NULL ? job : "");
+    o->attempt = (int)json_integer_value(json_object_get(hdr, "attempt"));
+    o->tag = (int)json_integer_value(json_object_get(hdr, "tag"));
+    const json_t *m = json_object_get(hdr, "members");
+    o->n = (int)json_array_size(m);
+    o->members = xcalloc((size_t)o->n + 1, sizeof *o->members);
+    for (int i = 0; i < o->n; i++)
+        o->members[i] = (int)json_integer_value(json_array_get(m, (size_t)i));
+    o->ib.state = (int)json_integer_value(json_object_get(hdr, "init_state"));
+    snprintf(o->ib.msg, sizeof o->ib.msg, "%s", init_msg != NULL ? init_msg : "");
+    o->spec_text = spec_len > 0 ? spec : xstrdup("");
+    if (spec_len == 0)
+        free(spec);
+    json_t *h;
+    h = poolctl_recv(0, &o->ckpt, &o->ckpt_len);
+    json_decref(h);
+    h = poolctl_recv(0, &o->ib.data, &o->ib.len);
+    json_decref(h);
+    return o;
+}
+
+/* A rank other than 0: runs the parts of jobs rank 0 sends, until it says quit. A stop
+ * asked of this rank while idle goes to rank 0, once. */
+static void pool_follow(pool *p)
+{
+    int told = 0;
+    for (;;) {
+        int src;
+        if (!dist_ctl_poll(&src)) {
+            if (dist_stop_requested() && !told) {
+                poolctl_send(0, json_pack("{s:s}", "op", "stopping"), NULL, 0);
+                told = 1;
+            }
+            struct timespec ts = {0, POOL_IDLE_POLL_MS * 1000000L};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        void *blob;
+        size_t len;
+        json_t *hdr = poolctl_recv(src, &blob, &len);
+        const char *op = json_string_value(json_object_get(hdr, "op"));
+        if (op != NULL && strcmp(op, "quit") == 0) {
+            json_decref(hdr);
+            free(blob);
+            break;
+        }
+        if (op != NULL && strcmp(op, "run") == 0) {
+            job_order *o = receive_order(hdr, blob, len);
+            blob = NULL;
+            run_part(p, o);
+            order_free(o);
+        }
+        /* "cancel" or "stop" for a job that has ended meanwhile: nothing to do */
+        json_decref(hdr);
+        free(blob);
+    }
 }
 
 /* What the command line and the environment say: where the server is, who the pool is,
@@ -523,57 +902,6 @@ static int pool_connect(pool *p, const pool_args *pa, const pool_census *pc)
     return rc;
 }
 
-/* Every rank: waits for assignments (rank 0, from the link) and runs them, until the
- * link ends or the pool is asked to stop. */
-static void pool_serve(pool *p)
-{
-    const dist_info *d = p->d;
-    for (;;) {
-        int cmd = CMD_QUIT, attempt = 0;
-        link_assignment a;
-        memset(&a, 0, sizeof a);
-        char job_id[MSG_ID_MAX] = {0};
-        if (d->rank == 0 && !dist_stop_requested()) {
-            announce_cache(p);
-            /* A timed wait, so that a stop asked of another rank is seen while idle. */
-            int wrc = link_wait_assign(p->link, d->world > 1 ? POOL_IDLE_CHECK_MS : -1, &a);
-            cmd = wrc == 0 ? CMD_RUN : (wrc == ERR_TIMEOUT ? CMD_IDLE : CMD_QUIT);
-        }
-        if (cmd == CMD_RUN) {
-            attempt = a.attempt;
-            snprintf(job_id, sizeof job_id, "%s", a.job_id);
-        }
-        dist_bcast_idle(&cmd, sizeof cmd, 0, POOL_IDLE_POLL_MS);
-        if (cmd == CMD_IDLE) {
-            if (dist_any(dist_stop_requested()))
-                break;
-            continue;
-        }
-        if (cmd != CMD_RUN)
-            break;
-        dist_bcast(job_id, sizeof job_id, 0);
-        dist_bcast(&attempt, sizeof attempt, 0);
-        void *spec_text = NULL, *ckpt = a.checkpoint;
-        size_t spec_len = 0, ckpt_len = a.checkpoint_len;
-        if (d->rank == 0) {
-            spec_text = json_dumps(a.spec, JSON_COMPACT);
-            spec_len = strlen(spec_text) + 1;
-        }
-        dist_bcast_blob(&spec_text, &spec_len, 0);
-        dist_bcast_blob(&ckpt, &ckpt_len, 0);
-        init_blob ib;
-        init_share(p, &a, ckpt_len > 0, &ib);
-        int stopping = run_job(p, &a, spec_text, ckpt, ckpt_len, &ib, job_id, attempt);
-        free(ib.data);
-        free(spec_text);
-        if (d->rank != 0)
-            free(ckpt);
-        link_assignment_free(&a);
-        if (stopping)
-            break;
-    }
-}
-
 int pool_main(int argc, char **argv, const dist_info *d)
 {
     pool_args pa;
@@ -617,8 +945,10 @@ int pool_main(int argc, char **argv, const dist_info *d)
     int rc = d->rank == 0 ? pool_connect(&p, &pa, &pc) : 0;
     pthread_create(&p.sig_thread, NULL, signal_main, &p);
     int started = !dist_any(rc != 0);
-    if (started)
-        pool_serve(&p);
+    if (started && d->rank == 0)
+        pool_lead(&p);
+    else if (started)
+        pool_follow(&p);
     if (p.link != NULL) {
         link_flush(p.link, POOL_FLUSH_MS);
         link_free(p.link);

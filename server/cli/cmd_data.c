@@ -203,17 +203,25 @@ int cmd_workers(int argc, char **argv)
         printf("no worker pool has connected\n");
     } else {
         printf("%-24s %-6s %5s %5s %9s  %s\n", "POOL", "STATE", "RANKS", "CORES", "HEARTBEAT",
-               "JOB");
+               "JOBS");
         size_t i;
         json_t *p;
         json_array_foreach(w, i, p)
         {
-            json_t *cj = json_object_get(p, "current_job");
+            /* every job it runs (several at once on a split of its ranks) */
+            json_t *jobs = json_object_get(p, "current_jobs"), *cj;
+            char list[512] = "-";
+            size_t k, used = 0;
+            json_array_foreach(jobs, k, cj)
+            {
+                if (used < sizeof list)
+                    used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", k ? "," : "",
+                                             cli_str(cj, "job_id"));
+            }
             printf("%-24s %-6s %5lld %5lld %8.1fs  %s\n", cli_str(p, "id"), cli_str(p, "state"),
                    (long long)json_integer_value(json_object_get(p, "ranks")),
                    (long long)json_integer_value(json_object_get(p, "cores")),
-                   json_number_value(json_object_get(p, "last_heartbeat_age_s")),
-                   json_is_object(cj) ? cli_str(cj, "job_id") : "-");
+                   json_number_value(json_object_get(p, "last_heartbeat_age_s")), list);
         }
     }
     json_decref(o);

@@ -30,21 +30,35 @@ window.kiln = window.kiln || {};
       if (!r.ok) { kiln.api.banner("Pools: " + kiln.api.errorText(r.body)); return; }
       const ws = r.body.workers || [];
       const mem = ws.some(w => typeof w.memory_bytes === "number" || typeof w.memory_mb === "number");
-      const heads = ["pool", "state", "ranks", "hosts", "cores"].concat(mem ? ["memory"] : [], ["heartbeat", "current job", "version", "connected"]);
+      const heads = ["pool", "state", "ranks", "hosts", "cores"].concat(mem ? ["memory"] : [], ["heartbeat", "current jobs", "version", "connected"]);
       replace(body, ws.length === 0 ? h("p.muted", {text: "No pool has connected since the server started."}) :
         table(heads, ws.map(w => h("tr", {"data-pool": w.id},
           h("td.mono", {text: w.id}), h("td", {}, h("span.pool-" + String(w.state).replace(/[^a-z]/g, ""), {text: w.state})),
-          h("td.num", {text: w.ranks}), h("td", {text: (w.hosts || []).join(", ")}), h("td.num", {text: w.cores}),
+          h("td.num", {text: w.ranks + (w.state === "busy" && typeof w.free_ranks === "number" ? " (" + w.free_ranks + " free)" : "")}),
+          h("td", {text: (w.hosts || []).join(", ")}), h("td.num", {text: w.cores}),
           mem ? h("td.num", {text: typeof w.memory_bytes === "number" ? kiln.dom.bytes(w.memory_bytes) : num(w.memory_mb) + " MB"}) : null,
           h("td.num", {text: num(w.last_heartbeat_age_s) + " s ago"}),
-          h("td", {}, w.current_job ? h("a", {href: "#/jobs/" + encodeURIComponent(w.current_job.job_id), text: w.current_job.job_id}) : "–",
-            w.current_job ? " #" + w.current_job.attempt : null),
+          h("td", {}, ...currentJobs(w)),
           h("td.small", {text: w.version}), h("td.small", {text: time(w.connected_at)})))));
       timer = setTimeout(refresh, 3000);
     }
     replace(main, h("h2", {tabindex: "-1", text: "Worker pools"}), body);
     refresh();
     return () => { gone = true; clearTimeout(timer); };
+  }
+
+  /* The jobs a pool runs (several at once on a split of its ranks): links, each with its
+   * attempt and the ranks it holds; "–" for none. */
+  function currentJobs(w) {
+    const jobs = w.current_jobs || (w.current_job ? [w.current_job] : []);
+    if (jobs.length === 0) return ["–"];
+    const out = [];
+    jobs.forEach((j, i) => {
+      if (i > 0) out.push(h("br"));
+      out.push(h("a", {href: "#/jobs/" + encodeURIComponent(j.job_id), text: j.job_id}));
+      out.push(" #" + j.attempt + (typeof j.ranks === "number" ? " (" + j.ranks + (j.ranks === 1 ? " rank)" : " ranks)") : ""));
+    });
+    return out;
   }
 
   /* ---- compare ---- */

@@ -17,7 +17,7 @@ ok() {
 # A fresh temporary folder, removed on exit (after the caller's own trap body).
 new_tmp() {
     TMP=$(mktemp -d /tmp/kiln-it-XXXXXX)
-    trap 'cleanup_hook || :; rm -rf "$TMP" || :' EXIT
+    trap 'cleanup_hook || :; [ -n "${KILN_KEEP_TMP:-}" ] || rm -rf "$TMP" || :' EXIT
 }
 cleanup_hook() { :; }
 

@@ -29,7 +29,7 @@ START_TEST(sched_best_fit_and_skip)
     /* queue order is already priority/FIFO */
     store_queued q[4] = {qj("big", 90, 8, 1), qj("a", 90, 2, 2), qj("b", 50, 1, 3),
                          qj("c", 10, 1, 4)};
-    sched_pool p[2] = {{"p4", 4}, {"p2", 2}};
+    sched_pool p[2] = {{"p4", 4, 0}, {"p2", 2, 0}};
     sched_pick out[2];
     int n = sched_plan(q, 4, p, 2, out);
     /* big fits nowhere and is passed over; a takes the smallest pool that fits (p2); b the other */
@@ -41,10 +41,37 @@ START_TEST(sched_best_fit_and_skip)
     ck_assert_int_eq(sched_plan(q, 4, p, 0, out), 0);
     ck_assert_int_eq(sched_plan(q, 0, p, 2, out), 0);
     /* one pool: the first job that fits, in queue order */
-    sched_pool one = {"p1", 1};
+    sched_pool one = {"p1", 1, 0};
     n = sched_plan(q, 4, &one, 1, out);
     ck_assert_int_eq(n, 1);
     ck_assert_int_eq(out[0].job, 2);
+}
+END_TEST
+
+START_TEST(sched_partly_busy_pools)
+{
+    /* p4 runs a 2-rank job (2 of 4 free); p2 is idle */
+    sched_pool p[2] = {{"p4", 2, 4}, {"p2", 2, 0}};
+    sched_pick out[2];
+    /* two 1-rank jobs: best fit by free ranks is a tie; each pool takes one */
+    store_queued small[2] = {qj("a", 50, 1, 1), qj("b", 50, 1, 2)};
+    ck_assert_int_eq(sched_plan(small, 2, p, 2, out), 2);
+    ck_assert_int_eq(out[0].pool, 0);
+    ck_assert_int_eq(out[1].pool, 1);
+    /* a 4-rank job fits p4's total but not its free ranks: it reserves p4, so
+     * the 1-rank job behind it goes to p2 and never to p4's free ranks */
+    store_queued wide[3] = {qj("w", 50, 4, 1), qj("s", 50, 1, 2), qj("t", 50, 1, 3)};
+    ck_assert_int_eq(sched_plan(wide, 3, p, 2, out), 1);
+    ck_assert_int_eq(out[0].job, 1);
+    ck_assert_int_eq(out[0].pool, 1);
+    /* a job that fits no pool's total reserves nothing */
+    store_queued huge[2] = {qj("h", 90, 8, 1), qj("s", 50, 1, 2)};
+    ck_assert_int_eq(sched_plan(huge, 2, p, 2, out), 1);
+    ck_assert_int_eq(out[0].job, 1);
+    /* with the free ranks it needs, the wide job goes first */
+    sched_pool idle = {"p4", 4, 4};
+    ck_assert_int_eq(sched_plan(wide, 3, &idle, 1, out), 1);
+    ck_assert_int_eq(out[0].job, 0);
 }
 END_TEST
 
@@ -192,6 +219,102 @@ static void job_running(char id[STORE_ID_MAX], int max_restarts)
     coord_flush(C, 2);
     ck_assert_int_eq(state_of(id), JS_RUNNING);
 }
+
+/* ready from a pool that runs the attempts given (job ids, attempt 1 each). */
+static void ready_running(const char *pool, const char *const *jobs, int n, int64_t t)
+{
+    msg m;
+    msg_init(&m, MSG_READY);
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_pack("{s:s,s:i}", "job_id", jobs[i], "attempt", 1));
+    msg_set(&m, "running", a);
+    coord_receive(C, pool, &m, t);
+    msg_deinit(&m);
+}
+
+/* The job id the last assign to pool carried, or "". */
+static const char *assigned(const char *pool)
+{
+    msg *m = last_sent(pool, MSG_ASSIGN);
+    return m != NULL ? m->job_id : "";
+}
+
+START_TEST(pool_runs_several_jobs)
+{
+    char a[STORE_ID_MAX], b[STORE_ID_MAX], w[STORE_ID_MAX], c[STORE_ID_MAX];
+    submit(a, 50, 1, 0);
+    submit(b, 50, 1, 0);
+    pool_up("p2", 2, 0);
+    coord_tick(C, 1);
+    ck_assert_str_eq(assigned("p2"), a);
+    /* one assign per ready: b waits for the pool to take a and say ready again */
+    clear_out();
+    coord_tick(C, 2);
+    ck_assert_ptr_null(last_sent("p2", MSG_ASSIGN));
+    const char *run_a[] = {a};
+    ready_running("p2", run_a, 1, 3);
+    coord_tick(C, 4);
+    ck_assert_str_eq(assigned("p2"), b);
+    job_msg("p2", MSG_STARTED, a, 1, 1, 5);
+    job_msg("p2", MSG_STARTED, b, 1, 1, 5);
+    coord_flush(C, 5);
+    ck_assert_int_eq(state_of(a), JS_RUNNING);
+    ck_assert_int_eq(state_of(b), JS_RUNNING);
+    json_t *wk = coord_workers(C, 6);
+    json_t *p = json_array_get(wk, 0);
+    ck_assert_str_eq(json_string_value(json_object_get(p, "state")), "busy");
+    ck_assert_int_eq(json_array_size(json_object_get(p, "current_jobs")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "free_ranks")), 0);
+    json_decref(wk);
+
+    /* a 2-rank job, then a 1-rank one: when a ends, w fits p2's ranks but not its
+     * free ones, so it reserves p2 and c does not take the freed rank */
+    submit(w, 50, 2, 0);
+    submit(c, 50, 1, 0);
+    job_msg("p2", MSG_FINISHED, a, 1, 2, 7);
+    const char *run_b[] = {b};
+    clear_out();
+    ready_running("p2", run_b, 1, 8);
+    coord_tick(C, 9);
+    ck_assert_ptr_null(last_sent("p2", MSG_ASSIGN));
+    ck_assert_int_eq(state_of(a), JS_SUCCEEDED);
+    ck_assert_int_eq(state_of(c), JS_QUEUED);
+    /* b ends: w goes first, c after it */
+    job_msg("p2", MSG_FINISHED, b, 1, 2, 10);
+    ready_running("p2", NULL, 0, 11);
+    coord_tick(C, 12);
+    ck_assert_str_eq(assigned("p2"), w);
+    ck_assert_int_eq(state_of(c), JS_QUEUED);
+
+    /* a ready that leaves out a RUNNING attempt: it ended unreported, it is lost */
+    job_msg("p2", MSG_STARTED, w, 1, 1, 13);
+    ready_running("p2", NULL, 0, 14);
+    coord_flush(C, 14);
+    ck_assert_int_ne(state_of(w), JS_RUNNING);
+    ck_assert_int_ne(state_of(w), JS_SUCCEEDED);
+}
+END_TEST
+
+START_TEST(pool_lost_loses_every_job)
+{
+    char a[STORE_ID_MAX], b[STORE_ID_MAX];
+    submit(a, 50, 1, 1);
+    submit(b, 50, 1, 1);
+    pool_up("p2", 2, 0);
+    coord_tick(C, 1);
+    const char *run_a[] = {a};
+    ready_running("p2", run_a, 1, 2);
+    coord_tick(C, 3);
+    job_msg("p2", MSG_STARTED, a, 1, 1, 4);
+    job_msg("p2", MSG_STARTED, b, 1, 1, 4);
+    coord_flush(C, 4);
+    /* silent past liveness (3 x 100 ms): both attempts are lost and retried */
+    coord_tick(C, 400);
+    ck_assert_int_eq(state_of(a), JS_RESTARTING);
+    ck_assert_int_eq(state_of(b), JS_RESTARTING);
+}
+END_TEST
 
 START_TEST(hello_ready_assign_ack)
 {
@@ -688,10 +811,13 @@ Suite *suite_coord(void)
     Suite *s = suite_create("coord");
     TCase *tc = tcase_create("scheduler");
     tcase_add_test(tc, sched_best_fit_and_skip);
+    tcase_add_test(tc, sched_partly_busy_pools);
     suite_add_tcase(s, tc);
     tc = tcase_create("coord");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, hello_ready_assign_ack);
+    tcase_add_test(tc, pool_runs_several_jobs);
+    tcase_add_test(tc, pool_lost_loses_every_job);
     tcase_add_test(tc, owner_running_limit);
     tcase_add_test(tc, owner_ranks_limit);
     tcase_add_test(tc, artifacts_written_before_reference);

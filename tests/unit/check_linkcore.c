@@ -179,7 +179,8 @@ START_TEST(handshake_hello_welcome_ready_heartbeat)
     ck_assert_int_eq(msg_int(h, "ranks", 0), 2);
     ck_assert_int_eq(msg_int(h, "cores", 0), 8);
     ck_assert_str_eq(msg_str(h, "version", ""), "t");
-    ck_assert(json_is_null(msg_get(h, "current")));
+    ck_assert_int_eq(json_array_size(msg_get(h, "current")), 0); /* [] */
+    ck_assert(json_is_array(msg_get(h, "current")));
     ck_assert_ptr_null(msg_get(h, "memory"));
     /* no second hello */
     T += 5;
@@ -394,7 +395,8 @@ START_TEST(hello_again_when_the_server_asks)
     /* hello (naming the current job) on the same connection, then the resend */
     ck_assert_int_ge(n_out, 2);
     ck_assert_int_eq(outq[0].type, MSG_HELLO);
-    json_t *cur = msg_get(&outq[0], "current");
+    json_t *cur = json_array_get(msg_get(&outq[0], "current"), 0);
+    ck_assert_int_eq(json_array_size(msg_get(&outq[0], "current")), 1);
     ck_assert_str_eq(json_string_value(json_object_get(cur, "job_id")), "jq");
     ck_assert_int_eq(json_integer_value(json_object_get(cur, "attempt")), 3);
     ck_assert_int_eq(outq[1].type, MSG_STARTED);
@@ -553,6 +555,75 @@ START_TEST(assign_cancel_and_ready_after_the_end_is_acked)
 }
 END_TEST
 
+/* An assign of (job, attempt 1) from the server. */
+static void assign_of(const char *job)
+{
+    msg a;
+    msg_init(&a, MSG_ASSIGN);
+    msg_set_job(&a, job, 1, 0);
+    msg_set(&a, "spec", json_object());
+    server_says(&a);
+}
+
+START_TEST(several_jobs_ready_lists_them)
+{
+    link_options o;
+    opts(&o);
+    o.resend_ms = 60000;
+    connected_core(&o);
+    /* a pool of 2 ranks, both free: ready, running [] and free_ranks 2 */
+    lcore_set_free_ranks(C, 2);
+    lcore_tick(C, T);
+    ck_assert_int_eq(count(MSG_READY), 1);
+    ck_assert_int_eq(msg_int(last_of(MSG_READY), "free_ranks", -1), 2);
+    ck_assert_int_eq(json_array_size(msg_get(last_of(MSG_READY), "running")), 0);
+    /* j1 taken: a new ready lists it; no ready while an assign waits to be taken */
+    assign_of("j1");
+    clear_out();
+    lcore_tick(C, T);
+    ck_assert_int_eq(count(MSG_READY), 0);
+    link_assignment as;
+    ck_assert_int_eq(lcore_take_assign(C, &as), 1);
+    link_assignment_free(&as);
+    lcore_set_free_ranks(C, 1);
+    lcore_tick(C, T);
+    ck_assert_int_eq(count(MSG_READY), 1);
+    json_t *run = msg_get(last_of(MSG_READY), "running");
+    ck_assert_int_eq(json_array_size(run), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(run, 0), "job_id")), "j1");
+    /* j2 takes the last rank: no ready with none free */
+    assign_of("j2");
+    ck_assert_int_eq(lcore_take_assign(C, &as), 1);
+    link_assignment_free(&as);
+    lcore_set_free_ranks(C, 0);
+    clear_out();
+    lcore_tick(C, T);
+    ck_assert_int_eq(count(MSG_READY), 0);
+    /* hello names both */
+    heartbeat(1);
+    lcore_tick(C, T);
+    ck_assert_int_eq(json_array_size(msg_get(last_of(MSG_HELLO), "current")), 2);
+    welcome(o.heartbeat_ms, o.liveness);
+    /* j1 ends: no ready until its end is acked, then one listing j2 only */
+    msg f;
+    msg_init(&f, MSG_FINISHED);
+    msg_set(&f, "status", json_string("succeeded"));
+    ck_assert_int_eq(lcore_enqueue(C, &f, "j1", 1), 0);
+    lcore_set_free_ranks(C, 1);
+    clear_out();
+    lcore_tick(C, T);
+    ck_assert_int_eq(count(MSG_FINISHED), 1);
+    ck_assert_int_eq(count(MSG_READY), 0);
+    T += 10;
+    ack("j1", 1, 1, 0);
+    lcore_tick(C, T);
+    ck_assert_int_eq(count(MSG_READY), 1);
+    run = msg_get(last_of(MSG_READY), "running");
+    ck_assert_int_eq(json_array_size(run), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(run, 0), "job_id")), "j2");
+}
+END_TEST
+
 START_TEST(metric_points_join_while_unsent)
 {
     link_options o;
@@ -587,6 +658,7 @@ Suite *suite_linkcore(void)
     tcase_add_test(tc, hello_again_when_the_server_asks);
     tcase_add_test(tc, spill_when_memory_is_full_and_deliver_in_order);
     tcase_add_test(tc, assign_cancel_and_ready_after_the_end_is_acked);
+    tcase_add_test(tc, several_jobs_ready_lists_them);
     tcase_add_test(tc, metric_points_join_while_unsent);
     suite_add_tcase(s, tc);
     return s;
