@@ -27,3 +27,7 @@ echo "== training and inference throughput, kiln against PyTorch (bench/train.sh
 echo
 echo "== service: HTTP and metric ingestion (bench/server.sh)"
 sh "$here/server.sh" "$bindir"
+
+echo
+echo "== several jobs per pool (bench/pool_split.sh)"
+sh "$here/pool_split.sh" "$bindir"
