@@ -24,6 +24,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#define LINK_ZMTP_PING_MS    500
+#define LINK_ZMTP_TIMEOUT_MS 1500
+
 struct pool_link {
     char endpoint[256];
     char token[300];                                           /* PLAIN password, or "" */
@@ -340,6 +343,13 @@ static int connect_sock(pool_link *l, int64_t t)
     zmq_setsockopt(l->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(l->sock, ZMQ_IMMEDIATE, &one, sizeof one);
     zmq_setsockopt(l->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    /* ZMTP heartbeats: a connection whose peer vanished without closing it (a server
+     * container restarted under a new address) is dropped and made again within
+     * LINK_ZMTP_TIMEOUT_MS, so the pool reaches a restarted server long before its own
+     * liveness timeout, inside the server's restart window. */
+    int ping_ms = LINK_ZMTP_PING_MS, dead_ms = LINK_ZMTP_TIMEOUT_MS;
+    zmq_setsockopt(l->sock, ZMQ_HEARTBEAT_IVL, &ping_ms, sizeof ping_ms);
+    zmq_setsockopt(l->sock, ZMQ_HEARTBEAT_TIMEOUT, &dead_ms, sizeof dead_ms);
     if (l->curve_server[0] != '\0') {
         zmq_setsockopt(l->sock, ZMQ_CURVE_SERVERKEY, l->curve_server, sizeof l->curve_server);
         zmq_setsockopt(l->sock, ZMQ_CURVE_PUBLICKEY, l->curve_public, sizeof l->curve_public);
