@@ -37,6 +37,7 @@ struct pool_link {
     int own_ctx;
     pthread_t thread;
     int wake_fd[2];
+    int wake_pending; /* a byte is in wake_fd (under mu) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
 
@@ -54,8 +55,15 @@ const char *link_pool_id(const pool_link *l)
     return l->pool_id;
 }
 
+/* Wakes the link thread: a byte in its pipe, unless one is there already (the
+ * thread clears wake_pending when it empties the pipe, and then sees everything
+ * queued before). Under mu: one system call per batch of queued work, not per
+ * metric point. */
 static void wake(pool_link *l)
 {
+    if (l->wake_pending)
+        return;
+    l->wake_pending = 1;
     char c = 1;
     if (write(l->wake_fd[1], &c, 1) < 0 && errno != EAGAIN)
         log_warn("link: cannot wake the link thread: %s", strerror(errno));
@@ -67,8 +75,8 @@ static int enqueue(pool_link *l, msg *m, const char *job, int attempt)
     pthread_mutex_lock(&l->mu);
     int rc = lcore_enqueue(l->core, m, job, attempt);
     pthread_cond_broadcast(&l->cv);
-    pthread_mutex_unlock(&l->mu);
     wake(l);
+    pthread_mutex_unlock(&l->mu);
     return rc;
 }
 
@@ -105,8 +113,8 @@ int link_metric(pool_link *l, const char *job_id, int attempt, const json_t *poi
     pthread_mutex_lock(&l->mu);
     int rc = lcore_metric(l->core, job_id, attempt, json_deep_copy(point));
     pthread_cond_broadcast(&l->cv);
-    pthread_mutex_unlock(&l->mu);
     wake(l);
+    pthread_mutex_unlock(&l->mu);
     return rc;
 }
 
@@ -462,6 +470,7 @@ static void *run(void *arg)
             char buf[64];
             while (read(l->wake_fd[0], buf, sizeof buf) > 0)
                 ;
+            l->wake_pending = 0;
         }
         if (l->sock == NULL)
             continue;
@@ -603,8 +612,9 @@ void link_free(pool_link *l)
     l->stop = 1;
     l->interrupted = 1;
     pthread_cond_broadcast(&l->cv);
-    pthread_mutex_unlock(&l->mu);
+    l->wake_pending = 0; /* this wake must reach the thread */
     wake(l);
+    pthread_mutex_unlock(&l->mu);
     pthread_join(l->thread, NULL);
     if (l->sock != NULL)
         zmq_close(l->sock);
