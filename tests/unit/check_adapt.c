@@ -58,21 +58,11 @@ static const adaptspace_window WINDOW = {0.25, 1.5, 0.1};
 
 enum { B = 6, CLASSES = 5 };
 
-static void cfg_from(model_cfg *c, const char *text)
-{
-    json_t *j = json_loads(text, 0, NULL);
-    ck_assert_ptr_nonnull(j);
-    field_errors fe;
-    fe_init(&fe);
-    ck_assert_int_eq(modelcfg_parse(c, j, "model", &fe), 0);
-    json_decref(j);
-}
-
 /* A window supernet around cfg with random weights, BN statistics, alpha and beta. */
 static adapt_state *state_of(const char *cfg, uint64_t seed)
 {
     model_cfg c;
-    cfg_from(&c, cfg);
+    tu_model_cfg(&c, cfg);
     adapt_space as;
     errbuf eb;
     ck_assert_msg(adaptspace_init(&as, &c, &WINDOW, &eb) == 0, "%s", eb.msg);
@@ -157,7 +147,7 @@ START_TEST(window_space_counts)
                           "\"in_channels\":1,\"num_classes\":10}"};
     for (int ci = 0; ci < 4; ci++) {
         model_cfg c;
-        cfg_from(&c, cfgs[ci]);
+        tu_model_cfg(&c, cfgs[ci]);
         adapt_space as;
         errbuf eb;
         ck_assert(adaptspace_init(&as, &c, &WINDOW, &eb) == 0);
@@ -205,14 +195,14 @@ END_TEST
 START_TEST(stages_and_blocks)
 {
     model_cfg c;
-    cfg_from(&c, MBV2_SMALL);
+    tu_model_cfg(&c, MBV2_SMALL);
     int first[ADAPTSPACE_MAX_STAGES], depth[ADAPTSPACE_MAX_STAGES];
     ck_assert_int_eq(adaptspace_stages(&c, first, depth), 3);
     ck_assert_int_eq(first[1], 1);
     ck_assert_int_eq(depth[1], 3);
     ck_assert_int_eq(first[2], 4);
     ck_assert_int_eq(depth[2], 2);
-    cfg_from(&c, RESNET_SMALL);
+    tu_model_cfg(&c, RESNET_SMALL);
     ck_assert_int_eq(adaptspace_stages(&c, first, depth), 2);
     ck_assert_int_eq(first[1], 2);
     ck_assert_int_eq(depth[1], 3);
@@ -739,7 +729,7 @@ START_TEST(inherited_network_is_the_full_supernet)
     const char *cfgs[3] = {RESNET_SMALL, MBV2_SMALL, RESNET_BN_SMALL};
     for (int ci = 0; ci < 3; ci++) {
         model_cfg c;
-        cfg_from(&c, cfgs[ci]);
+        tu_model_cfg(&c, cfgs[ci]);
         net orig;
         net_init(&orig);
         errbuf eb;
@@ -994,7 +984,7 @@ START_TEST(baseline_jobs)
     const double ratios[3] = {0.5, 0.75, 1.3};
     for (int mi = 0; mi < 2; mi++) {
         model_cfg c;
-        cfg_from(&c, bench[mi]);
+        tu_model_cfg(&c, bench[mi]);
         for (int k = 1; k <= 3; k++)
             for (int g = 0; g < 3; g++)
                 check_baseline(&c, k, ratios[g], 0.99, bench[mi]);
@@ -1003,7 +993,7 @@ START_TEST(baseline_jobs)
     const char *tiny[2] = {RESNET_JOB, MBV2_JOB};
     for (int mi = 0; mi < 2; mi++) {
         model_cfg c;
-        cfg_from(&c, tiny[mi]);
+        tu_model_cfg(&c, tiny[mi]);
         for (int k = 1; k <= 3; k++)
             for (int g = 0; g < 3; g++)
                 check_baseline(&c, k, ratios[g], 0.99, tiny[mi]);
@@ -1044,7 +1034,7 @@ START_TEST(dna_derivation_lands_in_the_band)
             adapt_state *st = state_of(models[mi], (uint64_t)seed);
             const adapt_space *as = &st->as;
             model_cfg c, found;
-            cfg_from(&c, models[mi]);
+            tu_model_cfg(&c, models[mi]);
             double full = modelcfg_macs(&c) / 1e6;
             adapter *a = xcalloc(1, sizeof *a);
             a->st = st;

@@ -139,16 +139,6 @@ static double *to_double(const float *x, size_t n)
     return d;
 }
 
-static double rel_err_d(const float *c, const double *r, size_t n)
-{
-    double d = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)c[i] - r[i]));
-        m = fmax(m, fabs(r[i]));
-    }
-    return m > 0 ? d / m : d;
-}
-
 /* The oracle's own check: its backward against central differences of its forward. */
 START_TEST(naive_oracle_is_right)
 {
@@ -201,8 +191,8 @@ static void check_vs_naive(int B, int T, int C, int NH, int query)
         g[i] += 0.25;
     }
     att_bwd(&c, dqkv);
-    double eo = rel_err_d(c.out, out, c.nout), ea = rel_err_d(c.att, att, c.natt);
-    double eg = rel_err_d(dqkv, g, c.nqkv);
+    double eo = tu_rel_err_d(c.out, out, c.nout), ea = tu_rel_err_d(c.att, att, c.natt);
+    double eg = tu_rel_err_d(dqkv, g, c.nqkv);
     printf("  attention B%d T%2d C%3d NH%d query %2d: out %.1e att %.1e dqkv %.1e\n", B, T, C, NH,
            query, eo, ea, eg);
     ck_assert_msg(eo < 2e-6 && ea < 2e-6 && eg < 5e-6,

@@ -20,6 +20,7 @@
 #include "common/prunespace.h"
 #include "common/rng.h"
 #include "common/xalloc.h"
+#include "tests/unit/testutil.h"
 
 #include <check.h>
 #include <jansson.h>
@@ -56,17 +57,6 @@ Suite *suite_bandfit(void);
 static const prunespace_width DMCP_W = {0.1, 1.0, 0.1};
 static const adaptspace_window DNA_W = {0.25, 1.5, 0.1};
 
-static void cfg_from(model_cfg *c, const char *text)
-{
-    json_error_t jerr;
-    json_t *j = json_loads(text, 0, &jerr);
-    ck_assert_msg(j != NULL, "%s", jerr.text);
-    field_errors fe;
-    fe_init(&fe);
-    ck_assert_int_eq(modelcfg_parse(c, j, "model", &fe), 0);
-    json_decref(j);
-}
-
 /* A problem over a DNA window space (depths free) or a DMCP space (widths only). */
 typedef struct problem {
     adapt_space as; /* the space; for DMCP only as.sp is used */
@@ -80,7 +70,7 @@ static void problem_init(problem *p, const char *model, int dna)
 {
     memset(p, 0, sizeof *p);
     model_cfg c;
-    cfg_from(&c, model);
+    tu_model_cfg(&c, model);
     errbuf eb;
     p->dna = dna;
     if (dna)

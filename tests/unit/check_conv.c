@@ -116,17 +116,6 @@ static void naive_backward(double *dx, double *dw, double *db, const float *dy, 
                 }
 }
 
-/* max|c - r| / max|r| with r in double. */
-static double rel_err_d(const float *c, const double *r, size_t n)
-{
-    double d = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)c[i] - r[i]));
-        m = fmax(m, fabs(r[i]));
-    }
-    return m > 0 ? d / m : d;
-}
-
 /* Every algorithm path, odd sizes, batch 1, groups, and shapes large
  * enough to split into several parts and im2col chunks. */
 static const conv_case naive_cases[] = {
@@ -188,7 +177,7 @@ START_TEST(matches_naive_double)
     naive_backward(rdx, rdw, rdb, t.dy, t.x, t.w, &t.d);
 
     nn_conv2d_forward(t.y, t.x, t.w, t.b, &t.d, t.scratch);
-    double ey = rel_err_d(t.y, ry, t.nout);
+    double ey = tu_rel_err_d(t.y, ry, t.nout);
 
     /* Gradients start from random values: backward must add to them. */
     float *dx = xmallocarray(t.nin, sizeof(float));
@@ -204,9 +193,9 @@ START_TEST(matches_naive_double)
     for (int i = 0; i < c->OC; i++)
         rdb[i] += (double)db[i];
     nn_conv2d_backward(dx, dw, db, t.dy, t.x, t.w, &t.d, t.scratch);
-    double edx = rel_err_d(dx, rdx, t.nin);
-    double edw = rel_err_d(dw, rdw, t.nw);
-    double edb = rel_err_d(db, rdb, (size_t)c->OC);
+    double edx = tu_rel_err_d(dx, rdx, t.nin);
+    double edw = tu_rel_err_d(dw, rdw, t.nw);
+    double edb = tu_rel_err_d(db, rdb, (size_t)c->OC);
     printf("  conv %-40s y %.1e dx %.1e dw %.1e db %.1e\n", c->what, ey, edx, edw, edb);
     ck_assert_msg(ey < 2e-6, "%s: forward rel err %.3e", c->what, ey);
     ck_assert_msg(edx < 2e-6, "%s: dinp rel err %.3e", c->what, edx);
@@ -245,8 +234,8 @@ START_TEST(direct_dispatch_sweep)
                 float *dx = xcalloc(t.nin, sizeof(float)), *dw = xcalloc(t.nw, sizeof(float));
                 nn_conv2d_forward(t.y, t.x, t.w, t.b, &t.d, t.scratch);
                 nn_conv2d_backward(dx, dw, NULL, t.dy, t.x, t.w, &t.d, t.scratch);
-                double ey = rel_err_d(t.y, ry, t.nout), ex = rel_err_d(dx, rdx, t.nin);
-                double ew = rel_err_d(dw, rdw, t.nw);
+                double ey = tu_rel_err_d(t.y, ry, t.nout), ex = tu_rel_err_d(dx, rdx, t.nin);
+                double ew = tu_rel_err_d(dw, rdw, t.nw);
                 ck_assert_msg(ey < 2e-6 && ex < 2e-6 && ew < 2e-6,
                               "direct sweep IC %d OC %d s%d: y %.2e dx %.2e dw %.2e", c.IC, c.OC, s,
                               ey, ex, ew);
@@ -286,8 +275,8 @@ START_TEST(direct_tile_sweep)
             float *db = xcalloc((size_t)k.OC, sizeof(float));
             nn_conv2d_forward(t.y, t.x, t.w, t.b, &t.d, t.scratch);
             nn_conv2d_backward(dx, dw, db, t.dy, t.x, t.w, &t.d, t.scratch);
-            double ey = rel_err_d(t.y, ry, t.nout), ex = rel_err_d(dx, rdx, t.nin);
-            double ew = rel_err_d(dw, rdw, t.nw), eb = rel_err_d(db, rdb, (size_t)k.OC);
+            double ey = tu_rel_err_d(t.y, ry, t.nout), ex = tu_rel_err_d(dx, rdx, t.nin);
+            double ew = tu_rel_err_d(dw, rdw, t.nw), eb = tu_rel_err_d(db, rdb, (size_t)k.OC);
             ck_assert_msg(ey < 2e-6 && ex < 2e-6 && ew < 2e-6 && eb < 2e-6,
                           "tile sweep W %d IC %d OC %d: y %.2e dx %.2e dw %.2e db %.2e", ws[a],
                           k.IC, k.OC, ey, ex, ew, eb);

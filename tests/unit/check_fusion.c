@@ -43,14 +43,8 @@ static const fusion_case CASES[] = {
 
 static void build(net *m, const char *config, int fused)
 {
-    json_error_t jerr;
-    json_t *j = json_loads(config, 0, &jerr);
-    ck_assert_ptr_nonnull(j);
     model_cfg c;
-    field_errors fe;
-    fe_init(&fe);
-    ck_assert_int_eq(modelcfg_parse(&c, j, "model", &fe), 0);
-    json_decref(j);
+    tu_model_cfg(&c, config);
     if (fused)
         unsetenv("KILN_NO_FUSE");
     else

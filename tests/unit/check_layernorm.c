@@ -86,16 +86,6 @@ static double float_ulp(double x)
     return x == 0.0 ? 0.0 : ldexp(1.0, ilogb(x) - 23);
 }
 
-static double rel_err_d(const float *c, const double *r, size_t n)
-{
-    double d = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)c[i] - r[i]));
-        m = fmax(m, fabs(r[i]));
-    }
-    return m > 0 ? d / m : d;
-}
-
 static void check_naive(int N, int C, float eps, float offset)
 {
     ln_case c;
@@ -132,8 +122,8 @@ static void check_naive(int N, int C, float eps, float offset)
     for (int k = 0; k < C; k++)
         dw[k] = db[k] = 1.0f, rdw[k] += 1.0, rdb[k] += 1.0;
     nn_layernorm_backward(dx, dw, db, c.dy, c.x, c.w, c.mean, c.rstd, N, C);
-    double ey = rel_err_d(y, ry, n), ex = rel_err_d(dx, rdx, n);
-    double ew = rel_err_d(dw, rdw, C), eb = rel_err_d(db, rdb, C);
+    double ey = tu_rel_err_d(y, ry, n), ex = tu_rel_err_d(dx, rdx, n);
+    double ew = tu_rel_err_d(dw, rdw, C), eb = tu_rel_err_d(db, rdb, C);
     printf("  layernorm %4dx%4d offset %6.0f: mean %.1e rstd %.1e y %.1e dx %.1e dw %.1e "
            "db %.1e\n",
            N, C, (double)offset, worst_m, worst_r, ey, ex, ew, eb);

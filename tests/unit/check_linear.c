@@ -79,15 +79,6 @@ static void naive_linear(double *y, double *dx, double *dw, double *db, const li
 }
 
 /* max|c - r| / max|r| with a double reference. */
-static double rel_err_d(const float *c, const double *r, size_t n)
-{
-    double d = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)c[i] - r[i]));
-        m = fmax(m, fabs(r[i]));
-    }
-    return m > 0 ? d / m : d;
-}
 
 /* Forward and backward against the naive oracle, and the backward's accumulation. */
 static void check_against_naive(int N, int IN, int OUT, int bias)
@@ -101,7 +92,7 @@ static void check_against_naive(int N, int IN, int OUT, int bias)
 
     float *y = xmallocarray(ny, sizeof(float));
     lin_fwd(&c, y);
-    double e = rel_err_d(y, ry, ny);
+    double e = tu_rel_err_d(y, ry, ny);
     ck_assert_msg(e < 2e-6, "linear %dx%d->%d forward rel err %.3e", N, IN, OUT, e);
 
     /* Start from non-zero gradients: the backward must add to them. */
@@ -122,7 +113,8 @@ static void check_against_naive(int N, int IN, int OUT, int bias)
         rdw[i] += (double)dw0[i];
     for (int i = 0; i < OUT; i++)
         rdb[i] = (bias ? rdb[i] : 0.0) + (double)db0[i];
-    double ex = rel_err_d(dx, rdx, nx), ew = rel_err_d(dw, rdw, nw), eb = rel_err_d(db, rdb, OUT);
+    double ex = tu_rel_err_d(dx, rdx, nx), ew = tu_rel_err_d(dw, rdw, nw),
+           eb = tu_rel_err_d(db, rdb, OUT);
     printf("  linear %4dx%3d->%3d bias %d: fwd %.1e dx %.1e dw %.1e db %.1e\n", N, IN, OUT, bias, e,
            ex, ew, eb);
     ck_assert_msg(ex < 2e-6 && ew < 2e-6 && eb < 2e-6, "linear backward: dx %.3e dw %.3e db %.3e",

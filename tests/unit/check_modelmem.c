@@ -4,6 +4,7 @@
  * failing with ERR_NOMEM instead of aborting the process.
  */
 #include "common/modelmem.h"
+#include "tests/unit/testutil.h"
 #include "worker/models/model.h"
 
 #include <check.h>
@@ -27,19 +28,6 @@ static const char *const CONFIGS[] = {
     "\"stem\":{\"type\":\"i2t\",\"channels\":16},\"ffn\":{\"type\":\"leff\"},\"head\":\"lca\"}",
 };
 
-static void parse(model_cfg *c, const char *text)
-{
-    json_t *j = json_loads(text, 0, NULL);
-    ck_assert_ptr_nonnull(j);
-    field_errors fe;
-    fe_init(&fe);
-    int rc = modelcfg_parse(c, j, "model", &fe);
-    char msg[512];
-    fe_format(&fe, msg, sizeof msg);
-    ck_assert_msg(rc == 0, "%s: %s", text, msg);
-    json_decref(j);
-}
-
 /* The worker's allocation for c at batch b (with its liveness plan). */
 static double worker_bytes(const model_cfg *c, int b)
 {
@@ -61,7 +49,7 @@ static double worker_bytes(const model_cfg *c, int b)
 START_TEST(estimate_bounds_the_worker)
 {
     model_cfg c;
-    parse(&c, CONFIGS[_i]);
+    tu_model_cfg(&c, CONFIGS[_i]);
     const int batches[] = {1, 16, 64};
     for (int k = 0; k < 3; k++) {
         model_memory mm;
@@ -88,8 +76,8 @@ END_TEST
 START_TEST(oversized_model_is_nomem)
 {
     model_cfg c;
-    parse(&c, "{\"arch\":\"resnet_cifar\",\"image_size\":32,\"in_channels\":3,"
-              "\"num_classes\":10,\"depth\":386,\"widths\":[8192,8192,8192]}");
+    tu_model_cfg(&c, "{\"arch\":\"resnet_cifar\",\"image_size\":32,\"in_channels\":3,"
+                     "\"num_classes\":10,\"depth\":386,\"widths\":[8192,8192,8192]}");
     model_memory mm;
     modelmem_estimate(&c, 128, 0, &mm);
     ck_assert_double_gt(mm.params, 2.3e11);
@@ -105,7 +93,7 @@ START_TEST(oversized_model_is_nomem)
     ck_assert_ptr_null(m.arena);
     net_deinit(&m);
     /* the same process builds a small model afterwards */
-    parse(&c, CONFIGS[0]);
+    tu_model_cfg(&c, CONFIGS[0]);
     net_init(&m);
     ck_assert_int_eq(model_build(&m, &c, 4, 1, NULL, &eb), 0);
     net_deinit(&m);

@@ -14,6 +14,7 @@
  */
 #include "common/modelcfg.h"
 #include "common/xalloc.h"
+#include "tests/unit/testutil.h"
 #include "worker/models/model.h"
 #include "worker/nn/loss.h"
 #include "worker/nn/optim.h"
@@ -90,22 +91,12 @@ static int scaled_join(void *ctx, net *m, int x, int fx, const char *block)
     return net_scaleadd(m, x, fx, &h->q[k], &h->dq[k]);
 }
 
-static void cfg_from(model_cfg *c, const char *text)
-{
-    json_t *j = json_loads(text, 0, NULL);
-    ck_assert_ptr_nonnull(j);
-    field_errors fe;
-    fe_init(&fe);
-    ck_assert_int_eq(modelcfg_parse(c, j, "model", &fe), 0);
-    json_decref(j);
-}
-
 /* Builds `text` into m with or without the plan; hooks h (may be NULL) adds
  * the DMCP sites and DNA joins. */
 static void build(net *m, const char *text, int planned, hooks *h, float drop_path)
 {
     model_cfg c;
-    cfg_from(&c, text);
+    tu_model_cfg(&c, text);
     model_opts o;
     memset(&o, 0, sizeof o);
     o.drop_path = drop_path;

@@ -17,16 +17,6 @@ Suite *suite_optim(void);
 #define NP    1003 /* parameters: odd, and several vectors long */
 #define STEPS 5
 
-static double rel_err_d(const float *c, const double *r, size_t n)
-{
-    double d = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)c[i] - r[i]));
-        m = fmax(m, fabs(r[i]));
-    }
-    return m > 0 ? d / m : d;
-}
-
 /* PyTorch SGD in double: g = grad + wd p; buf = g on the first step, else
  * m buf + (1 - dampening) g; p -= lr (nesterov ? g + m buf : buf), or lr g without momentum. */
 static void check_sgd(const nn_sgd_params *o)
@@ -50,7 +40,8 @@ static void check_sgd(const nn_sgd_params *o)
             rb[i] = s == 0 ? gi : mom * rb[i] + (1.0 - damp) * gi;
             rp[i] -= lr * (o->nesterov ? gi + mom * rb[i] : rb[i]);
         }
-        double ep = rel_err_d(p, rp, NP), eb = o->momentum != 0.0f ? rel_err_d(buf, rb, NP) : 0;
+        double ep = tu_rel_err_d(p, rp, NP),
+               eb = o->momentum != 0.0f ? tu_rel_err_d(buf, rb, NP) : 0;
         ck_assert_msg(ep < 1e-6 && eb < 1e-6, "sgd step %d: param %.3e buf %.3e", s + 1, ep, eb);
         if (s == 0 || s == STEPS - 1)
             printf("  sgd m %.2f d %.2f nesterov %d wd %.0e step %d: param %.1e buf %.1e\n",
@@ -99,7 +90,8 @@ START_TEST(adamw_matches_pytorch_formula)
             double bc1 = 1 - pow(b1, (double)t), bc2 = 1 - pow(b2, (double)t);
             rp[i] -= lr / bc1 * rm[i] / (sqrt(rv[i]) / sqrt(bc2) + eps);
         }
-        double ep = rel_err_d(p, rp, NP), em = rel_err_d(m, rm, NP), ev = rel_err_d(v, rv, NP);
+        double ep = tu_rel_err_d(p, rp, NP), em = tu_rel_err_d(m, rm, NP),
+               ev = tu_rel_err_d(v, rv, NP);
         printf("  adamw step %ld: param %.1e exp_avg %.1e exp_avg_sq %.1e\n", t, ep, em, ev);
         ck_assert_msg(ep < 1e-6 && em < 1e-6 && ev < 1e-6, "adamw step %ld", t);
     }

@@ -63,16 +63,6 @@ static const prunespace_width WIDTH = {0.1, 1.0, 0.1};
     "{\"hidden\":36,\"out\":12,\"se\":6,\"kernel\":5,\"stage\":1}],\"last\":20,"                   \
     "\"dropout\":0,\"drop_path\":0}"
 
-static void cfg_from(model_cfg *c, const char *text)
-{
-    json_t *j = json_loads(text, 0, NULL);
-    ck_assert_ptr_nonnull(j);
-    field_errors fe;
-    fe_init(&fe);
-    ck_assert_int_eq(modelcfg_parse(c, j, "model", &fe), 0);
-    json_decref(j);
-}
-
 /* A supernet with scaling sites, its chains and space. */
 typedef struct fixture {
     model_cfg cfg;
@@ -84,7 +74,7 @@ typedef struct fixture {
 static void fixture_init(fixture *f, const char *cfg, int B)
 {
     errbuf eb;
-    cfg_from(&f->cfg, cfg);
+    tu_model_cfg(&f->cfg, cfg);
     ck_assert(prune_space_init(&f->sp, &f->cfg, &WIDTH, &eb) == 0);
     chains_init(&f->ch, &f->sp);
     model_opts mo = {.site = chains_site, .site_ctx = &f->ch};
@@ -597,7 +587,7 @@ START_TEST(es_derivation_lands_in_the_band)
         pruner *p = xcalloc(1, sizeof *p);
         model_cfg c;
         errbuf eb;
-        cfg_from(&c, models[mi]);
+        tu_model_cfg(&c, models[mi]);
         ck_assert(prune_space_init(&p->sp, &c, &WIDTH, &eb) == 0);
         chains_init(&p->ch, &p->sp);
         p->j.spec = &spec;

@@ -12,6 +12,7 @@
 #include "common/modelcfg.h"
 #include "common/prunespace.h"
 #include "common/xalloc.h"
+#include "tests/unit/testutil.h"
 #include "worker/jobs/prune_chain.h"
 #include "worker/models/model.h"
 
@@ -24,20 +25,6 @@
 Suite *suite_prunespace(void);
 
 static const prunespace_width RESNET_W = {0.1, 1.0, 0.1};
-
-static void cfg_from(model_cfg *c, const char *text)
-{
-    json_error_t jerr;
-    json_t *j = json_loads(text, 0, &jerr);
-    ck_assert_msg(j != NULL, "%s", jerr.text);
-    field_errors fe;
-    fe_init(&fe);
-    char msg[512];
-    int rc = modelcfg_parse(c, j, "model", &fe);
-    fe_format(&fe, msg, sizeof msg);
-    ck_assert_msg(rc == 0, "%s", msg);
-    json_decref(j);
-}
 
 #define R20_CIFAR                                                                                  \
     "{\"arch\":\"resnet_cifar\",\"image_size\":32,\"in_channels\":3,\"num_classes\":10,"           \
@@ -75,7 +62,7 @@ static void cfg_from(model_cfg *c, const char *text)
 
 static void space_from(prune_space *s, model_cfg *c, const char *text, const prunespace_width *w)
 {
-    cfg_from(c, text);
+    tu_model_cfg(c, text);
     /* the space works on explicit widths: presets are expanded by the parser */
     errbuf eb;
     ck_assert_msg(prune_space_init(s, c, w, &eb) == 0, "%s", eb.msg);
@@ -560,8 +547,8 @@ START_TEST(uniform_widths_scale_every_unit)
         ck_assert_int_ge(w[u], 1);
     prune_space_deinit(&s);
     errbuf eb;
-    cfg_from(&c, "{\"arch\":\"deit\",\"image_size\":28,\"in_channels\":1,\"num_classes\":10,"
-                 "\"embed_dim\":96,\"depth\":2,\"num_heads\":3,\"patch_size\":4}");
+    tu_model_cfg(&c, "{\"arch\":\"deit\",\"image_size\":28,\"in_channels\":1,\"num_classes\":10,"
+                     "\"embed_dim\":96,\"depth\":2,\"num_heads\":3,\"patch_size\":4}");
     ck_assert_int_eq(prune_space_init(&s, &c, &RESNET_W, &eb), ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(eb.msg, "deit"));
     prune_space_deinit(&s);

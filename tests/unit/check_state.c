@@ -7,6 +7,7 @@
  */
 #include "common/safetensors.h"
 #include "common/xalloc.h"
+#include "tests/unit/testutil.h"
 #include "worker/jobs/checkpoint.h"
 #include "worker/models/model.h"
 #include "worker/models/state.h"
@@ -22,13 +23,8 @@ Suite *suite_state(void);
 
 static void build(net *m, const char *config)
 {
-    json_t *j = json_loads(config, 0, NULL);
-    ck_assert_ptr_nonnull(j);
     model_cfg c;
-    field_errors fe;
-    fe_init(&fe);
-    ck_assert_int_eq(modelcfg_parse(&c, j, "model", &fe), 0);
-    json_decref(j);
+    tu_model_cfg(&c, config);
     errbuf eb;
     net_init(m);
     ck_assert_msg(model_build(m, &c, 2, 7, NULL, &eb) == 0, "%s", eb.msg);

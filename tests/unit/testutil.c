@@ -53,12 +53,36 @@ float *tu_tensor(const st_file *f, const char *name, size_t *numel)
     return p;
 }
 
+void tu_model_cfg(model_cfg *c, const char *text)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(text, 0, &jerr);
+    ck_assert_msg(j != NULL, "%s: %s", text, jerr.text);
+    field_errors fe;
+    fe_init(&fe);
+    int rc = modelcfg_parse(c, j, "model", &fe);
+    char msg[512];
+    fe_format(&fe, msg, sizeof msg);
+    ck_assert_msg(rc == 0, "%s: %s", text, msg);
+    json_decref(j);
+}
+
 double tu_max_abs(const float *a, size_t n)
 {
     double m = 0;
     for (size_t i = 0; i < n; i++)
         m = fmax(m, fabs((double)a[i]));
     return m;
+}
+
+double tu_rel_err_d(const float *c, const double *r, size_t n)
+{
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)c[i] - r[i]));
+        m = fmax(m, fabs(r[i]));
+    }
+    return m > 0 ? d / m : d;
 }
 
 double tu_rel_err(const float *c, const float *r, size_t n)

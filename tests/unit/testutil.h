@@ -9,6 +9,7 @@
 #ifndef KILN_TESTUTIL_H
 #define KILN_TESTUTIL_H
 
+#include "common/modelcfg.h"
 #include "common/safetensors.h"
 
 #include <jansson.h>
@@ -44,11 +45,18 @@ st_file *tu_open_ref(const char *file);
  * Fails the current test if the tensor is missing. */
 float *tu_tensor(const st_file *f, const char *name, size_t *numel);
 
+/* Parses a "model" config from JSON text into *c; fails the test naming the JSON
+ * error or the fields modelcfg_parse refused. */
+void tu_model_cfg(model_cfg *c, const char *text);
+
 /* max |a[i]| */
 double tu_max_abs(const float *a, size_t n);
 
 /* max |c - r| / max |r| (max |c - r| if r is all zero). */
 double tu_rel_err(const float *c, const float *r, size_t n);
+
+/* The same against a reference r computed in double. */
+double tu_rel_err_d(const float *c, const double *r, size_t n);
 
 /* Layout conversions for a (B, C, H, W) tensor. */
 void tu_nchw_to_nhwc(float *dst, const float *src, int B, int C, int H, int W);
