@@ -356,7 +356,7 @@ START_TEST(schema_check_catches_wrong_answers)
         {"Worker",
          "{\"id\":\"p\",\"state\":\"gone\",\"ranks\":1,\"hosts\":[],\"cores\":1,"
          "\"version\":\"v\",\"engine\":null,\"last_heartbeat_age_s\":0,\"connected_at\":"
-         "\"2024-01-01T00:00:00Z\",\"current_job\":null}",
+         "\"2024-01-01T00:00:00Z\",\"current_job\":null,\"current_jobs\":[],\"free_ranks\":1}",
          "state"},
         {"Progress", "{\"step\":1,\"total_steps\":2}", "fraction"},
         {"Event",
