@@ -330,7 +330,9 @@ static int send_assign(coord *c, pool *p, const store_assignment *a, int64_t now
 
 /* ---- control messages -------------------------------------------------------- */
 
-static void on_hello(coord *c, const char *pool_id, const msg *m, int64_t now_ms)
+/* The pool a hello comes from, known or new, described anew by that hello and with
+ * no attempts yet (hello_reconcile gives back the ones it still runs). */
+static pool *pool_from_hello(coord *c, const char *pool_id, const msg *m, int64_t now_ms)
 {
     pool *p = find_pool(c, pool_id);
     if (p == NULL) {
@@ -359,16 +361,14 @@ static void on_hello(coord *c, const char *pool_id, const msg *m, int64_t now_ms
     p->n_jobs = 0;
     log_info("pool %s: hello (%d ranks, %d cores, version %s%s%s)", p->id, p->ranks, p->cores,
              p->version, p->engine[0] ? "; " : "", p->engine);
+    return p;
+}
 
-    msg w;
-    msg_init(&w, MSG_WELCOME);
-    msg_set(&w, "heartbeat_ms", json_integer(c->o.heartbeat_ms));
-    msg_set(&w, "liveness", json_integer(c->o.liveness));
-    send_to(c, p, &w, now_ms);
-    msg_deinit(&w);
-
-    /* Reconcile what the pool runs with what the store says it runs. */
-    json_t *cur = msg_get(m, "current");
+/* What the pool says it runs (`current`) against what the store says it runs on it:
+ * the attempts in both go on, ones still STARTING wait for the next ready, the rest
+ * of the store's are lost, and the rest of the pool's are cancelled. */
+static void hello_reconcile(coord *c, pool *p, json_t *cur, int64_t now_ms)
+{
     store_active *act;
     int n;
     errbuf eb;
@@ -410,6 +410,18 @@ static void on_hello(coord *c, const char *pool_id, const msg *m, int64_t now_ms
         send_simple(c, p, MSG_CANCEL, job, attempt, 0, now_ms);
     }
     json_decref(list);
+}
+
+static void on_hello(coord *c, const char *pool_id, const msg *m, int64_t now_ms)
+{
+    pool *p = pool_from_hello(c, pool_id, m, now_ms);
+    msg w;
+    msg_init(&w, MSG_WELCOME);
+    msg_set(&w, "heartbeat_ms", json_integer(c->o.heartbeat_ms));
+    msg_set(&w, "liveness", json_integer(c->o.liveness));
+    send_to(c, p, &w, now_ms);
+    msg_deinit(&w);
+    hello_reconcile(c, p, msg_get(m, "current"), now_ms);
 }
 
 /* Reconciles one attempt the server has on p with a ready that does not list it
@@ -531,6 +543,65 @@ static void note_store_ok(coord *c, const msg *m)
     log_info("job %s: its files are stored again", m->job_id);
 }
 
+/* Whether messages a and b of a batch are of the same (pool, job, attempt). */
+static int same_stream(const store_apply_in *a, const store_apply_in *b)
+{
+    return strcmp(a->pool_id, b->pool_id) == 0 && strcmp(a->m->job_id, b->m->job_id) == 0 &&
+           a->m->attempt == b->m->attempt;
+}
+
+/* After the batch in[0..k) was applied: what message j's outcome asks for. One ack
+ * per (pool, job, attempt), for the last of its messages in the batch, with "gap"
+ * when one of them came after a missing one (the pool then sends again from
+ * ack_seq + 1); the files of a message not applied are removed; a message for an
+ * attempt no longer active is answered by a cancel; an attempt that ended frees its
+ * ranks on the pool. */
+static void settle(coord *c, const store_apply_in *in, store_apply_out *out, int k, int j,
+                   int64_t now_ms)
+{
+    const msg *m = in[j].m;
+    pool *p = find_pool(c, in[j].pool_id);
+    int later = 0, gap = 0;
+    for (int l = j + 1; l < k && !later; l++)
+        later = same_stream(&in[l], &in[j]);
+    for (int l = 0; l <= j; l++)
+        gap |= out[l].outcome == APPLY_GAP && same_stream(&in[l], &in[j]);
+    if (p != NULL && !later) {
+        msg ack;
+        msg_init(&ack, MSG_ACK);
+        msg_set_job(&ack, m->job_id, m->attempt, out[j].ack_seq);
+        if (gap)
+            msg_set(&ack, "gap", json_true());
+        send_to(c, p, &ack, now_ms);
+        msg_deinit(&ack);
+    }
+    if (out[j].outcome == APPLY_STALE || out[j].outcome == APPLY_GAP || out[j].outcome == APPLY_BAD)
+        for (int b = 0; b < m->n_blobs && in[j].blob_paths[b] != NULL; b++)
+            unlink_rel(c, in[j].blob_paths[b]);
+    if (out[j].outcome == APPLY_STALE && p != NULL && m->type != MSG_FINISHED &&
+        m->type != MSG_FAILED && !later) {
+        log_warn("pool %s: message for job %s attempt %d, which is not active: cancelling", p->id,
+                 m->job_id, m->attempt);
+        send_simple(c, p, MSG_CANCEL, m->job_id, m->attempt, 0, now_ms);
+    }
+    if (out[j].ended) {
+        if (p != NULL) {
+            pool_job_drop(p, m->job_id, m->attempt);
+            p->ready = 0; /* its ranks count once the pool says ready again */
+        }
+        log_info("job %s attempt %d: %s", m->job_id, m->attempt,
+                 m->type == MSG_FINISHED ? msg_str(m, "status", "") : "failed");
+        c->wake = 1;
+    }
+    size_t u;
+    json_t *path;
+    json_array_foreach(out[j].unlink, u, path)
+    {
+        unlink_rel(c, json_string_value(path));
+    }
+    json_decref(out[j].unlink);
+}
+
 static int flush_locked(coord *c, int64_t now_ms)
 {
     int n = c->n_pend;
@@ -565,56 +636,8 @@ static int flush_locked(coord *c, int64_t now_ms)
     if (rc < 0)
         log_error("cannot apply %d pool messages (they will be sent again): %s", k, eb.msg);
     for (int j = 0; rc == 0 && j < k; j++) {
-        const msg *m = in[j].m;
-        pool *p = find_pool(c, in[j].pool_id);
-        if (out[j].outcome == APPLY_OK)
-            applied++;
-        /* One ack per (pool, job, attempt): the last one of the batch. */
-        int later = 0;
-        for (int l = j + 1; l < k && !later; l++)
-            later = strcmp(in[l].pool_id, in[j].pool_id) == 0 &&
-                    strcmp(in[l].m->job_id, m->job_id) == 0 && in[l].m->attempt == m->attempt;
-        if (p != NULL && !later) {
-            /* gap: some message of this batch came after a missing one;
-             * the pool should send again from ack_seq + 1 now. */
-            int gap = 0;
-            for (int l = 0; l <= j; l++)
-                gap |= out[l].outcome == APPLY_GAP && strcmp(in[l].pool_id, in[j].pool_id) == 0 &&
-                       strcmp(in[l].m->job_id, m->job_id) == 0 && in[l].m->attempt == m->attempt;
-            msg ack;
-            msg_init(&ack, MSG_ACK);
-            msg_set_job(&ack, m->job_id, m->attempt, out[j].ack_seq);
-            if (gap)
-                msg_set(&ack, "gap", json_true());
-            send_to(c, p, &ack, now_ms);
-            msg_deinit(&ack);
-        }
-        if (out[j].outcome == APPLY_STALE || out[j].outcome == APPLY_GAP ||
-            out[j].outcome == APPLY_BAD)
-            for (int b = 0; b < m->n_blobs && in[j].blob_paths[b] != NULL; b++)
-                unlink_rel(c, in[j].blob_paths[b]);
-        if (out[j].outcome == APPLY_STALE && p != NULL && m->type != MSG_FINISHED &&
-            m->type != MSG_FAILED && !later) {
-            log_warn("pool %s: message for job %s attempt %d, which is not active: cancelling",
-                     p->id, m->job_id, m->attempt);
-            send_simple(c, p, MSG_CANCEL, m->job_id, m->attempt, 0, now_ms);
-        }
-        if (out[j].ended) {
-            if (p != NULL) {
-                pool_job_drop(p, m->job_id, m->attempt);
-                p->ready = 0; /* its ranks count once the pool says ready again */
-            }
-            log_info("job %s attempt %d: %s", m->job_id, m->attempt,
-                     m->type == MSG_FINISHED ? msg_str(m, "status", "") : "failed");
-            c->wake = 1;
-        }
-        size_t u;
-        json_t *path;
-        json_array_foreach(out[j].unlink, u, path)
-        {
-            unlink_rel(c, json_string_value(path));
-        }
-        json_decref(out[j].unlink);
+        applied += out[j].outcome == APPLY_OK;
+        settle(c, in, out, k, j, now_ms);
     }
     for (int i = 0; i < n; i++)
         msg_deinit(&c->pend[i].m);
