@@ -10,6 +10,8 @@
 #   2. a 2-rank job then runs on both ranks and SUCCEEDS;
 #   3. two long 1-rank jobs: cancelling the one on rank 1 ends it CANCELLED while the
 #      one on rank 0 runs on; then that one is cancelled too;
+#   5. (before 4) a job from job 1's weights (init_from) runs on rank 1, the weights sent
+#      by rank 0, and scores job 1's top-1 after one step at lr 1e-9;
 #   4. SIGUSR1 to rank 1 alone while both ranks run a job each: both end POOL_STOPPED
 #      at their next step, the pool leaves with status 0, and both jobs resume on
 #      another pool from their checkpoints.
@@ -103,6 +105,25 @@ wait_state "$e" CANCELLED 60
 curl -s --max-time 10 -X POST "$URL/api/v1/jobs/$d/cancel" >/dev/null
 wait_state "$d" CANCELLED 60
 ok "cancel of $e on rank 1: CANCELLED while $d on rank 0 ran on; then $d CANCELLED"
+
+# ---- 5. init_from weights to a job on rank 1 ----------------------------------------------
+# a long job holds rank 0; the job from a's weights (one step at lr 1e-9) runs on rank 1,
+# its weights sent by rank 0 over MPI, and scores a's top-1
+h=$(submit_file "$TMP/long.json")
+wait_state "$h" RUNNING 60
+$JQ --arg a "$a" '.init_from = {"job": $a} | .optim = {"lr": 1e-9, "batch_size": 32, "epochs": 1, "max_steps": 1, "warmup_epochs": 0} | del(.checkpoint)' \
+    "$TMP/job.json" >"$TMP/from-a.json"
+i=$(submit_file "$TMP/from-a.json")
+wait_state "$i" SUCCEEDED 120
+grep -q "job $i attempt 1: on 1 of the pool's 2 ranks (world ranks 1..1)" "$TMP/pool-split.log" ||
+    die "job $i did not run on world rank 1"
+top_a=$(jq_job "$a" .result.test_top1)
+top_i=$(jq_job "$i" .result.test_top1)
+awk -v a="$top_a" -v b="$top_i" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.03) }' ||
+    die "job $i from $a's weights on rank 1 scored $top_i, $a scored $top_a"
+curl -s --max-time 10 -X POST "$URL/api/v1/jobs/$h/cancel" >/dev/null
+wait_state "$h" CANCELLED 60
+ok "init_from {job: $a} on rank 1: top-1 $top_i after one step at lr 1e-9 ($a: $top_a), the weights sent from rank 0"
 
 # ---- 4. a stop asked of rank 1 alone stops both jobs, which resume elsewhere -------------
 f=$(submit_file "$TMP/long.json")
