@@ -4,6 +4,6 @@
 #ifndef KILN_COMMON_VERSION_H
 #define KILN_COMMON_VERSION_H
 
-#define KILN_VERSION "0.2.0"
+#define KILN_VERSION "0.3.0"
 
 #endif
