@@ -330,27 +330,9 @@ int broker_curve_public(const char *secret_z85, char *public_z85)
                : -1;
 }
 
-int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb)
+/* The ROUTER socket's options: id handover, ZMTP heartbeats, limits. */
+static void set_socket_options(broker *b, const broker_options *o)
 {
-    *out = NULL;
-    broker *b = xcalloc(1, sizeof *b);
-    b->wake_fd[0] = b->wake_fd[1] = -1;
-    b->stats = o->stats;
-    b->auth = o->auth;
-    b->keys = o->pool_keys;
-    b->curve = o->curve_secret != NULL;
-    int rc = 0;
-    b->ctx = o->zmq_context;
-    if (b->ctx == NULL) {
-        b->ctx = zmq_ctx_new();
-        b->own_ctx = 1;
-    }
-    b->sock = zmq_socket(b->ctx, ZMQ_ROUTER);
-    if (b->sock == NULL) {
-        rc = err_set(eb, ERR_INTERNAL, "broker: cannot make a ROUTER socket: %s",
-                     zmq_strerror(errno));
-        goto fail;
-    }
     int one = 1, zero = 0, hwm = 100000;
     /* Without authentication a reconnecting pool takes its id over from its
      * stale connection. With tokens or CURVE a pool's id is what it
@@ -373,43 +355,74 @@ int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb)
      * the connection rather than the server's memory. */
     int64_t maxmsg = (int64_t)1 << 30;
     zmq_setsockopt(b->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    if (b->auth != NULL || b->curve) {
-        /* The ZAP handler must be bound before the first handshake. */
-        b->zap = zmq_socket(b->ctx, ZMQ_REP);
-        if (b->zap == NULL || zmq_bind(b->zap, "inproc://zeromq.zap.01") != 0) {
-            rc = err_set(eb, ERR_IO, "broker: cannot start the ZAP handler: %s",
-                         zmq_strerror(errno));
-            goto fail;
-        }
-        zmq_setsockopt(b->zap, ZMQ_LINGER, &zero, sizeof zero);
-        if (b->curve) {
-            if (zmq_setsockopt(b->sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
-                zmq_setsockopt(b->sock, ZMQ_CURVE_SECRETKEY, o->curve_secret,
-                               strlen(o->curve_secret) + 1) != 0) {
-                rc = err_set(eb, ERR_INVALID,
-                             "broker: CURVE refused (%s): is the secret key "
-                             "40 Z85 characters, and ZeroMQ built with CURVE?",
-                             zmq_strerror(errno));
-                goto fail;
-            }
-        } else {
-            zmq_setsockopt(b->sock, ZMQ_PLAIN_SERVER, &one, sizeof one);
-        }
-        zmq_setsockopt(b->sock, ZMQ_ZAP_DOMAIN, "kiln", 4);
+}
+
+/* With tokens or a CURVE key: the ZAP handler (bound before the first handshake) and
+ * the socket's PLAIN or CURVE server side. 0 or an ERR_* (eb says why). */
+static int set_security(broker *b, const broker_options *o, errbuf *eb)
+{
+    if (b->auth == NULL && !b->curve)
+        return 0;
+    int one = 1, zero = 0;
+    b->zap = zmq_socket(b->ctx, ZMQ_REP);
+    if (b->zap == NULL || zmq_bind(b->zap, "inproc://zeromq.zap.01") != 0)
+        return err_set(eb, ERR_IO, "broker: cannot start the ZAP handler: %s", zmq_strerror(errno));
+    zmq_setsockopt(b->zap, ZMQ_LINGER, &zero, sizeof zero);
+    if (b->curve) {
+        if (zmq_setsockopt(b->sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+            zmq_setsockopt(b->sock, ZMQ_CURVE_SECRETKEY, o->curve_secret,
+                           strlen(o->curve_secret) + 1) != 0)
+            return err_set(eb, ERR_INVALID,
+                           "broker: CURVE refused (%s): is the secret key "
+                           "40 Z85 characters, and ZeroMQ built with CURVE?",
+                           zmq_strerror(errno));
+    } else {
+        zmq_setsockopt(b->sock, ZMQ_PLAIN_SERVER, &one, sizeof one);
     }
-    if (zmq_bind(b->sock, o->endpoint) != 0) {
-        rc = err_set(eb, ERR_IO, "broker: cannot bind %s: %s", o->endpoint, zmq_strerror(errno));
-        goto fail;
-    }
+    zmq_setsockopt(b->sock, ZMQ_ZAP_DOMAIN, "kiln", 4);
+    return 0;
+}
+
+/* Binds the socket (o->endpoint; the bound one, port included, in b->endpoint) and
+ * makes the wake-up pipe. 0 or ERR_IO (eb says why). */
+static int bind_and_pipe(broker *b, const broker_options *o, errbuf *eb)
+{
+    if (zmq_bind(b->sock, o->endpoint) != 0)
+        return err_set(eb, ERR_IO, "broker: cannot bind %s: %s", o->endpoint, zmq_strerror(errno));
     size_t elen = sizeof b->endpoint;
     if (zmq_getsockopt(b->sock, ZMQ_LAST_ENDPOINT, b->endpoint, &elen) != 0)
         snprintf(b->endpoint, sizeof b->endpoint, "%s", o->endpoint);
-    if (pipe(b->wake_fd) != 0) {
-        rc = err_set(eb, ERR_IO, "broker: pipe: %s", strerror(errno));
-        goto fail;
-    }
+    if (pipe(b->wake_fd) != 0)
+        return err_set(eb, ERR_IO, "broker: pipe: %s", strerror(errno));
     fcntl(b->wake_fd[0], F_SETFL, O_NONBLOCK);
     fcntl(b->wake_fd[1], F_SETFL, O_NONBLOCK);
+    return 0;
+}
+
+int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb)
+{
+    *out = NULL;
+    broker *b = xcalloc(1, sizeof *b);
+    b->wake_fd[0] = b->wake_fd[1] = -1;
+    b->stats = o->stats;
+    b->auth = o->auth;
+    b->keys = o->pool_keys;
+    b->curve = o->curve_secret != NULL;
+    int rc = 0;
+    b->ctx = o->zmq_context;
+    if (b->ctx == NULL) {
+        b->ctx = zmq_ctx_new();
+        b->own_ctx = 1;
+    }
+    b->sock = zmq_socket(b->ctx, ZMQ_ROUTER);
+    if (b->sock == NULL) {
+        rc = err_set(eb, ERR_INTERNAL, "broker: cannot make a ROUTER socket: %s",
+                     zmq_strerror(errno));
+        goto fail;
+    }
+    set_socket_options(b, o);
+    if ((rc = set_security(b, o, eb)) != 0 || (rc = bind_and_pipe(b, o, eb)) != 0)
+        goto fail;
     coord_options co = {.heartbeat_ms = o->heartbeat_ms,
                         .liveness = o->liveness,
                         .data_dir = o->data_dir,
