@@ -269,6 +269,52 @@ static int dump_eval_inputs(net *m, const dataset *ds, int batch, const eval_res
     return 0;
 }
 
+/* The job spec `kiln-worker eval` evaluates with: the model config (--model, or the
+ * one stored in the weights' metadata) and the data spec, through the job-spec
+ * parser so that defaults and checks are a job's. 0, or EXIT_USAGE after saying
+ * why on stderr. */
+static int eval_spec(const char *model_arg, const char *weights, const char *data_arg,
+                     job_spec *spec)
+{
+    json_t *model = NULL;
+    if (model_arg != NULL) {
+        model = load_json_arg(model_arg, "model config");
+    } else {
+        /* the model config travels with the weights */
+        st_file *f;
+        errbuf eb;
+        if (st_open(&f, weights, &eb) != 0) {
+            fprintf(stderr, "kiln-worker: %s\n", eb.msg);
+            return EXIT_USAGE;
+        }
+        const char *meta = st_meta(f, "model");
+        if (meta == NULL)
+            fprintf(stderr, "kiln-worker: %s has no model metadata; pass --model\n", weights);
+        else
+            model = load_json_arg(meta, "model metadata of the weights");
+        st_close(f);
+    }
+    if (model == NULL)
+        return EXIT_USAGE;
+    json_t *data = data_arg ? load_json_arg(data_arg, "data spec") : json_object();
+    if (data == NULL) {
+        json_decref(model);
+        return EXIT_USAGE;
+    }
+    /* Validate through the job-spec parser, so defaults and checks are the same. */
+    json_t *j = json_pack("{s:s, s:o, s:o, s:{s:i}}", "type", "train", "model", model, "data", data,
+                          "optim", "batch_size", 1);
+    field_errors fe;
+    fe_init(&fe);
+    int rc = jobspec_parse(spec, NULL, j, &fe);
+    json_decref(j);
+    if (rc != 0) {
+        print_field_errors("model/data", &fe);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
 static int cmd_eval(int argc, char **argv, const dist_info *d)
 {
     static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
@@ -310,43 +356,9 @@ static int cmd_eval(int argc, char **argv, const dist_info *d)
         usage(stderr);
         return EXIT_USAGE;
     }
-    json_t *model = NULL;
-    if (model_arg != NULL) {
-        model = load_json_arg(model_arg, "model config");
-    } else {
-        /* the model config travels with the weights */
-        st_file *f;
-        errbuf eb;
-        if (st_open(&f, weights, &eb) != 0) {
-            fprintf(stderr, "kiln-worker: %s\n", eb.msg);
-            return EXIT_USAGE;
-        }
-        const char *meta = st_meta(f, "model");
-        if (meta == NULL)
-            fprintf(stderr, "kiln-worker: %s has no model metadata; pass --model\n", weights);
-        else
-            model = load_json_arg(meta, "model metadata of the weights");
-        st_close(f);
-    }
-    if (model == NULL)
-        return EXIT_USAGE;
-    json_t *data = data_arg ? load_json_arg(data_arg, "data spec") : json_object();
-    if (data == NULL) {
-        json_decref(model);
-        return EXIT_USAGE;
-    }
-    /* Validate through the job-spec parser, so defaults and checks are the same. */
-    json_t *j = json_pack("{s:s, s:o, s:o, s:{s:i}}", "type", "train", "model", model, "data", data,
-                          "optim", "batch_size", 1);
     job_spec spec;
-    field_errors fe;
-    fe_init(&fe);
-    int rc = jobspec_parse(&spec, NULL, j, &fe);
-    json_decref(j);
-    if (rc != 0) {
-        print_field_errors("model/data", &fe);
+    if (eval_spec(model_arg, weights, data_arg, &spec) != 0)
         return EXIT_USAGE;
-    }
     dataset train, test;
     errbuf eb = {{0}};
     spec.data.train_limit = 1; /* only the test split is used */
