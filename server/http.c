@@ -850,15 +850,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         log_warn("http: %s", buf);
 }
 
-int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, void *ctx, errbuf *eb)
+/* A server not started yet: its settings from o. */
+static http_server *server_new(const http_options *o, http_dispatch_fn fn, void *ctx)
 {
-    *out = NULL;
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)o->port);
-    if (inet_pton(AF_INET, o->address, &sa.sin_addr) != 1)
-        return err_set(eb, ERR_INVALID, "http: '%s' is not an IPv4 address", o->address);
     http_server *h = xcalloc(1, sizeof *h);
     h->fn = fn;
     h->ctx = ctx;
@@ -874,20 +868,47 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
     h->header_timeout_ms = 1000 * (o->header_timeout_s > 0 ? o->header_timeout_s : 10);
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
+    return h;
+}
+
+static void server_free_unstarted(http_server *h)
+{
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+    free(h);
+}
+
+/* libmicrohttpd's flags for the threading mode; *pool: its thread pool's size (0 = none). */
+static unsigned mode_flags(const http_options *o, unsigned *pool)
+{
     unsigned flags = MHD_USE_ERROR_LOG;
-    unsigned pool = 0;
+    *pool = 0;
     switch (o->mode) {
     case HTTP_MODE_PER_CONNECTION:
         flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
         break;
     case HTTP_MODE_POOL:
         flags |= MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
-        pool = o->threads > 1 ? (unsigned)o->threads : 2;
+        *pool = o->threads > 1 ? (unsigned)o->threads : 2;
         break;
     default:
         flags |= MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
         break;
     }
+    return flags;
+}
+
+int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, void *ctx, errbuf *eb)
+{
+    *out = NULL;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)o->port);
+    if (inet_pton(AF_INET, o->address, &sa.sin_addr) != 1)
+        return err_set(eb, ERR_INVALID, "http: '%s' is not an IPv4 address", o->address);
+    http_server *h = server_new(o, fn, ctx);
+    unsigned pool = 0, flags = mode_flags(o, &pool);
     unsigned conn_limit = o->conn_limit > 0 ? (unsigned)o->conn_limit : 512;
     /* conn_limit is where the oldest idle connections start being closed;
      * MHD's own refusal sits above it, for the moments before it has
@@ -898,9 +919,7 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
     unsigned idle = o->idle_timeout_s > 0 ? (unsigned)o->idle_timeout_s : 30;
     int tls = o->tls_cert_pem != NULL;
     if (tls && (o->tls_key_pem == NULL || MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)) {
-        pthread_mutex_destroy(&h->mu);
-        pthread_cond_destroy(&h->cv);
-        free(h);
+        server_free_unstarted(h);
         return err_set(eb, ERR_INVALID,
                        o->tls_key_pem == NULL ? "http: a TLS certificate needs its key"
                                               : "http: this libmicrohttpd was built without TLS");
@@ -927,9 +946,7 @@ int http_start(http_server **out, const http_options *o, http_dispatch_fn fn, vo
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
         MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
     if (h->d == NULL) {
-        pthread_mutex_destroy(&h->mu);
-        pthread_cond_destroy(&h->cv);
-        free(h);
+        server_free_unstarted(h);
         return err_set(eb, ERR_IO,
                        tls ? "http: cannot serve HTTPS on %s:%d (port in use or not permitted, or "
                              "GnuTLS refused the certificate or key; the log line above says which)"
