@@ -26,15 +26,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-int main(int argc, char **argv)
+/* The global options, before the command, over KILN_URL, KILN_TOKEN, KILN_TOKEN_FILE
+ * and KILN_CACERT. */
+typedef struct cli_globals {
+    const char *url, *token, *token_file, *cacert;
+} cli_globals;
+
+/* Parses the global options into g (optind then names the command). Returns -1 to go
+ * on, else the exit code (0 after --help, 2 after a bad option). */
+static int parse_globals(int argc, char **argv, cli_globals *g)
 {
-    const char *url = getenv("KILN_URL");
-    if (url == NULL || url[0] == '\0')
-        url = "http://localhost:8080";
-    const char *token = getenv("KILN_TOKEN");
-    const char *token_file = getenv("KILN_TOKEN_FILE");
-    static char token_buf[512];
-    const char *cacert = getenv("KILN_CACERT");
+    g->url = getenv("KILN_URL");
+    if (g->url == NULL || g->url[0] == '\0')
+        g->url = "http://localhost:8080";
+    g->token = getenv("KILN_TOKEN");
+    g->token_file = getenv("KILN_TOKEN_FILE");
+    g->cacert = getenv("KILN_CACERT");
     static const struct option opts[] = {
         {"url", required_argument, NULL, 'u'},
         {"token", required_argument, NULL, 't'},
@@ -49,17 +56,17 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
         case 'u':
-            url = optarg;
+            g->url = optarg;
             break;
         case 't':
-            token = optarg;
-            token_file = NULL;
+            g->token = optarg;
+            g->token_file = NULL;
             break;
         case 'T':
-            token_file = optarg;
+            g->token_file = optarg;
             break;
         case 'c':
-            cacert = optarg;
+            g->cacert = optarg;
             break;
         case 'j':
             cli_json_out = 1;
@@ -76,21 +83,35 @@ int main(int argc, char **argv)
         cli_usage(stderr);
         return 2;
     }
+    return -1;
+}
+
+/* `kiln help [COMMAND]`. */
+static int help_command(int n, char **rest)
+{
+    const cli_command *cmd = n == 1 ? cli_find(rest[0]) : NULL;
+    if (n == 1 && cmd == NULL) {
+        fprintf(stderr, "kiln: unknown command '%s'\n", rest[0]);
+        return 2;
+    }
+    if (cmd != NULL)
+        cli_command_help(stdout, cmd);
+    else
+        cli_usage(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    cli_globals g;
+    int code = parse_globals(argc, argv, &g);
+    if (code >= 0)
+        return code;
     const char *name = argv[optind];
     int n = argc - optind - 1;
     char **rest = argv + optind + 1;
-    if (strcmp(name, "help") == 0) {
-        const cli_command *cmd = n == 1 ? cli_find(rest[0]) : NULL;
-        if (n == 1 && cmd == NULL) {
-            fprintf(stderr, "kiln: unknown command '%s'\n", rest[0]);
-            return 2;
-        }
-        if (cmd != NULL)
-            cli_command_help(stdout, cmd);
-        else
-            cli_usage(stdout);
-        return 0;
-    }
+    if (strcmp(name, "help") == 0)
+        return help_command(n, rest);
     const cli_command *cmd = cli_find(name);
     if (cmd == NULL) {
         fprintf(stderr, "kiln: unknown command '%s'\n", name);
@@ -101,21 +122,22 @@ int main(int argc, char **argv)
         cli_command_help(stdout, cmd);
         return 0;
     }
-    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+    if (strncmp(g.url, "http://", 7) != 0 && strncmp(g.url, "https://", 8) != 0) {
         fprintf(stderr, "kiln: '%s' is not a server URL (expected e.g. http://localhost:8080)\n",
-                url);
+                g.url);
         return 1;
     }
-    if (token_file != NULL && token_file[0] != '\0') {
+    static char token_buf[512];
+    if (g.token_file != NULL && g.token_file[0] != '\0') {
         errbuf eb;
-        if (keyfile_read_token(token_file, token_buf, sizeof token_buf, &eb) != 0) {
+        if (keyfile_read_token(g.token_file, token_buf, sizeof token_buf, &eb) != 0) {
             fprintf(stderr, "kiln: --token-file: %s\n", eb.msg);
             return 1;
         }
-        token = token_buf;
+        g.token = token_buf;
     }
-    client_init(url, token);
-    client_set_cacert(cacert);
+    client_init(g.url, g.token);
+    client_set_cacert(g.cacert);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = cmd->fn(n, rest);
     curl_global_cleanup();
