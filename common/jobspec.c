@@ -513,17 +513,9 @@ static json_t *image_json(const image_spec *im, dataset_kind ds)
     return j;
 }
 
-static json_t *canonical_json(const job_spec *s)
+/* The canonical "data" of a spec. */
+static json_t *data_json(const data_spec *d)
 {
-    json_t *j = json_object();
-    json_object_set_new(j, "name", json_string(s->name));
-    json_object_set_new(j, "type", json_string(TYPE_NAMES[s->type]));
-    json_object_set_new(j, "priority", json_integer(s->priority));
-    if (s->idempotency_key[0])
-        json_object_set_new(j, "idempotency_key", json_string(s->idempotency_key));
-    json_object_set_new(j, "model", modelcfg_to_json(&s->model));
-
-    const data_spec *d = &s->data;
     json_t *data = json_object();
     json_object_set_new(data, "dataset", json_string(DATASET_NAMES[d->dataset]));
     if (d->dataset != DS_SYNTHETIC)
@@ -549,9 +541,12 @@ static json_t *canonical_json(const job_spec *s)
                                       "cutmix", jsonfield_number_json(mx->cutmix), "prob",
                                       jsonfield_number_json(mx->prob), "switch_prob",
                                       jsonfield_number_json(mx->switch_prob)));
-    json_object_set_new(j, "data", data);
+    return data;
+}
 
-    const optim_spec *op = &s->optim;
+/* The canonical "optim" of a spec. */
+static json_t *optim_json(const optim_spec *op)
+{
     json_t *o = json_object();
     json_object_set_new(o, "optimizer", json_string(OPTIM_NAMES[op->optimizer]));
     json_object_set_new(o, "lr", jsonfield_number_json(op->lr));
@@ -584,8 +579,20 @@ static json_t *canonical_json(const job_spec *s)
             json_array_append_new(fz, json_string(op->freeze[i]));
         json_object_set_new(o, "freeze", fz);
     }
-    json_object_set_new(j, "optim", o);
+    return o;
+}
 
+static json_t *canonical_json(const job_spec *s)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "name", json_string(s->name));
+    json_object_set_new(j, "type", json_string(TYPE_NAMES[s->type]));
+    json_object_set_new(j, "priority", json_integer(s->priority));
+    if (s->idempotency_key[0])
+        json_object_set_new(j, "idempotency_key", json_string(s->idempotency_key));
+    json_object_set_new(j, "model", modelcfg_to_json(&s->model));
+    json_object_set_new(j, "data", data_json(&s->data));
+    json_object_set_new(j, "optim", optim_json(&s->optim));
     json_object_set_new(j, "resources", json_pack("{si}", "ranks", s->ranks));
     json_object_set_new(j, "checkpoint",
                         json_pack("{sIsi}", "every_steps", (json_int_t)s->ckpt_every_steps,
