@@ -286,11 +286,10 @@ static int check_same_data(const trainer *t, errbuf *eb)
     return rc;
 }
 
-static int setup(trainer *t, const job_spec *spec, const train_env *env, errbuf *eb)
+/* The data of the job on this rank: the per-rank batch, the splits (the same files on
+ * every rank), the validation tail, and a check that they fit the model. */
+static int setup_data(trainer *t, const job_spec *spec, errbuf *eb)
 {
-    t->spec = spec;
-    t->env = env;
-    t->d = env->dist != NULL ? env->dist : dist_single();
     if (spec->optim.batch_size % t->d->world != 0)
         return err_set(eb, ERR_INVALID, "optim.batch_size %d is not divisible by %d ranks",
                        spec->optim.batch_size, t->d->world);
@@ -319,6 +318,18 @@ static int setup(trainer *t, const job_spec *spec, const train_env *env, errbuf 
                        "%d classes",
                        t->train.name, t->train.H, t->train.W, t->train.C, t->train.num_classes,
                        c->image_size, c->image_size, c->in_channels, c->num_classes);
+    return 0;
+}
+
+static int setup(trainer *t, const job_spec *spec, const train_env *env, errbuf *eb)
+{
+    t->spec = spec;
+    t->env = env;
+    t->d = env->dist != NULL ? env->dist : dist_single();
+    int rc = setup_data(t, spec, eb);
+    if (rc != 0)
+        return rc;
+    const model_cfg *c = &spec->model;
     t->K = c->num_classes;
     model_opts mo = {.drop_path = (float)spec->optim.drop_path};
     net_init(&t->m);
