@@ -137,6 +137,191 @@ static const pointwise_kernels POINTWISE[NET_OP_COUNT] = {
     [NET_OP_SIGMOID] = {nn_sigmoid_forward, nn_sigmoid_backward, 0},
 };
 
+/* ---- the token layout of the transformers (TOKENS, SLICE, JOIN_CLS, STACK) ---- */
+
+static void tokens_forward(net *m, const net_node *n, int B, float *out, const float *in)
+{
+    const net_act *x = &m->acts[n->in[0]];
+    const net_act *y = &m->acts[n->out];
+    switch (n->op) {
+    case NET_OP_TOKENS: {
+        const float *cls = param_val(m, n->t[0]), *pos = param_val(m, n->t[1]);
+        int C = y->C, T = y->H;
+        for (int b = 0; b < B; b++) {
+            float *o = out + (size_t)b * T * C;
+            const float *src = in + (size_t)b * (T - 1) * C;
+            for (int c = 0; c < C; c++)
+                o[c] = cls[c] + pos[c];
+            for (size_t i = 0; i < (size_t)(T - 1) * C; i++)
+                o[C + i] = src[i] + pos[C + i];
+        }
+        break;
+    }
+    case NET_OP_SLICE: {
+        size_t C = (size_t)y->C, T = (size_t)x->H * x->W;
+        for (int b = 0; b < B; b++)
+            memcpy(out + (size_t)b * n->count * C, in + ((size_t)b * T + n->start) * C,
+                   (size_t)n->count * C * sizeof(float));
+        break;
+    }
+    case NET_OP_JOIN_CLS: {
+        const net_act *p = &m->acts[n->in[1]];
+        const float *patches = act_val(m, n->in[1]);
+        size_t C = (size_t)y->C, T0 = (size_t)x->H * x->W, np = (size_t)p->H * p->W;
+        for (int b = 0; b < B; b++) {
+            float *o = out + (size_t)b * (1 + np) * C;
+            memcpy(o, in + (size_t)b * T0 * C, C * sizeof(float));
+            memcpy(o + C, patches + (size_t)b * np * C, np * C * sizeof(float));
+        }
+        break;
+    }
+    case NET_OP_STACK: {
+        const float *pos = param_val(m, n->t[0]);
+        size_t C = (size_t)y->C, L = (size_t)n->n_in;
+        for (size_t l = 0; l < L; l++) {
+            const net_act *xi = &m->acts[n->in[l]];
+            const float *src = act_val(m, n->in[l]);
+            size_t Ti = (size_t)xi->H * xi->W;
+            for (int b = 0; b < B; b++) {
+                float *o = out + ((size_t)b * L + l) * C;
+                const float *s = src + (size_t)b * Ti * C;
+                for (size_t c = 0; c < C; c++)
+                    o[c] = s[c] + (pos ? pos[l * C + c] : 0.0f);
+            }
+        }
+        break;
+    }
+    default:
+        assert(0);
+    }
+}
+
+static void tokens_backward(net *m, const net_node *n, int B, float *din, const float *dout)
+{
+    const net_act *x = &m->acts[n->in[0]];
+    const net_act *y = &m->acts[n->out];
+    switch (n->op) {
+    case NET_OP_TOKENS: {
+        float *dcls = param_grad(m, n->t[0]), *dpos = param_grad(m, n->t[1]);
+        size_t C = (size_t)y->C, T = (size_t)y->H;
+        for (int b = 0; b < B; b++) {
+            const float *g = dout + (size_t)b * T * C;
+            for (size_t c = 0; c < C; c++)
+                dcls[c] += g[c];
+            for (size_t i = 0; i < T * C; i++)
+                dpos[i] += g[i];
+            if (din)
+                nn_accumulate(din + (size_t)b * (T - 1) * C, g + C, (T - 1) * C);
+        }
+        break;
+    }
+    case NET_OP_SLICE: {
+        size_t C = (size_t)y->C, T = (size_t)x->H * x->W;
+        if (din)
+            for (int b = 0; b < B; b++)
+                nn_accumulate(din + ((size_t)b * T + n->start) * C, dout + (size_t)b * n->count * C,
+                              (size_t)n->count * C);
+        break;
+    }
+    case NET_OP_JOIN_CLS: {
+        const net_act *p = &m->acts[n->in[1]];
+        float *dp = act_grad(m, n->in[1], B);
+        size_t C = (size_t)y->C, T0 = (size_t)x->H * x->W, np = (size_t)p->H * p->W;
+        for (int b = 0; b < B; b++) {
+            const float *g = dout + (size_t)b * (1 + np) * C;
+            if (din)
+                nn_accumulate(din + (size_t)b * T0 * C, g, C);
+            if (dp)
+                nn_accumulate(dp + (size_t)b * np * C, g + C, np * C);
+        }
+        break;
+    }
+    case NET_OP_STACK: {
+        float *dpos = param_grad(m, n->t[0]);
+        size_t C = (size_t)y->C, L = (size_t)n->n_in;
+        for (size_t l = 0; l < L; l++) {
+            const net_act *xi = &m->acts[n->in[l]];
+            float *di = act_grad(m, n->in[l], B);
+            size_t Ti = (size_t)xi->H * xi->W;
+            for (int b = 0; b < B; b++) {
+                const float *g = dout + ((size_t)b * L + l) * C;
+                if (di)
+                    nn_accumulate(di + (size_t)b * Ti * C, g, C);
+                if (dpos)
+                    nn_accumulate(dpos + l * C, g, C);
+            }
+        }
+        break;
+    }
+    default:
+        assert(0);
+    }
+}
+
+/* ---- the search's scalings (CHSCALE: DMCP's channel masks, SCALEADD: DNA's depth
+ * mixtures), whose scale gradients go to n->dext ---- */
+
+static void search_forward(net *m, const net_node *n, size_t ny, float *out, const float *in)
+{
+    const net_act *y = &m->acts[n->out];
+    switch (n->op) {
+    case NET_OP_CHSCALE: {
+        size_t C = (size_t)y->C, R = ny / C;
+        for (size_t r = 0; r < R; r++)
+            for (size_t c = 0; c < C; c++)
+                out[r * C + c] = in[r * C + c] * n->ext[c];
+        break;
+    }
+    case NET_OP_SCALEADD: {
+        const float *b2 = act_val(m, n->in[1]);
+        float q = n->ext[0];
+        for (size_t i = 0; i < ny; i++)
+            out[i] = in[i] + q * b2[i];
+        break;
+    }
+    default:
+        assert(0);
+    }
+}
+
+static void search_backward(net *m, const net_node *n, int B, float *din, const float *dout,
+                            const float *in)
+{
+    const net_act *y = &m->acts[n->out];
+    size_t ny = (size_t)B * y->per_sample;
+    switch (n->op) {
+    case NET_OP_CHSCALE: {
+        size_t C = (size_t)y->C, R = ny / C;
+        for (size_t r = 0; r < R; r++)
+            for (size_t c = 0; c < C; c++) {
+                if (din)
+                    din[r * C + c] += dout[r * C + c] * n->ext[c];
+                if (n->dext)
+                    n->dext[c] += dout[r * C + c] * in[r * C + c];
+            }
+        break;
+    }
+    case NET_OP_SCALEADD: {
+        const float *b2 = act_bwd(m, n->in[1]);
+        float *din1 = act_grad(m, n->in[1], B);
+        float q = n->ext[0];
+        double dq = 0;
+        for (size_t i = 0; i < ny; i++) {
+            if (din)
+                din[i] += dout[i];
+            if (din1)
+                din1[i] += q * dout[i];
+            dq += (double)dout[i] * (double)b2[i];
+        }
+        if (n->dext)
+            n->dext[0] += (float)dq;
+        break;
+    }
+    default:
+        assert(0);
+    }
+}
+
 static void forward_node(net *m, net_node *n, const float *xin, int B)
 {
     const net_act *y = &m->acts[n->out];
@@ -198,73 +383,22 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
         nn_attention_forward(out, aux_f32(m, n), in, B, x->H * x->W, y->C, n->heads, n->query,
                              m->scratch);
         break;
-    case NET_OP_TOKENS: {
-        const float *cls = param_val(m, n->t[0]), *pos = param_val(m, n->t[1]);
-        int C = y->C, T = y->H;
-        for (int b = 0; b < B; b++) {
-            float *o = out + (size_t)b * T * C;
-            const float *src = in + (size_t)b * (T - 1) * C;
-            for (int c = 0; c < C; c++)
-                o[c] = cls[c] + pos[c];
-            for (size_t i = 0; i < (size_t)(T - 1) * C; i++)
-                o[C + i] = src[i] + pos[C + i];
-        }
+    case NET_OP_TOKENS:
+    case NET_OP_SLICE:
+    case NET_OP_JOIN_CLS:
+    case NET_OP_STACK:
+        tokens_forward(m, n, B, out, in);
         break;
-    }
-    case NET_OP_SLICE: {
-        size_t C = (size_t)y->C, T = (size_t)x->H * x->W;
-        for (int b = 0; b < B; b++)
-            memcpy(out + (size_t)b * n->count * C, in + ((size_t)b * T + n->start) * C,
-                   (size_t)n->count * C * sizeof(float));
-        break;
-    }
-    case NET_OP_JOIN_CLS: {
-        const net_act *p = &m->acts[n->in[1]];
-        const float *patches = act_val(m, n->in[1]);
-        size_t C = (size_t)y->C, T0 = (size_t)x->H * x->W, np = (size_t)p->H * p->W;
-        for (int b = 0; b < B; b++) {
-            float *o = out + (size_t)b * (1 + np) * C;
-            memcpy(o, in + (size_t)b * T0 * C, C * sizeof(float));
-            memcpy(o + C, patches + (size_t)b * np * C, np * C * sizeof(float));
-        }
-        break;
-    }
-    case NET_OP_STACK: {
-        const float *pos = param_val(m, n->t[0]);
-        size_t C = (size_t)y->C, L = (size_t)n->n_in;
-        for (size_t l = 0; l < L; l++) {
-            const net_act *xi = &m->acts[n->in[l]];
-            const float *src = act_val(m, n->in[l]);
-            size_t Ti = (size_t)xi->H * xi->W;
-            for (int b = 0; b < B; b++) {
-                float *o = out + ((size_t)b * L + l) * C;
-                const float *s = src + (size_t)b * Ti * C;
-                for (size_t c = 0; c < C; c++)
-                    o[c] = s[c] + (pos ? pos[l * C + c] : 0.0f);
-            }
-        }
-        break;
-    }
     case NET_OP_DROPPATH:
         if (m->training && n->p > 0)
             nn_droppath_forward(out, aux_f32(m, n), in, B, y->per_sample, n->p, &m->rng);
         else
             memcpy(out, in, ny * sizeof(float));
         break;
-    case NET_OP_CHSCALE: {
-        size_t C = (size_t)y->C, R = ny / C;
-        for (size_t r = 0; r < R; r++)
-            for (size_t c = 0; c < C; c++)
-                out[r * C + c] = in[r * C + c] * n->ext[c];
+    case NET_OP_CHSCALE:
+    case NET_OP_SCALEADD:
+        search_forward(m, n, ny, out, in);
         break;
-    }
-    case NET_OP_SCALEADD: {
-        const float *b2 = act_val(m, n->in[1]);
-        float q = n->ext[0];
-        for (size_t i = 0; i < ny; i++)
-            out[i] = in[i] + q * b2[i];
-        break;
-    }
     case NET_OP_CHMUL:
         nn_chmul_forward(out, in, act_val(m, n->in[1]), B, y->H * y->W, y->C);
         break;
@@ -396,89 +530,20 @@ static void backward_node(net *m, net_node *n, int B)
             nn_attention_backward(din, dout, in, aux_f32(m, n), B, x->H * x->W, y->C, n->heads,
                                   n->query, m->scratch);
         break;
-    case NET_OP_TOKENS: {
-        float *dcls = param_grad(m, n->t[0]), *dpos = param_grad(m, n->t[1]);
-        size_t C = (size_t)y->C, T = (size_t)y->H;
-        for (int b = 0; b < B; b++) {
-            const float *g = dout + (size_t)b * T * C;
-            for (size_t c = 0; c < C; c++)
-                dcls[c] += g[c];
-            for (size_t i = 0; i < T * C; i++)
-                dpos[i] += g[i];
-            if (din)
-                nn_accumulate(din + (size_t)b * (T - 1) * C, g + C, (T - 1) * C);
-        }
+    case NET_OP_TOKENS:
+    case NET_OP_SLICE:
+    case NET_OP_JOIN_CLS:
+    case NET_OP_STACK:
+        tokens_backward(m, n, B, din, dout);
         break;
-    }
-    case NET_OP_SLICE: {
-        size_t C = (size_t)y->C, T = (size_t)x->H * x->W;
-        if (din)
-            for (int b = 0; b < B; b++)
-                nn_accumulate(din + ((size_t)b * T + n->start) * C, dout + (size_t)b * n->count * C,
-                              (size_t)n->count * C);
-        break;
-    }
-    case NET_OP_JOIN_CLS: {
-        const net_act *p = &m->acts[n->in[1]];
-        float *dp = act_grad(m, n->in[1], B);
-        size_t C = (size_t)y->C, T0 = (size_t)x->H * x->W, np = (size_t)p->H * p->W;
-        for (int b = 0; b < B; b++) {
-            const float *g = dout + (size_t)b * (1 + np) * C;
-            if (din)
-                nn_accumulate(din + (size_t)b * T0 * C, g, C);
-            if (dp)
-                nn_accumulate(dp + (size_t)b * np * C, g + C, np * C);
-        }
-        break;
-    }
-    case NET_OP_STACK: {
-        float *dpos = param_grad(m, n->t[0]);
-        size_t C = (size_t)y->C, L = (size_t)n->n_in;
-        for (size_t l = 0; l < L; l++) {
-            const net_act *xi = &m->acts[n->in[l]];
-            float *di = act_grad(m, n->in[l], B);
-            size_t Ti = (size_t)xi->H * xi->W;
-            for (int b = 0; b < B; b++) {
-                const float *g = dout + ((size_t)b * L + l) * C;
-                if (di)
-                    nn_accumulate(di + (size_t)b * Ti * C, g, C);
-                if (dpos)
-                    nn_accumulate(dpos + l * C, g, C);
-            }
-        }
-        break;
-    }
     case NET_OP_DROPPATH:
         if (din)
             nn_droppath_backward(din, dout, aux_f32(m, n), B, y->per_sample);
         break;
-    case NET_OP_CHSCALE: {
-        size_t C = (size_t)y->C, R = ny / C;
-        for (size_t r = 0; r < R; r++)
-            for (size_t c = 0; c < C; c++) {
-                if (din)
-                    din[r * C + c] += dout[r * C + c] * n->ext[c];
-                if (n->dext)
-                    n->dext[c] += dout[r * C + c] * in[r * C + c];
-            }
+    case NET_OP_CHSCALE:
+    case NET_OP_SCALEADD:
+        search_backward(m, n, B, din, dout, in);
         break;
-    }
-    case NET_OP_SCALEADD: {
-        const float *b2 = act_bwd(m, n->in[1]);
-        float *din1 = act_grad(m, n->in[1], B);
-        float q = n->ext[0];
-        double dq = 0;
-        for (size_t i = 0; i < ny; i++) {
-            if (din)
-                din[i] += dout[i];
-            if (din1)
-                din1[i] += q * dout[i];
-            dq += (double)dout[i] * (double)b2[i];
-        }
-        if (n->dext)
-            n->dext[0] += (float)dq;
-        break;
-    }
     case NET_OP_CHMUL:
         nn_chmul_backward(din, act_grad(m, n->in[1], B), dout, in, act_bwd(m, n->in[1]), B,
                           y->H * y->W, y->C);
