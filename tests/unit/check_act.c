@@ -353,15 +353,9 @@ END_TEST
 Suite *suite_act(void)
 {
     Suite *s = suite_create("act");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, gelu_matches_erf);
-    tcase_add_test(tc, finite_differences);
-    tcase_add_test(tc, relu_kinks_and_in_place);
-    tcase_add_test(tc, mobilenet_activations);
-    tcase_add_test(tc, channel_multiply);
-    tcase_add_test(tc, accumulates_and_threads);
-    tcase_add_test(tc, elementwise_arithmetic);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "core", 60, NULL, NULL,
+                TU_TESTS(gelu_matches_erf, finite_differences, relu_kinks_and_in_place,
+                         mobilenet_activations, channel_multiply, accumulates_and_threads,
+                         elementwise_arithmetic));
     return s;
 }

@@ -1192,33 +1192,19 @@ END_TEST
 Suite *suite_adapt(void)
 {
     Suite *s = suite_create("adapt");
-    TCase *t = tcase_create("space");
-    tcase_set_timeout(t, 120);
-    tcase_add_test(t, window_space_counts);
-    tcase_add_test(t, stages_and_blocks);
-    tcase_add_test(t, expected_macs_and_gradient);
-    tcase_add_test(t, subnet_equals_scaled_supernet);
-    suite_add_tcase(s, t);
-    TCase *e = tcase_create("elastic");
-    tcase_set_timeout(e, 120);
-    tcase_add_test(e, width_expand_keeps_function);
-    tcase_add_test(e, depth_expand_keeps_function);
-    tcase_add_test(e, condense_keeps_remaining_subnets);
-    tcase_add_test(e, elastic_rules_fire_after_patience);
-    tcase_add_test(e, condense_keeps_the_target_reachable);
-    tcase_add_test(e, inherited_network_is_the_full_supernet);
-    suite_add_tcase(s, e);
-    TCase *j = tcase_create("job");
-    tcase_set_timeout(j, 600);
-    tcase_add_test(j, dna_shrink_job);
-    tcase_add_test(j, dna_grow_job);
-    tcase_add_test(j, dna_mbv3_effnet_jobs);
-    tcase_add_test(j, width_only_search_keeps_depths);
-    tcase_add_test(j, baseline_jobs);
-    tcase_add_test(j, dna_derivation_lands_in_the_band);
-    tcase_add_test(j, unreachable_baseline_fails_before_training);
-    tcase_add_test(j, cancelled_search_resumes_to_the_same_result);
-    tcase_add_test(j, init_from_a_train_job);
-    suite_add_tcase(s, j);
+    tu_case_add(s, "space", 120, NULL, NULL,
+                TU_TESTS(window_space_counts, stages_and_blocks, expected_macs_and_gradient,
+                         subnet_equals_scaled_supernet));
+    tu_case_add(s, "elastic", 120, NULL, NULL,
+                TU_TESTS(width_expand_keeps_function, depth_expand_keeps_function,
+                         condense_keeps_remaining_subnets, elastic_rules_fire_after_patience,
+                         condense_keeps_the_target_reachable,
+                         inherited_network_is_the_full_supernet));
+    tu_case_add(s, "job", 600, NULL, NULL,
+                TU_TESTS(dna_shrink_job, dna_grow_job, dna_mbv3_effnet_jobs,
+                         width_only_search_keeps_depths, baseline_jobs,
+                         dna_derivation_lands_in_the_band,
+                         unreachable_baseline_fails_before_training,
+                         cancelled_search_resumes_to_the_same_result, init_from_a_train_job));
     return s;
 }

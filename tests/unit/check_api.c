@@ -17,6 +17,7 @@
 #include "server/yamljson.h"
 #include "tests/unit/jsonschema.h"
 #include "tests/unit/testserver.h"
+#include "tests/unit/testutil.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -941,20 +942,11 @@ END_TEST
 Suite *suite_api(void)
 {
     Suite *s = suite_create("api");
-    TCase *tc = tcase_create("http");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, openapi_routes_answer_as_documented);
-    tcase_add_test(tc, schema_check_catches_wrong_answers);
-    tcase_add_test(tc, examples_match_the_spec_schema);
-    tcase_add_test(tc, invalid_examples_name_the_fields);
-    tcase_add_test(tc, submit_defaults_dry_run_idempotency);
-    tcase_add_test(tc, error_shapes);
-    tcase_add_test(tc, list_pages);
-    tcase_add_test(tc, run_metrics_artifact_range_delete);
-    tcase_add_test(tc, cancel_queued_and_running);
-    tcase_add_test(tc, health_and_dashboard);
-    tcase_add_test(tc, every_threading_mode_serves);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "http", 30, setup, teardown,
+                TU_TESTS(openapi_routes_answer_as_documented, schema_check_catches_wrong_answers,
+                         examples_match_the_spec_schema, invalid_examples_name_the_fields,
+                         submit_defaults_dry_run_idempotency, error_shapes, list_pages,
+                         run_metrics_artifact_range_delete, cancel_queued_and_running,
+                         health_and_dashboard, every_threading_mode_serves));
     return s;
 }

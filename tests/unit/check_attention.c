@@ -290,13 +290,8 @@ END_TEST
 Suite *suite_attention(void)
 {
     Suite *s = suite_create("attention");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, naive_oracle_is_right);
-    tcase_add_test(tc, matches_naive_all_queries);
-    tcase_add_test(tc, matches_naive_one_query);
-    tcase_add_test(tc, finite_differences);
-    tcase_add_test(tc, accumulates_and_is_deterministic);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "core", 60, NULL, NULL,
+                TU_TESTS(naive_oracle_is_right, matches_naive_all_queries, matches_naive_one_query,
+                         finite_differences, accumulates_and_is_deterministic));
     return s;
 }

@@ -450,15 +450,10 @@ END_TEST
 Suite *suite_bandfit(void)
 {
     Suite *s = suite_create("bandfit");
-    TCase *tc = tcase_create("fit");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, resnet20_dmcp);
-    tcase_add_test(tc, resnet20_dna);
-    tcase_add_test(tc, mbv2_dmcp);
-    tcase_add_test(tc, mbv2_dna);
-    tcase_add_test(tc, small_nets_against_exhaustive_search);
-    tcase_add_test(tc, band_outside_the_space_fails_with_the_extremes);
-    tcase_add_test(tc, start_in_the_band_is_kept);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "fit", 60, NULL, NULL,
+                TU_TESTS(resnet20_dmcp, resnet20_dna, mbv2_dmcp, mbv2_dna,
+                         small_nets_against_exhaustive_search,
+                         band_outside_the_space_fails_with_the_extremes,
+                         start_in_the_band_is_kept));
     return s;
 }

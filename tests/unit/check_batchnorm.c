@@ -553,15 +553,9 @@ END_TEST
 Suite *suite_batchnorm(void)
 {
     Suite *s = suite_create("batchnorm");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, train_forward_and_running_stats);
-    tcase_add_test(tc, momentum_one_and_null_stats);
-    tcase_add_test(tc, eval_forward);
-    tcase_add_test(tc, gradients_finite_differences);
-    tcase_add_test(tc, accumulates_and_thread_independent);
-    tcase_add_test(tc, fused_activation_equals_the_pair);
-    tcase_add_test(tc, fused_residual_equals_the_sequence);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "core", 60, NULL, NULL,
+                TU_TESTS(train_forward_and_running_stats, momentum_one_and_null_stats, eval_forward,
+                         gradients_finite_differences, accumulates_and_thread_independent,
+                         fused_activation_equals_the_pair, fused_residual_equals_the_sequence));
     return s;
 }

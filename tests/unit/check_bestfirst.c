@@ -9,6 +9,7 @@
 #include "common/bestfirst.h"
 #include "common/rng.h"
 #include "common/xalloc.h"
+#include "tests/unit/testutil.h"
 
 #include <check.h>
 #include <math.h>
@@ -107,9 +108,7 @@ END_TEST
 Suite *suite_bestfirst(void)
 {
     Suite *s = suite_create("bestfirst");
-    TCase *tc = tcase_create("order");
-    tcase_add_test(tc, yields_every_vector_in_order);
-    tcase_add_test(tc, no_lists_yield_the_empty_vector_once);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "order", 0, NULL, NULL,
+                TU_TESTS(yields_every_vector_in_order, no_lists_yield_the_empty_vector_once));
     return s;
 }

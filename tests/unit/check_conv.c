@@ -445,15 +445,12 @@ END_TEST
 Suite *suite_conv(void)
 {
     Suite *s = suite_create("conv");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 60);
+    TCase *tc =
+        tu_case_add(s, "core", 60, NULL, NULL,
+                    TU_TESTS(direct_dispatch_sweep, direct_tile_sweep,
+                             accumulates_skips_and_is_thread_independent, output_size_and_scratch));
     tcase_add_loop_test(tc, matches_naive_double, 0,
                         (int)(sizeof naive_cases / sizeof naive_cases[0]));
     tcase_add_loop_test(tc, finite_differences, 0, (int)(sizeof fd_cases / sizeof fd_cases[0]));
-    tcase_add_test(tc, direct_dispatch_sweep);
-    tcase_add_test(tc, direct_tile_sweep);
-    tcase_add_test(tc, accumulates_skips_and_is_thread_independent);
-    tcase_add_test(tc, output_size_and_scratch);
-    suite_add_tcase(s, tc);
     return s;
 }

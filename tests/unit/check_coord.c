@@ -1,6 +1,7 @@
 /* check_coord.c - the scheduler (pure) and the coordinator driven without sockets. */
 #include "server/coord.h"
 #include "server/scheduler.h"
+#include "tests/unit/testutil.h"
 
 #include <check.h>
 #include <sodium.h>
@@ -809,27 +810,15 @@ END_TEST
 Suite *suite_coord(void)
 {
     Suite *s = suite_create("coord");
-    TCase *tc = tcase_create("scheduler");
-    tcase_add_test(tc, sched_best_fit_and_skip);
-    tcase_add_test(tc, sched_partly_busy_pools);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("coord");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, hello_ready_assign_ack);
-    tcase_add_test(tc, pool_runs_several_jobs);
-    tcase_add_test(tc, pool_lost_loses_every_job);
-    tcase_add_test(tc, owner_running_limit);
-    tcase_add_test(tc, owner_ranks_limit);
-    tcase_add_test(tc, artifacts_written_before_reference);
-    tcase_add_test(tc, lost_pool_restarts_then_fails);
-    tcase_add_test(tc, reconnect_keeps_running_job);
-    tcase_add_test(tc, assign_sent_again_when_lost);
-    tcase_add_test(tc, cancel_is_sent_until_done);
-    tcase_add_test(tc, priority_order_two_pools);
-    tcase_add_test(tc, server_restart_reconciles);
-    tcase_add_test(tc, queued_jobs_say_why_they_wait);
-    tcase_add_test(tc, init_weights_sent_unless_cached);
-    tcase_add_test(tc, after_waits_runs_or_cancels);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "scheduler", 0, NULL, NULL,
+                TU_TESTS(sched_best_fit_and_skip, sched_partly_busy_pools));
+    tu_case_add(s, "coord", 0, setup, teardown,
+                TU_TESTS(hello_ready_assign_ack, pool_runs_several_jobs, pool_lost_loses_every_job,
+                         owner_running_limit, owner_ranks_limit, artifacts_written_before_reference,
+                         lost_pool_restarts_then_fails, reconnect_keeps_running_job,
+                         assign_sent_again_when_lost, cancel_is_sent_until_done,
+                         priority_order_two_pools, server_restart_reconciles,
+                         queued_jobs_say_why_they_wait, init_weights_sent_unless_cached,
+                         after_waits_runs_or_cancels));
     return s;
 }

@@ -6,6 +6,7 @@
  * folder per test, which is removed at the end.
  */
 #include "common/xalloc.h"
+#include "tests/unit/testutil.h"
 #include "worker/data/dataset.h"
 
 #include <check.h>
@@ -787,28 +788,13 @@ END_TEST
 Suite *suite_data(void)
 {
     Suite *s = suite_create("data");
-    TCase *tc = tcase_create("idx");
-    tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, idx_fashion_mnist_real);
-    tcase_add_test(tc, idx_gz_and_raw_identical);
-    tcase_add_test(tc, idx_corruptions);
-    tcase_add_test(tc, idx_bad_gzip_and_missing);
-    tcase_add_test(tc, idx_load_via_spec_raw_names);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("cifar");
-    tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
-    tcase_add_test(tc, cifar10_files);
-    tcase_add_test(tc, cifar100_files);
-    tcase_add_test(tc, cifar_corruptions);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("synthetic");
-    tcase_add_test(tc, synthetic_deterministic);
-    tcase_add_test(tc, synthetic_learnable);
-    tcase_add_test(tc, synthetic_via_spec_and_split);
-    tcase_add_test(tc, stats_match_direct_computation);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "idx", 60, tmp_setup, tmp_teardown,
+                TU_TESTS(idx_fashion_mnist_real, idx_gz_and_raw_identical, idx_corruptions,
+                         idx_bad_gzip_and_missing, idx_load_via_spec_raw_names));
+    tu_case_add(s, "cifar", 0, tmp_setup, tmp_teardown,
+                TU_TESTS(cifar10_files, cifar100_files, cifar_corruptions));
+    tu_case_add(s, "synthetic", 0, NULL, NULL,
+                TU_TESTS(synthetic_deterministic, synthetic_learnable, synthetic_via_spec_and_split,
+                         stats_match_direct_computation));
     return s;
 }

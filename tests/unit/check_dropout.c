@@ -142,11 +142,8 @@ END_TEST
 Suite *suite_dropout(void)
 {
     Suite *s = suite_create("dropout");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, dropout_statistics_and_backward);
-    tcase_add_test(tc, p_zero_is_identity);
-    tcase_add_test(tc, droppath_statistics_and_backward);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "core", 60, NULL, NULL,
+                TU_TESTS(dropout_statistics_and_backward, p_zero_is_identity,
+                         droppath_statistics_and_backward));
     return s;
 }

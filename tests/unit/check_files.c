@@ -133,10 +133,8 @@ END_TEST
 Suite *suite_files(void)
 {
     Suite *s = suite_create("files");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, write_atomic_creates_parents_and_writes_all);
-    tcase_add_test(tc, stream_appears_only_on_commit);
-    tcase_add_test(tc, too_long_and_unwritable_paths_fail_naming_them);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "core", 0, NULL, NULL,
+                TU_TESTS(write_atomic_creates_parents_and_writes_all, stream_appears_only_on_commit,
+                         too_long_and_unwritable_paths_fail_naming_them));
     return s;
 }

@@ -124,9 +124,7 @@ END_TEST
 Suite *suite_fusion(void)
 {
     Suite *s = suite_create("fusion");
-    TCase *tc = tcase_create("nets");
-    tcase_set_timeout(tc, 60);
+    TCase *tc = tu_case_add(s, "nets", 60, NULL, NULL, NULL, 0);
     tcase_add_loop_test(tc, fused_program_equals_unfused, 0, (int)(sizeof CASES / sizeof CASES[0]));
-    suite_add_tcase(s, tc);
     return s;
 }

@@ -9,6 +9,7 @@
  * overrides the folder (default tests/fuzz, from the repository root).
  */
 #include "tests/unit/fuzztargets.h"
+#include "tests/unit/testutil.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -111,14 +112,7 @@ END_TEST
 Suite *suite_fuzzregress(void)
 {
     Suite *s = suite_create("fuzzregress");
-    TCase *tc = tcase_create("replay");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, jobspec);
-    tcase_add_test(tc, image);
-    tcase_add_test(tc, safetensors);
-    tcase_add_test(tc, idx);
-    tcase_add_test(tc, cifar);
-    tcase_add_test(tc, msg);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "replay", 60, NULL, NULL,
+                TU_TESTS(jobspec, image, safetensors, idx, cifar, msg));
     return s;
 }

@@ -115,11 +115,8 @@ END_TEST
 Suite *suite_gemm(void)
 {
     Suite *s = suite_create("gemm");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, all_transposes_and_sizes);
-    tcase_add_test(tc, beta_zero_ignores_nan);
-    tcase_add_test(tc, k_zero_scales_c);
-    tcase_add_test(tc, large_threaded_matches);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "core", 0, NULL, NULL,
+                TU_TESTS(all_transposes_and_sizes, beta_zero_ignores_nan, k_zero_scales_c,
+                         large_threaded_matches));
     return s;
 }

@@ -15,6 +15,7 @@
 #include "server/stats.h"
 #include "server/submitq.h"
 #include "tests/unit/testserver.h"
+#include "tests/unit/testutil.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -785,33 +786,14 @@ END_TEST
 Suite *suite_guard(void)
 {
     Suite *s = suite_create("guard");
-    TCase *unit = tcase_create("auth");
-    tcase_add_test(unit, auth_file_hash_and_check);
-    suite_add_tcase(s, unit);
-    TCase *tok = tcase_create("tokens");
-    tcase_add_checked_fixture(tok, setup_tokens, teardown);
-    tcase_set_timeout(tok, 30);
-    tcase_add_test(tok, tokens_and_scopes);
-    suite_add_tcase(s, tok);
-    TCase *own = tcase_create("owners");
-    tcase_add_checked_fixture(own, setup_owner_limits, teardown);
-    tcase_set_timeout(own, 30);
-    tcase_add_test(own, owner_queue_limit);
-    suite_add_tcase(s, own);
-    TCase *lim = tcase_create("limits");
-    tcase_add_checked_fixture(lim, setup_limits, teardown);
-    tcase_set_timeout(lim, 30);
-    tcase_add_test(lim, slowloris_cannot_exhaust);
-    tcase_add_test(lim, body_limit_and_keepalive_reuse);
-    suite_add_tcase(s, lim);
-    TCase *ev = tcase_create("events");
-    tcase_add_checked_fixture(ev, setup_default, teardown);
-    tcase_set_timeout(ev, 30);
-    tcase_add_test(ev, sse_replays_from_last_event_id);
-    tcase_add_test(ev, sse_live_keepalive_and_disconnect);
-    tcase_add_test(ev, prometheus_counters);
-    tcase_add_test(ev, artifact_names_stay_in_the_job_folder);
-    tcase_add_test(ev, strict_http_framing);
-    suite_add_tcase(s, ev);
+    tu_case_add(s, "auth", 0, NULL, NULL, TU_TESTS(auth_file_hash_and_check));
+    tu_case_add(s, "tokens", 30, setup_tokens, teardown, TU_TESTS(tokens_and_scopes));
+    tu_case_add(s, "owners", 30, setup_owner_limits, teardown, TU_TESTS(owner_queue_limit));
+    tu_case_add(s, "limits", 30, setup_limits, teardown,
+                TU_TESTS(slowloris_cannot_exhaust, body_limit_and_keepalive_reuse));
+    tu_case_add(s, "events", 30, setup_default, teardown,
+                TU_TESTS(sse_replays_from_last_event_id, sse_live_keepalive_and_disconnect,
+                         prometheus_counters, artifact_names_stay_in_the_job_folder,
+                         strict_http_framing));
     return s;
 }

@@ -1,6 +1,7 @@
 /* check_handlers.c - routes and handlers called directly: no sockets, no broker. */
 #include "server/handlers.h"
 #include "server/yamljson.h"
+#include "tests/unit/testutil.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -179,11 +180,7 @@ END_TEST
 Suite *suite_handlers(void)
 {
     Suite *s = suite_create("handlers");
-    TCase *tc = tcase_create("direct");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, submit_validates_and_stores);
-    tcase_add_test(tc, router_errors);
-    tcase_add_test(tc, yaml_to_json);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "direct", 0, setup, teardown,
+                TU_TESTS(submit_validates_and_stores, router_errors, yaml_to_json));
     return s;
 }

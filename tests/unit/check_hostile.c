@@ -15,6 +15,7 @@
 #include "server/sse.h"
 #include "server/stats.h"
 #include "tests/unit/testserver.h"
+#include "tests/unit/testutil.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -681,27 +682,13 @@ END_TEST
 Suite *suite_hostile(void)
 {
     Suite *s = suite_create("hostile");
-    TCase *adm = tcase_create("admission");
-    tcase_add_checked_fixture(adm, setup_plain, teardown);
-    tcase_set_timeout(adm, 60);
-    tcase_add_test(adm, oversized_models_are_refused);
-    tcase_add_test(adm, failures_a_retry_cannot_fix_are_final);
-    tcase_add_test(adm, resent_checkpoints_and_a_full_disk);
-    tcase_add_test(adm, temporary_files_are_swept);
-    tcase_add_test(adm, readyz_sees_the_disk);
-    tcase_add_test(adm, strict_http);
-    tcase_add_test(adm, closed_streams_free_their_slots);
-    suite_add_tcase(s, adm);
-    TCase *lim = tcase_create("limit");
-    tcase_add_checked_fixture(lim, setup_limit, teardown);
-    tcase_set_timeout(lim, 30);
-    tcase_add_test(lim, max_job_memory_is_enforced);
-    suite_add_tcase(s, lim);
-    TCase *id = tcase_create("identity");
-    tcase_add_checked_fixture(id, setup_tokens, teardown);
-    tcase_set_timeout(id, 60);
-    tcase_add_test(id, a_pool_cannot_take_another_pools_job);
-    suite_add_tcase(s, id);
+    tu_case_add(s, "admission", 60, setup_plain, teardown,
+                TU_TESTS(oversized_models_are_refused, failures_a_retry_cannot_fix_are_final,
+                         resent_checkpoints_and_a_full_disk, temporary_files_are_swept,
+                         readyz_sees_the_disk, strict_http, closed_streams_free_their_slots));
+    tu_case_add(s, "limit", 30, setup_limit, teardown, TU_TESTS(max_job_memory_is_enforced));
+    tu_case_add(s, "identity", 60, setup_tokens, teardown,
+                TU_TESTS(a_pool_cannot_take_another_pools_job));
     (void)TOK_ADMIN;
     return s;
 }

@@ -9,6 +9,7 @@
 #include "common/rng.h"
 #include "common/xalloc.h"
 #include "tests/unit/imgwrite.h"
+#include "tests/unit/testutil.h"
 #include "worker/data/dataset.h"
 #include "worker/data/imgdecode.h"
 #include "worker/data/loader.h"
@@ -404,13 +405,9 @@ END_TEST
 Suite *suite_imgdata(void)
 {
     Suite *s = suite_create("imgdata");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_folder_order_is_imagefolder);
-    tcase_add_test(tc, test_manifests);
-    tcase_add_test(tc, test_loader_files_deterministic);
-    tcase_add_test(tc, test_loader_eval_and_bad_files);
-    tcase_add_test(tc, test_mixup_cutmix);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "core", 60, NULL, NULL,
+                TU_TESTS(test_folder_order_is_imagefolder, test_manifests,
+                         test_loader_files_deterministic, test_loader_eval_and_bad_files,
+                         test_mixup_cutmix));
     return s;
 }

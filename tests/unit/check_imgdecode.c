@@ -8,6 +8,7 @@
  */
 #include "common/xalloc.h"
 #include "tests/unit/imgwrite.h"
+#include "tests/unit/testutil.h"
 #include "worker/data/imgdecode.h"
 
 #include <check.h>
@@ -212,11 +213,8 @@ END_TEST
 Suite *suite_imgdecode(void)
 {
     Suite *s = suite_create("imgdecode");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_same_pixels_as_pil);
-    tcase_add_test(tc, test_corrupt_and_truncated);
-    tcase_add_test(tc, test_huge_header_refused);
-    suite_add_tcase(s, tc);
+    tu_case_add(
+        s, "core", 60, NULL, NULL,
+        TU_TESTS(test_same_pixels_as_pil, test_corrupt_and_truncated, test_huge_header_refused));
     return s;
 }

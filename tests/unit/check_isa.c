@@ -325,14 +325,10 @@ END_TEST
 Suite *suite_isa(void)
 {
     Suite *s = suite_create("isa");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, names_parse_and_select);
-    tcase_add_test(tc, kiln_isa_from_the_environment);
-    tcase_add_test(tc, blas_core_policy);
-    tcase_add_test(tc, blas_self_check_and_summary);
+    TCase *tc = tu_case_add(s, "core", 60, NULL, NULL,
+                            TU_TESTS(names_parse_and_select, kiln_isa_from_the_environment,
+                                     blas_core_policy, blas_self_check_and_summary,
+                                     gemm_independent_of_threads));
     tcase_add_loop_test(tc, every_path_agrees_with_generic, 0, 5);
-    tcase_add_test(tc, gemm_independent_of_threads);
-    suite_add_tcase(s, tc);
     return s;
 }

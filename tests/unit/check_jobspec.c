@@ -6,6 +6,7 @@
  */
 #include "common/err.h"
 #include "common/jobspec.h"
+#include "tests/unit/testutil.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -747,19 +748,11 @@ END_TEST
 Suite *suite_jobspec(void)
 {
     Suite *s = suite_create("jobspec");
-    TCase *tc = tcase_create("defaults");
-    tcase_add_test(tc, valid_specs);
-    tcase_add_test(tc, vit_defaults_and_parsed_fields);
-    tcase_add_test(tc, init_from_and_after);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("validation");
-    tcase_add_test(tc, invalid_specs);
-    tcase_add_test(tc, collects_every_problem);
-    tcase_add_test(tc, not_an_object);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("golden");
-    tcase_add_test(tc, golden_valid_examples);
-    tcase_add_test(tc, golden_invalid_examples);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "defaults", 0, NULL, NULL,
+                TU_TESTS(valid_specs, vit_defaults_and_parsed_fields, init_from_and_after));
+    tu_case_add(s, "validation", 0, NULL, NULL,
+                TU_TESTS(invalid_specs, collects_every_problem, not_an_object));
+    tu_case_add(s, "golden", 0, NULL, NULL,
+                TU_TESTS(golden_valid_examples, golden_invalid_examples));
     return s;
 }

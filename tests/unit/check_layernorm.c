@@ -209,10 +209,7 @@ END_TEST
 Suite *suite_layernorm(void)
 {
     Suite *s = suite_create("layernorm");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, matches_double);
-    tcase_add_test(tc, finite_differences);
-    tcase_add_test(tc, accumulates_and_skips);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "core", 0, NULL, NULL,
+                TU_TESTS(matches_double, finite_differences, accumulates_and_skips));
     return s;
 }

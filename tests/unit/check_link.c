@@ -6,6 +6,7 @@
  */
 #include "server/broker.h"
 #include "tests/unit/fakepool.h"
+#include "tests/unit/testutil.h"
 #include "worker/linksink.h"
 
 #include <check.h>
@@ -647,19 +648,11 @@ END_TEST
 Suite *suite_link(void)
 {
     Suite *s = suite_create("link");
-    TCase *tc = tcase_create("core");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, train_job_over_tcp);
-    tcase_add_test(tc, cancel_running_and_queued);
-    tcase_add_test(tc, pool_killed_job_resumes_elsewhere);
-    tcase_add_test(tc, priorities_over_two_pools);
-    tcase_add_test(tc, ranks_must_fit);
-    tcase_add_test(tc, spill_then_deliver_in_order);
-    tcase_add_test(tc, resends_are_applied_once);
-    tcase_add_test(tc, link_says_hello_when_asked);
-    tcase_add_test(tc, ready_never_overtakes_finished);
-    tcase_add_test(tc, sink_style_calls);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "core", 30, setup, teardown,
+                TU_TESTS(train_job_over_tcp, cancel_running_and_queued,
+                         pool_killed_job_resumes_elsewhere, priorities_over_two_pools,
+                         ranks_must_fit, spill_then_deliver_in_order, resends_are_applied_once,
+                         link_says_hello_when_asked, ready_never_overtakes_finished,
+                         sink_style_calls));
     return s;
 }

@@ -1,5 +1,6 @@
 /* check_linkcore.c - the pool link's protocol core driven without sockets or threads:
  * a fake clock (T, ms) and a send callback that records what the pool would send. */
+#include "tests/unit/testutil.h"
 #include "worker/link_core.h"
 
 #include <check.h>
@@ -648,18 +649,13 @@ END_TEST
 Suite *suite_linkcore(void)
 {
     Suite *s = suite_create("linkcore");
-    TCase *tc = tcase_create("core");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 10);
-    tcase_add_test(tc, handshake_hello_welcome_ready_heartbeat);
-    tcase_add_test(tc, resend_after_silence_backs_off_and_ack_stops_it);
-    tcase_add_test(tc, gap_goes_back_once_per_round_trip);
-    tcase_add_test(tc, liveness_timeout_reconnects_with_doubling_back_off);
-    tcase_add_test(tc, hello_again_when_the_server_asks);
-    tcase_add_test(tc, spill_when_memory_is_full_and_deliver_in_order);
-    tcase_add_test(tc, assign_cancel_and_ready_after_the_end_is_acked);
-    tcase_add_test(tc, several_jobs_ready_lists_them);
-    tcase_add_test(tc, metric_points_join_while_unsent);
-    suite_add_tcase(s, tc);
+    tu_case_add(
+        s, "core", 10, setup, teardown,
+        TU_TESTS(handshake_hello_welcome_ready_heartbeat,
+                 resend_after_silence_backs_off_and_ack_stops_it, gap_goes_back_once_per_round_trip,
+                 liveness_timeout_reconnects_with_doubling_back_off,
+                 hello_again_when_the_server_asks, spill_when_memory_is_full_and_deliver_in_order,
+                 assign_cancel_and_ready_after_the_end_is_acked, several_jobs_ready_lists_them,
+                 metric_points_join_while_unsent));
     return s;
 }

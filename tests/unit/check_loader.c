@@ -7,6 +7,7 @@
  */
 #include "common/rng.h"
 #include "common/xalloc.h"
+#include "tests/unit/testutil.h"
 #include "worker/data/augment.h"
 #include "worker/data/dataset.h"
 #include "worker/data/loader.h"
@@ -553,20 +554,10 @@ END_TEST
 Suite *suite_loader(void)
 {
     Suite *s = suite_create("loader");
-    TCase *tc = tcase_create("augment");
-    tcase_add_test(tc, augment_matches_naive);
-    tcase_add_test(tc, augment_draw_ranges);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("loader");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, loader_matches_documented_streams);
-    tcase_add_test(tc, loader_deterministic_and_epochs_differ);
-    tcase_add_test(tc, loader_rank_slices_union);
-    tcase_add_test(tc, loader_repeated_augmentation);
-    tcase_add_test(tc, loader_eval_shards);
-    tcase_add_test(tc, loader_skip_resume);
-    tcase_add_test(tc, loader_free_mid_epoch);
-    tcase_add_test(tc, loader_empty_and_tiny);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "augment", 0, NULL, NULL, TU_TESTS(augment_matches_naive, augment_draw_ranges));
+    tu_case_add(s, "loader", 60, NULL, NULL,
+                TU_TESTS(loader_matches_documented_streams, loader_deterministic_and_epochs_differ,
+                         loader_rank_slices_union, loader_repeated_augmentation, loader_eval_shards,
+                         loader_skip_resume, loader_free_mid_epoch, loader_empty_and_tiny));
     return s;
 }

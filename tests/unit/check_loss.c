@@ -180,10 +180,7 @@ END_TEST
 Suite *suite_loss(void)
 {
     Suite *s = suite_create("loss");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, crossentropy);
-    tcase_add_test(tc, crossentropy_extremes);
-    tcase_add_test(tc, softmax_and_softtarget);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "core", 0, NULL, NULL,
+                TU_TESTS(crossentropy, crossentropy_extremes, softmax_and_softtarget));
     return s;
 }

@@ -923,25 +923,14 @@ END_TEST
 Suite *suite_modelcfg(void)
 {
     Suite *s = suite_create("modelcfg");
-    TCase *tc = tcase_create("counts");
-    tcase_add_test(tc, reference_files_params_and_macs);
-    tcase_add_test(tc, mbv2_preset_matches_reference_shapes);
-    tcase_add_test(tc, resnet20_cifar_macs_by_hand);
-    tcase_add_test(tc, config_c_ceit_deit);
-    tcase_add_test(tc, mbv2_preset_widths_as_models_py);
-    tcase_add_test(tc, vit_mix_counts_by_hand);
-    tcase_add_test(tc, imagenet_forms_match_torch_counts);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("parse");
-    tcase_add_test(tc, vit_defaults_per_arch);
-    tcase_add_test(tc, resnet_forms);
-    tcase_add_test(tc, resnet_imagenet_forms);
-    tcase_add_test(tc, mbv2_forms);
-    tcase_add_test(tc, mbv3_effnet_forms);
-    tcase_add_test(tc, errors_name_the_field);
-    tcase_add_test(tc, unknown_fields_and_wrong_types);
-    tcase_add_test(tc, collects_every_error);
-    tcase_add_test(tc, path_prefix);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "counts", 0, NULL, NULL,
+                TU_TESTS(reference_files_params_and_macs, mbv2_preset_matches_reference_shapes,
+                         resnet20_cifar_macs_by_hand, config_c_ceit_deit,
+                         mbv2_preset_widths_as_models_py, vit_mix_counts_by_hand,
+                         imagenet_forms_match_torch_counts));
+    tu_case_add(s, "parse", 0, NULL, NULL,
+                TU_TESTS(vit_defaults_per_arch, resnet_forms, resnet_imagenet_forms, mbv2_forms,
+                         mbv3_effnet_forms, errors_name_the_field, unknown_fields_and_wrong_types,
+                         collects_every_error, path_prefix));
     return s;
 }

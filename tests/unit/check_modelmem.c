@@ -103,11 +103,8 @@ END_TEST
 Suite *suite_modelmem(void)
 {
     Suite *s = suite_create("modelmem");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 60);
+    TCase *tc = tu_case_add(s, "core", 60, NULL, NULL, TU_TESTS(oversized_model_is_nomem));
     tcase_add_loop_test(tc, estimate_bounds_the_worker, 0,
                         (int)(sizeof CONFIGS / sizeof CONFIGS[0]));
-    tcase_add_test(tc, oversized_model_is_nomem);
-    suite_add_tcase(s, tc);
     return s;
 }

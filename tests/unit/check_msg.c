@@ -1,5 +1,6 @@
 /* check_msg.c - the pool protocol's message encoding and validation (common/msg.c). */
 #include "common/msg.h"
+#include "tests/unit/testutil.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -213,13 +214,8 @@ END_TEST
 Suite *suite_msg(void)
 {
     Suite *s = suite_create("msg");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, hello_roundtrip);
-    tcase_add_test(tc, job_message_fields);
-    tcase_add_test(tc, finished_blobs);
-    tcase_add_test(tc, bad_frames);
-    tcase_add_test(tc, init_and_cached_fields);
-    tcase_add_test(tc, names_and_types);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "core", 0, NULL, NULL,
+                TU_TESTS(hello_roundtrip, job_message_fields, finished_blobs, bad_frames,
+                         init_and_cached_fields, names_and_types));
     return s;
 }

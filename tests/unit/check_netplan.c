@@ -272,15 +272,9 @@ END_TEST
 Suite *suite_netplan(void)
 {
     Suite *s = suite_create("netplan");
-    TCase *tc = tcase_create("planned_equals_unplanned");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, ceit_same_bits);
-    tcase_add_test(tc, deit_drop_path_same_bits);
-    tcase_add_test(tc, resnet_pruned_same_bits);
-    tcase_add_test(tc, mbv2_pruned_same_bits);
-    tcase_add_test(tc, resnet_dmcp_dna_same_bits);
-    tcase_add_test(tc, mbv2_dmcp_dna_same_bits);
-    tcase_add_test(tc, mbv3_effnet_same_bits);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "planned_equals_unplanned", 60, NULL, NULL,
+                TU_TESTS(ceit_same_bits, deit_drop_path_same_bits, resnet_pruned_same_bits,
+                         mbv2_pruned_same_bits, resnet_dmcp_dna_same_bits, mbv2_dmcp_dna_same_bits,
+                         mbv3_effnet_same_bits));
     return s;
 }

@@ -167,11 +167,8 @@ END_TEST
 Suite *suite_optim(void)
 {
     Suite *s = suite_create("optim");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, sgd_matches_pytorch_formula);
-    tcase_add_test(tc, adamw_matches_pytorch_formula);
-    tcase_add_test(tc, schedule);
-    tcase_add_test(tc, grad_norm_and_clipping);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "core", 0, NULL, NULL,
+                TU_TESTS(sgd_matches_pytorch_formula, adamw_matches_pytorch_formula, schedule,
+                         grad_norm_and_clipping));
     return s;
 }

@@ -1,6 +1,7 @@
 /* check_pbwrite.c - the protocol-buffers writer against encodings worked out by
  * hand from the protobuf encoding guide (its own examples where it has them). */
 #include "common/pbwrite.h"
+#include "tests/unit/testutil.h"
 
 #include <check.h>
 #include <stdint.h>
@@ -94,11 +95,7 @@ END_TEST
 Suite *suite_pbwrite(void)
 {
     Suite *s = suite_create("pbwrite");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, varints);
-    tcase_add_test(tc, floats_and_bytes);
-    tcase_add_test(tc, raw_arrays);
-    tcase_add_test(tc, long_fields_grow_the_buffer);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "core", 0, NULL, NULL,
+                TU_TESTS(varints, floats_and_bytes, raw_arrays, long_fields_grow_the_buffer));
     return s;
 }

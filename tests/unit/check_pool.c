@@ -233,12 +233,9 @@ END_TEST
 Suite *suite_pool(void)
 {
     Suite *s = suite_create("pool");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 60);
+    TCase *tc = tu_case_add(
+        s, "core", 60, NULL, NULL,
+        TU_TESTS(maxpool_ties_inf_nan, maxpool_thread_independent, avgpool_forward_backward));
     tcase_add_loop_test(tc, maxpool_forward_backward, 0, (int)(sizeof pcases / sizeof pcases[0]));
-    tcase_add_test(tc, maxpool_ties_inf_nan);
-    tcase_add_test(tc, maxpool_thread_independent);
-    tcase_add_test(tc, avgpool_forward_backward);
-    suite_add_tcase(s, tc);
     return s;
 }

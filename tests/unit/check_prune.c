@@ -678,23 +678,16 @@ END_TEST
 Suite *suite_prune(void)
 {
     Suite *s = suite_create("prune");
-    TCase *tc = tcase_create("engine");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, subnet_equals_masked_supernet_resnet);
-    tcase_add_test(tc, subnet_equals_masked_supernet_mbv2);
-    tcase_add_test(tc, subnet_equals_masked_supernet_mbv3_effnet);
-    tcase_add_test(tc, arch_gradient_matches_finite_differences);
-    tcase_add_test(tc, sampled_architectures_build_run_save_load);
-    tcase_add_test(tc, es_derivation_lands_in_the_band);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("job");
-    tcase_set_timeout(tc, 240);
-    tcase_add_test(tc, dmcp_job_end_to_end);
-    tcase_add_test(tc, uniform_job_end_to_end);
-    tcase_add_test(tc, unreachable_band_fails_before_training);
-    tcase_add_test(tc, cancelled_search_resumes_to_the_same_result);
-    tcase_add_test(tc, finetune_and_ds_derivation);
-    tcase_add_test(tc, mbv2_dmcp_job);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "engine", 60, NULL, NULL,
+                TU_TESTS(subnet_equals_masked_supernet_resnet, subnet_equals_masked_supernet_mbv2,
+                         subnet_equals_masked_supernet_mbv3_effnet,
+                         arch_gradient_matches_finite_differences,
+                         sampled_architectures_build_run_save_load,
+                         es_derivation_lands_in_the_band));
+    tu_case_add(s, "job", 240, NULL, NULL,
+                TU_TESTS(dmcp_job_end_to_end, uniform_job_end_to_end,
+                         unreachable_band_fails_before_training,
+                         cancelled_search_resumes_to_the_same_result, finetune_and_ds_derivation,
+                         mbv2_dmcp_job));
     return s;
 }

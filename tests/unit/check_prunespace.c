@@ -558,20 +558,13 @@ END_TEST
 Suite *suite_prunespace(void)
 {
     Suite *s = suite_create("prunespace");
-    TCase *tc = tcase_create("space");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, macs_match_hand_counts);
-    tcase_add_test(tc, resnet_units_follow_the_sharing_rules);
-    tcase_add_test(tc, mbv2_units_follow_the_sharing_rules);
-    tcase_add_test(tc, bottleneck_units_follow_the_sharing_rules);
-    tcase_add_test(tc, random_widths_count_three_ways);
-    tcase_add_test(tc, expected_macs_limits);
-    tcase_add_test(tc, se_widths_are_tied_to_their_block);
-    tcase_add_test(tc, budget_loss_gradient_matches_finite_differences);
-    tcase_add_test(tc, budget_loss_regimes);
-    tcase_add_test(tc, samplers_stay_on_the_grid);
-    tcase_add_test(tc, official_sampling_follows_dmcp_code);
-    tcase_add_test(tc, uniform_widths_scale_every_unit);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "space", 60, NULL, NULL,
+                TU_TESTS(macs_match_hand_counts, resnet_units_follow_the_sharing_rules,
+                         mbv2_units_follow_the_sharing_rules,
+                         bottleneck_units_follow_the_sharing_rules, random_widths_count_three_ways,
+                         expected_macs_limits, se_widths_are_tied_to_their_block,
+                         budget_loss_gradient_matches_finite_differences, budget_loss_regimes,
+                         samplers_stay_on_the_grid, official_sampling_follows_dmcp_code,
+                         uniform_widths_scale_every_unit));
     return s;
 }

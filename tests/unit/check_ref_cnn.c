@@ -52,9 +52,7 @@ END_TEST
 Suite *suite_ref_cnn(void)
 {
     Suite *s = suite_create("ref_cnn");
-    TCase *tc = tcase_create("layers");
-    tcase_set_timeout(tc, 60);
+    TCase *tc = tu_case_add(s, "layers", 60, NULL, NULL, NULL, 0);
     tcase_add_loop_test(tc, layer_cases, 0, (int)(sizeof cnn_ops / sizeof cnn_ops[0]));
-    suite_add_tcase(s, tc);
     return s;
 }

@@ -72,8 +72,6 @@ END_TEST
 Suite *suite_ref_dense(void)
 {
     Suite *s = suite_create("ref_dense");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, layer_cases);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "core", 0, NULL, NULL, TU_TESTS(layer_cases));
     return s;
 }

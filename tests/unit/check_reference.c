@@ -397,11 +397,9 @@ END_TEST
 Suite *suite_reference(void)
 {
     Suite *s = suite_create("reference");
-    TCase *tc = tcase_create("files");
-    tcase_set_timeout(tc, 120);
     if (n_items == 0)
         discover();
+    TCase *tc = tu_case_add(s, "files", 120, NULL, NULL, NULL, 0);
     tcase_add_loop_test(tc, reference_item, 0, n_items);
-    suite_add_tcase(s, tc);
     return s;
 }

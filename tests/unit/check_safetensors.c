@@ -167,12 +167,8 @@ END_TEST
 Suite *suite_safetensors(void)
 {
     Suite *s = suite_create("safetensors");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, roundtrip_memory);
-    tcase_add_test(tc, reads_reference_files);
-    tcase_add_test(tc, rejects_hostile_files);
-    tcase_add_test(tc, rejects_bad_lengths);
-    tcase_add_test(tc, every_truncation_of_a_real_file_fails_cleanly);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "core", 0, NULL, NULL,
+                TU_TESTS(roundtrip_memory, reads_reference_files, rejects_hostile_files,
+                         rejects_bad_lengths, every_truncation_of_a_real_file_fails_cleanly));
     return s;
 }

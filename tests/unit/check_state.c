@@ -234,12 +234,9 @@ END_TEST
 Suite *suite_state(void)
 {
     Suite *s = suite_create("state");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, roundtrip_is_exact);
-    tcase_add_test(tc, errors_name_the_tensor);
-    tcase_add_test(tc, wrong_model_and_corrupt_files);
-    tcase_add_test(tc, checkpoint_restores_optimizer_and_step);
-    tcase_add_test(tc, fresh_weights_follow_the_init_rules);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "core", 0, NULL, NULL,
+                TU_TESTS(roundtrip_is_exact, errors_name_the_tensor, wrong_model_and_corrupt_files,
+                         checkpoint_restores_optimizer_and_step,
+                         fresh_weights_follow_the_init_rules));
     return s;
 }

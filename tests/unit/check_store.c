@@ -2,6 +2,7 @@
 #include "server/store.h"
 /* sq_write and the connection, for the transaction and prepare checks */
 #include "server/store_impl.h"
+#include "tests/unit/testutil.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -966,29 +967,12 @@ END_TEST
 Suite *suite_store(void)
 {
     Suite *s = suite_create("store");
-    TCase *tc = tcase_create("core");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, open_and_version);
-    tcase_add_test(tc, newer_schema_refused);
-    tcase_add_test(tc, create_get);
-    tcase_add_test(tc, idempotency);
-    tcase_add_test(tc, batch_create_is_one_commit);
-    tcase_add_test(tc, transitions_cas);
-    tcase_add_test(tc, list_pages_filters);
-    tcase_add_test(tc, queue_order);
-    tcase_add_test(tc, apply_dedup_gap_stale);
-    tcase_add_test(tc, downsampling);
-    tcase_add_test(tc, finish_with_artifacts);
-    tcase_add_test(tc, checkpoint_keep_last);
-    tcase_add_test(tc, failure_and_retry);
-    tcase_add_test(tc, invalid_data_is_final);
-    tcase_add_test(tc, cancel_running);
-    tcase_add_test(tc, logs_tail);
-    tcase_add_test(tc, models_and_deps);
-    tcase_add_test(tc, write_tx_rolls_back);
-    tcase_add_test(tc, write_tx_change_count);
-    tcase_add_test(tc, delete_prepares_once);
-    tcase_add_test(tc, statements_prepared_once);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "core", 0, setup, teardown,
+                TU_TESTS(open_and_version, newer_schema_refused, create_get, idempotency,
+                         batch_create_is_one_commit, transitions_cas, list_pages_filters,
+                         queue_order, apply_dedup_gap_stale, downsampling, finish_with_artifacts,
+                         checkpoint_keep_last, failure_and_retry, invalid_data_is_final,
+                         cancel_running, logs_tail, models_and_deps, write_tx_rolls_back,
+                         write_tx_change_count, delete_prepares_once, statements_prepared_once));
     return s;
 }

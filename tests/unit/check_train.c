@@ -247,13 +247,9 @@ END_TEST
 Suite *suite_train(void)
 {
     Suite *s = suite_create("train");
-    TCase *tc = tcase_create("synthetic");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, learns_and_writes_weights_that_evaluate_the_same);
-    tcase_add_test(tc, ema_follows_its_recursion);
-    tcase_add_test(tc, resume_continues_the_same_run);
-    tcase_add_test(tc, cancel_stops_with_a_checkpoint);
-    tcase_add_test(tc, bad_data_is_named);
-    suite_add_tcase(s, tc);
+    tu_case_add(s, "synthetic", 120, NULL, NULL,
+                TU_TESTS(learns_and_writes_weights_that_evaluate_the_same,
+                         ema_follows_its_recursion, resume_continues_the_same_run,
+                         cancel_stops_with_a_checkpoint, bad_data_is_named));
     return s;
 }

@@ -10,6 +10,7 @@
 #include "common/rng.h"
 #include "common/xalloc.h"
 #include "tests/unit/imgwrite.h"
+#include "tests/unit/testutil.h"
 #include "worker/data/imgdecode.h"
 #include "worker/data/transform.h"
 
@@ -412,12 +413,8 @@ END_TEST
 Suite *suite_transform(void)
 {
     Suite *s = suite_create("transform");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_geometry);
-    tcase_add_test(tc, test_color_and_randaugment);
-    tcase_add_test(tc, test_pipelines);
-    tcase_add_test(tc, test_draw_ranges);
-    suite_add_tcase(s, tc);
+    tu_case_add(
+        s, "core", 120, NULL, NULL,
+        TU_TESTS(test_geometry, test_color_and_randaugment, test_pipelines, test_draw_ranges));
     return s;
 }

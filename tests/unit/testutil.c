@@ -169,3 +169,17 @@ void tu_same_file(const char *dir_a, const char *dir_b, const char *name)
     free(x);
     free(y);
 }
+
+TCase *tu_case_add(Suite *s, const char *name, int timeout, SFun setup, SFun teardown,
+                   const TTest *const *tests, size_t n)
+{
+    TCase *tc = tcase_create(name);
+    if (timeout > 0)
+        tcase_set_timeout(tc, timeout);
+    if (setup != NULL || teardown != NULL)
+        tcase_add_checked_fixture(tc, setup, teardown);
+    for (size_t i = 0; i < n; i++)
+        tcase_add_test(tc, tests[i]);
+    suite_add_tcase(s, tc);
+    return tc;
+}

@@ -12,8 +12,21 @@
 #include "common/modelcfg.h"
 #include "common/safetensors.h"
 
+#include <check.h>
 #include <jansson.h>
 #include <stddef.h>
+
+/* Adds to suite s one case of tests that share a timeout (seconds; 0 keeps
+ * check's default) and a checked fixture (setup/teardown, either may be
+ * NULL), and returns it for any loop tests. Write the list as
+ * TU_TESTS(test_a, test_b, ...). */
+TCase *tu_case_add(Suite *s, const char *name, int timeout, SFun setup, SFun teardown,
+                   const TTest *const *tests, size_t n);
+
+/* The two last arguments of tu_case_add for a list of START_TEST names. */
+#define TU_TESTS(...)                                                                              \
+    (const TTest *const[]){__VA_ARGS__},                                                           \
+        sizeof((const TTest *const[]){__VA_ARGS__}) / sizeof(const TTest *)
 
 /* A new empty folder /tmp/kiln-<tag>-XXXXXX (malloc'd path; the test frees it
  * after tu_remove_dir). */
