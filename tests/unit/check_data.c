@@ -607,6 +607,34 @@ END_TEST
 
 /* ---- synthetic, splits, statistics ---------------------------------------- */
 
+/* A dataset fits a model only with its image size, channels and classes;
+ * the refusal names both shapes. */
+START_TEST(dataset_must_fit_the_model)
+{
+    dataset d;
+    dataset_synthetic(&d, 4, 12, 3, 7, 1);
+    model_cfg c;
+    memset(&c, 0, sizeof c);
+    c.image_size = 12;
+    c.in_channels = 3;
+    c.num_classes = 7;
+    errbuf eb;
+    ck_assert_int_eq(dataset_fits_model(&d, &c, &eb), 0);
+    int *field[] = {&c.image_size, &c.in_channels, &c.num_classes};
+    for (int i = 0; i < 3; i++) {
+        (*field[i])++;
+        ck_assert_int_eq(dataset_fits_model(&d, &c, &eb), ERR_INVALID);
+        ck_assert_msg(strstr(eb.msg, "is 12x12x3 with 7 classes") != NULL, "%s", eb.msg);
+        (*field[i])--;
+    }
+    d.W = 11; /* not square: no model takes it */
+    ck_assert_int_eq(dataset_fits_model(&d, &c, &eb), ERR_INVALID);
+    ck_assert_msg(strstr(eb.msg, "is 12x11x3") != NULL, "%s", eb.msg);
+    d.W = 12;
+    dataset_free(&d);
+}
+END_TEST
+
 START_TEST(synthetic_deterministic)
 {
     dataset a, b, c, small;
@@ -794,7 +822,7 @@ Suite *suite_data(void)
     tu_case_add(s, "cifar", 0, tmp_setup, tmp_teardown,
                 TU_TESTS(cifar10_files, cifar100_files, cifar_corruptions));
     tu_case_add(s, "synthetic", 0, NULL, NULL,
-                TU_TESTS(synthetic_deterministic, synthetic_learnable, synthetic_via_spec_and_split,
-                         stats_match_direct_computation));
+                TU_TESTS(dataset_must_fit_the_model, synthetic_deterministic, synthetic_learnable,
+                         synthetic_via_spec_and_split, stats_match_direct_computation));
     return s;
 }

@@ -239,6 +239,18 @@ int dataset_val_count(const dataset *d, double val_fraction)
     return c > d->n - 1 ? d->n - 1 : (int)c;
 }
 
+int dataset_fits_model(const dataset *d, const model_cfg *c, errbuf *eb)
+{
+    if (d->H == c->image_size && d->W == c->image_size && d->C == c->in_channels &&
+        d->num_classes == c->num_classes)
+        return 0;
+    return err_set(eb, ERR_INVALID,
+                   "dataset %s is %dx%dx%d with %d classes; the model expects %dx%dx%d with %d "
+                   "classes",
+                   d->name, d->H, d->W, d->C, d->num_classes, c->image_size, c->image_size,
+                   c->in_channels, c->num_classes);
+}
+
 void dataset_compute_stats(const dataset *d, float mean[3], float std[3])
 {
     double s[3] = {0, 0, 0}, ss[3] = {0, 0, 0};

@@ -121,6 +121,10 @@ void dataset_split_tail(dataset *src, dataset *tail, int count);
  * clamped to [0, n - 1] so that training keeps at least one sample. */
 int dataset_val_count(const dataset *d, double val_fraction);
 
+/* 0 if d's images and classes are what model c takes (image_size x image_size,
+ * in_channels, num_classes); else ERR_INVALID naming both shapes. */
+int dataset_fits_model(const dataset *d, const model_cfg *c, errbuf *eb);
+
 /* Keeps only the first `limit` samples of d (no-op when limit <= 0 or
  * limit >= d->n). */
 void dataset_truncate(dataset *d, int limit);

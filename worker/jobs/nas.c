@@ -40,15 +40,7 @@ static int load_data(nas_job *j, const job_spec *spec, errbuf *eb)
         dataset_split_tail(&j->train, &val, nval);
         dataset_free(&val);
     }
-    const model_cfg *c = &spec->model;
-    if (j->train.H != c->image_size || j->train.C != c->in_channels ||
-        j->train.num_classes != c->num_classes)
-        return err_set(eb, ERR_INVALID,
-                       "dataset %s is %dx%dx%d with %d classes; the model expects %dx%dx%d with "
-                       "%d classes",
-                       j->train.name, j->train.H, j->train.W, j->train.C, j->train.num_classes,
-                       c->image_size, c->image_size, c->in_channels, c->num_classes);
-    return 0;
+    return dataset_fits_model(&j->train, &spec->model, eb);
 }
 
 int nas_init(nas_job *j, const job_spec *spec, const job_env *env, int batch, int calib_batches,

@@ -310,15 +310,7 @@ static int setup_data(trainer *t, const job_spec *spec, errbuf *eb)
         if (nval > 0)
             dataset_split_tail(&t->train, &t->val, nval);
     }
-    const model_cfg *c = &spec->model;
-    if (t->train.H != c->image_size || t->train.W != c->image_size ||
-        t->train.C != c->in_channels || t->train.num_classes != c->num_classes)
-        return err_set(eb, ERR_INVALID,
-                       "dataset %s is %dx%dx%d with %d classes; the model expects %dx%dx%d with "
-                       "%d classes",
-                       t->train.name, t->train.H, t->train.W, t->train.C, t->train.num_classes,
-                       c->image_size, c->image_size, c->in_channels, c->num_classes);
-    return 0;
+    return dataset_fits_model(&t->train, &spec->model, eb);
 }
 
 static int setup(trainer *t, const job_spec *spec, const train_env *env, errbuf *eb)
