@@ -13,6 +13,13 @@
 #   pool_pid ID                 the mpirun pid of the newest pool with that id
 #   kill9_pool PID              kill -9 of an mpirun and wait for its ranks
 #   rank_pid MPIRUN_PID RANK    the pid of one rank of that pool
+#   make_tokens                 kiln-server new-token "ci" (submit,read) and "gpu" (pool):
+#                               their hashes in $TMP/tokens (for --tokens), the tokens in
+#                               $TMP/ci.token and $TMP/gpu.token; sets CI_TOKEN, GPU_TOKEN
+#   submit FILE                 POST the job spec FILE; prints the job's id
+#   run_job FILE SECONDS        submits FILE (sets JOB), waits until it SUCCEEDED and
+#                               checks its metrics are gap-free
+#   has_artifacts ID NAME...    fails unless the job lists every artifact NAME
 #   job ID                      GET /api/v1/jobs/ID (JSON)
 #   jq_job ID FILTER            a jq filter over it (raw output)
 #   wait_state ID STATE SECONDS until the job is in STATE (fails otherwise)
@@ -21,7 +28,11 @@
 #                               read through after_seq pages of 500
 #   check_gap_free ID           metric seqs are 1..n, each once, n = metric_count
 #   prom NAME_WITH_LABELS       the value of one /metrics sample (empty if absent)
+#
+# SRV and CLI are the kiln-server and kiln programs under test.
 
+SRV="$KILN_BIN/kiln-server"
+CLI="$KILN_BIN/kiln"
 SERVER=""
 POOLS=""
 JQ="jq"
@@ -52,7 +63,7 @@ start_server() {
     be=${2:-tcp://127.0.0.1:*}
     [ $# -ge 2 ] && shift 2
     rm -f "$TMP/ports"
-    "$KILN_BIN/kiln-server" --http "127.0.0.1:$hp" --broker "$be" --data-dir "$TMP/data" \
+    "$SRV" --http "127.0.0.1:$hp" --broker "$be" --data-dir "$TMP/data" \
         --port-file "$TMP/ports" "$@" >>"$TMP/server.log" 2>&1 &
     SERVER=$!
     _n=0
@@ -121,6 +132,36 @@ jq_job() {
 submit() { # FILE -> prints the id
     curl -s --max-time 10 -H 'Content-Type: application/json' --data-binary @"$1" \
         "$URL/api/v1/jobs" | $JQ -r .id
+}
+
+run_job() { # FILE SECONDS
+    JOB=$(submit "$1")
+    [ -n "$JOB" ] && [ "$JOB" != null ] || die "submit of $1: no job id"
+    wait_state "$JOB" SUCCEEDED "$2"
+    check_gap_free "$JOB"
+}
+
+has_artifacts() { # ID NAME...
+    _id=$1
+    shift
+    curl -sf --max-time 10 "$URL/api/v1/jobs/$_id/artifacts" >"$TMP/arts-$_id.json" ||
+        die "job $_id: no artifact list"
+    for _f in "$@"; do
+        $JQ -e --arg f "$_f" '.. | strings | select(. == $f)' "$TMP/arts-$_id.json" >/dev/null ||
+            die "job $_id: artifact $_f missing from the server: $(cat "$TMP/arts-$_id.json")"
+    done
+}
+
+make_tokens() {
+    "$SRV" new-token ci submit,read >"$TMP/new-ci" || die "new-token ci"
+    "$SRV" new-token gpu pool >"$TMP/new-gpu" || die "new-token gpu"
+    sed -n 2p "$TMP/new-ci" >"$TMP/tokens"
+    sed -n 2p "$TMP/new-gpu" >>"$TMP/tokens"
+    CI_TOKEN=$(sed -n 1p "$TMP/new-ci")
+    GPU_TOKEN=$(sed -n 1p "$TMP/new-gpu")
+    echo "$CI_TOKEN" >"$TMP/ci.token"
+    echo "$GPU_TOKEN" >"$TMP/gpu.token"
+    chmod 600 "$TMP/ci.token" "$TMP/gpu.token"
 }
 
 wait_state() { # ID STATE SECONDS

@@ -108,16 +108,9 @@ ok "an unreachable target is refused naming the field"
 . "$(dirname "$0")/service.sh"
 start_server
 start_pool adapt-pool 2
-id=$(curl -sf -H 'Content-Type: application/json' --data-binary @"$TMP/grow.json" \
-    "$URL/api/v1/jobs" | jq -r .id) || die "submit of the adapt job"
-[ -n "$id" ] && [ "$id" != null ] || die "no job id"
-wait_state "$id" SUCCEEDED 240
-check_gap_free "$id"
-curl -sf "$URL/api/v1/jobs/$id/artifacts" > "$TMP/arts.json" || die "artifact list"
-for f in architecture.json model.safetensors report.json elastic.json search.json; do
-    jq -e --arg f "$f" '.. | strings | select(. == $f)' "$TMP/arts.json" > /dev/null ||
-        die "artifact $f missing from the server: $(cat "$TMP/arts.json")"
-done
+run_job "$TMP/grow.json" 240
+id=$JOB
+has_artifacts "$id" architecture.json model.safetensors report.json elastic.json search.json
 for f in architecture.json model.safetensors elastic.json; do
     curl -sf "$URL/api/v1/jobs/$id/artifacts/$f" -o "$TMP/srv-$f" || die "download of $f"
 done

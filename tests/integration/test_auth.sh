@@ -8,9 +8,6 @@ set -u
 new_tmp
 . "$(dirname "$0")/service.sh"
 
-SRV="$KILN_BIN/kiln-server"
-CLI="$KILN_BIN/kiln"
-
 # tokens: one per scope, made by the server's own subcommand
 for spec in "viewer read" "ci submit,read" "root admin" "gpu-pool pool"; do
     set -- $spec

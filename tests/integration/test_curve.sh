@@ -10,7 +10,6 @@ set -u
 new_tmp
 . "$(dirname "$0")/service.sh"
 
-SRV="$KILN_BIN/kiln-server"
 WORKER="$KILN_BIN/kiln-worker"
 
 for k in server pool-a pool-b stranger; do
@@ -43,11 +42,8 @@ status=0
     die "a short server key: status $status, $(cat "$TMP/bad4.log")"
 ok "refused: a bad pool keys file, --curve-secret alone, a junk key file, a short --server-key"
 
-"$SRV" new-token ci submit,read >"$TMP/new-ci" || die "new-token"
-"$SRV" new-token gpu pool >"$TMP/new-gpu" || die "new-token"
-sed -n 2p "$TMP/new-ci" >"$TMP/tokens"
-sed -n 2p "$TMP/new-gpu" >>"$TMP/tokens"
-tok=$(sed -n 1p "$TMP/new-ci")
+make_tokens
+tok=$CI_TOKEN
 start_server 0 'tcp://127.0.0.1:*' --tokens "$TMP/tokens" \
     --curve-secret "$TMP/server.key" --pool-keys "$TMP/pool-keys"
 grep -F "pool socket encrypted (CURVE); 2 pool key(s)" "$TMP/server.log" |
@@ -96,7 +92,7 @@ ok "pool-a joined over CURVE under the name its key has"
 # under pool-a's live id does not take pool-a's connection over
 start_curve_pool s stranger "$TMP/stranger.key"
 OMP_NUM_THREADS=1 mpirun --oversubscribe --mca btl self,tcp -np 1 "$WORKER" --connect "$EP" \
-    --pool-id plain --work-dir "$TMP/work-p" --token "$(sed -n 1p "$TMP/new-gpu")" \
+    --pool-id plain --work-dir "$TMP/work-p" --token "$GPU_TOKEN" \
     >>"$TMP/pool-plain.log" 2>&1 &
 POOLS="$POOLS $!"
 start_curve_pool b2 pool-a "$TMP/pool-b.key"

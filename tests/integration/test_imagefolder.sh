@@ -63,17 +63,10 @@ ok "folder job on 2 ranks: top-1 $t2"
 . "$(dirname "$0")/service.sh"
 start_server
 start_pool folder-pool 2
-id=$(curl -sf -H 'Content-Type: application/json' --data-binary @"$TMP/job.json" \
-    "$URL/api/v1/jobs" | jq -r .id) || die "submit of the folder job"
-[ -n "$id" ] && [ "$id" != null ] || die "no job id"
-wait_state "$id" SUCCEEDED 240
-check_gap_free "$id"
+run_job "$TMP/job.json" 240
+id=$JOB
 n=$(curl -sf "$URL/api/v1/jobs/$id/metrics?names=data/bad_files&limit=100000" |
     jq '[.. | objects | select(.name? == "data/bad_files")] | length') || die "metrics"
 [ "$n" -gt 0 ] || die "no data/bad_files metric on the server"
-curl -sf "$URL/api/v1/jobs/$id/artifacts" > "$TMP/arts.json" || die "artifact list"
-for f in model.safetensors model.ema.safetensors; do
-    jq -e --arg f "$f" '.. | strings | select(. == $f)' "$TMP/arts.json" > /dev/null ||
-        die "artifact $f missing from the server: $(cat "$TMP/arts.json")"
-done
+has_artifacts "$id" model.safetensors model.ema.safetensors
 ok "folder job through the server: SUCCEEDED, gap-free metrics, data/bad_files reported, EMA weights among the artifacts"

@@ -30,15 +30,11 @@ cat >"$TMP/job.json" <<EOF
  "optim":{"lr":0.05,"batch_size":32,"epochs":2},"resources":{"ranks":1},
  "checkpoint":{"every_steps":40}}
 EOF
-submit_file() { # FILE -> id
-    curl -s --max-time 10 -H 'Content-Type: application/json' --data-binary @"$1" \
-        "$URL/api/v1/jobs" | $JQ -r .id
-}
 workers() { curl -s --max-time 10 "$URL/api/v1/workers"; }
 
 # ---- 1. two 1-rank jobs at once -------------------------------------------------------
-a=$(submit_file "$TMP/job.json")
-b=$(submit_file "$TMP/job.json")
+a=$(submit "$TMP/job.json")
+b=$(submit "$TMP/job.json")
 both=""
 for _ in $(seq 1 600); do
     if [ "$(jq_job "$a" .state)" = RUNNING ] && [ "$(jq_job "$b" .state)" = RUNNING ]; then
@@ -85,7 +81,7 @@ ok "both SUCCEEDED: $(wc -l <"$TMP/m-a") metric points equal value for value, mo
 
 # ---- 2. a 2-rank job on both ranks -----------------------------------------------------
 $JQ '.resources.ranks = 2 | .optim.epochs = 1' "$TMP/job.json" >"$TMP/job2.json"
-c=$(submit_file "$TMP/job2.json")
+c=$(submit "$TMP/job2.json")
 wait_state "$c" SUCCEEDED 300
 grep -q "job $c attempt 1: on 2 of the pool's 2 ranks (world ranks 0..1)" "$TMP/pool-split.log" ||
     die "job $c did not run on both ranks"
@@ -93,9 +89,9 @@ ok "2-rank job $c SUCCEEDED on both ranks"
 
 # ---- 3. cancel the job on rank 1 --------------------------------------------------------
 $JQ '.optim.epochs = 50 | .name = "long"' "$TMP/job.json" >"$TMP/long.json"
-d=$(submit_file "$TMP/long.json")
+d=$(submit "$TMP/long.json")
 wait_state "$d" RUNNING 60
-e=$(submit_file "$TMP/long.json")
+e=$(submit "$TMP/long.json")
 wait_state "$e" RUNNING 60
 grep -q "job $e attempt 1: on 1 of the pool's 2 ranks (world ranks 1..1)" "$TMP/pool-split.log" ||
     die "job $e is not on world rank 1"
@@ -109,11 +105,11 @@ ok "cancel of $e on rank 1: CANCELLED while $d on rank 0 ran on; then $d CANCELL
 # ---- 5. init_from weights to a job on rank 1 ----------------------------------------------
 # a long job holds rank 0; the job from a's weights (one step at lr 1e-9) runs on rank 1,
 # its weights sent by rank 0 over MPI, and scores a's top-1
-h=$(submit_file "$TMP/long.json")
+h=$(submit "$TMP/long.json")
 wait_state "$h" RUNNING 60
 $JQ --arg a "$a" '.init_from = {"job": $a} | .optim = {"lr": 1e-9, "batch_size": 32, "epochs": 1, "max_steps": 1, "warmup_epochs": 0} | del(.checkpoint)' \
     "$TMP/job.json" >"$TMP/from-a.json"
-i=$(submit_file "$TMP/from-a.json")
+i=$(submit "$TMP/from-a.json")
 wait_state "$i" SUCCEEDED 120
 grep -q "job $i attempt 1: on 1 of the pool's 2 ranks (world ranks 1..1)" "$TMP/pool-split.log" ||
     die "job $i did not run on world rank 1"
@@ -126,9 +122,9 @@ wait_state "$h" CANCELLED 60
 ok "init_from {job: $a} on rank 1: top-1 $top_i after one step at lr 1e-9 ($a: $top_a), the weights sent from rank 0"
 
 # ---- 4. a stop asked of rank 1 alone stops both jobs, which resume elsewhere -------------
-f=$(submit_file "$TMP/long.json")
+f=$(submit "$TMP/long.json")
 wait_state "$f" RUNNING 60
-g=$(submit_file "$TMP/long.json")
+g=$(submit "$TMP/long.json")
 wait_state "$g" RUNNING 60
 split_pid=$POOL_PID
 start_pool spare 2

@@ -105,16 +105,9 @@ ok "a band no network reaches fails naming prune.target_ratio and the nearest MF
 . "$(dirname "$0")/service.sh"
 start_server
 start_pool prune-pool 2
-id=$(curl -sf -H 'Content-Type: application/json' --data-binary @"$TMP/dmcp.json" \
-    "$URL/api/v1/jobs" | jq -r .id) || die "submit of the prune job"
-[ -n "$id" ] && [ "$id" != null ] || die "no job id"
-wait_state "$id" SUCCEEDED 240
-check_gap_free "$id"
-curl -sf "$URL/api/v1/jobs/$id/artifacts" > "$TMP/arts.json" || die "artifact list"
-for f in architecture.json model.safetensors report.json; do
-    jq -e --arg f "$f" '.. | strings | select(. == $f)' "$TMP/arts.json" > /dev/null ||
-        die "artifact $f missing from the server: $(cat "$TMP/arts.json")"
-done
+run_job "$TMP/dmcp.json" 240
+id=$JOB
+has_artifacts "$id" architecture.json model.safetensors report.json
 curl -sf "$URL/api/v1/jobs/$id/artifacts/architecture.json" -o "$TMP/arch.json" ||
     die "download of architecture.json"
 curl -sf "$URL/api/v1/jobs/$id/artifacts/model.safetensors" -o "$TMP/model.safetensors" ||

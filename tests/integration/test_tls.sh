@@ -10,8 +10,6 @@ set -u
 new_tmp
 . "$(dirname "$0")/service.sh"
 
-SRV="$KILN_BIN/kiln-server"
-CLI="$KILN_BIN/kiln"
 command -v openssl >/dev/null || die "openssl is needed (make deps installs it)"
 
 # a CA, a server certificate for 127.0.0.1 signed by it, and a second CA that
@@ -45,11 +43,8 @@ timeout 10 "$SRV" --http 127.0.0.1:0 --broker 'tcp://127.0.0.1:*' --data-dir "$T
 grep -q "TLS: cannot open .*missing.pem" "$TMP/bad3.log" || die "missing file: $(cat "$TMP/bad3.log")"
 ok "refused: a certificate without its key, a junk certificate, a missing file"
 
-"$SRV" new-token ci submit,read >"$TMP/new-ci" || die "new-token"
-"$SRV" new-token gpu pool >"$TMP/new-gpu" || die "new-token"
-sed -n 2p "$TMP/new-ci" >"$TMP/tokens"
-sed -n 2p "$TMP/new-gpu" >>"$TMP/tokens"
-tok=$(sed -n 1p "$TMP/new-ci")
+make_tokens
+tok=$CI_TOKEN
 start_server 0 'tcp://127.0.0.1:*' --tokens "$TMP/tokens" \
     --tls-cert "$TMP/server.pem" --tls-key "$TMP/server.key"
 URL="https://127.0.0.1:$PORT"
@@ -87,10 +82,10 @@ JOB
     >/dev/null || die "kiln submit --dry-run over https"
 id=$("$CLI" --url "$URL" --token "$tok" --cacert "$TMP/ca.pem" submit -q "$TMP/job.json") ||
     die "kiln submit over https"
-sed -n 1p "$TMP/new-gpu" >"$TMP/pool.token" # kept off the command line, where ps shows it
+# the pool's token from a file, off the command line where ps shows it
 OMP_NUM_THREADS=1 mpirun --oversubscribe --mca btl self,tcp -np 1 \
     "$KILN_BIN/kiln-worker" --connect "$EP" --pool-id pool-a --work-dir "$TMP/work-a" \
-    --token-file "$TMP/pool.token" >>"$TMP/pool-a.log" 2>&1 &
+    --token-file "$TMP/gpu.token" >>"$TMP/pool-a.log" 2>&1 &
 POOLS="$POOLS $!"
 KILN_URL=$URL KILN_TOKEN=$tok KILN_CACERT=$TMP/ca.pem timeout 120 "$CLI" watch "$id" \
     >"$TMP/watch.out" 2>&1 || die "kiln watch over https: $(tail -3 "$TMP/watch.out")"

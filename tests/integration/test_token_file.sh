@@ -8,15 +8,7 @@ set -u
 new_tmp
 . "$(dirname "$0")/service.sh"
 
-SRV="$KILN_BIN/kiln-server"
-CLI="$KILN_BIN/kiln"
-"$SRV" new-token ci submit,read >"$TMP/new-ci" || die "new-token"
-"$SRV" new-token gpu pool >"$TMP/new-gpu" || die "new-token"
-sed -n 2p "$TMP/new-ci" >"$TMP/tokens"
-sed -n 2p "$TMP/new-gpu" >>"$TMP/tokens"
-sed -n 1p "$TMP/new-ci" >"$TMP/ci.token"
-sed -n 1p "$TMP/new-gpu" >"$TMP/gpu.token"
-chmod 600 "$TMP/ci.token" "$TMP/gpu.token"
+make_tokens
 start_server 0 'tcp://127.0.0.1:*' --tokens "$TMP/tokens"
 
 "$CLI" --url "$URL" workers >/dev/null 2>&1 && die "the CLI got in without a token"
