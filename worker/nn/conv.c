@@ -332,29 +332,45 @@ static void conv1x1_backward(float *dinp, float *dw, const float *dout, const fl
 
 /* ---- im2col ----------------------------------------------------------------- */
 
+/* Output row r of the (B*Ho*Wo) rows: image bi, position (ho, wo). */
+static inline void out_pos(const nn_conv2d_dims *d, size_t r, int *bi, int *ho, int *wo)
+{
+    size_t HWo = (size_t)d->Ho * d->Wo;
+    int rem = (int)(r % HWo);
+    *bi = (int)(r / HWo);
+    *ho = rem / d->Wo;
+    *wo = rem % d->Wo;
+}
+
+/* The input columns output column wo reads: wi0 + j for the kernel columns j in
+ * [j0, j1), the ones that fall inside the image (the rest are padding). */
+static inline void col_span(const nn_conv2d_dims *d, int wo, int *wi0, int *j0, int *j1)
+{
+    *wi0 = wo * d->stride - d->pad;
+    *j0 = clampi(-*wi0, 0, d->kw);
+    *j1 = clampi(d->W - *wi0, *j0, d->kw);
+}
+
 /* col (n, K) for output rows [r0, r0+n) and group g: kh*kw runs of ICg floats. */
 static void im2col(float *col, const float *inp, size_t r0, int n, int g, const nn_conv2d_dims *d,
                    int ICg)
 {
-    int H = d->H, W = d->W, IC = d->IC, s = d->stride, pad = d->pad, kh = d->kh, kw = d->kw;
+    int H = d->H, W = d->W, IC = d->IC, kh = d->kh, kw = d->kw;
     int K = kh * kw * ICg;
-    int HWo = d->Ho * d->Wo;
     for (int q = 0; q < n; q++) {
-        size_t r = r0 + (size_t)q;
-        int bi = (int)(r / HWo), rem = (int)(r % HWo);
-        int ho = rem / d->Wo, wo = rem % d->Wo;
+        int bi, ho, wo;
+        out_pos(d, r0 + (size_t)q, &bi, &ho, &wo);
         float *dst = col + (size_t)q * K;
         for (int i = 0; i < kh; i++) {
-            int hi = ho * s - pad + i;
+            int hi = ho * d->stride - d->pad + i;
             float *drow = dst + (size_t)i * kw * ICg;
             if (hi < 0 || hi >= H) {
                 memset(drow, 0, (size_t)kw * ICg * sizeof(float));
                 continue;
             }
             const float *srow = inp + ((size_t)bi * H + hi) * W * IC + (size_t)g * ICg;
-            int wi0 = wo * s - pad;
-            int j0 = clampi(-wi0, 0, kw);
-            int j1 = clampi(W - wi0, j0, kw);
+            int wi0, j0, j1;
+            col_span(d, wo, &wi0, &j0, &j1);
             if (j0 > 0)
                 memset(drow, 0, (size_t)j0 * ICg * sizeof(float));
             if (ICg == IC) {
@@ -379,23 +395,20 @@ static void im2col(float *col, const float *inp, size_t r0, int n, int g, const 
 static void col2im(float *dinp, const float *col, size_t r0, int n, int g, const nn_conv2d_dims *d,
                    int ICg)
 {
-    int H = d->H, W = d->W, IC = d->IC, s = d->stride, pad = d->pad, kh = d->kh, kw = d->kw;
+    int H = d->H, W = d->W, IC = d->IC, kh = d->kh, kw = d->kw;
     int K = kh * kw * ICg;
-    int HWo = d->Ho * d->Wo;
     for (int q = 0; q < n; q++) {
-        size_t r = r0 + (size_t)q;
-        int bi = (int)(r / HWo), rem = (int)(r % HWo);
-        int ho = rem / d->Wo, wo = rem % d->Wo;
+        int bi, ho, wo;
+        out_pos(d, r0 + (size_t)q, &bi, &ho, &wo);
         const float *src = col + (size_t)q * K;
         for (int i = 0; i < kh; i++) {
-            int hi = ho * s - pad + i;
+            int hi = ho * d->stride - d->pad + i;
             if (hi < 0 || hi >= H)
                 continue;
             float *drow = dinp + ((size_t)bi * H + hi) * W * IC + (size_t)g * ICg;
             const float *srow = src + (size_t)i * kw * ICg;
-            int wi0 = wo * s - pad;
-            int j0 = clampi(-wi0, 0, kw);
-            int j1 = clampi(W - wi0, j0, kw);
+            int wi0, j0, j1;
+            col_span(d, wo, &wi0, &j0, &j1);
             if (ICg == IC) {
                 float *dd = drow + (size_t)(wi0 + j0) * IC;
                 const float *ss = srow + (size_t)j0 * IC;
