@@ -1,6 +1,7 @@
 /* client.c - the kiln CLI's HTTP client (see client.h). */
 #include "server/cli/client.h"
 
+#include "common/version.h"
 #include "common/xalloc.h"
 
 #include <curl/curl.h>
@@ -115,10 +116,24 @@ static CURL *handle(const char *path, char *url, size_t ulen, struct curl_slist 
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, *h);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "kiln-cli/0.1");
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "kiln-cli/" KILN_VERSION);
     if (cacert != NULL)
         curl_easy_setopt(c, CURLOPT_CAINFO, cacert);
     return c;
+}
+
+/* Runs the request c is set up for and frees c and its header list h; returns the
+ * HTTP status, or exits 1 naming url when no answer came. */
+static long perform(CURL *c, struct curl_slist *h, const char *url)
+{
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (rc != CURLE_OK)
+        die_curl(rc, url);
+    return status;
 }
 
 /* Performs a request; returns the status; the body in *out (or to its file). */
@@ -136,14 +151,7 @@ static long request(const char *method, const char *path, const char *data, body
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, out->file != NULL ? 0L : 30L);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    if (rc != CURLE_OK)
-        die_curl(rc, url);
-    return status;
+    return perform(c, h, url);
 }
 
 /* Prints an API error body (or says it is not one) and exits 1. */
@@ -201,13 +209,7 @@ json_t *client_upload(const char *path, FILE *f, long long size)
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    if (rc != CURLE_OK)
-        die_curl(rc, url);
+    long status = perform(c, h, url);
     json_t *j = b.n > 0 ? json_loadb(b.p, b.n, 0, NULL) : NULL;
     free(b.p);
     if (status >= 400)
