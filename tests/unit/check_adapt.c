@@ -858,33 +858,28 @@ static void dna_job(const char *model, int seed, const char *target, int want_ev
 {
     job_spec s;
     adapt_spec_seed(&s, seed, model, dna_fast(target), "");
-    char *dir = tu_temp_dir("adapt");
-    tu_capture *cap = xcalloc(1, sizeof *cap);
-    cap->cancel_after = -1;
-    job_result res;
-    ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
-    double mf = tu_check_found_net(&s, dir, &res, 0);
+    tu_job run;
+    tu_job_begin(&run, "adapt");
+    ck_assert_int_eq(tu_job_run(&run, &s, NULL, NULL), 0);
+    double mf = tu_check_found_net(&s, run.dir, &run.res, 0);
     ck_assert(atof(target) < 1 ? mf < s.mflops : mf > s.mflops);
-    int n = check_events(dir, cap, &res);
+    int n = check_events(run.dir, run.cap, &run.res);
     ck_assert_msg(n >= want_events, "%d elastic events", n);
-    ck_assert_int_eq(res.n_artifacts, 5);
+    ck_assert_int_eq(run.res.n_artifacts, 5);
     const char *want[] = {"warmup/train/loss",         "search/expected_mflops",
                           "search/arch/loss",          "search/expected_depth/stage1",
                           "search/test/top1_expected", "retrain/test/top1"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-        ck_assert_msg(tu_last_metric(cap, want[i]) != -1, "no metric %s", want[i]);
+        ck_assert_msg(tu_last_metric(run.cap, want[i]) != -1, "no metric %s", want[i]);
     /* the target and its band, as the summary states the target */
-    double t = json_number_value(json_object_get(res.summary, "target_mflops"));
+    double t = json_number_value(json_object_get(run.res.summary, "target_mflops"));
     ck_assert(t > 0);
-    ck_assert_double_eq_tol(tu_last_metric(cap, "target/mflops"), t, 1e-9 * t);
-    ck_assert_double_eq_tol(tu_last_metric(cap, "target/band_low_mflops"), 0.99 * t, 1e-9 * t);
-    ck_assert_double_eq_tol(tu_last_metric(cap, "target/band_high_mflops"), 1.01 * t, 1e-9 * t);
-    double dead = tu_last_metric(cap, "target/deadband_low_mflops");
+    ck_assert_double_eq_tol(tu_last_metric(run.cap, "target/mflops"), t, 1e-9 * t);
+    ck_assert_double_eq_tol(tu_last_metric(run.cap, "target/band_low_mflops"), 0.99 * t, 1e-9 * t);
+    ck_assert_double_eq_tol(tu_last_metric(run.cap, "target/band_high_mflops"), 1.01 * t, 1e-9 * t);
+    double dead = tu_last_metric(run.cap, "target/deadband_low_mflops");
     ck_assert(dead > 0.5 * t && dead < t);
-    job_result_free(&res);
-    free(cap);
-    tu_remove_dir(dir);
-    free(dir);
+    tu_job_end(&run);
     jobspec_free(&s);
 }
 
@@ -924,23 +919,18 @@ START_TEST(width_only_search_keeps_depths)
         snprintf(adapt, sizeof adapt, "%.*s,\"search_depth\":false}", (int)strlen(fast) - 1, fast);
         job_spec s;
         adapt_spec_seed(&s, 4, EFFNET_JOB, adapt, "");
-        char *dir = tu_temp_dir("adapt");
-        tu_capture *cap = xcalloc(1, sizeof *cap);
-        cap->cancel_after = -1;
-        job_result res;
-        ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
-        tu_check_found_net(&s, dir, &res, 0);
-        json_t *rep = tu_load_json(dir, "report.json");
+        tu_job run;
+        tu_job_begin(&run, "adapt");
+        ck_assert_int_eq(tu_job_run(&run, &s, NULL, NULL), 0);
+        tu_check_found_net(&s, run.dir, &run.res, 0);
+        json_t *rep = tu_load_json(run.dir, "report.json");
         ck_assert(json_equal(json_object_get(json_object_get(rep, "before"), "depths"),
                              json_object_get(json_object_get(rep, "after"), "depths")));
         json_t *counts = json_object_get(json_object_get(rep, "elastic"), "counts");
         ck_assert_int_eq(json_integer_value(json_object_get(counts, "depth_expand")), 0);
         ck_assert_int_eq(json_integer_value(json_object_get(counts, "depth_condense")), 0);
         json_decref(rep);
-        job_result_free(&res);
-        free(cap);
-        tu_remove_dir(dir);
-        free(dir);
+        tu_job_end(&run);
         jobspec_free(&s);
     }
 }
@@ -1001,20 +991,15 @@ START_TEST(baseline_jobs)
     /* one of them through the job: artifacts and the accuracy it reports */
     job_spec s;
     adapt_spec_of(&s, MBV2_JOB, "{\"method\":\"uniform_depth\",\"target_ratio\":1.3}", "");
-    char *dir = tu_temp_dir("adapt");
-    tu_capture *cap = xcalloc(1, sizeof *cap);
-    cap->cancel_after = -1;
-    job_result res;
-    ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
-    tu_check_found_net(&s, dir, &res, 0);
-    ck_assert_int_eq(res.n_artifacts, 4);
-    json_t *rep = tu_load_json(dir, "report.json");
+    tu_job run;
+    tu_job_begin(&run, "adapt");
+    ck_assert_int_eq(tu_job_run(&run, &s, NULL, NULL), 0);
+    tu_check_found_net(&s, run.dir, &run.res, 0);
+    ck_assert_int_eq(run.res.n_artifacts, 4);
+    json_t *rep = tu_load_json(run.dir, "report.json");
     ck_assert_ptr_nonnull(json_object_get(json_object_get(rep, "baseline"), "depths"));
     json_decref(rep);
-    job_result_free(&res);
-    free(cap);
-    tu_remove_dir(dir);
-    free(dir);
+    tu_job_end(&run);
     jobspec_free(&s);
 }
 END_TEST
@@ -1087,24 +1072,17 @@ START_TEST(unreachable_baseline_fails_before_training)
                   "{\"arch\":\"resnet_cifar\",\"image_size\":12,\"in_channels\":1,"
                   "\"num_classes\":4,\"stem\":2,\"stages\":[{\"width\":2,\"mids\":[2]}]}",
                   "{\"method\":\"uniform_width\",\"target_ratio\":0.4}", "");
-    char *dir = tu_temp_dir("adapt");
-    tu_capture *cap = xcalloc(1, sizeof *cap);
-    cap->cancel_after = -1;
-    job_sink sink = tu_capture_sink(cap);
-    job_env env = {.out_dir = dir, .sink = &sink};
-    errbuf eb = {{0}};
-    job_result res;
-    ck_assert_int_eq(job_run(&s, &env, &res, &eb), ERR_INVALID);
+    tu_job run;
+    tu_job_begin(&run, "adapt");
+    errbuf eb;
+    ck_assert_int_eq(tu_job_refused(&run, &s, &eb), ERR_INVALID);
     ck_assert_msg(strstr(eb.msg, "adapt.target_ratio") != NULL, "%s", eb.msg);
     ck_assert_msg(strstr(eb.msg, "has 0.003896 MFLOPs") != NULL, "%s", eb.msg);
     char path[1100];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    snprintf(path, sizeof path, "%s/model.safetensors", run.dir);
     ck_assert(access(path, F_OK) != 0);
-    ck_assert(tu_last_metric(cap, "retrain/train/loss") == -1);
-    job_result_free(&res);
-    free(cap);
-    tu_remove_dir(dir);
-    free(dir);
+    ck_assert(tu_last_metric(run.cap, "retrain/train/loss") == -1);
+    tu_job_end(&run);
     jobspec_free(&s);
 }
 END_TEST
@@ -1113,36 +1091,28 @@ START_TEST(cancelled_search_resumes_to_the_same_result)
 {
     job_spec s;
     adapt_spec_of(&s, RESNET_JOB, dna_fast("1.3"), "");
-    char *da = tu_temp_dir("adapt"), *db = tu_temp_dir("adapt");
-    tu_capture *ca = xcalloc(1, sizeof *ca), *cb = xcalloc(1, sizeof *cb);
-    ca->cancel_after = -1;
-    job_result ra, rb;
-    ck_assert_int_eq(tu_run_job(&s, da, ca, NULL, NULL, &ra), 0);
-    json_t *el = tu_load_json(da, "elastic.json");
+    tu_job a, b;
+    tu_job_begin(&a, "adapt");
+    tu_job_begin(&b, "adapt");
+    ck_assert_int_eq(tu_job_run(&a, &s, NULL, NULL), 0);
+    json_t *el = tu_load_json(a.dir, "elastic.json");
     json_t *first = json_array_get(json_object_get(el, "events"), 0);
     ck_assert_ptr_nonnull(first);
     long at = (long)json_integer_value(json_object_get(first, "step"));
     json_decref(el);
     /* cancel after the first change of the space, then resume */
-    cb->cancel_after = at + 3;
-    ck_assert_int_eq(tu_run_job(&s, db, cb, NULL, NULL, &rb), ERR_CANCELLED);
-    job_result_free(&rb);
+    b.cap->cancel_after = at + 3;
+    ck_assert_int_eq(tu_job_run(&b, &s, NULL, NULL), ERR_CANCELLED);
     char ckpt[1100];
-    snprintf(ckpt, sizeof ckpt, "%s/search-%08ld.safetensors", db, at + 3);
+    snprintf(ckpt, sizeof ckpt, "%s/search-%08ld.safetensors", b.dir, at + 3);
     ck_assert_msg(access(ckpt, R_OK) == 0, "no search checkpoint at step %ld", at + 3);
-    cb->cancel_after = -1;
-    ck_assert_int_eq(tu_run_job(&s, db, cb, ckpt, NULL, &rb), 0);
-    tu_same_file(da, db, "architecture.json");
-    tu_same_file(da, db, "model.safetensors");
-    tu_same_file(da, db, "elastic.json");
-    job_result_free(&ra);
-    job_result_free(&rb);
-    free(ca);
-    free(cb);
-    tu_remove_dir(da);
-    tu_remove_dir(db);
-    free(da);
-    free(db);
+    b.cap->cancel_after = -1;
+    ck_assert_int_eq(tu_job_run(&b, &s, ckpt, NULL), 0);
+    tu_same_file(a.dir, b.dir, "architecture.json");
+    tu_same_file(a.dir, b.dir, "model.safetensors");
+    tu_same_file(a.dir, b.dir, "elastic.json");
+    tu_job_end(&a);
+    tu_job_end(&b);
     jobspec_free(&s);
 }
 END_TEST
@@ -1162,28 +1132,23 @@ START_TEST(init_from_a_train_job)
     field_errors fe;
     ck_assert_int_eq(jobspec_parse(&ts, NULL, j, &fe), 0);
     json_decref(j);
-    char *dt = tu_temp_dir("adapt"), *da = tu_temp_dir("adapt"), weights[1100];
-    tu_capture *cap = xcalloc(1, sizeof *cap);
-    cap->cancel_after = -1;
-    job_result rt, ra;
-    ck_assert_int_eq(tu_run_job(&ts, dt, cap, NULL, NULL, &rt), 0);
-    snprintf(weights, sizeof weights, "%s/model.safetensors", dt);
+    tu_job t, a;
+    tu_job_begin(&t, "adapt");
+    tu_job_begin(&a, "adapt");
+    ck_assert_int_eq(tu_job_run(&t, &ts, NULL, NULL), 0);
+    char weights[1100];
+    snprintf(weights, sizeof weights, "%s/model.safetensors", t.dir);
     job_spec s;
     char extra[1200];
     snprintf(extra, sizeof extra, "\"init_from\":\"%s\",", weights);
     adapt_spec_of(&s, RESNET_JOB, dna_fast("0.6"), extra);
-    ck_assert_int_eq(tu_run_job(&s, da, cap, NULL, weights, &ra), 0);
-    double before = json_number_value(json_object_get(ra.summary, "top1_before"));
-    double trained = json_number_value(json_object_get(rt.summary, "test_top1"));
+    ck_assert_int_eq(tu_job_run(&a, &s, NULL, weights), 0);
+    double before = json_number_value(json_object_get(a.res.summary, "top1_before"));
+    double trained = json_number_value(json_object_get(t.res.summary, "test_top1"));
     ck_assert_msg(before == trained, "top-1 before %.6f, the train job's %.6f", before, trained);
-    tu_check_found_net(&s, da, &ra, 0);
-    job_result_free(&rt);
-    job_result_free(&ra);
-    free(cap);
-    tu_remove_dir(dt);
-    tu_remove_dir(da);
-    free(dt);
-    free(da);
+    tu_check_found_net(&s, a.dir, &a.res, 0);
+    tu_job_end(&t);
+    tu_job_end(&a);
     jobspec_free(&s);
     jobspec_free(&ts);
 }

@@ -361,20 +361,18 @@ START_TEST(dmcp_job_end_to_end)
 {
     job_spec s;
     prune_spec_of(&s, DMCP_PRUNE, "");
-    char *dir = tu_temp_dir("prune");
-    tu_capture *cap = xcalloc(1, sizeof *cap);
-    cap->cancel_after = -1;
-    job_result res;
-    ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
+    tu_job run;
+    tu_job_begin(&run, "prune");
+    ck_assert_int_eq(tu_job_run(&run, &s, NULL, NULL), 0);
     double t = s.mflops * 0.5;
-    tu_check_found_net(&s, dir, &res, t);
+    tu_check_found_net(&s, run.dir, &run.res, t);
     const char *want[] = {
         "warmup/train/loss",    "warmup/test/top1_max", "warmup/expected_mflops",
         "search/arch/loss",     "search/flops_loss",    "search/p_mean/conv1",
         "search/p_mean/layer2", "search/test/top1_min", "search/test/top1_expected",
         "retrain/test/top1",    "retrain/train/loss"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-        ck_assert_msg(tu_has_metric(cap, want[i]), "no metric %s", want[i]);
+        ck_assert_msg(tu_has_metric(run.cap, want[i]), "no metric %s", want[i]);
     /* the target and the band the result must meet, once, at the first step */
     static const struct {
         const char *name;
@@ -384,21 +382,21 @@ START_TEST(dmcp_job_end_to_end)
               {"target/band_high_mflops", 1.01}};
     for (size_t k = 0; k < sizeof tg / sizeof tg[0]; k++) {
         int found = 0;
-        for (int i = 0; i < cap->n; i++)
-            if (strcmp(cap->name[i], tg[k].name) == 0) {
-                ck_assert_double_eq_tol(cap->value[i], tg[k].f * t, 1e-9 * t);
-                ck_assert_int_eq(cap->step[i], 0);
+        for (int i = 0; i < run.cap->n; i++)
+            if (strcmp(run.cap->name[i], tg[k].name) == 0) {
+                ck_assert_double_eq_tol(run.cap->value[i], tg[k].f * t, 1e-9 * t);
+                ck_assert_int_eq(run.cap->step[i], 0);
                 found++;
             }
         ck_assert_msg(found == 1, "%s emitted %d times", tg[k].name, found);
     }
     /* one step count for the whole job: the retrain follows the search */
-    ck_assert_int_eq(cap->started_total, 24 + 16);
-    for (int i = 0; i < cap->n; i++)
-        if (strncmp(cap->name[i], "retrain/", 8) == 0)
-            ck_assert_int_gt(cap->step[i], 24);
-    ck_assert_int_eq(res.n_artifacts, 5);
-    json_t *rep = tu_load_json(dir, "report.json");
+    ck_assert_int_eq(run.cap->started_total, 24 + 16);
+    for (int i = 0; i < run.cap->n; i++)
+        if (strncmp(run.cap->name[i], "retrain/", 8) == 0)
+            ck_assert_int_gt(run.cap->step[i], 24);
+    ck_assert_int_eq(run.res.n_artifacts, 5);
+    json_t *rep = tu_load_json(run.dir, "report.json");
     json_t *der = json_object_get(rep, "derive");
     ck_assert_int_eq(json_array_size(json_object_get(der, "ds")), 2);
     ck_assert(json_is_true(json_object_get(json_object_get(der, "es_fitted"), "in_band")));
@@ -406,17 +404,14 @@ START_TEST(dmcp_job_end_to_end)
     json_decref(rep);
     /* the warm-up supernet is a weights file for the same model */
     char path[1100];
-    snprintf(path, sizeof path, "%s/supernet.safetensors", dir);
+    snprintf(path, sizeof path, "%s/supernet.safetensors", run.dir);
     net m;
     net_init(&m);
     errbuf eb;
     ck_assert(model_build(&m, &s.model, 4, 0, NULL, &eb) == 0);
     ck_assert_msg(ckpt_load_weights(path, &m, &eb) == 0, "%s", eb.msg);
     net_deinit(&m);
-    job_result_free(&res);
-    free(cap);
-    tu_remove_dir(dir);
-    free(dir);
+    tu_job_end(&run);
     jobspec_free(&s);
 }
 END_TEST
@@ -425,25 +420,20 @@ START_TEST(uniform_job_end_to_end)
 {
     job_spec s;
     prune_spec_of(&s, "{\"method\":\"uniform\",\"target_ratio\":0.3}", "");
-    char *dir = tu_temp_dir("prune");
-    tu_capture *cap = xcalloc(1, sizeof *cap);
-    cap->cancel_after = -1;
-    job_result res;
-    ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
+    tu_job run;
+    tu_job_begin(&run, "prune");
+    ck_assert_int_eq(tu_job_run(&run, &s, NULL, NULL), 0);
     double t = s.mflops * 0.3;
-    tu_check_found_net(&s, dir, &res, t);
-    json_t *rep = tu_load_json(dir, "report.json");
+    tu_check_found_net(&s, run.dir, &run.res, t);
+    json_t *rep = tu_load_json(run.dir, "report.json");
     double m = json_number_value(json_object_get(rep, "width_multiplier"));
     ck_assert(m > 0.3 && m < 0.7);
     ck_assert(json_is_null(json_object_get(json_object_get(rep, "before"), "top1")));
-    ck_assert_int_eq(res.n_artifacts, 3);
-    ck_assert(!tu_has_metric(cap, "search/flops_loss"));
-    ck_assert(tu_has_metric(cap, "retrain/test/top1"));
+    ck_assert_int_eq(run.res.n_artifacts, 3);
+    ck_assert(!tu_has_metric(run.cap, "search/flops_loss"));
+    ck_assert(tu_has_metric(run.cap, "retrain/test/top1"));
     json_decref(rep);
-    job_result_free(&res);
-    free(cap);
-    tu_remove_dir(dir);
-    free(dir);
+    tu_job_end(&run);
     jobspec_free(&s);
 }
 END_TEST
@@ -452,41 +442,32 @@ START_TEST(cancelled_search_resumes_to_the_same_result)
 {
     job_spec s;
     prune_spec_of(&s, DMCP_PRUNE, "");
-    char *da = tu_temp_dir("prune"), *db = tu_temp_dir("prune");
-    tu_capture *ca = xcalloc(1, sizeof *ca), *cb = xcalloc(1, sizeof *cb);
-    ca->cancel_after = -1;
-    job_result ra, rb;
-    ck_assert_int_eq(tu_run_job(&s, da, ca, NULL, NULL, &ra), 0);
+    tu_job a, b;
+    tu_job_begin(&a, "prune");
+    tu_job_begin(&b, "prune");
+    ck_assert_int_eq(tu_job_run(&a, &s, NULL, NULL), 0);
     /* cancel in the search phase (after 13 of 24 steps), then resume */
-    cb->cancel_after = 13;
-    ck_assert_int_eq(tu_run_job(&s, db, cb, NULL, NULL, &rb), ERR_CANCELLED);
-    ck_assert(rb.cancelled);
-    job_result_free(&rb);
+    b.cap->cancel_after = 13;
+    ck_assert_int_eq(tu_job_run(&b, &s, NULL, NULL), ERR_CANCELLED);
+    ck_assert(b.res.cancelled);
     char ckpt[1100];
-    snprintf(ckpt, sizeof ckpt, "%s/search-00000013.safetensors", db);
+    snprintf(ckpt, sizeof ckpt, "%s/search-00000013.safetensors", b.dir);
     ck_assert_msg(access(ckpt, R_OK) == 0, "no search checkpoint at step 13");
-    cb->cancel_after = -1;
-    cb->n = 0;
-    ck_assert_int_eq(tu_run_job(&s, db, cb, ckpt, NULL, &rb), 0);
-    tu_same_file(da, db, "architecture.json");
-    tu_same_file(da, db, "model.safetensors");
-    job_result_free(&rb);
+    b.cap->cancel_after = -1;
+    b.cap->n = 0;
+    ck_assert_int_eq(tu_job_run(&b, &s, ckpt, NULL), 0);
+    tu_same_file(a.dir, b.dir, "architecture.json");
+    tu_same_file(a.dir, b.dir, "model.safetensors");
     /* resume the retrain from its first epoch's checkpoint */
-    snprintf(ckpt, sizeof ckpt, "%s/ckpt-00000008.safetensors", db);
+    snprintf(ckpt, sizeof ckpt, "%s/ckpt-00000008.safetensors", b.dir);
     ck_assert_msg(access(ckpt, R_OK) == 0, "no retrain checkpoint at step 8");
-    ck_assert_int_eq(tu_run_job(&s, db, cb, ckpt, NULL, &rb), 0);
-    tu_same_file(da, db, "model.safetensors");
-    json_t *rep = tu_load_json(db, "report.json");
+    ck_assert_int_eq(tu_job_run(&b, &s, ckpt, NULL), 0);
+    tu_same_file(a.dir, b.dir, "model.safetensors");
+    json_t *rep = tu_load_json(b.dir, "report.json");
     ck_assert_ptr_nonnull(json_object_get(rep, "units")); /* search.json was picked up */
     json_decref(rep);
-    job_result_free(&ra);
-    job_result_free(&rb);
-    free(ca);
-    free(cb);
-    tu_remove_dir(da);
-    tu_remove_dir(db);
-    free(da);
-    free(db);
+    tu_job_end(&a);
+    tu_job_end(&b);
     jobspec_free(&s);
 }
 END_TEST
@@ -499,14 +480,12 @@ START_TEST(finetune_and_ds_derivation)
                   "\"search\":{\"batch_size\":32},\"calib_batches\":1,\"derive\":\"ds\","
                   "\"finetune\":true}",
                   "");
-    char *dir = tu_temp_dir("prune");
-    tu_capture *cap = xcalloc(1, sizeof *cap);
-    cap->cancel_after = -1;
-    job_result res;
-    ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
+    tu_job run;
+    tu_job_begin(&run, "prune");
+    ck_assert_int_eq(tu_job_run(&run, &s, NULL, NULL), 0);
     double t = s.mflops * 0.6;
-    tu_check_found_net(&s, dir, &res, t);
-    json_t *rep = tu_load_json(dir, "report.json");
+    tu_check_found_net(&s, run.dir, &run.res, t);
+    json_t *rep = tu_load_json(run.dir, "report.json");
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(rep, "derive"), "used")),
                      "ds");
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(rep, "retrain"), "from")),
@@ -515,10 +494,7 @@ START_TEST(finetune_and_ds_derivation)
     json_t *ds0 = json_array_get(json_object_get(json_object_get(rep, "derive"), "ds"), 0);
     ck_assert(json_equal(json_object_get(ds0, "widths"), json_object_get(rep, "widths")));
     json_decref(rep);
-    job_result_free(&res);
-    free(cap);
-    tu_remove_dir(dir);
-    free(dir);
+    tu_job_end(&run);
     jobspec_free(&s);
 }
 END_TEST
@@ -546,27 +522,22 @@ START_TEST(mbv2_dmcp_job)
     fe_format(&fe, msg, sizeof msg);
     ck_assert_msg(rc == 0, "%s", msg);
     json_decref(j);
-    char *dir = tu_temp_dir("prune");
-    tu_capture *cap = xcalloc(1, sizeof *cap);
-    cap->cancel_after = -1;
-    job_result res;
-    ck_assert_int_eq(tu_run_job(&s, dir, cap, NULL, NULL, &res), 0);
+    tu_job run;
+    tu_job_begin(&run, "prune");
+    ck_assert_int_eq(tu_job_run(&run, &s, NULL, NULL), 0);
     double t = s.mflops * 0.5;
-    tu_check_found_net(&s, dir, &res, t);
+    tu_check_found_net(&s, run.dir, &run.res, t);
     /* the found network keeps the supernet's block structure */
-    json_t *arch = tu_load_json(dir, "architecture.json");
+    json_t *arch = tu_load_json(run.dir, "architecture.json");
     model_cfg c;
     ck_assert_int_eq(modelcfg_parse(&c, arch, "model", &fe), 0);
     ck_assert_int_eq(c.blocks[0].hidden, c.mb_stem);       /* no expansion, tied */
     ck_assert_int_eq(c.blocks[2].out, c.blocks[1].out);    /* residual: shared width */
     ck_assert_int_ne(c.blocks[1].hidden, c.blocks[0].out); /* the expansion stays */
     ck_assert_int_ne(c.blocks[3].out, c.blocks[2].out);    /* no residual appears */
-    ck_assert(tu_has_metric(cap, "search/p_mean/features.2.expand"));
+    ck_assert(tu_has_metric(run.cap, "search/p_mean/features.2.expand"));
     json_decref(arch);
-    job_result_free(&res);
-    free(cap);
-    tu_remove_dir(dir);
-    free(dir);
+    tu_job_end(&run);
     jobspec_free(&s);
 }
 END_TEST
@@ -649,27 +620,20 @@ START_TEST(unreachable_band_fails_before_training)
         job_spec s;
         prune_spec_model(&s, TINY_MODEL, prune[k], "");
         ck_assert(fabs(s.mflops - 0.012972) < 1e-9);
-        char *dir = tu_temp_dir("prune");
-        tu_capture *cap = xcalloc(1, sizeof *cap);
-        cap->cancel_after = -1;
-        job_sink sink = tu_capture_sink(cap);
-        job_env env = {.out_dir = dir, .sink = &sink};
-        errbuf eb = {{0}};
-        job_result res;
-        ck_assert_int_eq(job_run(&s, &env, &res, &eb), ERR_INVALID);
+        tu_job run;
+        tu_job_begin(&run, "prune");
+        errbuf eb;
+        ck_assert_int_eq(tu_job_refused(&run, &s, &eb), ERR_INVALID);
         ck_assert_msg(strstr(eb.msg, "prune.target_ratio") != NULL, "%s", eb.msg);
         ck_assert_msg(strstr(eb.msg, "has 0.003896 MFLOPs") != NULL, "%s", eb.msg);
         char path[1100];
-        snprintf(path, sizeof path, "%s/architecture.json", dir);
+        snprintf(path, sizeof path, "%s/architecture.json", run.dir);
         ck_assert(access(path, F_OK) != 0);
-        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        snprintf(path, sizeof path, "%s/model.safetensors", run.dir);
         ck_assert(access(path, F_OK) != 0);
-        ck_assert(!tu_has_metric(cap, "retrain/train/loss"));
-        ck_assert(k == 0 || tu_has_metric(cap, "search/arch/loss"));
-        job_result_free(&res);
-        free(cap);
-        tu_remove_dir(dir);
-        free(dir);
+        ck_assert(!tu_has_metric(run.cap, "retrain/train/loss"));
+        ck_assert(k == 0 || tu_has_metric(run.cap, "search/arch/loss"));
+        tu_job_end(&run);
         jobspec_free(&s);
     }
 }

@@ -1,6 +1,7 @@
 /* jobcapture.c - a recording job sink and a job runner for tests (see jobcapture.h). */
 #include "tests/unit/jobcapture.h"
 
+#include "common/xalloc.h"
 #include "tests/unit/testutil.h"
 #include "worker/jobs/checkpoint.h"
 #include "worker/jobs/train.h"
@@ -9,6 +10,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void cap_started(void *ctx, long total)
@@ -87,6 +89,43 @@ int tu_run_job(const job_spec *s, const char *dir, tu_capture *cap, const char *
     if (rc != 0 && rc != ERR_CANCELLED)
         ck_abort_msg("job failed: %s", eb.msg);
     return rc;
+}
+
+void tu_job_begin(tu_job *t, const char *tag)
+{
+    memset(t, 0, sizeof *t);
+    t->dir = tu_temp_dir(tag);
+    t->cap = xcalloc(1, sizeof *t->cap);
+    t->cap->cancel_after = -1;
+}
+
+int tu_job_run(tu_job *t, const job_spec *s, const char *resume, const char *init)
+{
+    if (t->ran)
+        job_result_free(&t->res);
+    t->ran = 1;
+    return tu_run_job(s, t->dir, t->cap, resume, init, &t->res);
+}
+
+int tu_job_refused(tu_job *t, const job_spec *s, errbuf *eb)
+{
+    if (t->ran)
+        job_result_free(&t->res);
+    t->ran = 1;
+    job_sink sink = tu_capture_sink(t->cap);
+    job_env env = {.out_dir = t->dir, .sink = &sink};
+    memset(eb, 0, sizeof *eb);
+    return job_run(s, &env, &t->res, eb);
+}
+
+void tu_job_end(tu_job *t)
+{
+    if (t->ran)
+        job_result_free(&t->res);
+    free(t->cap);
+    tu_remove_dir(t->dir);
+    free(t->dir);
+    memset(t, 0, sizeof *t);
 }
 
 double tu_check_found_net(const job_spec *s, const char *dir, const job_result *res, double target)

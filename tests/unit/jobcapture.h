@@ -42,6 +42,29 @@ int tu_has_metric(const tu_capture *c, const char *name);
 int tu_run_job(const job_spec *s, const char *dir, tu_capture *cap, const char *resume,
                const char *init, job_result *res);
 
+/* One job run in a test: a new folder of its own, a capture (cancel_after -1) and
+ * the result of the last run. */
+typedef struct tu_job {
+    char *dir;       /* /tmp/kiln-<tag>-XXXXXX */
+    tu_capture *cap; /* what the job reported */
+    job_result res;  /* valid after a run, until the next run or tu_job_end */
+    int ran;
+} tu_job;
+
+/* Makes t's folder and capture. */
+void tu_job_begin(tu_job *t, const char *tag);
+
+/* tu_run_job into t's folder and capture (resume, init: paths or NULL); frees the
+ * previous run's result first. Fails the test unless the job succeeds or is
+ * cancelled; returns 0 or ERR_CANCELLED. */
+int tu_job_run(tu_job *t, const job_spec *s, const char *resume, const char *init);
+
+/* Runs s into t expecting it to fail: returns job_run's code, its message in *eb. */
+int tu_job_refused(tu_job *t, const job_spec *s, errbuf *eb);
+
+/* Frees the result and the capture and removes the folder. */
+void tu_job_end(tu_job *t);
+
 /* The network a prune or adapt job found, in dir: architecture.json parses and builds
  * (its MACs as config and as net agree) and sits in the band of +-1 % around the
  * report's target (which must be `target` MFLOPs, when target > 0); model.safetensors
