@@ -76,6 +76,52 @@ static int parts_for(size_t rows, size_t units)
     return p < 1 ? 1 : (p > CONV_PARTS ? CONV_PARTS : (int)p);
 }
 
+/* Lays out from offset `at` what im2col needs: the reordered weights (wsz floats)
+ * and per part a column buffer of chunk rows. Returns the offset after them. */
+static size_t col_layout(conv_plan *p, size_t wsz, size_t at)
+{
+    p->chunk = clampi(CONV_COL_FLOATS / p->K, 16, 4096);
+    p->off_wr = at;
+    at += wsz;
+    p->off_col = at;
+    return at + (size_t)p->parts * p->chunk * p->K;
+}
+
+/* Lays out from offset `at` the direct kernels' scratch for p->parts parts. Channels
+ * run padded to whole vectors (convd_channels): the weights in the scratch are padded,
+ * and where a count is not whole already the kernels work on padded copies of the
+ * output, dout and dinp images. Returns the offset after it. */
+static size_t direct_layout(conv_plan *p, const nn_conv2d_dims *d, size_t at)
+{
+    int OCp = convd_channels(d->OC), ICp = convd_channels(d->IC), khw = d->kh * d->kw;
+    size_t out_img = (size_t)d->Ho * d->Wo, in_img = (size_t)d->H * d->W;
+    p->dinp_direct = convd_dinp_supported(d);
+    p->off_wt = at;
+    at += (size_t)khw * d->IC * OCp;
+    p->off_xpad = at;
+    at += (size_t)p->parts * (d->H + 2 * d->pad) * (d->W + 2 * d->pad) * d->IC;
+    p->off_dw = at;
+    at += (size_t)p->parts * khw * d->IC * OCp;
+    if (OCp != d->OC) {
+        p->off_bpad = at;
+        at += (size_t)OCp;
+        p->off_opad = at; /* forward output, then dout, per part */
+        at += (size_t)p->parts * out_img * OCp;
+    }
+    if (!p->dinp_direct) /* the input gradient goes through im2col's dcol GEMM and col2im */
+        return col_layout(p, (size_t)d->OC * p->K, at);
+    int pp = d->kh - 1 - d->pad;
+    p->off_wf = at;
+    at += (size_t)khw * d->OC * ICp;
+    p->off_gpad = at;
+    at += (size_t)p->parts * (d->Ho + 2 * pp) * (d->Wo + 2 * pp) * d->OC;
+    if (ICp != d->IC) {
+        p->off_ipad = at;
+        at += (size_t)p->parts * in_img * ICp;
+    }
+    return at;
+}
+
 static void conv_plan_make(conv_plan *p, const nn_conv2d_dims *d)
 {
     memset(p, 0, sizeof *p);
@@ -107,54 +153,14 @@ static void conv_plan_make(conv_plan *p, const nn_conv2d_dims *d)
         p->parts = parts_for(p->rows, (size_t)d->B * d->Ho);
         at += convdw_scratch_floats(d, p->parts);
         break;
-    case CONV_DIRECT: {
-        /* Channels run padded to whole vectors (convd_channels): the weights in
-         * the scratch are padded, and where a count is not whole already the
-         * kernels work on padded copies of the output, dout and dinp images. */
-        int OCp = convd_channels(d->OC), ICp = convd_channels(d->IC), khw = d->kh * d->kw;
-        size_t out_img = (size_t)d->Ho * d->Wo, in_img = (size_t)d->H * d->W;
+    case CONV_DIRECT:
         p->parts = parts_for(p->rows, (size_t)d->B);
-        p->dinp_direct = convd_dinp_supported(d);
-        p->off_wt = at;
-        at += (size_t)khw * d->IC * OCp;
-        p->off_xpad = at;
-        at += (size_t)p->parts * (d->H + 2 * d->pad) * (d->W + 2 * d->pad) * d->IC;
-        p->off_dw = at;
-        at += (size_t)p->parts * khw * d->IC * OCp;
-        if (OCp != d->OC) {
-            p->off_bpad = at;
-            at += (size_t)OCp;
-            p->off_opad = at; /* forward output, then dout, per part */
-            at += (size_t)p->parts * out_img * OCp;
-        }
-        if (p->dinp_direct) {
-            int pp = d->kh - 1 - d->pad;
-            p->off_wf = at;
-            at += (size_t)khw * d->OC * ICp;
-            p->off_gpad = at;
-            at += (size_t)p->parts * (d->Ho + 2 * pp) * (d->Wo + 2 * pp) * d->OC;
-            if (ICp != d->IC) {
-                p->off_ipad = at;
-                at += (size_t)p->parts * in_img * ICp;
-            }
-        } else {
-            /* the input gradient goes through im2col's dcol GEMM and col2im */
-            p->chunk = clampi(CONV_COL_FLOATS / p->K, 16, 4096);
-            p->off_wr = at;
-            at += wsz;
-            p->off_col = at;
-            at += (size_t)p->parts * p->chunk * p->K;
-        }
+        at = direct_layout(p, d, at);
         break;
-    }
     case CONV_IM2COL:
         /* Parts hold whole images, so col2im of different parts never overlap. */
         p->parts = parts_for(p->rows, (size_t)d->B);
-        p->chunk = clampi(CONV_COL_FLOATS / p->K, 16, 4096);
-        p->off_wr = at;
-        at += wsz;
-        p->off_col = at;
-        at += (size_t)p->parts * p->chunk * p->K;
+        at = col_layout(p, wsz, at);
         p->off_dw = at;
         at += (size_t)p->parts * wsz;
         break;
