@@ -557,6 +557,35 @@ static void window_emit(trainer *t, train_window *w, long step, train_result *re
     *w = (train_window){.opened = now, .from = step};
 }
 
+/* Tells the sink the job started and what it trains. */
+static void announce(trainer *t, const job_spec *spec)
+{
+    const job_sink *s = rank0_sink(t);
+    if (s != NULL && s->started != NULL)
+        s->started(s->ctx, t->total_steps);
+    sink_say(s, "info", "training %s: %zu params, %ld steps of %d images (%d per rank x %d ranks)",
+             spec->name, t->m.n_params, t->total_steps, spec->optim.batch_size, t->b, t->d->world);
+}
+
+/* 0, or the error of a bad image file, on this rank or on another: every rank
+ * then stops at the same step. */
+static int data_error(trainer *t, errbuf *eb)
+{
+    if (t->d->world > 1 && dist_any(t->data_rc != 0) && t->data_rc == 0)
+        t->data_rc = err_set(eb, ERR_FORMAT, "a bad image file stopped another rank");
+    else if (t->data_rc != 0)
+        err_set(eb, t->data_rc, "%s", loader_error(t->ld));
+    return t->data_rc;
+}
+
+/* The sink's progress after `step`: the step's loss and the images per second. */
+static void say_progress(trainer *t, long step, float loss, double images_per_s)
+{
+    const job_sink *s = rank0_sink(t);
+    if (s != NULL && s->progress != NULL)
+        s->progress(s->ctx, step, t->total_steps, (double)loss, images_per_s);
+}
+
 int train_run(const job_spec *spec, const train_env *env, train_result *res, errbuf *eb)
 {
     trainer t;
@@ -570,12 +599,7 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
     long step = 0;
     if ((rc = start_weights(&t, env, &step, eb)) != 0)
         goto out;
-    const job_sink *s0 = rank0_sink(&t);
-    if (s0 != NULL && s0->started != NULL)
-        s0->started(s0->ctx, t.total_steps);
-    sink_say(rank0_sink(&t), "info",
-             "training %s: %zu params, %ld steps of %d images (%d per rank x %d ranks)", spec->name,
-             t.m.n_params, t.total_steps, spec->optim.batch_size, t.b, t.d->world);
+    announce(&t, spec);
     train_window w = {.opened = clock_mono_s(), .from = step};
     long step0 = step;
     while (step < t.total_steps) {
@@ -596,25 +620,16 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
             double ts = clock_mono_s();
             float loss = train_step(&t, step, &correct);
             res->step_seconds += clock_mono_s() - ts;
-            if (t.d->world > 1 && dist_any(t.data_rc != 0) && t.data_rc == 0)
-                t.data_rc = err_set(eb, ERR_FORMAT, "a bad image file stopped another rank");
-            else if (t.data_rc != 0)
-                err_set(eb, t.data_rc, "%s", loader_error(t.ld));
-            if (t.data_rc != 0) {
-                rc = t.data_rc;
+            if ((rc = data_error(&t, eb)) != 0)
                 goto done;
-            }
             step++;
             w.loss_sum += (double)loss;
             w.correct_sum += correct;
             w.seen += t.b;
             if (step % TRAIN_LOG_EVERY == 0 || step == epoch_end)
                 window_emit(&t, &w, step, res);
-            const job_sink *s = rank0_sink(&t);
-            if (s != NULL && s->progress != NULL)
-                s->progress(s->ctx, step, t.total_steps, (double)loss,
-                            (double)(step - step0) * spec->optim.batch_size /
-                                (clock_mono_s() - t0));
+            say_progress(&t, step, loss,
+                         (double)(step - step0) * spec->optim.batch_size / (clock_mono_s() - t0));
             if (spec->ckpt_every_steps > 0 && step % spec->ckpt_every_steps == 0 &&
                 step < t.total_steps && (rc = save_checkpoint(&t, step, eb)) != 0)
                 goto done;
