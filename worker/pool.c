@@ -61,7 +61,8 @@ typedef struct pool_job {
 typedef struct pool {
     const dist_info *d;
     pool_link *link; /* rank 0 */
-    char work_root[512];
+    char work_root[KILN_PATH_MAX];
+    char cache_dir[KILN_PATH_MAX];  /* work_root/init-cache: the init_from weights held */
     volatile sig_atomic_t quitting; /* the pool ends the signal thread (SIGUSR2) */
     pthread_t sig_thread;
     sigset_t sigs;
@@ -101,9 +102,8 @@ static void *signal_main(void *arg)
 /* Rank 0: the weights the server sent, or the ones it said we hold. */
 static void init_obtain(pool *p, const link_assignment *a, init_blob *ib)
 {
-    char cache[600];
+    const char *cache = p->cache_dir;
     errbuf eb = {{0}};
-    snprintf(cache, sizeof cache, "%s/init-cache", p->work_root);
     int rc;
     if (a->init != NULL) {
         rc = initcache_put(cache, a->init_sha256, a->init, a->init_len, &eb);
@@ -126,10 +126,9 @@ static void init_obtain(pool *p, const link_assignment *a, init_blob *ib)
 /* Rank 0: tell the server (with the next ready) which weights the pool holds. */
 static void announce_cache(pool *p)
 {
-    char held[INITCACHE_MAX][65], cache[600];
+    char held[INITCACHE_MAX][65];
     const char *names[INITCACHE_MAX];
-    snprintf(cache, sizeof cache, "%s/init-cache", p->work_root);
-    int n_held = initcache_list(cache, held, INITCACHE_MAX);
+    int n_held = initcache_list(p->cache_dir, held, INITCACHE_MAX);
     for (int i = 0; i < n_held; i++)
         names[i] = held[i];
     link_set_cached(p->link, names, n_held);
@@ -440,20 +439,35 @@ static void pool_follow(pool *p)
 /* What the command line and the environment say: where the server is, who the pool is,
  * its work folder, its token and its CurveZMQ keys. */
 typedef struct pool_args {
-    char endpoint[512], pool_id[128], work[512], token[300];
+    char endpoint[512], pool_id[128], work[KILN_PATH_MAX], token[300];
     char server_key[KEYFILE_Z85_LEN + 8]; /* "" = no CURVE */
     char secret_file[KILN_PATH_MAX];
     char curve_secret[KEYFILE_Z85_LEN + 1]; /* read from secret_file */
 } pool_args;
 
-static void getenv_into(char *dst, size_t len, const char *name)
+/* Copies value into dst (n bytes). A value that does not fit is refused, never cut:
+ * -1 after naming `what` on stderr. */
+static int copy_value(char *dst, size_t n, const char *what, const char *value)
+{
+    size_t len = strlen(value);
+    if (len < n) {
+        memcpy(dst, value, len + 1);
+        return 0;
+    }
+    fprintf(stderr, "kiln-worker: %s is %zu bytes long, more than the %zu it may have\n", what, len,
+            n - 1);
+    return -1;
+}
+
+static int getenv_into(char *dst, size_t len, const char *name)
 {
     const char *v = getenv(name);
-    snprintf(dst, len, "%s", v != NULL ? v : "");
+    return copy_value(dst, len, name, v != NULL ? v : "");
 }
 
 /* The options over the environment's KILN_TOKEN, KILN_TOKEN_FILE, KILN_SERVER_KEY and
- * KILN_CURVE_SECRET. Returns 0, or -1 (a message on stderr for a bad token file). */
+ * KILN_CURVE_SECRET. Returns 0, or -1 (a message on stderr for a bad token file or a
+ * value too long). */
 static int parse_args(int argc, char **argv, pool_args *pa)
 {
     static const struct option opts[] = {{"connect", required_argument, NULL, 'c'},
@@ -466,39 +480,42 @@ static int parse_args(int argc, char **argv, pool_args *pa)
                                          {NULL, 0, NULL, 0}};
     optind = 1;
     memset(pa, 0, sizeof *pa);
-    getenv_into(pa->token, sizeof pa->token, "KILN_TOKEN");
     const char *token_file = getenv("KILN_TOKEN_FILE");
-    getenv_into(pa->server_key, sizeof pa->server_key, "KILN_SERVER_KEY");
-    getenv_into(pa->secret_file, sizeof pa->secret_file, "KILN_CURVE_SECRET");
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (getenv_into(pa->token, sizeof pa->token, "KILN_TOKEN") != 0 ||
+        getenv_into(pa->server_key, sizeof pa->server_key, "KILN_SERVER_KEY") != 0 ||
+        getenv_into(pa->secret_file, sizeof pa->secret_file, "KILN_CURVE_SECRET") != 0)
+        return -1;
+    int c, rc = 0;
+    while (rc == 0 && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
-            snprintf(pa->endpoint, sizeof pa->endpoint, "%s", optarg);
+            rc = copy_value(pa->endpoint, sizeof pa->endpoint, "--connect", optarg);
             break;
         case 'p':
-            snprintf(pa->pool_id, sizeof pa->pool_id, "%s", optarg);
+            rc = copy_value(pa->pool_id, sizeof pa->pool_id, "--pool-id", optarg);
             break;
         case 'w':
-            snprintf(pa->work, sizeof pa->work, "%s", optarg);
+            rc = copy_value(pa->work, sizeof pa->work, "--work-dir", optarg);
             break;
         case 't':
-            snprintf(pa->token, sizeof pa->token, "%s", optarg);
+            rc = copy_value(pa->token, sizeof pa->token, "--token", optarg);
             token_file = NULL;
             break;
         case 'T':
             token_file = optarg;
             break;
         case 'k':
-            snprintf(pa->server_key, sizeof pa->server_key, "%s", optarg);
+            rc = copy_value(pa->server_key, sizeof pa->server_key, "--server-key", optarg);
             break;
         case 's':
-            snprintf(pa->secret_file, sizeof pa->secret_file, "%s", optarg);
+            rc = copy_value(pa->secret_file, sizeof pa->secret_file, "--curve-secret", optarg);
             break;
         default:
             return -1;
         }
     }
+    if (rc != 0)
+        return -1;
     if (token_file != NULL && token_file[0] != '\0') {
         errbuf eb;
         if (keyfile_read_token(token_file, pa->token, sizeof pa->token, &eb) != 0) {
@@ -623,9 +640,18 @@ int pool_main(int argc, char **argv, const dist_info *d)
     p.d = d;
     if (pa.work[0] == '\0') {
         const char *tmp = getenv("TMPDIR");
-        snprintf(pa.work, sizeof pa.work, "%s/kiln-pool-%ld", tmp ? tmp : "/tmp", (long)getpid());
+        if (snprintf(pa.work, sizeof pa.work, "%s/kiln-pool-%ld", tmp ? tmp : "/tmp",
+                     (long)getpid()) >= (int)sizeof pa.work) {
+            fprintf(stderr, "kiln-worker: TMPDIR is too long for a work folder: give --work-dir\n");
+            return 2;
+        }
     }
-    snprintf(p.work_root, sizeof p.work_root, "%s", pa.work);
+    memcpy(p.work_root, pa.work, sizeof p.work_root);
+    if (snprintf(p.cache_dir, sizeof p.cache_dir, "%s/init-cache", pa.work) >=
+        (int)sizeof p.cache_dir) {
+        fprintf(stderr, "kiln-worker: --work-dir %.40s... is too long\n", pa.work);
+        return 2;
+    }
     if (mkdir(pa.work, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "kiln-worker: cannot create %s: %s\n", pa.work, strerror(errno));
         return 2;

@@ -45,4 +45,14 @@ for p in $pids; do
     tr '\0' ' ' <"/proc/$p/cmdline" | grep -qF "$secret" && die "the pool token is on a command line"
 done
 ok "kiln-worker --token-file: the pool joined and ran a job, its token on no command line"
+
+# values too long for the pool are refused naming them, never cut
+long=$(head -c 5000 /dev/zero | tr '\0' a)
+out=$(KILN_TOKEN=$long timeout 30 "$KILN_BIN/kiln-worker" --connect "$EP" 2>&1) &&
+    die "a 5000-byte KILN_TOKEN was accepted"
+echo "$out" | grep -q "KILN_TOKEN is 5000 bytes long" || die "KILN_TOKEN too long: $out"
+out=$(timeout 30 "$KILN_BIN/kiln-worker" --connect "$EP" --work-dir "$TMP/$long" 2>&1) &&
+    die "a 5000-byte --work-dir was accepted"
+echo "$out" | grep -q -- "--work-dir is .* bytes long" || die "--work-dir too long: $out"
+ok "a token or work folder longer than the pool takes is refused naming it"
 echo "test_token_file: ok"
