@@ -13,6 +13,7 @@
  */
 #include "store.h"
 
+#include "common/check.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -300,10 +301,8 @@ sqlite3_stmt *sq_stmt(store *s, int q)
 {
     errbuf eb;
     /* The SQL is ours and the schema is migrated: a failure is a bug. */
-    if (sq_prepare(s, q, &eb) < 0) {
-        log_error("store: cannot prepare statement %d: %s", q, eb.msg);
-        abort();
-    }
+    int rc = sq_prepare(s, q, &eb);
+    KILN_CHECKF(rc >= 0, "store: cannot prepare statement %d: %s", q, eb.msg);
     return s->stmt[q];
 }
 
