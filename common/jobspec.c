@@ -619,6 +619,26 @@ int jobspec_parse(job_spec *out, json_t **canonical, const json_t *in, field_err
     return jobspec_parse_flags(out, canonical, in, fe, 0);
 }
 
+/* The "prune" or "adapt" object of a job of that type, checked against the model when
+ * model_ok (the model parsed without errors); kept as its canonical JSON. */
+static void parse_method(job_spec *out, jsonfield_obj *o, int model_ok)
+{
+    const model_cfg *model = model_ok ? &out->model : NULL;
+    int before = o->n_err;
+    if (out->type == JOB_PRUNE) {
+        prune_spec ps;
+        prunespec_parse(&ps, o, jsonfield_get(o, "prune"), model, out->ranks,
+                        out->init_from[0] != '\0');
+        if (o->n_err == before)
+            out->prune = prunespec_to_json(&ps);
+    } else if (out->type == JOB_ADAPT) {
+        adapt_spec as;
+        adaptspec_parse(&as, o, jsonfield_get(o, "adapt"), model, out->ranks);
+        if (o->n_err == before)
+            out->adapt = adaptspec_to_json(&as);
+    }
+}
+
 int jobspec_parse_flags(job_spec *out, json_t **canonical, const json_t *in, field_errors *fe,
                         unsigned flags)
 {
@@ -661,21 +681,7 @@ int jobspec_parse_flags(job_spec *out, json_t **canonical, const json_t *in, fie
         parse_model(out, &o, model, &dims);
     int model_ok = !later && o.n_err == before_model;
     parse_optim(out, &o, raw_model_family(model));
-    if (out->type == JOB_PRUNE) {
-        prune_spec ps;
-        int before = o.n_err;
-        prunespec_parse(&ps, &o, jsonfield_get(&o, "prune"), model_ok ? &out->model : NULL,
-                        out->ranks, out->init_from[0] != '\0');
-        if (o.n_err == before)
-            out->prune = prunespec_to_json(&ps);
-    } else if (out->type == JOB_ADAPT) {
-        adapt_spec as;
-        int before = o.n_err;
-        adaptspec_parse(&as, &o, jsonfield_get(&o, "adapt"), model_ok ? &out->model : NULL,
-                        out->ranks);
-        if (o.n_err == before)
-            out->adapt = adaptspec_to_json(&as);
-    }
+    parse_method(out, &o, model_ok);
     if (out->optim.batch_size > 0 && out->ranks > 0 && out->optim.batch_size % out->ranks != 0)
         jsonfield_err(&o, "optim.batch_size", "must be divisible by resources.ranks (%d)",
                       out->ranks);
