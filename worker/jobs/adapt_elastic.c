@@ -256,22 +256,20 @@ static int template_unit(const adapt_space *old, const adapt_space *nw, const ch
     return inner_unit(old, old->first[s] + old->depth[s] - 1, strcmp(dot + 1, "conv2") == 0);
 }
 
-/* A new state with stage s's depth changed by delta (+ appends blocks, -
- * removes trailing ones), for every stage (n_stages of st). */
-static adapt_state *depth_rebuild(const adapt_state *st, const int *delta, uint64_t seed,
-                                  int max_batch, errbuf *eb)
+/* The supernet config of os with stage s's depth changed by delta[s] (+ appends copies
+ * of the stage's last block, - removes trailing blocks). 0, or ERR_INVALID. */
+static int changed_depths(const adapt_space *os, const int *delta, model_cfg *cfg, errbuf *eb)
 {
-    const adapt_space *os = &st->as;
-    model_cfg cfg = os->sp.super;
+    *cfg = os->sp.super;
     for (int s = os->n_stages - 1; s >= 0; s--) {
         if (delta[s] < 0) {
-            adaptspace_cfg_remove_blocks(&cfg, s, -delta[s]);
+            adaptspace_cfg_remove_blocks(cfg, s, -delta[s]);
             continue;
         }
         for (int k = 0; k < delta[s]; k++) {
             int last = os->first[s] + os->depth[s] - 1, iu = inner_unit(os, last, 0);
             int inner = os->sp.units[iu].channels;
-            if (modelcfg_is_mb(cfg.arch)) {
+            if (modelcfg_is_mb(cfg->arch)) {
                 /* the copy expands as its template does: not at all when the
                  * template's depthwise conv runs on its input's channels */
                 int in_u = last == 0 ? os->sp.stem_unit : os->sp.out_unit[last - 1];
@@ -281,14 +279,102 @@ static adapt_state *depth_rebuild(const adapt_state *st, const int *delta, uint6
                 else if (inner == out)
                     inner += os->sp.units[iu].group;
             }
-            if (adaptspace_cfg_append_block(&cfg, s, inner) < 0) {
-                err_set(eb, ERR_INVALID, "stage %d: no room for another block", s);
-                return NULL;
-            }
+            if (adaptspace_cfg_append_block(cfg, s, inner) < 0)
+                return err_set(eb, ERR_INVALID, "stage %d: no room for another block", s);
         }
     }
+    return 0;
+}
+
+/* For every unit of the new space as, from[u]: its unit in the old space os (>= 0),
+ * -2 - t for a new unit that copies template unit t (an appended block's), or -1.
+ * Sets each unit's width grid and nominal width as its counterpart's (malloc'd). */
+static int *map_units(adapt_space *as, const adapt_space *os, const adaptspace_blockmap *map)
+{
+    int *from = xcalloc((size_t)as->sp.n_units, sizeof(int));
+    char name[PRUNESPACE_NAME_MAX];
+    for (int u = 0; u < as->sp.n_units; u++) {
+        const prunespace_unit *x = &as->sp.units[u];
+        int ou = adaptspace_map_name(map, x->name, name, sizeof name)
+                     ? prunespace_unit_find(&os->sp, name)
+                     : -1;
+        int tu = ou >= 0 ? ou : template_unit(os, as, x->name);
+        from[u] = ou;
+        if (tu < 0) {
+            as->nominal[u] = x->channels;
+            continue;
+        }
+        const prunespace_unit *t = &os->sp.units[tu];
+        int g = t->group, lo = t->c_min < x->channels ? t->c_min : 1;
+        if ((x->channels - lo) % g != 0)
+            g = 1;
+        prunespace_set_grid(&as->sp, u, lo, g, (x->channels - lo) / g);
+        as->nominal[u] = os->nominal[tu];
+        if (ou < 0)
+            from[u] = -2 - tu; /* chains copied from the template, momentum fresh */
+    }
+    return from;
+}
+
+/* The architecture logits of nst from st's: each unit's width chain from its
+ * counterpart (momentum only from a unit of its own, see map_units), each kept
+ * block's depth logit and momentum. */
+static void copy_chains(adapt_state *nst, const adapt_state *st, const int *from,
+                        const adaptspace_blockmap *map)
+{
+    for (int u = 0; u < nst->as.sp.n_units; u++) {
+        int ou = from[u] >= 0 ? from[u] : from[u] <= -2 ? -2 - from[u] : -1;
+        if (ou < 0)
+            continue;
+        int K = nst->as.sp.units[u].K < st->as.sp.units[ou].K ? nst->as.sp.units[u].K
+                                                              : st->as.sp.units[ou].K;
+        for (int k = 0; k < K; k++) {
+            nst->ch.alpha[nst->ch.a_off[u] + (size_t)k] =
+                st->ch.alpha[st->ch.a_off[ou] + (size_t)k];
+            if (from[u] >= 0)
+                nst->ch.mom[nst->ch.a_off[u] + (size_t)k] =
+                    st->ch.mom[st->ch.a_off[ou] + (size_t)k];
+        }
+    }
+    for (int b = 0; b < nst->dc.n; b++)
+        if (map->to[b] >= 0) {
+            nst->dc.beta[b] = st->dc.beta[map->to[b]];
+            nst->dc.mom[b] = st->dc.mom[map->to[b]];
+        }
+}
+
+/* Appended blocks start as the identity: their last BN's gamma is 0. 0, or
+ * ERR_INTERNAL when a block has no such BN. */
+static int zero_appended(adapt_state *nst, const adaptspace_blockmap *map, errbuf *eb)
+{
+    const model_cfg *cfg = &nst->as.sp.super;
+    for (int b = 0; b < nst->dc.n; b++) {
+        if (map->to[b] >= 0)
+            continue;
+        char pre[PRUNESPACE_NAME_MAX], bn[PRUNESPACE_NAME_MAX + 8];
+        int s = adaptspace_stage_of(&nst->as, b), t;
+        if (modelcfg_is_resnet(cfg->arch))
+            snprintf(pre, sizeof pre, "layer%d.%d.%s", s + 1, b - nst->as.first[s],
+                     cfg->arch == MC_RESNET && cfg->block == MC_BLOCK_BOTTLENECK ? "bn3" : "bn2");
+        else
+            modelcfg_mb_project_bn(cfg, b, pre, sizeof pre);
+        snprintf(bn, sizeof bn, "%s.weight", pre);
+        if ((t = net_tensor_find(&nst->super, bn)) < 0)
+            return err_set(eb, ERR_INTERNAL, "appended block %d has no last BN %s", b, bn);
+        memset(net_tensor_data(&nst->super, t), 0, nst->super.tensors[t].n * sizeof(float));
+    }
+    return 0;
+}
+
+/* A new state with stage s's depth changed by delta (+ appends blocks, -
+ * removes trailing ones), for every stage (n_stages of st). */
+static adapt_state *depth_rebuild(const adapt_state *st, const int *delta, uint64_t seed,
+                                  int max_batch, errbuf *eb)
+{
+    const adapt_space *os = &st->as;
+    model_cfg cfg;
     adapt_space as;
-    if (adaptspace_init_super(&as, &cfg, eb) != 0)
+    if (changed_depths(os, delta, &cfg, eb) != 0 || adaptspace_init_super(&as, &cfg, eb) != 0)
         return NULL;
     memcpy(as.depth0, os->depth0, sizeof as.depth0);
     /* blocks of the new net -> the old one */
@@ -300,28 +386,7 @@ static adapt_state *depth_rebuild(const adapt_state *st, const int *delta, uint6
     for (int s = 0; s < as.n_stages; s++)
         for (int j = 0; j < as.depth[s]; j++)
             map.to[as.first[s] + j] = j < os->depth[s] ? os->first[s] + j : -1;
-    int *from = xcalloc((size_t)as.sp.n_units, sizeof(int));
-    char name[PRUNESPACE_NAME_MAX];
-    for (int u = 0; u < as.sp.n_units; u++) {
-        const prunespace_unit *x = &as.sp.units[u];
-        int ou = adaptspace_map_name(&map, x->name, name, sizeof name)
-                     ? prunespace_unit_find(&os->sp, name)
-                     : -1;
-        int tu = ou >= 0 ? ou : template_unit(os, &as, x->name);
-        from[u] = ou;
-        if (tu < 0) {
-            as.nominal[u] = x->channels;
-            continue;
-        }
-        const prunespace_unit *t = &os->sp.units[tu];
-        int g = t->group, lo = t->c_min < x->channels ? t->c_min : 1;
-        if ((x->channels - lo) % g != 0)
-            g = 1;
-        prunespace_set_grid(&as.sp, u, lo, g, (x->channels - lo) / g);
-        as.nominal[u] = os->nominal[tu];
-        if (ou < 0)
-            from[u] = -2 - tu; /* chains copied from the template, momentum fresh */
-    }
+    int *from = map_units(&as, os, &map);
     adapt_state *nst = adapt_state_new(&as, max_batch, seed, eb);
     if (nst == NULL) {
         free(from);
@@ -329,49 +394,15 @@ static adapt_state *depth_rebuild(const adapt_state *st, const int *delta, uint6
         return NULL;
     }
     nst->dc.fixed = st->dc.fixed;
-    for (int u = 0; u < nst->as.sp.n_units; u++) {
-        int ou = from[u] >= 0 ? from[u] : from[u] <= -2 ? -2 - from[u] : -1;
-        if (ou < 0)
-            continue;
-        int K =
-            nst->as.sp.units[u].K < os->sp.units[ou].K ? nst->as.sp.units[u].K : os->sp.units[ou].K;
-        for (int k = 0; k < K; k++) {
-            nst->ch.alpha[nst->ch.a_off[u] + (size_t)k] =
-                st->ch.alpha[st->ch.a_off[ou] + (size_t)k];
-            if (from[u] >= 0)
-                nst->ch.mom[nst->ch.a_off[u] + (size_t)k] =
-                    st->ch.mom[st->ch.a_off[ou] + (size_t)k];
-        }
-    }
-    for (int b = 0; b < nst->dc.n; b++)
-        if (map.to[b] >= 0) {
-            nst->dc.beta[b] = st->dc.beta[map.to[b]];
-            nst->dc.mom[b] = st->dc.mom[map.to[b]];
-        }
+    copy_chains(nst, st, from, &map);
+    free(from);
     adapt_update(nst);
     slice_map sm = {adaptspace_map_name, &map};
     net_copy_overlap(&nst->super, &st->super, &sm);
-    /* appended blocks start as the identity: their last BN's gamma is 0 */
-    for (int b = 0; b < nst->dc.n; b++) {
-        if (map.to[b] >= 0)
-            continue;
-        char pre[PRUNESPACE_NAME_MAX], bn[PRUNESPACE_NAME_MAX + 8];
-        int s = adaptspace_stage_of(&nst->as, b), t;
-        if (modelcfg_is_resnet(cfg.arch))
-            snprintf(pre, sizeof pre, "layer%d.%d.%s", s + 1, b - nst->as.first[s],
-                     cfg.arch == MC_RESNET && cfg.block == MC_BLOCK_BOTTLENECK ? "bn3" : "bn2");
-        else
-            modelcfg_mb_project_bn(&nst->as.sp.super, b, pre, sizeof pre);
-        snprintf(bn, sizeof bn, "%s.weight", pre);
-        if ((t = net_tensor_find(&nst->super, bn)) < 0) {
-            err_set(eb, ERR_INTERNAL, "appended block %d has no last BN %s", b, bn);
-            free(from);
-            adapt_state_free(nst);
-            return NULL;
-        }
-        memset(net_tensor_data(&nst->super, t), 0, nst->super.tensors[t].n * sizeof(float));
+    if (zero_appended(nst, &map, eb) != 0) {
+        adapt_state_free(nst);
+        return NULL;
     }
-    free(from);
     return nst;
 }
 
