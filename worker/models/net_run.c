@@ -118,6 +118,57 @@ static nn_bn_saved bn_saved(const net *m, const net_node *n)
     return (nn_bn_saved){.mean = mean, .rstd = mean + C, .keep = mean + 2 * C};
 }
 
+/* Conv node n (weight t[0], bias t[1]) over B samples. */
+static void conv_forward(net *m, const net_node *n, int B, float *out, const float *in)
+{
+    nn_conv2d_dims d;
+    conv_dims(m, n, B, &d);
+    nn_conv2d_forward(out, in, param_val(m, n->t[0]), param_val(m, n->t[1]), &d, m->scratch);
+}
+
+static void conv_backward(net *m, const net_node *n, int B, float *din, const float *dout,
+                          const float *in)
+{
+    nn_conv2d_dims d;
+    conv_dims(m, n, B, &d);
+    nn_conv2d_backward(din, param_grad(m, n->t[0]), param_grad(m, n->t[1]), dout, in,
+                       param_val(m, n->t[0]), &d, m->scratch);
+}
+
+/* BN node n forward over `rows` rows: batch statistics when training (counted in t[4]),
+ * the running ones in eval; with a second input, the fused residual add. */
+static void bn_forward(net *m, const net_node *n, int rows, float *out, const float *in)
+{
+    const float *res = n->n_in > 1 ? act_val(m, n->in[1]) : NULL;
+    nn_bn bn = bn_layer(m, n, rows);
+    if (!m->training) {
+        nn_batchnorm_forward_eval(out, in, res, &bn);
+        return;
+    }
+    nn_bn_saved saved = bn_saved(m, n);
+    if (res != NULL)
+        saved.keep = NULL; /* never recomputed (net_plan.c), so nothing to keep */
+    nn_batchnorm_forward_train(out, &saved, in, res, &bn);
+    m->counters[m->tensors[n->t[4]].off] += 1;
+}
+
+/* BN node n backward (B samples): din, the weight and bias gradients and, with a
+ * fused residual add, the residual's gradient. */
+static void bn_backward(net *m, const net_node *n, int B, float *din, const float *dout,
+                        const float *out, const float *in)
+{
+    const net_act *y = &m->acts[n->out];
+    float *dres = n->n_in > 1 ? act_grad(m, n->in[1], B) : NULL;
+    nn_bn bn = bn_layer(m, n, B * y->H * y->W);
+    float *dw = param_grad(m, n->t[0]), *db = param_grad(m, n->t[1]);
+    if (m->training) {
+        nn_bn_saved saved = bn_saved(m, n);
+        nn_batchnorm_backward_train(din, dres, dw, db, dout, out, in, &saved, &bn);
+    } else {
+        nn_batchnorm_backward_eval(din, dres, dw, db, dout, out, in, &bn);
+    }
+}
+
 /* The elementwise activations, by op: forward out = f(in) over n values; backward
  * din += f'(.) * dout, with f' read from the output (from_out: ReLU, ReLU6) or from the
  * input. */
@@ -341,26 +392,12 @@ static void forward_node(net *m, net_node *n, const float *xin, int B)
     NET_OP_CASES_POINTWISE:
         POINTWISE[n->op].forward(out, in, ny);
         break;
-    case NET_OP_CONV: {
-        nn_conv2d_dims d;
-        conv_dims(m, n, B, &d);
-        nn_conv2d_forward(out, in, param_val(m, n->t[0]), param_val(m, n->t[1]), &d, m->scratch);
+    case NET_OP_CONV:
+        conv_forward(m, n, B, out, in);
         break;
-    }
-    case NET_OP_BN: {
-        const float *res = n->n_in > 1 ? act_val(m, n->in[1]) : NULL; /* a fused residual add */
-        nn_bn bn = bn_layer(m, n, rows);
-        if (m->training) {
-            nn_bn_saved saved = bn_saved(m, n);
-            if (res != NULL)
-                saved.keep = NULL; /* never recomputed (net_plan.c), so nothing to keep */
-            nn_batchnorm_forward_train(out, &saved, in, res, &bn);
-            m->counters[m->tensors[n->t[4]].off] += 1;
-        } else {
-            nn_batchnorm_forward_eval(out, in, res, &bn);
-        }
+    case NET_OP_BN:
+        bn_forward(m, n, rows, out, in);
         break;
-    }
     case NET_OP_MAXPOOL:
         nn_maxpool2d_forward(out, aux_i32(m, n), in, B, x->H, x->W, x->C, n->k, n->stride, n->pad);
         break;
@@ -460,6 +497,14 @@ void net_forward(net *m, const float *x, int B)
     }
 }
 
+/* Whether node n hands its output's gradient unchanged to each input: an add, and a
+ * dropout or drop-path that drops nothing (eval, or p = 0). */
+static int passes_gradient(const net *m, const net_node *n)
+{
+    int drops = m->training && n->p > 0;
+    return n->op == NET_OP_ADD || ((n->op == NET_OP_DROPPATH || n->op == NET_OP_DROPOUT) && !drops);
+}
+
 static void backward_node(net *m, net_node *n, int B)
 {
     assert(n->op != NET_OP_INPUT && n->n_in > 0);
@@ -470,9 +515,7 @@ static void backward_node(net *m, net_node *n, int B)
     const float *in = act_bwd(m, n->in[0]);
     size_t ny = (size_t)B * y->per_sample;
     int rows = B * y->H * y->W;
-    if (n->op == NET_OP_ADD || (n->op == NET_OP_DROPPATH && !(m->training && n->p > 0)) ||
-        (n->op == NET_OP_DROPOUT && !(m->training && n->p > 0))) {
-        /* the output's gradient passes unchanged to each input */
+    if (passes_gradient(m, n)) {
         for (int j = 0; j < n->n_in; j++)
             dA_add(m, n->in[j], B, dout);
         return;
@@ -485,26 +528,12 @@ static void backward_node(net *m, net_node *n, int B)
         if (din)
             POINTWISE[n->op].backward(din, dout, POINTWISE[n->op].from_out ? out : in, ny);
         break;
-    case NET_OP_CONV: {
-        nn_conv2d_dims d;
-        conv_dims(m, n, B, &d);
-        nn_conv2d_backward(din, param_grad(m, n->t[0]), param_grad(m, n->t[1]), dout, in,
-                           param_val(m, n->t[0]), &d, m->scratch);
+    case NET_OP_CONV:
+        conv_backward(m, n, B, din, dout, in);
         break;
-    }
-    case NET_OP_BN: {
-        float *dres = n->n_in > 1 ? act_grad(m, n->in[1], B) : NULL; /* a fused residual add */
-        nn_bn bn = bn_layer(m, n, rows);
-        if (m->training) {
-            nn_bn_saved saved = bn_saved(m, n);
-            nn_batchnorm_backward_train(din, dres, param_grad(m, n->t[0]), param_grad(m, n->t[1]),
-                                        dout, out, in, &saved, &bn);
-        } else {
-            nn_batchnorm_backward_eval(din, dres, param_grad(m, n->t[0]), param_grad(m, n->t[1]),
-                                       dout, out, in, &bn);
-        }
+    case NET_OP_BN:
+        bn_backward(m, n, B, din, dout, out, in);
         break;
-    }
     case NET_OP_MAXPOOL:
         if (din)
             nn_maxpool2d_backward(din, dout, aux_i32(m, n), B, y->H, y->W, y->C);
@@ -517,12 +546,11 @@ static void backward_node(net *m, net_node *n, int B)
         nn_linear_backward(din, param_grad(m, n->t[0]), param_grad(m, n->t[1]), dout, in,
                            param_val(m, n->t[0]), rows, x->C, y->C);
         break;
-    case NET_OP_LN: {
-        const float *mean = aux_f32(m, n), *rstd = mean + rows;
+    case NET_OP_LN:
         nn_layernorm_backward(din, param_grad(m, n->t[0]), param_grad(m, n->t[1]), dout, in,
-                              param_val(m, n->t[0]), mean, rstd, rows, y->C);
+                              param_val(m, n->t[0]), aux_f32(m, n), aux_f32(m, n) + rows, rows,
+                              y->C);
         break;
-    }
     case NET_OP_ADD: /* above */
         break;
     case NET_OP_ATTN:
