@@ -227,6 +227,18 @@ char *client_escape(const char *s)
     return out;
 }
 
+json_t *client_job(const char *method, const char *id, const char *rest)
+{
+    char *eid = client_escape(id);
+    size_t n = strlen("/api/v1/jobs/") + strlen(eid) + strlen(rest) + 1;
+    char *path = xmalloc(n);
+    snprintf(path, n, "/api/v1/jobs/%s%s", eid, rest);
+    json_t *j = client_call(method, path, NULL, NULL);
+    free(path);
+    free(eid);
+    return j;
+}
+
 long client_download(const char *path, FILE *f)
 {
     body b = {NULL, 0, f};

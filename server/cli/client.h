@@ -30,6 +30,10 @@ const char *client_base(void);
  * in *status (if not NULL). */
 json_t *client_call(const char *method, const char *path, const char *data, long *status);
 
+/* client_call on job id's resource /api/v1/jobs/<id><rest> (id percent-encoded;
+ * rest "" or a sub-resource such as "/cancel"), with no body. */
+json_t *client_job(const char *method, const char *id, const char *rest);
+
 /* POST the size bytes of the open file f to path as
  * application/octet-stream (streamed). Exits on any failure; returns the
  * JSON answer (new reference). */

@@ -129,22 +129,6 @@ int cmd_submit(int argc, char **argv)
     return watch ? cli_watch_job(id) : 0;
 }
 
-/* Unreserved URL characters (RFC 3986): the rest is percent-encoded. */
-static int url_safe(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '.' || c == '~';
-}
-
-/* A query value percent-encoded (malloc'd). */
-static char *percent_encode(const char *v)
-{
-    char *out = calloc(strlen(v) * 3 + 1, 1), *o = out;
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
-        o += (size_t)(url_safe(*p) ? sprintf(o, "%c", *p) : sprintf(o, "%%%02X", *p));
-    return out;
-}
-
 int cmd_list(int argc, char **argv)
 {
     const char *state = NULL, *type = NULL, *name = NULL, *owner = NULL;
@@ -167,9 +151,9 @@ int cmd_list(int argc, char **argv)
     }
     char path[1024], token[64] = "", *esc_name = NULL, *esc_owner = NULL;
     if (name != NULL) /* the query values, percent-encoded */
-        esc_name = percent_encode(name);
+        esc_name = client_escape(name);
     if (owner != NULL)
-        esc_owner = percent_encode(owner);
+        esc_owner = client_escape(owner);
     json_t *every = json_array();
     do {
         snprintf(path, sizeof path, "/api/v1/jobs?page_size=100%s%s%s%s%s%s%s%s%s%s%s",
@@ -221,9 +205,7 @@ int cmd_get(int argc, char **argv)
     const char *id = one_id("get", argc, argv);
     if (id == NULL)
         return 2;
-    char path[256];
-    snprintf(path, sizeof path, "/api/v1/jobs/%s", id);
-    json_t *j = client_call("GET", path, NULL, NULL);
+    json_t *j = client_job("GET", id, "");
     cli_print_json(j);
     json_decref(j);
     return 0;
@@ -234,9 +216,7 @@ int cmd_cancel(int argc, char **argv)
     const char *id = one_id("cancel", argc, argv);
     if (id == NULL)
         return 2;
-    char path[256];
-    snprintf(path, sizeof path, "/api/v1/jobs/%s/cancel", id);
-    json_t *j = client_call("POST", path, NULL, NULL);
+    json_t *j = client_job("POST", id, "/cancel");
     if (cli_json_out)
         cli_print_json(j);
     else
@@ -250,9 +230,7 @@ int cmd_delete(int argc, char **argv)
     const char *id = one_id("delete", argc, argv);
     if (id == NULL)
         return 2;
-    char path[256];
-    snprintf(path, sizeof path, "/api/v1/jobs/%s", id);
-    json_decref(client_call("DELETE", path, NULL, NULL));
+    json_decref(client_job("DELETE", id, ""));
     printf("job %s deleted with its files\n", id);
     return 0;
 }

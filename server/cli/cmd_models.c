@@ -125,9 +125,7 @@ int cmd_resume(int argc, char **argv)
     }
     if (id == NULL)
         return cli_bad_usage("resume", "ID is missing");
-    char path[256];
-    snprintf(path, sizeof path, "/api/v1/jobs/%s", id);
-    json_t *job = client_call("GET", path, NULL, NULL);
+    json_t *job = client_job("GET", id, "");
     json_t *spec = json_deep_copy(json_object_get(job, "spec"));
     json_decref(job);
     json_object_del(spec, "idempotency_key");

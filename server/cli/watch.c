@@ -90,9 +90,7 @@ static int on_event(void *ctx, const char *type, const json_t *d, const char *id
 
 int cli_watch_job(const char *id)
 {
-    char path[256];
-    snprintf(path, sizeof path, "/api/v1/jobs/%s", id);
-    json_t *j = client_call("GET", path, NULL, NULL);
+    json_t *j = client_job("GET", id, "");
     watch w;
     memset(&w, 0, sizeof w);
     w.tty = isatty(STDOUT_FILENO);
@@ -116,10 +114,11 @@ int cli_watch_job(const char *id)
              (long long)json_integer_value(json_object_get(j, "log_count")));
     json_decref(j);
     show(&w, 1);
-    snprintf(path, sizeof path, "/api/v1/jobs/%s/events", id);
+    char *eid = client_escape(id), path[512];
+    snprintf(path, sizeof path, "/api/v1/jobs/%s/events", eid);
+    free(eid);
     client_stream(path, cursor, on_event, &w, 45, 1000, 30, NULL);
-    snprintf(path, sizeof path, "/api/v1/jobs/%s", id);
-    j = client_call("GET", path, NULL, NULL);
+    j = client_job("GET", id, "");
     const char *st = cli_str(j, "state");
     if (w.tty)
         printf("\n");

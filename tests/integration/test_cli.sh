@@ -92,6 +92,15 @@ ok "logs --follow: a dropped stream resumed with Last-Event-ID, each line once"
 if "$KILN" get "$id" >/dev/null 2>&1; then die "the deleted job is still there"; fi
 ok "delete: the job is gone"
 
+# an id goes into the URL percent-encoded: dot segments, a slash or a space in it
+# reach no other resource
+out=$("$KILN" delete "x/../$long" 2>&1) && die "delete of x/../$long succeeded: $out"
+echo "$out" | grep -q "NOT_FOUND" || die "delete x/../ID: $out"
+"$KILN" get "$long" >/dev/null || die "delete x/../$long deleted $long"
+out=$("$KILN" get 'no such/job?' 2>&1) && die "get of a made-up id succeeded"
+echo "$out" | grep -q "NOT_FOUND" || die "get 'no such/job?': $out"
+ok "ids are escaped: delete x/../ID leaves ID, a space or slash in an id is a 404"
+
 # help: every command lists its flags and an example; completion
 for c in submit list get cancel delete watch metrics logs download workers health completion; do
     "$KILN" "$c" --help >"$TMP/help" || die "kiln $c --help"
