@@ -5,6 +5,8 @@
 #include "common/xalloc.h"
 
 #include <curl/curl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -227,15 +229,29 @@ char *client_escape(const char *s)
     return out;
 }
 
+char *client_job_path(const char *id, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *eid = client_escape(id), *rest = xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(rest, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    size_t len = strlen("/api/v1/jobs/") + strlen(eid) + (size_t)n + 1;
+    char *path = xmalloc(len);
+    snprintf(path, len, "/api/v1/jobs/%s%s", eid, rest);
+    free(rest);
+    free(eid);
+    return path;
+}
+
 json_t *client_job(const char *method, const char *id, const char *rest)
 {
-    char *eid = client_escape(id);
-    size_t n = strlen("/api/v1/jobs/") + strlen(eid) + strlen(rest) + 1;
-    char *path = xmalloc(n);
-    snprintf(path, n, "/api/v1/jobs/%s%s", eid, rest);
+    char *path = client_job_path(id, "%s", rest);
     json_t *j = client_call(method, path, NULL, NULL);
     free(path);
-    free(eid);
     return j;
 }
 

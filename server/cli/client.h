@@ -30,7 +30,11 @@ const char *client_base(void);
  * in *status (if not NULL). */
 json_t *client_call(const char *method, const char *path, const char *data, long *status);
 
-/* client_call on job id's resource /api/v1/jobs/<id><rest> (id percent-encoded;
+/* "/api/v1/jobs/<id><rest>" (malloc'd): id percent-encoded, rest made from the
+ * printf format fmt ("" for the job itself; callers escape what they put in it). */
+char *client_job_path(const char *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* client_call on job id's resource /api/v1/jobs/<id><rest> (see client_job_path;
  * rest "" or a sub-resource such as "/cancel"), with no body. */
 json_t *client_job(const char *method, const char *id, const char *rest);
 

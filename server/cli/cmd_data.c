@@ -72,11 +72,12 @@ int cmd_metrics(int argc, char **argv)
         printf("seq,step,epoch,name,value,time\n");
     else if (!cli_json_out)
         printf("seq\tstep\tname\tvalue\n");
+    char *enames = names != NULL ? client_escape(names) : NULL;
     for (;;) {
-        char path[1400];
-        snprintf(path, sizeof path, "/api/v1/jobs/%s/metrics?after_seq=%lld&limit=10000%s%s",
-                 argv[0], after, names ? "&names=" : "", names ? names : "");
+        char *path = client_job_path(argv[0], "/metrics?after_seq=%lld&limit=10000%s%s", after,
+                                     enames ? "&names=" : "", enames ? enames : "");
         json_t *o = client_call("GET", path, NULL, NULL);
+        free(path);
         json_t *pts = json_object_get(o, "points");
         size_t i;
         json_t *pt;
@@ -90,6 +91,7 @@ int cmd_metrics(int argc, char **argv)
         if (n == 0)
             break;
     }
+    free(enames);
     return 0;
 }
 
@@ -125,13 +127,10 @@ int cmd_logs(int argc, char **argv)
     }
     long long after = 0;
     for (;;) {
-        char path[512];
-        if (tail > 0)
-            snprintf(path, sizeof path, "/api/v1/jobs/%s/logs?tail=%lld", argv[0], tail);
-        else
-            snprintf(path, sizeof path, "/api/v1/jobs/%s/logs?after_seq=%lld&limit=10000", argv[0],
-                     after);
+        char *path = tail > 0 ? client_job_path(argv[0], "/logs?tail=%lld", tail)
+                              : client_job_path(argv[0], "/logs?after_seq=%lld&limit=10000", after);
         json_t *o = client_call("GET", path, NULL, NULL);
+        free(path);
         json_t *lines = json_object_get(o, "lines");
         size_t i;
         json_t *l;
@@ -149,10 +148,10 @@ int cmd_logs(int argc, char **argv)
         return 0;
     fflush(stdout);
     /* then the stream of new lines, from the last one printed */
-    char path[512], cursor[32];
-    snprintf(path, sizeof path, "/api/v1/jobs/%s/logs?follow=true", argv[0]);
+    char *path = client_job_path(argv[0], "/logs?follow=true"), cursor[32];
     snprintf(cursor, sizeof cursor, "%lld", after);
     client_stream(path, cursor, on_log, NULL, 45, 1000, 30, NULL);
+    free(path);
     return 0;
 }
 
@@ -161,15 +160,17 @@ int cmd_download(int argc, char **argv)
     if (argc != 2 && !(argc == 4 && strcmp(argv[2], "-o") == 0))
         return cli_bad_usage("download", NULL);
     const char *out = argc == 4 ? argv[3] : argv[1];
-    char path[512];
-    snprintf(path, sizeof path, "/api/v1/jobs/%s/artifacts/%s", argv[0], argv[1]);
     files_stream fs; /* the file appears whole or not at all */
     errbuf eb;
     if (files_stream_open(&fs, out, &eb) != 0) {
         fprintf(stderr, "kiln: %s\n", eb.msg);
         return 1;
     }
+    char *name = client_escape(argv[1]);
+    char *path = client_job_path(argv[0], "/artifacts/%s", name);
     long status = client_download(path, fs.f);
+    free(path);
+    free(name);
     if (status != 200) {
         files_stream_abort(&fs);
         fprintf(stderr, "kiln: HTTP %ld\n", status);

@@ -114,10 +114,9 @@ int cli_watch_job(const char *id)
              (long long)json_integer_value(json_object_get(j, "log_count")));
     json_decref(j);
     show(&w, 1);
-    char *eid = client_escape(id), path[512];
-    snprintf(path, sizeof path, "/api/v1/jobs/%s/events", eid);
-    free(eid);
+    char *path = client_job_path(id, "/events");
     client_stream(path, cursor, on_event, &w, 45, 1000, 30, NULL);
+    free(path);
     j = client_job("GET", id, "");
     const char *st = cli_str(j, "state");
     if (w.tty)

@@ -54,6 +54,14 @@ tail -n +2 "$TMP/m.csv" | awk -F, '{ printf "%s %s %s %.6g\n", $1, $2, $4, $5 }'
 tail -n +2 "$TMP/m.tsv" | awk -F'\t' '{ printf "%s %s %s %.6g\n", $1, $2, $3, $4 }' >"$TMP/m2"
 cmp -s "$TMP/m1" "$TMP/m2" || die "csv and tsv give other points: $(diff "$TMP/m1" "$TMP/m2" | head -3)"
 ok "metrics --csv: header and $n rows, the same points as the TSV"
+# --names (escaped into the query): only the named series, every point of them
+"$KILN" metrics "$id" --names "train/loss,lr" >"$TMP/m-names.tsv" || die "metrics --names"
+awk -F'\t' 'NR > 1 && $3 != "train/loss" && $3 != "lr" { exit 1 }' "$TMP/m-names.tsv" ||
+    die "metrics --names gave other series: $(head -5 "$TMP/m-names.tsv")"
+want=$(awk -F'\t' 'NR > 1 && ($3 == "train/loss" || $3 == "lr")' "$TMP/m.tsv" | wc -l)
+[ "$want" -gt 0 ] && [ "$(($(wc -l <"$TMP/m-names.tsv") - 1))" = "$want" ] ||
+    die "metrics --names: $(($(wc -l <"$TMP/m-names.tsv") - 1)) rows, want $want"
+ok "metrics --names train/loss,lr: the $want points of those two series"
 
 # watch of a cancelled job exits 1; logs --follow of a running job ends with it
 long=$("$KILN" submit -q "$TMP/long.json") || die "submit -q"
