@@ -187,13 +187,10 @@ static int check_points(const json_t *pts, errbuf *eb)
         json_t *v;
         json_object_foreach((json_t *)p, k, v)
         {
-            if (strcmp(k, "step") == 0 || strcmp(k, "time") == 0 || strcmp(k, "epoch") == 0) {
-                if (!json_is_number(v))
-                    return err_set(eb, ERR_INVALID, "field 'points[%zu].%s': not a number", i, k);
-                continue;
-            }
             if (!json_is_number(v))
                 return err_set(eb, ERR_INVALID, "field 'points[%zu].%s': not a number", i, k);
+            if (strcmp(k, "step") == 0 || strcmp(k, "time") == 0 || strcmp(k, "epoch") == 0)
+                continue; /* what the values are at, not values */
             if (strlen(k) >= 64)
                 return err_set(eb, ERR_INVALID, "field 'points[%zu]': metric name too long", i);
             values++;
