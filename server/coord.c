@@ -882,6 +882,14 @@ static int start_round(coord *c, sched_round *r, int64_t now_ms)
         }
         log_info("job %s attempt %d -> pool %s (%d ranks)%s", id, a.attempt, p->id, p->ranks,
                  a.ckpt_path[0] ? ", resuming from a checkpoint" : "");
+        if (a.superseded > 0 && a.ckpt_path[0])
+            log_info("job %s: the %lld metric points earlier attempts logged after step %ld are "
+                     "dropped (attempt %d logs those steps again)",
+                     id, (long long)a.superseded, a.ckpt_step, a.attempt);
+        else if (a.superseded > 0)
+            log_info("job %s: the %lld metric points of earlier attempts are dropped (no "
+                     "checkpoint: attempt %d starts over)",
+                     id, (long long)a.superseded, a.attempt);
         if (r->use != NULL)
             r->use = owner_count(r->use, &r->nu, &r->q[j]);
         if (send_assign(c, p, &a, now_ms) < 0)

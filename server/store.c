@@ -105,6 +105,9 @@ static const char *const migrations[] = {
     /* 4: the jobs waiting for others (lineage_poll, every scheduling pass),
      * found without reading the whole queue */
     "CREATE INDEX jobs_blocked ON jobs(seq) WHERE blocked=1;",
+    /* 5: metric points a retry superseded (store_attempt_start): with them, the
+     * points kept account for every metric seq the job was given */
+    "ALTER TABLE jobs ADD COLUMN metrics_dropped INTEGER NOT NULL DEFAULT 0;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
@@ -131,7 +134,7 @@ static const char *const sql_text[Q__COUNT] = {
     [Q_JOB_ROW] = "SELECT seq,id,name,type,priority,ranks,max_restarts,keep_last,spec,params,"
                   "mflops,state,reason,message,created_at,updated_at,started_at,finished_at,"
                   "attempt,pool_id,metric_seq,log_seq,step,total_steps,latest,result,idem_key,"
-                  "owner FROM jobs WHERE id=?1",
+                  "owner,metrics_dropped FROM jobs WHERE id=?1",
     [Q_JOB_STATE] = "SELECT state, attempt, pool_id, max_restarts, metric_seq, log_seq, step,"
                     " latest, keep_last FROM jobs WHERE id=?1",
     [Q_JOB_SET_STATE] = "UPDATE jobs SET state=?2, reason=?3, message=?4, updated_at=?5,"
@@ -180,6 +183,12 @@ static const char *const sql_text[Q__COUNT] = {
     [Q_ATTEMPTS_OF] = "SELECT attempt,pool_id,active,started_at,ended_at,reason,message,last_seq"
                       " FROM attempts WHERE job_id=?1 ORDER BY attempt",
     [Q_JOB_SET_ATTEMPT] = "UPDATE jobs SET attempt=?2, pool_id=?3 WHERE id=?1",
+    [Q_METRICS_SUPERSEDE] = "DELETE FROM metrics WHERE job_id=?1 AND attempt<?2 AND step>?3",
+    /* SQLite takes the bare columns of a max() aggregate from the row holding the maximum */
+    [Q_METRICS_LATEST] =
+        "SELECT name,value,step,max(seq) FROM metrics WHERE job_id=?1 GROUP BY name",
+    [Q_JOB_REWIND] = "UPDATE jobs SET step=?2, latest=?3, metrics_dropped=metrics_dropped+?4"
+                     " WHERE id=?1",
     [Q_JOB_PROGRESS] = "UPDATE jobs SET metric_seq=?2, log_seq=?3, step=?4, latest=?5,"
                        " updated_at=?6 WHERE id=?1",
     [Q_JOB_TOTAL] = "UPDATE jobs SET total_steps=?2 WHERE id=?1",

@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #define STORE_ID_MAX         MSG_ID_MAX
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 typedef enum {
     JS_QUEUED = 0,
@@ -212,11 +212,15 @@ typedef struct store_assignment {
     char init_file[512]; /* weights to start from, relative to the data dir, or "" */
     char init_sha256[65];
     int64_t init_size;
-    int ranks; /* resources.ranks */
+    int ranks;          /* resources.ranks */
+    int64_t superseded; /* metric points of earlier attempts after ckpt_step, dropped */
 } store_assignment;
 
 /* store_attempt_start moves a runnable job (QUEUED or RESTARTING) to
- * STARTING on pool_id and opens attempt n+1, in one transaction. Fills *a
+ * STARTING on pool_id and opens attempt n+1, in one transaction. A retry
+ * drops the metric points earlier attempts logged after the step it resumes
+ * from (all of them without a checkpoint): the new attempt logs those steps
+ * again, and a series keeps each step once. Fills *a
  * (free a->spec_json). Returns 0, ERR_NOT_FOUND, or ERR_STATE if the job is
  * no longer runnable (cancelled meanwhile). */
 int store_attempt_start(store *s, const char *id, const char *pool_id, store_assignment *a,

@@ -83,21 +83,82 @@ static int attempt_open(store *s, const char *id, int attempt, const char *pool_
     return rc;
 }
 
+/* The latest point of each metric name of job id, as the jobs row keeps it. */
+static char *latest_of(store *s, const char *id)
+{
+    json_t *latest = json_object();
+    sqlite3_stmt *q = sq_stmt(s, Q_METRICS_LATEST);
+    sq_bind_text(q, 1, id);
+    while (sqlite3_step(q) == SQLITE_ROW)
+        json_object_set_new(latest, sq_col_text(q, 0),
+                            json_pack("{s:f, s:I, s:I}", "value", sqlite3_column_double(q, 1),
+                                      "step", (json_int_t)sqlite3_column_int64(q, 2), "seq",
+                                      (json_int_t)sqlite3_column_int64(q, 3)));
+    sq_done(q);
+    char *text = json_dumps(latest, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(latest);
+    return text;
+}
+
+/* A retry runs again from its checkpoint's step (from_step; -1 without a
+ * checkpoint): the points earlier attempts logged after that step are
+ * superseded by the ones this attempt will log, and are deleted, so that the
+ * job's series has each step once (as TensorBoard's purge_step does). The
+ * job's progress step and latest values go back with them. *dropped = how
+ * many points went. Inside the transaction that opens the attempt. */
+static int supersede_metrics(store *s, const char *id, int attempt, long from_step,
+                             const job_row *r, int64_t *dropped, errbuf *eb)
+{
+    sqlite3_stmt *q = sq_stmt(s, Q_METRICS_SUPERSEDE);
+    sq_bind_text(q, 1, id);
+    sqlite3_bind_int(q, 2, attempt);
+    sqlite3_bind_int64(q, 3, from_step);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "drop superseded metrics");
+    sq_done(q);
+    *dropped = rc == 0 ? sqlite3_changes(s->db) : 0;
+    if (rc < 0 || (*dropped == 0 && r->step <= from_step))
+        return rc;
+    char *latest = latest_of(s, id);
+    q = sq_stmt(s, Q_JOB_REWIND);
+    sq_bind_text(q, 1, id);
+    sqlite3_bind_int64(q, 2, r->step < from_step ? r->step : (from_step > 0 ? from_step : 0));
+    sq_bind_text(q, 3, latest);
+    sqlite3_bind_int64(q, 4, *dropped);
+    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "rewind the job's progress");
+    sq_done(q);
+    free(latest);
+    return rc;
+}
+
 static int attempt_start_tx(store *s, void *arg, errbuf *eb)
 {
     const attempt_start_args *x = arg;
+    store_assignment *a = x->a;
     job_row r;
     int rc = sq_read_job(s, x->id, &r, eb);
     free(r.latest);
+    r.latest = NULL;
     int attempt = r.attempt + 1;
-    char msgtext[160];
-    snprintf(msgtext, sizeof msgtext, "attempt %d assigned to pool %s", attempt, x->pool_id);
     if (rc == 0)
-        rc = sq_transition(s, x->id, JS_RUNNABLE, JS_STARTING, "SCHEDULED", msgtext, NULL, eb);
+        rc = sq_fill_assignment(s, x->id, attempt, a, eb);
+    if (rc == 0 && attempt > 1)
+        rc = supersede_metrics(s, x->id, attempt, a->ckpt_path[0] ? a->ckpt_step : -1, &r,
+                               &a->superseded, eb);
+    char from[80] = "", dropped[120] = "", text[360];
+    if (a->ckpt_path[0])
+        snprintf(from, sizeof from, ", resuming from the checkpoint at step %ld", a->ckpt_step);
+    else if (attempt > 1)
+        snprintf(from, sizeof from, ", from the start (no checkpoint)");
+    if (a->superseded > 0)
+        snprintf(dropped, sizeof dropped,
+                 "; the %lld metric points earlier attempts logged after that are dropped",
+                 (long long)a->superseded);
+    snprintf(text, sizeof text, "attempt %d assigned to pool %s%s%s", attempt, x->pool_id, from,
+             dropped);
+    if (rc == 0)
+        rc = sq_transition(s, x->id, JS_RUNNABLE, JS_STARTING, "SCHEDULED", text, NULL, eb);
     if (rc == 0)
         rc = attempt_open(s, x->id, attempt, x->pool_id, eb);
-    if (rc == 0)
-        rc = sq_fill_assignment(s, x->id, attempt, x->a, eb);
     return rc;
 }
 

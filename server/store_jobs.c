@@ -342,6 +342,7 @@ static json_t *job_view(sqlite3_stmt *q)
         {"pool_id", 19, SQ_J_TEXT_NULL},
         {"metric_count", 20, SQ_J_INT},
         {"log_count", 21, SQ_J_INT},
+        {"metrics_dropped", 28, SQ_J_INT},
     };
     static const sq_json_col tail[] = {
         {"latest_metrics", 24, SQ_J_JSON},

@@ -337,6 +337,12 @@ window.kiln = window.kiln || {};
             drawSoon();
           } else if (type === "log") {
             addLog(d);
+          } else if (type === "state" && d.from === "RESTARTING") {
+            /* a retry: the server dropped the points earlier attempts logged after
+               the step it resumes from; take the series again */
+            loadMetrics().then(drawSoon);
+            clearTimeout(reloadTimer);
+            reloadTimer = setTimeout(reload, 200);
           } else if (type === "state" || type === "checkpoint") {
             clearTimeout(reloadTimer);
             reloadTimer = setTimeout(reload, 200);

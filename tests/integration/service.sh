@@ -26,7 +26,9 @@
 #   wait_terminal ID SECONDS    until the job is SUCCEEDED, FAILED or CANCELLED
 #   metric_rows ID              every metric point, "seq name step value attempt-free",
 #                               read through after_seq pages of 500
-#   check_gap_free ID           metric seqs are 1..n, each once, n = metric_count
+#   check_gap_free ID           metric seqs rise, each once, and account for all of
+#                               1..metric_count: the points kept plus the metrics_dropped
+#                               a retry superseded (none for a job of one attempt)
 #   prom NAME_WITH_LABELS       the value of one /metrics sample (empty if absent)
 #
 # SRV and CLI are the kiln-server and kiln programs under test.
@@ -200,8 +202,14 @@ metric_rows() { # ID: "seq name step value", every point once, by seq
 check_gap_free() { # ID
     metric_rows "$1" >"$TMP/rows-$1"
     _count=$(jq_job "$1" .metric_count)
-    awk -v want="$_count" 'NR != $1 { print "seq " $1 " at row " NR; bad = 1; exit }
-        END { if (!bad && NR != want) { print NR " rows, metric_count " want; bad = 1 }
+    _dropped=$(jq_job "$1" .metrics_dropped)
+    [ "$(jq_job "$1" '.attempts | length')" -gt 1 ] || [ "$_dropped" -eq 0 ] ||
+        die "job $1 ran in one attempt but dropped $_dropped metric points"
+    awk -v want="$_count" -v dropped="$_dropped" '
+        $1 <= last || $1 > want { print "seq " $1 " after seq " last; bad = 1; exit }
+        { last = $1 }
+        END { if (!bad && NR + dropped != want) {
+                  print NR " rows and " dropped " dropped, metric_count " want; bad = 1 }
               exit bad }' "$TMP/rows-$1" || die "job $1: metric seqs are not 1..n"
     [ "$_count" -gt 0 ] || die "job $1 has no metrics"
 }

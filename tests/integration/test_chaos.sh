@@ -5,8 +5,10 @@
 #
 # Every accepted job must end SUCCEEDED, or FAILED with
 # BACKOFF_LIMIT_EXCEEDED after max_restarts + 1 attempts that each ended
-# for a retryable reason; none may be lost. Every job's metric seqs are
-# 1..n with n = metric_count; the jobs that ran in one attempt (through
+# for a retryable reason; none may be lost. Every job's metric seqs rise
+# and, with the points a retry dropped, account for 1..metric_count; each
+# series has each step once (a retry drops what the lost attempt logged after
+# its checkpoint and logs it again); the jobs that ran in one attempt (through
 # server crashes) all have the same number of points. The jobs share one
 # spec and seed, and resume is exact, so every SUCCEEDED job reports the
 # same test loss however often it was interrupted. Jobs are submitted during the chaos with an
@@ -129,6 +131,8 @@ for id in $(cat "$TMP/uniq"); do
     st=$(jq_job "$id" .state)
     n_att=$(jq_job "$id" '.attempts | length')
     check_gap_free "$id"
+    twice=$(cut -d' ' -f2,3 "$TMP/rows-$id" | sort | uniq -d | head -3 | tr '\n' ' ')
+    [ -z "$twice" ] || die "job $id ($n_att attempts): metric steps logged twice: $twice"
     case "$st" in
     SUCCEEDED)
         succeeded=$((succeeded + 1))
@@ -155,7 +159,7 @@ for id in $(cat "$TMP/uniq"); do
         ;;
     *) die "job $id ended $st: $(jq_job "$id" .message)" ;;
     esac
-    echo "  $id: $st, $n_att attempt(s), $(jq_job "$id" .metric_count) metrics gap-free"
+    echo "  $id: $st, $n_att attempt(s), $(jq_job "$id" .metric_count) metric seqs ($(jq_job "$id" .metrics_dropped) dropped by retries), each step once"
 done
 ok "chaos seed $seed: $server_kills server kills, $pool_kills pool kills; $succeeded SUCCEEDED (test loss $ref_loss each), $failed FAILED with BACKOFF_LIMIT_EXCEEDED; no job lost, metrics gap-free"
 echo "test_chaos: ok"

@@ -8,7 +8,9 @@
 #     checkpoint on the other, free pool and succeeds; its test accuracy and
 #     loss match the reference (the band: |top1 diff| <= 0.02, |loss diff| <=
 #     1e-3 relative; resume is exact, so they are equal in practice); its
-#     metric seqs are 1..n; /metrics counts the lost attempt.
+#     metric points are the reference's, each step once (the points attempt 1
+#     logged after the checkpoint are dropped: the retry logs them again);
+#     /metrics counts the lost attempt.
 #  2. kill -9 of one rank (rank 1), twice, of a job with retry.max_restarts=1:
 #     RESTARTING/WORKER_LOST, then FAILED with BACKOFF_LIMIT_EXCEEDED.
 #  3. kill -9 of the server mid-job, restarted on the same ports: every
@@ -115,10 +117,21 @@ top1=$(jq_job "$j1" .result.test_top1)
 loss=$(jq_job "$j1" .result.test_loss)
 in_band "$top1" "$loss" || die "resumed: top1 $top1 loss $loss; uninterrupted: $ref_top1 $ref_loss"
 check_gap_free "$j1"
+# the retry dropped what attempt 1 logged after the checkpoint and logged it again:
+# each (name, step) once, and (resume is exact) the reference's values but throughput
+cut -d' ' -f2- "$TMP/rows-$j1" | sort >"$TMP/j1.points"
+cut -d' ' -f1,2 "$TMP/ref.points" >"$TMP/ref.keys"
+cut -d' ' -f1,2 "$TMP/j1.points" >"$TMP/j1.keys"
+bad=$(diff "$TMP/ref.points" "$TMP/j1.points" | grep '^[<>] ' | grep -v '^[<>] throughput ' | head -12)
+if ! cmp -s "$TMP/ref.keys" "$TMP/j1.keys" || [ -n "$bad" ]; then
+    echo "$bad" >&2
+    die "job $j1: its metric points are not the reference's, each step once"
+fi
+dropped=$(jq_job "$j1" .metrics_dropped)
 [ "$(prom 'kiln_attempts{reason="WORKER_LOST"}')" = 1 ] || die "/metrics: kiln_attempts WORKER_LOST"
 [ "$(prom 'kiln_pool_heartbeat_age_seconds{pool="'"$victim_pool"'",state="lost"}')" != "" ] ||
     die "/metrics does not show $victim_pool as lost"
-ok "mpirun of $victim_pool killed at step >= $ck_step: WORKER_LOST after ${lost_after}s, resumed on $other from a checkpoint, SUCCEEDED; top1 $top1 loss $loss (uninterrupted $ref_top1 $ref_loss); metrics gap-free"
+ok "mpirun of $victim_pool killed at step >= $ck_step: WORKER_LOST after ${lost_after}s, resumed on $other from a checkpoint, SUCCEEDED; top1 $top1 loss $loss (uninterrupted $ref_top1 $ref_loss); the $dropped points attempt 1 logged past the checkpoint dropped, every step once, the reference's points"
 
 # ---- 2. one rank dies, twice: the backoff limit -----------------------------------
 start_pool "$victim_pool" 2

@@ -523,6 +523,109 @@ START_TEST(failure_and_retry)
 }
 END_TEST
 
+/* Steps of job id's "loss" points, in seq order, into steps[]; returns how many. */
+static int loss_steps(const char *id, int *steps, int cap)
+{
+    store_metric_query mq = {.after_seq = 0, .limit = 1000, .names = "loss"};
+    json_t *o;
+    errbuf eb;
+    ck_assert_int_eq(store_metrics(S, id, &mq, &o, &eb), 0);
+    json_t *pts = json_object_get(o, "points");
+    int n = (int)json_array_size(pts);
+    ck_assert_int_le(n, cap);
+    for (int i = 0; i < n; i++)
+        steps[i] = (int)json_integer_value(json_object_get(json_array_get(pts, i), "step"));
+    json_decref(o);
+    return n;
+}
+
+/* The attempt's pool is lost; the retry starts (on p2). */
+static store_assignment lose_and_retry(const char *id, int attempt)
+{
+    errbuf eb;
+    ck_assert_int_eq(store_attempt_lost(S, id, attempt, "WORKER_LOST", "gone", &eb), 0);
+    ck_assert_int_eq(state_of(id), JS_RESTARTING);
+    store_assignment a;
+    ck_assert_int_eq(store_attempt_start(S, id, "p2", &a, &eb), 0);
+    ck_assert_int_eq(a.attempt, attempt + 1);
+    free(a.spec_json);
+    return a;
+}
+
+START_TEST(retry_supersedes_metrics)
+{
+    char id[STORE_ID_MAX];
+    running_job(id);
+    msg m;
+    uint64_t seq = 2;
+    for (int step = 10; step <= 40; step += 10) {
+        metric_msg(&m, id, 1, seq++, step, step / 10.0);
+        ck_assert_int_eq(apply(&m, "p1", NULL, NULL), APPLY_OK);
+        msg_deinit(&m);
+        if (step == 20) { /* a checkpoint at step 20 comes between them */
+            msg_init(&m, MSG_CHECKPOINT);
+            msg_set_job(&m, id, 1, seq++);
+            msg_set(&m, "step", json_integer(20));
+            msg_add_blob(&m, "abc", 3);
+            ck_assert_int_eq(apply(&m, "p1", NULL, "ck-20"), APPLY_OK);
+            msg_deinit(&m);
+        }
+    }
+    /* attempt 1 died after step 40; attempt 2 resumes from the checkpoint at 20: the
+     * 4 points (loss and acc) of steps 30 and 40 go, the job's progress goes back */
+    store_assignment a = lose_and_retry(id, 1);
+    ck_assert_int_eq(a.ckpt_step, 20);
+    ck_assert_int_eq(a.superseded, 4);
+    int steps[16];
+    ck_assert_int_eq(loss_steps(id, steps, 16), 2);
+    ck_assert_int_eq(steps[0], 10);
+    ck_assert_int_eq(steps[1], 20);
+    json_t *j;
+    errbuf eb;
+    ck_assert_int_eq(store_job_get(S, id, &j, &eb), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "progress"), "step")),
+                     20);
+    json_t *lat = json_object_get(json_object_get(j, "latest_metrics"), "loss");
+    ck_assert(json_real_value(json_object_get(lat, "value")) == 2.0);
+    ck_assert_int_eq(json_integer_value(json_object_get(lat, "step")), 20);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "metrics_dropped")), 4);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "metric_count")), 8);
+    const char *text = json_string_value(json_object_get(j, "message"));
+    ck_assert_msg(strstr(text, "step 20") != NULL && strstr(text, "4 metric points") != NULL,
+                  "the state message says what went: %s", text);
+    json_decref(j);
+    /* attempt 2 logs step 30 again: each step once, seqs go on from where they were */
+    metric_msg(&m, id, 2, 1, 30, 3.5);
+    ck_assert_int_eq(apply(&m, "p2", NULL, NULL), APPLY_OK);
+    msg_deinit(&m);
+    ck_assert_int_eq(loss_steps(id, steps, 16), 3);
+    ck_assert_int_eq(steps[2], 30);
+}
+END_TEST
+
+START_TEST(retry_without_checkpoint_starts_over)
+{
+    char id[STORE_ID_MAX];
+    running_job(id);
+    msg m;
+    metric_msg(&m, id, 1, 2, 10, 1.0);
+    ck_assert_int_eq(apply(&m, "p1", NULL, NULL), APPLY_OK);
+    msg_deinit(&m);
+    store_assignment a = lose_and_retry(id, 1);
+    ck_assert_str_eq(a.ckpt_path, "");
+    ck_assert_int_eq(a.superseded, 2);
+    int steps[4];
+    ck_assert_int_eq(loss_steps(id, steps, 4), 0);
+    json_t *j;
+    errbuf eb;
+    ck_assert_int_eq(store_job_get(S, id, &j, &eb), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "progress"), "step")),
+                     0);
+    ck_assert_int_eq(json_object_size(json_object_get(j, "latest_metrics")), 0);
+    json_decref(j);
+}
+END_TEST
+
 START_TEST(invalid_data_is_final)
 {
     char id[STORE_ID_MAX];
@@ -971,7 +1074,8 @@ Suite *suite_store(void)
                 TU_TESTS(open_and_version, newer_schema_refused, create_get, idempotency,
                          batch_create_is_one_commit, transitions_cas, list_pages_filters,
                          queue_order, apply_dedup_gap_stale, downsampling, finish_with_artifacts,
-                         checkpoint_keep_last, failure_and_retry, invalid_data_is_final,
+                         checkpoint_keep_last, failure_and_retry, retry_supersedes_metrics,
+                         retry_without_checkpoint_starts_over, invalid_data_is_final,
                          cancel_running, logs_tail, models_and_deps, write_tx_rolls_back,
                          write_tx_change_count, delete_prepares_once, statements_prepared_once));
     return s;
