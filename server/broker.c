@@ -425,6 +425,7 @@ int broker_start(broker **out, store *st, const broker_options *o, errbuf *eb)
         goto fail;
     coord_options co = {.heartbeat_ms = o->heartbeat_ms,
                         .liveness = o->liveness,
+                        .restart_grace_ms = o->restart_grace_ms,
                         .data_dir = o->data_dir,
                         .owner_max_running = o->owner_max_running,
                         .owner_max_ranks = o->owner_max_ranks};

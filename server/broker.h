@@ -26,6 +26,7 @@ typedef struct broker_options {
     const char *endpoint;      /* e.g. "tcp://127.0.0.1:5555", "tcp://127.0.0.1:*", "inproc://x" */
     int heartbeat_ms;          /* default 1000 */
     int liveness;              /* default 5 */
+    int restart_grace_ms;      /* coord_options.restart_grace_ms (default: the liveness window) */
     const char *data_dir;      /* where checkpoints and artifacts go */
     void *zmq_context;         /* NULL: the broker makes its own (an inproc peer must share one) */
     server_stats *stats;       /* messages in and out are counted here; may be NULL */

@@ -89,6 +89,9 @@ coord *coord_new(store *st, const coord_options *o, coord_send_fn send, void *ct
         c->o.heartbeat_ms = 1000;
     if (c->o.liveness <= 0)
         c->o.liveness = 5;
+    int64_t window = (int64_t)c->o.heartbeat_ms * c->o.liveness;
+    if (c->o.restart_grace_ms < window)
+        c->o.restart_grace_ms = window > INT32_MAX ? INT32_MAX : (int)window;
     snprintf(c->data_dir, sizeof c->data_dir, "%s", o->data_dir != NULL ? o->data_dir : ".");
     c->o.data_dir = c->data_dir;
     c->send = send;
@@ -969,11 +972,10 @@ static void reconcile(coord *c, int64_t now_ms, int force)
         log_error("cannot read active jobs: %s", eb.msg);
         return;
     }
-    int64_t window = (int64_t)c->o.heartbeat_ms * c->o.liveness;
     for (int i = 0; i < n; i++) {
         pool *p = find_pool(c, act[i].pool_id);
         if (p == NULL || !p->alive) {
-            if (now_ms - c->start_ms > window) {
+            if (now_ms - c->start_ms > c->o.restart_grace_ms) {
                 char why[256];
                 snprintf(why, sizeof why, "pool %s is not connected", act[i].pool_id);
                 lose_attempt(c, act[i].job_id, act[i].attempt, why);

@@ -25,8 +25,12 @@ typedef struct coord coord;
 typedef void (*coord_send_fn)(void *ctx, const char *pool_id, const msg *m);
 
 typedef struct coord_options {
-    int heartbeat_ms; /* heartbeat interval both ways (default 1000) */
-    int liveness;     /* a pool silent for liveness intervals is lost (default 5) */
+    int heartbeat_ms;     /* heartbeat interval both ways (default 1000) */
+    int liveness;         /* a pool silent for liveness intervals is lost (default 5) */
+    int restart_grace_ms; /* after this coord starts, how long the pools of the jobs the
+                           * store has as running have to say hello again before those
+                           * attempts end WORKER_LOST (default and least: the liveness
+                           * window, heartbeat_ms * liveness) */
     const char *data_dir;
     int owner_max_running; /* jobs one owner may have on pools at once; 0 = no limit */
     int owner_max_ranks;   /* ranks those jobs may hold together; 0 = no limit */
@@ -34,7 +38,7 @@ typedef struct coord_options {
 
 /* coord_new: st and data_dir are borrowed for the coord's life. start_ms is
  * "now" on the caller's monotonic clock: attempts the store has as active
- * whose pools do not say hello within the liveness window end WORKER_LOST. */
+ * whose pools do not say hello within restart_grace_ms of it end WORKER_LOST. */
 coord *coord_new(store *st, const coord_options *o, coord_send_fn send, void *ctx,
                  int64_t start_ms);
 void coord_free(coord *c);

@@ -44,6 +44,8 @@ static void usage(FILE *f)
             "  --data-dir DIR         store and files (default ./var)\n"
             "  --heartbeat-ms MS      pool heartbeat interval (default 1000)\n"
             "  --liveness N           a pool silent for N intervals is lost (default 5)\n"
+            "  --restart-grace S      after a restart, how long the pools of running jobs have\n"
+            "                         to come back before their jobs are retried (default 20)\n"
             "  --body-limit BYTES     largest request body (default 1048576)\n"
             "  --upload-limit BYTES   largest model upload, POST /api/v1/models (default\n"
             "                         2147483648); streamed to DATA/uploads\n"
@@ -91,7 +93,7 @@ typedef struct config {
     int http_port;
     const char *broker;
     const char *data_dir;
-    int heartbeat_ms, liveness;
+    int heartbeat_ms, liveness, restart_grace;
     size_t body_limit, upload_limit;
     int http_mode, http_threads;
     const char *port_file;
@@ -128,6 +130,7 @@ static const struct {
     {"data-dir", ARG_TEXT, offsetof(config, data_dir), 0},
     {"heartbeat-ms", ARG_INT, offsetof(config, heartbeat_ms), 10},
     {"liveness", ARG_INT, offsetof(config, liveness), 2},
+    {"restart-grace", ARG_INT, offsetof(config, restart_grace), 1},
     {"body-limit", ARG_BYTES, offsetof(config, body_limit), 1024},
     {"upload-limit", ARG_BYTES, offsetof(config, upload_limit), 0},
     {"http-mode", ARG_HTTP_MODE, offsetof(config, http_mode), 0},
@@ -162,6 +165,11 @@ static void config_defaults(config *c)
     c->data_dir = "./var";
     c->heartbeat_ms = 1000;
     c->liveness = 5;
+    /* Pools reconnect on their own after a server restart, but a pool whose connect
+     * went to the server's old address first waits for that to fail (3 s on a
+     * container network, per attempt) and one past its own liveness timeout backs
+     * off up to 5 s: 20 s covers both with room (bench/probes.md, row R). */
+    c->restart_grace = 20;
     c->body_limit = 1 << 20;
     c->upload_limit = (size_t)2 << 30;
     /* Measured with bench/server.sh (wrk, 16 connections, 1,000 jobs, 2 cores):
@@ -493,6 +501,9 @@ static int start_services(server *s, const config *c)
     broker_options bo = {.endpoint = c->broker,
                          .heartbeat_ms = c->heartbeat_ms,
                          .liveness = c->liveness,
+                         .restart_grace_ms = c->restart_grace > INT32_MAX / 1000
+                                                 ? INT32_MAX
+                                                 : c->restart_grace * 1000,
                          .data_dir = c->data_dir,
                          .stats = s->stats,
                          .auth = s->tokens,

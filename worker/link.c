@@ -26,6 +26,11 @@
 
 #define LINK_ZMTP_PING_MS    500
 #define LINK_ZMTP_TIMEOUT_MS 1500
+/* A TCP connect to an address nobody holds any more (a server container restarted
+ * under a new one) fails only when ARP gives up, 3 s later; ZeroMQ resolves the
+ * server's name again on each attempt, so a short attempt finds the new address
+ * sooner. 1 s still allows for a slow first handshake across sites. */
+#define LINK_CONNECT_TIMEOUT_MS 1000
 
 struct pool_link {
     char endpoint[256];
@@ -358,6 +363,8 @@ static int connect_sock(pool_link *l, int64_t t)
     int ping_ms = LINK_ZMTP_PING_MS, dead_ms = LINK_ZMTP_TIMEOUT_MS;
     zmq_setsockopt(l->sock, ZMQ_HEARTBEAT_IVL, &ping_ms, sizeof ping_ms);
     zmq_setsockopt(l->sock, ZMQ_HEARTBEAT_TIMEOUT, &dead_ms, sizeof dead_ms);
+    int connect_ms = LINK_CONNECT_TIMEOUT_MS;
+    zmq_setsockopt(l->sock, ZMQ_CONNECT_TIMEOUT, &connect_ms, sizeof connect_ms);
     if (l->curve_server[0] != '\0') {
         zmq_setsockopt(l->sock, ZMQ_CURVE_SERVERKEY, l->curve_server, sizeof l->curve_server);
         zmq_setsockopt(l->sock, ZMQ_CURVE_PUBLICKEY, l->curve_public, sizeof l->curve_public);

@@ -513,6 +513,31 @@ START_TEST(priority_order_two_pools)
 }
 END_TEST
 
+START_TEST(restart_grace_waits_for_the_pools)
+{
+    char id[STORE_ID_MAX];
+    job_running(id, 1);
+    coord_free(C);
+    /* a grace longer than the liveness window (300 ms): a pool that needs 800 ms to
+     * come back finds its job still its own */
+    coord_options o = {
+        .heartbeat_ms = 100, .liveness = 3, .restart_grace_ms = 1000, .data_dir = dir};
+    C = coord_new(S, &o, record, NULL, 1000);
+    coord_tick(C, 1500);
+    ck_assert_int_eq(state_of(id), JS_RUNNING);
+    hello("p1", 1, id, 1, 1800);
+    coord_tick(C, 2100);
+    ck_assert_int_eq(state_of(id), JS_RUNNING);
+    /* one that does not come back loses its job once the grace is over, not before */
+    coord_free(C);
+    C = coord_new(S, &o, record, NULL, 3000);
+    coord_tick(C, 3900);
+    ck_assert_int_eq(state_of(id), JS_RUNNING);
+    coord_tick(C, 4100);
+    ck_assert_int_eq(state_of(id), JS_RESTARTING);
+}
+END_TEST
+
 START_TEST(server_restart_reconciles)
 {
     char id[STORE_ID_MAX];
@@ -817,8 +842,8 @@ Suite *suite_coord(void)
                          owner_running_limit, owner_ranks_limit, artifacts_written_before_reference,
                          lost_pool_restarts_then_fails, reconnect_keeps_running_job,
                          assign_sent_again_when_lost, cancel_is_sent_until_done,
-                         priority_order_two_pools, server_restart_reconciles,
-                         queued_jobs_say_why_they_wait, init_weights_sent_unless_cached,
-                         after_waits_runs_or_cancels));
+                         priority_order_two_pools, restart_grace_waits_for_the_pools,
+                         server_restart_reconciles, queued_jobs_say_why_they_wait,
+                         init_weights_sent_unless_cached, after_waits_runs_or_cancels));
     return s;
 }
