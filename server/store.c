@@ -437,6 +437,13 @@ int sq_run(store *s, int q, errbuf *eb)
     return rc;
 }
 
+int sq_step_done(store *s, sqlite3_stmt *q, const char *what, errbuf *eb)
+{
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, what);
+    sq_done(q);
+    return rc;
+}
+
 int sq_write(store *s, sq_count count, sq_tx_fn fn, void *arg, errbuf *eb)
 {
     pthread_mutex_lock(&s->mu);

@@ -50,9 +50,7 @@ static int apply_metric(store *s, const msg *m, job_row *r, errbuf *eb)
                 sqlite3_bind_double(q, 8, json_number_value(ev));
             else
                 sqlite3_bind_null(q, 8);
-            if (sqlite3_step(q) != SQLITE_DONE)
-                rc = sq_err(s, eb, "insert metric");
-            sq_done(q);
+            rc = sq_step_done(s, q, "insert metric", eb);
             if (rc < 0)
                 goto out;
             json_t *l = json_object();
@@ -124,8 +122,7 @@ static int apply_checkpoint(store *s, const store_apply_in *in, const job_row *r
     sq_bind_text(q, 4, in->blob_paths[0]);
     sqlite3_bind_int64(q, 5, (sqlite3_int64)m->blobs[0].len);
     sqlite3_bind_double(q, 6, store_now());
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "insert checkpoint");
-    sq_done(q);
+    int rc = sq_step_done(s, q, "insert checkpoint", eb);
     if (rc < 0 || r->keep_last <= 0)
         return rc;
     /* Forget the checkpoints past keep_last; the caller removes the files. */
@@ -139,12 +136,12 @@ static int apply_checkpoint(store *s, const store_apply_in *in, const job_row *r
     json_t *v;
     json_array_foreach(old_steps, i, v)
     {
+        if (rc < 0)
+            break;
         q = sq_stmt(s, Q_CKPT_DELETE);
         sq_bind_text(q, 1, m->job_id);
         sqlite3_bind_int64(q, 2, json_integer_value(v));
-        if (sqlite3_step(q) != SQLITE_DONE)
-            rc = sq_err(s, eb, "delete checkpoint");
-        sq_done(q);
+        rc = sq_step_done(s, q, "delete checkpoint", eb);
     }
     json_decref(old_steps);
     return rc;
@@ -167,8 +164,7 @@ static int apply_finished(store *s, const store_apply_in *in, job_row *r, errbuf
         sq_bind_text(q, 3, in->blob_paths[i]);
         sqlite3_bind_int64(q, 4, (sqlite3_int64)m->blobs[i].len);
         sqlite3_bind_double(q, 5, store_now());
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "insert artifact");
-        sq_done(q);
+        rc = sq_step_done(s, q, "insert artifact", eb);
         if (rc < 0)
             return rc;
     }
@@ -178,8 +174,7 @@ static int apply_finished(store *s, const store_apply_in *in, job_row *r, errbuf
         sqlite3_stmt *q = sq_stmt(s, Q_JOB_RESULT);
         sq_bind_text(q, 1, m->job_id);
         sq_bind_text(q, 2, text);
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "store result");
-        sq_done(q);
+        rc = sq_step_done(s, q, "store result", eb);
         free(text);
         if (rc < 0)
             return rc;
@@ -270,8 +265,7 @@ static int apply_started(store *s, const msg *m, const job_row *r, errbuf *eb)
         sqlite3_stmt *q = sq_stmt(s, Q_JOB_TOTAL);
         sq_bind_text(q, 1, m->job_id);
         sqlite3_bind_int64(q, 2, msg_int(m, "total_steps", 0));
-        rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "set total_steps");
-        sq_done(q);
+        rc = sq_step_done(s, q, "set total_steps", eb);
     }
     if (rc == 0 && r->state == JS_STARTING) {
         char text[160];
@@ -291,9 +285,7 @@ static int apply_progress(store *s, const msg *m, const job_row *r, errbuf *eb)
     sqlite3_bind_int64(q, 4, r->step);
     sq_bind_text(q, 5, r->latest);
     sqlite3_bind_double(q, 6, store_now());
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "update progress");
-    sq_done(q);
-    return rc;
+    return sq_step_done(s, q, "update progress", eb);
 }
 
 /* Applies the content of message in->m to its job (inside the savepoint). */
@@ -366,8 +358,7 @@ static int apply_one(store *s, const store_apply_in *in, store_apply_out *o, err
     sq_bind_text(q, 1, m->job_id);
     sqlite3_bind_int(q, 2, m->attempt);
     sqlite3_bind_int64(q, 3, (sqlite3_int64)m->seq);
-    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "update attempt seq");
-    sq_done(q);
+    rc = sq_step_done(s, q, "update attempt seq", eb);
     sq_run(s, Q_RELEASE, NULL);
     o->ack_seq = m->seq;
 out:

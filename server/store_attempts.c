@@ -69,8 +69,7 @@ static int attempt_open(store *s, const char *id, int attempt, const char *pool_
     sq_bind_text(q, 1, id);
     sqlite3_bind_int(q, 2, attempt);
     sq_bind_text(q, 3, pool_id);
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "set attempt");
-    sq_done(q);
+    int rc = sq_step_done(s, q, "set attempt", eb);
     if (rc < 0)
         return rc;
     q = sq_stmt(s, Q_ATTEMPT_INSERT);
@@ -78,8 +77,7 @@ static int attempt_open(store *s, const char *id, int attempt, const char *pool_
     sqlite3_bind_int(q, 2, attempt);
     sq_bind_text(q, 3, pool_id);
     sqlite3_bind_double(q, 4, store_now());
-    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "insert attempt");
-    sq_done(q);
+    rc = sq_step_done(s, q, "insert attempt", eb);
     return rc;
 }
 
@@ -113,8 +111,7 @@ static int supersede_metrics(store *s, const char *id, int attempt, long from_st
     sq_bind_text(q, 1, id);
     sqlite3_bind_int(q, 2, attempt);
     sqlite3_bind_int64(q, 3, from_step);
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "drop superseded metrics");
-    sq_done(q);
+    int rc = sq_step_done(s, q, "drop superseded metrics", eb);
     *dropped = rc == 0 ? sqlite3_changes(s->db) : 0;
     if (rc < 0 || (*dropped == 0 && r->step <= from_step))
         return rc;
@@ -124,8 +121,7 @@ static int supersede_metrics(store *s, const char *id, int attempt, long from_st
     sqlite3_bind_int64(q, 2, r->step < from_step ? r->step : (from_step > 0 ? from_step : 0));
     sq_bind_text(q, 3, latest);
     sqlite3_bind_int64(q, 4, *dropped);
-    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "rewind the job's progress");
-    sq_done(q);
+    rc = sq_step_done(s, q, "rewind the job's progress", eb);
     free(latest);
     return rc;
 }
@@ -199,8 +195,7 @@ int sq_attempt_end(store *s, const char *id, int attempt, const char *reason, co
     sqlite3_bind_double(q, 3, store_now());
     sq_bind_text(q, 4, reason);
     sq_bind_text(q, 5, message);
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "end attempt");
-    sq_done(q);
+    int rc = sq_step_done(s, q, "end attempt", eb);
     return rc;
 }
 

@@ -12,14 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Steps a statement that returns no rows and resets it: 0, or ERR_IO naming what. */
-static int step_done(store *s, sqlite3_stmt *q, const char *what, errbuf *eb)
-{
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, what);
-    sq_done(q);
-    return rc;
-}
-
 int sq_flow_insert(store *s, const char *id, const store_job_new *j, errbuf *eb)
 {
     sqlite3_stmt *q = sq_stmt(s, Q_FLOW_INIT);
@@ -29,12 +21,12 @@ int sq_flow_insert(store *s, const char *id, const store_job_new *j, errbuf *eb)
     if (j->init_file != NULL)
         sqlite3_bind_int64(q, 4, j->init_size);
     sqlite3_bind_int(q, 5, j->waiting_for != NULL);
-    int rc = step_done(s, q, "record init_from", eb);
+    int rc = sq_step_done(s, q, "record init_from", eb);
     for (int i = 0; rc == 0 && i < j->n_after; i++) {
         q = sq_stmt(s, Q_DEP_INSERT);
         sq_bind_text(q, 1, id);
         sq_bind_text(q, 2, j->after[i]);
-        rc = step_done(s, q, "record after", eb);
+        rc = sq_step_done(s, q, "record after", eb);
     }
     if (rc == 0 && j->waiting_for != NULL) {
         char text[160];
@@ -42,7 +34,7 @@ int sq_flow_insert(store *s, const char *id, const store_job_new *j, errbuf *eb)
         q = sq_stmt(s, Q_JOB_WAITING);
         sq_bind_text(q, 1, id);
         sq_bind_text(q, 2, text);
-        rc = step_done(s, q, "record waiting", eb);
+        rc = sq_step_done(s, q, "record waiting", eb);
     }
     return rc;
 }
@@ -170,7 +162,7 @@ static int job_wait_tx(store *s, void *arg, errbuf *eb)
     sq_bind_text(q, 1, x->id);
     sq_bind_text(q, 2, x->message);
     sqlite3_bind_double(q, 3, store_now());
-    return step_done(s, q, "note waiting", eb);
+    return sq_step_done(s, q, "note waiting", eb);
 }
 
 /* Counts in store_changes only when the message changed: lineage notes
@@ -201,7 +193,7 @@ static int job_unblock_tx(store *s, void *arg, errbuf *eb)
     sq_bind_text(q, 6, x->spec_json);
     sqlite3_bind_double(q, 7, x->params);
     sqlite3_bind_double(q, 8, x->mflops);
-    int rc = step_done(s, q, "unblock job", eb);
+    int rc = sq_step_done(s, q, "unblock job", eb);
     if (rc == 0 && sqlite3_changes(s->db) == 0)
         rc = err_set(eb, ERR_STATE, "job %s is no longer waiting", x->id);
     return rc;
@@ -292,7 +284,7 @@ static int model_create_tx(store *s, void *arg, errbuf *eb)
     sqlite3_bind_int(q, 7, m->tensors);
     sqlite3_bind_int64(q, 8, m->params);
     sqlite3_bind_double(q, 9, store_now());
-    return step_done(s, q, "insert model", eb);
+    return sq_step_done(s, q, "insert model", eb);
 }
 
 int store_model_create(store *s, const store_model_new *m, const char *id, errbuf *eb)

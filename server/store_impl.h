@@ -169,6 +169,9 @@ int sq_exec(store *s, const char *sql, errbuf *eb);
 /* Steps the cached statement q, which returns no rows (BEGIN, SAVEPOINT,
  * ...), and resets it. ERR_IO naming the SQL (eb may be NULL). */
 int sq_run(store *s, int q, errbuf *eb);
+/* Steps the bound statement q, which returns no rows (INSERT, UPDATE, DELETE),
+ * and resets it: 0, or sq_err's code with SQLite's message naming what. */
+int sq_step_done(store *s, sqlite3_stmt *q, const char *what, errbuf *eb);
 
 /* The body of a write transaction: runs with s->mu held, inside BEGIN
  * IMMEDIATE. Returns < 0 (an ERR_* code, message in eb) to roll back, or a

@@ -69,8 +69,7 @@ static int sq_event(store *s, const char *id, double now, int from, job_state to
     sq_bind_text(q, 4, store_state_name(to));
     sq_bind_text(q, 5, reason);
     sq_bind_text(q, 6, message);
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "insert event");
-    sq_done(q);
+    int rc = sq_step_done(s, q, "insert event", eb);
     return rc;
 }
 
@@ -144,8 +143,7 @@ static int job_create_tx(store *s, void *arg, errbuf *eb)
     sq_bind_text(q, 12, key != NULL ? j->body_hash : NULL);
     sqlite3_bind_double(q, 13, now);
     sq_bind_text(q, 14, j->owner != NULL ? j->owner : "");
-    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "insert job");
-    sq_done(q);
+    rc = sq_step_done(s, q, "insert job", eb);
     char wait[160] = "waiting for a free pool";
     if (j->waiting_for != NULL)
         snprintf(wait, sizeof wait, "WAITING_FOR %s: starts when it has succeeded", j->waiting_for);
@@ -271,8 +269,7 @@ int sq_transition(store *s, const char *id, unsigned from_mask, job_state to, co
     sq_bind_text(q, 4, message);
     sqlite3_bind_double(q, 5, now);
     sq_bind_text(q, 6, store_state_name(r.state));
-    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "update state");
-    sq_done(q);
+    rc = sq_step_done(s, q, "update state", eb);
     if (rc == 0 && sqlite3_changes(s->db) != 1)
         rc = err_set(eb, ERR_STATE, "job %s changed state concurrently", id);
     if (rc == 0)
@@ -492,8 +489,7 @@ static int note_tx(store *s, void *arg, errbuf *eb)
     sq_bind_text(q, 1, n->id);
     sq_bind_text(q, 2, n->message);
     sqlite3_bind_double(q, 3, store_now());
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : sq_err(s, eb, "note job");
-    sq_done(q);
+    int rc = sq_step_done(s, q, "note job", eb);
     return rc;
 }
 
@@ -555,9 +551,7 @@ static int job_delete_tx(store *s, void *arg, errbuf *eb)
     for (size_t i = 0; rc == 0 && i < sizeof job_delete_q / sizeof job_delete_q[0]; i++) {
         sqlite3_stmt *q = sq_stmt(s, job_delete_q[i]);
         sq_bind_text(q, 1, id);
-        if (sqlite3_step(q) != SQLITE_DONE)
-            rc = sq_err(s, eb, "delete job rows");
-        sq_done(q);
+        rc = sq_step_done(s, q, "delete job rows", eb);
     }
     return rc;
 }
