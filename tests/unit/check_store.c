@@ -103,6 +103,40 @@ START_TEST(newer_schema_refused)
 }
 END_TEST
 
+/* A store of schema 4 (before metrics_dropped) with a job in it: opening it
+ * migrates it in place, and the job reads back whole, with none dropped. */
+START_TEST(older_schema_migrated)
+{
+    char dir[] = "/tmp/kiln-store-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/kiln.db", dir);
+    store *keep = S, *s2;
+    errbuf eb;
+    ck_assert_int_eq(store_open(&s2, path, &eb), 0);
+    S = s2;
+    char id[STORE_ID_MAX];
+    create(id, "old", 50, 1);
+    S = keep;
+    store_close(s2);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 %s 'ALTER TABLE jobs DROP COLUMN metrics_dropped; PRAGMA user_version=4'",
+             path);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(store_open(&s2, path, &eb), 0);
+    ck_assert_int_eq(store_schema_version(s2), STORE_SCHEMA_VERSION);
+    json_t *j;
+    ck_assert_int_eq(store_job_get(s2, id, &j, &eb), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "name")), "old");
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "metrics_dropped")), 0);
+    json_decref(j);
+    store_close(s2);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(create_get)
 {
     char id[STORE_ID_MAX];
@@ -1071,12 +1105,13 @@ Suite *suite_store(void)
 {
     Suite *s = suite_create("store");
     tu_case_add(s, "core", 0, setup, teardown,
-                TU_TESTS(open_and_version, newer_schema_refused, create_get, idempotency,
-                         batch_create_is_one_commit, transitions_cas, list_pages_filters,
-                         queue_order, apply_dedup_gap_stale, downsampling, finish_with_artifacts,
-                         checkpoint_keep_last, failure_and_retry, retry_supersedes_metrics,
-                         retry_without_checkpoint_starts_over, invalid_data_is_final,
-                         cancel_running, logs_tail, models_and_deps, write_tx_rolls_back,
-                         write_tx_change_count, delete_prepares_once, statements_prepared_once));
+                TU_TESTS(open_and_version, newer_schema_refused, older_schema_migrated, create_get,
+                         idempotency, batch_create_is_one_commit, transitions_cas,
+                         list_pages_filters, queue_order, apply_dedup_gap_stale, downsampling,
+                         finish_with_artifacts, checkpoint_keep_last, failure_and_retry,
+                         retry_supersedes_metrics, retry_without_checkpoint_starts_over,
+                         invalid_data_is_final, cancel_running, logs_tail, models_and_deps,
+                         write_tx_rolls_back, write_tx_change_count, delete_prepares_once,
+                         statements_prepared_once));
     return s;
 }
