@@ -65,10 +65,10 @@ async function waitState(page, want, ms) {
 }
 
 /* The chart's own record of what it drew, against the API's points. */
-async function checkChart(page, base, id, title) {
+async function checkChart(page, base, id, title, token) {
   const fig = page.locator(`figure[data-chart="${title}"]`);
   const info = await fig.evaluate(el => ({points: Number(el.dataset.points), series: JSON.parse(el.dataset.series || "[]")}));
-  const m = (await api(base, "GET", `/api/v1/jobs/${id}/metrics?max_points=400&limit=100000`)).body;
+  const m = (await api(base, "GET", `/api/v1/jobs/${id}/metrics?max_points=400&limit=100000`, undefined, token)).body;
   assert.ok(info.series.length > 0, `${title}: no series drawn`);
   let total = 0;
   for (const s of info.series) {
@@ -333,6 +333,55 @@ test("a job, metric and log line named like HTML are shown as text and run nothi
   const csp = (await fetch(B + "/")).headers.get("content-security-policy");
   assert.match(csp, /script-src 'self'/);
   assert.match(csp, /frame-ancestors 'none'/);
+  await page.close();
+});
+
+test("a retried job's chart drops what the lost attempt drew after its checkpoint", {timeout: 50000}, async () => {
+  const page = await newPage();
+  await page.goto(B + "/#/");
+  await page.locator("#token-input").waitFor();
+  await page.fill("#token-input", ADMIN);
+  await page.keyboard.press("Enter");
+  await page.locator("h2", {hasText: "Jobs"}).waitFor();
+  // B's test pool fails the first attempt of a job named "retried" at step 300
+  // (20 ms a step, a checkpoint every 50): the retry resumes from step 250, and
+  // the server drops the points attempt 1 logged for steps 251..299
+  const r = await api(B, "POST", "/api/v1/jobs", {name: "retried", model: MODEL, data: DATA, optim: {epochs: 1, max_steps: 400, batch_size: 32}}, ADMIN);
+  assert.equal(r.status, 201);
+  const id = r.body.id;
+  await page.goto(B + "/#/jobs/" + id);
+  // the page is live on attempt 1 before it fails: it sees the retry happen
+  await page.waitForFunction(() => {
+    const s = JSON.parse(document.querySelector('figure[data-chart="Loss"]')?.dataset.series || "[]");
+    return s.some(x => x.label === "train_loss" && x.n > 0);
+  }, undefined, {timeout: 15000});
+  // every step the loss chart ends at, as it is redrawn
+  await page.evaluate(() => {
+    window.__ends = [];
+    const fig = document.querySelector('figure[data-chart="Loss"]');
+    new MutationObserver(() => {
+      const s = JSON.parse(fig.dataset.series || "[]").find(x => x.label === "train_loss");
+      if (s && s.last) window.__ends.push(s.last[0]);
+    }).observe(fig, {attributes: true, attributeFilter: ["data-series"]});
+  });
+  const early = (await api(B, "GET", `/api/v1/jobs/${id}`, undefined, ADMIN)).body;
+  assert.equal(early.attempt, 1, "the page opened on attempt 1");
+  assert.ok(early.progress.step < 290, `the page opened before the failure (at step ${early.progress.step})`);
+  await waitState(page, "SUCCEEDED", 30000);
+  const j = (await api(B, "GET", `/api/v1/jobs/${id}`, undefined, ADMIN)).body;
+  assert.equal(j.attempts.length, 2);
+  assert.ok(j.metrics_dropped > 0, `the retry dropped points (metrics_dropped ${j.metrics_dropped})`);
+  await page.waitForTimeout(400); /* the last draw */
+  const info = await checkChart(page, B, id, "Loss", ADMIN);
+  const loss = info.series.find(s => s.label === "train_loss");
+  assert.equal(loss.n, 400, "train_loss: each of the 400 steps once");
+  // when the retry started, the chart went back to its checkpoint (step 250) and
+  // did not keep attempt 1's points past it until attempt 2 drew over them
+  const ends = await page.evaluate(() => window.__ends);
+  const back = ends.findIndex((e, i) => i > 0 && e < ends[i - 1]);
+  assert.ok(back > 0, `the chart kept attempt 1's points past the checkpoint: its end never went back (${ends.join(" ")})`);
+  assert.ok(ends[back] >= 250, `the chart went back to step ${ends[back]}, before the checkpoint's 250 (${ends.join(" ")})`);
+  await page.screenshot({path: `${SHOTS}/job-retried.png`, fullPage: true});
   await page.close();
 });
 

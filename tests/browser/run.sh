@@ -6,8 +6,9 @@
 #      the small train, prune (DMCP) and adapt (DNA) jobs the tests submit;
 #   B: --tokens (admin, read-only and pool tokens), a kiln-testpool
 #      --echo-name (a test double that logs each job's name and emits a
-#      metric named by it), for the token prompt, scope errors and the
-#      hostile-name checks.
+#      metric named by it; a checkpoint every 50 steps; the first attempt of
+#      a job named "retried" fails at step 300), for the token prompt, scope
+#      errors, the hostile-name checks and a retried job's chart.
 # Then node's test runner drives Debian's chromium (playwright-core from
 # tests/browser/node_modules, installed by `make deps`) against them;
 # screenshots go to SHOTDIR. Every wait is bounded; the whole run is
@@ -69,6 +70,7 @@ for t in admin:admin viewer:read pool:pool; do
 done
 start_server B --tokens "$TMP/tokens"
 "$bindir/kiln-testpool" --connect "$EP_B" --pool-id test-pool --step-ms 20 --echo-name \
+    --ckpt-every 50 --fail-name retried --fail-at 300 \
     --token "$(sed -n 1p "$TMP/tok-pool")" >"$TMP/pool-B.log" 2>&1 &
 PIDS="$PIDS $!"
 

@@ -25,9 +25,10 @@ static void usage(void)
 {
     fprintf(stderr, "usage: kiln-testpool --connect tcp://HOST:PORT [--pool-id ID] [--ranks N]\n"
                     "       [--steps N] [--step-ms MS] [--ckpt-every N] [--jobs N]\n"
-                    "       [--heartbeat-ms MS] [--echo-name]\n"
+                    "       [--heartbeat-ms MS] [--echo-name] [--fail-name NAME [--fail-at STEP]]\n"
                     "A scripted pool for tests: no training happens. --echo-name: a log line\n"
-                    "and a metric named after each job's name.\n");
+                    "and a metric named after each job's name. --fail-name: the first attempt\n"
+                    "of a job of that name fails (RANK_FAILED, retried) at step 2 or --fail-at.\n");
 }
 
 int main(int argc, char **argv)
@@ -35,12 +36,20 @@ int main(int argc, char **argv)
     log_init("kiln-testpool", LOG_INFO);
     fakepool_options o = {.ranks = 1, .steps = 20, .step_ms = 1, .token = getenv("KILN_TOKEN")};
     static const struct option opts[] = {
-        {"connect", required_argument, NULL, 'c'}, {"pool-id", required_argument, NULL, 'p'},
-        {"ranks", required_argument, NULL, 'r'},   {"steps", required_argument, NULL, 's'},
-        {"step-ms", required_argument, NULL, 'm'}, {"ckpt-every", required_argument, NULL, 'k'},
-        {"jobs", required_argument, NULL, 'j'},    {"heartbeat-ms", required_argument, NULL, 'h'},
-        {"token", required_argument, NULL, 't'},   {"echo-name", no_argument, NULL, 'e'},
-        {"help", no_argument, NULL, '?'},          {NULL, 0, NULL, 0},
+        {"connect", required_argument, NULL, 'c'},
+        {"pool-id", required_argument, NULL, 'p'},
+        {"ranks", required_argument, NULL, 'r'},
+        {"steps", required_argument, NULL, 's'},
+        {"step-ms", required_argument, NULL, 'm'},
+        {"ckpt-every", required_argument, NULL, 'k'},
+        {"jobs", required_argument, NULL, 'j'},
+        {"heartbeat-ms", required_argument, NULL, 'h'},
+        {"token", required_argument, NULL, 't'},
+        {"echo-name", no_argument, NULL, 'e'},
+        {"fail-name", required_argument, NULL, 'f'},
+        {"fail-at", required_argument, NULL, 'a'},
+        {"help", no_argument, NULL, '?'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -74,6 +83,13 @@ int main(int argc, char **argv)
             break;
         case 'e':
             o.echo_name = 1;
+            break;
+        case 'f':
+            o.fail_first = 1;
+            o.fail_name = optarg;
+            break;
+        case 'a':
+            o.fail_step = atoi(optarg);
             break;
         default:
             usage();

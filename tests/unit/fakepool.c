@@ -80,7 +80,9 @@ static void run_job(fakepool *f, const link_assignment *a)
             link_finished(f->link, a->job_id, a->attempt, 1, NULL, NULL, 0, &eb);
             return;
         }
-        if (f->o.fail_first && a->attempt == 1 && s == 2) {
+        if (f->o.fail_first && a->attempt == 1 && s == (f->o.fail_step > 0 ? f->o.fail_step : 2) &&
+            (f->o.fail_name == NULL ||
+             (job_name != NULL && strcmp(job_name, f->o.fail_name) == 0))) {
             link_failed(f->link, a->job_id, a->attempt,
                         f->o.fail_reason != NULL ? f->o.fail_reason : "RANK_FAILED",
                         "fakepool: scripted failure");

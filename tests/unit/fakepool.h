@@ -29,6 +29,8 @@ typedef struct fakepool_options {
     int max_jobs;            /* stop after this many jobs; 0 = until fakepool_stop */
     int fail_first;          /* the first attempt of each job fails with RANK_FAILED at step 2 */
     const char *fail_reason; /* with fail_first: this reason instead of RANK_FAILED */
+    int fail_step;           /* with fail_first: the step it fails at instead of 2 */
+    const char *fail_name;   /* with fail_first: only the jobs of this name fail */
     size_t outbox_max_msgs;
     const char *token;   /* a pool token for a server with tokens, or NULL */
     int echo_name;       /* also a log line and a metric point named after the spec's name */
