@@ -51,6 +51,17 @@ async function newPage() {
   return page;
 }
 
+/* A page on server B's job list, the token given at its prompt. */
+async function signedIn(token) {
+  const page = await newPage();
+  await page.goto(B + "/#/");
+  await page.locator("#token-input").waitFor();
+  await page.fill("#token-input", token);
+  await page.keyboard.press("Enter");
+  await page.locator("h2", {hasText: "Jobs"}).waitFor();
+  return page;
+}
+
 async function api(base, method, path, body, token) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -286,12 +297,7 @@ test("the job list, live, and two jobs compared", {timeout: 30000}, async () => 
 });
 
 test("tokens: asked once; a read-only token's cancel is refused plainly", {timeout: 30000}, async () => {
-  const page = await newPage();
-  await page.goto(B + "/#/");
-  await page.locator("#token-input").waitFor();
-  await page.fill("#token-input", READ);
-  await page.keyboard.press("Enter");
-  await page.locator("h2", {hasText: "Jobs"}).waitFor();
+  const page = await signedIn(READ);
   assert.equal(await page.evaluate(() => sessionStorage.getItem("kiln_token")), READ);
   const r = await api(B, "POST", "/api/v1/jobs", {name: "slow", model: MODEL, data: DATA, optim: {epochs: 1, max_steps: 100000, batch_size: 32}}, ADMIN);
   assert.equal(r.status, 201);
@@ -307,11 +313,7 @@ test("tokens: asked once; a read-only token's cancel is refused plainly", {timeo
 
 test("a job, metric and log line named like HTML are shown as text and run nothing", {timeout: 30000}, async () => {
   const evil = '<img src=x onerror="window.__xss=1;document.title=\'pwned\'">';
-  const page = await newPage();
-  await page.goto(B + "/#/");
-  await page.locator("#token-input").waitFor();
-  await page.fill("#token-input", ADMIN);
-  await page.keyboard.press("Enter");
+  const page = await signedIn(ADMIN);
   const r = await api(B, "POST", "/api/v1/jobs", {name: evil, model: MODEL, data: DATA, optim: {epochs: 1, max_steps: 10, batch_size: 32}}, ADMIN);
   assert.equal(r.status, 201);
   await page.locator("#job-rows a.job-link", {hasText: "onerror"}).waitFor();
@@ -337,12 +339,7 @@ test("a job, metric and log line named like HTML are shown as text and run nothi
 });
 
 test("a retried job's chart drops what the lost attempt drew after its checkpoint", {timeout: 50000}, async () => {
-  const page = await newPage();
-  await page.goto(B + "/#/");
-  await page.locator("#token-input").waitFor();
-  await page.fill("#token-input", ADMIN);
-  await page.keyboard.press("Enter");
-  await page.locator("h2", {hasText: "Jobs"}).waitFor();
+  const page = await signedIn(ADMIN);
   // B's test pool fails the first attempt of a job named "retried" at step 300
   // (20 ms a step, a checkpoint every 50): the retry resumes from step 250, and
   // the server drops the points attempt 1 logged for steps 251..299
