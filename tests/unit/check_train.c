@@ -200,6 +200,33 @@ START_TEST(resume_continues_the_same_run)
 }
 END_TEST
 
+/* A resumed run starts after its checkpoint's step and never logs that step again,
+ * so every point of a step must come before a checkpoint at that step: a pool that
+ * dies just after the checkpoint loses nothing. With checkpoints every half epoch,
+ * one falls on each epoch's end, where the evaluation's points are logged. */
+START_TEST(checkpoint_follows_its_steps_points)
+{
+    job_spec spec;
+    make_spec(&spec, 2, 8, ""); /* 16 steps an epoch */
+    tu_job t;
+    tu_job_begin(&t, "train");
+    ck_assert_int_eq(tu_job_run(&t, &spec, NULL, NULL), 0);
+    const tu_capture *c = t.cap;
+    int at_epoch_end = 0;
+    for (int k = 0; k < c->checkpoints && k < TU_MAX_CKPTS; k++) {
+        at_epoch_end += c->ckpt_step[k] % 16 == 0;
+        for (int i = c->ckpt_points[k]; i < c->n; i++)
+            ck_assert_msg(c->step[i] > c->ckpt_step[k],
+                          "%s at step %ld came after the checkpoint of step %ld", c->name[i],
+                          c->step[i], c->ckpt_step[k]);
+    }
+    ck_assert_int_ge(at_epoch_end, 2);
+    ck_assert(tu_has_metric(c, "test/top1"));
+    tu_job_end(&t);
+    jobspec_free(&spec);
+}
+END_TEST
+
 START_TEST(cancel_stops_with_a_checkpoint)
 {
     job_spec spec;
@@ -250,6 +277,7 @@ Suite *suite_train(void)
     tu_case_add(s, "synthetic", 120, NULL, NULL,
                 TU_TESTS(learns_and_writes_weights_that_evaluate_the_same,
                          ema_follows_its_recursion, resume_continues_the_same_run,
-                         cancel_stops_with_a_checkpoint, bad_data_is_named));
+                         checkpoint_follows_its_steps_points, cancel_stops_with_a_checkpoint,
+                         bad_data_is_named));
     return s;
 }

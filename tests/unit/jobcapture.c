@@ -38,8 +38,11 @@ static void cap_log(void *ctx, const char *level, const char *msg)
 
 static void cap_checkpoint(void *ctx, const char *path, long step)
 {
-    (void)step;
     tu_capture *c = ctx;
+    if (c->checkpoints < TU_MAX_CKPTS) {
+        c->ckpt_step[c->checkpoints] = step;
+        c->ckpt_points[c->checkpoints] = c->n;
+    }
     c->checkpoints++;
     snprintf(c->last_ckpt, sizeof c->last_ckpt, "%s", path);
 }

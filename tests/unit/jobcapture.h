@@ -13,6 +13,7 @@
 #include "worker/jobs/job.h"
 
 #define TU_MAX_POINTS 8192
+#define TU_MAX_CKPTS  256
 
 typedef struct tu_capture {
     int n; /* metric points kept (the first TU_MAX_POINTS) */
@@ -22,8 +23,10 @@ typedef struct tu_capture {
     int elastic_lines; /* log lines starting "elastic: " */
     int checkpoints;   /* checkpoints reported, and the last one's path */
     char last_ckpt[KILN_PATH_MAX];
-    long started_total; /* the optimizer steps the job announced */
-    long cancel_after;  /* cancel_requested turns true after this many polls (< 0: never) */
+    long ckpt_step[TU_MAX_CKPTS];  /* the first TU_MAX_CKPTS checkpoints: their steps */
+    int ckpt_points[TU_MAX_CKPTS]; /* and how many points had come before each */
+    long started_total;            /* the optimizer steps the job announced */
+    long cancel_after; /* cancel_requested turns true after this many polls (< 0: never) */
     long polls;
 } tu_capture;
 

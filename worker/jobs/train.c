@@ -630,8 +630,10 @@ int train_run(const job_spec *spec, const train_env *env, train_result *res, err
                 window_emit(&t, &w, step, res);
             say_progress(&t, step, loss,
                          (double)(step - step0) * spec->optim.batch_size / (clock_mono_s() - t0));
+            /* not at the epoch's end: its checkpoint comes after the evaluation there,
+             * since a run resumed from a step never logs that step's points again */
             if (spec->ckpt_every_steps > 0 && step % spec->ckpt_every_steps == 0 &&
-                step < t.total_steps && (rc = save_checkpoint(&t, step, eb)) != 0)
+                step < epoch_end && (rc = save_checkpoint(&t, step, eb)) != 0)
                 goto done;
         }
         evaluate_epoch(&t, step, res);
