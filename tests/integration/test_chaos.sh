@@ -8,8 +8,8 @@
 # for a retryable reason; none may be lost. Every job's metric seqs rise
 # and, with the points a retry dropped, account for 1..metric_count; each
 # series has each step once (a retry drops what the lost attempt logged after
-# its checkpoint and logs it again); the jobs that ran in one attempt (through
-# server crashes) all have the same number of points. The jobs share one
+# its checkpoint and logs it again); every SUCCEEDED job has the same points
+# by name and step, however often it was interrupted. The jobs share one
 # spec and seed, and resume is exact, so every SUCCEEDED job reports the
 # same test loss however often it was interrupted. Jobs are submitted during the chaos with an
 # Idempotency-Key each, retried until the server answers (a crash between
@@ -124,7 +124,7 @@ for id in $(cat "$TMP/uniq"); do
     wait_terminal "$id" 120
 done
 ref_loss=""
-one_count=""
+ref_keys=""
 succeeded=0
 failed=0
 for id in $(cat "$TMP/uniq"); do
@@ -141,13 +141,15 @@ for id in $(cat "$TMP/uniq"); do
         awk -v a="$loss" -v b="$ref_loss" 'BEGIN { d = a - b; if (d < 0) d = -d;
             exit !(d <= 1e-3 * (b < 0 ? -b : b) + 1e-6) }' ||
             die "job $id ($n_att attempts) test loss $loss, another job $ref_loss"
-        # an attempt that went on through server crashes has exactly the
-        # points of one that saw none: nothing lost, nothing twice
-        if [ "$n_att" -eq 1 ]; then
-            c=$(jq_job "$id" .metric_count)
-            [ -n "$one_count" ] || one_count=$c
-            [ "$c" -eq "$one_count" ] || die "job $id: $c metrics in one attempt, another $one_count"
-        fi
+        # however often it was interrupted (server crashes, lost pools and
+        # retries), a job has the points of one that saw none, by name and
+        # step: nothing lost, nothing twice
+        cut -d' ' -f2,3 "$TMP/rows-$id" | sort >"$TMP/keys-$id"
+        [ -n "$ref_keys" ] || ref_keys="$TMP/keys-$id"
+        cmp -s "$ref_keys" "$TMP/keys-$id" || {
+            diff "$ref_keys" "$TMP/keys-$id" | head -6 >&2
+            die "job $id ($n_att attempts): its metric points are not another job's, by name and step"
+        }
         ;;
     FAILED)
         failed=$((failed + 1))
