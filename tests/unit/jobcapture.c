@@ -74,6 +74,33 @@ double tu_last_metric(const tu_capture *c, const char *name)
     return v;
 }
 
+static int key_cmp(const void *x, const void *y)
+{
+    return strcmp(x, y);
+}
+
+/* "name step" of each point of c, sorted; *n of them. */
+static char (*point_keys(const tu_capture *c, int *n))[80]
+{
+    char(*k)[80] = xcalloc((size_t)c->n + 1, sizeof *k);
+    for (int i = 0; i < c->n; i++)
+        snprintf(k[i], sizeof k[i], "%s %ld", c->name[i], c->step[i]);
+    qsort(k, (size_t)c->n, sizeof *k, key_cmp);
+    *n = c->n;
+    return k;
+}
+
+void tu_same_points(const tu_capture *a, const tu_capture *b)
+{
+    int na, nb;
+    char(*ka)[80] = point_keys(a, &na), (*kb)[80] = point_keys(b, &nb);
+    for (int i = 0; i < na && i < nb; i++)
+        ck_assert_msg(strcmp(ka[i], kb[i]) == 0, "points differ: '%s' against '%s'", ka[i], kb[i]);
+    ck_assert_msg(na == nb, "%d points against %d", na, nb);
+    free(ka);
+    free(kb);
+}
+
 int tu_has_metric(const tu_capture *c, const char *name)
 {
     for (int i = 0; i < c->n; i++)

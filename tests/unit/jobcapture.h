@@ -39,6 +39,11 @@ double tu_last_metric(const tu_capture *c, const char *name);
 /* Whether metric `name` came at all. */
 int tu_has_metric(const tu_capture *c, const char *name);
 
+/* Fails the test unless a and b hold the same points by name and step, each as
+ * often (values and order aside): what an interrupted and resumed run must
+ * report, against one that ran through. */
+void tu_same_points(const tu_capture *a, const tu_capture *b);
+
 /* Runs job s with its outputs in dir (resume and init: paths or NULL),
  * recording into cap; fails the test unless the job succeeds or is
  * cancelled. Returns 0 or ERR_CANCELLED. */

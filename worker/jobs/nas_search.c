@@ -219,7 +219,7 @@ static int epoch_point(run *r, long step, errbuf *eb)
     return 0;
 }
 
-/* The target and its bands as metric points at the search's first step, so
+/* The target and its bands as metric points at the search's step 0, so
  * that a dashboard can draw expected_mflops against them while it runs:
  * target/mflops, target/band_low_mflops and target/band_high_mflops (the
  * band the derived network must meet), target/deadband_low_mflops (where
@@ -403,7 +403,8 @@ int nas_search_run(const nas_search *s, long start, double *top1_super, errbuf *
         char line[400];
         s->ops->describe(s->ctx, line, sizeof line);
         nas_say(j, "info", "%s", line);
-        emit_target(s, start);
+        if (start == 0) /* a resumed search's job has them from its first run */
+            emit_target(s, 0);
         rc = search_loop(&r, start, eb);
     }
     if (rc == 0)
